@@ -1,0 +1,212 @@
+//! Creating new fixed and dynamic images.
+
+use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
+use crate::dynamic_header::{DynamicHeader, DEFAULT_BLOCK_SIZE, DYNAMIC_HEADER_SIZE};
+use crate::error::{Error, Result};
+use crate::footer::{
+    vhd_timestamp_now, DiskType, Footer, FEATURE_RESERVED, FOOTER_SIZE, FORMAT_VERSION,
+    HOST_OS_WINDOWS, NO_DATA_OFFSET,
+};
+use crate::geometry::Geometry;
+use crate::image::{Image, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+/// Largest dynamic (and differencing) disk the specification allows: 2040 GiB.
+pub const MAX_DYNAMIC_SIZE: u64 = 2040 * 1024 * 1024 * 1024;
+/// Largest fixed disk we create: 64 TiB (Azure data disks go to 32 TiB).
+pub const MAX_FIXED_SIZE: u64 = 64 * 1024 * 1024 * 1024 * 1024;
+/// Smallest and largest block sizes we create.
+pub const BLOCK_SIZE_RANGE: std::ops::RangeInclusive<u32> = 4096..=256 * 1024 * 1024;
+/// Creator application written by default. Every reader takes `win ` images at their
+/// current size; qemu before 10.0 sizes images from creators it does not know by their
+/// CHS geometry, which would cut off the end of most sizes.
+pub const DEFAULT_CREATOR_APPLICATION: [u8; 4] = *b"win ";
+/// Offset of the dynamic header in the images we create (right after the footer copy).
+const HEADER_OFFSET: u64 = FOOTER_SIZE as u64;
+/// Offset of the BAT in the images we create (right after the header).
+const TABLE_OFFSET: u64 = HEADER_OFFSET + DYNAMIC_HEADER_SIZE as u64;
+
+/// How to create an image.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Fixed or dynamic.
+    pub disk_type: DiskType,
+    /// Virtual size in bytes; a multiple of 512. It is used exactly, never rounded to a
+    /// CHS geometry.
+    pub size: u64,
+    /// Block size of dynamic images, a power of two (default 2 MiB).
+    pub block_size: u32,
+    /// Creator application field (default `win `).
+    pub creator_application: [u8; 4],
+    /// Replace an existing file instead of failing with [`Error::AlreadyExists`].
+    pub overwrite: bool,
+    /// Unique id; a random (version 4) one when `None`.
+    pub unique_id: Option<[u8; 16]>,
+    /// Time stamp in seconds since 2000-01-01; now when `None`.
+    pub timestamp: Option<u32>,
+}
+
+impl CreateOptions {
+    /// Options for an image of `disk_type` and `size` bytes, with every default.
+    pub fn new(disk_type: DiskType, size: u64) -> Self {
+        CreateOptions {
+            disk_type,
+            size,
+            block_size: DEFAULT_BLOCK_SIZE,
+            creator_application: DEFAULT_CREATOR_APPLICATION,
+            overwrite: false,
+            unique_id: None,
+            timestamp: None,
+        }
+    }
+}
+
+/// Creates an image at `path` and returns it open for reading and writing.
+pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> {
+    let path = path.as_ref();
+    validate(options)?;
+    let footer = new_footer(options);
+    let contents = match options.disk_type {
+        DiskType::Fixed => None,
+        DiskType::Dynamic => Some(dynamic_metadata(&footer, options.block_size)),
+        DiskType::Differencing => {
+            return Err(Error::Unsupported(
+                "differencing images cannot be created yet".into(),
+            ))
+        }
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(options.overwrite)
+        .truncate(options.overwrite)
+        .create_new(!options.overwrite)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::AlreadyExists(path.to_path_buf()),
+            _ => Error::io(format!("creating {}", path.display()), e),
+        })?;
+    let io = |e| Error::io(format!("writing the new image {}", path.display()), e);
+    match contents {
+        // A fixed image is its data, then the footer; the data starts as a hole of zeros.
+        None => {
+            file.set_len(options.size).map_err(io)?;
+            crate::storage::Storage::write_all_at(&file, &footer.to_bytes(), options.size)
+                .map_err(io)?;
+        }
+        Some(metadata) => file.write_all(&metadata).map_err(io)?,
+    }
+    file.sync_all().map_err(io)?;
+    drop(file);
+    Image::open(path, &OpenOptions::default())
+}
+
+fn validate(options: &CreateOptions) -> Result<()> {
+    let size = options.size;
+    let invalid = |reason: String| {
+        Err(Error::InvalidArgument {
+            name: "size",
+            reason,
+        })
+    };
+    if size == 0 || size % 512 != 0 {
+        return invalid(format!(
+            "{size} bytes: the size must be a positive multiple of 512"
+        ));
+    }
+    let max = match options.disk_type {
+        DiskType::Fixed => MAX_FIXED_SIZE,
+        _ => MAX_DYNAMIC_SIZE,
+    };
+    if size > max {
+        return invalid(format!(
+            "{size} bytes: a {} image holds at most {max} bytes",
+            options.disk_type.name()
+        ));
+    }
+    let block_size = options.block_size;
+    if options.disk_type != DiskType::Fixed
+        && (!block_size.is_power_of_two() || !BLOCK_SIZE_RANGE.contains(&block_size))
+    {
+        return Err(Error::InvalidArgument {
+            name: "block size",
+            reason: format!(
+                "{block_size} bytes: must be a power of two from {} to {}",
+                BLOCK_SIZE_RANGE.start(),
+                BLOCK_SIZE_RANGE.end()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn new_footer(options: &CreateOptions) -> Footer {
+    let (major, minor) = crate_version();
+    let mut footer = Footer {
+        features: FEATURE_RESERVED,
+        format_version: FORMAT_VERSION,
+        data_offset: match options.disk_type {
+            DiskType::Fixed => NO_DATA_OFFSET,
+            _ => HEADER_OFFSET,
+        },
+        timestamp: options.timestamp.unwrap_or_else(vhd_timestamp_now),
+        creator_application: options.creator_application,
+        creator_version: (u32::from(major) << 16) | u32::from(minor),
+        creator_host_os: HOST_OS_WINDOWS,
+        original_size: options.size,
+        current_size: options.size,
+        geometry: Geometry::for_size(options.size),
+        disk_type_code: options.disk_type.code(),
+        checksum: 0,
+        unique_id: options.unique_id.unwrap_or_else(random_unique_id),
+        saved_state: 0,
+        reserved: [0; 427],
+    };
+    footer.update_checksum();
+    footer
+}
+
+/// Footer copy, dynamic header, BAT (padded to a sector with 0xFF, as Hyper-V does) and
+/// footer: the whole file of an empty dynamic image.
+fn dynamic_metadata(footer: &Footer, block_size: u32) -> Vec<u8> {
+    let entries = footer.current_size.div_ceil(u64::from(block_size)) as u32;
+    let header = DynamicHeader::new(TABLE_OFFSET, entries, block_size);
+    let bat_space = (u64::from(entries) * BAT_ENTRY_SIZE).next_multiple_of(512) as usize;
+    let mut file = Vec::with_capacity(TABLE_OFFSET as usize + bat_space + FOOTER_SIZE);
+    file.extend_from_slice(&footer.to_bytes());
+    file.extend_from_slice(&header.to_bytes());
+    file.extend(UNALLOCATED.to_be_bytes().iter().cycle().take(bat_space));
+    file.extend_from_slice(&footer.to_bytes());
+    file
+}
+
+/// Our version, written as the creator version of the images we make.
+fn crate_version() -> (u16, u16) {
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// A random version 4 UUID, from the OS's random source.
+fn random_unique_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    let from_os = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut id));
+    if from_os.is_err() {
+        // No /dev/urandom (Windows): the standard library's per-process random hash keys.
+        use std::hash::{BuildHasher, Hasher};
+        for half in id.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .elapsed()
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            half.copy_from_slice(&h.finish().to_ne_bytes());
+        }
+    }
+    id[6] = (id[6] & 0x0F) | 0x40;
+    id[8] = (id[8] & 0x3F) | 0x80;
+    id
+}

@@ -1,0 +1,140 @@
+//! The one error type of the crate.
+//!
+//! Every variant says what is wrong and where (file offset, structure, field), so that a
+//! message read in a bug report is enough to find the bad bytes with a hex editor.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading, writing or creating a VHD image.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The operating system refused an I/O operation.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the library was doing, e.g. "reading the footer at offset 1536".
+        context: String,
+        /// The underlying error, with the OS error code when there is one.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A structure does not start with the cookie the specification requires.
+    #[error("bad {structure} cookie at offset {offset}: expected {expected:?}, found {found:?}")]
+    BadCookie {
+        structure: &'static str,
+        offset: u64,
+        expected: &'static str,
+        found: String,
+    },
+
+    /// A structure's stored checksum does not match its contents.
+    #[error(
+        "{structure} checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}"
+    )]
+    Checksum {
+        structure: &'static str,
+        offset: u64,
+        stored: u32,
+        computed: u32,
+    },
+
+    /// The file ends before a structure the image needs.
+    #[error(
+        "file is truncated: {what} needs bytes {offset}..{end}, but the file has {file_size} bytes"
+    )]
+    Truncated {
+        what: String,
+        offset: u64,
+        end: u64,
+        file_size: u64,
+    },
+
+    /// A field holds a value the specification (or common sense) does not allow.
+    #[error("invalid {structure} field {field} at offset {offset}: {found} ({reason})")]
+    InvalidField {
+        structure: &'static str,
+        field: &'static str,
+        offset: u64,
+        found: u64,
+        reason: String,
+    },
+
+    /// A block allocation table entry points at data that is not inside the file.
+    #[error(
+        "BAT entry {index} points at sector {sector} (bytes {offset}..{end}), outside the block area of the file (which ends at {limit})"
+    )]
+    BatEntryOutOfRange {
+        index: u32,
+        sector: u32,
+        offset: u64,
+        end: u64,
+        limit: u64,
+    },
+
+    /// The image is of another type than the caller asked for.
+    #[error("{path}: expected a {expected} VHD, found a {found} VHD")]
+    WrongDiskType {
+        path: PathBuf,
+        expected: &'static str,
+        found: &'static str,
+    },
+
+    /// The image type is valid but this operation does not handle it (yet).
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// A read or write reaches past the end of the virtual disk.
+    #[error("{operation} of {length} bytes at offset {offset} runs past the end of the virtual disk ({size} bytes)")]
+    OutOfRange {
+        operation: &'static str,
+        offset: u64,
+        length: u64,
+        size: u64,
+    },
+
+    /// A write was attempted on an image that may not be written.
+    #[error("the image is read-only: {reason}")]
+    ReadOnly { reason: String },
+
+    /// `create` was asked to make a file that already exists.
+    #[error("{0}: file already exists (pass overwrite to replace it)")]
+    AlreadyExists(PathBuf),
+
+    /// An argument (size, block size, option) is not acceptable.
+    #[error("invalid argument {name}: {reason}")]
+    InvalidArgument { name: &'static str, reason: String },
+}
+
+impl Error {
+    /// A stable, machine-readable code for this error, e.g. `ERR_VHD_CHECKSUM`.
+    ///
+    /// I/O errors report `ERR_VHD_IO`; bindings that know the OS error name (such as `ENOENT`)
+    /// should prefer it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "ERR_VHD_IO",
+            Error::BadCookie { .. } => "ERR_VHD_BAD_COOKIE",
+            Error::Checksum { .. } => "ERR_VHD_CHECKSUM",
+            Error::Truncated { .. } => "ERR_VHD_TRUNCATED",
+            Error::InvalidField { .. } => "ERR_VHD_INVALID_FIELD",
+            Error::BatEntryOutOfRange { .. } => "ERR_VHD_BAT_OUT_OF_RANGE",
+            Error::WrongDiskType { .. } => "ERR_VHD_WRONG_TYPE",
+            Error::Unsupported(_) => "ERR_VHD_UNSUPPORTED",
+            Error::OutOfRange { .. } => "ERR_VHD_OUT_OF_RANGE",
+            Error::ReadOnly { .. } => "ERR_VHD_READ_ONLY",
+            Error::AlreadyExists(_) => "ERR_VHD_EXISTS",
+            Error::InvalidArgument { .. } => "ERR_VHD_INVALID_ARGUMENT",
+        }
+    }
+
+    /// Wraps an I/O error with a description of what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The image kinds behind one small interface, and opening an image of any kind.
+
+mod dynamic;
+mod fixed;
+
+pub use dynamic::DynamicImage;
+pub use fixed::FixedImage;
+
+use crate::error::{Error, Result};
+use crate::footer::{DiskType, Footer, FOOTER_SIZE};
+use crate::storage::Storage;
+use crate::DynamicHeader;
+use std::path::Path;
+
+/// What every image kind offers: a virtual disk of [`size`](VirtualDisk::size) bytes that
+/// can be read and written at any byte offset.
+pub trait VirtualDisk {
+    /// The virtual size in bytes (the footer's current size).
+    fn size(&self) -> u64;
+
+    /// Reads into `buf` from `offset`, like `pread`: returns the number of bytes read, which
+    /// is short only when the read runs past the end of the disk (0 at or past the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+
+    /// Writes all of `buf` at `offset`. A write that would run past the end of the disk fails
+    /// with [`Error::OutOfRange`] and writes nothing.
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()>;
+
+    /// Makes every write so far durable, metadata included.
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// How to open an image.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Open the file read-only; the image is then never written.
+    pub read_only: bool,
+    /// Accept structures whose checksum is wrong (forensic reading). An image opened this
+    /// way with a bad checksum is read-only.
+    pub ignore_checksums: bool,
+    /// Fail with [`Error::WrongDiskType`] unless the image is of this type.
+    pub expected_type: Option<DiskType>,
+}
+
+/// Where the footer that describes the image was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FooterSource {
+    /// The last 512 bytes of the file, as usual.
+    End,
+    /// The last 511 bytes of the file (some old Windows and Virtual PC images).
+    End511,
+    /// The copy at offset 0, because the one at the end is damaged. The image is read-only.
+    Copy,
+}
+
+/// An open image of any kind.
+#[derive(Debug)]
+pub enum Image {
+    Fixed(FixedImage),
+    Dynamic(DynamicImage),
+}
+
+impl Image {
+    /// Opens the image at `path`, detecting its kind from its footer.
+    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image> {
+        let path = path.as_ref();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!options.read_only)
+            .open(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        Image::open_storage(Box::new(file), path, options)
+    }
+
+    /// Opens an image held by any [`Storage`]; `path` is used in messages (and, for
+    /// differencing images, to find the parent).
+    pub fn open_storage(
+        file: Box<dyn Storage>,
+        path: &Path,
+        options: &OpenOptions,
+    ) -> Result<Image> {
+        let located = locate_footer(file.as_ref(), options)?;
+        let disk_type = located
+            .footer
+            .disk_type()
+            .ok_or_else(|| Error::InvalidField {
+                structure: "footer",
+                field: "disk type",
+                offset: located.offset + 60,
+                found: u64::from(located.footer.disk_type_code),
+                reason: "expected 2 (fixed), 3 (dynamic) or 4 (differencing)".into(),
+            })?;
+        if let Some(expected) = options.expected_type {
+            if expected != disk_type {
+                return Err(Error::WrongDiskType {
+                    path: path.to_path_buf(),
+                    expected: expected.name(),
+                    found: disk_type.name(),
+                });
+            }
+        }
+        let access = Access::new(options.read_only, located.read_only_reason.clone());
+        match disk_type {
+            DiskType::Fixed => Ok(Image::Fixed(FixedImage::open(file, path, located, access)?)),
+            DiskType::Dynamic => Ok(Image::Dynamic(DynamicImage::open(
+                file, path, located, access, options,
+            )?)),
+            DiskType::Differencing => Err(Error::Unsupported(format!(
+                "{}: differencing images cannot be opened yet",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The hard disk footer that describes the image.
+    pub fn footer(&self) -> &Footer {
+        match self {
+            Image::Fixed(i) => i.footer(),
+            Image::Dynamic(i) => i.footer(),
+        }
+    }
+
+    /// The dynamic disk header, for dynamic and differencing images.
+    pub fn header(&self) -> Option<&DynamicHeader> {
+        match self {
+            Image::Fixed(_) => None,
+            Image::Dynamic(i) => Some(i.header()),
+        }
+    }
+
+    /// Fixed, dynamic or differencing.
+    pub fn disk_type(&self) -> DiskType {
+        match self {
+            Image::Fixed(_) => DiskType::Fixed,
+            Image::Dynamic(_) => DiskType::Dynamic,
+        }
+    }
+
+    /// Where the footer was found; [`FooterSource::Copy`] means the end one is damaged.
+    pub fn footer_source(&self) -> FooterSource {
+        match self {
+            Image::Fixed(i) => i.footer_source(),
+            Image::Dynamic(i) => i.footer_source(),
+        }
+    }
+
+    /// Why the image cannot be written, or `None` when it can.
+    pub fn read_only_reason(&self) -> Option<&str> {
+        match self {
+            Image::Fixed(i) => i.access().read_only_reason(),
+            Image::Dynamic(i) => i.access().read_only_reason(),
+        }
+    }
+
+    /// The path the image was opened from.
+    pub fn path(&self) -> &Path {
+        match self {
+            Image::Fixed(i) => i.path(),
+            Image::Dynamic(i) => i.path(),
+        }
+    }
+
+    fn as_disk(&self) -> &dyn VirtualDisk {
+        match self {
+            Image::Fixed(i) => i,
+            Image::Dynamic(i) => i,
+        }
+    }
+
+    fn as_disk_mut(&mut self) -> &mut dyn VirtualDisk {
+        match self {
+            Image::Fixed(i) => i,
+            Image::Dynamic(i) => i,
+        }
+    }
+}
+
+impl VirtualDisk for Image {
+    fn size(&self) -> u64 {
+        self.as_disk().size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        self.as_disk().read_at(buf, offset)
+    }
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        self.as_disk_mut().write_at(buf, offset)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.as_disk_mut().flush()
+    }
+}
+
+/// Whether an image may be written, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Access {
+    read_only_reason: Option<String>,
+}
+
+impl Access {
+    fn new(opened_read_only: bool, forced_reason: Option<String>) -> Access {
+        let read_only_reason = forced_reason
+            .or_else(|| opened_read_only.then(|| "it was opened read-only".to_string()));
+        Access { read_only_reason }
+    }
+
+    pub(crate) fn read_only_reason(&self) -> Option<&str> {
+        self.read_only_reason.as_deref()
+    }
+
+    pub(crate) fn force_read_only(&mut self, reason: String) {
+        self.read_only_reason.get_or_insert(reason);
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match &self.read_only_reason {
+            None => Ok(()),
+            Some(reason) => Err(Error::ReadOnly {
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
+/// The footer an image was opened with, and where it was found.
+#[derive(Debug, Clone)]
+pub(crate) struct LocatedFooter {
+    pub footer: Footer,
+    pub source: FooterSource,
+    /// File offset of the footer that was used.
+    pub offset: u64,
+    /// File offset of the footer at the end of the file (where new blocks go).
+    pub end_offset: u64,
+    pub file_size: u64,
+    /// Set when the footer can only be trusted for reading.
+    pub read_only_reason: Option<String>,
+}
+
+/// Finds the footer: the last 512 bytes, else a 511-byte footer, else (dynamic and
+/// differencing images) the copy at offset 0.
+fn locate_footer(file: &dyn Storage, options: &OpenOptions) -> Result<LocatedFooter> {
+    let file_size = file
+        .len()
+        .map_err(|e| Error::io("reading the file size", e))?;
+    if file_size < FOOTER_SIZE as u64 - 1 {
+        return Err(Error::Truncated {
+            what: "the footer".into(),
+            offset: 0,
+            end: FOOTER_SIZE as u64,
+            file_size,
+        });
+    }
+    let at_end = |offset: u64, length: usize| -> Result<Footer> {
+        let mut bytes = [0u8; FOOTER_SIZE];
+        read_exact(file, &mut bytes[..length], offset, "the footer")?;
+        Footer::parse(&bytes, offset)
+    };
+    let end_offset = file_size.saturating_sub(FOOTER_SIZE as u64);
+    let end = at_end(end_offset, FOOTER_SIZE).map(|f| (f, FooterSource::End, end_offset));
+    let end = match end {
+        Err(Error::BadCookie { .. }) => at_end(file_size - 511, 511)
+            .map(|f| (f, FooterSource::End511, file_size - 511))
+            .or(end),
+        other => other,
+    };
+    let end_offset = end.as_ref().map(|(_, _, o)| *o).unwrap_or(end_offset);
+    let located = |footer, source, offset, read_only_reason| LocatedFooter {
+        footer,
+        source,
+        offset,
+        end_offset,
+        file_size,
+        read_only_reason,
+    };
+
+    // The usual case: a good footer at the end.
+    let end_problem = match end {
+        Ok((footer, source, offset)) => match footer.verify_checksum(offset) {
+            Ok(()) => return Ok(located(footer, source, offset, None)),
+            Err(e) => Some((e, footer, source, offset)),
+        },
+        Err(e) => {
+            let copy = footer_copy(file, file_size);
+            if let Some(copy) = copy.filter(|c| c.verify_checksum(0).is_ok()) {
+                return Ok(located(copy, FooterSource::Copy, 0, Some(copy_reason(&e))));
+            }
+            return Err(e);
+        }
+    };
+    // The end footer has a bad checksum: prefer a good copy, then (if allowed) the damaged one.
+    let (error, footer, source, offset) = end_problem.unwrap();
+    if let Some(copy) = footer_copy(file, file_size).filter(|c| c.verify_checksum(0).is_ok()) {
+        return Ok(located(
+            copy,
+            FooterSource::Copy,
+            0,
+            Some(copy_reason(&error)),
+        ));
+    }
+    if options.ignore_checksums {
+        let reason = format!("checksums were ignored to open it ({error})");
+        return Ok(located(footer, source, offset, Some(reason)));
+    }
+    Err(error)
+}
+
+/// The footer copy at offset 0, if there is one (dynamic and differencing images only).
+fn footer_copy(file: &dyn Storage, file_size: u64) -> Option<Footer> {
+    if file_size < 2 * FOOTER_SIZE as u64 {
+        return None;
+    }
+    let mut bytes = [0u8; FOOTER_SIZE];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    let copy = Footer::parse(&bytes, 0).ok()?;
+    matches!(
+        copy.disk_type(),
+        Some(DiskType::Dynamic | DiskType::Differencing)
+    )
+    .then_some(copy)
+}
+
+fn copy_reason(error: &Error) -> String {
+    format!("the footer at the end of the file is damaged ({error}); it was opened from the footer copy at offset 0")
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`, naming `what` in errors.
+pub(crate) fn read_exact(
+    file: &dyn Storage,
+    buf: &mut [u8],
+    offset: u64,
+    what: &str,
+) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        let end = offset + buf.len() as u64;
+        match (e.kind(), file.len()) {
+            (std::io::ErrorKind::UnexpectedEof, Ok(file_size)) => Error::Truncated {
+                what: what.to_string(),
+                offset,
+                end,
+                file_size,
+            },
+            _ => Error::io(format!("reading {what} at offset {offset}"), e),
+        }
+    })
+}
+
+/// Writes all of `buf` at `offset`, naming `what` in errors.
+pub(crate) fn write_all(file: &dyn Storage, buf: &[u8], offset: u64, what: &str) -> Result<()> {
+    file.write_all_at(buf, offset)
+        .map_err(|e| Error::io(format!("writing {what} at offset {offset}"), e))
+}
+
+pub(crate) fn sync(file: &dyn Storage) -> Result<()> {
+    file.sync()
+        .map_err(|e| Error::io("flushing to disk (fsync)", e))
+}
+
+/// The part of a read of `length` bytes at `offset` that lies inside a disk of `size` bytes.
+pub(crate) fn readable_length(offset: u64, length: usize, size: u64) -> usize {
+    size.saturating_sub(offset).min(length as u64) as usize
+}
+
+/// Fails unless a write of `length` bytes at `offset` fits in a disk of `size` bytes.
+pub(crate) fn check_write_range(offset: u64, length: usize, size: u64) -> Result<()> {
+    match offset.checked_add(length as u64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(Error::OutOfRange {
+            operation: "write",
+            offset,
+            length: length as u64,
+            size,
+        }),
+    }
+}

@@ -1,0 +1,45 @@
+//! Microsoft Virtual Hard Disk (VHD) images: read, write and create fixed and dynamic
+//! images, byte for byte as Hyper-V, Virtual PC, qemu and libvhdi lay them out.
+//!
+//! The on-disk structures ([`Footer`], [`DynamicHeader`], [`ParentLocator`],
+//! [`BlockAllocationTable`], [`SectorBitmap`], [`Geometry`]) parse from and write to their
+//! exact bytes. [`Image`] opens an image of any kind behind the [`VirtualDisk`] interface:
+//! read and write at any byte offset, flush, size. [`create`] makes new images.
+//!
+//! ```no_run
+//! use vhd_core::{create, CreateOptions, DiskType, VirtualDisk};
+//!
+//! let mut disk = create("disk.vhd", &CreateOptions::new(DiskType::Dynamic, 64 << 20))?;
+//! disk.write_at(b"hello", 1 << 20)?;
+//! disk.flush()?;
+//! let mut buf = [0u8; 5];
+//! disk.read_at(&mut buf, 1 << 20)?;
+//! assert_eq!(&buf, b"hello");
+//! # Ok::<(), vhd_core::Error>(())
+//! ```
+
+pub mod bat;
+pub mod checksum;
+mod create;
+pub mod dynamic_header;
+mod error;
+pub mod footer;
+pub mod geometry;
+mod image;
+pub mod parent_locator;
+pub mod sector_bitmap;
+pub mod storage;
+
+pub use bat::BlockAllocationTable;
+pub use create::{
+    create, CreateOptions, BLOCK_SIZE_RANGE, DEFAULT_CREATOR_APPLICATION, MAX_DYNAMIC_SIZE,
+    MAX_FIXED_SIZE,
+};
+pub use dynamic_header::DynamicHeader;
+pub use error::{Error, Result};
+pub use footer::{DiskType, Footer};
+pub use geometry::Geometry;
+pub use image::{DynamicImage, FixedImage, FooterSource, Image, OpenOptions, VirtualDisk};
+pub use parent_locator::ParentLocator;
+pub use sector_bitmap::SectorBitmap;
+pub use storage::Storage;

@@ -1,0 +1,78 @@
+//! Sector bitmaps: the sectors of a block that hold data in this image.
+//!
+//! Each allocated block starts with a bitmap, one bit per 512-byte sector, most significant
+//! bit first, padded to a whole sector. In a differencing image a clear bit means "read the
+//! parent"; in a dynamic image the block's data is used as it is.
+
+/// Bytes of the sector bitmap that precedes each block of `block_size` bytes.
+pub fn bitmap_size(block_size: u32) -> u64 {
+    let sectors = u64::from(block_size).div_ceil(512);
+    sectors.div_ceil(8).next_multiple_of(512)
+}
+
+/// A block's sector bitmap, as stored on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectorBitmap {
+    bytes: Vec<u8>,
+}
+
+impl SectorBitmap {
+    /// An all-clear bitmap for a block of `block_size` bytes.
+    pub fn new(block_size: u32) -> Self {
+        SectorBitmap {
+            bytes: vec![0; bitmap_size(block_size) as usize],
+        }
+    }
+
+    /// A bitmap from its on-disk bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        SectorBitmap { bytes }
+    }
+
+    /// The on-disk bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// True when `sector` (counted from the start of the block) is marked present.
+    pub fn is_set(&self, sector: u32) -> bool {
+        let byte = self.bytes[(sector / 8) as usize];
+        byte & (0x80 >> (sector % 8)) != 0
+    }
+
+    /// Marks `count` sectors from `first` present. Returns whether any bit changed.
+    pub fn set_range(&mut self, first: u32, count: u32) -> bool {
+        let mut changed = false;
+        for sector in first..first + count {
+            let byte = &mut self.bytes[(sector / 8) as usize];
+            let bit = 0x80 >> (sector % 8);
+            changed |= *byte & bit == 0;
+            *byte |= bit;
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_round_up_to_a_sector() {
+        assert_eq!(bitmap_size(2 * 1024 * 1024), 512);
+        assert_eq!(bitmap_size(512 * 1024), 512);
+        assert_eq!(bitmap_size(4 * 1024 * 1024), 1024);
+        assert_eq!(bitmap_size(4096), 512);
+    }
+
+    #[test]
+    fn sector_zero_is_the_most_significant_bit() {
+        let mut b = SectorBitmap::new(2 * 1024 * 1024);
+        assert!(b.set_range(0, 1));
+        assert_eq!(b.as_bytes()[0], 0x80);
+        assert!(b.set_range(6, 4));
+        assert_eq!(&b.as_bytes()[0..2], &[0x83, 0xC0]);
+        assert!(!b.set_range(7, 2));
+        assert!(b.is_set(9) && !b.is_set(10) && !b.is_set(5));
+    }
+}
