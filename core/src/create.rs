@@ -109,7 +109,7 @@ fn validate(options: &CreateOptions) -> Result<()> {
             reason,
         })
     };
-    if size == 0 || size % 512 != 0 {
+    if size == 0 || !size.is_multiple_of(512) {
         return invalid(format!(
             "{size} bytes: the size must be a positive multiple of 512"
         ));

@@ -16,7 +16,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Makes everything written so far durable (`fsync`).
     fn sync(&self) -> io::Result<()>;
     /// The file's current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn file_size(&self) -> io::Result<u64>;
 }
 
 impl Storage for File {
@@ -68,7 +68,7 @@ impl Storage for File {
         self.sync_all()
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn file_size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 }

@@ -54,6 +54,9 @@ pub enum FooterSource {
 }
 
 /// An open image of any kind.
+// Each variant holds its parsed structures inline; an image is opened once and kept, so the
+// size difference between variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Image {
     Fixed(FixedImage),
@@ -239,7 +242,7 @@ pub(crate) struct LocatedFooter {
 /// differencing images) the copy at offset 0.
 fn locate_footer(file: &dyn Storage, options: &OpenOptions) -> Result<LocatedFooter> {
     let file_size = file
-        .len()
+        .file_size()
         .map_err(|e| Error::io("reading the file size", e))?;
     if file_size < FOOTER_SIZE as u64 - 1 {
         return Err(Error::Truncated {
@@ -331,7 +334,7 @@ pub(crate) fn read_exact(
 ) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         let end = offset + buf.len() as u64;
-        match (e.kind(), file.len()) {
+        match (e.kind(), file.file_size()) {
             (std::io::ErrorKind::UnexpectedEof, Ok(file_size)) => Error::Truncated {
                 what: what.to_string(),
                 offset,
