@@ -18,6 +18,9 @@ pub const MAX_DYNAMIC_SIZE: u64 = 2040 * 1024 * 1024 * 1024;
 pub const MAX_FIXED_SIZE: u64 = 64 * 1024 * 1024 * 1024 * 1024;
 /// Smallest and largest block sizes we create.
 pub const BLOCK_SIZE_RANGE: std::ops::RangeInclusive<u32> = 4096..=256 * 1024 * 1024;
+/// Most BAT entries we create: 16 Mi entries (a 64 MiB table). 2040 GiB in 2 MiB blocks
+/// needs about 1 Mi; the limit only stops tiny blocks from making huge tables.
+pub const MAX_CREATED_TABLE_ENTRIES: u64 = 1 << 24;
 /// Creator application written by default. Every reader takes `win ` images at their
 /// current size; qemu before 10.0 sizes images from creators it does not know by their
 /// CHS geometry, which would cut off the end of most sizes.
@@ -134,6 +137,16 @@ fn validate(options: &CreateOptions) -> Result<()> {
                 "{block_size} bytes: must be a power of two from {} to {}",
                 BLOCK_SIZE_RANGE.start(),
                 BLOCK_SIZE_RANGE.end()
+            ),
+        });
+    }
+    let entries = size.div_ceil(u64::from(block_size));
+    if options.disk_type != DiskType::Fixed && entries > MAX_CREATED_TABLE_ENTRIES {
+        return Err(Error::InvalidArgument {
+            name: "block size",
+            reason: format!(
+                "{block_size}-byte blocks would need {entries} BAT entries for {size} bytes; \
+                 at most {MAX_CREATED_TABLE_ENTRIES} are allowed: use larger blocks"
             ),
         });
     }

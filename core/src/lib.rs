@@ -32,8 +32,8 @@ pub mod storage;
 
 pub use bat::BlockAllocationTable;
 pub use create::{
-    create, CreateOptions, BLOCK_SIZE_RANGE, DEFAULT_CREATOR_APPLICATION, MAX_DYNAMIC_SIZE,
-    MAX_FIXED_SIZE,
+    create, CreateOptions, BLOCK_SIZE_RANGE, DEFAULT_CREATOR_APPLICATION,
+    MAX_CREATED_TABLE_ENTRIES, MAX_DYNAMIC_SIZE, MAX_FIXED_SIZE,
 };
 pub use dynamic_header::DynamicHeader;
 pub use error::{Error, Result};
