@@ -60,8 +60,8 @@ impl DynamicImage {
         mut access: Access,
         options: &OpenOptions,
     ) -> Result<DynamicImage> {
-        let footer = located.footer;
-        let header = read_header(file.as_ref(), &footer, located.file_size)?;
+        let header = read_header(file.as_ref(), &located)?;
+        let footer = located.footer.clone();
         if let Err(e) = header.verify_checksum(footer.data_offset) {
             if !options.ignore_checksums {
                 return Err(e);
@@ -72,7 +72,7 @@ impl DynamicImage {
         let bat = read_bat(file.as_ref(), &header, &footer, located.file_size)?;
         let block_size = u64::from(header.block_size);
         let bitmap_size = bitmap_size(header.block_size);
-        let image = DynamicImage {
+        let mut image = DynamicImage {
             path: path.to_path_buf(),
             footer_source: located.source,
             next_block_offset: 0,
@@ -88,11 +88,8 @@ impl DynamicImage {
             dirty_bitmaps: BTreeSet::new(),
         };
         image.validate_blocks(located.end_offset)?;
-        let next_block_offset = image.end_of_used_space(located.end_offset);
-        Ok(DynamicImage {
-            next_block_offset,
-            ..image
-        })
+        image.next_block_offset = image.end_of_used_space(located.end_offset);
+        Ok(image)
     }
 
     /// The hard disk footer.
@@ -135,7 +132,9 @@ impl DynamicImage {
         for (block, sector) in self.bat.allocated() {
             let offset = u64::from(sector) * 512;
             let block_start = u64::from(block) * self.block_size;
-            let needed = self.block_size.min(self.size() - block_start);
+            // Saturating: max table entries may exceed what the size needs, and an entry
+            // past the end of the disk holds no data we read (only its bitmap must fit).
+            let needed = self.block_size.min(self.size().saturating_sub(block_start));
             let end = offset + self.bitmap_size + needed;
             if end > footer_offset {
                 return Err(Error::BatEntryOutOfRange {
@@ -163,7 +162,10 @@ impl DynamicImage {
             .parent_locators
             .iter()
             .filter(|l| !l.is_empty())
-            .map(|l| l.platform_data_offset + locator_space(l));
+            // Locator data past the end of the file is not there to protect, and a damaged
+            // offset near u64::MAX must not overflow.
+            .filter(|l| l.platform_data_offset < footer_offset)
+            .map(|l| l.platform_data_offset.saturating_add(locator_space(l)));
         [footer_offset, header_end, bat_end]
             .into_iter()
             .chain(blocks_end)
@@ -341,19 +343,42 @@ impl VirtualDisk for DynamicImage {
     }
 }
 
-fn read_header(file: &dyn Storage, footer: &Footer, file_size: u64) -> Result<DynamicHeader> {
-    let offset = footer.data_offset;
-    let fits = offset
-        .checked_add(DYNAMIC_HEADER_SIZE as u64)
-        .is_some_and(|end| end <= file_size);
-    if !fits || offset < FOOTER_SIZE as u64 {
+impl Drop for DynamicImage {
+    /// Like `BufWriter`, a dropped image flushes what it still holds in memory (BAT entries,
+    /// bitmap bits), so that forgetting `flush()` does not lose data. Errors cannot be
+    /// reported from here: call `flush()` to see them.
+    fn drop(&mut self) {
+        if !self.unflushed_blocks.is_empty() || !self.dirty_bitmaps.is_empty() {
+            let _ = self.flush();
+        }
+    }
+}
+
+/// Reads the dynamic header at the footer's data offset. It must lie between the footer
+/// copy and the end footer; when the end footer is missing (the file was cut and the copy
+/// is in use), a header that runs past the end of the file was truncated.
+fn read_header(file: &dyn Storage, located: &LocatedFooter) -> Result<DynamicHeader> {
+    let offset = located.footer.data_offset;
+    let end = offset.saturating_add(DYNAMIC_HEADER_SIZE as u64);
+    let file_size = located.file_size;
+    let cut = located.source == FooterSource::Copy && offset < file_size;
+    if cut && end > file_size {
+        return Err(Error::Truncated {
+            what: "the dynamic header".into(),
+            offset,
+            end,
+            file_size,
+        });
+    }
+    let limit = if cut { file_size } else { located.end_offset };
+    if offset < FOOTER_SIZE as u64 || end > limit {
         return Err(Error::InvalidField {
             structure: "footer",
             field: "data offset",
             offset: 16,
             found: offset,
             reason: format!(
-                "the dynamic header must lie between the footer copy and the end of the {file_size}-byte file"
+                "the dynamic header must lie between the footer copy and the end footer of the {file_size}-byte file"
             ),
         });
     }

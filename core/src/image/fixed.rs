@@ -32,7 +32,8 @@ impl FixedImage {
             return Err(Error::Truncated {
                 what: format!("the {size}-byte virtual disk of a fixed image"),
                 offset: 0,
-                end: size + 512,
+                // Saturating: a damaged footer may claim a size near u64::MAX.
+                end: size.saturating_add(512),
                 file_size: located.file_size,
             });
         }

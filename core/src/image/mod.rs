@@ -265,7 +265,9 @@ fn locate_footer(file: &dyn Storage, options: &OpenOptions) -> Result<LocatedFoo
             .or(end),
         other => other,
     };
-    let end_offset = end.as_ref().map(|(_, _, o)| *o).unwrap_or(end_offset);
+    // With no footer at the end, the file may simply have been cut short before (or inside)
+    // it: blocks may then run up to the end of the file, not up to 512 bytes before it.
+    let end_offset = end.as_ref().map(|(_, _, o)| *o).unwrap_or(file_size);
     let located = |footer, source, offset, read_only_reason| LocatedFooter {
         footer,
         source,

@@ -1,0 +1,92 @@
+// Type-level checks of index.d.ts (never run; only compiled). Check with:
+//   tsc --noEmit --strict --target es2020 --module commonjs --moduleResolution node \
+//     --types node __test__/types.test-d.ts
+// with typescript@5 and @types/node installed (neither is a dependency of the package).
+
+import VHD = require('..')
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
+function expectType<T>(_value: T): void {}
+function assertEqual<A, B>(_proof: Equal<A, B>): void {}
+
+async function promises(): Promise<void> {
+  const disk = new VHD.Dynamic('disk.vhd', { readOnly: false, ignoreChecksums: true })
+  const opened = await disk.open()
+  assertEqual<typeof opened, VHD.Dynamic>(true)
+
+  const { bytesRead, buffer } = await disk.read(0, 512)
+  expectType<number>(bytesRead)
+  expectType<Buffer>(buffer)
+  await disk.read(10n, 20n)
+
+  const bytes = new Uint8Array(4)
+  const written = await disk.write(bytes, 1024)
+  assertEqual<typeof written.buffer, typeof bytes>(true) // the same buffer type comes back
+  const sync = disk.writeSync(Buffer.alloc(1), 0n)
+  expectType<Buffer>(sync.buffer)
+  expectType<VHD.ReadResult>(disk.readSync(0, 1))
+
+  await disk.flush()
+  await disk.close()
+
+  expectType<number | undefined>(disk.size)
+  expectType<'end' | 'end511' | 'copy' | undefined>(disk.footerSource)
+  const footer = disk.footer
+  if (footer) {
+    expectType<bigint>(footer.currentSize)
+    expectType<number>(footer.diskGeometry.sectors)
+    expectType<Buffer>(footer.uuid)
+  }
+  const locators = disk.header?.parentLocators
+  expectType<VHD.ParentLocator[] | undefined>(locators)
+
+  const fixed = await VHD.create('f.vhd', { type: 'fixed', size: 1 << 20 })
+  assertEqual<typeof fixed, VHD.Fixed>(true)
+  const dynamic = await VHD.create('d.vhd', { type: VHD.TYPE.DYNAMIC, size: 1n << 30n, blockSize: 1 << 19, overwrite: true })
+  assertEqual<typeof dynamic, VHD.Dynamic>(true)
+  const any = await VHD.open(new URL('file:///images/x.vhd'))
+  assertEqual<typeof any, VHD.Fixed | VHD.Dynamic>(true)
+  expectType<2>(VHD.TYPE.FIXED)
+  expectType<string>(VHD.version)
+}
+
+function callbacks(): void {
+  const disk = new VHD.Fixed('disk.vhd')
+  const nothing: void = disk.open((error) => {
+    if (error) expectType<VHD.ErrorCode>(error.code)
+  })
+  expectType<void>(nothing)
+  disk.read(0, 10, (error, bytesRead, buffer) => {
+    expectType<VHD.VhdError | null>(error)
+    expectType<number>(bytesRead)
+    expectType<Buffer>(buffer)
+  })
+  disk.write(new DataView(new ArrayBuffer(8)), 0, (_error, bytesWritten, buffer) => {
+    expectType<number>(bytesWritten)
+    expectType<DataView>(buffer)
+  })
+  disk.flush(() => {})
+  disk.close(() => {})
+  VHD.open('x.vhd', (_error, opened) => expectType<VHD.Fixed | VHD.Dynamic>(opened))
+  VHD.open('x.vhd', { readOnly: true }, () => {})
+  VHD.create('y.vhd', { type: 'dynamic', size: 512 }, (_error, created) => expectType<VHD.Dynamic>(created))
+}
+
+function mistakes(disk: VHD.Dynamic): void {
+  // @ts-expect-error: offsets are numbers or bigints
+  void disk.read('0', 1)
+  // @ts-expect-error: strings are not bytes
+  void disk.write('text', 0)
+  // @ts-expect-error: the base class is abstract
+  new VHD.Disk('x.vhd')
+  // @ts-expect-error: size is required
+  void VHD.create('x.vhd', { type: 'fixed' })
+  // @ts-expect-error: no such type
+  void VHD.create('x.vhd', { type: 'sparse', size: 512 })
+  // @ts-expect-error: reserved for vhd@0.5.0's constructor
+  void VHD.Image
+}
+
+void promises
+void callbacks
+void mistakes

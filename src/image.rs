@@ -1,0 +1,333 @@
+//! The `NativeImage` class: an open `vhd_core::Image` shared between the JavaScript thread
+//! and the libuv thread pool, and the `open`/`create` functions that make one.
+//!
+//! Reads take the read lock, so that parallel reads run in parallel; writes, flush and close
+//! take the write lock. After `close` the image is gone (`None`) and every call fails with
+//! `ERR_VHD_CLOSED`.
+
+use crate::errors::{guard, Failure};
+use crate::info::{ImageInfo, Snapshot};
+use crate::options::{buffer_range, integer, CreateArgs, OpenArgs};
+use crate::task::Job;
+use napi::bindgen_prelude::{AsyncTask, Uint8Array, Uint8ArraySlice};
+use napi::Env;
+use napi_derive::napi;
+use std::ops::Range;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use vhd_core::{Image, VirtualDisk};
+
+type Shared = Arc<RwLock<Option<Image>>>;
+
+/// An open VHD image. Made by `open` or `create`; not constructible from JavaScript.
+#[napi]
+pub struct NativeImage {
+    image: Shared,
+    snapshot: Snapshot,
+}
+
+impl NativeImage {
+    fn new(image: Image) -> NativeImage {
+        NativeImage {
+            snapshot: Snapshot::of(&image),
+            image: Arc::new(RwLock::new(Some(image))),
+        }
+    }
+}
+
+/// A writer panicked while holding the lock: the image may be half-updated.
+fn poisoned() -> Failure {
+    Failure::internal("the image is unusable after an earlier internal error; close it")
+}
+
+fn read_lock(shared: &Shared) -> Result<RwLockReadGuard<'_, Option<Image>>, Failure> {
+    shared.read().map_err(|_| poisoned())
+}
+
+fn write_lock(shared: &Shared) -> Result<RwLockWriteGuard<'_, Option<Image>>, Failure> {
+    shared.write().map_err(|_| poisoned())
+}
+
+fn read_into(shared: &Shared, buf: &mut [u8], position: u64) -> Result<i64, Failure> {
+    let guard = read_lock(shared)?;
+    let image = guard.as_ref().ok_or_else(Failure::closed)?;
+    Ok(image.read_at(buf, position)? as i64)
+}
+
+fn write_from(shared: &Shared, buf: &[u8], position: u64) -> Result<i64, Failure> {
+    let mut guard = write_lock(shared)?;
+    let image = guard.as_mut().ok_or_else(Failure::closed)?;
+    image.write_at(buf, position)?;
+    Ok(buf.len() as i64)
+}
+
+pub struct OpenState {
+    path: String,
+    options: vhd_core::OpenOptions,
+}
+
+pub struct CreateState {
+    path: String,
+    options: vhd_core::CreateOptions,
+}
+
+pub struct ReadState {
+    image: Shared,
+    buffer: Uint8Array,
+    range: Range<usize>,
+    position: u64,
+}
+
+pub struct WriteState {
+    image: Shared,
+    buffer: Uint8Array,
+    range: Range<usize>,
+    position: u64,
+}
+
+fn open_work(state: &mut OpenState) -> Result<NativeImage, Failure> {
+    Ok(NativeImage::new(Image::open(&state.path, &state.options)?))
+}
+
+fn create_work(state: &mut CreateState) -> Result<NativeImage, Failure> {
+    Ok(NativeImage::new(vhd_core::create(
+        &state.path,
+        &state.options,
+    )?))
+}
+
+fn read_work(state: &mut ReadState) -> Result<i64, Failure> {
+    // SAFETY: the task holds a reference to the caller's Uint8Array, so its memory stays
+    // alive until the task is dropped. Like `fs.read`, the bytes are written while
+    // JavaScript could look at them: the caller must not use the buffer until the promise
+    // settles. `range` was checked against the buffer's length.
+    let buf = unsafe { state.buffer.as_mut() };
+    read_into(&state.image, &mut buf[state.range.clone()], state.position)
+}
+
+fn write_work(state: &mut WriteState) -> Result<i64, Failure> {
+    write_from(
+        &state.image,
+        &state.buffer[state.range.clone()],
+        state.position,
+    )
+}
+
+fn flush_work(image: &mut Shared) -> Result<(), Failure> {
+    let mut guard = write_lock(image)?;
+    let image = guard.as_mut().ok_or_else(Failure::closed)?;
+    Ok(image.flush()?)
+}
+
+/// Flushes and drops the image. The image is closed even when the flush fails (the error is
+/// reported), or when the lock was poisoned.
+fn close_work(image: &mut Shared) -> Result<(), Failure> {
+    let (taken, was_poisoned) = match image.write() {
+        Ok(mut guard) => (guard.take(), false),
+        Err(poison) => (poison.into_inner().take(), true),
+    };
+    let mut image = taken.ok_or_else(Failure::closed)?;
+    if was_poisoned {
+        drop(image);
+        return Err(poisoned());
+    }
+    image.flush()?;
+    Ok(())
+}
+
+fn to_napi<T>(env: &Env, result: Result<T, Failure>) -> napi::Result<T> {
+    result.map_err(|failure| failure.into_napi(env))
+}
+
+#[napi]
+impl NativeImage {
+    /// Type, sizes, footer source, read-only state and every footer and header field, as
+    /// they were when the image was opened.
+    #[napi(getter)]
+    pub fn info(&self) -> ImageInfo {
+        self.snapshot.to_js()
+    }
+
+    /// Reads `length` bytes at virtual offset `position` into `buffer[bufferOffset..]`.
+    /// Resolves to the number of bytes read: short at the end of the disk, 0 past it.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn read(
+        &self,
+        env: Env,
+        buffer: Uint8Array,
+        buffer_offset: f64,
+        length: f64,
+        position: f64,
+    ) -> napi::Result<AsyncTask<Job<ReadState, i64>>> {
+        let checked = guard(|| {
+            Ok((
+                buffer_range(buffer.len(), buffer_offset, length)?,
+                integer("position", position)?,
+            ))
+        });
+        let (range, position) = to_napi(&env, checked)?;
+        Ok(AsyncTask::new(Job::new(
+            ReadState {
+                image: self.image.clone(),
+                buffer,
+                range,
+                position,
+            },
+            read_work,
+        )))
+    }
+
+    /// Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`.
+    /// Resolves to the number of bytes written (all of them); a write past the end of the
+    /// disk fails with `ERR_VHD_OUT_OF_RANGE` and writes nothing.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn write(
+        &self,
+        env: Env,
+        buffer: Uint8Array,
+        buffer_offset: f64,
+        length: f64,
+        position: f64,
+    ) -> napi::Result<AsyncTask<Job<WriteState, i64>>> {
+        let checked = guard(|| {
+            Ok((
+                buffer_range(buffer.len(), buffer_offset, length)?,
+                integer("position", position)?,
+            ))
+        });
+        let (range, position) = to_napi(&env, checked)?;
+        Ok(AsyncTask::new(Job::new(
+            WriteState {
+                image: self.image.clone(),
+                buffer,
+                range,
+                position,
+            },
+            write_work,
+        )))
+    }
+
+    /// `read` on the JavaScript thread.
+    #[napi(catch_unwind)]
+    pub fn read_sync(
+        &self,
+        env: Env,
+        mut buffer: Uint8ArraySlice,
+        buffer_offset: f64,
+        length: f64,
+        position: f64,
+    ) -> napi::Result<i64> {
+        let result = guard(|| {
+            let range = buffer_range(buffer.len(), buffer_offset, length)?;
+            let position = integer("position", position)?;
+            // SAFETY: a synchronous call: JavaScript cannot run while we write.
+            let buf = unsafe { buffer.as_mut() };
+            read_into(&self.image, &mut buf[range], position)
+        });
+        to_napi(&env, result)
+    }
+
+    /// `write` on the JavaScript thread.
+    #[napi(catch_unwind)]
+    pub fn write_sync(
+        &self,
+        env: Env,
+        buffer: Uint8ArraySlice,
+        buffer_offset: f64,
+        length: f64,
+        position: f64,
+    ) -> napi::Result<i64> {
+        let result = guard(|| {
+            let range = buffer_range(buffer.len(), buffer_offset, length)?;
+            let position = integer("position", position)?;
+            write_from(&self.image, &buffer[range], position)
+        });
+        to_napi(&env, result)
+    }
+
+    /// Makes every write so far durable (data and metadata, fsync included).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn flush(&self) -> AsyncTask<Job<Shared, ()>> {
+        AsyncTask::new(Job::new(self.image.clone(), flush_work))
+    }
+
+    /// Flushes, then closes the file. Later calls fail with `ERR_VHD_CLOSED`.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close(&self) -> AsyncTask<Job<Shared, ()>> {
+        AsyncTask::new(Job::new(self.image.clone(), close_work))
+    }
+
+    /// Number of allocated blocks (dynamic images), `null` for fixed images. Waits for a
+    /// write in progress.
+    #[napi(catch_unwind)]
+    pub fn allocated_blocks(&self, env: Env) -> napi::Result<Option<u32>> {
+        let result = guard(|| {
+            let guard = read_lock(&self.image)?;
+            Ok(match guard.as_ref().ok_or_else(Failure::closed)? {
+                Image::Dynamic(dynamic) => Some(dynamic.bat().allocated().count() as u32),
+                Image::Fixed(_) => None,
+            })
+        });
+        to_napi(&env, result)
+    }
+
+    /// False once `close` has run.
+    #[napi(getter)]
+    pub fn is_open(&self) -> bool {
+        self.image.read().map(|g| g.is_some()).unwrap_or(false)
+    }
+}
+
+/// Opens the image at `path`, detecting its type (or checking `options.expectedType`).
+#[napi(
+    js_name = "open",
+    catch_unwind,
+    ts_return_type = "Promise<NativeImage>"
+)]
+pub fn open_image(
+    env: Env,
+    path: String,
+    options: Option<OpenArgs>,
+) -> napi::Result<AsyncTask<Job<OpenState, NativeImage>>> {
+    let options = to_napi(&env, guard(|| options.unwrap_or_default().to_core()))?;
+    Ok(AsyncTask::new(Job::new(
+        OpenState { path, options },
+        open_work,
+    )))
+}
+
+/// Creates a fixed or dynamic image at `path` and resolves to it, open read-write.
+#[napi(
+    js_name = "create",
+    catch_unwind,
+    ts_return_type = "Promise<NativeImage>"
+)]
+pub fn create_image(
+    env: Env,
+    path: String,
+    options: CreateArgs,
+) -> napi::Result<AsyncTask<Job<CreateState, NativeImage>>> {
+    let options = to_napi(&env, guard(|| options.to_core()))?;
+    Ok(AsyncTask::new(Job::new(
+        CreateState { path, options },
+        create_work,
+    )))
+}
+
+/// For the tests of panic handling only: panics in this call (`inTask` false) or on the
+/// thread pool (`inTask` true); either must come back as an `ERR_VHD_INTERNAL` error.
+#[napi(
+    js_name = "_panicForTests",
+    catch_unwind,
+    ts_return_type = "Promise<void>"
+)]
+pub fn panic_for_tests(env: Env, in_task: bool) -> napi::Result<AsyncTask<Job<(), ()>>> {
+    fn boom(_: &mut ()) -> Result<(), Failure> {
+        // Unwinds like a panic, without the panic hook's message on stderr.
+        std::panic::resume_unwind(Box::new("deliberate panic for the tests"))
+    }
+    if in_task {
+        return Ok(AsyncTask::new(Job::new((), boom)));
+    }
+    to_napi(&env, guard(|| boom(&mut ())))?;
+    unreachable!("boom always panics")
+}

@@ -1,0 +1,194 @@
+//! What an open image is: its type, sizes, where its footer came from, and every field of
+//! its footer and dynamic header, as plain JavaScript objects.
+//!
+//! The values are raw: `index.js` shapes them into vhd@0.5.0's `Footer`/`Header` fields.
+//! 64-bit fields are decimal strings, which `index.js` turns into BigInt: napi-rs makes
+//! BigInt only with its `napi6` feature, and a string loses no bits either.
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+use vhd_core::{DynamicHeader, Footer, FooterSource, Image, ParentLocator, VirtualDisk};
+
+/// The metadata of an image, taken when it is opened (it does not change while it is open).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    path: String,
+    size: u64,
+    footer: Footer,
+    header: Option<DynamicHeader>,
+    footer_source: FooterSource,
+    read_only_reason: Option<String>,
+}
+
+impl Snapshot {
+    pub fn of(image: &Image) -> Snapshot {
+        Snapshot {
+            path: image.path().to_string_lossy().into_owned(),
+            size: image.size(),
+            footer: image.footer().clone(),
+            header: image.header().cloned(),
+            footer_source: image.footer_source(),
+            read_only_reason: image.read_only_reason().map(str::to_string),
+        }
+    }
+
+    pub fn to_js(&self) -> ImageInfo {
+        let footer = &self.footer;
+        ImageInfo {
+            path: self.path.clone(),
+            disk_type: footer.disk_type_code,
+            type_name: footer
+                .disk_type()
+                .map(|t| t.name())
+                .unwrap_or("unknown")
+                .to_string(),
+            size: self.size as i64,
+            geometry_size: footer.geometry_size() as i64,
+            block_size: self.header.as_ref().map(|h| h.block_size),
+            footer_source: match self.footer_source {
+                FooterSource::End => "end",
+                FooterSource::End511 => "end511",
+                FooterSource::Copy => "copy",
+            }
+            .to_string(),
+            read_only: self.read_only_reason.is_some(),
+            read_only_reason: self.read_only_reason.clone(),
+            footer: footer_info(footer),
+            header: self.header.as_ref().map(header_info),
+        }
+    }
+}
+
+/// Everything about an open image.
+#[napi(object)]
+pub struct ImageInfo {
+    /// The path the image was opened from.
+    pub path: String,
+    /// The footer's disk type: 2 fixed, 3 dynamic, 4 differencing.
+    pub disk_type: u32,
+    /// `'fixed'`, `'dynamic'` or `'differencing'`.
+    pub type_name: String,
+    /// Virtual size in bytes (the footer's current size).
+    pub size: i64,
+    /// Bytes the footer's CHS geometry describes.
+    pub geometry_size: i64,
+    /// Bytes of data per block (dynamic images only).
+    pub block_size: Option<u32>,
+    /// `'end'`, `'end511'` or `'copy'` (the damaged end footer was replaced by the copy).
+    pub footer_source: String,
+    pub read_only: bool,
+    /// Why the image cannot be written (opened read-only, damaged footer, ignored checksums).
+    pub read_only_reason: Option<String>,
+    pub footer: FooterInfo,
+    pub header: Option<HeaderInfo>,
+}
+
+/// Every field of the hard disk footer, unconverted.
+#[napi(object)]
+pub struct FooterInfo {
+    pub cookie: String,
+    pub features: u32,
+    pub format_version: u32,
+    pub data_offset: String,
+    /// Seconds since 2000-01-01 00:00:00 UTC.
+    pub timestamp: u32,
+    /// The 4 raw bytes.
+    pub creator_application: Buffer,
+    pub creator_version: u32,
+    pub creator_host_os: u32,
+    pub original_size: String,
+    pub current_size: String,
+    pub cylinders: u32,
+    pub heads: u32,
+    pub sectors_per_track: u32,
+    pub disk_type: u32,
+    pub checksum: u32,
+    pub unique_id: Buffer,
+    pub saved_state: u32,
+    pub reserved: Buffer,
+}
+
+/// Every field of the dynamic disk header, unconverted (the parent name also decoded).
+#[napi(object)]
+pub struct HeaderInfo {
+    pub cookie: String,
+    pub data_offset: String,
+    pub table_offset: String,
+    pub header_version: u32,
+    pub max_table_entries: u32,
+    pub block_size: u32,
+    pub checksum: u32,
+    pub parent_unique_id: Buffer,
+    /// Seconds since 2000-01-01 00:00:00 UTC.
+    pub parent_timestamp: u32,
+    pub reserved1: u32,
+    /// The 512 raw bytes (UTF-16 big-endian).
+    pub parent_unicode_name: Buffer,
+    /// The parent name decoded (UTF-16 big-endian, up to the first NUL).
+    pub parent_name: String,
+    /// All 8 entries, empty ones included, in header order.
+    pub parent_locators: Vec<LocatorInfo>,
+    pub reserved2: Buffer,
+}
+
+/// One parent locator entry.
+#[napi(object)]
+pub struct LocatorInfo {
+    pub platform_code: u32,
+    pub platform_data_space: u32,
+    pub platform_data_length: u32,
+    pub reserved: u32,
+    pub platform_data_offset: String,
+}
+
+fn footer_info(f: &Footer) -> FooterInfo {
+    FooterInfo {
+        cookie: "conectix".to_string(),
+        features: f.features,
+        format_version: f.format_version,
+        data_offset: f.data_offset.to_string(),
+        timestamp: f.timestamp,
+        creator_application: Buffer::from(f.creator_application.to_vec()),
+        creator_version: f.creator_version,
+        creator_host_os: f.creator_host_os,
+        original_size: f.original_size.to_string(),
+        current_size: f.current_size.to_string(),
+        cylinders: u32::from(f.geometry.cylinders),
+        heads: u32::from(f.geometry.heads),
+        sectors_per_track: u32::from(f.geometry.sectors_per_track),
+        disk_type: f.disk_type_code,
+        checksum: f.checksum,
+        unique_id: Buffer::from(f.unique_id.to_vec()),
+        saved_state: u32::from(f.saved_state),
+        reserved: Buffer::from(f.reserved.to_vec()),
+    }
+}
+
+fn header_info(h: &DynamicHeader) -> HeaderInfo {
+    HeaderInfo {
+        cookie: "cxsparse".to_string(),
+        data_offset: h.data_offset.to_string(),
+        table_offset: h.table_offset.to_string(),
+        header_version: h.header_version,
+        max_table_entries: h.max_table_entries,
+        block_size: h.block_size,
+        checksum: h.checksum,
+        parent_unique_id: Buffer::from(h.parent_unique_id.to_vec()),
+        parent_timestamp: h.parent_timestamp,
+        reserved1: h.reserved1,
+        parent_unicode_name: Buffer::from(h.parent_unicode_name.to_vec()),
+        parent_name: h.parent_name(),
+        parent_locators: h.parent_locators.iter().map(locator_info).collect(),
+        reserved2: Buffer::from(h.reserved2.to_vec()),
+    }
+}
+
+fn locator_info(l: &ParentLocator) -> LocatorInfo {
+    LocatorInfo {
+        platform_code: l.platform_code,
+        platform_data_space: l.platform_data_space,
+        platform_data_length: l.platform_data_length,
+        reserved: l.reserved,
+        platform_data_offset: l.platform_data_offset.to_string(),
+    }
+}

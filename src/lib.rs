@@ -1,0 +1,27 @@
+//! Node.js binding of `vhd-core`: a thin native layer that `index.js` wraps.
+//!
+//! - [`image`]: the `NativeImage` class and the `open`/`create` functions;
+//! - [`task`]: the libuv thread-pool task behind every asynchronous method;
+//! - [`options`]: argument objects and number checks;
+//! - [`info`]: the image's metadata as JavaScript objects;
+//! - [`errors`]: Rust errors and panics → JavaScript errors with a stable `code`.
+//!
+//! No format logic lives here: everything about VHD is in `vhd-core`.
+
+#![deny(clippy::all)]
+// napi-rs registers exports only outside `cfg(test)`, so unit-test builds see them as unused.
+#![cfg_attr(test, allow(dead_code))]
+
+mod errors;
+mod image;
+mod info;
+mod options;
+mod task;
+
+use napi_derive::napi;
+
+/// Version of the native addon (the crate version).
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

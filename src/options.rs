@@ -1,0 +1,194 @@
+//! Argument objects and number arguments, checked before anything reaches the core.
+//!
+//! `index.js` validates every argument already; these checks are repeated here so that the
+//! native class is safe on its own: a bad value is an error, never a panic or a wild slice.
+
+use crate::errors::Failure;
+use napi_derive::napi;
+use std::ops::Range;
+use vhd_core::DiskType;
+
+/// `Number.MAX_SAFE_INTEGER`: the largest offset or length accepted.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// How to open an image.
+#[napi(object)]
+#[derive(Debug, Default, Clone)]
+pub struct OpenArgs {
+    /// Open the file read-only (default false: read-write).
+    pub read_only: Option<bool>,
+    /// Accept bad checksums; an image opened that way is read-only.
+    pub ignore_checksums: Option<bool>,
+    /// `'fixed'`, `'dynamic'` or `'differencing'`: fail with `ERR_VHD_WRONG_TYPE` otherwise.
+    pub expected_type: Option<String>,
+}
+
+/// How to create an image.
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct CreateArgs {
+    /// `'fixed'` or `'dynamic'`.
+    #[napi(js_name = "type")]
+    pub disk_type: String,
+    /// Virtual size in bytes, a positive multiple of 512.
+    pub size: f64,
+    /// Block size of dynamic images (default 2 MiB).
+    pub block_size: Option<f64>,
+    /// Creator application: 1 to 4 ASCII characters, padded with spaces (default `win `).
+    pub creator_application: Option<String>,
+    /// Replace an existing file (default false: `ERR_VHD_EXISTS`).
+    pub overwrite: Option<bool>,
+}
+
+impl OpenArgs {
+    pub fn to_core(&self) -> Result<vhd_core::OpenOptions, Failure> {
+        let expected_type = match self.expected_type.as_deref() {
+            None => None,
+            Some(name) => Some(disk_type("expectedType", name)?),
+        };
+        Ok(vhd_core::OpenOptions {
+            read_only: self.read_only.unwrap_or(false),
+            ignore_checksums: self.ignore_checksums.unwrap_or(false),
+            expected_type,
+        })
+    }
+}
+
+impl CreateArgs {
+    pub fn to_core(&self) -> Result<vhd_core::CreateOptions, Failure> {
+        let disk_type = disk_type("type", &self.disk_type)?;
+        let size = integer("size", self.size)?;
+        let mut options = vhd_core::CreateOptions::new(disk_type, size);
+        if let Some(block_size) = self.block_size {
+            let value = integer("blockSize", block_size)?;
+            options.block_size = u32::try_from(value).map_err(|_| {
+                Failure::out_of_range("blockSize", "a power of two of at most 256 MiB", value)
+            })?;
+        }
+        if let Some(creator) = &self.creator_application {
+            options.creator_application = creator_application(creator)?;
+        }
+        options.overwrite = self.overwrite.unwrap_or(false);
+        Ok(options)
+    }
+}
+
+fn disk_type(name: &str, value: &str) -> Result<DiskType, Failure> {
+    match value {
+        "fixed" => Ok(DiskType::Fixed),
+        "dynamic" => Ok(DiskType::Dynamic),
+        "differencing" => Ok(DiskType::Differencing),
+        other => Err(Failure::invalid_value(
+            name,
+            format!("expected 'fixed' or 'dynamic', received {other:?}"),
+        )),
+    }
+}
+
+/// 1 to 4 printable ASCII characters, padded with spaces as Virtual PC and Windows do.
+fn creator_application(value: &str) -> Result<[u8; 4], Failure> {
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 4 || !bytes.iter().all(|b| (0x20..0x7F).contains(b)) {
+        return Err(Failure::invalid_value(
+            "creatorApplication",
+            format!("expected 1 to 4 printable ASCII characters, received {value:?}"),
+        ));
+    }
+    let mut field = *b"    ";
+    field[..bytes.len()].copy_from_slice(bytes);
+    Ok(field)
+}
+
+/// A non-negative safe integer.
+pub fn integer(name: &str, value: f64) -> Result<u64, Failure> {
+    if value.is_finite() && value.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER).contains(&value) {
+        Ok(value as u64)
+    } else {
+        Err(Failure::out_of_range(
+            name,
+            "an integer >= 0 and <= 2^53 - 1",
+            value,
+        ))
+    }
+}
+
+/// The part of a buffer of `buffer_length` bytes that an I/O call names: `length` bytes at
+/// `offset`, which must lie inside the buffer.
+pub fn buffer_range(
+    buffer_length: usize,
+    offset: f64,
+    length: f64,
+) -> Result<Range<usize>, Failure> {
+    let start = integer("bufferOffset", offset)?;
+    let length = integer("length", length)?;
+    let buffer_length = buffer_length as u64;
+    if start > buffer_length {
+        return Err(Failure::out_of_range(
+            "bufferOffset",
+            &format!("<= {buffer_length} (the buffer length)"),
+            start,
+        ));
+    }
+    if length > buffer_length - start {
+        return Err(Failure::out_of_range(
+            "length",
+            &format!("<= {} (the room in the buffer)", buffer_length - start),
+            length,
+        ));
+    }
+    // Both fit in the buffer, so in usize.
+    Ok(start as usize..(start + length) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_must_be_safe_and_non_negative() {
+        assert_eq!(integer("x", 0.0).unwrap(), 0);
+        assert_eq!(integer("x", MAX_SAFE_INTEGER).unwrap(), (1 << 53) - 1);
+        for bad in [-1.0, 0.5, f64::NAN, f64::INFINITY, MAX_SAFE_INTEGER + 2.0] {
+            let failure = integer("x", bad).unwrap_err();
+            assert_eq!(failure.code, "ERR_OUT_OF_RANGE", "{bad}");
+        }
+    }
+
+    #[test]
+    fn buffer_ranges_stay_inside_the_buffer() {
+        assert_eq!(buffer_range(10, 2.0, 8.0).unwrap(), 2..10);
+        assert_eq!(buffer_range(10, 10.0, 0.0).unwrap(), 10..10);
+        assert!(buffer_range(10, 11.0, 0.0).is_err());
+        assert!(buffer_range(10, 2.0, 9.0).is_err());
+        assert!(buffer_range(10, -1.0, 1.0).is_err());
+    }
+
+    #[test]
+    fn creator_application_is_space_padded_ascii() {
+        assert_eq!(&creator_application("qemu").unwrap(), b"qemu");
+        assert_eq!(&creator_application("vpc").unwrap(), b"vpc ");
+        assert!(creator_application("").is_err());
+        assert!(creator_application("toolong").is_err());
+        assert!(creator_application("é").is_err());
+    }
+
+    #[test]
+    fn create_args_convert_to_core_options() {
+        let args = CreateArgs {
+            disk_type: "dynamic".into(),
+            size: 8.0 * 1024.0 * 1024.0,
+            block_size: Some(524_288.0),
+            creator_application: None,
+            overwrite: Some(true),
+        };
+        let options = args.to_core().unwrap();
+        assert_eq!(options.disk_type, DiskType::Dynamic);
+        assert_eq!(options.block_size, 524_288);
+        assert!(options.overwrite);
+        let bad = CreateArgs {
+            disk_type: "sparse".into(),
+            ..args
+        };
+        assert_eq!(bad.to_core().unwrap_err().code, "ERR_INVALID_ARG_VALUE");
+    }
+}
