@@ -1,7 +1,5 @@
-// Type-level checks of index.d.ts (never run; only compiled). Check with:
-//   tsc --noEmit --strict --target es2020 --module commonjs --moduleResolution node \
-//     --types node __test__/types.test-d.ts
-// with typescript@5 and @types/node installed (neither is a dependency of the package).
+// Type-level checks of index.d.ts (never run; only compiled by __test__/types.test.js with
+// the devDependencies typescript and @types/node).
 
 import VHD = require('..')
 

@@ -1,0 +1,283 @@
+'use strict'
+
+// Packaging tests: what `npm pack` ships, installing that tarball from source and with the
+// prebuilt platform package, and the loader's error when neither is available.
+// They run real `npm install`s (and a Rust build) in scratch projects, so they are slow.
+
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { cargoTargetDir } = require('../scripts/install.js')
+const { addonFileName, platformPackageName, platformTriple } = require('../scripts/platform.js')
+
+const ROOT = path.resolve(__dirname, '..')
+const MINUTE = 60 * 1000
+const BUILD_TIMEOUT = 15 * MINUTE // one npm install that may compile the addon
+const TRIPLE = platformTriple()
+const ADDON = addonFileName(TRIPLE) // vhd.linux-x64-gnu.node
+const PLATFORM_PKG = platformPackageName(TRIPLE) // vhd-linux-x64-gnu
+const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts']
+// npm settings worth keeping from the caller; every other npm_* variable (set by `npm test`,
+// e.g. npm_config_local_prefix pointing at this repository) must not reach the child npm.
+const KEEP_NPM_CONFIG = new Set(
+  ['cache', 'registry', 'userconfig', 'globalconfig', 'proxy', 'https_proxy', 'noproxy', 'cafile', 'strict_ssl'].map(
+    (k) => `npm_config_${k}`,
+  ),
+)
+
+let tmp // scratch root for this file, removed in after()
+let packed // { tarball, files } of the main package
+
+function cleanEnv(extra = {}) {
+  const env = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    const lower = key.toLowerCase()
+    if (lower.startsWith('npm_') && !KEEP_NPM_CONFIG.has(lower)) continue
+    if (key === 'INIT_CWD' || key === 'NODE_TEST_CONTEXT' || key === 'VHD_BUILD_FROM_SOURCE') continue
+    env[key] = value
+  }
+  return { ...env, ...extra }
+}
+
+function run(cmd, args, { cwd, env = cleanEnv(), timeout = 5 * MINUTE } = {}) {
+  const res = spawnSync(cmd, args, { cwd, env, timeout, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
+  const output = `${res.stdout || ''}${res.stderr || ''}`
+  return { status: res.status, signal: res.signal, error: res.error, stdout: res.stdout || '', output }
+}
+
+function describe(res, what) {
+  const why = res.error ? res.error.message : res.signal ? `signal ${res.signal}` : `exit code ${res.status}`
+  return `${what} failed (${why}):\n${res.output.slice(-8000)}`
+}
+
+function mustRun(cmd, args, opts, what = `${cmd} ${args.join(' ')}`) {
+  const res = run(cmd, args, opts)
+  assert.equal(res.status, 0, describe(res, what))
+  return res
+}
+
+/** A scratch project whose package.json allows the vhd tarball's install script. */
+function scratchProject(name, tarball) {
+  const dir = path.join(tmp, name)
+  fs.mkdirSync(dir)
+  const pkg = {
+    name: `scratch-${name}`,
+    version: '1.0.0',
+    private: true,
+    // npm 11 warns about (and later npm versions skip) dependencies' install scripts that
+    // allowScripts does not cover; a tarball is named by its file: spec there.
+    allowScripts: { [`file:${tarball}`]: true },
+  }
+  fs.writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`)
+  return dir
+}
+
+/** Runs `script` with node in `cwd` and returns its stdout parsed as JSON. */
+function nodeJson(cwd, script, env) {
+  const res = mustRun(process.execPath, ['-e', script], { cwd, env }, 'node -e <check script>')
+  return JSON.parse(res.stdout.trim().split('\n').pop())
+}
+
+// Loads the package the way a user does and reports what got loaded.
+const CHECK_SCRIPT = `
+const fs = require('node:fs')
+const path = require('node:path')
+const pkgDir = path.dirname(require.resolve('vhd/package.json'))
+const out = { pkgDir, version: require('vhd/binding.js').version() }
+if (fs.existsSync(path.join(pkgDir, 'index.js'))) out.indexType = typeof require('vhd')
+out.addons = Object.keys(require.cache).filter((f) => f.endsWith('.node'))
+try { out.platformPkg = require.resolve(${JSON.stringify(PLATFORM_PKG)}) } catch { out.platformPkg = null }
+console.log(JSON.stringify(out))
+`
+
+/** A PATH with node and npm but no directory that holds cargo, rustc or rustup. */
+function pathWithoutRust() {
+  const bin = path.join(tmp, 'bin-no-rust')
+  if (!fs.existsSync(bin)) {
+    fs.mkdirSync(bin)
+    fs.symlinkSync(process.execPath, path.join(bin, 'node'))
+    const which = run('sh', ['-c', 'command -v npm'])
+    assert.equal(which.status, 0, 'npm not found on PATH')
+    fs.symlinkSync(fs.realpathSync(which.stdout.trim()), path.join(bin, 'npm'))
+  }
+  const hasRust = (dir) => ['cargo', 'rustc', 'rustup'].some((t) => fs.existsSync(path.join(dir, t)))
+  return [bin, ...['/usr/bin', '/bin'].filter((d) => fs.existsSync(d) && !hasRust(d))].join(path.delimiter)
+}
+
+function noRustEnv() {
+  const env = cleanEnv({ PATH: pathWithoutRust() })
+  for (const tool of ['cargo', 'rustc']) {
+    const res = spawnSync(tool, ['--version'], { env })
+    assert.ok(res.error && res.error.code === 'ENOENT', `${tool} is still reachable on the restricted PATH`)
+  }
+  return env
+}
+
+function packPlatform() {
+  const out = path.join(tmp, 'platform-tgz')
+  const res = mustRun(
+    process.execPath,
+    [path.join(ROOT, 'scripts', 'pack-platform.js'), '--out-dir', out],
+    { cwd: ROOT, timeout: BUILD_TIMEOUT },
+    'scripts/pack-platform.js',
+  )
+  const tarball = res.stdout.trim().split('\n').pop()
+  assert.equal(path.basename(tarball), `${PLATFORM_PKG}-1.0.0.tgz`)
+  assert.ok(fs.existsSync(tarball), `${tarball} was not written`)
+  return tarball
+}
+
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vhd-packaging-'))
+  const dest = path.join(tmp, 'main-tgz')
+  fs.mkdirSync(dest)
+  const res = mustRun('npm', ['pack', '--json', '--pack-destination', dest], { cwd: ROOT })
+  const [info] = JSON.parse(res.stdout)
+  packed = { tarball: path.join(dest, info.filename), files: info.files.map((f) => f.path) }
+  assert.equal(info.filename, 'vhd-1.0.0.tgz')
+})
+
+after(() => {
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
+})
+
+test('the packed tarball ships the loader and the Rust sources, and nothing else', () => {
+  const files = new Set(packed.files)
+  const required = [
+    'package.json',
+    'binding.js',
+    'scripts/install.js',
+    'scripts/platform.js',
+    'Cargo.toml',
+    'build.rs',
+    'core/Cargo.toml',
+    'src/lib.rs',
+  ]
+  // Present once their authors land them; when they exist they must ship.
+  for (const optional of ['index.js', 'index.d.ts', 'Cargo.lock', 'core/src/lib.rs']) {
+    if (fs.existsSync(path.join(ROOT, optional))) required.push(optional)
+  }
+  for (const f of required) assert.ok(files.has(f), `${f} is missing from the tarball`)
+
+  // Every Rust source of both crates ships, so a from-source build works.
+  const walk = (dir) =>
+    fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
+      const rel = `${dir}/${e.name}`
+      return e.isDirectory() ? walk(rel) : [rel]
+    })
+  for (const f of [...walk('src'), ...walk('core/src')].filter((f) => !f.endsWith('.node'))) {
+    assert.ok(files.has(f), `${f} is missing from the tarball`)
+  }
+
+  const forbidden = [
+    /^target\//,
+    /^node_modules\//,
+    /^__test__\//,
+    /^core\/tests\//,
+    /^npm\//,
+    /^\.ci\//,
+    /^\.git/,
+    /\.node$/,
+    /\.tgz$/,
+  ]
+  for (const f of packed.files) {
+    assert.ok(!forbidden.some((re) => re.test(f)), `${f} must not be in the tarball`)
+  }
+})
+
+test(
+  'npm install of the tarball builds the addon from source and loads it',
+  { timeout: BUILD_TIMEOUT + 5 * MINUTE },
+  () => {
+    const project = scratchProject('from-source', packed.tarball)
+    // Reuse this repository's compiled dependencies: only vhd-core and vhd-node get rebuilt.
+    const env = cleanEnv({ CARGO_TARGET_DIR: cargoTargetDir(ROOT) })
+    mustRun('npm', ['install', ...NPM_FLAGS, packed.tarball], { cwd: project, env, timeout: BUILD_TIMEOUT })
+
+    const pkgDir = path.join(project, 'node_modules', 'vhd')
+    assert.ok(fs.existsSync(path.join(pkgDir, ADDON)), `the install script did not build ${ADDON}`)
+    assert.ok(
+      !fs.existsSync(path.join(project, 'node_modules', '@napi-rs')),
+      'devDependencies must not be installed for users',
+    )
+    const got = nodeJson(project, CHECK_SCRIPT, env)
+    assert.equal(got.version, '1.0.0')
+    if ('indexType' in got) assert.equal(got.indexType, 'object')
+    assert.deepEqual(got.addons, [fs.realpathSync(path.join(pkgDir, ADDON))])
+  },
+)
+
+test(
+  'with the prebuilt platform package, install needs no Rust toolchain',
+  { timeout: BUILD_TIMEOUT + 5 * MINUTE },
+  () => {
+    const platformTarball = packPlatform()
+    const listing = mustRun('tar', ['-tzf', platformTarball]).stdout.split('\n').filter(Boolean)
+    assert.deepEqual(listing.sort(), ['package/README.md', `package/${ADDON}`, 'package/package.json'].sort())
+
+    const project = scratchProject('prebuilt', packed.tarball)
+    const env = noRustEnv()
+    const res = mustRun('npm', ['install', ...NPM_FLAGS, packed.tarball, platformTarball], {
+      cwd: project,
+      env,
+      timeout: 5 * MINUTE,
+    })
+    assert.match(res.output, /nothing to build/, 'the install script should have found the prebuilt addon')
+
+    const pkgDir = path.join(project, 'node_modules', 'vhd')
+    assert.ok(!fs.existsSync(path.join(pkgDir, ADDON)), `${ADDON} must not be built inside node_modules/vhd`)
+    const got = nodeJson(project, CHECK_SCRIPT, env)
+    assert.equal(got.version, '1.0.0')
+    if ('indexType' in got) assert.equal(got.indexType, 'object')
+    const platformDir = fs.realpathSync(path.join(project, 'node_modules', PLATFORM_PKG))
+    assert.equal(got.platformPkg, path.join(platformDir, ADDON))
+    assert.deepEqual(got.addons, [path.join(platformDir, ADDON)])
+  },
+)
+
+test('without a prebuilt package or cargo, install fails and says how to fix it', { timeout: 5 * MINUTE }, () => {
+  const project = scratchProject('no-rust', packed.tarball)
+  const res = run('npm', ['install', ...NPM_FLAGS, packed.tarball], {
+    cwd: project,
+    env: noRustEnv(),
+    timeout: 5 * MINUTE,
+  })
+  assert.notEqual(res.status, 0, 'npm install should fail')
+  assert.match(res.output, /cargo` was not found/)
+  assert.match(res.output, /https:\/\/rustup\.rs/)
+})
+
+test('the loader names what it tried and keeps the load error as cause', () => {
+  const dir = path.join(tmp, 'bare-loader')
+  fs.mkdirSync(path.join(dir, 'scripts'), { recursive: true })
+  fs.copyFileSync(path.join(ROOT, 'binding.js'), path.join(dir, 'binding.js'))
+  fs.copyFileSync(path.join(ROOT, 'scripts', 'platform.js'), path.join(dir, 'scripts', 'platform.js'))
+  const got = nodeJson(
+    dir,
+    `try { require('./binding.js'); console.log('{"loaded":true}') } catch (e) {
+      console.log(JSON.stringify({ code: e.code, message: e.message, cause: e.cause && e.cause.code }))
+    }`,
+    cleanEnv(),
+  )
+  assert.equal(got.code, 'ERR_VHD_NATIVE_NOT_FOUND')
+  assert.ok(got.message.includes(path.join(fs.realpathSync(dir), ADDON)), got.message)
+  assert.ok(got.message.includes(`package ${PLATFORM_PKG}: not installed`), got.message)
+  assert.match(got.message, /npm rebuild vhd/)
+  assert.match(got.message, /https:\/\/rustup\.rs/)
+  assert.equal(got.cause, 'MODULE_NOT_FOUND')
+
+  // A corrupt local addon is reported with its own error as the cause.
+  fs.writeFileSync(path.join(dir, ADDON), 'not a shared object')
+  const corrupt = nodeJson(
+    dir,
+    `try { require('./binding.js') } catch (e) {
+      console.log(JSON.stringify({ message: e.message, cause: e.cause && e.cause.code }))
+    }`,
+    cleanEnv(),
+  )
+  assert.equal(corrupt.cause, 'ERR_DLOPEN_FAILED')
+  assert.match(corrupt.message, /not a shared object|invalid ELF header|too short/)
+})
