@@ -70,18 +70,38 @@ pub struct CreateState {
     options: vhd_core::CreateOptions,
 }
 
-pub struct ReadState {
+/// A read or a write: the image, the caller's buffer and which bytes of it, the disk offset.
+pub struct IoState {
     image: Shared,
     buffer: Uint8Array,
     range: Range<usize>,
     position: u64,
 }
 
-pub struct WriteState {
-    image: Shared,
-    buffer: Uint8Array,
-    range: Range<usize>,
-    position: u64,
+impl IoState {
+    /// Checks the arguments of `read`/`write` (on the JavaScript thread, before any work).
+    fn new(
+        env: &Env,
+        image: &Shared,
+        buffer: Uint8Array,
+        buffer_offset: f64,
+        length: f64,
+        position: f64,
+    ) -> napi::Result<IoState> {
+        let checked = guard(|| {
+            Ok((
+                buffer_range(buffer.len(), buffer_offset, length)?,
+                integer("position", position)?,
+            ))
+        });
+        let (range, position) = to_napi(env, checked)?;
+        Ok(IoState {
+            image: image.clone(),
+            buffer,
+            range,
+            position,
+        })
+    }
 }
 
 fn open_work(state: &mut OpenState) -> Result<NativeImage, Failure> {
@@ -95,7 +115,7 @@ fn create_work(state: &mut CreateState) -> Result<NativeImage, Failure> {
     )?))
 }
 
-fn read_work(state: &mut ReadState) -> Result<i64, Failure> {
+fn read_work(state: &mut IoState) -> Result<i64, Failure> {
     // SAFETY: the task holds a reference to the caller's Uint8Array, so its memory stays
     // alive until the task is dropped. Like `fs.read`, the bytes are written while
     // JavaScript could look at them: the caller must not use the buffer until the promise
@@ -104,7 +124,7 @@ fn read_work(state: &mut ReadState) -> Result<i64, Failure> {
     read_into(&state.image, &mut buf[state.range.clone()], state.position)
 }
 
-fn write_work(state: &mut WriteState) -> Result<i64, Failure> {
+fn write_work(state: &mut IoState) -> Result<i64, Failure> {
     write_from(
         &state.image,
         &state.buffer[state.range.clone()],
@@ -157,23 +177,9 @@ impl NativeImage {
         buffer_offset: f64,
         length: f64,
         position: f64,
-    ) -> napi::Result<AsyncTask<Job<ReadState, i64>>> {
-        let checked = guard(|| {
-            Ok((
-                buffer_range(buffer.len(), buffer_offset, length)?,
-                integer("position", position)?,
-            ))
-        });
-        let (range, position) = to_napi(&env, checked)?;
-        Ok(AsyncTask::new(Job::new(
-            ReadState {
-                image: self.image.clone(),
-                buffer,
-                range,
-                position,
-            },
-            read_work,
-        )))
+    ) -> napi::Result<AsyncTask<Job<IoState, i64>>> {
+        let state = IoState::new(&env, &self.image, buffer, buffer_offset, length, position)?;
+        Ok(AsyncTask::new(Job::new(state, read_work)))
     }
 
     /// Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`.
@@ -187,23 +193,9 @@ impl NativeImage {
         buffer_offset: f64,
         length: f64,
         position: f64,
-    ) -> napi::Result<AsyncTask<Job<WriteState, i64>>> {
-        let checked = guard(|| {
-            Ok((
-                buffer_range(buffer.len(), buffer_offset, length)?,
-                integer("position", position)?,
-            ))
-        });
-        let (range, position) = to_napi(&env, checked)?;
-        Ok(AsyncTask::new(Job::new(
-            WriteState {
-                image: self.image.clone(),
-                buffer,
-                range,
-                position,
-            },
-            write_work,
-        )))
+    ) -> napi::Result<AsyncTask<Job<IoState, i64>>> {
+        let state = IoState::new(&env, &self.image, buffer, buffer_offset, length, position)?;
+        Ok(AsyncTask::new(Job::new(state, write_work)))
     }
 
     /// `read` on the JavaScript thread.

@@ -1,5 +1,7 @@
 //! The checksum shared by the footer and the dynamic disk header.
 
+use crate::error::{Error, Result};
+
 /// One's complement of the byte sum of `bytes`, skipping the 4-byte checksum field that
 /// starts at `checksum_field`.
 ///
@@ -12,6 +14,26 @@ pub fn checksum(bytes: &[u8], checksum_field: usize) -> u32 {
         .filter(|(i, _)| !(checksum_field..checksum_field + 4).contains(i))
         .fold(0u32, |sum, (_, &b)| sum.wrapping_add(u32::from(b)));
     !sum
+}
+
+/// Fails with [`Error::Checksum`] naming `structure` and where it is when `stored` is not
+/// the `computed` checksum.
+pub(crate) fn verify(
+    structure: &'static str,
+    offset: u64,
+    stored: u32,
+    computed: u32,
+) -> Result<()> {
+    if stored == computed {
+        Ok(())
+    } else {
+        Err(Error::Checksum {
+            structure,
+            offset,
+            stored,
+            computed,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The dynamic disk header: 1024 bytes that dynamic and differencing images keep at the
 //! footer's `data_offset` (usually 512).
 
-use crate::checksum::checksum;
+use crate::checksum::{checksum, verify};
 use crate::error::{Error, Result};
 use crate::parent_locator::{ParentLocator, PARENT_LOCATOR_ENTRY_SIZE};
 use byteorder::{BigEndian, ByteOrder};
@@ -138,17 +138,12 @@ impl DynamicHeader {
 
     /// Fails with [`Error::Checksum`] when the stored checksum is wrong.
     pub fn verify_checksum(&self, offset: u64) -> Result<()> {
-        let computed = self.computed_checksum();
-        if computed == self.checksum {
-            Ok(())
-        } else {
-            Err(Error::Checksum {
-                structure: "dynamic header",
-                offset,
-                stored: self.checksum,
-                computed,
-            })
-        }
+        verify(
+            "dynamic header",
+            offset,
+            self.checksum,
+            self.computed_checksum(),
+        )
     }
 
     /// The parent's file name, decoded from UTF-16 big-endian up to the first NUL.

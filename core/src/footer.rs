@@ -1,7 +1,7 @@
 //! The hard disk footer: 512 bytes at the end of every VHD (and copied at offset 0 of
 //! dynamic and differencing images).
 
-use crate::checksum::checksum;
+use crate::checksum::{checksum, verify};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use byteorder::{BigEndian, ByteOrder};
@@ -164,17 +164,7 @@ impl Footer {
 
     /// Fails with [`Error::Checksum`] when the stored checksum is wrong.
     pub fn verify_checksum(&self, offset: u64) -> Result<()> {
-        let computed = self.computed_checksum();
-        if computed == self.checksum {
-            Ok(())
-        } else {
-            Err(Error::Checksum {
-                structure: "footer",
-                offset,
-                stored: self.checksum,
-                computed,
-            })
-        }
+        verify("footer", offset, self.checksum, self.computed_checksum())
     }
 
     /// The disk type, if the code is one of fixed, dynamic or differencing.
