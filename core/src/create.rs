@@ -1,16 +1,17 @@
-//! Creating new fixed and dynamic images.
+//! Creating new fixed, dynamic and differencing images.
 
 use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
 use crate::dynamic_header::{DynamicHeader, DEFAULT_BLOCK_SIZE, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::footer::{
-    vhd_timestamp_now, DiskType, Footer, FEATURE_RESERVED, FOOTER_SIZE, FORMAT_VERSION,
-    HOST_OS_WINDOWS, NO_DATA_OFFSET,
+    vhd_timestamp, vhd_timestamp_now, DiskType, Footer, FEATURE_RESERVED, FOOTER_SIZE,
+    FORMAT_VERSION, HOST_OS_WINDOWS, NO_DATA_OFFSET,
 };
 use crate::geometry::Geometry;
-use crate::image::{Image, OpenOptions};
+use crate::image::{file_url, windows_relative_path, Image, OpenOptions, VirtualDisk};
+use crate::parent_locator::{platform, ParentLocator};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest dynamic (and differencing) disk the specification allows: 2040 GiB.
 pub const MAX_DYNAMIC_SIZE: u64 = 2040 * 1024 * 1024 * 1024;
@@ -33,13 +34,19 @@ const TABLE_OFFSET: u64 = HEADER_OFFSET + DYNAMIC_HEADER_SIZE as u64;
 /// How to create an image.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
-    /// Fixed or dynamic.
+    /// Fixed, dynamic or differencing.
     pub disk_type: DiskType,
     /// Virtual size in bytes; a multiple of 512. It is used exactly, never rounded to a
-    /// CHS geometry.
+    /// CHS geometry. For a differencing image, 0 means the parent's size (a child may also
+    /// be larger than its parent).
     pub size: u64,
-    /// Block size of dynamic images, a power of two (default 2 MiB).
+    /// Block size of dynamic images, a power of two (default 2 MiB). A differencing image
+    /// takes its parent's block size (or this one over a fixed parent).
     pub block_size: u32,
+    /// The parent of a differencing image. Its whole chain must open; the child records its
+    /// unique id, modification time and name, and locates it by absolute path (`W2ku`),
+    /// path relative to the child (`W2ru`) and file URL (`MacX`).
+    pub parent: Option<PathBuf>,
     /// Creator application field (default `win `).
     pub creator_application: [u8; 4],
     /// Replace an existing file instead of failing with [`Error::AlreadyExists`].
@@ -61,6 +68,15 @@ impl CreateOptions {
             overwrite: false,
             unique_id: None,
             timestamp: None,
+            parent: None,
+        }
+    }
+
+    /// Options for a differencing image over `parent`, of the parent's size.
+    pub fn differencing(parent: impl Into<PathBuf>) -> Self {
+        CreateOptions {
+            parent: Some(parent.into()),
+            ..CreateOptions::new(DiskType::Differencing, 0)
         }
     }
 }
@@ -68,16 +84,19 @@ impl CreateOptions {
 /// Creates an image at `path` and returns it open for reading and writing.
 pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> {
     let path = path.as_ref();
-    validate(options)?;
-    let footer = new_footer(options);
+    // Everything is worked out (and the parent opened) before the file is touched.
     let contents = match options.disk_type {
-        DiskType::Fixed => None,
-        DiskType::Dynamic => Some(dynamic_metadata(&footer, options.block_size)),
-        DiskType::Differencing => {
-            return Err(Error::Unsupported(
-                "differencing images cannot be created yet".into(),
-            ))
+        DiskType::Fixed => {
+            validate(DiskType::Fixed, options.size, options.block_size)?;
+            None
         }
+        DiskType::Dynamic => {
+            validate(DiskType::Dynamic, options.size, options.block_size)?;
+            let footer = new_footer(options, options.size);
+            let header = new_header(options.size, options.block_size);
+            Some(sparse_file(&footer, header, &[]))
+        }
+        DiskType::Differencing => Some(differencing_file(path, options)?),
     };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -93,19 +112,19 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     match contents {
         // A fixed image is its data, then the footer; the data starts as a hole of zeros.
         None => {
+            let footer = new_footer(options, options.size);
             file.set_len(options.size).map_err(io)?;
             crate::storage::Storage::write_all_at(&file, &footer.to_bytes(), options.size)
                 .map_err(io)?;
         }
-        Some(metadata) => file.write_all(&metadata).map_err(io)?,
+        Some(bytes) => file.write_all(&bytes).map_err(io)?,
     }
     file.sync_all().map_err(io)?;
     drop(file);
     Image::open(path, &OpenOptions::default())
 }
 
-fn validate(options: &CreateOptions) -> Result<()> {
-    let size = options.size;
+fn validate(disk_type: DiskType, size: u64, block_size: u32) -> Result<()> {
     let invalid = |reason: String| {
         Err(Error::InvalidArgument {
             name: "size",
@@ -117,20 +136,20 @@ fn validate(options: &CreateOptions) -> Result<()> {
             "{size} bytes: the size must be a positive multiple of 512"
         ));
     }
-    let max = match options.disk_type {
+    let max = match disk_type {
         DiskType::Fixed => MAX_FIXED_SIZE,
         _ => MAX_DYNAMIC_SIZE,
     };
     if size > max {
         return invalid(format!(
             "{size} bytes: a {} image holds at most {max} bytes",
-            options.disk_type.name()
+            disk_type.name()
         ));
     }
-    let block_size = options.block_size;
-    if options.disk_type != DiskType::Fixed
-        && (!block_size.is_power_of_two() || !BLOCK_SIZE_RANGE.contains(&block_size))
-    {
+    if disk_type == DiskType::Fixed {
+        return Ok(());
+    }
+    if !block_size.is_power_of_two() || !BLOCK_SIZE_RANGE.contains(&block_size) {
         return Err(Error::InvalidArgument {
             name: "block size",
             reason: format!(
@@ -141,7 +160,7 @@ fn validate(options: &CreateOptions) -> Result<()> {
         });
     }
     let entries = size.div_ceil(u64::from(block_size));
-    if options.disk_type != DiskType::Fixed && entries > MAX_CREATED_TABLE_ENTRIES {
+    if entries > MAX_CREATED_TABLE_ENTRIES {
         return Err(Error::InvalidArgument {
             name: "block size",
             reason: format!(
@@ -153,7 +172,110 @@ fn validate(options: &CreateOptions) -> Result<()> {
     Ok(())
 }
 
-fn new_footer(options: &CreateOptions) -> Footer {
+/// The whole file of a new differencing image over `options.parent`.
+fn differencing_file(path: &Path, options: &CreateOptions) -> Result<Vec<u8>> {
+    let parent_path = options
+        .parent
+        .as_deref()
+        .ok_or_else(|| Error::InvalidArgument {
+            name: "parent",
+            reason: "a differencing image needs a parent".into(),
+        })?;
+    let parent = Image::open(
+        parent_path,
+        &OpenOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    )?;
+    let size = if options.size == 0 {
+        parent.size()
+    } else {
+        options.size
+    };
+    let block_size = parent.header().map_or(options.block_size, |h| h.block_size);
+    validate(DiskType::Differencing, size, block_size)?;
+
+    let canonical = |p: &Path, what: &str| {
+        p.canonicalize()
+            .map_err(|e| Error::io(format!("resolving the {what} {}", p.display()), e))
+    };
+    let parent_abs = canonical(parent_path, "parent")?;
+    let child_folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => canonical(folder, "folder of")?,
+        _ => canonical(Path::new("."), "current folder")?,
+    };
+    let modified = std::fs::metadata(&parent_abs)
+        .and_then(|m| m.modified())
+        .map_err(|e| {
+            Error::io(
+                format!("reading the time stamp of {}", parent_abs.display()),
+                e,
+            )
+        })?;
+
+    let mut header = new_header(size, block_size);
+    header.parent_unique_id = parent.footer().unique_id;
+    header.parent_timestamp = vhd_timestamp(modified);
+    let name = parent_abs.file_name().unwrap_or_default().to_string_lossy();
+    header.set_parent_name(&name)?;
+    let absolute = parent_abs.to_string_lossy().into_owned();
+    let mut locators = vec![(platform::W2KU, utf16le(&absolute))];
+    if let Some(relative) = windows_relative_path(&child_folder, &parent_abs) {
+        locators.push((platform::W2RU, utf16le(&relative)));
+    }
+    locators.push((platform::MACX, file_url(&parent_abs).into_bytes()));
+    let footer = new_footer(options, size);
+    Ok(sparse_file(&footer, header, &locators))
+}
+
+fn utf16le(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn new_header(size: u64, block_size: u32) -> DynamicHeader {
+    let entries = size.div_ceil(u64::from(block_size)) as u32;
+    DynamicHeader::new(TABLE_OFFSET, entries, block_size)
+}
+
+/// Footer copy, dynamic header, BAT (padded to a sector with 0xFF, as Hyper-V does), the
+/// parent locators' payloads (each padded to whole sectors), and the footer: the whole file
+/// of an empty dynamic or differencing image. Locator data space is recorded in bytes, as
+/// Windows does.
+fn sparse_file(footer: &Footer, mut header: DynamicHeader, locators: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let bat_space = (u64::from(header.max_table_entries) * BAT_ENTRY_SIZE).next_multiple_of(512);
+    let mut payloads = Vec::new();
+    let mut offset = TABLE_OFFSET + bat_space;
+    for (entry, (code, data)) in header.parent_locators.iter_mut().zip(locators) {
+        let space = (data.len() as u64).next_multiple_of(512);
+        *entry = ParentLocator {
+            platform_code: *code,
+            platform_data_space: space as u32,
+            platform_data_length: data.len() as u32,
+            reserved: 0,
+            platform_data_offset: offset,
+        };
+        payloads.extend_from_slice(data);
+        payloads.resize(payloads.len() + (space as usize - data.len()), 0);
+        offset += space;
+    }
+    header.update_checksum();
+    let mut file = Vec::with_capacity(offset as usize + FOOTER_SIZE);
+    file.extend_from_slice(&footer.to_bytes());
+    file.extend_from_slice(&header.to_bytes());
+    file.extend(
+        UNALLOCATED
+            .to_be_bytes()
+            .iter()
+            .cycle()
+            .take(bat_space as usize),
+    );
+    file.extend_from_slice(&payloads);
+    file.extend_from_slice(&footer.to_bytes());
+    file
+}
+
+fn new_footer(options: &CreateOptions, size: u64) -> Footer {
     let (major, minor) = crate_version();
     let mut footer = Footer {
         features: FEATURE_RESERVED,
@@ -166,9 +288,9 @@ fn new_footer(options: &CreateOptions) -> Footer {
         creator_application: options.creator_application,
         creator_version: (u32::from(major) << 16) | u32::from(minor),
         creator_host_os: HOST_OS_WINDOWS,
-        original_size: options.size,
-        current_size: options.size,
-        geometry: Geometry::for_size(options.size),
+        original_size: size,
+        current_size: size,
+        geometry: Geometry::for_size(size),
         disk_type_code: options.disk_type.code(),
         checksum: 0,
         unique_id: options.unique_id.unwrap_or_else(random_unique_id),
@@ -177,20 +299,6 @@ fn new_footer(options: &CreateOptions) -> Footer {
     };
     footer.update_checksum();
     footer
-}
-
-/// Footer copy, dynamic header, BAT (padded to a sector with 0xFF, as Hyper-V does) and
-/// footer: the whole file of an empty dynamic image.
-fn dynamic_metadata(footer: &Footer, block_size: u32) -> Vec<u8> {
-    let entries = footer.current_size.div_ceil(u64::from(block_size)) as u32;
-    let header = DynamicHeader::new(TABLE_OFFSET, entries, block_size);
-    let bat_space = (u64::from(entries) * BAT_ENTRY_SIZE).next_multiple_of(512) as usize;
-    let mut file = Vec::with_capacity(TABLE_OFFSET as usize + bat_space + FOOTER_SIZE);
-    file.extend_from_slice(&footer.to_bytes());
-    file.extend_from_slice(&header.to_bytes());
-    file.extend(UNALLOCATED.to_be_bytes().iter().cycle().take(bat_space));
-    file.extend_from_slice(&footer.to_bytes());
-    file
 }
 
 /// Our version, written as the creator version of the images we make.

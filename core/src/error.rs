@@ -103,6 +103,49 @@ pub enum Error {
     #[error("{0}: file already exists (pass overwrite to replace it)")]
     AlreadyExists(PathBuf),
 
+    /// No parent of a differencing image could be found.
+    #[error(
+        "{child}: its parent {parent_name:?} was not found; tried: {}",
+        display_paths(.tried)
+    )]
+    ParentNotFound {
+        child: PathBuf,
+        /// The parent's name as the child records it (header name or a locator).
+        parent_name: String,
+        /// Every path looked at, in order.
+        tried: Vec<PathBuf>,
+    },
+
+    /// A file was found where the parent should be, but it is another image.
+    #[error(
+        "{child}: {parent} is not its parent: the child expects parent unique id {expected}, the file has {found}"
+    )]
+    ParentMismatch {
+        child: PathBuf,
+        parent: PathBuf,
+        expected: String,
+        found: String,
+    },
+
+    /// The parent changed after the child was made (its time stamp is not the recorded one).
+    #[error(
+        "{child}: its parent {parent} was modified after the child was made: the child records time stamp {expected}, the parent has {found} (open with the option to ignore the parent time stamp if the parent was only copied)"
+    )]
+    ParentModified {
+        child: PathBuf,
+        parent: PathBuf,
+        expected: u32,
+        found: u32,
+    },
+
+    /// The parent chain comes back to an image already in it.
+    #[error("the parent chain loops: {}", display_paths(.chain))]
+    ParentLoop { chain: Vec<PathBuf> },
+
+    /// The parent chain is deeper than [`MAX_CHAIN_DEPTH`](crate::MAX_CHAIN_DEPTH).
+    #[error("{path}: the parent chain is deeper than {limit} images")]
+    ChainTooDeep { path: PathBuf, limit: usize },
+
     /// An argument (size, block size, option) is not acceptable.
     #[error("invalid argument {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
@@ -127,6 +170,11 @@ impl Error {
             Error::ReadOnly { .. } => "ERR_VHD_READ_ONLY",
             Error::AlreadyExists(_) => "ERR_VHD_EXISTS",
             Error::InvalidArgument { .. } => "ERR_VHD_INVALID_ARGUMENT",
+            Error::ParentNotFound { .. } => "ERR_VHD_PARENT_NOT_FOUND",
+            Error::ParentMismatch { .. } => "ERR_VHD_PARENT_MISMATCH",
+            Error::ParentModified { .. } => "ERR_VHD_PARENT_MODIFIED",
+            Error::ParentLoop { .. } => "ERR_VHD_PARENT_LOOP",
+            Error::ChainTooDeep { .. } => "ERR_VHD_CHAIN_TOO_DEEP",
         }
     }
 
@@ -137,4 +185,12 @@ impl Error {
             source,
         }
     }
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return "nothing".into();
+    }
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    shown.join(", ")
 }

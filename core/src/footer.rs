@@ -199,14 +199,33 @@ impl Footer {
     }
 }
 
-/// The current time as a VHD time stamp (seconds since 2000-01-01, saturating).
-pub fn vhd_timestamp_now() -> u32 {
-    let unix = std::time::SystemTime::now()
+/// A unique id in the usual text form, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (bytes in
+/// file order).
+pub fn format_unique_id(id: &[u8; 16]) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// A file modification time as a VHD time stamp (seconds since 2000-01-01, saturating).
+pub fn vhd_timestamp(time: std::time::SystemTime) -> u32 {
+    let unix = time
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(VHD_EPOCH_UNIX_SECONDS);
+        .unwrap_or(0);
     unix.saturating_sub(VHD_EPOCH_UNIX_SECONDS)
         .min(u64::from(u32::MAX)) as u32
+}
+
+/// The current time as a VHD time stamp (seconds since 2000-01-01, saturating).
+pub fn vhd_timestamp_now() -> u32 {
+    vhd_timestamp(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -39,7 +39,10 @@ pub use dynamic_header::DynamicHeader;
 pub use error::{Error, Result};
 pub use footer::{DiskType, Footer};
 pub use geometry::Geometry;
-pub use image::{DynamicImage, FixedImage, FooterSource, Image, OpenOptions, VirtualDisk};
+pub use image::{
+    DifferencingImage, DynamicImage, FixedImage, FooterSource, Image, OpenOptions, Parent,
+    ParentPath, RawDisk, VirtualDisk, MAX_CHAIN_DEPTH,
+};
 pub use parent_locator::ParentLocator;
 pub use sector_bitmap::SectorBitmap;
 pub use storage::Storage;

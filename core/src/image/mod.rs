@@ -1,10 +1,21 @@
 //! The image kinds behind one small interface, and opening an image of any kind.
 
+mod differencing;
 mod dynamic;
 mod fixed;
+mod parent;
+mod raw;
+mod sparse;
 
+pub use differencing::DifferencingImage;
 pub use dynamic::DynamicImage;
 pub use fixed::FixedImage;
+pub(crate) use parent::{file_url, windows_relative_path};
+pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH};
+pub use raw::RawDisk;
+
+use parent::ChainMember;
+use sparse::SparseFile;
 
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};
@@ -40,6 +51,13 @@ pub struct OpenOptions {
     pub ignore_checksums: bool,
     /// Fail with [`Error::WrongDiskType`] unless the image is of this type.
     pub expected_type: Option<DiskType>,
+    /// Parents named by the caller, nearest first: entry 0 is used as the parent of the
+    /// image opened, entry 1 as the parent of that parent, and so on. Levels beyond the list
+    /// are found through the parent locators.
+    pub parents: Vec<ParentPath>,
+    /// Accept a parent whose time stamp is not the one the child recorded (a copied parent
+    /// gets a new modification time). The unique id is still checked.
+    pub ignore_parent_timestamp: bool,
 }
 
 /// Where the footer that describes the image was found.
@@ -61,18 +79,14 @@ pub enum FooterSource {
 pub enum Image {
     Fixed(FixedImage),
     Dynamic(DynamicImage),
+    Differencing(DifferencingImage),
 }
 
 impl Image {
-    /// Opens the image at `path`, detecting its kind from its footer.
+    /// Opens the image at `path`, detecting its kind from its footer. A differencing image
+    /// is opened with its whole parent chain.
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image> {
-        let path = path.as_ref();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(!options.read_only)
-            .open(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        Image::open_storage(Box::new(file), path, options)
+        open_in_chain(path.as_ref(), options, &[])
     }
 
     /// Opens an image held by any [`Storage`]; `path` is used in messages (and, for
@@ -81,6 +95,15 @@ impl Image {
         file: Box<dyn Storage>,
         path: &Path,
         options: &OpenOptions,
+    ) -> Result<Image> {
+        Image::open_storage_in_chain(file, path, options, &[])
+    }
+
+    fn open_storage_in_chain(
+        file: Box<dyn Storage>,
+        path: &Path,
+        options: &OpenOptions,
+        chain: &[ChainMember],
     ) -> Result<Image> {
         let located = locate_footer(file.as_ref(), options)?;
         let disk_type = located
@@ -105,14 +128,51 @@ impl Image {
         let access = Access::new(options.read_only, located.read_only_reason.clone());
         match disk_type {
             DiskType::Fixed => Ok(Image::Fixed(FixedImage::open(file, path, located, access)?)),
-            DiskType::Dynamic => Ok(Image::Dynamic(DynamicImage::open(
-                file, path, located, access, options,
-            )?)),
-            DiskType::Differencing => Err(Error::Unsupported(format!(
-                "{}: differencing images cannot be opened yet",
-                path.display()
-            ))),
+            DiskType::Dynamic => {
+                let sparse = SparseFile::open(file, path, located, access, options)?;
+                Ok(Image::Dynamic(DynamicImage::new(sparse)))
+            }
+            DiskType::Differencing => {
+                let sparse = SparseFile::open(file, path, located, access, options)?;
+                let member = ChainMember {
+                    path: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+                    unique_id: sparse.footer().unique_id,
+                };
+                // A copy of an image already in the chain (same unique id) closes a loop too.
+                if chain.iter().any(|m| m.unique_id == member.unique_id) {
+                    let mut paths: Vec<_> = chain.iter().map(|m| m.path.clone()).collect();
+                    paths.push(member.path);
+                    return Err(Error::ParentLoop { chain: paths });
+                }
+                let mut chain = chain.to_vec();
+                chain.push(member);
+                let parent =
+                    parent::open_parent(path, sparse.header(), sparse.file(), options, &chain)?;
+                Ok(Image::Differencing(DifferencingImage::new(sparse, parent)))
+            }
         }
+    }
+
+    /// The image a differencing image reads its unwritten sectors from.
+    pub fn parent(&self) -> Option<&Parent> {
+        match self {
+            Image::Differencing(i) => Some(i.parent()),
+            _ => None,
+        }
+    }
+
+    /// The paths of this image and of every parent below it, nearest first.
+    pub fn chain(&self) -> Vec<&Path> {
+        let mut paths = vec![self.path()];
+        let mut parent = self.parent();
+        while let Some(p) = parent {
+            paths.push(p.path());
+            parent = match p {
+                Parent::Image(image) => image.parent(),
+                Parent::Raw(_) => None,
+            };
+        }
+        paths
     }
 
     /// The hard disk footer that describes the image.
@@ -120,6 +180,7 @@ impl Image {
         match self {
             Image::Fixed(i) => i.footer(),
             Image::Dynamic(i) => i.footer(),
+            Image::Differencing(i) => i.footer(),
         }
     }
 
@@ -128,6 +189,7 @@ impl Image {
         match self {
             Image::Fixed(_) => None,
             Image::Dynamic(i) => Some(i.header()),
+            Image::Differencing(i) => Some(i.header()),
         }
     }
 
@@ -136,6 +198,7 @@ impl Image {
         match self {
             Image::Fixed(_) => DiskType::Fixed,
             Image::Dynamic(_) => DiskType::Dynamic,
+            Image::Differencing(_) => DiskType::Differencing,
         }
     }
 
@@ -144,6 +207,7 @@ impl Image {
         match self {
             Image::Fixed(i) => i.footer_source(),
             Image::Dynamic(i) => i.footer_source(),
+            Image::Differencing(i) => i.footer_source(),
         }
     }
 
@@ -152,6 +216,7 @@ impl Image {
         match self {
             Image::Fixed(i) => i.access().read_only_reason(),
             Image::Dynamic(i) => i.access().read_only_reason(),
+            Image::Differencing(i) => i.access().read_only_reason(),
         }
     }
 
@@ -160,6 +225,7 @@ impl Image {
         match self {
             Image::Fixed(i) => i.path(),
             Image::Dynamic(i) => i.path(),
+            Image::Differencing(i) => i.path(),
         }
     }
 
@@ -167,6 +233,7 @@ impl Image {
         match self {
             Image::Fixed(i) => i,
             Image::Dynamic(i) => i,
+            Image::Differencing(i) => i,
         }
     }
 
@@ -174,6 +241,7 @@ impl Image {
         match self {
             Image::Fixed(i) => i,
             Image::Dynamic(i) => i,
+            Image::Differencing(i) => i,
         }
     }
 }
@@ -191,6 +259,20 @@ impl VirtualDisk for Image {
     fn flush(&mut self) -> Result<()> {
         self.as_disk_mut().flush()
     }
+}
+
+/// Opens the image at `path` below the images of `chain` (a parent chain being opened).
+pub(crate) fn open_in_chain(
+    path: &Path,
+    options: &OpenOptions,
+    chain: &[ChainMember],
+) -> Result<Image> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(!options.read_only)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    Image::open_storage_in_chain(Box::new(file), path, options, chain)
 }
 
 /// Whether an image may be written, and if not, why.

@@ -1,0 +1,194 @@
+//! Differencing images: a sparse file whose sector bitmaps say which sectors it holds; every
+//! other sector comes from the parent image (down to a fixed, dynamic or raw base).
+
+use super::parent::Parent;
+use super::sparse::{BlockSpan, SparseFile};
+use super::{check_write_range, readable_length, Access, FooterSource, VirtualDisk};
+use crate::bat::BlockAllocationTable;
+use crate::dynamic_header::DynamicHeader;
+use crate::error::Result;
+use crate::footer::Footer;
+use std::path::Path;
+
+/// An open differencing image and, through [`DifferencingImage::parent`], its whole chain.
+///
+/// Only this image is ever written; its parents are opened read-only.
+#[derive(Debug)]
+pub struct DifferencingImage {
+    sparse: SparseFile,
+    parent: Parent,
+}
+
+impl DifferencingImage {
+    pub(super) fn new(sparse: SparseFile, parent: Parent) -> DifferencingImage {
+        DifferencingImage { sparse, parent }
+    }
+
+    /// The image this one reads its unwritten sectors from.
+    pub fn parent(&self) -> &Parent {
+        &self.parent
+    }
+
+    /// The hard disk footer.
+    pub fn footer(&self) -> &Footer {
+        self.sparse.footer()
+    }
+
+    /// The dynamic disk header (parent id, time stamp, name and locators).
+    pub fn header(&self) -> &DynamicHeader {
+        self.sparse.header()
+    }
+
+    /// The block allocation table as it is in memory (including unflushed allocations).
+    pub fn bat(&self) -> &BlockAllocationTable {
+        self.sparse.bat()
+    }
+
+    /// Bytes of data per block.
+    pub fn block_size(&self) -> u32 {
+        self.sparse.block_size()
+    }
+
+    /// Where the footer was found.
+    pub fn footer_source(&self) -> FooterSource {
+        self.sparse.footer_source()
+    }
+
+    /// The path the image was opened from.
+    pub fn path(&self) -> &Path {
+        self.sparse.path()
+    }
+
+    pub(crate) fn access(&self) -> &Access {
+        self.sparse.access()
+    }
+
+    /// Reads from the parent; what lies past the parent's end (a child may be larger than
+    /// its parent) reads as zeros.
+    fn read_parent(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let read = self.parent.disk().read_at(buf, offset)?;
+        buf[read..].fill(0);
+        Ok(())
+    }
+
+    /// Reads one span of an allocated block: runs of present sectors from this file, runs of
+    /// absent ones from the parent.
+    fn read_allocated(
+        &self,
+        span: &BlockSpan,
+        sector: u32,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<()> {
+        let bitmap = self.sparse.bitmap(span.block, sector)?;
+        let end_in_block = span.offset_in_block + buf.len() as u64;
+        let mut position = span.offset_in_block;
+        while position < end_in_block {
+            let present = bitmap.is_set((position / 512) as u32);
+            // Extend the run over following sectors in the same state.
+            let mut run_end = (position / 512 + 1) * 512;
+            while run_end < end_in_block && bitmap.is_set((run_end / 512) as u32) == present {
+                run_end += 512;
+            }
+            let run_end = run_end.min(end_in_block);
+            let dest = &mut buf[(position - span.offset_in_block) as usize
+                ..(run_end - span.offset_in_block) as usize];
+            if present {
+                self.sparse.read_data(sector, position, dest)?;
+            } else {
+                self.read_parent(dest, offset + (position - span.offset_in_block))?;
+            }
+            position = run_end;
+        }
+        Ok(())
+    }
+
+    /// `data` for `span` widened to whole sectors: a sector that the write covers only in
+    /// part, and that this image does not hold yet, is first filled from the parent, so that
+    /// setting its bitmap bit does not hide the parent's bytes around the write.
+    fn whole_sectors(
+        &self,
+        span: &BlockSpan,
+        sector: Option<u32>,
+        data: &[u8],
+    ) -> Result<(u64, Vec<u8>)> {
+        let start = span.offset_in_block;
+        let end = start + data.len() as u64;
+        let aligned_start = start / 512 * 512;
+        let aligned_end = end.div_ceil(512) * 512;
+        let block_start = u64::from(span.block) * u64::from(self.sparse.block_size());
+        let mut sectors = vec![0u8; (aligned_end - aligned_start) as usize];
+        let bitmap = sector
+            .map(|s| self.sparse.bitmap(span.block, s))
+            .transpose()?;
+        let held = |in_block: u64| {
+            bitmap
+                .as_ref()
+                .is_some_and(|b| b.is_set((in_block / 512) as u32))
+        };
+        for edge in [aligned_start, aligned_end - 512] {
+            let dest = &mut sectors[(edge - aligned_start) as usize..][..512];
+            match sector {
+                Some(s) if held(edge) => self.sparse.read_data(s, edge, dest)?,
+                _ => self.read_parent(dest, block_start + edge)?,
+            }
+        }
+        sectors[(start - aligned_start) as usize..][..data.len()].copy_from_slice(data);
+        Ok((aligned_start, sectors))
+    }
+}
+
+impl VirtualDisk for DifferencingImage {
+    fn size(&self) -> u64 {
+        self.sparse.size()
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let length = readable_length(offset, buf.len(), self.size());
+        for span in self.sparse.spans(offset, length) {
+            let position = offset + span.buf_range.start as u64;
+            let dest = &mut buf[span.buf_range.clone()];
+            match self.sparse.bat().get(span.block) {
+                None => self.read_parent(dest, position)?,
+                Some(sector) => self.read_allocated(&span, sector, dest, position)?,
+            }
+        }
+        Ok(length)
+    }
+
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        self.sparse.access().check_writable()?;
+        check_write_range(offset, buf.len(), self.size())?;
+        let spans: Vec<_> = self.sparse.spans(offset, buf.len()).collect();
+        for span in spans {
+            let data = &buf[span.buf_range.clone()];
+            let existing = self.sparse.bat().get(span.block);
+            let unaligned =
+                !span.offset_in_block.is_multiple_of(512) || !data.len().is_multiple_of(512);
+            let (at, widened) = if unaligned {
+                let (at, sectors) = self.whole_sectors(&span, existing, data)?;
+                (at, Some(sectors))
+            } else {
+                (span.offset_in_block, None)
+            };
+            let bytes = widened.as_deref().unwrap_or(data);
+            // Zeros must be written too: here they hide the parent's data.
+            let sector = match existing {
+                Some(sector) => sector,
+                None => self.sparse.allocate(span.block)?,
+            };
+            self.sparse.write_data(sector, at, bytes)?;
+            let written = BlockSpan {
+                block: span.block,
+                offset_in_block: at,
+                buf_range: 0..bytes.len(),
+            };
+            self.sparse.mark_present(span.block, sector, &written)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.sparse.flush()
+    }
+}

@@ -1,0 +1,59 @@
+//! A raw disk file (no VHD structures) serving as the base of a differencing chain, when the
+//! caller names it explicitly. It is only ever read.
+
+use super::{read_exact, readable_length, VirtualDisk};
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// A plain file read as a virtual disk of its own size.
+#[derive(Debug)]
+pub struct RawDisk {
+    file: File,
+    path: PathBuf,
+    size: u64,
+}
+
+impl RawDisk {
+    /// Opens `path` read-only.
+    pub fn open(path: &Path) -> Result<RawDisk> {
+        let file =
+            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+            .len();
+        Ok(RawDisk {
+            file,
+            path: path.to_path_buf(),
+            size,
+        })
+    }
+
+    /// The path the file was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl VirtualDisk for RawDisk {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let length = readable_length(offset, buf.len(), self.size);
+        read_exact(&self.file, &mut buf[..length], offset, "raw disk data")?;
+        Ok(length)
+    }
+
+    fn write_at(&mut self, _buf: &[u8], _offset: u64) -> Result<()> {
+        Err(Error::ReadOnly {
+            reason: format!("{} is the raw base of a chain", self.path.display()),
+        })
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,490 @@
+//! The file layout that dynamic and differencing images share: a footer copy, the dynamic
+//! disk header, the block allocation table, then blocks (each a sector bitmap followed by
+//! its data) in any order, then the footer.
+//!
+//! [`SparseFile`] owns that layout: it finds blocks, allocates them, keeps sector bitmaps and
+//! makes everything durable in the right order. What a clear bitmap bit means (zeros, or
+//! "ask the parent") is decided by the image kinds built on it.
+
+use super::{read_exact, sync, write_all, Access, FooterSource, LocatedFooter, OpenOptions};
+use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE, UNALLOCATED};
+use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
+use crate::error::{Error, Result};
+use crate::footer::{Footer, FOOTER_SIZE};
+use crate::sector_bitmap::{bitmap_size, SectorBitmap};
+use crate::storage::Storage;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// BAT entries per 512-byte sector of the table: the unit in which the table is rewritten.
+const BAT_ENTRIES_PER_SECTOR: u32 = 128;
+
+/// The open file of a dynamic or differencing image.
+///
+/// The BAT lives in memory. New blocks are appended where the footer was, and their BAT
+/// entries, like newly set bits in the bitmaps of blocks that were already allocated, reach
+/// the file only in [`SparseFile::flush`], after the data they vouch for is durable.
+#[derive(Debug)]
+pub(crate) struct SparseFile {
+    file: Box<dyn Storage>,
+    path: PathBuf,
+    footer: Footer,
+    footer_source: FooterSource,
+    header: DynamicHeader,
+    bat: BlockAllocationTable,
+    block_size: u64,
+    bitmap_size: u64,
+    /// Where the next block goes: the offset of the footer at the end of the file.
+    next_block_offset: u64,
+    access: Access,
+    /// Blocks allocated since the last flush; their BAT entries are only in memory.
+    unflushed_blocks: BTreeSet<u32>,
+    /// Sector bitmaps read or written so far, as they should be on disk. Behind a lock so
+    /// that reads (which take `&self`) can cache the bitmaps they load.
+    bitmaps: RwLock<HashMap<u32, SectorBitmap>>,
+    /// Blocks whose bitmap in memory has bits set that the file does not have yet.
+    dirty_bitmaps: BTreeSet<u32>,
+}
+
+/// The part of an I/O request that falls in one block.
+pub(crate) struct BlockSpan {
+    pub block: u32,
+    pub offset_in_block: u64,
+    /// The bytes of the caller's buffer that belong to this block.
+    pub buf_range: Range<usize>,
+}
+
+impl SparseFile {
+    pub(super) fn open(
+        file: Box<dyn Storage>,
+        path: &Path,
+        located: LocatedFooter,
+        mut access: Access,
+        options: &OpenOptions,
+    ) -> Result<SparseFile> {
+        let header = read_header(file.as_ref(), &located)?;
+        let footer = located.footer.clone();
+        if let Err(e) = header.verify_checksum(footer.data_offset) {
+            if !options.ignore_checksums {
+                return Err(e);
+            }
+            access.force_read_only(format!("checksums were ignored to open it ({e})"));
+        }
+        validate_block_size(&header, footer.data_offset)?;
+        let bat = read_bat(file.as_ref(), &header, &footer, located.file_size)?;
+        let block_size = u64::from(header.block_size);
+        let bitmap_size = bitmap_size(header.block_size);
+        let mut image = SparseFile {
+            path: path.to_path_buf(),
+            footer_source: located.source,
+            next_block_offset: 0,
+            block_size,
+            bitmap_size,
+            bat,
+            header,
+            footer,
+            file,
+            access,
+            unflushed_blocks: BTreeSet::new(),
+            bitmaps: RwLock::new(HashMap::new()),
+            dirty_bitmaps: BTreeSet::new(),
+        };
+        image.validate_blocks(located.end_offset)?;
+        image.next_block_offset = image.end_of_used_space(located.end_offset);
+        Ok(image)
+    }
+
+    /// The hard disk footer.
+    pub(crate) fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The dynamic disk header.
+    pub(crate) fn header(&self) -> &DynamicHeader {
+        &self.header
+    }
+
+    /// The block allocation table as it is in memory (including unflushed allocations).
+    pub(crate) fn bat(&self) -> &BlockAllocationTable {
+        &self.bat
+    }
+
+    /// Bytes of data per block.
+    pub(crate) fn block_size(&self) -> u32 {
+        self.header.block_size
+    }
+
+    /// Where the footer was found.
+    pub(crate) fn footer_source(&self) -> FooterSource {
+        self.footer_source
+    }
+
+    /// The path the image was opened from.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file, for reading parent locators.
+    pub(crate) fn file(&self) -> &dyn Storage {
+        self.file.as_ref()
+    }
+
+    pub(crate) fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// Every allocated block's data must lie in the file, in front of the footer. Only the
+    /// part of the last block inside the virtual size has to be there.
+    fn validate_blocks(&self, footer_offset: u64) -> Result<()> {
+        for (block, sector) in self.bat.allocated() {
+            let offset = u64::from(sector) * 512;
+            let block_start = u64::from(block) * self.block_size;
+            // Saturating: max table entries may exceed what the size needs, and an entry
+            // past the end of the disk holds no data we read (only its bitmap must fit).
+            let needed = self.block_size.min(self.size().saturating_sub(block_start));
+            let end = offset + self.bitmap_size + needed;
+            if end > footer_offset {
+                return Err(Error::BatEntryOutOfRange {
+                    index: block,
+                    sector,
+                    offset,
+                    end,
+                    limit: footer_offset,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The first sector-aligned offset past every structure and block: where new blocks go.
+    fn end_of_used_space(&self, footer_offset: u64) -> u64 {
+        let header_end = self.footer.data_offset + DYNAMIC_HEADER_SIZE as u64;
+        let bat_end = self.header.table_offset + self.bat.len() as u64 * BAT_ENTRY_SIZE;
+        let blocks_end = self
+            .bat
+            .allocated()
+            .map(|(_, sector)| u64::from(sector) * 512 + self.bitmap_size + self.block_size);
+        let locators_end = self
+            .header
+            .parent_locators
+            .iter()
+            .filter(|l| !l.is_empty())
+            // Locator data past the end of the file is not there to protect, and a damaged
+            // offset near u64::MAX must not overflow.
+            .filter(|l| l.platform_data_offset < footer_offset)
+            .map(|l| l.platform_data_offset.saturating_add(locator_space(l)));
+        [footer_offset, header_end, bat_end]
+            .into_iter()
+            .chain(blocks_end)
+            .chain(locators_end)
+            .max()
+            .unwrap_or(footer_offset)
+            .next_multiple_of(512)
+    }
+
+    /// Splits `length` bytes at virtual `offset` into per-block spans.
+    pub(crate) fn spans(&self, offset: u64, length: usize) -> impl Iterator<Item = BlockSpan> + '_ {
+        let mut done = 0usize;
+        std::iter::from_fn(move || {
+            if done == length {
+                return None;
+            }
+            let position = offset + done as u64;
+            let offset_in_block = position % self.block_size;
+            let take = (self.block_size - offset_in_block).min((length - done) as u64) as usize;
+            let span = BlockSpan {
+                block: (position / self.block_size) as u32,
+                offset_in_block,
+                buf_range: done..done + take,
+            };
+            done += take;
+            Some(span)
+        })
+    }
+
+    pub(crate) fn data_offset(&self, sector: u32) -> u64 {
+        u64::from(sector) * 512 + self.bitmap_size
+    }
+
+    /// Appends a new block where the footer is and points `block` at it (in memory).
+    pub(crate) fn allocate(&mut self, block: u32) -> Result<u32> {
+        let offset = self.next_block_offset;
+        let sector = u32::try_from(offset / 512)
+            .ok()
+            .filter(|&s| s != UNALLOCATED)
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "the file is too large: the BAT cannot address a block at offset {offset}"
+                ))
+            })?;
+        let end = offset + self.bitmap_size + self.block_size;
+        // The moved footer goes first, so that the file ends with a valid footer at every
+        // instant: a process that dies from here on leaves an unreferenced block, no worse.
+        write_all(
+            self.file.as_ref(),
+            &self.footer.to_bytes(),
+            end,
+            "the footer",
+        )?;
+        self.next_block_offset = end;
+        self.bat.set(block, sector);
+        self.unflushed_blocks.insert(block);
+        self.bitmaps
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(block, SectorBitmap::new(self.header.block_size));
+        Ok(sector)
+    }
+
+    /// Marks the sectors of `block` that `span` touches as present in its bitmap (in memory;
+    /// [`SparseFile::flush`] writes it).
+    pub(crate) fn mark_present(&mut self, block: u32, sector: u32, span: &BlockSpan) -> Result<()> {
+        let loaded = self.load_bitmap(block, sector)?;
+        let bitmaps = self.bitmaps.get_mut().unwrap_or_else(|e| e.into_inner());
+        let bitmap = bitmaps.entry(block).or_insert(loaded);
+        let first = (span.offset_in_block / 512) as u32;
+        let last = ((span.offset_in_block + span.buf_range.len() as u64 - 1) / 512) as u32;
+        if bitmap.set_range(first, last - first + 1) {
+            self.dirty_bitmaps.insert(block);
+        }
+        Ok(())
+    }
+
+    /// The sector bitmap of allocated `block` (which starts at file `sector`), as it should
+    /// be on disk: from the cache, or read from the file and cached.
+    pub(crate) fn bitmap(&self, block: u32, sector: u32) -> Result<SectorBitmap> {
+        let cached = self
+            .bitmaps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&block)
+            .cloned();
+        match cached {
+            Some(bitmap) => Ok(bitmap),
+            None => self.load_bitmap(block, sector),
+        }
+    }
+
+    /// Reads the bitmap of `block` from the file unless it is cached, and caches it.
+    fn load_bitmap(&self, block: u32, sector: u32) -> Result<SectorBitmap> {
+        if let Some(bitmap) = self
+            .bitmaps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&block)
+        {
+            return Ok(bitmap.clone());
+        }
+        let mut bytes = vec![0u8; self.bitmap_size as usize];
+        read_exact(
+            self.file.as_ref(),
+            &mut bytes,
+            u64::from(sector) * 512,
+            "a sector bitmap",
+        )?;
+        let bitmap = SectorBitmap::from_bytes(bytes);
+        self.bitmaps
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(block)
+            .or_insert_with(|| bitmap.clone());
+        Ok(bitmap)
+    }
+
+    /// Reads block data: `buf.len()` bytes at `offset_in_block` of the block at `sector`.
+    pub(crate) fn read_data(
+        &self,
+        sector: u32,
+        offset_in_block: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
+        let at = self.data_offset(sector) + offset_in_block;
+        read_exact(self.file.as_ref(), buf, at, "block data")
+    }
+
+    /// Writes block data: `data` at `offset_in_block` of the block at `sector`.
+    pub(crate) fn write_data(&self, sector: u32, offset_in_block: u64, data: &[u8]) -> Result<()> {
+        let at = self.data_offset(sector) + offset_in_block;
+        write_all(self.file.as_ref(), data, at, "block data")
+    }
+
+    fn write_bitmap(&self, block: u32) -> Result<()> {
+        let sector = self
+            .bat
+            .get(block)
+            .expect("dirty bitmaps belong to allocated blocks");
+        let offset = u64::from(sector) * 512;
+        let bitmaps = self.bitmaps.read().unwrap_or_else(|e| e.into_inner());
+        write_all(
+            self.file.as_ref(),
+            bitmaps[&block].as_bytes(),
+            offset,
+            "a sector bitmap",
+        )
+    }
+
+    /// Writes the BAT entries of blocks allocated since the last flush, one write per
+    /// 512-byte sector of the table that changed.
+    fn write_unflushed_bat_entries(&self) -> Result<()> {
+        let blocks: Vec<u32> = self.unflushed_blocks.iter().copied().collect();
+        for group in
+            blocks.chunk_by(|a, b| a / BAT_ENTRIES_PER_SECTOR == b / BAT_ENTRIES_PER_SECTOR)
+        {
+            let (first, last) = (group[0] as usize, group[group.len() - 1] as usize);
+            let bytes = self.bat.entry_bytes(first..last + 1);
+            let offset = self.header.table_offset + first as u64 * BAT_ENTRY_SIZE;
+            write_all(self.file.as_ref(), &bytes, offset, "BAT entries")?;
+        }
+        Ok(())
+    }
+}
+
+impl SparseFile {
+    /// The virtual size in bytes (the footer's current size).
+    pub(crate) fn size(&self) -> u64 {
+        self.footer.current_size
+    }
+
+    /// Order: bitmaps of new blocks (nothing on disk points at them yet), fsync, so that all
+    /// data is durable; then the new bits of older blocks and the new BAT entries, which
+    /// vouch for that data; then a final fsync.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.access.read_only_reason().is_some() {
+            return Ok(());
+        }
+        let (new_blocks, old_blocks): (Vec<u32>, Vec<u32>) = self
+            .dirty_bitmaps
+            .iter()
+            .partition(|b| self.unflushed_blocks.contains(b));
+        for &block in &new_blocks {
+            self.write_bitmap(block)?;
+        }
+        sync(self.file.as_ref())?;
+        if old_blocks.is_empty() && self.unflushed_blocks.is_empty() {
+            self.dirty_bitmaps.clear();
+            return Ok(());
+        }
+        for &block in &old_blocks {
+            self.write_bitmap(block)?;
+        }
+        self.write_unflushed_bat_entries()?;
+        sync(self.file.as_ref())?;
+        self.dirty_bitmaps.clear();
+        self.unflushed_blocks.clear();
+        Ok(())
+    }
+}
+
+impl Drop for SparseFile {
+    /// Like `BufWriter`, a dropped image flushes what it still holds in memory (BAT entries,
+    /// bitmap bits), so that forgetting `flush()` does not lose data. Errors cannot be
+    /// reported from here: call `flush()` to see them.
+    fn drop(&mut self) {
+        if !self.unflushed_blocks.is_empty() || !self.dirty_bitmaps.is_empty() {
+            let _ = self.flush();
+        }
+    }
+}
+
+/// Reads the dynamic header at the footer's data offset. It must lie between the footer
+/// copy and the end footer; when the end footer is missing (the file was cut and the copy
+/// is in use), a header that runs past the end of the file was truncated.
+fn read_header(file: &dyn Storage, located: &LocatedFooter) -> Result<DynamicHeader> {
+    let offset = located.footer.data_offset;
+    let end = offset.saturating_add(DYNAMIC_HEADER_SIZE as u64);
+    let file_size = located.file_size;
+    let cut = located.source == FooterSource::Copy && offset < file_size;
+    if cut && end > file_size {
+        return Err(Error::Truncated {
+            what: "the dynamic header".into(),
+            offset,
+            end,
+            file_size,
+        });
+    }
+    let limit = if cut { file_size } else { located.end_offset };
+    if offset < FOOTER_SIZE as u64 || end > limit {
+        return Err(Error::InvalidField {
+            structure: "footer",
+            field: "data offset",
+            offset: 16,
+            found: offset,
+            reason: format!(
+                "the dynamic header must lie between the footer copy and the end footer of the {file_size}-byte file"
+            ),
+        });
+    }
+    let mut bytes = [0u8; DYNAMIC_HEADER_SIZE];
+    read_exact(file, &mut bytes, offset, "the dynamic header")?;
+    DynamicHeader::parse(&bytes, offset)
+}
+
+fn validate_block_size(header: &DynamicHeader, header_offset: u64) -> Result<()> {
+    let size = header.block_size;
+    if size < 512 || !size.is_power_of_two() {
+        return Err(Error::InvalidField {
+            structure: "dynamic header",
+            field: "block size",
+            offset: header_offset + 32,
+            found: u64::from(size),
+            reason: "must be a power of two of at least 512 bytes".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the BAT after checking that it covers the disk and fits in the file, so that a
+/// hostile header cannot make us allocate more memory than the file holds.
+fn read_bat(
+    file: &dyn Storage,
+    header: &DynamicHeader,
+    footer: &Footer,
+    file_size: u64,
+) -> Result<BlockAllocationTable> {
+    let entries = u64::from(header.max_table_entries);
+    let needed = footer.current_size.div_ceil(u64::from(header.block_size));
+    if entries < needed {
+        return Err(Error::InvalidField {
+            structure: "dynamic header",
+            field: "max table entries",
+            offset: footer.data_offset + 28,
+            found: entries,
+            reason: format!(
+                "{needed} blocks of {} bytes are needed for a {}-byte disk",
+                header.block_size, footer.current_size
+            ),
+        });
+    }
+    let bat_bytes = entries * BAT_ENTRY_SIZE;
+    let end = header.table_offset.saturating_add(bat_bytes);
+    if end > file_size {
+        return Err(Error::Truncated {
+            what: format!("the block allocation table ({entries} entries)"),
+            offset: header.table_offset,
+            end,
+            file_size,
+        });
+    }
+    let mut bytes = vec![0u8; bat_bytes as usize];
+    read_exact(
+        file,
+        &mut bytes,
+        header.table_offset,
+        "the block allocation table",
+    )?;
+    Ok(BlockAllocationTable::parse(&bytes))
+}
+
+/// Bytes reserved for a parent locator's data. The specification counts the space in
+/// sectors, Windows in bytes: a value smaller than the data length can only be sectors.
+fn locator_space(locator: &crate::ParentLocator) -> u64 {
+    let space = u64::from(locator.platform_data_space);
+    let length = u64::from(locator.platform_data_length);
+    if space < length {
+        space * 512
+    } else {
+        space.max(length)
+    }
+}
