@@ -1,6 +1,7 @@
 /// <reference types="node" />
 
-// Types of the `vhd` package (index.js): Microsoft VHD images, fixed and dynamic.
+// Types of the `vhd` package (index.js): Microsoft VHD images, fixed, dynamic and
+// differencing.
 //
 // Every asynchronous method has two forms: with an error-first callback (returns undefined;
 // the callback is called exactly once, asynchronously) and without (returns a promise).
@@ -48,9 +49,9 @@ export type VhdErrorCode =
   | 'ERR_VHD_INVALID_FIELD'
   /** A block allocation table entry points outside the file. */
   | 'ERR_VHD_BAT_OUT_OF_RANGE'
-  /** `VHD.Fixed` on a dynamic image, `VHD.Dynamic` on a fixed or differencing one. */
+  /** A class that is not the image's type: `VHD.Fixed` on a dynamic image, `VHD.Dynamic` on a differencing one… */
   | 'ERR_VHD_WRONG_TYPE'
-  /** A valid image this version cannot open (differencing images). */
+  /** A valid image or operation this version does not handle. */
   | 'ERR_VHD_UNSUPPORTED'
   /** A write that would run past the end of the virtual disk (a RangeError). */
   | 'ERR_VHD_OUT_OF_RANGE'
@@ -64,6 +65,16 @@ export type VhdErrorCode =
   | 'ERR_VHD_IO'
   /** A bug in this library (a caught panic). */
   | 'ERR_VHD_INTERNAL'
+  /** No parent of a differencing image was found (the message names it and every path tried). */
+  | 'ERR_VHD_PARENT_NOT_FOUND'
+  /** The file where the parent should be is another image (its unique id is not the recorded one). */
+  | 'ERR_VHD_PARENT_MISMATCH'
+  /** The parent's time stamp is not the one the child recorded (see `ignoreParentTimestamp`). */
+  | 'ERR_VHD_PARENT_MODIFIED'
+  /** The parent chain comes back to an image already in it. */
+  | 'ERR_VHD_PARENT_LOOP'
+  /** The parent chain is deeper than 64 images. */
+  | 'ERR_VHD_CHAIN_TOO_DEEP'
 
 /** The `code` of an argument error, as Node's own. */
 export type ArgumentErrorCode =
@@ -133,25 +144,75 @@ export interface WriteResult<T extends Bytes = Buffer> {
   buffer: T
 }
 
+/**
+ * A parent of a differencing image named by the caller: the path of a VHD image (its unique
+ * id must still be the one the child records), or `{ path, raw: true }` for a raw disk file
+ * (no VHD structures) as the base of the chain.
+ */
+export type ParentSpec = PathLike | { path: PathLike; raw?: boolean }
+
 export interface OpenOptions {
-  /** Open the file read-only (default false: images open read-write). */
+  /** Open the file read-only (default false: images open read-write). Parents are always read-only. */
   readOnly?: boolean
   /** Open images whose checksums are wrong; such an image is read-only. Default false. */
   ignoreChecksums?: boolean
+  /**
+   * Differencing images: the parent, instead of the one the child's locators name (the
+   * levels below it are still found through locators). Not with `parents`.
+   */
+  parent?: ParentSpec
+  /**
+   * Differencing images: the parents, nearest first (entry 0 is the parent of the image,
+   * entry 1 the parent of that one…); levels beyond the list are found through locators.
+   * Not with `parent`.
+   */
+  parents?: ParentSpec[]
+  /**
+   * Accept a parent whose time stamp is not the one the child recorded (a copied parent
+   * gets a new modification time); its unique id is still checked. Default false.
+   */
+  ignoreParentTimestamp?: boolean
 }
 
-export interface CreateOptions {
-  /** `'fixed'` or `'dynamic'` (or `TYPE.FIXED` / `TYPE.DYNAMIC`). */
-  type: 'fixed' | 'dynamic' | 2 | 3
-  /** Virtual size in bytes: a positive multiple of 512. */
-  size: Integer
-  /** Dynamic images: bytes per block, a power of two from 4 KiB to 256 MiB (default 2 MiB). */
+/** Options every type of new image takes. */
+export interface CommonCreateOptions {
+  /**
+   * Bytes per block, a power of two from 4 KiB to 256 MiB (default 2 MiB). Ignored by fixed
+   * images; a differencing image takes its parent's block size (this one over a fixed parent).
+   */
   blockSize?: Integer
   /** 1 to 4 ASCII characters, padded with spaces (default `'win '`). */
   creatorApplication?: string
   /** Replace an existing file (default false: `ERR_VHD_EXISTS`). */
   overwrite?: boolean
 }
+
+/** Options of a new fixed or dynamic image. */
+export interface BaseCreateOptions extends CommonCreateOptions {
+  /** `'fixed'` or `'dynamic'` (or `TYPE.FIXED` / `TYPE.DYNAMIC`). */
+  type: 'fixed' | 'dynamic' | 2 | 3
+  /** Virtual size in bytes: a positive multiple of 512. */
+  size: Integer
+}
+
+/** Options of a new differencing image. */
+export interface DifferencingCreateOptions extends CommonCreateOptions {
+  /** `'differencing'` (or `TYPE.DIFF`). */
+  type: 'differencing' | 4
+  /**
+   * The parent image (fixed, dynamic or differencing; its whole chain must open). The child
+   * records its unique id, modification time and name, and its absolute path, its path
+   * relative to the child and its file URL as locators. The parent is only read.
+   */
+  parent: PathLike
+  /**
+   * Virtual size in bytes, a multiple of 512; absent or 0: the parent's. A larger size is
+   * allowed: what lies past the parent's end reads as zeros.
+   */
+  size?: Integer
+}
+
+export type CreateOptions = BaseCreateOptions | DifferencingCreateOptions
 
 export interface Version {
   major: number
@@ -220,7 +281,25 @@ export interface Header {
 }
 
 /**
- * What `Fixed` and `Dynamic` share (not constructible itself).
+ * An image below a differencing image (a fresh copy on every access).
+ */
+export interface ParentInfo {
+  /** Where it was found: through a locator or the header's parent name, or as named by `parent`/`parents`. */
+  path: string
+  /** `TYPE.FIXED`, `TYPE.DYNAMIC` or `TYPE.DIFF`; `null` for a raw base. */
+  type: 2 | 3 | 4 | null
+  /** Virtual size in bytes (a raw base: its file size). */
+  size: number
+  /** The 16-byte unique id of its footer; `null` for a raw base. */
+  uuid: Buffer | null
+  /** A raw disk file named with `{ path, raw: true }`. */
+  raw: boolean
+  /** The next image down; `null` at the base. */
+  parent: ParentInfo | null
+}
+
+/**
+ * What `Fixed`, `Dynamic` and `Differencing` share (not constructible itself).
  *
  * Before `open` and after `close`, every accessor except `path` and `isOpen` is `undefined`.
  * `footer` and `header` are fresh copies on every access.
@@ -232,11 +311,11 @@ export declare abstract class Disk {
   get path(): string
   /** True between a successful `open` and `close`. */
   get isOpen(): boolean
-  /** `TYPE.FIXED` or `TYPE.DYNAMIC`. */
+  /** `TYPE.FIXED`, `TYPE.DYNAMIC` or `TYPE.DIFF`. */
   get type(): number | undefined
   /** Virtual size in bytes. */
   get size(): number | undefined
-  /** Bytes per block (dynamic images; `undefined` for fixed ones). */
+  /** Bytes per block (dynamic and differencing images; `undefined` for fixed ones). */
   get blockSize(): number | undefined
   /** Bytes the footer's CHS geometry describes (what CHS-only readers see). */
   get geometrySize(): number | undefined
@@ -250,9 +329,9 @@ export declare abstract class Disk {
    */
   get footerSource(): 'end' | 'end511' | 'copy' | undefined
   get footer(): Footer | undefined
-  /** Dynamic images only. */
+  /** Dynamic and differencing images only. */
   get header(): Header | undefined
-  /** Blocks allocated so far (dynamic images only). */
+  /** Blocks allocated so far (dynamic and differencing images only). */
   get allocatedBlocks(): number | undefined
 
   /** Opens the image (read-write unless `readOnly`); resolves to the disk itself. */
@@ -291,27 +370,45 @@ export declare class Dynamic extends Disk {
   constructor(path: PathLike, options?: OpenOptions)
 }
 
-/** Opens an image of any supported type as a `Fixed` or a `Dynamic` (read-write by default). */
-export declare function open(path: PathLike, options?: OpenOptions): Promise<Fixed | Dynamic>
-export declare function open(path: PathLike, callback: DiskCallback<Fixed | Dynamic>): void
-export declare function open(
-  path: PathLike,
-  options: OpenOptions | undefined,
-  callback: DiskCallback<Fixed | Dynamic>,
-): void
+/**
+ * A differencing image: the sectors written here, every other one read from its parent.
+ * It opens with its whole parent chain; only this image is ever written, the parents are
+ * opened read-only. Opening another type fails with `ERR_VHD_WRONG_TYPE`.
+ */
+export declare class Differencing extends Disk {
+  constructor(path: PathLike, options?: OpenOptions)
+  /** The parent, and through its own `parent` every image below. */
+  get parent(): ParentInfo | undefined
+  /** The paths of this image and of every image below it: this one first, the base last. */
+  get chain(): string[] | undefined
+}
+
+/** An image of any type. */
+export type AnyDisk = Fixed | Dynamic | Differencing
+
+/** Opens an image of any type as a `Fixed`, `Dynamic` or `Differencing` (read-write by default). */
+export declare function open(path: PathLike, options?: OpenOptions): Promise<AnyDisk>
+export declare function open(path: PathLike, callback: DiskCallback<AnyDisk>): void
+export declare function open(path: PathLike, options: OpenOptions | undefined, callback: DiskCallback<AnyDisk>): void
 
 /** Creates an image and resolves to it, open read-write. */
-export declare function create(path: PathLike, options: CreateOptions & { type: 'fixed' | 2 }): Promise<Fixed>
-export declare function create(path: PathLike, options: CreateOptions & { type: 'dynamic' | 3 }): Promise<Dynamic>
-export declare function create(path: PathLike, options: CreateOptions): Promise<Fixed | Dynamic>
+export declare function create(path: PathLike, options: BaseCreateOptions & { type: 'fixed' | 2 }): Promise<Fixed>
+export declare function create(path: PathLike, options: BaseCreateOptions & { type: 'dynamic' | 3 }): Promise<Dynamic>
+export declare function create(path: PathLike, options: DifferencingCreateOptions): Promise<Differencing>
+export declare function create(path: PathLike, options: CreateOptions): Promise<AnyDisk>
 export declare function create(
   path: PathLike,
-  options: CreateOptions & { type: 'fixed' | 2 },
+  options: BaseCreateOptions & { type: 'fixed' | 2 },
   callback: DiskCallback<Fixed>,
 ): void
 export declare function create(
   path: PathLike,
-  options: CreateOptions & { type: 'dynamic' | 3 },
+  options: BaseCreateOptions & { type: 'dynamic' | 3 },
   callback: DiskCallback<Dynamic>,
 ): void
-export declare function create(path: PathLike, options: CreateOptions, callback: DiskCallback<Fixed | Dynamic>): void
+export declare function create(
+  path: PathLike,
+  options: DifferencingCreateOptions,
+  callback: DiskCallback<Differencing>,
+): void
+export declare function create(path: PathLike, options: CreateOptions, callback: DiskCallback<AnyDisk>): void

@@ -1,7 +1,8 @@
 'use strict'
 
-// The JavaScript face of the vhd native addon: `VHD.Fixed` and `VHD.Dynamic` images with
-// callback and promise forms of every method, `VHD.open`, `VHD.create` and `VHD.TYPE`.
+// The JavaScript face of the vhd native addon: `VHD.Fixed`, `VHD.Dynamic` and
+// `VHD.Differencing` images with callback and promise forms of every method, `VHD.open`,
+// `VHD.create` and `VHD.TYPE`.
 // All format work happens in Rust (core/); this file checks arguments, keeps the open/closed
 // state and shapes the metadata like vhd@0.5.0's Footer and Header objects.
 
@@ -80,10 +81,10 @@ function toIndex(value, name, max = Number.MAX_SAFE_INTEGER) {
   return value
 }
 
-function toPath(path) {
+function toPath(path, name = 'path') {
   if (path instanceof URL) return fileURLToPath(path)
-  if (typeof path !== 'string') throw invalidArgType('path', 'of type string or an instance of URL', path)
-  if (path.includes('\u0000')) throw invalidArgValue('path', 'must be a string without null bytes')
+  if (typeof path !== 'string') throw invalidArgType(name, 'of type string or an instance of URL', path)
+  if (path.includes('\u0000')) throw invalidArgValue(name, 'must be a string without null bytes')
   return path
 }
 
@@ -94,10 +95,10 @@ function toBytes(buffer) {
   throw invalidArgType('buffer', 'an instance of Buffer, TypedArray, or DataView', buffer)
 }
 
-function optionalBoolean(options, key) {
+function optionalBoolean(options, key, prefix = 'options') {
   const value = options[key]
   if (value !== undefined && typeof value !== 'boolean') {
-    throw invalidArgType(`options.${key}`, 'of type boolean', value)
+    throw invalidArgType(`${prefix}.${key}`, 'of type boolean', value)
   }
   return value === true
 }
@@ -108,19 +109,43 @@ function toOptionsObject(options) {
   return options
 }
 
+/** A parent named by the caller: a path (a VHD image), or `{ path, raw }`. */
+function toParent(value, name) {
+  if (typeof value === 'string' || value instanceof URL) return { path: toPath(value, name), raw: false }
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    return { path: toPath(value.path, `${name}.path`), raw: optionalBoolean(value, 'raw', name) }
+  }
+  throw invalidArgType(name, 'of type string, an instance of URL, or an object with a path', value)
+}
+
+/** `parent` or `parents` (nearest first) as one list. */
+function toParents(options) {
+  if (options.parent !== undefined && options.parents !== undefined) {
+    throw invalidArgValue('options.parent', 'cannot be combined with options.parents (list every parent in options.parents)')
+  }
+  if (options.parent !== undefined) return [toParent(options.parent, 'options.parent')]
+  if (options.parents === undefined) return []
+  if (!Array.isArray(options.parents)) throw invalidArgType('options.parents', 'an instance of Array', options.parents)
+  return options.parents.map((parent, i) => toParent(parent, `options.parents[${i}]`))
+}
+
 function toOpenOptions(options) {
   options = toOptionsObject(options)
   return {
     readOnly: optionalBoolean(options, 'readOnly'),
     ignoreChecksums: optionalBoolean(options, 'ignoreChecksums'),
+    parents: toParents(options),
+    ignoreParentTimestamp: optionalBoolean(options, 'ignoreParentTimestamp'),
   }
 }
 
 const CREATE_TYPES = new Map([
   ['fixed', 'fixed'],
   ['dynamic', 'dynamic'],
+  ['differencing', 'differencing'],
   [TYPE.FIXED, 'fixed'],
   [TYPE.DYNAMIC, 'dynamic'],
+  [TYPE.DIFF, 'differencing'],
 ])
 
 function toCreateOptions(options) {
@@ -129,10 +154,23 @@ function toCreateOptions(options) {
   }
   const type = CREATE_TYPES.get(options.type)
   if (type === undefined) {
-    throw invalidArgValue('options.type', `must be 'fixed' or 'dynamic'.${describe(options.type)}`)
+    throw invalidArgValue('options.type', `must be 'fixed', 'dynamic' or 'differencing'.${describe(options.type)}`)
   }
-  if (options.size === undefined) throw invalidArgType('options.size', 'of type number or bigint', undefined)
-  const result = { type, size: toIndex(options.size, 'options.size') }
+  const result = { type }
+  if (type === 'differencing') {
+    // The size is optional: absent (or 0), it is the parent's.
+    if (options.parent === undefined) {
+      throw invalidArgType('options.parent', 'of type string or an instance of URL', undefined)
+    }
+    result.parent = toPath(options.parent, 'options.parent')
+    if (options.size !== undefined) result.size = toIndex(options.size, 'options.size')
+  } else {
+    if (options.parent !== undefined) {
+      throw invalidArgValue('options.parent', `is only for differencing images, not ${type} ones`)
+    }
+    if (options.size === undefined) throw invalidArgType('options.size', 'of type number or bigint', undefined)
+    result.size = toIndex(options.size, 'options.size')
+  }
   if (options.blockSize !== undefined) result.blockSize = toIndex(options.blockSize, 'options.blockSize')
   if (options.creatorApplication !== undefined) {
     if (typeof options.creatorApplication !== 'string') {
@@ -239,6 +277,20 @@ function shapeHeader(h) {
   }
 }
 
+/** The flat native list of parents (nearest first) as nested descriptions. */
+function shapeParent(parents, index = 0) {
+  if (index >= parents.length) return null
+  const p = parents[index]
+  return {
+    path: p.path,
+    type: p.diskType ?? null,
+    size: p.size,
+    uuid: p.uniqueId ? Buffer.from(p.uniqueId) : null,
+    raw: p.raw,
+    parent: shapeParent(parents, index + 1),
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Images.
 
@@ -254,13 +306,16 @@ const kTrack = Symbol('track')
 const kExpectedType = Symbol('expectedType')
 
 /**
- * What `VHD.Fixed` and `VHD.Dynamic` share. Not constructible itself: use a subclass,
- * `VHD.open` or `VHD.create`.
+ * What `VHD.Fixed`, `VHD.Dynamic` and `VHD.Differencing` share. Not constructible itself:
+ * use a subclass, `VHD.open` or `VHD.create`.
  */
 class Disk {
   constructor(path, options) {
     if (new.target === Disk) {
-      throw withCode(new TypeError('VHD.Disk is abstract: use VHD.Fixed, VHD.Dynamic or VHD.open()'), 'ERR_ILLEGAL_CONSTRUCTOR')
+      throw withCode(
+        new TypeError('VHD.Disk is abstract: use VHD.Fixed, VHD.Dynamic, VHD.Differencing or VHD.open()'),
+        'ERR_ILLEGAL_CONSTRUCTOR',
+      )
     }
     this[kPath] = toPath(path)
     this[kOptions] = toOpenOptions(options)
@@ -322,7 +377,7 @@ class Disk {
     return info && info.header ? shapeHeader(info.header) : undefined
   }
 
-  /** Blocks allocated so far (dynamic images). */
+  /** Blocks allocated so far (dynamic and differencing images). */
   get allocatedBlocks() {
     if (this[kState] !== 'open') return undefined
     return this[kNative].allocatedBlocks() ?? undefined
@@ -456,20 +511,53 @@ class Dynamic extends Disk {
   static [kExpectedType] = 'dynamic'
 }
 
+/**
+ * A differencing image: blocks allocated on first write, and every sector not written here
+ * read from its parent (a fixed, dynamic or differencing image, or a raw disk file named by
+ * the caller). Only this image is written; the parents are opened read-only.
+ */
+class Differencing extends Disk {
+  static [kExpectedType] = 'differencing'
+
+  /**
+   * The parent: `{ path, type, size, uuid, raw, parent }`, where `parent` is the next image
+   * down (`null` at the base). A raw base has `raw: true`, and `type` and `uuid` `null`.
+   * A fresh copy on every access.
+   */
+  get parent() {
+    const info = this[kInfo]
+    return info ? shapeParent(info.parents) : undefined
+  }
+
+  /** The paths of this image and of every image below it, this one first, the base last. */
+  get chain() {
+    const info = this[kInfo]
+    return info ? [this[kPath], ...info.parents.map((p) => p.path)] : undefined
+  }
+}
+
+const CLASSES = new Map([
+  [TYPE.FIXED, Fixed],
+  [TYPE.DYNAMIC, Dynamic],
+  [TYPE.DIFF, Differencing],
+])
+
 /** Wraps a freshly opened native image in the class of its type. */
 function wrap(image, path, options) {
   const type = image.info.diskType
-  const Class = type === TYPE.FIXED ? Fixed : type === TYPE.DYNAMIC ? Dynamic : null
-  if (Class === null) {
+  const Class = CLASSES.get(type)
+  if (Class === undefined) {
+    // The native open only succeeds for the three types above.
     image.close().catch(() => {})
-    throw stateError('ERR_VHD_UNSUPPORTED', `${path}: images of type ${type} are not supported`)
+    throw stateError('ERR_VHD_INTERNAL', `${path}: the native addon opened an image of type ${type}`)
   }
-  const disk = new Class(path, options)
+  const disk = new Class(path)
+  disk[kOptions] = options
   disk[kAttach](image)
   return disk
 }
 
-/** Opens an image of any supported type as a `VHD.Fixed` or `VHD.Dynamic`. */
+/** Opens an image of any type as a `VHD.Fixed`, `VHD.Dynamic` or `VHD.Differencing`. */
 function open(path, options, callback) {
   if (typeof options === 'function' && callback === undefined) {
     callback = options
@@ -483,12 +571,12 @@ function open(path, options, callback) {
   )
 }
 
-/** Creates a fixed or dynamic image and resolves to it, open read-write. */
+/** Creates a fixed, dynamic or differencing image and resolves to it, open read-write. */
 function create(path, options, callback) {
   return call(
     callback,
     () => [toPath(path), toCreateOptions(options)],
-    ([path, options]) => native.create(path, options).then((image) => wrap(image, path, {})),
+    ([path, options]) => native.create(path, options).then((image) => wrap(image, path, toOpenOptions())),
     (disk) => [disk],
   )
 }
@@ -497,6 +585,7 @@ module.exports = {
   Disk,
   Fixed,
   Dynamic,
+  Differencing,
   open,
   create,
   TYPE,

@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const { pathToFileURL } = require('node:url')
 const VHD = require('..')
 const native = require('../binding.js')
-const { KiB, MiB, tempDir, pattern, patchFile, patchFooters } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, patchFile, patchFooters, viaCallback, rejectsWith, throwsWith } = require('./helpers.js')
 
 let tmp
 before(() => {
@@ -17,44 +17,12 @@ before(() => {
 })
 after(() => tmp.cleanup())
 
-/** Calls `fn(callback)` and resolves to the callback's arguments; checks it is called once, later. */
-function viaCallback(fn) {
-  return new Promise((resolve, reject) => {
-    let calls = 0
-    let returned = false
-    const result = fn((...args) => {
-      calls += 1
-      if (calls > 1) return reject(new Error('callback called twice'))
-      if (!returned) return reject(new Error('callback called synchronously'))
-      setImmediate(() => (calls === 1 ? resolve(args) : undefined))
-    })
-    returned = true
-    if (result !== undefined) reject(new Error(`a callback method returned ${result}`))
-  })
-}
-
 async function createDynamic(options = {}) {
   return VHD.create(tmp.file('dynamic'), { type: 'dynamic', size: 8 * MiB, ...options })
 }
 
 async function createFixed(options = {}) {
   return VHD.create(tmp.file('fixed'), { type: 'fixed', size: 4 * MiB, ...options })
-}
-
-async function rejectsWith(promise, code, Class = Error) {
-  await assert.rejects(promise, (error) => {
-    assert.ok(error instanceof Class, `expected a ${Class.name}, got ${error && error.constructor.name}: ${error}`)
-    assert.equal(error.code, code, error.message)
-    return true
-  })
-}
-
-function throwsWith(fn, code, Class = Error) {
-  assert.throws(fn, (error) => {
-    assert.ok(error instanceof Class, `expected a ${Class.name}, got ${error && error.constructor.name}: ${error}`)
-    assert.equal(error.code, code, error.message)
-    return true
-  })
 }
 
 describe('module', () => {
@@ -72,6 +40,8 @@ describe('module', () => {
     assert.equal(VHD.version, native.version())
     assert.equal(typeof VHD.Fixed, 'function')
     assert.equal(typeof VHD.Dynamic, 'function')
+    assert.equal(typeof VHD.Differencing, 'function')
+    assert.ok(new VHD.Differencing('x.vhd') instanceof VHD.Disk)
     assert.ok(new VHD.Fixed('x.vhd') instanceof VHD.Disk)
     assert.equal(VHD.Image, undefined, 'VHD.Image is reserved for the vhd@0.5.0 constructor')
     throwsWith(() => new VHD.Disk('x.vhd'), 'ERR_ILLEGAL_CONSTRUCTOR', TypeError)
@@ -267,13 +237,15 @@ describe('open', () => {
     assert.equal(error.code, 'ERR_VHD_WRONG_TYPE')
   })
 
-  test('differencing images: ERR_VHD_WRONG_TYPE through VHD.Dynamic, ERR_VHD_UNSUPPORTED through VHD.open', async () => {
+  test('a dynamic image retyped as differencing: ERR_VHD_WRONG_TYPE through the other classes, no parent to find', async () => {
     const disk = await createDynamic()
     await disk.close()
     patchFooters(disk.path, (footer) => footer.writeUInt32BE(VHD.TYPE.DIFF, 60))
     await rejectsWith(new VHD.Dynamic(disk.path).open(), 'ERR_VHD_WRONG_TYPE')
     await rejectsWith(new VHD.Fixed(disk.path).open(), 'ERR_VHD_WRONG_TYPE')
-    await rejectsWith(VHD.open(disk.path), 'ERR_VHD_UNSUPPORTED')
+    // No locator and no parent name: nothing to try.
+    await rejectsWith(VHD.open(disk.path), 'ERR_VHD_PARENT_NOT_FOUND')
+    await rejectsWith(new VHD.Differencing(disk.path).open(), 'ERR_VHD_PARENT_NOT_FOUND')
   })
 
   test('a missing file: ENOENT', async () => {

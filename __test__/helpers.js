@@ -1,8 +1,11 @@
 'use strict'
 
-// Shared by the API and oracle tests: temporary folders, deterministic data, and byte-level
-// edits of image files (to damage or retype them).
+// Shared by the API, differencing and oracle tests: temporary folders, deterministic data,
+// byte-level edits of image files (to damage or retype them), and assertions about callbacks
+// and error codes.
 
+const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -77,4 +80,55 @@ function patchFooters(file, edit, { copy = true } = {}) {
   if (copy) patchFile(file, 0, 512, fix)
 }
 
-module.exports = { KiB, MiB, tempDir, pattern, vhdChecksum, patchFile, patchFooters }
+/** The SHA-256 of a file's bytes, in hex. */
+function sha256File(file) {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+}
+
+/** Calls `fn(callback)` and resolves to the callback's arguments; checks it is called once, later. */
+function viaCallback(fn) {
+  return new Promise((resolve, reject) => {
+    let calls = 0
+    let returned = false
+    const result = fn((...args) => {
+      calls += 1
+      if (calls > 1) return reject(new Error('callback called twice'))
+      if (!returned) return reject(new Error('callback called synchronously'))
+      setImmediate(() => (calls === 1 ? resolve(args) : undefined))
+    })
+    returned = true
+    if (result !== undefined) reject(new Error(`a callback method returned ${result}`))
+  })
+}
+
+/** Checks that `promise` rejects with an instance of `Class` whose `code` is `code`. */
+async function rejectsWith(promise, code, Class = Error) {
+  await assert.rejects(promise, (error) => {
+    assert.ok(error instanceof Class, `expected a ${Class.name}, got ${error && error.constructor.name}: ${error}`)
+    assert.equal(error.code, code, error.message)
+    return true
+  })
+}
+
+/** Checks that `fn` throws an instance of `Class` whose `code` is `code`. */
+function throwsWith(fn, code, Class = Error) {
+  assert.throws(fn, (error) => {
+    assert.ok(error instanceof Class, `expected a ${Class.name}, got ${error && error.constructor.name}: ${error}`)
+    assert.equal(error.code, code, error.message)
+    return true
+  })
+}
+
+module.exports = {
+  KiB,
+  MiB,
+  tempDir,
+  pattern,
+  vhdChecksum,
+  patchFile,
+  patchFooters,
+  sha256File,
+  viaCallback,
+  rejectsWith,
+  throwsWith,
+}

@@ -43,7 +43,9 @@ async function promises(): Promise<void> {
   const dynamic = await VHD.create('d.vhd', { type: VHD.TYPE.DYNAMIC, size: 1n << 30n, blockSize: 1 << 19, overwrite: true })
   assertEqual<typeof dynamic, VHD.Dynamic>(true)
   const any = await VHD.open(new URL('file:///images/x.vhd'))
-  assertEqual<typeof any, VHD.Fixed | VHD.Dynamic>(true)
+  assertEqual<typeof any, VHD.Fixed | VHD.Dynamic | VHD.Differencing>(true)
+  assertEqual<VHD.AnyDisk, VHD.Fixed | VHD.Dynamic | VHD.Differencing>(true)
+  if (any instanceof VHD.Differencing) expectType<string[] | undefined>(any.chain)
   expectType<2>(VHD.TYPE.FIXED)
   expectType<string>(VHD.version)
 }
@@ -65,9 +67,61 @@ function callbacks(): void {
   })
   disk.flush(() => {})
   disk.close(() => {})
-  VHD.open('x.vhd', (_error, opened) => expectType<VHD.Fixed | VHD.Dynamic>(opened))
+  VHD.open('x.vhd', (_error, opened) => expectType<VHD.AnyDisk>(opened))
   VHD.open('x.vhd', { readOnly: true }, () => {})
   VHD.create('y.vhd', { type: 'dynamic', size: 512 }, (_error, created) => expectType<VHD.Dynamic>(created))
+}
+
+async function differencing(unknown: VHD.CreateOptions): Promise<void> {
+  const child = await VHD.create('c.vhd', { type: 'differencing', parent: 'base.vhd' })
+  assertEqual<typeof child, VHD.Differencing>(true)
+  const bigger = await VHD.create(new URL('file:///c2.vhd'), {
+    type: VHD.TYPE.DIFF,
+    parent: new URL('file:///base.vhd'),
+    size: 1n << 30n,
+    overwrite: true,
+    creatorApplication: 'test',
+  })
+  assertEqual<typeof bigger, VHD.Differencing>(true)
+  const anyDisk = await VHD.create('u.vhd', unknown)
+  assertEqual<typeof anyDisk, VHD.AnyDisk>(true)
+  VHD.create('c3.vhd', { type: 'differencing', parent: 'p.vhd' }, (_error, created) => expectType<VHD.Differencing>(created))
+
+  const disk = new VHD.Differencing('c.vhd', {
+    readOnly: true,
+    parents: ['mid.vhd', new URL('file:///base.vhd'), { path: 'base.img', raw: true }],
+    ignoreParentTimestamp: true,
+  })
+  new VHD.Differencing('c.vhd', { parent: { path: new URL('file:///base.img'), raw: true } })
+  await VHD.open('c.vhd', { parent: 'base.vhd' })
+  const opened = await disk.open()
+  assertEqual<typeof opened, VHD.Differencing>(true)
+  expectType<VHD.Disk>(opened)
+  const parent = disk.parent
+  assertEqual<typeof parent, VHD.ParentInfo | undefined>(true)
+  if (parent) {
+    expectType<string>(parent.path)
+    expectType<2 | 3 | 4 | null>(parent.type)
+    expectType<number>(parent.size)
+    expectType<Buffer | null>(parent.uuid)
+    expectType<boolean>(parent.raw)
+    expectType<VHD.ParentInfo | null>(parent.parent)
+  }
+  expectType<string[] | undefined>(disk.chain)
+  const header = disk.header
+  if (header) {
+    expectType<Buffer>(header.parentId)
+    expectType<number>(header.parentTimestamp)
+    expectType<string>(header.parentName)
+  }
+  const codes: VHD.ErrorCode[] = [
+    'ERR_VHD_PARENT_NOT_FOUND',
+    'ERR_VHD_PARENT_MISMATCH',
+    'ERR_VHD_PARENT_MODIFIED',
+    'ERR_VHD_PARENT_LOOP',
+    'ERR_VHD_CHAIN_TOO_DEEP',
+  ]
+  void codes
 }
 
 function mistakes(disk: VHD.Dynamic): void {
@@ -83,8 +137,19 @@ function mistakes(disk: VHD.Dynamic): void {
   void VHD.create('x.vhd', { type: 'sparse', size: 512 })
   // @ts-expect-error: reserved for vhd@0.5.0's constructor
   void VHD.Image
+  // @ts-expect-error: a differencing image needs a parent
+  void VHD.create('x.vhd', { type: 'differencing', size: 512 })
+  // @ts-expect-error: only differencing images have a parent
+  void VHD.create('x.vhd', { type: 'dynamic', size: 512, parent: 'p.vhd' })
+  // @ts-expect-error: parents are paths or { path, raw }
+  new VHD.Differencing('x.vhd', { parents: [42] })
+  // @ts-expect-error: raw is a boolean
+  new VHD.Differencing('x.vhd', { parent: { path: 'p.img', raw: 'yes' } })
+  // @ts-expect-error: fixed and dynamic images have no parent property
+  void disk.parent
 }
 
 void promises
 void callbacks
+void differencing
 void mistakes

@@ -248,14 +248,15 @@ impl NativeImage {
         AsyncTask::new(Job::new(self.image.clone(), close_work))
     }
 
-    /// Number of allocated blocks (dynamic images), `null` for fixed images. Waits for a
-    /// write in progress.
+    /// Number of allocated blocks (dynamic and differencing images), `null` for fixed images.
+    /// Waits for a write in progress.
     #[napi(catch_unwind)]
     pub fn allocated_blocks(&self, env: Env) -> napi::Result<Option<u32>> {
         let result = guard(|| {
             let guard = read_lock(&self.image)?;
             Ok(match guard.as_ref().ok_or_else(Failure::closed)? {
                 Image::Dynamic(dynamic) => Some(dynamic.bat().allocated().count() as u32),
+                Image::Differencing(diff) => Some(diff.bat().allocated().count() as u32),
                 Image::Fixed(_) => None,
             })
         });
@@ -269,7 +270,8 @@ impl NativeImage {
     }
 }
 
-/// Opens the image at `path`, detecting its type (or checking `options.expectedType`).
+/// Opens the image at `path`, detecting its type (or checking `options.expectedType`); a
+/// differencing image is opened with its whole parent chain (the parents read-only).
 #[napi(
     js_name = "open",
     catch_unwind,
@@ -287,7 +289,8 @@ pub fn open_image(
     )))
 }
 
-/// Creates a fixed or dynamic image at `path` and resolves to it, open read-write.
+/// Creates a fixed, dynamic or differencing image at `path` and resolves to it, open
+/// read-write.
 #[napi(
     js_name = "create",
     catch_unwind,

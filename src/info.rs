@@ -1,5 +1,6 @@
-//! What an open image is: its type, sizes, where its footer came from, and every field of
-//! its footer and dynamic header, as plain JavaScript objects.
+//! What an open image is: its type, sizes, where its footer came from, every field of its
+//! footer and dynamic header, and (differencing images) the images below it, as plain
+//! JavaScript objects.
 //!
 //! The values are raw: `index.js` shapes them into vhd@0.5.0's `Footer`/`Header` fields.
 //! 64-bit fields are decimal strings, which `index.js` turns into BigInt: napi-rs makes
@@ -7,7 +8,7 @@
 
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
-use vhd_core::{DynamicHeader, Footer, FooterSource, Image, ParentLocator, VirtualDisk};
+use vhd_core::{DynamicHeader, Footer, FooterSource, Image, Parent, ParentLocator, VirtualDisk};
 
 /// The metadata of an image, taken when it is opened (it does not change while it is open).
 #[derive(Debug, Clone)]
@@ -18,6 +19,57 @@ pub struct Snapshot {
     header: Option<DynamicHeader>,
     footer_source: FooterSource,
     read_only_reason: Option<String>,
+    parents: Vec<ParentSnapshot>,
+}
+
+/// One image below a differencing image.
+#[derive(Debug, Clone)]
+struct ParentSnapshot {
+    path: String,
+    /// The footer of a VHD parent; `None` for a raw base.
+    footer: Option<Footer>,
+    size: u64,
+}
+
+impl ParentSnapshot {
+    fn of(parent: &Parent) -> ParentSnapshot {
+        ParentSnapshot {
+            path: parent.path().to_string_lossy().into_owned(),
+            footer: match parent {
+                Parent::Image(image) => Some(image.footer().clone()),
+                Parent::Raw(_) => None,
+            },
+            size: parent.disk().size(),
+        }
+    }
+
+    fn to_js(&self) -> ParentInfo {
+        let footer = self.footer.as_ref();
+        ParentInfo {
+            path: self.path.clone(),
+            disk_type: footer.map(|f| f.disk_type_code),
+            type_name: footer
+                .map_or("raw", |f| f.disk_type().map_or("unknown", |t| t.name()))
+                .to_string(),
+            size: self.size as i64,
+            unique_id: footer.map(|f| Buffer::from(f.unique_id.to_vec())),
+            raw: footer.is_none(),
+        }
+    }
+}
+
+/// Every parent below `image`, nearest first (empty unless it is a differencing image).
+fn parents_of(image: &Image) -> Vec<ParentSnapshot> {
+    let mut parents = Vec::new();
+    let mut next = image.parent();
+    while let Some(parent) = next {
+        parents.push(ParentSnapshot::of(parent));
+        next = match parent {
+            Parent::Image(image) => image.parent(),
+            Parent::Raw(_) => None,
+        };
+    }
+    parents
 }
 
 impl Snapshot {
@@ -29,6 +81,7 @@ impl Snapshot {
             header: image.header().cloned(),
             footer_source: image.footer_source(),
             read_only_reason: image.read_only_reason().map(str::to_string),
+            parents: parents_of(image),
         }
     }
 
@@ -55,6 +108,7 @@ impl Snapshot {
             read_only_reason: self.read_only_reason.clone(),
             footer: footer_info(footer),
             header: self.header.as_ref().map(header_info),
+            parents: self.parents.iter().map(ParentSnapshot::to_js).collect(),
         }
     }
 }
@@ -72,7 +126,7 @@ pub struct ImageInfo {
     pub size: i64,
     /// Bytes the footer's CHS geometry describes.
     pub geometry_size: i64,
-    /// Bytes of data per block (dynamic images only).
+    /// Bytes of data per block (dynamic and differencing images).
     pub block_size: Option<u32>,
     /// `'end'`, `'end511'` or `'copy'` (the damaged end footer was replaced by the copy).
     pub footer_source: String,
@@ -81,6 +135,26 @@ pub struct ImageInfo {
     pub read_only_reason: Option<String>,
     pub footer: FooterInfo,
     pub header: Option<HeaderInfo>,
+    /// Differencing images: every image below this one, nearest first, down to the base
+    /// (empty for fixed and dynamic images).
+    pub parents: Vec<ParentInfo>,
+}
+
+/// An image below a differencing image: a VHD, or a raw disk file at the base.
+#[napi(object)]
+pub struct ParentInfo {
+    /// Where it was found (a locator, the header's parent name, or the `parents` option).
+    pub path: String,
+    /// The footer's disk type (2 fixed, 3 dynamic, 4 differencing); `null` for a raw base.
+    pub disk_type: Option<u32>,
+    /// `'fixed'`, `'dynamic'`, `'differencing'` or `'raw'`.
+    pub type_name: String,
+    /// Virtual size in bytes (a raw base: its file size).
+    pub size: i64,
+    /// The footer's unique id; `null` for a raw base.
+    pub unique_id: Option<Buffer>,
+    /// A raw disk file named by the caller.
+    pub raw: bool,
 }
 
 /// Every field of the hard disk footer, unconverted.

@@ -6,7 +6,8 @@
 use crate::errors::Failure;
 use napi_derive::napi;
 use std::ops::Range;
-use vhd_core::DiskType;
+use std::path::PathBuf;
+use vhd_core::{DiskType, ParentPath};
 
 /// `Number.MAX_SAFE_INTEGER`: the largest offset or length accepted.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
@@ -21,19 +22,37 @@ pub struct OpenArgs {
     pub ignore_checksums: Option<bool>,
     /// `'fixed'`, `'dynamic'` or `'differencing'`: fail with `ERR_VHD_WRONG_TYPE` otherwise.
     pub expected_type: Option<String>,
+    /// Parents of a differencing image named by the caller, nearest first; levels beyond
+    /// the list are found through the parent locators.
+    pub parents: Option<Vec<ParentArg>>,
+    /// Accept a parent whose time stamp is not the one the child recorded (default false).
+    pub ignore_parent_timestamp: Option<bool>,
+}
+
+/// A parent named by the caller.
+#[napi(object)]
+#[derive(Debug, Default, Clone)]
+pub struct ParentArg {
+    pub path: String,
+    /// A raw disk file (no VHD structures): the base of the chain (default false).
+    pub raw: Option<bool>,
 }
 
 /// How to create an image.
 #[napi(object)]
 #[derive(Debug, Clone)]
 pub struct CreateArgs {
-    /// `'fixed'` or `'dynamic'`.
+    /// `'fixed'`, `'dynamic'` or `'differencing'`.
     #[napi(js_name = "type")]
     pub disk_type: String,
-    /// Virtual size in bytes, a positive multiple of 512.
-    pub size: f64,
-    /// Block size of dynamic images (default 2 MiB).
+    /// Virtual size in bytes, a positive multiple of 512. Required for fixed and dynamic
+    /// images; for differencing ones, absent or 0 means the parent's size.
+    pub size: Option<f64>,
+    /// Block size of dynamic images (default 2 MiB); a differencing image takes its
+    /// parent's block size (this one over a fixed parent).
     pub block_size: Option<f64>,
+    /// The parent of a differencing image (required for them, refused for the others).
+    pub parent: Option<String>,
     /// Creator application: 1 to 4 ASCII characters, padded with spaces (default `win `).
     pub creator_application: Option<String>,
     /// Replace an existing file (default false: `ERR_VHD_EXISTS`).
@@ -46,10 +65,25 @@ impl OpenArgs {
             None => None,
             Some(name) => Some(disk_type("expectedType", name)?),
         };
+        let parents = self
+            .parents
+            .iter()
+            .flatten()
+            .map(|parent| {
+                let path = PathBuf::from(&parent.path);
+                if parent.raw.unwrap_or(false) {
+                    ParentPath::Raw(path)
+                } else {
+                    ParentPath::Vhd(path)
+                }
+            })
+            .collect();
         Ok(vhd_core::OpenOptions {
             read_only: self.read_only.unwrap_or(false),
             ignore_checksums: self.ignore_checksums.unwrap_or(false),
             expected_type,
+            parents,
+            ignore_parent_timestamp: self.ignore_parent_timestamp.unwrap_or(false),
         })
     }
 }
@@ -57,8 +91,21 @@ impl OpenArgs {
 impl CreateArgs {
     pub fn to_core(&self) -> Result<vhd_core::CreateOptions, Failure> {
         let disk_type = disk_type("type", &self.disk_type)?;
-        let size = integer("size", self.size)?;
+        // An absent size is 0: the parent's size for a differencing image, and for the other
+        // types a size the core refuses (ERR_VHD_INVALID_ARGUMENT).
+        let size = self.size.map_or(Ok(0), |size| integer("size", size))?;
         let mut options = vhd_core::CreateOptions::new(disk_type, size);
+        match (&self.parent, disk_type) {
+            (Some(parent), DiskType::Differencing) => options.parent = Some(parent.into()),
+            (Some(_), _) => {
+                return Err(Failure::invalid_value(
+                    "parent",
+                    "only differencing images have a parent",
+                ))
+            }
+            // The core reports a differencing image without a parent.
+            (None, _) => {}
+        }
         if let Some(block_size) = self.block_size {
             let value = integer("blockSize", block_size)?;
             options.block_size = u32::try_from(value).map_err(|_| {
@@ -80,7 +127,7 @@ fn disk_type(name: &str, value: &str) -> Result<DiskType, Failure> {
         "differencing" => Ok(DiskType::Differencing),
         other => Err(Failure::invalid_value(
             name,
-            format!("expected 'fixed' or 'dynamic', received {other:?}"),
+            format!("expected 'fixed', 'dynamic' or 'differencing', received {other:?}"),
         )),
     }
 }
@@ -176,8 +223,9 @@ mod tests {
     fn create_args_convert_to_core_options() {
         let args = CreateArgs {
             disk_type: "dynamic".into(),
-            size: 8.0 * 1024.0 * 1024.0,
+            size: Some(8.0 * 1024.0 * 1024.0),
             block_size: Some(524_288.0),
+            parent: None,
             creator_application: None,
             overwrite: Some(true),
         };
@@ -185,10 +233,62 @@ mod tests {
         assert_eq!(options.disk_type, DiskType::Dynamic);
         assert_eq!(options.block_size, 524_288);
         assert!(options.overwrite);
+        let with_parent = CreateArgs {
+            parent: Some("p.vhd".into()),
+            ..args.clone()
+        };
+        assert_eq!(
+            with_parent.to_core().unwrap_err().code,
+            "ERR_INVALID_ARG_VALUE"
+        );
         let bad = CreateArgs {
             disk_type: "sparse".into(),
             ..args
         };
         assert_eq!(bad.to_core().unwrap_err().code, "ERR_INVALID_ARG_VALUE");
+    }
+
+    #[test]
+    fn differencing_create_args_take_the_parent_and_default_to_its_size() {
+        let args = CreateArgs {
+            disk_type: "differencing".into(),
+            size: None,
+            block_size: None,
+            parent: Some("base.vhd".into()),
+            creator_application: None,
+            overwrite: None,
+        };
+        let options = args.to_core().unwrap();
+        assert_eq!(options.disk_type, DiskType::Differencing);
+        assert_eq!(options.size, 0);
+        assert_eq!(options.parent, Some(PathBuf::from("base.vhd")));
+    }
+
+    #[test]
+    fn open_args_name_parents_nearest_first() {
+        let args = OpenArgs {
+            parents: Some(vec![
+                ParentArg {
+                    path: "mid.vhd".into(),
+                    raw: None,
+                },
+                ParentArg {
+                    path: "base.img".into(),
+                    raw: Some(true),
+                },
+            ]),
+            ignore_parent_timestamp: Some(true),
+            ..OpenArgs::default()
+        };
+        let options = args.to_core().unwrap();
+        assert_eq!(
+            options.parents,
+            vec![
+                ParentPath::Vhd("mid.vhd".into()),
+                ParentPath::Raw("base.img".into())
+            ]
+        );
+        assert!(options.ignore_parent_timestamp);
+        assert!(OpenArgs::default().to_core().unwrap().parents.is_empty());
     }
 }

@@ -201,6 +201,30 @@ fn differencing_file(path: &Path, options: &CreateOptions) -> Result<Vec<u8>> {
             .map_err(|e| Error::io(format!("resolving the {what} {}", p.display()), e))
     };
     let parent_abs = canonical(parent_path, "parent")?;
+    // With `overwrite`, creating the child over its own parent (or any image below it)
+    // truncated that image before failing to open the new one as its own ancestor: refuse
+    // before the file is touched.
+    if let Ok(target) = path.canonicalize() {
+        let chain: Vec<PathBuf> = parent
+            .chain()
+            .iter()
+            .map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()))
+            .collect();
+        if chain.contains(&target) {
+            return Err(Error::ParentLoop {
+                chain: std::iter::once(target).chain(chain).collect(),
+            });
+        }
+    }
+    // Likewise a child one level too deep was written, then failed to open, and stayed
+    // behind. The parent's chain ends in a non-differencing base, so its length is the
+    // number of differencing images the new child's chain will hold.
+    if parent.chain().len() > crate::image::MAX_CHAIN_DEPTH {
+        return Err(Error::ChainTooDeep {
+            path: path.to_path_buf(),
+            limit: crate::image::MAX_CHAIN_DEPTH,
+        });
+    }
     let child_folder = match path.parent() {
         Some(folder) if !folder.as_os_str().is_empty() => canonical(folder, "folder of")?,
         _ => canonical(Path::new("."), "current folder")?,

@@ -3,15 +3,21 @@
 //! whole virtual disk as libvhdi and qemu read it. The expectations are read from the README
 //! itself, so the README stays the single place where they are written down.
 //!
-//! Differencing images are out of scope for now: opening one must fail clearly.
+//! Differencing images get the README's verdicts: `dfvfs/image-differential.vhd` reads
+//! through its parent (found by the header's name alone) once checksums are ignored, and
+//! `dfvfs/fat-differential.vhd`, whose parent is not in the corpus, fails to open unless the
+//! caller names a parent, and is never read as if it stood alone.
 
 mod common;
 
 use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use vhd_core::footer::format_unique_id;
+use vhd_core::parent_locator::platform;
 use vhd_core::{
-    DiskType, DynamicHeader, Error, Footer, FooterSource, Image, OpenOptions, VirtualDisk,
+    create, CreateOptions, DiskType, DynamicHeader, Error, Footer, FooterSource, Image,
+    OpenOptions, Parent, ParentPath, VirtualDisk,
 };
 
 const KNOWN_IMAGES: usize = 21;
@@ -124,7 +130,14 @@ fn parse_readme(dir: &Path) -> Vec<Listed> {
             .trim_end_matches(".gz")
             .trim_end_matches(".bz2")
             .to_string();
-        if let Some((hash, note)) = hashes.get(&plain) {
+        // A chain's row names its parent too: "dfvfs/image-differential.vhd (+ image.vhd)".
+        let row = hashes.get(&plain).or_else(|| {
+            hashes
+                .iter()
+                .find(|(key, _)| key.starts_with(&format!("{plain} (+ ")))
+                .map(|(_, value)| value)
+        });
+        if let Some((hash, note)) = row {
             if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 image.sha256 = Some(hash.clone());
                 image.sha256_note = note.clone();
@@ -501,28 +514,303 @@ fn dfvfs_ext2_images_hold_the_expected_files() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Differencing images: not supported yet, and they must say so
+// Differencing images
 
+/// The README's row for `file`.
+fn listed(dir: &Path, file: &str) -> Listed {
+    parse_readme(dir)
+        .into_iter()
+        .find(|i| i.file == file)
+        .unwrap_or_else(|| panic!("{file} is not in the README"))
+}
+
+/// The README's notes cell of `file`'s row in the images table.
+fn readme_notes(dir: &Path, file: &str) -> String {
+    let text = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("| {file} |")))
+        .unwrap_or_else(|| panic!("no README row for {file}"));
+    cells(line).last().unwrap().clone()
+}
+
+/// Sector numbers from README text like "134, 143, 152–159, 184–185 and 196".
+fn sector_list(text: &str) -> Vec<u64> {
+    let mut sectors = Vec::new();
+    for item in text.split([',']).flat_map(|p| p.split(" and ")) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        match item.split_once(['–', '-']) {
+            Some((a, b)) => sectors.extend(number(a).unwrap()..=number(b).unwrap()),
+            None => sectors.push(number(item).unwrap_or_else(|| panic!("{item:?}"))),
+        }
+    }
+    sectors
+}
+
+/// The text of a `W2ku`/`W2ru` locator payload (UTF-16LE), decoded here rather than by the
+/// library.
+fn utf16le_text(bytes: &[u8]) -> String {
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16(&units).unwrap()
+}
+
+/// `dfvfs/image-differential.vhd`: bad footer and header checksums, no parent locators, a
+/// parent time stamp of 0. Strict by default; with checksums ignored it opens read-only,
+/// finds `image.vhd` beside it by the header's parent name, and reads to libvhdi's hash.
 #[test]
-fn differencing_images_fail_clearly_for_now() {
+fn dfvfs_image_differential_reads_through_its_parent() {
     let Some(dir) = corpus_dir() else { return };
-    let e = Image::open(dir.join("dfvfs/fat-differential.vhd"), &read_only()).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
-    assert!(e.to_string().contains("differencing"), "{e}");
-
-    // image-differential.vhd has bad footer and header checksums: that error comes first.
+    if !require_tool("sha256sum") {
+        return;
+    }
     let path = dir.join("dfvfs/image-differential.vhd");
+    let parent_path = dir.join("dfvfs/image.vhd");
+    let row = listed(&dir, "dfvfs/image-differential.vhd");
+    assert_eq!(row.kind, "differencing");
+
     let e = Image::open(&path, &read_only()).unwrap_err();
-    assert_eq!(e.code(), "ERR_VHD_CHECKSUM", "{e}");
-    assert!(e.to_string().contains("footer"), "{e}");
+    check_bad_footer_checksum(&e, &path);
+
     let options = OpenOptions {
         read_only: true,
         ignore_checksums: true,
         ..OpenOptions::default()
     };
-    let e = Image::open(&path, &options).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
-    assert!(e.to_string().contains("differencing"), "{e}");
+    let image = Image::open(&path, &options).unwrap();
+    assert_eq!(image.disk_type(), DiskType::Differencing);
+    assert!(image.read_only_reason().unwrap().contains("checksum"));
+    assert_eq!(image.size(), row.size.unwrap());
+    check_creator(image.footer(), &row);
+    let header = image.header().unwrap();
+    assert!(header.parent_locators.iter().all(|l| l.is_empty()));
+    assert_eq!(header.parent_timestamp, 0);
+    assert_eq!(header.parent_name(), "image.vhd");
+    assert_eq!(
+        format_unique_id(&header.parent_unique_id),
+        "d49c5c80-350a-4a89-898a-5ad6d10f6578"
+    );
+    let Image::Differencing(d) = &image else {
+        unreachable!()
+    };
+    let (used, entries) = row.blocks.unwrap();
+    assert_eq!(d.bat().len() as u64, entries);
+    assert_eq!(d.bat().allocated().count() as u64, used);
+
+    assert_eq!(image.chain(), vec![path.as_path(), parent_path.as_path()]);
+    let Some(Parent::Image(parent)) = image.parent() else {
+        panic!("no VHD parent")
+    };
+    assert_eq!(parent.footer().unique_id, header.parent_unique_id);
+    assert!(parent.read_only_reason().is_some());
+    let expected = row.sha256.as_deref().expect("a libvhdi hash for the chain");
+    assert_eq!(sha256_disk(&image), expected, "the chain's SHA-256");
+    // Its bitmap is all ones and its data is the parent's (README).
+    assert_eq!(read_all(&image), read_all(parent.as_ref()));
+    drop(image);
+
+    // Copied elsewhere, the pair still opens (no time stamp to break), and asking for write
+    // access does not make it writable.
+    let tmp = TempDir::new("image-differential");
+    for name in ["image-differential.vhd", "image.vhd"] {
+        std::fs::write(
+            tmp.join(name),
+            std::fs::read(dir.join("dfvfs").join(name)).unwrap(),
+        )
+        .unwrap();
+    }
+    let options = OpenOptions {
+        ignore_checksums: true,
+        ..OpenOptions::default()
+    };
+    let mut image = Image::open(tmp.join("image-differential.vhd"), &options).unwrap();
+    assert_eq!(image.chain()[1], tmp.join("image.vhd"));
+    let e = image.write_at(&[1], 0).unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_READ_ONLY", "{e}");
+    assert_eq!(sha256_disk(&image), expected);
+}
+
+/// `dfvfs/fat-differential.vhd`: real Windows locators to a parent the corpus lacks. It must
+/// not open (and never read as if it stood alone) unless the caller names a parent.
+#[test]
+fn dfvfs_fat_differential_needs_its_parent() {
+    let Some(dir) = corpus_dir() else { return };
+    let path = dir.join("dfvfs/fat-differential.vhd");
+    let row = listed(&dir, "dfvfs/fat-differential.vhd");
+    assert_eq!(row.kind, "differencing");
+    let size = row.size.unwrap();
+    let absolute = r"C:\Projects\dfvfs\test_data\fat-parent.vhd";
+
+    // Whatever is ignored, the parent is missing; the error names it and where we looked.
+    for options in [
+        read_only(),
+        OpenOptions {
+            read_only: true,
+            ignore_checksums: true,
+            ignore_parent_timestamp: true,
+            ..OpenOptions::default()
+        },
+    ] {
+        let e = Image::open(&path, &options).unwrap_err();
+        let beside = dir.join("dfvfs/fat-parent.vhd");
+        match &e {
+            Error::ParentNotFound {
+                child,
+                parent_name,
+                tried,
+            } => {
+                assert_eq!(child, &path);
+                assert_eq!(parent_name, absolute);
+                // `.\fat-parent.vhd` (W2ru) and the Windows absolute path (W2ku, and the
+                // header's name) all lead to the same place on this system.
+                assert_eq!(tried, &vec![beside.clone()]);
+            }
+            other => panic!("expected ParentNotFound, got {other:?}"),
+        }
+        assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND");
+        let message = e.to_string();
+        for part in [
+            path.display().to_string(),
+            "fat-parent.vhd".to_string(),
+            beside.display().to_string(),
+        ] {
+            assert!(message.contains(&part), "{message:?} lacks {part:?}");
+        }
+    }
+
+    // The structures, from the file's bytes.
+    let bytes = std::fs::read(&path).unwrap();
+    let footer = Footer::parse(bytes[bytes.len() - 512..].try_into().unwrap(), 0).unwrap();
+    footer.verify_checksum(0).unwrap();
+    assert_eq!(footer.disk_type(), Some(DiskType::Differencing));
+    assert_eq!(footer.current_size, size);
+    check_creator(&footer, &row);
+    let at = footer.data_offset as usize;
+    let header = DynamicHeader::parse(bytes[at..at + 1024].try_into().unwrap(), at as u64).unwrap();
+    header.verify_checksum(at as u64).unwrap();
+    assert_eq!(header.parent_name(), absolute);
+    assert_eq!(header.parent_timestamp, 0);
+    assert_eq!(
+        format_unique_id(&header.parent_unique_id),
+        "5fa21a55-f394-aa4d-9958-1951a67d5540"
+    );
+    let used: Vec<_> = header
+        .parent_locators
+        .iter()
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(used.len(), 2);
+    let (w2ku, w2ru) = (used[0], used[1]);
+    assert_eq!(
+        (w2ku.platform_name().as_str(), w2ku.platform_code),
+        ("W2ku", platform::W2KU)
+    );
+    assert_eq!(
+        (
+            w2ku.platform_data_length,
+            w2ku.platform_data_offset,
+            w2ku.platform_data_space
+        ),
+        (84, 4096, 4096)
+    );
+    assert_eq!(
+        (w2ru.platform_name().as_str(), w2ru.platform_code),
+        ("W2ru", platform::W2RU)
+    );
+    assert_eq!(
+        (
+            w2ru.platform_data_length,
+            w2ru.platform_data_offset,
+            w2ru.platform_data_space
+        ),
+        (32, 12288, 65536)
+    );
+    let text = |l: &vhd_core::ParentLocator| {
+        let start = l.platform_data_offset as usize;
+        utf16le_text(&bytes[start..start + l.platform_data_length as usize])
+    };
+    assert_eq!(text(w2ku), absolute);
+    assert_eq!(text(w2ru), r".\fat-parent.vhd");
+    // The BAT sits between the two locators' data (README), and the data space is in bytes:
+    // counted in sectors, 4096 would overlap the BAT.
+    assert_eq!(header.table_offset, 8192);
+    assert!(w2ku.platform_data_offset + u64::from(w2ku.platform_data_space) <= 8192);
+    assert!(w2ru.platform_data_offset > header.table_offset);
+
+    // Named by the caller, a raw parent serves: the sectors the README lists come from the
+    // child, every other one from the parent.
+    let notes = readme_notes(&dir, "dfvfs/fat-differential.vhd");
+    let listed_sectors = notes
+        .split_once("only sectors ")
+        .and_then(|(_, rest)| rest.split_once(" are present"))
+        .map(|(list, _)| sector_list(list))
+        .expect("the README lists the sectors present in the child");
+    let tmp = TempDir::new("fat-differential");
+    let raw = tmp.join("fat-parent.raw");
+    std::fs::write(&raw, vec![0xA5u8; size as usize]).unwrap();
+    let options = OpenOptions {
+        read_only: true,
+        parents: vec![ParentPath::Raw(raw.clone())],
+        ..OpenOptions::default()
+    };
+    let image = Image::open(&path, &options).unwrap();
+    assert_eq!(image.size(), size);
+    assert_eq!(image.chain(), vec![path.as_path(), raw.as_path()]);
+    let Image::Differencing(d) = &image else {
+        unreachable!()
+    };
+    let (used, entries) = row.blocks.unwrap();
+    assert_eq!(d.bat().len() as u64, entries);
+    assert_eq!(d.bat().allocated().count() as u64, used);
+    assert_eq!(d.block_size(), 2 << 20);
+    let all = read_all(&image);
+    let from_child: Vec<u64> = all
+        .chunks(512)
+        .enumerate()
+        .filter(|(_, s)| s.iter().any(|&b| b != 0xA5))
+        .map(|(i, _)| i as u64)
+        .collect();
+    assert_eq!(from_child, listed_sectors, "sectors read from the child");
+    assert!(all[194 * 512..].starts_with(b"place,user,password"));
+    assert!(all[196 * 512..].starts_with(b"This is another file."));
+    drop(image);
+
+    // A VHD parent with the unique id the child records (and the README's size) serves too;
+    // one with another unique id does not.
+    for (name, unique_id, ok) in [
+        ("fat-parent.vhd", Some(header.parent_unique_id), true),
+        ("impostor.vhd", None, false),
+    ] {
+        let parent = tmp.join(name);
+        let create_options = CreateOptions {
+            unique_id,
+            ..CreateOptions::new(DiskType::Fixed, size)
+        };
+        drop(create(&parent, &create_options).unwrap());
+        let options = OpenOptions {
+            read_only: true,
+            parents: vec![ParentPath::Vhd(parent.clone())],
+            ..OpenOptions::default()
+        };
+        match Image::open(&path, &options) {
+            Ok(image) => {
+                assert!(ok, "{name} was accepted");
+                assert_eq!(image.chain(), vec![path.as_path(), parent.as_path()]);
+                let all = read_all(&image);
+                assert!(all[194 * 512..].starts_with(b"place,user,password"));
+                assert!(all[..134 * 512].iter().all(|&b| b == 0));
+            }
+            Err(e) => {
+                assert!(!ok, "{name}: {e}");
+                assert_eq!(e.code(), "ERR_VHD_PARENT_MISMATCH", "{e}");
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,7 +918,6 @@ fn libvhdi_file_footer() {
 
 #[test]
 fn libvhdi_dynamic_disk_header() {
-    use vhd_core::parent_locator::platform;
     let Some(dir) = corpus_dir() else { return };
     let bytes: [u8; 1024] = std::fs::read(dir.join("libvhdi-fragments/dynamic_disk_header.1"))
         .unwrap()

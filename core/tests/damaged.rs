@@ -640,12 +640,20 @@ fn impossible_footer_fields() {
         assert_mentions(&e.to_string(), &[&size.to_string()]);
     }
 
-    // A differencing footer: a clear "not supported yet".
+    // A differencing footer over a dynamic image's header, which names no parent at all
+    // (no locators, no parent name): the parent is not found, and nothing was tried.
     let path = copy_of(&dynamic, &dir, "diff.vhd");
     edit_footers(&path, |f| f[60..64].copy_from_slice(&4u32.to_be_bytes()));
     let e = open_err(&path);
-    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
-    assert_mentions(&e.to_string(), &["differencing"]);
+    match &e {
+        Error::ParentNotFound { child, tried, .. } => {
+            assert_eq!(child, &path);
+            assert!(tried.is_empty(), "{tried:?}");
+        }
+        other => panic!("expected ParentNotFound, got {other:?}"),
+    }
+    assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND");
+    assert_mentions(&e.to_string(), &[&path.display().to_string()]);
 
     // expected_type mismatch.
     let e = Image::open(
@@ -769,8 +777,13 @@ fn create_validates_its_arguments() {
         assert_mentions(&e.to_string(), &[field, &shown.to_string()]);
         assert!(!path.exists(), "a failed create left a file behind");
     }
+    // A differencing image needs a parent.
     let e = create(&path, &CreateOptions::new(DiskType::Differencing, 1 << 20)).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
+    assert!(
+        matches!(e, Error::InvalidArgument { name: "parent", .. }),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), "ERR_VHD_INVALID_ARGUMENT");
     assert!(!path.exists());
 
     // The limits themselves are accepted.

@@ -15,12 +15,13 @@ use std::path::Path;
 /// Only this image is ever written; its parents are opened read-only.
 #[derive(Debug)]
 pub struct DifferencingImage {
-    sparse: SparseFile,
+    // Boxed to keep `Image` small: see `SparseFile::open`.
+    sparse: Box<SparseFile>,
     parent: Parent,
 }
 
 impl DifferencingImage {
-    pub(super) fn new(sparse: SparseFile, parent: Parent) -> DifferencingImage {
+    pub(super) fn new(sparse: Box<SparseFile>, parent: Parent) -> DifferencingImage {
         DifferencingImage { sparse, parent }
     }
 

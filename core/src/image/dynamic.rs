@@ -14,11 +14,12 @@ use std::path::Path;
 /// readers, but a sector never written reads as zeros either way).
 #[derive(Debug)]
 pub struct DynamicImage {
-    sparse: SparseFile,
+    // Boxed to keep `Image` small: see `SparseFile::open`.
+    sparse: Box<SparseFile>,
 }
 
 impl DynamicImage {
-    pub(super) fn new(sparse: SparseFile) -> DynamicImage {
+    pub(super) fn new(sparse: Box<SparseFile>) -> DynamicImage {
         DynamicImage { sparse }
     }
 

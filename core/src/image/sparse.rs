@@ -57,13 +57,17 @@ pub(crate) struct BlockSpan {
 }
 
 impl SparseFile {
+    /// Returned boxed: `Image::open` recurses once per level of a parent chain (up to
+    /// `MAX_CHAIN_DEPTH`), and the ~2 KiB structure moved by value through every frame of
+    /// that recursion (several copies per frame in debug builds) overflowed a 2 MiB thread
+    /// stack at about 43 levels. Boxed, only a pointer moves.
     pub(super) fn open(
         file: Box<dyn Storage>,
         path: &Path,
         located: LocatedFooter,
         mut access: Access,
         options: &OpenOptions,
-    ) -> Result<SparseFile> {
+    ) -> Result<Box<SparseFile>> {
         let header = read_header(file.as_ref(), &located)?;
         let footer = located.footer.clone();
         if let Err(e) = header.verify_checksum(footer.data_offset) {
@@ -93,7 +97,7 @@ impl SparseFile {
         };
         image.validate_blocks(located.end_offset)?;
         image.next_block_offset = image.end_of_used_space(located.end_offset);
-        Ok(image)
+        Ok(Box::new(image))
     }
 
     /// The hard disk footer.
