@@ -254,6 +254,11 @@ export interface ParentLocator {
   dataLength: number
   reserved: number
   dataOffset: bigint
+  /**
+   * The path the entry holds, decoded: `W2ru`/`W2ku` (UTF-16LE), `Wi2r`/`Wi2k` (ASCII) and
+   * `MacX` (a `file://` URL); `null` for empty entries, other kinds, or data not in the file.
+   */
+  text: string | null
 }
 
 /** The dynamic disk header, with vhd@0.5.0's `Header` field names. */

@@ -272,6 +272,8 @@ function shapeHeader(h) {
       dataLength: l.platformDataLength,
       reserved: l.reserved,
       dataOffset: BigInt(l.platformDataOffset),
+      // The path the entry holds, decoded (not a 0.5.0 field).
+      text: l.text ?? null,
     })),
     reserved2: Buffer.from(h.reserved2),
   }

@@ -103,7 +103,7 @@ describe('create', () => {
     assert.equal(header.parentName, '')
     assert.equal(header.parentId.length, 16)
     assert.equal(header.parentLocators.length, 8)
-    assert.deepEqual(header.parentLocators[7], { platformCode: 0, dataSpace: 0, dataLength: 0, reserved: 0, dataOffset: 0n })
+    assert.deepEqual(header.parentLocators[7], { platformCode: 0, dataSpace: 0, dataLength: 0, reserved: 0, dataOffset: 0n, text: null })
     assert.equal(header.reserved2.length, 256)
     // Copies: changing them changes nothing.
     disk.footer.currentSize = 1n

@@ -111,6 +111,14 @@ describe('create and use', () => {
         assert.ok(locator.dataLength > 0 && locator.dataSpace >= locator.dataLength)
         assert.equal(locator.dataOffset % 512n, 0n)
       }
+      // The locators' decoded paths: absolute, relative in Windows form, file URL.
+      const real = fs.realpathSync(base.path)
+      assert.deepEqual(header.parentLocators.map((l) => l.text), [
+        real,
+        `.\\${path.basename(base.path)}`,
+        `file://${real.split('/').map(encodeURIComponent).join('/')}`,
+        null, null, null, null, null,
+      ])
 
       assert.deepEqual(child.parent, {
         path: base.path,

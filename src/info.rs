@@ -17,6 +17,8 @@ pub struct Snapshot {
     size: u64,
     footer: Footer,
     header: Option<DynamicHeader>,
+    /// The decoded text of each parent locator (dynamic and differencing images).
+    locator_texts: [Option<String>; 8],
     footer_source: FooterSource,
     read_only_reason: Option<String>,
     parents: Vec<ParentSnapshot>,
@@ -79,6 +81,7 @@ impl Snapshot {
             size: image.size(),
             footer: image.footer().clone(),
             header: image.header().cloned(),
+            locator_texts: image.parent_locator_texts().unwrap_or_default(),
             footer_source: image.footer_source(),
             read_only_reason: image.read_only_reason().map(str::to_string),
             parents: parents_of(image),
@@ -107,7 +110,10 @@ impl Snapshot {
             read_only: self.read_only_reason.is_some(),
             read_only_reason: self.read_only_reason.clone(),
             footer: footer_info(footer),
-            header: self.header.as_ref().map(header_info),
+            header: self
+                .header
+                .as_ref()
+                .map(|h| header_info(h, &self.locator_texts)),
             parents: self.parents.iter().map(ParentSnapshot::to_js).collect(),
         }
     }
@@ -213,6 +219,9 @@ pub struct LocatorInfo {
     pub platform_data_length: u32,
     pub reserved: u32,
     pub platform_data_offset: String,
+    /// The path the entry holds, decoded (W2ru/W2ku UTF-16LE, Wi2r/Wi2k ASCII, MacX URL),
+    /// or null.
+    pub text: Option<String>,
 }
 
 fn footer_info(f: &Footer) -> FooterInfo {
@@ -238,7 +247,7 @@ fn footer_info(f: &Footer) -> FooterInfo {
     }
 }
 
-fn header_info(h: &DynamicHeader) -> HeaderInfo {
+fn header_info(h: &DynamicHeader, locator_texts: &[Option<String>; 8]) -> HeaderInfo {
     HeaderInfo {
         cookie: "cxsparse".to_string(),
         data_offset: h.data_offset.to_string(),
@@ -252,17 +261,23 @@ fn header_info(h: &DynamicHeader) -> HeaderInfo {
         reserved1: h.reserved1,
         parent_unicode_name: Buffer::from(h.parent_unicode_name.to_vec()),
         parent_name: h.parent_name(),
-        parent_locators: h.parent_locators.iter().map(locator_info).collect(),
+        parent_locators: h
+            .parent_locators
+            .iter()
+            .zip(locator_texts)
+            .map(|(l, text)| locator_info(l, text.clone()))
+            .collect(),
         reserved2: Buffer::from(h.reserved2.to_vec()),
     }
 }
 
-fn locator_info(l: &ParentLocator) -> LocatorInfo {
+fn locator_info(l: &ParentLocator, text: Option<String>) -> LocatorInfo {
     LocatorInfo {
         platform_code: l.platform_code,
         platform_data_space: l.platform_data_space,
         platform_data_length: l.platform_data_length,
         reserved: l.reserved,
         platform_data_offset: l.platform_data_offset.to_string(),
+        text,
     }
 }

@@ -138,6 +138,15 @@ pub enum Error {
         found: u32,
     },
 
+    /// A file that should be the parent (the right one, or the only one found) could not be
+    /// opened or failed a check; `source` says why. [`Error::code`] is the source's code.
+    #[error("{child}: its parent {parent} cannot be used: {source}")]
+    Parent {
+        child: PathBuf,
+        parent: PathBuf,
+        source: Box<Error>,
+    },
+
     /// The parent chain comes back to an image already in it.
     #[error("the parent chain loops: {}", display_paths(.chain))]
     ParentLoop { chain: Vec<PathBuf> },
@@ -174,7 +183,17 @@ impl Error {
             Error::ParentMismatch { .. } => "ERR_VHD_PARENT_MISMATCH",
             Error::ParentModified { .. } => "ERR_VHD_PARENT_MODIFIED",
             Error::ParentLoop { .. } => "ERR_VHD_PARENT_LOOP",
+            Error::Parent { source, .. } => source.code(),
             Error::ChainTooDeep { .. } => "ERR_VHD_CHAIN_TOO_DEEP",
+        }
+    }
+
+    /// The underlying error: for [`Error::Parent`], what went wrong in the parent (at any
+    /// depth of the chain); otherwise the error itself.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Parent { source, .. } => source.root(),
+            other => other,
         }
     }
 
@@ -189,7 +208,7 @@ impl Error {
 
 fn display_paths(paths: &[PathBuf]) -> String {
     if paths.is_empty() {
-        return "nothing".into();
+        return "nothing (the image has no usable parent locator and no parent name)".into();
     }
     let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     shown.join(", ")

@@ -500,10 +500,16 @@ fn explicit_vhd_parents() {
 
     // The caller names the nearest parent; the next level is still not found...
     let e = open_with(&top, vec![ParentPath::Vhd(mid2.clone())]).unwrap_err();
+    // The error says which parent could not be used, and why: its own parent is missing.
     match &e {
+        Error::Parent { child, parent, .. } => assert_eq!((child, parent), (&top, &mid2)),
+        other => panic!("expected Parent, got {other:?}"),
+    }
+    match e.root() {
         Error::ParentNotFound { child, .. } => assert_eq!(child, &mid2),
         other => panic!("expected ParentNotFound, got {other:?}"),
     }
+    assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND");
     // ...until it names both.
     let image = open_with(
         &top,
@@ -1056,9 +1062,21 @@ fn a_corrupt_parent_reports_its_own_error() {
     patch_file(&base, at, &[original[0] ^ 0x40]);
     set_modified(&base, modified);
     let e = open(&child).unwrap_err();
+    // The error names the parent that failed, and keeps the parent's own error.
     match &e {
+        Error::Parent { parent, .. } => assert_eq!(parent, &base),
+        other => panic!("expected a Parent error, got {other:?}"),
+    }
+    match e.root() {
         Error::Checksum { structure, .. } => assert_eq!(*structure, "dynamic header"),
         other => panic!("expected the parent's checksum error, got {other:?}"),
+    }
+    let message = e.to_string();
+    for part in ["base.vhd", "child.vhd", "checksum"] {
+        assert!(
+            message.contains(part),
+            "{message:?} should mention {part:?}"
+        );
     }
     assert_eq!(e.code(), "ERR_VHD_CHECKSUM");
     // The option to ignore checksums reaches the parent too.
@@ -1081,7 +1099,10 @@ fn a_corrupt_parent_reports_its_own_error() {
     patch_file(&base, bat, &0x00FF_FFFFu32.to_be_bytes());
     set_modified(&base, modified);
     let e = open(&child).unwrap_err();
-    assert!(matches!(e, Error::BatEntryOutOfRange { .. }), "{e:?}");
+    assert!(
+        matches!(e.root(), Error::BatEntryOutOfRange { .. }),
+        "{e:?}"
+    );
     assert_eq!(e.code(), "ERR_VHD_BAT_OUT_OF_RANGE");
     patch_file(&base, bat, &entry);
 
@@ -1091,4 +1112,57 @@ fn a_corrupt_parent_reports_its_own_error() {
     set_modified(&base, modified);
     let e = open(&child).unwrap_err();
     assert_eq!(e.code(), "ERR_VHD_BAD_COOKIE", "{e}");
+}
+
+/// A file that is not a VHD where the relative locator points does not stop the search: the
+/// absolute locator still finds the parent. When nothing better is found, the stray file's
+/// problem is what the error reports.
+#[test]
+fn a_stray_file_at_one_locator_does_not_hide_the_parent() {
+    let dir = TempDir::new("stray");
+    let home = dir.join("home");
+    let away = dir.join("away");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&away).unwrap();
+    let mut model = make_base(&home.join("base.vhd"), MIB, 21);
+    make_child(&home.join("child.vhd"), &home.join("base.vhd"), &mut model);
+    // The child moves alone; a non-VHD file of the parent's name waits beside it.
+    std::fs::rename(home.join("child.vhd"), away.join("child.vhd")).unwrap();
+    std::fs::write(away.join("base.vhd"), vec![0x42u8; 4096]).unwrap();
+    assert_opens_with_parent(&away.join("child.vhd"), &home.join("base.vhd"), &model);
+
+    std::fs::remove_file(home.join("base.vhd")).unwrap();
+    let e = open(&away.join("child.vhd")).unwrap_err();
+    match &e {
+        Error::Parent { parent, .. } => assert_eq!(parent, &away.join("base.vhd")),
+        other => panic!("expected the stray file's problem, got {other:?}"),
+    }
+    assert_eq!(e.code(), e.root().code());
+    assert_message_names(&e, &["child.vhd", "base.vhd"]);
+}
+
+/// A raw base has no parent: naming more parents after it is a mistake, not silently ignored.
+#[test]
+fn nothing_may_follow_a_raw_base() {
+    let dir = TempDir::new("raw-then");
+    let mut model = make_base(&dir.join("base.vhd"), MIB, 22);
+    make_child(&dir.join("child.vhd"), &dir.join("base.vhd"), &mut model);
+    let raw = dir.join("base.raw");
+    std::fs::write(&raw, vec![0u8; MIB as usize]).unwrap();
+    let e = open_with(
+        &dir.join("child.vhd"),
+        vec![ParentPath::Raw(raw.clone()), ParentPath::Raw(raw)],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidArgument {
+                name: "parents",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), "ERR_VHD_INVALID_ARGUMENT");
 }

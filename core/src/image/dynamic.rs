@@ -33,6 +33,11 @@ impl DynamicImage {
         self.sparse.header()
     }
 
+    /// The decoded path of each parent locator entry (see [`crate::Image::parent_locator_texts`]).
+    pub fn parent_locator_texts(&self) -> [Option<String>; 8] {
+        self.sparse.locator_texts()
+    }
+
     /// The block allocation table as it is in memory (including unflushed allocations).
     pub fn bat(&self) -> &BlockAllocationTable {
         self.sparse.bat()

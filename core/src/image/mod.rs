@@ -193,6 +193,18 @@ impl Image {
         }
     }
 
+    /// For dynamic and differencing images, the text each parent locator entry holds: the
+    /// path for the kinds that hold one (`W2ru`, `W2ku` in UTF-16LE; `Wi2r`, `Wi2k` in
+    /// ASCII; `MacX` as a file URL), `None` for empty entries, other kinds, and data that is
+    /// not in the file.
+    pub fn parent_locator_texts(&self) -> Option<[Option<String>; 8]> {
+        match self {
+            Image::Fixed(_) => None,
+            Image::Dynamic(i) => Some(i.parent_locator_texts()),
+            Image::Differencing(i) => Some(i.parent_locator_texts()),
+        }
+    }
+
     /// Fixed, dynamic or differencing.
     pub fn disk_type(&self) -> DiskType {
         match self {

@@ -88,38 +88,82 @@ pub(crate) fn open_parent(
         ..options.clone()
     };
     let candidates = match options.parents.first() {
-        Some(ParentPath::Raw(path)) => return Ok(Parent::Raw(super::raw::RawDisk::open(path)?)),
+        Some(ParentPath::Raw(path)) => {
+            if options.parents.len() > 1 {
+                return Err(Error::InvalidArgument {
+                    name: "parents",
+                    reason: format!(
+                        "{} is a raw base: it has no parent, yet {} more were named",
+                        path.display(),
+                        options.parents.len() - 1
+                    ),
+                });
+            }
+            return Ok(Parent::Raw(super::raw::RawDisk::open(path)?));
+        }
         Some(ParentPath::Vhd(path)) => vec![path.clone()],
         None => candidates(child, header, file),
     };
-    let expected_id = header.parent_unique_id;
-    let mut mismatch = None;
+    // Every candidate that exists is tried; the first that opens with the right unique id
+    // and time stamp is the parent. Otherwise the most telling problem is reported.
+    let mut problems = Vec::new();
     for candidate in &candidates {
         if !candidate.is_file() {
             continue;
         }
         check_no_loop(candidate, chain)?;
-        let image = super::open_in_chain(candidate, &parent_options, chain)?;
-        let found_id = image.footer().unique_id;
-        if found_id != expected_id {
-            mismatch.get_or_insert(Error::ParentMismatch {
-                child: child.to_path_buf(),
-                parent: candidate.clone(),
-                expected: format_unique_id(&expected_id),
-                found: format_unique_id(&found_id),
-            });
-            continue;
+        match try_parent(child, header, candidate, &parent_options, options, chain) {
+            Ok(image) => return Ok(Parent::Image(Box::new(image))),
+            // A loop or an endless chain is the same whichever way it is reached.
+            Err(e @ (Error::ParentLoop { .. } | Error::ChainTooDeep { .. })) => return Err(e),
+            Err(e) => problems.push(e),
         }
-        if !options.ignore_parent_timestamp {
-            check_timestamp(child, header, candidate, &image)?;
-        }
-        return Ok(Parent::Image(Box::new(image)));
     }
-    Err(mismatch.unwrap_or_else(|| Error::ParentNotFound {
-        child: child.to_path_buf(),
-        parent_name: header.parent_name(),
-        tried: candidates,
-    }))
+    let telling = problems
+        .iter()
+        .position(|e| !matches!(e, Error::ParentMismatch { .. }))
+        .or(if problems.is_empty() { None } else { Some(0) });
+    match telling {
+        Some(index) => Err(problems.swap_remove(index)),
+        None => Err(Error::ParentNotFound {
+            child: child.to_path_buf(),
+            parent_name: header.parent_name(),
+            tried: candidates,
+        }),
+    }
+}
+
+/// Opens `candidate` (with its own chain) and checks that it is the parent `header` names.
+fn try_parent(
+    child: &Path,
+    header: &DynamicHeader,
+    candidate: &Path,
+    parent_options: &OpenOptions,
+    options: &OpenOptions,
+    chain: &[ChainMember],
+) -> Result<Image> {
+    let image = super::open_in_chain(candidate, parent_options, chain).map_err(|e| match e {
+        e @ (Error::ParentLoop { .. } | Error::ChainTooDeep { .. }) => e,
+        e => Error::Parent {
+            child: child.to_path_buf(),
+            parent: candidate.to_path_buf(),
+            source: Box::new(e),
+        },
+    })?;
+    let expected_id = header.parent_unique_id;
+    let found_id = image.footer().unique_id;
+    if found_id != expected_id {
+        return Err(Error::ParentMismatch {
+            child: child.to_path_buf(),
+            parent: candidate.to_path_buf(),
+            expected: format_unique_id(&expected_id),
+            found: format_unique_id(&found_id),
+        });
+    }
+    if !options.ignore_parent_timestamp {
+        check_timestamp(child, header, candidate, &image)?;
+    }
+    Ok(image)
 }
 
 /// The recorded parent time stamp must be 0 (not recorded, as diskpart writes), the parent

@@ -130,6 +130,14 @@ impl SparseFile {
         &self.path
     }
 
+    /// The decoded path of each parent locator entry, for the kinds that hold one (`W2ru`,
+    /// `W2ku`, `Wi2r`, `Wi2k`, `MacX`) and whose data lies in the file.
+    pub(crate) fn locator_texts(&self) -> [Option<String>; 8] {
+        std::array::from_fn(|i| {
+            super::parent::locator_text(&self.header.parent_locators[i], self.file())
+        })
+    }
+
     /// The file, for reading parent locators.
     pub(crate) fn file(&self) -> &dyn Storage {
         self.file.as_ref()
