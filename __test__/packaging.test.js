@@ -155,12 +155,16 @@ test('the packed tarball ships the loader and the Rust sources, and nothing else
     'build.rs',
     'core/Cargo.toml',
     'src/lib.rs',
+    'index.js',
+    'index.d.ts',
+    'Cargo.lock',
+    'core/src/lib.rs',
   ]
-  // Present once their authors land them; when they exist they must ship.
-  for (const optional of ['index.js', 'index.d.ts', 'Cargo.lock', 'core/src/lib.rs']) {
-    if (fs.existsSync(path.join(ROOT, optional))) required.push(optional)
-  }
   for (const f of required) assert.ok(files.has(f), `${f} is missing from the tarball`)
+  // Every JavaScript module index.js loads ships too.
+  for (const f of fs.readdirSync(path.join(ROOT, 'lib'))) {
+    assert.ok(files.has(`lib/${f}`), `lib/${f} is missing from the tarball`)
+  }
 
   // Every Rust source of both crates ships, so a from-source build works.
   const walk = (dir) =>

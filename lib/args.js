@@ -1,0 +1,223 @@
+'use strict'
+
+// Argument checks and errors in the style of Node's own (a `code` on every error), and the
+// one helper that gives every method its callback and promise forms.
+
+const { Buffer } = require('node:buffer')
+const { fileURLToPath } = require('node:url')
+const { TYPE } = require('./constants.js')
+
+// ---------------------------------------------------------------------------------------
+// Errors and argument checks, in the style of Node's own (`code` on every error).
+
+function withCode(error, code) {
+  error.code = code
+  return error
+}
+
+function describe(value) {
+  if (value == null) return ` Received ${value}`
+  if (typeof value === 'function') return ` Received function ${value.name || '<anonymous>'}`
+  if (typeof value === 'object') {
+    const name = value.constructor && value.constructor.name
+    return name ? ` Received an instance of ${name}` : ' Received an object'
+  }
+  let shown = String(value).slice(0, 28)
+  if (typeof value === 'string') shown = `'${shown}'`
+  if (typeof value === 'bigint') shown += 'n'
+  return ` Received type ${typeof value} (${shown})`
+}
+
+function invalidArgType(name, expected, value) {
+  return withCode(
+    new TypeError(`The "${name}" argument must be ${expected}.${describe(value)}`),
+    'ERR_INVALID_ARG_TYPE',
+  )
+}
+
+function invalidArgValue(name, reason) {
+  return withCode(new TypeError(`The argument '${name}' ${reason}`), 'ERR_INVALID_ARG_VALUE')
+}
+
+function outOfRange(name, range, value) {
+  const shown = typeof value === 'bigint' ? `${value}n` : String(value)
+  return withCode(
+    new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${shown}`),
+    'ERR_OUT_OF_RANGE',
+  )
+}
+
+function stateError(code, message) {
+  return withCode(new Error(message), code)
+}
+
+/** A non-negative safe integer (Number, or BigInt in that range) as a Number. */
+function toIndex(value, name, max = Number.MAX_SAFE_INTEGER) {
+  if (typeof value === 'bigint') {
+    if (value < 0n || value > BigInt(max)) throw outOfRange(name, `>= 0 && <= ${max}`, value)
+    return Number(value)
+  }
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number or bigint', value)
+  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value)
+  if (value < 0 || value > max) throw outOfRange(name, `>= 0 && <= ${max}`, value)
+  return value
+}
+
+function toPath(path, name = 'path') {
+  if (path instanceof URL) return fileURLToPath(path)
+  if (typeof path !== 'string') throw invalidArgType(name, 'of type string or an instance of URL', path)
+  if (path.includes('\u0000')) throw invalidArgValue(name, 'must be a string without null bytes')
+  return path
+}
+
+/** Any Buffer, TypedArray or DataView, as a Uint8Array over the same bytes. */
+function toBytes(buffer) {
+  if (buffer instanceof Uint8Array) return buffer
+  if (ArrayBuffer.isView(buffer)) return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+  throw invalidArgType('buffer', 'an instance of Buffer, TypedArray, or DataView', buffer)
+}
+
+function optionalBoolean(options, key, prefix = 'options') {
+  const value = options[key]
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw invalidArgType(`${prefix}.${key}`, 'of type boolean', value)
+  }
+  return value === true
+}
+
+function toOptionsObject(options) {
+  if (options === undefined || options === null) return {}
+  if (typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
+  return options
+}
+
+/** A parent named by the caller: a path (a VHD image), or `{ path, raw }`. */
+function toParent(value, name) {
+  if (typeof value === 'string' || value instanceof URL) return { path: toPath(value, name), raw: false }
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    return { path: toPath(value.path, `${name}.path`), raw: optionalBoolean(value, 'raw', name) }
+  }
+  throw invalidArgType(name, 'of type string, an instance of URL, or an object with a path', value)
+}
+
+/** `parent` or `parents` (nearest first) as one list. */
+function toParents(options) {
+  if (options.parent !== undefined && options.parents !== undefined) {
+    throw invalidArgValue('options.parent', 'cannot be combined with options.parents (list every parent in options.parents)')
+  }
+  if (options.parent !== undefined) return [toParent(options.parent, 'options.parent')]
+  if (options.parents === undefined) return []
+  if (!Array.isArray(options.parents)) throw invalidArgType('options.parents', 'an instance of Array', options.parents)
+  return options.parents.map((parent, i) => toParent(parent, `options.parents[${i}]`))
+}
+
+function toOpenOptions(options) {
+  options = toOptionsObject(options)
+  return {
+    readOnly: optionalBoolean(options, 'readOnly'),
+    ignoreChecksums: optionalBoolean(options, 'ignoreChecksums'),
+    parents: toParents(options),
+    ignoreParentTimestamp: optionalBoolean(options, 'ignoreParentTimestamp'),
+  }
+}
+
+const CREATE_TYPES = new Map([
+  ['fixed', 'fixed'],
+  ['dynamic', 'dynamic'],
+  ['differencing', 'differencing'],
+  [TYPE.FIXED, 'fixed'],
+  [TYPE.DYNAMIC, 'dynamic'],
+  [TYPE.DIFF, 'differencing'],
+])
+
+function toCreateOptions(options) {
+  if (options === null || typeof options !== 'object') {
+    throw invalidArgType('options', 'of type object', options)
+  }
+  const type = CREATE_TYPES.get(options.type)
+  if (type === undefined) {
+    throw invalidArgValue('options.type', `must be 'fixed', 'dynamic' or 'differencing'.${describe(options.type)}`)
+  }
+  const result = { type }
+  if (type === 'differencing') {
+    // The size is optional: absent (or 0), it is the parent's.
+    if (options.parent === undefined) {
+      throw invalidArgType('options.parent', 'of type string or an instance of URL', undefined)
+    }
+    result.parent = toPath(options.parent, 'options.parent')
+    if (options.size !== undefined) result.size = toIndex(options.size, 'options.size')
+  } else {
+    if (options.parent !== undefined) {
+      throw invalidArgValue('options.parent', `is only for differencing images, not ${type} ones`)
+    }
+    if (options.size === undefined) throw invalidArgType('options.size', 'of type number or bigint', undefined)
+    result.size = toIndex(options.size, 'options.size')
+  }
+  if (options.blockSize !== undefined) result.blockSize = toIndex(options.blockSize, 'options.blockSize')
+  if (options.creatorApplication !== undefined) {
+    if (typeof options.creatorApplication !== 'string') {
+      throw invalidArgType('options.creatorApplication', 'of type string', options.creatorApplication)
+    }
+    result.creatorApplication = options.creatorApplication
+  }
+  result.overwrite = optionalBoolean(options, 'overwrite')
+  return result
+}
+
+// ---------------------------------------------------------------------------------------
+// Callback or promise: `prepare` checks the arguments (a TypeError/RangeError is thrown
+// synchronously when there is a callback, and rejects the promise otherwise); `perform`
+// does the work and returns a promise (whatever it throws rejects); `toArgs` spreads the
+// result into the callback's arguments.
+
+function attempt(perform, args) {
+  try {
+    return Promise.resolve(perform(args))
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
+function call(callback, prepare, perform, toArgs) {
+  if (callback === undefined) {
+    let args
+    try {
+      args = prepare()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return attempt(perform, args)
+  }
+  if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+  const args = prepare()
+  attempt(perform, args).then(
+    (value) => process.nextTick(callback, null, ...toArgs(value)),
+    (error) => process.nextTick(callback, error),
+  )
+  return undefined
+}
+
+const none = () => []
+const noArgs = () => undefined
+
+module.exports = {
+  withCode,
+  describe,
+  invalidArgType,
+  invalidArgValue,
+  outOfRange,
+  stateError,
+  toIndex,
+  toPath,
+  toBytes,
+  optionalBoolean,
+  toOptionsObject,
+  toParent,
+  toParents,
+  toOpenOptions,
+  toCreateOptions,
+  attempt,
+  call,
+  none,
+  noArgs,
+}

@@ -1,0 +1,318 @@
+'use strict'
+
+// `VHD.Fixed`, `VHD.Dynamic` and `VHD.Differencing`: an open native image with callback and
+// promise forms of every method, and `open`/`create`, which pick the class by type.
+
+const { Buffer, constants: bufferConstants } = require('node:buffer')
+const native = require('../binding.js')
+const { TYPE } = require('./constants.js')
+const {
+  withCode,
+  stateError,
+  toIndex,
+  toPath,
+  toBytes,
+  toOpenOptions,
+  toCreateOptions,
+  call,
+  none,
+  noArgs,
+} = require('./args.js')
+const { shapeFooter, shapeHeader, shapeParent } = require('./metadata.js')
+
+
+const kPath = Symbol('path')
+const kOptions = Symbol('options')
+const kState = Symbol('state') // 'new' | 'opening' | 'open' | 'closing' | 'closed'
+const kNative = Symbol('native')
+const kInfo = Symbol('info')
+const kPending = Symbol('pending')
+const kAttach = Symbol('attach')
+const kImage = Symbol('image')
+const kTrack = Symbol('track')
+const kExpectedType = Symbol('expectedType')
+
+/**
+ * What `VHD.Fixed`, `VHD.Dynamic` and `VHD.Differencing` share. Not constructible itself:
+ * use a subclass, `VHD.open` or `VHD.create`.
+ */
+class Disk {
+  constructor(path, options) {
+    if (new.target === Disk) {
+      throw withCode(
+        new TypeError('VHD.Disk is abstract: use VHD.Fixed, VHD.Dynamic, VHD.Differencing or VHD.open()'),
+        'ERR_ILLEGAL_CONSTRUCTOR',
+      )
+    }
+    this[kPath] = toPath(path)
+    this[kOptions] = toOpenOptions(options)
+    this[kState] = 'new'
+    this[kNative] = null
+    this[kInfo] = null
+    this[kPending] = new Set()
+  }
+
+  /** The path given to the constructor. */
+  get path() {
+    return this[kPath]
+  }
+
+  /** True between a successful `open` and `close`. */
+  get isOpen() {
+    return this[kState] === 'open'
+  }
+
+  // Every accessor below is `undefined` unless the image is open.
+
+  get type() {
+    return this[kInfo]?.diskType
+  }
+
+  get size() {
+    return this[kInfo]?.size
+  }
+
+  get blockSize() {
+    return this[kInfo]?.blockSize ?? undefined
+  }
+
+  get geometrySize() {
+    return this[kInfo]?.geometrySize
+  }
+
+  get readOnly() {
+    return this[kInfo]?.readOnly
+  }
+
+  get readOnlyReason() {
+    const info = this[kInfo]
+    return info ? info.readOnlyReason ?? null : undefined
+  }
+
+  get footerSource() {
+    return this[kInfo]?.footerSource
+  }
+
+  /** A fresh copy on every access: changing it changes nothing. */
+  get footer() {
+    const info = this[kInfo]
+    return info ? shapeFooter(info.footer) : undefined
+  }
+
+  get header() {
+    const info = this[kInfo]
+    return info && info.header ? shapeHeader(info.header) : undefined
+  }
+
+  /** Blocks allocated so far (dynamic and differencing images). */
+  get allocatedBlocks() {
+    if (this[kState] !== 'open') return undefined
+    return this[kNative].allocatedBlocks() ?? undefined
+  }
+
+  [kAttach](image) {
+    this[kNative] = image
+    this[kInfo] = image.info
+    this[kState] = 'open'
+  }
+
+  /** The native image, or throws ERR_VHD_CLOSED. */
+  [kImage]() {
+    switch (this[kState]) {
+      case 'open':
+        return this[kNative]
+      case 'new':
+      case 'opening':
+        throw stateError('ERR_VHD_CLOSED', `${this[kPath]}: the image is not open (call open() first)`)
+      default:
+        throw stateError('ERR_VHD_CLOSED', `${this[kPath]}: the image is closed`)
+    }
+  }
+
+  /** Keeps count of operations in flight, so that `close` can wait for them. */
+  [kTrack](promise) {
+    const pending = this[kPending]
+    const done = () => pending.delete(promise)
+    pending.add(promise)
+    promise.then(done, done)
+    return promise
+  }
+
+  open(callback) {
+    return call(callback, noArgs, () => {
+      const state = this[kState]
+      if (state !== 'new' && state !== 'closed') {
+        throw stateError('ERR_VHD_ALREADY_OPEN', `${this[kPath]}: the image is already ${state === 'open' ? 'open' : state}`)
+      }
+      this[kState] = 'opening'
+      const options = { ...this[kOptions], expectedType: this.constructor[kExpectedType] }
+      return native.open(this[kPath], options).then(
+        (image) => {
+          this[kAttach](image)
+          return this
+        },
+        (error) => {
+          this[kState] = state
+          throw error
+        },
+      )
+    }, none)
+  }
+
+  read(offset, length, callback) {
+    return call(
+      callback,
+      () => [toIndex(offset, 'offset'), toIndex(length, 'length', bufferConstants.MAX_LENGTH)],
+      ([position, length]) => {
+        const image = this[kImage]()
+        const buffer = Buffer.allocUnsafe(length)
+        return this[kTrack](image.read(buffer, 0, length, position)).then((bytesRead) => {
+          if (bytesRead < length) buffer.fill(0, bytesRead)
+          return { bytesRead, buffer }
+        })
+      },
+      (result) => [result.bytesRead, result.buffer],
+    )
+  }
+
+  write(buffer, offset, callback) {
+    return call(
+      callback,
+      () => [toBytes(buffer), toIndex(offset, 'offset')],
+      ([bytes, position]) =>
+        this[kTrack](this[kImage]().write(bytes, 0, bytes.length, position)).then((bytesWritten) => ({
+          bytesWritten,
+          buffer,
+        })),
+      (result) => [result.bytesWritten, result.buffer],
+    )
+  }
+
+  readSync(offset, length) {
+    const position = toIndex(offset, 'offset')
+    length = toIndex(length, 'length', bufferConstants.MAX_LENGTH)
+    const image = this[kImage]()
+    const buffer = Buffer.allocUnsafe(length)
+    const bytesRead = image.readSync(buffer, 0, length, position)
+    if (bytesRead < length) buffer.fill(0, bytesRead)
+    return { bytesRead, buffer }
+  }
+
+  writeSync(buffer, offset) {
+    const bytes = toBytes(buffer)
+    const position = toIndex(offset, 'offset')
+    const bytesWritten = this[kImage]().writeSync(bytes, 0, bytes.length, position)
+    return { bytesWritten, buffer }
+  }
+
+  flush(callback) {
+    return call(callback, noArgs, () => this[kTrack](this[kImage]().flush()).then(noArgs), none)
+  }
+
+  close(callback) {
+    return call(callback, noArgs, () => {
+      const image = this[kImage]()
+      this[kState] = 'closing'
+      // Operations already started finish first; new ones fail with ERR_VHD_CLOSED.
+      const settled = Promise.allSettled([...this[kPending]])
+      return settled
+        .then(() => image.close())
+        .finally(() => {
+          // Closed even when the final flush failed: the error is still reported.
+          this[kState] = 'closed'
+          this[kNative] = null
+          this[kInfo] = null
+        })
+        .then(noArgs)
+    }, none)
+  }
+}
+
+/** A fixed image: the virtual disk's bytes, then a footer. */
+class Fixed extends Disk {
+  static [kExpectedType] = 'fixed'
+}
+
+/** A dynamic image: blocks allocated on first write. */
+class Dynamic extends Disk {
+  static [kExpectedType] = 'dynamic'
+}
+
+/**
+ * A differencing image: blocks allocated on first write, and every sector not written here
+ * read from its parent (a fixed, dynamic or differencing image, or a raw disk file named by
+ * the caller). Only this image is written; the parents are opened read-only.
+ */
+class Differencing extends Disk {
+  static [kExpectedType] = 'differencing'
+
+  /**
+   * The parent: `{ path, type, size, uuid, raw, parent }`, where `parent` is the next image
+   * down (`null` at the base). A raw base has `raw: true`, and `type` and `uuid` `null`.
+   * A fresh copy on every access.
+   */
+  get parent() {
+    const info = this[kInfo]
+    return info ? shapeParent(info.parents) : undefined
+  }
+
+  /** The paths of this image and of every image below it, this one first, the base last. */
+  get chain() {
+    const info = this[kInfo]
+    return info ? [this[kPath], ...info.parents.map((p) => p.path)] : undefined
+  }
+}
+
+const CLASSES = new Map([
+  [TYPE.FIXED, Fixed],
+  [TYPE.DYNAMIC, Dynamic],
+  [TYPE.DIFF, Differencing],
+])
+
+/** Wraps a freshly opened native image in the class of its type. */
+function wrap(image, path, options) {
+  const type = image.info.diskType
+  const Class = CLASSES.get(type)
+  if (Class === undefined) {
+    // The native open only succeeds for the three types above.
+    image.close().catch(() => {})
+    throw stateError('ERR_VHD_INTERNAL', `${path}: the native addon opened an image of type ${type}`)
+  }
+  const disk = new Class(path)
+  disk[kOptions] = options
+  disk[kAttach](image)
+  return disk
+}
+
+/** Opens an image of any type as a `VHD.Fixed`, `VHD.Dynamic` or `VHD.Differencing`. */
+function open(path, options, callback) {
+  if (typeof options === 'function' && callback === undefined) {
+    callback = options
+    options = undefined
+  }
+  return call(
+    callback,
+    () => [toPath(path), toOpenOptions(options)],
+    ([path, options]) => native.open(path, options).then((image) => wrap(image, path, options)),
+    (disk) => [disk],
+  )
+}
+
+/** Creates a fixed, dynamic or differencing image and resolves to it, open read-write. */
+function create(path, options, callback) {
+  return call(
+    callback,
+    () => [toPath(path), toCreateOptions(options)],
+    ([path, options]) => native.create(path, options).then((image) => wrap(image, path, toOpenOptions())),
+    (disk) => [disk],
+  )
+}
+
+module.exports = {
+  Disk,
+  Fixed,
+  Dynamic,
+  Differencing,
+  open,
+  create,
+}
