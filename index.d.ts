@@ -75,6 +75,19 @@ export type VhdErrorCode =
   | 'ERR_VHD_PARENT_LOOP'
   /** The parent chain is deeper than 64 images. */
   | 'ERR_VHD_CHAIN_TOO_DEEP'
+  /**
+   * The file is locked by another open image, in this process or another one (see
+   * `OpenOptions.lock`); the message names the file. Also from `create` with `overwrite`
+   * over an image open elsewhere.
+   */
+  | 'ERR_VHD_LOCKED'
+  /**
+   * A parent found through the child's locators or parent name lies outside
+   * `OpenOptions.parentRoot`, and no candidate inside it was usable; it was not opened.
+   */
+  | 'ERR_VHD_PARENT_OUTSIDE_ROOT'
+  /** Two block allocation table entries (or an entry and the image's own structures) claim the same bytes. */
+  | 'ERR_VHD_BAT_OVERLAP'
 
 /** The `code` of an argument error, as Node's own. */
 export type ArgumentErrorCode =
@@ -172,6 +185,30 @@ export interface OpenOptions {
    * gets a new modification time); its unique id is still checked. Default false.
    */
   ignoreParentTimestamp?: boolean
+  /**
+   * Lock the file while the image is open (default true): a read-write open takes an
+   * exclusive lock, a read-only open a shared one, and every parent of a differencing image
+   * a shared one (parents are only read). Any number of read-only opens may share a file; a
+   * read-write open excludes every other open. A conflicting open fails at once with
+   * `ERR_VHD_LOCKED` (it never waits). The locks are released by `close`.
+   *
+   * They are the operating system's whole-file locks (`flock` on Unix, `LockFileEx` on
+   * Windows), so two opens in one process conflict just as two processes do. On Unix they
+   * are advisory: they keep out other opens that lock (this package, and tools that lock),
+   * not a program that ignores locks. A file system without locks is used unlocked.
+   * `false`: no lock is taken or checked, for the image nor its parents.
+   */
+  lock?: boolean
+  /**
+   * For images from untrusted sources: a parent found through the child's parent locators
+   * or parent name (at any level of the chain) is used only if it lies inside this folder
+   * once symbolic links and `..` are resolved; a candidate outside it is never opened. When
+   * no candidate inside is usable but one outside exists, the open fails with
+   * `ERR_VHD_PARENT_OUTSIDE_ROOT`. Parents named in `parent`/`parents` are trusted and not
+   * checked (their own parents, found through locators, are). Default: parents may be
+   * anywhere.
+   */
+  parentRoot?: PathLike
 }
 
 /** Options every type of new image takes. */
@@ -417,3 +454,532 @@ export declare function create(
   callback: DiskCallback<Differencing>,
 ): void
 export declare function create(path: PathLike, options: CreateOptions, callback: DiskCallback<AnyDisk>): void
+
+// ---------------------------------------------------------------------------------------
+// vhd@0.5.0's structure classes, helpers and constants (lib/structures.js, lib/constants.js)
+//
+// `Footer`, `Header` and `Locator` are classes at run time. As types, `Footer` and `Header`
+// (above) are the plain metadata of `Disk#footer` and `Disk#header`; the instances of the
+// classes are `FooterStructure`, `HeaderStructure` and `LocatorStructure`.
+
+/** The fields of a parent locator entry (what `Header#write` needs of each entry). */
+export interface LocatorFields {
+  /** A `PLATFORM` code; 0 for an unused entry. */
+  platformCode: number
+  /** Room reserved for the path (bytes as Windows writes it; the specification says sectors). */
+  dataSpace: number
+  /** Length of the path in bytes. */
+  dataLength: number
+  /** The reserved field at +12. */
+  reserved: number
+  /** Absolute file offset of the path, at +16. */
+  dataOffset: bigint
+}
+
+/** A parent locator entry (24 bytes). */
+export interface LocatorStructure extends LocatorFields {
+  /** Fills the fields from the entry at `offset` (default 0) of `buffer`; returns `this`. */
+  parse(buffer: Bytes, offset?: Integer | null): this
+  /** Writes the entry into a new Buffer of `offset + 24` bytes, at `offset` (default 0). */
+  write(buffer?: null, offset?: Integer | null): Buffer
+  /** Writes the entry at `offset` (default 0) of `buffer`; returns `buffer`. */
+  write<T extends Bytes>(buffer: T, offset?: Integer | null): T
+}
+
+export interface LocatorConstructor {
+  /** An unused entry (every field 0). */
+  new (): LocatorStructure
+  readonly prototype: LocatorStructure
+  parse(buffer: Bytes, offset?: Integer | null): LocatorStructure
+  readonly SIZE: 24
+}
+
+/** vhd@0.5.0's parent locator entry class. */
+export declare const Locator: LocatorConstructor
+export type Locator = LocatorStructure
+
+/**
+ * A hard disk footer (512 bytes), as vhd@0.5.0's `Footer`. `parse` fails with a
+ * `ERR_VHD_BAD_COOKIE` error without the 'conectix' cookie; `write` computes the checksum
+ * (the `checksum` field is what `parse` read).
+ */
+export interface FooterStructure {
+  /** `'conectix'`. */
+  signature: string
+  /** `FEATURES` flags (default `FEATURES.RESERVED`). */
+  features: number
+  formatVersion: Version
+  /** Absolute offset of the dynamic disk header; `NULL_OFFSET` for fixed disks. */
+  dataOffset: bigint
+  /** Milliseconds since the Unix epoch (whole seconds on disk; default `EPOCH`). */
+  timestamp: number
+  /** Up to 4 Latin-1 characters, e.g. `'win '`; written NUL-padded when shorter. */
+  creatorApplication: string
+  creatorVersion: Version
+  /** A `PLATFORM` code (default: `WI2K` on Windows, `MAC` elsewhere, as in 0.5.0). */
+  creatorHostOS: number
+  originalSize: bigint
+  currentSize: bigint
+  diskGeometry: DiskGeometry
+  /** A `TYPE` value. */
+  diskType: number
+  /** The stored checksum, as parsed. */
+  checksum: number
+  /** The 16-byte unique id. */
+  uuid: Buffer
+  savedState: number
+  /** The 427 reserved bytes. */
+  reserved: Buffer
+  /**
+   * Fills the fields from the footer at `offset` (default 0) of `buffer`, or one byte
+   * further on (a 511-byte footer); returns `this`.
+   */
+  parse(buffer: Bytes, offset?: Integer | null): this
+  /** Writes the footer into a new Buffer of `offset + 512` bytes, at `offset` (default 0). */
+  write(buffer?: null, offset?: Integer | null): Buffer
+  /** Writes the footer at `offset` (default 0) of `buffer`; returns `buffer`. */
+  write<T extends Bytes>(buffer: T, offset?: Integer | null): T
+}
+
+export interface FooterConstructor {
+  /** A footer with vhd@0.5.0's defaults, and `CREATOR_APPLICATION`/`CREATOR_VERSION`. */
+  new (): FooterStructure
+  readonly prototype: FooterStructure
+  parse(buffer: Bytes, offset?: Integer | null): FooterStructure
+  readonly SIZE: 512
+  readonly CHECKSUM_OFFSET: 64
+  readonly SIGNATURE: 'conectix'
+}
+
+/** vhd@0.5.0's hard disk footer class. */
+export declare const Footer: FooterConstructor
+
+/**
+ * A dynamic disk header (1024 bytes), as vhd@0.5.0's `Header`. `parse` fails with a
+ * `ERR_VHD_BAD_COOKIE` error without the 'cxsparse' cookie; `write` computes the checksum.
+ */
+export interface HeaderStructure {
+  /** `'cxsparse'`. */
+  signature: string
+  /** Unused by the format (`NULL_OFFSET`). */
+  dataOffset: bigint
+  /** Absolute offset of the block allocation table. */
+  tableOffset: bigint
+  headerVersion: Version
+  maxTableEntries: number
+  /** The block size in bytes (vhd@0.5.0's name for it). */
+  sectorSize: number
+  /** The stored checksum, as parsed. */
+  checksum: number
+  /** Set by `parse`: the checksum the parsed bytes should carry. */
+  calculatedChecksum?: number
+  /** The parent's 16-byte unique id. */
+  parentId: Buffer
+  /** Milliseconds since the Unix epoch. */
+  parentTimestamp: number
+  reserved1: number
+  /** UTF-16 big-endian in the header, at most 256 UTF-16 units. */
+  parentName: string
+  /**
+   * Entry `i` is slot `i` of the header (missing entries are written as zeros). `parse`
+   * gives the entries up to the last one that is not all zeros (`[]` without locators).
+   */
+  parentLocators: Array<LocatorFields | null | undefined>
+  /** The 256 reserved bytes. */
+  reserved2: Buffer
+  /** Fills the fields from the header at `offset` (default 0) of `buffer`; returns `this`. */
+  parse(buffer: Bytes, offset?: Integer | null): this
+  /** Writes the header into a new Buffer of `offset + 1024` bytes, at `offset` (default 0). */
+  write(buffer?: null, offset?: Integer | null): Buffer
+  /** Writes the header at `offset` (default 0) of `buffer`; returns `buffer`. */
+  write<T extends Bytes>(buffer: T, offset?: Integer | null): T
+}
+
+/** A header as `parse` leaves it: its entries are `Locator`s. */
+export interface ParsedHeaderStructure extends HeaderStructure {
+  calculatedChecksum: number
+  parentLocators: LocatorStructure[]
+}
+
+export interface HeaderConstructor {
+  /** A header with vhd@0.5.0's defaults (no locators). */
+  new (): HeaderStructure
+  readonly prototype: HeaderStructure
+  parse(buffer: Bytes, offset?: Integer | null): ParsedHeaderStructure
+  readonly SIZE: 1024
+  readonly PARENT_LOCATOR_COUNT: 8
+  readonly CHECKSUM_OFFSET: 36
+  readonly SIGNATURE: 'cxsparse'
+}
+
+/** vhd@0.5.0's dynamic disk header class. */
+export declare const Header: HeaderConstructor
+
+/** Cylinders, heads and sectors per track. */
+export interface DiskGeometry {
+  cylinders: number
+  heads: number
+  sectors: number
+}
+
+/**
+ * The VHD checksum of `length` bytes (default: to the end) at `offset` (default 0): the
+ * one's complement of their sum, as an unsigned 32-bit number.
+ */
+export declare function checksum(buffer: Bytes, offset?: Integer | null, length?: Integer | null): number
+
+/** The specification's CHS geometry for a disk of `totalSectors` 512-byte sectors (whole numbers). */
+export declare function getDiskGeometry(totalSectors: Integer): DiskGeometry
+
+/** Platform codes: the creator host OS of a footer, and the kind of path of a parent locator. */
+export declare const PLATFORM: {
+  readonly NONE: 0x00000000
+  readonly WI2R: 0x57693272
+  readonly WI2K: 0x5769326b
+  readonly W2RU: 0x57327275
+  readonly W2KU: 0x57326b75
+  readonly MAC: 0x4d616320
+  readonly MACX: 0x4d616358
+}
+
+/** Footer feature flags. */
+export declare const FEATURES: {
+  readonly NONE: 0x00000000
+  readonly TEMPORARY: 0x00000001
+  readonly RESERVED: 0x00000002
+}
+
+/** Block allocation table values. */
+export declare const SECTOR: { readonly FREE: 0xffffffff }
+
+/** 2000-01-01T00:00:00Z in ms since the Unix epoch. */
+export declare const EPOCH: 946684800000
+/** 3 MiB. */
+export declare const MIN_SIZE: 3145728
+/** 512 (vhd@0.5.0 calls a disk sector a block). */
+export declare const BLOCK_SIZE: 512
+/** 2 MiB, the default data block size (vhd@0.5.0 calls a block a sector). */
+export declare const SECTOR_SIZE: 2097152
+export declare const TABLE_ENTRY_SIZE: 4
+export declare const HEADER_SIZE: 1024
+export declare const FOOTER_SIZE: 512
+export declare const NULL_OFFSET: 18446744073709551615n
+/** 2040 GiB. */
+export declare const MAX_DYNAMIC_SIZE: 2190433320960
+
+/** The creator application of the images this package writes (`'win '`); new Footers start with it. */
+export declare let CREATOR_APPLICATION: string
+/** The creator version of the images this package writes (1.0); new Footers start with it. */
+export declare let CREATOR_VERSION: Version
+
+// Flags and versions of the Windows virtual disk API, as vhd@0.5.0 exports them.
+export declare const VERSION: { readonly UNSPECIFIED: 0; readonly 1: 1 }
+export declare const ACCESS: {
+  readonly NONE: 0x00000000
+  readonly ATTACH_RO: 0x00010000
+  readonly ATTACH_RW: 0x00020000
+  readonly DETACH: 0x00040000
+  readonly GET_INFO: 0x00080000
+  readonly CREATE: 0x00100000
+  readonly METAOPS: 0x00200000
+  readonly READ: 0x000d0000
+  readonly ALL: 0x003f0000
+  readonly WRITABLE: 0x00320000
+}
+export declare const ATTACH: {
+  readonly NONE: 0x00000000
+  readonly READ_ONLY: 0x00000001
+  readonly NO_DRIVE_LETTER: 0x00000002
+  readonly PERMANENT_LIFETIME: 0x00000004
+  readonly NO_LOCAL_HOST: 0x00000008
+}
+export declare const COMPACT: { readonly NONE: 0 }
+export declare const CREATE: {
+  readonly NONE: 0x00000000
+  readonly FULL_PHYSICAL_ALLOCATION: 0x00000001
+  readonly PREVENT_WRITES_TO_SOURCE_DISK: 0x00000002
+  readonly DO_NOT_COPY_METADATA_FROM_PARENT: 0x00000004
+}
+export declare const DEPENDENCY: {
+  readonly NONE: 0x00000000
+  readonly MULT_BACKING_FILES: 0x00000001
+  readonly FULLY_ALLOCATED: 0x00000002
+  readonly READ_ONLY: 0x00000004
+  readonly REMOTE: 0x00000008
+  readonly SYSTEM_VOLUME: 0x00000010
+  readonly SYSTEM_VOLUME_PARENT: 0x00000020
+  readonly REMOVABLE: 0x00000040
+  readonly NO_DRIVE_LETTER: 0x00000080
+  readonly PARENT: 0x00000100
+  readonly NO_HOST_DISK: 0x00000200
+  readonly PERMANENT_LIFETIME: 0x00000400
+}
+export declare const DETACH: { readonly NONE: 0 }
+export declare const EXPAND: { readonly NONE: 0 }
+export declare const GETINFO: {
+  readonly UNSPECIFIED: 0x00
+  readonly SIZE: 0x01
+  readonly IDENTIFIER: 0x02
+  readonly PARENT_LOCATION: 0x03
+  readonly PARENT_IDENTIFIER: 0x04
+  readonly PARENT_TIMESTAMP: 0x05
+  readonly VIRTUAL_STORAGE_TYPE: 0x06
+  readonly PROVIDER_SUBTYPE: 0x07
+  readonly IS_4K_ALIGNED: 0x08
+  readonly PHYSICAL_DISK: 0x09
+  readonly VHD_PHYSICAL_SECTOR_SIZE: 0x0a
+  readonly SMALLEST_SAFE_VIRTUAL_SIZE: 0x0b
+  readonly FRAGMENTATION: 0x0c
+}
+export declare const MERGE: { readonly NONE: 0 }
+export declare const MIRROR: { readonly NONE: 0x00000000; readonly EXISTING_FILE: 0x00000001 }
+export declare const OPEN: {
+  readonly NONE: 0x00000000
+  readonly NO_PARENTS: 0x00000001
+  readonly BLANK_FILE: 0x00000002
+  readonly BOOT_DRIVE: 0x00000004
+  readonly CACHED_IO: 0x00000008
+  readonly CUSTOM_DIFF_CHAIN: 0x00000010
+}
+export declare const RESIZE: {
+  readonly NONE: 0x0
+  readonly ALLOW_UNSAFE_VIRTUAL_SIZE: 0x1
+  readonly RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE: 0x2
+}
+export declare const SETINFO: {
+  readonly UNSPECIFIED: 0
+  readonly PARENT_PATH: 1
+  readonly IDENTIFIER: 2
+  readonly PARENT_PATH_WITH_DEPTH: 3
+  readonly PHYSICAL_SECTOR_SIZE: 4
+}
+export declare const STORAGE: {
+  readonly NONE: 0x00000000
+  readonly HOST_VOLUMES: 0x00000001
+  readonly DISK_HANDLE: 0x00000002
+}
+export declare const VENDOR: {
+  readonly MICROSOFT: 'EC984AEC-A0F9-47E9-901F-71415A66345B'
+  readonly UNKNOWN: ''
+}
+
+// ---------------------------------------------------------------------------------------
+// vhd@0.5.0's image class and streams (lib/image.js, lib/streams.js)
+
+import { Readable, Writable } from 'node:stream'
+
+/** `fs` open flags: a string (`'r'`, `'r+'`, `'w+'`…) or `fs.constants.O_*` flags. */
+export type OpenFlags = string | number
+
+/**
+ * `new Image(options)`: `path`, or `fd` (which takes precedence; `path` then names the file
+ * in messages and is where a differencing image's relative parent locators start from,
+ * else the current directory). Plus the options of `open`.
+ */
+export interface ImageOptions extends OpenOptions {
+  path?: PathLike | null
+  fd?: number | null
+  /**
+   * Default `'r+'`. `'r'`/`'rs'` open read-only; `'r+'`, `'rs+'`, `'w'`, `'w+'`, `'a'`, `'a+'`…
+   * open the existing image read-write (it is never truncated nor created); `'wx'`, `'ax'`…
+   * are refused. A number: its access mode decides, `O_CREAT`, `O_TRUNC` and `O_APPEND` are
+   * dropped, `O_EXCL` is refused.
+   */
+  flags?: OpenFlags
+  /** Default `0o666`; unused (the file is never created). */
+  mode?: number | string
+  /**
+   * Lock the file while the image is open (default true), as `OpenOptions.lock`: the
+   * descriptor gets an exclusive lock when `flags` open read-write (`'r+'`, `'w'`…) and
+   * `readOnly` is not set, a shared one for `'r'`/`'rs'` (or `readOnly: true`); the parents of
+   * a differencing image are shared-locked. A conflicting open fails with `ERR_VHD_LOCKED`
+   * and closes the descriptor it opened (a given `fd` stays open). `false`: no lock.
+   */
+  lock?: boolean
+  /** As `OpenOptions.parentRoot`: the folder parents found through locators must lie in. */
+  parentRoot?: PathLike
+}
+
+/** An `Image` callback: called with the image as `this`, as in vhd@0.5.0. */
+export type ImageCallback<Args extends unknown[] = []> = (this: Image, error: VhdError | null, ...results: Args) => void
+
+/**
+ * vhd@0.5.0's image class: every method takes a callback (called with the image as `this`)
+ * or, without one, returns a promise.
+ */
+export declare class Image {
+  constructor(options: ImageOptions)
+  /** The descriptor given, or the one `open` opened; `null` before `open` and after `close`. */
+  fd: number | null
+  /** The path given (a URL as a path), `null` with only `fd`. */
+  path: string | null
+  flags: OpenFlags
+  mode: number | string
+  /** Once open (kept after `close`). */
+  footer: FooterStructure | null
+  /** Dynamic and differencing images, once open (kept after `close`). */
+  header: ParsedHeaderStructure | null
+  /** `TYPE.FIXED`, `TYPE.DYNAMIC` or `TYPE.DIFF`; `null` before `open`. */
+  get type(): number | null
+  /**
+   * The virtual size (the footer's current size): a BigInt for fixed images and a Number
+   * for dynamic and differencing ones, as in vhd@0.5.0; `null` before `open`.
+   */
+  get size(): bigint | number | null
+  /** The block size of dynamic and differencing images (0.5.0's name); 2 MiB for fixed ones. */
+  get sectorSize(): number
+  /** 512-byte sectors per block. */
+  get blocksPerSector(): number
+  /** 512-byte sectors of each block's sector bitmap. */
+  get bitmapBlocks(): number
+  /**
+   * The block allocation table (big-endian 32-bit entries, 0xFFFFFFFF: not allocated) as it
+   * is now; `null` for fixed images and before `open`.
+   */
+  get bat(): Buffer | null
+
+  open(): Promise<this>
+  open(callback: ImageCallback): void
+
+  /** Reads into `buffer` at `offset` (default 0); short past the end of the disk, like `fs.read`. */
+  read<T extends Bytes>(buffer: T, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer): Promise<{ bytesRead: number; buffer: T }>
+  read<T extends Bytes>(buffer: T, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer, callback: ImageCallback<[bytesRead: number, buffer: T]>): void
+
+  /** Writes from `buffer` at `offset` (default 0); a write past the end fails and writes nothing. */
+  write<T extends Bytes>(buffer: T, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer): Promise<{ bytesWritten: number; buffer: T }>
+  write<T extends Bytes>(buffer: T, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer, callback: ImageCallback<[bytesWritten: number, buffer: T]>): void
+
+  /** Makes every write so far durable (not in vhd@0.5.0). */
+  flush(): Promise<void>
+  flush(callback: ImageCallback): void
+
+  /** Waits for operations in progress, flushes, closes the image and its descriptor. */
+  close(): Promise<void>
+  close(callback: ImageCallback): void
+
+  /** Parses the footer at `position` of the file; `checksum` is the one its bytes call for. */
+  readFooter(position: Integer): Promise<{ footer: FooterStructure; checksum: number }>
+  readFooter(position: Integer, callback: ImageCallback<[footer: FooterStructure, checksum: number]>): void
+
+  /** Parses the dynamic disk header at `position` of the file; fixed images: no header. */
+  readHeader(position: Integer): Promise<{ header: ParsedHeaderStructure; checksum: number } | { header: null; checksum: null }>
+  readHeader(position: Integer, callback: ImageCallback<[header?: ParsedHeaderStructure, checksum?: number]>): void
+
+  /** `length` bytes of the file at `position`. */
+  readAllocationTable(position: Integer, length: Integer): Promise<Buffer>
+  readAllocationTable(position: Integer, length: Integer, callback: ImageCallback<[buffer: Buffer]>): void
+
+  /** The block holding 512-byte sector `lba`. */
+  sectorNumber(lba: number): number
+  /** The index of 512-byte sector `lba` in its block. */
+  blockInSector(lba: number): number
+  /** The block allocation table entry of a block (`SECTOR.FREE` when not allocated). */
+  getSectorAddress(sectorNumber: number): number
+  sectorNeedsAllocation(sectorNumber: number): boolean
+
+  /** A read stream of the virtual disk; the image stays open when it ends (unless `autoClose`). */
+  createReadStream(options?: ReadStreamOptions): ReadStream
+  /** A write stream into the virtual disk; the image stays open when it finishes (unless `autoClose`). */
+  createWriteStream(options?: WriteStreamOptions): WriteStream
+}
+
+/** What both streams take. */
+export interface StreamOptions extends OpenOptions {
+  /** An open image (or one being opened). Without it, the stream opens a `VHD.Image` from `path`/`fd`. */
+  image?: Image | Disk | null
+  path?: PathLike | null
+  fd?: number | null
+  flags?: OpenFlags
+  mode?: number | string
+  /** The first byte of the virtual disk (default 0). */
+  start?: Integer | null
+  /** Bytes per chunk (default 1 MiB). */
+  highWaterMark?: Integer | null
+  /**
+   * Close the image when the stream ends or fails: default false for an `image` given, true
+   * for an image the stream opened.
+   */
+  autoClose?: boolean | null
+  signal?: AbortSignal
+  emitClose?: boolean
+  /**
+   * For a stream that opens its own image from `path`/`fd`: lock the file while the stream
+   * has it open (default true; see `ImageOptions.lock`): a read stream (flags `'r'`) takes
+   * a shared lock, a write stream (flags `'w'`) an exclusive one, so a write stream on an
+   * image open elsewhere fails with `ERR_VHD_LOCKED`. Ignored with `image` (its own open
+   * decided).
+   */
+  lock?: boolean
+  /** For a stream that opens its own image: as `OpenOptions.parentRoot`. Ignored with `image`. */
+  parentRoot?: PathLike
+}
+
+export interface ReadStreamOptions extends StreamOptions {
+  /** Exclusive, as in vhd@0.5.0 (default: the end of the disk). */
+  end?: Integer | null
+  encoding?: BufferEncoding
+}
+
+export interface WriteStreamOptions extends StreamOptions {
+  /**
+   * Default true: `'finish'` comes once everything written is durable (image metadata
+   * included). False: once it is written.
+   */
+  flush?: boolean | null
+}
+
+/**
+ * A readable stream of a virtual disk, in chunks of `highWaterMark` bytes, from `start` up to
+ * `end` (exclusive). Default flags `'r'`.
+ */
+export declare class ReadStream extends Readable {
+  constructor(options: ReadStreamOptions)
+  image: Image | Disk
+  path: string | null
+  fd: number | null
+  flags: OpenFlags
+  mode: number | string
+  start: number
+  /** Exclusive; `Infinity`: the end of the disk. */
+  end: number
+  /** The offset of the next read. */
+  position: number
+  bytesRead: number
+  autoClose: boolean
+  highWaterMark: number
+  /** Ends the stream and closes the image, whatever `autoClose` says. */
+  close(callback?: (error: VhdError | null) => void): void
+  /** Does nothing: the stream opens by itself (vhd@0.5.0 needed it). */
+  open(): void
+}
+
+/**
+ * A writable stream into a virtual disk from `start`. A write past the end writes what fits,
+ * then fails with `ERR_VHD_OUT_OF_RANGE`. Default flags `'w'` (the existing image, read-write).
+ */
+export declare class WriteStream extends Writable {
+  constructor(options: WriteStreamOptions)
+  image: Image | Disk
+  path: string | null
+  fd: number | null
+  flags: OpenFlags
+  mode: number | string
+  start: number
+  /** The offset of the next write. */
+  position: number
+  bytesWritten: number
+  autoClose: boolean
+  highWaterMark: number
+  /** Ends the stream, then closes the image, whatever `autoClose` says. */
+  close(callback?: (error: VhdError | null) => void): void
+  /** Does nothing: the stream opens by itself (vhd@0.5.0 needed it). */
+  open(): void
+}
+
+// `Fixed`, `Dynamic` and `Differencing` make streams too.
+export interface Disk {
+  /** A read stream of the virtual disk; the disk stays open when it ends (unless `autoClose`). */
+  createReadStream(options?: ReadStreamOptions): ReadStream
+  /** A write stream into the virtual disk; the disk stays open when it finishes (unless `autoClose`). */
+  createWriteStream(options?: WriteStreamOptions): WriteStream
+}

@@ -227,10 +227,12 @@ describe('create and use', () => {
     assert.ifError(error1)
     assert.ok(opened instanceof VHD.Differencing)
     assert.deepEqual(opened.chain, [file, base.path])
+    // Closed first: a read-write open holds the only lock on the file.
+    await opened.close()
     const [error2, readOnly] = await viaCallback((cb) => VHD.open(file, { readOnly: true }, cb))
     assert.ifError(error2)
     assert.equal(readOnly.readOnly, true)
-    await Promise.all([opened.close(), readOnly.close()])
+    await readOnly.close()
     assert.equal(sha256File(base.path), baseHash)
   })
 
@@ -415,10 +417,12 @@ describe('explicit parents', () => {
     const [error] = await viaCallback((cb) => new VHD.Differencing(child.path).open(cb))
     assert.equal(error.code, 'ERR_VHD_PARENT_MODIFIED')
 
-    for (const disk of [
-      await VHD.open(child.path, { ignoreParentTimestamp: true }),
-      await new VHD.Differencing(child.path, { ignoreParentTimestamp: true }).open(),
+    // One at a time: each opens the child read-write, which needs the only lock on it.
+    for (const openDisk of [
+      () => VHD.open(child.path, { ignoreParentTimestamp: true }),
+      () => new VHD.Differencing(child.path, { ignoreParentTimestamp: true }).open(),
     ]) {
+      const disk = await openDisk()
       assert.deepEqual(disk.chain, [child.path, base.path])
       assertBytes(await readAll(disk), child.model, 'with a touched parent')
       await disk.close()

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import VHD, * as named from 'vhd'
-import { Dynamic, Fixed, Differencing, create, open, TYPE } from 'vhd'
+import { Dynamic, Fixed, Differencing, Image, Footer, ReadStream, create, open, TYPE } from 'vhd'
 
 const cjs = createRequire(import.meta.url)('vhd')
 assert.equal(VHD, cjs, 'the default import is the CommonJS module')
@@ -26,6 +26,9 @@ for (const key of Object.keys(cjs)) assert.equal(named[key], cjs[key], 'named im
 assert.equal(Dynamic, cjs.Dynamic)
 assert.equal(Fixed, cjs.Fixed)
 assert.equal(Differencing, cjs.Differencing)
+assert.equal(Image, cjs.Image)
+assert.equal(Footer, cjs.Footer)
+assert.equal(ReadStream, cjs.ReadStream)
 assert.equal(TYPE.DYNAMIC, 3)
 
 const file = join(process.argv[2], 'esm.vhd')
@@ -37,6 +40,10 @@ const again = await open(file, { readOnly: true })
 const { buffer } = await again.read(12345, 17)
 assert.equal(buffer.toString(), 'from an ES module')
 await again.close()
+const image = new Image({ path: file, flags: 'r' })
+await image.open()
+assert.equal(image.type, TYPE.DYNAMIC)
+await image.close()
 console.log(JSON.stringify(Object.keys(named).sort()))
 `
 
@@ -49,7 +56,7 @@ test('import VHD from "vhd" and named imports, in an ES module', () => {
     const result = spawnSync(process.execPath, [join(dir, 'program.mjs'), dir], { encoding: 'utf8' })
     assert.equal(result.status, 0, result.stderr)
     const names = JSON.parse(result.stdout)
-    for (const name of ['default', 'Fixed', 'Dynamic', 'Differencing', 'open', 'create', 'TYPE']) {
+    for (const name of ['default', 'Fixed', 'Dynamic', 'Differencing', 'Image', 'Footer', 'Header', 'Locator', 'ReadStream', 'WriteStream', 'open', 'create', 'checksum', 'TYPE']) {
       assert.ok(names.includes(name), `${name} is importable`)
     }
   } finally {

@@ -124,6 +124,41 @@ async function differencing(unknown: VHD.CreateOptions): Promise<void> {
   void codes
 }
 
+// Locking and parentRoot: in the open options of every class, of VHD.open, VHD.Image and the streams.
+async function locking(): Promise<void> {
+  const unlocked = await VHD.open('d.vhd', { lock: false, readOnly: true })
+  expectType<VHD.AnyDisk>(unlocked)
+  new VHD.Fixed('f.vhd', { lock: true })
+  new VHD.Dynamic(new URL('file:///d.vhd'), { lock: false })
+  const child = new VHD.Differencing('c.vhd', { parentRoot: '/images', readOnly: true })
+  new VHD.Differencing('c.vhd', { parentRoot: new URL('file:///images/'), lock: false })
+  await child.open()
+  VHD.open('c.vhd', { parentRoot: '/images' }, (error) => {
+    if (error && (error.code === 'ERR_VHD_LOCKED' || error.code === 'ERR_VHD_PARENT_OUTSIDE_ROOT')) {
+      expectType<string>(error.message)
+    }
+  })
+  const image = new VHD.Image({ path: 'd.vhd', flags: 'r', lock: false, parentRoot: '/images' })
+  await image.open()
+  new VHD.ReadStream({ path: 'd.vhd', lock: false, parentRoot: '/images' }).resume()
+  new VHD.WriteStream({ path: 'd.vhd', lock: true }).end()
+  const options: VHD.OpenOptions = { lock: false, parentRoot: '/images' }
+  const imageOptions: VHD.ImageOptions = { fd: 3, lock: true, parentRoot: new URL('file:///images/') }
+  const streamOptions: VHD.ReadStreamOptions = { path: 'd.vhd', lock: false }
+  void [options, imageOptions, streamOptions]
+  const codes: VHD.VhdErrorCode[] = ['ERR_VHD_LOCKED', 'ERR_VHD_PARENT_OUTSIDE_ROOT', 'ERR_VHD_BAT_OVERLAP']
+  void codes
+  // @ts-expect-error: lock is a boolean
+  new VHD.Dynamic('d.vhd', { lock: 'no' })
+  // @ts-expect-error: parentRoot is a path
+  void VHD.open('c.vhd', { parentRoot: 42 })
+  // @ts-expect-error: lock is a boolean in the Image options too
+  new VHD.Image({ path: 'd.vhd', lock: 1 })
+  // @ts-expect-error: not an error code
+  const wrong: VHD.VhdErrorCode = 'ERR_VHD_LOCK'
+  void wrong
+}
+
 function mistakes(disk: VHD.Dynamic): void {
   // @ts-expect-error: offsets are numbers or bigints
   void disk.read('0', 1)
@@ -135,8 +170,6 @@ function mistakes(disk: VHD.Dynamic): void {
   void VHD.create('x.vhd', { type: 'fixed' })
   // @ts-expect-error: no such type
   void VHD.create('x.vhd', { type: 'sparse', size: 512 })
-  // @ts-expect-error: reserved for vhd@0.5.0's constructor
-  void VHD.Image
   // @ts-expect-error: a differencing image needs a parent
   void VHD.create('x.vhd', { type: 'differencing', size: 512 })
   // @ts-expect-error: only differencing images have a parent
@@ -149,7 +182,71 @@ function mistakes(disk: VHD.Dynamic): void {
   void disk.parent
 }
 
+// The vhd@0.5.0 surface: Image, streams, structures, helpers and constants.
+async function compat(): Promise<void> {
+  const image = new VHD.Image({ path: 'disk.vhd', flags: 'r+' })
+  const opened = await image.open()
+  assertEqual<typeof opened, VHD.Image>(true)
+  const buffer = Buffer.alloc(4096)
+  const { bytesRead } = await image.read(buffer, 0, 4096, 0)
+  expectType<number>(bytesRead)
+  const { bytesWritten } = await image.write(buffer, 0, 512, 1024n)
+  expectType<number>(bytesWritten)
+  image.read(buffer, 0, 512, 0, function (error, bytesRead, buffer) {
+    expectType<VHD.Image>(this)
+    expectType<VHD.VhdError | null>(error)
+    expectType<number>(bytesRead)
+    expectType<Buffer>(buffer)
+  })
+  expectType<number | null>(image.type)
+  expectType<bigint | number | null>(image.size)
+  expectType<number>(image.sectorSize)
+  expectType<number>(image.blocksPerSector)
+  expectType<number>(image.bitmapBlocks)
+  expectType<Buffer | null>(image.bat)
+  expectType<VHD.FooterStructure | null>(image.footer)
+  const { footer } = await image.readFooter(0)
+  expectType<bigint>(footer.currentSize)
+  await image.readHeader(512)
+  expectType<Buffer>(await image.readAllocationTable(1536, 16))
+  expectType<boolean>(image.sectorNeedsAllocation(image.sectorNumber(0)))
+  await image.flush()
+
+  const read: VHD.ReadStream = image.createReadStream({ start: 0, end: 4096, highWaterMark: 1 << 20 })
+  const write: VHD.WriteStream = new VHD.WriteStream({ image, start: 512 })
+  read.pipe(write)
+  const disk = await VHD.open('disk.vhd')
+  disk.createReadStream().pipe(disk.createWriteStream({ start: 0 }))
+  new VHD.ReadStream({ path: 'disk.vhd' }).resume()
+  await image.close()
+  image.close((error) => expectType<VHD.VhdError | null>(error))
+
+  const parsed = VHD.Footer.parse(Buffer.alloc(512), 0)
+  expectType<bigint>(parsed.dataOffset)
+  expectType<number>(parsed.diskGeometry.cylinders)
+  expectType<Buffer>(parsed.write())
+  const header = VHD.Header.parse(Buffer.alloc(1024), 0)
+  expectType<VHD.LocatorStructure[]>(header.parentLocators)
+  expectType<Buffer>(new VHD.Header().write())
+  expectType<Buffer>(VHD.Locator.parse(Buffer.alloc(24)).write(Buffer.alloc(48), 24))
+  expectType<number>(VHD.checksum(Buffer.alloc(512), 0, 512))
+  expectType<VHD.DiskGeometry>(VHD.getDiskGeometry(20480))
+  expectType<number>(VHD.PLATFORM.W2RU)
+  expectType<bigint>(VHD.NULL_OFFSET)
+  expectType<string>(VHD.CREATOR_APPLICATION)
+  expectType<number>(VHD.CREATOR_VERSION.major)
+  expectType<number>(VHD.MAX_DYNAMIC_SIZE + VHD.SECTOR_SIZE + VHD.BLOCK_SIZE + VHD.EPOCH)
+  void [VHD.ACCESS, VHD.ATTACH, VHD.COMPACT, VHD.CREATE, VHD.DEPENDENCY, VHD.DETACH, VHD.EXPAND]
+  void [VHD.GETINFO, VHD.MERGE, VHD.MIRROR, VHD.OPEN, VHD.RESIZE, VHD.SETINFO, VHD.STORAGE]
+  void [VHD.VENDOR, VHD.VERSION, VHD.FEATURES, VHD.SECTOR, VHD.MIN_SIZE, VHD.TABLE_ENTRY_SIZE]
+  void [VHD.HEADER_SIZE, VHD.FOOTER_SIZE, VHD.TYPE.DIFF]
+  // @ts-expect-error: Image takes an options object, not a path
+  new VHD.Image('disk.vhd')
+}
+
 void promises
 void callbacks
 void differencing
+void locking
 void mistakes
+void compat

@@ -118,6 +118,9 @@ function toOpenOptions(options) {
     ignoreChecksums: optionalBoolean(options, 'ignoreChecksums'),
     parents: toParents(options),
     ignoreParentTimestamp: optionalBoolean(options, 'ignoreParentTimestamp'),
+    // Locking is on unless turned off explicitly.
+    lock: options.lock === undefined || optionalBoolean(options, 'lock'),
+    parentRoot: options.parentRoot === undefined ? undefined : toPath(options.parentRoot, 'options.parentRoot'),
   }
 }
 

@@ -14,6 +14,7 @@ const {
   toBytes,
   toOpenOptions,
   toCreateOptions,
+  toOptionsObject,
   call,
   none,
   noArgs,
@@ -31,6 +32,29 @@ const kAttach = Symbol('attach')
 const kImage = Symbol('image')
 const kTrack = Symbol('track')
 const kExpectedType = Symbol('expectedType')
+const kOpening = Symbol('opening')
+
+// What the streams (lib/streams.js) and `VHD.Image` (lib/image.js) use of a disk: a read into
+// or a write from part of the caller's buffer (tracked, so that `close` waits for it), and
+// a promise that settles when the disk is open (waiting for an `open` in progress).
+const kReadInto = Symbol('readInto')
+const kWriteFrom = Symbol('writeFrom')
+const kWhenOpen = Symbol('whenOpen')
+
+/**
+ * The buffer for a read of `length` bytes at `position` of a disk of `size` bytes. A read
+ * that runs past the end gets a zeroed buffer (the rest must read as zeros): the operating
+ * system hands out the zeroed pages of a large one only when they are touched, so a huge
+ * read past the end costs no memory. Other reads are filled whole: no need to zero them.
+ */
+function readBuffer(length, position, size) {
+  return position + length > size ? Buffer.alloc(length) : Buffer.allocUnsafe(length)
+}
+
+/** After a short read into a `readBuffer`: zeros after the bytes read (already there when it was zeroed). */
+function zeroRest(buffer, bytesRead, position, size) {
+  if (bytesRead < buffer.length && position + buffer.length <= size) buffer.fill(0, bytesRead)
+}
 
 /**
  * What `VHD.Fixed`, `VHD.Dynamic` and `VHD.Differencing` share. Not constructible itself:
@@ -50,6 +74,7 @@ class Disk {
     this[kNative] = null
     this[kInfo] = null
     this[kPending] = new Set()
+    this[kOpening] = null
   }
 
   /** The path given to the constructor. */
@@ -146,7 +171,7 @@ class Disk {
       }
       this[kState] = 'opening'
       const options = { ...this[kOptions], expectedType: this.constructor[kExpectedType] }
-      return native.open(this[kPath], options).then(
+      const opening = native.open(this[kPath], options).then(
         (image) => {
           this[kAttach](image)
           return this
@@ -156,7 +181,63 @@ class Disk {
           throw error
         },
       )
+      this[kOpening] = opening
+      const done = () => {
+        if (this[kOpening] === opening) this[kOpening] = null
+      }
+      opening.then(done, done)
+      return opening
     }, none)
+  }
+
+  /** Resolves once the disk is open (now, or when the `open` in progress succeeds). */
+  [kWhenOpen]() {
+    if (this[kState] === 'opening' && this[kOpening]) {
+      return this[kOpening].then(() => this[kWhenOpen]())
+    }
+    try {
+      this[kImage]()
+      return Promise.resolve()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** The native read into `buffer[offset..offset + length]`, tracked; resolves to bytesRead. */
+  [kReadInto](buffer, offset, length, position) {
+    try {
+      return this[kTrack](this[kImage]().read(buffer, offset, length, position))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** The native write of `buffer[offset..offset + length]`, tracked; resolves to bytesWritten. */
+  [kWriteFrom](buffer, offset, length, position) {
+    try {
+      return this[kTrack](this[kImage]().write(buffer, offset, length, position))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /**
+   * A readable stream of the virtual disk (see `VHD.ReadStream`), from `start` up to `end`
+   * (exclusive, as in vhd@0.5.0). The disk stays open when the stream ends, unless
+   * `autoClose` is true.
+   */
+  createReadStream(options) {
+    const { ReadStream } = require('./streams.js')
+    return new ReadStream({ ...toOptionsObject(options), image: this })
+  }
+
+  /**
+   * A writable stream into the virtual disk from `start` (see `VHD.WriteStream`). The disk
+   * stays open when the stream finishes, unless `autoClose` is true.
+   */
+  createWriteStream(options) {
+    const { WriteStream } = require('./streams.js')
+    return new WriteStream({ ...toOptionsObject(options), image: this })
   }
 
   read(offset, length, callback) {
@@ -165,9 +246,10 @@ class Disk {
       () => [toIndex(offset, 'offset'), toIndex(length, 'length', bufferConstants.MAX_LENGTH)],
       ([position, length]) => {
         const image = this[kImage]()
-        const buffer = Buffer.allocUnsafe(length)
+        const size = this[kInfo].size
+        const buffer = readBuffer(length, position, size)
         return this[kTrack](image.read(buffer, 0, length, position)).then((bytesRead) => {
-          if (bytesRead < length) buffer.fill(0, bytesRead)
+          zeroRest(buffer, bytesRead, position, size)
           return { bytesRead, buffer }
         })
       },
@@ -192,9 +274,9 @@ class Disk {
     const position = toIndex(offset, 'offset')
     length = toIndex(length, 'length', bufferConstants.MAX_LENGTH)
     const image = this[kImage]()
-    const buffer = Buffer.allocUnsafe(length)
+    const buffer = readBuffer(length, position, this[kInfo].size)
     const bytesRead = image.readSync(buffer, 0, length, position)
-    if (bytesRead < length) buffer.fill(0, bytesRead)
+    zeroRest(buffer, bytesRead, position, this[kInfo].size)
     return { bytesRead, buffer }
   }
 
@@ -315,4 +397,6 @@ module.exports = {
   Differencing,
   open,
   create,
+  // For lib/image.js and lib/streams.js only (index.js does not export these).
+  internal: { wrap, kReadInto, kWriteFrom, kWhenOpen },
 }

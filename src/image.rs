@@ -9,12 +9,12 @@ use crate::errors::{guard, Failure};
 use crate::info::{ImageInfo, Snapshot};
 use crate::options::{buffer_range, integer, CreateArgs, OpenArgs};
 use crate::task::Job;
-use napi::bindgen_prelude::{AsyncTask, Uint8Array, Uint8ArraySlice};
+use napi::bindgen_prelude::{AsyncTask, Buffer, Uint8Array, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 use std::ops::Range;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use vhd_core::{Image, VirtualDisk};
+use vhd_core::{Image, Storage, VirtualDisk};
 
 type Shared = Arc<RwLock<Option<Image>>>;
 
@@ -65,6 +65,14 @@ pub struct OpenState {
     options: vhd_core::OpenOptions,
 }
 
+/// `openFd`: a duplicate of the caller's descriptor, and the name used for messages and to
+/// find a differencing image's parent.
+pub struct OpenFdState {
+    file: Option<std::fs::File>,
+    name: String,
+    options: vhd_core::OpenOptions,
+}
+
 pub struct CreateState {
     path: String,
     options: vhd_core::CreateOptions,
@@ -106,6 +114,116 @@ impl IoState {
 
 fn open_work(state: &mut OpenState) -> Result<NativeImage, Failure> {
     Ok(NativeImage::new(Image::open(&state.path, &state.options)?))
+}
+
+fn open_fd_work(state: &mut OpenFdState) -> Result<NativeImage, Failure> {
+    let file = state.file.take().ok_or_else(Failure::closed)?;
+    let path = std::path::Path::new(&state.name);
+    // `Image::open_storage` leaves locking to whoever made the storage: lock the duplicate
+    // here as `Image::open` locks a file it opens (its parents are locked by the core).
+    let storage: Box<dyn Storage> = if state.options.lock {
+        lock_fd(&file, path, state.options.read_only)?;
+        Box::new(LockedFd(file))
+    } else {
+        Box::new(file)
+    };
+    Ok(NativeImage::new(Image::open_storage(
+        storage,
+        path,
+        &state.options,
+    )?))
+}
+
+/// Takes the lock an open of the image in `file` needs, without waiting, as the core does
+/// for the files it opens (`vhd_core::OpenOptions::lock`): shared for a read-only open,
+/// exclusive otherwise; a conflicting lock is `ERR_VHD_LOCKED`, a file system without locks
+/// is used unlocked.
+///
+/// The lock belongs to the open file, which the duplicate shares with the caller's
+/// descriptor: it is released when the image is closed (see [`LockedFd`]).
+fn lock_fd(file: &std::fs::File, path: &std::path::Path, read_only: bool) -> Result<(), Failure> {
+    let locked = if read_only {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match locked {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::from(vhd_core::Error::Locked {
+            path: path.to_path_buf(),
+            read_only,
+        })),
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            Ok(())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Failure::from(vhd_core::Error::Io {
+            context: format!("locking {}", path.display()),
+            source: e,
+        })),
+    }
+}
+
+/// A duplicated descriptor that this binding locked, unlocked explicitly when the image is
+/// dropped: the caller's descriptor (same open file) may stay open after `close`, and a
+/// process being spawned meanwhile may hold a copy of it, either of which would otherwise
+/// keep the lock.
+#[derive(Debug)]
+struct LockedFd(std::fs::File);
+
+impl Drop for LockedFd {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Storage for LockedFd {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Storage::sync(&self.0)
+    }
+    fn file_size(&self) -> std::io::Result<u64> {
+        self.0.file_size()
+    }
+}
+
+/// A new descriptor for the same open file as `fd` (the caller keeps `fd`, and may close it
+/// at once: the duplicate stays valid).
+#[cfg(unix)]
+fn duplicate_fd(fd: i32) -> Result<std::fs::File, Failure> {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the descriptor is only borrowed for the `fcntl(F_DUPFD_CLOEXEC)` below, on the
+    // JavaScript thread, while the caller holds it; a descriptor that is not open makes the
+    // duplication fail with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = borrowed.try_clone_to_owned().map_err(|e| {
+        Failure::from(vhd_core::Error::Io {
+            context: format!("duplicating file descriptor {fd}"),
+            source: e,
+        })
+    })?;
+    Ok(std::fs::File::from(owned))
+}
+
+/// A descriptor number: an integer from 0 to 2^31 - 1. Taken as a double and checked here,
+/// because napi's `i32` conversion wraps (2^32 would become descriptor 0).
+fn fd_number(fd: f64) -> Result<i32, Failure> {
+    if fd.is_finite() && fd.fract() == 0.0 && (0.0..=f64::from(i32::MAX)).contains(&fd) {
+        Ok(fd as i32)
+    } else {
+        Err(Failure::out_of_range("fd", ">= 0 && <= 2147483647", fd))
+    }
+}
+
+#[cfg(not(unix))]
+fn duplicate_fd(_fd: i32) -> Result<std::fs::File, Failure> {
+    Err(Failure::from(vhd_core::Error::Unsupported(
+        "opening an image from a file descriptor (only on Unix)".into(),
+    )))
 }
 
 fn create_work(state: &mut CreateState) -> Result<NativeImage, Failure> {
@@ -263,6 +381,36 @@ impl NativeImage {
         to_napi(&env, result)
     }
 
+    /// The footer's 512 bytes as they were when the image was opened.
+    #[napi]
+    pub fn footer_bytes(&self) -> Buffer {
+        Buffer::from(self.snapshot.footer().to_bytes().to_vec())
+    }
+
+    /// The dynamic disk header's 1024 bytes as they were when the image was opened (`null`
+    /// for fixed images).
+    #[napi]
+    pub fn header_bytes(&self) -> Option<Buffer> {
+        self.snapshot
+            .header()
+            .map(|h| Buffer::from(h.to_bytes().to_vec()))
+    }
+
+    /// The block allocation table as it is now (allocations not yet flushed included), as
+    /// big-endian entries; `null` for fixed images. Waits for a write in progress.
+    #[napi(catch_unwind)]
+    pub fn bat_bytes(&self, env: Env) -> napi::Result<Option<Buffer>> {
+        let result = guard(|| {
+            let guard = read_lock(&self.image)?;
+            Ok(match guard.as_ref().ok_or_else(Failure::closed)? {
+                Image::Dynamic(dynamic) => Some(dynamic.bat().to_bytes()),
+                Image::Differencing(diff) => Some(diff.bat().to_bytes()),
+                Image::Fixed(_) => None,
+            })
+        });
+        to_napi(&env, result).map(|bytes| bytes.map(Buffer::from))
+    }
+
     /// False once `close` has run.
     #[napi(getter)]
     pub fn is_open(&self) -> bool {
@@ -286,6 +434,37 @@ pub fn open_image(
     Ok(AsyncTask::new(Job::new(
         OpenState { path, options },
         open_work,
+    )))
+}
+
+/// Opens the image in the file open as `fd` (Unix): the descriptor is duplicated at once, so
+/// the caller keeps (and closes) its own. `path`, when given, names the file in messages and
+/// is where a differencing image's relative parent locators start from; without it they
+/// start from the current directory.
+#[napi(
+    js_name = "openFd",
+    catch_unwind,
+    ts_return_type = "Promise<NativeImage>"
+)]
+pub fn open_fd(
+    env: Env,
+    fd: f64,
+    path: Option<String>,
+    options: Option<OpenArgs>,
+) -> napi::Result<AsyncTask<Job<OpenFdState, NativeImage>>> {
+    let prepared = guard(|| {
+        let fd = fd_number(fd)?;
+        let options = options.unwrap_or_default().to_core()?;
+        Ok((fd, duplicate_fd(fd)?, options))
+    });
+    let (fd, file, options) = to_napi(&env, prepared)?;
+    Ok(AsyncTask::new(Job::new(
+        OpenFdState {
+            file: Some(file),
+            name: path.unwrap_or_else(|| format!("fd:{fd}")),
+            options,
+        },
+        open_fd_work,
     )))
 }
 
@@ -325,4 +504,29 @@ pub fn panic_for_tests(env: Env, in_task: bool) -> napi::Result<AsyncTask<Job<()
     }
     to_napi(&env, guard(|| boom(&mut ())))?;
     unreachable!("boom always panics")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fd_number;
+
+    #[test]
+    fn descriptor_numbers_are_checked_not_wrapped() {
+        assert_eq!(fd_number(0.0).unwrap(), 0);
+        assert_eq!(fd_number(2_147_483_647.0).unwrap(), i32::MAX);
+        for bad in [
+            -1.0,
+            0.5,
+            f64::NAN,
+            f64::INFINITY,
+            2_147_483_648.0,
+            4_294_967_296.0,
+        ] {
+            assert_eq!(
+                fd_number(bad).unwrap_err().code,
+                "ERR_OUT_OF_RANGE",
+                "{bad}"
+            );
+        }
+    }
 }

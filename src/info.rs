@@ -88,6 +88,16 @@ impl Snapshot {
         }
     }
 
+    /// The footer the image was opened with.
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The dynamic disk header (dynamic and differencing images).
+    pub fn header(&self) -> Option<&DynamicHeader> {
+        self.header.as_ref()
+    }
+
     pub fn to_js(&self) -> ImageInfo {
         let footer = &self.footer;
         ImageInfo {

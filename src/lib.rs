@@ -16,6 +16,7 @@ mod errors;
 mod image;
 mod info;
 mod options;
+mod structures;
 mod task;
 
 use napi_derive::napi;

@@ -27,6 +27,10 @@ pub struct OpenArgs {
     pub parents: Option<Vec<ParentArg>>,
     /// Accept a parent whose time stamp is not the one the child recorded (default false).
     pub ignore_parent_timestamp: Option<bool>,
+    /// Lock the file (and, shared, its parents) while open (default true).
+    pub lock: Option<bool>,
+    /// Parents found through locators must lie inside this folder (untrusted images).
+    pub parent_root: Option<String>,
 }
 
 /// A parent named by the caller.
@@ -84,6 +88,8 @@ impl OpenArgs {
             expected_type,
             parents,
             ignore_parent_timestamp: self.ignore_parent_timestamp.unwrap_or(false),
+            lock: self.lock.unwrap_or(true),
+            parent_root: self.parent_root.as_ref().map(PathBuf::from),
         })
     }
 }

@@ -81,7 +81,8 @@ impl CreateOptions {
     }
 }
 
-/// Creates an image at `path` and returns it open for reading and writing.
+/// Creates an image at `path` and returns it open for reading and writing, holding the
+/// exclusive lock on the file that it took before writing it (see [`OpenOptions::lock`]).
 pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> {
     let path = path.as_ref();
     // Everything is worked out (and the parent opened) before the file is touched.
@@ -98,17 +99,25 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
         }
         DiskType::Differencing => Some(differencing_file(path, options)?),
     };
+    // The file is locked (exclusively) before anything is written, and stays locked in the
+    // image returned; a file being overwritten is only emptied once the lock is ours, so an
+    // image open elsewhere is refused (`Error::Locked`), not destroyed.
     let mut file = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .create(options.overwrite)
-        .truncate(options.overwrite)
+        .truncate(false)
         .create_new(!options.overwrite)
         .open(path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => Error::AlreadyExists(path.to_path_buf()),
             _ => Error::io(format!("creating {}", path.display()), e),
         })?;
+    crate::image::lock_file(&file, path, false)?;
     let io = |e| Error::io(format!("writing the new image {}", path.display()), e);
+    if options.overwrite {
+        file.set_len(0).map_err(io)?;
+    }
     match contents {
         // A fixed image is its data, then the footer; the data starts as a hole of zeros.
         None => {
@@ -120,8 +129,7 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
         Some(bytes) => file.write_all(&bytes).map_err(io)?,
     }
     file.sync_all().map_err(io)?;
-    drop(file);
-    Image::open(path, &OpenOptions::default())
+    crate::image::open_locked_file(file, path, &OpenOptions::default())
 }
 
 fn validate(disk_type: DiskType, size: u64, block_size: u32) -> Result<()> {

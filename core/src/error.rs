@@ -158,6 +158,46 @@ pub enum Error {
     /// An argument (size, block size, option) is not acceptable.
     #[error("invalid argument {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
+
+    /// The file is locked by another open image, in this process or another one: a
+    /// read-write open needs the only lock on the file, a read-only open a shared one.
+    #[error(
+        "{path}: the file is in use: another open image holds a lock that conflicts with opening it {} (close the other one first, or open without locking)",
+        if *.read_only { "read-only (someone has it open read-write)" } else { "read-write" }
+    )]
+    Locked {
+        path: PathBuf,
+        /// The refused open was read-only (it wanted a shared lock).
+        read_only: bool,
+    },
+
+    /// A parent found through the child's locators or parent name lies outside the folder
+    /// the caller restricted parents to ([`OpenOptions::parent_root`](crate::OpenOptions::parent_root)),
+    /// and no other candidate was usable. The file was not opened.
+    #[error(
+        "{child}: its parent {parent} lies outside {root}, the only folder parents may come from"
+    )]
+    ParentOutsideRoot {
+        child: PathBuf,
+        /// The candidate, with symbolic links resolved.
+        parent: PathBuf,
+        /// The allowed folder, with symbolic links resolved.
+        root: PathBuf,
+    },
+
+    /// Two block allocation table entries, or an entry and the image's own structures
+    /// (footer copy, dynamic header, BAT), claim the same bytes of the file.
+    #[error(
+        "BAT entry {index} points at sector {sector} (bytes {offset}..{end}), which overlaps {other}"
+    )]
+    BatEntryOverlap {
+        index: u32,
+        sector: u32,
+        offset: u64,
+        end: u64,
+        /// What else lies there, e.g. "the dynamic header (bytes 512..1536)" or "block 3".
+        other: String,
+    },
 }
 
 impl Error {
@@ -185,6 +225,9 @@ impl Error {
             Error::ParentLoop { .. } => "ERR_VHD_PARENT_LOOP",
             Error::Parent { source, .. } => source.code(),
             Error::ChainTooDeep { .. } => "ERR_VHD_CHAIN_TOO_DEEP",
+            Error::Locked { .. } => "ERR_VHD_LOCKED",
+            Error::ParentOutsideRoot { .. } => "ERR_VHD_PARENT_OUTSIDE_ROOT",
+            Error::BatEntryOverlap { .. } => "ERR_VHD_BAT_OVERLAP",
         }
     }
 

@@ -19,6 +19,8 @@
 //! ```
 
 pub mod bat;
+// Structure checks (`qemu-img check` for VHD): see `check::check`.
+pub mod check;
 pub mod checksum;
 mod create;
 pub mod dynamic_header;
@@ -31,6 +33,7 @@ pub mod sector_bitmap;
 pub mod storage;
 
 pub use bat::BlockAllocationTable;
+pub use check::{check, check_storage, CheckOptions, CheckReport, Finding, FindingKind, Severity};
 pub use create::{
     create, CreateOptions, BLOCK_SIZE_RANGE, DEFAULT_CREATOR_APPLICATION,
     MAX_CREATED_TABLE_ENTRIES, MAX_DYNAMIC_SIZE, MAX_FIXED_SIZE,

@@ -679,6 +679,8 @@ fn explicit_raw_parents() {
         raw_bytes,
         "the raw base changed"
     );
+    // (The top's chain holds a shared lock on the child, which is opened read-write next.)
+    drop(image);
 
     // A missing raw file is an I/O error that names it.
     let gone = dir.join("gone.raw");

@@ -73,7 +73,10 @@ impl VirtualDisk for FixedImage {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         let length = readable_length(offset, buf.len(), self.size());
-        read_exact(self.file.as_ref(), &mut buf[..length], offset, "disk data")?;
+        // At or past the end: nothing to read, whatever a storage says about the offset.
+        if length > 0 {
+            read_exact(self.file.as_ref(), &mut buf[..length], offset, "disk data")?;
+        }
         Ok(length)
     }
 

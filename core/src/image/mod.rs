@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};
 use crate::storage::Storage;
 use crate::DynamicHeader;
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 /// What every image kind offers: a virtual disk of [`size`](VirtualDisk::size) bytes that
 /// can be read and written at any byte offset.
@@ -42,7 +43,10 @@ pub trait VirtualDisk {
 }
 
 /// How to open an image.
-#[derive(Debug, Clone, Default)]
+///
+/// `OpenOptions::default()` opens read-write, verifies checksums, finds parents through the
+/// child's locators anywhere, and locks the file (see [`lock`](OpenOptions::lock)).
+#[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// Open the file read-only; the image is then never written.
     pub read_only: bool,
@@ -58,6 +62,40 @@ pub struct OpenOptions {
     /// Accept a parent whose time stamp is not the one the child recorded (a copied parent
     /// gets a new modification time). The unique id is still checked.
     pub ignore_parent_timestamp: bool,
+    /// Lock the file while the image is open (default `true`): a read-write open takes an
+    /// exclusive lock, a read-only open a shared one, and so does every parent of a
+    /// differencing image (parents are only read). Any number of read-only opens may share
+    /// a file; a read-write open excludes every other open. A conflicting open fails at
+    /// once with [`Error::Locked`] (it never waits). The locks are released when the image
+    /// is dropped. They are the operating system's whole-file locks (`flock` on Unix,
+    /// `LockFileEx` on Windows), taken on each open file, so two opens in one process
+    /// conflict just as two processes do; on Unix they are advisory: they keep out other
+    /// opens that lock (this library, and tools that lock), not a program that ignores
+    /// locks. A file system that has no locks is used unlocked. `false`: no lock is taken
+    /// or checked, for this image nor its parents.
+    pub lock: bool,
+    /// For images from untrusted sources: a parent found through the child's parent
+    /// locators or parent name (at any level of the chain) is used only if it lies inside
+    /// this folder once symbolic links and `..` are resolved; a candidate outside it is
+    /// never opened. When no candidate inside the folder is usable but one outside exists,
+    /// the open fails with [`Error::ParentOutsideRoot`]. Parents the caller names in
+    /// [`parents`](OpenOptions::parents) are trusted and not checked (their own parents,
+    /// when found through locators, are). `None` (default): parents may be anywhere.
+    pub parent_root: Option<PathBuf>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions {
+            read_only: false,
+            ignore_checksums: false,
+            expected_type: None,
+            parents: Vec::new(),
+            ignore_parent_timestamp: false,
+            lock: true,
+            parent_root: None,
+        }
+    }
 }
 
 /// Where the footer that describes the image was found.
@@ -84,13 +122,28 @@ pub enum Image {
 
 impl Image {
     /// Opens the image at `path`, detecting its kind from its footer. A differencing image
-    /// is opened with its whole parent chain.
+    /// is opened with its whole parent chain. The file (and every parent) is locked unless
+    /// [`OpenOptions::lock`] is off.
+    ///
+    /// No field is trusted: each is checked against the file's size, the specification and
+    /// the other fields before it is used, so that a damaged or hostile image gives an
+    /// error, never a panic or an allocation sized by the field. In particular: the dynamic
+    /// header and the BAT must lie in the file, between the footer copy and the end footer,
+    /// apart from each other (so the BAT, the largest thing read at open, is never larger
+    /// than the file); blocks are powers of two from 512 bytes to 256 MiB (the largest that
+    /// [`crate::create`] makes; real images use 512 KiB to a few MiB); the BAT must cover
+    /// the virtual size; every allocated block of the disk must lie in front of the end
+    /// footer and overlap neither another block nor the footer copy, the header or the BAT
+    /// ([`Error::BatEntryOverlap`]); a parent locator's data is read only up to 64 KiB and
+    /// only from inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not
+    /// loop. For images from untrusted sources, see also [`OpenOptions::parent_root`].
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image> {
         open_in_chain(path.as_ref(), options, &[])
     }
 
     /// Opens an image held by any [`Storage`]; `path` is used in messages (and, for
-    /// differencing images, to find the parent).
+    /// differencing images, to find the parent). The storage is not locked: that is up to
+    /// whoever made it (the parents, opened from files, are locked as usual).
     pub fn open_storage(
         file: Box<dyn Storage>,
         path: &Path,
@@ -284,7 +337,74 @@ pub(crate) fn open_in_chain(
         .write(!options.read_only)
         .open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    Image::open_storage_in_chain(Box::new(file), path, options, chain)
+    let storage: Box<dyn Storage> = if options.lock {
+        lock_file(&file, path, options.read_only)?;
+        Box::new(LockedFile(file))
+    } else {
+        Box::new(file)
+    };
+    Image::open_storage_in_chain(storage, path, options, chain)
+}
+
+/// Opens the image in `file`, which the caller has already locked exclusively (as
+/// [`crate::create`] does, so that the new file is never unlocked).
+pub(crate) fn open_locked_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
+    Image::open_storage_in_chain(Box::new(LockedFile(file)), path, options, &[])
+}
+
+/// A file that this image locked, unlocked explicitly when the image is dropped.
+///
+/// Closing the file alone does not always release the lock at once: the lock belongs to
+/// the open file, and a process being spawned by another thread at that moment holds a
+/// copy of every descriptor until it execs, which keeps the lock (and so a reopen of the
+/// image fails with [`Error::Locked`]) for that while. Unlocking releases it whatever
+/// copies exist.
+#[derive(Debug)]
+struct LockedFile(File);
+
+impl Drop for LockedFile {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Storage for LockedFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Storage::sync(&self.0)
+    }
+    fn file_size(&self) -> std::io::Result<u64> {
+        self.0.file_size()
+    }
+}
+
+/// Takes the lock that an open of `path` needs, without waiting: shared for a read-only
+/// open, exclusive otherwise. It lasts as long as `file` stays open.
+pub(crate) fn lock_file(file: &File, path: &Path, read_only: bool) -> Result<()> {
+    let locked = if read_only {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match locked {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: path.to_path_buf(),
+            read_only,
+        }),
+        // A file system without locks (or a platform without them) is used unlocked.
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            Ok(())
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", path.display()), e))
+        }
+    }
 }
 
 /// Whether an image may be written, and if not, why.
@@ -429,7 +549,8 @@ pub(crate) fn read_exact(
     what: &str,
 ) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
-        let end = offset + buf.len() as u64;
+        // Saturating: a damaged field may put `offset` anywhere up to u64::MAX.
+        let end = offset.saturating_add(buf.len() as u64);
         match (e.kind(), file.file_size()) {
             (std::io::ErrorKind::UnexpectedEof, Ok(file_size)) => Error::Truncated {
                 what: what.to_string(),

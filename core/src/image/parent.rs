@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub const MAX_CHAIN_DEPTH: usize = 64;
 
 /// Largest parent locator payload read (a path of 32 Ki UTF-16 units).
-const MAX_LOCATOR_BYTES: u32 = 64 * 1024;
+pub(crate) const MAX_LOCATOR_BYTES: u32 = 64 * 1024;
 
 /// A parent named by the caller instead of by the child's locators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,33 +99,68 @@ pub(crate) fn open_parent(
                     ),
                 });
             }
-            return Ok(Parent::Raw(super::raw::RawDisk::open(path)?));
+            return Ok(Parent::Raw(super::raw::RawDisk::open_with_lock(
+                path,
+                options.lock,
+            )?));
         }
+        // Named by the caller: trusted, wherever it is.
         Some(ParentPath::Vhd(path)) => vec![path.clone()],
         None => candidates(child, header, file),
+    };
+    // Candidates the child names must lie inside the parent root, when there is one.
+    let root = match (&options.parent_root, options.parents.first()) {
+        (Some(root), None) => Some(root.canonicalize().map_err(|e| Error::InvalidArgument {
+            name: "parent root",
+            reason: format!("{}: {e}", root.display()),
+        })?),
+        _ => None,
     };
     // Every candidate that exists is tried; the first that opens with the right unique id
     // and time stamp is the parent. Otherwise the most telling problem is reported.
     let mut problems = Vec::new();
+    let mut outside_root = None;
     for candidate in &candidates {
-        if !candidate.is_file() {
-            continue;
-        }
-        check_no_loop(candidate, chain)?;
-        match try_parent(child, header, candidate, &parent_options, options, chain) {
+        let candidate = match &root {
+            None if candidate.is_file() => candidate.clone(),
+            None => continue,
+            // Resolved first, and opened by its resolved path, so that no symbolic link or
+            // `..` leads out of the root.
+            Some(root) => match candidate.canonicalize() {
+                Ok(resolved) if resolved.is_file() && resolved.starts_with(root) => resolved,
+                Ok(resolved) if resolved.is_file() => {
+                    outside_root.get_or_insert(resolved);
+                    continue;
+                }
+                _ => continue,
+            },
+        };
+        check_no_loop(&candidate, chain)?;
+        match try_parent(child, header, &candidate, &parent_options, options, chain) {
             Ok(image) => return Ok(Parent::Image(Box::new(image))),
             // A loop or an endless chain is the same whichever way it is reached.
             Err(e @ (Error::ParentLoop { .. } | Error::ChainTooDeep { .. })) => return Err(e),
             Err(e) => problems.push(e),
         }
     }
+    // A candidate that failed for a reason of its own says most; then one outside the root
+    // (the parent is probably there); then one that is another image.
     let telling = problems
         .iter()
-        .position(|e| !matches!(e, Error::ParentMismatch { .. }))
-        .or(if problems.is_empty() { None } else { Some(0) });
-    match telling {
-        Some(index) => Err(problems.swap_remove(index)),
-        None => Err(Error::ParentNotFound {
+        .position(|e| !matches!(e, Error::ParentMismatch { .. }));
+    if let Some(index) = telling {
+        return Err(problems.swap_remove(index));
+    }
+    if let (Some(parent), Some(root)) = (outside_root, root) {
+        return Err(Error::ParentOutsideRoot {
+            child: child.to_path_buf(),
+            parent,
+            root,
+        });
+    }
+    match problems.is_empty() {
+        false => Err(problems.swap_remove(0)),
+        true => Err(Error::ParentNotFound {
             child: child.to_path_buf(),
             parent_name: header.parent_name(),
             tried: candidates,
@@ -254,6 +289,13 @@ fn preference(code: u32) -> u8 {
 pub(crate) fn locator_text(locator: &ParentLocator, file: &dyn Storage) -> Option<String> {
     let length = locator.platform_data_length;
     if locator.is_empty() || length == 0 || length > MAX_LOCATOR_BYTES {
+        return None;
+    }
+    // Nothing is allocated for data that cannot be in the file.
+    let end = locator
+        .platform_data_offset
+        .checked_add(u64::from(length))?;
+    if end > file.file_size().ok()? {
         return None;
     }
     let mut bytes = vec![0u8; length as usize];

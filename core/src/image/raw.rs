@@ -15,10 +15,19 @@ pub struct RawDisk {
 }
 
 impl RawDisk {
-    /// Opens `path` read-only.
+    /// Opens `path` read-only, without locking it.
     pub fn open(path: &Path) -> Result<RawDisk> {
+        RawDisk::open_with_lock(path, false)
+    }
+
+    /// Opens `path` read-only, with a shared lock when `lock` is set (as every parent of a
+    /// chain is locked: see [`crate::OpenOptions::lock`]).
+    pub(crate) fn open_with_lock(path: &Path, lock: bool) -> Result<RawDisk> {
         let file =
             File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        if lock {
+            super::lock_file(&file, path, true)?;
+        }
         let size = file
             .metadata()
             .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
@@ -33,6 +42,14 @@ impl RawDisk {
     /// The path the file was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl Drop for RawDisk {
+    /// Releases the lock at once, even while a process being spawned holds a copy of the
+    /// descriptor (see `LockedFile`); harmless when no lock was taken.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
     }
 }
 

@@ -21,6 +21,18 @@ use std::sync::RwLock;
 /// BAT entries per 512-byte sector of the table: the unit in which the table is rewritten.
 const BAT_ENTRIES_PER_SECTOR: u32 = 128;
 
+/// Largest block size opened: 256 MiB, the largest [`crate::create`] makes. Real images use
+/// 512 KiB (Virtual PC), 2 MiB (Hyper-V, qemu, VirtualBox, the specification's default) or
+/// at most a few MiB; the limit keeps a hostile header from making every sector bitmap
+/// (1 bit per sector: 64 KiB at this size) and every block absurdly large.
+pub(crate) const MAX_BLOCK_SIZE: u32 = 1 << 28;
+
+/// Most bytes of sector bitmaps kept in memory only because they were read. Bitmaps that
+/// hold unflushed bits always stay; past this, others are read again when needed, so that
+/// a huge (or hostile) disk read from end to end cannot fill memory with them. 32 MiB is
+/// 65536 bitmaps of 2 MiB blocks: 128 GiB of disk.
+const MAX_CACHED_BITMAP_BYTES: u64 = 32 << 20;
+
 /// The open file of a dynamic or differencing image.
 ///
 /// The BAT lives in memory. New blocks are appended where the footer was, and their BAT
@@ -77,7 +89,7 @@ impl SparseFile {
             access.force_read_only(format!("checksums were ignored to open it ({e})"));
         }
         validate_block_size(&header, footer.data_offset)?;
-        let bat = read_bat(file.as_ref(), &header, &footer, located.file_size)?;
+        let bat = read_bat(file.as_ref(), &header, &footer, &located)?;
         let block_size = u64::from(header.block_size);
         let bitmap_size = bitmap_size(header.block_size);
         let mut image = SparseFile {
@@ -148,8 +160,13 @@ impl SparseFile {
     }
 
     /// Every allocated block's data must lie in the file, in front of the footer. Only the
-    /// part of the last block inside the virtual size has to be there.
+    /// part of the last block inside the virtual size has to be there. The blocks of the
+    /// disk must not overlap each other nor the footer copy, the dynamic header or the BAT:
+    /// a write to one would change another block, or destroy the image's structures.
     fn validate_blocks(&self, footer_offset: u64) -> Result<()> {
+        let blocks_in_disk = self.size().div_ceil(self.block_size);
+        // (start, end, block, sector) of each allocated block of the disk, in the file.
+        let mut extents = Vec::new();
         for (block, sector) in self.bat.allocated() {
             let offset = u64::from(sector) * 512;
             let block_start = u64::from(block) * self.block_size;
@@ -165,6 +182,54 @@ impl SparseFile {
                     end,
                     limit: footer_offset,
                 });
+            }
+            // An entry past the end of the disk is never read nor written.
+            if u64::from(block) < blocks_in_disk {
+                extents.push((offset, end, block, sector));
+            }
+        }
+        let overlap = |(offset, end, block, sector): (u64, u64, u32, u32), other: String| {
+            Error::BatEntryOverlap {
+                index: block,
+                sector,
+                offset,
+                end,
+                other,
+            }
+        };
+        let header_offset = self.footer.data_offset;
+        let table_offset = self.header.table_offset;
+        let structures = [
+            (0, FOOTER_SIZE as u64, "the footer copy"),
+            (
+                header_offset,
+                header_offset + DYNAMIC_HEADER_SIZE as u64,
+                "the dynamic header",
+            ),
+            (
+                table_offset,
+                table_offset + self.bat.len() as u64 * BAT_ENTRY_SIZE,
+                "the block allocation table",
+            ),
+        ];
+        for &extent in &extents {
+            for (start, stop, what) in structures {
+                if extent.0 < stop && start < extent.1 {
+                    return Err(overlap(extent, format!("{what} (bytes {start}..{stop})")));
+                }
+            }
+        }
+        // In file order, each block must start past the end of every block before it.
+        extents.sort_unstable();
+        let mut furthest: Option<(u64, u32)> = None;
+        for &extent in &extents {
+            if let Some((end, block)) = furthest {
+                if extent.0 < end {
+                    return Err(overlap(extent, format!("block {block}")));
+                }
+            }
+            if furthest.is_none_or(|(end, _)| extent.1 > end) {
+                furthest = Some((extent.1, extent.2));
             }
         }
         Ok(())
@@ -184,9 +249,15 @@ impl SparseFile {
             .iter()
             .filter(|l| !l.is_empty())
             // Locator data past the end of the file is not there to protect, and a damaged
-            // offset near u64::MAX must not overflow.
+            // offset near u64::MAX must not overflow. Nor does a damaged data space (up to
+            // 2 TiB) push new blocks far past the end of the file: no locator holds more
+            // than a path.
             .filter(|l| l.platform_data_offset < footer_offset)
-            .map(|l| l.platform_data_offset.saturating_add(locator_space(l)));
+            .map(|l| {
+                l.platform_data_offset
+                    .saturating_add(locator_space(l))
+                    .min(footer_offset + u64::from(super::parent::MAX_LOCATOR_BYTES))
+            });
         [footer_offset, header_end, bat_end]
             .into_iter()
             .chain(blocks_end)
@@ -234,6 +305,11 @@ impl SparseFile {
         let end = offset + self.bitmap_size + self.block_size;
         // The moved footer goes first, so that the file ends with a valid footer at every
         // instant: a process that dies from here on leaves an unreferenced block, no worse.
+        // It is not fsynced here (that would cost an fsync per block): after a power cut the
+        // moved footer may be lost while data written into the block survives, and the file
+        // then ends without a footer; it opens (read-only) from the copy at offset 0, and
+        // `check` reports the tail as leaked space. The old footer, at the start of the new
+        // block's bitmap, stays until `flush` writes that bitmap.
         write_all(
             self.file.as_ref(),
             &self.footer.to_bytes(),
@@ -297,11 +373,11 @@ impl SparseFile {
             "a sector bitmap",
         )?;
         let bitmap = SectorBitmap::from_bytes(bytes);
-        self.bitmaps
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(block)
-            .or_insert_with(|| bitmap.clone());
+        let mut bitmaps = self.bitmaps.write().unwrap_or_else(|e| e.into_inner());
+        // Past the budget, a bitmap only read is not kept (the file has it right).
+        if (bitmaps.len() as u64 + 1) * self.bitmap_size <= MAX_CACHED_BITMAP_BYTES {
+            bitmaps.entry(block).or_insert_with(|| bitmap.clone());
+        }
         Ok(bitmap)
     }
 
@@ -361,15 +437,24 @@ impl SparseFile {
 
     /// Order: bitmaps of new blocks (nothing on disk points at them yet), fsync, so that all
     /// data is durable; then the new bits of older blocks and the new BAT entries, which
-    /// vouch for that data; then a final fsync.
+    /// vouch for that data; then a final fsync. (Until that fsync completes, a power cut
+    /// may keep any part of the second step: a BAT entry without its block leaves nothing
+    /// wrong, since its data and bitmap are already durable, and a lost one leaks the block.)
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.access.read_only_reason().is_some() {
             return Ok(());
         }
-        let (new_blocks, old_blocks): (Vec<u32>, Vec<u32>) = self
+        // Every new block's bitmap is written, dirty or not: a block whose first write
+        // failed after `allocate` has a clean bitmap in memory, while its place in the file
+        // still holds the old footer, which read as a bitmap would mark sectors present
+        // (tests/crash.rs: a_block_whose_first_write_failed_still_reads_from_the_parent).
+        let new_blocks: Vec<u32> = self.unflushed_blocks.iter().copied().collect();
+        let old_blocks: Vec<u32> = self
             .dirty_bitmaps
             .iter()
-            .partition(|b| self.unflushed_blocks.contains(b));
+            .copied()
+            .filter(|b| !self.unflushed_blocks.contains(b))
+            .collect();
         for &block in &new_blocks {
             self.write_bitmap(block)?;
         }
@@ -435,26 +520,32 @@ fn read_header(file: &dyn Storage, located: &LocatedFooter) -> Result<DynamicHea
 
 fn validate_block_size(header: &DynamicHeader, header_offset: u64) -> Result<()> {
     let size = header.block_size;
-    if size < 512 || !size.is_power_of_two() {
+    if !(512..=MAX_BLOCK_SIZE).contains(&size) || !size.is_power_of_two() {
         return Err(Error::InvalidField {
             structure: "dynamic header",
             field: "block size",
             offset: header_offset + 32,
             found: u64::from(size),
-            reason: "must be a power of two of at least 512 bytes".into(),
+            reason: format!(
+                "must be a power of two of at least 512 bytes and at most {} MiB",
+                MAX_BLOCK_SIZE >> 20
+            ),
         });
     }
     Ok(())
 }
 
 /// Reads the BAT after checking that it covers the disk and fits in the file, so that a
-/// hostile header cannot make us allocate more memory than the file holds.
+/// hostile header cannot make us allocate more memory than the file holds, and that it
+/// lies between the footer copy and the end footer, clear of the dynamic header (so that
+/// writing an entry cannot destroy either).
 fn read_bat(
     file: &dyn Storage,
     header: &DynamicHeader,
     footer: &Footer,
-    file_size: u64,
+    located: &LocatedFooter,
 ) -> Result<BlockAllocationTable> {
+    let file_size = located.file_size;
     let entries = u64::from(header.max_table_entries);
     let needed = footer.current_size.div_ceil(u64::from(header.block_size));
     if entries < needed {
@@ -470,13 +561,31 @@ fn read_bat(
         });
     }
     let bat_bytes = entries * BAT_ENTRY_SIZE;
-    let end = header.table_offset.saturating_add(bat_bytes);
+    let start = header.table_offset;
+    let end = start.saturating_add(bat_bytes);
     if end > file_size {
         return Err(Error::Truncated {
             what: format!("the block allocation table ({entries} entries)"),
-            offset: header.table_offset,
+            offset: start,
             end,
             file_size,
+        });
+    }
+    let header_start = footer.data_offset;
+    let header_end = header_start + DYNAMIC_HEADER_SIZE as u64;
+    // The end footer, or the end of a file cut before it (read from the footer copy).
+    let limit = located.end_offset;
+    if start < FOOTER_SIZE as u64 || end > limit || (start < header_end && header_start < end) {
+        return Err(Error::InvalidField {
+            structure: "dynamic header",
+            field: "table offset",
+            offset: header_start + 16,
+            found: start,
+            reason: format!(
+                "the {entries}-entry table (bytes {start}..{end}) must lie between the footer \
+                 copy and the end footer (at {limit}), clear of the dynamic header (bytes \
+                 {header_start}..{header_end})"
+            ),
         });
     }
     let mut bytes = vec![0u8; bat_bytes as usize];

@@ -1,0 +1,1011 @@
+//! Crash safety of dynamic and differencing images.
+//!
+//! [`FaultFile`] is a [`Storage`] in memory that records every write since the last
+//! `sync()`. It can make the process "die" after its Nth write (the writes up to N happened,
+//! in order; nothing after them does, not even a sync), and then cut the power: any subset
+//! of the writes issued since the last completed sync is lost (what was synced stays).
+//!
+//! Seeded random sequences of writes (unaligned, spanning blocks, allocating, overwriting,
+//! zeros) and flushes run on images held by it; the sequence is cut at every write for short
+//! sequences, at random writes (and with random subsets lost) for long ones. After every
+//! cut the image must:
+//! - open (from the footer copy at offset 0 when the cut lost the footer that an allocation
+//!   moved: such an image is read-only, with [`FooterSource::Copy`]);
+//! - pass `check` with no corruption (leaked blocks are allowed, and bounded by the blocks
+//!   allocated since the last completed flush);
+//! - read, for every sector, its contents at the last completed flush or what a later write
+//!   made of it, and nothing else: after a process death the whole sector is one of those
+//!   states; after a power cut each byte is (writes since the last fsync may be lost
+//!   independently, so a sector may mix them). Nothing written before the last completed
+//!   flush is lost: the only allowed value of a sector no later write touched is its value
+//!   at that flush.
+//!
+//! Then a real process is killed: the test binary runs itself in "child mode", writing and
+//! flushing a dynamic image and logging what each completed flush covered, and is killed
+//! with SIGKILL at random moments; the image is checked as above after every kill and must
+//! read the same in `qemu-img convert` (and open in `vhdiinfo`).
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use vhd_core::{
+    check_storage, create, CheckOptions, CheckReport, CreateOptions, DiskType, FooterSource, Image,
+    OpenOptions, Storage, VirtualDisk,
+};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+// ---------------------------------------------------------------------------------------------
+// The fault-injecting file
+
+#[derive(Debug, Default)]
+struct Disk {
+    /// The contents as of the last completed sync: what survives any power cut.
+    durable: Vec<u8>,
+    /// Writes since the last completed sync, in order.
+    pending: Vec<(u64, Vec<u8>)>,
+    /// What reads see: `durable` with every pending write applied.
+    view: Vec<u8>,
+    /// Writes that completed.
+    writes: usize,
+    /// Write attempts, completed or not.
+    attempts: usize,
+    syncs: usize,
+    /// The process dies once this many writes have completed: every later write or sync
+    /// fails and changes nothing.
+    die_after: Option<usize>,
+    dead: bool,
+    /// The write attempt with this number fails once (changing nothing); later ones work.
+    fail_attempt: Option<usize>,
+}
+
+/// A file in memory that can die and lose power; clones share the same file.
+#[derive(Debug, Clone, Default)]
+struct FaultFile(Arc<Mutex<Disk>>);
+
+/// What a power cut does to a write issued since the last completed sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Kept,
+    Lost,
+    /// Lost, but the file's new length reached the disk: the write's range reads as zeros
+    /// where it extended the file.
+    LostButSized,
+}
+
+fn apply(file: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let end = offset as usize + data.len();
+    if file.len() < end {
+        file.resize(end, 0);
+    }
+    file[offset as usize..end].copy_from_slice(data);
+}
+
+impl FaultFile {
+    fn new(bytes: Vec<u8>) -> FaultFile {
+        FaultFile(Arc::new(Mutex::new(Disk {
+            durable: bytes.clone(),
+            view: bytes,
+            ..Disk::default()
+        })))
+    }
+
+    fn disk(&self) -> MutexGuard<'_, Disk> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn die_after(&self, writes: usize) {
+        self.disk().die_after = Some(writes);
+    }
+
+    fn fail_attempt(&self, attempt: usize) {
+        self.disk().fail_attempt = Some(attempt);
+    }
+
+    fn writes(&self) -> usize {
+        self.disk().writes
+    }
+
+    fn pending(&self) -> usize {
+        self.disk().pending.len()
+    }
+
+    /// The file as a process death leaves it: every completed write is there.
+    fn after_death(&self) -> Vec<u8> {
+        self.disk().view.clone()
+    }
+
+    /// The file after a power cut that does `fate(i)` to the i-th pending write.
+    fn after_power_cut(&self, fate: impl Fn(usize) -> Fate) -> Vec<u8> {
+        let disk = self.disk();
+        let mut bytes = disk.durable.clone();
+        for (i, (offset, data)) in disk.pending.iter().enumerate() {
+            match fate(i) {
+                Fate::Kept => apply(&mut bytes, *offset, data),
+                Fate::Lost => {}
+                Fate::LostButSized => {
+                    let end = *offset as usize + data.len();
+                    if bytes.len() < end {
+                        bytes.resize(end, 0);
+                    }
+                }
+            }
+        }
+        bytes
+    }
+}
+
+fn died() -> io::Error {
+    io::Error::other("the process died (fault injection)")
+}
+
+impl Storage for FaultFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let disk = self.disk();
+        let end = offset as usize + buf.len();
+        if end > disk.view.len() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.copy_from_slice(&disk.view[offset as usize..end]);
+        Ok(())
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut disk = self.disk();
+        if disk.die_after.is_some_and(|n| disk.writes >= n) {
+            disk.dead = true;
+        }
+        if disk.dead {
+            return Err(died());
+        }
+        disk.attempts += 1;
+        if disk.fail_attempt == Some(disk.attempts - 1) {
+            disk.fail_attempt = None;
+            return Err(io::Error::other("injected write failure"));
+        }
+        apply(&mut disk.view, offset, buf);
+        disk.pending.push((offset, buf.to_vec()));
+        disk.writes += 1;
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        let mut disk = self.disk();
+        if disk.die_after.is_some_and(|n| disk.writes >= n) {
+            disk.dead = true;
+        }
+        if disk.dead {
+            return Err(died());
+        }
+        let pending = std::mem::take(&mut disk.pending);
+        for (offset, data) in pending {
+            apply(&mut disk.durable, offset, &data);
+        }
+        disk.syncs += 1;
+        Ok(())
+    }
+
+    fn file_size(&self) -> io::Result<u64> {
+        Ok(self.disk().view.len() as u64)
+    }
+}
+
+#[test]
+fn the_fault_file_dies_and_loses_power_as_documented() {
+    let file = FaultFile::new(vec![1; 8]);
+    file.write_all_at(&[2, 2], 0).unwrap();
+    file.sync().unwrap();
+    file.write_all_at(&[3, 3], 6).unwrap(); // pending 0
+    file.write_all_at(&[4, 4], 10).unwrap(); // pending 1: extends the file
+    file.die_after(3);
+    assert!(file.write_all_at(&[5], 0).is_err());
+    assert!(file.sync().is_err(), "a dead process does not sync");
+    assert_eq!(file.writes(), 3);
+    assert_eq!(file.pending(), 2);
+    assert_eq!(file.after_death(), vec![2, 2, 1, 1, 1, 1, 3, 3, 0, 0, 4, 4]);
+    assert_eq!(
+        file.after_power_cut(|_| Fate::Lost),
+        vec![2, 2, 1, 1, 1, 1, 1, 1]
+    );
+    assert_eq!(
+        file.after_power_cut(|i| if i == 0 { Fate::Lost } else { Fate::Kept }),
+        vec![2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 4, 4]
+    );
+    assert_eq!(
+        file.after_power_cut(|i| if i == 0 {
+            Fate::Kept
+        } else {
+            Fate::LostButSized
+        }),
+        vec![2, 2, 1, 1, 1, 1, 3, 3, 0, 0, 0, 0]
+    );
+
+    let file = FaultFile::new(vec![0; 4]);
+    file.fail_attempt(1);
+    file.write_all_at(&[1], 0).unwrap();
+    assert!(file.write_all_at(&[2], 1).is_err());
+    file.write_all_at(&[3], 2).unwrap();
+    assert_eq!(file.after_death(), vec![1, 0, 3, 0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads and the model of what may be read after a cut
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write { offset: u64, data: Vec<u8> },
+    Flush,
+}
+
+/// `count` random operations on a disk of `size` bytes in blocks of `block` bytes.
+fn workload(rng: &mut Rng, size: u64, block: u64, count: usize) -> Vec<Op> {
+    let mut ops = Vec::with_capacity(count);
+    let mut earlier: Vec<u64> = Vec::new();
+    for _ in 0..count {
+        if rng.chance(12) {
+            ops.push(Op::Flush);
+            continue;
+        }
+        let (offset, len) = match rng.below(8) {
+            // In a few hot blocks: blocks written again after a flush, so that sectors of
+            // blocks already on disk get their bitmap bits set later.
+            6 | 7 => {
+                let hot = (4 * block).min(size);
+                let len = rng.range(1, 3000).min(hot);
+                (rng.below(hot - len + 1), len)
+            }
+            // Small and unaligned.
+            0 => {
+                let len = rng.range(1, 1500);
+                (rng.below(size - len + 1), len)
+            }
+            // Whole sectors.
+            1 => {
+                let len = rng.range(1, 16) * 512;
+                (rng.below((size - len) / 512 + 1) * 512, len)
+            }
+            // Across one or two block boundaries.
+            2 => {
+                let boundary = rng.range(1, size / block - 1) * block;
+                let len = rng.range(600, block + 3000).min(size - boundary + 500);
+                let offset = boundary - rng.range(1, 500);
+                (offset, len.min(size - offset))
+            }
+            // Over an earlier write.
+            3 if !earlier.is_empty() => {
+                let offset = earlier[rng.below(earlier.len() as u64) as usize];
+                let len = rng.range(1, 3000).min(size - offset);
+                (offset, len)
+            }
+            // At the very end of the disk.
+            4 => {
+                let len = rng.range(1, 2000);
+                (size - len, len)
+            }
+            _ => {
+                let len = rng.range(1, 8192);
+                (rng.below(size - len + 1), len)
+            }
+        };
+        // Zeros sometimes: a dynamic image skips them on unallocated blocks.
+        let data = if rng.chance(8) {
+            vec![0u8; len as usize]
+        } else {
+            rng.bytes(len as usize)
+        };
+        earlier.push(offset);
+        ops.push(Op::Write { offset, data });
+    }
+    ops
+}
+
+/// How far a run of `ops` got before its storage died.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// Operations attempted; the last one may have failed part way.
+    attempted: usize,
+    /// The last flush that completed.
+    last_flush: Option<usize>,
+}
+
+fn drive(disk: &mut dyn VirtualDisk, ops: &[Op]) -> Progress {
+    let mut last_flush = None;
+    for (i, op) in ops.iter().enumerate() {
+        let result = match op {
+            Op::Write { offset, data } => disk.write_at(data, *offset),
+            Op::Flush => disk.flush(),
+        };
+        match result {
+            Ok(()) if matches!(op, Op::Flush) => last_flush = Some(i),
+            Ok(()) => {}
+            Err(_) => {
+                return Progress {
+                    attempted: i + 1,
+                    last_flush,
+                }
+            }
+        }
+    }
+    Progress {
+        attempted: ops.len(),
+        last_flush,
+    }
+}
+
+/// What a disk may read after a cut.
+struct Model<'a> {
+    /// The virtual disk at the last completed flush.
+    baseline: &'a [u8],
+    /// Writes issued after it (the last may not have happened, or only in part).
+    later: Vec<(u64, &'a [u8])>,
+    block_size: u64,
+}
+
+impl Model<'_> {
+    /// Blocks that writes after the last completed flush may have allocated: a bound on
+    /// the blocks a cut may leak.
+    fn blocks_touched_later(&self) -> u64 {
+        let mut blocks = BTreeSet::new();
+        for &(offset, data) in &self.later {
+            let last = (offset + data.len() as u64 - 1) / self.block_size;
+            blocks.extend(offset / self.block_size..=last);
+        }
+        blocks.len() as u64
+    }
+
+    /// Checks every sector of `observed`. `whole_sectors`: each sector must be one of its
+    /// states (a process death); otherwise each byte must be (a power cut).
+    fn verify(&self, observed: &[u8], whole_sectors: bool) -> Result<(), String> {
+        assert_eq!(observed.len(), self.baseline.len());
+        if observed == self.baseline {
+            return Ok(());
+        }
+        for (sector, (seen, base)) in observed
+            .chunks(512)
+            .zip(self.baseline.chunks(512))
+            .enumerate()
+        {
+            if seen == base {
+                continue;
+            }
+            let start = sector as u64 * 512;
+            let end = start + seen.len() as u64;
+            // The sector after each later write that touched it, in order.
+            let mut state = base.to_vec();
+            let mut states = Vec::new();
+            for &(offset, data) in &self.later {
+                let write_end = offset + data.len() as u64;
+                if write_end <= start || offset >= end {
+                    continue;
+                }
+                let from = offset.max(start);
+                let to = write_end.min(end);
+                state[(from - start) as usize..(to - start) as usize]
+                    .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
+                states.push(state.clone());
+            }
+            let ok = if whole_sectors {
+                states.iter().any(|s| s == seen)
+            } else {
+                (0..seen.len())
+                    .all(|i| seen[i] == base[i] || states.iter().any(|s| s[i] == seen[i]))
+            };
+            if !ok {
+                let i = (0..seen.len()).find(|&i| seen[i] != base[i]).unwrap();
+                return Err(format!(
+                    "sector {sector} (disk offset {start}) reads a value it never had: first odd byte at {} is {:#04x}, it was {:#04x} at the last completed flush; {} later write(s) touched the sector",
+                    start + i as u64,
+                    seen[i],
+                    base[i],
+                    states.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The disk after the writes of `ops[..end]`, over `initial`.
+fn contents_after(initial: &[u8], ops: &[Op], end: usize) -> Vec<u8> {
+    let mut disk = initial.to_vec();
+    for op in &ops[..end] {
+        if let Op::Write { offset, data } = op {
+            disk[*offset as usize..*offset as usize + data.len()].copy_from_slice(data);
+        }
+    }
+    disk
+}
+
+fn later_writes(ops: &[Op], progress: Progress) -> Vec<(u64, &[u8])> {
+    let from = progress.last_flush.map_or(0, |f| f + 1);
+    ops[from..progress.attempted]
+        .iter()
+        .filter_map(|op| match op {
+            Op::Write { offset, data } => Some((*offset, data.as_slice())),
+            Op::Flush => None,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios: an image in memory, cut in many ways
+
+/// An image to crash: its file's bytes at the start, where it lives (its path names it and
+/// leads to its parent), and its virtual disk at the start.
+struct Scenario {
+    label: String,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    initial: Vec<u8>,
+    block_size: u64,
+    /// Keeps the files (the parent of a differencing image) alive.
+    _dir: TempDir,
+}
+
+fn dynamic_scenario(label: &str, size: u64, block_size: u32, rng: &mut Rng) -> Scenario {
+    let dir = TempDir::new(label);
+    let path = dir.join("dynamic.vhd");
+    let mut options = CreateOptions::new(DiskType::Dynamic, size);
+    options.block_size = block_size;
+    let mut disk = create(&path, &options).unwrap();
+    // A few blocks already hold data: overwrites in place, not only allocations.
+    for _ in 0..4 {
+        let offset = rng.below(size / 512 - 8) * 512;
+        disk.write_at(&rng.bytes(4096), offset).unwrap();
+    }
+    disk.flush().unwrap();
+    let initial = read_all(&disk);
+    drop(disk);
+    Scenario {
+        label: label.into(),
+        bytes: std::fs::read(&path).unwrap(),
+        path,
+        initial,
+        block_size: u64::from(block_size),
+        _dir: dir,
+    }
+}
+
+/// A differencing image over a dynamic parent (a real file) that holds data.
+fn differencing_scenario(label: &str, size: u64, block_size: u32, rng: &mut Rng) -> Scenario {
+    let dir = TempDir::new(label);
+    let parent = dir.join("parent.vhd");
+    let mut options = CreateOptions::new(DiskType::Dynamic, size);
+    options.block_size = block_size;
+    let mut disk = create(&parent, &options).unwrap();
+    // Random data everywhere: a child sector read from the wrong place never looks right
+    // by chance (as it would where the parent holds zeros, like an unwritten child sector).
+    disk.write_at(&rng.bytes(size as usize), 0).unwrap();
+    disk.flush().unwrap();
+    drop(disk);
+    let path = dir.join("child.vhd");
+    let mut child = create(&path, &CreateOptions::differencing(&parent)).unwrap();
+    // Some blocks of the child already hold data.
+    for _ in 0..3 {
+        let offset = rng.below(size - 5000);
+        child.write_at(&rng.bytes(5000), offset).unwrap();
+    }
+    child.flush().unwrap();
+    let initial = read_all(&child);
+    drop(child);
+    Scenario {
+        label: label.into(),
+        bytes: std::fs::read(&path).unwrap(),
+        path,
+        initial,
+        block_size: u64::from(block_size),
+        _dir: dir,
+    }
+}
+
+impl Scenario {
+    fn open(&self, file: FaultFile) -> vhd_core::Result<Image> {
+        Image::open_storage(Box::new(file), &self.path, &OpenOptions::default())
+    }
+
+    /// Runs `ops` on a fresh copy of the image; the process dies after `die_after` writes.
+    /// The image is dropped (its flush on drop fails if the process is dead).
+    fn run(&self, ops: &[Op], die_after: Option<usize>) -> (FaultFile, Progress) {
+        let file = FaultFile::new(self.bytes.clone());
+        if let Some(n) = die_after {
+            file.die_after(n);
+        }
+        let mut image = self.open(file.clone()).unwrap();
+        let progress = drive(&mut image, ops);
+        drop(image);
+        (file, progress)
+    }
+
+    fn check(&self, bytes: Vec<u8>) -> CheckReport {
+        check_storage(
+            Box::new(FaultFile::new(bytes)),
+            &self.path,
+            &CheckOptions::default(),
+        )
+        .unwrap()
+    }
+
+    /// Everything a cut must leave true of `bytes` (see the module documentation).
+    /// Returns the disk as it reads, and whether the image opened writable.
+    fn verify(
+        &self,
+        what: &str,
+        bytes: Vec<u8>,
+        model: &Model,
+        death: bool,
+        stats: &mut Stats,
+    ) -> (Vec<u8>, bool) {
+        let context = format!("{}: {what}", self.label);
+        let image = self
+            .open(FaultFile::new(bytes.clone()))
+            .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
+        if death {
+            // The moved footer is written before anything else of a new block.
+            assert_eq!(image.footer_source(), FooterSource::End, "{context}");
+        }
+        let report = self.check(bytes);
+        assert!(!report.has_corruption(), "{context}: check:\n{report}");
+        let bound = model.blocks_touched_later();
+        assert!(
+            report.leaked_blocks() <= bound,
+            "{context}: {} leaked blocks, but only {bound} blocks were written after the last completed flush:\n{report}",
+            report.leaked_blocks()
+        );
+        assert_eq!(
+            report.footer_source(),
+            Some(image.footer_source()),
+            "{context}"
+        );
+        if image.footer_source() == FooterSource::Copy {
+            assert!(image.read_only_reason().is_some(), "{context}");
+            assert!(
+                report.has_leaks(),
+                "{context}: a lost footer is a leak:\n{report}"
+            );
+        }
+        let observed = read_all(&image);
+        if let Err(e) = model.verify(&observed, death) {
+            panic!("{context}: {e}");
+        }
+        stats.states += 1;
+        stats.from_copy += usize::from(image.footer_source() == FooterSource::Copy);
+        stats.leaky += usize::from(report.leaked_blocks() > 0);
+        stats.newer_data += usize::from(observed != model.baseline);
+        (observed, image.read_only_reason().is_none())
+    }
+}
+
+/// What the cuts of a test left, to show that the interesting cases happen.
+#[derive(Debug, Default)]
+struct Stats {
+    /// Files verified (process deaths and power cuts).
+    states: usize,
+    /// ... that opened from the footer copy (the moved footer was lost).
+    from_copy: usize,
+    /// ... where `check` reported leaked blocks.
+    leaky: usize,
+    /// ... that read anything but the disk at the last completed flush.
+    newer_data: usize,
+}
+
+impl Stats {
+    /// The cuts must have produced lost footers, leaks and data newer than the last flush:
+    /// otherwise the test proved little.
+    fn assert_interesting(&self, label: &str) {
+        println!("{label}: {self:?}");
+        assert!(
+            self.from_copy > 0 && self.leaky > 0 && self.newer_data > 0,
+            "{label}: the cuts never lost a footer, leaked a block or kept newer data: {self:?}"
+        );
+    }
+}
+
+/// Runs `ops` on `scenario`, cut after each write of `cuts`; after each cut, the process's
+/// death is verified, then a power cut that loses every write since the last sync, then
+/// `power_cuts` power cuts that lose random subsets of them. Every fourth cut's image is
+/// then written to further, flushed and verified again.
+fn crash_test(
+    scenario: &Scenario,
+    ops: &[Op],
+    cuts: &[usize],
+    power_cuts: usize,
+    rng: &mut Rng,
+    stats: &mut Stats,
+) {
+    let mut baselines: HashMap<Option<usize>, Vec<u8>> = HashMap::new();
+    let mut continued = 0;
+    for (n, &cut) in cuts.iter().enumerate() {
+        let (file, progress) = scenario.run(ops, Some(cut));
+        let baseline = baselines.entry(progress.last_flush).or_insert_with(|| {
+            contents_after(
+                &scenario.initial,
+                ops,
+                progress.last_flush.map_or(0, |f| f + 1),
+            )
+        });
+        let model = Model {
+            baseline,
+            later: later_writes(ops, progress),
+            block_size: scenario.block_size,
+        };
+        let what = format!(
+            "process died after write {cut} (op {} of {}, last completed flush: op {:?})",
+            progress.attempted,
+            ops.len(),
+            progress.last_flush
+        );
+        let (observed, writable) = scenario.verify(&what, file.after_death(), &model, true, stats);
+        let pending = file.pending();
+        for k in 0..=power_cuts {
+            // First everything since the last sync lost, then random subsets.
+            let fates: Vec<Fate> = (0..pending)
+                .map(|_| match (k, rng.below(4)) {
+                    (0, _) => Fate::Lost,
+                    (_, 0) => Fate::LostButSized,
+                    (_, 1) => Fate::Lost,
+                    _ => Fate::Kept,
+                })
+                .collect();
+            let bytes = file.after_power_cut(|i| fates[i]);
+            let lost = fates.iter().filter(|f| **f != Fate::Kept).count();
+            let what = format!("{what}, then a power cut lost {lost} of {pending} writes since the last sync ({fates:?})");
+            scenario.verify(&what, bytes, &model, false, stats);
+        }
+        if writable && n % 4 == 0 {
+            continue_after_crash(scenario, file.after_death(), observed, rng);
+            continued += 1;
+        }
+    }
+    assert!(cuts.len() < 4 || continued > 0, "{}", scenario.label);
+}
+
+/// A recovered image must go on working: more writes and a flush on the file a cut left
+/// (`bytes`, which reads as `expected`); it then checks without corruption (earlier leaks may
+/// stay) and reads exactly what was written, also after a reopen.
+fn continue_after_crash(scenario: &Scenario, bytes: Vec<u8>, mut expected: Vec<u8>, rng: &mut Rng) {
+    let size = expected.len() as u64;
+    let file = FaultFile::new(bytes);
+    let mut image = scenario.open(file.clone()).unwrap();
+    for op in workload(rng, size, scenario.block_size, 12) {
+        if let Op::Write { offset, data } = op {
+            image.write_at(&data, offset).unwrap();
+            expected[offset as usize..offset as usize + data.len()].copy_from_slice(&data);
+        }
+    }
+    image.flush().unwrap();
+    let context = format!("{}: writing on after a crash", scenario.label);
+    assert_same_bytes(&read_all(&image), &expected, &context);
+    drop(image);
+    let report = scenario.check(file.after_death());
+    assert!(!report.has_corruption(), "{context}: check:\n{report}");
+    let reopened = scenario.open(FaultFile::new(file.after_death())).unwrap();
+    assert_eq!(reopened.footer_source(), FooterSource::End, "{context}");
+    assert_same_bytes(&read_all(&reopened), &expected, &context);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+/// Cut after every write of a few short sequences.
+fn every_cut(scenario: &Scenario, rng: &mut Rng, sequences: usize, length: usize) {
+    let size = scenario.initial.len() as u64;
+    let mut stats = Stats::default();
+    for _ in 0..sequences {
+        let ops = workload(rng, size, scenario.block_size, length);
+        let (file, _) = scenario.run(&ops, None);
+        let total = file.writes();
+        let cuts: Vec<usize> = (0..=total).collect();
+        crash_test(scenario, &ops, &cuts, 2, rng, &mut stats);
+    }
+    stats.assert_interesting(&scenario.label);
+}
+
+/// Cut a long sequence at random writes.
+fn random_cuts(scenario: &Scenario, rng: &mut Rng, length: usize, cuts: usize) {
+    let size = scenario.initial.len() as u64;
+    let ops = workload(rng, size, scenario.block_size, length);
+    let (file, _) = scenario.run(&ops, None);
+    let total = file.writes() as u64;
+    let mut points: Vec<usize> = (0..cuts).map(|_| rng.below(total + 1) as usize).collect();
+    points.sort_unstable();
+    let mut stats = Stats::default();
+    crash_test(scenario, &ops, &points, 4, rng, &mut stats);
+    stats.assert_interesting(&scenario.label);
+}
+
+#[test]
+fn dynamic_image_survives_a_cut_at_every_write() {
+    let mut rng = Rng::new("dynamic_image_survives_a_cut_at_every_write");
+    let scenario = dynamic_scenario("crash-dynamic-every", 4 * MIB, 64 * KIB as u32, &mut rng);
+    every_cut(&scenario, &mut rng, 3, 24);
+}
+
+#[test]
+fn differencing_image_survives_a_cut_at_every_write() {
+    let mut rng = Rng::new("differencing_image_survives_a_cut_at_every_write");
+    let scenario = differencing_scenario(
+        "crash-differencing-every",
+        4 * MIB,
+        64 * KIB as u32,
+        &mut rng,
+    );
+    every_cut(&scenario, &mut rng, 3, 24);
+}
+
+#[test]
+fn dynamic_image_survives_random_cuts_of_a_long_sequence() {
+    let mut rng = Rng::new("dynamic_image_survives_random_cuts_of_a_long_sequence");
+    let scenario = dynamic_scenario("crash-dynamic-long", 8 * MIB, 128 * KIB as u32, &mut rng);
+    random_cuts(&scenario, &mut rng, 400, 30);
+}
+
+#[test]
+fn differencing_image_survives_random_cuts_of_a_long_sequence() {
+    let mut rng = Rng::new("differencing_image_survives_random_cuts_of_a_long_sequence");
+    let scenario = differencing_scenario(
+        "crash-differencing-long",
+        8 * MIB,
+        128 * KIB as u32,
+        &mut rng,
+    );
+    random_cuts(&scenario, &mut rng, 400, 30);
+}
+
+/// A write that fails after allocating its block (the moved footer was written, the data
+/// was not: a full disk, say) leaves a block whose BAT entry the next flush writes. That
+/// block's bitmap must be written too: on disk, its place still holds the old footer's
+/// bytes, which as a bitmap would mark sectors present, and a differencing image would
+/// then read them from the never-written block instead of from the parent.
+#[test]
+fn a_block_whose_first_write_failed_still_reads_from_the_parent() {
+    let mut rng = Rng::new("a_block_whose_first_write_failed_still_reads_from_the_parent");
+    let scenario = differencing_scenario("crash-failed-write", 4 * MIB, 64 * KIB as u32, &mut rng);
+    let file = FaultFile::new(scenario.bytes.clone());
+    let mut image = scenario.open(file.clone()).unwrap();
+    let Image::Differencing(child) = &image else {
+        unreachable!()
+    };
+    let block = (0..64u64)
+        .find(|&b| child.bat().get(b as u32).is_none())
+        .unwrap();
+    let offset = block * scenario.block_size + 4096;
+    // Attempt 0 moves the footer (the allocation), attempt 1 writes the data: it fails.
+    file.fail_attempt(1);
+    assert!(image.write_at(&rng.bytes(1000), offset).is_err());
+    image.flush().unwrap();
+    // Another write elsewhere, flushed too: the image goes on.
+    let other = (block + 1) % 64 * scenario.block_size;
+    let data = rng.bytes(700);
+    image.write_at(&data, other).unwrap();
+    image.flush().unwrap();
+    let mut expected = scenario.initial.clone();
+    expected[other as usize..other as usize + 700].copy_from_slice(&data);
+    assert_same_bytes(&read_all(&image), &expected, "in the session");
+    drop(image);
+
+    let bytes = file.after_death();
+    let report = scenario.check(bytes.clone());
+    assert!(!report.has_corruption(), "{report}");
+    let reopened = scenario.open(FaultFile::new(bytes)).unwrap();
+    assert_same_bytes(&read_all(&reopened), &expected, "after a reopen");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real process, killed
+
+/// The test that runs itself as the child process; its name is passed to `--exact`.
+const KILLED_TEST: &str = "a_killed_process_leaves_a_consistent_image";
+/// Set (to the image's path) in the child process.
+const CHILD_IMAGE: &str = "VHD_CRASH_CHILD_IMAGE";
+const CHILD_LOG: &str = "VHD_CRASH_CHILD_LOG";
+const CHILD_SEED: &str = "VHD_CRASH_CHILD_SEED";
+const KILLED_SIZE: u64 = 16 * MIB;
+const KILLED_BLOCK: u32 = 64 * KIB as u32;
+const KILL_ROUNDS: usize = 24;
+
+/// Child mode: writes and flushes the image until killed. Before each write it appends
+/// `W <offset> <length> <data seed>` to the log; after each completed flush, `F`, and
+/// fsyncs the log. (A process death loses nothing already written to the log file; the
+/// fsync is for the reader's sake, as a real application's journal would do it.)
+fn child_main(image: &Path, log: &Path, seed: u64) -> ! {
+    let mut disk = Image::open(image, &OpenOptions::default())
+        .unwrap_or_else(|e| panic!("child: cannot open {}: {e}", image.display()));
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .unwrap();
+    let mut rng = Rng::from_seed(seed);
+    let block = u64::from(KILLED_BLOCK);
+    for _ in 0..20_000 {
+        for op in workload(&mut rng, KILLED_SIZE, block, 1) {
+            match op {
+                Op::Write { offset, data } => {
+                    // The data again from a seed, so that the log stays small.
+                    let data_seed = rng.next_u64();
+                    let data = if data.iter().all(|&b| b == 0) {
+                        data
+                    } else {
+                        Rng::from_seed(data_seed).bytes(data.len())
+                    };
+                    let zero = u8::from(data.iter().all(|&b| b == 0));
+                    writeln!(log, "W {offset} {} {data_seed} {zero}", data.len()).unwrap();
+                    disk.write_at(&data, offset).unwrap();
+                }
+                Op::Flush => {
+                    disk.flush().unwrap();
+                    writeln!(log, "F").unwrap();
+                    log.sync_data().unwrap();
+                }
+            }
+        }
+    }
+    // Not killed yet: wait for it.
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// A write the child logged.
+struct Logged {
+    offset: u64,
+    data: Vec<u8>,
+}
+
+/// The child's log: the writes before its last `F` (made durable by that flush), and those
+/// after it (issued, or about to be, when the child was killed).
+fn read_log(log: &Path) -> (Vec<Logged>, Vec<Logged>, usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut flushed = Vec::new();
+    let mut later = Vec::new();
+    let mut flushes = 0;
+    // A line the kill cut short has no newline: it is ignored.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    for line in complete.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        match fields[0] {
+            "F" => {
+                flushed.append(&mut later);
+                flushes += 1;
+            }
+            "W" => {
+                let number = |i: usize| fields[i].parse::<u64>().unwrap();
+                let len = number(2) as usize;
+                let data = if number(4) == 1 {
+                    vec![0; len]
+                } else {
+                    Rng::from_seed(number(3)).bytes(len)
+                };
+                later.push(Logged {
+                    offset: number(1),
+                    data,
+                });
+            }
+            other => panic!("bad log line {other:?}"),
+        }
+    }
+    (flushed, later, flushes)
+}
+
+/// Kills the child if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_killed_process_leaves_a_consistent_image() {
+    if let Some(image) = std::env::var_os(CHILD_IMAGE) {
+        let log = std::env::var_os(CHILD_LOG).unwrap();
+        let seed = std::env::var(CHILD_SEED).unwrap().parse().unwrap();
+        child_main(Path::new(&image), Path::new(&log), seed);
+    }
+    let mut rng = Rng::new(KILLED_TEST);
+    let oracles = require_qemu() && require_tool("vhdiinfo");
+    let dir = TempDir::new("crash-killed");
+    let path = dir.join("killed.vhd");
+    let mut options = CreateOptions::new(DiskType::Dynamic, KILLED_SIZE);
+    options.block_size = KILLED_BLOCK;
+    drop(create(&path, &options).unwrap());
+    let mut model = vec![0u8; KILLED_SIZE as usize];
+    let exe = std::env::current_exe().unwrap();
+    let mut total_flushes = 0;
+    let mut leaks = 0;
+    for round in 0..KILL_ROUNDS {
+        let log = dir.join(&format!("round-{round}.log"));
+        let stderr = std::fs::File::create(dir.join("child-stderr.txt")).unwrap();
+        let child = std::process::Command::new(&exe)
+            .args(["--exact", KILLED_TEST, "--nocapture", "--test-threads=1"])
+            .env(CHILD_IMAGE, &path)
+            .env(CHILD_LOG, &log)
+            .env(CHILD_SEED, rng.next_u64().to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut child = KillOnDrop(child);
+        // Wait for the child to start writing, then let it run a random while.
+        let started = std::time::Instant::now();
+        while std::fs::metadata(&log).map_or(0, |m| m.len()) == 0 {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!(
+                    "round {round}: the child exited ({status}) before writing: {}",
+                    std::fs::read_to_string(dir.join("child-stderr.txt")).unwrap()
+                );
+            }
+            assert!(
+                started.elapsed().as_secs() < 60,
+                "round {round}: the child never started writing"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(rng.below(60_000)));
+        child.0.kill().unwrap(); // SIGKILL
+        let status = child.0.wait().unwrap();
+        assert!(!status.success(), "round {round}: the child was not killed");
+
+        let (flushed, later, flushes) = read_log(&log);
+        total_flushes += flushes;
+        for w in &flushed {
+            model[w.offset as usize..w.offset as usize + w.data.len()].copy_from_slice(&w.data);
+        }
+        let context = format!(
+            "round {round}: killed after {} flushed and {} later writes",
+            flushed.len(),
+            later.len()
+        );
+        let report = vhd_core::check(&path, &CheckOptions::default()).unwrap();
+        assert!(!report.has_corruption(), "{context}: check:\n{report}");
+        leaks += report.leaked_blocks();
+        let image = Image::open(
+            &path,
+            &OpenOptions {
+                read_only: true,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{context}: does not open: {e}"));
+        assert_eq!(image.footer_source(), FooterSource::End, "{context}");
+        let observed = read_all(&image);
+        drop(image);
+        let model_check = Model {
+            baseline: &model,
+            later: later
+                .iter()
+                .map(|w| (w.offset, w.data.as_slice()))
+                .collect(),
+            block_size: u64::from(KILLED_BLOCK),
+        };
+        if let Err(e) = model_check.verify(&observed, true) {
+            panic!("{context}: {e}");
+        }
+        if oracles {
+            run_ok(std::process::Command::new("vhdiinfo").arg(&path));
+            let raw = dir.join("killed.raw");
+            run_ok(
+                std::process::Command::new("qemu-img")
+                    .args(["convert", "-f", "vpc", "-O", "raw"])
+                    .arg(&path)
+                    .arg(&raw),
+            );
+            assert_same_bytes(
+                &std::fs::read(&raw).unwrap(),
+                &observed,
+                &format!("{context}: qemu-img convert vs our read"),
+            );
+        }
+        // What the next child starts from.
+        model = observed;
+    }
+    println!("{KILL_ROUNDS} kills, {total_flushes} flushes completed, {leaks} leaked blocks seen");
+    assert!(total_flushes > 0, "no flush ever completed before a kill");
+}

@@ -1,0 +1,567 @@
+'use strict'
+
+// `VHD.Image`: vhd@0.5.0's image class, with its constructor options, methods, callback
+// shapes and properties, on top of the native image of lib/disk.js. It reads and writes
+// fixed, dynamic and differencing images alike.
+//
+// The file is opened with `fs.open` (so that `fd`, `flags` and `mode` mean what they mean to
+// fs, and `image.fd` is a real descriptor, as in 0.5.0); the native image works on a
+// duplicate of that descriptor. `readFooter`, `readHeader` and `readAllocationTable` read
+// the file itself at the position they are given, as 0.5.0's do.
+
+const fs = require('node:fs')
+const { Buffer, constants: bufferConstants } = require('node:buffer')
+const native = require('../binding.js')
+const { TYPE, SECTOR_SIZE, BLOCK_SIZE, TABLE_ENTRY_SIZE, SECTOR } = require('./constants.js')
+const { Footer, Header, checksum } = require('./structures.js')
+const {
+  withCode,
+  invalidArgType,
+  invalidArgValue,
+  outOfRange,
+  stateError,
+  toIndex,
+  toPath,
+  toBytes,
+  toOpenOptions,
+  toOptionsObject,
+  call,
+  none,
+  noArgs,
+} = require('./args.js')
+const { internal } = require('./disk.js')
+
+const { wrap, kReadInto, kWriteFrom, kWhenOpen } = internal
+
+const kState = Symbol('state') // 'new' | 'opening' | 'open' | 'closing' | 'closed'
+const kOpening = Symbol('opening')
+const kGivenFd = Symbol('givenFd')
+const kAccess = Symbol('access')
+const kOpenOptions = Symbol('openOptions')
+const kNative = Symbol('native')
+const kDisk = Symbol('disk')
+const kWrites = Symbol('writes')
+const kBat = Symbol('bat')
+const kBatStale = Symbol('batStale')
+const kOpen = Symbol('open')
+const kName = Symbol('name')
+const kOpenDisk = Symbol('openDisk')
+const kReadFile = Symbol('readFile')
+
+// ---------------------------------------------------------------------------------------
+// `flags`: fs's flags, mapped onto what an image can do. An image is opened read-only or
+// read-write; it is never created or truncated (that would destroy it: make new images with
+// `VHD.create`), so the flags that create, truncate or append only open the existing file
+// read-write. Exclusive creation ('wx', 'ax'…) cannot open an existing file: refused. The
+// synchronous forms ('rs', 'rs+', 'as'…) keep O_SYNC.
+
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND, O_EXCL } = fs.constants
+const O_ACCMODE = O_RDONLY | O_WRONLY | O_RDWR
+
+const STRING_FLAGS = new Map()
+for (const [names, readOnly, sync, exclusive] of [
+  [['r'], true, false, false],
+  [['rs', 'sr'], true, true, false],
+  [['r+', 'w', 'w+', 'a', 'a+'], false, false, false],
+  [['rs+', 'sr+', 'as', 'sa', 'as+', 'sa+'], false, true, false],
+  [['wx', 'xw', 'wx+', 'xw+', 'ax', 'xa', 'ax+', 'xa+'], false, false, true],
+]) {
+  for (const name of names) STRING_FLAGS.set(name, { readOnly, sync, exclusive })
+}
+
+/** `{ readOnly, fsFlags }` for the `flags` option (default 'r+', as in 0.5.0). */
+function toAccess(flags) {
+  if (flags === undefined || flags === null) flags = 'r+'
+  if (typeof flags === 'string') {
+    const entry = STRING_FLAGS.get(flags)
+    if (entry === undefined) {
+      throw invalidArgValue('options.flags', `must be one of fs's flags ('r', 'r+', 'rs+', 'w+'…). Received '${flags}'`)
+    }
+    if (entry.exclusive) {
+      throw invalidArgValue('options.flags', `'${flags}' creates a new file; an image opens an existing one (make new images with VHD.create)`)
+    }
+    const fsFlags = (entry.readOnly ? 'r' : 'r+').replace('r', entry.sync ? 'rs' : 'r')
+    return { readOnly: entry.readOnly, fsFlags }
+  }
+  if (typeof flags === 'number') {
+    // fs takes flags as a 32-bit integer: anything else would be cut down to one silently.
+    if (!Number.isInteger(flags) || flags < 0 || flags > 0x7fffffff) {
+      throw outOfRange('options.flags', 'an integer >= 0 && <= 2147483647', flags)
+    }
+    if (flags & O_EXCL) {
+      throw invalidArgValue('options.flags', 'O_EXCL creates a new file; an image opens an existing one (make new images with VHD.create)')
+    }
+    const readOnly = (flags & O_ACCMODE) === O_RDONLY
+    const kept = flags & ~(O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND)
+    return { readOnly, fsFlags: kept | (readOnly ? O_RDONLY : O_RDWR) }
+  }
+  throw invalidArgType('options.flags', 'of type string or a non-negative integer', flags)
+}
+
+/**
+ * Checks `mode` as `fs.open` would (a 32-bit unsigned integer or an octal string), so that
+ * a bad one fails in the constructor rather than at `open` (or never, with `fd`).
+ */
+function checkMode(mode) {
+  if (mode === undefined || mode === null) return
+  if (typeof mode === 'number') {
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0xffffffff) {
+      throw outOfRange('options.mode', 'an integer >= 0 && <= 4294967295', mode)
+    }
+    return
+  }
+  if (typeof mode === 'string') {
+    if (!/^[0-7]+$/.test(mode) || Number.parseInt(mode, 8) > 0xffffffff) {
+      throw invalidArgValue('options.mode', `must be a 32-bit unsigned integer or an octal string. Received '${mode}'`)
+    }
+    return
+  }
+  throw invalidArgType('options.mode', 'of type number or an octal string', mode)
+}
+
+/** `fs.read` reads at most this many bytes at once. */
+const MAX_IO_LENGTH = 2 ** 31 - 1
+
+function toFd(fd) {
+  if (typeof fd !== 'number') throw invalidArgType('options.fd', 'of type number', fd)
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw outOfRange('options.fd', '>= 0 && <= 2147483647', fd)
+  return fd
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+/** `callback` called with the image as `this`, as 0.5.0 calls its callbacks. */
+function bound(image, callback) {
+  return typeof callback === 'function' ? (...results) => callback.apply(image, results) : callback
+}
+
+function fsOpen(path, flags, mode) {
+  return new Promise((resolve, reject) => {
+    fs.open(path, flags, mode, (error, fd) => (error ? reject(error) : resolve(fd)))
+  })
+}
+
+function fsClose(fd) {
+  return new Promise((resolve, reject) => {
+    fs.close(fd, (error) => (error ? reject(error) : resolve()))
+  })
+}
+
+/** The VHD checksum of a structure's bytes with its checksum field taken as zero. */
+function checksumWithout(bytes, field) {
+  const copy = Buffer.from(bytes)
+  copy.fill(0, field, field + 4)
+  return checksum(copy)
+}
+
+/** Checks `(buffer, offset, length, position)` as 0.5.0's read and write take them. */
+function toIo(buffer, offset, length, position) {
+  const bytes = toBytes(buffer)
+  offset = offset === undefined || offset === null ? 0 : toIndex(offset, 'offset')
+  if (offset > bytes.length) throw outOfRange('offset', `>= 0 && <= ${bytes.length}`, offset)
+  length = length === undefined || length === null ? bytes.length - offset : toIndex(length, 'length')
+  if (length > bytes.length - offset) throw outOfRange('length', `>= 0 && <= ${bytes.length - offset}`, length)
+  return [bytes, offset, length, toIndex(position, 'position')]
+}
+
+const SPARSE = new Set([TYPE.DYNAMIC, TYPE.DIFF])
+
+/** A position that is not used (a fixed image's header): any Number or BigInt, or nothing. */
+function anyPosition(position) {
+  if (position === undefined || position === null || typeof position === 'number' || typeof position === 'bigint') return null
+  throw invalidArgType('position', 'of type number or bigint', position)
+}
+
+// ---------------------------------------------------------------------------------------
+
+/**
+ * vhd@0.5.0's `VHD.Image`: `new Image({ path, fd, flags, mode })`, then `open`, `read`,
+ * `write`, `close`. Every method takes a callback (called with the image as `this`) or,
+ * without one, returns a promise.
+ *
+ * `fd` takes precedence over `path` (0.5.0 ignored `fd`); `path` then only names the file in
+ * messages and is where a differencing image's relative parent locators start from. With
+ * `fd` alone they start from the current directory (or name the parent with `parent`).
+ * `close` closes the descriptor, a given one too, as 0.5.0's `close` does.
+ *
+ * Options besides 0.5.0's: those of `VHD.open` (`readOnly`, `ignoreChecksums`, `parent`,
+ * `parents`, `ignoreParentTimestamp`, `lock`, `parentRoot`).
+ *
+ * Locking (`lock`, default true) is the same as `VHD.open`'s, on the descriptor: the native
+ * open locks its duplicate, exclusively when the image is opened read-write (flags 'r+',
+ * 'w'… without `readOnly`), shared when read-only ('r', 'rs', or `readOnly: true`); the
+ * parents of a differencing image are shared-locked. A conflict fails `open` with
+ * ERR_VHD_LOCKED (and closes a descriptor `open` opened). `close` releases the lock.
+ */
+class Image {
+  constructor(options) {
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
+    const path = options.path === undefined || options.path === null ? null : toPath(options.path, 'options.path')
+    const fd = options.fd === undefined || options.fd === null ? null : toFd(options.fd)
+    if (path === null && fd === null) {
+      throw invalidArgType('options.path', 'of type string or an instance of URL (or options.fd a file descriptor)', options.path)
+    }
+    const access = toAccess(options.flags)
+    checkMode(options.mode)
+    const openOptions = toOpenOptions(options)
+    openOptions.readOnly = openOptions.readOnly || access.readOnly
+
+    /** The file descriptor: the one given, or the one `open` opened; `null` when closed. */
+    this.fd = fd
+    /** The path given (a URL as a path); `null` when only `fd` was given. */
+    this.path = path
+    /** As given (default 'r+'): 'r' opens read-only, 'r+', 'w+'… read-write. */
+    this.flags = options.flags ?? 'r+'
+    /** As given (default 0o666); the file is never created, so it is not used. */
+    this.mode = options.mode ?? 0o666
+    /** The hard disk footer (a `VHD.Footer`), once open. */
+    this.footer = null
+    /** The dynamic disk header (a `VHD.Header`) of dynamic and differencing images, once open. */
+    this.header = null
+
+    this[kGivenFd] = fd
+    this[kAccess] = access
+    this[kOpenOptions] = openOptions
+    this[kState] = 'new'
+    this[kOpening] = null
+    this[kNative] = null
+    this[kDisk] = null
+    this[kWrites] = new Set()
+    this[kBat] = null
+    this[kBatStale] = false
+  }
+
+  /** `TYPE.FIXED`, `TYPE.DYNAMIC` or `TYPE.DIFF`; `null` before `open`. */
+  get type() {
+    return this.footer ? this.footer.diskType : null
+  }
+
+  /**
+   * The virtual size: the footer's current size (0.5.0 gave dynamic images the size of
+   * their whole block table instead). As in 0.5.0, a BigInt for fixed images and a Number
+   * for dynamic and differencing ones; `null` before `open`.
+   */
+  get size() {
+    if (!this.footer) return null
+    return this.header ? Number(this.footer.currentSize) : this.footer.currentSize
+  }
+
+  /** The block size of dynamic and differencing images (0.5.0's name); 2 MiB for fixed ones. */
+  get sectorSize() {
+    return this.header ? this.header.sectorSize : SECTOR_SIZE
+  }
+
+  /** 512-byte sectors per block. */
+  get blocksPerSector() {
+    return this.sectorSize / BLOCK_SIZE
+  }
+
+  /** 512-byte sectors taken by each block's sector bitmap. */
+  get bitmapBlocks() {
+    return Math.ceil(this.blocksPerSector / BLOCK_SIZE / 8)
+  }
+
+  /**
+   * The block allocation table of dynamic and differencing images: a Buffer of big-endian
+   * 32-bit entries (0xFFFFFFFF: not allocated), as it is now, blocks allocated by writes
+   * included. `null` for fixed images and before `open`; after `close`, the last table.
+   * The same Buffer is returned until a write may have changed the table.
+   */
+  get bat() {
+    if (this[kBatStale] && this[kState] === 'open') {
+      this[kBat] = this[kNative].batBytes()
+      this[kBatStale] = false
+    }
+    return this[kBat]
+  }
+
+  /** Opens the file and the image (the whole parent chain of a differencing image). */
+  open(callback) {
+    return call(bound(this, callback), noArgs, () => {
+      const state = this[kState]
+      if (state !== 'new' && state !== 'closed') {
+        throw stateError('ERR_VHD_ALREADY_OPEN', `${this[kName]()}: the image is already ${state === 'open' ? 'open' : state}`)
+      }
+      this[kState] = 'opening'
+      const opening = this[kOpen]().then(
+        () => this,
+        (error) => {
+          this[kState] = state
+          throw error
+        },
+      )
+      this[kOpening] = opening
+      const done = () => {
+        if (this[kOpening] === opening) this[kOpening] = null
+      }
+      opening.then(done, done)
+      return opening
+    }, none)
+  }
+
+  async [kOpen]() {
+    const given = this[kGivenFd]
+    const fd = given ?? (await fsOpen(this.path, this[kAccess].fsFlags, this.mode))
+    let image = null
+    try {
+      image = await native.openFd(fd, this.path, this[kOpenOptions])
+      const disk = wrap(image, this.path ?? `fd ${fd}`, this[kOpenOptions])
+      const headerBytes = image.headerBytes()
+      this.footer = Footer.parse(image.footerBytes())
+      this.header = headerBytes ? Header.parse(headerBytes) : null
+      this.fd = fd
+      this[kNative] = image
+      this[kDisk] = disk
+      this[kBat] = null
+      this[kBatStale] = SPARSE.has(this.footer.diskType)
+      this[kState] = 'open'
+    } catch (error) {
+      // Opened natively but failed afterwards: release it (and its lock) now, not at GC.
+      if (image !== null && image.isOpen) await image.close().catch(() => {})
+      // A descriptor the caller gave stays theirs when the open fails.
+      if (given === null) await fsClose(fd).catch(() => {})
+      throw error
+    }
+  }
+
+  [kName]() {
+    return this.path ?? `fd ${this[kGivenFd]}`
+  }
+
+  /** The disk, or throws ERR_VHD_CLOSED. */
+  [kOpenDisk]() {
+    if (this[kState] === 'open') return this[kDisk]
+    const never = this[kState] === 'new' || this[kState] === 'opening'
+    throw stateError('ERR_VHD_CLOSED', `${this[kName]()}: the image is ${never ? 'not open (call open() first)' : 'closed'}`)
+  }
+
+  [kWhenOpen]() {
+    if (this[kState] === 'opening' && this[kOpening]) return this[kOpening].then(() => this[kWhenOpen]())
+    try {
+      this[kOpenDisk]()
+      return Promise.resolve()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  [kReadInto](bytes, offset, length, position) {
+    try {
+      return this[kOpenDisk]()[kReadInto](bytes, offset, length, position)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  [kWriteFrom](bytes, offset, length, position) {
+    let write
+    try {
+      write = this[kOpenDisk]()[kWriteFrom](bytes, offset, length, position)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const writes = this[kWrites]
+    writes.add(write)
+    const done = () => {
+      writes.delete(write)
+      if (this[kState] === 'open' || this[kState] === 'closing') this[kBatStale] = SPARSE.has(this.type)
+    }
+    write.then(done, done)
+    return write
+  }
+
+  /**
+   * Reads `length` bytes of the virtual disk at `position` into `buffer` at `offset`:
+   * `callback(error, bytesRead, buffer)`, or a promise of `{ bytesRead, buffer }`. A read
+   * that runs past the end of the disk is short, like `fs.read`.
+   */
+  read(buffer, offset, length, position, callback) {
+    return call(
+      bound(this, callback),
+      () => toIo(buffer, offset, length, position),
+      ([bytes, offset, length, position]) =>
+        this[kReadInto](bytes, offset, length, position).then((bytesRead) => ({ bytesRead, buffer })),
+      (result) => [result.bytesRead, result.buffer],
+    )
+  }
+
+  /**
+   * Writes `length` bytes of `buffer` from `offset` to the virtual disk at `position`:
+   * `callback(error, bytesWritten, buffer)`, or a promise of `{ bytesWritten, buffer }`. A
+   * write past the end of the disk fails with ERR_VHD_OUT_OF_RANGE and writes nothing.
+   */
+  write(buffer, offset, length, position, callback) {
+    return call(
+      bound(this, callback),
+      () => toIo(buffer, offset, length, position),
+      ([bytes, offset, length, position]) =>
+        this[kWriteFrom](bytes, offset, length, position).then((bytesWritten) => ({ bytesWritten, buffer })),
+      (result) => [result.bytesWritten, result.buffer],
+    )
+  }
+
+  /** Makes every write so far durable (not in 0.5.0). */
+  flush(callback) {
+    return call(bound(this, callback), noArgs, () => {
+      const disk = this[kOpenDisk]()
+      return Promise.allSettled([...this[kWrites]]).then(() => disk.flush())
+    }, none)
+  }
+
+  /**
+   * Waits for the operations in progress, flushes, closes the image and the file
+   * descriptor (a descriptor given as `fd` too, as 0.5.0 does). `footer`, `header` and
+   * `bat` keep their last values.
+   */
+  close(callback) {
+    return call(bound(this, callback), noArgs, async () => {
+      const disk = this[kOpenDisk]()
+      this[kState] = 'closing'
+      let failure = null
+      try {
+        await Promise.allSettled([...this[kWrites]])
+        try {
+          if (this[kBatStale]) this[kBat] = this[kNative].batBytes()
+        } catch {
+          // The table stays as it was last read.
+        }
+        this[kBatStale] = false
+        await disk.close().catch((error) => {
+          failure = error
+        })
+        await fsClose(this.fd).catch((error) => {
+          failure = failure ?? error
+        })
+      } finally {
+        this.fd = null
+        this[kNative] = null
+        this[kDisk] = null
+        this[kState] = 'closed'
+      }
+      if (failure) throw failure
+    }, none)
+  }
+
+  /**
+   * Reads and parses a footer at `position` of the file: `callback(error, footer,
+   * checksum)`, or a promise of `{ footer, checksum }`, where `checksum` is the one the
+   * bytes call for (compare it with `footer.checksum`).
+   */
+  readFooter(position, callback) {
+    return call(
+      bound(this, callback),
+      () => [toIndex(position, 'position')],
+      async ([position]) => {
+        const bytes = await this[kReadFile](Footer.SIZE, position)
+        const footer = Footer.parse(bytes)
+        // A 511-byte footer read as the last 512 bytes of a file starts one byte in.
+        const start = bytes.toString('latin1', 0, 8) === Footer.SIGNATURE ? 0 : 1
+        const structure = Buffer.alloc(Footer.SIZE)
+        bytes.copy(structure, 0, start)
+        return { footer, checksum: checksumWithout(structure, Footer.CHECKSUM_OFFSET) }
+      },
+      (result) => [result.footer, result.checksum],
+    )
+  }
+
+  /**
+   * Reads and parses a dynamic disk header at `position` of the file: `callback(error,
+   * header, checksum)`, or a promise of `{ header, checksum }`. For a fixed image, as in
+   * 0.5.0, nothing is read: `callback(null)`, or `{ header: null, checksum: null }`.
+   */
+  readHeader(position, callback) {
+    return call(
+      bound(this, callback),
+      // A fixed image's footer has no header offset (all ones): 0.5.0 ignores the position,
+      // so any Number or BigInt is taken (Number(footer.dataOffset) is 2^64); its type is
+      // still checked.
+      () => [this.type === TYPE.FIXED ? anyPosition(position) : toIndex(position, 'position')],
+      async ([position]) => {
+        if (!SPARSE.has(this.type)) {
+          this[kOpenDisk]()
+          return { header: null, checksum: null }
+        }
+        const bytes = await this[kReadFile](Header.SIZE, position)
+        const header = Header.parse(bytes)
+        return { header, checksum: checksumWithout(bytes, Header.CHECKSUM_OFFSET) }
+      },
+      (result) => (result.header === null ? [] : [result.header, result.checksum]),
+    )
+  }
+
+  /**
+   * Reads `length` bytes of the file at `position` (where the header says the block
+   * allocation table is): `callback(error, buffer)`, or a promise of the Buffer.
+   */
+  readAllocationTable(position, length, callback) {
+    return call(
+      bound(this, callback),
+      () => [toIndex(position, 'position'), toIndex(length, 'length', Math.min(MAX_IO_LENGTH, bufferConstants.MAX_LENGTH))],
+      ([position, length]) => this[kReadFile](length, position),
+      (buffer) => [buffer],
+    )
+  }
+
+  /** Exactly `length` bytes of the file at `position`, or ERR_VHD_TRUNCATED. */
+  async [kReadFile](length, position) {
+    this[kOpenDisk]()
+    const truncated = (bytesRead) =>
+      withCode(
+        new Error(`${this[kName]()}: expected ${length} bytes at offset ${position}, read ${bytesRead} (the file ends first)`),
+        'ERR_VHD_TRUNCATED',
+      )
+    // Nothing is allocated for bytes the file does not have (a huge length is refused here,
+    // not after allocating it).
+    const { size } = await new Promise((resolve, reject) => {
+      fs.fstat(this.fd, (error, stats) => (error ? reject(error) : resolve(stats)))
+    })
+    if (position + length > size) throw truncated(Math.max(0, Math.min(length, size - position)))
+    const buffer = Buffer.alloc(length)
+    const bytesRead = await new Promise((resolve, reject) => {
+      fs.read(this.fd, buffer, 0, length, position, (error, n) => (error ? reject(error) : resolve(n)))
+    })
+    if (bytesRead !== length) throw truncated(bytesRead)
+    return buffer
+  }
+
+  // 0.5.0's block table queries (it calls a block a "sector" and a 512-byte sector a "block").
+
+  /** The block that holds 512-byte sector `lba`. */
+  sectorNumber(lba) {
+    return Math.floor(toIndex(lba, 'lba') / this.blocksPerSector)
+  }
+
+  /** The index of 512-byte sector `lba` in its block. */
+  blockInSector(lba) {
+    return toIndex(lba, 'lba') % this.blocksPerSector
+  }
+
+  /** The block allocation table entry of block `sectorNumber` (`SECTOR.FREE` beyond the table). */
+  getSectorAddress(sectorNumber) {
+    sectorNumber = toIndex(sectorNumber, 'sectorNumber')
+    const bat = this.bat
+    return bat && sectorNumber < bat.length / TABLE_ENTRY_SIZE
+      ? bat.readUInt32BE(sectorNumber * TABLE_ENTRY_SIZE)
+      : SECTOR.FREE
+  }
+
+  /** True when block `sectorNumber` is not allocated. */
+  sectorNeedsAllocation(sectorNumber) {
+    return this.getSectorAddress(sectorNumber) === SECTOR.FREE
+  }
+
+  /** A readable stream of the virtual disk (see `VHD.ReadStream`); the image stays open when it ends. */
+  createReadStream(options) {
+    const { ReadStream } = require('./streams.js')
+    return new ReadStream({ ...toOptionsObject(options), image: this })
+  }
+
+  /** A writable stream into the virtual disk (see `VHD.WriteStream`); the image stays open when it finishes. */
+  createWriteStream(options) {
+    const { WriteStream } = require('./streams.js')
+    return new WriteStream({ ...toOptionsObject(options), image: this })
+  }
+}
+
+module.exports = { Image }

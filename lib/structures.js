@@ -1,0 +1,590 @@
+'use strict'
+
+// vhd@0.5.0's structure classes, `Footer`, `Header` and `Locator`, and its helpers
+// `checksum` and `getDiskGeometry`, with the same names, fields and defaults.
+//
+// The classes are field containers: `parse` fills the fields from bytes, `write` turns the
+// fields into bytes. Neither checks the values beyond what is needed to lay them out (the
+// cookie is checked on parse, as 0.5.0 does); images are read and written by `VHD.open`
+// and `VHD.create`, which check everything. Where 0.5.0 is wrong, these follow the
+// specification instead:
+// - the header's parent locators are parsed (0.5.0 never parses them), each with its data
+//   offset at +16, after the 4 reserved bytes at +12 (0.5.0 reads and writes it at +12);
+// - the header's parent name is UTF-16 big-endian (0.5.0 uses little-endian);
+// - `write` computes the checksum over exactly the structure at any offset (0.5.0 sums
+//   `offset + size` bytes from the offset, so only offset 0 is right), and
+//   `Header#parse` sets `calculatedChecksum` to the checksum of the bytes with the checksum
+//   field taken as zero (0.5.0 sums the stored checksum too);
+// - parsing never changes shared state: 0.5.0's `Footer#parse` writes the parsed creator
+//   version into the module's `CREATOR_VERSION` object, which every new Footer shares.
+//
+// `write` always computes the checksum and stores it in the bytes (not in the object's
+// `checksum` field, which keeps what `parse` read), like 0.5.0: parse → write gives back the
+// same bytes for every structure whose checksum was right.
+
+const { Buffer } = require('node:buffer')
+const native = require('../binding.js')
+const constants = require('./constants.js')
+const { invalidArgType, outOfRange, withCode, toBytes, toIndex } = require('./args.js')
+
+const { VHD_EPOCH_MS, PLATFORM, FEATURES, TYPE } = constants
+
+// Where `new Footer()` takes CREATOR_APPLICATION and CREATOR_VERSION from: the package's
+// export object once index.js has registered it, so that assigning `VHD.CREATOR_APPLICATION`
+// changes the footers made afterwards, as in 0.5.0.
+let creatorDefaults = constants
+
+/** Makes `new Footer()` read CREATOR_APPLICATION and CREATOR_VERSION from `source`. */
+function setCreatorDefaults(source) {
+  creatorDefaults = source
+}
+
+// ---------------------------------------------------------------------------------------
+// Arguments and byte helpers
+
+/** `buffer` (any ArrayBufferView) as a Buffer over the same memory. */
+function asBuffer(buffer) {
+  const bytes = toBytes(buffer)
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+/** An offset argument: absent (undefined or null, as 0.5.0's `offset || 0`) is 0. */
+function toOffset(offset) {
+  return offset === undefined || offset === null ? 0 : toIndex(offset, 'offset')
+}
+
+/** Fails unless `size` bytes at `offset` lie inside `buffer`. */
+function checkRoom(buffer, offset, size, what) {
+  if (buffer.length < size) {
+    throw withCode(
+      new RangeError(`The buffer (${buffer.length} bytes) is too short for a ${what} (${size} bytes)`),
+      'ERR_BUFFER_OUT_OF_BOUNDS',
+    )
+  }
+  if (offset > buffer.length - size) {
+    throw outOfRange('offset', `>= 0 && <= ${buffer.length - size}`, offset)
+  }
+}
+
+const MAX_UINT64 = 2n ** 64n - 1n
+
+/** A 64-bit field as a BigInt; integer Numbers are accepted too (0.5.0 takes only BigInt). */
+function toUint64(value, field) {
+  let big
+  if (typeof value === 'bigint') big = value
+  else if (typeof value === 'number' && Number.isInteger(value)) big = BigInt(value)
+  else if (typeof value === 'number') throw outOfRange(field, 'an integer', value)
+  else throw invalidArgType(field, 'of type bigint', value)
+  if (big < 0n || big > MAX_UINT64) throw outOfRange(field, `>= 0 && <= ${MAX_UINT64}`, value)
+  return big
+}
+
+/**
+ * Writes a whole-number field of `bits` bits (8, 16 or 32) at `at`. 0.5.0 let Buffer coerce
+ * anything (a string or NaN became 0); here a field that is not a Number in range fails,
+ * naming the field.
+ */
+function writeUint(buffer, value, at, bits, field) {
+  if (typeof value !== 'number') throw invalidArgType(field, 'of type number', value)
+  const max = 2 ** bits - 1
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw outOfRange(field, `an integer >= 0 && <= ${max}`, value)
+  }
+  if (bits === 8) buffer.writeUInt8(value, at)
+  else if (bits === 16) buffer.writeUInt16BE(value, at)
+  else buffer.writeUInt32BE(value, at)
+}
+
+/** An object field (a version, the disk geometry), or a TypeError naming it. */
+function objectField(value, field, expected) {
+  if (value === null || typeof value !== 'object') throw invalidArgType(field, expected, value)
+  return value
+}
+
+/** Fails with 0.5.0's message (and a `code`) unless `signature` is `cookie`. */
+function checkCookie(signature, cookie, what) {
+  if (signature !== cookie) {
+    throw withCode(
+      new Error(`Invalid ${what} signature "${signature}"; expected "${cookie}"`),
+      'ERR_VHD_BAD_COOKIE',
+    )
+  }
+}
+
+/** A VHD time stamp (seconds since 2000) as ms since the Unix epoch. */
+function readTimestamp(buffer, at) {
+  return buffer.readUInt32BE(at) * 1000 + VHD_EPOCH_MS
+}
+
+/** Ms since the Unix epoch (a Number or a Date) as whole seconds since 2000, at `at`. */
+function writeTimestamp(buffer, value, at, field) {
+  if (typeof value !== 'number' && !(value instanceof Date)) {
+    throw invalidArgType(field, 'of type number or an instance of Date', value)
+  }
+  const ms = Number(value)
+  const seconds = Math.floor((ms - VHD_EPOCH_MS) / 1000)
+  // Seconds since 2000 in 32 bits: from 2000-01-01 to 2136-02-07.
+  if (!(seconds >= 0 && seconds <= 0xffffffff)) {
+    throw outOfRange(field, `a time from ${VHD_EPOCH_MS} (2000-01-01) to ${VHD_EPOCH_MS + 0xffffffff * 1000} (ms since 1970)`, ms)
+  }
+  buffer.writeUInt32BE(seconds, at)
+}
+
+function readVersion(buffer, at) {
+  return { major: buffer.readUInt16BE(at), minor: buffer.readUInt16BE(at + 2) }
+}
+
+function writeVersion(buffer, version, at, field) {
+  objectField(version, field, 'an object with major and minor')
+  writeUint(buffer, version.major, at, 16, `${field}.major`)
+  writeUint(buffer, version.minor, at + 2, 16, `${field}.minor`)
+}
+
+/** A new Buffer of `length` bytes: the `available` bytes at `at`, then zeros. */
+function copyBytes(buffer, at, length, available = length) {
+  const copy = Buffer.alloc(length)
+  buffer.copy(copy, 0, at, at + available)
+  return copy
+}
+
+/** Copies up to `length` bytes of a Buffer (or typed array) field to `at`. */
+function putBytes(buffer, bytes, at, length, field) {
+  if (!ArrayBuffer.isView(bytes)) throw invalidArgType(field, 'an instance of Buffer or Uint8Array', bytes)
+  asBuffer(bytes).copy(buffer, at, 0, length)
+}
+
+/**
+ * Copies `size` bytes serialized in `scratch` into the caller's buffer, or into a new one
+ * of `offset + size` bytes (the structure at `offset`, as 0.5.0 allocates).
+ */
+function output(scratch, buffer, offset, what) {
+  if (buffer === undefined || buffer === null) {
+    const out = Buffer.alloc(offset + scratch.length)
+    scratch.copy(out, offset)
+    return out
+  }
+  const target = asBuffer(buffer)
+  checkRoom(target, offset, scratch.length, what)
+  scratch.copy(target, offset)
+  return buffer
+}
+
+/** The checksum of `bytes` with the 4-byte field at `field` taken as zero. */
+function structureChecksum(bytes, field) {
+  const copy = Buffer.from(bytes)
+  copy.fill(0, field, field + 4)
+  return native.checksum(copy, 0, copy.length)
+}
+
+/** Text up to the first NUL of a fixed-size Latin-1 field (0.5.0 keeps spaces: 'win '). */
+function readText(buffer, at, length) {
+  const field = buffer.subarray(at, at + length)
+  const end = field.indexOf(0)
+  return field.toString('latin1', 0, end === -1 ? field.length : end)
+}
+
+// ---------------------------------------------------------------------------------------
+// Parent locator entry
+
+/**
+ * | field          | offset | size |
+ * |----------------|--------|------|
+ * | platform code  | 0      | 4    |
+ * | data space     | 4      | 4    |
+ * | data length    | 8      | 4    |
+ * | reserved       | 12     | 4    |
+ * | data offset    | 16     | 8    |
+ */
+class Locator {
+  constructor() {
+    /** A `PLATFORM` code: what kind of path the entry points to (0: unused entry). */
+    this.platformCode = PLATFORM.NONE
+    /** Room reserved for the path (Windows writes bytes, the specification says sectors). */
+    this.dataSpace = 0
+    /** Length of the path in bytes. */
+    this.dataLength = 0
+    /** The reserved field at +12 (zero). */
+    this.reserved = 0
+    /** Absolute file offset of the path (BigInt). */
+    this.dataOffset = 0n
+  }
+
+  static parse(buffer, offset) {
+    return new Locator().parse(buffer, offset)
+  }
+
+  /** Fills the fields from the 24 bytes at `offset` (default 0) of `buffer`. */
+  parse(buffer, offset) {
+    buffer = asBuffer(buffer)
+    offset = toOffset(offset)
+    checkRoom(buffer, offset, Locator.SIZE, 'parent locator entry')
+    this.platformCode = buffer.readUInt32BE(offset)
+    this.dataSpace = buffer.readUInt32BE(offset + 4)
+    this.dataLength = buffer.readUInt32BE(offset + 8)
+    this.reserved = buffer.readUInt32BE(offset + 12)
+    this.dataOffset = buffer.readBigUInt64BE(offset + 16)
+    return this
+  }
+
+  /**
+   * Writes the entry at `offset` (default 0) of `buffer` and returns `buffer`; without a
+   * buffer, into a new one of `offset + 24` bytes.
+   */
+  write(buffer, offset) {
+    offset = toOffset(offset)
+    return output(locatorBytes(this), buffer, offset, 'parent locator entry')
+  }
+}
+
+/** Locator.SIZE: bytes in a parent locator entry. */
+Locator.SIZE = 24
+
+/**
+ * The 24 bytes of any object with the Locator fields (a Locator, 0.5.0's, or plain);
+ * `name` prefixes the field names in errors.
+ */
+function locatorBytes(entry, name = '') {
+  objectField(entry, name || 'locator', 'an object with the Locator fields')
+  const bytes = Buffer.alloc(Locator.SIZE)
+  writeUint(bytes, entry.platformCode, 0, 32, `${name}platformCode`)
+  writeUint(bytes, entry.dataSpace, 4, 32, `${name}dataSpace`)
+  writeUint(bytes, entry.dataLength, 8, 32, `${name}dataLength`)
+  // 0.5.0's Locator objects have a `reserved` field too; one without it writes zero.
+  writeUint(bytes, entry.reserved ?? 0, 12, 32, `${name}reserved`)
+  bytes.writeBigUInt64BE(toUint64(entry.dataOffset, `${name}dataOffset`), 16)
+  return bytes
+}
+
+// ---------------------------------------------------------------------------------------
+// Hard disk footer
+
+/**
+ * | field               | offset | size |
+ * |---------------------|--------|------|
+ * | cookie              | 0      | 8    |
+ * | features            | 8      | 4    |
+ * | format version      | 12     | 4    |
+ * | data offset         | 16     | 8    |
+ * | time stamp          | 24     | 4    |
+ * | creator application | 28     | 4    |
+ * | creator version     | 32     | 4    |
+ * | creator host OS     | 36     | 4    |
+ * | original size       | 40     | 8    |
+ * | current size        | 48     | 8    |
+ * | disk geometry       | 56     | 4    |
+ * | disk type           | 60     | 4    |
+ * | checksum            | 64     | 4    |
+ * | unique id           | 68     | 16   |
+ * | saved state         | 84     | 1    |
+ * | reserved            | 85     | 427  |
+ */
+class Footer {
+  constructor() {
+    /** The cookie, 'conectix'. */
+    this.signature = Footer.SIGNATURE
+    /** Feature flags (`FEATURES`); the reserved bit is always set. */
+    this.features = FEATURES.NONE | FEATURES.RESERVED
+    this.formatVersion = { major: 1, minor: 0 }
+    /** Absolute offset of the dynamic disk header; all ones for fixed disks (BigInt). */
+    this.dataOffset = constants.NULL_OFFSET
+    /** Creation time, in ms since the Unix epoch (whole seconds). */
+    this.timestamp = VHD_EPOCH_MS
+    this.creatorApplication = creatorDefaults.CREATOR_APPLICATION
+    const { major, minor } = creatorDefaults.CREATOR_VERSION
+    this.creatorVersion = { major, minor }
+    /** A `PLATFORM` code; 0.5.0's default: `WI2K` on Windows, `MAC` elsewhere. */
+    this.creatorHostOS = process.platform === 'win32' ? PLATFORM.WI2K : PLATFORM.MAC
+    /** Size at creation, in bytes (BigInt). */
+    this.originalSize = 0n
+    /** Virtual size, in bytes (BigInt). */
+    this.currentSize = 0n
+    this.diskGeometry = { cylinders: 0, heads: 0, sectors: 0 }
+    /** A `TYPE` value. */
+    this.diskType = TYPE.NONE
+    /** The stored checksum (what `parse` read; `write` computes its own). */
+    this.checksum = 0
+    /** The 16-byte unique id. */
+    this.uuid = Buffer.alloc(16)
+    this.savedState = 0
+    /** The 427 reserved bytes. */
+    this.reserved = Buffer.alloc(427)
+  }
+
+  static parse(buffer, offset) {
+    return new Footer().parse(buffer, offset)
+  }
+
+  /**
+   * Fills the fields from the footer at `offset` (default 0) of `buffer`. Virtual PC before
+   * 2004 wrote 511-byte footers: one is found one byte further on when the cookie is there
+   * (the last 512 bytes of such a file), and 511 bytes are enough (the last reserved byte
+   * reads as 0). Fails with ERR_VHD_BAD_COOKIE without the 'conectix' cookie.
+   */
+  parse(buffer, offset) {
+    buffer = asBuffer(buffer)
+    offset = toOffset(offset)
+    if (offset > buffer.length) throw outOfRange('offset', `>= 0 && <= ${buffer.length}`, offset)
+    const cookie = Buffer.from(Footer.SIGNATURE, 'latin1')
+    const shifted =
+      !buffer.subarray(offset, offset + 8).equals(cookie) &&
+      buffer.subarray(offset + 1, offset + 9).equals(cookie)
+    if (shifted) offset += 1
+    // 511 bytes are enough: a 511-byte footer has no last reserved byte (it reads as 0).
+    const available = Math.min(shifted ? Footer.SIZE - 1 : Footer.SIZE, buffer.length - offset)
+    if (available < Footer.SIZE - 1) checkRoom(buffer, offset, Footer.SIZE, 'footer')
+    const signature = buffer.toString('latin1', offset, offset + 8)
+    checkCookie(signature, Footer.SIGNATURE, 'footer')
+    this.signature = signature
+    this.features = buffer.readUInt32BE(offset + 8)
+    this.formatVersion = readVersion(buffer, offset + 12)
+    this.dataOffset = buffer.readBigUInt64BE(offset + 16)
+    this.timestamp = readTimestamp(buffer, offset + 24)
+    this.creatorApplication = readText(buffer, offset + 28, 4)
+    this.creatorVersion = readVersion(buffer, offset + 32)
+    this.creatorHostOS = buffer.readUInt32BE(offset + 36)
+    this.originalSize = buffer.readBigUInt64BE(offset + 40)
+    this.currentSize = buffer.readBigUInt64BE(offset + 48)
+    this.diskGeometry = {
+      cylinders: buffer.readUInt16BE(offset + 56),
+      heads: buffer.readUInt8(offset + 58),
+      sectors: buffer.readUInt8(offset + 59),
+    }
+    this.diskType = buffer.readUInt32BE(offset + 60)
+    this.checksum = buffer.readUInt32BE(offset + 64)
+    this.uuid = copyBytes(buffer, offset + 68, 16)
+    this.savedState = buffer.readUInt8(offset + 84)
+    this.reserved = copyBytes(buffer, offset + 85, 427, available - 85)
+    return this
+  }
+
+  /**
+   * Writes the footer, with its checksum computed, at `offset` (default 0) of `buffer` and
+   * returns `buffer`; without a buffer, into a new one of `offset + 512` bytes.
+   */
+  write(buffer, offset) {
+    offset = toOffset(offset)
+    const bytes = Buffer.alloc(Footer.SIZE)
+    bytes.write(String(this.signature), 0, 8, 'latin1')
+    writeUint(bytes, this.features, 8, 32, 'features')
+    writeVersion(bytes, this.formatVersion, 12, 'formatVersion')
+    bytes.writeBigUInt64BE(toUint64(this.dataOffset, 'dataOffset'), 16)
+    writeTimestamp(bytes, this.timestamp, 24, 'timestamp')
+    // NUL-padded, so that parse → write keeps 'd2v\0' (Disk2VHD); 0.5.0 pads with spaces.
+    bytes.write(String(this.creatorApplication), 28, 4, 'latin1')
+    writeVersion(bytes, this.creatorVersion, 32, 'creatorVersion')
+    writeUint(bytes, this.creatorHostOS, 36, 32, 'creatorHostOS')
+    bytes.writeBigUInt64BE(toUint64(this.originalSize, 'originalSize'), 40)
+    bytes.writeBigUInt64BE(toUint64(this.currentSize, 'currentSize'), 48)
+    const geometry = objectField(this.diskGeometry, 'diskGeometry', 'an object with cylinders, heads and sectors')
+    writeUint(bytes, geometry.cylinders, 56, 16, 'diskGeometry.cylinders')
+    writeUint(bytes, geometry.heads, 58, 8, 'diskGeometry.heads')
+    writeUint(bytes, geometry.sectors, 59, 8, 'diskGeometry.sectors')
+    writeUint(bytes, this.diskType, 60, 32, 'diskType')
+    putBytes(bytes, this.uuid, 68, 16, 'uuid')
+    writeUint(bytes, this.savedState, 84, 8, 'savedState')
+    putBytes(bytes, this.reserved, 85, 427, 'reserved')
+    bytes.writeUInt32BE(structureChecksum(bytes, Footer.CHECKSUM_OFFSET), Footer.CHECKSUM_OFFSET)
+    return output(bytes, buffer, offset, 'footer')
+  }
+}
+
+/** Footer.SIZE: bytes in a footer. */
+Footer.SIZE = 512
+/** Footer.CHECKSUM_OFFSET: where the checksum is in a footer. */
+Footer.CHECKSUM_OFFSET = 64
+/** Footer.SIGNATURE: the footer's cookie. */
+Footer.SIGNATURE = 'conectix'
+
+// ---------------------------------------------------------------------------------------
+// Dynamic disk header
+
+/**
+ * | field                   | offset | size    |
+ * |-------------------------|--------|---------|
+ * | cookie                  | 0      | 8       |
+ * | data offset             | 8      | 8       |
+ * | table offset            | 16     | 8       |
+ * | header version          | 24     | 4       |
+ * | max table entries       | 28     | 4       |
+ * | block size              | 32     | 4       |
+ * | checksum                | 36     | 4       |
+ * | parent unique id        | 40     | 16      |
+ * | parent time stamp       | 56     | 4       |
+ * | reserved                | 60     | 4       |
+ * | parent unicode name     | 64     | 512     |
+ * | parent locator entries  | 576    | 8 × 24  |
+ * | reserved                | 768    | 256     |
+ */
+class Header {
+  constructor() {
+    /** The cookie, 'cxsparse'. */
+    this.signature = Header.SIGNATURE
+    /** Unused by the format: all ones (BigInt). */
+    this.dataOffset = constants.NULL_OFFSET
+    /** Absolute offset of the block allocation table (BigInt). */
+    this.tableOffset = constants.NULL_OFFSET
+    this.headerVersion = { major: 1, minor: 0 }
+    /** Entries in the block allocation table. */
+    this.maxTableEntries = 0
+    /** The block size in bytes (0.5.0's name for it). */
+    this.sectorSize = 0
+    /** The stored checksum (what `parse` read; `write` computes its own). */
+    this.checksum = 0
+    /** The parent's 16-byte unique id (differencing disks). */
+    this.parentId = Buffer.alloc(16)
+    /** The parent's time stamp, in ms since the Unix epoch. */
+    this.parentTimestamp = VHD_EPOCH_MS
+    /** The reserved field at 60. */
+    this.reserved1 = 0
+    /** The parent's file name (UTF-16 big-endian in the header). */
+    this.parentName = ''
+    /**
+     * The parent locator entries, in header order (entry i is written at slot i; a missing
+     * entry is written as zeros). `parse` gives the entries up to the last one that is not
+     * all zeros, so a header without locators gives [].
+     */
+    this.parentLocators = []
+    /** The 256 reserved bytes at the end. */
+    this.reserved2 = Buffer.alloc(256)
+  }
+
+  static parse(buffer, offset) {
+    return new Header().parse(buffer, offset)
+  }
+
+  /**
+   * Fills the fields from the header at `offset` (default 0) of `buffer`, and sets
+   * `calculatedChecksum` to the checksum the bytes should carry. Fails with
+   * ERR_VHD_BAD_COOKIE without the 'cxsparse' cookie.
+   */
+  parse(buffer, offset) {
+    buffer = asBuffer(buffer)
+    offset = toOffset(offset)
+    checkRoom(buffer, offset, Header.SIZE, 'dynamic disk header')
+    const signature = buffer.toString('latin1', offset, offset + 8)
+    checkCookie(signature, Header.SIGNATURE, 'header')
+    this.signature = signature
+    this.dataOffset = buffer.readBigUInt64BE(offset + 8)
+    this.tableOffset = buffer.readBigUInt64BE(offset + 16)
+    this.headerVersion = readVersion(buffer, offset + 24)
+    this.maxTableEntries = buffer.readUInt32BE(offset + 28)
+    this.sectorSize = buffer.readUInt32BE(offset + 32)
+    this.checksum = buffer.readUInt32BE(offset + 36)
+    this.parentId = copyBytes(buffer, offset + 40, 16)
+    this.parentTimestamp = readTimestamp(buffer, offset + 56)
+    this.reserved1 = buffer.readUInt32BE(offset + 60)
+    this.parentName = readUtf16be(buffer, offset + 64, 512)
+    const locators = []
+    for (let i = 0; i < Header.PARENT_LOCATOR_COUNT; i++) {
+      locators.push(Locator.parse(buffer, offset + 576 + i * Locator.SIZE))
+    }
+    const used = locators.map(isUsed).lastIndexOf(true) + 1
+    this.parentLocators = locators.slice(0, used)
+    this.reserved2 = copyBytes(buffer, offset + 768, 256)
+    this.calculatedChecksum = structureChecksum(
+      buffer.subarray(offset, offset + Header.SIZE),
+      Header.CHECKSUM_OFFSET,
+    )
+    return this
+  }
+
+  /**
+   * Writes the header, with its checksum computed, at `offset` (default 0) of `buffer` and
+   * returns `buffer`; without a buffer, into a new one of `offset + 1024` bytes.
+   */
+  write(buffer, offset) {
+    offset = toOffset(offset)
+    const bytes = Buffer.alloc(Header.SIZE)
+    bytes.write(String(this.signature), 0, 8, 'latin1')
+    bytes.writeBigUInt64BE(toUint64(this.dataOffset, 'dataOffset'), 8)
+    bytes.writeBigUInt64BE(toUint64(this.tableOffset, 'tableOffset'), 16)
+    writeVersion(bytes, this.headerVersion, 24, 'headerVersion')
+    writeUint(bytes, this.maxTableEntries, 28, 32, 'maxTableEntries')
+    writeUint(bytes, this.sectorSize, 32, 32, 'sectorSize')
+    putBytes(bytes, this.parentId, 40, 16, 'parentId')
+    writeTimestamp(bytes, this.parentTimestamp, 56, 'parentTimestamp')
+    writeUint(bytes, this.reserved1, 60, 32, 'reserved1')
+    writeUtf16be(bytes, String(this.parentName), 64, 512)
+    const locators = this.parentLocators ?? []
+    if (!Array.isArray(locators)) throw invalidArgType('parentLocators', 'an instance of Array', locators)
+    for (let i = 0; i < Header.PARENT_LOCATOR_COUNT; i++) {
+      const entry = locators[i]
+      if (entry !== undefined && entry !== null) {
+        locatorBytes(entry, `parentLocators[${i}].`).copy(bytes, 576 + i * Locator.SIZE)
+      }
+    }
+    putBytes(bytes, this.reserved2, 768, 256, 'reserved2')
+    bytes.writeUInt32BE(structureChecksum(bytes, Header.CHECKSUM_OFFSET), Header.CHECKSUM_OFFSET)
+    return output(bytes, buffer, offset, 'dynamic disk header')
+  }
+}
+
+/** Header.SIZE: bytes in a dynamic disk header. */
+Header.SIZE = 1024
+/** Header.PARENT_LOCATOR_COUNT: parent locator entries in a header. */
+Header.PARENT_LOCATOR_COUNT = 8
+/** Header.CHECKSUM_OFFSET: where the checksum is in a header. */
+Header.CHECKSUM_OFFSET = 36
+/** Header.SIGNATURE: the header's cookie. */
+Header.SIGNATURE = 'cxsparse'
+
+/** True unless all 24 bytes of the entry are zero. */
+function isUsed(locator) {
+  return (
+    locator.platformCode !== 0 ||
+    locator.dataSpace !== 0 ||
+    locator.dataLength !== 0 ||
+    locator.reserved !== 0 ||
+    locator.dataOffset !== 0n
+  )
+}
+
+/** A UTF-16 big-endian field of `length` bytes, up to the first NUL character. */
+function readUtf16be(buffer, at, length) {
+  const text = Buffer.from(buffer.subarray(at, at + length)).swap16().toString('utf16le')
+  const end = text.indexOf('\u0000')
+  return end === -1 ? text : text.slice(0, end)
+}
+
+/** `text` as UTF-16 big-endian, cut to `length` bytes (never half a surrogate pair). */
+function writeUtf16be(buffer, text, at, length) {
+  let units = text.slice(0, length / 2)
+  const last = units.charCodeAt(units.length - 1)
+  if (units.length === length / 2 && last >= 0xd800 && last <= 0xdbff) units = units.slice(0, -1)
+  Buffer.from(units, 'utf16le').swap16().copy(buffer, at)
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/**
+ * The VHD checksum of `length` bytes (default: to the end) at `offset` (default 0) of
+ * `buffer`: the one's complement of their sum, as an unsigned 32-bit number.
+ */
+function checksum(buffer, offset, length) {
+  const bytes = toBytes(buffer)
+  const start = toOffset(offset)
+  if (start > bytes.length) throw outOfRange('offset', `>= 0 && <= ${bytes.length}`, start)
+  const count = length === undefined || length === null ? bytes.length - start : toIndex(length, 'length')
+  if (count > bytes.length - start) {
+    throw outOfRange('length', `>= 0 && <= ${bytes.length - start}`, count)
+  }
+  return native.checksum(bytes, start, count)
+}
+
+/**
+ * The CHS geometry the specification gives a disk of `totalSectors` 512-byte sectors:
+ * `{ cylinders, heads, sectors }`, whole numbers (0.5.0 returns fractions).
+ */
+function getDiskGeometry(totalSectors) {
+  return native.diskGeometry(toIndex(totalSectors, 'totalSectors'))
+}
+
+module.exports = {
+  Footer,
+  Header,
+  Locator,
+  checksum,
+  getDiskGeometry,
+  setCreatorDefaults,
+}
