@@ -14,7 +14,7 @@ use napi::Env;
 use napi_derive::napi;
 use std::ops::Range;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use vhd_core::{Image, Storage, VirtualDisk};
+use vhd_core::{Image, VirtualDisk};
 
 type Shared = Arc<RwLock<Option<Image>>>;
 
@@ -119,76 +119,12 @@ fn open_work(state: &mut OpenState) -> Result<NativeImage, Failure> {
 fn open_fd_work(state: &mut OpenFdState) -> Result<NativeImage, Failure> {
     let file = state.file.take().ok_or_else(Failure::closed)?;
     let path = std::path::Path::new(&state.name);
-    // `Image::open_storage` leaves locking to whoever made the storage: lock the duplicate
-    // here as `Image::open` locks a file it opens (its parents are locked by the core).
-    let storage: Box<dyn Storage> = if state.options.lock {
-        lock_fd(&file, path, state.options.read_only)?;
-        Box::new(LockedFd(file))
-    } else {
-        Box::new(file)
-    };
-    Ok(NativeImage::new(Image::open_storage(
-        storage,
+    // Locked as `Image::open` locks a file it opens (its parents are locked by the core).
+    Ok(NativeImage::new(Image::open_file(
+        file,
         path,
         &state.options,
     )?))
-}
-
-/// Takes the lock an open of the image in `file` needs, without waiting, as the core does
-/// for the files it opens (`vhd_core::OpenOptions::lock`): shared for a read-only open,
-/// exclusive otherwise; a conflicting lock is `ERR_VHD_LOCKED`, a file system without locks
-/// is used unlocked.
-///
-/// The lock belongs to the open file, which the duplicate shares with the caller's
-/// descriptor: it is released when the image is closed (see [`LockedFd`]).
-fn lock_fd(file: &std::fs::File, path: &std::path::Path, read_only: bool) -> Result<(), Failure> {
-    let locked = if read_only {
-        file.try_lock_shared()
-    } else {
-        file.try_lock()
-    };
-    match locked {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::from(vhd_core::Error::Locked {
-            path: path.to_path_buf(),
-            read_only,
-        })),
-        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
-            Ok(())
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(Failure::from(vhd_core::Error::Io {
-            context: format!("locking {}", path.display()),
-            source: e,
-        })),
-    }
-}
-
-/// A duplicated descriptor that this binding locked, unlocked explicitly when the image is
-/// dropped: the caller's descriptor (same open file) may stay open after `close`, and a
-/// process being spawned meanwhile may hold a copy of it, either of which would otherwise
-/// keep the lock.
-#[derive(Debug)]
-struct LockedFd(std::fs::File);
-
-impl Drop for LockedFd {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
-impl Storage for LockedFd {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.0.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.0.write_all_at(buf, offset)
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Storage::sync(&self.0)
-    }
-    fn file_size(&self) -> std::io::Result<u64> {
-        self.0.file_size()
-    }
 }
 
 /// A new descriptor for the same open file as `fd` (the caller keeps `fd`, and may close it

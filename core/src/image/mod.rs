@@ -141,8 +141,17 @@ impl Image {
         open_in_chain(path.as_ref(), options, &[])
     }
 
+    /// Opens the image in a file the caller already has open (for example a duplicated
+    /// descriptor), locking it as [`OpenOptions::lock`] says; `path` is used in messages and
+    /// to find the parents of a differencing image. The file must have been opened for
+    /// writing unless `options.read_only` is set.
+    pub fn open_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
+        open_file_in_chain(file, path, options, &[])
+    }
+
     /// Opens an image held by any [`Storage`]; `path` is used in messages (and, for
-    /// differencing images, to find the parent). The storage is not locked: that is up to
+    /// differencing images, to find the parent). No lock is taken: that is the caller's
+    /// business. The storage is not locked: that is up to
     /// whoever made it (the parents, opened from files, are locked as usual).
     pub fn open_storage(
         file: Box<dyn Storage>,
@@ -337,6 +346,16 @@ pub(crate) fn open_in_chain(
         .write(!options.read_only)
         .open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    open_file_in_chain(file, path, options, chain)
+}
+
+/// Locks `file` as `options` ask (see [`OpenOptions::lock`]) and opens the image in it.
+fn open_file_in_chain(
+    file: File,
+    path: &Path,
+    options: &OpenOptions,
+    chain: &[ChainMember],
+) -> Result<Image> {
     let storage: Box<dyn Storage> = if options.lock {
         lock_file(&file, path, options.read_only)?;
         Box::new(LockedFile(file))

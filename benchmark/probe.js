@@ -1,0 +1,64 @@
+'use strict'
+
+// One measurement of "open a large dynamic image and read 1 MiB", in a fresh process so that
+// its resident-memory growth is its own. Run by benchmark/index.js:
+//
+//   node benchmark/probe.js <ours|vhd-js> <image> <readBytes>
+//
+// Prints one JSON line: { ms, rssDeltaBytes, rssBefore, rssAfter }. The module is loaded and
+// warmed up (a small file read) before the baseline RSS is taken; the timed part is open +
+// read; close happens after the measurement.
+
+const fs = require('node:fs')
+const path = require('node:path')
+
+const [which, image, lengthArg] = process.argv.slice(2)
+const length = Number(lengthArg)
+
+function rss() {
+  return process.memoryUsage.rss()
+}
+
+async function ours() {
+  const VHD = require(path.join(__dirname, '..'))
+  if (global.gc) global.gc()
+  const before = rss()
+  const t0 = process.hrtime.bigint()
+  const disk = await VHD.open(image, { readOnly: true })
+  const { bytesRead } = await disk.read(0, length)
+  const t1 = process.hrtime.bigint()
+  const after = rss()
+  await disk.close()
+  if (bytesRead !== length) throw new Error(`short read: ${bytesRead}`)
+  return { ms: Number(t1 - t0) / 1e6, rssBefore: before, rssAfter: after }
+}
+
+async function vhdJs() {
+  const VHDJS = require('vhd-js')
+  if (global.gc) global.gc()
+  const buffer = Buffer.allocUnsafe(length)
+  const before = rss()
+  const t0 = process.hrtime.bigint()
+  const img = new VHDJS.Image({ path: image, flags: 'r' })
+  await new Promise((resolve, reject) => img.open((error) => (error ? reject(error) : resolve())))
+  const bytesRead = await new Promise((resolve, reject) =>
+    img.read(buffer, 0, length, 0, (error, n) => (error ? reject(error) : resolve(n))),
+  )
+  const t1 = process.hrtime.bigint()
+  const after = rss()
+  await new Promise((resolve) => img.close(resolve))
+  if (bytesRead !== length) throw new Error(`short read: ${bytesRead}`)
+  return { ms: Number(t1 - t0) / 1e6, rssBefore: before, rssAfter: after }
+}
+
+;(async () => {
+  // Warm the fs/promise machinery used by both, outside the measurement.
+  fs.readFileSync(__filename)
+  await fs.promises.stat(image)
+  const result = which === 'ours' ? await ours() : await vhdJs()
+  result.rssDeltaBytes = result.rssAfter - result.rssBefore
+  process.stdout.write(JSON.stringify(result) + '\n')
+})().catch((error) => {
+  process.stderr.write(String(error && error.stack ? error.stack : error) + '\n')
+  process.exit(1)
+})
