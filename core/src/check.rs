@@ -381,10 +381,8 @@ pub fn check(path: impl AsRef<Path>, options: &CheckOptions) -> Result<CheckRepo
     let path = path.as_ref();
     let file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    if options.lock {
-        crate::image::lock_file(&file, path, true)?;
-    }
-    check_storage(Box::new(file), path, options)
+    let storage = crate::image::locked_storage(file, path, true, options.lock)?;
+    check_storage(storage, path, options)
 }
 
 /// Checks the image held by `file`, as [`check`] does; `path` names it in messages and

@@ -356,13 +356,23 @@ fn open_file_in_chain(
     options: &OpenOptions,
     chain: &[ChainMember],
 ) -> Result<Image> {
-    let storage: Box<dyn Storage> = if options.lock {
-        lock_file(&file, path, options.read_only)?;
-        Box::new(LockedFile(file))
-    } else {
-        Box::new(file)
-    };
+    let storage = locked_storage(file, path, options.read_only, options.lock)?;
     Image::open_storage_in_chain(storage, path, options, chain)
+}
+
+/// `file` as storage, locked for a read-only or a read-write open when `lock` is set (and
+/// then unlocked explicitly when dropped; see [`LockedFile`]).
+pub(crate) fn locked_storage(
+    file: File,
+    path: &Path,
+    read_only: bool,
+    lock: bool,
+) -> Result<Box<dyn Storage>> {
+    if !lock {
+        return Ok(Box::new(file));
+    }
+    lock_file(&file, path, read_only)?;
+    Ok(Box::new(LockedFile(file)))
 }
 
 /// Opens the image in `file`, which the caller has already locked exclusively (as

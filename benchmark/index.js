@@ -1,0 +1,854 @@
+'use strict'
+
+// Side-by-side benchmark of this package against Node's `fs` on a raw file with the same
+// contents, vhd@0.5.0 (installed as the dev dependency `vhd-js`) and qemu-img/qemu-io.
+//
+//   npm run bench                 # about 1 GiB of virtual disk, 5 trials
+//   npm run bench:quick           # 64 MiB, 2 trials (well under a minute; for CI)
+//   node benchmark/index.js [--quick] [--size MiB] [--trials N] [--out FILE] [--dir DIR]
+//                           [--only NAME[,NAME…]] [--keep]
+//
+// The test data is made fresh in a temporary folder (or --dir) and removed at the end
+// (unless --keep): half random 2 MiB blocks, half zero 2 MiB blocks, as a raw file and as
+// fixed, dynamic (zero blocks unallocated) and depth-3 differencing images (a dynamic base
+// and three children, each holding a quarter of the random blocks), all made with this
+// package. Every variant of a scenario runs in turn (ours, baseline, ours, baseline…) for
+// each trial; the table shows medians and the ratio our throughput / baseline throughput.
+// Nothing is dropped from the page cache: all reads are warm. No test asserts a timing.
+//
+// Results go to bench-results/<timestamp>.json (git-ignored) and to --out FILE if given.
+
+const fs = require('node:fs')
+const fsp = require('node:fs/promises')
+const os = require('node:os')
+const path = require('node:path')
+const crypto = require('node:crypto')
+const { spawn, spawnSync, execFileSync } = require('node:child_process')
+const { Writable } = require('node:stream')
+const { pipeline } = require('node:stream/promises')
+
+const VHD = require('..')
+const { internal } = require('../lib/disk.js')
+const VHDJS = require('vhd-js')
+
+const MiB = 1024 * 1024
+const KiB = 1024
+const STRIPE = 2 * MiB // alternate random / zero stripes of this size
+const CHUNK = MiB // sequential I/O size
+const SMALL = 4 * KiB // random I/O size
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+function parseArgs(argv) {
+  const opts = { quick: false, sizeMiB: null, trials: null, out: null, dir: null, only: null, keep: false }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`)
+      return argv[++i]
+    }
+    if (a === '--quick') opts.quick = true
+    else if (a === '--size') opts.sizeMiB = Number(next())
+    else if (a === '--trials') opts.trials = Number(next())
+    else if (a === '--out') opts.out = next()
+    else if (a === '--dir') opts.dir = next()
+    else if (a === '--only') opts.only = next().split(',')
+    else if (a === '--keep') opts.keep = true
+    else if (a === '--help' || a === '-h') {
+      console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 11).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
+      process.exit(0)
+    } else throw new Error(`unknown argument ${a}`)
+  }
+  if (opts.sizeMiB === null) opts.sizeMiB = opts.quick ? 64 : 1024
+  if (opts.trials === null) opts.trials = opts.quick ? 2 : 5
+  if (!(opts.sizeMiB >= 8) || opts.sizeMiB % 4 !== 0) throw new Error('--size must be a multiple of 4 MiB, at least 8')
+  if (!(opts.trials >= 1)) throw new Error('--trials must be at least 1')
+  return opts
+}
+
+// ---------------------------------------------------------------------------------------
+// Test data: chunk i (1 MiB) is random when its 2 MiB stripe is even, zero otherwise. The
+// random chunks come from a pool of 16 random 1 MiB buffers (bounded memory; the writers
+// can produce the same contents without reading the raw file).
+
+const POOL = Array.from({ length: 16 }, () => crypto.randomBytes(CHUNK))
+const ZERO = Buffer.alloc(CHUNK)
+
+function chunkIsRandom(i) {
+  return Math.floor((i * CHUNK) / STRIPE) % 2 === 0
+}
+function chunkData(i) {
+  return chunkIsRandom(i) ? POOL[i % POOL.length] : ZERO
+}
+
+async function makeData(dir, size) {
+  const chunks = size / CHUNK
+  const files = {
+    raw: path.join(dir, 'disk.raw'),
+    fixed: path.join(dir, 'fixed.vhd'),
+    dynamic: path.join(dir, 'dynamic.vhd'),
+    base: path.join(dir, 'diff-0-base.vhd'),
+    child1: path.join(dir, 'diff-1.vhd'),
+    child2: path.join(dir, 'diff-2.vhd'),
+    top: path.join(dir, 'diff-3-top.vhd'),
+    huge: path.join(dir, 'huge-2040g.vhd'),
+  }
+  // raw
+  const fd = fs.openSync(files.raw, 'w')
+  for (let i = 0; i < chunks; i++) fs.writeSync(fd, chunkData(i), 0, CHUNK, i * CHUNK)
+  fs.closeSync(fd)
+  // fixed and dynamic: only the random chunks are written (zero stripes stay unallocated)
+  for (const [type, file] of [['fixed', files.fixed], ['dynamic', files.dynamic]]) {
+    const disk = await VHD.create(file, { type, size, overwrite: true })
+    for (let i = 0; i < chunks; i++) if (chunkIsRandom(i)) await disk.write(chunkData(i), i * CHUNK)
+    await disk.close()
+  }
+  // differencing chain: random stripe k goes to layer k % 4 (base, child1, child2, top)
+  const layers = [files.base, files.child1, files.child2, files.top]
+  for (let layer = 0; layer < 4; layer++) {
+    const disk =
+      layer === 0
+        ? await VHD.create(layers[0], { type: 'dynamic', size, overwrite: true })
+        : await VHD.create(layers[layer], { type: 'differencing', parent: layers[layer - 1], overwrite: true })
+    for (let i = 0; i < chunks; i++) {
+      const stripe = Math.floor((i * CHUNK) / STRIPE)
+      if (chunkIsRandom(i) && (stripe / 2) % 4 === layer) await disk.write(chunkData(i), i * CHUNK)
+    }
+    await disk.close()
+  }
+  // a maximum-size (2040 GiB) dynamic image with 1 MiB of data at offset 0
+  {
+    const disk = await VHD.create(files.huge, { type: 'dynamic', size: 2040 * 1024 * MiB, overwrite: true })
+    await disk.write(POOL[0], 0)
+    await disk.close()
+  }
+  return files
+}
+
+/** SHA-256 of a whole disk read in 1 MiB chunks with our API (checks the images match the raw file). */
+async function hashOurs(file, size) {
+  const disk = await VHD.open(file, { readOnly: true })
+  const h = crypto.createHash('sha256')
+  for (let pos = 0; pos < size; pos += CHUNK) h.update((await disk.read(pos, CHUNK)).buffer)
+  await disk.close()
+  return h.digest('hex')
+}
+function hashRaw(file) {
+  const h = crypto.createHash('sha256')
+  const fd = fs.openSync(file, 'r')
+  const buf = Buffer.allocUnsafe(CHUNK)
+  let n
+  let pos = 0
+  while ((n = fs.readSync(fd, buf, 0, CHUNK, pos)) > 0) {
+    h.update(buf.subarray(0, n))
+    pos += n
+  }
+  fs.closeSync(fd)
+  return h.digest('hex')
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+const now = () => process.hrtime.bigint()
+const seconds = (t0) => Number(process.hrtime.bigint() - t0) / 1e9
+
+function fsRead(fd, buffer, offset, length, position) {
+  return new Promise((resolve, reject) =>
+    fs.read(fd, buffer, offset, length, position, (error, n) => (error ? reject(error) : resolve(n))),
+  )
+}
+function fsWrite(fd, buffer, offset, length, position) {
+  return new Promise((resolve, reject) =>
+    fs.write(fd, buffer, offset, length, position, (error, n) => (error ? reject(error) : resolve(n))),
+  )
+}
+function cb(fn) {
+  return new Promise((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value))))
+}
+async function openJs(file) {
+  const img = new VHDJS.Image({ path: file, flags: 'r' })
+  await cb((done) => img.open(done))
+  return img
+}
+
+/** Deterministic pseudo-random 4 KiB-aligned offsets in [0, size). */
+function randomOffsets(count, size, seed) {
+  let x = seed >>> 0 || 1
+  const slots = size / SMALL
+  const out = new Array(count)
+  for (let i = 0; i < count; i++) {
+    x ^= x << 13
+    x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5
+    x >>>= 0
+    out[i] = (x % slots) * SMALL
+  }
+  return out
+}
+
+/** Runs `op(offset)` for every offset with `depth` operations in flight. */
+async function atDepth(offsets, depth, op) {
+  let next = 0
+  const worker = async () => {
+    while (next < offsets.length) await op(offsets[next++])
+  }
+  await Promise.all(Array.from({ length: Math.min(depth, offsets.length) }, worker))
+}
+
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('error', reject)
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}\n${err}`))))
+  })
+}
+async function timeProcess(cmd, args) {
+  const t0 = now()
+  await run(cmd, args)
+  return seconds(t0)
+}
+
+function median(values) {
+  const v = [...values].sort((a, b) => a - b)
+  const m = v.length >> 1
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios. Each is { name, title, unit, variants: [{ id, label, setup?, trial, teardown? }],
+// comparisons: [{ ours, base, target, min|max }] }. A trial returns the measured value
+// (throughput: higher is better, unless `lower` is set on the scenario).
+
+function scenarios(ctx) {
+  const { files, size, quick, work } = ctx
+  const list = []
+  const chunks = size / CHUNK
+  const mibps = (bytes, s) => bytes / MiB / s
+  // Sequential-read trials cover at least 256 MiB (the small --quick disks are read several times).
+  const passes = Math.max(1, Math.round(256 / (size / MiB)))
+  const seqRead = async (readChunk) => {
+    const t0 = now()
+    for (let p = 0; p < passes; p++) for (let i = 0; i < chunks; i++) await readChunk(i * CHUNK)
+    return mibps(size * passes, seconds(t0))
+  }
+
+  // -- sequential 1 MiB reads: fixed and dynamic ----------------------------------------
+  for (const kind of ['fixed', 'dynamic']) {
+    const state = {}
+    const buf = Buffer.allocUnsafe(CHUNK)
+    list.push({
+      name: `seq-read-${kind}`,
+      title: `sequential 1 MiB reads, ${kind}${kind === 'dynamic' ? ' (half unallocated)' : ''}`,
+      unit: 'MiB/s',
+      async setup() {
+        state.disk = await VHD.open(files[kind], { readOnly: true })
+        state.fd = fs.openSync(files.raw, 'r')
+        state.js = await openJs(files[kind])
+      },
+      async teardown() {
+        await state.disk.close()
+        fs.closeSync(state.fd)
+        await cb((done) => state.js.close(done))
+      },
+      variants: [
+        {
+          id: 'ours',
+          label: 'vhd read(offset, length)',
+          async trial() {
+            return seqRead((pos) => state.disk.read(pos, CHUNK))
+          },
+        },
+        {
+          id: 'ours-into',
+          label: 'vhd internal read-into (info only)',
+          async trial() {
+            return seqRead((pos) => state.disk[internal.kReadInto](buf, 0, CHUNK, pos))
+          },
+        },
+        {
+          id: 'fs',
+          label: 'fs.read on raw',
+          async trial() {
+            return seqRead((pos) => fsRead(state.fd, buf, 0, CHUNK, pos))
+          },
+        },
+        {
+          id: 'vhdjs',
+          label: 'vhd@0.5.0 Image.read',
+          async trial() {
+            return seqRead((pos) => cb((done) => state.js.read(buf, 0, CHUNK, pos, done)))
+          },
+        },
+      ],
+      comparisons: [
+        { ours: 'ours', base: 'fs', min: kind === 'fixed' ? 0.9 : 1.0 },
+        { ours: 'ours', base: 'vhdjs', min: 1.0 },
+      ],
+    })
+  }
+
+  // -- random 4 KiB reads, async, 1 and 64 in flight -------------------------------------
+  const randomCount = { 1: quick ? 4000 : 40000, 64: quick ? 20000 : 200000 }
+  for (const depth of [1, 64]) {
+    const offsets = randomOffsets(randomCount[depth], size, 12345 + depth)
+    const state = {}
+    list.push({
+      name: `rand-read-qd${depth}`,
+      title: `random 4 KiB reads, ${depth} in flight (${offsets.length} reads)`,
+      unit: 'kIOPS',
+      async setup() {
+        state.fixed = await VHD.open(files.fixed, { readOnly: true })
+        state.dynamic = await VHD.open(files.dynamic, { readOnly: true })
+        state.fd = fs.openSync(files.raw, 'r')
+        state.bufs = Array.from({ length: depth }, () => Buffer.allocUnsafe(SMALL))
+      },
+      async teardown() {
+        await state.fixed.close()
+        await state.dynamic.close()
+        fs.closeSync(state.fd)
+      },
+      variants: [
+        ...['fixed', 'dynamic'].map((kind) => ({
+          id: kind,
+          label: `vhd read(), ${kind}`,
+          async trial() {
+            const disk = state[kind]
+            const t0 = now()
+            await atDepth(offsets, depth, (pos) => disk.read(pos, SMALL))
+            return offsets.length / 1000 / seconds(t0)
+          },
+        })),
+        {
+          id: 'fs',
+          label: 'fs.read on raw',
+          async trial() {
+            let w = 0
+            const t0 = now()
+            await atDepth(offsets, depth, (pos) => fsRead(state.fd, state.bufs[w++ % depth], 0, SMALL, pos))
+            return offsets.length / 1000 / seconds(t0)
+          },
+        },
+      ],
+      comparisons: [
+        { ours: 'fixed', base: 'fs', min: 0.9 },
+        { ours: 'dynamic', base: 'fs', min: 1.0 },
+      ],
+    })
+  }
+
+  // -- random 4 KiB synchronous reads -----------------------------------------------------
+  {
+    const offsets = randomOffsets(quick ? 20000 : 200000, size, 777)
+    const state = {}
+    list.push({
+      name: 'rand-read-sync',
+      title: `random 4 KiB readSync (${offsets.length} reads)`,
+      unit: 'kIOPS',
+      async setup() {
+        state.fixed = await VHD.open(files.fixed, { readOnly: true })
+        state.dynamic = await VHD.open(files.dynamic, { readOnly: true })
+        state.fd = fs.openSync(files.raw, 'r')
+        state.buf = Buffer.allocUnsafe(SMALL)
+      },
+      async teardown() {
+        await state.fixed.close()
+        await state.dynamic.close()
+        fs.closeSync(state.fd)
+      },
+      variants: [
+        ...['fixed', 'dynamic'].map((kind) => ({
+          id: kind,
+          label: `vhd readSync(), ${kind}`,
+          async trial() {
+            const disk = state[kind]
+            const t0 = now()
+            for (const pos of offsets) disk.readSync(pos, SMALL)
+            return offsets.length / 1000 / seconds(t0)
+          },
+        })),
+        {
+          id: 'fs',
+          label: 'fs.readSync on raw',
+          async trial() {
+            const t0 = now()
+            for (const pos of offsets) fs.readSync(state.fd, state.buf, 0, SMALL, pos)
+            return offsets.length / 1000 / seconds(t0)
+          },
+        },
+      ],
+      comparisons: [
+        { ours: 'fixed', base: 'fs', min: 0.8 },
+        { ours: 'dynamic', base: 'fs', min: 0.8 },
+      ],
+    })
+  }
+
+  // -- sequential 1 MiB writes filling a new dynamic image ------------------------------
+  {
+    const outVhd = path.join(work, 'write-new.vhd')
+    const outRaw = path.join(work, 'write-new.raw')
+    const outQemu = path.join(work, 'write-qemu.vhd')
+    const clean = () => {
+      for (const f of [outVhd, outRaw, outQemu]) fs.rmSync(f, { force: true })
+    }
+    list.push({
+      name: 'seq-write-dynamic',
+      title: 'sequential 1 MiB writes filling a new dynamic image (create + write + close, with fsync)',
+      unit: 'MiB/s',
+      teardown: clean,
+      variants: [
+        {
+          id: 'ours',
+          label: 'vhd create + write() + close()',
+          before: clean,
+          async trial() {
+            const t0 = now()
+            const disk = await VHD.create(outVhd, { type: 'dynamic', size, overwrite: true })
+            for (let i = 0; i < chunks; i++) await disk.write(chunkData(i), i * CHUNK)
+            await disk.close()
+            return mibps(size, seconds(t0))
+          },
+        },
+        {
+          id: 'fs',
+          label: 'fs.write on a new raw file + fsync',
+          before: clean,
+          async trial() {
+            const t0 = now()
+            const fd = fs.openSync(outRaw, 'w')
+            for (let i = 0; i < chunks; i++) await fsWrite(fd, chunkData(i), 0, CHUNK, i * CHUNK)
+            await cb((done) => fs.fsync(fd, done))
+            fs.closeSync(fd)
+            return mibps(size, seconds(t0))
+          },
+        },
+        {
+          id: 'qemu',
+          label: 'qemu-img convert -O vpc (raw -> dynamic)',
+          before: clean,
+          async trial() {
+            const s = await timeProcess('qemu-img', ['convert', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=dynamic', files.raw, outQemu])
+            return mibps(size, s)
+          },
+        },
+      ],
+      comparisons: [
+        { ours: 'ours', base: 'fs', min: 0.8 },
+        { ours: 'ours', base: 'qemu', min: 1.0 },
+      ],
+    })
+  }
+
+  // -- random 4 KiB writes into a dynamic image -----------------------------------------
+  {
+    const offsets = randomOffsets(quick ? 4000 : 40000, size, 4242)
+    const outVhd = path.join(work, 'randwrite.vhd')
+    const outRaw = path.join(work, 'randwrite.raw')
+    const data = crypto.randomBytes(SMALL * 64)
+    const clean = () => {
+      for (const f of [outVhd, outRaw]) fs.rmSync(f, { force: true })
+    }
+    list.push({
+      name: 'rand-write-dynamic',
+      title: `random 4 KiB writes, 1 in flight, into a copy of the dynamic image (${offsets.length} writes; open + writes + close, with fsync)`,
+      unit: 'kIOPS',
+      teardown: clean,
+      variants: [
+        {
+          id: 'ours',
+          label: 'vhd write(), dynamic',
+          before() {
+            clean()
+            fs.copyFileSync(files.dynamic, outVhd)
+          },
+          async trial() {
+            const t0 = now()
+            const disk = await VHD.open(outVhd)
+            let k = 0
+            for (const pos of offsets) await disk.write(data.subarray((k = (k + 1) & 63) * SMALL, (k + 1) * SMALL), pos)
+            await disk.close()
+            return offsets.length / 1000 / seconds(t0)
+          },
+        },
+        {
+          id: 'fs',
+          label: 'fs.write on raw + fsync',
+          before() {
+            clean()
+            fs.copyFileSync(files.raw, outRaw)
+          },
+          async trial() {
+            const t0 = now()
+            const fd = fs.openSync(outRaw, 'r+')
+            let k = 0
+            for (const pos of offsets) await fsWrite(fd, data, (k = (k + 1) & 63) * SMALL, SMALL, pos)
+            await cb((done) => fs.fsync(fd, done))
+            fs.closeSync(fd)
+            return offsets.length / 1000 / seconds(t0)
+          },
+        },
+      ],
+      comparisons: [{ ours: 'ours', base: 'fs', min: 0.5 }],
+    })
+  }
+
+  // -- sequential reads through a depth-3 differencing chain -----------------------------
+  {
+    const state = {}
+    list.push({
+      name: 'seq-read-diff3',
+      title: 'sequential 1 MiB reads, depth-3 differencing chain vs dynamic',
+      unit: 'MiB/s',
+      async setup() {
+        state.diff = await VHD.open(files.top, { readOnly: true })
+        state.dynamic = await VHD.open(files.dynamic, { readOnly: true })
+      },
+      async teardown() {
+        await state.diff.close()
+        await state.dynamic.close()
+      },
+      variants: ['diff', 'dynamic'].map((kind) => ({
+        id: kind,
+        label: kind === 'diff' ? 'vhd read(), differencing depth 3' : 'vhd read(), dynamic',
+        async trial() {
+          const disk = state[kind]
+          return seqRead((pos) => disk.read(pos, CHUNK))
+        },
+      })),
+      comparisons: [{ ours: 'diff', base: 'dynamic', min: 0.8 }],
+    })
+  }
+
+  // -- whole-image read stream ------------------------------------------------------------
+  {
+    const shmOut = path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : work, `vhd-bench-${process.pid}.raw`)
+    // A sink that drops every chunk, counting the bytes (a stream that ends early fails the run).
+    const drain = async (readable) => {
+      let bytes = 0
+      await pipeline(
+        readable,
+        new Writable({
+          highWaterMark: CHUNK,
+          write(chunk, encoding, done) {
+            bytes += chunk.length
+            done()
+          },
+        }),
+      )
+      if (bytes !== size) throw new Error(`read stream gave ${bytes} bytes, not ${size}`)
+    }
+    list.push({
+      name: 'stream-dynamic',
+      title: 'whole-image read stream (1 MiB chunks) of the dynamic image into a discarding sink',
+      unit: 'MiB/s',
+      teardown: () => fs.rmSync(shmOut, { force: true }),
+      variants: [
+        {
+          id: 'ours',
+          label: 'vhd open + createReadStream (in-process)',
+          async trial() {
+            const t0 = now()
+            const disk = await VHD.open(files.dynamic, { readOnly: true })
+            await drain(disk.createReadStream({ highWaterMark: CHUNK }))
+            await disk.close()
+            return mibps(size, seconds(t0))
+          },
+        },
+        {
+          id: 'vhdjs',
+          label: 'vhd@0.5.0 Image.createReadStream (info only)',
+          async trial() {
+            const t0 = now()
+            const img = await openJs(files.dynamic)
+            await drain(img.createReadStream({ highWaterMark: CHUNK }))
+            await cb((done) => img.close(done))
+            return mibps(size, seconds(t0))
+          },
+        },
+        {
+          id: 'qemu',
+          label: 'qemu-img convert -O raw into /dev/shm (wall)',
+          before: () => fs.rmSync(shmOut, { force: true }),
+          async trial() {
+            const s = await timeProcess('qemu-img', ['convert', '-f', 'vpc', '-O', 'raw', files.dynamic, shmOut])
+            fs.rmSync(shmOut, { force: true })
+            return mibps(size, s)
+          },
+        },
+      ],
+      comparisons: [{ ours: 'ours', base: 'qemu', min: 1.0 }],
+    })
+  }
+
+  // -- open a 2040 GiB dynamic image and read 1 MiB --------------------------------------
+  {
+    const probe = path.join(__dirname, 'probe.js')
+    const probeRun = async (which) => JSON.parse(await run(process.execPath, ['--expose-gc', probe, which, files.huge, String(CHUNK)]))
+    const memOf = {}
+    list.push({
+      name: 'open-huge',
+      title: 'open a 2040 GiB dynamic image and read 1 MiB (fresh process per trial)',
+      unit: 'ms',
+      lower: true,
+      extra: memOf,
+      variants: [
+        {
+          id: 'ours',
+          label: 'vhd open + read (in-process time)',
+          async trial() {
+            const r = await probeRun('ours')
+            ;(memOf.ours ||= []).push(r.rssDeltaBytes)
+            ;(memOf.oursWarmMs ||= []).push(r.warmMs)
+            return r.ms
+          },
+        },
+        {
+          id: 'vhdjs',
+          label: 'vhd@0.5.0 Image open + read (in-process time)',
+          async trial() {
+            const r = await probeRun('vhd-js')
+            ;(memOf.vhdjs ||= []).push(r.rssDeltaBytes)
+            ;(memOf.vhdjsWarmMs ||= []).push(r.warmMs)
+            return r.ms
+          },
+        },
+        {
+          id: 'qemu',
+          label: "qemu-io -r -c 'read 0 1M' (wall, whole process)",
+          async trial() {
+            const useTime = fs.existsSync('/usr/bin/time')
+            const args = ['-r', '-f', 'vpc', '-c', 'read 0 1M', files.huge]
+            const t0 = now()
+            if (useTime) {
+              const out = spawnSync('/usr/bin/time', ['-f', 'MAXRSS %M', 'qemu-io', ...args], { encoding: 'utf8' })
+              const s = seconds(t0)
+              if (out.status !== 0) throw new Error(`qemu-io failed: ${out.stderr}`)
+              const m = /MAXRSS (\d+)/.exec(out.stderr)
+              if (m) (memOf.qemuPeak ||= []).push(Number(m[1]) * 1024)
+              return s * 1000
+            }
+            await run('qemu-io', args)
+            return seconds(t0) * 1000
+          },
+        },
+      ],
+      // Absolute targets: ≤ 5 ms, ≤ 6 MiB more resident memory.
+      absolute: [
+        { id: 'ours', what: 'time', max: 5, unit: 'ms' },
+        { id: 'ours', what: 'rss', max: 6, unit: 'MiB' },
+      ],
+      comparisons: [],
+    })
+  }
+
+  return list
+}
+
+// ---------------------------------------------------------------------------------------
+// Machine description
+
+function machine() {
+  let cpu = 'unknown'
+  try {
+    const m = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m) cpu = m[1].trim()
+  } catch {}
+  if (cpu === 'unknown' && os.cpus().length) cpu = os.cpus()[0].model
+  const ver = (cmd) => {
+    try {
+      return execFileSync(cmd, ['--version'], { encoding: 'utf8' }).split('\n')[0].trim()
+    } catch {
+      return 'not found'
+    }
+  }
+  return {
+    cpu,
+    cores: os.cpus().length,
+    memoryGiB: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE) || 4,
+    qemuImg: ver('qemu-img'),
+    qemuIo: ver('qemu-io'),
+    vhd: VHD.version,
+    vhdJs: require('vhd-js/package.json').version,
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+function fmt(v) {
+  if (!Number.isFinite(v)) return String(v)
+  if (Math.abs(v) >= 100) return v.toFixed(0)
+  if (Math.abs(v) >= 10) return v.toFixed(1)
+  return v.toFixed(2)
+}
+
+function table(rows, headers) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
+  const line = (cells) => '| ' + cells.map((c, i) => String(c).padEnd(widths[i])).join(' | ') + ' |'
+  return [line(headers), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map(line)].join('\n')
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2))
+  const size = opts.sizeMiB * MiB
+  const info = machine()
+  const started = new Date()
+  console.log(`vhd benchmark — ${opts.quick ? 'quick' : 'full'} run, ${opts.sizeMiB} MiB virtual disks, ${opts.trials} trial(s) per variant, interleaved`)
+  console.log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB RAM, ${info.os}`)
+  console.log(`node ${info.node} (UV_THREADPOOL_SIZE ${info.uvThreadpoolSize}), ${info.qemuImg}, vhd ${info.vhd}, vhd@${info.vhdJs} (vhd-js)`)
+  console.log('page cache: warm (nothing is dropped; all files are read once before timing)\n')
+
+  const work = opts.dir ? path.resolve(opts.dir) : fs.mkdtempSync(path.join(os.tmpdir(), 'vhd-bench-'))
+  fs.mkdirSync(work, { recursive: true })
+  const cleanup = () => {
+    if (!opts.keep && !opts.dir) fs.rmSync(work, { recursive: true, force: true })
+  }
+  process.on('SIGINT', () => {
+    cleanup()
+    process.exit(130)
+  })
+
+  let t0 = now()
+  const files = await makeData(work, size)
+  console.log(`test data made in ${seconds(t0).toFixed(1)} s`)
+  t0 = now()
+  const want = hashRaw(files.raw)
+  for (const kind of ['fixed', 'dynamic', 'top']) {
+    const got = await hashOurs(files[kind], size)
+    if (got !== want) throw new Error(`${kind} image does not read as the raw file`)
+  }
+  {
+    // vhd@0.5.0 must read the same bytes too (else its numbers mean nothing)
+    for (const kind of ['fixed', 'dynamic']) {
+      const img = await openJs(files[kind])
+      const h = crypto.createHash('sha256')
+      const buf = Buffer.allocUnsafe(CHUNK)
+      for (let pos = 0; pos < size; pos += CHUNK) {
+        await cb((done) => img.read(buf, 0, CHUNK, pos, done))
+        h.update(buf)
+      }
+      await cb((done) => img.close(done))
+      if (h.digest('hex') !== want) throw new Error(`vhd@0.5.0 reads the ${kind} image differently`)
+    }
+  }
+  console.log(`contents checked (fixed, dynamic, differencing top and vhd@0.5.0 reads match the raw file) in ${seconds(t0).toFixed(1)} s\n`)
+
+  const ctx = { files, size, quick: opts.quick, work }
+  const results = []
+  for (const sc of scenarios(ctx)) {
+    if (opts.only && !opts.only.includes(sc.name)) continue
+    process.stdout.write(`${sc.name}: ${sc.title}\n`)
+    if (sc.setup) await sc.setup()
+    const samples = Object.fromEntries(sc.variants.map((v) => [v.id, []]))
+    // one warm-up round (not recorded), then interleaved trials
+    for (let t = -1; t < opts.trials; t++) {
+      for (const v of sc.variants) {
+        if (v.before) await v.before()
+        const value = await v.trial()
+        if (t >= 0) samples[v.id].push(value)
+      }
+    }
+    if (sc.extra) for (const k of Object.keys(sc.extra)) sc.extra[k] = sc.extra[k].slice(-opts.trials)
+    if (sc.teardown) await sc.teardown()
+    const medians = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]))
+    const result = {
+      name: sc.name,
+      title: sc.title,
+      unit: sc.unit,
+      variants: sc.variants.map((v) => ({ id: v.id, label: v.label, median: medians[v.id], samples: samples[v.id] })),
+      comparisons: sc.comparisons.map((c) => {
+        const ratio = sc.lower ? medians[c.base] / medians[c.ours] : medians[c.ours] / medians[c.base]
+        return { ...c, ratio, met: ratio >= c.min }
+      }),
+    }
+    if (sc.absolute) {
+      const rssMiB = (arr) => (arr && arr.length ? median(arr) / MiB : NaN)
+      result.memory = {
+        oursRssDeltaMiB: rssMiB(sc.extra.ours),
+        vhdjsRssDeltaMiB: rssMiB(sc.extra.vhdjs),
+        qemuIoPeakRssMiB: rssMiB(sc.extra.qemuPeak),
+      }
+      result.warmProcess = { oursMs: median(sc.extra.oursWarmMs), vhdjsMs: median(sc.extra.vhdjsWarmMs) }
+      result.absolute = sc.absolute.map((a) => {
+        const value = a.what === 'time' ? medians[a.id] : result.memory.oursRssDeltaMiB
+        return { ...a, value, met: value <= a.max }
+      })
+    }
+    results.push(result)
+    for (const v of result.variants) process.stdout.write(`  ${v.label.padEnd(52)} ${fmt(v.median).padStart(8)} ${sc.unit}\n`)
+    if (result.memory) {
+      const m = result.memory
+      process.stdout.write(`  resident memory: vhd +${fmt(m.oursRssDeltaMiB)} MiB, vhd@0.5.0 +${fmt(m.vhdjsRssDeltaMiB)} MiB, qemu-io peak ${fmt(m.qemuIoPeakRssMiB)} MiB (whole process)\n`)
+      const w = result.warmProcess
+      process.stdout.write(`  a second open + read in the same process: vhd ${fmt(w.oursMs)} ms, vhd@0.5.0 ${fmt(w.vhdjsMs)} ms (info)\n`)
+    }
+  }
+
+  // Summary table
+  const rows = []
+  for (const r of results) {
+    const byId = Object.fromEntries(r.variants.map((v) => [v.id, v]))
+    for (const c of r.comparisons) {
+      rows.push([
+        r.title.replace(/ \(.*\)$/, ''),
+        `${byId[c.ours].label}: ${fmt(byId[c.ours].median)} ${r.unit}`,
+        `${byId[c.base].label}: ${fmt(byId[c.base].median)} ${r.unit}`,
+        `${c.ratio.toFixed(2)}×`,
+        `≥ ${c.min}×`,
+        c.met ? 'yes' : 'NO',
+      ])
+    }
+    for (const a of r.absolute || []) {
+      const other =
+        a.what === 'time'
+          ? `vhd@0.5.0: ${fmt(byId.vhdjs.median)} ms; qemu-io: ${fmt(byId.qemu.median)} ms (wall)`
+          : `vhd@0.5.0: +${fmt(r.memory.vhdjsRssDeltaMiB)} MiB; qemu-io peak: ${fmt(r.memory.qemuIoPeakRssMiB)} MiB`
+      rows.push([
+        r.title.replace(/ \(.*\)$/, '') + (a.what === 'time' ? ' — time' : ' — RSS growth'),
+        `vhd: ${a.what === 'rss' ? '+' : ''}${fmt(a.value)} ${a.unit}`,
+        other,
+        '—',
+        `≤ ${a.max} ${a.unit}`,
+        a.met ? 'yes' : 'NO',
+      ])
+    }
+  }
+  console.log('\nSummary (medians; ratio = our throughput / baseline throughput)\n')
+  console.log(table(rows, ['scenario', 'ours', 'baseline', 'ratio', 'target', 'met']))
+
+  const report = {
+    started: started.toISOString(),
+    mode: opts.quick ? 'quick' : 'full',
+    sizeMiB: opts.sizeMiB,
+    trials: opts.trials,
+    pageCache: 'warm',
+    machine: info,
+    results,
+  }
+  const dir = path.join(__dirname, '..', 'bench-results')
+  fs.mkdirSync(dir, { recursive: true })
+  const stamp = started.toISOString().replace(/[:.]/g, '-')
+  const outFiles = [path.join(dir, `${stamp}${opts.quick ? '-quick' : ''}.json`)]
+  if (opts.out) outFiles.push(path.resolve(opts.out))
+  for (const f of outFiles) fs.writeFileSync(f, JSON.stringify(report, null, 2) + '\n')
+  console.log(`\nresults saved to ${outFiles.map((f) => path.relative(process.cwd(), f) || f).join(', ')}`)
+  cleanup()
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
