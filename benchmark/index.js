@@ -3,7 +3,7 @@
 // Side-by-side benchmark of this package against Node's `fs` on a raw file with the same
 // contents, vhd@0.5.0 (installed as the dev dependency `vhd-js`) and qemu-img/qemu-io.
 //
-//   npm run bench                 # about 1 GiB of virtual disk, 5 trials
+//   npm run bench                 # about 1 GiB of virtual disk, 7 trials
 //   npm run bench:quick           # 64 MiB, 2 trials (well under a minute; for CI)
 //   node benchmark/index.js [--quick] [--size MiB] [--trials N] [--out FILE] [--dir DIR]
 //                           [--only NAME[,NAME…]] [--keep]
@@ -12,14 +12,15 @@
 // (unless --keep): half random 2 MiB blocks, half zero 2 MiB blocks, as a raw file and as
 // fixed, dynamic (zero blocks unallocated) and depth-3 differencing images (a dynamic base
 // and three children, each holding a quarter of the random blocks), all made with this
-// package. Every variant of a scenario runs in turn (ours, baseline, ours, baseline…) for
-// each trial; the table shows medians and the ratio our throughput / baseline throughput.
-// Nothing is dropped from the page cache: all reads are warm. No test asserts a timing.
+// package, and checked to read alike. Each scenario runs in a fresh Node process; within it
+// every variant runs in turn (ours, baseline, ours, baseline…) for each trial, after one
+// untimed warm-up round; the table shows medians and the ratio our throughput / baseline
+// throughput. Nothing is dropped from the page cache: all reads are warm. No test asserts a
+// timing.
 //
 // Results go to bench-results/<timestamp>.json (git-ignored) and to --out FILE if given.
 
 const fs = require('node:fs')
-const fsp = require('node:fs/promises')
 const os = require('node:os')
 const path = require('node:path')
 const crypto = require('node:crypto')
@@ -41,7 +42,7 @@ const SMALL = 4 * KiB // random I/O size
 // Options
 
 function parseArgs(argv) {
-  const opts = { quick: false, sizeMiB: null, trials: null, out: null, dir: null, only: null, keep: false }
+  const opts = { quick: false, sizeMiB: null, trials: null, out: null, dir: null, only: null, keep: false, child: null, childOut: null }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const next = () => {
@@ -55,13 +56,15 @@ function parseArgs(argv) {
     else if (a === '--dir') opts.dir = next()
     else if (a === '--only') opts.only = next().split(',')
     else if (a === '--keep') opts.keep = true
+    else if (a === '--child') opts.child = next() // internal: run one scenario on existing data in --dir
+    else if (a === '--child-out') opts.childOut = next()
     else if (a === '--help' || a === '-h') {
-      console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 11).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
+      console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 10).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'))
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
   if (opts.sizeMiB === null) opts.sizeMiB = opts.quick ? 64 : 1024
-  if (opts.trials === null) opts.trials = opts.quick ? 2 : 5
+  if (opts.trials === null) opts.trials = opts.quick ? 2 : 7
   if (!(opts.sizeMiB >= 8) || opts.sizeMiB % 4 !== 0) throw new Error('--size must be a multiple of 4 MiB, at least 8')
   if (!(opts.trials >= 1)) throw new Error('--trials must be at least 1')
   return opts
@@ -72,7 +75,10 @@ function parseArgs(argv) {
 // random chunks come from a pool of 16 random 1 MiB buffers (bounded memory; the writers
 // can produce the same contents without reading the raw file).
 
-const POOL = Array.from({ length: 16 }, () => crypto.randomBytes(CHUNK))
+// Deterministic (AES-CTR of zeros under a fixed key), so that every process of a run makes the same pool.
+const POOL = Array.from({ length: 16 }, (_, i) =>
+  crypto.createCipheriv('aes-128-ctr', Buffer.alloc(16, 0x5a), Buffer.alloc(16, i)).update(Buffer.alloc(CHUNK)),
+)
 const ZERO = Buffer.alloc(CHUNK)
 
 function chunkIsRandom(i) {
@@ -82,9 +88,8 @@ function chunkData(i) {
   return chunkIsRandom(i) ? POOL[i % POOL.length] : ZERO
 }
 
-async function makeData(dir, size) {
-  const chunks = size / CHUNK
-  const files = {
+function dataFiles(dir) {
+  return {
     raw: path.join(dir, 'disk.raw'),
     fixed: path.join(dir, 'fixed.vhd'),
     dynamic: path.join(dir, 'dynamic.vhd'),
@@ -94,14 +99,21 @@ async function makeData(dir, size) {
     top: path.join(dir, 'diff-3-top.vhd'),
     huge: path.join(dir, 'huge-2040g.vhd'),
   }
+}
+
+async function makeData(dir, size) {
+  const chunks = size / CHUNK
+  const files = dataFiles(dir)
   // raw
   const fd = fs.openSync(files.raw, 'w')
   for (let i = 0; i < chunks; i++) fs.writeSync(fd, chunkData(i), 0, CHUNK, i * CHUNK)
   fs.closeSync(fd)
-  // fixed and dynamic: only the random chunks are written (zero stripes stay unallocated)
+  // fixed: every chunk is written, zeros too, so that its file is laid out like the raw one
+  // (not sparse: reading a hole costs the kernel differently from reading written pages);
+  // dynamic: only the random chunks (the zero stripes stay unallocated)
   for (const [type, file] of [['fixed', files.fixed], ['dynamic', files.dynamic]]) {
     const disk = await VHD.create(file, { type, size, overwrite: true })
-    for (let i = 0; i < chunks; i++) if (chunkIsRandom(i)) await disk.write(chunkData(i), i * CHUNK)
+    for (let i = 0; i < chunks; i++) if (type === 'fixed' || chunkIsRandom(i)) await disk.write(chunkData(i), i * CHUNK)
     await disk.close()
   }
   // differencing chain: random stripe k goes to layer k % 4 (base, child1, child2, top)
@@ -325,6 +337,17 @@ function scenarios(ctx) {
             return offsets.length / 1000 / seconds(t0)
           },
         })),
+        {
+          id: 'fixed-into',
+          label: 'vhd internal read-into, fixed (info only)',
+          async trial() {
+            const disk = state.fixed
+            let w = 0
+            const t0 = now()
+            await atDepth(offsets, depth, (pos) => disk[internal.kReadInto](state.bufs[w++ % depth], 0, SMALL, pos))
+            return offsets.length / 1000 / seconds(t0)
+          },
+        },
         {
           id: 'fs',
           label: 'fs.read on raw',
@@ -701,15 +724,81 @@ function table(rows, headers) {
 // ---------------------------------------------------------------------------------------
 // Main
 
+async function runScenario(sc, trials) {
+  if (sc.setup) await sc.setup()
+  const samples = Object.fromEntries(sc.variants.map((v) => [v.id, []]))
+  // one warm-up round (not recorded), then interleaved trials
+  for (let t = -1; t < trials; t++) {
+    for (const v of sc.variants) {
+      if (v.before) await v.before()
+      const value = await v.trial()
+      if (t >= 0) samples[v.id].push(value)
+    }
+  }
+  if (sc.extra) for (const k of Object.keys(sc.extra)) sc.extra[k] = sc.extra[k].slice(-trials)
+  if (sc.teardown) await sc.teardown()
+  const medians = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]))
+  const result = {
+    name: sc.name,
+    title: sc.title,
+    unit: sc.unit,
+    variants: sc.variants.map((v) => ({ id: v.id, label: v.label, median: medians[v.id], samples: samples[v.id] })),
+    comparisons: sc.comparisons.map((c) => {
+      const ratio = sc.lower ? medians[c.base] / medians[c.ours] : medians[c.ours] / medians[c.base]
+      return { ...c, ratio, met: ratio >= c.min }
+    }),
+  }
+  if (sc.absolute) {
+    const rssMiB = (arr) => (arr && arr.length ? median(arr) / MiB : NaN)
+    result.memory = {
+      oursRssDeltaMiB: rssMiB(sc.extra.ours),
+      vhdjsRssDeltaMiB: rssMiB(sc.extra.vhdjs),
+      qemuIoPeakRssMiB: rssMiB(sc.extra.qemuPeak),
+    }
+    result.warmProcess = { oursMs: median(sc.extra.oursWarmMs), vhdjsMs: median(sc.extra.vhdjsWarmMs) }
+    result.absolute = sc.absolute.map((a) => {
+      const value = a.what === 'time' ? medians[a.id] : result.memory.oursRssDeltaMiB
+      return { ...a, value, met: value <= a.max }
+    })
+  }
+  return result
+}
+
+function printScenario(sc, result) {
+  for (const v of result.variants) {
+    const range = `(${fmt(Math.min(...v.samples))}–${fmt(Math.max(...v.samples))})`
+    process.stdout.write(`  ${v.label.padEnd(52)} ${fmt(v.median).padStart(8)} ${result.unit.padEnd(6)} ${range}\n`)
+  }
+  if (result.memory) {
+    const m = result.memory
+    process.stdout.write(`  resident memory: vhd +${fmt(m.oursRssDeltaMiB)} MiB, vhd@0.5.0 +${fmt(m.vhdjsRssDeltaMiB)} MiB, qemu-io peak ${fmt(m.qemuIoPeakRssMiB)} MiB (whole process)\n`)
+    const w = result.warmProcess
+    process.stdout.write(`  a second open + read in the same process: vhd ${fmt(w.oursMs)} ms, vhd@0.5.0 ${fmt(w.vhdjsMs)} ms (info)\n`)
+  }
+}
+
+async function childMain(opts) {
+  const size = opts.sizeMiB * MiB
+  const work = path.resolve(opts.dir)
+  const sc = scenarios({ files: dataFiles(work), size, quick: opts.quick, work }).find((x) => x.name === opts.child)
+  if (!sc) throw new Error(`no scenario ${opts.child}`)
+  process.stdout.write(`${sc.name}: ${sc.title}\n`)
+  const result = await runScenario(sc, opts.trials)
+  printScenario(sc, result)
+  fs.writeFileSync(opts.childOut, JSON.stringify(result))
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
+  if (opts.child) return childMain(opts)
   const size = opts.sizeMiB * MiB
   const info = machine()
   const started = new Date()
   console.log(`vhd benchmark — ${opts.quick ? 'quick' : 'full'} run, ${opts.sizeMiB} MiB virtual disks, ${opts.trials} trial(s) per variant, interleaved`)
   console.log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB RAM, ${info.os}`)
   console.log(`node ${info.node} (UV_THREADPOOL_SIZE ${info.uvThreadpoolSize}), ${info.qemuImg}, vhd ${info.vhd}, vhd@${info.vhdJs} (vhd-js)`)
-  console.log('page cache: warm (nothing is dropped; all files are read once before timing)\n')
+  console.log('page cache: warm (nothing is dropped; all files are read once before timing)')
+  console.log('each scenario runs in a fresh process; per variant: median (min–max of the trials)\n')
 
   const work = opts.dir ? path.resolve(opts.dir) : fs.mkdtempSync(path.join(os.tmpdir(), 'vhd-bench-'))
   fs.mkdirSync(work, { recursive: true })
@@ -746,55 +835,19 @@ async function main() {
   }
   console.log(`contents checked (fixed, dynamic, differencing top and vhd@0.5.0 reads match the raw file) in ${seconds(t0).toFixed(1)} s\n`)
 
-  const ctx = { files, size, quick: opts.quick, work }
+  const names = scenarios({ files, size, quick: opts.quick, work }).map((sc) => sc.name)
   const results = []
-  for (const sc of scenarios(ctx)) {
-    if (opts.only && !opts.only.includes(sc.name)) continue
-    process.stdout.write(`${sc.name}: ${sc.title}\n`)
-    if (sc.setup) await sc.setup()
-    const samples = Object.fromEntries(sc.variants.map((v) => [v.id, []]))
-    // one warm-up round (not recorded), then interleaved trials
-    for (let t = -1; t < opts.trials; t++) {
-      for (const v of sc.variants) {
-        if (v.before) await v.before()
-        const value = await v.trial()
-        if (t >= 0) samples[v.id].push(value)
-      }
-    }
-    if (sc.extra) for (const k of Object.keys(sc.extra)) sc.extra[k] = sc.extra[k].slice(-opts.trials)
-    if (sc.teardown) await sc.teardown()
-    const medians = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]))
-    const result = {
-      name: sc.name,
-      title: sc.title,
-      unit: sc.unit,
-      variants: sc.variants.map((v) => ({ id: v.id, label: v.label, median: medians[v.id], samples: samples[v.id] })),
-      comparisons: sc.comparisons.map((c) => {
-        const ratio = sc.lower ? medians[c.base] / medians[c.ours] : medians[c.ours] / medians[c.base]
-        return { ...c, ratio, met: ratio >= c.min }
-      }),
-    }
-    if (sc.absolute) {
-      const rssMiB = (arr) => (arr && arr.length ? median(arr) / MiB : NaN)
-      result.memory = {
-        oursRssDeltaMiB: rssMiB(sc.extra.ours),
-        vhdjsRssDeltaMiB: rssMiB(sc.extra.vhdjs),
-        qemuIoPeakRssMiB: rssMiB(sc.extra.qemuPeak),
-      }
-      result.warmProcess = { oursMs: median(sc.extra.oursWarmMs), vhdjsMs: median(sc.extra.vhdjsWarmMs) }
-      result.absolute = sc.absolute.map((a) => {
-        const value = a.what === 'time' ? medians[a.id] : result.memory.oursRssDeltaMiB
-        return { ...a, value, met: value <= a.max }
-      })
-    }
-    results.push(result)
-    for (const v of result.variants) process.stdout.write(`  ${v.label.padEnd(52)} ${fmt(v.median).padStart(8)} ${sc.unit}\n`)
-    if (result.memory) {
-      const m = result.memory
-      process.stdout.write(`  resident memory: vhd +${fmt(m.oursRssDeltaMiB)} MiB, vhd@0.5.0 +${fmt(m.vhdjsRssDeltaMiB)} MiB, qemu-io peak ${fmt(m.qemuIoPeakRssMiB)} MiB (whole process)\n`)
-      const w = result.warmProcess
-      process.stdout.write(`  a second open + read in the same process: vhd ${fmt(w.oursMs)} ms, vhd@0.5.0 ${fmt(w.vhdjsMs)} ms (info)\n`)
-    }
+  for (const name of names) {
+    if (opts.only && !opts.only.includes(name)) continue
+    // Each scenario runs in a fresh Node process, so that one scenario's garbage (heap,
+    // external memory, thread-pool state) does not slow the next.
+    const out = path.join(work, `result-${name}.json`)
+    const args = [__filename, '--child', name, '--child-out', out, '--dir', work, '--size', String(opts.sizeMiB), '--trials', String(opts.trials)]
+    if (opts.quick) args.push('--quick')
+    const r = spawnSync(process.execPath, args, { stdio: 'inherit' })
+    if (r.status !== 0) throw new Error(`scenario ${name} failed (exit ${r.status})`)
+    results.push(JSON.parse(fs.readFileSync(out, 'utf8')))
+    fs.rmSync(out, { force: true })
   }
 
   // Summary table
