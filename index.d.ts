@@ -388,6 +388,22 @@ export declare abstract class Disk {
   write<T extends Bytes>(buffer: T, offset: Integer): Promise<WriteResult<T>>
   write<T extends Bytes>(buffer: T, offset: Integer, callback: WriteCallback<T>): void
 
+  /**
+   * Reads `length` bytes from `position` into `buffer` at `bufferOffset`, like `fs.read`:
+   * nothing is allocated. Short past the end of the disk (the rest of the range is left as
+   * it was); 0 at or past the end.
+   */
+  readInto<T extends Bytes>(buffer: T, bufferOffset: Integer, length: Integer, position: Integer): Promise<{ bytesRead: number; buffer: T }>
+  readInto<T extends Bytes>(
+    buffer: T,
+    bufferOffset: Integer,
+    length: Integer,
+    position: Integer,
+    callback: (error: VhdError | null, bytesRead: number, buffer: T) => void,
+  ): void
+  /** `readInto` on the calling thread: returns the number of bytes read. */
+  readIntoSync(buffer: Bytes, bufferOffset: Integer, length: Integer, position: Integer): number
+
   /** `read` on the calling thread. */
   readSync(offset: Integer, length: Integer): ReadResult
   /** `write` on the calling thread. */

@@ -626,3 +626,53 @@ describe('flush, close and use after close', () => {
     }
   })
 })
+
+describe('readInto: reads straight into the caller\'s buffer', () => {
+  test('promise, callback and sync forms; short past the end, the rest left as it was', async () => {
+    const disk = await createDynamic({ blockSize: 512 * KiB })
+    try {
+      const data = pattern(3 * 512 * KiB + 77, 7)
+      await disk.write(data, 512 * KiB - 33)
+      const target = Buffer.alloc(data.length + 10, 0xee)
+
+      const { bytesRead, buffer } = await disk.readInto(target, 5, data.length, 512 * KiB - 33)
+      assert.equal(bytesRead, data.length)
+      assert.equal(buffer, target, 'resolves with the same buffer')
+      assert.deepEqual(target.subarray(5, 5 + data.length), data)
+      assert.equal(target[4], 0xee, 'bytes before the range are untouched')
+      assert.equal(target[5 + data.length], 0xee, 'bytes after the range are untouched')
+
+      const view = new Uint16Array(8)
+      const [error, n, same] = await viaCallback((cb) => disk.readInto(view, 0, 16, 512 * KiB - 33, cb))
+      assert.equal(error, null)
+      assert.equal(n, 16)
+      assert.equal(same, view)
+      assert.deepEqual(Buffer.from(view.buffer), data.subarray(0, 16))
+
+      const end = Buffer.alloc(8, 0xee)
+      assert.equal(disk.readIntoSync(end, 0, 8, BigInt(disk.size - 3)), 3)
+      assert.deepEqual(end, Buffer.from([0, 0, 0, 0xee, 0xee, 0xee, 0xee, 0xee]))
+      assert.equal(disk.readIntoSync(end, 0, 8, disk.size), 0)
+      assert.equal((await disk.readInto(end, 8, 0, 0)).bytesRead, 0, 'zero-length')
+    } finally {
+      await disk.close()
+    }
+  })
+
+  test('bad arguments: TypeError or RangeError, nothing read', async () => {
+    const disk = await createFixed()
+    try {
+      const buffer = Buffer.alloc(16)
+      await rejectsWith(disk.readInto('text', 0, 1, 0), 'ERR_INVALID_ARG_TYPE', TypeError)
+      await rejectsWith(disk.readInto(buffer, 17, 0, 0), 'ERR_OUT_OF_RANGE', RangeError)
+      await rejectsWith(disk.readInto(buffer, 8, 9, 0), 'ERR_OUT_OF_RANGE', RangeError)
+      await rejectsWith(disk.readInto(buffer, 0, 1, -1), 'ERR_OUT_OF_RANGE', RangeError)
+      throwsWith(() => disk.readInto(buffer, 0.5, 1, 0, () => {}), 'ERR_OUT_OF_RANGE', RangeError)
+      throwsWith(() => disk.readIntoSync(buffer, 0, 1, 'x'), 'ERR_INVALID_ARG_TYPE', TypeError)
+    } finally {
+      await disk.close()
+    }
+    await rejectsWith(disk.readInto(Buffer.alloc(1), 0, 1, 0), 'ERR_VHD_CLOSED')
+    throwsWith(() => disk.readIntoSync(Buffer.alloc(1), 0, 1, 0), 'ERR_VHD_CLOSED')
+  })
+})

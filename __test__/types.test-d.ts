@@ -244,6 +244,22 @@ async function compat(): Promise<void> {
   new VHD.Image('disk.vhd')
 }
 
+async function readInto(disk: VHD.Fixed): Promise<void> {
+  const target = new Uint16Array(8)
+  const { bytesRead, buffer } = await disk.readInto(target, 0, 16, 0)
+  expectType<number>(bytesRead)
+  expectType<Uint16Array>(buffer)
+  disk.readInto(Buffer.alloc(4), 0, 4, 10n, (error, n, b) => {
+    expectType<VHD.VhdError | null>(error)
+    expectType<number>(n)
+    expectType<Buffer>(b)
+  })
+  expectType<number>(disk.readIntoSync(Buffer.alloc(4), 0, 4, 0))
+  // @ts-expect-error: the buffer comes first
+  void disk.readInto(0, Buffer.alloc(4), 4, 0)
+}
+
+void readInto
 void promises
 void callbacks
 void differencing

@@ -12,6 +12,7 @@ const {
   toIndex,
   toPath,
   toBytes,
+  outOfRange,
   toOpenOptions,
   toCreateOptions,
   toOptionsObject,
@@ -54,6 +55,18 @@ function readBuffer(length, position, size) {
 /** After a short read into a `readBuffer`: zeros after the bytes read (already there when it was zeroed). */
 function zeroRest(buffer, bytesRead, position, size) {
   if (bytesRead < buffer.length && position + buffer.length <= size) buffer.fill(0, bytesRead)
+}
+
+/** The checked arguments of `readInto`: the bytes, where in them, how many, from where. */
+function readIntoArgs(buffer, bufferOffset, length, position) {
+  const bytes = toBytes(buffer)
+  const start = toIndex(bufferOffset, 'bufferOffset')
+  if (start > bytes.length) throw outOfRange('bufferOffset', `<= ${bytes.length} (the buffer length)`, start)
+  const count = toIndex(length, 'length')
+  if (count > bytes.length - start) {
+    throw outOfRange('length', `<= ${bytes.length - start} (the room in the buffer)`, count)
+  }
+  return [bytes, start, count, toIndex(position, 'position')]
 }
 
 /**
@@ -268,6 +281,28 @@ class Disk {
         })),
       (result) => [result.bytesWritten, result.buffer],
     )
+  }
+
+  /**
+   * Reads into the caller's `buffer` (`length` bytes at `bufferOffset`) from `position`, like
+   * `fs.read`: nothing is allocated, the bytes land in `buffer` directly. Resolves to
+   * `{ bytesRead, buffer }`; short past the end of the disk, where the rest of the range is
+   * left as it was.
+   */
+  readInto(buffer, bufferOffset, length, position, callback) {
+    return call(
+      callback,
+      () => readIntoArgs(buffer, bufferOffset, length, position),
+      ([bytes, start, count, at]) =>
+        this[kTrack](this[kImage]().read(bytes, start, count, at)).then((bytesRead) => ({ bytesRead, buffer })),
+      (result) => [result.bytesRead, result.buffer],
+    )
+  }
+
+  /** `readInto` on the calling thread; returns the number of bytes read. */
+  readIntoSync(buffer, bufferOffset, length, position) {
+    const [bytes, start, count, at] = readIntoArgs(buffer, bufferOffset, length, position)
+    return this[kImage]().readSync(bytes, start, count, at)
   }
 
   readSync(offset, length) {
