@@ -29,7 +29,6 @@ const { Writable } = require('node:stream')
 const { pipeline } = require('node:stream/promises')
 
 const VHD = require('..')
-const { internal } = require('../lib/disk.js')
 const VHDJS = require('vhd-js')
 
 const MiB = 1024 * 1024
@@ -279,9 +278,9 @@ function scenarios(ctx) {
         },
         {
           id: 'ours-into',
-          label: 'vhd internal read-into (info only)',
+          label: 'vhd readInto(buffer, …) (info only)',
           async trial() {
-            return seqRead((pos) => state.disk[internal.kReadInto](buf, 0, CHUNK, pos))
+            return seqRead((pos) => state.disk.readInto(buf, 0, CHUNK, pos))
           },
         },
         {
@@ -339,12 +338,12 @@ function scenarios(ctx) {
         })),
         {
           id: 'fixed-into',
-          label: 'vhd internal read-into, fixed (info only)',
+          label: 'vhd readInto(buffer, …), fixed (info only)',
           async trial() {
             const disk = state.fixed
             let w = 0
             const t0 = now()
-            await atDepth(offsets, depth, (pos) => disk[internal.kReadInto](state.bufs[w++ % depth], 0, SMALL, pos))
+            await atDepth(offsets, depth, (pos) => disk.readInto(state.bufs[w++ % depth], 0, SMALL, pos))
             return offsets.length / 1000 / seconds(t0)
           },
         },
