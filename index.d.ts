@@ -260,15 +260,20 @@ export interface Version {
 export interface Footer {
   /** `'conectix'`. */
   signature: string
+  /** `FEATURES` flags (a new `VHD.Footer`: `FEATURES.RESERVED`). */
   features: number
   formatVersion: Version
+  /** Absolute offset of the dynamic disk header; `NULL_OFFSET` for fixed disks. */
   dataOffset: bigint
-  /** Milliseconds since the Unix epoch (whole seconds). */
+  /** Milliseconds since the Unix epoch (whole seconds on disk; a new `VHD.Footer`: `EPOCH`). */
   timestamp: number
-  /** Up to 4 ASCII characters, e.g. `'win '`, `'qemu'`, `'vpc '`. */
+  /** Up to 4 Latin-1 characters, e.g. `'win '`, `'qemu'`, `'vpc '`; written NUL-padded when shorter. */
   creatorApplication: string
   creatorVersion: Version
-  /** `0x5769326B` (Wi2k) or `0x4D616320` (Mac ). */
+  /**
+   * A `PLATFORM` code: `0x5769326B` (Wi2k) or `0x4D616320` (Mac ) (a new `VHD.Footer`: `WI2K`
+   * on Windows, `MAC` elsewhere, as in 0.5.0).
+   */
   creatorHostOS: number
   originalSize: bigint
   /** The virtual size. */
@@ -276,6 +281,7 @@ export interface Footer {
   diskGeometry: { cylinders: number; heads: number; sectors: number }
   /** A `TYPE` value. */
   diskType: number
+  /** The stored checksum, as read. */
   checksum: number
   /** The 16-byte unique id. */
   uuid: Buffer
@@ -519,33 +525,7 @@ export type Locator = LocatorStructure
  * `ERR_VHD_BAD_COOKIE` error without the 'conectix' cookie; `write` computes the checksum
  * (the `checksum` field is what `parse` read).
  */
-export interface FooterStructure {
-  /** `'conectix'`. */
-  signature: string
-  /** `FEATURES` flags (default `FEATURES.RESERVED`). */
-  features: number
-  formatVersion: Version
-  /** Absolute offset of the dynamic disk header; `NULL_OFFSET` for fixed disks. */
-  dataOffset: bigint
-  /** Milliseconds since the Unix epoch (whole seconds on disk; default `EPOCH`). */
-  timestamp: number
-  /** Up to 4 Latin-1 characters, e.g. `'win '`; written NUL-padded when shorter. */
-  creatorApplication: string
-  creatorVersion: Version
-  /** A `PLATFORM` code (default: `WI2K` on Windows, `MAC` elsewhere, as in 0.5.0). */
-  creatorHostOS: number
-  originalSize: bigint
-  currentSize: bigint
-  diskGeometry: DiskGeometry
-  /** A `TYPE` value. */
-  diskType: number
-  /** The stored checksum, as parsed. */
-  checksum: number
-  /** The 16-byte unique id. */
-  uuid: Buffer
-  savedState: number
-  /** The 427 reserved bytes. */
-  reserved: Buffer
+export interface FooterStructure extends Footer {
   /**
    * Fills the fields from the footer at `offset` (default 0) of `buffer`, or one byte
    * further on (a 511-byte footer); returns `this`.
