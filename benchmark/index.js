@@ -271,16 +271,16 @@ function scenarios(ctx) {
       variants: [
         {
           id: 'ours',
-          label: 'vhd read(offset, length)',
+          label: 'vhd readInto(buffer, …)',
           async trial() {
-            return seqRead((pos) => state.disk.read(pos, CHUNK))
+            return seqRead((pos) => state.disk.readInto(buf, 0, CHUNK, pos))
           },
         },
         {
-          id: 'ours-into',
-          label: 'vhd readInto(buffer, …) (info only)',
+          id: 'ours-alloc',
+          label: 'vhd read(offset, length), a new Buffer per call (info only)',
           async trial() {
-            return seqRead((pos) => state.disk.readInto(buf, 0, CHUNK, pos))
+            return seqRead((pos) => state.disk.read(pos, CHUNK))
           },
         },
         {
@@ -328,22 +328,22 @@ function scenarios(ctx) {
       variants: [
         ...['fixed', 'dynamic'].map((kind) => ({
           id: kind,
-          label: `vhd read(), ${kind}`,
+          label: `vhd readInto(buffer, …), ${kind}`,
           async trial() {
             const disk = state[kind]
+            let w = 0
             const t0 = now()
-            await atDepth(offsets, depth, (pos) => disk.read(pos, SMALL))
+            await atDepth(offsets, depth, (pos) => disk.readInto(state.bufs[w++ % depth], 0, SMALL, pos))
             return offsets.length / 1000 / seconds(t0)
           },
         })),
         {
-          id: 'fixed-into',
-          label: 'vhd readInto(buffer, …), fixed (info only)',
+          id: 'fixed-alloc',
+          label: 'vhd read(offset, length), fixed, a new Buffer per call (info only)',
           async trial() {
             const disk = state.fixed
-            let w = 0
             const t0 = now()
-            await atDepth(offsets, depth, (pos) => disk.readInto(state.bufs[w++ % depth], 0, SMALL, pos))
+            await atDepth(offsets, depth, (pos) => disk.read(pos, SMALL))
             return offsets.length / 1000 / seconds(t0)
           },
         },
@@ -371,7 +371,7 @@ function scenarios(ctx) {
     const state = {}
     list.push({
       name: 'rand-read-sync',
-      title: `random 4 KiB readSync (${offsets.length} reads)`,
+      title: `random 4 KiB synchronous reads (${offsets.length} reads)`,
       unit: 'kIOPS',
       async setup() {
         state.fixed = await VHD.open(files.fixed, { readOnly: true })
@@ -387,14 +387,24 @@ function scenarios(ctx) {
       variants: [
         ...['fixed', 'dynamic'].map((kind) => ({
           id: kind,
-          label: `vhd readSync(), ${kind}`,
+          label: `vhd readIntoSync(buffer, …), ${kind}`,
           async trial() {
             const disk = state[kind]
+            const t0 = now()
+            for (const pos of offsets) disk.readIntoSync(state.buf, 0, SMALL, pos)
+            return offsets.length / 1000 / seconds(t0)
+          },
+        })),
+        {
+          id: 'fixed-alloc',
+          label: 'vhd readSync(offset, length), fixed, a new Buffer per call (info only)',
+          async trial() {
+            const disk = state.fixed
             const t0 = now()
             for (const pos of offsets) disk.readSync(pos, SMALL)
             return offsets.length / 1000 / seconds(t0)
           },
-        })),
+        },
         {
           id: 'fs',
           label: 'fs.readSync on raw',
@@ -529,6 +539,7 @@ function scenarios(ctx) {
       title: 'sequential 1 MiB reads, depth-3 differencing chain vs dynamic',
       unit: 'MiB/s',
       async setup() {
+        state.buf = Buffer.allocUnsafe(CHUNK)
         state.diff = await VHD.open(files.top, { readOnly: true })
         state.dynamic = await VHD.open(files.dynamic, { readOnly: true })
       },
@@ -538,10 +549,10 @@ function scenarios(ctx) {
       },
       variants: ['diff', 'dynamic'].map((kind) => ({
         id: kind,
-        label: kind === 'diff' ? 'vhd read(), differencing depth 3' : 'vhd read(), dynamic',
+        label: kind === 'diff' ? 'vhd readInto(), differencing depth 3' : 'vhd readInto(), dynamic',
         async trial() {
           const disk = state[kind]
-          return seqRead((pos) => disk.read(pos, CHUNK))
+          return seqRead((pos) => disk.readInto(state.buf, 0, CHUNK, pos))
         },
       })),
       comparisons: [{ ours: 'diff', base: 'dynamic', min: 0.8 }],

@@ -28,12 +28,17 @@ const kOptions = Symbol('options')
 const kState = Symbol('state') // 'new' | 'opening' | 'open' | 'closing' | 'closed'
 const kNative = Symbol('native')
 const kInfo = Symbol('info')
-const kPending = Symbol('pending')
+const kInFlight = Symbol('inFlight') // native operations started and not settled yet
+const kIdle = Symbol('idle') // called when kInFlight drops to 0 (close waits for it)
 const kAttach = Symbol('attach')
 const kImage = Symbol('image')
 const kTrack = Symbol('track')
+const kSettled = Symbol('settled')
+const kWhenIdle = Symbol('whenIdle')
 const kExpectedType = Symbol('expectedType')
 const kOpening = Symbol('opening')
+
+const identity = (value) => value
 
 // What the streams (lib/streams.js) and `VHD.Image` (lib/image.js) use of a disk: a read into
 // or a write from part of the caller's buffer (tracked, so that `close` waits for it), and
@@ -86,7 +91,8 @@ class Disk {
     this[kState] = 'new'
     this[kNative] = null
     this[kInfo] = null
-    this[kPending] = new Set()
+    this[kInFlight] = 0
+    this[kIdle] = null
     this[kOpening] = null
   }
 
@@ -167,13 +173,41 @@ class Disk {
     }
   }
 
-  /** Keeps count of operations in flight, so that `close` can wait for them. */
-  [kTrack](promise) {
-    const pending = this[kPending]
-    const done = () => pending.delete(promise)
-    pending.add(promise)
-    promise.then(done, done)
-    return promise
+  /**
+   * Counts a native operation as in flight until it settles, so that `close` can wait for
+   * it, and resolves to `map(value)`. A native read that needed no I/O returns its byte
+   * count at once instead of a promise: nothing is in flight then. Mapping here, in the one
+   * `then`, keeps the per-call cost of small reads to a single extra promise.
+   */
+  [kTrack](result, map = identity) {
+    if (typeof result === 'number') return Promise.resolve(map(result))
+    this[kInFlight]++
+    return result.then(
+      (value) => {
+        this[kSettled]()
+        return map(value)
+      },
+      (error) => {
+        this[kSettled]()
+        throw error
+      },
+    )
+  }
+
+  [kSettled]() {
+    if (--this[kInFlight] === 0 && this[kIdle] !== null) {
+      const idle = this[kIdle]
+      this[kIdle] = null
+      idle()
+    }
+  }
+
+  /** Resolves once no native operation is in flight (only `close` waits, and only once). */
+  [kWhenIdle]() {
+    if (this[kInFlight] === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      this[kIdle] = resolve
+    })
   }
 
   open(callback) {
@@ -261,7 +295,7 @@ class Disk {
         const image = this[kImage]()
         const size = this[kInfo].size
         const buffer = readBuffer(length, position, size)
-        return this[kTrack](image.read(buffer, 0, length, position)).then((bytesRead) => {
+        return this[kTrack](image.read(buffer, 0, length, position), (bytesRead) => {
           zeroRest(buffer, bytesRead, position, size)
           return { bytesRead, buffer }
         })
@@ -275,7 +309,7 @@ class Disk {
       callback,
       () => [toBytes(buffer), toIndex(offset, 'offset')],
       ([bytes, position]) =>
-        this[kTrack](this[kImage]().write(bytes, 0, bytes.length, position)).then((bytesWritten) => ({
+        this[kTrack](this[kImage]().write(bytes, 0, bytes.length, position), (bytesWritten) => ({
           bytesWritten,
           buffer,
         })),
@@ -294,7 +328,7 @@ class Disk {
       callback,
       () => readIntoArgs(buffer, bufferOffset, length, position),
       ([bytes, start, count, at]) =>
-        this[kTrack](this[kImage]().read(bytes, start, count, at)).then((bytesRead) => ({ bytesRead, buffer })),
+        this[kTrack](this[kImage]().read(bytes, start, count, at), (bytesRead) => ({ bytesRead, buffer })),
       (result) => [result.bytesRead, result.buffer],
     )
   }
@@ -323,7 +357,7 @@ class Disk {
   }
 
   flush(callback) {
-    return call(callback, noArgs, () => this[kTrack](this[kImage]().flush()).then(noArgs), none)
+    return call(callback, noArgs, () => this[kTrack](this[kImage]().flush(), noArgs), none)
   }
 
   close(callback) {
@@ -331,8 +365,7 @@ class Disk {
       const image = this[kImage]()
       this[kState] = 'closing'
       // Operations already started finish first; new ones fail with ERR_VHD_CLOSED.
-      const settled = Promise.allSettled([...this[kPending]])
-      return settled
+      return this[kWhenIdle]()
         .then(() => image.close())
         .finally(() => {
           // Closed even when the final flush failed: the error is still reported.

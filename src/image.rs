@@ -9,7 +9,7 @@ use crate::errors::{guard, Failure};
 use crate::info::{ImageInfo, Snapshot};
 use crate::options::{buffer_range, integer, CreateArgs, OpenArgs};
 use crate::task::Job;
-use napi::bindgen_prelude::{AsyncTask, Buffer, Uint8Array, Uint8ArraySlice};
+use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Uint8Array, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 use std::ops::Range;
@@ -178,6 +178,34 @@ fn read_work(state: &mut IoState) -> Result<i64, Failure> {
     read_into(&state.image, &mut buf[state.range.clone()], state.position)
 }
 
+/// Reads no larger than this are done on the JavaScript thread when they need no I/O:
+/// filling 1 MiB with zeros takes about as long as a thread-pool round trip.
+const AT_ONCE_LIMIT: usize = 1 << 20;
+
+/// Does `state`'s read now if it only fills zeros (see `NativeImage::read`); `None` when it
+/// needs the thread pool: it reads a file, or a write holds the image (never wait for a
+/// lock on the JavaScript thread).
+fn read_zeros_at_once(state: &mut IoState) -> Result<Option<i64>, Failure> {
+    if state.range.len() > AT_ONCE_LIMIT {
+        return Ok(None);
+    }
+    let Ok(guard) = state.image.try_read() else {
+        return Ok(None);
+    };
+    // A closed image: the task reports it, as a rejection like every other failure.
+    let Some(image) = guard.as_ref() else {
+        return Ok(None);
+    };
+    if !image.reads_without_io(state.position, state.range.len() as u64) {
+        return Ok(None);
+    }
+    // SAFETY: on the JavaScript thread, during the call: nothing else can use the buffer.
+    let buf = unsafe { state.buffer.as_mut() };
+    Ok(Some(
+        image.read_at(&mut buf[state.range.clone()], state.position)? as i64,
+    ))
+}
+
 fn write_work(state: &mut IoState) -> Result<i64, Failure> {
     write_from(
         &state.image,
@@ -223,7 +251,11 @@ impl NativeImage {
 
     /// Reads `length` bytes at virtual offset `position` into `buffer[bufferOffset..]`.
     /// Resolves to the number of bytes read: short at the end of the disk, 0 past it.
-    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    ///
+    /// A read of at most 1 MiB that touches no data in any file (unallocated blocks all
+    /// the way down the chain) is done at once: it returns the number of bytes read
+    /// instead of a promise, sparing the thread-pool round trip for zeros.
+    #[napi(catch_unwind, ts_return_type = "number | Promise<number>")]
     pub fn read(
         &self,
         env: Env,
@@ -231,9 +263,12 @@ impl NativeImage {
         buffer_offset: f64,
         length: f64,
         position: f64,
-    ) -> napi::Result<AsyncTask<Job<IoState, i64>>> {
-        let state = IoState::new(&env, &self.image, buffer, buffer_offset, length, position)?;
-        Ok(AsyncTask::new(Job::new(state, read_work)))
+    ) -> napi::Result<Either<i64, AsyncTask<Job<IoState, i64>>>> {
+        let mut state = IoState::new(&env, &self.image, buffer, buffer_offset, length, position)?;
+        if let Some(bytes_read) = to_napi(&env, guard(|| read_zeros_at_once(&mut state)))? {
+            return Ok(Either::A(bytes_read));
+        }
+        Ok(Either::B(AsyncTask::new(Job::new(state, read_work))))
     }
 
     /// Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`.

@@ -303,6 +303,24 @@ impl Image {
         }
     }
 
+    /// True when reading `length` bytes at `offset` touches no data in any file: every
+    /// block of the range is unallocated here and, for a differencing image, in every
+    /// image below it. Such a read only fills zeros, so a caller that must not block on
+    /// I/O (a JavaScript thread) may do it at once.
+    pub fn reads_without_io(&self, offset: u64, length: u64) -> bool {
+        match self {
+            Image::Fixed(_) => length == 0,
+            Image::Dynamic(i) => no_block_allocated(i.bat(), i.block_size(), offset, length),
+            Image::Differencing(i) => {
+                no_block_allocated(i.bat(), i.block_size(), offset, length)
+                    && match i.parent() {
+                        Parent::Image(parent) => parent.reads_without_io(offset, length),
+                        Parent::Raw(_) => length == 0,
+                    }
+            }
+        }
+    }
+
     fn as_disk(&self) -> &dyn VirtualDisk {
         match self {
             Image::Fixed(i) => i,
@@ -410,6 +428,24 @@ impl Storage for LockedFile {
     fn file_size(&self) -> std::io::Result<u64> {
         self.0.file_size()
     }
+}
+
+/// True when no block of `bat` holds any of the `length` bytes at `offset`.
+fn no_block_allocated(
+    bat: &crate::BlockAllocationTable,
+    block_size: u32,
+    offset: u64,
+    length: u64,
+) -> bool {
+    if length == 0 {
+        return true;
+    }
+    let block_size = u64::from(block_size);
+    let first = offset / block_size;
+    let last = offset.saturating_add(length - 1) / block_size;
+    // Blocks past the table are past the end of the disk: they hold nothing.
+    let last = last.min(bat.len() as u64);
+    (first..=last).all(|block| u32::try_from(block).map_or(true, |b| bat.get(b).is_none()))
 }
 
 /// Takes the lock that an open of `path` needs, without waiting: shared for a read-only

@@ -588,14 +588,9 @@ fn read_bat(
             ),
         });
     }
-    let mut bytes = vec![0u8; bat_bytes as usize];
-    read_exact(
-        file,
-        &mut bytes,
-        header.table_offset,
-        "the block allocation table",
-    )?;
-    Ok(BlockAllocationTable::parse(&bytes))
+    BlockAllocationTable::read_with(entries as usize, |bytes| {
+        read_exact(file, bytes, start, "the block allocation table")
+    })
 }
 
 /// Bytes reserved for a parent locator's data. The specification counts the space in

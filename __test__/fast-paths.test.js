@@ -1,0 +1,137 @@
+'use strict'
+
+// The shortcuts that make small I/O cheap (issue 6) must never change what is read:
+// reads that touch no data anywhere in the chain are answered on the JavaScript thread
+// (zeros), everything else goes through the thread pool, and `close` still waits for every
+// operation in flight.
+
+const { test, describe, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const VHD = require('..')
+const native = require('../binding.js')
+const { KiB, MiB, tempDir, pattern } = require('./helpers.js')
+
+const BLOCK = 512 * KiB
+
+let tmp
+before(() => {
+  tmp = tempDir('vhd-fast-')
+})
+after(() => tmp.cleanup())
+
+/** A dynamic image with block 1 written (blocks 0, 2 and 3 unallocated). */
+async function dynamicWithBlock1(name) {
+  const file = tmp.file(name)
+  const disk = await VHD.create(file, { type: 'dynamic', size: 4 * BLOCK, blockSize: BLOCK })
+  await disk.write(pattern(BLOCK, 7), BLOCK)
+  await disk.close()
+  return file
+}
+
+describe('reads that need no I/O', () => {
+  test('the native read answers unallocated ranges at once, and data ranges with a promise', async () => {
+    const file = await dynamicWithBlock1('native')
+    const image = await native.open(file, { readOnly: true })
+    const buffer = Buffer.alloc(8 * KiB, 0xee)
+    // Entirely in unallocated block 0: a number, and the junk in the buffer is zeroed.
+    const atOnce = image.read(buffer, 0, 4 * KiB, 100)
+    assert.equal(atOnce, 4 * KiB)
+    assert.ok(buffer.subarray(0, 4 * KiB).every((b) => b === 0))
+    assert.ok(buffer.subarray(4 * KiB).every((b) => b === 0xee), 'bytes outside the range untouched')
+    // Touching block 1: a promise with the data.
+    const viaPool = image.read(buffer, 0, 8 * KiB, BLOCK - 4 * KiB)
+    assert.ok(viaPool instanceof Promise)
+    assert.equal(await viaPool, 8 * KiB)
+    assert.ok(buffer.subarray(0, 4 * KiB).every((b) => b === 0))
+    assert.deepEqual(buffer.subarray(4 * KiB), pattern(BLOCK, 7).subarray(0, 4 * KiB))
+    // Past the end of the disk: nothing to read, at once.
+    assert.equal(image.read(buffer, 0, 10, 4 * BLOCK), 0)
+    // Short at the end, still at once (block 3 is unallocated).
+    assert.equal(image.read(buffer, 0, 8 * KiB, 4 * BLOCK - KiB), KiB)
+    // More than 1 MiB goes to the pool even when it is all zeros.
+    const big = Buffer.alloc(2 * MiB)
+    const bigRead = image.read(big, 0, BLOCK + 1, 2 * BLOCK - 1)
+    assert.ok(bigRead instanceof Promise)
+    assert.equal(await bigRead, BLOCK + 1)
+    await image.close()
+    // Closed: a rejection, never a synchronous throw.
+    await assert.rejects(image.read(buffer, 0, 10, 0), { code: 'ERR_VHD_CLOSED' })
+  })
+
+  test('a fixed image always reads through the pool', async () => {
+    const file = tmp.file('fixed')
+    const disk = await VHD.create(file, { type: 'fixed', size: MiB })
+    await disk.close()
+    const image = await native.open(file, { readOnly: true })
+    assert.ok(image.read(Buffer.alloc(512), 0, 512, 0) instanceof Promise)
+    await image.close()
+  })
+
+  test('a differencing image answers at once only where no image of the chain has data', async () => {
+    const base = await dynamicWithBlock1('base')
+    const child = tmp.file('child')
+    const top = await VHD.create(child, { type: 'differencing', parent: base })
+    await top.write(pattern(4 * KiB, 9), 2 * BLOCK)
+    await top.close()
+    const image = await native.open(child, { readOnly: true })
+    const buffer = Buffer.alloc(4 * KiB, 1)
+    assert.equal(image.read(buffer, 0, 4 * KiB, 0), 4 * KiB, 'block 0: nowhere')
+    assert.ok(buffer.every((b) => b === 0))
+    const fromParent = image.read(buffer, 0, 4 * KiB, BLOCK)
+    assert.ok(fromParent instanceof Promise, 'block 1: in the parent')
+    await fromParent
+    assert.deepEqual(buffer, pattern(BLOCK, 7).subarray(0, 4 * KiB))
+    const fromChild = image.read(buffer, 0, 4 * KiB, 2 * BLOCK)
+    assert.ok(fromChild instanceof Promise, 'block 2: in the child')
+    await fromChild
+    assert.deepEqual(buffer, pattern(4 * KiB, 9))
+    await image.close()
+  })
+
+  test('the public API gives the same results either way, in both call styles', async () => {
+    const file = await dynamicWithBlock1('public')
+    const disk = await VHD.open(file, { readOnly: true })
+    const into = Buffer.alloc(4 * KiB, 0xaa)
+    const result = await disk.readInto(into, 0, 4 * KiB, 0)
+    assert.equal(result.bytesRead, 4 * KiB)
+    assert.equal(result.buffer, into)
+    assert.ok(into.every((b) => b === 0))
+    const { bytesRead, buffer } = await disk.read(3 * BLOCK, 2 * KiB)
+    assert.equal(bytesRead, 2 * KiB)
+    assert.ok(buffer.every((b) => b === 0))
+    const viaCallback = await new Promise((resolve, reject) =>
+      disk.readInto(Buffer.alloc(KiB, 3), 0, KiB, 10, (error, n, b) => (error ? reject(error) : resolve([n, b]))),
+    )
+    assert.equal(viaCallback[0], KiB)
+    assert.ok(viaCallback[1].every((b) => b === 0))
+    await disk.close()
+  })
+})
+
+describe('reads beside writes in flight', () => {
+  test('a read issued while writes are in flight sees either the old or the new data, never a mix', async () => {
+    const file = tmp.file('inflight')
+    const disk = await VHD.create(file, { type: 'dynamic', size: 8 * BLOCK, blockSize: BLOCK })
+    const data = pattern(BLOCK, 3)
+    const ops = []
+    for (let i = 0; i < 8; i++) {
+      ops.push(disk.write(data, i * BLOCK))
+      ops.push(disk.read(i * BLOCK, 4 * KiB))
+    }
+    const results = await Promise.all(ops)
+    for (let i = 0; i < 8; i++) {
+      const { buffer } = results[2 * i + 1]
+      const allZero = buffer.every((b) => b === 0)
+      assert.ok(allZero || buffer.equals(data.subarray(0, 4 * KiB)), `block ${i}: old or new data`)
+    }
+    // close waits for everything started, at-once reads included.
+    const late = [disk.read(0, 4 * KiB), disk.write(data, 0)]
+    await disk.close()
+    await Promise.all(late)
+    const again = await VHD.open(file, { readOnly: true })
+    for (let i = 0; i < 8; i++) {
+      assert.ok((await again.read(i * BLOCK, BLOCK)).buffer.equals(data), `block ${i} written`)
+    }
+    await again.close()
+  })
+})
