@@ -215,12 +215,53 @@ fn write_dynamic(
     temp: &TempFile,
     progress: Progress,
 ) -> Result<()> {
-    let mut sink = |offset: u64, bytes: &[u8]| temp.write_at(bytes, offset);
+    let mut pending = PendingWrite::new(temp);
+    let mut sink = |offset: u64, bytes: &[u8]| pending.write_at(bytes, offset);
     scan_blocks(disk, layout, progress, OPERATION, Some(&mut sink))?;
+    pending.flush()?;
     let footer_offset = layout.len() - FOOTER_SIZE as u64;
     temp.set_len(footer_offset)?;
     temp.write_at(layout.head(), 0)?;
     temp.write_at(layout.footer(), footer_offset)
+}
+
+/// Joins writes that follow each other in the file into writes of up to two chunks, so
+/// that small blocks (a 512-byte bitmap, then a few KiB of data) do not cost a system call
+/// each.
+struct PendingWrite<'t> {
+    temp: &'t TempFile,
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+impl<'t> PendingWrite<'t> {
+    fn new(temp: &'t TempFile) -> Self {
+        PendingWrite {
+            temp,
+            offset: 0,
+            bytes: Vec::with_capacity(2 * CHUNK as usize),
+        }
+    }
+
+    fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<()> {
+        let follows = offset == self.offset + self.bytes.len() as u64;
+        if !follows || self.bytes.len() + bytes.len() > self.bytes.capacity() {
+            self.flush()?;
+        }
+        if self.bytes.is_empty() {
+            self.offset = offset;
+        }
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.bytes.is_empty() {
+            self.temp.write_at(&self.bytes, self.offset)?;
+            self.bytes.clear();
+        }
+        Ok(())
+    }
 }
 
 /// Fails when `destination` is one of the files the source reads (the source itself or a
