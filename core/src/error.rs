@@ -198,6 +198,10 @@ pub enum Error {
         /// What else lies there, e.g. "the dynamic header (bytes 512..1536)" or "block 3".
         other: String,
     },
+
+    /// A long operation was stopped by its caller (see [`crate::ops::Progress`]).
+    #[error("{operation} was cancelled")]
+    Cancelled { operation: &'static str },
 }
 
 impl Error {
@@ -228,6 +232,7 @@ impl Error {
             Error::Locked { .. } => "ERR_VHD_LOCKED",
             Error::ParentOutsideRoot { .. } => "ERR_VHD_PARENT_OUTSIDE_ROOT",
             Error::BatEntryOverlap { .. } => "ERR_VHD_BAT_OVERLAP",
+            Error::Cancelled { .. } => "ERR_VHD_CANCELLED",
         }
     }
 

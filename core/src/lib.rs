@@ -28,6 +28,7 @@ mod error;
 pub mod footer;
 pub mod geometry;
 mod image;
+pub mod ops;
 pub mod parent_locator;
 pub mod sector_bitmap;
 pub mod storage;

@@ -40,6 +40,21 @@ pub trait VirtualDisk {
 
     /// Makes every write so far durable, metadata included.
     fn flush(&mut self) -> Result<()>;
+
+    /// Tells the image that `length` bytes at `offset` are no longer needed: they read as
+    /// zeros afterwards. Sparse images free what they can instead of storing zeros. The
+    /// default writes zeros.
+    fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let zeros = vec![0u8; CHUNK.min(length) as usize];
+        let mut done = 0;
+        while done < length {
+            let n = CHUNK.min(length - done);
+            self.write_at(&zeros[..n as usize], offset + done)?;
+            done += n;
+        }
+        Ok(())
+    }
 }
 
 /// How to open an image.

@@ -1,0 +1,28 @@
+//! Maintenance operations on whole images: what `qemu-img` and `vhd-util` offer for VHD.
+//!
+//! Each operation takes paths, opens what it needs itself (with the usual locks), and
+//! reports progress and honours cancellation through a [`Progress`].
+
+mod commit;
+mod compact;
+mod convert;
+mod info;
+mod map;
+mod progress;
+mod rebase;
+mod repair;
+mod resize;
+mod snapshot;
+mod vhd_stream;
+
+pub use commit::{commit, CommitReport};
+pub use compact::{compact, CompactReport};
+pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat, SourceFormat};
+pub use info::{info, ChainEntry, ImageInfo};
+pub use map::{allocated_ranges, AllocatedRange};
+pub use progress::Progress;
+pub use rebase::{rebase, RebaseOptions};
+pub use repair::{repair, RepairAction, RepairReport};
+pub use resize::{resize, ResizeOptions};
+pub use snapshot::snapshot;
+pub use vhd_stream::{open_source, Source, VhdStream};
