@@ -1,38 +1,6 @@
 //! `check --repair`: fixing what [`check`](crate::check()) finds, where that is safe.
 //!
-//! [`repair`] checks the image, plans every change from what the check found, tries the
-//! plan on an in-memory view of the file and checks that view, and only writes when the
-//! plan leaves no new damage and less of the old. Then it checks the file again.
-//!
-//! What is repaired (only when the footer fields, the dynamic header's fields and the BAT's
-//! place are sound, so that the structures a fix relies on are the right ones):
-//!
-//! - The footer at the end missing (a crash after a block allocation lost the moved
-//!   footer, or the file was cut) or damaged, with a good copy at offset 0: the footer is
-//!   written again, at the end of the space the structures and blocks use (rounded up to a
-//!   sector, where the next block would go), and the file is cut after it.
-//! - The footer copy missing, damaged, or describing another disk (type, data offset,
-//!   size, unique id), with a good footer at the end: the copy is written from the footer.
-//! - Bad checksums (footer and copy when neither is good, dynamic header): recomputed.
-//! - BAT entries whose block is not (wholly) in front of the footer: set to unallocated.
-//!   What the block held is not in the file; its part of the disk now reads as zeros (from
-//!   the parent, for a differencing image): [`RepairReport::lost`] lists those ranges.
-//! - Leaked blocks at the end of the file (in front of the footer): the footer moves to
-//!   the end of the used space and the file is cut after it. Leaks between blocks stay
-//!   (moving blocks is compaction's job) and are reported.
-//!
-//! Everything else (overlapping blocks, a missing dynamic header, bad header or footer
-//! fields, a truncated fixed image, parent problems, a bitmap that holds a footer) is
-//! reported in [`RepairReport::not_repaired`] and left alone.
-//!
-//! # Crash safety
-//!
-//! The file is locked exclusively for the whole repair. Each structure is written in one
-//! positioned write and made durable (`fsync`) before the next, in this order: BAT entries
-//! and the dynamic header; the footer at the end; then the file is cut after it; then the
-//! footer copy. Until the new footer is durable the file still opens as before (from the
-//! copy at offset 0, or with the old end footer); a cut only removes space no structure
-//! uses; the copy is written last from a footer already durable at the end.
+//! The rules are documented on [`repair`].
 
 use crate::check::{check_storage, CheckOptions, CheckReport, Finding, FindingKind, Severity};
 use crate::dynamic_header::DynamicHeader;
@@ -84,9 +52,44 @@ impl RepairReport {
     }
 }
 
-/// Checks the image at `path` and repairs what can be repaired safely (see the
-/// [module documentation](self)); the parent of a differencing image is looked for as
-/// `options` say, and never written.
+/// Checks the image at `path` and repairs what can be repaired safely; the parent of a
+/// differencing image is looked for as `options` say, and never written.
+///
+/// It checks the image, plans every change from what the check found, tries the
+/// plan on an in-memory view of the file and checks that view, and only writes when the
+/// plan leaves no new damage and less of the old. Then it checks the file again.
+///
+/// What is repaired (only when the footer fields, the dynamic header's fields and the BAT's
+/// place are sound, so that the structures a fix relies on are the right ones):
+///
+/// - The footer at the end missing (a crash after a block allocation lost the moved
+///   footer, or the file was cut) or damaged, with a good copy at offset 0: the footer is
+///   written again, at the end of the space the structures and blocks use (rounded up to a
+///   sector, where the next block would go), and the file is cut after it.
+/// - The footer copy missing, damaged, or describing another disk (type, data offset,
+///   size, unique id), with a good footer at the end: the copy is written from the footer.
+/// - Bad checksums (footer and copy when neither is good, dynamic header): recomputed.
+/// - BAT entries whose block is not (wholly) in front of the footer: set to unallocated.
+///   What the block held is not in the file; its part of the disk now reads as zeros (from
+///   the parent, for a differencing image): [`RepairReport::lost`] lists those ranges.
+/// - Leaked blocks at the end of the file (in front of the footer): the footer moves to
+///   the end of the used space and the file is cut after it. Leaks between blocks stay
+///   (moving blocks is compaction's job) and are reported.
+///
+/// Everything else (overlapping blocks, a missing dynamic header, bad header or footer
+/// fields, a truncated fixed image, parent problems, a bitmap that holds a footer) is
+/// reported in [`RepairReport::not_repaired`] and left alone.
+///
+/// # Crash safety
+///
+/// The file is locked exclusively for the whole repair. Each structure is written in one
+/// positioned write and made durable (`fsync`) before the next, in this order: BAT entries
+/// and the dynamic header; the footer at the end; then the file is cut after it; then the
+/// footer copy. Until the new footer is durable the file still opens as before (from the
+/// copy at offset 0, or with the old end footer); a cut only removes space no structure
+/// uses; the copy is written last from a footer already durable at the end.
+///
+/// # Errors
 ///
 /// The file must be writable: a file without write permission fails with
 /// [`Error::ReadOnly`] before anything is read. It is locked exclusively (unless
@@ -203,7 +206,7 @@ struct Plan {
 }
 
 impl Plan {
-    /// Plans the repairs of what `before` found (see the module documentation).
+    /// Plans the repairs of what `before` found (see [`repair`]).
     fn make(before: &CheckReport) -> Plan {
         let mut plan = Plan::default();
         let layout = &before.layout;
@@ -477,8 +480,8 @@ impl Plan {
         length
     }
 
-    /// Writes the plan, each step durable before the next (see the module documentation
-    /// for the order, which [`Plan::make`] builds the steps in).
+    /// Writes the plan, each step durable before the next (see [`repair`] for the order,
+    /// which [`Plan::make`] builds the steps in).
     fn apply(&self, file: &Unlocking) -> Result<()> {
         for step in &self.steps {
             match step {
