@@ -52,6 +52,32 @@ impl RepairReport {
     }
 }
 
+impl std::fmt::Display for RepairReport {
+    /// The changes, what now reads differently, what is still wrong, then the check after.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for action in &self.actions {
+            writeln!(
+                f,
+                "repaired [{}] at {}: {}",
+                action.fixes.code(),
+                action.offset,
+                action.description
+            )?;
+        }
+        for range in &self.lost {
+            writeln!(
+                f,
+                "lost: bytes {}..{} of the disk now read differently",
+                range.start, range.end
+            )?;
+        }
+        for finding in &self.not_repaired {
+            writeln!(f, "not repaired: {finding}")?;
+        }
+        write!(f, "{}", self.after)
+    }
+}
+
 /// Checks the image at `path` and repairs what can be repaired safely; the parent of a
 /// differencing image is looked for as `options` say, and never written.
 ///
@@ -334,21 +360,19 @@ impl Plan {
             None => {
                 // Where the next block would have gone, as the writer that lost it left it.
                 let offset = layout.used_end.next_multiple_of(512);
-                let (kind, why) = match before.findings_of(FindingKind::FooterMissing).next() {
-                    Some(f) if f.severity == Severity::Leak => (
-                        FindingKind::FooterMissing,
-                        "the file ended in space no structure uses, without its footer",
-                    ),
-                    _ => (
-                        FindingKind::FooterMissing,
-                        "the file ended without its footer",
-                    ),
+                let leak = before
+                    .findings_of(FindingKind::FooterMissing)
+                    .any(|f| f.severity == Severity::Leak);
+                let why = if leak {
+                    "the file ended in space no structure uses, without its footer"
+                } else {
+                    "the file ended without its footer"
                 };
                 self.steps.push(Step::Write { offset, bytes });
                 self.steps
                     .push(Step::SetLength(offset + FOOTER_SIZE as u64));
                 self.act(
-                    kind,
+                    FindingKind::FooterMissing,
                     offset,
                     format!(
                         "{why}: the footer (from the copy at offset 0) was written at {offset}, the end of the used space, and the {file_size}-byte file now ends after it ({} bytes)",
