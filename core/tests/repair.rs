@@ -241,6 +241,12 @@ fn a_bad_end_footer_is_written_again_from_the_copy() {
         file_bytes(&made.path, 0, 512)
     );
     assert!(report.lost.is_empty());
+    let text = report.to_string();
+    assert!(
+        text.contains(&format!("repaired [footer-checksum] at {end}")),
+        "{text}"
+    );
+    assert!(text.contains("No errors were found"), "{text}");
 }
 
 #[test]
