@@ -85,6 +85,8 @@ pub struct CheckOptions {
     /// Take a shared lock on the file (and the parents) while checking, as a read-only
     /// [`Image::open`] does (default `true`), so that an image open for writing elsewhere
     /// is refused with [`Error::Locked`] rather than checked in the middle of a change.
+    /// [`crate::ops::repair`] takes an exclusive lock instead, refusing an image open
+    /// anywhere else.
     pub lock: bool,
     /// Do not look for the parent of a differencing image (the parent link is then not
     /// checked).
