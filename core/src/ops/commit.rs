@@ -18,8 +18,5 @@ pub struct CommitReport {
 /// empties the child.
 pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CommitReport> {
     let _ = (path, options, progress);
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }

@@ -19,8 +19,5 @@ pub struct AllocatedRange {
 /// The allocated ranges of `image`, in disk order, adjacent runs merged.
 pub fn allocated_ranges(image: &Image) -> Result<Vec<AllocatedRange>> {
     let _ = image;
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }

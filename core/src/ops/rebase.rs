@@ -15,8 +15,5 @@ pub struct RebaseOptions {
 /// that they name `new_parent`, after checking its unique id.
 pub fn rebase(path: &Path, new_parent: &Path, options: &RebaseOptions) -> Result<()> {
     let _ = (path, new_parent, options);
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }

@@ -7,8 +7,5 @@ use std::path::Path;
 /// Creates `child`, a differencing image over the image at `path`, and returns it open.
 pub fn snapshot(path: &Path, child: &Path) -> Result<Image> {
     let _ = (path, child);
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }
