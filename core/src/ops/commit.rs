@@ -195,7 +195,7 @@ struct Target {
 }
 
 enum TargetDisk {
-    Image(Image),
+    Image(Box<Image>),
     /// A raw base, written at the same offsets as the virtual disk.
     Raw(File),
 }
@@ -235,7 +235,7 @@ impl Target {
             });
         }
         Ok(Target {
-            disk: TargetDisk::Image(image),
+            disk: TargetDisk::Image(Box::new(image)),
             path,
         })
     }
