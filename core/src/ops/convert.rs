@@ -66,8 +66,5 @@ pub fn convert(
     progress: Progress,
 ) -> Result<ConvertReport> {
     let _ = (source, destination, options, progress);
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }

@@ -19,8 +19,5 @@ pub struct ImageInfo {
 /// Describes an open image.
 pub fn info(image: &Image) -> Result<ImageInfo> {
     let _ = image;
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }

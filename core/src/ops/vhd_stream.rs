@@ -12,10 +12,7 @@ pub type Source = Box<dyn VirtualDisk + Send + Sync>;
 /// Opens `path` read-only as a conversion source.
 pub fn open_source(path: &Path, format: SourceFormat, open: &OpenOptions) -> Result<Source> {
     let _ = (path, format, open);
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }
 
 /// The bytes of the fixed or dynamic VHD that `convert` would write for a source.
@@ -28,10 +25,7 @@ impl VhdStream {
     /// blocks out, so that the length is known before the first byte).
     pub fn new(source: Source, options: &ConvertOptions, progress: Progress) -> Result<VhdStream> {
         let _ = (source, options, progress);
-        Err(Error::Unsupported(format!(
-            "{} is not implemented yet",
-            module_path!()
-        )))
+        Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
     }
 
     /// Total length of the VHD file in bytes.
@@ -47,9 +41,6 @@ impl VhdStream {
     /// Reads output bytes at `offset`, like `pread`; short only at the end.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         let _ = (buf, offset);
-        Err(Error::Unsupported(format!(
-            "{} is not implemented yet",
-            module_path!()
-        )))
+        Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
     }
 }
