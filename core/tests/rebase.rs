@@ -209,8 +209,12 @@ fn rebasing_again_and_again_stays_clean() {
         drop(image);
         assert_clean(&child);
     }
-    // Committed afterwards: the locator data now lies past the old blocks, and stays.
+    // Committed afterwards: the locator data, which now lies past the blocks, moves back
+    // next to the BAT, and the child shrinks to the size of a new child of that parent.
     commit(&child, &OpenOptions::default(), Progress::default()).unwrap();
+    let fresh = dir.join("fresh.vhd");
+    drop(snapshot(&parent, &fresh).unwrap());
+    assert_eq!(file_len(&child), file_len(&fresh));
     let image = open(&child);
     assert_same_bytes(&read_all(&image), &model, "committed");
     assert!(locator(&image, platform::W2RU)
