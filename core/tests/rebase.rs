@@ -151,7 +151,12 @@ fn a_child_follows_its_moved_and_renamed_parent() {
     assert_same_bytes(&read_all(&image), &model, "our read after the rebase");
     drop(image);
     assert_clean(&child);
-    run_ok(Command::new("vhdiinfo").arg(&child));
+    let info = String::from_utf8(run_ok(Command::new("vhdiinfo").arg(&child))).unwrap();
+    let parent_line = info.lines().find(|l| l.contains("Parent filename"));
+    assert!(
+        parent_line.is_some_and(|l| l.trim_end().ends_with(": renamed.vhd")),
+        "vhdiinfo: {info}"
+    );
     let (name, theirs) = libvhdi_read_chain(&moved, &child, dir.path());
     assert!(
         name.ends_with("renamed.vhd"),
