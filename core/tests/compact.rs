@@ -167,7 +167,11 @@ fn compact_drops_zero_blocks_and_leaked_space_of_a_dynamic_image() {
     assert_eq!(report.exit_code(), 0, "{report}");
     assert_eq!(report.allocated_blocks(), 8);
     for block in [3, 4, 5, 7, 9, 11, 13, 15] {
-        assert_eq!(bat_entry_in_file(&path, block), 0xFFFF_FFFF, "block {block}");
+        assert_eq!(
+            bat_entry_in_file(&path, block),
+            0xFFFF_FFFF,
+            "block {block}"
+        );
     }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -35,9 +35,12 @@ const MAX_CACHED_BITMAP_BYTES: u64 = 32 << 20;
 
 /// The open file of a dynamic or differencing image.
 ///
-/// The BAT lives in memory. New blocks are appended where the footer was, and their BAT
-/// entries, like newly set bits in the bitmaps of blocks that were already allocated, reach
-/// the file only in [`SparseFile::flush`], after the data they vouch for is durable.
+/// The BAT lives in memory. New blocks are appended where the footer was (or take the
+/// space of a block freed earlier in this session, once the entry that pointed there is
+/// unallocated on disk), and their BAT entries, like newly set bits in the bitmaps of
+/// blocks that were already allocated, reach the file only in [`SparseFile::flush`], after
+/// the data they vouch for is durable. Freed blocks' entries (discard, resize) and cleared
+/// bits reach the file in the same flush.
 #[derive(Debug)]
 pub(crate) struct SparseFile {
     file: Box<dyn Storage>,
@@ -315,8 +318,11 @@ impl SparseFile {
         if let Some(offset) = self.free_units.pop() {
             // Nothing on disk points at this space (its old BAT entry was made durable as
             // unallocated before it joined `free_units`), so it is used like new space: the
-            // BAT entry follows the data and bitmap at the next flush.
+            // BAT entry follows the data and bitmap at the next flush. It still holds the
+            // freed block's data, and the sectors of a dynamic block that are never written
+            // must read as zeros, as in appended space (a hole): zero it first.
             let sector = (offset / 512) as u32;
+            self.zero_data(sector, 0..self.block_size)?;
             self.point_at_new_block(block, sector);
             return Ok(sector);
         }
@@ -560,6 +566,14 @@ impl SparseFile {
         };
         self.forget_block(block);
         let offset = u64::from(sector) * 512;
+        let block_end = (u64::from(block) + 1) * self.block_size;
+        if block_end > self.size() && !self.unflushed_blocks.contains(&block) {
+            // The last block of a disk whose size is not a whole number of blocks needs
+            // only its part inside the disk in the file: its whole space may not be ours
+            // to reuse. (`reclaim_tail` still cuts it off when it ends the file.)
+            self.freed_entries.insert(block);
+            return;
+        }
         if self.unflushed_blocks.remove(&block) {
             // Its entry never reached the file: the space is free at once.
             self.free_units.push(offset);

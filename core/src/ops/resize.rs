@@ -48,8 +48,9 @@ pub struct ResizeReport {
 ///   image), unless `options.force`. The blocks past the new end are freed (the file is
 ///   cut when they were at its end; blocks elsewhere stay as unreferenced space, which
 ///   `check` reports as leaked and [`super::compact`] reclaims). The part of the new last
-///   block past the new end is cleared (zeros, or absent sectors in a differencing image),
-///   so that growing again later shows no old data.
+///   block past the new end is cleared (zeros in a dynamic image, absent sectors in a
+///   differencing one), so that growing again later shows zeros (a differencing image:
+///   the parent's data), never the data cut off.
 ///
 /// The scan of the part cut off reports progress and may be cancelled; nothing has been
 /// changed then. Each step after it is made durable before the next one starts, in an
