@@ -391,6 +391,44 @@ fn dynamic_images_shrink_only_over_unallocated_or_zero_blocks() {
 }
 
 #[test]
+fn shrinking_moves_the_last_blocks_of_the_file_into_the_space_freed() {
+    if !oracles() {
+        return;
+    }
+    let mut rng = Rng::new("resize_pack");
+    let dir = TempDir::new("resize-pack");
+    let path = dir.join("disk.vhd");
+    let size = 16 * MIB;
+    drop(create(&path, &CreateOptions::new(DiskType::Dynamic, size)).unwrap());
+    let empty_len = file_len(&path);
+    let mut model = vec![0u8; size as usize];
+    let mut image = open_rw(&path);
+    // Blocks 7 and 5 first in the file (zeros: they may be cut off), then blocks 0..4.
+    for block in [7, 5] {
+        write_both(&mut image, &mut model, &rng.bytes(4096), block * BLOCK);
+        write_both(&mut image, &mut model, &[0u8; 4096], block * BLOCK);
+    }
+    write_both(&mut image, &mut model, &rng.bytes(8 * MIB as usize), 0);
+    drop(image);
+    assert_eq!(
+        u64::from(bat_entry_in_file(&path, 7)) * 512,
+        empty_len - 512
+    );
+
+    resize_to(&path, 10 * MIB, false).unwrap();
+    model.truncate(10 * MIB as usize);
+    assert_eq!(
+        file_len(&path),
+        empty_len + 4 * (512 + BLOCK),
+        "four blocks remain"
+    );
+    assert_size(&path, 10 * MIB, true);
+    assert_qemu_reads(&path, &model, &dir);
+    let report = check(&path, &CheckOptions::default()).unwrap();
+    assert_eq!(report.exit_code(), 0, "{report}");
+}
+
+#[test]
 fn differencing_images_grow_over_their_parent_and_move_their_locators() {
     if !require_pyvhdi() || !require_tool("vhdiinfo") {
         return;

@@ -698,6 +698,7 @@ impl SparseFile {
         if new_blocks > self.bat.len() as u64 {
             self.grow_bat(new_blocks as u32)?;
         }
+        let shrinking = new_size < old_size;
         let mut footer = self.footer.clone();
         // The original size too: libvhdi takes the disk's size from it, not from the
         // current size (the specification calls it informational).
@@ -706,7 +707,43 @@ impl SparseFile {
         footer.geometry = crate::Geometry::for_size(new_size);
         footer.update_checksum();
         self.write_footers(footer)?;
+        if shrinking {
+            self.pack_blocks()?;
+        }
         self.reclaim_tail()
+    }
+
+    /// Moves the blocks at the end of the file into the free space below them, last block
+    /// first, so that `reclaim_tail` can cut the file after the blocks that remain. Each
+    /// block is copied into space nothing points at and made durable before its BAT entry
+    /// is pointed at the copy (and made durable): a crash leaves the old copy in use, or
+    /// the new one with the old space unreferenced. Called right after a flush.
+    fn pack_blocks(&mut self) -> Result<()> {
+        let unit = self.unit_size();
+        loop {
+            let Some(lowest_free) = self.free_units.iter().copied().min() else {
+                return Ok(());
+            };
+            let last = self
+                .bat
+                .allocated()
+                .max_by_key(|&(_, sector)| sector)
+                .filter(|&(_, sector)| u64::from(sector) * 512 > lowest_free);
+            let Some((block, sector)) = last else {
+                return Ok(());
+            };
+            let from = u64::from(sector) * 512;
+            // The disk's last block may be only partly in the file.
+            self.copy_within(from, lowest_free, unit.min(self.next_block_offset - from))?;
+            sync(self.file.as_ref())?;
+            self.bat.set(block, (lowest_free / 512) as u32);
+            self.write_bat_entries(&[block])?;
+            sync(self.file.as_ref())?;
+            self.free_units.retain(|&offset| offset != lowest_free);
+            if (u64::from(block) + 1) * self.block_size <= self.size() {
+                self.free_units.push(from);
+            }
+        }
     }
 
     /// Makes `range` of `block` (if allocated) read as nothing stored: absent sectors in a

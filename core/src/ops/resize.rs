@@ -45,16 +45,18 @@ pub struct ResizeReport {
 ///   parent.
 /// - Shrinking: refused with [`Error::InvalidArgument`] when the part cut off holds data
 ///   (anything but zeros as a reader sees it, through the parent chain for a differencing
-///   image), unless `options.force`. The blocks past the new end are freed (the file is
-///   cut when they were at its end; blocks elsewhere stay as unreferenced space, which
-///   `check` reports as leaked and [`super::compact`] reclaims). The part of the new last
+///   image), unless `options.force`. The blocks past the new end are freed: their BAT
+///   entries are unallocated (and made durable), then the footer records the new size,
+///   then the blocks at the end of the file are moved into the freed space (each copied
+///   and made durable before its BAT entry points at the copy) and the file is cut after
+///   the last block (the footer written there first). The part of the new last
 ///   block past the new end is cleared (zeros in a dynamic image, absent sectors in a
 ///   differencing one), so that growing again later shows zeros (a differencing image:
 ///   the parent's data), never the data cut off.
 ///
 /// The scan of the part cut off reports progress and may be cancelled; nothing has been
 /// changed then. Each step after it is made durable before the next one starts, in an
-/// order that leaves a valid image at every instant (see the steps of each kind). The
+/// order that leaves a valid image (of the old or the new size) at every instant. The
 /// image is opened with an exclusive lock: an image open elsewhere is refused
 /// ([`Error::Locked`]).
 pub fn resize(
