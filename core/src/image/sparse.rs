@@ -357,8 +357,9 @@ impl SparseFile {
     /// Points `block` at a new, empty block at file `sector` (in memory).
     fn point_at_new_block(&mut self, block: u32, sector: u32) {
         self.bat.set(block, sector);
+        // A block freed and allocated again before a flush stays in `freed_entries`: its
+        // entry is written either way, and must be if it is freed once more.
         self.unflushed_blocks.insert(block);
-        self.freed_entries.remove(&block);
         self.bitmaps
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
@@ -759,7 +760,8 @@ impl SparseFile {
             let end = self.data_offset(sector) + range.end;
             if !self.space_is_free(start..end, Some(block)) {
                 return Err(Error::Unsupported(format!(
-                    "block {block} of {} lies only partly in the file (bytes {start}..{end} of                      its data belong to something else or to no file): compact the image first",
+                    "block {block} of {} lies only partly in the file (bytes {start}..{end} of its \
+                     data belong to something else or to no file): compact the image first",
                     self.path.display()
                 )));
             }
