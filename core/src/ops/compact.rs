@@ -42,7 +42,7 @@ pub struct CompactReport {
 /// disk. Kept as they were: the footer (unique id, time stamp, creator, sizes, geometry,
 /// even its reserved bytes), the dynamic header's fields (block size, BAT entry count,
 /// parent unique id, time stamp and name) and the parent locators' data. The new file is
-/// laid out as [`crate::create`] lays it out: footer copy, header, BAT, locator data, then
+/// laid out as [`crate::create()`] lays it out: footer copy, header, BAT, locator data, then
 /// the blocks kept, in disk order, then the footer.
 ///
 /// Fixed images are refused with [`Error::WrongDiskType`] (they have nothing to drop);
