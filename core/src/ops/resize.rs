@@ -192,15 +192,18 @@ mod tests {
 
     const BLOCK: u64 = 256 * 1024;
 
+    /// The bytes, the writes (and truncations) so far, and how many may succeed.
+    type State = (Vec<u8>, usize, Option<usize>);
+
     /// A file in memory whose process dies after `die_after` writes and truncations.
     #[derive(Debug, Clone)]
-    struct DyingFile(Arc<Mutex<(Vec<u8>, usize, Option<usize>)>>);
+    struct DyingFile(Arc<Mutex<State>>);
 
     impl DyingFile {
         fn new(bytes: Vec<u8>, die_after: Option<usize>) -> DyingFile {
             DyingFile(Arc::new(Mutex::new((bytes, 0, die_after))))
         }
-        fn step(state: &mut (Vec<u8>, usize, Option<usize>)) -> std::io::Result<()> {
+        fn step(state: &mut State) -> std::io::Result<()> {
             if state.2.is_some_and(|n| state.1 >= n) {
                 return Err(std::io::Error::other("killed (fault injection)"));
             }
