@@ -343,6 +343,38 @@ class Disk {
         .then(noArgs)
     }, none)
   }
+
+  /**
+   * Frees `length` bytes at `offset`: they read as zeros afterwards. Whole blocks are
+   * unallocated (dynamic images) or their sectors marked absent so that the parent shows
+   * through no more (differencing images); the rest is zeroed.
+   */
+  discard(offset, length, callback) {
+    return call(
+      callback,
+      () => [toIndex(offset, 'offset'), toIndex(length, 'length')],
+      ([position, count]) => this[kTrack](this[kImage]().discard(position, count)).then(noArgs),
+      none,
+    )
+  }
+
+  /**
+   * The runs of the virtual disk that hold stored data, in disk order:
+   * `{ offset, length, depth, fileOffset }`, where `depth` says which image of the chain
+   * holds them (0 this one, 1 its parent…) and `fileOffset` where they start in that file
+   * (`null` when not contiguous there).
+   */
+  getAllocatedRanges(callback) {
+    return call(
+      callback,
+      noArgs,
+      () =>
+        this[kTrack](this[kImage]().allocatedRanges()).then((ranges) =>
+          ranges.map(({ offset, length, depth, fileOffset }) => ({ offset, length, depth, fileOffset: fileOffset ?? null })),
+        ),
+      (ranges) => [ranges],
+    )
+  }
 }
 
 /** A fixed image: the virtual disk's bytes, then a footer. */

@@ -851,3 +851,182 @@ mod tests {
         assert_eq!(bad.to_core().unwrap_err().code, "ERR_OUT_OF_RANGE");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// info
+
+/// The CHS geometry of the footer.
+#[napi(object)]
+pub struct GeometryResult {
+    pub cylinders: u32,
+    pub heads: u32,
+    pub sectors_per_track: u32,
+}
+
+/// Who made the image.
+#[napi(object)]
+pub struct CreatorResult {
+    /// The 4-character creator application, e.g. `'win '`, `'qemu'`.
+    pub application: String,
+    /// `'major.minor'`.
+    pub version: String,
+    /// The 4-character host OS code, e.g. `'Wi2k'`.
+    pub host_os: String,
+}
+
+/// A stored checksum and the one the fields call for.
+#[napi(object)]
+pub struct ChecksumResult {
+    pub stored: u32,
+    pub computed: u32,
+    pub valid: bool,
+}
+
+/// The parent a differencing image records and the file used as the parent.
+#[napi(object)]
+pub struct ParentResult {
+    pub name: String,
+    pub path: String,
+    pub unique_id: String,
+    /// Seconds since 2000-01-01 (`lib/ops.js` makes it an ISO date).
+    pub timestamp: u32,
+}
+
+/// One image of the chain.
+#[napi(object)]
+pub struct ChainResult {
+    pub path: String,
+    /// `'fixed'`, `'dynamic'`, `'differencing'` or `'raw'`.
+    #[napi(js_name = "type")]
+    pub kind: String,
+    pub virtual_size: f64,
+}
+
+/// Everything `VHD.info` reports, shaped as the CLI's `info --json`.
+#[napi(object)]
+pub struct InfoResult {
+    pub path: String,
+    #[napi(js_name = "type")]
+    pub disk_type: String,
+    pub virtual_size: f64,
+    pub geometry_size: f64,
+    pub geometry: GeometryResult,
+    pub block_size: Option<u32>,
+    pub file_size: f64,
+    pub disk_usage: Option<f64>,
+    pub allocated_bytes: f64,
+    pub allocated_blocks: Option<f64>,
+    pub creator: CreatorResult,
+    pub unique_id: String,
+    /// Seconds since 2000-01-01 (`lib/ops.js` makes it an ISO date).
+    pub timestamp: u32,
+    pub saved_state: bool,
+    pub footer_source: String,
+    pub footer_checksum: ChecksumResult,
+    pub header_checksum: Option<ChecksumResult>,
+    pub parent: Option<ParentResult>,
+    pub chain: Vec<ChainResult>,
+}
+
+/// A unique id as a UUID string, bytes in file order.
+fn uuid_string(id: &[u8; 16]) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn four_chars(bytes: [u8; 4]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+fn checksum_result(checksum: ops::ChecksumInfo) -> ChecksumResult {
+    ChecksumResult {
+        stored: checksum.stored,
+        computed: checksum.computed,
+        valid: checksum.is_valid(),
+    }
+}
+
+fn info_result(info: ops::ImageInfo) -> InfoResult {
+    let footer = &info.footer;
+    InfoResult {
+        path: info.path.to_string_lossy().into_owned(),
+        disk_type: info.disk_type.name().to_string(),
+        virtual_size: info.virtual_size as f64,
+        geometry_size: info.geometry_size as f64,
+        geometry: GeometryResult {
+            cylinders: u32::from(footer.geometry.cylinders),
+            heads: u32::from(footer.geometry.heads),
+            sectors_per_track: u32::from(footer.geometry.sectors_per_track),
+        },
+        block_size: info.header.as_ref().map(|h| h.block_size),
+        file_size: info.file_size as f64,
+        disk_usage: info.disk_usage.map(|n| n as f64),
+        allocated_bytes: info.allocated_bytes as f64,
+        allocated_blocks: info.allocated_blocks.map(|n| n as f64),
+        creator: CreatorResult {
+            application: four_chars(footer.creator_application),
+            version: format!(
+                "{}.{}",
+                footer.creator_version >> 16,
+                footer.creator_version & 0xffff
+            ),
+            host_os: four_chars(footer.creator_host_os.to_be_bytes()),
+        },
+        unique_id: uuid_string(&footer.unique_id),
+        timestamp: footer.timestamp,
+        saved_state: footer.saved_state != 0,
+        footer_source: match info.footer_source {
+            vhd_core::FooterSource::End => "end",
+            vhd_core::FooterSource::End511 => "end511",
+            vhd_core::FooterSource::Copy => "copy",
+        }
+        .to_string(),
+        footer_checksum: checksum_result(info.footer_checksum),
+        header_checksum: info.header_checksum.map(checksum_result),
+        parent: info.parent.map(|p| ParentResult {
+            name: p.name,
+            path: p.path.to_string_lossy().into_owned(),
+            unique_id: uuid_string(&p.unique_id),
+            timestamp: p.timestamp,
+        }),
+        chain: info
+            .chain
+            .iter()
+            .map(|entry| ChainResult {
+                path: entry.path.to_string_lossy().into_owned(),
+                kind: entry.kind.name().to_string(),
+                virtual_size: entry.virtual_size as f64,
+            })
+            .collect(),
+    }
+}
+
+fn info_work(job: &mut PathJob) -> Result<InfoResult, Failure> {
+    let image = vhd_core::Image::open(&job.path, &job.open)?;
+    Ok(info_result(ops::info(&image)?))
+}
+
+/// Opens the image read-only and describes it.
+#[napi(catch_unwind, ts_return_type = "Promise<InfoResult>")]
+pub fn info(
+    env: Env,
+    path: String,
+    open: Option<OpenArgs>,
+) -> napi::Result<AsyncTask<Job<PathJob, InfoResult>>> {
+    let mut open = to_napi(&env, guard(|| open_options(&open)))?;
+    open.read_only = true;
+    Ok(AsyncTask::new(Job::new(
+        PathJob {
+            path: path.into(),
+            open,
+        },
+        info_work,
+    )))
+}
