@@ -251,14 +251,25 @@ fn differencing_file(path: &Path, options: &CreateOptions) -> Result<Vec<u8>> {
     header.parent_timestamp = vhd_timestamp(modified);
     let name = parent_abs.file_name().unwrap_or_default().to_string_lossy();
     header.set_parent_name(&name)?;
-    let absolute = parent_abs.to_string_lossy().into_owned();
-    let mut locators = vec![(platform::W2KU, utf16le(&absolute))];
-    if let Some(relative) = windows_relative_path(&child_folder, &parent_abs) {
-        locators.push((platform::W2RU, utf16le(&relative)));
-    }
-    locators.push((platform::MACX, file_url(&parent_abs).into_bytes()));
+    let locators = parent_locator_payloads(&child_folder, &parent_abs);
     let footer = new_footer(options, size);
     Ok(sparse_file(&footer, header, &locators))
+}
+
+/// The parent locators (platform code, payload) of a differencing image in `child_folder`
+/// over `parent_abs` (both absolute and canonical): `W2ku` absolute path, `W2ru` path
+/// relative to the child's folder (when they share a root), `MacX` file URL.
+pub(crate) fn parent_locator_payloads(
+    child_folder: &Path,
+    parent_abs: &Path,
+) -> Vec<(u32, Vec<u8>)> {
+    let absolute = parent_abs.to_string_lossy().into_owned();
+    let mut locators = vec![(platform::W2KU, utf16le(&absolute))];
+    if let Some(relative) = windows_relative_path(child_folder, parent_abs) {
+        locators.push((platform::W2RU, utf16le(&relative)));
+    }
+    locators.push((platform::MACX, file_url(parent_abs).into_bytes()));
+    locators
 }
 
 fn utf16le(text: &str) -> Vec<u8> {

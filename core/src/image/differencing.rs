@@ -69,6 +69,11 @@ impl DifferencingImage {
         self.sparse.access()
     }
 
+    /// The sparse file underneath, for the allocation map (`image/allocation.rs`).
+    pub(crate) fn sparse(&self) -> &SparseFile {
+        &self.sparse
+    }
+
     /// Reads from the parent; what lies past the parent's end (a child may be larger than
     /// its parent) reads as zeros.
     fn read_parent(&self, buf: &mut [u8], offset: u64) -> Result<()> {

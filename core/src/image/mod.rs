@@ -1,5 +1,6 @@
 //! The image kinds behind one small interface, and opening an image of any kind.
 
+mod allocation;
 mod differencing;
 mod dynamic;
 mod fixed;

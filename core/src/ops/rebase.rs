@@ -1,19 +1,152 @@
-//! Pointing a differencing image at a parent that moved.
+//! Pointing a differencing image at a parent that moved or was renamed.
+//!
+//! Only the child's dynamic header (parent name, locator entries, perhaps the parent time
+//! stamp) and new locator data change; no data moves. The new locator data goes into new
+//! space at the end of the file, never over the old data, so that the old header stays
+//! valid until the new one replaces it:
+//!
+//! 1. the footer is moved past the space the new locator data needs (the file ends with a
+//!    valid footer at every instant), the data is written where the footer was, fsync;
+//! 2. the dynamic header is rewritten in one write, fsync.
+//!
+//! A crash before step 2 leaves the old header, pointing at the old parent, and the new
+//! data as unused space (`check` reports it as unused, not as damage). The old locator
+//! data is left in place, unused. New blocks are later allocated past the new locator
+//! data (an image's used space includes its locators' data space).
 
+use super::commit::{open_locked, sync, write_header};
+use crate::dynamic_header::PARENT_LOCATOR_COUNT;
 use crate::error::{Error, Result};
-use std::path::Path;
+use crate::footer::{vhd_timestamp, DiskType, FOOTER_SIZE};
+use crate::parent_locator::ParentLocator;
+use crate::storage::Storage;
+use crate::{FooterSource, Image, OpenOptions, ParentPath};
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 /// How to rebase.
 #[derive(Debug, Clone, Default)]
 pub struct RebaseOptions {
     /// Accept a new parent whose time stamp differs from the one the child records (a
-    /// copied parent); the unique id must still match.
+    /// copied parent); the unique id must still match. The child then records the new
+    /// parent's modification time, so that it opens with default options afterwards.
     pub ignore_parent_timestamp: bool,
 }
 
 /// Rewrites the parent locators and parent name of the differencing image at `path` so
-/// that they name `new_parent`, after checking its unique id.
+/// that they name `new_parent`, after checking that it is the child's parent.
+///
+/// The child is opened read-write and locked, over `new_parent` (the old parent need not
+/// exist any more). `new_parent` must be a VHD carrying the unique id the child records
+/// ([`Error::ParentMismatch`] otherwise), and, unless
+/// [`RebaseOptions::ignore_parent_timestamp`], its time stamp must be acceptable as at
+/// open ([`Error::ParentModified`]); its own chain must open. Then the header's parent
+/// unicode name becomes `new_parent`'s file name, and the locators, exactly as
+/// [`crate::create`] writes them: `W2ku` absolute path, `W2ru` path relative to the
+/// child's folder (when they share a root), `MacX` file URL. Every old locator entry is
+/// replaced. See the module documentation for the write order (crash safe).
+///
+/// Refused: a child that is not a differencing image ([`Error::WrongDiskType`]), one that
+/// cannot be written ([`Error::ReadOnly`]) or is open elsewhere ([`Error::Locked`]), a
+/// parent name longer than the header's 256 UTF-16 units ([`Error::InvalidArgument`]).
 pub fn rebase(path: &Path, new_parent: &Path, options: &RebaseOptions) -> Result<()> {
-    let _ = (path, new_parent, options);
-    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
+    // Opening the child over the new parent checks the unique id and time stamp exactly as
+    // every open does, and keeps the child locked (and the new parent's chain shared
+    // locked) until the end.
+    let child = Image::open(
+        path,
+        &OpenOptions {
+            expected_type: Some(DiskType::Differencing),
+            parents: vec![ParentPath::Vhd(new_parent.to_path_buf())],
+            ignore_parent_timestamp: options.ignore_parent_timestamp,
+            ..OpenOptions::default()
+        },
+    )?;
+    if let Some(reason) = child.read_only_reason() {
+        return Err(Error::ReadOnly {
+            reason: format!("{}: {reason}", path.display()),
+        });
+    }
+    if child.footer_source() != FooterSource::End {
+        return Err(Error::Unsupported(format!(
+            "{}: the footer is not in the last 512 bytes of the file; repair the image first",
+            path.display()
+        )));
+    }
+    let parent_abs = canonical(new_parent, "new parent")?;
+    let child_folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => canonical(folder, "folder of")?,
+        _ => canonical(Path::new("."), "current folder")?,
+    };
+    let mut header = child
+        .header()
+        .expect("differencing images have one")
+        .clone();
+    let name = parent_abs.file_name().unwrap_or_default().to_string_lossy();
+    header.set_parent_name(&name)?;
+    if options.ignore_parent_timestamp {
+        header.parent_timestamp = modification_time(&parent_abs)?;
+    }
+    let payloads = crate::create::parent_locator_payloads(&child_folder, &parent_abs);
+
+    // The child's lock is held by `child`; this second handle only writes (the lock is on
+    // the file, and belongs to this process).
+    let file = open_locked(path, false)?;
+    let footer_offset = file
+        .file_size()
+        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+        - FOOTER_SIZE as u64;
+    let footer = child.footer().to_bytes();
+    let entries = append_locator_data(&file, path, footer_offset, &footer, &payloads)?;
+    header.parent_locators = entries;
+    write_header(&file, path, child.footer().data_offset, &mut header)?;
+    drop(child);
+    Ok(())
+}
+
+/// Writes each payload, padded to whole sectors, where the footer at `footer_offset` is,
+/// after moving the footer past them; fsyncs. Returns the header's new locator entries.
+fn append_locator_data(
+    file: &File,
+    path: &Path,
+    footer_offset: u64,
+    footer: &[u8; FOOTER_SIZE],
+    payloads: &[(u32, Vec<u8>)],
+) -> Result<[ParentLocator; PARENT_LOCATOR_COUNT]> {
+    let start = footer_offset.next_multiple_of(512);
+    let mut entries = [ParentLocator::default(); PARENT_LOCATOR_COUNT];
+    let mut data = Vec::new();
+    for (entry, (code, payload)) in entries.iter_mut().zip(payloads) {
+        let space = payload.len().next_multiple_of(512);
+        *entry = ParentLocator {
+            platform_code: *code,
+            // In bytes, as Windows and `create` write it.
+            platform_data_space: space as u32,
+            platform_data_length: payload.len() as u32,
+            reserved: 0,
+            platform_data_offset: start + data.len() as u64,
+        };
+        data.extend_from_slice(payload);
+        data.resize(data.len() + space - payload.len(), 0);
+    }
+    let io = |what: &str, e| Error::io(format!("writing {what} of {}", path.display()), e);
+    // The footer first: the file never ends without one.
+    file.write_all_at(footer, start + data.len() as u64)
+        .map_err(|e| io("the moved footer", e))?;
+    file.write_all_at(&data, start)
+        .map_err(|e| io("parent locator data", e))?;
+    sync(file, path)?;
+    Ok(entries)
+}
+
+fn canonical(path: &Path, what: &str) -> Result<PathBuf> {
+    path.canonicalize()
+        .map_err(|e| Error::io(format!("resolving the {what} {}", path.display()), e))
+}
+
+fn modification_time(path: &Path) -> Result<u32> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(vhd_timestamp)
+        .map_err(|e| Error::io(format!("reading the time stamp of {}", path.display()), e))
 }

@@ -24,5 +24,8 @@ pub struct RepairReport {
 /// Checks the image at `path` and repairs what can be repaired safely.
 pub fn repair(path: &Path, options: &CheckOptions) -> Result<RepairReport> {
     let _ = (path, options);
-    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
+    Err(Error::Unsupported(format!(
+        "{} is not implemented yet",
+        module_path!()
+    )))
 }

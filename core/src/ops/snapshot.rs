@@ -1,11 +1,18 @@
 //! A new differencing child of an image, in one call.
 
-use crate::error::{Error, Result};
-use crate::Image;
+use crate::error::Result;
+use crate::{create, CreateOptions, Image};
 use std::path::Path;
 
-/// Creates `child`, a differencing image over the image at `path`, and returns it open.
+/// Creates `child`, a new (empty) differencing image over the image at `path`, and
+/// returns it open read-write (and locked, as [`crate::create`] leaves it).
+///
+/// The child takes the parent's size and block size, records its unique id and
+/// modification time, and locates it as [`crate::create`] does (`W2ku` absolute path,
+/// `W2ru` path relative to the child's folder, `MacX` file URL). From then on the image at
+/// `path` must not be written: the child would no longer open (its parent changed).
+/// Fails with [`crate::Error::AlreadyExists`] when `child` exists, and with the usual open
+/// errors when the image at `path` (or its chain) cannot be opened.
 pub fn snapshot(path: &Path, child: &Path) -> Result<Image> {
-    let _ = (path, child);
-    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
+    create(child, &CreateOptions::differencing(path))
 }
