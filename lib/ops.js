@@ -297,6 +297,7 @@ function shapeCheck(report) {
   if (report.repairs == null) {
     delete shaped.repairs
     delete shaped.notRepaired
+    delete shaped.lost
   } else {
     shaped.notRepaired = report.notRepaired.map(finding)
   }

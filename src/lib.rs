@@ -16,8 +16,8 @@
 mod errors;
 mod image;
 mod info;
-mod options;
 mod ops;
+mod options;
 mod structures;
 mod task;
 

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use vhd_core::ops::{self, OutputFormat, Progress, SourceFormat, VhdStream};
-use vhd_core::{CheckOptions, CheckReport};
+use vhd_core::{CheckOptions, CheckReport, Finding};
 
 /// Shortest time between two progress reports that are not a completion.
 const REPORT_INTERVAL: Duration = Duration::from_millis(100);
@@ -257,7 +257,10 @@ impl ConvertArgs {
 /// 32 hexadecimal digits → 16 bytes.
 fn unique_id(hex: &str) -> Result<[u8; 16], Failure> {
     let invalid = || {
-        Failure::invalid_value("uniqueId", format!("expected 32 hexadecimal digits, received {hex:?}"))
+        Failure::invalid_value(
+            "uniqueId",
+            format!("expected 32 hexadecimal digits, received {hex:?}"),
+        )
     };
     if hex.len() != 32 || !hex.is_ascii() {
         return Err(invalid());
@@ -284,6 +287,7 @@ fn source_format(value: Option<&str>) -> Result<SourceFormat, Failure> {
 /// What `convert` did.
 #[napi(object)]
 pub struct ConvertResult {
+    pub source_size: f64,
     pub virtual_size: f64,
     pub file_size: f64,
     pub allocated_blocks: f64,
@@ -300,6 +304,7 @@ fn convert_work(state: &mut OpState<ConvertJob>) -> Result<ConvertResult, Failur
         ops::convert(&job.source, &job.destination, &job.options, progress)
     })?;
     Ok(ConvertResult {
+        source_size: report.source_size as f64,
         virtual_size: report.virtual_size as f64,
         file_size: report.file_size as f64,
         allocated_blocks: report.allocated_blocks as f64,
@@ -393,7 +398,10 @@ pub struct StreamRead {
 }
 
 fn stream_read_work(state: &mut StreamRead) -> Result<i64, Failure> {
-    let guard = state.stream.read().map_err(|_| Failure::internal("poisoned VHD stream"))?;
+    let guard = state
+        .stream
+        .read()
+        .map_err(|_| Failure::internal("poisoned VHD stream"))?;
     let stream = guard.as_ref().ok_or_else(Failure::closed)?;
     // SAFETY: the task holds the caller's Uint8Array until it is dropped; the caller (the
     // Readable in lib/ops.js) does not touch it until the promise settles.
@@ -485,7 +493,8 @@ pub struct CompactResult {
 }
 
 fn compact_work(state: &mut OpState<PathJob>) -> Result<CompactResult, Failure> {
-    let report = state.with_progress(|job, progress| ops::compact(&job.path, &job.open, progress))?;
+    let report =
+        state.with_progress(|job, progress| ops::compact(&job.path, &job.open, progress))?;
     Ok(CompactResult {
         file_size_before: report.file_size_before as f64,
         file_size_after: report.file_size_after as f64,
@@ -503,7 +512,10 @@ pub fn compact(
     operation: &Operation,
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<PathJob>, CompactResult>>> {
-    let open = to_napi(&env, guard(|| open_options(&options.unwrap_or_default().open)))?;
+    let open = to_napi(
+        &env,
+        guard(|| open_options(&options.unwrap_or_default().open)),
+    )?;
     let job = PathJob {
         path: path.into(),
         open,
@@ -519,13 +531,16 @@ pub fn compact(
 pub struct CommitResult {
     pub parent: String,
     pub bytes_committed: f64,
+    pub child_file_size: f64,
 }
 
 fn commit_work(state: &mut OpState<PathJob>) -> Result<CommitResult, Failure> {
-    let report = state.with_progress(|job, progress| ops::commit(&job.path, &job.open, progress))?;
+    let report =
+        state.with_progress(|job, progress| ops::commit(&job.path, &job.open, progress))?;
     Ok(CommitResult {
         parent: report.parent.to_string_lossy().into_owned(),
         bytes_committed: report.bytes_committed as f64,
+        child_file_size: report.child_file_size as f64,
     })
 }
 
@@ -538,7 +553,10 @@ pub fn commit(
     operation: &Operation,
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<PathJob>, CommitResult>>> {
-    let open = to_napi(&env, guard(|| open_options(&options.unwrap_or_default().open)))?;
+    let open = to_napi(
+        &env,
+        guard(|| open_options(&options.unwrap_or_default().open)),
+    )?;
     let job = PathJob {
         path: path.into(),
         open,
@@ -596,7 +614,11 @@ fn rebase_work(job: &mut RebaseJob) -> Result<(), Failure> {
 
 /// Points a differencing image at `parent` (after checking its unique id).
 #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-pub fn rebase(path: String, parent: String, options: Option<InPlaceArgs>) -> AsyncTask<Job<RebaseJob, ()>> {
+pub fn rebase(
+    path: String,
+    parent: String,
+    options: Option<InPlaceArgs>,
+) -> AsyncTask<Job<RebaseJob, ()>> {
     let options = ops::RebaseOptions {
         ignore_parent_timestamp: options
             .and_then(|o| o.ignore_parent_timestamp)
@@ -618,7 +640,9 @@ pub struct SnapshotJob {
 }
 
 fn snapshot_work(job: &mut SnapshotJob) -> Result<NativeImage, Failure> {
-    Ok(NativeImage::from_image(ops::snapshot(&job.path, &job.child)?))
+    Ok(NativeImage::from_image(ops::snapshot(
+        &job.path, &job.child,
+    )?))
 }
 
 /// Creates `child`, a differencing image over `path`, and resolves to it, open read-write.
@@ -686,22 +710,38 @@ pub struct CheckResult {
     pub file_size: f64,
     pub findings: Vec<FindingResult>,
     /// With `repair`: the changes made, in order.
-    pub repairs: Option<Vec<String>>,
-    /// With `repair`: what the check after repairing still finds (besides information).
+    pub repairs: Option<Vec<RepairResult>>,
+    /// With `repair`: what the check after repairing still finds (damage or leaks).
     pub not_repaired: Option<Vec<FindingResult>>,
+    /// With `repair`: ranges of the virtual disk that read differently now (as zeros, or
+    /// from the parent) because the blocks their BAT entries pointed at were not there.
+    pub lost: Option<Vec<RangeResult>>,
 }
 
-fn findings_of(report: &CheckReport) -> Vec<FindingResult> {
-    report
-        .findings()
-        .iter()
-        .map(|finding| FindingResult {
-            severity: finding.severity.name().to_string(),
-            code: finding.kind.code().to_string(),
-            message: finding.message.clone(),
-            offset: finding.offset.map(|offset| offset as f64),
-        })
-        .collect()
+/// One change `repair` made.
+#[napi(object)]
+pub struct RepairResult {
+    /// The code of the finding it repairs.
+    pub code: String,
+    /// Where in the file the change was made (for a cut: the new file size).
+    pub offset: f64,
+    pub description: String,
+}
+
+/// A range of the virtual disk.
+#[napi(object)]
+pub struct RangeResult {
+    pub offset: f64,
+    pub length: f64,
+}
+
+fn finding_result(finding: &Finding) -> FindingResult {
+    FindingResult {
+        severity: finding.severity.name().to_string(),
+        code: finding.kind.code().to_string(),
+        message: finding.message.clone(),
+        offset: finding.offset.map(|offset| offset as f64),
+    }
 }
 
 /// The report of one check: `found` lists the findings, the verdict is `now`'s (the image
@@ -716,9 +756,10 @@ fn check_result(found: &CheckReport, now: &CheckReport) -> CheckResult {
         leaked_blocks: now.leaked_blocks() as f64,
         allocated_blocks: now.allocated_blocks() as f64,
         file_size: now.file_size() as f64,
-        findings: findings_of(found),
+        findings: found.findings().iter().map(finding_result).collect(),
         repairs: None,
         not_repaired: None,
+        lost: None,
     }
 }
 
@@ -739,13 +780,22 @@ fn check_work(job: &mut CheckJob) -> Result<CheckResult, Failure> {
         repaired
             .actions
             .iter()
-            .map(|action| action.description.clone())
+            .map(|action| RepairResult {
+                code: action.fixes.code().to_string(),
+                offset: action.offset as f64,
+                description: action.description.clone(),
+            })
             .collect(),
     );
-    result.not_repaired = Some(
-        findings_of(&repaired.after)
-            .into_iter()
-            .filter(|finding| finding.severity != "info")
+    result.not_repaired = Some(repaired.not_repaired.iter().map(finding_result).collect());
+    result.lost = Some(
+        repaired
+            .lost
+            .iter()
+            .map(|range| RangeResult {
+                offset: range.start as f64,
+                length: (range.end - range.start) as f64,
+            })
             .collect(),
     );
     Ok(result)
