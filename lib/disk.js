@@ -345,9 +345,10 @@ class Disk {
   }
 
   /**
-   * Frees `length` bytes at `offset`: they read as zeros afterwards. Whole blocks are
-   * unallocated (dynamic images) or their sectors marked absent so that the parent shows
-   * through no more (differencing images); the rest is zeroed.
+   * Says that `length` bytes at `offset` are no longer needed. Dynamic images unallocate
+   * whole blocks and zero the rest (it all reads as zeros); differencing images mark whole
+   * sectors absent (the parent shows through again) and zero parts of sectors; fixed images
+   * write zeros.
    */
   discard(offset, length, callback) {
     return call(

@@ -518,9 +518,9 @@ fn allocated_ranges_work(image: &mut Shared) -> Result<Vec<AllocatedRangeInfo>, 
 
 #[napi]
 impl NativeImage {
-    /// Frees `length` bytes at virtual offset `offset`: whole blocks are unallocated (dynamic
-    /// images) or their sectors marked absent (differencing images), the rest is zeroed;
-    /// they read as zeros afterwards.
+    /// Says that `length` bytes at virtual offset `offset` are no longer needed: dynamic
+    /// images unallocate whole blocks (they read as zeros), differencing images mark whole
+    /// sectors absent (the parent shows through again); the rest is zeroed.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn discard(
         &self,
