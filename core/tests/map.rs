@@ -1,0 +1,404 @@
+//! `allocated_ranges` (the allocation map) against `qemu-img map` for fixed and dynamic
+//! images made by qemu-img and by us, and for differencing chains against the writes the
+//! test made (at known depths, partial sector bitmaps included) and libvhdi's reads.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vhd_core::ops::{allocated_ranges, AllocatedRange};
+use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk};
+
+const MIB: u64 = 1 << 20;
+
+fn open_ro(path: &Path) -> Image {
+    Image::open(
+        path,
+        &OpenOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+}
+
+/// A number field of one `qemu-img map --output=json` entry (one entry per line).
+fn json_number(entry: &str, key: &str) -> Option<u64> {
+    let at = entry.find(&format!("\"{key}\": "))? + key.len() + 4;
+    let digits: String = entry[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// `(start, length, file offset)` of the data ranges `qemu-img map` reports, adjacent
+/// ones with contiguous file offsets merged (qemu splits a fixed image where the file's
+/// holes start and end).
+fn qemu_map(image: &Path) -> Vec<(u64, u64, u64)> {
+    let out = run_ok(
+        Command::new("qemu-img")
+            .args(["map", "--output=json", "-f", "vpc"])
+            .arg(image),
+    );
+    let mut ranges: Vec<(u64, u64, u64)> = Vec::new();
+    for entry in String::from_utf8(out).unwrap().lines() {
+        if !entry.contains("\"data\": true") {
+            continue;
+        }
+        let start = json_number(entry, "start").unwrap();
+        let length = json_number(entry, "length").unwrap();
+        let offset = json_number(entry, "offset").unwrap();
+        match ranges.last_mut() {
+            Some(last) if last.0 + last.1 == start && last.2 + last.1 == offset => last.1 += length,
+            _ => ranges.push((start, length, offset)),
+        }
+    }
+    ranges
+}
+
+fn ours(ranges: &[AllocatedRange]) -> Vec<(u64, u64, u64)> {
+    ranges
+        .iter()
+        .map(|r| {
+            assert_eq!(r.depth, 0, "{r:?}: a single image holds everything itself");
+            (r.offset, r.length, r.file_offset.unwrap())
+        })
+        .collect()
+}
+
+fn qemu_create(path: &Path, subformat: &str, size: u64) {
+    let options = format!("subformat={subformat},force_size=on");
+    run_ok(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vpc", "-o", &options])
+            .arg(path)
+            .arg(size.to_string()),
+    );
+}
+
+fn qemu_write(path: &Path, pattern: u8, offset: u64, length: u64) {
+    run_ok(Command::new("qemu-io").args([
+        "-f",
+        "vpc",
+        "-c",
+        &format!("write -P {pattern} {offset} {length}"),
+        path.to_str().unwrap(),
+    ]));
+}
+
+/// Writes spread over the disk: inside one block, across a block boundary, in the last
+/// (partial) block, and a lone sector.
+fn writes(size: u64) -> Vec<(u64, u64)> {
+    vec![
+        (4096, 8192),
+        (2 * MIB - 4096, 12288),
+        (size - 1024, 1024),
+        (5 * MIB + 512, 512),
+    ]
+}
+
+#[test]
+fn qemu_made_images_map_as_qemu_img_maps_them() {
+    if !require_qemu() {
+        return;
+    }
+    let dir = TempDir::new("map-qemu");
+    // Not a multiple of the 2 MiB block: the last block is clipped.
+    let size = 9 * MIB + 3 * 512;
+    for subformat in ["dynamic", "fixed"] {
+        let path = dir.join(&format!("{subformat}.vhd"));
+        qemu_create(&path, subformat, size);
+        assert_eq!(
+            ours(&allocated_ranges(&open_ro(&path)).unwrap()),
+            qemu_map(&path)
+        );
+        for (i, (offset, length)) in writes(size).into_iter().enumerate() {
+            qemu_write(&path, i as u8 + 1, offset, length);
+        }
+        let map = qemu_map(&path);
+        let expected_runs = if subformat == "fixed" { 1 } else { 4 };
+        assert_eq!(
+            map.len(),
+            expected_runs,
+            "{subformat}: qemu-img map {map:?}"
+        );
+        assert_eq!(
+            ours(&allocated_ranges(&open_ro(&path)).unwrap()),
+            map,
+            "{subformat} image made and written by qemu"
+        );
+    }
+}
+
+#[test]
+fn our_images_map_as_qemu_img_maps_them() {
+    if !require_qemu() {
+        return;
+    }
+    let dir = TempDir::new("map-ours");
+    let mut rng = Rng::new("map ours");
+    let size = 9 * MIB + 3 * 512;
+    let kinds = [
+        CreateOptions::new(DiskType::Fixed, size),
+        CreateOptions::new(DiskType::Dynamic, size),
+        CreateOptions {
+            block_size: 512 * 1024,
+            ..CreateOptions::new(DiskType::Dynamic, size)
+        },
+    ];
+    for (k, options) in kinds.iter().enumerate() {
+        let path = dir.join(&format!("ours{k}.vhd"));
+        let mut image = create(&path, options).unwrap();
+        // Blocks allocated out of disk order, so that file offsets are not disk offsets.
+        let mut spans = writes(size);
+        spans.reverse();
+        for (offset, length) in spans {
+            image.write_at(&rng.bytes(length as usize), offset).unwrap();
+        }
+        // Unflushed allocations are in the map already.
+        let before_flush = allocated_ranges(&image).unwrap();
+        image.flush().unwrap();
+        assert_eq!(allocated_ranges(&image).unwrap(), before_flush);
+        drop(image);
+        assert_eq!(
+            ours(&allocated_ranges(&open_ro(&path)).unwrap()),
+            qemu_map(&path),
+            "{options:?}"
+        );
+    }
+}
+
+/// libvhdi (pyvhdi) opens every file of `chain` (base first), links each to the one below,
+/// and reads the top image in 64 KiB pieces into `out`.
+const PYVHDI_READ_CHAIN: &str = r#"
+import sys, pyvhdi
+files = []
+for path in sys.argv[2:]:
+    f = pyvhdi.file()
+    f.open(path)
+    if files:
+        f.set_parent(files[-1])
+    files.append(f)
+top = files[-1]
+size = top.get_media_size()
+top.seek_offset(0, 0)
+done = 0
+with open(sys.argv[1], "wb") as out:
+    while done < size:
+        data = top.read_buffer(min(65536, size - done))
+        if not data:
+            sys.exit("short read at %d" % done)
+        out.write(data)
+        done += len(data)
+"#;
+
+fn libvhdi_read_chain(chain_base_first: &[PathBuf], dir: &TempDir) -> Vec<u8> {
+    let out = dir.join("libvhdi.raw");
+    run_ok(
+        Command::new(python())
+            .args(["-c", PYVHDI_READ_CHAIN])
+            .arg(&out)
+            .args(chain_base_first),
+    );
+    std::fs::read(&out).unwrap()
+}
+
+/// What the test wrote: for each sector, the depth of the image that holds it (0 = top).
+struct Model {
+    holder: Vec<Option<usize>>,
+}
+
+impl Model {
+    /// `(offset, length, depth)` runs of equal holders, in disk order.
+    fn runs(&self) -> Vec<(u64, u64, usize)> {
+        let mut runs: Vec<(u64, u64, usize)> = Vec::new();
+        for (sector, holder) in self.holder.iter().enumerate() {
+            let Some(depth) = *holder else { continue };
+            let offset = sector as u64 * 512;
+            match runs.last_mut() {
+                Some(last) if last.2 == depth && last.0 + last.1 == offset => last.1 += 512,
+                _ => runs.push((offset, 512, depth)),
+            }
+        }
+        runs
+    }
+
+    /// Marks `offset..offset + length` as held at `depth` unless a nearer image holds it.
+    fn hold(&mut self, offset: u64, length: u64, depth: usize) {
+        let first = (offset / 512) as usize;
+        let end = ((offset + length).div_ceil(512) as usize).min(self.holder.len());
+        for holder in &mut self.holder[first..end] {
+            if holder.is_none_or(|d| d > depth) {
+                *holder = Some(depth);
+            }
+        }
+    }
+}
+
+/// Our ranges with file offsets set aside, runs at the same depth merged.
+fn by_depth(ranges: &[AllocatedRange]) -> Vec<(u64, u64, usize)> {
+    let mut runs: Vec<(u64, u64, usize)> = Vec::new();
+    for r in ranges {
+        match runs.last_mut() {
+            Some(last) if last.2 == r.depth && last.0 + last.1 == r.offset => last.1 += r.length,
+            _ => runs.push((r.offset, r.length, r.depth)),
+        }
+    }
+    runs
+}
+
+/// Each range's bytes, read from its file at its file offset, must be what a reader of
+/// the whole chain sees at its virtual offset.
+fn assert_file_offsets(top: &Image, ranges: &[AllocatedRange], disk: &[u8], what: &str) {
+    let chain = top.chain();
+    for r in ranges {
+        let bytes = file_bytes(chain[r.depth], r.file_offset.unwrap(), r.length as usize);
+        let start = r.offset as usize;
+        assert_same_bytes(
+            &bytes,
+            &disk[start..start + r.length as usize],
+            &format!("{what}: {r:?} in {}", chain[r.depth].display()),
+        );
+    }
+}
+
+/// A dynamic base (depth 2), a child (depth 1) and a grandchild (depth 0), each written in
+/// whole 4 KiB units, so that libvhdi reads the chain right.
+#[test]
+fn a_chain_maps_to_the_images_that_hold_each_sector() {
+    if !require_pyvhdi() {
+        return;
+    }
+    let dir = TempDir::new("map-chain");
+    let mut rng = Rng::new("map chain");
+    let size = 12 * MIB + 4096;
+    let block = 2 * MIB;
+    let mut model = Model {
+        holder: vec![None; (size / 512) as usize],
+    };
+    // Writes per level, top (depth 0) first; a dynamic base holds whole blocks.
+    let levels: [&[(u64, u64)]; 3] = [
+        &[
+            (0, 4096),
+            (3 * MIB, 64 * 1024),
+            (size - 4096, 4096),
+            (7 * MIB, 4096),
+        ],
+        &[(0, 3 * MIB), (7 * MIB - 8192, 16384), (9 * MIB, 4096)],
+        &[(MIB, 4096), (6 * MIB, 2 * MIB + 4096), (size - 8192, 4096)],
+    ];
+    let paths: Vec<PathBuf> = ["base.vhd", "child.vhd", "top.vhd"]
+        .iter()
+        .map(|n| dir.join(n))
+        .collect();
+    for (level, path) in paths.iter().enumerate() {
+        let depth = 2 - level;
+        let options = match level {
+            0 => CreateOptions::new(DiskType::Dynamic, size),
+            _ => CreateOptions::differencing(&paths[level - 1]),
+        };
+        let mut image = create(path, &options).unwrap();
+        for &(offset, length) in levels[depth] {
+            image.write_at(&rng.bytes(length as usize), offset).unwrap();
+            if depth == 2 {
+                let first = offset / block * block;
+                let end = ((offset + length).div_ceil(block) * block).min(size);
+                model.hold(first, end - first, depth);
+            } else {
+                model.hold(offset, length, depth);
+            }
+        }
+        image.flush().unwrap();
+    }
+    let top = open_ro(&paths[2]);
+    let ranges = allocated_ranges(&top).unwrap();
+    assert_eq!(by_depth(&ranges), model.runs(), "ranges by depth");
+    for depth in 0..3 {
+        assert!(
+            ranges.iter().any(|r| r.depth == depth),
+            "depth {depth} holds data"
+        );
+    }
+    let disk = libvhdi_read_chain(&paths, &dir);
+    assert_same_bytes(&read_all(&top), &disk, "our read of the chain vs libvhdi's");
+    assert_file_offsets(&top, &ranges, &disk, "chain");
+}
+
+/// Single sectors and odd runs leave sector bitmap bytes partly set; the map follows the
+/// bits exactly. (libvhdi misreads such chains, so the contents are checked against what
+/// the test wrote.)
+#[test]
+fn partial_sector_bitmaps_map_sector_by_sector() {
+    let dir = TempDir::new("map-partial");
+    let mut rng = Rng::new("map partial");
+    let size = 6 * MIB;
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let mut disk = vec![0u8; size as usize];
+    let mut model = Model {
+        holder: vec![None; (size / 512) as usize],
+    };
+    let mut image = create(&base, &CreateOptions::new(DiskType::Fixed, size)).unwrap();
+    let data = rng.bytes(size as usize);
+    image.write_at(&data, 0).unwrap();
+    disk.copy_from_slice(&data);
+    model.hold(0, size, 1);
+    drop(image);
+
+    let mut image = create(
+        &child,
+        &CreateOptions {
+            block_size: 512 * 1024,
+            ..CreateOptions::differencing(&base)
+        },
+    )
+    .unwrap();
+    for _ in 0..60 {
+        let offset = rng.below(size / 512) * 512;
+        let length = (rng.range(1, 12) * 512).min(size - offset);
+        let bytes = rng.bytes(length as usize);
+        image.write_at(&bytes, offset).unwrap();
+        disk[offset as usize..(offset + length) as usize].copy_from_slice(&bytes);
+        for sector in offset / 512..(offset + length) / 512 {
+            model.holder[sector as usize] = Some(0);
+        }
+    }
+    let unflushed = allocated_ranges(&image).unwrap();
+    image.flush().unwrap();
+    drop(image);
+    let top = open_ro(&child);
+    let ranges = allocated_ranges(&top).unwrap();
+    assert_eq!(ranges, unflushed, "the map before the flush");
+    assert_eq!(by_depth(&ranges), model.runs(), "ranges by depth");
+    assert_same_bytes(&read_all(&top), &disk, "our read of the chain");
+    assert_file_offsets(&top, &ranges, &disk, "partial bitmaps");
+    // The fixed base holds its data at the disk's own offsets.
+    for r in ranges.iter().filter(|r| r.depth == 1) {
+        assert_eq!(r.file_offset, Some(r.offset), "{r:?}");
+    }
+}
+
+/// A child larger than its parent: past the parent's end, only what the child holds.
+#[test]
+fn nothing_is_mapped_past_a_smaller_parents_end() {
+    let dir = TempDir::new("map-larger");
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let mut image = create(&base, &CreateOptions::new(DiskType::Fixed, 3 * MIB)).unwrap();
+    image.write_at(&[7u8; 4096], 0).unwrap();
+    drop(image);
+    let mut image = create(
+        &child,
+        &CreateOptions {
+            size: 8 * MIB,
+            ..CreateOptions::differencing(&base)
+        },
+    )
+    .unwrap();
+    image.write_at(&[9u8; 4096], 5 * MIB).unwrap();
+    image.flush().unwrap();
+    let runs = by_depth(&image.allocated_ranges().unwrap());
+    assert_eq!(runs, vec![(0, 3 * MIB, 1), (5 * MIB, 4096, 0)]);
+}
