@@ -19,13 +19,20 @@
 //! What is checked: the footer at the end (cookie, checksum, fields), its copy at offset 0
 //! (dynamic and differencing images), the dynamic header (cookie, checksum, block size a
 //! power of two, enough BAT entries for the size, the BAT inside the file), every BAT entry
-//! (a sector number, so every block is sector-aligned by construction: its sector bitmap and
-//! the data inside the virtual size must lie in front of the footer), that no two
+//! (a sector number, so every block is sector-aligned by construction; a block placed
+//! off the grid the other blocks follow shows up as an overlap with its neighbour: its
+//! sector bitmap and the data inside the virtual size must lie in front of the footer), that no two
 //! structures share bytes (blocks, footer copy, header, BAT, parent locator data), the
-//! space no structure uses, and, for differencing images, the parent link: the parent is
+//! space no structure uses, the sector bitmaps (one that holds a footer is the trace of a
+//! BAT entry written before its bitmap: damage in a differencing image, which reads its
+//! bitmaps, information in a dynamic one, which does not; no other bit pattern is wrong,
+//! and bits past the end of the disk are normal: qemu sets whole bitmaps), and, for
+//! differencing images, the parent link: the parent is
 //! found (as [`Image::open`] finds it) and carries the unique id the child records. Sizes
 //! that disagree with the CHS geometry are only information. Finally the image is opened
 //! as a reader would (checksums ignored) to catch whatever else would stop it.
+//!
+//! [`crate::ops::repair`] repairs what can be repaired safely.
 //!
 //! [`CheckReport::exit_code`] follows `qemu-img check`: 0 clean, 2 corrupt, 3 leaked space
 //! only (and 1, which this function never produces, is for a check that could not run:

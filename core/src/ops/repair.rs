@@ -1,38 +1,6 @@
 //! `check --repair`: fixing what [`check`](crate::check()) finds, where that is safe.
 //!
-//! [`repair`] checks the image, plans every change from what the check found, tries the
-//! plan on an in-memory view of the file and checks that view, and only writes when the
-//! plan leaves no new damage and less of the old. Then it checks the file again.
-//!
-//! What is repaired (only when the footer fields, the dynamic header's fields and the BAT's
-//! place are sound, so that the structures a fix relies on are the right ones):
-//!
-//! - The footer at the end missing (a crash after a block allocation lost the moved
-//!   footer, or the file was cut) or damaged, with a good copy at offset 0: the footer is
-//!   written again, at the end of the space the structures and blocks use (rounded up to a
-//!   sector, where the next block would go), and the file is cut after it.
-//! - The footer copy missing, damaged, or describing another disk (type, data offset,
-//!   size, unique id), with a good footer at the end: the copy is written from the footer.
-//! - Bad checksums (footer and copy when neither is good, dynamic header): recomputed.
-//! - BAT entries whose block is not (wholly) in front of the footer: set to unallocated.
-//!   What the block held is not in the file; its part of the disk now reads as zeros (from
-//!   the parent, for a differencing image): [`RepairReport::lost`] lists those ranges.
-//! - Leaked blocks at the end of the file (in front of the footer): the footer moves to
-//!   the end of the used space and the file is cut after it. Leaks between blocks stay
-//!   (moving blocks is compaction's job) and are reported.
-//!
-//! Everything else (overlapping blocks, a missing dynamic header, bad header or footer
-//! fields, a truncated fixed image, parent problems, a bitmap that holds a footer) is
-//! reported in [`RepairReport::not_repaired`] and left alone.
-//!
-//! # Crash safety
-//!
-//! The file is locked exclusively for the whole repair. Each structure is written in one
-//! positioned write and made durable (`fsync`) before the next, in this order: BAT entries
-//! and the dynamic header; the footer at the end; then the file is cut after it; then the
-//! footer copy. Until the new footer is durable the file still opens as before (from the
-//! copy at offset 0, or with the old end footer); a cut only removes space no structure
-//! uses; the copy is written last from a footer already durable at the end.
+//! The rules are documented on [`repair`].
 
 use crate::check::{check_storage, CheckOptions, CheckReport, Finding, FindingKind, Severity};
 use crate::dynamic_header::DynamicHeader;
@@ -84,9 +52,70 @@ impl RepairReport {
     }
 }
 
-/// Checks the image at `path` and repairs what can be repaired safely (see the
-/// [module documentation](self)); the parent of a differencing image is looked for as
-/// `options` say, and never written.
+impl std::fmt::Display for RepairReport {
+    /// The changes, what now reads differently, what is still wrong, then the check after.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for action in &self.actions {
+            writeln!(
+                f,
+                "repaired [{}] at {}: {}",
+                action.fixes.code(),
+                action.offset,
+                action.description
+            )?;
+        }
+        for range in &self.lost {
+            writeln!(
+                f,
+                "lost: bytes {}..{} of the disk now read differently",
+                range.start, range.end
+            )?;
+        }
+        for finding in &self.not_repaired {
+            writeln!(f, "not repaired: {finding}")?;
+        }
+        write!(f, "{}", self.after)
+    }
+}
+
+/// Checks the image at `path` and repairs what can be repaired safely; the parent of a
+/// differencing image is looked for as `options` say, and never written.
+///
+/// It checks the image, plans every change from what the check found, tries the
+/// plan on an in-memory view of the file and checks that view, and only writes when the
+/// plan leaves no new damage and less of the old. Then it checks the file again.
+///
+/// What is repaired (only when the footer fields, the dynamic header's fields and the BAT's
+/// place are sound, so that the structures a fix relies on are the right ones):
+///
+/// - The footer at the end missing (a crash after a block allocation lost the moved
+///   footer, or the file was cut) or damaged, with a good copy at offset 0: the footer is
+///   written again, at the end of the space the structures and blocks use (rounded up to a
+///   sector, where the next block would go), and the file is cut after it.
+/// - The footer copy missing, damaged, or describing another disk (type, data offset,
+///   size, unique id), with a good footer at the end: the copy is written from the footer.
+/// - Bad checksums (footer and copy when neither is good, dynamic header): recomputed.
+/// - BAT entries whose block is not (wholly) in front of the footer: set to unallocated.
+///   What the block held is not in the file; its part of the disk now reads as zeros (from
+///   the parent, for a differencing image): [`RepairReport::lost`] lists those ranges.
+/// - Leaked blocks at the end of the file (in front of the footer): the footer moves to
+///   the end of the used space and the file is cut after it. Leaks between blocks stay
+///   (moving blocks is compaction's job) and are reported.
+///
+/// Everything else (overlapping blocks, a missing dynamic header, bad header or footer
+/// fields, a truncated fixed image, parent problems, a bitmap that holds a footer) is
+/// reported in [`RepairReport::not_repaired`] and left alone.
+///
+/// # Crash safety
+///
+/// The file is locked exclusively for the whole repair. Each structure is written in one
+/// positioned write and made durable (`fsync`) before the next, in this order: BAT entries
+/// and the dynamic header; the footer at the end; then the file is cut after it; then the
+/// footer copy. Until the new footer is durable the file still opens as before (from the
+/// copy at offset 0, or with the old end footer); a cut only removes space no structure
+/// uses; the copy is written last from a footer already durable at the end.
+///
+/// # Errors
 ///
 /// The file must be writable: a file without write permission fails with
 /// [`Error::ReadOnly`] before anything is read. It is locked exclusively (unless
@@ -203,7 +232,7 @@ struct Plan {
 }
 
 impl Plan {
-    /// Plans the repairs of what `before` found (see the module documentation).
+    /// Plans the repairs of what `before` found (see [`repair`]).
     fn make(before: &CheckReport) -> Plan {
         let mut plan = Plan::default();
         let layout = &before.layout;
@@ -331,21 +360,19 @@ impl Plan {
             None => {
                 // Where the next block would have gone, as the writer that lost it left it.
                 let offset = layout.used_end.next_multiple_of(512);
-                let (kind, why) = match before.findings_of(FindingKind::FooterMissing).next() {
-                    Some(f) if f.severity == Severity::Leak => (
-                        FindingKind::FooterMissing,
-                        "the file ended in space no structure uses, without its footer",
-                    ),
-                    _ => (
-                        FindingKind::FooterMissing,
-                        "the file ended without its footer",
-                    ),
+                let leak = before
+                    .findings_of(FindingKind::FooterMissing)
+                    .any(|f| f.severity == Severity::Leak);
+                let why = if leak {
+                    "the file ended in space no structure uses, without its footer"
+                } else {
+                    "the file ended without its footer"
                 };
                 self.steps.push(Step::Write { offset, bytes });
                 self.steps
                     .push(Step::SetLength(offset + FOOTER_SIZE as u64));
                 self.act(
-                    kind,
+                    FindingKind::FooterMissing,
                     offset,
                     format!(
                         "{why}: the footer (from the copy at offset 0) was written at {offset}, the end of the used space, and the {file_size}-byte file now ends after it ({} bytes)",
@@ -477,26 +504,31 @@ impl Plan {
         length
     }
 
-    /// Writes the plan, each step durable before the next (see the module documentation
-    /// for the order, which [`Plan::make`] builds the steps in).
+    /// Writes the plan, each step durable before the next (see [`repair`] for the order,
+    /// which [`Plan::make`] builds the steps in).
     fn apply(&self, file: &Unlocking) -> Result<()> {
-        for step in &self.steps {
-            match step {
-                Step::Write { offset, bytes } => file
-                    .0
-                    .write_all_at(bytes, *offset)
-                    .map_err(|e| Error::io(format!("writing the repair at offset {offset}"), e))?,
-                Step::SetLength(length) => file
-                    .0
-                    .set_len(*length)
-                    .map_err(|e| Error::io(format!("cutting the file to {length} bytes"), e))?,
-            }
-            file.0
-                .sync_all()
-                .map_err(|e| Error::io("flushing the repair to disk (fsync)", e))?;
-        }
-        Ok(())
+        apply_steps(&self.steps, file)
     }
+}
+
+/// Makes each step durable before the next.
+fn apply_steps(steps: &[Step], file: &Unlocking) -> Result<()> {
+    for step in steps {
+        match step {
+            Step::Write { offset, bytes } => file
+                .0
+                .write_all_at(bytes, *offset)
+                .map_err(|e| Error::io(format!("writing the repair at offset {offset}"), e))?,
+            Step::SetLength(length) => file
+                .0
+                .set_len(*length)
+                .map_err(|e| Error::io(format!("cutting the file to {length} bytes"), e))?,
+        }
+        file.0
+            .sync_all()
+            .map_err(|e| Error::io("flushing the repair to disk (fsync)", e))?;
+    }
+    Ok(())
 }
 
 /// Where the footer written at the end comes from, for messages.
@@ -571,5 +603,70 @@ impl Storage for Preview {
 
     fn file_size(&self) -> io::Result<u64> {
         Ok(self.length)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{create, CreateOptions, Image, OpenOptions, VirtualDisk};
+
+    /// A repair cut short after any of its steps (a crash, a full disk) leaves an image no
+    /// worse than before: every problem the check finds then was there before the repair.
+    #[test]
+    fn every_prefix_of_a_repair_is_no_worse_than_before() {
+        let dir = std::env::temp_dir().join(format!("vhd-repair-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("d.vhd");
+        let mut options = CreateOptions::new(DiskType::Dynamic, 8 << 20);
+        options.block_size = 1 << 20;
+        let mut disk = create(&path, &options).unwrap();
+        for block in [0u64, 2, 5] {
+            disk.write_at(&[block as u8 + 1; 8192], block << 20)
+                .unwrap();
+        }
+        disk.flush().unwrap();
+        drop(disk);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let footer_at = bytes.len() - 512;
+        let image = Image::open(&path, &OpenOptions::default()).unwrap();
+        let header = image.header().unwrap().clone();
+        drop(image);
+        // BAT entry 7 far outside the file, the header's checksum damaged, and the footer
+        // lost behind half a block of a torn allocation.
+        let entry = header.table_offset as usize + 7 * 4;
+        bytes[entry..entry + 4].copy_from_slice(&0x0100_0000u32.to_be_bytes());
+        bytes[512 + 1000] ^= 0xFF;
+        bytes.resize(footer_at + 512 + (512 << 10), 0x33);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let options = CheckOptions::default();
+        let problems = |report: &CheckReport| -> BTreeSet<FindingKind> {
+            report
+                .findings()
+                .iter()
+                .filter(|f| f.severity > Severity::Info)
+                .map(|f| f.kind)
+                .collect()
+        };
+        let before = crate::check(&path, &options).unwrap();
+        let plan = Plan::make(&before);
+        assert_eq!(plan.steps.len(), 4, "{plan:#?}");
+        for k in 0..=plan.steps.len() {
+            std::fs::write(&path, &bytes).unwrap();
+            let file = open_for_repair(&path, &options).unwrap();
+            apply_steps(&plan.steps[..k], &file).unwrap();
+            drop(file);
+            let now = crate::check(&path, &options).unwrap();
+            assert!(
+                problems(&now).is_subset(&problems(&before)),
+                "after {k} steps:\n{now}"
+            );
+            if k == plan.steps.len() {
+                assert!(now.is_clean(), "{now}");
+                assert_eq!(now.file_size(), footer_at as u64 + 512);
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
