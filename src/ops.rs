@@ -574,7 +574,11 @@ pub struct ResizeJob {
 }
 
 fn resize_work(state: &mut OpState<ResizeJob>) -> Result<(), Failure> {
-    state.with_progress(|job, progress| ops::resize(&job.path, job.size, &job.options, progress))
+    // What `resize` returns besides success (nothing, or a report of sizes depending on the
+    // core's version) is not passed on: the caller knows the new size.
+    state.with_progress(|job, progress| {
+        ops::resize(&job.path, job.size, &job.options, progress).map(|_| ())
+    })
 }
 
 /// Changes the virtual size of an image to `size` bytes.
@@ -588,8 +592,13 @@ pub fn resize(
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<ResizeJob>, ()>>> {
     let size = to_napi(&env, guard(|| integer("size", size)))?;
-    let options = ops::ResizeOptions {
-        force: options.and_then(|o| o.force).unwrap_or(false),
+    // Only `force` is set: the other fields (how to open the image) keep their defaults,
+    // whatever fields the core's version has.
+    #[allow(clippy::field_reassign_with_default)]
+    let options = {
+        let mut core = ops::ResizeOptions::default();
+        core.force = options.and_then(|o| o.force).unwrap_or(false);
+        core
     };
     let job = ResizeJob {
         path: path.into(),
