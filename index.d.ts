@@ -1237,33 +1237,76 @@ export interface ChecksumInfo {
   valid: boolean
 }
 
-/** What `info` reports: the CLI's `info --json`. Plain JSON values only. */
+/** A used parent locator entry. */
+export interface LocatorInfo {
+  /** Position in the table (0 to 7). */
+  index: number
+  /** The platform code's 4 characters, e.g. `'W2ru'`. */
+  platformCode: string
+  dataSpace: number
+  dataLength: number
+  dataOffset: number
+  /** The path it holds, decoded; `null` for other kinds or data not in the file. */
+  path: string | null
+}
+
+/**
+ * What `info` reports: the object the CLI's `info --json` prints, key for key (plain JSON
+ * values; time stamps as ISO 8601 like `'2024-05-01T12:00:00Z'`, unique ids as UUIDs with
+ * the bytes in file order).
+ */
 export interface ImageInfo {
   path: string
+  format: 'vpc'
   type: 'fixed' | 'dynamic' | 'differencing'
   virtualSize: number
-  /** Bytes the CHS geometry describes. */
-  geometrySize: number
-  geometry: { cylinders: number; heads: number; sectorsPerTrack: number }
-  /** Dynamic and differencing images; `null` for fixed ones. */
+  /** The footer's CHS geometry and the size it describes. */
+  geometry: { cylinders: number; heads: number; sectorsPerTrack: number; size: number }
+  /** `null` for fixed images. */
   blockSize: number | null
-  fileSize: number
-  /** Bytes the file occupies on the host file system (holes excluded), `null` where unknown. */
-  diskUsage: number | null
   /** Bytes of the virtual disk the file stores (a fixed image: all of them). */
   allocatedBytes: number
   allocatedBlocks: number | null
+  fileSize: number
+  /** Bytes the file occupies on the host file system (holes excluded); `null` where unknown. */
+  diskUsage: number | null
+  /** `hostOs`: `'Windows'`, `'Macintosh'`, or the code's characters quoted. */
   creator: { application: string; version: string; hostOs: string }
-  /** The footer's unique id, as a UUID (bytes in file order). */
   uniqueId: string
-  /** The footer's time stamp, ISO 8601. */
   timestamp: string
-  savedState: boolean
+  features: { value: number; temporary: boolean; reserved: boolean }
+  checksums: { footer: ChecksumInfo; header: ChecksumInfo | null }
   footerSource: 'end' | 'end511' | 'copy'
-  footerChecksum: ChecksumInfo
-  headerChecksum: ChecksumInfo | null
-  /** The parent a differencing image records, and the file found for it. */
-  parent: { name: string; path: string; uniqueId: string; timestamp: string } | null
+  /** Every footer field as stored (`dataOffset` `null` for fixed images, `timestamp` in seconds since 2000). */
+  footer: {
+    features: number
+    formatVersion: number
+    dataOffset: number | null
+    timestamp: number
+    creatorApplication: string
+    creatorVersion: number
+    creatorHostOs: number
+    originalSize: number
+    currentSize: number
+    diskType: number
+    checksum: number
+    uniqueId: string
+    savedState: number
+  }
+  /** Every dynamic header field but the locator table; `null` for fixed images. */
+  header: {
+    dataOffset: number | null
+    tableOffset: number
+    headerVersion: number
+    maxTableEntries: number
+    blockSize: number
+    checksum: number
+    parentUniqueId: string
+    parentTimestamp: number
+    parentName: string
+  } | null
+  /** The parent a differencing image records, the file found for it, and its locators. */
+  parent: { name: string; uniqueId: string; timestamp: string; path: string; locators: LocatorInfo[] } | null
   /** This image and every one below it, nearest first. */
   chain: Array<{ path: string; type: 'fixed' | 'dynamic' | 'differencing' | 'raw'; virtualSize: number }>
 }

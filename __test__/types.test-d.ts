@@ -299,6 +299,8 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
   expectType<number | null>(info.blockSize)
   expectType<string | null>(info.parent && info.parent.path)
   expectType<string>(info.creator.application)
+  expectType<number | null>(info.footer.dataOffset)
+  expectType<boolean | undefined>(info.checksums.header?.valid)
 
   await disk.discard(0, 1 << 20)
   const ranges = await disk.getAllocatedRanges()

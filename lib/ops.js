@@ -375,19 +375,77 @@ function info(path, options, callback) {
   )
 }
 
-function isoDate(vhdSeconds) {
-  return new Date(VHD_EPOCH_MS + vhdSeconds * 1000).toISOString()
+/** A VHD time stamp (seconds since 2000-01-01 UTC) as ISO 8601, `2024-05-01T12:00:00Z`. */
+function isoTime(vhdSeconds) {
+  return new Date(VHD_EPOCH_MS + vhdSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')
 }
 
-function shapeInfo(result) {
+/** The CLI's `info --json` object, key for key, from the native fields. */
+function shapeInfo(r) {
+  const orNull = (value) => value ?? null
+  const parent = r.parent && {
+    name: r.parent.name,
+    uniqueId: r.parent.uniqueId,
+    timestamp: isoTime(r.parent.timestamp),
+    path: r.parent.path,
+    locators: r.parent.locators.map((l) => ({
+      index: l.index,
+      platformCode: l.platformCode,
+      dataSpace: l.dataSpace,
+      dataLength: l.dataLength,
+      dataOffset: l.dataOffset,
+      path: orNull(l.path),
+    })),
+  }
+  const f = r.footer
+  const h = r.header
   return {
-    ...result,
-    timestamp: isoDate(result.timestamp),
-    blockSize: result.blockSize ?? null,
-    diskUsage: result.diskUsage ?? null,
-    allocatedBlocks: result.allocatedBlocks ?? null,
-    headerChecksum: result.headerChecksum ?? null,
-    parent: result.parent ? { ...result.parent, timestamp: isoDate(result.parent.timestamp) } : null,
+    path: r.path,
+    format: 'vpc',
+    type: r.type,
+    virtualSize: r.virtualSize,
+    geometry: { ...r.geometry },
+    blockSize: orNull(r.blockSize),
+    allocatedBytes: r.allocatedBytes,
+    allocatedBlocks: orNull(r.allocatedBlocks),
+    fileSize: r.fileSize,
+    diskUsage: orNull(r.diskUsage),
+    creator: { ...r.creator },
+    uniqueId: r.uniqueId,
+    timestamp: isoTime(r.timestamp),
+    features: { ...r.features },
+    checksums: { footer: { ...r.footerChecksum }, header: r.headerChecksum ? { ...r.headerChecksum } : null },
+    footerSource: r.footerSource,
+    footer: {
+      features: f.features,
+      formatVersion: f.formatVersion,
+      dataOffset: orNull(f.dataOffset),
+      timestamp: f.timestamp,
+      creatorApplication: f.creatorApplication,
+      creatorVersion: f.creatorVersion,
+      creatorHostOs: f.creatorHostOs,
+      originalSize: f.originalSize,
+      currentSize: f.currentSize,
+      diskType: f.diskType,
+      checksum: f.checksum,
+      uniqueId: f.uniqueId,
+      savedState: f.savedState,
+    },
+    header: h
+      ? {
+          dataOffset: orNull(h.dataOffset),
+          tableOffset: h.tableOffset,
+          headerVersion: h.headerVersion,
+          maxTableEntries: h.maxTableEntries,
+          blockSize: h.blockSize,
+          checksum: h.checksum,
+          parentUniqueId: h.parentUniqueId,
+          parentTimestamp: h.parentTimestamp,
+          parentName: h.parentName,
+        }
+      : null,
+    parent: parent || null,
+    chain: r.chain.map(({ path, type, virtualSize }) => ({ path, type, virtualSize })),
   }
 }
 

@@ -20,8 +20,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use vhd_core::footer::{
+    format_unique_id, FEATURE_RESERVED, FEATURE_TEMPORARY, HOST_OS_MACINTOSH, HOST_OS_WINDOWS,
+    NO_DATA_OFFSET,
+};
 use vhd_core::ops::{self, OutputFormat, Progress, SourceFormat, VhdStream};
-use vhd_core::{CheckOptions, CheckReport, Finding};
+use vhd_core::{CheckOptions, CheckReport, DynamicHeader, Finding, Footer, FooterSource};
 
 /// Shortest time between two progress reports that are not a completion.
 const REPORT_INTERVAL: Duration = Duration::from_millis(100);
@@ -912,25 +916,35 @@ mod tests {
 }
 
 // ---------------------------------------------------------------------------------------
-// info
+// info: the fields of the CLI's `info --json`; `lib/ops.js` puts them in its order, with
+// `null` for what is absent and time stamps as ISO 8601.
 
-/// The CHS geometry of the footer.
+/// The CHS geometry of the footer, and the size it describes.
 #[napi(object)]
 pub struct GeometryResult {
     pub cylinders: u32,
     pub heads: u32,
     pub sectors_per_track: u32,
+    pub size: f64,
 }
 
 /// Who made the image.
 #[napi(object)]
 pub struct CreatorResult {
-    /// The 4-character creator application, e.g. `'win '`, `'qemu'`.
+    /// The creator application, e.g. `'win '`, `'qemu'`.
     pub application: String,
     /// `'major.minor'`.
     pub version: String,
-    /// The 4-character host OS code, e.g. `'Wi2k'`.
+    /// `'Windows'`, `'Macintosh'`, or the code's 4 characters quoted.
     pub host_os: String,
+}
+
+/// The footer's features field.
+#[napi(object)]
+pub struct FeaturesResult {
+    pub value: u32,
+    pub temporary: bool,
+    pub reserved: bool,
 }
 
 /// A stored checksum and the one the fields call for.
@@ -941,14 +955,59 @@ pub struct ChecksumResult {
     pub valid: bool,
 }
 
+/// Every footer field, as stored.
+#[napi(object)]
+pub struct FooterFields {
+    pub features: u32,
+    pub format_version: u32,
+    /// `None` for a fixed image (all ones).
+    pub data_offset: Option<f64>,
+    pub timestamp: u32,
+    pub creator_application: String,
+    pub creator_version: u32,
+    pub creator_host_os: u32,
+    pub original_size: f64,
+    pub current_size: f64,
+    pub disk_type: u32,
+    pub checksum: u32,
+    pub unique_id: String,
+    pub saved_state: u32,
+}
+
+/// Every dynamic header field but the locator table.
+#[napi(object)]
+pub struct HeaderFields {
+    pub data_offset: Option<f64>,
+    pub table_offset: f64,
+    pub header_version: u32,
+    pub max_table_entries: u32,
+    pub block_size: u32,
+    pub checksum: u32,
+    pub parent_unique_id: String,
+    pub parent_timestamp: u32,
+    pub parent_name: String,
+}
+
+/// A used parent locator entry.
+#[napi(object)]
+pub struct LocatorResult {
+    pub index: u32,
+    pub platform_code: String,
+    pub data_space: u32,
+    pub data_length: u32,
+    pub data_offset: f64,
+    pub path: Option<String>,
+}
+
 /// The parent a differencing image records and the file used as the parent.
 #[napi(object)]
 pub struct ParentResult {
     pub name: String,
-    pub path: String,
     pub unique_id: String,
-    /// Seconds since 2000-01-01 (`lib/ops.js` makes it an ISO date).
+    /// Seconds since 2000-01-01.
     pub timestamp: u32,
+    pub path: String,
+    pub locators: Vec<LocatorResult>,
 }
 
 /// One image of the chain.
@@ -961,47 +1020,31 @@ pub struct ChainResult {
     pub virtual_size: f64,
 }
 
-/// Everything `VHD.info` reports, shaped as the CLI's `info --json`.
+/// What `VHD.info` reports.
 #[napi(object)]
 pub struct InfoResult {
     pub path: String,
     #[napi(js_name = "type")]
     pub disk_type: String,
     pub virtual_size: f64,
-    pub geometry_size: f64,
     pub geometry: GeometryResult,
     pub block_size: Option<u32>,
-    pub file_size: f64,
-    pub disk_usage: Option<f64>,
     pub allocated_bytes: f64,
     pub allocated_blocks: Option<f64>,
+    pub file_size: f64,
+    pub disk_usage: Option<f64>,
     pub creator: CreatorResult,
     pub unique_id: String,
-    /// Seconds since 2000-01-01 (`lib/ops.js` makes it an ISO date).
+    /// Seconds since 2000-01-01.
     pub timestamp: u32,
-    pub saved_state: bool,
-    pub footer_source: String,
+    pub features: FeaturesResult,
     pub footer_checksum: ChecksumResult,
     pub header_checksum: Option<ChecksumResult>,
+    pub footer_source: String,
+    pub footer: FooterFields,
+    pub header: Option<HeaderFields>,
     pub parent: Option<ParentResult>,
     pub chain: Vec<ChainResult>,
-}
-
-/// A unique id as a UUID string, bytes in file order.
-fn uuid_string(id: &[u8; 16]) -> String {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-fn four_chars(bytes: [u8; 4]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
 }
 
 fn checksum_result(checksum: ops::ChecksumInfo) -> ChecksumResult {
@@ -1012,54 +1055,114 @@ fn checksum_result(checksum: ops::ChecksumInfo) -> ChecksumResult {
     }
 }
 
+/// A data offset; a fixed image's (all ones) is `None`.
+fn data_offset(offset: u64) -> Option<f64> {
+    (offset != NO_DATA_OFFSET).then_some(offset as f64)
+}
+
+fn host_os(code: u32) -> String {
+    match code {
+        HOST_OS_WINDOWS => "Windows".into(),
+        HOST_OS_MACINTOSH => "Macintosh".into(),
+        other => format!("{:?}", String::from_utf8_lossy(&other.to_be_bytes())),
+    }
+}
+
+fn footer_fields(footer: &Footer) -> FooterFields {
+    FooterFields {
+        features: footer.features,
+        format_version: footer.format_version,
+        data_offset: data_offset(footer.data_offset),
+        timestamp: footer.timestamp,
+        creator_application: footer.creator_application_str(),
+        creator_version: footer.creator_version,
+        creator_host_os: footer.creator_host_os,
+        original_size: footer.original_size as f64,
+        current_size: footer.current_size as f64,
+        disk_type: footer.disk_type_code,
+        checksum: footer.checksum,
+        unique_id: format_unique_id(&footer.unique_id),
+        saved_state: u32::from(footer.saved_state),
+    }
+}
+
+fn header_fields(header: &DynamicHeader) -> HeaderFields {
+    HeaderFields {
+        data_offset: data_offset(header.data_offset),
+        table_offset: header.table_offset as f64,
+        header_version: header.header_version,
+        max_table_entries: header.max_table_entries,
+        block_size: header.block_size,
+        checksum: header.checksum,
+        parent_unique_id: format_unique_id(&header.parent_unique_id),
+        parent_timestamp: header.parent_timestamp,
+        parent_name: header.parent_name(),
+    }
+}
+
+fn locator_result(locator: &ops::LocatorInfo) -> LocatorResult {
+    LocatorResult {
+        index: locator.index as u32,
+        platform_code: locator.entry.platform_name(),
+        data_space: locator.entry.platform_data_space,
+        data_length: locator.entry.platform_data_length,
+        data_offset: locator.entry.platform_data_offset as f64,
+        path: locator.path.clone(),
+    }
+}
+
 fn info_result(info: ops::ImageInfo) -> InfoResult {
     let footer = &info.footer;
+    let (major, minor) = footer.creator_version_parts();
     InfoResult {
-        path: info.path.to_string_lossy().into_owned(),
+        path: info.path.display().to_string(),
         disk_type: info.disk_type.name().to_string(),
         virtual_size: info.virtual_size as f64,
-        geometry_size: info.geometry_size as f64,
         geometry: GeometryResult {
             cylinders: u32::from(footer.geometry.cylinders),
             heads: u32::from(footer.geometry.heads),
             sectors_per_track: u32::from(footer.geometry.sectors_per_track),
+            size: info.geometry_size as f64,
         },
         block_size: info.header.as_ref().map(|h| h.block_size),
-        file_size: info.file_size as f64,
-        disk_usage: info.disk_usage.map(|n| n as f64),
         allocated_bytes: info.allocated_bytes as f64,
         allocated_blocks: info.allocated_blocks.map(|n| n as f64),
+        file_size: info.file_size as f64,
+        disk_usage: info.disk_usage.map(|n| n as f64),
         creator: CreatorResult {
-            application: four_chars(footer.creator_application),
-            version: format!(
-                "{}.{}",
-                footer.creator_version >> 16,
-                footer.creator_version & 0xffff
-            ),
-            host_os: four_chars(footer.creator_host_os.to_be_bytes()),
+            application: footer.creator_application_str(),
+            version: format!("{major}.{minor}"),
+            host_os: host_os(footer.creator_host_os),
         },
-        unique_id: uuid_string(&footer.unique_id),
+        unique_id: format_unique_id(&footer.unique_id),
         timestamp: footer.timestamp,
-        saved_state: footer.saved_state != 0,
-        footer_source: match info.footer_source {
-            vhd_core::FooterSource::End => "end",
-            vhd_core::FooterSource::End511 => "end511",
-            vhd_core::FooterSource::Copy => "copy",
-        }
-        .to_string(),
+        features: FeaturesResult {
+            value: footer.features,
+            temporary: footer.features & FEATURE_TEMPORARY != 0,
+            reserved: footer.features & FEATURE_RESERVED != 0,
+        },
         footer_checksum: checksum_result(info.footer_checksum),
         header_checksum: info.header_checksum.map(checksum_result),
-        parent: info.parent.map(|p| ParentResult {
-            name: p.name,
-            path: p.path.to_string_lossy().into_owned(),
-            unique_id: uuid_string(&p.unique_id),
-            timestamp: p.timestamp,
+        footer_source: match info.footer_source {
+            FooterSource::End => "end",
+            FooterSource::End511 => "end511",
+            FooterSource::Copy => "copy",
+        }
+        .to_string(),
+        footer: footer_fields(footer),
+        header: info.header.as_ref().map(header_fields),
+        parent: info.parent.as_ref().map(|parent| ParentResult {
+            name: parent.name.clone(),
+            unique_id: format_unique_id(&parent.unique_id),
+            timestamp: parent.timestamp,
+            path: parent.path.display().to_string(),
+            locators: info.parent_locators.iter().map(locator_result).collect(),
         }),
         chain: info
             .chain
             .iter()
             .map(|entry| ChainResult {
-                path: entry.path.to_string_lossy().into_owned(),
+                path: entry.path.display().to_string(),
                 kind: entry.kind.name().to_string(),
                 virtual_size: entry.virtual_size as f64,
             })
