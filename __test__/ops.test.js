@@ -313,6 +313,20 @@ describe('createVhdStream', () => {
     await disk.close()
   })
 
+  test('dynamic output: the planning pass reports progress and can be aborted', async () => {
+    const raw = makeRaw(24 * MiB)
+    const seen = []
+    const stream = await VHD.createVhdStream(raw, { type: 'dynamic', onProgress: (p) => seen.push(p) })
+    stream.destroy()
+    assert.ok(seen.length >= 1)
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i].bytesDone >= seen[i - 1].bytesDone)
+    assert.equal(seen[seen.length - 1].bytesDone, seen[seen.length - 1].bytesTotal)
+
+    const controller = new AbortController()
+    const onProgress = ({ bytesDone, bytesTotal }) => bytesDone < bytesTotal && controller.abort()
+    await rejectsWith(VHD.createVhdStream(raw, { type: 'dynamic', onProgress, signal: controller.signal }), 'ABORT_ERR')
+  })
+
   test('azure implies fixed; a raw stream is refused', async () => {
     const raw = makeRaw(20 * MiB + 512)
     const stream = await VHD.createVhdStream(raw, { azure: true })
