@@ -144,6 +144,7 @@ function run({ signal, onProgress }, start) {
   const operation = new native.Operation()
   let settled = false
   let delivered = null
+  let progressFailed = false
   let progressError
   const deliver = (bytesDone, bytesTotal) => {
     delivered = { bytesDone, bytesTotal }
@@ -151,11 +152,13 @@ function run({ signal, onProgress }, start) {
   }
   // Called by the native side (through a threadsafe function) on the JavaScript thread.
   const report = onProgress && (({ bytesDone, bytesTotal }) => {
-    if (settled || progressError !== undefined) return
+    // Never after the promise settled, never backwards.
+    if (settled || progressFailed || (delivered && bytesDone < delivered.bytesDone)) return
     try {
       deliver(bytesDone, bytesTotal)
     } catch (error) {
       // A throwing onProgress stops the operation; the promise rejects with its error.
+      progressFailed = true
       progressError = error
       operation.cancel()
     }
@@ -166,10 +169,18 @@ function run({ signal, onProgress }, start) {
     settled = true
     signal?.removeEventListener('abort', onAbort)
   }
-  return start(operation, report).then(
+  let pending
+  try {
+    pending = start(operation, report)
+  } catch (error) {
+    finish()
+    throw error
+  }
+  return pending.then(
     (result) => {
       finish()
-      if (progressError !== undefined) throw progressError
+      if (progressFailed) throw progressError
+      // Complete the reports: the last ones may still be queued, or were throttled.
       const last = onProgress && operation.lastProgress
       if (last && (delivered?.bytesDone !== last.bytesTotal || delivered?.bytesTotal !== last.bytesTotal)) {
         deliver(last.bytesTotal, last.bytesTotal)
@@ -178,7 +189,7 @@ function run({ signal, onProgress }, start) {
     },
     (error) => {
       finish()
-      if (progressError !== undefined) throw progressError
+      if (progressFailed) throw progressError
       if (error?.code === 'ERR_VHD_CANCELLED' && signal?.aborted) throw abortError(signal)
       throw error
     },
