@@ -144,7 +144,7 @@ pub fn convert(
         _ => Some(Layout::new(virtual_size, options)?),
     };
     // Held until the new file is in place: no open image may have the old one.
-    let _existing = lock_existing(destination, options.overwrite)?;
+    let existing = lock_existing(destination, options.overwrite)?;
     let temp = TempFile::create(destination)?;
     let allocated_blocks = match layout {
         None => {
@@ -162,7 +162,13 @@ pub fn convert(
         }
     };
     let file_size = temp.finish()?;
+    // Windows cannot replace a file that is open (without delete sharing, as std opens
+    // files): let go of the old one just before. Unix keeps the lock to the end.
+    #[cfg(not(unix))]
+    drop(existing);
     temp.persist(destination, options.overwrite)?;
+    #[cfg(unix)]
+    drop(existing);
     Ok(ConvertReport {
         source_size,
         virtual_size,
