@@ -471,3 +471,61 @@ fn refused_commits_change_nothing() {
     assert_eq!(err.code(), "ERR_VHD_INVALID_ARGUMENT", "{err}");
     assert_eq!(hashes(), before);
 }
+
+/// A commit that dies in the middle of the copy (a panic in the progress callback: no
+/// cleanup runs in commit itself) leaves the child at parent time stamp 0 with all its
+/// data: the chain opens as usual and reads the same, and committing again finishes.
+#[test]
+fn a_commit_that_dies_during_the_copy_can_be_run_again() {
+    if !require_qemu() || !require_pyvhdi() {
+        return;
+    }
+    let dir = TempDir::new("commit-dies");
+    let mut rng = Rng::new("commit dies");
+    let parent = dir.join("parent.vhd");
+    let child = dir.join("child.vhd");
+    let mut model = vec![0u8; SIZE as usize];
+    let mut image = create(&parent, &CreateOptions::new(DiskType::Dynamic, SIZE)).unwrap();
+    write_runs(&mut image, &mut model, &mut rng, &[(MIB, 8 * MIB)]);
+    drop(image);
+    let mut image = snapshot(&parent, &child).unwrap();
+    write_runs(&mut image, &mut model, &mut rng, &aligned_runs(SIZE));
+    drop(image);
+    let held = own_ranges(&child);
+
+    let die = |done: u64, _total: u64| {
+        if done > 0 {
+            panic!("killed in the middle of the copy");
+        }
+    };
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commit(
+            &child,
+            &OpenOptions::default(),
+            Progress::default().with_callback(&die),
+        )
+    }));
+    assert!(died.is_err());
+    let header_offset = be_u64(&file_bytes(&child, 0, 512), 16);
+    let recorded = be_u32(&file_bytes(&child, header_offset + 56, 4), 0);
+    assert_eq!(
+        recorded, 0,
+        "the parent time stamp is 'not recorded' meanwhile"
+    );
+    assert_eq!(own_ranges(&child), held);
+    let image = Image::open(&child, &OpenOptions::default()).unwrap();
+    assert_same_bytes(&read_all(&image), &model, "our read after the crash");
+    drop(image);
+    assert_same_bytes(
+        &libvhdi_read_chain(&[&parent, &child], &dir),
+        &model,
+        "libvhdi reads the chain after the crash",
+    );
+
+    commit(&child, &OpenOptions::default(), Progress::default()).unwrap();
+    assert_qemu_sees(&parent, "vpc", &model, &dir);
+    assert!(own_ranges(&child).is_empty());
+    Image::open(&child, &OpenOptions::default()).unwrap();
+    assert_clean(&parent);
+    assert_clean(&child);
+}

@@ -402,3 +402,49 @@ fn nothing_is_mapped_past_a_smaller_parents_end() {
     let runs = by_depth(&image.allocated_ranges().unwrap());
     assert_eq!(runs, vec![(0, 3 * MIB, 1), (5 * MIB, 4096, 0)]);
 }
+
+/// The Windows (diskpart) child of the corpus, whose parent is lost, over a raw stand-in:
+/// the sectors it holds are the ones the corpus README lists from its bitmap (134, 143,
+/// 152–159, 184–185, 188, 190–192, 194, 196); the raw base holds everything else.
+#[test]
+fn a_windows_child_maps_the_sectors_its_bitmap_holds() {
+    let Some(corpus) = corpus_dir() else {
+        return;
+    };
+    let dir = TempDir::new("map-windows");
+    let child = corpus.join("dfvfs/fat-differential.vhd");
+    let raw = dir.join("standin.raw");
+    std::fs::write(&raw, vec![0u8; 4 << 20]).unwrap();
+    let image = Image::open(
+        &child,
+        &OpenOptions {
+            read_only: true,
+            parents: vec![vhd_core::ParentPath::Raw(raw)],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ranges = allocated_ranges(&image).unwrap();
+    let held: Vec<(u64, u64)> = ranges
+        .iter()
+        .filter(|r| r.depth == 0)
+        .map(|r| (r.offset / 512, r.length / 512))
+        .collect();
+    let listed = [
+        (134, 1),
+        (143, 1),
+        (152, 8),
+        (184, 2),
+        (188, 1),
+        (190, 3),
+        (194, 1),
+        (196, 1),
+    ];
+    assert_eq!(held, listed);
+    let base: u64 = ranges
+        .iter()
+        .filter(|r| r.depth == 1)
+        .map(|r| r.length)
+        .sum();
+    assert_eq!(base, image.size() - 18 * 512, "the raw base holds the rest");
+}

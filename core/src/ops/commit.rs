@@ -103,8 +103,9 @@ pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<
     });
     copied.and(recorded)?;
 
+    // No progress report from here on: the last chunk reported `total`, and a cancel now
+    // would come too late to leave the child as it was.
     let child_file_size = empty(&child_file, path, &child)?;
-    progress.report(OPERATION, total, total)?;
     Ok(CommitReport {
         parent: parent.path,
         bytes_committed: total,

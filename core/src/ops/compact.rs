@@ -18,8 +18,5 @@ pub struct CompactReport {
 /// need; what a reader sees is unchanged.
 pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CompactReport> {
     let _ = (path, options, progress);
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }

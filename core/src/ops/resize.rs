@@ -12,15 +12,7 @@ pub struct ResizeOptions {
 }
 
 /// Changes the virtual size of the image at `path` to `new_size` bytes.
-pub fn resize(
-    path: &Path,
-    new_size: u64,
-    options: &ResizeOptions,
-    progress: Progress,
-) -> Result<()> {
+pub fn resize(path: &Path, new_size: u64, options: &ResizeOptions, progress: Progress) -> Result<()> {
     let _ = (path, new_size, options, progress);
-    Err(Error::Unsupported(format!(
-        "{} is not implemented yet",
-        module_path!()
-    )))
+    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
 }
