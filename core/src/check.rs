@@ -19,18 +19,21 @@
 //! What is checked: the footer at the end (cookie, checksum, fields), its copy at offset 0
 //! (dynamic and differencing images), the dynamic header (cookie, checksum, block size a
 //! power of two, enough BAT entries for the size, the BAT inside the file), every BAT entry
-//! (a sector number, so every block is sector-aligned by construction; a block placed
-//! off the grid the other blocks follow shows up as an overlap with its neighbour: its
-//! sector bitmap and the data inside the virtual size must lie in front of the footer), that no two
-//! structures share bytes (blocks, footer copy, header, BAT, parent locator data), the
-//! space no structure uses, the sector bitmaps (one that holds a footer is the trace of a
-//! BAT entry written before its bitmap: damage in a differencing image, which reads its
-//! bitmaps, information in a dynamic one, which does not; no other bit pattern is wrong,
-//! and bits past the end of the disk are normal: qemu sets whole bitmaps), and, for
-//! differencing images, the parent link: the parent is
-//! found (as [`Image::open`] finds it) and carries the unique id the child records. Sizes
-//! that disagree with the CHS geometry are only information. Finally the image is opened
-//! as a reader would (checksums ignored) to catch whatever else would stop it.
+//! (its block's sector bitmap and the data inside the virtual size must lie in front of
+//! the footer; an entry is a sector number, so every block is sector-aligned by
+//! construction, and a block off the grid the others follow shows up as an overlap), that
+//! no two structures share bytes (blocks, footer copy, header, BAT, parent locator data),
+//! the space no structure uses, the sector bitmaps (see below), and, for differencing
+//! images, the parent link: the parent is found (as [`Image::open`] finds it) and carries
+//! the unique id the child records. Sizes that disagree with the CHS geometry are only
+//! information. Finally the image is opened as a reader would (checksums ignored) to catch
+//! whatever else would stop it.
+//!
+//! Bitmap sanity: any pattern of bits is a valid bitmap, and bits past the end of the disk
+//! are normal (qemu sets whole bitmaps). What is wrong is a bitmap that holds a footer
+//! (cookie `conectix`): the trace of a BAT entry written before its block's bitmap. That
+//! is damage in a differencing image, which reads its bitmaps, and only information in a
+//! dynamic one, which does not.
 //!
 //! [`crate::ops::repair`] repairs what can be repaired safely.
 //!
@@ -85,6 +88,8 @@ pub struct CheckOptions {
     /// Take a shared lock on the file (and the parents) while checking, as a read-only
     /// [`Image::open`] does (default `true`), so that an image open for writing elsewhere
     /// is refused with [`Error::Locked`] rather than checked in the middle of a change.
+    /// [`crate::ops::repair`] takes an exclusive lock instead, refusing an image open
+    /// anywhere else.
     pub lock: bool,
     /// Do not look for the parent of a differencing image (the parent link is then not
     /// checked).
