@@ -382,6 +382,20 @@ describe('check', () => {
     assert.equal((await VHD.check(file)).exitCode, 0)
   })
 
+  test('a differencing image whose parent moved: corrupt, unless the parent is named or skipped', async () => {
+    const { file: base } = await makeImage({ type: 'fixed', size: 4 * MiB })
+    const childFile = tmp.file('child')
+    await (await VHD.create(childFile, { type: 'differencing', parent: base })).close()
+    const moved = `${base}.moved`
+    fs.renameSync(base, moved)
+    const lost = await VHD.check(childFile)
+    assert.equal(lost.exitCode, 2)
+    assert.ok(lost.findings.some((f) => f.severity === 'corrupt' && /parent/.test(f.code)), JSON.stringify(lost.findings))
+    assert.equal((await VHD.check(childFile, { parents: [moved] })).exitCode, 0)
+    assert.equal((await VHD.check(childFile, { parent: moved })).exitCode, 0)
+    assert.equal((await VHD.check(childFile, { skipParent: true })).exitCode, 0)
+  })
+
   test('an image open for writing elsewhere is refused', async () => {
     const { file } = await makeImage({ type: 'dynamic', size: 4 * MiB })
     const disk = await VHD.open(file)
