@@ -151,7 +151,12 @@ fn a_child_follows_its_moved_and_renamed_parent() {
     assert_same_bytes(&read_all(&image), &model, "our read after the rebase");
     drop(image);
     assert_clean(&child);
-    run_ok(Command::new("vhdiinfo").arg(&child));
+    let info = String::from_utf8(run_ok(Command::new("vhdiinfo").arg(&child))).unwrap();
+    let parent_line = info.lines().find(|l| l.contains("Parent filename"));
+    assert!(
+        parent_line.is_some_and(|l| l.trim_end().ends_with(": renamed.vhd")),
+        "vhdiinfo: {info}"
+    );
     let (name, theirs) = libvhdi_read_chain(&moved, &child, dir.path());
     assert!(
         name.ends_with("renamed.vhd"),
@@ -209,8 +214,12 @@ fn rebasing_again_and_again_stays_clean() {
         drop(image);
         assert_clean(&child);
     }
-    // Committed afterwards: the locator data now lies past the old blocks, and stays.
+    // Committed afterwards: the locator data, which now lies past the blocks, moves back
+    // next to the BAT, and the child shrinks to the size of a new child of that parent.
     commit(&child, &OpenOptions::default(), Progress::default()).unwrap();
+    let fresh = dir.join("fresh.vhd");
+    drop(snapshot(&parent, &fresh).unwrap());
+    assert_eq!(file_len(&child), file_len(&fresh));
     let image = open(&child);
     assert_same_bytes(&read_all(&image), &model, "committed");
     assert!(locator(&image, platform::W2RU)

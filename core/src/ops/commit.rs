@@ -19,10 +19,12 @@
 //!    the child's open checks it. A crash here leaves the child at time stamp 0: still
 //!    consistent, and committing again finishes.
 //! 5. The child is emptied: every BAT entry unallocated (one write of the table), fsync —
-//!    the chain now reads the parent's (identical) data; then the footer is written right
-//!    after the child's metadata (dynamic header, BAT, locator data) and the file cut there,
-//!    fsync. A crash between the two leaves the old blocks as leaked space ahead of the old
-//!    footer (`check` reports a leak, exit code 3; nothing is read wrong).
+//!    the chain now reads the parent's (identical) data. Locator data that a rebase put
+//!    after the blocks is copied next to the BAT (fsync) and the header pointed at it (one
+//!    write, fsync). Then the footer is written right after the child's metadata (dynamic
+//!    header, BAT, locator data) and the file cut there, fsync. A crash in this step leaves
+//!    the old blocks as leaked space ahead of the old footer (`check` reports a leak, exit
+//!    code 3; nothing is read wrong), and the old or the new locators, both complete.
 //!
 //! Other children of the same parent are NOT updated: their data was written over the
 //! parent's old contents, which commit changed, so they no longer read what they did.
@@ -105,7 +107,7 @@ pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<
 
     // No progress report from here on: the last chunk reported `total`, and a cancel now
     // would come too late to leave the child as it was.
-    let child_file_size = empty(&child_file, path, &child)?;
+    let child_file_size = empty(&child_file, path, &child, header)?;
     Ok(CommitReport {
         parent: parent.path,
         bytes_committed: total,
@@ -303,15 +305,17 @@ fn copy_runs(
     Ok(())
 }
 
-/// Marks every block of the child unallocated, then moves the footer to the end of the
-/// metadata and cuts the file there. Returns the new file size.
-fn empty(file: &File, path: &Path, child: &Child) -> Result<u64> {
-    let header = &child.header;
+/// Marks every block of the child unallocated, packs the locator data next to the BAT if
+/// that lets the file shrink, then moves the footer to the end of the metadata and cuts
+/// the file there. `header` is the child's header as it is on disk. Returns the new file
+/// size.
+fn empty(file: &File, path: &Path, child: &Child, header: DynamicHeader) -> Result<u64> {
     let table = vec![0xFF; header.max_table_entries as usize * 4];
     file.write_all_at(&table, header.table_offset)
         .map_err(|e| Error::io(format!("writing the BAT of {}", path.display()), e))?;
     sync(file, path)?;
-    let end = metadata_end(child);
+    let header = pack_locators(file, path, child, header)?;
+    let end = metadata_end(&header, child);
     if end < child.footer_offset {
         file.write_all_at(&child.footer_bytes, end)
             .map_err(|e| Error::io(format!("writing the footer of {}", path.display()), e))?;
@@ -323,11 +327,72 @@ fn empty(file: &File, path: &Path, child: &Child) -> Result<u64> {
     Ok(child.footer_offset + FOOTER_SIZE as u64)
 }
 
+/// Most bytes of one locator's data that are moved (a path of 32 Ki UTF-16 units).
+const MAX_LOCATOR_BYTES: u32 = 64 * 1024;
+
+/// A rebase appends locator data after the blocks, where it would keep the emptied child
+/// from shrinking. When every locator's data lies past the dynamic header and the BAT, it
+/// is copied right after them (space the emptied BAT freed, clear of the data being
+/// copied), fsync, then the header points at the copies (one write, fsync): a crash in
+/// between leaves the old header and the old data intact. Returns the header on disk.
+fn pack_locators(
+    file: &File,
+    path: &Path,
+    child: &Child,
+    mut header: DynamicHeader,
+) -> Result<DynamicHeader> {
+    let start = structures_end(&header, child.header_offset);
+    let mut data = Vec::new();
+    let mut entries = header.parent_locators;
+    for entry in entries.iter_mut().filter(|l| !l.is_empty()) {
+        let length = entry.platform_data_length;
+        let inside = entry.platform_data_offset >= start
+            && entry.platform_data_offset.saturating_add(u64::from(length)) <= child.footer_offset;
+        if !inside || length > MAX_LOCATOR_BYTES {
+            return Ok(header);
+        }
+        let mut payload = vec![0u8; length as usize];
+        file.read_exact_at(&mut payload, entry.platform_data_offset)
+            .map_err(|e| Error::io(format!("reading a parent locator of {}", path.display()), e))?;
+        let space = payload.len().next_multiple_of(512);
+        entry.platform_data_offset = start + data.len() as u64;
+        entry.platform_data_space = space as u32;
+        data.extend_from_slice(&payload);
+        data.resize(data.len() + space - payload.len(), 0);
+    }
+    let packed_end = start + data.len() as u64;
+    let overlaps = header
+        .parent_locators
+        .iter()
+        .any(|l| !l.is_empty() && l.platform_data_offset < packed_end);
+    if data.is_empty() || overlaps || packed_end >= metadata_end(&header, child) {
+        return Ok(header);
+    }
+    file.write_all_at(&data, start)
+        .map_err(|e| Error::io(format!("writing parent locators of {}", path.display()), e))?;
+    sync(file, path)?;
+    header.parent_locators = entries;
+    write_header(file, path, child.header_offset, &mut header)?;
+    Ok(header)
+}
+
+/// The first sector boundary past the footer copy, the dynamic header and the BAT.
+fn structures_end(header: &DynamicHeader, header_offset: u64) -> u64 {
+    let bat_end = header.table_offset + u64::from(header.max_table_entries) * 4;
+    [
+        FOOTER_SIZE as u64,
+        header_offset + DYNAMIC_HEADER_SIZE as u64,
+        bat_end,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
+    .next_multiple_of(512)
+}
+
 /// The first sector boundary past the footer copy, the dynamic header, the BAT (padded to
 /// a sector) and every parent locator's data space: what an empty child keeps.
-fn metadata_end(child: &Child) -> u64 {
-    let header = &child.header;
-    let bat_end = header.table_offset + u64::from(header.max_table_entries) * 4;
+fn metadata_end(header: &DynamicHeader, child: &Child) -> u64 {
     let locators = header
         .parent_locators
         .iter()
@@ -339,16 +404,11 @@ fn metadata_end(child: &Child) -> u64 {
             let space = if space < length { space * 512 } else { space };
             (l.platform_data_offset + space.max(length)).min(child.footer_offset)
         });
-    [
-        FOOTER_SIZE as u64,
-        child.header_offset + DYNAMIC_HEADER_SIZE as u64,
-        bat_end,
-    ]
-    .into_iter()
-    .chain(locators)
-    .max()
-    .unwrap_or(0)
-    .next_multiple_of(512)
+    std::iter::once(structures_end(header, child.header_offset))
+        .chain(locators)
+        .max()
+        .unwrap_or(0)
+        .next_multiple_of(512)
 }
 
 /// Opens `path` read-write with an exclusive lock (when `lock`), held until the file is

@@ -89,8 +89,8 @@ pub fn rebase(path: &Path, new_parent: &Path, options: &RebaseOptions) -> Result
     }
     let payloads = crate::create::parent_locator_payloads(&child_folder, &parent_abs);
 
-    // The child's lock is held by `child`; this second handle only writes (the lock is on
-    // the file, and belongs to this process).
+    // `child` holds the exclusive lock until the end; this second handle takes none (locks
+    // keep other opens out, they do not stop writes through a handle).
     let file = open_locked(path, false)?;
     let footer_offset = file
         .file_size()
