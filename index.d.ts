@@ -979,3 +979,369 @@ export interface Disk {
   /** A write stream into the virtual disk; the disk stays open when it finishes (unless `autoClose`). */
   createWriteStream(options?: WriteStreamOptions): WriteStream
 }
+
+// ---------------------------------------------------------------------------------------
+// Maintenance operations on whole images (lib/ops.js)
+//
+// Each takes paths, opens what it needs itself (an image open for writing elsewhere is
+// refused with `ERR_VHD_LOCKED`), and runs off the JavaScript thread. The long ones take
+// `onProgress` and `signal`; every one has a callback form too.
+
+/** How far a long operation got. */
+export interface Progress {
+  bytesDone: number
+  bytesTotal: number
+}
+
+/**
+ * `onProgress` and `signal` of a long operation.
+ *
+ * `onProgress` is called at most once per 1 % or per 100 ms, with `bytesDone` never going
+ * down, and, when the operation succeeds, last with `bytesDone === bytesTotal`, before the
+ * promise resolves; never after it settles. If it throws, the operation is cancelled and the
+ * promise rejects with what it threw.
+ *
+ * Aborting `signal` stops the operation at its next unit of work (a chunk of at most a few
+ * MiB); the promise rejects with an `AbortError` (`code` `'ABORT_ERR'`, `cause` the signal's
+ * reason) once the operation has stopped and cleaned up: nothing on disk was lost, and an
+ * output file is not left behind. A signal already aborted rejects at once and nothing
+ * starts. An operation that finished before it saw the abort resolves normally.
+ */
+export interface ProgressOptions {
+  onProgress?: (progress: Progress) => void
+  signal?: AbortSignal
+}
+
+/** What Node's own APIs reject with when their `signal` aborts. */
+export declare class AbortError extends Error {
+  constructor(message?: string, options?: { cause?: unknown })
+  name: 'AbortError'
+  code: 'ABORT_ERR'
+}
+
+/** The options that say how to open a source or an image's parents (`readOnly` does not apply). */
+export type ChainOptions = Omit<OpenOptions, 'readOnly'>
+
+/** Options shared by `convert` and `createVhdStream`. */
+export interface ConversionOptions extends ChainOptions, ProgressOptions {
+  /**
+   * Make what Azure accepts: a fixed image whose virtual size is rounded up to a whole MiB
+   * (implies `to: 'fixed'`; another type is refused).
+   */
+  azure?: boolean
+  /** Block size of dynamic output: a power of two from 4 KiB to 256 MiB (default 2 MiB). */
+  blockSize?: Integer
+  /**
+   * How to read the source: `'auto'` (default: a VHD if it ends with a valid footer, raw
+   * otherwise), `'raw'` or `'vhd'` (a differencing image is read through its chain).
+   */
+  sourceFormat?: 'auto' | 'raw' | 'vhd'
+  /** The output's unique id: 16 bytes or a UUID string (default: random). */
+  uniqueId?: Bytes | string
+  /** The output's time stamp: a Date or milliseconds since the Unix epoch (default: now). */
+  timestamp?: Date | number
+}
+
+export interface ConvertOptions extends ConversionOptions {
+  /** The output: the raw disk, a fixed VHD or a dynamic one (all-zero blocks left out). Optional with `azure`. */
+  to?: 'raw' | 'fixed' | 'dynamic'
+  /** Replace an existing destination (default false: `ERR_VHD_EXISTS`). */
+  overwrite?: boolean
+}
+
+export interface ConvertReport {
+  /** Size of the source disk in bytes. */
+  sourceSize: number
+  /** Virtual size of the output: the source's rounded up to whole sectors (with `azure`, to a whole MiB). */
+  virtualSize: number
+  /** Size of the output file in bytes. */
+  fileSize: number
+  /** Blocks allocated in dynamic output (0 for the other formats). */
+  allocatedBlocks: number
+}
+
+/**
+ * Converts `source` (a raw disk, or a VHD of any type, chains flattened) into a new file at
+ * `destination`. It is written to a temporary file renamed into place at the end: a failed
+ * or cancelled conversion leaves the destination as it was.
+ */
+export declare function convert(source: PathLike, destination: PathLike, options: ConvertOptions): Promise<ConvertReport>
+export declare function convert(
+  source: PathLike,
+  destination: PathLike,
+  options: ConvertOptions,
+  callback: (error: VhdError | AbortError | null, report: ConvertReport) => void,
+): void
+
+export interface VhdStreamOptions extends ConversionOptions {
+  /** `'fixed'` or `'dynamic'`; optional with `azure`. */
+  type?: 'fixed' | 'dynamic'
+  /** The Readable's buffer, in bytes (Node's default otherwise). */
+  highWaterMark?: Integer
+}
+
+/** The bytes of a VHD file, computed as they are read. */
+export declare class VhdStream extends Readable {
+  /** The total number of bytes the stream gives, known before the first one. */
+  readonly length: number
+}
+
+/**
+ * A Readable of the VHD file `convert` would write for `source` with the same options,
+ * byte for byte, computed as it is read (about 1 MiB at a time, as the consumer asks): a
+ * raw disk uploaded as a VHD with no temporary file. Resolves once the output is planned,
+ * its `length` known (dynamic output reads the whole source once first: that is what
+ * `onProgress` reports and `signal` stops). `destroy()` closes the source; read errors
+ * are emitted as `'error'`.
+ */
+export declare function createVhdStream(source: PathLike, options: VhdStreamOptions): Promise<VhdStream>
+
+/** One problem `check` found. */
+export interface CheckFinding {
+  /** `'corrupt'`: damage; `'leak'`: wasted space, nothing lost; `'info'`: harmless. */
+  severity: 'info' | 'leak' | 'corrupt'
+  /** A stable code of the kind of problem, e.g. `'footer-checksum'`. */
+  code: string
+  message: string
+  /** Where in the file, when it is about one place. */
+  offset?: number
+}
+
+/** One change `check` with `repair` made. */
+export interface CheckRepair {
+  /** The code of the finding it repairs. */
+  code: string
+  /** Where in the file (for a cut: the new file size). */
+  offset: number
+  description: string
+}
+
+export interface CheckOptions extends Omit<ChainOptions, 'ignoreChecksums'> {
+  /** Repair what can be repaired safely (the file is then locked exclusively). Default false. */
+  repair?: boolean
+  /** Do not look for a differencing image's parent (the link to it is then not checked). */
+  skipParent?: boolean
+}
+
+export interface CheckReport {
+  path: string
+  /** No damage and no leaks (information does not count). */
+  clean: boolean
+  /** As `qemu-img check`: 0 clean, 2 corrupt, 3 leaks only. With `repair`: of the image after repairing. */
+  exitCode: 0 | 2 | 3
+  corrupt: boolean
+  leaks: boolean
+  leakedBlocks: number
+  allocatedBlocks: number
+  fileSize: number
+  /** Everything found (with `repair`: before repairing). */
+  findings: CheckFinding[]
+  /** With `repair`: the changes made, in order (empty when nothing needed or could safely get one). */
+  repairs?: CheckRepair[]
+  /** With `repair`: what is still wrong (damage or leaks). */
+  notRepaired?: CheckFinding[]
+  /**
+   * With `repair`: ranges of the virtual disk that read differently now (as zeros, or from
+   * the parent) because the blocks their BAT entries pointed at were not in the file.
+   */
+  lost?: Array<{ offset: number; length: number }>
+}
+
+/**
+ * Checks the structure of an image, as `qemu-img check` does, without changing it; with
+ * `repair`, repairs what can be repaired safely and reports the image as it is then.
+ * Problems of the image are in the report; the promise rejects only when the check cannot
+ * run (no such file, locked…).
+ */
+export declare function check(path: PathLike, options?: CheckOptions): Promise<CheckReport>
+export declare function check(path: PathLike, callback: (error: VhdError | null, report: CheckReport) => void): void
+export declare function check(
+  path: PathLike,
+  options: CheckOptions | undefined,
+  callback: (error: VhdError | null, report: CheckReport) => void,
+): void
+
+/** Options of `compact` and `commit`. */
+export interface InPlaceOptions extends ChainOptions, ProgressOptions {}
+
+export interface CompactReport {
+  fileSizeBefore: number
+  fileSizeAfter: number
+  blocksBefore: number
+  blocksAfter: number
+}
+
+/** Rewrites a dynamic or differencing image without the blocks it does not need; what it reads is unchanged. */
+export declare function compact(path: PathLike, options?: InPlaceOptions): Promise<CompactReport>
+export declare function compact(path: PathLike, callback: (error: VhdError | AbortError | null, report: CompactReport) => void): void
+export declare function compact(
+  path: PathLike,
+  options: InPlaceOptions | undefined,
+  callback: (error: VhdError | AbortError | null, report: CompactReport) => void,
+): void
+
+export interface CommitReport {
+  /** The parent that received the data. */
+  parent: string
+  /** Bytes copied into the parent (every sector the child held). */
+  bytesCommitted: number
+  /** The child's file size once emptied. */
+  childFileSize: number
+}
+
+/**
+ * Writes the sectors a differencing image holds into its parent, then empties the child:
+ * the chain reads as before. Other children of that parent become invalid.
+ */
+export declare function commit(path: PathLike, options?: InPlaceOptions): Promise<CommitReport>
+export declare function commit(path: PathLike, callback: (error: VhdError | AbortError | null, report: CommitReport) => void): void
+export declare function commit(
+  path: PathLike,
+  options: InPlaceOptions | undefined,
+  callback: (error: VhdError | AbortError | null, report: CommitReport) => void,
+): void
+
+export interface ResizeOptions extends ProgressOptions {
+  /** Shrink even when the part cut off holds data (default false: refused). */
+  force?: boolean
+}
+
+/** Changes the virtual size of an image to `size` bytes (a multiple of 512). */
+export declare function resize(path: PathLike, size: Integer, options?: ResizeOptions): Promise<void>
+export declare function resize(path: PathLike, size: Integer, callback: (error: VhdError | AbortError | null) => void): void
+export declare function resize(
+  path: PathLike,
+  size: Integer,
+  options: ResizeOptions | undefined,
+  callback: (error: VhdError | AbortError | null) => void,
+): void
+
+export interface RebaseOptions {
+  /** Accept a new parent whose time stamp differs from the recorded one (a copy); its unique id must still match. */
+  ignoreParentTimestamp?: boolean
+}
+
+/** Points a differencing image at `parent` (a moved or copied parent), after checking its unique id. */
+export declare function rebase(path: PathLike, parent: PathLike, options?: RebaseOptions): Promise<void>
+export declare function rebase(path: PathLike, parent: PathLike, callback: Callback): void
+export declare function rebase(path: PathLike, parent: PathLike, options: RebaseOptions | undefined, callback: Callback): void
+
+/** Creates `child`, a differencing image over the image at `path`, and resolves to it, open read-write. */
+export declare function snapshot(path: PathLike, child: PathLike): Promise<Differencing>
+export declare function snapshot(path: PathLike, child: PathLike, callback: DiskCallback<Differencing>): void
+
+/** A stored checksum and the one the fields call for. */
+export interface ChecksumInfo {
+  stored: number
+  computed: number
+  valid: boolean
+}
+
+/** A used parent locator entry. */
+export interface LocatorInfo {
+  /** Position in the table (0 to 7). */
+  index: number
+  /** The platform code's 4 characters, e.g. `'W2ru'`. */
+  platformCode: string
+  dataSpace: number
+  dataLength: number
+  dataOffset: number
+  /** The path it holds, decoded; `null` for other kinds or data not in the file. */
+  path: string | null
+}
+
+/**
+ * What `info` reports: the object the CLI's `info --json` prints, key for key (plain JSON
+ * values; time stamps as ISO 8601 like `'2024-05-01T12:00:00Z'`, unique ids as UUIDs with
+ * the bytes in file order).
+ */
+export interface ImageInfo {
+  path: string
+  format: 'vpc'
+  type: 'fixed' | 'dynamic' | 'differencing'
+  virtualSize: number
+  /** The footer's CHS geometry and the size it describes. */
+  geometry: { cylinders: number; heads: number; sectorsPerTrack: number; size: number }
+  /** `null` for fixed images. */
+  blockSize: number | null
+  /** Bytes of the virtual disk the file stores (a fixed image: all of them). */
+  allocatedBytes: number
+  allocatedBlocks: number | null
+  fileSize: number
+  /** Bytes the file occupies on the host file system (holes excluded); `null` where unknown. */
+  diskUsage: number | null
+  /** `hostOs`: `'Windows'`, `'Macintosh'`, or the code's characters quoted. */
+  creator: { application: string; version: string; hostOs: string }
+  uniqueId: string
+  timestamp: string
+  features: { value: number; temporary: boolean; reserved: boolean }
+  checksums: { footer: ChecksumInfo; header: ChecksumInfo | null }
+  footerSource: 'end' | 'end511' | 'copy'
+  /** Every footer field as stored (`dataOffset` `null` for fixed images, `timestamp` in seconds since 2000). */
+  footer: {
+    features: number
+    formatVersion: number
+    dataOffset: number | null
+    timestamp: number
+    creatorApplication: string
+    creatorVersion: number
+    creatorHostOs: number
+    originalSize: number
+    currentSize: number
+    diskType: number
+    checksum: number
+    uniqueId: string
+    savedState: number
+  }
+  /** Every dynamic header field but the locator table; `null` for fixed images. */
+  header: {
+    dataOffset: number | null
+    tableOffset: number
+    headerVersion: number
+    maxTableEntries: number
+    blockSize: number
+    checksum: number
+    parentUniqueId: string
+    parentTimestamp: number
+    parentName: string
+  } | null
+  /** The parent a differencing image records, the file found for it, and its locators. */
+  parent: { name: string; uniqueId: string; timestamp: string; path: string; locators: LocatorInfo[] } | null
+  /** This image and every one below it, nearest first. */
+  chain: Array<{ path: string; type: 'fixed' | 'dynamic' | 'differencing' | 'raw'; virtualSize: number }>
+}
+
+/** Opens an image read-only and describes it. */
+export declare function info(path: PathLike, options?: ChainOptions): Promise<ImageInfo>
+export declare function info(path: PathLike, callback: (error: VhdError | null, info: ImageInfo) => void): void
+export declare function info(
+  path: PathLike,
+  options: ChainOptions | undefined,
+  callback: (error: VhdError | null, info: ImageInfo) => void,
+): void
+
+/** A run of the virtual disk whose data is stored rather than implied zeros. */
+export interface AllocatedRange {
+  offset: number
+  length: number
+  /** Which image of the chain holds it: 0 this one, 1 its parent, and so on. */
+  depth: number
+  /** Where the data starts in that image's file; `null` when it is not contiguous there. */
+  fileOffset: number | null
+}
+
+export interface Disk {
+  /**
+   * Says that `length` bytes at `offset` are no longer needed, and makes that durable.
+   * Dynamic images: whole blocks are unallocated, the rest is zeroed; it all reads as zeros.
+   * Differencing images: whole sectors are marked absent, so that the parent's data shows
+   * through them again (blocks left with none present are unallocated); parts of sectors
+   * are zeroed. Fixed images: zeros are written. A range past the end of the disk fails
+   * with `ERR_VHD_OUT_OF_RANGE`.
+   */
+  discard(offset: Integer, length: Integer): Promise<void>
+  discard(offset: Integer, length: Integer, callback: Callback): void
+  /** The allocated runs of the virtual disk, in disk order, adjacent runs merged. */
+  getAllocatedRanges(): Promise<AllocatedRange[]>
+  getAllocatedRanges(callback: (error: VhdError | null, ranges: AllocatedRange[]) => void): void
+}

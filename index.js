@@ -19,6 +19,10 @@ const {
 // vhd@0.5.0's image class and streams (lib/image.js, lib/streams.js).
 const { Image } = require('./lib/image.js')
 const { ReadStream, WriteStream } = require('./lib/streams.js')
+// The maintenance operations (lib/ops.js).
+const {
+  AbortError, convert, createVhdStream, check, compact, commit, resize, rebase, snapshot, info,
+} = require('./lib/ops.js')
 
 module.exports = {
   Disk,
@@ -43,6 +47,17 @@ module.exports = {
   Image,
   ReadStream,
   WriteStream,
+  // The maintenance operations.
+  convert,
+  createVhdStream,
+  check,
+  compact,
+  commit,
+  resize,
+  rebase,
+  snapshot,
+  info,
+  AbortError,
 }
 
 // `new VHD.Footer()` takes VHD.CREATOR_APPLICATION and VHD.CREATOR_VERSION as they are then,

@@ -266,3 +266,55 @@ void differencing
 void locking
 void mistakes
 void compat
+
+// The maintenance operations (lib/ops.js).
+async function operations(disk: VHD.Dynamic): Promise<void> {
+  const controller = new AbortController()
+  const onProgress = ({ bytesDone, bytesTotal }: VHD.Progress): void => void (bytesDone / bytesTotal)
+  const converted = await VHD.convert('in.raw', 'out.vhd', { to: 'dynamic', onProgress, signal: controller.signal })
+  expectType<number>(converted.virtualSize + converted.fileSize + converted.allocatedBlocks + converted.sourceSize)
+  await VHD.convert(new URL('file:///in.vhd'), 'out.vhd', { azure: true, uniqueId: Buffer.alloc(16), timestamp: new Date() })
+  VHD.convert('in.raw', 'out.raw', { to: 'raw', sourceFormat: 'raw' }, (error, report) => {
+    expectType<VHD.VhdError | VHD.AbortError | null>(error)
+    expectType<number>(report.fileSize)
+  })
+  const stream = await VHD.createVhdStream('in.raw', { type: 'fixed', blockSize: 1n << 21n })
+  expectType<number>(stream.length)
+  stream.pipe(process.stdout)
+
+  const report = await VHD.check('disk.vhd', { repair: true, parents: ['base.vhd'] })
+  expectType<0 | 2 | 3>(report.exitCode)
+  expectType<'info' | 'leak' | 'corrupt'>(report.findings[0].severity)
+  expectType<number | undefined>(report.findings[0].offset)
+  expectType<VHD.CheckRepair[] | undefined>(report.repairs)
+  VHD.check('disk.vhd', (error, r) => expectType<boolean>(r.clean))
+
+  expectType<VHD.CompactReport>(await VHD.compact('disk.vhd', { onProgress }))
+  expectType<void>(await VHD.resize('disk.vhd', 64n << 20n, { force: true, signal: controller.signal }))
+  expectType<VHD.CommitReport>(await VHD.commit('child.vhd'))
+  expectType<void>(await VHD.rebase('child.vhd', 'moved/base.vhd', { ignoreParentTimestamp: true }))
+  const child = await VHD.snapshot('base.vhd', 'child.vhd')
+  expectType<VHD.Differencing>(child)
+  const info = await VHD.info('disk.vhd')
+  expectType<number | null>(info.blockSize)
+  expectType<string | null>(info.parent && info.parent.path)
+  expectType<string>(info.creator.application)
+  expectType<number | null>(info.footer.dataOffset)
+  expectType<boolean | undefined>(info.checksums.header?.valid)
+
+  await disk.discard(0, 1 << 20)
+  const ranges = await disk.getAllocatedRanges()
+  expectType<number | null>(ranges[0].fileOffset)
+  disk.getAllocatedRanges((error, r) => expectType<VHD.AllocatedRange[]>(r))
+
+  // @ts-expect-error: convert needs its options
+  void VHD.convert('in.raw', 'out.vhd')
+  // @ts-expect-error: no such output format
+  void VHD.convert('in.raw', 'out.vhdx', { to: 'vhdx' })
+  // @ts-expect-error: a stream is a VHD
+  void VHD.createVhdStream('in.raw', { type: 'raw' })
+  // @ts-expect-error: the size is a number or a bigint
+  void VHD.resize('disk.vhd', '64M')
+}
+
+void operations

@@ -376,6 +376,39 @@ class Disk {
         .then(noArgs)
     }, none)
   }
+
+  /**
+   * Says that `length` bytes at `offset` are no longer needed. Dynamic images unallocate
+   * whole blocks and zero the rest (it all reads as zeros); differencing images mark whole
+   * sectors absent (the parent shows through again) and zero parts of sectors; fixed images
+   * write zeros.
+   */
+  discard(offset, length, callback) {
+    return call(
+      callback,
+      () => [toIndex(offset, 'offset'), toIndex(length, 'length')],
+      ([position, count]) => this[kTrack](this[kImage]().discard(position, count)).then(noArgs),
+      none,
+    )
+  }
+
+  /**
+   * The runs of the virtual disk that hold stored data, in disk order:
+   * `{ offset, length, depth, fileOffset }`, where `depth` says which image of the chain
+   * holds them (0 this one, 1 its parent…) and `fileOffset` where they start in that file
+   * (`null` when not contiguous there).
+   */
+  getAllocatedRanges(callback) {
+    return call(
+      callback,
+      noArgs,
+      () =>
+        this[kTrack](this[kImage]().allocatedRanges()).then((ranges) =>
+          ranges.map(({ offset, length, depth, fileOffset }) => ({ offset, length, depth, fileOffset: fileOffset ?? null })),
+        ),
+      (ranges) => [ranges],
+    )
+  }
 }
 
 /** A fixed image: the virtual disk's bytes, then a footer. */

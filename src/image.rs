@@ -501,3 +501,83 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Operations on an open image (issue 7): discard and the map of allocated ranges.
+
+impl NativeImage {
+    /// Wraps an image an operation opened (`snapshot`), for `lib/ops.js`.
+    pub fn from_image(image: Image) -> NativeImage {
+        NativeImage::new(image)
+    }
+}
+
+pub struct DiscardState {
+    image: Shared,
+    offset: u64,
+    length: u64,
+}
+
+fn discard_work(state: &mut DiscardState) -> Result<(), Failure> {
+    let mut guard = write_lock(&state.image)?;
+    let image = guard.as_mut().ok_or_else(Failure::closed)?;
+    Ok(image.discard(state.offset, state.length)?)
+}
+
+/// A run of the virtual disk whose data is stored rather than implied zeros.
+#[napi(object)]
+pub struct AllocatedRangeInfo {
+    /// Start in the virtual disk, in bytes.
+    pub offset: f64,
+    pub length: f64,
+    /// Which image of the chain holds it: 0 this one, 1 its parent, and so on.
+    pub depth: u32,
+    /// Where the data starts in that image's file, when the run is contiguous there.
+    pub file_offset: Option<f64>,
+}
+
+fn allocated_ranges_work(image: &mut Shared) -> Result<Vec<AllocatedRangeInfo>, Failure> {
+    let guard = read_lock(image)?;
+    let image = guard.as_ref().ok_or_else(Failure::closed)?;
+    let ranges = vhd_core::ops::allocated_ranges(image)?;
+    Ok(ranges
+        .into_iter()
+        .map(|range| AllocatedRangeInfo {
+            offset: range.offset as f64,
+            length: range.length as f64,
+            depth: range.depth as u32,
+            file_offset: range.file_offset.map(|offset| offset as f64),
+        })
+        .collect())
+}
+
+#[napi]
+impl NativeImage {
+    /// Says that `length` bytes at virtual offset `offset` are no longer needed: dynamic
+    /// images unallocate whole blocks (they read as zeros), differencing images mark whole
+    /// sectors absent (the parent shows through again); the rest is zeroed.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn discard(
+        &self,
+        env: Env,
+        offset: f64,
+        length: f64,
+    ) -> napi::Result<AsyncTask<Job<DiscardState, ()>>> {
+        let checked = guard(|| Ok((integer("offset", offset)?, integer("length", length)?)));
+        let (offset, length) = to_napi(&env, checked)?;
+        Ok(AsyncTask::new(Job::new(
+            DiscardState {
+                image: self.image.clone(),
+                offset,
+                length,
+            },
+            discard_work,
+        )))
+    }
+
+    /// The allocated ranges of the virtual disk, in disk order, adjacent runs merged.
+    #[napi(ts_return_type = "Promise<AllocatedRangeInfo[]>")]
+    pub fn allocated_ranges(&self) -> AsyncTask<Job<Shared, Vec<AllocatedRangeInfo>>> {
+        AsyncTask::new(Job::new(self.image.clone(), allocated_ranges_work))
+    }
+}

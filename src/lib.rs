@@ -4,6 +4,7 @@
 //! - [`task`]: the libuv thread-pool task behind every asynchronous method;
 //! - [`options`]: argument objects and number checks;
 //! - [`info`]: the image's metadata as JavaScript objects;
+//! - [`ops`]: the maintenance operations (convert, check, compact…) with progress and cancel;
 //! - [`errors`]: Rust errors and panics → JavaScript errors with a stable `code`.
 //!
 //! No format logic lives here: everything about VHD is in `vhd-core`.
@@ -15,6 +16,7 @@
 mod errors;
 mod image;
 mod info;
+mod ops;
 mod options;
 mod structures;
 mod task;

@@ -18,7 +18,7 @@ mod vhd_stream;
 pub use commit::{commit, CommitReport};
 pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat, SourceFormat};
-pub use info::{info, ChainEntry, ImageInfo};
+pub use info::{info, ChainEntry, ChainKind, ChecksumInfo, ImageInfo, LocatorInfo, ParentInfo};
 pub use map::{allocated_ranges, AllocatedRange};
 pub use progress::Progress;
 pub use rebase::{rebase, RebaseOptions};

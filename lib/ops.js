@@ -1,0 +1,475 @@
+'use strict'
+
+// The maintenance operations on whole images (`VHD.convert`, `VHD.check`, `VHD.compact`…)
+// and `VHD.createVhdStream`. The work runs natively on the libuv thread pool (src/ops.rs);
+// this module checks the arguments, wires `onProgress` and `signal` to the native operation,
+// and shapes the results.
+//
+// Progress and cancellation: the native side reports at most once per 1 % or per 100 ms.
+// Reports are delivered only while the promise is pending, in order, and on success the
+// last one is always `{ bytesDone: bytesTotal, bytesTotal }`. Aborting `signal` cancels the
+// native operation at its next unit of work; the promise then rejects with an `AbortError`
+// (`code` 'ABORT_ERR', `cause` the signal's reason) once the operation has stopped and
+// cleaned up. An operation that finished before it saw the abort resolves normally.
+
+const { Buffer } = require('node:buffer')
+const { Readable } = require('node:stream')
+const native = require('../binding.js')
+const { VHD_EPOCH_MS } = require('./constants.js')
+const {
+  invalidArgType,
+  invalidArgValue,
+  outOfRange,
+  describe,
+  toIndex,
+  toPath,
+  optionalBoolean,
+  toOptionsObject,
+  toOpenOptions,
+  call,
+  none,
+} = require('./args.js')
+const { internal } = require('./disk.js')
+
+/** Bytes the VHD stream asks the native side for at a time. */
+const STREAM_CHUNK = 1024 * 1024
+
+/** What Node's own APIs reject with when their `signal` aborts (`fs.promises`, `stream`…). */
+class AbortError extends Error {
+  constructor(message = 'The operation was aborted', options = undefined) {
+    super(message, options)
+    this.code = 'ABORT_ERR'
+    this.name = 'AbortError'
+  }
+}
+
+function abortError(signal) {
+  return new AbortError(undefined, { cause: signal.reason })
+}
+
+// ---------------------------------------------------------------------------------------
+// Argument checks
+
+/** `signal` and `onProgress` of an options object. */
+function toControl(options) {
+  const { signal, onProgress } = options
+  if (signal !== undefined && (signal === null || typeof signal !== 'object' || !('aborted' in signal))) {
+    throw invalidArgType('options.signal', 'an instance of AbortSignal', signal)
+  }
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw invalidArgType('options.onProgress', 'of type function', onProgress)
+  }
+  return { signal, onProgress }
+}
+
+/** The open options (parents, checksums, locking) an operation passes on to the core. */
+function toNativeOpen(options) {
+  const open = toOpenOptions(options)
+  delete open.readOnly
+  return open
+}
+
+const OUTPUT_FORMATS = ['raw', 'fixed', 'dynamic']
+const SOURCE_FORMATS = ['auto', 'raw', 'vhd']
+
+function oneOf(value, allowed, name) {
+  if (!allowed.includes(value)) {
+    throw invalidArgValue(name, `must be ${allowed.map((a) => `'${a}'`).join(', ')}.${describe(value)}`)
+  }
+  return value
+}
+
+/** A unique id: 16 bytes, or a UUID string (dashes optional), as 32 hex digits. */
+function toUniqueId(value) {
+  if (typeof value === 'string') {
+    const hex = value.replace(/-/g, '')
+    if (!/^[0-9a-fA-F]{32}$/.test(hex)) {
+      throw invalidArgValue('options.uniqueId', `must be a UUID (32 hexadecimal digits).${describe(value)}`)
+    }
+    return hex.toLowerCase()
+  }
+  if (ArrayBuffer.isView(value)) {
+    if (value.byteLength !== 16) throw invalidArgValue('options.uniqueId', `must be 16 bytes long. Received ${value.byteLength} bytes`)
+    return Buffer.from(value.buffer, value.byteOffset, 16).toString('hex')
+  }
+  throw invalidArgType('options.uniqueId', 'of type string or an instance of Buffer, TypedArray, or DataView', value)
+}
+
+/** A time stamp (a Date, or milliseconds since the Unix epoch) as seconds since 2000-01-01. */
+function toTimestamp(value) {
+  let ms = value
+  if (value instanceof Date) ms = value.getTime()
+  else if (typeof value !== 'number') throw invalidArgType('options.timestamp', 'of type number or an instance of Date', value)
+  const seconds = Math.floor((ms - VHD_EPOCH_MS) / 1000)
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 0xffffffff) {
+    throw outOfRange('options.timestamp', 'a time from 2000-01-01 to 2136-02-07 (UTC)', value)
+  }
+  return seconds
+}
+
+/** The native form of convert's (and the stream's) options, `to` already chosen. */
+function toConvertArgs(options, to) {
+  const args = { to, azure: optionalBoolean(options, 'azure'), overwrite: optionalBoolean(options, 'overwrite') }
+  if (args.azure && to !== 'fixed') {
+    throw invalidArgValue('options.azure', `makes a fixed image; it cannot be combined with '${to}'`)
+  }
+  if (options.sourceFormat !== undefined) args.sourceFormat = oneOf(options.sourceFormat, SOURCE_FORMATS, 'options.sourceFormat')
+  if (options.blockSize !== undefined) args.blockSize = toIndex(options.blockSize, 'options.blockSize')
+  if (options.uniqueId !== undefined) args.uniqueId = toUniqueId(options.uniqueId)
+  if (options.timestamp !== undefined) args.timestamp = toTimestamp(options.timestamp)
+  args.open = toNativeOpen(options)
+  return args
+}
+
+/** `to` (or the stream's `type`): required, except that `azure` alone means 'fixed'. */
+function outputFormat(options, key, allowed) {
+  if (options[key] === undefined && options.azure === true) return 'fixed'
+  return oneOf(options[key], allowed, `options.${key}`)
+}
+
+/** `(path, options, callback)` or `(path, callback)`. */
+function shift(options, callback) {
+  return typeof options === 'function' && callback === undefined ? [undefined, options] : [options, callback]
+}
+
+// ---------------------------------------------------------------------------------------
+// Running an operation with progress and cancellation
+
+/**
+ * Starts `start(operation, report)` (which returns the native promise) unless `signal` is
+ * already aborted, and ties `signal` and `onProgress` to it.
+ */
+function run({ signal, onProgress }, start) {
+  if (signal?.aborted) return Promise.reject(abortError(signal))
+  const operation = new native.Operation()
+  let settled = false
+  let delivered = null
+  let progressFailed = false
+  let progressError
+  const deliver = (bytesDone, bytesTotal) => {
+    delivered = { bytesDone, bytesTotal }
+    onProgress({ bytesDone, bytesTotal })
+  }
+  // Called by the native side (through a threadsafe function) on the JavaScript thread.
+  const report = onProgress && (({ bytesDone, bytesTotal }) => {
+    // Never after the promise settled, never backwards.
+    if (settled || progressFailed || (delivered && bytesDone < delivered.bytesDone)) return
+    try {
+      deliver(bytesDone, bytesTotal)
+    } catch (error) {
+      // A throwing onProgress stops the operation; the promise rejects with its error.
+      progressFailed = true
+      progressError = error
+      operation.cancel()
+    }
+  })
+  const onAbort = () => operation.cancel()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  const finish = () => {
+    settled = true
+    signal?.removeEventListener('abort', onAbort)
+  }
+  let pending
+  try {
+    pending = start(operation, report)
+  } catch (error) {
+    finish()
+    throw error
+  }
+  return pending.then(
+    (result) => {
+      finish()
+      if (progressFailed) throw progressError
+      // Complete the reports: the last ones may still be queued, or were throttled.
+      const last = onProgress && operation.lastProgress
+      if (last && (delivered?.bytesDone !== last.bytesTotal || delivered?.bytesTotal !== last.bytesTotal)) {
+        deliver(last.bytesTotal, last.bytesTotal)
+      }
+      return result
+    },
+    (error) => {
+      finish()
+      if (progressFailed) throw progressError
+      if (error?.code === 'ERR_VHD_CANCELLED' && signal?.aborted) throw abortError(signal)
+      throw error
+    },
+  )
+}
+
+// ---------------------------------------------------------------------------------------
+// The operations
+
+/** Converts `source` (raw or VHD) into a new raw, fixed or dynamic file at `destination`. */
+function convert(source, destination, options, callback) {
+  return call(
+    callback,
+    () => {
+      if (options === undefined || options === null) throw invalidArgType('options', 'of type object', options)
+      const opts = toOptionsObject(options)
+      const to = outputFormat(opts, 'to', OUTPUT_FORMATS)
+      return [toPath(source, 'source'), toPath(destination, 'destination'), toConvertArgs(opts, to), toControl(opts)]
+    },
+    ([src, dst, args, control]) => run(control, (op, report) => native.convert(src, dst, args, op, report)),
+    (report) => [report],
+  )
+}
+
+/**
+ * A Readable of the VHD file `convert` would write for `source`, computed as it is read;
+ * its `length` (bytes) is known before the first byte. Resolves once the source is open
+ * and the output planned (a dynamic one reads the whole source first: that is what
+ * `onProgress` reports and `signal` stops).
+ */
+function createVhdStream(source, options) {
+  let args
+  try {
+    const opts = toOptionsObject(options)
+    const type = outputFormat(opts, 'type', ['fixed', 'dynamic'])
+    args = [toPath(source, 'source'), toConvertArgs(opts, type), toControl(opts)]
+    if (opts.highWaterMark !== undefined) toIndex(opts.highWaterMark, 'options.highWaterMark')
+    args.push(opts.highWaterMark)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  const [src, convertArgs, control, highWaterMark] = args
+  return run(control, (op, report) => native.openVhdStream(src, convertArgs, op, report)).then(
+    (stream) => new VhdStream(stream, highWaterMark),
+  )
+}
+
+const kNative = Symbol('native')
+const kPosition = Symbol('position')
+
+/** The bytes of a VHD file, read natively 1 MiB at a time as the consumer asks for them. */
+class VhdStream extends Readable {
+  constructor(nativeStream, highWaterMark) {
+    super(highWaterMark === undefined ? {} : { highWaterMark })
+    this[kNative] = nativeStream
+    this[kPosition] = 0
+    Object.defineProperty(this, 'length', { value: nativeStream.length, enumerable: true })
+  }
+
+  _read() {
+    const position = this[kPosition]
+    const size = Math.min(STREAM_CHUNK, this.length - position)
+    if (size <= 0) {
+      this.push(null)
+      return
+    }
+    const buffer = Buffer.allocUnsafe(size)
+    this[kNative].read(buffer, position).then(
+      (bytesRead) => {
+        if (this.destroyed) return
+        if (bytesRead !== size) {
+          const error = new Error(`the VHD stream ended at byte ${position + bytesRead} of ${this.length}`)
+          error.code = 'ERR_VHD_INTERNAL'
+          this.destroy(error)
+          return
+        }
+        this[kPosition] = position + size
+        this.push(buffer)
+        if (this[kPosition] === this.length) this.push(null)
+      },
+      (error) => this.destroy(error),
+    )
+  }
+
+  _destroy(error, callback) {
+    // Closes the source once a read in progress is done.
+    this[kNative].close().then(
+      () => callback(error),
+      (closeError) => callback(error || closeError),
+    )
+  }
+}
+
+/** `check` (and, with `repair`, `check --repair`): resolves to a report of what was found. */
+function check(path, options, callback) {
+  ;[options, callback] = shift(options, callback)
+  return call(
+    callback,
+    () => {
+      const opts = toOptionsObject(options)
+      return [
+        toPath(path),
+        { repair: optionalBoolean(opts, 'repair'), skipParent: optionalBoolean(opts, 'skipParent'), open: toNativeOpen(opts) },
+      ]
+    },
+    ([file, args]) => native.check(file, args).then(shapeCheck),
+    (report) => [report],
+  )
+}
+
+/** Drops the properties the native side leaves out (`offset`, the repair lists). */
+function shapeCheck(report) {
+  const finding = ({ severity, code, message, offset }) =>
+    offset == null ? { severity, code, message } : { severity, code, message, offset }
+  const shaped = { ...report, findings: report.findings.map(finding) }
+  if (report.repairs == null) {
+    delete shaped.repairs
+    delete shaped.notRepaired
+    delete shaped.lost
+  } else {
+    shaped.notRepaired = report.notRepaired.map(finding)
+  }
+  return shaped
+}
+
+/** An operation on one image in place, with progress: `compact` and `commit`. */
+function inPlace(name) {
+  return function operation(path, options, callback) {
+    ;[options, callback] = shift(options, callback)
+    return call(
+      callback,
+      () => {
+        const opts = toOptionsObject(options)
+        return [toPath(path), { open: toNativeOpen(opts) }, toControl(opts)]
+      },
+      ([file, args, control]) => run(control, (op, report) => native[name](file, args, op, report)),
+      (report) => [report],
+    )
+  }
+}
+
+/** Rewrites a dynamic or differencing image without the blocks it does not need. */
+const compact = inPlace('compact')
+
+/** Writes a differencing image's sectors into its parent, then empties it. */
+const commit = inPlace('commit')
+
+/** Changes the virtual size of an image to `size` bytes. */
+function resize(path, size, options, callback) {
+  ;[options, callback] = shift(options, callback)
+  return call(
+    callback,
+    () => {
+      const opts = toOptionsObject(options)
+      return [toPath(path), toIndex(size, 'size'), { force: optionalBoolean(opts, 'force') }, toControl(opts)]
+    },
+    ([file, bytes, args, control]) => run(control, (op, report) => native.resize(file, bytes, args, op, report)),
+    none,
+  )
+}
+
+/** Points a differencing image at a new parent (a moved or copied one). */
+function rebase(path, parent, options, callback) {
+  ;[options, callback] = shift(options, callback)
+  return call(
+    callback,
+    () => {
+      const opts = toOptionsObject(options)
+      return [toPath(path), toPath(parent, 'parent'), { ignoreParentTimestamp: optionalBoolean(opts, 'ignoreParentTimestamp') }]
+    },
+    ([file, newParent, args]) => native.rebase(file, newParent, args),
+    none,
+  )
+}
+
+/** Creates `child`, a differencing image over `path`, and resolves to it, open read-write. */
+function snapshot(path, child, callback) {
+  return call(
+    callback,
+    () => [toPath(path), toPath(child, 'child')],
+    ([file, childPath]) => native.snapshot(file, childPath).then((image) => internal.wrap(image, childPath, toOpenOptions())),
+    (disk) => [disk],
+  )
+}
+
+/** Describes an image (opened read-only): what the CLI's `info --json` prints. */
+function info(path, options, callback) {
+  ;[options, callback] = shift(options, callback)
+  return call(
+    callback,
+    () => [toPath(path), toNativeOpen(toOptionsObject(options))],
+    ([file, open]) => native.info(file, open).then(shapeInfo),
+    (result) => [result],
+  )
+}
+
+/** A VHD time stamp (seconds since 2000-01-01 UTC) as ISO 8601, `2024-05-01T12:00:00Z`. */
+function isoTime(vhdSeconds) {
+  return new Date(VHD_EPOCH_MS + vhdSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
+
+/** The CLI's `info --json` object, key for key, from the native fields. */
+function shapeInfo(r) {
+  const orNull = (value) => value ?? null
+  const parent = r.parent && {
+    name: r.parent.name,
+    uniqueId: r.parent.uniqueId,
+    timestamp: isoTime(r.parent.timestamp),
+    path: r.parent.path,
+    locators: r.parent.locators.map((l) => ({
+      index: l.index,
+      platformCode: l.platformCode,
+      dataSpace: l.dataSpace,
+      dataLength: l.dataLength,
+      dataOffset: l.dataOffset,
+      path: orNull(l.path),
+    })),
+  }
+  const f = r.footer
+  const h = r.header
+  return {
+    path: r.path,
+    format: 'vpc',
+    type: r.type,
+    virtualSize: r.virtualSize,
+    geometry: { ...r.geometry },
+    blockSize: orNull(r.blockSize),
+    allocatedBytes: r.allocatedBytes,
+    allocatedBlocks: orNull(r.allocatedBlocks),
+    fileSize: r.fileSize,
+    diskUsage: orNull(r.diskUsage),
+    creator: { ...r.creator },
+    uniqueId: r.uniqueId,
+    timestamp: isoTime(r.timestamp),
+    features: { ...r.features },
+    checksums: { footer: { ...r.footerChecksum }, header: r.headerChecksum ? { ...r.headerChecksum } : null },
+    footerSource: r.footerSource,
+    footer: {
+      features: f.features,
+      formatVersion: f.formatVersion,
+      dataOffset: orNull(f.dataOffset),
+      timestamp: f.timestamp,
+      creatorApplication: f.creatorApplication,
+      creatorVersion: f.creatorVersion,
+      creatorHostOs: f.creatorHostOs,
+      originalSize: f.originalSize,
+      currentSize: f.currentSize,
+      diskType: f.diskType,
+      checksum: f.checksum,
+      uniqueId: f.uniqueId,
+      savedState: f.savedState,
+    },
+    header: h
+      ? {
+          dataOffset: orNull(h.dataOffset),
+          tableOffset: h.tableOffset,
+          headerVersion: h.headerVersion,
+          maxTableEntries: h.maxTableEntries,
+          blockSize: h.blockSize,
+          checksum: h.checksum,
+          parentUniqueId: h.parentUniqueId,
+          parentTimestamp: h.parentTimestamp,
+          parentName: h.parentName,
+        }
+      : null,
+    parent: parent || null,
+    chain: r.chain.map(({ path, type, virtualSize }) => ({ path, type, virtualSize })),
+  }
+}
+
+module.exports = {
+  AbortError,
+  convert,
+  createVhdStream,
+  check,
+  compact,
+  commit,
+  resize,
+  rebase,
+  snapshot,
+  info,
+  VhdStream,
+}
