@@ -1201,19 +1201,32 @@ export declare function commit(
   callback: (error: VhdError | AbortError | null, report: CommitReport) => void,
 ): void
 
-export interface ResizeOptions extends ProgressOptions {
+export interface ResizeOptions extends ChainOptions, ProgressOptions {
   /** Shrink even when the part cut off holds data (default false: refused). */
   force?: boolean
 }
 
+export interface ResizeReport {
+  /** Virtual size before, in bytes. */
+  oldSize: number
+  /** Virtual size after, in bytes. */
+  newSize: number
+  /** Size of the file after, in bytes. */
+  fileSize: number
+}
+
 /** Changes the virtual size of an image to `size` bytes (a multiple of 512). */
-export declare function resize(path: PathLike, size: Integer, options?: ResizeOptions): Promise<void>
-export declare function resize(path: PathLike, size: Integer, callback: (error: VhdError | AbortError | null) => void): void
+export declare function resize(path: PathLike, size: Integer, options?: ResizeOptions): Promise<ResizeReport>
+export declare function resize(
+  path: PathLike,
+  size: Integer,
+  callback: (error: VhdError | AbortError | null, report: ResizeReport) => void,
+): void
 export declare function resize(
   path: PathLike,
   size: Integer,
   options: ResizeOptions | undefined,
-  callback: (error: VhdError | AbortError | null) => void,
+  callback: (error: VhdError | AbortError | null, report: ResizeReport) => void,
 ): void
 
 export interface RebaseOptions {

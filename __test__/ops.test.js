@@ -492,7 +492,10 @@ describe('compact', () => {
 describe('resize', () => {
   test('grows a dynamic image: qemu sees the new size, the data and zeros after it', { skip: skipQemu }, async () => {
     const { file, model } = await makeImage({ type: 'dynamic', size: 8 * MiB }, [[8 * MiB - 4096, pattern(4096, 3)]])
-    await VHD.resize(file, 16n * BigInt(MiB))
+    const report = await VHD.resize(file, 16n * BigInt(MiB))
+    assert.equal(report.oldSize, 8 * MiB)
+    assert.equal(report.newSize, 16 * MiB)
+    assert.equal(report.fileSize, fs.statSync(file).size)
     assert.equal(qemuVirtualSize(file), 16 * MiB)
     assertSameAsRaw(writeModel(Buffer.concat([model, Buffer.alloc(8 * MiB)])), file)
   })

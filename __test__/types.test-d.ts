@@ -290,7 +290,7 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
   VHD.check('disk.vhd', (error, r) => expectType<boolean>(r.clean))
 
   expectType<VHD.CompactReport>(await VHD.compact('disk.vhd', { onProgress }))
-  expectType<void>(await VHD.resize('disk.vhd', 64n << 20n, { force: true, signal: controller.signal }))
+  expectType<VHD.ResizeReport>(await VHD.resize('disk.vhd', 64n << 20n, { force: true, signal: controller.signal }))
   expectType<VHD.CommitReport>(await VHD.commit('child.vhd'))
   expectType<void>(await VHD.rebase('child.vhd', 'moved/base.vhd', { ignoreParentTimestamp: true }))
   const child = await VHD.snapshot('base.vhd', 'child.vhd')

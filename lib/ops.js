@@ -344,10 +344,10 @@ function resize(path, size, options, callback) {
     callback,
     () => {
       const opts = toOptionsObject(options)
-      return [toPath(path), toIndex(size, 'size'), { force: optionalBoolean(opts, 'force') }, toControl(opts)]
+      return [toPath(path), toIndex(size, 'size'), { force: optionalBoolean(opts, 'force'), open: toNativeOpen(opts) }, toControl(opts)]
     },
     ([file, bytes, args, control]) => run(control, (op, report) => native.resize(file, bytes, args, op, report)),
-    none,
+    (report) => [report],
   )
 }
 

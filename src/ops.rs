@@ -577,16 +577,26 @@ pub struct ResizeJob {
     options: ops::ResizeOptions,
 }
 
-fn resize_work(state: &mut OpState<ResizeJob>) -> Result<(), Failure> {
-    // What `resize` returns besides success (nothing, or a report of sizes depending on the
-    // core's version) is not passed on: the caller knows the new size.
-    state.with_progress(|job, progress| {
-        ops::resize(&job.path, job.size, &job.options, progress).map(|_| ())
+/// What `resize` did.
+#[napi(object)]
+pub struct ResizeResult {
+    pub old_size: f64,
+    pub new_size: f64,
+    pub file_size: f64,
+}
+
+fn resize_work(state: &mut OpState<ResizeJob>) -> Result<ResizeResult, Failure> {
+    let report = state
+        .with_progress(|job, progress| ops::resize(&job.path, job.size, &job.options, progress))?;
+    Ok(ResizeResult {
+        old_size: report.old_size as f64,
+        new_size: report.new_size as f64,
+        file_size: report.file_size as f64,
     })
 }
 
 /// Changes the virtual size of an image to `size` bytes.
-#[napi(catch_unwind, ts_return_type = "Promise<void>")]
+#[napi(catch_unwind, ts_return_type = "Promise<ResizeResult>")]
 pub fn resize(
     env: Env,
     path: String,
@@ -594,15 +604,15 @@ pub fn resize(
     options: Option<InPlaceArgs>,
     operation: &Operation,
     on_progress: Option<ProgressFn>,
-) -> napi::Result<AsyncTask<Job<OpState<ResizeJob>, ()>>> {
-    let size = to_napi(&env, guard(|| integer("size", size)))?;
-    // Only `force` is set: the other fields (how to open the image) keep their defaults,
-    // whatever fields the core's version has.
-    #[allow(clippy::field_reassign_with_default)]
-    let options = {
-        let mut core = ops::ResizeOptions::default();
-        core.force = options.and_then(|o| o.force).unwrap_or(false);
-        core
+) -> napi::Result<AsyncTask<Job<OpState<ResizeJob>, ResizeResult>>> {
+    let options = options.unwrap_or_default();
+    let (size, open) = to_napi(
+        &env,
+        guard(|| Ok((integer("size", size)?, open_options(&options.open)?))),
+    )?;
+    let options = ops::ResizeOptions {
+        force: options.force.unwrap_or(false),
+        open,
     };
     let job = ResizeJob {
         path: path.into(),

@@ -63,7 +63,9 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let record = |done, total| seen.lock().unwrap().push((done, total));
         let cancel = AtomicBool::new(false);
-        let progress = Progress::default().with_callback(&record).with_cancel(&cancel);
+        let progress = Progress::default()
+            .with_callback(&record)
+            .with_cancel(&cancel);
         progress.report("convert", 1, 4).unwrap();
         cancel.store(true, Ordering::Relaxed);
         let err = progress.report("convert", 2, 4).unwrap_err();
