@@ -1055,8 +1055,8 @@ fn read_bat(
             ),
         });
     }
-    BlockAllocationTable::read_with(entries as usize, |bytes| {
-        read_exact(file, bytes, start, "the block allocation table")
+    BlockAllocationTable::read_with(entries as usize, |bytes, position| {
+        read_exact(file, bytes, start + position, "the block allocation table")
     })
 }
 
