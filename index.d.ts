@@ -844,6 +844,10 @@ export declare class Image {
   /** Writes from `buffer` at `offset` (default 0); a write past the end fails and writes nothing. */
   write<T extends Bytes>(buffer: T, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer): Promise<{ bytesWritten: number; buffer: T }>
   write<T extends Bytes>(buffer: T, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer, callback: ImageCallback<[bytesWritten: number, buffer: T]>): void
+  /** `read` on the calling thread, like `fs.readSync`: returns the number of bytes read (not in vhd@0.5.0). */
+  readSync(buffer: Bytes, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer): number
+  /** `write` on the calling thread, like `fs.writeSync`: returns the number of bytes written (not in vhd@0.5.0). */
+  writeSync(buffer: Bytes, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer): number
 
   /** Makes every write so far durable (not in vhd@0.5.0). */
   flush(): Promise<void>

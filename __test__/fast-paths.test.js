@@ -135,3 +135,30 @@ describe('reads beside writes in flight', () => {
     await again.close()
   })
 })
+
+describe('synchronous I/O on every image class', () => {
+  test('VHD.Image readSync/writeSync mirror read/write (offset and length default like fs)', async () => {
+    const file = await dynamicWithBlock1('image-sync')
+    const image = new VHD.Image({ path: file, flags: 'r+' })
+    await image.open()
+    const data = pattern(3 * KiB, 11)
+    const source = Buffer.concat([Buffer.alloc(100, 0xcc), data])
+    assert.equal(image.writeSync(source, 100, data.length, 2 * BLOCK + 512), data.length)
+    const into = Buffer.alloc(data.length + 10, 0xdd)
+    assert.equal(image.readSync(into, 10, data.length, 2 * BLOCK + 512), data.length)
+    assert.deepEqual(into.subarray(10), data)
+    assert.ok(into.subarray(0, 10).every((b) => b === 0xdd))
+    // The BAT the 0.5.0 API shows follows a synchronous allocation too.
+    assert.notEqual(image.bat.readUInt32BE(2 * 4), 0xffffffff)
+    // Defaults: the whole buffer from offset 0; short past the end.
+    const tail = Buffer.alloc(2 * KiB)
+    assert.equal(image.readSync(tail, null, null, 4 * BLOCK - KiB), KiB)
+    assert.throws(() => image.writeSync(tail, 0, tail.length, 4 * BLOCK - KiB), { code: 'ERR_VHD_OUT_OF_RANGE' })
+    assert.throws(() => image.readSync('nope', 0, 1, 0), { code: 'ERR_INVALID_ARG_TYPE' })
+    await image.close()
+    assert.throws(() => image.readSync(tail, 0, 1, 0), { code: 'ERR_VHD_CLOSED' })
+    const disk = await VHD.open(file, { readOnly: true })
+    assert.deepEqual((await disk.read(2 * BLOCK + 512, data.length)).buffer, data)
+    await disk.close()
+  })
+})

@@ -401,6 +401,24 @@ class Image {
     )
   }
 
+  /**
+   * `read` on the calling thread, like `fs.readSync`: returns the number of bytes read. For
+   * small reads, where the thread-pool round trip costs more than the read (not in 0.5.0).
+   */
+  readSync(buffer, offset, length, position) {
+    const [bytes, start, count, at] = toIo(buffer, offset, length, position)
+    return this[kOpenDisk]().readIntoSync(bytes, start, count, at)
+  }
+
+  /** `write` on the calling thread, like `fs.writeSync`: returns the number of bytes written (not in 0.5.0). */
+  writeSync(buffer, offset, length, position) {
+    const [bytes, start, count, at] = toIo(buffer, offset, length, position)
+    const disk = this[kOpenDisk]()
+    const { bytesWritten } = disk.writeSync(bytes.subarray(start, start + count), at)
+    this[kBatStale] = SPARSE.has(this.type)
+    return bytesWritten
+  }
+
   /** Makes every write so far durable (not in 0.5.0). */
   flush(callback) {
     return call(bound(this, callback), noArgs, () => {
