@@ -111,10 +111,6 @@ fn to_json(info: &ImageInfo) -> Json {
             ]),
         ),
         ("footerSource", Json::str(footer_source(info.footer_source))),
-        (
-            "readOnlyReason",
-            Json::opt(info.read_only_reason.clone(), Json::String),
-        ),
         ("footer", footer_json(footer)),
         ("header", Json::opt(info.header.as_ref(), header_json)),
         ("parent", parent_json(info)),
@@ -259,9 +255,6 @@ fn to_text(info: &ImageInfo) -> String {
     if let Some(parent) = &info.parent {
         line("backing file", display(&parent.path));
         line("backing file format", "vpc".into());
-    }
-    if let Some(reason) = &info.read_only_reason {
-        line("read-only", reason.clone());
     }
     out.push_str("Format specific information:\n");
     footer_text(&mut out, footer, info);
