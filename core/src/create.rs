@@ -29,7 +29,7 @@ pub const DEFAULT_CREATOR_APPLICATION: [u8; 4] = *b"win ";
 /// Offset of the dynamic header in the images we create (right after the footer copy).
 const HEADER_OFFSET: u64 = FOOTER_SIZE as u64;
 /// Offset of the BAT in the images we create (right after the header).
-const TABLE_OFFSET: u64 = HEADER_OFFSET + DYNAMIC_HEADER_SIZE as u64;
+pub(crate) const TABLE_OFFSET: u64 = HEADER_OFFSET + DYNAMIC_HEADER_SIZE as u64;
 
 /// How to create an image.
 #[derive(Debug, Clone)]
@@ -132,7 +132,7 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     crate::image::open_locked_file(file, path, &OpenOptions::default())
 }
 
-fn validate(disk_type: DiskType, size: u64, block_size: u32) -> Result<()> {
+pub(crate) fn validate(disk_type: DiskType, size: u64, block_size: u32) -> Result<()> {
     let invalid = |reason: String| {
         Err(Error::InvalidArgument {
             name: "size",
@@ -265,7 +265,7 @@ fn utf16le(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
 
-fn new_header(size: u64, block_size: u32) -> DynamicHeader {
+pub(crate) fn new_header(size: u64, block_size: u32) -> DynamicHeader {
     let entries = size.div_ceil(u64::from(block_size)) as u32;
     DynamicHeader::new(TABLE_OFFSET, entries, block_size)
 }
@@ -274,7 +274,11 @@ fn new_header(size: u64, block_size: u32) -> DynamicHeader {
 /// parent locators' payloads (each padded to whole sectors), and the footer: the whole file
 /// of an empty dynamic or differencing image. Locator data space is recorded in bytes, as
 /// Windows does.
-fn sparse_file(footer: &Footer, mut header: DynamicHeader, locators: &[(u32, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn sparse_file(
+    footer: &Footer,
+    mut header: DynamicHeader,
+    locators: &[(u32, Vec<u8>)],
+) -> Vec<u8> {
     let bat_space = (u64::from(header.max_table_entries) * BAT_ENTRY_SIZE).next_multiple_of(512);
     let mut payloads = Vec::new();
     let mut offset = TABLE_OFFSET + bat_space;
@@ -307,7 +311,7 @@ fn sparse_file(footer: &Footer, mut header: DynamicHeader, locators: &[(u32, Vec
     file
 }
 
-fn new_footer(options: &CreateOptions, size: u64) -> Footer {
+pub(crate) fn new_footer(options: &CreateOptions, size: u64) -> Footer {
     let (major, minor) = crate_version();
     let mut footer = Footer {
         features: FEATURE_RESERVED,

@@ -25,4 +25,4 @@ pub use rebase::{rebase, RebaseOptions};
 pub use repair::{repair, RepairAction, RepairReport};
 pub use resize::{resize, ResizeOptions};
 pub use snapshot::snapshot;
-pub use vhd_stream::{open_source, VhdStream};
+pub use vhd_stream::{open_source, Source, VhdStream};

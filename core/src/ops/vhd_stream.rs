@@ -1,36 +1,445 @@
 //! A VHD file computed on the fly from a source disk, read like a file: what a stream
 //! upload sends, byte for byte what `convert` writes.
+//!
+//! The layout is the one [`crate::create`] gives a new image, filled in:
+//! - fixed: the virtual disk's bytes, then the footer;
+//! - dynamic: the footer copy, the dynamic header at 512, the BAT at 1536 (padded to a
+//!   sector with 0xFF), then one block per non-zero block of the source in ascending block
+//!   order (a sector bitmap with every bit set, then the block's data), then the footer.
+//!
+//! [`Layout`] says which output byte comes from where; [`VhdStream`] serves it, and
+//! `convert` writes it (skipping holes), so both give the same bytes by construction.
 
-use super::{ConvertOptions, Progress, SourceFormat};
+use super::{ConvertOptions, OutputFormat, Progress, SourceFormat};
+use crate::bat::UNALLOCATED;
+use crate::create::{new_footer, new_header, sparse_file, validate, CreateOptions, TABLE_OFFSET};
 use crate::error::{Error, Result};
-use crate::{OpenOptions, VirtualDisk};
-use std::path::Path;
+use crate::footer::{DiskType, Footer, FOOTER_SIZE};
+use crate::image::RawDisk;
+use crate::sector_bitmap::bitmap_size;
+use crate::{Image, OpenOptions, VirtualDisk};
+use std::path::{Path, PathBuf};
 
 /// A source disk for conversion: a raw file or a VHD (chains flattened), read-only.
 pub type Source = Box<dyn VirtualDisk + Send + Sync>;
 
+/// Unit of source reads and of hole detection: large enough for sequential speed, small
+/// enough that a mostly-empty disk leaves most of itself out.
+pub(super) const CHUNK: u64 = 2 << 20;
+
+/// Smallest and largest virtual size Azure accepts for a (fixed) VHD.
+pub(super) const AZURE_SIZE_RANGE: std::ops::RangeInclusive<u64> = (20 << 20)..=(32 << 40);
+
 /// Opens `path` read-only as a conversion source.
+///
+/// [`SourceFormat::Auto`] takes the file as a VHD when it ends with a valid footer (the
+/// `conectix` cookie and a correct checksum, in the last 512 bytes or in the 511-byte form
+/// of old Virtual PC images), or when its first 512 bytes are a valid footer copy of a
+/// dynamic or differencing image (whose end footer is damaged); otherwise as raw. With
+/// `open.ignore_checksums`, the cookie alone is enough. A VHD is always opened read-only
+/// (whatever `open.read_only` says), a differencing image with its whole chain, and every
+/// file is locked shared unless `open.lock` is off.
 pub fn open_source(path: &Path, format: SourceFormat, open: &OpenOptions) -> Result<Source> {
-    let _ = (path, format, open);
-    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
+    open_source_chain(path, format, open).map(|(source, _)| source)
+}
+
+/// Like [`open_source`], also returning the path of every file the source reads: the file
+/// itself, then each parent of a chain.
+pub(super) fn open_source_chain(
+    path: &Path,
+    format: SourceFormat,
+    open: &OpenOptions,
+) -> Result<(Source, Vec<PathBuf>)> {
+    let is_vhd = match format {
+        SourceFormat::Vhd => true,
+        SourceFormat::Raw => false,
+        SourceFormat::Auto => looks_like_vhd(path, open.ignore_checksums)?,
+    };
+    if !is_vhd {
+        let raw = RawDisk::open_with_lock(path, open.lock)?;
+        return Ok((Box::new(raw), vec![path.to_path_buf()]));
+    }
+    let options = OpenOptions {
+        read_only: true,
+        ..open.clone()
+    };
+    let image = Image::open(path, &options)?;
+    let chain = image.chain().into_iter().map(Path::to_path_buf).collect();
+    Ok((Box::new(image), chain))
+}
+
+/// Whether `path` holds a valid VHD footer at its end (512 or 511 bytes) or a valid
+/// dynamic/differencing footer copy at its start.
+fn looks_like_vhd(path: &Path, ignore_checksums: bool) -> Result<bool> {
+    use crate::storage::Storage;
+    let io = |e| {
+        Error::io(
+            format!("reading {} to detect its format", path.display()),
+            e,
+        )
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let file_size = file.metadata().map_err(io)?.len();
+    let valid = |bytes: &[u8], offset: u64| {
+        let mut sector = [0u8; FOOTER_SIZE];
+        sector[..bytes.len()].copy_from_slice(bytes);
+        Footer::parse(&sector, offset)
+            .ok()
+            .filter(|f| ignore_checksums || f.verify_checksum(offset).is_ok())
+    };
+    let mut tail = [0u8; FOOTER_SIZE];
+    if file_size >= FOOTER_SIZE as u64 {
+        let end = file_size - FOOTER_SIZE as u64;
+        file.read_exact_at(&mut tail, end).map_err(io)?;
+        if valid(&tail, end).is_some() || valid(&tail[1..], end + 1).is_some() {
+            return Ok(true);
+        }
+        let mut head = [0u8; FOOTER_SIZE];
+        file.read_exact_at(&mut head, 0).map_err(io)?;
+        let copy = valid(&head, 0).and_then(|f| f.disk_type());
+        return Ok(matches!(
+            copy,
+            Some(DiskType::Dynamic | DiskType::Differencing)
+        ));
+    }
+    Ok(false)
+}
+
+/// The virtual size of the output for a source of `source_size` bytes: rounded up to whole
+/// sectors with zeros (as qemu does with raw files), and with `azure` up to a whole MiB.
+/// Refuses what Azure would refuse.
+pub(super) fn output_size(source_size: u64, options: &ConvertOptions) -> Result<u64> {
+    let size = source_size.next_multiple_of(512);
+    if !options.azure {
+        return Ok(size);
+    }
+    let size = size.next_multiple_of(1 << 20);
+    if !AZURE_SIZE_RANGE.contains(&size) {
+        return Err(Error::InvalidArgument {
+            name: "azure",
+            reason: format!(
+                "the source is {source_size} bytes ({size} bytes once rounded up to a whole \
+                 MiB); Azure accepts VHDs from {} to {} bytes",
+                AZURE_SIZE_RANGE.start(),
+                AZURE_SIZE_RANGE.end()
+            ),
+        });
+    }
+    Ok(size)
+}
+
+/// Reads `buf.len()` bytes of the source's disk at `offset`; what lies past its end reads
+/// as zeros (the padding of the last sector, MiB or block).
+pub(super) fn read_disk(source: &dyn VirtualDisk, buf: &mut [u8], offset: u64) -> Result<()> {
+    let n = source.read_at(buf, offset)?;
+    buf[n..].fill(0);
+    Ok(())
+}
+
+/// Which output byte comes from where.
+#[derive(Debug)]
+pub(super) enum Layout {
+    /// The disk's bytes, then the footer.
+    Fixed {
+        size: u64,
+        footer: [u8; FOOTER_SIZE],
+    },
+    Dynamic(DynamicLayout),
+}
+
+impl Layout {
+    /// The layout of a fixed or dynamic image of `size` bytes, with no block allocated
+    /// yet; it checks the size and block size as `create` does.
+    pub(super) fn new(size: u64, options: &ConvertOptions) -> Result<Layout> {
+        let disk_type = match options.to {
+            OutputFormat::Fixed => DiskType::Fixed,
+            OutputFormat::Dynamic => DiskType::Dynamic,
+            OutputFormat::Raw => {
+                return Err(Error::InvalidArgument {
+                    name: "to",
+                    reason: "a VHD stream is fixed or dynamic, not raw".into(),
+                })
+            }
+        };
+        validate(disk_type, size, options.block_size)?;
+        let create = CreateOptions {
+            block_size: options.block_size,
+            // Drawn here, once: the footer copy and the end footer must agree.
+            unique_id: options.unique_id,
+            timestamp: options.timestamp,
+            ..CreateOptions::new(disk_type, size)
+        };
+        let footer = new_footer(&create, size);
+        Ok(match disk_type {
+            DiskType::Fixed => Layout::Fixed {
+                size,
+                footer: footer.to_bytes(),
+            },
+            _ => Layout::Dynamic(DynamicLayout::new(&footer, size, options.block_size)),
+        })
+    }
+
+    /// Total length of the file.
+    pub(super) fn len(&self) -> u64 {
+        match self {
+            Layout::Fixed { size, .. } => size + FOOTER_SIZE as u64,
+            Layout::Dynamic(layout) => layout.len(),
+        }
+    }
+
+    /// The footer at the end of the file.
+    pub(super) fn footer(&self) -> &[u8; FOOTER_SIZE] {
+        match self {
+            Layout::Fixed { footer, .. } => footer,
+            Layout::Dynamic(layout) => layout.footer(),
+        }
+    }
+
+    /// Fills the start of `buf` with output bytes from `offset` (inside the file), up to
+    /// the end of the region `offset` lies in; returns how many bytes it filled.
+    fn read_region(&self, source: &dyn VirtualDisk, buf: &mut [u8], offset: u64) -> Result<usize> {
+        match self {
+            Layout::Fixed { size, .. } if offset < *size => {
+                let n = buf.len().min((size - offset) as usize);
+                read_disk(source, &mut buf[..n], offset)?;
+                Ok(n)
+            }
+            Layout::Fixed { size, footer } => Ok(copy_from(footer, offset - size, buf)),
+            Layout::Dynamic(layout) => layout.read_region(source, buf, offset),
+        }
+    }
+}
+
+/// Copies `bytes[start..]` into the start of `buf`; returns how many bytes it copied.
+fn copy_from(bytes: &[u8], start: u64, buf: &mut [u8]) -> usize {
+    let bytes = &bytes[start as usize..];
+    let n = bytes.len().min(buf.len());
+    buf[..n].copy_from_slice(&bytes[..n]);
+    n
+}
+
+/// The layout of a dynamic image: metadata as `create` writes it, then the blocks
+/// allocated so far, one after the other in the order they were pushed.
+#[derive(Debug)]
+pub(super) struct DynamicLayout {
+    /// Footer copy, dynamic header and BAT: everything in front of the first block.
+    head: Vec<u8>,
+    footer: [u8; FOOTER_SIZE],
+    size: u64,
+    block_size: u64,
+    bitmap_size: u64,
+    /// The disk blocks stored, in file order.
+    blocks: Vec<u32>,
+}
+
+impl DynamicLayout {
+    fn new(footer: &Footer, size: u64, block_size: u32) -> DynamicLayout {
+        let header = new_header(size, block_size);
+        // `create`'s whole empty file, less its end footer: the head every block follows.
+        let mut head = sparse_file(footer, header, &[]);
+        head.truncate(head.len() - FOOTER_SIZE);
+        DynamicLayout {
+            head,
+            footer: footer.to_bytes(),
+            size,
+            block_size: u64::from(block_size),
+            bitmap_size: bitmap_size(block_size),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Bytes of file per stored block: its sector bitmap and its data.
+    fn stride(&self) -> u64 {
+        self.bitmap_size + self.block_size
+    }
+
+    /// Number of blocks of the disk (BAT entries).
+    fn block_count(&self) -> u64 {
+        self.size.div_ceil(self.block_size)
+    }
+
+    /// Blocks stored so far.
+    pub(super) fn allocated_blocks(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    /// The last block pushed.
+    fn last_block(&self) -> Option<u32> {
+        self.blocks.last().copied()
+    }
+
+    /// Footer copy, dynamic header and BAT, as they are with the blocks pushed so far.
+    pub(super) fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// The file offset of the data of disk block `block` (a stored one).
+    pub(super) fn data_offset(&self, index: usize) -> u64 {
+        self.head.len() as u64 + index as u64 * self.stride() + self.bitmap_size
+    }
+
+    /// Stores `block` after the blocks pushed before it (which must be lower) and points its
+    /// BAT entry at it; returns the file offset of its sector bitmap.
+    pub(super) fn push(&mut self, block: u32) -> Result<u64> {
+        debug_assert!(self.last_block().is_none_or(|last| last < block));
+        let offset = self.data_offset(self.blocks.len()) - self.bitmap_size;
+        let sector = u32::try_from(offset / 512)
+            .ok()
+            .filter(|&s| s != UNALLOCATED)
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "the output is too large: the BAT cannot address a block at offset {offset}"
+                ))
+            })?;
+        let entry = TABLE_OFFSET as usize + 4 * block as usize;
+        self.head[entry..entry + 4].copy_from_slice(&sector.to_be_bytes());
+        self.blocks.push(block);
+        Ok(offset)
+    }
+
+    /// The footer at the end of the file (the same bytes as the copy at its start).
+    pub(super) fn footer(&self) -> &[u8; FOOTER_SIZE] {
+        &self.footer
+    }
+
+    /// A sector bitmap saying every sector of a block is present.
+    pub(super) fn full_bitmap(&self) -> Vec<u8> {
+        vec![0xFF; self.bitmap_size as usize]
+    }
+
+    /// Total length of the file with the blocks pushed so far.
+    pub(super) fn len(&self) -> u64 {
+        self.data_offset(self.blocks.len()) - self.bitmap_size + FOOTER_SIZE as u64
+    }
+
+    /// See [`Layout::read_region`].
+    fn read_region(&self, source: &dyn VirtualDisk, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let head = self.head.len() as u64;
+        let footer_offset = self.len() - FOOTER_SIZE as u64;
+        if offset < head {
+            return Ok(copy_from(&self.head, offset, buf));
+        }
+        if offset >= footer_offset {
+            return Ok(copy_from(&self.footer, offset - footer_offset, buf));
+        }
+        let index = ((offset - head) / self.stride()) as usize;
+        let in_block = (offset - head) % self.stride();
+        if in_block < self.bitmap_size {
+            let n = buf.len().min((self.bitmap_size - in_block) as usize);
+            buf[..n].fill(0xFF);
+            return Ok(n);
+        }
+        let in_data = in_block - self.bitmap_size;
+        let n = buf.len().min((self.block_size - in_data) as usize);
+        let disk_offset = u64::from(self.blocks[index]) * self.block_size + in_data;
+        read_disk(source, &mut buf[..n], disk_offset)?;
+        Ok(n)
+    }
+}
+
+/// Where the non-zero data found by [`scan_blocks`] goes: `(file offset, bytes)`.
+pub(super) type Sink<'s> = &'s mut dyn FnMut(u64, &[u8]) -> Result<()>;
+
+/// Reads the source block by block (in [`CHUNK`] units), pushes every block that holds a
+/// non-zero byte into `layout`, and hands each non-zero piece with its place in the file
+/// (and each new block's sector bitmap) to `sink`. Without a sink, the rest of a block
+/// already known to be non-zero is not read. Reports progress (and stops when cancelled)
+/// after each chunk.
+pub(super) fn scan_blocks(
+    source: &dyn VirtualDisk,
+    layout: &mut DynamicLayout,
+    progress: Progress,
+    operation: &'static str,
+    mut sink: Option<Sink>,
+) -> Result<()> {
+    let total = layout.size;
+    let padded = layout.block_count() * layout.block_size;
+    let piece_size = layout.block_size.min(CHUNK) as usize;
+    let mut buf = vec![0u8; CHUNK.min(padded) as usize];
+    let bitmap = layout.full_bitmap();
+    let mut offset = 0;
+    while offset < padded {
+        let n = CHUNK.min(padded - offset) as usize;
+        let first_block = (offset / layout.block_size) as u32;
+        let known = sink.is_none() && layout.last_block() == Some(first_block);
+        if !known {
+            read_disk(source, &mut buf[..n], offset)?;
+            for (i, piece) in buf[..n].chunks(piece_size).enumerate() {
+                if is_zero(piece) {
+                    continue;
+                }
+                let piece_offset = offset + (i * piece_size) as u64;
+                let block = (piece_offset / layout.block_size) as u32;
+                if layout.last_block() != Some(block) {
+                    let bitmap_offset = layout.push(block)?;
+                    if let Some(sink) = sink.as_mut() {
+                        sink(bitmap_offset, &bitmap)?;
+                    }
+                }
+                if let Some(sink) = sink.as_mut() {
+                    let index = layout.blocks.len() - 1;
+                    let in_block = piece_offset % layout.block_size;
+                    sink(layout.data_offset(index) + in_block, piece)?;
+                }
+            }
+        }
+        offset += n as u64;
+        progress.report(operation, offset.min(total), total)?;
+    }
+    Ok(())
+}
+
+/// Whether every byte of `bytes` is zero (vectorised by the compiler: no per-byte branch).
+pub(super) fn is_zero(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(64);
+    let whole = words
+        .by_ref()
+        .all(|w| w.iter().fold(0u8, |acc, &b| acc | b) == 0);
+    whole && words.remainder().iter().all(|&b| b == 0)
 }
 
 /// The bytes of the fixed or dynamic VHD that `convert` would write for a source.
+///
+/// Reads are served from the layout planned in [`VhdStream::new`] and the source, with no
+/// scanning: a read inside a block is one read of the source. Any offset and length may
+/// be read, from any thread (`read_at` takes `&self`).
 pub struct VhdStream {
-    _source: Source,
+    source: Source,
+    layout: Layout,
 }
 
 impl VhdStream {
-    /// Plans the output (dynamic output reads the whole source once, to leave all-zero
-    /// blocks out, so that the length is known before the first byte).
+    /// Plans the output for `options.to` ([`OutputFormat::Fixed`] or
+    /// [`OutputFormat::Dynamic`]; raw is refused with [`Error::InvalidArgument`]), with the
+    /// size, `azure`, block size, unique id and time stamp rules of `convert`. Dynamic
+    /// output reads the whole source once here, to leave all-zero blocks out, so that the
+    /// length is known before the first byte; that scan reports to `progress` and stops
+    /// with [`Error::Cancelled`] when asked. A unique id or time stamp left `None` is drawn
+    /// here, once.
     pub fn new(source: Source, options: &ConvertOptions, progress: Progress) -> Result<VhdStream> {
-        let _ = (source, options, progress);
-        Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
+        options.validate()?;
+        if options.to == OutputFormat::Raw {
+            return Err(Error::InvalidArgument {
+                name: "to",
+                reason: "a VHD stream is fixed or dynamic; convert to raw instead".into(),
+            });
+        }
+        let size = output_size(source.size(), options)?;
+        let mut layout = Layout::new(size, options)?;
+        if let Layout::Dynamic(dynamic) = &mut layout {
+            scan_blocks(source.as_ref(), dynamic, progress, "VHD stream", None)?;
+        }
+        Ok(VhdStream::from_layout(source, layout))
+    }
+
+    /// A stream over a planned layout (dynamic blocks already pushed).
+    pub(super) fn from_layout(source: Source, layout: Layout) -> VhdStream {
+        VhdStream { source, layout }
     }
 
     /// Total length of the VHD file in bytes.
     pub fn len(&self) -> u64 {
-        0
+        self.layout.len()
     }
 
     /// Whether the output is empty (it never is: every VHD has a footer).
@@ -38,9 +447,71 @@ impl VhdStream {
         self.len() == 0
     }
 
-    /// Reads output bytes at `offset`, like `pread`; short only at the end.
+    /// Virtual size of the disk in the VHD.
+    pub fn virtual_size(&self) -> u64 {
+        match &self.layout {
+            Layout::Fixed { size, .. } => *size,
+            Layout::Dynamic(layout) => layout.size,
+        }
+    }
+
+    /// Blocks stored in dynamic output (0 for fixed output).
+    pub fn allocated_blocks(&self) -> u64 {
+        match &self.layout {
+            Layout::Fixed { .. } => 0,
+            Layout::Dynamic(layout) => layout.allocated_blocks(),
+        }
+    }
+
+    /// The footer that ends the file (and, in dynamic output, starts it).
+    pub fn footer(&self) -> Footer {
+        Footer::parse(self.layout.footer(), self.len() - FOOTER_SIZE as u64)
+            .expect("the footer was made by create's code")
+    }
+
+    /// Reads output bytes at `offset`, like `pread`: fills `buf` unless the end of the file
+    /// comes first; returns the number of bytes read (0 at or past the end).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let _ = (buf, offset);
-        Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
+        let wanted = self.len().saturating_sub(offset).min(buf.len() as u64) as usize;
+        let mut done = 0;
+        while done < wanted {
+            let at = offset + done as u64;
+            done += self
+                .layout
+                .read_region(self.source.as_ref(), &mut buf[done..wanted], at)?;
+        }
+        Ok(wanted)
+    }
+}
+
+impl std::fmt::Debug for VhdStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VhdStream")
+            .field("len", &self.len())
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_zero_sees_any_non_zero_byte() {
+        let mut bytes = vec![0u8; 4097];
+        assert!(is_zero(&bytes));
+        for at in [0, 63, 64, 4095, 4096] {
+            bytes[at] = 1;
+            assert!(!is_zero(&bytes), "byte {at}");
+            bytes[at] = 0;
+        }
+    }
+
+    #[test]
+    fn images_and_raw_disks_are_sources() {
+        fn assert_source<T: VirtualDisk + Send + Sync>() {}
+        assert_source::<Image>();
+        assert_source::<RawDisk>();
     }
 }
