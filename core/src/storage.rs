@@ -17,6 +17,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn sync(&self) -> io::Result<()>;
     /// The file's current length in bytes.
     fn file_size(&self) -> io::Result<u64>;
+    /// Cuts (or extends) the file to `size` bytes. Storages that cannot return
+    /// `ErrorKind::Unsupported` (the default); images then leave freed space in the file.
+    fn set_len(&self, size: u64) -> io::Result<()> {
+        let _ = size;
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Storage for File {
@@ -70,5 +76,9 @@ impl Storage for File {
 
     fn file_size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+
+    fn set_len(&self, size: u64) -> io::Result<()> {
+        File::set_len(self, size)
     }
 }

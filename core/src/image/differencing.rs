@@ -3,7 +3,7 @@
 
 use super::parent::Parent;
 use super::sparse::{BlockSpan, SparseFile};
-use super::{check_write_range, readable_length, Access, FooterSource, VirtualDisk};
+use super::{check_range, check_write_range, readable_length, Access, FooterSource, VirtualDisk};
 use crate::bat::BlockAllocationTable;
 use crate::dynamic_header::DynamicHeader;
 use crate::error::Result;
@@ -69,9 +69,19 @@ impl DifferencingImage {
         self.sparse.access()
     }
 
+    /// The sparse file under the image, for the maintenance operations.
+    pub(crate) fn sparse(&self) -> &SparseFile {
+        &self.sparse
+    }
+
+    /// The sparse file under the image, for the maintenance operations.
+    pub(crate) fn sparse_mut(&mut self) -> &mut SparseFile {
+        &mut self.sparse
+    }
+
     /// Reads from the parent; what lies past the parent's end (a child may be larger than
     /// its parent) reads as zeros.
-    fn read_parent(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+    pub(crate) fn read_parent(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let read = self.parent.disk().read_at(buf, offset)?;
         buf[read..].fill(0);
         Ok(())
@@ -196,5 +206,40 @@ impl VirtualDisk for DifferencingImage {
 
     fn flush(&mut self) -> Result<()> {
         self.sparse.flush()
+    }
+
+    /// Marks the whole sectors of the range absent, so that the parent's data shows
+    /// through them again, and unallocates the blocks left with no present sector; the
+    /// bytes of a sector the range covers only in part are written as zeros. Then flushes,
+    /// and cuts the file when freed blocks were at its end.
+    fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
+        self.sparse.access().check_writable()?;
+        check_range("discard", offset, length, self.size())?;
+        let end = offset + length;
+        let first_whole = offset.next_multiple_of(512).min(end);
+        let last_whole = (end / 512 * 512).max(first_whole);
+        // The partial sectors at either edge: zeros, as a write of zeros gives them.
+        for (from, to) in [(offset, first_whole), (last_whole, end)] {
+            if from < to {
+                self.write_at(&vec![0u8; (to - from) as usize], from)?;
+            }
+        }
+        let block_size = u64::from(self.block_size());
+        let mut position = first_whole;
+        while position < last_whole {
+            let block = (position / block_size) as u32;
+            let block_start = u64::from(block) * block_size;
+            let span_end = (block_start + block_size).min(last_whole);
+            if let Some(sector) = self.sparse.bat().get(block) {
+                let sectors = ((position - block_start) / 512) as u32
+                    ..((span_end - block_start) / 512) as u32;
+                if self.sparse.mark_absent(block, sector, sectors)? {
+                    self.sparse.free_block(block);
+                }
+            }
+            position = span_end;
+        }
+        self.sparse.flush()?;
+        self.sparse.reclaim_tail()
     }
 }

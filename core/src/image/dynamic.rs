@@ -1,7 +1,7 @@
 //! Dynamic images: blocks allocated on first write; an unallocated block reads as zeros.
 
 use super::sparse::SparseFile;
-use super::{check_write_range, readable_length, Access, FooterSource, VirtualDisk};
+use super::{check_range, check_write_range, readable_length, Access, FooterSource, VirtualDisk};
 use crate::bat::BlockAllocationTable;
 use crate::dynamic_header::DynamicHeader;
 use crate::error::Result;
@@ -61,6 +61,16 @@ impl DynamicImage {
     pub(crate) fn access(&self) -> &Access {
         self.sparse.access()
     }
+
+    /// The sparse file under the image, for the maintenance operations.
+    pub(crate) fn sparse(&self) -> &SparseFile {
+        &self.sparse
+    }
+
+    /// The sparse file under the image, for the maintenance operations.
+    pub(crate) fn sparse_mut(&mut self) -> &mut SparseFile {
+        &mut self.sparse
+    }
 }
 
 impl VirtualDisk for DynamicImage {
@@ -101,9 +111,39 @@ impl VirtualDisk for DynamicImage {
     fn flush(&mut self) -> Result<()> {
         self.sparse.flush()
     }
+
+    /// Unallocates the blocks the range covers whole (the last block of the disk counts as
+    /// whole when the range covers it up to the end of the disk) and zeroes the rest of the
+    /// range in allocated blocks; unallocated ones already read as zeros. Then flushes, and
+    /// cuts the file when freed blocks were at its end.
+    fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
+        self.sparse.access().check_writable()?;
+        check_range("discard", offset, length, self.size())?;
+        let size = self.size();
+        let block_size = u64::from(self.block_size());
+        let mut position = offset;
+        let end = offset + length;
+        while position < end {
+            let block = (position / block_size) as u32;
+            let block_start = u64::from(block) * block_size;
+            let block_end = (block_start + block_size).min(size);
+            let span_end = block_end.min(end);
+            if let Some(sector) = self.sparse.bat().get(block) {
+                if position == block_start && span_end == block_end {
+                    self.sparse.free_block(block);
+                } else {
+                    let range = position - block_start..span_end - block_start;
+                    self.sparse.zero_data(sector, range)?;
+                }
+            }
+            position = span_end;
+        }
+        self.sparse.flush()?;
+        self.sparse.reclaim_tail()
+    }
 }
 
-fn is_all_zero(data: &[u8]) -> bool {
+pub(crate) fn is_all_zero(data: &[u8]) -> bool {
     // Sixteen bytes at a time: the compiler turns this into wide compares.
     let chunks = data.chunks_exact(16);
     let tail = chunks.remainder();

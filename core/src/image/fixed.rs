@@ -5,7 +5,7 @@ use super::{
     LocatedFooter, VirtualDisk,
 };
 use crate::error::{Error, Result};
-use crate::footer::Footer;
+use crate::footer::{Footer, FOOTER_SIZE};
 use crate::storage::Storage;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,9 @@ pub struct FixedImage {
     footer_source: FooterSource,
     access: Access,
 }
+
+/// Bytes per write when zeroing what a grown fixed image uncovers.
+const ZERO_CHUNK: u64 = 1 << 20;
 
 impl FixedImage {
     pub(super) fn open(
@@ -63,6 +66,57 @@ impl FixedImage {
 
     pub(crate) fn access(&self) -> &Access {
         &self.access
+    }
+
+    /// Changes the virtual size to `new_size` (validated by the caller): the footer, with
+    /// the new current size and geometry, is written at `new_size` and made durable first,
+    /// so that the file ends with a valid footer at every instant. Growing leaves a hole
+    /// (zeros) and then overwrites with zeros whatever of the old file the disk now covers
+    /// (the old footer, and any padding before it); a crash between the two steps leaves
+    /// a valid image of the new size in which those 512 bytes still hold the old footer.
+    /// Shrinking then cuts the file after the new footer; a crash before the cut leaves
+    /// the image at its old size, with the new footer's bytes in the part being cut off.
+    pub(crate) fn set_size(&mut self, new_size: u64) -> Result<()> {
+        self.access.check_writable()?;
+        let old_size = self.size();
+        let old_file_size = self
+            .file
+            .file_size()
+            .map_err(|e| Error::io("reading the file size", e))?;
+        let mut footer = self.footer.clone();
+        footer.current_size = new_size;
+        footer.geometry = crate::Geometry::for_size(new_size);
+        footer.update_checksum();
+        write_all(
+            self.file.as_ref(),
+            &footer.to_bytes(),
+            new_size,
+            "the footer",
+        )?;
+        sync(self.file.as_ref())?;
+        self.footer = footer;
+        if new_size > old_size {
+            self.zero(old_size..new_size.min(old_file_size))?;
+        }
+        let new_file_size = new_size + FOOTER_SIZE as u64;
+        if old_file_size > new_file_size {
+            self.file
+                .set_len(new_file_size)
+                .map_err(|e| Error::io("cutting the file after its footer", e))?;
+        }
+        sync(self.file.as_ref())
+    }
+
+    /// Writes zeros over the file bytes `range`.
+    fn zero(&self, range: std::ops::Range<u64>) -> Result<()> {
+        let zeros = vec![0u8; ZERO_CHUNK.min(range.end.saturating_sub(range.start)) as usize];
+        let mut at = range.start;
+        while at < range.end {
+            let n = ZERO_CHUNK.min(range.end - at) as usize;
+            write_all(self.file.as_ref(), &zeros[..n], at, "disk data")?;
+            at += n as u64;
+        }
+        Ok(())
     }
 }
 

@@ -8,11 +8,13 @@ mod raw;
 mod sparse;
 
 pub use differencing::DifferencingImage;
+pub(crate) use dynamic::is_all_zero;
 pub use dynamic::DynamicImage;
 pub use fixed::FixedImage;
 pub(crate) use parent::{file_url, windows_relative_path};
 pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH};
 pub use raw::RawDisk;
+pub(crate) use sparse::{locator_space, SparseFile as SparseLayout, COPY_CHUNK};
 
 use parent::ChainMember;
 use sparse::SparseFile;
@@ -41,10 +43,26 @@ pub trait VirtualDisk {
     /// Makes every write so far durable, metadata included.
     fn flush(&mut self) -> Result<()>;
 
-    /// Tells the image that `length` bytes at `offset` are no longer needed: they read as
-    /// zeros afterwards. Sparse images free what they can instead of storing zeros. The
-    /// default writes zeros.
+    /// Tells the image that `length` bytes at `offset` are no longer needed, so that it can
+    /// free their space. What they read afterwards depends on the kind:
+    ///
+    /// - fixed (and the default): zeros; the bytes are overwritten with zeros.
+    /// - dynamic: zeros. Blocks wholly inside the range are unallocated (their space is
+    ///   reused by later allocations, and the file shrinks when they were at its end); the
+    ///   rest of the range is zeroed in blocks that are allocated.
+    /// - differencing: the parent's data, for every whole 512-byte sector in the range (the
+    ///   sectors are marked absent; a block left with no present sector is unallocated);
+    ///   zeros for the bytes of a sector the range covers only in part (they are written,
+    ///   as a write of zeros would be).
+    ///
+    /// Sparse images make the discard durable before returning (as [`flush`] does).
+    /// Fails with [`Error::OutOfRange`] when the range runs past the end of the disk, and
+    /// with [`Error::ReadOnly`] on an image that may not be written; a zero length only
+    /// checks the range.
+    ///
+    /// [`flush`]: VirtualDisk::flush
     fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
+        check_range("discard", offset, length, self.size())?;
         const CHUNK: u64 = 1 << 20;
         let zeros = vec![0u8; CHUNK.min(length) as usize];
         let mut done = 0;
@@ -348,6 +366,9 @@ impl VirtualDisk for Image {
     fn flush(&mut self) -> Result<()> {
         self.as_disk_mut().flush()
     }
+    fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
+        self.as_disk_mut().discard(offset, length)
+    }
 }
 
 /// Opens the image at `path` below the images of `chain` (a parent chain being opened).
@@ -424,6 +445,9 @@ impl Storage for LockedFile {
     }
     fn file_size(&self) -> std::io::Result<u64> {
         self.0.file_size()
+    }
+    fn set_len(&self, size: u64) -> std::io::Result<()> {
+        Storage::set_len(&self.0, size)
     }
 }
 
@@ -625,12 +649,22 @@ pub(crate) fn readable_length(offset: u64, length: usize, size: u64) -> usize {
 
 /// Fails unless a write of `length` bytes at `offset` fits in a disk of `size` bytes.
 pub(crate) fn check_write_range(offset: u64, length: usize, size: u64) -> Result<()> {
-    match offset.checked_add(length as u64) {
+    check_range("write", offset, length as u64, size)
+}
+
+/// Fails unless `operation` on `length` bytes at `offset` fits in a disk of `size` bytes.
+pub(crate) fn check_range(
+    operation: &'static str,
+    offset: u64,
+    length: u64,
+    size: u64,
+) -> Result<()> {
+    match offset.checked_add(length) {
         Some(end) if end <= size => Ok(()),
         _ => Err(Error::OutOfRange {
-            operation: "write",
+            operation,
             offset,
-            length: length as u64,
+            length,
             size,
         }),
     }

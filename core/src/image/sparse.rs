@@ -58,6 +58,14 @@ pub(crate) struct SparseFile {
     bitmaps: RwLock<HashMap<u32, SectorBitmap>>,
     /// Blocks whose bitmap in memory has bits set that the file does not have yet.
     dirty_bitmaps: BTreeSet<u32>,
+    /// Blocks unallocated (by discard or resize) whose BAT entries the file still has.
+    freed_entries: BTreeSet<u32>,
+    /// File offsets of the units (bitmap and data) of those blocks: free once the BAT
+    /// entries that pointed at them are durable, that is after the next flush.
+    freed_units: Vec<u64>,
+    /// File offsets of units no BAT entry on disk points at, which `allocate` reuses
+    /// before it appends.
+    free_units: Vec<u64>,
 }
 
 /// The part of an I/O request that falls in one block.
@@ -106,6 +114,9 @@ impl SparseFile {
             unflushed_blocks: BTreeSet::new(),
             bitmaps: RwLock::new(HashMap::new()),
             dirty_bitmaps: BTreeSet::new(),
+            freed_entries: BTreeSet::new(),
+            freed_units: Vec::new(),
+            free_units: Vec::new(),
         };
         image.validate_blocks(located.end_offset)?;
         image.next_block_offset = image.end_of_used_space(located.end_offset);
@@ -237,6 +248,14 @@ impl SparseFile {
 
     /// The first sector-aligned offset past every structure and block: where new blocks go.
     fn end_of_used_space(&self, footer_offset: u64) -> u64 {
+        self.used_end(footer_offset)
+            .max(footer_offset)
+            .next_multiple_of(512)
+    }
+
+    /// The end of the last structure or block of a file whose footer is at
+    /// `footer_offset` (not rounded).
+    fn used_end(&self, footer_offset: u64) -> u64 {
         let header_end = self.footer.data_offset + DYNAMIC_HEADER_SIZE as u64;
         let bat_end = self.header.table_offset + self.bat.len() as u64 * BAT_ENTRY_SIZE;
         let blocks_end = self
@@ -258,13 +277,12 @@ impl SparseFile {
                     .saturating_add(locator_space(l))
                     .min(footer_offset + u64::from(super::parent::MAX_LOCATOR_BYTES))
             });
-        [footer_offset, header_end, bat_end]
+        [header_end, bat_end]
             .into_iter()
             .chain(blocks_end)
             .chain(locators_end)
             .max()
             .unwrap_or(footer_offset)
-            .next_multiple_of(512)
     }
 
     /// Splits `length` bytes at virtual `offset` into per-block spans.
@@ -291,8 +309,17 @@ impl SparseFile {
         u64::from(sector) * 512 + self.bitmap_size
     }
 
-    /// Appends a new block where the footer is and points `block` at it (in memory).
+    /// Appends a new block where the footer is (or reuses the space of a block freed
+    /// earlier) and points `block` at it (in memory).
     pub(crate) fn allocate(&mut self, block: u32) -> Result<u32> {
+        if let Some(offset) = self.free_units.pop() {
+            // Nothing on disk points at this space (its old BAT entry was made durable as
+            // unallocated before it joined `free_units`), so it is used like new space: the
+            // BAT entry follows the data and bitmap at the next flush.
+            let sector = (offset / 512) as u32;
+            self.point_at_new_block(block, sector);
+            return Ok(sector);
+        }
         let offset = self.next_block_offset;
         let sector = u32::try_from(offset / 512)
             .ok()
@@ -317,13 +344,19 @@ impl SparseFile {
             "the footer",
         )?;
         self.next_block_offset = end;
+        self.point_at_new_block(block, sector);
+        Ok(sector)
+    }
+
+    /// Points `block` at a new, empty block at file `sector` (in memory).
+    fn point_at_new_block(&mut self, block: u32, sector: u32) {
         self.bat.set(block, sector);
         self.unflushed_blocks.insert(block);
+        self.freed_entries.remove(&block);
         self.bitmaps
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .insert(block, SectorBitmap::new(self.header.block_size));
-        Ok(sector)
     }
 
     /// Marks the sectors of `block` that `span` touches as present in its bitmap (in memory;
@@ -413,10 +446,20 @@ impl SparseFile {
         )
     }
 
-    /// Writes the BAT entries of blocks allocated since the last flush, one write per
-    /// 512-byte sector of the table that changed.
+    /// Writes the BAT entries of blocks allocated or freed since the last flush, one write
+    /// per 512-byte sector of the table that changed.
     fn write_unflushed_bat_entries(&self) -> Result<()> {
-        let blocks: Vec<u32> = self.unflushed_blocks.iter().copied().collect();
+        let blocks: Vec<u32> = self
+            .unflushed_blocks
+            .union(&self.freed_entries)
+            .copied()
+            .collect();
+        self.write_bat_entries(&blocks)
+    }
+
+    /// Writes the BAT entries of `blocks` (sorted), one write per 512-byte sector of the
+    /// table that holds any of them.
+    fn write_bat_entries(&self, blocks: &[u32]) -> Result<()> {
         for group in
             blocks.chunk_by(|a, b| a / BAT_ENTRIES_PER_SECTOR == b / BAT_ENTRIES_PER_SECTOR)
         {
@@ -459,7 +502,10 @@ impl SparseFile {
             self.write_bitmap(block)?;
         }
         sync(self.file.as_ref())?;
-        if old_blocks.is_empty() && self.unflushed_blocks.is_empty() {
+        if old_blocks.is_empty()
+            && self.unflushed_blocks.is_empty()
+            && self.freed_entries.is_empty()
+        {
             self.dirty_bitmaps.clear();
             return Ok(());
         }
@@ -470,6 +516,9 @@ impl SparseFile {
         sync(self.file.as_ref())?;
         self.dirty_bitmaps.clear();
         self.unflushed_blocks.clear();
+        self.freed_entries.clear();
+        // The entries that pointed at freed space are durable now: it may be reused.
+        self.free_units.append(&mut self.freed_units);
         Ok(())
     }
 }
@@ -479,9 +528,371 @@ impl Drop for SparseFile {
     /// bitmap bits), so that forgetting `flush()` does not lose data. Errors cannot be
     /// reported from here: call `flush()` to see them.
     fn drop(&mut self) {
-        if !self.unflushed_blocks.is_empty() || !self.dirty_bitmaps.is_empty() {
+        if !self.unflushed_blocks.is_empty()
+            || !self.dirty_bitmaps.is_empty()
+            || !self.freed_entries.is_empty()
+        {
             let _ = self.flush();
         }
+    }
+}
+
+/// Unit of the copies that discard, resize and compact make: large sequential I/O.
+pub(crate) const COPY_CHUNK: u64 = 4 << 20;
+
+/// Freeing blocks and changing the virtual size, for `discard` and `ops::resize`.
+impl SparseFile {
+    /// Bytes a block takes in the file: its sector bitmap, then its data.
+    pub(crate) fn unit_size(&self) -> u64 {
+        self.bitmap_size + self.block_size
+    }
+
+    /// Bytes of each block's sector bitmap.
+    pub(crate) fn bitmap_bytes(&self) -> u64 {
+        self.bitmap_size
+    }
+
+    /// Unallocates `block` (in memory; [`SparseFile::flush`] writes its BAT entry). Its
+    /// space is reused by later allocations once no entry on disk points at it any more.
+    pub(crate) fn free_block(&mut self, block: u32) {
+        let Some(sector) = self.bat.get(block) else {
+            return;
+        };
+        self.forget_block(block);
+        let offset = u64::from(sector) * 512;
+        if self.unflushed_blocks.remove(&block) {
+            // Its entry never reached the file: the space is free at once.
+            self.free_units.push(offset);
+        } else {
+            self.freed_entries.insert(block);
+            self.freed_units.push(offset);
+        }
+    }
+
+    /// Marks `block` unallocated in memory without freeing its space: for entries past the
+    /// end of the disk, which were never checked and may point anywhere.
+    fn drop_entry(&mut self, block: u32) {
+        if self.bat.get(block).is_some() {
+            self.forget_block(block);
+            self.unflushed_blocks.remove(&block);
+            self.freed_entries.insert(block);
+        }
+    }
+
+    fn forget_block(&mut self, block: u32) {
+        self.bat.set(block, UNALLOCATED);
+        self.bitmaps
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&block);
+        self.dirty_bitmaps.remove(&block);
+    }
+
+    /// Clears the present bits of the sectors `sectors` (counted in the block) of allocated
+    /// `block`, which starts at file `sector` (in memory; flush writes the bitmap). Returns
+    /// whether the block has no present sector left.
+    pub(crate) fn mark_absent(
+        &mut self,
+        block: u32,
+        sector: u32,
+        sectors: Range<u32>,
+    ) -> Result<bool> {
+        let loaded = self.load_bitmap(block, sector)?;
+        let bitmaps = self.bitmaps.get_mut().unwrap_or_else(|e| e.into_inner());
+        let bitmap = bitmaps.entry(block).or_insert(loaded);
+        let mut bytes = bitmap.as_bytes().to_vec();
+        for s in sectors {
+            bytes[(s / 8) as usize] &= !(0x80u8 >> (s % 8));
+        }
+        let empty = bytes.iter().all(|&b| b == 0);
+        if bytes != bitmap.as_bytes() {
+            *bitmap = SectorBitmap::from_bytes(bytes);
+            self.dirty_bitmaps.insert(block);
+        }
+        Ok(empty)
+    }
+
+    /// Writes zeros over `range` of the data of the allocated block at file `sector`.
+    pub(crate) fn zero_data(&self, sector: u32, range: Range<u64>) -> Result<()> {
+        let zeros = vec![0u8; COPY_CHUNK.min(range.end - range.start) as usize];
+        let mut at = range.start;
+        while at < range.end {
+            let n = COPY_CHUNK.min(range.end - at) as usize;
+            self.write_data(sector, at, &zeros[..n])?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Shrinks the file when its end holds only freed space: the footer is written where
+    /// the used space ends and made durable, then the file is cut after it, so that the
+    /// file ends with a valid footer at every instant. Called right after a flush (the
+    /// freed blocks' entries are durable). A storage that cannot be cut keeps the space,
+    /// for later allocations.
+    pub(crate) fn reclaim_tail(&mut self) -> Result<()> {
+        let end = self.used_end(self.next_block_offset).next_multiple_of(512);
+        if end >= self.next_block_offset {
+            return Ok(());
+        }
+        write_all(
+            self.file.as_ref(),
+            &self.footer.to_bytes(),
+            end,
+            "the footer",
+        )?;
+        sync(self.file.as_ref())?;
+        match self.file.set_len(end + FOOTER_SIZE as u64) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(()),
+            Err(e) => return Err(Error::io("cutting the file after its footer", e)),
+        }
+        sync(self.file.as_ref())?;
+        self.next_block_offset = end;
+        self.free_units.retain(|&offset| offset < end);
+        Ok(())
+    }
+
+    /// Changes the virtual size to `new_size` (validated by the caller): the BAT grows when
+    /// it has too few entries, blocks past the new end are freed, and the part of the disk
+    /// that appears (or disappears) inside the last block is cleared (zeros in a dynamic
+    /// image, absent sectors in a differencing one). Then the footer (current size and
+    /// geometry) is written at the end, made durable, and copied to offset 0.
+    pub(crate) fn set_size(&mut self, new_size: u64) -> Result<()> {
+        self.access.check_writable()?;
+        self.flush()?;
+        let old_size = self.size();
+        let new_blocks = new_size.div_ceil(self.block_size);
+        let old_blocks = old_size.div_ceil(self.block_size);
+        // Entries past the end of the disk were never checked nor read: drop them all.
+        for block in old_blocks.min(new_blocks)..self.bat.len() as u64 {
+            let block = block as u32;
+            if u64::from(block) < old_blocks {
+                self.free_block(block);
+            } else {
+                self.drop_entry(block);
+            }
+        }
+        // The part of the last block between the two sizes must read as nothing there.
+        let (low, high) = (old_size.min(new_size), old_size.max(new_size));
+        if !low.is_multiple_of(self.block_size) {
+            let block = (low / self.block_size) as u32;
+            let block_start = u64::from(block) * self.block_size;
+            let end = self.block_size.min(high - block_start);
+            self.clear_in_block(block, low - block_start..end, new_size > old_size)?;
+        }
+        self.flush()?;
+        if new_blocks > self.bat.len() as u64 {
+            self.grow_bat(new_blocks as u32)?;
+        }
+        let mut footer = self.footer.clone();
+        footer.current_size = new_size;
+        footer.geometry = crate::Geometry::for_size(new_size);
+        footer.update_checksum();
+        self.write_footers(footer)?;
+        self.reclaim_tail()
+    }
+
+    /// Makes `range` of `block` (if allocated) read as nothing stored: absent sectors in a
+    /// differencing image, zeros in a dynamic one. When `appearing`, the range lies past
+    /// the old end of the disk, where the block's space was never checked: it must then
+    /// be in the file, clear of everything else.
+    fn clear_in_block(&mut self, block: u32, range: Range<u64>, appearing: bool) -> Result<()> {
+        let Some(sector) = self.bat.get(block) else {
+            return Ok(());
+        };
+        if appearing {
+            let start = self.data_offset(sector) + range.start;
+            let end = self.data_offset(sector) + range.end;
+            if !self.space_is_free(start..end, Some(block)) {
+                return Err(Error::Unsupported(format!(
+                    "block {block} of {} lies only partly in the file (bytes {start}..{end} of                      its data belong to something else or to no file): compact the image first",
+                    self.path.display()
+                )));
+            }
+        }
+        if self.footer.disk_type() == Some(crate::DiskType::Differencing) {
+            let sectors = range.start.div_ceil(512) as u32..range.end.div_ceil(512) as u32;
+            self.mark_absent(block, sector, sectors)?;
+            Ok(())
+        } else {
+            self.zero_data(sector, range)
+        }
+    }
+
+    /// Whether file bytes `range` lie in front of the footer and clear of the footer copy,
+    /// the header, the BAT, parent locator data and every block but `except`.
+    fn space_is_free(&self, range: Range<u64>, except: Option<u32>) -> bool {
+        let overlaps = |start: u64, end: u64| start < range.end && range.start < end;
+        if range.end > self.next_block_offset {
+            return false;
+        }
+        let header = self.footer.data_offset;
+        let table = self.header.table_offset;
+        let mut taken = vec![
+            (0, FOOTER_SIZE as u64),
+            (header, header + DYNAMIC_HEADER_SIZE as u64),
+            (table, table + self.bat.len() as u64 * BAT_ENTRY_SIZE),
+        ];
+        taken.extend(self.locator_extents().map(|(_, start, end)| (start, end)));
+        taken.extend(
+            self.bat
+                .allocated()
+                .filter(|&(block, _)| Some(block) != except)
+                .map(|(_, sector)| {
+                    let start = u64::from(sector) * 512;
+                    (start, start + self.unit_size())
+                }),
+        );
+        !taken.into_iter().any(|(start, end)| overlaps(start, end))
+    }
+
+    /// `(index, start, end)` of each parent locator's data that lies in the file.
+    fn locator_extents(&self) -> impl Iterator<Item = (usize, u64, u64)> + '_ {
+        let limit = self.next_block_offset;
+        self.header
+            .parent_locators
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| !l.is_empty() && l.platform_data_offset < limit)
+            .map(move |(i, l)| {
+                let start = l.platform_data_offset;
+                (i, start, start.saturating_add(locator_space(l)).min(limit))
+            })
+    }
+
+    /// Writes `footer` at the end of the file, makes it durable, then copies it to offset 0
+    /// (the copy is only read when the end one is damaged, so it goes second).
+    fn write_footers(&mut self, footer: Footer) -> Result<()> {
+        let bytes = footer.to_bytes();
+        write_all(
+            self.file.as_ref(),
+            &bytes,
+            self.next_block_offset,
+            "the footer",
+        )?;
+        sync(self.file.as_ref())?;
+        write_all(self.file.as_ref(), &bytes, 0, "the footer copy")?;
+        sync(self.file.as_ref())?;
+        self.footer = footer;
+        Ok(())
+    }
+
+    /// Grows the BAT to `entries` entries. When the larger table does not fit in front of
+    /// what follows it, the blocks and parent locator data in the way are first copied to
+    /// the end of the file (behind a moved footer) and made durable, then their BAT entries
+    /// and locator offsets are pointed at the copies and made durable; only then is the
+    /// freed space overwritten with the new (unallocated) entries and, last, the header
+    /// records the new entry count. A crash at any step leaves a valid image of the old
+    /// size (at worst with unreferenced copies, which `check` reports as leaked).
+    fn grow_bat(&mut self, entries: u32) -> Result<()> {
+        let table = self.header.table_offset;
+        let old_end = table + self.bat.len() as u64 * BAT_ENTRY_SIZE;
+        let new_end = table + (u64::from(entries) * BAT_ENTRY_SIZE).next_multiple_of(512);
+        let region = old_end..new_end;
+        let header = self.footer.data_offset;
+        if header < region.end && region.start < header + DYNAMIC_HEADER_SIZE as u64 {
+            return Err(Error::Unsupported(format!(
+                "{}: the BAT cannot grow to {entries} entries: the dynamic header follows it",
+                self.path.display()
+            )));
+        }
+        let in_region = |start: u64, end: u64| start < region.end && region.start < end;
+        let unit = self.unit_size();
+        let blocks: Vec<(u32, u64)> = self
+            .bat
+            .allocated()
+            .map(|(block, sector)| (block, u64::from(sector) * 512))
+            .filter(|&(_, start)| in_region(start, start + unit))
+            .collect();
+        let locators: Vec<(usize, u64, u64)> = self
+            .locator_extents()
+            .filter(|&(_, start, end)| in_region(start, end))
+            .collect();
+        // Where the copies go: past the end of the used space and of the new table.
+        let mut destination = self.next_block_offset.max(new_end).next_multiple_of(512);
+        let old_footer = self.next_block_offset;
+        let mut moves = Vec::new();
+        for &(_, start) in &blocks {
+            moves.push((start, destination, unit.min(old_footer - start)));
+            destination += unit;
+        }
+        for &(_, start, end) in &locators {
+            moves.push((start, destination, end - start));
+            destination += (end - start).next_multiple_of(512);
+        }
+        if destination != self.next_block_offset {
+            let bytes = self.footer.to_bytes();
+            write_all(self.file.as_ref(), &bytes, destination, "the footer")?;
+        }
+        for &(from, to, length) in &moves {
+            self.copy_within(from, to, length)?;
+        }
+        sync(self.file.as_ref())?;
+        self.next_block_offset = destination;
+        self.free_units
+            .retain(|&start| !in_region(start, start + unit));
+
+        if !blocks.is_empty() {
+            let mut moved: Vec<u32> = Vec::new();
+            for (&(block, _), &(_, to, _)) in blocks.iter().zip(&moves) {
+                self.bat.set(block, (to / 512) as u32);
+                moved.push(block);
+            }
+            moved.sort_unstable();
+            self.write_bat_entries(&moved)?;
+            sync(self.file.as_ref())?;
+        }
+        if !locators.is_empty() {
+            for (&(index, _, _), &(_, to, _)) in locators.iter().zip(&moves[blocks.len()..]) {
+                self.header.parent_locators[index].platform_data_offset = to;
+            }
+            self.write_header()?;
+        }
+        let mut entries_bytes = self.bat.to_bytes();
+        entries_bytes.resize((new_end - table) as usize, 0xFF);
+        write_all(
+            self.file.as_ref(),
+            &entries_bytes[(old_end - table) as usize..],
+            old_end,
+            "BAT entries",
+        )?;
+        sync(self.file.as_ref())?;
+        let table_bytes = &entries_bytes[..entries as usize * BAT_ENTRY_SIZE as usize];
+        self.bat = BlockAllocationTable::parse(table_bytes);
+        self.header.max_table_entries = entries;
+        self.write_header()
+    }
+
+    /// Writes the dynamic header (checksum updated) and makes it durable.
+    fn write_header(&mut self) -> Result<()> {
+        self.header.update_checksum();
+        let offset = self.footer.data_offset;
+        write_all(
+            self.file.as_ref(),
+            &self.header.to_bytes(),
+            offset,
+            "the dynamic header",
+        )?;
+        sync(self.file.as_ref())
+    }
+
+    /// Copies `length` bytes of the file from `from` to `to` (regions apart), in large
+    /// pieces.
+    fn copy_within(&self, from: u64, to: u64, length: u64) -> Result<()> {
+        let mut buf = vec![0u8; COPY_CHUNK.min(length) as usize];
+        let mut done = 0;
+        while done < length {
+            let n = COPY_CHUNK.min(length - done) as usize;
+            read_exact(
+                self.file.as_ref(),
+                &mut buf[..n],
+                from + done,
+                "data to move",
+            )?;
+            write_all(self.file.as_ref(), &buf[..n], to + done, "moved data")?;
+            done += n as u64;
+        }
+        Ok(())
     }
 }
 
@@ -600,7 +1011,7 @@ fn read_bat(
 
 /// Bytes reserved for a parent locator's data. The specification counts the space in
 /// sectors, Windows in bytes: a value smaller than the data length can only be sectors.
-fn locator_space(locator: &crate::ParentLocator) -> u64 {
+pub(crate) fn locator_space(locator: &crate::ParentLocator) -> u64 {
     let space = u64::from(locator.platform_data_space);
     let length = u64::from(locator.platform_data_length);
     if space < length {

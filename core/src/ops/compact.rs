@@ -1,22 +1,311 @@
 //! Rewriting a sparse image without its all-zero blocks.
 
 use super::Progress;
+use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
+use crate::dynamic_header::DYNAMIC_HEADER_SIZE;
 use crate::error::{Error, Result};
-use crate::OpenOptions;
-use std::path::Path;
+use crate::footer::FOOTER_SIZE;
+use crate::image::{is_all_zero, locator_space, SparseLayout, COPY_CHUNK};
+use crate::storage::Storage;
+use crate::{DifferencingImage, Image, OpenOptions, VirtualDisk};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Offset of the dynamic header in a compacted file (right after the footer copy).
+const HEADER_OFFSET: u64 = FOOTER_SIZE as u64;
+/// Offset of the BAT in a compacted file (right after the header).
+const TABLE_OFFSET: u64 = HEADER_OFFSET + DYNAMIC_HEADER_SIZE as u64;
+/// Most bytes kept for one parent locator's data (it holds a path).
+const MAX_LOCATOR_SPACE: u64 = 64 * 1024;
 
 /// What `compact` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactReport {
+    /// Size of the file before, in bytes.
     pub file_size_before: u64,
+    /// Size of the file after, in bytes.
     pub file_size_after: u64,
+    /// Allocated blocks before (every BAT entry that points somewhere).
     pub blocks_before: u64,
+    /// Allocated blocks after.
     pub blocks_after: u64,
 }
 
 /// Rewrites the dynamic or differencing image at `path` without the blocks it does not
-/// need; what a reader sees is unchanged.
+/// need; what a reader sees (through the parent chain, for a differencing image) is
+/// unchanged.
+///
+/// Dropped: in a dynamic image, blocks whose data (inside the virtual size) is all zeros;
+/// in a differencing image, blocks whose present sectors all hold what the parent chain
+/// reads there (a block with an empty sector bitmap, or zeros over zeros); in both, space
+/// no BAT entry refers to (leaked blocks, padding) and BAT entries past the end of the
+/// disk. Kept as they were: the footer (unique id, time stamp, creator, sizes, geometry,
+/// even its reserved bytes), the dynamic header's fields (block size, BAT entry count,
+/// parent unique id, time stamp and name) and the parent locators' data. The new file is
+/// laid out as [`crate::create`] lays it out: footer copy, header, BAT, locator data, then
+/// the blocks kept, in disk order, then the footer.
+///
+/// Fixed images are refused with [`Error::WrongDiskType`] (they have nothing to drop);
+/// `options.read_only` with [`Error::InvalidArgument`] (the image is rewritten). The image
+/// is opened with `options` (parents, checksums), read-write: an image open elsewhere is
+/// refused with [`Error::Locked`] (unless `options.lock` is off), and the lock is held
+/// until the new file has replaced it.
+///
+/// Crash and cancel safety: the new image is written into a temporary file in the same
+/// folder (`.NAME.compact-PID.tmp`), made durable, given the original's permissions and
+/// modification time (children of this image compare their parent's time stamp with it,
+/// and the contents did not change), then renamed over the original, and the folder is
+/// made durable. Until the rename the original is untouched; an error or a cancellation
+/// through `progress` (checked after every block) removes the temporary file.
 pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CompactReport> {
-    let _ = (path, options, progress);
-    Err(Error::Unsupported(format!("{} is not implemented yet", module_path!())))
+    if options.read_only {
+        return Err(Error::InvalidArgument {
+            name: "options.read_only",
+            reason: "compact rewrites the image: open it read-write".into(),
+        });
+    }
+    let image = Image::open(path, options)?;
+    if let Some(reason) = image.read_only_reason() {
+        return Err(Error::ReadOnly {
+            reason: reason.to_string(),
+        });
+    }
+    let (sparse, child) = match &image {
+        Image::Fixed(_) => {
+            return Err(Error::WrongDiskType {
+                path: path.to_path_buf(),
+                expected: "dynamic or differencing",
+                found: "fixed",
+            })
+        }
+        Image::Dynamic(dynamic) => (dynamic.sparse(), None),
+        Image::Differencing(child) => (child.sparse(), Some(child)),
+    };
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
+    let temp = TempFile::create(path)?;
+    let blocks_after = write_compacted(sparse, child, &temp.file, progress)?;
+    temp.file
+        .sync_all()
+        .map_err(|e| Error::io(format!("flushing {}", temp.path.display()), e))?;
+    temp.replace(path, &metadata)?;
+    let report = CompactReport {
+        file_size_before: metadata.len(),
+        file_size_after: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        blocks_before: sparse.bat().allocated().count() as u64,
+        blocks_after,
+    };
+    // The original (now unlinked) stays locked until here.
+    drop(image);
+    Ok(report)
+}
+
+/// Writes the compacted image into `out`; returns the number of blocks kept.
+fn write_compacted(
+    sparse: &SparseLayout,
+    child: Option<&DifferencingImage>,
+    out: &File,
+    progress: Progress,
+) -> Result<u64> {
+    let mut header = sparse.header().clone();
+    let entries = sparse.bat().len();
+    header.table_offset = TABLE_OFFSET;
+    let mut offset = TABLE_OFFSET + (entries as u64 * BAT_ENTRY_SIZE).next_multiple_of(512);
+    // Parent locator data, each in whole sectors, right after the BAT.
+    for locator in header.parent_locators.iter_mut().filter(|l| !l.is_empty()) {
+        let length = u64::from(locator.platform_data_length);
+        let mut space = locator_space(locator).next_multiple_of(512);
+        if space > MAX_LOCATOR_SPACE.max(length) {
+            // A damaged (huge) data space: keep what a path can need, in bytes.
+            space = MAX_LOCATOR_SPACE.max(length).next_multiple_of(512);
+            locator.platform_data_space = space as u32;
+        }
+        let mut data = vec![0u8; length.min(space) as usize];
+        crate::image::read_exact(
+            sparse.file(),
+            &mut data,
+            locator.platform_data_offset,
+            "parent locator data",
+        )?;
+        write(out, &data, offset)?;
+        locator.platform_data_offset = offset;
+        offset += space;
+    }
+    let mut bat = BlockAllocationTable::new(entries as u32);
+    let mut kept = 0;
+    let size = sparse.size();
+    let block_size = u64::from(sparse.block_size());
+    let blocks_in_disk = size.div_ceil(block_size);
+    for block in 0..blocks_in_disk {
+        let block = block as u32;
+        if let Some(sector) = sparse.bat().get(block) {
+            if block_is_needed(sparse, child, block, sector)? {
+                copy_block(sparse, block, sector, out, offset)?;
+                bat.set(block, (offset / 512) as u32);
+                offset += sparse.unit_size();
+                kept += 1;
+            }
+        }
+        let done = ((u64::from(block) + 1) * block_size).min(size);
+        progress.report("compact", done, size)?;
+    }
+    let mut footer = sparse.footer().clone();
+    if footer.data_offset != HEADER_OFFSET {
+        footer.data_offset = HEADER_OFFSET;
+        footer.update_checksum();
+    }
+    header.update_checksum();
+    let mut table = bat.to_bytes();
+    table.resize(table.len().next_multiple_of(512), 0xFF);
+    write(out, &footer.to_bytes(), offset)?;
+    write(out, &table, TABLE_OFFSET)?;
+    write(out, &header.to_bytes(), HEADER_OFFSET)?;
+    write(out, &footer.to_bytes(), 0)?;
+    Ok(kept)
+}
+
+/// Whether `block` (allocated at file `sector`) changes what a reader sees: in a dynamic
+/// image, whether its data holds anything but zeros; in a differencing image, whether it
+/// reads differently from the parent chain.
+fn block_is_needed(
+    sparse: &SparseLayout,
+    child: Option<&DifferencingImage>,
+    block: u32,
+    sector: u32,
+) -> Result<bool> {
+    let block_size = u64::from(sparse.block_size());
+    let block_start = u64::from(block) * block_size;
+    let length = block_size.min(sparse.size() - block_start);
+    let mut ours = vec![0u8; COPY_CHUNK.min(length) as usize];
+    let mut theirs = vec![0u8; if child.is_some() { ours.len() } else { 0 }];
+    let mut at = 0;
+    while at < length {
+        let n = COPY_CHUNK.min(length - at) as usize;
+        let differs = match child {
+            None => {
+                sparse.read_data(sector, at, &mut ours[..n])?;
+                !is_all_zero(&ours[..n])
+            }
+            Some(child) => {
+                child.read_at(&mut ours[..n], block_start + at)?;
+                child.read_parent(&mut theirs[..n], block_start + at)?;
+                ours[..n] != theirs[..n]
+            }
+        };
+        if differs {
+            return Ok(true);
+        }
+        at += n as u64;
+    }
+    Ok(false)
+}
+
+/// Copies the sector bitmap and the data (the part inside the virtual size; the rest of
+/// the last block is left as a hole of zeros) of `block` to `offset` of `out`.
+fn copy_block(
+    sparse: &SparseLayout,
+    block: u32,
+    sector: u32,
+    out: &File,
+    offset: u64,
+) -> Result<()> {
+    let mut bitmap = vec![0u8; sparse.bitmap_bytes() as usize];
+    crate::image::read_exact(
+        sparse.file(),
+        &mut bitmap,
+        u64::from(sector) * 512,
+        "a sector bitmap",
+    )?;
+    write(out, &bitmap, offset)?;
+    let block_size = u64::from(sparse.block_size());
+    let length = block_size.min(sparse.size() - u64::from(block) * block_size);
+    let mut buf = vec![0u8; COPY_CHUNK.min(length) as usize];
+    let data_offset = offset + sparse.bitmap_bytes();
+    let mut at = 0;
+    while at < length {
+        let n = COPY_CHUNK.min(length - at) as usize;
+        sparse.read_data(sector, at, &mut buf[..n])?;
+        write(out, &buf[..n], data_offset + at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+fn write(out: &File, bytes: &[u8], offset: u64) -> Result<()> {
+    out.write_all_at(bytes, offset)
+        .map_err(|e| Error::io(format!("writing the compacted image at offset {offset}"), e))
+}
+
+/// The temporary file the compacted image is written into; removed when dropped unless
+/// it replaced the original.
+struct TempFile {
+    file: File,
+    path: PathBuf,
+    replaced: bool,
+}
+
+impl TempFile {
+    /// Creates `.NAME.compact-PID.tmp` beside `original` (the same file system, so that
+    /// the rename is atomic), locked exclusively.
+    fn create(original: &Path) -> Result<TempFile> {
+        let name = original.file_name().unwrap_or_default().to_string_lossy();
+        let path = original.with_file_name(format!(".{name}.compact-{}.tmp", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let temp = TempFile {
+            file,
+            path,
+            replaced: false,
+        };
+        crate::image::lock_file(&temp.file, &temp.path, false)?;
+        Ok(temp)
+    }
+
+    /// Gives the file the original's permissions and modification time, renames it over
+    /// `original` and makes the folder durable.
+    fn replace(mut self, original: &Path, metadata: &std::fs::Metadata) -> Result<()> {
+        let io = |what: &str, e| Error::io(format!("{what} {}", self.path.display()), e);
+        std::fs::set_permissions(&self.path, metadata.permissions())
+            .map_err(|e| io("setting the permissions of", e))?;
+        if let Ok(modified) = metadata.modified() {
+            self.file
+                .set_modified(modified)
+                .map_err(|e| io("setting the modification time of", e))?;
+        }
+        self.file.sync_all().map_err(|e| io("flushing", e))?;
+        std::fs::rename(&self.path, original).map_err(|e| io("renaming", e))?;
+        self.replaced = true;
+        sync_folder(original);
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+        if !self.replaced {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Makes the rename durable (Unix; elsewhere the file system does what it does).
+fn sync_folder(path: &Path) {
+    #[cfg(unix)]
+    if let Some(folder) = path.parent() {
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        if let Ok(dir) = File::open(folder) {
+            let _ = dir.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }

@@ -23,6 +23,6 @@ pub use map::{allocated_ranges, AllocatedRange};
 pub use progress::Progress;
 pub use rebase::{rebase, RebaseOptions};
 pub use repair::{repair, RepairAction, RepairReport};
-pub use resize::{resize, ResizeOptions};
+pub use resize::{resize, ResizeOptions, ResizeReport};
 pub use snapshot::snapshot;
 pub use vhd_stream::{open_source, Source, VhdStream};
