@@ -92,7 +92,7 @@ pub fn parse(
                 .ok_or_else(|| CliError::usage(command, format!("unknown option '--{name}'")))?;
             let value = take_value(command, spec, inline, &mut words)?;
             parsed.options.push((spec.long, value));
-        } else if word.len() > 1 && word.starts_with('-') {
+        } else if word.len() > 1 && word.starts_with('-') && !is_negative_number(word) {
             // Short options may be grouped (`-qp`); one taking a value must come last and
             // takes the next word (or the rest of this one: `-bVALUE` is not supported).
             let letters: Vec<char> = word[1..].chars().collect();
@@ -110,11 +110,17 @@ pub fn parse(
                 parsed.options.push((spec.long, value));
             }
         } else {
-            // `-` alone is a positional (a file named so), as are all other words.
+            // `-` alone is a positional (a file named so), as are `-1M` and all other words.
             parsed.positionals.push(word.clone());
         }
     }
     Ok(parsed)
+}
+
+/// `-1M` (a size relative to the current one, for `resize`) is an argument: no option is
+/// a digit.
+fn is_negative_number(word: &str) -> bool {
+    word[1..].starts_with(|c: char| c.is_ascii_digit())
 }
 
 fn find(specs: &[OptionSpec], matches: impl Fn(&OptionSpec) -> bool) -> Option<&OptionSpec> {
@@ -197,7 +203,7 @@ mod tests {
         assert!(p.flag("json") && p.flag("quiet") && !p.flag("help"));
         assert_eq!(p.value("type"), Some("dynamic"));
         assert_eq!(
-            p.positionals("x", &["A"], &["B", "C"]).unwrap(),
+            p.positionals("x", &["A"], &["B", "C", "D"]).unwrap(),
             ["a", "--json", "-"]
         );
     }

@@ -16,9 +16,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     }
     let shift = match unit_shift(suffix) {
         Some(shift) => shift,
-        None => return Err(format!(
+        None => {
+            return Err(format!(
             "invalid size '{text}': unknown suffix '{suffix}' (use K, M, G or T, powers of 1024)"
-        )),
+        ))
+        }
     };
     let too_large = || format!("invalid size '{text}': too large");
     let number: u64 = digits.parse().map_err(|_| too_large())?;

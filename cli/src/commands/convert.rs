@@ -1,6 +1,6 @@
 //! `vhd convert`: raw or any VHD (chains flattened) into raw, fixed or dynamic.
 
-use super::{flag, read_only, size_argument, valued, Command};
+use super::{flag, size_argument, valued, Command};
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::size_with_bytes;
@@ -88,14 +88,11 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
             .map_err(|_| CliError::usage("convert", format!("block size {text} is too large")))?,
     };
     let options = ConvertOptions {
-        to,
         source_format,
         azure,
         block_size,
         overwrite: parsed.flag("overwrite"),
-        unique_id: None,
-        timestamp: None,
-        open: read_only(),
+        ..ConvertOptions::new(to)
     };
     let show = progress::wanted(parsed, io);
     let report = progress::run_with(io, show, |progress| {

@@ -102,13 +102,19 @@ fn resize(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let new_size = new_size(file, size_text)?;
     let options = ResizeOptions {
         force: parsed.flag("force"),
+        ..ResizeOptions::default()
     };
     let show = progress::wanted(parsed, io);
-    progress::run_with(io, show, |progress| {
+    let report = progress::run_with(io, show, |progress| {
         ops::resize(Path::new(file), new_size, &options, progress)
     })?;
     if !parsed.flag("quiet") {
-        writeln!(io.stdout, "Image resized to {}.", size_with_bytes(new_size))?;
+        writeln!(
+            io.stdout,
+            "Image resized from {} to {}.",
+            size_with_bytes(report.old_size),
+            size_with_bytes(report.new_size)
+        )?;
     }
     Ok(0)
 }
