@@ -537,6 +537,16 @@ fn dynamic_output_of_a_mostly_zero_disk_allocates_only_non_zero_blocks() {
                 file_len(&output),
                 first + entries.len() as u64 * (bitmap + u64::from(block_size)) + 512
             );
+            // Every stored block says all its sectors are present, and the footer copy at
+            // offset 0 is the end footer.
+            for &(block, sector) in &entries {
+                let bits = file_bytes(&output, u64::from(sector) * 512, bitmap as usize);
+                assert!(bits.iter().all(|&b| b == 0xFF), "bitmap of block {block}");
+            }
+            assert_eq!(
+                file_bytes(&output, 0, 512),
+                file_bytes(&output, file_len(&output) - 512, 512)
+            );
             check_output(&output, OutputFormat::Dynamic, &raw, "raw", size);
         }
     }
@@ -559,8 +569,9 @@ fn dynamic_output_of_a_mostly_zero_disk_allocates_only_non_zero_blocks() {
 // ---------------------------------------------------------------------------------------------
 // The stream
 
-/// The stream's bytes are the file convert writes (same unique id and time stamp), read
-/// sequentially and at random offsets and lengths; its length is known up front.
+/// The stream's bytes are the file convert writes (same unique id and time stamp, which
+/// both footers carry), for a raw source and a differencing chain; its length is known up
+/// front; reads at random offsets and lengths, from several threads at once, match the file.
 #[test]
 fn stream_bytes_equal_the_converted_file() {
     if !require_tool("sha256sum") {
@@ -570,51 +581,69 @@ fn stream_bytes_equal_the_converted_file() {
     let mut rng = Rng::new("convert stream");
     let raw = dir.join("source.raw");
     raw_source(&raw, &mut rng, 11 * MIB + 7 * 512);
+    let chain = make_chain(&dir, &mut rng, DiskType::Dynamic, 2);
     let mut unique_id = [0u8; 16];
     rng.fill(&mut unique_id);
-    for (to, block_size) in [
-        (OutputFormat::Fixed, 2 * MIB as u32),
-        (OutputFormat::Dynamic, 2 * MIB as u32),
-        (OutputFormat::Dynamic, 4096),
-        (OutputFormat::Dynamic, 4 * MIB as u32),
+    let timestamp = 0x2B00_0000u32;
+    for (source_path, to, block_size) in [
+        (&raw, OutputFormat::Fixed, 2 * MIB as u32),
+        (&raw, OutputFormat::Dynamic, 2 * MIB as u32),
+        (&raw, OutputFormat::Dynamic, 4096),
+        (&raw, OutputFormat::Dynamic, 4 * MIB as u32),
+        (&chain[1], OutputFormat::Dynamic, 512 << 10),
+        (&chain[1], OutputFormat::Fixed, 2 * MIB as u32),
     ] {
+        let what = format!("{} {to:?} {block_size}", source_path.display());
         let options = ConvertOptions {
             block_size,
             unique_id: Some(unique_id),
-            timestamp: Some(0x2B00_0000),
+            timestamp: Some(timestamp),
             ..options(to)
         };
         let output = dir.join(&format!("out-{block_size}.{}", extension(to)));
-        run_convert(&raw, &output, &options);
-        let source = open_source(&raw, SourceFormat::Auto, &OpenOptions::default()).unwrap();
+        let _ = std::fs::remove_file(&output);
+        run_convert(source_path, &output, &options);
+        let source = open_source(source_path, SourceFormat::Auto, &OpenOptions::default()).unwrap();
         let stream = VhdStream::new(source, &options, Progress::default()).unwrap();
-        assert_eq!(stream.len(), file_len(&output), "{to:?} {block_size}");
-        assert_eq!(
-            stream_sha256(&stream),
-            sha256_file(&output),
-            "{to:?} {block_size}"
-        );
+        assert_eq!(stream.len(), file_len(&output), "{what}");
+        assert_eq!(stream_sha256(&stream), sha256_file(&output), "{what}");
 
         let file = std::fs::read(&output).unwrap();
-        for _ in 0..300 {
-            let offset = rng.below(file.len() as u64 + 2);
-            let len = match rng.below(3) {
-                0 => rng.range(1, 600),
-                1 => rng.range(1, 3 * MIB),
-                _ => rng.range(1, 4096),
-            } as usize;
-            let mut buf = vec![0xEEu8; len];
-            let n = stream.read_at(&mut buf, offset).unwrap();
-            let start = (offset as usize).min(file.len());
-            let end = (offset as usize).saturating_add(len).min(file.len());
-            assert_eq!(n, end - start, "read of {len} at {offset}");
-            assert_same_bytes(
-                &buf[..n],
-                &file[start..end],
-                &format!("read of {len} at {offset}"),
-            );
-        }
+        let footer = &file[file.len() - 512..];
+        assert_eq!(&footer[68..84], &unique_id, "{what}");
+        assert_eq!(be_u32(footer, 24), timestamp, "{what}");
+
+        let seeds: Vec<u64> = (0..4).map(|_| rng.next_u64()).collect();
+        std::thread::scope(|scope| {
+            for seed in seeds {
+                let (stream, file, what) = (&stream, &file, &what);
+                scope.spawn(move || {
+                    let mut rng = Rng::from_seed(seed);
+                    for _ in 0..100 {
+                        check_random_read(stream, file, &mut rng, what);
+                    }
+                });
+            }
+        });
     }
+}
+
+/// One read of the stream at a random offset (up to past the end) and length, against the
+/// file's bytes.
+fn check_random_read(stream: &VhdStream, file: &[u8], rng: &mut Rng, what: &str) {
+    let offset = rng.below(file.len() as u64 + 2);
+    let len = match rng.below(3) {
+        0 => rng.range(1, 600),
+        1 => rng.range(1, 3 * MIB),
+        _ => rng.range(1, 4096),
+    } as usize;
+    let mut buf = vec![0xEEu8; len];
+    let n = stream.read_at(&mut buf, offset).unwrap();
+    let start = (offset as usize).min(file.len());
+    let end = (offset as usize).saturating_add(len).min(file.len());
+    let what = format!("{what}: read of {len} at {offset}");
+    assert_eq!(n, end - start, "{what}");
+    assert_same_bytes(&buf[..n], &file[start..end], &what);
 }
 
 /// A stream of raw output makes no sense and is refused; so is a bad block size.
@@ -815,6 +844,51 @@ fn source_format_detection() {
         },
     );
     assert_qemu_same(&vhd, "raw", &output, "raw");
+
+    // Auto still takes damaged VHDs for VHDs: a fixed image ending in the 511-byte footer
+    // of old Virtual PC images, and a dynamic image whose end footer is broken (read
+    // through its footer copy). Their disk is qemu's source.
+    let fixed = dir.join("short-footer.vhd");
+    qemu_vhd(&raw, &fixed, "fixed");
+    let len = file_len(&fixed);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fixed)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let broken = dir.join("broken-end.vhd");
+    std::fs::copy(&vhd, &broken).unwrap();
+    patch_file(&broken, file_len(&broken) - 512, b"garbage!");
+    for damaged in [&fixed, &broken] {
+        let output = dir.join("damaged.raw");
+        let _ = std::fs::remove_file(&output);
+        run_convert(damaged, &output, &options(OutputFormat::Raw));
+        assert_qemu_same(&raw, "raw", &output, "raw");
+        assert_eq!(file_len(&output), 3 * MIB, "{}", damaged.display());
+    }
+}
+
+/// A source that an image holds open read-write elsewhere is refused (Locked), and nothing
+/// is written.
+#[test]
+fn source_open_read_write_elsewhere_is_refused() {
+    let dir = TempDir::new("convert-source-locked");
+    let source = dir.join("busy.vhd");
+    let image = create(&source, &CreateOptions::new(DiskType::Dynamic, 4 * MIB)).unwrap();
+    let err = convert(
+        &source,
+        &dir.join("out.vhd"),
+        &options(OutputFormat::Fixed),
+        Progress::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "ERR_VHD_LOCKED", "{err}");
+    drop(image);
+    assert_eq!(
+        folder_names(dir.path()),
+        BTreeSet::from(["busy.vhd".to_string()])
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

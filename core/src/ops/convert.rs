@@ -144,10 +144,13 @@ pub fn convert(
         _ => Some(Layout::new(virtual_size, options)?),
     };
     // Held until the new file is in place: no open image may have the old one.
-    let _existing = lock_existing(destination, options.overwrite)?;
+    let existing = lock_existing(destination, options.overwrite)?;
     let temp = TempFile::create(destination)?;
     let allocated_blocks = match layout {
-        None => write_raw(disk.as_ref(), virtual_size, &temp, progress)?,
+        None => {
+            write_raw(disk.as_ref(), virtual_size, &temp, progress)?;
+            0
+        }
         Some(Layout::Dynamic(mut layout)) => {
             write_dynamic(disk.as_ref(), &mut layout, &temp, progress)?;
             layout.allocated_blocks()
@@ -159,7 +162,13 @@ pub fn convert(
         }
     };
     let file_size = temp.finish()?;
+    // Windows cannot replace a file that is open (without delete sharing, as std opens
+    // files): let go of the old one just before. Unix keeps the lock to the end.
+    #[cfg(not(unix))]
+    drop(existing);
     temp.persist(destination, options.overwrite)?;
+    #[cfg(unix)]
+    drop(existing);
     Ok(ConvertReport {
         source_size,
         virtual_size,
@@ -169,12 +178,7 @@ pub fn convert(
 }
 
 /// Copies the disk, leaving all-zero chunks as holes.
-fn write_raw(
-    disk: &dyn VirtualDisk,
-    size: u64,
-    temp: &TempFile,
-    progress: Progress,
-) -> Result<u64> {
+fn write_raw(disk: &dyn VirtualDisk, size: u64, temp: &TempFile, progress: Progress) -> Result<()> {
     temp.set_len(size)?;
     let mut buf = vec![0u8; CHUNK.min(size) as usize];
     let mut offset = 0;
@@ -187,7 +191,7 @@ fn write_raw(
         offset += n as u64;
         progress.report(OPERATION, offset, size)?;
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Writes the stream's bytes, leaving all-zero chunks as holes.
@@ -217,12 +221,53 @@ fn write_dynamic(
     temp: &TempFile,
     progress: Progress,
 ) -> Result<()> {
-    let mut sink = |offset: u64, bytes: &[u8]| temp.write_at(bytes, offset);
+    let mut pending = PendingWrite::new(temp);
+    let mut sink = |offset: u64, bytes: &[u8]| pending.write_at(bytes, offset);
     scan_blocks(disk, layout, progress, OPERATION, Some(&mut sink))?;
+    pending.flush()?;
     let footer_offset = layout.len() - FOOTER_SIZE as u64;
     temp.set_len(footer_offset)?;
     temp.write_at(layout.head(), 0)?;
     temp.write_at(layout.footer(), footer_offset)
+}
+
+/// Joins writes that follow each other in the file into writes of up to two chunks, so
+/// that small blocks (a 512-byte bitmap, then a few KiB of data) do not cost a system call
+/// each.
+struct PendingWrite<'t> {
+    temp: &'t TempFile,
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+impl<'t> PendingWrite<'t> {
+    fn new(temp: &'t TempFile) -> Self {
+        PendingWrite {
+            temp,
+            offset: 0,
+            bytes: Vec::with_capacity(2 * CHUNK as usize),
+        }
+    }
+
+    fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<()> {
+        let follows = offset == self.offset + self.bytes.len() as u64;
+        if !follows || self.bytes.len() + bytes.len() > self.bytes.capacity() {
+            self.flush()?;
+        }
+        if self.bytes.is_empty() {
+            self.offset = offset;
+        }
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.bytes.is_empty() {
+            self.temp.write_at(&self.bytes, self.offset)?;
+            self.bytes.clear();
+        }
+        Ok(())
+    }
 }
 
 /// Fails when `destination` is one of the files the source reads (the source itself or a
@@ -237,10 +282,10 @@ fn refuse_chain_member(destination: &Path, chain: &[PathBuf]) -> Result<()> {
             return Err(Error::InvalidArgument {
                 name: "destination",
                 reason: format!(
-                    "{} is {} of the conversion, which would be destroyed",
+                    "{} is {}: writing the output there would destroy what it is made from",
                     destination.display(),
                     if member == &chain[0] {
-                        format!("the source {}", member.display())
+                        format!("the source ({})", member.display())
                     } else {
                         format!("{}, a parent of the source", member.display())
                     }
@@ -292,7 +337,7 @@ fn lock_existing(destination: &Path, overwrite: bool) -> Result<Option<File>> {
 struct TempFile {
     path: PathBuf,
     file: File,
-    persisted: std::cell::Cell<bool>,
+    persisted: bool,
 }
 
 impl TempFile {
@@ -323,7 +368,7 @@ impl TempFile {
                     return Ok(TempFile {
                         path,
                         file,
-                        persisted: std::cell::Cell::new(false),
+                        persisted: false,
                     })
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {
@@ -359,7 +404,7 @@ impl TempFile {
     /// Moves the file to `destination`. Without `overwrite` a hard link makes it appear
     /// only if nothing took the name meanwhile (where links are not supported, a check
     /// then a rename). The folder is fsynced so that the new name survives a crash.
-    fn persist(&self, destination: &Path, overwrite: bool) -> Result<()> {
+    fn persist(mut self, destination: &Path, overwrite: bool) -> Result<()> {
         let io = |e| Error::io(format!("moving the output to {}", destination.display()), e);
         if overwrite {
             std::fs::rename(&self.path, destination).map_err(io)?;
@@ -375,9 +420,8 @@ impl TempFile {
                 Err(_) => std::fs::rename(&self.path, destination).map_err(io)?,
             }
         }
-        // From here the destination holds the output: the temporary name (if still there,
-        // after a hard link) is removed by `drop`, harmlessly.
-        self.persisted.set(true);
+        // The destination holds the output now; a hard link left the temporary name too.
+        self.persisted = true;
         let _ = std::fs::remove_file(&self.path);
         sync_folder(destination)
     }
@@ -385,7 +429,7 @@ impl TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if !self.persisted.get() {
+        if !self.persisted {
             let _ = std::fs::remove_file(&self.path);
         }
     }

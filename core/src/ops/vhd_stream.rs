@@ -109,12 +109,16 @@ fn looks_like_vhd(path: &Path, ignore_checksums: bool) -> Result<bool> {
 /// sectors with zeros (as qemu does with raw files), and with `azure` up to a whole MiB.
 /// Refuses what Azure would refuse.
 pub(super) fn output_size(source_size: u64, options: &ConvertOptions) -> Result<u64> {
-    let size = source_size.next_multiple_of(512);
-    if !options.azure {
-        return Ok(size);
-    }
-    let size = size.next_multiple_of(1 << 20);
-    if !AZURE_SIZE_RANGE.contains(&size) {
+    let unit = if options.azure { 1 << 20 } else { 512 };
+    // Checked: a damaged footer may claim a size near u64::MAX.
+    let size =
+        source_size
+            .checked_next_multiple_of(unit)
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "source",
+                reason: format!("its size, {source_size} bytes, is too large for a VHD"),
+            })?;
+    if options.azure && !AZURE_SIZE_RANGE.contains(&size) {
         return Err(Error::InvalidArgument {
             name: "azure",
             reason: format!(
@@ -157,14 +161,15 @@ impl Layout {
             OutputFormat::Raw => {
                 return Err(Error::InvalidArgument {
                     name: "to",
-                    reason: "a VHD stream is fixed or dynamic, not raw".into(),
+                    reason: "a VHD stream is fixed or dynamic; convert to raw instead".into(),
                 })
             }
         };
         validate(disk_type, size, options.block_size)?;
         let create = CreateOptions {
             block_size: options.block_size,
-            // Drawn here, once: the footer copy and the end footer must agree.
+            // A random id (when `None`) is drawn once, by `new_footer`: the footer copy and
+            // the end footer are the same bytes.
             unique_id: options.unique_id,
             timestamp: options.timestamp,
             ..CreateOptions::new(disk_type, size)
@@ -273,16 +278,21 @@ impl DynamicLayout {
         &self.head
     }
 
-    /// The file offset of the data of disk block `block` (a stored one).
+    /// The file offset of the `index`th stored block (of its sector bitmap).
+    fn block_start(&self, index: usize) -> u64 {
+        self.head.len() as u64 + index as u64 * self.stride()
+    }
+
+    /// The file offset of the data of the `index`th stored block.
     pub(super) fn data_offset(&self, index: usize) -> u64 {
-        self.head.len() as u64 + index as u64 * self.stride() + self.bitmap_size
+        self.block_start(index) + self.bitmap_size
     }
 
     /// Stores `block` after the blocks pushed before it (which must be lower) and points its
     /// BAT entry at it; returns the file offset of its sector bitmap.
     pub(super) fn push(&mut self, block: u32) -> Result<u64> {
         debug_assert!(self.last_block().is_none_or(|last| last < block));
-        let offset = self.data_offset(self.blocks.len()) - self.bitmap_size;
+        let offset = self.block_start(self.blocks.len());
         let sector = u32::try_from(offset / 512)
             .ok()
             .filter(|&s| s != UNALLOCATED)
@@ -309,7 +319,7 @@ impl DynamicLayout {
 
     /// Total length of the file with the blocks pushed so far.
     pub(super) fn len(&self) -> u64 {
-        self.data_offset(self.blocks.len()) - self.bitmap_size + FOOTER_SIZE as u64
+        self.block_start(self.blocks.len()) + FOOTER_SIZE as u64
     }
 
     /// See [`Layout::read_region`].
@@ -342,9 +352,8 @@ pub(super) type Sink<'s> = &'s mut dyn FnMut(u64, &[u8]) -> Result<()>;
 
 /// Reads the source block by block (in [`CHUNK`] units), pushes every block that holds a
 /// non-zero byte into `layout`, and hands each non-zero piece with its place in the file
-/// (and each new block's sector bitmap) to `sink`. Without a sink, the rest of a block
-/// already known to be non-zero is not read. Reports progress (and stops when cancelled)
-/// after each chunk.
+/// (and each new block's sector bitmap) to `sink`. Reports progress (and stops when
+/// cancelled) after each chunk.
 pub(super) fn scan_blocks(
     source: &dyn VirtualDisk,
     layout: &mut DynamicLayout,
@@ -354,37 +363,52 @@ pub(super) fn scan_blocks(
 ) -> Result<()> {
     let total = layout.size;
     let padded = layout.block_count() * layout.block_size;
+    // Blocks are powers of two, so are chunks: a chunk holds whole blocks, or a block
+    // holds whole chunks.
     let piece_size = layout.block_size.min(CHUNK) as usize;
     let mut buf = vec![0u8; CHUNK.min(padded) as usize];
-    let bitmap = layout.full_bitmap();
     let mut offset = 0;
     while offset < padded {
         let n = CHUNK.min(padded - offset) as usize;
-        let first_block = (offset / layout.block_size) as u32;
-        let known = sink.is_none() && layout.last_block() == Some(first_block);
-        if !known {
+        // Without a sink only the block list matters: the rest of a block larger than a
+        // chunk need not be read once it is known to be stored.
+        let stored = layout.last_block() == Some((offset / layout.block_size) as u32);
+        if sink.is_some() || !stored {
             read_disk(source, &mut buf[..n], offset)?;
             for (i, piece) in buf[..n].chunks(piece_size).enumerate() {
-                if is_zero(piece) {
-                    continue;
-                }
-                let piece_offset = offset + (i * piece_size) as u64;
-                let block = (piece_offset / layout.block_size) as u32;
-                if layout.last_block() != Some(block) {
-                    let bitmap_offset = layout.push(block)?;
-                    if let Some(sink) = sink.as_mut() {
-                        sink(bitmap_offset, &bitmap)?;
-                    }
-                }
-                if let Some(sink) = sink.as_mut() {
-                    let index = layout.blocks.len() - 1;
-                    let in_block = piece_offset % layout.block_size;
-                    sink(layout.data_offset(index) + in_block, piece)?;
+                if !is_zero(piece) {
+                    let piece_offset = offset + (i * piece_size) as u64;
+                    store_piece(layout, &mut sink, piece_offset, piece)?;
                 }
             }
         }
         offset += n as u64;
         progress.report(operation, offset.min(total), total)?;
+    }
+    Ok(())
+}
+
+/// Stores the non-zero `piece` of the disk at `disk_offset`: pushes its block if it is
+/// new, and hands the block's bitmap and the piece to `sink`.
+fn store_piece(
+    layout: &mut DynamicLayout,
+    sink: &mut Option<Sink>,
+    disk_offset: u64,
+    piece: &[u8],
+) -> Result<()> {
+    let block = (disk_offset / layout.block_size) as u32;
+    if layout.last_block() != Some(block) {
+        let bitmap_offset = layout.push(block)?;
+        if let Some(sink) = sink.as_mut() {
+            sink(bitmap_offset, &layout.full_bitmap())?;
+        }
+    }
+    if let Some(sink) = sink.as_mut() {
+        let in_block = disk_offset % layout.block_size;
+        sink(
+            layout.data_offset(layout.blocks.len() - 1) + in_block,
+            piece,
+        )?;
     }
     Ok(())
 }
@@ -418,12 +442,6 @@ impl VhdStream {
     /// here, once.
     pub fn new(source: Source, options: &ConvertOptions, progress: Progress) -> Result<VhdStream> {
         options.validate()?;
-        if options.to == OutputFormat::Raw {
-            return Err(Error::InvalidArgument {
-                name: "to",
-                reason: "a VHD stream is fixed or dynamic; convert to raw instead".into(),
-            });
-        }
         let size = output_size(source.size(), options)?;
         let mut layout = Layout::new(size, options)?;
         if let Layout::Dynamic(dynamic) = &mut layout {
@@ -509,9 +527,10 @@ mod tests {
     }
 
     #[test]
-    fn images_and_raw_disks_are_sources() {
-        fn assert_source<T: VirtualDisk + Send + Sync>() {}
-        assert_source::<Image>();
-        assert_source::<RawDisk>();
+    fn images_and_raw_disks_are_sources_and_streams_are_shared() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Image>();
+        assert_send_sync::<RawDisk>();
+        assert_send_sync::<VhdStream>();
     }
 }
