@@ -84,6 +84,9 @@ impl FixedImage {
             .file_size()
             .map_err(|e| Error::io("reading the file size", e))?;
         let mut footer = self.footer.clone();
+        // The original size too: libvhdi takes the disk's size from it, not from the
+        // current size (the specification calls it informational).
+        footer.original_size = new_size;
         footer.current_size = new_size;
         footer.geometry = crate::Geometry::for_size(new_size);
         footer.update_checksum();

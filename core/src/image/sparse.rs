@@ -685,6 +685,9 @@ impl SparseFile {
             self.grow_bat(new_blocks as u32)?;
         }
         let mut footer = self.footer.clone();
+        // The original size too: libvhdi takes the disk's size from it, not from the
+        // current size (the specification calls it informational).
+        footer.original_size = new_size;
         footer.current_size = new_size;
         footer.geometry = crate::Geometry::for_size(new_size);
         footer.update_checksum();

@@ -30,9 +30,12 @@ pub struct ResizeReport {
 
 /// Changes the virtual size of the image at `path` to `new_size` bytes (a positive multiple
 /// of 512, at most [`MAX_FIXED_SIZE`] for fixed images and [`MAX_DYNAMIC_SIZE`] for the
-/// others; [`Error::InvalidArgument`] otherwise). The footer's current size and CHS
-/// geometry (computed for the new size, as [`crate::create`] does) change; the original
-/// size, unique id, time stamps and creator stay.
+/// others; [`Error::InvalidArgument`] otherwise). The footer's current size, original size
+/// and CHS geometry (computed for the new size, as [`crate::create`] does) change; the
+/// unique id, time stamps and creator stay. The original size changes too although the
+/// specification calls it the size at creation: it is only informational there, but
+/// libvhdi (vhdiinfo, pyvhdi, and the forensic tools built on them) reads the disk at
+/// that size, and would cut off everything a grow added.
 ///
 /// - Growing: the new part reads as zeros. A fixed image's file grows (as a hole) and its
 ///   footer moves; a dynamic image's BAT grows when it has too few entries, moving the

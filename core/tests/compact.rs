@@ -1,0 +1,352 @@
+//! `compact`: the contents a reader sees stay exactly as expected (qemu-img compare for
+//! dynamic images, libvhdi for differencing chains written in whole 4 KiB units), the file
+//! shrinks, `check` finds it clean, and a cancelled compaction changes nothing.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use vhd_core::ops::{compact, Progress};
+use vhd_core::{
+    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
+};
+
+const MIB: u64 = 1 << 20;
+const BLOCK: u64 = 2 * MIB;
+
+fn qemu_create(path: &Path, subformat: &str, size: u64) {
+    run_ok(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vpc", "-o"])
+            .arg(format!("subformat={subformat},force_size=on"))
+            .arg(path)
+            .arg(size.to_string()),
+    );
+}
+
+/// `qemu-img compare` of the image with the expected raw contents: exit code 0.
+fn assert_qemu_reads(vhd: &Path, expected: &[u8], dir: &TempDir) {
+    let raw = dir.join("expected.raw");
+    std::fs::write(&raw, expected).unwrap();
+    let (code, text) = run_status(
+        Command::new("qemu-img")
+            .args(["compare", "-f", "vpc", "-F", "raw"])
+            .arg(vhd)
+            .arg(&raw),
+    );
+    assert_eq!(code, 0, "qemu-img compare {}: {text}", vhd.display());
+}
+
+const PYVHDI_READ_CHAIN: &str = r#"
+import sys, pyvhdi
+files = []
+for path in sys.argv[2:]:
+    f = pyvhdi.file()
+    f.open(path)
+    if files:
+        f.set_parent(files[-1])
+    files.append(f)
+top = files[-1]
+size = top.get_media_size()
+top.seek_offset(0, 0)
+done = 0
+with open(sys.argv[1], "wb") as out:
+    while done < size:
+        data = top.read_buffer(min(65536, size - done))
+        if not data:
+            sys.exit("short read at %d" % done)
+        out.write(data)
+        done += len(data)
+"#;
+
+/// What libvhdi reads from the top of `chain` (base first).
+fn libvhdi_read_chain(chain: &[PathBuf], dir: &TempDir) -> Vec<u8> {
+    let out = dir.join("libvhdi.raw");
+    run_ok(
+        Command::new(python())
+            .args(["-c", PYVHDI_READ_CHAIN])
+            .arg(&out)
+            .args(chain),
+    );
+    std::fs::read(&out).unwrap()
+}
+
+/// BAT entry `block` as the file holds it, found through the file's own footer and header.
+fn bat_entry_in_file(path: &Path, block: u32) -> u32 {
+    let len = file_len(path);
+    let footer = file_bytes(path, len - 512, 512);
+    let header = file_bytes(path, be_u64(&footer, 16), 1024);
+    be_u32(
+        &file_bytes(path, be_u64(&header, 16) + 4 * u64::from(block), 4),
+        0,
+    )
+}
+
+fn check_exit_code(path: &Path) -> i32 {
+    check(path, &CheckOptions::default()).unwrap().exit_code()
+}
+
+fn open_rw(path: &Path) -> Image {
+    Image::open(path, &OpenOptions::default()).unwrap()
+}
+
+/// Writes `data` at `offset` into both the image and the model of its contents.
+fn write_both(image: &mut Image, model: &mut [u8], data: &[u8], offset: u64) {
+    image.write_at(data, offset).unwrap();
+    model[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+}
+
+fn discard_both(image: &mut Image, model: &mut [u8], offset: u64, length: u64) {
+    image.discard(offset, length).unwrap();
+    model[offset as usize..(offset + length) as usize].fill(0);
+}
+
+/// The footer's 512 bytes at the end of the file, less nothing: compaction keeps it whole.
+fn end_footer(path: &Path) -> Vec<u8> {
+    file_bytes(path, file_len(path) - 512, 512)
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn compact_drops_zero_blocks_and_leaked_space_of_a_dynamic_image() {
+    if !require_qemu() {
+        return;
+    }
+    let mut rng = Rng::new("compact_dynamic");
+    let dir = TempDir::new("compact-dynamic");
+    let path = dir.join("disk.vhd");
+    let size = 32 * MIB;
+    qemu_create(&path, "dynamic", size);
+    let mut model = vec![0u8; size as usize];
+    let mut image = open_rw(&path);
+    // Blocks 0..16: data in the even ones, zeros written over data in the odd ones (still
+    // allocated), then block 4 discarded in the middle of the file (leaked space).
+    for block in 0..16u64 {
+        let data = rng.bytes(BLOCK as usize);
+        write_both(&mut image, &mut model, &data, block * BLOCK);
+        if block % 2 == 1 {
+            write_both(
+                &mut image,
+                &mut model,
+                &vec![0u8; BLOCK as usize],
+                block * BLOCK,
+            );
+        }
+    }
+    discard_both(&mut image, &mut model, 4 * BLOCK, BLOCK);
+    // A block with zeros except for one byte at its very end stays.
+    write_both(&mut image, &mut model, &[1], 2 * BLOCK - 1);
+    drop(image);
+    assert_eq!(check_exit_code(&path), 3);
+    let before_len = file_len(&path);
+    let footer = end_footer(&path);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let modified = mtime(&path);
+
+    let report = compact(&path, &OpenOptions::default(), Progress::default()).unwrap();
+    assert_eq!(report.file_size_before, before_len);
+    assert_eq!(report.blocks_before, 15);
+    // Kept: the 7 even blocks but 4, and block 1 (one byte).
+    assert_eq!(report.blocks_after, 8);
+    assert_eq!(report.file_size_after, file_len(&path));
+    assert!(file_len(&path) < before_len);
+    assert_eq!(
+        end_footer(&path),
+        footer,
+        "the footer is kept byte for byte"
+    );
+    assert_eq!(file_bytes(&path, 0, 512), footer, "the footer copy too");
+    assert_eq!(mtime(&path), modified, "the modification time is kept");
+    assert_qemu_reads(&path, &model, &dir);
+    let report = check(&path, &CheckOptions::default()).unwrap();
+    assert_eq!(report.exit_code(), 0, "{report}");
+    assert_eq!(report.allocated_blocks(), 8);
+    for block in [3, 4, 5, 7, 9, 11, 13, 15] {
+        assert_eq!(bat_entry_in_file(&path, block), 0xFFFF_FFFF, "block {block}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "only the image and the compared raw file: {leftovers:?}"
+    );
+}
+
+#[test]
+fn compact_drops_blocks_of_a_differencing_image_that_match_the_parent() {
+    if !require_pyvhdi() || !require_tool("vhdiinfo") {
+        return;
+    }
+    let mut rng = Rng::new("compact_differencing");
+    let dir = TempDir::new("compact-diff");
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let size = 16 * MIB;
+    let mut parent = create(&base, &CreateOptions::new(DiskType::Dynamic, size)).unwrap();
+    let parent_data: Vec<u8> = (0..size as usize)
+        .map(|i| {
+            if i < 8 * MIB as usize {
+                (i / 4096) as u8 | 1
+            } else {
+                0
+            }
+        })
+        .collect();
+    parent.write_at(&parent_data, 0).unwrap();
+    drop(parent);
+    let mut image = create(&child, &CreateOptions::differencing(&base)).unwrap();
+    let mut model = parent_data.clone();
+    // Block 0: new data (kept). Block 1: the parent's own data written again (dropped).
+    // Block 2: zeros over the parent's data (kept: they hide it). Block 5: zeros over the
+    // parent's zeros (dropped). Block 6: new data, then 4 KiB of it discarded (kept).
+    write_both(&mut image, &mut model, &rng.bytes(BLOCK as usize), 0);
+    let same = parent_data[BLOCK as usize..2 * BLOCK as usize].to_vec();
+    write_both(&mut image, &mut model, &same, BLOCK);
+    write_both(&mut image, &mut model, &vec![0u8; 8192], 2 * BLOCK + 4096);
+    write_both(
+        &mut image,
+        &mut model,
+        &vec![0u8; BLOCK as usize],
+        5 * BLOCK,
+    );
+    write_both(
+        &mut image,
+        &mut model,
+        &rng.bytes(BLOCK as usize),
+        6 * BLOCK,
+    );
+    image.discard(6 * BLOCK, 4096).unwrap();
+    model[6 * BLOCK as usize..][..4096].copy_from_slice(&parent_data[6 * BLOCK as usize..][..4096]);
+    drop(image);
+    let header_before = file_bytes(&child, 512, 1024);
+    let before_len = file_len(&child);
+    let base_modified = mtime(&base);
+
+    let report = compact(&child, &OpenOptions::default(), Progress::default()).unwrap();
+    assert_eq!((report.blocks_before, report.blocks_after), (5, 3));
+    assert!(file_len(&child) < before_len);
+    let header_after = file_bytes(&child, 512, 1024);
+    // Parent unique id, time stamp and name (bytes 40..576) are kept.
+    assert_eq!(header_after[40..576], header_before[40..576]);
+    assert_eq!(mtime(&base), base_modified, "the parent is never written");
+    let read = libvhdi_read_chain(&[base.clone(), child.clone()], &dir);
+    assert_same_bytes(&read, &model, "libvhdi reads the compacted chain");
+    // The locators still lead to the parent: we and vhdiinfo open the child alone.
+    let reopened = Image::open(
+        &child,
+        &OpenOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_same_bytes(&read_all(&reopened), &model, "we read the compacted chain");
+    assert_eq!(
+        reopened
+            .parent_locator_texts()
+            .unwrap()
+            .iter()
+            .flatten()
+            .count(),
+        3
+    );
+    drop(reopened);
+    run_ok(Command::new("vhdiinfo").arg(&child));
+    let report = check(&child, &CheckOptions::default()).unwrap();
+    assert_eq!(report.exit_code(), 0, "{report}");
+}
+
+#[test]
+fn a_compacted_parent_keeps_its_children_working() {
+    let mut rng = Rng::new("compact_parent");
+    let dir = TempDir::new("compact-parent");
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let size = 8 * MIB;
+    let mut parent = create(&base, &CreateOptions::new(DiskType::Dynamic, size)).unwrap();
+    let mut model = vec![0u8; size as usize];
+    write_both(&mut parent, &mut model, &rng.bytes(BLOCK as usize), BLOCK);
+    write_both(&mut parent, &mut model, &vec![0u8; BLOCK as usize], BLOCK);
+    write_both(&mut parent, &mut model, &rng.bytes(4096), 3 * BLOCK);
+    drop(parent);
+    let mut image = create(&child, &CreateOptions::differencing(&base)).unwrap();
+    write_both(&mut image, &mut model, &rng.bytes(4096), 0);
+    drop(image);
+    compact(&base, &OpenOptions::default(), Progress::default()).unwrap();
+    // The child checks its parent's time stamp against the parent's modification time.
+    let reopened = Image::open(&child, &OpenOptions::default()).unwrap();
+    assert_same_bytes(
+        &read_all(&reopened),
+        &model,
+        "the child over its compacted parent",
+    );
+}
+
+#[test]
+fn a_cancelled_compact_leaves_the_original_untouched() {
+    let mut rng = Rng::new("compact_cancel");
+    let dir = TempDir::new("compact-cancel");
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 16 * MIB)).unwrap();
+    image.write_at(&rng.bytes(8 * MIB as usize), 0).unwrap();
+    image.write_at(&vec![0u8; BLOCK as usize], 0).unwrap();
+    drop(image);
+    let before = std::fs::read(&path).unwrap();
+    let modified = mtime(&path);
+    let cancel = AtomicBool::new(false);
+    let reports = AtomicU64::new(0);
+    let on_progress = |_done: u64, _total: u64| {
+        if reports.fetch_add(1, Ordering::Relaxed) == 2 {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let progress = Progress::default()
+        .with_callback(&on_progress)
+        .with_cancel(&cancel);
+    let err = compact(&path, &OpenOptions::default(), progress).unwrap_err();
+    assert_eq!(err.code(), "ERR_VHD_CANCELLED", "{err}");
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the original changed"
+    );
+    assert_eq!(mtime(&path), modified);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("disk.vhd")],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn compact_refuses_fixed_images_read_only_options_and_images_open_elsewhere() {
+    let dir = TempDir::new("compact-refusals");
+    let fixed = dir.join("fixed.vhd");
+    drop(create(&fixed, &CreateOptions::new(DiskType::Fixed, MIB)).unwrap());
+    let err = compact(&fixed, &OpenOptions::default(), Progress::default()).unwrap_err();
+    assert_eq!(err.code(), "ERR_VHD_WRONG_TYPE", "{err}");
+    let path = dir.join("dynamic.vhd");
+    let open = create(&path, &CreateOptions::new(DiskType::Dynamic, MIB)).unwrap();
+    let err = compact(&path, &OpenOptions::default(), Progress::default()).unwrap_err();
+    assert_eq!(err.code(), "ERR_VHD_LOCKED", "{err}");
+    drop(open);
+    let read_only = OpenOptions {
+        read_only: true,
+        ..Default::default()
+    };
+    let err = compact(&path, &read_only, Progress::default()).unwrap_err();
+    assert_eq!(err.code(), "ERR_VHD_INVALID_ARGUMENT", "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 2, "no temporary file is left");
+}
