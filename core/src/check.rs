@@ -19,13 +19,23 @@
 //! What is checked: the footer at the end (cookie, checksum, fields), its copy at offset 0
 //! (dynamic and differencing images), the dynamic header (cookie, checksum, block size a
 //! power of two, enough BAT entries for the size, the BAT inside the file), every BAT entry
-//! (a sector number, so every block is sector-aligned by construction: its sector bitmap and
-//! the data inside the virtual size must lie in front of the footer), that no two
-//! structures share bytes (blocks, footer copy, header, BAT, parent locator data), the
-//! space no structure uses, and, for differencing images, the parent link: the parent is
-//! found (as [`Image::open`] finds it) and carries the unique id the child records. Sizes
-//! that disagree with the CHS geometry are only information. Finally the image is opened
-//! as a reader would (checksums ignored) to catch whatever else would stop it.
+//! (its block's sector bitmap and the data inside the virtual size must lie in front of
+//! the footer; an entry is a sector number, so every block is sector-aligned by
+//! construction, and a block off the grid the others follow shows up as an overlap), that
+//! no two structures share bytes (blocks, footer copy, header, BAT, parent locator data),
+//! the space no structure uses, the sector bitmaps (see below), and, for differencing
+//! images, the parent link: the parent is found (as [`Image::open`] finds it) and carries
+//! the unique id the child records. Sizes that disagree with the CHS geometry are only
+//! information. Finally the image is opened as a reader would (checksums ignored) to catch
+//! whatever else would stop it.
+//!
+//! Bitmap sanity: any pattern of bits is a valid bitmap, and bits past the end of the disk
+//! are normal (qemu sets whole bitmaps). What is wrong is a bitmap that holds a footer
+//! (cookie `conectix`): the trace of a BAT entry written before its block's bitmap. That
+//! is damage in a differencing image, which reads its bitmaps, and only information in a
+//! dynamic one, which does not.
+//!
+//! [`crate::ops::repair`] repairs what can be repaired safely.
 //!
 //! [`CheckReport::exit_code`] follows `qemu-img check`: 0 clean, 2 corrupt, 3 leaked space
 //! only (and 1, which this function never produces, is for a check that could not run:
@@ -52,7 +62,7 @@ use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE, HEADER_VERSION};
 use crate::error::{Error, Result};
 use crate::footer::{
-    DiskType, Footer, FEATURE_RESERVED, FOOTER_SIZE, FORMAT_VERSION, NO_DATA_OFFSET,
+    DiskType, Footer, FEATURE_RESERVED, FOOTER_COOKIE, FOOTER_SIZE, FORMAT_VERSION, NO_DATA_OFFSET,
 };
 use crate::image::{FooterSource, Image, OpenOptions, ParentPath};
 use crate::parent_locator::{platform, ParentLocator};
@@ -78,6 +88,8 @@ pub struct CheckOptions {
     /// Take a shared lock on the file (and the parents) while checking, as a read-only
     /// [`Image::open`] does (default `true`), so that an image open for writing elsewhere
     /// is refused with [`Error::Locked`] rather than checked in the middle of a change.
+    /// [`crate::ops::repair`] takes an exclusive lock instead, refusing an image open
+    /// anywhere else.
     pub lock: bool,
     /// Do not look for the parent of a differencing image (the parent link is then not
     /// checked).
@@ -175,6 +187,11 @@ pub enum FindingKind {
     ParentNotChecked,
     /// The image does not open, for a reason none of the other checks names.
     OpenFailed,
+    /// An allocated block's sector bitmap holds a footer (cookie `conectix`): the BAT entry
+    /// reached the disk but the bitmap was never written, so the footer that stood there
+    /// before the block was allocated is read as a bitmap. In a differencing image that
+    /// marks sectors present that the child never wrote (they should come from the parent).
+    BitmapHoldsFooter,
 }
 
 impl FindingKind {
@@ -205,6 +222,7 @@ impl FindingKind {
             FindingKind::ParentUnusable => "parent-unusable",
             FindingKind::ParentNotChecked => "parent-not-checked",
             FindingKind::OpenFailed => "open-failed",
+            FindingKind::BitmapHoldsFooter => "bitmap-holds-footer",
         }
     }
 }
@@ -246,6 +264,35 @@ pub struct CheckReport {
     leaked_blocks: u64,
     parent: Option<PathBuf>,
     findings: Vec<Finding>,
+    /// The structures as the check read them, for `ops::repair`.
+    pub(crate) layout: LayoutFacts,
+}
+
+/// What the check learnt of a file's layout: what `ops::repair` plans its changes from, so
+/// that it acts on exactly what the check judged.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LayoutFacts {
+    /// The footer the check relied on (the one at the end, or the copy standing in for it).
+    pub footer: Option<Footer>,
+    /// The footer at the end of the file, if it has the cookie: the footer, whether its
+    /// checksum is right, and its offset.
+    pub end_footer: Option<(Footer, bool, u64)>,
+    /// The copy at offset 0, if it has the cookie, and whether its checksum is right.
+    pub copy: Option<(Footer, bool)>,
+    /// Where blocks must end: the offset of the end footer (the file size without one).
+    pub limit: u64,
+    /// The dynamic header and its offset, when it was read (sparse images).
+    pub header: Option<(u64, DynamicHeader)>,
+    /// The BAT, when it was read.
+    pub bat: Option<BlockAllocationTable>,
+    /// BAT entries whose block is not (wholly) in front of the footer.
+    pub out_of_range: Vec<u32>,
+    /// Allocated blocks of the disk, as (start, end) byte ranges of the file.
+    pub blocks: Vec<(u64, u64)>,
+    /// The end of the space used by structures and blocks (sparse images).
+    pub used_end: u64,
+    /// Unused space of at least one block that ends at the footer: (start, end).
+    pub trailing_leak: Option<(u64, u64)>,
 }
 
 impl CheckReport {
@@ -410,6 +457,7 @@ pub fn check_storage(
             leaked_blocks: 0,
             parent: None,
             findings: Vec::new(),
+            layout: LayoutFacts::default(),
         },
         counts: BTreeMap::new(),
         header_offset: 0,
@@ -518,6 +566,8 @@ impl Checker<'_> {
         };
         let footer = &chosen.footer;
         self.report.virtual_size = Some(footer.current_size);
+        self.report.layout.footer = Some(footer.clone());
+        self.report.layout.limit = chosen.limit;
         let Some(disk_type) = footer.disk_type() else {
             self.add(
                 Severity::Corrupt,
@@ -570,6 +620,10 @@ impl Checker<'_> {
         } else {
             None
         };
+        self.report.layout.end_footer = end
+            .as_ref()
+            .map(|(footer, good, offset, _)| (footer.clone(), *good, *offset));
+        self.report.layout.copy = copy.clone();
         let copy_usable = |copy: &Option<(Footer, bool)>| {
             copy.as_ref().is_some_and(|(f, good)| {
                 *good
@@ -798,6 +852,7 @@ impl Checker<'_> {
                 return Ok(false);
             }
         };
+        self.report.layout.header = Some((header_offset, header.clone()));
         if header.verify_checksum(header_offset).is_err() {
             self.add(
                 Severity::Corrupt,
@@ -907,7 +962,8 @@ impl Checker<'_> {
         layout.space[2].end = table_end.next_multiple_of(512).min(limit);
         self.check_locators(&header, disk_type, limit, &mut layout);
         let metadata_end = layout.space.iter().map(|r| r.end).max().unwrap_or(0);
-        self.check_blocks(&bat, &header, virtual_size, limit, &mut layout);
+        self.check_blocks(&bat, &header, disk_type, virtual_size, limit, &mut layout)?;
+        self.report.layout.bat = Some(bat);
         self.check_overlaps(&layout.exact);
         self.check_unused(
             &layout.space,
@@ -1055,10 +1111,11 @@ impl Checker<'_> {
         &mut self,
         bat: &BlockAllocationTable,
         header: &DynamicHeader,
+        disk_type: DiskType,
         virtual_size: u64,
         limit: u64,
         layout: &mut Layout,
-    ) {
+    ) -> Result<()> {
         let block_size = u64::from(header.block_size);
         let bitmap = bitmap_size(header.block_size);
         for (block, sector) in bat.allocated() {
@@ -1089,6 +1146,7 @@ impl Checker<'_> {
                         "BAT entry {block} points at sector {sector}: its sector bitmap (bytes {start}..{bitmap_end}) is not in front of the footer at {limit}"
                     ),
                 );
+                self.report.layout.out_of_range.push(block);
                 continue;
             }
             if data_end > limit {
@@ -1100,13 +1158,55 @@ impl Checker<'_> {
                         "BAT entry {block} points at sector {sector}: the block's bitmap and data (bytes {start}..{data_end}) run past the footer at {limit}"
                     ),
                 );
+                self.report.layout.out_of_range.push(block);
                 continue;
             }
             let what = format!("block {block} (sector {sector}, bytes {start}..{data_end})");
             layout.exact.push(region(start, data_end, what.clone()));
             let space_end = (bitmap_end + block_size).min(limit);
             layout.space.push(region(start, space_end, what));
+            self.report.layout.blocks.push((start, data_end));
+            if block_start < virtual_size {
+                self.check_bitmap(block, sector, disk_type)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Bitmap sanity. What a sector bitmap holds cannot be judged from the bitmap alone
+    /// (any pattern of bits is valid, and qemu sets every bit, even past the end of the
+    /// disk), with one exception that a crash produces: a bitmap that starts with the
+    /// footer's cookie is the footer that stood at the end of the file before the block
+    /// was allocated, left there because the BAT entry reached the disk and the bitmap did
+    /// not. Only a differencing image reads its bitmaps (a dynamic image reads the block's
+    /// data as it is), so only there is it damage.
+    fn check_bitmap(&mut self, block: u32, sector: u32, disk_type: DiskType) -> Result<()> {
+        let start = u64::from(sector) * 512;
+        let mut cookie = [0u8; 8];
+        self.read(&mut cookie, start, "a sector bitmap")?;
+        if &cookie != FOOTER_COOKIE {
+            return Ok(());
+        }
+        let (severity, effect) = if disk_type == DiskType::Differencing {
+            (
+                Severity::Corrupt,
+                "its set bits hide the parent's data for sectors the child may never have written",
+            )
+        } else {
+            (
+                Severity::Info,
+                "a dynamic image does not read its bitmaps, so nothing reads wrong",
+            )
+        };
+        self.add(
+            severity,
+            FindingKind::BitmapHoldsFooter,
+            Some(start),
+            format!(
+                "the sector bitmap of block {block} (at {start}) holds a footer (cookie \"conectix\"): the block's BAT entry was written but its bitmap was not; {effect}"
+            ),
+        );
+        Ok(())
     }
 
     /// Every structure must have its bytes to itself. Sorted by start, each region is
@@ -1153,6 +1253,7 @@ impl Checker<'_> {
             }
         }
         let used_end = used.last().map_or(0, |u| u.1);
+        self.report.layout.used_end = used_end.max(metadata_end);
         // Gaps between used stretches, and up to the footer (or the end of the file).
         let mut gaps = Vec::new();
         let mut position = 0;
@@ -1199,6 +1300,9 @@ impl Checker<'_> {
         for (start, end) in gaps {
             let length = end - start;
             if start >= metadata_end && length >= unit {
+                if end == limit && !end_missing {
+                    self.report.layout.trailing_leak = Some((start, end));
+                }
                 let blocks = length / unit;
                 self.report.leaked_blocks += blocks;
                 self.add(

@@ -905,3 +905,35 @@ fn corpus_images_check_as_the_readme_says() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sector bitmaps
+
+/// A BAT entry that reached the disk before its block's bitmap: the bitmap still holds the
+/// footer that stood there. Damage in a differencing image (its bitmaps decide what comes
+/// from the parent), information in a dynamic image (which reads the data as it is).
+#[test]
+fn a_bitmap_that_holds_a_footer() {
+    let dir = TempDir::new("check-bitmap");
+    let mut rng = Rng::new("a_bitmap_that_holds_a_footer");
+    let path = dynamic_image(&dir, "d.vhd", &[0, 3], &mut rng);
+    let footer = file_bytes(&path, footer_offset(&path), 512);
+    patch_file(&path, FIRST_BLOCK + UNIT, &footer);
+    let report = run(&path);
+    assert_clean(&report);
+    assert_mentions(
+        &finding(&report, FindingKind::BitmapHoldsFooter, Severity::Info),
+        &["block 3", &format!("at {}", FIRST_BLOCK + UNIT)],
+    );
+
+    let (_, child) = differencing_image(&dir, &mut rng);
+    let sector = be_u32(&file_bytes(&child, BAT + 4, 4), 0);
+    let footer = file_bytes(&child, footer_offset(&child), 512);
+    patch_file(&child, u64::from(sector) * 512, &footer);
+    let report = run(&child);
+    assert_corrupt(&report);
+    assert_mentions(
+        &finding(&report, FindingKind::BitmapHoldsFooter, Severity::Corrupt),
+        &["block 1"],
+    );
+}
