@@ -112,17 +112,41 @@ fn count(report: &CheckReport, severity: Severity) -> usize {
         .count()
 }
 
+/// qemu-img check -r's account: each change, the counts repaired, then the check after.
 fn write_repair_text(io: &mut Io, report: &RepairReport) -> std::io::Result<()> {
-    if report.actions.is_empty() {
-        writeln!(io.stdout, "Nothing was repaired.")?;
-    } else {
-        writeln!(io.stdout, "The following repairs were made:")?;
-        for action in &report.actions {
-            writeln!(io.stdout, "    {}", action.description)?;
-        }
+    let out = &mut io.stdout;
+    for action in &report.actions {
+        writeln!(
+            out,
+            "Repairing [{}]: {}",
+            action.fixes.code(),
+            action.description
+        )?;
     }
-    writeln!(io.stdout)?;
-    writeln!(io.stdout, "Double checking the fixed image now...")?;
+    if report.changed() {
+        let leaks = report
+            .before
+            .leaked_blocks()
+            .saturating_sub(report.after.leaked_blocks());
+        let corruptions = count(&report.before, Severity::Corrupt)
+            .saturating_sub(count(&report.after, Severity::Corrupt));
+        writeln!(
+            out,
+            "The following inconsistencies were found and repaired:"
+        )?;
+        writeln!(out)?;
+        writeln!(out, "    {leaks} leaked blocks")?;
+        writeln!(out, "    {corruptions} corruptions")?;
+        writeln!(out)?;
+    }
+    for range in &report.lost {
+        writeln!(
+            out,
+            "Lost: bytes {}..{} of the disk now read as zeros (or from the parent): their block was not in the file",
+            range.start, range.end
+        )?;
+    }
+    writeln!(out, "Double checking the fixed image now...")?;
     write_text(io, &report.after)
 }
 
@@ -166,14 +190,24 @@ fn report_json(report: &CheckReport) -> Json {
 }
 
 fn repair_json(report: &RepairReport) -> Json {
-    let actions = report
-        .actions
-        .iter()
-        .map(|a| Json::str(&a.description))
-        .collect();
+    let actions = report.actions.iter().map(|a| {
+        Json::object([
+            ("fixes", Json::str(a.fixes.code())),
+            ("offset", Json::UInt(a.offset)),
+            ("description", Json::str(&a.description)),
+        ])
+    });
+    let lost = report.lost.iter().map(|range| {
+        Json::object([
+            ("start", Json::UInt(range.start)),
+            ("length", Json::UInt(range.end - range.start)),
+        ])
+    });
     Json::object([
         ("before", report_json(&report.before)),
-        ("actions", Json::Array(actions)),
+        ("actions", Json::Array(actions.collect())),
+        ("lost", Json::Array(lost.collect())),
         ("after", report_json(&report.after)),
+        ("exitCode", Json::Int(report.after.exit_code().into())),
     ])
 }
