@@ -6,12 +6,17 @@ use std::fmt::{self, Write as _};
 /// A JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
     /// Sizes and offsets: written exactly, even above 2^53 (readers may round them).
     UInt(u64),
+    /// A signed number (exit codes).
     Int(i64),
+    /// A string, escaped when written.
     String(String),
+    /// `[...]`.
     Array(Vec<Json>),
     /// Key–value pairs in the order written.
     Object(Vec<(String, Json)>),

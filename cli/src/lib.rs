@@ -10,6 +10,8 @@
 //! `vhd: ERR_CODE: message` with exit code 1 (`check` also exits 2 for a corrupt image and
 //! 3 for leaked space only); `--help` after any command describes it.
 
+#![warn(missing_docs)]
+
 mod args;
 mod commands;
 mod json;
@@ -40,6 +42,7 @@ pub enum CliError {
     Usage {
         /// The command whose help to point at; `None` for the program's.
         command: Option<&'static str>,
+        /// What is wrong.
         message: String,
     },
     /// The operation failed.

@@ -16,6 +16,7 @@ use vhd_core::{Image, OpenOptions};
 
 /// One command: its name, help and implementation.
 pub struct Command {
+    /// The word that selects it: `vhd info`.
     pub name: &'static str,
     /// What follows the name in the usage line, e.g. `[--json] FILE`.
     pub synopsis: &'static str,
@@ -23,6 +24,7 @@ pub struct Command {
     pub summary: &'static str,
     /// Paragraphs for `vhd <command> --help`.
     pub description: &'static str,
+    /// The options it accepts (besides `-h`/`--help`).
     pub options: &'static [OptionSpec],
     /// Runs the command; returns the exit code.
     pub run: fn(&Parsed, &mut Io) -> Result<i32, CliError>,
