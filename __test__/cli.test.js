@@ -214,6 +214,19 @@ describe('help and usage', () => {
     assert.ok(!fs.existsSync(path.join(tmp.dir, 'x.vhd')), 'no file is made by a refused command')
   })
 
+  test('without a loadable addon, the command says so in the same form', () => {
+    const dir = path.join(tmp.dir, 'no-addon')
+    fs.mkdirSync(path.join(dir, 'bin'), { recursive: true })
+    fs.mkdirSync(path.join(dir, 'scripts'))
+    fs.copyFileSync(BIN, path.join(dir, 'bin', 'vhd.js'))
+    fs.copyFileSync(path.join(ROOT, 'binding.js'), path.join(dir, 'binding.js'))
+    fs.copyFileSync(path.join(ROOT, 'scripts', 'platform.js'), path.join(dir, 'scripts', 'platform.js'))
+    const res = spawnSync(process.execPath, [path.join(dir, 'bin', 'vhd.js'), '--help'], { encoding: 'utf8' })
+    assert.equal(res.status, 1)
+    assert.equal(res.stdout, '')
+    assert.match(res.stderr, /^vhd: ERR_VHD_NATIVE_NOT_FOUND: .*npm rebuild vhd/s)
+  })
+
   test('bad sizes are refused before anything is written', () => {
     for (const bad of ['12Q', 'abc', '1.5G', '-5', '99999999999999999999', '20000000T']) {
       vhdFails(['create', 'bad.vhd', bad], 'ERR_VHD_USAGE', /invalid size/)
