@@ -94,7 +94,7 @@ pub fn parse(
             parsed.options.push((spec.long, value));
         } else if word.len() > 1 && word.starts_with('-') && !is_negative_number(word) {
             // Short options may be grouped (`-qp`); one taking a value must come last and
-            // takes the next word (or the rest of this one: `-bVALUE` is not supported).
+            // takes the next word (`-bVALUE` is not supported).
             let letters: Vec<char> = word[1..].chars().collect();
             for (i, letter) in letters.iter().enumerate() {
                 let spec = find(specs, |s| s.short == Some(*letter)).ok_or_else(|| {
