@@ -167,7 +167,11 @@ fn compact_drops_zero_blocks_and_leaked_space_of_a_dynamic_image() {
     assert_eq!(report.exit_code(), 0, "{report}");
     assert_eq!(report.allocated_blocks(), 8);
     for block in [3, 4, 5, 7, 9, 11, 13, 15] {
-        assert_eq!(bat_entry_in_file(&path, block), 0xFFFF_FFFF, "block {block}");
+        assert_eq!(
+            bat_entry_in_file(&path, block),
+            0xFFFF_FFFF,
+            "block {block}"
+        );
     }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -349,4 +353,74 @@ fn compact_refuses_fixed_images_read_only_options_and_images_open_elsewhere() {
     assert_eq!(err.code(), "ERR_VHD_INVALID_ARGUMENT", "{err}");
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 2, "no temporary file is left");
+}
+
+/// A corpus image copied (decompressed) into `dir` as `name`.
+fn corpus_copy(corpus: &Path, file: &str, dir: &TempDir, name: &str) -> Option<PathBuf> {
+    let source = corpus.join(file);
+    let copy = if file.ends_with(".gz") || file.ends_with(".bz2") {
+        decompress(&source, dir.path())?
+    } else {
+        let copy = dir.join(source.file_name().unwrap().to_str().unwrap());
+        std::fs::copy(&source, &copy).unwrap();
+        copy
+    };
+    let target = dir.join(name);
+    std::fs::rename(&copy, &target).unwrap();
+    let mut permissions = std::fs::metadata(&target).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&target, permissions).unwrap();
+    Some(target)
+}
+
+#[test]
+fn compacted_corpus_images_read_as_before() {
+    if !require_qemu() || !require_tool("vhdiinfo") {
+        return;
+    }
+    let Some(corpus) = corpus_dir() else {
+        return;
+    };
+    // Windows 10 and 7 (BAT out of order, gaps), qemu, FreeBSD mkimg (partial last block,
+    // padding before the footer), an empty `dutl` image, junk in the footer's reserved bytes.
+    for file in [
+        "dissect-hypervisor/dynamic.vhd.gz",
+        "node-vhd/dynamic.vhd.gz",
+        "rdisk/win7dyn.vhd.gz",
+        "dfvfs/ext2.vhd",
+        "freebsd-mkimg/img-63x255-4096-gpt.vhd.gz",
+        "freebsd-mkimg/img-63x255-512-mbr.vhd.gz",
+        "rdisk/du.vhd",
+        "rdisk/vhd_dynamic_small.vhd",
+    ] {
+        let dir = TempDir::new("compact-corpus");
+        let Some(original) = corpus_copy(&corpus, file, &dir, "original.vhd") else {
+            return;
+        };
+        let copy = dir.join("compacted.vhd");
+        std::fs::copy(&original, &copy).unwrap();
+        let report = compact(&copy, &OpenOptions::default(), Progress::default())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            report.file_size_after <= report.file_size_before,
+            "{file}: {report:?}"
+        );
+        let (code, text) = run_status(
+            Command::new("qemu-img")
+                .args(["compare", "-f", "vpc", "-F", "vpc"])
+                .arg(&original)
+                .arg(&copy),
+        );
+        assert_eq!(code, 0, "{file}: qemu-img compare: {text}");
+        assert_eq!(
+            end_footer(&copy),
+            end_footer(&original),
+            "{file}: the footer"
+        );
+        let check_report = check(&copy, &CheckOptions::default()).unwrap();
+        assert!(check_report.exit_code() == 0, "{file}: {check_report}");
+        let (code, text) = run_status(Command::new("vhdiinfo").arg(&copy));
+        assert_eq!(code, 0, "{file}: vhdiinfo: {text}");
+    }
 }

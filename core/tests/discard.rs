@@ -150,13 +150,13 @@ fn dynamic_discard_frees_whole_blocks_zeroes_the_rest_and_reuses_space() {
     assert_eq!(report.exit_code(), 3, "{report}");
     assert_eq!(report.leaked_blocks(), 2, "{report}");
 
-    // A new allocation in the same session reuses freed space instead of growing the file.
+    // A new allocation in the same session reuses freed space instead of growing the file,
+    // and what the write does not cover reads as zeros, not as the freed block's data.
     let mut image = open_rw(&path);
     image.discard(0, BLOCK).unwrap();
     model[..BLOCK as usize].fill(0);
     let len = file_len(&path);
-    let fresh = rng.bytes(BLOCK as usize);
-    write_both(&mut image, &mut model, &fresh, BLOCK);
+    write_both(&mut image, &mut model, &rng.bytes(4096), BLOCK + 8192);
     image.flush().unwrap();
     assert_eq!(file_len(&path), len, "the freed block was reused");
     drop(image);
@@ -366,5 +366,127 @@ fn discard_checks_its_range_and_the_access() {
             image.discard(0, 512).unwrap_err().code(),
             "ERR_VHD_READ_ONLY"
         );
+    }
+}
+
+/// A file in memory whose process "dies" after a given number of writes (and truncations):
+/// every later write fails, as if the process had been killed there.
+#[derive(Debug, Clone, Default)]
+struct DyingFile(std::sync::Arc<std::sync::Mutex<DyingState>>);
+
+#[derive(Debug, Default)]
+struct DyingState {
+    bytes: Vec<u8>,
+    writes: usize,
+    die_after: Option<usize>,
+}
+
+impl DyingFile {
+    fn new(bytes: Vec<u8>, die_after: Option<usize>) -> DyingFile {
+        DyingFile(std::sync::Arc::new(std::sync::Mutex::new(DyingState {
+            bytes,
+            writes: 0,
+            die_after,
+        })))
+    }
+
+    /// Counts a write; fails once the process is dead.
+    fn step(state: &mut DyingState) -> std::io::Result<()> {
+        if state.die_after.is_some_and(|n| state.writes >= n) {
+            return Err(std::io::Error::other("the process died (fault injection)"));
+        }
+        state.writes += 1;
+        Ok(())
+    }
+}
+
+impl vhd_core::Storage for DyingFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let state = self.0.lock().unwrap();
+        let end = offset as usize + buf.len();
+        if end > state.bytes.len() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.copy_from_slice(&state.bytes[offset as usize..end]);
+        Ok(())
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        let mut state = self.0.lock().unwrap();
+        DyingFile::step(&mut state)?;
+        let end = offset as usize + buf.len();
+        if state.bytes.len() < end {
+            state.bytes.resize(end, 0);
+        }
+        state.bytes[offset as usize..end].copy_from_slice(buf);
+        Ok(())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn file_size(&self) -> std::io::Result<u64> {
+        Ok(self.0.lock().unwrap().bytes.len() as u64)
+    }
+    fn set_len(&self, size: u64) -> std::io::Result<()> {
+        let mut state = self.0.lock().unwrap();
+        DyingFile::step(&mut state)?;
+        state.bytes.resize(size as usize, 0);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_discard_killed_at_any_write_leaves_a_valid_image_with_old_or_new_data() {
+    let mut rng = Rng::new("discard_killed");
+    let dir = TempDir::new("discard-killed");
+    let path = dir.join("disk.vhd");
+    let size = 8 * MIB;
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, size)).unwrap();
+    let old = rng.bytes(size as usize);
+    image.write_at(&old, 0).unwrap();
+    drop(image);
+    let original = std::fs::read(&path).unwrap();
+    // Block 1 whole (in the middle of the file), a part of block 0, block 3 (the end of
+    // the file: the file is cut), then block 2 (the file is cut again).
+    let discard = |image: &mut Image| -> vhd_core::Result<()> {
+        image.discard(BLOCK, BLOCK)?;
+        image.discard(4096, 8192)?;
+        image.discard(3 * BLOCK, BLOCK)?;
+        image.discard(2 * BLOCK, BLOCK)
+    };
+    let mut new = old.clone();
+    new[BLOCK as usize..].fill(0);
+    new[4096..4096 + 8192].fill(0);
+
+    let open = |file: DyingFile| {
+        let options = OpenOptions {
+            lock: false,
+            ..Default::default()
+        };
+        Image::open_storage(Box::new(file), &path, &options).unwrap()
+    };
+    let counter = DyingFile::new(original.clone(), None);
+    discard(&mut open(counter.clone())).unwrap();
+    let total = counter.0.lock().unwrap().writes;
+    assert!(total >= 8, "{total} writes");
+    for die_after in 0..total {
+        let file = DyingFile::new(original.clone(), Some(die_after));
+        let mut image = open(file.clone());
+        assert!(
+            discard(&mut image).is_err(),
+            "killed after {die_after} writes"
+        );
+        drop(image);
+        let killed = dir.join("killed.vhd");
+        std::fs::write(&killed, &file.0.lock().unwrap().bytes).unwrap();
+        let report = check(&killed, &CheckOptions::default()).unwrap();
+        assert!(
+            report.exit_code() != 2,
+            "killed after {die_after} writes: {report}"
+        );
+        let reopened = Image::open(&killed, &OpenOptions::default()).unwrap();
+        let read = read_all(&reopened);
+        if let Some(i) = (0..read.len()).find(|&i| read[i] != old[i] && read[i] != new[i]) {
+            panic!("killed after {die_after} writes: byte {i} is neither old nor new");
+        }
     }
 }

@@ -391,6 +391,44 @@ fn dynamic_images_shrink_only_over_unallocated_or_zero_blocks() {
 }
 
 #[test]
+fn shrinking_moves_the_last_blocks_of_the_file_into_the_space_freed() {
+    if !oracles() {
+        return;
+    }
+    let mut rng = Rng::new("resize_pack");
+    let dir = TempDir::new("resize-pack");
+    let path = dir.join("disk.vhd");
+    let size = 16 * MIB;
+    drop(create(&path, &CreateOptions::new(DiskType::Dynamic, size)).unwrap());
+    let empty_len = file_len(&path);
+    let mut model = vec![0u8; size as usize];
+    let mut image = open_rw(&path);
+    // Blocks 7 and 5 first in the file (zeros: they may be cut off), then blocks 0..4.
+    for block in [7, 5] {
+        write_both(&mut image, &mut model, &rng.bytes(4096), block * BLOCK);
+        write_both(&mut image, &mut model, &[0u8; 4096], block * BLOCK);
+    }
+    write_both(&mut image, &mut model, &rng.bytes(8 * MIB as usize), 0);
+    drop(image);
+    assert_eq!(
+        u64::from(bat_entry_in_file(&path, 7)) * 512,
+        empty_len - 512
+    );
+
+    resize_to(&path, 10 * MIB, false).unwrap();
+    model.truncate(10 * MIB as usize);
+    assert_eq!(
+        file_len(&path),
+        empty_len + 4 * (512 + BLOCK),
+        "four blocks remain"
+    );
+    assert_size(&path, 10 * MIB, true);
+    assert_qemu_reads(&path, &model, &dir);
+    let report = check(&path, &CheckOptions::default()).unwrap();
+    assert_eq!(report.exit_code(), 0, "{report}");
+}
+
+#[test]
 fn differencing_images_grow_over_their_parent_and_move_their_locators() {
     if !require_pyvhdi() || !require_tool("vhdiinfo") {
         return;
@@ -528,4 +566,80 @@ fn a_cancelled_shrink_changes_nothing() {
     let err = resize(&path, MIB, &ResizeOptions::default(), progress).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_CANCELLED", "{err}");
     assert!(std::fs::read(&path).unwrap() == before);
+}
+
+/// A corpus image copied (decompressed) into `dir` as `name`.
+fn corpus_copy(corpus: &Path, file: &str, dir: &TempDir, name: &str) -> Option<PathBuf> {
+    let source = corpus.join(file);
+    let copy = if file.ends_with(".gz") || file.ends_with(".bz2") {
+        decompress(&source, dir.path())?
+    } else {
+        let copy = dir.join(source.file_name().unwrap().to_str().unwrap());
+        std::fs::copy(&source, &copy).unwrap();
+        copy
+    };
+    let target = dir.join(name);
+    std::fs::rename(&copy, &target).unwrap();
+    let mut permissions = std::fs::metadata(&target).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&target, permissions).unwrap();
+    Some(target)
+}
+
+#[test]
+fn corpus_images_grow_and_read_as_before() {
+    if !oracles() {
+        return;
+    }
+    let Some(corpus) = corpus_dir() else {
+        return;
+    };
+    // Windows 10 and 7 (BAT out of order, gaps), FreeBSD mkimg (a size that is not a whole
+    // number of blocks, padding before the footer), an empty `dutl` image, a fixed image
+    // whose footer holds junk. (Not the `qemu` and `vpc ` creators' images: qemu sizes
+    // those by their geometry.)
+    for (file, growth) in [
+        ("dissect-hypervisor/dynamic.vhd.gz", 3 * MIB),
+        ("node-vhd/dynamic.vhd.gz", 300 * MIB),
+        ("rdisk/win7dyn.vhd.gz", 5 * MIB + 512),
+        ("freebsd-mkimg/img-63x255-4096-gpt.vhd.gz", 3 * MIB),
+        ("freebsd-mkimg/img-63x255-512-mbr.vhd.gz", 64 * MIB),
+        ("rdisk/du.vhd", 512),
+        ("rdisk/vhd_fixed_small.vhd", 3 * MIB),
+    ] {
+        let dir = TempDir::new("resize-corpus");
+        let Some(original) = corpus_copy(&corpus, file, &dir, "original.vhd") else {
+            return;
+        };
+        let copy = dir.join("grown.vhd");
+        std::fs::copy(&original, &copy).unwrap();
+        let old_size = qemu_virtual_size(&original);
+        let new_size = old_size + growth;
+        resize_to(&copy, new_size, false).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_size(&copy, new_size, true);
+        // The grown part must read as zeros: a size mismatch is fine for qemu-img compare
+        // only when the extra part is all zeros.
+        let (code, text) = run_status(
+            Command::new("qemu-img")
+                .args(["compare", "-f", "vpc", "-F", "vpc"])
+                .arg(&original)
+                .arg(&copy),
+        );
+        assert_eq!(code, 0, "{file}: qemu-img compare: {text}");
+        let report = check(&copy, &CheckOptions::default()).unwrap();
+        assert!(report.exit_code() == 0, "{file}: {report}");
+        // And back to the old size: nothing but zeros is cut off.
+        resize_to(&copy, old_size, false).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_size(&copy, old_size, true);
+        let (code, text) = run_status(
+            Command::new("qemu-img")
+                .args(["compare", "-f", "vpc", "-F", "vpc"])
+                .arg(&original)
+                .arg(&copy),
+        );
+        assert_eq!(code, 0, "{file}: qemu-img compare after the shrink: {text}");
+        let report = check(&copy, &CheckOptions::default()).unwrap();
+        assert!(report.exit_code() == 0, "{file}: {report}");
+    }
 }

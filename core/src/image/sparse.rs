@@ -35,9 +35,12 @@ const MAX_CACHED_BITMAP_BYTES: u64 = 32 << 20;
 
 /// The open file of a dynamic or differencing image.
 ///
-/// The BAT lives in memory. New blocks are appended where the footer was, and their BAT
-/// entries, like newly set bits in the bitmaps of blocks that were already allocated, reach
-/// the file only in [`SparseFile::flush`], after the data they vouch for is durable.
+/// The BAT lives in memory. New blocks are appended where the footer was (or take the
+/// space of a block freed earlier in this session, once the entry that pointed there is
+/// unallocated on disk), and their BAT entries, like newly set bits in the bitmaps of
+/// blocks that were already allocated, reach the file only in [`SparseFile::flush`], after
+/// the data they vouch for is durable. Freed blocks' entries (discard, resize) and cleared
+/// bits reach the file in the same flush.
 #[derive(Debug)]
 pub(crate) struct SparseFile {
     file: Box<dyn Storage>,
@@ -315,8 +318,11 @@ impl SparseFile {
         if let Some(offset) = self.free_units.pop() {
             // Nothing on disk points at this space (its old BAT entry was made durable as
             // unallocated before it joined `free_units`), so it is used like new space: the
-            // BAT entry follows the data and bitmap at the next flush.
+            // BAT entry follows the data and bitmap at the next flush. It still holds the
+            // freed block's data, and the sectors of a dynamic block that are never written
+            // must read as zeros, as in appended space (a hole): zero it first.
             let sector = (offset / 512) as u32;
+            self.zero_data(sector, 0..self.block_size)?;
             self.point_at_new_block(block, sector);
             return Ok(sector);
         }
@@ -351,8 +357,9 @@ impl SparseFile {
     /// Points `block` at a new, empty block at file `sector` (in memory).
     fn point_at_new_block(&mut self, block: u32, sector: u32) {
         self.bat.set(block, sector);
+        // A block freed and allocated again before a flush stays in `freed_entries`: its
+        // entry is written either way, and must be if it is freed once more.
         self.unflushed_blocks.insert(block);
-        self.freed_entries.remove(&block);
         self.bitmaps
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
@@ -560,6 +567,14 @@ impl SparseFile {
         };
         self.forget_block(block);
         let offset = u64::from(sector) * 512;
+        let block_end = (u64::from(block) + 1) * self.block_size;
+        if block_end > self.size() && !self.unflushed_blocks.contains(&block) {
+            // The last block of a disk whose size is not a whole number of blocks needs
+            // only its part inside the disk in the file: its whole space may not be ours
+            // to reuse. (`reclaim_tail` still cuts it off when it ends the file.)
+            self.freed_entries.insert(block);
+            return;
+        }
         if self.unflushed_blocks.remove(&block) {
             // Its entry never reached the file: the space is free at once.
             self.free_units.push(offset);
@@ -684,6 +699,7 @@ impl SparseFile {
         if new_blocks > self.bat.len() as u64 {
             self.grow_bat(new_blocks as u32)?;
         }
+        let shrinking = new_size < old_size;
         let mut footer = self.footer.clone();
         // The original size too: libvhdi takes the disk's size from it, not from the
         // current size (the specification calls it informational).
@@ -692,7 +708,43 @@ impl SparseFile {
         footer.geometry = crate::Geometry::for_size(new_size);
         footer.update_checksum();
         self.write_footers(footer)?;
+        if shrinking {
+            self.pack_blocks()?;
+        }
         self.reclaim_tail()
+    }
+
+    /// Moves the blocks at the end of the file into the free space below them, last block
+    /// first, so that `reclaim_tail` can cut the file after the blocks that remain. Each
+    /// block is copied into space nothing points at and made durable before its BAT entry
+    /// is pointed at the copy (and made durable): a crash leaves the old copy in use, or
+    /// the new one with the old space unreferenced. Called right after a flush.
+    fn pack_blocks(&mut self) -> Result<()> {
+        let unit = self.unit_size();
+        loop {
+            let Some(lowest_free) = self.free_units.iter().copied().min() else {
+                return Ok(());
+            };
+            let last = self
+                .bat
+                .allocated()
+                .max_by_key(|&(_, sector)| sector)
+                .filter(|&(_, sector)| u64::from(sector) * 512 > lowest_free);
+            let Some((block, sector)) = last else {
+                return Ok(());
+            };
+            let from = u64::from(sector) * 512;
+            // The disk's last block may be only partly in the file.
+            self.copy_within(from, lowest_free, unit.min(self.next_block_offset - from))?;
+            sync(self.file.as_ref())?;
+            self.bat.set(block, (lowest_free / 512) as u32);
+            self.write_bat_entries(&[block])?;
+            sync(self.file.as_ref())?;
+            self.free_units.retain(|&offset| offset != lowest_free);
+            if (u64::from(block) + 1) * self.block_size <= self.size() {
+                self.free_units.push(from);
+            }
+        }
     }
 
     /// Makes `range` of `block` (if allocated) read as nothing stored: absent sectors in a
@@ -708,7 +760,8 @@ impl SparseFile {
             let end = self.data_offset(sector) + range.end;
             if !self.space_is_free(start..end, Some(block)) {
                 return Err(Error::Unsupported(format!(
-                    "block {block} of {} lies only partly in the file (bytes {start}..{end} of                      its data belong to something else or to no file): compact the image first",
+                    "block {block} of {} lies only partly in the file (bytes {start}..{end} of its \
+                     data belong to something else or to no file): compact the image first",
                     self.path.display()
                 )));
             }

@@ -42,7 +42,7 @@ pub struct CompactReport {
 /// disk. Kept as they were: the footer (unique id, time stamp, creator, sizes, geometry,
 /// even its reserved bytes), the dynamic header's fields (block size, BAT entry count,
 /// parent unique id, time stamp and name) and the parent locators' data. The new file is
-/// laid out as [`crate::create`] lays it out: footer copy, header, BAT, locator data, then
+/// laid out as [`crate::create()`] lays it out: footer copy, header, BAT, locator data, then
 /// the blocks kept, in disk order, then the footer.
 ///
 /// Fixed images are refused with [`Error::WrongDiskType`] (they have nothing to drop);
@@ -56,7 +56,9 @@ pub struct CompactReport {
 /// modification time (children of this image compare their parent's time stamp with it,
 /// and the contents did not change), then renamed over the original, and the folder is
 /// made durable. Until the rename the original is untouched; an error or a cancellation
-/// through `progress` (checked after every block) removes the temporary file.
+/// through `progress` (checked after every block) removes the temporary file. A symbolic
+/// link is followed (the file it names is replaced); other hard links to the file keep the
+/// old file.
 pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CompactReport> {
     if options.read_only {
         return Err(Error::InvalidArgument {
@@ -81,17 +83,21 @@ pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result
         Image::Dynamic(dynamic) => (dynamic.sparse(), None),
         Image::Differencing(child) => (child.sparse(), Some(child)),
     };
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
-    let temp = TempFile::create(path)?;
+    // A symbolic link is followed: the file it names is replaced, the link stays.
+    let target = path
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+    let metadata = std::fs::metadata(&target)
+        .map_err(|e| Error::io(format!("reading the metadata of {}", target.display()), e))?;
+    let temp = TempFile::create(&target)?;
     let blocks_after = write_compacted(sparse, child, &temp.file, progress)?;
     temp.file
         .sync_all()
         .map_err(|e| Error::io(format!("flushing {}", temp.path.display()), e))?;
-    temp.replace(path, &metadata)?;
+    temp.replace(&target, &metadata)?;
     let report = CompactReport {
         file_size_before: metadata.len(),
-        file_size_after: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        file_size_after: std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0),
         blocks_before: sparse.bat().allocated().count() as u64,
         blocks_after,
     };

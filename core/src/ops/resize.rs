@@ -31,7 +31,7 @@ pub struct ResizeReport {
 /// Changes the virtual size of the image at `path` to `new_size` bytes (a positive multiple
 /// of 512, at most [`MAX_FIXED_SIZE`] for fixed images and [`MAX_DYNAMIC_SIZE`] for the
 /// others; [`Error::InvalidArgument`] otherwise). The footer's current size, original size
-/// and CHS geometry (computed for the new size, as [`crate::create`] does) change; the
+/// and CHS geometry (computed for the new size, as [`crate::create()`] does) change; the
 /// unique id, time stamps and creator stay. The original size changes too although the
 /// specification calls it the size at creation: it is only informational there, but
 /// libvhdi (vhdiinfo, pyvhdi, and the forensic tools built on them) reads the disk at
@@ -45,15 +45,21 @@ pub struct ResizeReport {
 ///   parent.
 /// - Shrinking: refused with [`Error::InvalidArgument`] when the part cut off holds data
 ///   (anything but zeros as a reader sees it, through the parent chain for a differencing
-///   image), unless `options.force`. The blocks past the new end are freed (the file is
-///   cut when they were at its end; blocks elsewhere stay as unreferenced space, which
-///   `check` reports as leaked and [`super::compact`] reclaims). The part of the new last
-///   block past the new end is cleared (zeros, or absent sectors in a differencing image),
-///   so that growing again later shows no old data.
+///   image), unless `options.force`. The blocks past the new end are freed: their BAT
+///   entries are unallocated (and made durable), then the footer records the new size,
+///   then the blocks at the end of the file are moved into the freed space (each copied
+///   and made durable before its BAT entry points at the copy) and the file is cut after
+///   the last block (the footer written there first). The part of the new last
+///   block past the new end is cleared (zeros in a dynamic image, absent sectors in a
+///   differencing one), so that growing again later shows zeros (a differencing image:
+///   the parent's data), never the data cut off.
 ///
 /// The scan of the part cut off reports progress and may be cancelled; nothing has been
 /// changed then. Each step after it is made durable before the next one starts, in an
-/// order that leaves a valid image at every instant (see the steps of each kind). The
+/// order that leaves a valid image (of the old or the new size) at every instant; the
+/// footer at the end, which readers use, is written before its copy at offset 0, so a
+/// crash between the two leaves a copy that `check` reports as differing (the image reads
+/// right; rewriting the copy repairs it). The
 /// image is opened with an exclusive lock: an image open elsewhere is refused
 /// ([`Error::Locked`]).
 pub fn resize(
@@ -167,4 +173,174 @@ fn ensure_nothing_cut_off(image: &Image, new_size: u64, progress: Progress) -> R
         progress.report("resize", at - new_size, old_size - new_size)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Crash safety: the resize of a sparse image killed after any number of writes leaves
+    //! an image that opens, that `check` finds not corrupt, and that reads as before (at
+    //! the old or the new size).
+
+    use crate::storage::Storage;
+    use crate::VirtualDisk;
+    use crate::{
+        check, create, CheckOptions, CreateOptions, DiskType, FindingKind, Image, OpenOptions,
+        Severity,
+    };
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+
+    const BLOCK: u64 = 256 * 1024;
+
+    /// The bytes, the writes (and truncations) so far, and how many may succeed.
+    type State = (Vec<u8>, usize, Option<usize>);
+
+    /// A file in memory whose process dies after `die_after` writes and truncations.
+    #[derive(Debug, Clone)]
+    struct DyingFile(Arc<Mutex<State>>);
+
+    impl DyingFile {
+        fn new(bytes: Vec<u8>, die_after: Option<usize>) -> DyingFile {
+            DyingFile(Arc::new(Mutex::new((bytes, 0, die_after))))
+        }
+        fn step(state: &mut State) -> std::io::Result<()> {
+            if state.2.is_some_and(|n| state.1 >= n) {
+                return Err(std::io::Error::other("killed (fault injection)"));
+            }
+            state.1 += 1;
+            Ok(())
+        }
+    }
+
+    impl Storage for DyingFile {
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            let state = self.0.lock().unwrap();
+            let end = offset as usize + buf.len();
+            if end > state.0.len() {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.copy_from_slice(&state.0[offset as usize..end]);
+            Ok(())
+        }
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+            let mut state = self.0.lock().unwrap();
+            DyingFile::step(&mut state)?;
+            let end = offset as usize + buf.len();
+            if state.0.len() < end {
+                state.0.resize(end, 0);
+            }
+            state.0[offset as usize..end].copy_from_slice(buf);
+            Ok(())
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn file_size(&self) -> std::io::Result<u64> {
+            Ok(self.0.lock().unwrap().0.len() as u64)
+        }
+        fn set_len(&self, size: u64) -> std::io::Result<()> {
+            let mut state = self.0.lock().unwrap();
+            DyingFile::step(&mut state)?;
+            state.0.resize(size as usize, 0);
+            Ok(())
+        }
+    }
+
+    fn temp_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("vhd-core-resize-{}-{name}", std::process::id()))
+    }
+
+    fn set_size(image: &mut Image, size: u64) -> crate::Result<()> {
+        match image {
+            Image::Dynamic(dynamic) => dynamic.sparse_mut().set_size(size),
+            Image::Differencing(child) => child.sparse_mut().set_size(size),
+            Image::Fixed(fixed) => fixed.set_size(size),
+        }
+    }
+
+    /// A dynamic image of 128 blocks of 256 KiB (a full 512-byte BAT): data in blocks
+    /// 0, 1, 2 (right after the BAT) and 60, zeros in block 100, written first.
+    fn image_bytes(path: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+        let options = CreateOptions {
+            block_size: BLOCK as u32,
+            overwrite: true,
+            ..CreateOptions::new(DiskType::Dynamic, 128 * BLOCK)
+        };
+        let mut image = create(path, &options).unwrap();
+        let mut contents = vec![0u8; 128 * BLOCK as usize];
+        image.write_at(&[1], 100 * BLOCK).unwrap();
+        image.write_at(&[0], 100 * BLOCK).unwrap();
+        for block in [0u64, 1, 2, 60] {
+            let data: Vec<u8> = (0..BLOCK).map(|i| (i * 7 + block) as u8 | 1).collect();
+            image.write_at(&data, block * BLOCK).unwrap();
+            contents[(block * BLOCK) as usize..][..BLOCK as usize].copy_from_slice(&data);
+        }
+        drop(image);
+        (std::fs::read(path).unwrap(), contents)
+    }
+
+    fn killed_at_every_write(name: &str, new_size: u64) {
+        let path = temp_path(name);
+        let (original, contents) = image_bytes(&path);
+        let open = |file: DyingFile| {
+            let options = OpenOptions {
+                lock: false,
+                ..Default::default()
+            };
+            Image::open_storage(Box::new(file), &path, &options).unwrap()
+        };
+        let counter = DyingFile::new(original.clone(), None);
+        set_size(&mut open(counter.clone()), new_size).unwrap();
+        let total = counter.0.lock().unwrap().1;
+        for die_after in 0..=total {
+            let file = DyingFile::new(original.clone(), Some(die_after));
+            let result = set_size(&mut open(file.clone()), new_size);
+            assert_eq!(
+                result.is_ok(),
+                die_after == total,
+                "killed after {die_after}"
+            );
+            std::fs::write(&path, &file.0.lock().unwrap().0).unwrap();
+            // Between the footer at the end and its copy at offset 0, the copy describes
+            // the other size; the end footer rules, and nothing else may be wrong.
+            let report = check(&path, &CheckOptions::default()).unwrap();
+            let only_the_copy_differs = report
+                .findings()
+                .iter()
+                .filter(|f| f.severity == Severity::Corrupt)
+                .all(|f| f.kind == FindingKind::FooterCopyMismatch);
+            assert!(only_the_copy_differs, "killed after {die_after}: {report}");
+            let image = Image::open(&path, &OpenOptions::default()).unwrap();
+            let size = image.size();
+            assert!(
+                size == new_size || size == contents.len() as u64,
+                "size {size}"
+            );
+            let mut read = vec![0u8; size as usize];
+            image.read_at(&mut read, 0).unwrap();
+            let common = read.len().min(contents.len());
+            assert!(
+                read[..common] == contents[..common],
+                "killed after {die_after}"
+            );
+            assert!(
+                read[common..].iter().all(|&b| b == 0),
+                "killed after {die_after}"
+            );
+            if die_after == total {
+                assert_eq!(report.exit_code(), 0, "{report}");
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_grow_that_moves_blocks_for_the_bat_survives_being_killed_anywhere() {
+        killed_at_every_write("grow", 140 * BLOCK);
+    }
+
+    #[test]
+    fn a_shrink_that_moves_blocks_survives_being_killed_anywhere() {
+        killed_at_every_write("shrink", 64 * BLOCK);
+    }
 }
