@@ -13,6 +13,7 @@
 // napi-rs registers exports only outside `cfg(test)`, so unit-test builds see them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod cli;
 mod errors;
 mod image;
 mod info;

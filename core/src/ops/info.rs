@@ -68,7 +68,9 @@ pub struct ParentInfo {
 /// A stored checksum and the one the structure's fields call for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChecksumInfo {
+    /// The checksum in the file.
     pub stored: u32,
+    /// The checksum the structure's other bytes call for.
     pub computed: u32,
 }
 

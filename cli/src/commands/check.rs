@@ -1,0 +1,213 @@
+//! `vhd check`: structure checks (and repairs) with qemu-img check's output and exit codes.
+
+use super::{flag, Command, JSON};
+use crate::args::Parsed;
+use crate::json::Json;
+use crate::{CliError, Io};
+use std::io::Write;
+use vhd_core::ops::{repair, RepairReport};
+use vhd_core::{check, CheckOptions, CheckReport, Finding, Severity};
+
+pub const COMMAND: Command = Command {
+    name: "check",
+    synopsis: "[--repair] [--json] FILE",
+    summary: "check an image for damage and leaked space (and repair it)",
+    description: "\
+Checks the structure of the VHD image FILE, like 'qemu-img check': footer and its copy,
+dynamic header, block allocation table, overlapping or leaked blocks, parent locators and
+the parent link. The file is only read, unless --repair is given: then what can be
+repaired safely is repaired, and the image is checked again.
+
+Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked space
+(no harm to data), 1 the check could not run. With --repair, the code is the one of the
+check after repairing.",
+    options: &[flag("repair", "repair what can be repaired safely"), JSON],
+    run,
+};
+
+fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
+    let [file] = parsed.positionals("check", &["FILE"], &[])? else {
+        unreachable!("exactly one positional was checked")
+    };
+    let json = parsed.flag("json");
+    if parsed.flag("repair") {
+        let report = repair(std::path::Path::new(file), &CheckOptions::default())?;
+        if json {
+            writeln!(io.stdout, "{}", repair_json(&report).pretty())?;
+        } else {
+            write_repair_text(io, &report)?;
+        }
+        return Ok(report.after.exit_code());
+    }
+    let report = check(file, &CheckOptions::default())?;
+    if json {
+        writeln!(io.stdout, "{}", report_json(&report).pretty())?;
+    } else {
+        write_text(io, &report)?;
+    }
+    Ok(report.exit_code())
+}
+
+/// The findings, then qemu-img's summary sentences.
+fn write_text(io: &mut Io, report: &CheckReport) -> std::io::Result<()> {
+    let out = &mut io.stdout;
+    for finding in report.findings() {
+        writeln!(out, "{}", finding_text(finding))?;
+    }
+    if !report.findings().is_empty() {
+        writeln!(out)?;
+    }
+    let corrupt = count(report, Severity::Corrupt);
+    if corrupt > 0 {
+        writeln!(out, "{corrupt} errors were found on the image.")?;
+        writeln!(
+            out,
+            "Data may be corrupted, or further writes to the image may corrupt it."
+        )?;
+    }
+    if report.has_leaks() {
+        if corrupt > 0 {
+            writeln!(out)?;
+        }
+        writeln!(
+            out,
+            "{} leaked blocks were found on the image.",
+            report.leaked_blocks()
+        )?;
+        writeln!(out, "This means waste of disk space, but no harm to data.")?;
+    }
+    if report.is_clean() {
+        writeln!(out, "No errors were found on the image.")?;
+    }
+    if report.table_entries() > 0 {
+        writeln!(
+            out,
+            "{}/{} blocks allocated.",
+            report.allocated_blocks(),
+            report.table_entries()
+        )?;
+    }
+    writeln!(out, "Image end offset: {}", report.file_size())
+}
+
+/// `ERROR`, `Leaked` or `Info`, as qemu-img starts its lines, then the kind and message.
+fn finding_text(finding: &Finding) -> String {
+    let label = match finding.severity {
+        Severity::Corrupt => "ERROR",
+        Severity::Leak => "Leaked",
+        Severity::Info => "Info",
+    };
+    let at = finding
+        .offset
+        .map(|o| format!(" at offset {o}"))
+        .unwrap_or_default();
+    format!("{label} [{}]{at}: {}", finding.kind.code(), finding.message)
+}
+
+fn count(report: &CheckReport, severity: Severity) -> usize {
+    report
+        .findings()
+        .iter()
+        .filter(|f| f.severity == severity)
+        .count()
+}
+
+/// qemu-img check -r's account: each change, the counts repaired, then the check after.
+fn write_repair_text(io: &mut Io, report: &RepairReport) -> std::io::Result<()> {
+    let out = &mut io.stdout;
+    for action in &report.actions {
+        writeln!(
+            out,
+            "Repairing [{}]: {}",
+            action.fixes.code(),
+            action.description
+        )?;
+    }
+    if report.changed() {
+        let leaks = report
+            .before
+            .leaked_blocks()
+            .saturating_sub(report.after.leaked_blocks());
+        let corruptions = count(&report.before, Severity::Corrupt)
+            .saturating_sub(count(&report.after, Severity::Corrupt));
+        writeln!(
+            out,
+            "The following inconsistencies were found and repaired:"
+        )?;
+        writeln!(out)?;
+        writeln!(out, "    {leaks} leaked blocks")?;
+        writeln!(out, "    {corruptions} corruptions")?;
+        writeln!(out)?;
+    }
+    for range in &report.lost {
+        writeln!(
+            out,
+            "Lost: bytes {}..{} of the disk now read as zeros (or from the parent): their block was not in the file",
+            range.start, range.end
+        )?;
+    }
+    writeln!(out, "Double checking the fixed image now...")?;
+    write_text(io, &report.after)
+}
+
+fn report_json(report: &CheckReport) -> Json {
+    let findings = report.findings().iter().map(|f| {
+        Json::object([
+            ("severity", Json::str(f.severity.name())),
+            ("kind", Json::str(f.kind.code())),
+            ("offset", Json::opt(f.offset, Json::UInt)),
+            ("message", Json::str(&f.message)),
+        ])
+    });
+    Json::object([
+        ("filename", Json::str(report.path().display().to_string())),
+        ("format", Json::str("vpc")),
+        (
+            "type",
+            Json::opt(report.disk_type(), |t| Json::str(t.name())),
+        ),
+        ("virtualSize", Json::opt(report.virtual_size(), Json::UInt)),
+        (
+            "blockSize",
+            Json::opt(report.block_size(), |b| Json::UInt(b.into())),
+        ),
+        ("fileSize", Json::UInt(report.file_size())),
+        ("tableEntries", Json::UInt(report.table_entries())),
+        ("allocatedBlocks", Json::UInt(report.allocated_blocks())),
+        ("leakedBlocks", Json::UInt(report.leaked_blocks())),
+        (
+            "corruptions",
+            Json::UInt(count(report, Severity::Corrupt) as u64),
+        ),
+        ("leaks", Json::UInt(count(report, Severity::Leak) as u64)),
+        (
+            "parent",
+            Json::opt(report.parent(), |p| Json::str(p.display().to_string())),
+        ),
+        ("exitCode", Json::Int(report.exit_code().into())),
+        ("findings", Json::Array(findings.collect())),
+    ])
+}
+
+fn repair_json(report: &RepairReport) -> Json {
+    let actions = report.actions.iter().map(|a| {
+        Json::object([
+            ("fixes", Json::str(a.fixes.code())),
+            ("offset", Json::UInt(a.offset)),
+            ("description", Json::str(&a.description)),
+        ])
+    });
+    let lost = report.lost.iter().map(|range| {
+        Json::object([
+            ("start", Json::UInt(range.start)),
+            ("length", Json::UInt(range.end - range.start)),
+        ])
+    });
+    Json::object([
+        ("before", report_json(&report.before)),
+        ("actions", Json::Array(actions.collect())),
+        ("lost", Json::Array(lost.collect())),
+        ("after", report_json(&report.after)),
+        ("exitCode", Json::Int(report.after.exit_code().into())),
+    ])
+}

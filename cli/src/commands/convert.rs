@@ -1,0 +1,115 @@
+//! `vhd convert`: raw or any VHD (chains flattened) into raw, fixed or dynamic.
+
+use super::{flag, size_argument, valued, Command};
+use crate::args::Parsed;
+use crate::progress::{self, PROGRESS, QUIET};
+use crate::size::size_with_bytes;
+use crate::{CliError, Io};
+use std::path::Path;
+use vhd_core::dynamic_header::DEFAULT_BLOCK_SIZE;
+use vhd_core::ops::{convert, ConvertOptions, OutputFormat, SourceFormat};
+
+pub const COMMAND: Command = Command {
+    name: "convert",
+    synopsis: "[--to raw|fixed|dynamic] [--azure] SRC DST",
+    summary: "convert a raw disk or a VHD (a chain is flattened) into a new image",
+    description: "\
+Writes the virtual disk SRC into the new file DST. SRC is a VHD of any type (a
+differencing image is read through its whole chain) or a raw disk image: a file that
+ends with a valid VHD footer is taken as a VHD, any other as raw, unless --from says.
+
+DST is a dynamic VHD (all-zero blocks left unallocated) unless --to says raw or fixed.
+--azure makes what Azure accepts: a fixed VHD whose size is rounded up to a whole MiB.
+An existing DST is refused unless --overwrite is given.",
+    options: &[
+        valued("to", "FORMAT", "raw, fixed or dynamic (default: dynamic)"),
+        valued(
+            "from",
+            "FORMAT",
+            "how to read SRC: auto, raw or vhd (default: auto)",
+        ),
+        flag(
+            "azure",
+            "a fixed VHD of a whole number of MiB, as Azure requires",
+        ),
+        valued(
+            "block-size",
+            "SIZE",
+            "block size of a dynamic DST (default 2M)",
+        ),
+        flag("overwrite", "replace DST if it exists"),
+        PROGRESS,
+        QUIET,
+    ],
+    run,
+};
+
+fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
+    let positionals = parsed.positionals("convert", &["SRC", "DST"], &[])?;
+    let (source, destination) = (&positionals[0], &positionals[1]);
+    let azure = parsed.flag("azure");
+    let to = match (parsed.value("to"), azure) {
+        (None, false) | (Some("dynamic"), false) => OutputFormat::Dynamic,
+        (None, true) | (Some("fixed"), _) => OutputFormat::Fixed,
+        (Some("raw"), false) => OutputFormat::Raw,
+        (Some("raw" | "dynamic"), true) => {
+            return Err(CliError::usage(
+                "convert",
+                "--azure makes a fixed VHD: drop --to or use --to fixed",
+            ))
+        }
+        (Some(other), _) => {
+            return Err(CliError::usage(
+                "convert",
+                format!("unknown output format '{other}': expected raw, fixed or dynamic"),
+            ))
+        }
+    };
+    let source_format = match parsed.value("from") {
+        None | Some("auto") => SourceFormat::Auto,
+        Some("raw") => SourceFormat::Raw,
+        Some("vhd" | "vpc") => SourceFormat::Vhd,
+        Some(other) => {
+            return Err(CliError::usage(
+                "convert",
+                format!("unknown source format '{other}': expected auto, raw or vhd"),
+            ))
+        }
+    };
+    let block_size = match parsed.value("block-size") {
+        None => DEFAULT_BLOCK_SIZE,
+        Some(_) if to != OutputFormat::Dynamic => {
+            return Err(CliError::usage(
+                "convert",
+                "--block-size is only for dynamic output",
+            ))
+        }
+        Some(text) => u32::try_from(size_argument("convert", text)?)
+            .map_err(|_| CliError::usage("convert", format!("block size {text} is too large")))?,
+    };
+    let options = ConvertOptions {
+        source_format,
+        azure,
+        block_size,
+        overwrite: parsed.flag("overwrite"),
+        ..ConvertOptions::new(to)
+    };
+    let show = progress::wanted(parsed, io);
+    let report = progress::run_with(io, show, |progress| {
+        convert(
+            Path::new(source),
+            Path::new(destination),
+            &options,
+            progress,
+        )
+    })?;
+    if !parsed.flag("quiet") {
+        writeln!(
+            io.stdout,
+            "Converted '{source}' to '{destination}': virtual size {}, file size {}",
+            size_with_bytes(report.virtual_size),
+            size_with_bytes(report.file_size)
+        )?;
+    }
+    Ok(0)
+}

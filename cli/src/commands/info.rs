@@ -1,0 +1,506 @@
+//! `vhd info`: every footer and header field, the parent chain, the allocated size.
+
+use super::{open_read_only, Command, JSON};
+use crate::args::Parsed;
+use crate::json::Json;
+use crate::size::{human_size, size_with_bytes};
+use crate::{CliError, Io};
+use std::fmt::Write as _;
+use std::path::Path;
+use vhd_core::footer::{
+    format_unique_id, Footer, FEATURE_RESERVED, FEATURE_TEMPORARY, HOST_OS_MACINTOSH,
+    HOST_OS_WINDOWS, NO_DATA_OFFSET, VHD_EPOCH_UNIX_SECONDS,
+};
+use vhd_core::ops::{ChecksumInfo, ImageInfo, LocatorInfo};
+use vhd_core::{DynamicHeader, FooterSource};
+
+pub const COMMAND: Command = Command {
+    name: "info",
+    synopsis: "[--json] FILE",
+    summary: "show every footer and header field, the parent chain and the space used",
+    description: "\
+Shows what the VHD image FILE is, like 'qemu-img info': its type (subformat), virtual
+size, the space it uses, then every field of the hard disk footer and (dynamic and
+differencing images) of the dynamic disk header, the parent locators, and the chain of
+images below a differencing image. The image is opened read-only.
+
+With --json, prints one JSON object with, among others: type, virtualSize (bytes),
+geometry, blockSize (null for fixed images), allocatedBytes, fileSize, creator,
+uniqueId, timestamp, features, checksums, footerSource, footer, header, parent (null,
+or {name, uniqueId, timestamp, path, locators}) and chain.",
+    options: &[JSON],
+    run,
+};
+
+fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
+    let [file] = parsed.positionals("info", &["FILE"], &[])? else {
+        unreachable!("exactly one positional was checked")
+    };
+    let image = open_read_only(file)?;
+    let info = vhd_core::ops::info(&image)?;
+    if parsed.flag("json") {
+        writeln!(io.stdout, "{}", to_json(&info).pretty())?;
+    } else {
+        io.stdout.write_all(to_text(&info).as_bytes())?;
+    }
+    Ok(0)
+}
+
+// ---- JSON ----
+
+fn to_json(info: &ImageInfo) -> Json {
+    let footer = &info.footer;
+    let geometry = footer.geometry;
+    Json::object([
+        ("path", Json::str(display(&info.path))),
+        ("format", Json::str("vpc")),
+        ("type", Json::str(info.disk_type.name())),
+        ("virtualSize", Json::UInt(info.virtual_size)),
+        (
+            "geometry",
+            Json::object([
+                ("cylinders", Json::UInt(geometry.cylinders.into())),
+                ("heads", Json::UInt(geometry.heads.into())),
+                (
+                    "sectorsPerTrack",
+                    Json::UInt(geometry.sectors_per_track.into()),
+                ),
+                ("size", Json::UInt(info.geometry_size)),
+            ]),
+        ),
+        (
+            "blockSize",
+            Json::opt(info.header.as_ref(), |h| Json::UInt(h.block_size.into())),
+        ),
+        ("allocatedBytes", Json::UInt(info.allocated_bytes)),
+        (
+            "allocatedBlocks",
+            Json::opt(info.allocated_blocks, Json::UInt),
+        ),
+        ("fileSize", Json::UInt(info.file_size)),
+        ("diskUsage", Json::opt(info.disk_usage, Json::UInt)),
+        (
+            "creator",
+            Json::object([
+                ("application", Json::str(footer.creator_application_str())),
+                ("version", Json::str(creator_version(footer))),
+                ("hostOs", Json::str(host_os(footer.creator_host_os))),
+            ]),
+        ),
+        ("uniqueId", Json::str(format_unique_id(&footer.unique_id))),
+        ("timestamp", Json::str(iso_time(footer.timestamp))),
+        (
+            "features",
+            Json::object([
+                ("value", Json::UInt(footer.features.into())),
+                (
+                    "temporary",
+                    Json::Bool(footer.features & FEATURE_TEMPORARY != 0),
+                ),
+                (
+                    "reserved",
+                    Json::Bool(footer.features & FEATURE_RESERVED != 0),
+                ),
+            ]),
+        ),
+        (
+            "checksums",
+            Json::object([
+                ("footer", checksum_json(info.footer_checksum)),
+                ("header", Json::opt(info.header_checksum, checksum_json)),
+            ]),
+        ),
+        ("footerSource", Json::str(footer_source(info.footer_source))),
+        ("footer", footer_json(footer)),
+        ("header", Json::opt(info.header.as_ref(), header_json)),
+        ("parent", parent_json(info)),
+        (
+            "chain",
+            Json::Array(
+                info.chain
+                    .iter()
+                    .map(|entry| {
+                        Json::object([
+                            ("path", Json::str(display(&entry.path))),
+                            ("type", Json::str(entry.kind.name())),
+                            ("virtualSize", Json::UInt(entry.virtual_size)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+fn checksum_json(checksum: ChecksumInfo) -> Json {
+    Json::object([
+        ("stored", Json::UInt(checksum.stored.into())),
+        ("computed", Json::UInt(checksum.computed.into())),
+        ("valid", Json::Bool(checksum.is_valid())),
+    ])
+}
+
+/// Every footer field, as stored.
+fn footer_json(footer: &Footer) -> Json {
+    Json::object([
+        ("features", Json::UInt(footer.features.into())),
+        ("formatVersion", Json::UInt(footer.format_version.into())),
+        ("dataOffset", data_offset_json(footer.data_offset)),
+        ("timestamp", Json::UInt(footer.timestamp.into())),
+        (
+            "creatorApplication",
+            Json::str(footer.creator_application_str()),
+        ),
+        ("creatorVersion", Json::UInt(footer.creator_version.into())),
+        ("creatorHostOs", Json::UInt(footer.creator_host_os.into())),
+        ("originalSize", Json::UInt(footer.original_size)),
+        ("currentSize", Json::UInt(footer.current_size)),
+        ("diskType", Json::UInt(footer.disk_type_code.into())),
+        ("checksum", Json::UInt(footer.checksum.into())),
+        ("uniqueId", Json::str(format_unique_id(&footer.unique_id))),
+        ("savedState", Json::UInt(footer.saved_state.into())),
+    ])
+}
+
+/// A fixed image's data offset is all ones: null rather than 2^64 - 1.
+fn data_offset_json(offset: u64) -> Json {
+    if offset == NO_DATA_OFFSET {
+        Json::Null
+    } else {
+        Json::UInt(offset)
+    }
+}
+
+/// Every dynamic header field but the locator table (see `parent.locators`).
+fn header_json(header: &DynamicHeader) -> Json {
+    Json::object([
+        ("dataOffset", data_offset_json(header.data_offset)),
+        ("tableOffset", Json::UInt(header.table_offset)),
+        ("headerVersion", Json::UInt(header.header_version.into())),
+        (
+            "maxTableEntries",
+            Json::UInt(header.max_table_entries.into()),
+        ),
+        ("blockSize", Json::UInt(header.block_size.into())),
+        ("checksum", Json::UInt(header.checksum.into())),
+        (
+            "parentUniqueId",
+            Json::str(format_unique_id(&header.parent_unique_id)),
+        ),
+        (
+            "parentTimestamp",
+            Json::UInt(header.parent_timestamp.into()),
+        ),
+        ("parentName", Json::str(header.parent_name())),
+    ])
+}
+
+fn parent_json(info: &ImageInfo) -> Json {
+    let Some(parent) = &info.parent else {
+        return Json::Null;
+    };
+    Json::object([
+        ("name", Json::str(&parent.name)),
+        ("uniqueId", Json::str(format_unique_id(&parent.unique_id))),
+        ("timestamp", Json::str(iso_time(parent.timestamp))),
+        ("path", Json::str(display(&parent.path))),
+        (
+            "locators",
+            Json::Array(info.parent_locators.iter().map(locator_json).collect()),
+        ),
+    ])
+}
+
+fn locator_json(locator: &LocatorInfo) -> Json {
+    let entry = &locator.entry;
+    Json::object([
+        ("index", Json::UInt(locator.index as u64)),
+        ("platformCode", Json::str(entry.platform_name())),
+        ("dataSpace", Json::UInt(entry.platform_data_space.into())),
+        ("dataLength", Json::UInt(entry.platform_data_length.into())),
+        ("dataOffset", Json::UInt(entry.platform_data_offset)),
+        ("path", Json::opt(locator.path.clone(), Json::String)),
+    ])
+}
+
+// ---- text ----
+
+/// The `qemu-img info` lines first, then every field, indented as qemu-img's
+/// "Format specific information".
+fn to_text(info: &ImageInfo) -> String {
+    let mut out = String::new();
+    let footer = &info.footer;
+    let mut line = |label: &str, value: String| {
+        let _ = writeln!(out, "{label}: {value}");
+    };
+    line("image", display(&info.path));
+    line("file format", "vpc".into());
+    line("subformat", info.disk_type.name().into());
+    line("virtual size", size_with_bytes(info.virtual_size));
+    if let Some(usage) = info.disk_usage {
+        line("disk size", human_size(usage));
+    }
+    line("file length", size_with_bytes(info.file_size));
+    let allocated = match info.allocated_blocks {
+        Some(blocks) => format!(
+            "{} in {blocks} blocks",
+            size_with_bytes(info.allocated_bytes)
+        ),
+        None => size_with_bytes(info.allocated_bytes),
+    };
+    line("allocated", allocated);
+    if let Some(header) = &info.header {
+        line("cluster_size", header.block_size.to_string());
+    }
+    if let Some(parent) = &info.parent {
+        line("backing file", display(&parent.path));
+        line("backing file format", "vpc".into());
+    }
+    out.push_str("Format specific information:\n");
+    footer_text(&mut out, footer, info);
+    if let Some(header) = &info.header {
+        header_text(&mut out, header, info);
+    }
+    out.push_str("    chain:\n");
+    for (depth, entry) in info.chain.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "        {depth}: {} ({}, {})",
+            display(&entry.path),
+            entry.kind.name(),
+            size_with_bytes(entry.virtual_size)
+        );
+    }
+    out
+}
+
+fn footer_text(out: &mut String, footer: &Footer, info: &ImageInfo) {
+    let geometry = footer.geometry;
+    let fields = [
+        ("cookie", "conectix".to_string()),
+        ("features", features_text(footer.features)),
+        (
+            "format version",
+            format!(
+                "{}.{}",
+                footer.format_version >> 16,
+                footer.format_version & 0xFFFF
+            ),
+        ),
+        ("data offset", data_offset_text(footer.data_offset)),
+        ("time stamp", timestamp_text(footer.timestamp)),
+        (
+            "creator application",
+            format!("{:?}", String::from_utf8_lossy(&footer.creator_application)),
+        ),
+        ("creator version", creator_version(footer)),
+        (
+            "creator host OS",
+            format!(
+                "{} ({:#010x})",
+                host_os(footer.creator_host_os),
+                footer.creator_host_os
+            ),
+        ),
+        ("original size", size_with_bytes(footer.original_size)),
+        ("current size", size_with_bytes(footer.current_size)),
+        (
+            "disk geometry",
+            format!(
+                "{}/{}/{} (C/H/S), {}",
+                geometry.cylinders,
+                geometry.heads,
+                geometry.sectors_per_track,
+                size_with_bytes(info.geometry_size)
+            ),
+        ),
+        (
+            "disk type",
+            format!("{} ({})", footer.disk_type_code, info.disk_type.name()),
+        ),
+        ("checksum", checksum_text(info.footer_checksum)),
+        ("unique id", format_unique_id(&footer.unique_id)),
+        ("saved state", footer.saved_state.to_string()),
+        (
+            "found at",
+            footer_source_text(info.footer_source).to_string(),
+        ),
+    ];
+    section(out, "footer", &fields);
+}
+
+fn header_text(out: &mut String, header: &DynamicHeader, info: &ImageInfo) {
+    let mut fields = vec![
+        ("cookie", "cxsparse".to_string()),
+        ("data offset", data_offset_text(header.data_offset)),
+        ("table offset", header.table_offset.to_string()),
+        (
+            "header version",
+            format!(
+                "{}.{}",
+                header.header_version >> 16,
+                header.header_version & 0xFFFF
+            ),
+        ),
+        ("max table entries", header.max_table_entries.to_string()),
+        ("block size", size_with_bytes(header.block_size.into())),
+    ];
+    if let Some(checksum) = info.header_checksum {
+        fields.push(("checksum", checksum_text(checksum)));
+    }
+    fields.extend([
+        (
+            "parent unique id",
+            format_unique_id(&header.parent_unique_id),
+        ),
+        ("parent time stamp", timestamp_text(header.parent_timestamp)),
+        ("parent name", format!("{:?}", header.parent_name())),
+    ]);
+    section(out, "dynamic header", &fields);
+    if info.parent_locators.is_empty() {
+        return;
+    }
+    out.push_str("        parent locators:\n");
+    for locator in &info.parent_locators {
+        let entry = &locator.entry;
+        let _ = writeln!(
+            out,
+            "            [{}] {}: data space {}, data length {}, data offset {}{}",
+            locator.index,
+            entry.platform_name(),
+            entry.platform_data_space,
+            entry.platform_data_length,
+            entry.platform_data_offset,
+            locator
+                .path
+                .as_ref()
+                .map(|p| format!(", path {p:?}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn section(out: &mut String, title: &str, fields: &[(&str, String)]) {
+    let _ = writeln!(out, "    {title}:");
+    for (label, value) in fields {
+        let _ = writeln!(out, "        {label}: {value}");
+    }
+}
+
+fn features_text(features: u32) -> String {
+    let mut names = Vec::new();
+    if features & FEATURE_TEMPORARY != 0 {
+        names.push("temporary");
+    }
+    if features & FEATURE_RESERVED != 0 {
+        names.push("reserved");
+    }
+    format!(
+        "{features:#010x} ({})",
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
+fn data_offset_text(offset: u64) -> String {
+    if offset == NO_DATA_OFFSET {
+        "none (0xffffffffffffffff)".into()
+    } else {
+        offset.to_string()
+    }
+}
+
+fn checksum_text(checksum: ChecksumInfo) -> String {
+    if checksum.is_valid() {
+        format!("{:#010x} (valid)", checksum.stored)
+    } else {
+        format!(
+            "{:#010x} (INVALID: the fields call for {:#010x})",
+            checksum.stored, checksum.computed
+        )
+    }
+}
+
+fn timestamp_text(timestamp: u32) -> String {
+    format!("{} ({timestamp} s after 2000-01-01)", iso_time(timestamp))
+}
+
+fn footer_source(source: FooterSource) -> &'static str {
+    match source {
+        FooterSource::End => "end",
+        FooterSource::End511 => "end511",
+        FooterSource::Copy => "copy",
+    }
+}
+
+fn footer_source_text(source: FooterSource) -> &'static str {
+    match source {
+        FooterSource::End => "the end of the file",
+        FooterSource::End511 => "the end of the file (a 511-byte footer)",
+        FooterSource::Copy => "offset 0 (the copy: the footer at the end is damaged)",
+    }
+}
+
+fn creator_version(footer: &Footer) -> String {
+    let (major, minor) = footer.creator_version_parts();
+    format!("{major}.{minor}")
+}
+
+fn host_os(code: u32) -> String {
+    match code {
+        HOST_OS_WINDOWS => "Windows".into(),
+        HOST_OS_MACINTOSH => "Macintosh".into(),
+        other => format!("{:?}", String::from_utf8_lossy(&other.to_be_bytes())),
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// A VHD time stamp (seconds since 2000-01-01 UTC) as ISO 8601, `2024-05-01T12:00:00Z`.
+pub fn iso_time(timestamp: u32) -> String {
+    let unix = VHD_EPOCH_UNIX_SECONDS + u64::from(timestamp);
+    let (days, seconds) = (unix / 86_400, unix % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// The Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_time_of_known_instants() {
+        assert_eq!(iso_time(0), "2000-01-01T00:00:00Z");
+        // 2024-02-29T12:34:56Z, a leap day.
+        assert_eq!(
+            iso_time(1_709_210_096 - 946_684_800),
+            "2024-02-29T12:34:56Z"
+        );
+        assert_eq!(iso_time(u32::MAX), "2136-02-07T06:28:15Z");
+    }
+}

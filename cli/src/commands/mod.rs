@@ -1,0 +1,190 @@
+//! The commands, their help, and choosing one from the command line.
+
+mod cat;
+mod check;
+mod convert;
+mod create;
+mod info;
+mod maintenance;
+mod map;
+
+use crate::args::{self, OptionSpec, Parsed};
+use crate::{CliError, Io, PROGRAM};
+use std::io::Write;
+use std::path::Path;
+use vhd_core::{Image, OpenOptions};
+
+/// One command: its name, help and implementation.
+pub struct Command {
+    /// The word that selects it: `vhd info`.
+    pub name: &'static str,
+    /// What follows the name in the usage line, e.g. `[--json] FILE`.
+    pub synopsis: &'static str,
+    /// One line for `vhd --help`.
+    pub summary: &'static str,
+    /// Paragraphs for `vhd <command> --help`.
+    pub description: &'static str,
+    /// The options it accepts (besides `-h`/`--help`).
+    pub options: &'static [OptionSpec],
+    /// Runs the command; returns the exit code.
+    pub run: fn(&Parsed, &mut Io) -> Result<i32, CliError>,
+}
+
+/// Every command, in the order `vhd --help` lists them.
+const COMMANDS: &[&Command] = &[
+    &info::COMMAND,
+    &create::COMMAND,
+    &convert::COMMAND,
+    &map::COMMAND,
+    &check::COMMAND,
+    &maintenance::COMPACT,
+    &maintenance::RESIZE,
+    &maintenance::COMMIT,
+    &maintenance::REBASE,
+    &maintenance::SNAPSHOT,
+    &cat::COMMAND,
+];
+
+/// Runs the command `args` names.
+pub fn dispatch(args: &[String], io: &mut Io) -> Result<i32, CliError> {
+    let Some((first, rest)) = args.split_first() else {
+        return Err(CliError::usage("", "no command given"));
+    };
+    match first.as_str() {
+        "-h" | "--help" => return print_program_help(io),
+        "-V" | "--version" => {
+            writeln!(io.stdout, "{PROGRAM} version {}", env!("CARGO_PKG_VERSION"))?;
+            return Ok(0);
+        }
+        // `vhd help` and `vhd help <command>`, as git and npm have.
+        "help" => {
+            return match rest.first() {
+                None => print_program_help(io),
+                Some(name) => print_command_help(find(name)?, io),
+            }
+        }
+        word if word.starts_with('-') => {
+            return Err(CliError::usage("", format!("unknown option '{word}'")))
+        }
+        _ => {}
+    }
+    let command = find(first)?;
+    let parsed = args::parse(command.name, command.options, rest)?;
+    if parsed.flag("help") {
+        return print_command_help(command, io);
+    }
+    (command.run)(&parsed, io)
+}
+
+fn find(name: &str) -> Result<&'static Command, CliError> {
+    COMMANDS
+        .iter()
+        .copied()
+        .find(|c| c.name == name)
+        .ok_or_else(|| CliError::usage("", format!("unknown command '{name}'")))
+}
+
+fn print_program_help(io: &mut Io) -> Result<i32, CliError> {
+    let out = &mut io.stdout;
+    writeln!(
+        out,
+        "{PROGRAM} version {}: Microsoft VHD (Virtual Hard Disk) image utility",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    writeln!(
+        out,
+        "usage: {PROGRAM} [--help | --version] COMMAND [command options]"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Command syntax:")?;
+    for command in COMMANDS {
+        writeln!(out, "  {} {}", command.name, command.synopsis)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "Commands:")?;
+    for command in COMMANDS {
+        writeln!(out, "  {:<10}{}", command.name, command.summary)?;
+    }
+    writeln!(out)?;
+    out.write_all(PARAMETERS.as_bytes())?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Run '{PROGRAM} COMMAND --help' (or '{PROGRAM} help COMMAND') for the details of a command."
+    )?;
+    Ok(0)
+}
+
+/// What the placeholders of the usage lines mean.
+const PARAMETERS: &str = "\
+Command parameters:
+  FILE, SRC, DST  image files; SRC may also be a raw disk image
+  SIZE            a size in bytes, optionally with a suffix K, M, G or T (powers of 1024,
+                  any case, an optional trailing B or iB: 64M, 10G, 512)
+  Exit codes: 0 success, 1 failure (the message is on stderr); check: 2 corrupt, 3 leaks
+";
+
+fn print_command_help(command: &Command, io: &mut Io) -> Result<i32, CliError> {
+    let out = &mut io.stdout;
+    writeln!(
+        out,
+        "usage: {PROGRAM} {} {}",
+        command.name, command.synopsis
+    )?;
+    writeln!(out)?;
+    writeln!(out, "{}", command.description.trim_end())?;
+    writeln!(out)?;
+    writeln!(out, "Options:")?;
+    for spec in command.options.iter().chain(std::iter::once(&args::HELP)) {
+        let mut names = match spec.short {
+            Some(short) => format!("-{short}, --{}", spec.long),
+            None => format!("    --{}", spec.long),
+        };
+        if let Some(value) = spec.value {
+            names = format!("{names} {value}");
+        }
+        writeln!(out, "  {names:<28}{}", spec.help)?;
+    }
+    Ok(0)
+}
+
+/// Options that open an image only to read it: shared lock, checksums verified.
+pub fn read_only() -> OpenOptions {
+    OpenOptions {
+        read_only: true,
+        ..OpenOptions::default()
+    }
+}
+
+/// Opens the image at `path` read-only.
+pub fn open_read_only(path: &str) -> Result<Image, CliError> {
+    Ok(Image::open(Path::new(path), &read_only())?)
+}
+
+/// Parses the size argument `text` of `command`.
+pub fn size_argument(command: &'static str, text: &str) -> Result<u64, CliError> {
+    crate::size::parse_size(text).map_err(|message| CliError::usage(command, message))
+}
+
+/// An option that takes no value.
+pub const fn flag(long: &'static str, help: &'static str) -> OptionSpec {
+    OptionSpec {
+        long,
+        short: None,
+        value: None,
+        help,
+    }
+}
+
+/// An option that takes a value.
+pub const fn valued(long: &'static str, value: &'static str, help: &'static str) -> OptionSpec {
+    OptionSpec {
+        long,
+        short: None,
+        value: Some(value),
+        help,
+    }
+}
+
+/// `--json`.
+pub const JSON: OptionSpec = flag("json", "print JSON instead of text");

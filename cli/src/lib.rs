@@ -1,0 +1,192 @@
+//! The `vhd` command line: `qemu-img`-style commands for VHD images (info, create, convert,
+//! map, check, compact, resize, commit, rebase, snapshot, cat) on top of `vhd-core`.
+//!
+//! [`run`] is the whole program, with its streams passed in, so that the `vhd` binary, the
+//! Node.js addon (`runCli`, behind the npm package's `vhd` command) and the tests run the
+//! same code. [`run_with_std_streams`] is what a process calls: the real stdout and stderr,
+//! and panics turned into an error exit.
+//!
+//! Conventions, as in qemu-img: results go to stdout, errors to stderr as
+//! `vhd: ERR_CODE: message` with exit code 1 (`check` also exits 2 for a corrupt image and
+//! 3 for leaked space only); `--help` after any command describes it.
+
+#![warn(missing_docs)]
+
+mod args;
+mod commands;
+mod json;
+mod progress;
+mod size;
+
+use std::io::Write;
+
+pub use size::{human_size, parse_size};
+
+/// The program's name in messages.
+const PROGRAM: &str = "vhd";
+
+/// Where a command writes, and what it knows about the terminal.
+pub struct Io<'a> {
+    /// Results (text, JSON, or the disk's bytes for `cat`).
+    pub stdout: &'a mut dyn Write,
+    /// Errors and the progress bar.
+    pub stderr: &'a mut (dyn Write + Send),
+    /// Whether stderr is a terminal: the progress bar is shown by default only then.
+    pub stderr_is_terminal: bool,
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// The command line is wrong (unknown command or option, missing argument, bad size).
+    Usage {
+        /// The command whose help to point at; `None` for the program's.
+        command: Option<&'static str>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The operation failed.
+    Vhd(vhd_core::Error),
+    /// Writing the output failed.
+    Output(std::io::Error),
+}
+
+impl CliError {
+    /// A usage error of `command` (empty for the program itself).
+    pub fn usage(command: &'static str, message: impl Into<String>) -> CliError {
+        CliError::Usage {
+            command: (!command.is_empty()).then_some(command),
+            message: message.into(),
+        }
+    }
+
+    /// The stable code printed with the message: `vhd_core::Error::code()`, or
+    /// `ERR_VHD_USAGE` for a wrong command line.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CliError::Usage { .. } => "ERR_VHD_USAGE",
+            CliError::Vhd(e) => e.code(),
+            CliError::Output(_) => "ERR_VHD_IO",
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage { message, .. } => f.write_str(message),
+            CliError::Vhd(e) => write!(f, "{e}"),
+            CliError::Output(e) => write!(f, "writing the output: {e}"),
+        }
+    }
+}
+
+impl From<vhd_core::Error> for CliError {
+    fn from(e: vhd_core::Error) -> CliError {
+        CliError::Vhd(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> CliError {
+        CliError::Output(e)
+    }
+}
+
+/// Runs the command line `args` (the words after the program name) and returns the exit
+/// code: 0 success, 1 failure (the message is on `stderr`), 2 and 3 from `check`.
+pub fn run(
+    args: &[String],
+    stdout: &mut dyn Write,
+    stderr: &mut (dyn Write + Send),
+    stderr_is_terminal: bool,
+) -> i32 {
+    let mut io = Io {
+        stdout,
+        stderr,
+        stderr_is_terminal,
+    };
+    let result = commands::dispatch(args, &mut io).and_then(|code| {
+        io.stdout.flush()?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => code,
+        // A reader that went away (`vhd cat disk.vhd | head -c 10`) is not an error.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(error) => {
+            report(&error, io.stderr);
+            1
+        }
+    }
+}
+
+/// Prints `vhd: CODE: message` (and, for usage errors, where to find help).
+fn report(error: &CliError, stderr: &mut dyn Write) {
+    // Nothing sensible is left to do when stderr itself cannot be written.
+    let _ = writeln!(stderr, "{PROGRAM}: {}: {error}", error.code());
+    if let CliError::Usage { command, .. } = error {
+        let help = match command {
+            Some(command) => format!("{PROGRAM} {command} --help"),
+            None => format!("{PROGRAM} --help"),
+        };
+        let _ = writeln!(stderr, "Try '{help}' for more information.");
+    }
+    let _ = stderr.flush();
+}
+
+/// [`run`] on the process's stdout and stderr, for the `vhd` binary and the Node.js addon.
+/// A panic (a bug) is reported as `vhd: ERR_VHD_INTERNAL: ...` with exit code 1 instead of
+/// unwinding into the caller (which, in Node.js, would abort the process).
+pub fn run_with_std_streams(args: &[String]) -> i32 {
+    use std::io::IsTerminal;
+    let outcome = std::panic::catch_unwind(|| {
+        let stdout = std::io::stdout();
+        let mut stdout = RetryWrites(stdout.lock());
+        let stderr_is_terminal = std::io::stderr().is_terminal();
+        let mut stderr = RetryWrites(std::io::stderr());
+        run(args, &mut stdout, &mut stderr, stderr_is_terminal)
+    });
+    outcome.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let _ = writeln!(
+            std::io::stderr(),
+            "{PROGRAM}: ERR_VHD_INTERNAL: internal error (a bug in vhd): {message}"
+        );
+        1
+    })
+}
+
+/// A writer that waits and retries when the file descriptor is non-blocking and full.
+///
+/// Inside Node.js, stdout and stderr may be pipes that libuv switched to non-blocking
+/// mode; a write then fails with `WouldBlock` instead of waiting for the reader.
+struct RetryWrites<W>(W);
+
+impl<W: Write> Write for RetryWrites<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        loop {
+            match self.0.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
+    }
+}
