@@ -725,10 +725,12 @@ fn parent_problems() {
     let (parent, child) = differencing_image(&dir, &mut rng);
     let saved = dir.join("saved.vhd");
     std::fs::copy(&parent, &saved).unwrap();
+    // The parent's own time (the child records it), not the copy's: a copy made in the next
+    // second would otherwise make the restored parent "modified".
+    let modified = std::fs::metadata(&parent).unwrap().modified().unwrap();
     let restore = || {
         let _ = std::fs::remove_file(&parent);
         std::fs::copy(&saved, &parent).unwrap();
-        let modified = std::fs::metadata(&saved).unwrap().modified().unwrap();
         let file = std::fs::File::options().write(true).open(&parent).unwrap();
         file.set_modified(modified).unwrap();
     };
