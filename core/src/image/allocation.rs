@@ -155,7 +155,7 @@ impl Map {
         if let Some(last) = self.ranges.last_mut() {
             let continues = last.depth == depth
                 && last.offset + last.length == offset
-                && last.file_offset == Some(file_offset - last.length);
+                && last.file_offset.map(|start| start + last.length) == Some(file_offset);
             if continues {
                 last.length += length;
                 return;
@@ -216,6 +216,21 @@ mod tests {
         assert_eq!(run_end(&bitmap, 3, 64, true), 23);
         assert_eq!(run_end(&bitmap, 23, 64, false), 64);
         assert_eq!(run_end(&bitmap, 3, 10, true), 10);
+    }
+
+    #[test]
+    fn runs_merge_only_when_contiguous_in_the_file_too() {
+        let mut map = Map {
+            ranges: Vec::new(),
+            max_depth: 0,
+        };
+        // A long run placed late in the file, then the next disk run early in the file
+        // (blocks written out of order): no merge, and no arithmetic overflow.
+        map.push(0, 4 << 20, 0, 8 << 20);
+        map.push(4 << 20, 1 << 20, 0, 1 << 20);
+        map.push(5 << 20, 1 << 20, 0, 2 << 20);
+        let starts: Vec<_> = map.ranges.iter().map(|r| (r.offset, r.length)).collect();
+        assert_eq!(starts, vec![(0, 4 << 20), (4 << 20, 2 << 20)]);
     }
 
     #[test]
