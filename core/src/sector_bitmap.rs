@@ -40,6 +40,29 @@ impl SectorBitmap {
         byte & (0x80 >> (sector % 8)) != 0
     }
 
+    /// The end of the run of sectors from `from` (exclusive, at most `limit`) that are all
+    /// in the state of sector `from`: all present or all absent. Whole bytes of one state
+    /// (8 sectors) are skipped at once, so that a full or empty bitmap costs a byte per 8
+    /// sectors, not a bit test per sector.
+    pub fn run_end(&self, from: u32, limit: u32) -> u32 {
+        if from >= limit {
+            return limit;
+        }
+        let present = self.is_set(from);
+        let uniform = if present { 0xFF } else { 0x00 };
+        let mut sector = from + 1;
+        while sector < limit {
+            if sector.is_multiple_of(8) && self.bytes[(sector / 8) as usize] == uniform {
+                sector += 8;
+            } else if self.is_set(sector) == present {
+                sector += 1;
+            } else {
+                return sector;
+            }
+        }
+        limit
+    }
+
     /// Marks `count` sectors from `first` present. Returns whether any bit changed.
     pub fn set_range(&mut self, first: u32, count: u32) -> bool {
         let mut changed = false;
@@ -74,5 +97,19 @@ mod tests {
         assert_eq!(&b.as_bytes()[0..2], &[0x83, 0xC0]);
         assert!(!b.set_range(7, 2));
         assert!(b.is_set(9) && !b.is_set(10) && !b.is_set(5));
+    }
+
+    #[test]
+    fn runs_skip_whole_bytes_and_stop_at_the_first_change() {
+        let mut b = SectorBitmap::new(64 * 512);
+        b.set_range(3, 20); // sectors 3..23
+        assert_eq!(b.run_end(0, 64), 3);
+        assert_eq!(b.run_end(3, 64), 23);
+        assert_eq!(b.run_end(5, 64), 23);
+        assert_eq!(b.run_end(23, 64), 64);
+        assert_eq!(b.run_end(3, 10), 10);
+        assert_eq!(b.run_end(10, 10), 10);
+        // A whole byte skipped may overshoot the limit: the run still ends there.
+        assert_eq!(b.run_end(24, 30), 30);
     }
 }

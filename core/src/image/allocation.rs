@@ -10,7 +10,6 @@ use super::dynamic::DynamicImage;
 use super::{Image, Parent, VirtualDisk};
 use crate::error::Result;
 use crate::ops::AllocatedRange;
-use crate::sector_bitmap::SectorBitmap;
 
 impl Image {
     /// The allocated ranges of the virtual disk, in disk order (see
@@ -130,7 +129,7 @@ impl Map {
             let mut first = ((lo - block_start) / 512) as u32;
             while first < last {
                 let present = bitmap.is_set(first);
-                let run_end = run_end(&bitmap, first, last, present);
+                let run_end = bitmap.run_end(first, last);
                 let run_lo = (block_start + u64::from(first) * 512).max(lo);
                 let run_hi = (block_start + u64::from(run_end) * 512).min(hi);
                 if present {
@@ -183,40 +182,9 @@ fn blocks(start: u64, end: u64, block_size: u64) -> impl Iterator<Item = (u32, u
     })
 }
 
-/// The first sector from `from` (up to `limit`) whose bit is not `present`: whole bytes of
-/// eight equal bits are skipped at once.
-fn run_end(bitmap: &SectorBitmap, from: u32, limit: u32, present: bool) -> u32 {
-    let uniform = if present { 0xFF } else { 0x00 };
-    let bytes = bitmap.as_bytes();
-    let mut sector = from;
-    while sector < limit {
-        if sector.is_multiple_of(8)
-            && sector + 8 <= limit
-            && bytes[(sector / 8) as usize] == uniform
-        {
-            sector += 8;
-        } else if bitmap.is_set(sector) == present {
-            sector += 1;
-        } else {
-            break;
-        }
-    }
-    sector
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runs_skip_whole_bytes_and_stop_at_the_first_change() {
-        let mut bitmap = SectorBitmap::new(64 * 512);
-        bitmap.set_range(3, 20); // sectors 3..23
-        assert_eq!(run_end(&bitmap, 0, 64, false), 3);
-        assert_eq!(run_end(&bitmap, 3, 64, true), 23);
-        assert_eq!(run_end(&bitmap, 23, 64, false), 64);
-        assert_eq!(run_end(&bitmap, 3, 10, true), 10);
-    }
 
     #[test]
     fn runs_merge_only_when_contiguous_in_the_file_too() {

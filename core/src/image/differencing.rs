@@ -99,15 +99,12 @@ impl DifferencingImage {
     ) -> Result<()> {
         let bitmap = self.sparse.bitmap(span.block, sector)?;
         let end_in_block = span.offset_in_block + buf.len() as u64;
+        let last_sector = end_in_block.div_ceil(512) as u32;
         let mut position = span.offset_in_block;
         while position < end_in_block {
-            let present = bitmap.is_set((position / 512) as u32);
-            // Extend the run over following sectors in the same state.
-            let mut run_end = (position / 512 + 1) * 512;
-            while run_end < end_in_block && bitmap.is_set((run_end / 512) as u32) == present {
-                run_end += 512;
-            }
-            let run_end = run_end.min(end_in_block);
+            let first = (position / 512) as u32;
+            let present = bitmap.is_set(first);
+            let run_end = (u64::from(bitmap.run_end(first, last_sector)) * 512).min(end_in_block);
             let dest = &mut buf[(position - span.offset_in_block) as usize
                 ..(run_end - span.offset_in_block) as usize];
             if present {
