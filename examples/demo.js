@@ -50,8 +50,22 @@ async function main() {
     console.log(`  creator       ${JSON.stringify(creatorApplication)} ${creatorVersion.major}.${creatorVersion.minor}`)
     console.log(`  blocks used   ${disk.allocatedBlocks} of ${disk.header.maxTableEntries}`)
     console.log(`  file size     ${fs.statSync(file).size} bytes`)
+    const ranges = await disk.getAllocatedRanges()
+    console.log(`  data ranges   ${ranges.map((r) => `${r.offset / MiB}..${(r.offset + r.length) / MiB} MiB`).join(', ')}`)
 
     await disk.close()
+
+    // The maintenance operations work on closed images, by path.
+    const report = await VHD.check(file)
+    if (!report.clean) failures += 1
+    console.log(`Checked: ${report.clean ? 'no errors' : `exit code ${report.exitCode}`}`)
+    const copy = path.join(dir, 'demo-fixed.vhd')
+    const converted = await VHD.convert(file, copy, { to: 'fixed' })
+    const fixed = await VHD.open(copy, { readOnly: true })
+    const same = (await fixed.read(writes[1].offset, writes[1].data.length)).buffer.equals(writes[1].data)
+    if (!same) failures += 1
+    console.log(`Converted to a fixed image of ${converted.fileSize} bytes: ${same ? 'same contents' : 'MISMATCH'}`)
+    await fixed.close()
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
