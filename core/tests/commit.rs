@@ -11,28 +11,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use vhd_core::ops::{allocated_ranges, commit, snapshot, AllocatedRange, Progress};
-use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, ParentPath,
-    VirtualDisk,
-};
+use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, ParentPath, VirtualDisk};
 
 const MIB: u64 = 1 << 20;
-
-fn open_ro(path: &Path) -> Image {
-    Image::open(
-        path,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
-}
-
-fn assert_clean(path: &Path) {
-    let report = check(path, &CheckOptions::default()).unwrap();
-    assert!(report.is_clean(), "{}: {report}", path.display());
-}
 
 fn own_ranges(path: &Path) -> Vec<AllocatedRange> {
     let image = open_ro(path);
@@ -66,41 +47,6 @@ fn assert_qemu_sees(image: &Path, format: &str, expected: &[u8], dir: &TempDir) 
             .arg(&raw),
     );
     assert_eq!(code, 0, "qemu-img compare {}: {text}", image.display());
-}
-
-/// libvhdi (pyvhdi) opens every file of `chain` (base first), links each to the one below,
-/// and reads the top image in 64 KiB pieces into `out`.
-const PYVHDI_READ_CHAIN: &str = r#"
-import sys, pyvhdi
-files = []
-for path in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(path)
-    if files:
-        f.set_parent(files[-1])
-    files.append(f)
-top = files[-1]
-size = top.get_media_size()
-top.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = top.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-fn libvhdi_read_chain(chain_base_first: &[&Path], dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(&out)
-            .args(chain_base_first),
-    );
-    std::fs::read(&out).unwrap()
 }
 
 fn vhdiinfo_opens(path: &Path) {

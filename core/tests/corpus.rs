@@ -22,13 +22,6 @@ use vhd_core::{
 
 const KNOWN_IMAGES: usize = 21;
 
-fn read_only() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..OpenOptions::default()
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The README's two tables
 
@@ -548,16 +541,6 @@ fn sector_list(text: &str) -> Vec<u64> {
         }
     }
     sectors
-}
-
-/// The text of a `W2ku`/`W2ru` locator payload (UTF-16LE), decoded here rather than by the
-/// library.
-fn utf16le_text(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16(&units).unwrap()
 }
 
 /// `dfvfs/image-differential.vhd`: bad footer and header checksums, no parent locators, a
@@ -1104,31 +1087,13 @@ fn writing_into_foreign_dynamic_images() {
         let image = Image::open(&path, &read_only()).unwrap();
         assert_same_bytes(&read_all(&image), &model, &format!("{file}: reopened"));
 
-        let raw = tmp.join("qemu.raw");
-        run_ok(
-            std::process::Command::new("qemu-img")
-                .args(["convert", "-f", "vpc", "-O", "raw"])
-                .arg(&path)
-                .arg(&raw),
-        );
         assert_same_bytes(
-            &std::fs::read(&raw).unwrap(),
+            &qemu_raw(&path, &tmp),
             &model,
             &format!("{file}: qemu-img convert"),
         );
-        let script = "import sys, pyvhdi\n\
-            f = pyvhdi.file(); f.open(sys.argv[1]); size = f.get_media_size()\n\
-            out = open(sys.argv[2], 'wb')\n\
-            for o in range(0, size, 65536): out.write(f.read_buffer_at_offset(min(65536, size - o), o))\n";
-        let out = tmp.join("pyvhdi.raw");
-        run_ok(
-            std::process::Command::new(python())
-                .args(["-c", script])
-                .arg(&path)
-                .arg(&out),
-        );
         assert_same_bytes(
-            &std::fs::read(&out).unwrap(),
+            &libvhdi_read_chain(&[&path], &tmp),
             &model,
             &format!("{file}: pyvhdi"),
         );

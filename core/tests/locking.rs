@@ -15,13 +15,6 @@ fn read_write() -> OpenOptions {
     OpenOptions::default()
 }
 
-fn read_only() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..OpenOptions::default()
-    }
-}
-
 fn unlocked(read_only: bool) -> OpenOptions {
     OpenOptions {
         read_only,

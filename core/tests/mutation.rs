@@ -872,13 +872,6 @@ fn campaign(
     );
 }
 
-fn read_only() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..OpenOptions::default()
-    }
-}
-
 /// A standalone image (fixed or dynamic): mostly in memory, every 40th case from a file.
 fn standalone(label: &str, path: &Path, count: u64) {
     let base = Base::read(path);
