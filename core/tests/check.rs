@@ -9,7 +9,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 use vhd_core::{
     check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
-    FooterSource, Image, OpenOptions, ParentPath, Severity, VirtualDisk,
+    FooterSource, ParentPath, Severity, VirtualDisk,
 };
 
 const KIB: u64 = 1024;
@@ -619,7 +619,7 @@ fn unreferenced_blocks_are_leaks() {
     );
     assert!(report.to_string().contains("1 leaked blocks"), "{report}");
     // A leaky image still opens and reads.
-    Image::open(&one, &OpenOptions::default()).unwrap();
+    open_rw(&one);
 
     // Two and a half units: two leaked blocks (the rest is counted with them).
     let two = variant("two.vhd");
@@ -641,7 +641,7 @@ fn unreferenced_blocks_are_leaks() {
     // A leak in the middle: the writer goes on after it.
     let middle = variant("middle.vhd");
     insert_before_footer(&middle, &rng.bytes(UNIT as usize));
-    let mut disk = Image::open(&middle, &OpenOptions::default()).unwrap();
+    let mut disk = open_rw(&middle);
     disk.write_at(&rng.bytes(1000), 6 * BLOCK + 7).unwrap();
     disk.flush().unwrap();
     drop(disk);
@@ -673,7 +673,7 @@ fn a_file_cut_in_an_unreferenced_block_lost_only_its_footer() {
         &finding(&report, FindingKind::FooterMissing, Severity::Leak),
         &[&format!("footer belongs at {end}")],
     );
-    let image = Image::open(&path, &OpenOptions::default()).unwrap();
+    let image = open_rw(&path);
     assert_eq!(image.footer_source(), FooterSource::Copy);
     assert!(image.read_only_reason().is_some());
 
@@ -798,7 +798,7 @@ fn an_image_open_for_writing_is_not_checked_unless_asked() {
     let dir = TempDir::new("check-locked");
     let mut rng = Rng::new("an_image_open_for_writing_is_not_checked_unless_asked");
     let path = dynamic_image(&dir, "d.vhd", &[0], &mut rng);
-    let writer = Image::open(&path, &OpenOptions::default()).unwrap();
+    let writer = open_rw(&path);
     match check(&path, &CheckOptions::default()) {
         Err(Error::Locked { .. }) => {}
         other => panic!("expected Error::Locked, got {other:?}"),

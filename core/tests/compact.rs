@@ -9,9 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use vhd_core::ops::{compact, Progress};
-use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
-};
+use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, OpenOptions, VirtualDisk};
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;
@@ -157,14 +155,7 @@ fn compact_drops_blocks_of_a_differencing_image_that_match_the_parent() {
     let read = libvhdi_read_chain(&[base.clone(), child.clone()], &dir);
     assert_same_bytes(&read, &model, "libvhdi reads the compacted chain");
     // The locators still lead to the parent: we and vhdiinfo open the child alone.
-    let reopened = Image::open(
-        &child,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reopened = open_ro(&child);
     assert_same_bytes(&read_all(&reopened), &model, "we read the compacted chain");
     assert_eq!(
         reopened
@@ -199,7 +190,7 @@ fn a_compacted_parent_keeps_its_children_working() {
     drop(image);
     compact(&base, &OpenOptions::default(), Progress::default()).unwrap();
     // The child checks its parent's time stamp against the parent's modification time.
-    let reopened = Image::open(&child, &OpenOptions::default()).unwrap();
+    let reopened = open_rw(&child);
     assert_same_bytes(
         &read_all(&reopened),
         &model,

@@ -988,7 +988,7 @@ fn existing_destination_needs_overwrite_and_no_open_image() {
         overwrite: true,
         ..options(OutputFormat::Dynamic)
     };
-    let open = Image::open(&output, &OpenOptions::default()).unwrap();
+    let open = open_rw(&output);
     let err = convert(&raw, &output, &overwrite, Progress::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_LOCKED", "{err}");
     drop(open);

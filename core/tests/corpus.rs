@@ -350,7 +350,7 @@ fn thousands(n: u64) -> String {
 fn virtual_pc_size_is_the_current_size_and_qemus_is_the_geometry_size() {
     let Some(dir) = corpus_dir() else { return };
     let path = dir.join("qemu-iotests/virtualpc-dynamic.vhd");
-    let image = Image::open(&path, &read_only()).unwrap();
+    let image = open_ro(&path);
     assert_eq!(&image.footer().creator_application, b"vpc ");
     assert_eq!(image.size(), 136_365_211_648);
     assert_eq!(image.footer().geometry_size(), 136_363_130_880);
@@ -383,7 +383,7 @@ fn disk2vhd_image() {
     let Some(path) = materialize(&dir, "qemu-iotests/d2v-zerofilled.vhd.bz2", &tmp) else {
         return;
     };
-    let image = Image::open(&path, &read_only()).unwrap();
+    let image = open_ro(&path);
     let footer = image.footer();
     assert_eq!(&footer.creator_application, b"d2v\0");
     assert_eq!(footer.creator_application_str(), "d2v");
@@ -423,7 +423,7 @@ fn dissect_hypervisor_expectations() {
         let Some(path) = materialize(&dir, file, &tmp) else {
             return;
         };
-        let image = Image::open(&path, &read_only()).unwrap();
+        let image = open_ro(&path);
         assert_eq!(image.size(), 10_485_760);
         let mut sector = [0u8; 512];
         assert_eq!(image.read_at(&mut sector, 0).unwrap(), 512);
@@ -833,7 +833,7 @@ fn node_vhd_footer_bin() {
     // It is the footer of node-vhd/fixed.vhd.
     let tmp = TempDir::new("node-footer");
     if let Some(path) = materialize(&dir, "node-vhd/fixed.vhd.gz", &tmp) {
-        let image = Image::open(&path, &read_only()).unwrap();
+        let image = open_ro(&path);
         assert_eq!(image.footer(), &f);
     }
 }
@@ -867,7 +867,7 @@ fn node_vhd_header_bin() {
 
     let tmp = TempDir::new("node-header");
     if let Some(path) = materialize(&dir, "node-vhd/dynamic.vhd.gz", &tmp) {
-        let image = Image::open(&path, &read_only()).unwrap();
+        let image = open_ro(&path);
         assert_eq!(image.footer(), &footer);
         assert_eq!(image.header(), Some(&header));
     }
@@ -1008,7 +1008,7 @@ fn freebsd_mkimg_hexdumps_are_the_images() {
         let actual = std::fs::read(&image).unwrap();
         assert_same_bytes(&actual, &expected, &hex_path.display().to_string());
         // And we read the image whose bytes mkimg's own test fixes.
-        let opened = Image::open(&image, &read_only()).unwrap();
+        let opened = open_ro(&image);
         assert_eq!(&opened.footer().creator_application, b"*img");
         compared += 1;
     }
@@ -1053,7 +1053,7 @@ fn writing_into_foreign_dynamic_images() {
 
         let mut model;
         {
-            let mut image = Image::open(&path, &OpenOptions::default()).unwrap();
+            let mut image = open_rw(&path);
             model = read_all(&image);
             let size = image.size();
             let block = 2u64 << 20;
@@ -1084,7 +1084,7 @@ fn writing_into_foreign_dynamic_images() {
             "{file}: the footer copy"
         );
 
-        let image = Image::open(&path, &read_only()).unwrap();
+        let image = open_ro(&path);
         assert_same_bytes(&read_all(&image), &model, &format!("{file}: reopened"));
 
         assert_same_bytes(

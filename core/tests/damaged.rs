@@ -508,7 +508,7 @@ fn footer_of_511_bytes() {
     let full = file_len(&path);
     truncate(&path, full - 1);
     {
-        let mut disk = Image::open(&path, &OpenOptions::default()).unwrap();
+        let mut disk = open_rw(&path);
         assert_eq!(disk.footer_source(), FooterSource::End511);
         assert_eq!(disk.read_only_reason(), None);
         assert_eq!(disk.size(), SIZE);

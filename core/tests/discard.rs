@@ -178,14 +178,7 @@ fn differencing_discard_shows_the_parent_again() {
     drop(image);
     let read = libvhdi_read_chain(&[base.clone(), child.clone()], &dir);
     assert_same_bytes(&read, &model, "libvhdi reads the chain after discard");
-    let reopened = Image::open(
-        &child,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reopened = open_ro(&child);
     assert_same_bytes(
         &read_all(&reopened),
         &model,
@@ -217,14 +210,7 @@ fn differencing_discard_zeroes_partial_sectors() {
     model[512..2560].copy_from_slice(&parent_data[512..2560]);
     model[2560..3000].fill(0);
     drop(image);
-    let reopened = Image::open(
-        &child,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reopened = open_ro(&child);
     assert_same_bytes(
         &read_all(&reopened),
         &model,
@@ -265,14 +251,7 @@ fn discard_checks_its_range_and_the_access() {
         );
         image.discard(MIB, 0).unwrap();
         drop(image);
-        let mut image = Image::open(
-            &path,
-            &OpenOptions {
-                read_only: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut image = open_ro(&path);
         assert_eq!(
             image.discard(0, 512).unwrap_err().code(),
             "ERR_VHD_READ_ONLY"
@@ -394,7 +373,7 @@ fn a_discard_killed_at_any_write_leaves_a_valid_image_with_old_or_new_data() {
             report.exit_code() != 2,
             "killed after {die_after} writes: {report}"
         );
-        let reopened = Image::open(&killed, &OpenOptions::default()).unwrap();
+        let reopened = open_rw(&killed);
         let read = read_all(&reopened);
         if let Some(i) = (0..read.len()).find(|&i| read[i] != old[i] && read[i] != new[i]) {
             panic!("killed after {die_after} writes: byte {i} is neither old nor new");

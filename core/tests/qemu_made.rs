@@ -261,7 +261,7 @@ fn we_write_into_a_qemu_made_dynamic_image() {
             .arg(&image),
     );
     {
-        let mut disk = Image::open(&image, &OpenOptions::default()).unwrap();
+        let mut disk = open_rw(&image);
         for _ in 0..40 {
             let offset = rng.below(size);
             let len = rng.range(1, 300_000).min(size - offset) as usize;
@@ -272,6 +272,6 @@ fn we_write_into_a_qemu_made_dynamic_image() {
         disk.flush().unwrap();
     }
     assert_same_bytes(&qemu_raw(&image, &dir), &model, "qemu reads our writes");
-    let disk = Image::open(&image, &OpenOptions::default()).unwrap();
+    let disk = open_rw(&image);
     assert_same_bytes(&read_all(&disk), &model, "we read our writes back");
 }

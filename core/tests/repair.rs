@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vhd_core::ops::{repair, RepairReport};
 use vhd_core::{
-    check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind, Image,
-    OpenOptions, Severity, VirtualDisk,
+    check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
+    Severity, VirtualDisk,
 };
 
 const MIB: u64 = 1 << 20;
@@ -307,7 +307,7 @@ fn a_footer_lost_by_our_own_writer_is_restored() {
     let flushed = std::fs::read(&path).unwrap();
     // A second allocation whose moved footer never reached the disk: keep what the file
     // looked like in front of it, plus some of the new block, as `sparse.rs` describes.
-    let mut disk = Image::open(&path, &OpenOptions::default()).unwrap();
+    let mut disk = open_rw(&path);
     disk.write_at(&rng.bytes(4096), 3 * BLOCK).unwrap();
     drop(disk);
     let mut torn = flushed.clone();
@@ -478,7 +478,7 @@ fn leaked_blocks_at_the_end_are_cut_off_and_others_reported() {
     patch_file(&middle.path, end, &rng.bytes(UNIT as usize));
     patch_file(&middle.path, end + UNIT, &footer);
     // (Our writer appends at the footer; qemu would reuse the leaked space.)
-    let mut disk = Image::open(&middle.path, &OpenOptions::default()).unwrap();
+    let mut disk = open_rw(&middle.path);
     disk.write_at(&[0x44; 4096], 3 * BLOCK).unwrap();
     disk.flush().unwrap();
     drop(disk);
@@ -678,14 +678,7 @@ fn a_read_only_or_open_image_is_refused() {
     std::fs::set_permissions(&made.path, permissions).unwrap();
 
     // Open for reading elsewhere: the exclusive lock is refused.
-    let reader = Image::open(
-        &made.path,
-        &OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let reader = open_ro(&made.path);
     match repair(&made.path, &CheckOptions::default()) {
         Err(Error::Locked { .. }) => {}
         other => panic!("expected Error::Locked, got {other:?}"),
@@ -746,7 +739,7 @@ fn corpus_images_are_repaired_only_where_damaged() {
                 assert!(report.changed());
                 assert!(report.after.is_clean(), "{}", report.after);
                 assert_vhdiinfo_opens(&path);
-                let image = Image::open(&path, &OpenOptions::default()).unwrap();
+                let image = open_rw(&path);
                 let original = dir.join("original.vhd");
                 std::fs::copy(&source, &original).unwrap();
                 assert_same_bytes(

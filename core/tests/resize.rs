@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vhd_core::ops::{resize, Progress, ResizeOptions, ResizeReport};
-use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
-};
+use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, OpenOptions, VirtualDisk};
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;
@@ -422,14 +420,7 @@ fn differencing_images_grow_over_their_parent_and_move_their_locators() {
         "the locator data moved"
     );
     assert_eq!(vhdiinfo_size(&child), new_size);
-    let ours = Image::open(
-        &child,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let ours = open_ro(&child);
     assert_eq!(
         ours.parent_locator_texts()
             .unwrap()
