@@ -572,10 +572,11 @@ fn mutate_once(base: &Base, bytes: &mut Vec<u8>, rng: &mut Rng) -> String {
                 } else {
                     name.as_bytes().to_vec()
                 };
-                if let Some(o) = usize::try_from(offset)
-                    .ok()
-                    .filter(|&o| o + data.len() <= bytes.len())
-                {
+                // `checked_add`: a mutated offset near u64::MAX would wrap past the check.
+                if let Some(o) = usize::try_from(offset).ok().filter(|&o| {
+                    o.checked_add(data.len())
+                        .is_some_and(|end| end <= bytes.len())
+                }) {
                     bytes[o..o + data.len()].copy_from_slice(&data);
                     write_be(&mut bytes[entry..], 8, 4, data.len() as u64);
                 }
