@@ -1043,11 +1043,7 @@ fn writing_into_foreign_dynamic_images() {
             return;
         };
         let path = tmp.join("copy.vhd");
-        std::fs::copy(&source, &path).unwrap();
-        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        permissions.set_readonly(false);
-        std::fs::set_permissions(&path, permissions).unwrap();
+        copy_writable(&source, &path);
         let old_len = file_len(&path);
         let old_footer = file_bytes(&path, old_len - 512, 512);
 

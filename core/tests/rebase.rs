@@ -277,11 +277,7 @@ fn a_windows_child_is_rebased() {
     }
     let dir = TempDir::new("rebase-windows");
     let child = dir.join("fat-differential.vhd");
-    std::fs::copy(corpus.join("dfvfs/fat-differential.vhd"), &child).unwrap();
-    let mut permissions = std::fs::metadata(&child).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    permissions.set_readonly(false);
-    std::fs::set_permissions(&child, permissions).unwrap();
+    copy_writable(&corpus.join("dfvfs/fat-differential.vhd"), &child);
     // The unique id of the lost parent, from the child's dynamic header.
     let header_offset = be_u64(&file_bytes(&child, 0, 512), 16);
     let header_bytes = file_bytes(&child, header_offset, 1024);

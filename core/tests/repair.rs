@@ -744,7 +744,7 @@ fn corpus_images_are_repaired_only_where_damaged() {
                 std::fs::copy(&source, &original).unwrap();
                 assert_same_bytes(
                     &read_all(&image),
-                    &libvhdi_read_one(&original, &dir),
+                    &libvhdi_read_chain(&[&original], &dir),
                     "the repaired dfvfs/image.vhd against libvhdi reading the original",
                 );
             }
@@ -768,39 +768,4 @@ fn corpus_images_are_repaired_only_where_damaged() {
             }
         }
     }
-}
-
-/// Copies a corpus file (stored read-only) to a writable file.
-fn copy_writable(from: &Path, to: &Path) {
-    std::fs::copy(from, to).unwrap();
-    let mut permissions = std::fs::metadata(to).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    permissions.set_readonly(false);
-    std::fs::set_permissions(to, permissions).unwrap();
-}
-
-const PYVHDI_READ_ONE: &str = r#"
-import sys, pyvhdi
-f = pyvhdi.file()
-f.open(sys.argv[2])
-size = f.get_media_size()
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = f.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-fn libvhdi_read_one(path: &Path, dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi-one.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_ONE])
-            .arg(&out)
-            .arg(path),
-    );
-    std::fs::read(&out).unwrap()
 }

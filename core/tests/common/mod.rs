@@ -624,23 +624,26 @@ pub fn discard_both(image: &mut Image, model: &mut [u8], offset: u64, length: u6
     model[offset as usize..(offset + length) as usize].fill(0);
 }
 
+/// Copies a file to `to`, writable: corpus files are stored read-only, and `fs::copy`
+/// copies their permissions too.
+pub fn copy_writable(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    let mut permissions = std::fs::metadata(to).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(to, permissions).unwrap();
+}
+
 /// A corpus image copied (decompressed) into `dir` as `name`, writable.
 pub fn corpus_copy(corpus: &Path, file: &str, dir: &TempDir, name: &str) -> Option<PathBuf> {
     let source = corpus.join(file);
-    let copy = if file.ends_with(".gz") || file.ends_with(".bz2") {
-        decompress(&source, dir.path())?
-    } else {
-        let copy = dir.join(source.file_name().unwrap().to_str().unwrap());
-        std::fs::copy(&source, &copy).unwrap();
-        copy
-    };
     let target = dir.join(name);
-    std::fs::rename(&copy, &target).unwrap();
-    // Corpus files may be read-only; the tests modify their copies.
-    let mut permissions = std::fs::metadata(&target).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    permissions.set_readonly(false);
-    std::fs::set_permissions(&target, permissions).unwrap();
+    if file.ends_with(".gz") || file.ends_with(".bz2") {
+        // Decompressed into a new file, which is writable already.
+        std::fs::rename(decompress(&source, dir.path())?, &target).unwrap();
+    } else {
+        copy_writable(&source, &target);
+    }
     Some(target)
 }
 
