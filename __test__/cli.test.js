@@ -14,7 +14,7 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const VHD = require('..')
-const { KiB, MiB, tempDir, pattern } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, PYTHON, pyvhdiReadChain } = require('./helpers.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const BIN = path.join(ROOT, 'bin', 'vhd.js')
@@ -27,7 +27,6 @@ function probe(cmd, args) {
   const res = spawnSync(cmd, args, { encoding: 'utf8' })
   return !res.error && res.status === 0
 }
-const PYTHON = process.env.VHD_TEST_PYTHON || (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3')
 const have = {
   qemu: probe('qemu-img', ['--version']) && probe('qemu-io', ['--version']),
   vhdiinfo: probe('vhdiinfo', ['-V']),
@@ -129,29 +128,10 @@ function vhdiinfoSize(file) {
   return Number(/\((\d+) bytes\)/.exec(vhdiinfo(file)['Media size'])[1])
 }
 
-/** What libvhdi reads from a chain (child first), 64 KiB at a time. */
-const PYVHDI_DUMP = `
-import sys, pyvhdi
-files = []
-for name in sys.argv[1:]:
-    f = pyvhdi.file()
-    f.open(name)
-    files.append(f)
-for child, parent in zip(files, files[1:]):
-    child.set_parent(parent)
-top = files[0]
-size = top.get_media_size()
-offset = 0
-while offset < size:
-    n = min(65536, size - offset)
-    sys.stdout.buffer.write(top.read_buffer_at_offset(n, offset))
-    offset += n
-`
+/** What libvhdi reads from a chain (child first). */
 function pyvhdiRead(...chain) {
   requireTool('pyvhdi')
-  const res = spawnSync(PYTHON, ['-c', PYVHDI_DUMP, ...chain], { maxBuffer: 256 * MiB })
-  assert.equal(res.status, 0, `pyvhdi failed: ${res.error || ''}${res.stderr}`)
-  return res.stdout
+  return pyvhdiReadChain(chain, tmp.dir)
 }
 
 function sha256(bytes) {

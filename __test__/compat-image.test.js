@@ -17,7 +17,7 @@ const path = require('node:path')
 const zlib = require('node:zlib')
 const OLD = require('vhd-js')
 const NEW = require('..')
-const { KiB, MiB, tempDir, pattern, sha256File } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, sha256File, createWithModel } = require('./helpers.js')
 
 const CORPUS = process.env.VHD_CORPUS_DIR || path.join(__dirname, '..', '..', 'shared', 'corpus')
 const haveCorpus = fs.existsSync(path.join(CORPUS, 'README.md'))
@@ -198,14 +198,7 @@ const made = {}
 before(async () => {
   async function make(name, options, writes, parentModel) {
     const file = tmp.file(name)
-    const disk = await NEW.create(file, options)
-    const model = Buffer.alloc(disk.size)
-    if (parentModel) parentModel.copy(model)
-    for (const [offset, data] of writes) {
-      await disk.write(data, offset)
-      data.copy(model, offset)
-    }
-    await disk.close()
+    const model = await createWithModel(file, options, writes, parentModel)
     return { file, model, blockSize: options.blockSize ?? 2 * MiB }
   }
   made.fixed = await make('fixed', { type: 'fixed', size: 6 * MiB }, [

@@ -14,7 +14,7 @@ const path = require('node:path')
 const { pathToFileURL } = require('node:url')
 const VHD = require('..')
 const native = require('../binding.js')
-const { KiB, MiB, tempDir, pattern, sha256File, viaCallback, rejectsWith, throwsWith } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, sha256File, viaCallback, rejectsWith, throwsWith, PYTHON, pyvhdiReadChain } = require('./helpers.js')
 
 /** Platform codes of the locators a new child gets. */
 const LOCATOR = { W2KU: 0x57326b75, W2RU: 0x57327275, MACX: 0x4d616358 }
@@ -545,47 +545,13 @@ describe('errors', () => {
 // libvhdi as an oracle: a chain made and filled here, in whole 4 KiB units, reads the same
 // through pyvhdi with the parents set explicitly.
 
-const PYTHON = process.env.VHD_TEST_PYTHON || (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3')
 const hasPyvhdi = spawnSync(PYTHON, ['-c', 'import pyvhdi'], { stdio: 'ignore' }).status === 0
 const MISSING = `pyvhdi (libvhdi's Python binding; Debian/Ubuntu: apt-get install python3-libvhdi) is not importable by ${PYTHON}`
 const skip = !hasPyvhdi && !process.env.CI ? `${MISSING}; skipping the libvhdi oracle tests` : false
 
-/**
- * Opens the chain (argv: the output file, then the images, the child first) with each image
- * the parent of the one before, and dumps what the child reads, 64 KiB at a time (libvhdi
- * 20210425 misreads single reads across several blocks with partly set bitmaps).
- */
-const PYVHDI_DUMP = `
-import sys, pyvhdi
-files = []
-for name in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(name)
-    files.append(f)
-for child, parent in zip(files, files[1:]):
-    child.set_parent(parent)
-top = files[0]
-size = top.get_media_size()
-with open(sys.argv[1], "wb") as out:
-    offset = 0
-    while offset < size:
-        n = min(65536, size - offset)
-        data = top.read_buffer_at_offset(n, offset)
-        assert len(data) == n, (offset, n, len(data))
-        out.write(data)
-        offset += n
-for f in files:
-    f.close()
-`
-
 function pyvhdiRead(chain) {
   assert.ok(hasPyvhdi, `${MISSING}, and CI requires the oracle tests`)
-  const out = path.join(tmp.dir, `${path.basename(chain[0])}.pyvhdi.raw`)
-  const res = spawnSync(PYTHON, ['-c', PYVHDI_DUMP, out, ...chain], { encoding: 'utf8' })
-  assert.equal(res.status, 0, `pyvhdi failed: ${res.error || ''}${res.stderr}`)
-  const bytes = fs.readFileSync(out)
-  fs.rmSync(out)
-  return bytes
+  return pyvhdiReadChain(chain, tmp.dir)
 }
 
 /** Writes in whole 4 KiB units: `count` runs of 1 to 40 units at 4 KiB-aligned offsets, some zeros. */

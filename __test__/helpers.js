@@ -1,14 +1,16 @@
 'use strict'
 
 // Shared by the API, differencing and oracle tests: temporary folders, deterministic data,
-// byte-level edits of image files (to damage or retype them), and assertions about callbacks
-// and error codes.
+// byte-level edits of image files (to damage or retype them), assertions about callbacks
+// and error codes, and what libvhdi (pyvhdi) reads from a chain.
 
 const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const VHD = require('..')
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -119,6 +121,64 @@ function throwsWith(fn, code, Class = Error) {
   })
 }
 
+/**
+ * Creates an image at `file` (`options` as for `VHD.create`), writes `writes` ([offset, data]
+ * pairs), closes it and returns the bytes it should read as (over a copy of `parentModel`,
+ * what the parent of a differencing image holds).
+ */
+async function createWithModel(file, options, writes = [], parentModel = null) {
+  const disk = await VHD.create(file, options)
+  const model = Buffer.alloc(disk.size)
+  if (parentModel) parentModel.copy(model)
+  for (const [offset, data] of writes) {
+    await disk.write(data, offset)
+    data.copy(model, offset)
+  }
+  await disk.close()
+  return model
+}
+
+/** The Python that can import pyvhdi: Debian's, because another python3 may come first on PATH. */
+const PYTHON = process.env.VHD_TEST_PYTHON || (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3')
+
+/**
+ * Opens the chain (argv: the output file, then the images, the child first) with each image
+ * the parent of the one before, and dumps what the child reads, 64 KiB at a time (libvhdi
+ * 20210425 misreads single reads across several blocks with partly set bitmaps).
+ */
+const PYVHDI_DUMP = `
+import sys, pyvhdi
+files = []
+for name in sys.argv[2:]:
+    f = pyvhdi.file()
+    f.open(name)
+    files.append(f)
+for child, parent in zip(files, files[1:]):
+    child.set_parent(parent)
+top = files[0]
+size = top.get_media_size()
+with open(sys.argv[1], "wb") as out:
+    offset = 0
+    while offset < size:
+        n = min(65536, size - offset)
+        data = top.read_buffer_at_offset(n, offset)
+        assert len(data) == n, (offset, n, len(data))
+        out.write(data)
+        offset += n
+for f in files:
+    f.close()
+`
+
+/** What libvhdi reads from `chain` (the child first), through a file in `dir` removed after. */
+function pyvhdiReadChain(chain, dir) {
+  const out = path.join(dir, `pyvhdi-${crypto.randomUUID()}.raw`)
+  const res = spawnSync(PYTHON, ['-c', PYVHDI_DUMP, out, ...chain], { encoding: 'utf8' })
+  assert.equal(res.status, 0, `pyvhdi failed: ${res.error || ''}${res.stderr}`)
+  const bytes = fs.readFileSync(out)
+  fs.rmSync(out)
+  return bytes
+}
+
 module.exports = {
   KiB,
   MiB,
@@ -131,4 +191,7 @@ module.exports = {
   viaCallback,
   rejectsWith,
   throwsWith,
+  createWithModel,
+  PYTHON,
+  pyvhdiReadChain,
 }

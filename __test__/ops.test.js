@@ -12,14 +12,13 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const VHD = require('..')
-const { KiB, MiB, tempDir, pattern, patchFile, vhdChecksum, sha256File, viaCallback, rejectsWith } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, patchFile, vhdChecksum, sha256File, viaCallback, rejectsWith, PYTHON, pyvhdiReadChain } = require('./helpers.js')
 
 const qemuProbe = spawnSync('qemu-img', ['--version'], { encoding: 'utf8' })
 const hasQemu = qemuProbe.status === 0
 const QEMU_MISSING = 'qemu-img is not installed (Debian/Ubuntu: apt-get install qemu-utils)'
 const skipQemu = !hasQemu && !process.env.CI ? `${QEMU_MISSING}; skipping` : false
 
-const PYTHON = process.env.VHD_TEST_PYTHON || (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3')
 const hasPyvhdi = spawnSync(PYTHON, ['-c', 'import pyvhdi'], { stdio: 'ignore' }).status === 0
 const PYVHDI_MISSING = `pyvhdi (Debian/Ubuntu: apt-get install python3-libvhdi) is not importable by ${PYTHON}`
 const skipPyvhdi = !hasPyvhdi && !process.env.CI ? `${PYVHDI_MISSING}; skipping` : false
@@ -49,35 +48,10 @@ function qemuVirtualSize(file) {
   return JSON.parse(qemuImg(['info', '--output=json', '-f', 'vpc', file]))['virtual-size']
 }
 
-/** What libvhdi reads from a chain (the child first), the parents set explicitly, 64 KiB at a time. */
-const PYVHDI_DUMP = `
-import sys, pyvhdi
-files = []
-for name in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(name)
-    files.append(f)
-for child, parent in zip(files, files[1:]):
-    child.set_parent(parent)
-size = files[0].get_media_size()
-with open(sys.argv[1], "wb") as out:
-    offset = 0
-    while offset < size:
-        n = min(65536, size - offset)
-        out.write(files[0].read_buffer_at_offset(n, offset))
-        offset += n
-for f in files:
-    f.close()
-`
-
+/** What libvhdi reads from a chain (the child first), the parents set explicitly. */
 function pyvhdiRead(...chain) {
   assert.ok(hasPyvhdi, `${PYVHDI_MISSING}, and CI requires the oracle tests`)
-  const out = path.join(tmp.dir, `pyvhdi-${crypto.randomUUID()}.raw`)
-  const res = spawnSync(PYTHON, ['-c', PYVHDI_DUMP, out, ...chain], { encoding: 'utf8' })
-  assert.equal(res.status, 0, `pyvhdi failed: ${res.error || ''}${res.stderr}`)
-  const bytes = fs.readFileSync(out)
-  fs.rmSync(out)
-  return bytes
+  return pyvhdiReadChain(chain, tmp.dir)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ const { Writable } = require('node:stream')
 const { pipeline } = require('node:stream/promises')
 const VHD = require('..')
 const { internal } = require('../lib/disk.js')
-const { KiB, MiB, tempDir, pattern } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, createWithModel } = require('./helpers.js')
 
 let tmp
 before(() => {
@@ -46,15 +46,7 @@ function closed(stream) {
  */
 async function makeImage(name, options, writes = [], parentModel = null) {
   const file = tmp.file(name)
-  const disk = await VHD.create(file, options)
-  const model = Buffer.alloc(disk.size)
-  if (parentModel) parentModel.copy(model)
-  for (const [offset, data] of writes) {
-    await disk.write(data, offset)
-    data.copy(model, offset)
-  }
-  await disk.close()
-  return { file, model }
+  return { file, model: await createWithModel(file, options, writes, parentModel) }
 }
 
 const images = {}

@@ -188,6 +188,21 @@ fn open_options(open: &Option<OpenArgs>) -> Result<vhd_core::OpenOptions, Failur
     open.clone().unwrap_or_default().to_core()
 }
 
+/// The task that runs `work` on `args` off the JS thread, reporting progress to
+/// `on_progress` and stopping when `operation` is cancelled.
+fn progress_task<A, T>(
+    args: A,
+    operation: &Operation,
+    on_progress: Option<ProgressFn>,
+    work: fn(&mut OpState<A>) -> Result<T, Failure>,
+) -> AsyncTask<Job<OpState<A>, T>>
+where
+    OpState<A>: Send,
+    Job<OpState<A>, T>: napi::Task,
+{
+    AsyncTask::new(Job::new(OpState::new(args, on_progress, operation), work))
+}
+
 // ---------------------------------------------------------------------------------------
 // convert and the VHD stream
 
@@ -331,10 +346,7 @@ pub fn convert(
         destination: destination.into(),
         options,
     };
-    Ok(AsyncTask::new(Job::new(
-        OpState::new(job, on_progress, operation),
-        convert_work,
-    )))
+    Ok(progress_task(job, operation, on_progress, convert_work))
 }
 
 type SharedStream = Arc<RwLock<Option<VhdStream>>>;
@@ -389,10 +401,7 @@ pub fn open_vhd_stream(
         source: source.into(),
         options,
     };
-    Ok(AsyncTask::new(Job::new(
-        OpState::new(job, on_progress, operation),
-        open_stream_work,
-    )))
+    Ok(progress_task(job, operation, on_progress, open_stream_work))
 }
 
 pub struct StreamRead {
@@ -487,6 +496,30 @@ pub struct PathJob {
     open: vhd_core::OpenOptions,
 }
 
+/// The task of an operation that needs only the image's path and how to open it
+/// (`compact`, `commit`); bad open options fail the call before the task starts.
+fn in_place_task<T>(
+    env: &Env,
+    path: String,
+    options: Option<InPlaceArgs>,
+    operation: &Operation,
+    on_progress: Option<ProgressFn>,
+    work: fn(&mut OpState<PathJob>) -> Result<T, Failure>,
+) -> napi::Result<AsyncTask<Job<OpState<PathJob>, T>>>
+where
+    Job<OpState<PathJob>, T>: napi::Task,
+{
+    let open = to_napi(
+        env,
+        guard(|| open_options(&options.unwrap_or_default().open)),
+    )?;
+    let job = PathJob {
+        path: path.into(),
+        open,
+    };
+    Ok(progress_task(job, operation, on_progress, work))
+}
+
 /// What `compact` did.
 #[napi(object)]
 pub struct CompactResult {
@@ -516,18 +549,7 @@ pub fn compact(
     operation: &Operation,
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<PathJob>, CompactResult>>> {
-    let open = to_napi(
-        &env,
-        guard(|| open_options(&options.unwrap_or_default().open)),
-    )?;
-    let job = PathJob {
-        path: path.into(),
-        open,
-    };
-    Ok(AsyncTask::new(Job::new(
-        OpState::new(job, on_progress, operation),
-        compact_work,
-    )))
+    in_place_task(&env, path, options, operation, on_progress, compact_work)
 }
 
 /// What `commit` did.
@@ -557,18 +579,7 @@ pub fn commit(
     operation: &Operation,
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<PathJob>, CommitResult>>> {
-    let open = to_napi(
-        &env,
-        guard(|| open_options(&options.unwrap_or_default().open)),
-    )?;
-    let job = PathJob {
-        path: path.into(),
-        open,
-    };
-    Ok(AsyncTask::new(Job::new(
-        OpState::new(job, on_progress, operation),
-        commit_work,
-    )))
+    in_place_task(&env, path, options, operation, on_progress, commit_work)
 }
 
 pub struct ResizeJob {
@@ -619,10 +630,7 @@ pub fn resize(
         size,
         options,
     };
-    Ok(AsyncTask::new(Job::new(
-        OpState::new(job, on_progress, operation),
-        resize_work,
-    )))
+    Ok(progress_task(job, operation, on_progress, resize_work))
 }
 
 pub struct RebaseJob {

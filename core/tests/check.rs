@@ -9,7 +9,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 use vhd_core::{
     check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
-    FooterSource, Image, OpenOptions, ParentPath, Severity, VirtualDisk,
+    FooterSource, ParentPath, Severity, VirtualDisk,
 };
 
 const KIB: u64 = 1024;
@@ -55,7 +55,7 @@ fn assert_no(report: &CheckReport, kind: FindingKind) {
 }
 
 #[track_caller]
-fn assert_clean(report: &CheckReport) {
+fn assert_report_clean(report: &CheckReport) {
     assert!(report.is_clean(), "not clean:\n{report}");
     assert!(!report.has_corruption() && !report.has_leaks());
     assert_eq!(report.exit_code(), 0);
@@ -67,16 +67,6 @@ fn assert_corrupt(report: &CheckReport) {
     assert!(report.has_corruption(), "not corrupt:\n{report}");
     assert!(!report.is_clean());
     assert_eq!(report.exit_code(), 2);
-}
-
-#[track_caller]
-fn assert_mentions(message: &str, parts: &[&str]) {
-    for part in parts {
-        assert!(
-            message.contains(part),
-            "the message {message:?} does not mention {part:?}"
-        );
-    }
 }
 
 /// A 4 MiB dynamic image with 512 KiB blocks; `blocks` are written (in that order, so that
@@ -160,7 +150,7 @@ fn new_and_written_images_check_clean() {
     disk.write_at(&rng.bytes(5000), 123).unwrap();
     drop(disk);
     let report = run(&fixed);
-    assert_clean(&report);
+    assert_report_clean(&report);
     assert_eq!(report.disk_type(), Some(DiskType::Fixed));
     assert_eq!(report.footer_source(), Some(FooterSource::End));
     assert_eq!(report.table_entries(), 0);
@@ -168,14 +158,14 @@ fn new_and_written_images_check_clean() {
 
     let empty = dynamic_image(&dir, "empty.vhd", &[], &mut rng);
     let report = run(&empty);
-    assert_clean(&report);
+    assert_report_clean(&report);
     assert_eq!(report.allocated_blocks(), 0);
     assert_eq!(report.table_entries(), SIZE / BLOCK);
     assert_eq!(report.block_size(), Some(BLOCK as u32));
 
     let written = dynamic_image(&dir, "written.vhd", &[5, 0, 7], &mut rng);
     let report = run(&written);
-    assert_clean(&report);
+    assert_report_clean(&report);
     assert_eq!(report.allocated_blocks(), 3);
     assert_eq!(report.disk_type(), Some(DiskType::Dynamic));
     assert!(
@@ -195,7 +185,7 @@ fn new_and_written_images_check_clean() {
 
     let (parent, child) = differencing_image(&dir, &mut rng);
     let report = run(&child);
-    assert_clean(&report);
+    assert_report_clean(&report);
     assert_eq!(report.disk_type(), Some(DiskType::Differencing));
     assert_eq!(report.allocated_blocks(), 1);
     assert_eq!(
@@ -589,7 +579,7 @@ fn a_block_past_the_end_of_the_disk_is_information() {
     patch_header(&path, 28, &9u32.to_be_bytes());
     set_bat_entry(&path, 8, (end / 512) as u32);
     let report = run(&path);
-    assert_clean(&report);
+    assert_report_clean(&report);
     assert_mentions(
         &finding(&report, FindingKind::BatPastDiskEnd, Severity::Info),
         &["BAT entry 8"],
@@ -629,7 +619,7 @@ fn unreferenced_blocks_are_leaks() {
     );
     assert!(report.to_string().contains("1 leaked blocks"), "{report}");
     // A leaky image still opens and reads.
-    Image::open(&one, &OpenOptions::default()).unwrap();
+    open_rw(&one);
 
     // Two and a half units: two leaked blocks (the rest is counted with them).
     let two = variant("two.vhd");
@@ -642,7 +632,7 @@ fn unreferenced_blocks_are_leaks() {
     let padded = variant("padded.vhd");
     insert_before_footer(&padded, &[0u8; 3584]);
     let report = run(&padded);
-    assert_clean(&report);
+    assert_report_clean(&report);
     assert_mentions(
         &finding(&report, FindingKind::UnusedSpace, Severity::Info),
         &["3584 bytes"],
@@ -651,7 +641,7 @@ fn unreferenced_blocks_are_leaks() {
     // A leak in the middle: the writer goes on after it.
     let middle = variant("middle.vhd");
     insert_before_footer(&middle, &rng.bytes(UNIT as usize));
-    let mut disk = Image::open(&middle, &OpenOptions::default()).unwrap();
+    let mut disk = open_rw(&middle);
     disk.write_at(&rng.bytes(1000), 6 * BLOCK + 7).unwrap();
     disk.flush().unwrap();
     drop(disk);
@@ -683,7 +673,7 @@ fn a_file_cut_in_an_unreferenced_block_lost_only_its_footer() {
         &finding(&report, FindingKind::FooterMissing, Severity::Leak),
         &[&format!("footer belongs at {end}")],
     );
-    let image = Image::open(&path, &OpenOptions::default()).unwrap();
+    let image = open_rw(&path);
     assert_eq!(image.footer_source(), FooterSource::Copy);
     assert!(image.read_only_reason().is_some());
 
@@ -735,7 +725,7 @@ fn parent_problems() {
         file.set_modified(modified).unwrap();
     };
     restore();
-    assert_clean(&run(&child));
+    assert_report_clean(&run(&child));
 
     // Not found.
     std::fs::remove_file(&parent).unwrap();
@@ -752,14 +742,14 @@ fn parent_problems() {
         ..CheckOptions::default()
     };
     let report = check(&child, &options).unwrap();
-    assert_clean(&report);
+    assert_report_clean(&report);
     assert_eq!(report.parent(), Some(saved.as_path()));
     // Not looked for.
     let options = CheckOptions {
         skip_parent: true,
         ..CheckOptions::default()
     };
-    assert_clean(&check(&child, &options).unwrap());
+    assert_report_clean(&check(&child, &options).unwrap());
 
     // Another image where the parent should be.
     let other = dynamic_image(&dir, "other.vhd", &[0], &mut rng);
@@ -783,7 +773,7 @@ fn parent_problems() {
         ignore_parent_timestamp: true,
         ..CheckOptions::default()
     };
-    assert_clean(&check(&child, &options).unwrap());
+    assert_report_clean(&check(&child, &options).unwrap());
 
     // The parent is damaged.
     restore();
@@ -808,7 +798,7 @@ fn an_image_open_for_writing_is_not_checked_unless_asked() {
     let dir = TempDir::new("check-locked");
     let mut rng = Rng::new("an_image_open_for_writing_is_not_checked_unless_asked");
     let path = dynamic_image(&dir, "d.vhd", &[0], &mut rng);
-    let writer = Image::open(&path, &OpenOptions::default()).unwrap();
+    let writer = open_rw(&path);
     match check(&path, &CheckOptions::default()) {
         Err(Error::Locked { .. }) => {}
         other => panic!("expected Error::Locked, got {other:?}"),
@@ -817,9 +807,9 @@ fn an_image_open_for_writing_is_not_checked_unless_asked() {
         lock: false,
         ..CheckOptions::default()
     };
-    assert_clean(&check(&path, &unlocked).unwrap());
+    assert_report_clean(&check(&path, &unlocked).unwrap());
     drop(writer);
-    assert_clean(&run(&path));
+    assert_report_clean(&run(&path));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -901,7 +891,7 @@ fn corpus_images_check_as_the_readme_says() {
                 assert!(structural.is_empty(), "{report}");
             }
             _ => {
-                assert_clean(&report);
+                assert_report_clean(&report);
                 assert_no(&report, FindingKind::OpenFailed);
             }
         }
@@ -922,7 +912,7 @@ fn a_bitmap_that_holds_a_footer() {
     let footer = file_bytes(&path, footer_offset(&path), 512);
     patch_file(&path, FIRST_BLOCK + UNIT, &footer);
     let report = run(&path);
-    assert_clean(&report);
+    assert_report_clean(&report);
     assert_mentions(
         &finding(&report, FindingKind::BitmapHoldsFooter, Severity::Info),
         &["block 3", &format!("at {}", FIRST_BLOCK + UNIT)],

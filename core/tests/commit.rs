@@ -11,28 +11,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use vhd_core::ops::{allocated_ranges, commit, snapshot, AllocatedRange, Progress};
-use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, ParentPath,
-    VirtualDisk,
-};
+use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, ParentPath, VirtualDisk};
 
 const MIB: u64 = 1 << 20;
-
-fn open_ro(path: &Path) -> Image {
-    Image::open(
-        path,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
-}
-
-fn assert_clean(path: &Path) {
-    let report = check(path, &CheckOptions::default()).unwrap();
-    assert!(report.is_clean(), "{}: {report}", path.display());
-}
 
 fn own_ranges(path: &Path) -> Vec<AllocatedRange> {
     let image = open_ro(path);
@@ -66,41 +47,6 @@ fn assert_qemu_sees(image: &Path, format: &str, expected: &[u8], dir: &TempDir) 
             .arg(&raw),
     );
     assert_eq!(code, 0, "qemu-img compare {}: {text}", image.display());
-}
-
-/// libvhdi (pyvhdi) opens every file of `chain` (base first), links each to the one below,
-/// and reads the top image in 64 KiB pieces into `out`.
-const PYVHDI_READ_CHAIN: &str = r#"
-import sys, pyvhdi
-files = []
-for path in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(path)
-    if files:
-        f.set_parent(files[-1])
-    files.append(f)
-top = files[-1]
-size = top.get_media_size()
-top.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = top.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-fn libvhdi_read_chain(chain_base_first: &[&Path], dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(&out)
-            .args(chain_base_first),
-    );
-    std::fs::read(&out).unwrap()
 }
 
 fn vhdiinfo_opens(path: &Path) {
@@ -202,7 +148,7 @@ fn commit_into_a_dynamic_parent() {
     assert_eq!(file_len(&child), empty_size);
     assert_eq!(report.child_file_size, empty_size);
     assert!(own_ranges(&child).is_empty());
-    let reopened = Image::open(&child, &OpenOptions::default()).unwrap();
+    let reopened = open_rw(&child);
     assert_same_bytes(&read_all(&reopened), &model, "our read of the chain");
     drop(reopened);
     for path in [&parent, &child] {
@@ -363,7 +309,7 @@ fn a_cancelled_commit_leaves_a_consistent_chain_and_can_be_run_again() {
 
     // The child still holds everything, and the chain opens as usual and reads the same.
     assert_eq!(own_ranges(&child), held);
-    let image = Image::open(&child, &OpenOptions::default()).unwrap();
+    let image = open_rw(&child);
     assert_same_bytes(&read_all(&image), &model, "our read after the cancel");
     drop(image);
     assert_same_bytes(
@@ -404,7 +350,7 @@ fn other_children_of_the_parent_no_longer_open() {
         write_runs(&mut image, &mut model.clone(), &mut rng, &[(4096, 4096)]);
     }
     commit(&children[0], &OpenOptions::default(), Progress::default()).unwrap();
-    Image::open(&children[0], &OpenOptions::default()).unwrap();
+    open_rw(&children[0]);
     let err = Image::open(&children[1], &OpenOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_PARENT_MODIFIED", "{err}");
 }
@@ -448,7 +394,7 @@ fn refused_commits_change_nothing() {
     };
     assert_eq!(run(&child, &read_only).code(), "ERR_VHD_INVALID_ARGUMENT");
     // The child open elsewhere, or only its parent (read-only: commit needs it alone).
-    let open_child = Image::open(&child, &OpenOptions::default()).unwrap();
+    let open_child = open_rw(&child);
     assert_eq!(
         run(&child, &OpenOptions::default()).code(),
         "ERR_VHD_LOCKED"
@@ -463,7 +409,7 @@ fn refused_commits_change_nothing() {
     assert_eq!(hashes(), before);
 
     // Data past the end of the (smaller) parent cannot be committed.
-    let mut image = Image::open(&child, &OpenOptions::default()).unwrap();
+    let mut image = open_rw(&child);
     image.write_at(&[1u8; 4096], 5 * MIB).unwrap();
     drop(image);
     let before = hashes();
@@ -513,7 +459,7 @@ fn a_commit_that_dies_during_the_copy_can_be_run_again() {
         "the parent time stamp is 'not recorded' meanwhile"
     );
     assert_eq!(own_ranges(&child), held);
-    let image = Image::open(&child, &OpenOptions::default()).unwrap();
+    let image = open_rw(&child);
     assert_same_bytes(&read_all(&image), &model, "our read after the crash");
     drop(image);
     assert_same_bytes(
@@ -525,7 +471,7 @@ fn a_commit_that_dies_during_the_copy_can_be_run_again() {
     commit(&child, &OpenOptions::default(), Progress::default()).unwrap();
     assert_qemu_sees(&parent, "vpc", &model, &dir);
     assert!(own_ranges(&child).is_empty());
-    Image::open(&child, &OpenOptions::default()).unwrap();
+    open_rw(&child);
     assert_clean(&parent);
     assert_clean(&child);
 }

@@ -5,103 +5,14 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use vhd_core::ops::{compact, Progress};
-use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
-};
+use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, OpenOptions, VirtualDisk};
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;
-
-fn qemu_create(path: &Path, subformat: &str, size: u64) {
-    run_ok(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "vpc", "-o"])
-            .arg(format!("subformat={subformat},force_size=on"))
-            .arg(path)
-            .arg(size.to_string()),
-    );
-}
-
-/// `qemu-img compare` of the image with the expected raw contents: exit code 0.
-fn assert_qemu_reads(vhd: &Path, expected: &[u8], dir: &TempDir) {
-    let raw = dir.join("expected.raw");
-    std::fs::write(&raw, expected).unwrap();
-    let (code, text) = run_status(
-        Command::new("qemu-img")
-            .args(["compare", "-f", "vpc", "-F", "raw"])
-            .arg(vhd)
-            .arg(&raw),
-    );
-    assert_eq!(code, 0, "qemu-img compare {}: {text}", vhd.display());
-}
-
-const PYVHDI_READ_CHAIN: &str = r#"
-import sys, pyvhdi
-files = []
-for path in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(path)
-    if files:
-        f.set_parent(files[-1])
-    files.append(f)
-top = files[-1]
-size = top.get_media_size()
-top.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = top.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-/// What libvhdi reads from the top of `chain` (base first).
-fn libvhdi_read_chain(chain: &[PathBuf], dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(&out)
-            .args(chain),
-    );
-    std::fs::read(&out).unwrap()
-}
-
-/// BAT entry `block` as the file holds it, found through the file's own footer and header.
-fn bat_entry_in_file(path: &Path, block: u32) -> u32 {
-    let len = file_len(path);
-    let footer = file_bytes(path, len - 512, 512);
-    let header = file_bytes(path, be_u64(&footer, 16), 1024);
-    be_u32(
-        &file_bytes(path, be_u64(&header, 16) + 4 * u64::from(block), 4),
-        0,
-    )
-}
-
-fn check_exit_code(path: &Path) -> i32 {
-    check(path, &CheckOptions::default()).unwrap().exit_code()
-}
-
-fn open_rw(path: &Path) -> Image {
-    Image::open(path, &OpenOptions::default()).unwrap()
-}
-
-/// Writes `data` at `offset` into both the image and the model of its contents.
-fn write_both(image: &mut Image, model: &mut [u8], data: &[u8], offset: u64) {
-    image.write_at(data, offset).unwrap();
-    model[offset as usize..offset as usize + data.len()].copy_from_slice(data);
-}
-
-fn discard_both(image: &mut Image, model: &mut [u8], offset: u64, length: u64) {
-    image.discard(offset, length).unwrap();
-    model[offset as usize..(offset + length) as usize].fill(0);
-}
 
 /// The footer's 512 bytes at the end of the file, less nothing: compaction keeps it whole.
 fn end_footer(path: &Path) -> Vec<u8> {
@@ -244,14 +155,7 @@ fn compact_drops_blocks_of_a_differencing_image_that_match_the_parent() {
     let read = libvhdi_read_chain(&[base.clone(), child.clone()], &dir);
     assert_same_bytes(&read, &model, "libvhdi reads the compacted chain");
     // The locators still lead to the parent: we and vhdiinfo open the child alone.
-    let reopened = Image::open(
-        &child,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reopened = open_ro(&child);
     assert_same_bytes(&read_all(&reopened), &model, "we read the compacted chain");
     assert_eq!(
         reopened
@@ -286,7 +190,7 @@ fn a_compacted_parent_keeps_its_children_working() {
     drop(image);
     compact(&base, &OpenOptions::default(), Progress::default()).unwrap();
     // The child checks its parent's time stamp against the parent's modification time.
-    let reopened = Image::open(&child, &OpenOptions::default()).unwrap();
+    let reopened = open_rw(&child);
     assert_same_bytes(
         &read_all(&reopened),
         &model,
@@ -353,25 +257,6 @@ fn compact_refuses_fixed_images_read_only_options_and_images_open_elsewhere() {
     assert_eq!(err.code(), "ERR_VHD_INVALID_ARGUMENT", "{err}");
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 2, "no temporary file is left");
-}
-
-/// A corpus image copied (decompressed) into `dir` as `name`.
-fn corpus_copy(corpus: &Path, file: &str, dir: &TempDir, name: &str) -> Option<PathBuf> {
-    let source = corpus.join(file);
-    let copy = if file.ends_with(".gz") || file.ends_with(".bz2") {
-        decompress(&source, dir.path())?
-    } else {
-        let copy = dir.join(source.file_name().unwrap().to_str().unwrap());
-        std::fs::copy(&source, &copy).unwrap();
-        copy
-    };
-    let target = dir.join(name);
-    std::fs::rename(&copy, &target).unwrap();
-    let mut permissions = std::fs::metadata(&target).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    permissions.set_readonly(false);
-    std::fs::set_permissions(&target, permissions).unwrap();
-    Some(target)
 }
 
 #[test]

@@ -294,40 +294,6 @@ fn raw_source_of_odd_size_is_rounded_up_to_whole_sectors() {
 // ---------------------------------------------------------------------------------------------
 // Differencing chains
 
-/// libvhdi (pyvhdi) opens every file of `chain` (base first), links each to the one below
-/// with `set_parent`, and writes the top image's disk to argv[1], read in 64 KiB pieces
-/// (its reads are right at that size; see FORMAT-NOTES).
-const PYVHDI_FLATTEN: &str = r#"
-import sys, pyvhdi
-files = []
-for path in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(path)
-    if files:
-        f.set_parent(files[-1])
-    files.append(f)
-top = files[-1]
-size = top.get_media_size()
-top.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = top.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-fn pyvhdi_flatten(chain: &[PathBuf], out: &Path) {
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_FLATTEN])
-            .arg(out)
-            .args(chain),
-    );
-}
-
 /// Writes random 4 KiB-aligned runs (some of zeros, which must hide the parent's data)
 /// into `image`.
 fn scribble(image: &mut Image, rng: &mut Rng, runs: usize) {
@@ -379,7 +345,7 @@ fn differencing_chains_are_flattened() {
         let dir = TempDir::new("convert-chain");
         let chain = make_chain(&dir, &mut rng, base_type, depth);
         let reference = dir.join("reference.raw");
-        pyvhdi_flatten(&chain, &reference);
+        libvhdi_flatten(&chain, &reference);
         let top = chain.last().unwrap();
         for to in OUTPUTS {
             let output = dir.join(&format!("flat.{}", extension(to)));
@@ -1022,7 +988,7 @@ fn existing_destination_needs_overwrite_and_no_open_image() {
         overwrite: true,
         ..options(OutputFormat::Dynamic)
     };
-    let open = Image::open(&output, &OpenOptions::default()).unwrap();
+    let open = open_rw(&output);
     let err = convert(&raw, &output, &overwrite, Progress::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_LOCKED", "{err}");
     drop(open);

@@ -22,13 +22,6 @@ use vhd_core::{
 
 const KNOWN_IMAGES: usize = 21;
 
-fn read_only() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..OpenOptions::default()
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The README's two tables
 
@@ -357,7 +350,7 @@ fn thousands(n: u64) -> String {
 fn virtual_pc_size_is_the_current_size_and_qemus_is_the_geometry_size() {
     let Some(dir) = corpus_dir() else { return };
     let path = dir.join("qemu-iotests/virtualpc-dynamic.vhd");
-    let image = Image::open(&path, &read_only()).unwrap();
+    let image = open_ro(&path);
     assert_eq!(&image.footer().creator_application, b"vpc ");
     assert_eq!(image.size(), 136_365_211_648);
     assert_eq!(image.footer().geometry_size(), 136_363_130_880);
@@ -390,7 +383,7 @@ fn disk2vhd_image() {
     let Some(path) = materialize(&dir, "qemu-iotests/d2v-zerofilled.vhd.bz2", &tmp) else {
         return;
     };
-    let image = Image::open(&path, &read_only()).unwrap();
+    let image = open_ro(&path);
     let footer = image.footer();
     assert_eq!(&footer.creator_application, b"d2v\0");
     assert_eq!(footer.creator_application_str(), "d2v");
@@ -430,7 +423,7 @@ fn dissect_hypervisor_expectations() {
         let Some(path) = materialize(&dir, file, &tmp) else {
             return;
         };
-        let image = Image::open(&path, &read_only()).unwrap();
+        let image = open_ro(&path);
         assert_eq!(image.size(), 10_485_760);
         let mut sector = [0u8; 512];
         assert_eq!(image.read_at(&mut sector, 0).unwrap(), 512);
@@ -548,16 +541,6 @@ fn sector_list(text: &str) -> Vec<u64> {
         }
     }
     sectors
-}
-
-/// The text of a `W2ku`/`W2ru` locator payload (UTF-16LE), decoded here rather than by the
-/// library.
-fn utf16le_text(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16(&units).unwrap()
 }
 
 /// `dfvfs/image-differential.vhd`: bad footer and header checksums, no parent locators, a
@@ -850,7 +833,7 @@ fn node_vhd_footer_bin() {
     // It is the footer of node-vhd/fixed.vhd.
     let tmp = TempDir::new("node-footer");
     if let Some(path) = materialize(&dir, "node-vhd/fixed.vhd.gz", &tmp) {
-        let image = Image::open(&path, &read_only()).unwrap();
+        let image = open_ro(&path);
         assert_eq!(image.footer(), &f);
     }
 }
@@ -884,7 +867,7 @@ fn node_vhd_header_bin() {
 
     let tmp = TempDir::new("node-header");
     if let Some(path) = materialize(&dir, "node-vhd/dynamic.vhd.gz", &tmp) {
-        let image = Image::open(&path, &read_only()).unwrap();
+        let image = open_ro(&path);
         assert_eq!(image.footer(), &footer);
         assert_eq!(image.header(), Some(&header));
     }
@@ -1025,7 +1008,7 @@ fn freebsd_mkimg_hexdumps_are_the_images() {
         let actual = std::fs::read(&image).unwrap();
         assert_same_bytes(&actual, &expected, &hex_path.display().to_string());
         // And we read the image whose bytes mkimg's own test fixes.
-        let opened = Image::open(&image, &read_only()).unwrap();
+        let opened = open_ro(&image);
         assert_eq!(&opened.footer().creator_application, b"*img");
         compared += 1;
     }
@@ -1060,17 +1043,13 @@ fn writing_into_foreign_dynamic_images() {
             return;
         };
         let path = tmp.join("copy.vhd");
-        std::fs::copy(&source, &path).unwrap();
-        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        permissions.set_readonly(false);
-        std::fs::set_permissions(&path, permissions).unwrap();
+        copy_writable(&source, &path);
         let old_len = file_len(&path);
         let old_footer = file_bytes(&path, old_len - 512, 512);
 
         let mut model;
         {
-            let mut image = Image::open(&path, &OpenOptions::default()).unwrap();
+            let mut image = open_rw(&path);
             model = read_all(&image);
             let size = image.size();
             let block = 2u64 << 20;
@@ -1101,34 +1080,16 @@ fn writing_into_foreign_dynamic_images() {
             "{file}: the footer copy"
         );
 
-        let image = Image::open(&path, &read_only()).unwrap();
+        let image = open_ro(&path);
         assert_same_bytes(&read_all(&image), &model, &format!("{file}: reopened"));
 
-        let raw = tmp.join("qemu.raw");
-        run_ok(
-            std::process::Command::new("qemu-img")
-                .args(["convert", "-f", "vpc", "-O", "raw"])
-                .arg(&path)
-                .arg(&raw),
-        );
         assert_same_bytes(
-            &std::fs::read(&raw).unwrap(),
+            &qemu_raw(&path, &tmp),
             &model,
             &format!("{file}: qemu-img convert"),
         );
-        let script = "import sys, pyvhdi\n\
-            f = pyvhdi.file(); f.open(sys.argv[1]); size = f.get_media_size()\n\
-            out = open(sys.argv[2], 'wb')\n\
-            for o in range(0, size, 65536): out.write(f.read_buffer_at_offset(min(65536, size - o), o))\n";
-        let out = tmp.join("pyvhdi.raw");
-        run_ok(
-            std::process::Command::new(python())
-                .args(["-c", script])
-                .arg(&path)
-                .arg(&out),
-        );
         assert_same_bytes(
-            &std::fs::read(&out).unwrap(),
+            &libvhdi_read_chain(&[&path], &tmp),
             &model,
             &format!("{file}: pyvhdi"),
         );

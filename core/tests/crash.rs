@@ -990,15 +990,8 @@ fn a_killed_process_leaves_a_consistent_image() {
         }
         if oracles {
             run_ok(std::process::Command::new("vhdiinfo").arg(&path));
-            let raw = dir.join("killed.raw");
-            run_ok(
-                std::process::Command::new("qemu-img")
-                    .args(["convert", "-f", "vpc", "-O", "raw"])
-                    .arg(&path)
-                    .arg(&raw),
-            );
             assert_same_bytes(
-                &std::fs::read(&raw).unwrap(),
+                &qemu_raw(&path, &dir),
                 &observed,
                 &format!("{context}: qemu-img convert vs our read"),
             );

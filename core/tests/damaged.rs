@@ -20,13 +20,6 @@ const BAT: u64 = 1536;
 const FIRST_BLOCK: u64 = 2048;
 const BLOCK_SPAN: u64 = 512 + BLOCK;
 
-fn read_only() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..OpenOptions::default()
-    }
-}
-
 fn open(path: &Path) -> vhd_core::Result<Image> {
     Image::open(path, &read_only())
 }
@@ -41,17 +34,6 @@ fn open_err(path: &Path) -> Error {
             image.size()
         ),
         Err(e) => e,
-    }
-}
-
-/// Asserts that `message` mentions every one of `parts`.
-#[track_caller]
-fn assert_mentions(message: &str, parts: &[&str]) {
-    for part in parts {
-        assert!(
-            message.contains(part),
-            "the message {message:?} does not mention {part:?}"
-        );
     }
 }
 
@@ -526,7 +508,7 @@ fn footer_of_511_bytes() {
     let full = file_len(&path);
     truncate(&path, full - 1);
     {
-        let mut disk = Image::open(&path, &OpenOptions::default()).unwrap();
+        let mut disk = open_rw(&path);
         assert_eq!(disk.footer_source(), FooterSource::End511);
         assert_eq!(disk.read_only_reason(), None);
         assert_eq!(disk.size(), SIZE);

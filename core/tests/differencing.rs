@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vhd_core::{create, CreateOptions, DiskType, Error, Image, OpenOptions, VirtualDisk};
+use vhd_core::{create, CreateOptions, DiskType, Error, Image, VirtualDisk};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -42,19 +42,6 @@ enum Grain {
     Aligned,
     /// Any offset and length, down to single bytes: judged by the model alone.
     Any,
-}
-
-fn open_rw(path: &Path) -> Image {
-    Image::open(path, &OpenOptions::default())
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
-}
-
-fn open_ro(path: &Path) -> Image {
-    let options = OpenOptions {
-        read_only: true,
-        ..OpenOptions::default()
-    };
-    Image::open(path, &options).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
 }
 
 /// A range `(offset, length)` inside a disk of `size` bytes with blocks of `block` bytes,
@@ -242,43 +229,6 @@ fn fill_level(
         }
     }
     image
-}
-
-/// libvhdi (pyvhdi) opens every file of `chain` (base first), links each to the one below
-/// with `set_parent`, and reads the top image in 64 KiB pieces into `out`.
-const PYVHDI_READ_CHAIN: &str = r#"
-import sys, pyvhdi
-files = []
-for path in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(path)
-    if files:
-        f.set_parent(files[-1])
-    files.append(f)
-top = files[-1]
-size = top.get_media_size()
-top.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = top.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-fn libvhdi_read_chain(chain: &[PathBuf], dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(&out)
-            .args(chain),
-    );
-    let bytes = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    bytes
 }
 
 /// Builds a chain of `depth` differencing images over `base`, filling every level fully
@@ -811,18 +761,6 @@ fn vhdiinfo_describes_our_children() {
 
 // ---------------------------------------------------------------------------------------------
 // Durability order, seen through the file's bytes
-
-/// The file offset of BAT entry `block` of the image at `path`, from its own structures.
-fn bat_entry_offset(path: &Path, block: u32) -> u64 {
-    let len = file_len(path);
-    let footer = file_bytes(path, len - 512, 512);
-    let header = file_bytes(path, be_u64(&footer, 16), 1024);
-    be_u64(&header, 16) + 4 * u64::from(block)
-}
-
-fn bat_entry_in_file(path: &Path, block: u32) -> u32 {
-    be_u32(&file_bytes(path, bat_entry_offset(path, block), 4), 0)
-}
 
 #[test]
 fn new_bits_and_bat_entries_reach_the_file_only_on_flush() {

@@ -314,7 +314,7 @@ fn dropping_a_dynamic_image_flushes_it() {
     let mut disk = create(&path, &CreateOptions::new(DiskType::Dynamic, 8 << 20)).unwrap();
     disk.write_at(b"kept without flush", 3 << 20).unwrap();
     drop(disk);
-    let disk = Image::open(&path, &OpenOptions::default()).unwrap();
+    let disk = open_rw(&path);
     let mut buf = [0u8; 18];
     assert_eq!(disk.read_at(&mut buf, 3 << 20).unwrap(), 18);
     assert_eq!(&buf, b"kept without flush");

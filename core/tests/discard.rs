@@ -4,101 +4,12 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use vhd_core::{
     check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
 };
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;
-
-fn qemu_create(path: &Path, subformat: &str, size: u64) {
-    run_ok(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "vpc", "-o"])
-            .arg(format!("subformat={subformat},force_size=on"))
-            .arg(path)
-            .arg(size.to_string()),
-    );
-}
-
-/// `qemu-img compare` of the image with the expected raw contents: exit code 0.
-fn assert_qemu_reads(vhd: &Path, expected: &[u8], dir: &TempDir) {
-    let raw = dir.join("expected.raw");
-    std::fs::write(&raw, expected).unwrap();
-    let (code, text) = run_status(
-        Command::new("qemu-img")
-            .args(["compare", "-f", "vpc", "-F", "raw"])
-            .arg(vhd)
-            .arg(&raw),
-    );
-    assert_eq!(code, 0, "qemu-img compare {}: {text}", vhd.display());
-}
-
-const PYVHDI_READ_CHAIN: &str = r#"
-import sys, pyvhdi
-files = []
-for path in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(path)
-    if files:
-        f.set_parent(files[-1])
-    files.append(f)
-top = files[-1]
-size = top.get_media_size()
-top.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = top.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-/// What libvhdi reads from the top of `chain` (base first).
-fn libvhdi_read_chain(chain: &[PathBuf], dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(&out)
-            .args(chain),
-    );
-    std::fs::read(&out).unwrap()
-}
-
-/// BAT entry `block` as the file holds it, found through the file's own footer and header.
-fn bat_entry_in_file(path: &Path, block: u32) -> u32 {
-    let len = file_len(path);
-    let footer = file_bytes(path, len - 512, 512);
-    let header = file_bytes(path, be_u64(&footer, 16), 1024);
-    be_u32(
-        &file_bytes(path, be_u64(&header, 16) + 4 * u64::from(block), 4),
-        0,
-    )
-}
-
-fn check_exit_code(path: &Path) -> i32 {
-    check(path, &CheckOptions::default()).unwrap().exit_code()
-}
-
-fn open_rw(path: &Path) -> Image {
-    Image::open(path, &OpenOptions::default()).unwrap()
-}
-
-/// Writes `data` at `offset` into both the image and the model of its contents.
-fn write_both(image: &mut Image, model: &mut [u8], data: &[u8], offset: u64) {
-    image.write_at(data, offset).unwrap();
-    model[offset as usize..offset as usize + data.len()].copy_from_slice(data);
-}
-
-fn discard_both(image: &mut Image, model: &mut [u8], offset: u64, length: u64) {
-    image.discard(offset, length).unwrap();
-    model[offset as usize..(offset + length) as usize].fill(0);
-}
 
 #[test]
 fn dynamic_discard_frees_whole_blocks_zeroes_the_rest_and_reuses_space() {
@@ -267,14 +178,7 @@ fn differencing_discard_shows_the_parent_again() {
     drop(image);
     let read = libvhdi_read_chain(&[base.clone(), child.clone()], &dir);
     assert_same_bytes(&read, &model, "libvhdi reads the chain after discard");
-    let reopened = Image::open(
-        &child,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reopened = open_ro(&child);
     assert_same_bytes(
         &read_all(&reopened),
         &model,
@@ -306,14 +210,7 @@ fn differencing_discard_zeroes_partial_sectors() {
     model[512..2560].copy_from_slice(&parent_data[512..2560]);
     model[2560..3000].fill(0);
     drop(image);
-    let reopened = Image::open(
-        &child,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let reopened = open_ro(&child);
     assert_same_bytes(
         &read_all(&reopened),
         &model,
@@ -354,14 +251,7 @@ fn discard_checks_its_range_and_the_access() {
         );
         image.discard(MIB, 0).unwrap();
         drop(image);
-        let mut image = Image::open(
-            &path,
-            &OpenOptions {
-                read_only: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut image = open_ro(&path);
         assert_eq!(
             image.discard(0, 512).unwrap_err().code(),
             "ERR_VHD_READ_ONLY"
@@ -483,7 +373,7 @@ fn a_discard_killed_at_any_write_leaves_a_valid_image_with_old_or_new_data() {
             report.exit_code() != 2,
             "killed after {die_after} writes: {report}"
         );
-        let reopened = Image::open(&killed, &OpenOptions::default()).unwrap();
+        let reopened = open_rw(&killed);
         let read = read_all(&reopened);
         if let Some(i) = (0..read.len()).find(|&i| read[i] != old[i] && read[i] != new[i]) {
             panic!("killed after {die_after} writes: byte {i} is neither old nor new");

@@ -15,13 +15,6 @@ fn read_write() -> OpenOptions {
     OpenOptions::default()
 }
 
-fn read_only() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..OpenOptions::default()
-    }
-}
-
 fn unlocked(read_only: bool) -> OpenOptions {
     OpenOptions {
         read_only,
@@ -96,7 +89,7 @@ fn read_write_and_read_only_exclude_each_other() {
     assert_locked(&path, &read_only());
     drop(image);
 
-    let image = Image::open(&path, &read_only()).unwrap();
+    let image = open_ro(&path);
     assert_locked(&path, &read_write());
     drop(image);
 }
@@ -105,9 +98,9 @@ fn read_write_and_read_only_exclude_each_other() {
 fn read_only_opens_share() {
     let dir = TempDir::new("lock-ro-ro");
     let path = dynamic_image(&dir, "disk.vhd");
-    let a = Image::open(&path, &read_only()).unwrap();
-    let b = Image::open(&path, &read_only()).unwrap();
-    let c = Image::open(&path, &read_only()).unwrap();
+    let a = open_ro(&path);
+    let b = open_ro(&path);
+    let c = open_ro(&path);
     for image in [&a, &b, &c] {
         let mut buf = [0u8; 11];
         image.read_at(&mut buf, MIB).unwrap();
@@ -133,7 +126,7 @@ fn parents_are_locked_shared() {
     for parent in [&base, &mid] {
         assert_locked(parent, &read_write());
         // Reading a parent while a child is open is fine.
-        let reader = Image::open(parent, &read_only()).unwrap();
+        let reader = open_ro(parent);
         let mut buf = [0u8; 11];
         reader.read_at(&mut buf, MIB).unwrap();
         assert_eq!(&buf, b"locked data");
@@ -148,7 +141,7 @@ fn parents_are_locked_shared() {
     drop(second);
     // ...and a read-only open of the top's chain from another handle conflicts only with
     // the top itself.
-    let mid_reader = Image::open(&mid, &read_only()).unwrap();
+    let mid_reader = open_ro(&mid);
     assert_eq!(mid_reader.chain().len(), 2);
     drop(mid_reader);
 
@@ -172,7 +165,7 @@ fn a_parent_open_for_writing_keeps_its_children_closed() {
     );
     assert!(e.to_string().contains(&base.display().to_string()), "{e}");
     drop(writer);
-    drop(Image::open(&child, &read_only()).unwrap());
+    drop(open_ro(&child));
 }
 
 #[test]
@@ -209,7 +202,7 @@ fn locks_are_released_on_drop() {
         let mut image = Image::open(&path, &read_write()).unwrap();
         image.write_at(b"again", 0).unwrap();
         drop(image);
-        drop(Image::open(&path, &read_only()).unwrap());
+        drop(open_ro(&path));
     }
     // Fixed images too.
     let fixed = dir.join("fixed.vhd");
@@ -252,7 +245,7 @@ fn create_holds_the_lock_it_returns() {
     let image = create(&child, &CreateOptions::differencing(&base)).unwrap();
     assert_locked(&child, &read_only());
     assert_locked(&base, &read_write());
-    drop(Image::open(&base, &read_only()).unwrap());
+    drop(open_ro(&base));
     drop(image);
     // A parent that is being written cannot get a child.
     let writer = Image::open(&base, &read_write()).unwrap();
@@ -338,7 +331,7 @@ fn another_process_sees_the_locks() {
     drop(writer);
     assert_eq!(probe(&path, false), "ok");
 
-    let reader = Image::open(&path, &read_only()).unwrap();
+    let reader = open_ro(&path);
     assert_eq!(probe(&path, true), "ok");
     assert_eq!(probe(&path, false), "ERR_VHD_LOCKED");
     drop(reader);
@@ -369,7 +362,7 @@ fn another_process_sees_the_locks() {
             "flock --shared got a lock on a file open read-write"
         );
         drop(writer);
-        let reader = Image::open(&path, &read_only()).unwrap();
+        let reader = open_ro(&path);
         assert!(flock(true));
         assert!(
             !flock(false),

@@ -12,17 +12,6 @@ use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk}
 
 const MIB: u64 = 1 << 20;
 
-fn open_ro(path: &Path) -> Image {
-    Image::open(
-        path,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
-}
-
 /// A number field of one `qemu-img map --output=json` entry (one entry per line).
 fn json_number(entry: &str, key: &str) -> Option<u64> {
     let at = entry.find(&format!("\"{key}\": "))? + key.len() + 4;
@@ -66,16 +55,6 @@ fn ours(ranges: &[AllocatedRange]) -> Vec<(u64, u64, u64)> {
             (r.offset, r.length, r.file_offset.unwrap())
         })
         .collect()
-}
-
-fn qemu_create(path: &Path, subformat: &str, size: u64) {
-    let options = format!("subformat={subformat},force_size=on");
-    run_ok(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "vpc", "-o", &options])
-            .arg(path)
-            .arg(size.to_string()),
-    );
 }
 
 fn qemu_write(path: &Path, pattern: u8, offset: u64, length: u64) {
@@ -168,41 +147,6 @@ fn our_images_map_as_qemu_img_maps_them() {
             "{options:?}"
         );
     }
-}
-
-/// libvhdi (pyvhdi) opens every file of `chain` (base first), links each to the one below,
-/// and reads the top image in 64 KiB pieces into `out`.
-const PYVHDI_READ_CHAIN: &str = r#"
-import sys, pyvhdi
-files = []
-for path in sys.argv[2:]:
-    f = pyvhdi.file()
-    f.open(path)
-    if files:
-        f.set_parent(files[-1])
-    files.append(f)
-top = files[-1]
-size = top.get_media_size()
-top.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = top.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-fn libvhdi_read_chain(chain_base_first: &[PathBuf], dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(&out)
-            .args(chain_base_first),
-    );
-    std::fs::read(&out).unwrap()
 }
 
 /// What the test wrote: for each sector, the depth of the image that holds it (0 = top).

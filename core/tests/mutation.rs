@@ -572,10 +572,11 @@ fn mutate_once(base: &Base, bytes: &mut Vec<u8>, rng: &mut Rng) -> String {
                 } else {
                     name.as_bytes().to_vec()
                 };
-                if let Some(o) = usize::try_from(offset)
-                    .ok()
-                    .filter(|&o| o + data.len() <= bytes.len())
-                {
+                // `checked_add`: a mutated offset near u64::MAX would wrap past the check.
+                if let Some(o) = usize::try_from(offset).ok().filter(|&o| {
+                    o.checked_add(data.len())
+                        .is_some_and(|end| end <= bytes.len())
+                }) {
                     bytes[o..o + data.len()].copy_from_slice(&data);
                     write_be(&mut bytes[entry..], 8, 4, data.len() as u64);
                 }
@@ -872,13 +873,6 @@ fn campaign(
     );
 }
 
-fn read_only() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..OpenOptions::default()
-    }
-}
-
 /// A standalone image (fixed or dynamic): mostly in memory, every 40th case from a file.
 fn standalone(label: &str, path: &Path, count: u64) {
     let base = Base::read(path);
@@ -993,7 +987,7 @@ fn unmutated_images_read_back() {
         &images.parent,
         &images.child,
     ] {
-        let from_file = Image::open(path, &read_only()).unwrap();
+        let from_file = open_ro(path);
         let expected = read_all(&from_file);
         drop(from_file);
         let file = MemoryFile::new(std::fs::read(path).unwrap());
@@ -1035,10 +1029,7 @@ fn parents_outside_the_root_are_not_opened() {
     // The child's locators name the parent by its absolute path (W2ku), its path relative
     // to the child (W2ru, `..\<other folder>\…`) and a file URL (MacX): all outside.
     let (parent, child) = parent_and_child(elsewhere.path(), root.path(), "child");
-    let texts = Image::open(&child, &read_only())
-        .unwrap()
-        .parent_locator_texts()
-        .unwrap();
+    let texts = open_ro(&child).parent_locator_texts().unwrap();
     assert!(
         texts
             .iter()
@@ -1048,7 +1039,7 @@ fn parents_outside_the_root_are_not_opened() {
     );
 
     // Without a root, the parent is found.
-    let image = Image::open(&child, &read_only()).unwrap();
+    let image = open_ro(&child);
     assert_eq!(
         image.chain()[1].canonicalize().unwrap(),
         parent.canonicalize().unwrap()
@@ -1056,7 +1047,7 @@ fn parents_outside_the_root_are_not_opened() {
     drop(image);
 
     // With one, it is not even opened: were it, this writer's lock would refuse it.
-    let writer = Image::open(&parent, &OpenOptions::default()).unwrap();
+    let writer = open_rw(&parent);
     let e = Image::open(&child, &within(root.path())).unwrap_err();
     assert!(
         matches!(&e, Error::ParentOutsideRoot { child: c, parent: p, root: r }
@@ -1130,10 +1121,7 @@ fn relative_locators_cannot_climb_out_of_the_root() {
     let root = top.join("root");
     std::fs::create_dir(&root).unwrap();
     let (parent, child) = parent_and_child(top.path(), &root, "child");
-    let texts = Image::open(&child, &read_only())
-        .unwrap()
-        .parent_locator_texts()
-        .unwrap();
+    let texts = open_ro(&child).parent_locator_texts().unwrap();
     assert!(
         texts.iter().flatten().any(|t| t.starts_with("..\\")),
         "{texts:?}"
@@ -1163,7 +1151,7 @@ fn symbolic_links_cannot_lead_out_of_the_root() {
         "{e:?}"
     );
     // Without a root, the link is followed.
-    drop(Image::open(&child, &read_only()).unwrap());
+    drop(open_ro(&child));
 
     // A link to the whole outside folder, inside the root, does not help either.
     std::fs::remove_file(&link).unwrap();
@@ -1256,7 +1244,7 @@ fn huge_fields_are_refused_without_huge_allocations() {
     let mut disk = create(&path, &options).unwrap();
     disk.write_at(b"big blocks", 300 * MIB).unwrap();
     drop(disk);
-    let disk = Image::open(&path, &read_only()).unwrap();
+    let disk = open_ro(&path);
     let mut buf = [0u8; 10];
     disk.read_at(&mut buf, 300 * MIB).unwrap();
     assert_eq!(&buf, b"big blocks");

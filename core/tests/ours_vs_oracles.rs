@@ -9,7 +9,7 @@ use common::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk};
+use vhd_core::{create, CreateOptions, DiskType, VirtualDisk};
 
 /// Reads the whole virtual disk with pyvhdi in 64 KiB pieces (libvhdi 20210425 misreads
 /// single reads spanning several blocks with partly set bitmaps) into `out`; prints the
@@ -343,7 +343,7 @@ fn round_trip(label: &str, disk_type: DiskType, size: u64, block_size: u32, writ
     check_qemu(&path, &model.data, &dir);
     check_pyvhdi(&path, &model.data, &dir);
 
-    let disk = Image::open(&path, &OpenOptions::default()).unwrap();
+    let disk = open_rw(&path);
     assert_eq!(disk.disk_type(), disk_type);
     assert_eq!(disk.size(), size);
     assert_eq!(disk.read_only_reason(), None);
@@ -454,7 +454,7 @@ fn largest_dynamic_disk() {
     let out = String::from_utf8_lossy(&out);
     let mut lines = out.lines();
     assert_eq!(lines.next().unwrap().parse::<u64>().unwrap(), size);
-    let disk = Image::open(&path, &OpenOptions::default()).unwrap();
+    let disk = open_rw(&path);
     for (&(at, len), &(offset, write_len, byte)) in ranges.iter().zip(&writes) {
         let expected: Vec<u8> = (at..at + len as u64)
             .map(|p| {

@@ -223,14 +223,6 @@ fn utf16le(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
 
-fn utf16le_text(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16(&units).unwrap()
-}
-
 fn locator_payload(path: &Path, locator: (usize, [u8; 4], u32, u32, u64)) -> Vec<u8> {
     file_bytes(path, locator.4, locator.3 as usize)
 }

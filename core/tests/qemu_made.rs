@@ -40,7 +40,9 @@ fn source_data(rng: &mut Rng, len: u64) -> Vec<u8> {
     data
 }
 
-fn qemu_create(path: &Path, subformat: &str, force_size: bool, size: u64) {
+/// `qemu_create` (see common) that can also leave `force_size` off, so that qemu rounds
+/// the size to a CHS geometry as it does by default.
+fn qemu_create_with_force_size(path: &Path, subformat: &str, force_size: bool, size: u64) {
     let options = format!(
         "subformat={subformat},force_size={}",
         if force_size { "on" } else { "off" }
@@ -51,20 +53,6 @@ fn qemu_create(path: &Path, subformat: &str, force_size: bool, size: u64) {
             .arg(path)
             .arg(size.to_string()),
     );
-}
-
-/// The virtual disk as `qemu-img convert -f vpc -O raw` gives it.
-fn qemu_raw(image: &Path, dir: &TempDir) -> Vec<u8> {
-    let raw = dir.join("qemu-out.raw");
-    run_ok(
-        Command::new("qemu-img")
-            .args(["convert", "-f", "vpc", "-O", "raw"])
-            .arg(image)
-            .arg(&raw),
-    );
-    let bytes = std::fs::read(&raw).unwrap();
-    std::fs::remove_file(&raw).unwrap();
-    bytes
 }
 
 /// Checks one qemu-made image against what qemu reads from it and against the source data.
@@ -189,7 +177,7 @@ fn created_then_filled(subformat: &str, force_size: bool) {
         let raw = dir.join("source.raw");
         std::fs::write(&raw, &source).unwrap();
         let image = dir.join(&format!("{subformat}-{size}.vhd"));
-        qemu_create(&image, subformat, force_size, size);
+        qemu_create_with_force_size(&image, subformat, force_size, size);
         run_ok(
             Command::new("qemu-img")
                 .args(["convert", "-n", "-f", "raw", "-O", "vpc"])
@@ -265,7 +253,7 @@ fn we_write_into_a_qemu_made_dynamic_image() {
     let raw = dir.join("source.raw");
     std::fs::write(&raw, &model).unwrap();
     let image = dir.join("dyn.vhd");
-    qemu_create(&image, "dynamic", true, size);
+    qemu_create(&image, "dynamic", size);
     run_ok(
         Command::new("qemu-img")
             .args(["convert", "-n", "-f", "raw", "-O", "vpc"])
@@ -273,7 +261,7 @@ fn we_write_into_a_qemu_made_dynamic_image() {
             .arg(&image),
     );
     {
-        let mut disk = Image::open(&image, &OpenOptions::default()).unwrap();
+        let mut disk = open_rw(&image);
         for _ in 0..40 {
             let offset = rng.below(size);
             let len = rng.range(1, 300_000).min(size - offset) as usize;
@@ -284,6 +272,6 @@ fn we_write_into_a_qemu_made_dynamic_image() {
         disk.flush().unwrap();
     }
     assert_same_bytes(&qemu_raw(&image, &dir), &model, "qemu reads our writes");
-    let disk = Image::open(&image, &OpenOptions::default()).unwrap();
+    let disk = open_rw(&image);
     assert_same_bytes(&read_all(&disk), &model, "we read our writes back");
 }

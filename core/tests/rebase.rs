@@ -10,27 +10,14 @@ use std::path::Path;
 use std::process::Command;
 use vhd_core::ops::{commit, rebase, snapshot, Progress, RebaseOptions};
 use vhd_core::parent_locator::platform;
-use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, DynamicHeader, Image, OpenOptions,
-    VirtualDisk,
-};
+use vhd_core::{create, CreateOptions, DiskType, DynamicHeader, Image, OpenOptions, VirtualDisk};
 
 const MIB: u64 = 1 << 20;
 const SIZE: u64 = 8 * MIB + 4096;
 
-fn open(path: &Path) -> Image {
-    Image::open(path, &OpenOptions::default())
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
-}
-
-fn assert_clean(path: &Path) {
-    let report = check(path, &CheckOptions::default()).unwrap();
-    assert!(report.is_clean(), "{}: {report}", path.display());
-}
-
 /// libvhdi (pyvhdi) opens the child and the parent, links them, and prints the parent
 /// name the child records, then reads the chain in 64 KiB pieces into `out`.
-const PYVHDI_READ_CHAIN: &str = r#"
+const PYVHDI_PARENT_NAME_AND_CHAIN: &str = r#"
 import sys, pyvhdi
 parent = pyvhdi.file()
 parent.open(sys.argv[2])
@@ -51,11 +38,11 @@ with open(sys.argv[1], "wb") as out:
 "#;
 
 /// The parent name libvhdi finds in the child, and the chain as libvhdi reads it.
-fn libvhdi_read_chain(parent: &Path, child: &Path, dir: &Path) -> (String, Vec<u8>) {
+fn libvhdi_parent_name_and_chain(parent: &Path, child: &Path, dir: &Path) -> (String, Vec<u8>) {
     let out = dir.join("libvhdi.raw");
     let name = run_ok(
         Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
+            .args(["-c", PYVHDI_PARENT_NAME_AND_CHAIN])
             .arg(&out)
             .arg(parent)
             .arg(child),
@@ -130,7 +117,7 @@ fn a_child_follows_its_moved_and_renamed_parent() {
     assert_eq!(err.code(), "ERR_VHD_PARENT_NOT_FOUND", "{err}");
 
     rebase(&child, &moved, &RebaseOptions::default()).unwrap();
-    let image = open(&child);
+    let image = open_rw(&child);
     let parent_abs = moved.canonicalize().unwrap();
     assert_eq!(
         image.parent().unwrap().path().canonicalize().unwrap(),
@@ -157,7 +144,7 @@ fn a_child_follows_its_moved_and_renamed_parent() {
         parent_line.is_some_and(|l| l.trim_end().ends_with(": renamed.vhd")),
         "vhdiinfo: {info}"
     );
-    let (name, theirs) = libvhdi_read_chain(&moved, &child, dir.path());
+    let (name, theirs) = libvhdi_parent_name_and_chain(&moved, &child, dir.path());
     assert!(
         name.ends_with("renamed.vhd"),
         "libvhdi's parent name {name:?}"
@@ -169,7 +156,7 @@ fn a_child_follows_its_moved_and_renamed_parent() {
     std::fs::rename(&root, &root2).unwrap();
     let child = root2.join("a").join("child.vhd");
     let moved = root2.join(b.file_name().unwrap()).join("renamed.vhd");
-    let mut image = open(&child);
+    let mut image = open_rw(&child);
     assert_eq!(
         image.parent().unwrap().path().canonicalize().unwrap(),
         moved.canonicalize().unwrap()
@@ -182,14 +169,14 @@ fn a_child_follows_its_moved_and_renamed_parent() {
         &[(4 * MIB, 2 * MIB + 4096)],
     );
     drop(image);
-    let image = open(&child);
+    let image = open_rw(&child);
     assert_same_bytes(&read_all(&image), &model, "after writes past the locators");
     assert!(locator(&image, platform::W2KU)
         .unwrap()
         .ends_with("renamed.vhd"));
     drop(image);
     assert_clean(&child);
-    let (_, theirs) = libvhdi_read_chain(&moved, &child, dir.path());
+    let (_, theirs) = libvhdi_parent_name_and_chain(&moved, &child, dir.path());
     assert_same_bytes(&theirs, &model, "libvhdi reads the chain after new writes");
 }
 
@@ -205,7 +192,7 @@ fn rebasing_again_and_again_stays_clean() {
         std::fs::rename(&parent, &next).unwrap();
         parent = next;
         rebase(&child, &parent, &RebaseOptions::default()).unwrap();
-        let image = open(&child);
+        let image = open_rw(&child);
         assert_eq!(
             image.parent().unwrap().path().file_name(),
             parent.file_name()
@@ -220,7 +207,7 @@ fn rebasing_again_and_again_stays_clean() {
     let fresh = dir.join("fresh.vhd");
     drop(snapshot(&parent, &fresh).unwrap());
     assert_eq!(file_len(&child), file_len(&fresh));
-    let image = open(&child);
+    let image = open_rw(&child);
     assert_same_bytes(&read_all(&image), &model, "committed");
     assert!(locator(&image, platform::W2RU)
         .unwrap()
@@ -244,7 +231,7 @@ fn a_parent_with_another_unique_id_is_refused_and_nothing_changes() {
     let err = rebase(&dir.join("base.vhd"), &other, &RebaseOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_WRONG_TYPE", "{err}");
     // Open elsewhere: refused.
-    let open_child = open(&child);
+    let open_child = open_rw(&child);
     let err = rebase(&child, &dir.join("base.vhd"), &RebaseOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_LOCKED", "{err}");
     drop(open_child);
@@ -270,7 +257,7 @@ fn a_copied_parent_needs_ignore_parent_timestamp_and_is_then_recorded() {
         ignore_parent_timestamp: true,
     };
     rebase(&child, &copy, &options).unwrap();
-    let image = open(&child);
+    let image = open_rw(&child);
     assert_eq!(image.parent().unwrap().path(), copy.as_path());
     assert_same_bytes(&read_all(&image), &model, "over the copy");
     drop(image);
@@ -290,11 +277,7 @@ fn a_windows_child_is_rebased() {
     }
     let dir = TempDir::new("rebase-windows");
     let child = dir.join("fat-differential.vhd");
-    std::fs::copy(corpus.join("dfvfs/fat-differential.vhd"), &child).unwrap();
-    let mut permissions = std::fs::metadata(&child).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    permissions.set_readonly(false);
-    std::fs::set_permissions(&child, permissions).unwrap();
+    copy_writable(&corpus.join("dfvfs/fat-differential.vhd"), &child);
     // The unique id of the lost parent, from the child's dynamic header.
     let header_offset = be_u64(&file_bytes(&child, 0, 512), 16);
     let header_bytes = file_bytes(&child, header_offset, 1024);
@@ -313,7 +296,7 @@ fn a_windows_child_is_rebased() {
     );
 
     rebase(&child, &standin, &RebaseOptions::default()).unwrap();
-    let image = open(&child);
+    let image = open_rw(&child);
     assert_eq!(image.header().unwrap().parent_name(), "fat-parent.vhd");
     assert_eq!(
         locator(&image, platform::W2RU).as_deref(),

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vhd_core::ops::{repair, RepairReport};
 use vhd_core::{
-    check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind, Image,
-    OpenOptions, Severity, VirtualDisk,
+    check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
+    Severity, VirtualDisk,
 };
 
 const MIB: u64 = 1 << 20;
@@ -59,13 +59,7 @@ fn qemu_io(path: &Path, command: &str) {
 /// An 8 MiB image made by qemu-img (`subformat` fixed or dynamic) and written by qemu-io.
 fn qemu_image(dir: &TempDir, name: &str, subformat: &str, fills: &[Fill]) -> Made {
     let path = dir.join(name);
-    run_ok(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "vpc", "-o"])
-            .arg(format!("subformat={subformat},force_size=on"))
-            .arg(&path)
-            .arg(SIZE.to_string()),
-    );
+    qemu_create(&path, subformat, SIZE);
     let mut expected = vec![0u8; SIZE as usize];
     for f in fills {
         qemu_io(
@@ -313,7 +307,7 @@ fn a_footer_lost_by_our_own_writer_is_restored() {
     let flushed = std::fs::read(&path).unwrap();
     // A second allocation whose moved footer never reached the disk: keep what the file
     // looked like in front of it, plus some of the new block, as `sparse.rs` describes.
-    let mut disk = Image::open(&path, &OpenOptions::default()).unwrap();
+    let mut disk = open_rw(&path);
     disk.write_at(&rng.bytes(4096), 3 * BLOCK).unwrap();
     drop(disk);
     let mut torn = flushed.clone();
@@ -484,7 +478,7 @@ fn leaked_blocks_at_the_end_are_cut_off_and_others_reported() {
     patch_file(&middle.path, end, &rng.bytes(UNIT as usize));
     patch_file(&middle.path, end + UNIT, &footer);
     // (Our writer appends at the footer; qemu would reuse the leaked space.)
-    let mut disk = Image::open(&middle.path, &OpenOptions::default()).unwrap();
+    let mut disk = open_rw(&middle.path);
     disk.write_at(&[0x44; 4096], 3 * BLOCK).unwrap();
     disk.flush().unwrap();
     drop(disk);
@@ -579,36 +573,6 @@ fn chain(dir: &TempDir) -> (Made, Made) {
     )
 }
 
-const PYVHDI_READ_CHAIN: &str = r#"
-import sys, pyvhdi
-parent = pyvhdi.file()
-parent.open(sys.argv[2])
-child = pyvhdi.file()
-child.open(sys.argv[3])
-child.set_parent(parent)
-size = child.get_media_size()
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = child.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-fn libvhdi_read(parent: &Path, child: &Path, dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(&out)
-            .arg(parent)
-            .arg(child),
-    );
-    std::fs::read(&out).unwrap()
-}
-
 #[test]
 fn a_differencing_image_is_repaired_and_reads_through_its_parent() {
     if !oracles() || !require_pyvhdi() {
@@ -625,7 +589,7 @@ fn a_differencing_image_is_repaired_and_reads_through_its_parent() {
     assert!(report.after.is_clean(), "{}", report.after);
     assert!(run_check(&child.path).is_clean());
     assert_vhdiinfo_opens(&child.path);
-    let read = libvhdi_read(&parent.path, &child.path, &dir);
+    let read = libvhdi_read_chain(&[&parent.path, &child.path], &dir);
     assert_same_bytes(&read, &child.expected, "libvhdi reading the repaired chain");
 }
 
@@ -714,14 +678,7 @@ fn a_read_only_or_open_image_is_refused() {
     std::fs::set_permissions(&made.path, permissions).unwrap();
 
     // Open for reading elsewhere: the exclusive lock is refused.
-    let reader = Image::open(
-        &made.path,
-        &OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let reader = open_ro(&made.path);
     match repair(&made.path, &CheckOptions::default()) {
         Err(Error::Locked { .. }) => {}
         other => panic!("expected Error::Locked, got {other:?}"),
@@ -782,12 +739,12 @@ fn corpus_images_are_repaired_only_where_damaged() {
                 assert!(report.changed());
                 assert!(report.after.is_clean(), "{}", report.after);
                 assert_vhdiinfo_opens(&path);
-                let image = Image::open(&path, &OpenOptions::default()).unwrap();
+                let image = open_rw(&path);
                 let original = dir.join("original.vhd");
                 std::fs::copy(&source, &original).unwrap();
                 assert_same_bytes(
                     &read_all(&image),
-                    &libvhdi_read_one(&original, &dir),
+                    &libvhdi_read_chain(&[&original], &dir),
                     "the repaired dfvfs/image.vhd against libvhdi reading the original",
                 );
             }
@@ -811,39 +768,4 @@ fn corpus_images_are_repaired_only_where_damaged() {
             }
         }
     }
-}
-
-/// Copies a corpus file (stored read-only) to a writable file.
-fn copy_writable(from: &Path, to: &Path) {
-    std::fs::copy(from, to).unwrap();
-    let mut permissions = std::fs::metadata(to).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    permissions.set_readonly(false);
-    std::fs::set_permissions(to, permissions).unwrap();
-}
-
-const PYVHDI_READ_ONE: &str = r#"
-import sys, pyvhdi
-f = pyvhdi.file()
-f.open(sys.argv[2])
-size = f.get_media_size()
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = f.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-fn libvhdi_read_one(path: &Path, dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi-one.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_ONE])
-            .arg(&out)
-            .arg(path),
-    );
-    std::fs::read(&out).unwrap()
 }

@@ -9,37 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vhd_core::ops::{resize, Progress, ResizeOptions, ResizeReport};
-use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
-};
+use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, OpenOptions, VirtualDisk};
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;
 
-fn qemu_create(path: &Path, subformat: &str, size: u64) {
-    run_ok(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "vpc", "-o"])
-            .arg(format!("subformat={subformat},force_size=on"))
-            .arg(path)
-            .arg(size.to_string()),
-    );
-}
-
-/// `qemu-img compare` of the image with the expected raw contents: exit code 0.
-fn assert_qemu_reads(vhd: &Path, expected: &[u8], dir: &TempDir) {
-    let raw = dir.join("expected.raw");
-    std::fs::write(&raw, expected).unwrap();
-    let (code, text) = run_status(
-        Command::new("qemu-img")
-            .args(["compare", "-f", "vpc", "-F", "raw"])
-            .arg(vhd)
-            .arg(&raw),
-    );
-    assert_eq!(code, 0, "qemu-img compare {}: {text}", vhd.display());
-}
-
-const PYVHDI_READ_CHAIN: &str = r#"
+/// `PYVHDI_READ_CHAIN` (see common) with a byte limit in argv[2], the chain in argv[3:].
+const PYVHDI_READ_CHAIN_UP_TO: &str = r#"
 import sys, pyvhdi
 files = []
 for path in sys.argv[3:]:
@@ -63,41 +39,16 @@ with open(sys.argv[1], "wb") as out:
 
 /// What libvhdi reads from the top of `chain` (base first), up to `limit` bytes: libvhdi
 /// fails to read a child past the end of its parent.
-fn libvhdi_read_chain(chain: &[PathBuf], limit: u64, dir: &TempDir) -> Vec<u8> {
+fn libvhdi_read_chain_up_to(chain: &[PathBuf], limit: u64, dir: &TempDir) -> Vec<u8> {
     let out = dir.join("libvhdi.raw");
     run_ok(
         Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
+            .args(["-c", PYVHDI_READ_CHAIN_UP_TO])
             .arg(&out)
             .arg(limit.to_string())
             .args(chain),
     );
     std::fs::read(&out).unwrap()
-}
-
-/// BAT entry `block` as the file holds it, found through the file's own footer and header.
-fn bat_entry_in_file(path: &Path, block: u32) -> u32 {
-    let len = file_len(path);
-    let footer = file_bytes(path, len - 512, 512);
-    let header = file_bytes(path, be_u64(&footer, 16), 1024);
-    be_u32(
-        &file_bytes(path, be_u64(&header, 16) + 4 * u64::from(block), 4),
-        0,
-    )
-}
-
-fn check_exit_code(path: &Path) -> i32 {
-    check(path, &CheckOptions::default()).unwrap().exit_code()
-}
-
-fn open_rw(path: &Path) -> Image {
-    Image::open(path, &OpenOptions::default()).unwrap()
-}
-
-/// Writes `data` at `offset` into both the image and the model of its contents.
-fn write_both(image: &mut Image, model: &mut [u8], data: &[u8], offset: u64) {
-    image.write_at(data, offset).unwrap();
-    model[offset as usize..offset as usize + data.len()].copy_from_slice(data);
 }
 
 /// The virtual size qemu-img reports (the last "virtual-size": the first ones describe
@@ -469,14 +420,7 @@ fn differencing_images_grow_over_their_parent_and_move_their_locators() {
         "the locator data moved"
     );
     assert_eq!(vhdiinfo_size(&child), new_size);
-    let ours = Image::open(
-        &child,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let ours = open_ro(&child);
     assert_eq!(
         ours.parent_locator_texts()
             .unwrap()
@@ -488,7 +432,7 @@ fn differencing_images_grow_over_their_parent_and_move_their_locators() {
     assert_same_bytes(&read_all(&ours), &model, "we read the grown child");
     drop(ours);
     // libvhdi reads the part over the parent (it fails past the parent's end).
-    let read = libvhdi_read_chain(&[base.clone(), child.clone()], size, &dir);
+    let read = libvhdi_read_chain_up_to(&[base.clone(), child.clone()], size, &dir);
     assert_same_bytes(
         &read,
         &model[..size as usize],
@@ -504,7 +448,7 @@ fn differencing_images_grow_over_their_parent_and_move_their_locators() {
     resize_to(&child, size - 2 * block, true).unwrap();
     resize_to(&child, size, false).unwrap();
     model.truncate(size as usize);
-    let read = libvhdi_read_chain(&[base.clone(), child.clone()], size, &dir);
+    let read = libvhdi_read_chain_up_to(&[base.clone(), child.clone()], size, &dir);
     assert_same_bytes(
         &read,
         &model,
@@ -566,25 +510,6 @@ fn a_cancelled_shrink_changes_nothing() {
     let err = resize(&path, MIB, &ResizeOptions::default(), progress).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_CANCELLED", "{err}");
     assert!(std::fs::read(&path).unwrap() == before);
-}
-
-/// A corpus image copied (decompressed) into `dir` as `name`.
-fn corpus_copy(corpus: &Path, file: &str, dir: &TempDir, name: &str) -> Option<PathBuf> {
-    let source = corpus.join(file);
-    let copy = if file.ends_with(".gz") || file.ends_with(".bz2") {
-        decompress(&source, dir.path())?
-    } else {
-        let copy = dir.join(source.file_name().unwrap().to_str().unwrap());
-        std::fs::copy(&source, &copy).unwrap();
-        copy
-    };
-    let target = dir.join(name);
-    std::fs::rename(&copy, &target).unwrap();
-    let mut permissions = std::fs::metadata(&target).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    permissions.set_readonly(false);
-    std::fs::set_permissions(&target, permissions).unwrap();
-    Some(target)
 }
 
 #[test]

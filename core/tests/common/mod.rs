@@ -15,10 +15,12 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use vhd_core::{check, CheckOptions, Image, OpenOptions, VirtualDisk};
 
 // ---------------------------------------------------------------------------------------------
 // Skipping
@@ -509,10 +511,12 @@ pub fn spec_geometry(total_sectors: u64) -> (u64, u64, u64) {
     (cth / heads, heads, spt)
 }
 
+/// The big-endian `u32` at `at` in `b`.
 pub fn be_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
 }
 
+/// The big-endian `u64` at `at` in `b`.
 pub fn be_u64(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(b[at..at + 8].try_into().unwrap())
 }
@@ -535,6 +539,198 @@ pub fn patch_file(path: &Path, offset: u64, bytes: &[u8]) {
     f.write_all(bytes).unwrap();
 }
 
+/// The file's length in bytes.
 pub fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
+}
+
+/// The file offset of BAT entry `block`, found through the file's own footer and header
+/// (not through the library, which is what the tests check).
+pub fn bat_entry_offset(path: &Path, block: u32) -> u64 {
+    let footer = file_bytes(path, file_len(path) - 512, 512);
+    let header = file_bytes(path, be_u64(&footer, 16), 1024);
+    be_u64(&header, 16) + 4 * u64::from(block)
+}
+
+/// BAT entry `block` as the file holds it (see `bat_entry_offset`).
+pub fn bat_entry_in_file(path: &Path, block: u32) -> u32 {
+    be_u32(&file_bytes(path, bat_entry_offset(path, block), 4), 0)
+}
+
+/// The text of UTF-16LE bytes (a `W2ku`/`W2ru` locator payload), decoded here rather than
+/// by the library.
+pub fn utf16le_text(bytes: &[u8]) -> String {
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16(&units).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening, checking and modelling images
+
+/// Opens an image for reading and writing, panicking with its path on failure.
+pub fn open_rw(path: &Path) -> Image {
+    Image::open(path, &OpenOptions::default())
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+}
+
+/// Options that open an image read-only.
+pub fn read_only() -> OpenOptions {
+    OpenOptions {
+        read_only: true,
+        ..OpenOptions::default()
+    }
+}
+
+/// Opens an image read-only, panicking with its path on failure.
+pub fn open_ro(path: &Path) -> Image {
+    Image::open(path, &read_only()).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+}
+
+/// The exit code `check` gives the image (0 clean, 1 leaks only, 2 corrupt).
+pub fn check_exit_code(path: &Path) -> i32 {
+    check(path, &CheckOptions::default()).unwrap().exit_code()
+}
+
+/// Panics with the report unless `check` finds the image clean.
+#[track_caller]
+pub fn assert_clean(path: &Path) {
+    let report = check(path, &CheckOptions::default()).unwrap();
+    assert!(report.is_clean(), "{}: {report}", path.display());
+}
+
+/// Panics unless `message` contains every one of `parts`.
+#[track_caller]
+pub fn assert_mentions(message: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(
+            message.contains(part),
+            "the message {message:?} does not mention {part:?}"
+        );
+    }
+}
+
+/// Writes `data` at `offset` into both the image and the model of its contents.
+pub fn write_both(image: &mut Image, model: &mut [u8], data: &[u8], offset: u64) {
+    image.write_at(data, offset).unwrap();
+    model[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+}
+
+/// Discards `length` bytes at `offset` in the image, and zeroes them in the model.
+pub fn discard_both(image: &mut Image, model: &mut [u8], offset: u64, length: u64) {
+    image.discard(offset, length).unwrap();
+    model[offset as usize..(offset + length) as usize].fill(0);
+}
+
+/// Copies a file to `to`, writable: corpus files are stored read-only, and `fs::copy`
+/// copies their permissions too.
+pub fn copy_writable(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    let mut permissions = std::fs::metadata(to).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(to, permissions).unwrap();
+}
+
+/// A corpus image copied (decompressed) into `dir` as `name`, writable.
+pub fn corpus_copy(corpus: &Path, file: &str, dir: &TempDir, name: &str) -> Option<PathBuf> {
+    let source = corpus.join(file);
+    let target = dir.join(name);
+    if file.ends_with(".gz") || file.ends_with(".bz2") {
+        // Decompressed into a new file, which is writable already.
+        std::fs::rename(decompress(&source, dir.path())?, &target).unwrap();
+    } else {
+        copy_writable(&source, &target);
+    }
+    Some(target)
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the oracles (qemu-img, libvhdi) make of an image
+
+/// Creates a VHD of exactly `size` bytes with `qemu-img create` (`subformat` is `dynamic`
+/// or `fixed`); `force_size=on` keeps qemu from rounding the size to a CHS geometry.
+pub fn qemu_create(path: &Path, subformat: &str, size: u64) {
+    run_ok(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vpc", "-o"])
+            .arg(format!("subformat={subformat},force_size=on"))
+            .arg(path)
+            .arg(size.to_string()),
+    );
+}
+
+/// Panics unless `qemu-img compare` finds the image's disk equal to `expected` (exit code 0).
+#[track_caller]
+pub fn assert_qemu_reads(vhd: &Path, expected: &[u8], dir: &TempDir) {
+    let raw = dir.join("expected.raw");
+    std::fs::write(&raw, expected).unwrap();
+    let (code, text) = run_status(
+        Command::new("qemu-img")
+            .args(["compare", "-f", "vpc", "-F", "raw"])
+            .arg(vhd)
+            .arg(&raw),
+    );
+    assert_eq!(code, 0, "qemu-img compare {}: {text}", vhd.display());
+}
+
+/// The image's virtual disk as `qemu-img convert -f vpc -O raw` gives it.
+pub fn qemu_raw(image: &Path, dir: &TempDir) -> Vec<u8> {
+    let raw = dir.join("qemu.raw");
+    run_ok(
+        Command::new("qemu-img")
+            .args(["convert", "-f", "vpc", "-O", "raw"])
+            .arg(image)
+            .arg(&raw),
+    );
+    let bytes = std::fs::read(&raw).unwrap();
+    // Removed at once: a test may hold several disks' worth of these.
+    std::fs::remove_file(&raw).unwrap();
+    bytes
+}
+
+/// libvhdi (pyvhdi) opens every file of the chain in argv[2:] (base first), links each to
+/// the one below with `set_parent`, and writes the top image's disk to argv[1], read in
+/// 64 KiB pieces (its reads are right at that size; see FORMAT-NOTES).
+pub const PYVHDI_READ_CHAIN: &str = r#"
+import sys, pyvhdi
+files = []
+for path in sys.argv[2:]:
+    f = pyvhdi.file()
+    f.open(path)
+    if files:
+        f.set_parent(files[-1])
+    files.append(f)
+top = files[-1]
+size = top.get_media_size()
+top.seek_offset(0, 0)
+done = 0
+with open(sys.argv[1], "wb") as out:
+    while done < size:
+        data = top.read_buffer(min(65536, size - done))
+        if not data:
+            sys.exit("short read at %d" % done)
+        out.write(data)
+        done += len(data)
+"#;
+
+/// Writes the disk libvhdi reads from the top of `chain` (base first) into the file `out`.
+pub fn libvhdi_flatten<P: AsRef<OsStr>>(chain: &[P], out: &Path) {
+    run_ok(
+        Command::new(python())
+            .args(["-c", PYVHDI_READ_CHAIN])
+            .arg(out)
+            .args(chain),
+    );
+}
+
+/// What libvhdi reads from the top of `chain` (base first).
+pub fn libvhdi_read_chain<P: AsRef<OsStr>>(chain: &[P], dir: &TempDir) -> Vec<u8> {
+    let out = dir.join("libvhdi.raw");
+    libvhdi_flatten(chain, &out);
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    bytes
 }
