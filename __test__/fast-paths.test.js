@@ -162,3 +162,24 @@ describe('synchronous I/O on every image class', () => {
     await disk.close()
   })
 })
+
+describe('the handle functions (the path lib/disk.js reads and writes through)', () => {
+  test('read, write and their sync forms through a handle; closed images refuse', async () => {
+    const file = await dynamicWithBlock1('handle')
+    const image = await native.open(file, {})
+    const handle = image.handle
+    const data = pattern(4 * KiB, 21)
+    assert.equal(await native.handleWrite(handle, data, 0, data.length, 3 * BLOCK), data.length)
+    const back = Buffer.alloc(data.length)
+    assert.equal(await native.handleRead(handle, back, 0, back.length, 3 * BLOCK), data.length)
+    assert.deepEqual(back, data)
+    assert.equal(native.handleWriteSync(handle, data, 0, 512, 0), 512)
+    assert.equal(native.handleReadSync(handle, back, 0, 512, 0), 512)
+    assert.deepEqual(back.subarray(0, 512), data.subarray(0, 512))
+    assert.throws(() => native.handleRead({}, back, 0, 1, 0))
+    assert.throws(() => native.handleReadSync(handle, back, 0, back.length + 1, 0), { code: 'ERR_OUT_OF_RANGE' })
+    await image.close()
+    await assert.rejects(native.handleRead(handle, back, 0, 10, 2 * BLOCK), { code: 'ERR_VHD_CLOSED' })
+    assert.throws(() => native.handleReadSync(handle, back, 0, 10, 0), { code: 'ERR_VHD_CLOSED' })
+  })
+})
