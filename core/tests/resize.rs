@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vhd_core::ops::{resize, Progress, ResizeOptions, ResizeReport};
@@ -13,43 +13,6 @@ use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, OpenOptions
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;
-
-/// `PYVHDI_READ_CHAIN` (see common) with a byte limit in argv[2], the chain in argv[3:].
-const PYVHDI_READ_CHAIN_UP_TO: &str = r#"
-import sys, pyvhdi
-files = []
-for path in sys.argv[3:]:
-    f = pyvhdi.file()
-    f.open(path)
-    if files:
-        f.set_parent(files[-1])
-    files.append(f)
-top = files[-1]
-size = min(top.get_media_size(), int(sys.argv[2]))
-top.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = top.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-/// What libvhdi reads from the top of `chain` (base first), up to `limit` bytes: libvhdi
-/// fails to read a child past the end of its parent.
-fn libvhdi_read_chain_up_to(chain: &[PathBuf], limit: u64, dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN_UP_TO])
-            .arg(&out)
-            .arg(limit.to_string())
-            .args(chain),
-    );
-    std::fs::read(&out).unwrap()
-}
 
 /// The virtual size qemu-img reports (the last "virtual-size": the first ones describe
 /// the file protocol under the image).

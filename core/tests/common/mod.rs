@@ -693,9 +693,10 @@ pub fn qemu_raw(image: &Path, dir: &TempDir) -> Vec<u8> {
 
 /// libvhdi (pyvhdi) opens every file of the chain in argv[2:] (base first), links each to
 /// the one below with `set_parent`, and writes the top image's disk to argv[1], read in
-/// 64 KiB pieces (its reads are right at that size; see FORMAT-NOTES).
+/// 64 KiB pieces (its reads are right at that size; see FORMAT-NOTES). The environment
+/// variable `PYVHDI_LIMIT`, when set, stops the read after that many bytes.
 pub const PYVHDI_READ_CHAIN: &str = r#"
-import sys, pyvhdi
+import os, sys, pyvhdi
 files = []
 for path in sys.argv[2:]:
     f = pyvhdi.file()
@@ -705,6 +706,8 @@ for path in sys.argv[2:]:
     files.append(f)
 top = files[-1]
 size = top.get_media_size()
+if os.environ.get("PYVHDI_LIMIT"):
+    size = min(size, int(os.environ["PYVHDI_LIMIT"]))
 top.seek_offset(0, 0)
 done = 0
 with open(sys.argv[1], "wb") as out:
@@ -724,6 +727,26 @@ pub fn libvhdi_flatten<P: AsRef<OsStr>>(chain: &[P], out: &Path) {
             .arg(out)
             .args(chain),
     );
+}
+
+/// What libvhdi reads from the top of `chain` (base first), up to `limit` bytes (libvhdi
+/// fails to read a child past the end of its parent).
+pub fn libvhdi_read_chain_up_to<P: AsRef<OsStr>>(
+    chain: &[P],
+    limit: u64,
+    dir: &TempDir,
+) -> Vec<u8> {
+    let out = dir.join("libvhdi.raw");
+    run_ok(
+        Command::new(python())
+            .env("PYVHDI_LIMIT", limit.to_string())
+            .args(["-c", PYVHDI_READ_CHAIN])
+            .arg(&out)
+            .args(chain),
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    bytes
 }
 
 /// What libvhdi reads from the top of `chain` (base first).
