@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const { pathToFileURL } = require('node:url')
 const VHD = require('..')
 const native = require('../binding.js')
-const { KiB, MiB, tempDir, pattern, patchFile, patchFooters, viaCallback, rejectsWith, throwsWith } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, patchFile, patchFooters, viaCallback, rejectsWith, throwsWith, nativeIo } = require('./helpers.js')
 
 let tmp
 before(() => {
@@ -524,21 +524,22 @@ describe('read and write', () => {
     await rejectsWith(disk.read(0, 2 ** 52), 'ERR_OUT_OF_RANGE', RangeError) // larger than a Buffer can be
   })
 
-  test('the native class checks its arguments too', async () => {
+  test('the native layer checks its arguments too', async () => {
     // Reach under index.js: a NativeImage from the native open(), beside the suite's
-    // read-write disk (so unlocked: a second handle is the point).
+    // read-write disk (so unlocked: a second handle is the point), read through lib/io.js.
     const image = await native.open(disk.path, { readOnly: true, lock: false })
+    const io = nativeIo(image)
     const buffer = Buffer.alloc(8)
-    throwsWith(() => image.read(buffer, 4, 8, 0), 'ERR_OUT_OF_RANGE', RangeError)
-    throwsWith(() => image.read(buffer, 9, 0, 0), 'ERR_OUT_OF_RANGE', RangeError)
-    throwsWith(() => image.readSync(buffer, 0, 4, -1), 'ERR_OUT_OF_RANGE', RangeError)
-    throwsWith(() => image.writeSync(buffer, 0, 1.5, 0), 'ERR_OUT_OF_RANGE', RangeError)
-    assert.throws(() => image.read('nope', 0, 1, 0))
-    assert.equal(await image.read(buffer, 2, 4, 1000), 4)
+    throwsWith(() => io.read(buffer, 4, 8, 0), 'ERR_OUT_OF_RANGE', RangeError)
+    throwsWith(() => io.read(buffer, 9, 0, 0), 'ERR_OUT_OF_RANGE', RangeError)
+    throwsWith(() => native.handleReadSync(image.handle, buffer, 0, 4, -1), 'ERR_OUT_OF_RANGE', RangeError)
+    throwsWith(() => native.handleWriteSync(image.handle, buffer, 0, 1.5, 0), 'ERR_OUT_OF_RANGE', RangeError)
+    assert.throws(() => io.read('nope', 0, 1, 0))
+    assert.equal(await io.read(buffer, 2, 4, 1000), 4)
     assert.deepEqual(buffer.subarray(2, 6), model.subarray(1000, 1004))
     await image.close()
     assert.equal(image.isOpen, false)
-    await rejectsWith(image.read(buffer, 0, 1, 0), 'ERR_VHD_CLOSED')
+    await rejectsWith(io.read(buffer, 0, 1, 0), 'ERR_VHD_CLOSED')
     await rejectsWith(image.close(), 'ERR_VHD_CLOSED')
   })
 

@@ -15,7 +15,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const VHD = require('..')
 const native = require('../binding.js')
-const { KiB, MiB, tempDir, pattern } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, nativeIo } = require('./helpers.js')
 
 const SIZE = 16 * MiB
 const BLOCK_SIZE = 512 * KiB
@@ -340,14 +340,15 @@ describe('close while operations are in flight', () => {
     assertSame((await contents(file)).buffer, model, 'VHD.Image writes before close')
   })
 
-  test('the native class alone: close amid operations; each resolves or fails with ERR_VHD_CLOSED', async () => {
+  test('the native layer alone: close amid operations; each resolves or fails with ERR_VHD_CLOSED', async () => {
     const file = tmp.file('close-native')
     await (await VHD.create(file, { type: 'dynamic', size: SIZE, blockSize: BLOCK_SIZE })).close()
     const image = await native.open(file, {})
+    const io = nativeIo(image)
     const ops = []
     for (let i = 0; i < 400; i++) {
       const buffer = pattern(8 * KiB, i + 1)
-      ops.push(i % 2 ? image.write(buffer, 0, buffer.length, i * 40 * KiB) : image.read(buffer, 0, buffer.length, i * 40 * KiB))
+      ops.push(i % 2 ? io.write(buffer, 0, buffer.length, i * 40 * KiB) : io.read(buffer, 0, buffer.length, i * 40 * KiB))
       if (i === 200) ops.push(image.close())
     }
     const settled = await Promise.allSettled(ops)

@@ -2,14 +2,15 @@
 
 // The shortcuts that make small I/O cheap (issue 6) must never change what is read:
 // reads that touch no data anywhere in the chain are answered on the JavaScript thread
-// (zeros), everything else goes through the thread pool, and `close` still waits for every
-// operation in flight.
+// (zeros), everything else goes through the native I/O threads and the completion port
+// (lib/io.js, src/io.rs), and `close` still waits for every operation in flight.
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
+const { spawnSync } = require('node:child_process')
 const VHD = require('..')
 const native = require('../binding.js')
-const { KiB, MiB, tempDir, pattern } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, nativeIo } = require('./helpers.js')
 
 const BLOCK = 512 * KiB
 
@@ -29,41 +30,51 @@ async function dynamicWithBlock1(name) {
 }
 
 describe('reads that need no I/O', () => {
-  test('the native read answers unallocated ranges at once, and data ranges with a promise', async () => {
+  test('unallocated ranges are read at once, data ranges through the I/O threads', async () => {
     const file = await dynamicWithBlock1('native')
     const image = await native.open(file, { readOnly: true })
+    const io = nativeIo(image)
     const buffer = Buffer.alloc(8 * KiB, 0xee)
-    // Entirely in unallocated block 0: a number, and the junk in the buffer is zeroed.
-    const atOnce = image.read(buffer, 0, 4 * KiB, 100)
-    assert.equal(atOnce, 4 * KiB)
+    // Entirely in unallocated block 0: done before the call returns, nothing in flight,
+    // and the junk in the buffer is zeroed.
+    const atOnce = io.read(buffer, 0, 4 * KiB, 100)
+    assert.equal(io.owner.inFlight, 0)
     assert.ok(buffer.subarray(0, 4 * KiB).every((b) => b === 0))
     assert.ok(buffer.subarray(4 * KiB).every((b) => b === 0xee), 'bytes outside the range untouched')
-    // Touching block 1: a promise with the data.
-    const viaPool = image.read(buffer, 0, 8 * KiB, BLOCK - 4 * KiB)
-    assert.ok(viaPool instanceof Promise)
+    assert.equal(await atOnce, 4 * KiB)
+    // Touching block 1: in flight until the data is there.
+    const viaPool = io.read(buffer, 0, 8 * KiB, BLOCK - 4 * KiB)
+    assert.equal(io.owner.inFlight, 1)
     assert.equal(await viaPool, 8 * KiB)
+    assert.equal(io.owner.inFlight, 0)
     assert.ok(buffer.subarray(0, 4 * KiB).every((b) => b === 0))
     assert.deepEqual(buffer.subarray(4 * KiB), pattern(BLOCK, 7).subarray(0, 4 * KiB))
     // Past the end of the disk: nothing to read, at once.
-    assert.equal(image.read(buffer, 0, 10, 4 * BLOCK), 0)
+    assert.equal(await io.read(buffer, 0, 10, 4 * BLOCK), 0)
     // Short at the end, still at once (block 3 is unallocated).
-    assert.equal(image.read(buffer, 0, 8 * KiB, 4 * BLOCK - KiB), KiB)
-    // More than 1 MiB goes to the pool even when it is all zeros.
+    const short = io.read(buffer, 0, 8 * KiB, 4 * BLOCK - KiB)
+    assert.equal(io.owner.inFlight, 0)
+    assert.equal(await short, KiB)
+    // More than 1 MiB goes to the threads even when it is all zeros.
     const big = Buffer.alloc(2 * MiB)
-    const bigRead = image.read(big, 0, BLOCK + 1, 2 * BLOCK - 1)
-    assert.ok(bigRead instanceof Promise)
+    const bigRead = io.read(big, 0, BLOCK + 1, 2 * BLOCK - 1)
+    assert.equal(io.owner.inFlight, 1)
     assert.equal(await bigRead, BLOCK + 1)
     await image.close()
     // Closed: a rejection, never a synchronous throw.
-    await assert.rejects(image.read(buffer, 0, 10, 0), { code: 'ERR_VHD_CLOSED' })
+    await assert.rejects(io.read(buffer, 0, 10, 0), { code: 'ERR_VHD_CLOSED' })
+    assert.equal(io.owner.inFlight, 0)
   })
 
-  test('a fixed image always reads through the pool', async () => {
+  test('a fixed image always reads through the I/O threads', async () => {
     const file = tmp.file('fixed')
     const disk = await VHD.create(file, { type: 'fixed', size: MiB })
     await disk.close()
     const image = await native.open(file, { readOnly: true })
-    assert.ok(image.read(Buffer.alloc(512), 0, 512, 0) instanceof Promise)
+    const io = nativeIo(image)
+    const read = io.read(Buffer.alloc(512), 0, 512, 0)
+    assert.equal(io.owner.inFlight, 1)
+    assert.equal(await read, 512)
     await image.close()
   })
 
@@ -74,15 +85,18 @@ describe('reads that need no I/O', () => {
     await top.write(pattern(4 * KiB, 9), 2 * BLOCK)
     await top.close()
     const image = await native.open(child, { readOnly: true })
+    const io = nativeIo(image)
     const buffer = Buffer.alloc(4 * KiB, 1)
-    assert.equal(image.read(buffer, 0, 4 * KiB, 0), 4 * KiB, 'block 0: nowhere')
+    const nowhere = io.read(buffer, 0, 4 * KiB, 0)
+    assert.equal(io.owner.inFlight, 0, 'block 0: nowhere')
+    assert.equal(await nowhere, 4 * KiB)
     assert.ok(buffer.every((b) => b === 0))
-    const fromParent = image.read(buffer, 0, 4 * KiB, BLOCK)
-    assert.ok(fromParent instanceof Promise, 'block 1: in the parent')
+    const fromParent = io.read(buffer, 0, 4 * KiB, BLOCK)
+    assert.equal(io.owner.inFlight, 1, 'block 1: in the parent')
     await fromParent
     assert.deepEqual(buffer, pattern(BLOCK, 7).subarray(0, 4 * KiB))
-    const fromChild = image.read(buffer, 0, 4 * KiB, 2 * BLOCK)
-    assert.ok(fromChild instanceof Promise, 'block 2: in the child')
+    const fromChild = io.read(buffer, 0, 4 * KiB, 2 * BLOCK)
+    assert.equal(io.owner.inFlight, 1, 'block 2: in the child')
     await fromChild
     assert.deepEqual(buffer, pattern(4 * KiB, 9))
     await image.close()
@@ -163,23 +177,68 @@ describe('synchronous I/O on every image class', () => {
   })
 })
 
-describe('the handle functions (the path lib/disk.js reads and writes through)', () => {
-  test('read, write and their sync forms through a handle; closed images refuse', async () => {
+describe('the handle functions and the I/O port (the paths lib/disk.js reads and writes through)', () => {
+  test('read, write and their sync forms through a handle; bad arguments throw; closed images refuse', async () => {
     const file = await dynamicWithBlock1('handle')
     const image = await native.open(file, {})
     const handle = image.handle
+    const io = nativeIo(image)
     const data = pattern(4 * KiB, 21)
-    assert.equal(await native.handleWrite(handle, data, 0, data.length, 3 * BLOCK), data.length)
+    assert.equal(await io.write(data, 0, data.length, 3 * BLOCK), data.length)
     const back = Buffer.alloc(data.length)
-    assert.equal(await native.handleRead(handle, back, 0, back.length, 3 * BLOCK), data.length)
+    assert.equal(await io.read(back, 0, back.length, 3 * BLOCK), data.length)
     assert.deepEqual(back, data)
     assert.equal(native.handleWriteSync(handle, data, 0, 512, 0), 512)
     assert.equal(native.handleReadSync(handle, back, 0, 512, 0), 512)
     assert.deepEqual(back.subarray(0, 512), data.subarray(0, 512))
-    assert.throws(() => native.handleRead({}, back, 0, 1, 0))
+    // Checked before anything starts: a synchronous throw, and nothing in flight.
+    assert.throws(() => io.read(back, 4, back.length, 0), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => io.write(back, 0, 1, -1), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => io.read('nope', 0, 1, 0))
+    assert.throws(() => native.handleReadSync({}, back, 0, 1, 0))
     assert.throws(() => native.handleReadSync(handle, back, 0, back.length + 1, 0), { code: 'ERR_OUT_OF_RANGE' })
+    assert.equal(io.owner.inFlight, 0)
+    // Failures found by the I/O threads reject with the core's error.
+    await assert.rejects(io.write(back, 0, 1, 4 * BLOCK), { code: 'ERR_VHD_OUT_OF_RANGE' })
     await image.close()
-    await assert.rejects(native.handleRead(handle, back, 0, 10, 2 * BLOCK), { code: 'ERR_VHD_CLOSED' })
+    await assert.rejects(io.read(back, 0, 10, 2 * BLOCK), { code: 'ERR_VHD_CLOSED' })
+    await assert.rejects(io.write(back, 0, 10, 0), { code: 'ERR_VHD_CLOSED' })
     assert.throws(() => native.handleReadSync(handle, back, 0, 10, 0), { code: 'ERR_VHD_CLOSED' })
+    assert.equal(io.owner.inFlight, 0)
+  })
+
+  test('many requests of several images in flight at once each get their own result', async () => {
+    const files = await Promise.all([0, 1, 2].map((n) => dynamicWithBlock1(`port-${n}`)))
+    const images = await Promise.all(files.map((file) => native.open(file, {})))
+    const ios = images.map(nativeIo)
+    // 600 writes of distinct 1 KiB patterns (more than one drain takes at a time), then
+    // 600 reads of them, all in flight together.
+    const writes = []
+    for (let i = 0; i < 600; i++) writes.push(ios[i % 3].write(pattern(KiB, i + 1), 0, KiB, BLOCK + i * KiB))
+    assert.deepEqual(await Promise.all(writes), Array(600).fill(KiB))
+    const buffers = Array.from({ length: 600 }, () => Buffer.alloc(KiB))
+    const reads = buffers.map((buffer, i) => ios[i % 3].read(buffer, 0, KiB, BLOCK + i * KiB))
+    assert.deepEqual(await Promise.all(reads), Array(600).fill(KiB))
+    buffers.forEach((buffer, i) => assert.deepEqual(buffer, pattern(KiB, i + 1), `request ${i}`))
+    for (const io of ios) assert.equal(io.owner.inFlight, 0)
+    await Promise.all(images.map((image) => image.close()))
+  })
+
+  test('reads in flight keep the process alive until they complete, and no longer', async () => {
+    const file = await dynamicWithBlock1('alive')
+    const script = `
+      const native = require(${JSON.stringify(require.resolve('../binding.js'))})
+      const { nativeIo } = require(${JSON.stringify(require.resolve('./helpers.js'))})
+      native.open(process.argv[1], { readOnly: true }).then((image) => {
+        const io = nativeIo(image)
+        const buffer = Buffer.alloc(${BLOCK})
+        // No timer or handle of its own: only the read in flight holds the event loop. The
+        // image stays open: an idle port must not keep the process from exiting either.
+        io.read(buffer, 0, buffer.length, ${BLOCK}).then((n) => console.log('read', n, buffer[0] === ${pattern(BLOCK, 7)[0]}))
+      })
+    `
+    const run = spawnSync(process.execPath, ['-e', script, file], { encoding: 'utf8', timeout: 30000 })
+    assert.equal(run.status, 0, run.stderr)
+    assert.equal(run.stdout.trim(), `read ${BLOCK} true`)
   })
 })

@@ -179,6 +179,31 @@ function pyvhdiReadChain(chain, dir) {
   return bytes
 }
 
+/**
+ * Asynchronous reads and writes of a native image (from binding.js's `open`) through
+ * lib/io.js, as lib/disk.js does them. `owner.inFlight` counts the requests that went to
+ * the native threads and have not settled (reads done at once never count).
+ */
+function nativeIo(image) {
+  const io = require('../lib/io.js')
+  const owner = {
+    inFlight: 0,
+    [io.kStarted]() {
+      this.inFlight++
+    },
+    [io.kSettled]() {
+      this.inFlight--
+    },
+  }
+  const handle = image.handle
+  const count = (n) => n
+  return {
+    owner,
+    read: (buffer, offset, length, position) => io.read(owner, handle, buffer, offset, length, position, count),
+    write: (buffer, offset, length, position) => io.write(owner, handle, buffer, offset, length, position, count),
+  }
+}
+
 module.exports = {
   KiB,
   MiB,
@@ -194,4 +219,5 @@ module.exports = {
   createWithModel,
   PYTHON,
   pyvhdiReadChain,
+  nativeIo,
 }

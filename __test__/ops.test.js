@@ -296,9 +296,14 @@ describe('createVhdStream', () => {
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i].bytesDone >= seen[i - 1].bytesDone)
     assert.equal(seen[seen.length - 1].bytesDone, seen[seen.length - 1].bytesTotal)
 
+    // Aborted at the first report: the source is large (2 GiB, sparse, so cheap to make) so
+    // that the scan cannot finish before the abort reaches it, however busy the machine.
+    const large = tmp.file('large').replace(/\.vhd$/, '.raw')
+    fs.writeFileSync(large, pattern(MiB, 5))
+    fs.truncateSync(large, 2048 * MiB)
     const controller = new AbortController()
     const onProgress = ({ bytesDone, bytesTotal }) => bytesDone < bytesTotal && controller.abort()
-    await rejectsWith(VHD.createVhdStream(raw, { type: 'dynamic', onProgress, signal: controller.signal }), 'ABORT_ERR')
+    await rejectsWith(VHD.createVhdStream(large, { type: 'dynamic', onProgress, signal: controller.signal }), 'ABORT_ERR')
   })
 
   test('azure implies fixed; a raw stream is refused', async () => {

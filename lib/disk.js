@@ -21,6 +21,9 @@ const {
   noArgs,
 } = require('./args.js')
 const { shapeFooter, shapeHeader, shapeParent } = require('./metadata.js')
+const io = require('./io.js')
+
+const { kStarted, kSettled } = io // what lib/io.js tells a disk about its reads and writes
 
 
 const kPath = Symbol('path')
@@ -35,7 +38,6 @@ const kIdle = Symbol('idle') // called when kInFlight drops to 0 (close waits fo
 const kAttach = Symbol('attach')
 const kImage = Symbol('image')
 const kTrack = Symbol('track')
-const kSettled = Symbol('settled')
 const kWhenIdle = Symbol('whenIdle')
 const kExpectedType = Symbol('expectedType')
 const kOpening = Symbol('opening')
@@ -178,9 +180,9 @@ class Disk {
   }
 
   /**
-   * The handle that reads and writes go through (`native.handleRead` and friends: as plain
-   * functions of a handle they cost napi-rs less per call than the methods of the native
-   * image), or throws ERR_VHD_CLOSED.
+   * The handle that reads and writes go through (lib/io.js and `native.handleReadSync` and
+   * friends: as plain functions of a handle they cost napi-rs less per call than methods of
+   * the native image would), or throws ERR_VHD_CLOSED.
    */
   [kIo]() {
     this[kImage]()
@@ -188,13 +190,11 @@ class Disk {
   }
 
   /**
-   * Counts a native operation as in flight until it settles, so that `close` can wait for
-   * it, and resolves to `map(value)`. A native read that needed no I/O returns its byte
-   * count at once instead of a promise: nothing is in flight then. Mapping here, in the one
-   * `then`, keeps the per-call cost of small reads to a single extra promise.
+   * Counts a native operation (other than a read or a write: lib/io.js counts those through
+   * `io.kStarted` and `io.kSettled`) as in flight until it settles, so that `close` can wait
+   * for it, and resolves to `map(value)`.
    */
   [kTrack](result, map = identity) {
-    if (typeof result === 'number') return Promise.resolve(map(result))
     this[kInFlight]++
     return result.then(
       (value) => {
@@ -206,6 +206,10 @@ class Disk {
         throw error
       },
     )
+  }
+
+  [kStarted]() {
+    this[kInFlight]++
   }
 
   [kSettled]() {
@@ -267,7 +271,7 @@ class Disk {
   /** The native read into `buffer[offset..offset + length]`, tracked; resolves to bytesRead. */
   [kReadInto](buffer, offset, length, position) {
     try {
-      return this[kTrack](native.handleRead(this[kIo](), buffer, offset, length, position))
+      return io.read(this, this[kIo](), buffer, offset, length, position, identity)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -276,7 +280,7 @@ class Disk {
   /** The native write of `buffer[offset..offset + length]`, tracked; resolves to bytesWritten. */
   [kWriteFrom](buffer, offset, length, position) {
     try {
-      return this[kTrack](native.handleWrite(this[kIo](), buffer, offset, length, position))
+      return io.write(this, this[kIo](), buffer, offset, length, position, identity)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -309,7 +313,7 @@ class Disk {
         const handle = this[kIo]()
         const size = this[kInfo].size
         const buffer = readBuffer(length, position, size)
-        return this[kTrack](native.handleRead(handle, buffer, 0, length, position), (bytesRead) => {
+        return io.read(this, handle, buffer, 0, length, position, (bytesRead) => {
           zeroRest(buffer, bytesRead, position, size)
           return { bytesRead, buffer }
         })
@@ -323,7 +327,7 @@ class Disk {
       callback,
       () => [toBytes(buffer), toIndex(offset, 'offset')],
       ([bytes, position]) =>
-        this[kTrack](native.handleWrite(this[kIo](), bytes, 0, bytes.length, position), (bytesWritten) => ({
+        io.write(this, this[kIo](), bytes, 0, bytes.length, position, (bytesWritten) => ({
           bytesWritten,
           buffer,
         })),
@@ -342,7 +346,7 @@ class Disk {
       callback,
       () => readIntoArgs(buffer, bufferOffset, length, position),
       ([bytes, start, count, at]) =>
-        this[kTrack](native.handleRead(this[kIo](), bytes, start, count, at), (bytesRead) => ({ bytesRead, buffer })),
+        io.read(this, this[kIo](), bytes, start, count, at, (bytesRead) => ({ bytesRead, buffer })),
       (result) => [result.bytesRead, result.buffer],
     )
   }

@@ -1,5 +1,6 @@
 //! The `NativeImage` class: an open `vhd_core::Image` shared between the JavaScript thread
-//! and the libuv thread pool, and the `open`/`create` functions that make one.
+//! and the thread pools, the synchronous reads and writes of its handle, and the
+//! `open`/`create` functions that make one. (Asynchronous reads and writes: src/io.rs.)
 //!
 //! Reads take the read lock, so that parallel reads run in parallel; writes, flush and close
 //! take the write lock. After `close` the image is gone (`None`) and every call fails with
@@ -9,14 +10,13 @@ use crate::errors::{guard, Failure};
 use crate::info::{ImageInfo, Snapshot};
 use crate::options::{buffer_range, integer, CreateArgs, OpenArgs};
 use crate::task::Job;
-use napi::bindgen_prelude::{AsyncTask, Buffer, Either, External, Uint8Array, Uint8ArraySlice};
+use napi::bindgen_prelude::{AsyncTask, Buffer, External, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
-use std::ops::Range;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use vhd_core::{Image, VirtualDisk};
 
-type Shared = Arc<RwLock<Option<Image>>>;
+pub(crate) type Shared = Arc<RwLock<Option<Image>>>;
 
 /// An open VHD image. Made by `open` or `create`; not constructible from JavaScript.
 #[napi]
@@ -47,17 +47,30 @@ fn write_lock(shared: &Shared) -> Result<RwLockWriteGuard<'_, Option<Image>>, Fa
     shared.write().map_err(|_| poisoned())
 }
 
-fn read_into(shared: &Shared, buf: &mut [u8], position: u64) -> Result<i64, Failure> {
+pub(crate) fn read_into(shared: &Shared, buf: &mut [u8], position: u64) -> Result<i64, Failure> {
     let guard = read_lock(shared)?;
     let image = guard.as_ref().ok_or_else(Failure::closed)?;
     Ok(image.read_at(buf, position)? as i64)
 }
 
-fn write_from(shared: &Shared, buf: &[u8], position: u64) -> Result<i64, Failure> {
+pub(crate) fn write_from(shared: &Shared, buf: &[u8], position: u64) -> Result<i64, Failure> {
     let mut guard = write_lock(shared)?;
     let image = guard.as_mut().ok_or_else(Failure::closed)?;
     image.write_at(buf, position)?;
     Ok(buf.len() as i64)
+}
+
+/// True when `length` bytes at `position` can be read without I/O: they touch no data in
+/// any file of the chain (zeros). False when they do, when a write holds the image (the
+/// JavaScript thread never waits for a lock), or when the image is closed (the request
+/// then reports it, as a rejection like every other failure).
+pub(crate) fn reads_without_io(shared: &Shared, position: u64, length: u64) -> bool {
+    let Ok(guard) = shared.try_read() else {
+        return false;
+    };
+    guard
+        .as_ref()
+        .is_some_and(|image| image.reads_without_io(position, length))
 }
 
 pub struct OpenState {
@@ -76,40 +89,6 @@ pub struct OpenFdState {
 pub struct CreateState {
     path: String,
     options: vhd_core::CreateOptions,
-}
-
-/// A read or a write: the image, the caller's buffer and which bytes of it, the disk offset.
-pub struct IoState {
-    image: Shared,
-    buffer: Uint8Array,
-    range: Range<usize>,
-    position: u64,
-}
-
-impl IoState {
-    /// Checks the arguments of `read`/`write` (on the JavaScript thread, before any work).
-    fn new(
-        env: &Env,
-        image: &Shared,
-        buffer: Uint8Array,
-        buffer_offset: f64,
-        length: f64,
-        position: f64,
-    ) -> napi::Result<IoState> {
-        let checked = guard(|| {
-            Ok((
-                buffer_range(buffer.len(), buffer_offset, length)?,
-                integer("position", position)?,
-            ))
-        });
-        let (range, position) = to_napi(env, checked)?;
-        Ok(IoState {
-            image: image.clone(),
-            buffer,
-            range,
-            position,
-        })
-    }
 }
 
 fn open_work(state: &mut OpenState) -> Result<NativeImage, Failure> {
@@ -169,51 +148,6 @@ fn create_work(state: &mut CreateState) -> Result<NativeImage, Failure> {
     )?))
 }
 
-fn read_work(state: &mut IoState) -> Result<i64, Failure> {
-    // SAFETY: the task holds a reference to the caller's Uint8Array, so its memory stays
-    // alive until the task is dropped. Like `fs.read`, the bytes are written while
-    // JavaScript could look at them: the caller must not use the buffer until the promise
-    // settles. `range` was checked against the buffer's length.
-    let buf = unsafe { state.buffer.as_mut() };
-    read_into(&state.image, &mut buf[state.range.clone()], state.position)
-}
-
-/// Reads no larger than this are done on the JavaScript thread when they need no I/O:
-/// filling 1 MiB with zeros takes about as long as a thread-pool round trip.
-const AT_ONCE_LIMIT: usize = 1 << 20;
-
-/// Does `state`'s read now if it only fills zeros (see `NativeImage::read`); `None` when it
-/// needs the thread pool: it reads a file, or a write holds the image (never wait for a
-/// lock on the JavaScript thread).
-fn read_zeros_at_once(state: &mut IoState) -> Result<Option<i64>, Failure> {
-    if state.range.len() > AT_ONCE_LIMIT {
-        return Ok(None);
-    }
-    let Ok(guard) = state.image.try_read() else {
-        return Ok(None);
-    };
-    // A closed image: the task reports it, as a rejection like every other failure.
-    let Some(image) = guard.as_ref() else {
-        return Ok(None);
-    };
-    if !image.reads_without_io(state.position, state.range.len() as u64) {
-        return Ok(None);
-    }
-    // SAFETY: on the JavaScript thread, during the call: nothing else can use the buffer.
-    let buf = unsafe { state.buffer.as_mut() };
-    Ok(Some(
-        image.read_at(&mut buf[state.range.clone()], state.position)? as i64,
-    ))
-}
-
-fn write_work(state: &mut IoState) -> Result<i64, Failure> {
-    write_from(
-        &state.image,
-        &state.buffer[state.range.clone()],
-        state.position,
-    )
-}
-
 fn flush_work(image: &mut Shared) -> Result<(), Failure> {
     let mut guard = write_lock(image)?;
     let image = guard.as_mut().ok_or_else(Failure::closed)?;
@@ -249,66 +183,8 @@ impl NativeImage {
         self.snapshot.to_js()
     }
 
-    /// Reads `length` bytes at virtual offset `position` into `buffer[bufferOffset..]`.
-    /// Resolves to the number of bytes read: short at the end of the disk, 0 past it.
-    ///
-    /// A read of at most 1 MiB that touches no data in any file (unallocated blocks all
-    /// the way down the chain) is done at once: it returns the number of bytes read
-    /// instead of a promise, sparing the thread-pool round trip for zeros.
-    #[napi(catch_unwind, ts_return_type = "number | Promise<number>")]
-    pub fn read(
-        &self,
-        env: Env,
-        buffer: Uint8Array,
-        buffer_offset: f64,
-        length: f64,
-        position: f64,
-    ) -> napi::Result<ReadResult> {
-        start_read(&env, &self.image, buffer, buffer_offset, length, position)
-    }
-
-    /// Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`.
-    /// Resolves to the number of bytes written (all of them); a write past the end of the
-    /// disk fails with `ERR_VHD_OUT_OF_RANGE` and writes nothing.
-    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
-    pub fn write(
-        &self,
-        env: Env,
-        buffer: Uint8Array,
-        buffer_offset: f64,
-        length: f64,
-        position: f64,
-    ) -> napi::Result<AsyncTask<Job<IoState, i64>>> {
-        start_write(&env, &self.image, buffer, buffer_offset, length, position)
-    }
-
-    /// `read` on the JavaScript thread.
-    #[napi(catch_unwind)]
-    pub fn read_sync(
-        &self,
-        env: Env,
-        buffer: Uint8ArraySlice,
-        buffer_offset: f64,
-        length: f64,
-        position: f64,
-    ) -> napi::Result<i64> {
-        read_now(&env, &self.image, buffer, buffer_offset, length, position)
-    }
-
-    /// `write` on the JavaScript thread.
-    #[napi(catch_unwind)]
-    pub fn write_sync(
-        &self,
-        env: Env,
-        buffer: Uint8ArraySlice,
-        buffer_offset: f64,
-        length: f64,
-        position: f64,
-    ) -> napi::Result<i64> {
-        write_now(&env, &self.image, buffer, buffer_offset, length, position)
-    }
-
-    /// The image as a handle for the `handle*` functions, the fast path of reads and writes.
+    /// The image as a handle: what reads and writes go through (`ioRead`, `ioWrite` in
+    /// src/io.rs, and the `handle*Sync` functions below).
     #[napi(getter)]
     pub fn handle(&self) -> External<Shared> {
         External::new(self.image.clone())
@@ -378,47 +254,13 @@ impl NativeImage {
     }
 }
 
-// The hot path. `NativeImage.read` and friends, as methods, make napi-rs keep a borrow lease
-// on the JavaScript object until their task completes; with many small reads in flight that
-// bookkeeping cost a third more CPU per read than `fs.read` (measured). These functions take
-// the image's `handle` (an External) instead, which napi-rs does not track: `VHD.Fixed` and the
-// other classes of lib/disk.js read and write through them.
+// Reads and writes take the image's `handle` (an External) rather than being methods of
+// `NativeImage`: as methods, napi-rs keeps a borrow lease on the JavaScript object for each
+// call, which cost a third more CPU per small read (measured).
 
-/// `NativeImage.read` through the image's handle.
-#[napi(
-    js_name = "handleRead",
-    catch_unwind,
-    ts_return_type = "number | Promise<number>"
-)]
-pub fn handle_read(
-    env: Env,
-    handle: &External<Shared>,
-    buffer: Uint8Array,
-    buffer_offset: f64,
-    length: f64,
-    position: f64,
-) -> napi::Result<ReadResult> {
-    start_read(&env, handle, buffer, buffer_offset, length, position)
-}
-
-/// `NativeImage.write` through the image's handle.
-#[napi(
-    js_name = "handleWrite",
-    catch_unwind,
-    ts_return_type = "Promise<number>"
-)]
-pub fn handle_write(
-    env: Env,
-    handle: &External<Shared>,
-    buffer: Uint8Array,
-    buffer_offset: f64,
-    length: f64,
-    position: f64,
-) -> napi::Result<AsyncTask<Job<IoState, i64>>> {
-    start_write(&env, handle, buffer, buffer_offset, length, position)
-}
-
-/// `NativeImage.readSync` through the image's handle.
+/// Reads `length` bytes at virtual offset `position` into `buffer[bufferOffset..]`, on the
+/// JavaScript thread; returns the number of bytes read (short at the end of the disk, 0
+/// past it).
 #[napi(js_name = "handleReadSync", catch_unwind)]
 pub fn handle_read_sync(
     env: Env,
@@ -431,7 +273,9 @@ pub fn handle_read_sync(
     read_now(&env, handle, buffer, buffer_offset, length, position)
 }
 
-/// `NativeImage.writeSync` through the image's handle.
+/// Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`, on the
+/// JavaScript thread; returns the number of bytes written (all of them). A write past the
+/// end of the disk fails with `ERR_VHD_OUT_OF_RANGE` and writes nothing.
 #[napi(js_name = "handleWriteSync", catch_unwind)]
 pub fn handle_write_sync(
     env: Env,
@@ -442,36 +286,6 @@ pub fn handle_write_sync(
     position: f64,
 ) -> napi::Result<i64> {
     write_now(&env, handle, buffer, buffer_offset, length, position)
-}
-
-/// A read done at once (a byte count), or the task that does it on the thread pool.
-type ReadResult = Either<i64, AsyncTask<Job<IoState, i64>>>;
-
-fn start_read(
-    env: &Env,
-    image: &Shared,
-    buffer: Uint8Array,
-    buffer_offset: f64,
-    length: f64,
-    position: f64,
-) -> napi::Result<ReadResult> {
-    let mut state = IoState::new(env, image, buffer, buffer_offset, length, position)?;
-    if let Some(bytes_read) = to_napi(env, guard(|| read_zeros_at_once(&mut state)))? {
-        return Ok(Either::A(bytes_read));
-    }
-    Ok(Either::B(AsyncTask::new(Job::new(state, read_work))))
-}
-
-fn start_write(
-    env: &Env,
-    image: &Shared,
-    buffer: Uint8Array,
-    buffer_offset: f64,
-    length: f64,
-    position: f64,
-) -> napi::Result<AsyncTask<Job<IoState, i64>>> {
-    let state = IoState::new(env, image, buffer, buffer_offset, length, position)?;
-    Ok(AsyncTask::new(Job::new(state, write_work)))
 }
 
 fn read_now(

@@ -1,7 +1,8 @@
 //! Node.js binding of `vhd-core`: a thin native layer that `index.js` wraps.
 //!
 //! - [`image`]: the `NativeImage` class and the `open`/`create` functions;
-//! - [`task`]: the libuv thread-pool task behind every asynchronous method;
+//! - [`io`]: asynchronous reads and writes (an I/O thread pool and a completion port);
+//! - [`task`]: the libuv thread-pool task behind every other asynchronous method;
 //! - [`options`]: argument objects and number checks;
 //! - [`info`]: the image's metadata as JavaScript objects;
 //! - [`ops`]: the maintenance operations (convert, check, compact…) with progress and cancel;
@@ -17,6 +18,7 @@ mod cli;
 mod errors;
 mod image;
 mod info;
+mod io;
 mod ops;
 mod options;
 mod structures;
