@@ -224,6 +224,39 @@ describe('the handle functions and the I/O port (the paths lib/disk.js reads and
     await Promise.all(images.map((image) => image.close()))
   })
 
+  test('a worker thread ended with reads and writes in flight ends cleanly', async () => {
+    const { Worker } = require('node:worker_threads')
+    const file = await dynamicWithBlock1('worker')
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      const VHD = require(${JSON.stringify(require.resolve('..'))})
+      VHD.open(workerData, {}).then((disk) => {
+        const buffer = Buffer.alloc(${BLOCK})
+        // 16 readers and 16 writers that never stop: always something in flight.
+        const again = (start) => start().then(() => again(start))
+        for (let i = 0; i < 16; i++) {
+          again(() => disk.readInto(Buffer.alloc(${BLOCK}), 0, ${BLOCK}, ${BLOCK}))
+          again(() => disk.write(buffer, (i % 4) * ${BLOCK}))
+        }
+        parentPort.postMessage('started')
+      })
+    `
+    for (let round = 0; round < 5; round++) {
+      const worker = new Worker(source, { eval: true, workerData: file })
+      await new Promise((resolve, reject) => {
+        worker.once('message', resolve)
+        worker.once('error', reject)
+      })
+      // Terminated with requests running on the I/O threads: they must finish before the
+      // worker's memory goes, and the process must carry on.
+      assert.equal(await worker.terminate(), 1)
+    }
+    // The image is whole: it opens and reads (its last writes may or may not be there).
+    const disk = await VHD.open(file, { readOnly: true })
+    assert.equal((await disk.read(BLOCK, 4 * KiB)).bytesRead, 4 * KiB)
+    await disk.close()
+  })
+
   test('reads in flight keep the process alive until they complete, and no longer', async () => {
     const file = await dynamicWithBlock1('alive')
     const script = `
