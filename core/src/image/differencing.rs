@@ -173,8 +173,7 @@ impl VirtualDisk for DifferencingImage {
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         self.sparse.access().check_writable()?;
         check_write_range(offset, buf.len(), self.size())?;
-        let spans: Vec<_> = self.sparse.spans(offset, buf.len()).collect();
-        for span in spans {
+        for span in self.sparse.spans(offset, buf.len()) {
             let data = &buf[span.buf_range.clone()];
             let existing = self.sparse.bat().get(span.block);
             let unaligned =

@@ -16,7 +16,7 @@ use crate::storage::Storage;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// BAT entries per 512-byte sector of the table: the unit in which the table is rewritten.
 const BAT_ENTRIES_PER_SECTOR: u32 = 128;
@@ -58,7 +58,9 @@ pub(crate) struct SparseFile {
     unflushed_blocks: BTreeSet<u32>,
     /// Sector bitmaps read or written so far, as they should be on disk. Behind a lock so
     /// that reads (which take `&self`) can cache the bitmaps they load.
-    bitmaps: RwLock<HashMap<u32, SectorBitmap>>,
+    /// Shared (`Arc`) so that a read takes one without copying it; writes, which have the
+    /// file to themselves (`&mut self`), change them in place.
+    bitmaps: RwLock<HashMap<u32, Arc<SectorBitmap>>>,
     /// Blocks whose bitmap in memory has bits set that the file does not have yet.
     dirty_bitmaps: BTreeSet<u32>,
     /// Blocks unallocated (by discard or resize) whose BAT entries the file still has.
@@ -288,18 +290,20 @@ impl SparseFile {
             .unwrap_or(footer_offset)
     }
 
-    /// Splits `length` bytes at virtual `offset` into per-block spans.
-    pub(crate) fn spans(&self, offset: u64, length: usize) -> impl Iterator<Item = BlockSpan> + '_ {
+    /// Splits `length` bytes at virtual `offset` into per-block spans. The iterator does not
+    /// borrow the file, so that a write can change it span by span.
+    pub(crate) fn spans(&self, offset: u64, length: usize) -> impl Iterator<Item = BlockSpan> {
+        let block_size = self.block_size;
         let mut done = 0usize;
         std::iter::from_fn(move || {
             if done == length {
                 return None;
             }
             let position = offset + done as u64;
-            let offset_in_block = position % self.block_size;
-            let take = (self.block_size - offset_in_block).min((length - done) as u64) as usize;
+            let offset_in_block = position % block_size;
+            let take = (block_size - offset_in_block).min((length - done) as u64) as usize;
             let span = BlockSpan {
-                block: (position / self.block_size) as u32,
+                block: (position / block_size) as u32,
                 offset_in_block,
                 buf_range: done..done + take,
             };
@@ -363,7 +367,7 @@ impl SparseFile {
         self.bitmaps
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(block, SectorBitmap::new(self.header.block_size));
+            .insert(block, Arc::new(SectorBitmap::new(self.header.block_size)));
     }
 
     /// Marks the sectors of `block` that `span` touches as present in its bitmap (in memory;
@@ -371,7 +375,7 @@ impl SparseFile {
     pub(crate) fn mark_present(&mut self, block: u32, sector: u32, span: &BlockSpan) -> Result<()> {
         let loaded = self.load_bitmap(block, sector)?;
         let bitmaps = self.bitmaps.get_mut().unwrap_or_else(|e| e.into_inner());
-        let bitmap = bitmaps.entry(block).or_insert(loaded);
+        let bitmap = Arc::make_mut(bitmaps.entry(block).or_insert(loaded));
         let first = (span.offset_in_block / 512) as u32;
         let last = ((span.offset_in_block + span.buf_range.len() as u64 - 1) / 512) as u32;
         if bitmap.set_range(first, last - first + 1) {
@@ -382,7 +386,7 @@ impl SparseFile {
 
     /// The sector bitmap of allocated `block` (which starts at file `sector`), as it should
     /// be on disk: from the cache, or read from the file and cached.
-    pub(crate) fn bitmap(&self, block: u32, sector: u32) -> Result<SectorBitmap> {
+    pub(crate) fn bitmap(&self, block: u32, sector: u32) -> Result<Arc<SectorBitmap>> {
         let cached = self
             .bitmaps
             .read()
@@ -396,7 +400,7 @@ impl SparseFile {
     }
 
     /// Reads the bitmap of `block` from the file unless it is cached, and caches it.
-    fn load_bitmap(&self, block: u32, sector: u32) -> Result<SectorBitmap> {
+    fn load_bitmap(&self, block: u32, sector: u32) -> Result<Arc<SectorBitmap>> {
         if let Some(bitmap) = self
             .bitmaps
             .read()
@@ -412,7 +416,7 @@ impl SparseFile {
             u64::from(sector) * 512,
             "a sector bitmap",
         )?;
-        let bitmap = SectorBitmap::from_bytes(bytes);
+        let bitmap = Arc::new(SectorBitmap::from_bytes(bytes));
         let mut bitmaps = self.bitmaps.write().unwrap_or_else(|e| e.into_inner());
         // Past the budget, a bitmap only read is not kept (the file has it right).
         if (bitmaps.len() as u64 + 1) * self.bitmap_size <= MAX_CACHED_BITMAP_BYTES {
@@ -614,7 +618,7 @@ impl SparseFile {
     ) -> Result<bool> {
         let loaded = self.load_bitmap(block, sector)?;
         let bitmaps = self.bitmaps.get_mut().unwrap_or_else(|e| e.into_inner());
-        let bitmap = bitmaps.entry(block).or_insert(loaded);
+        let bitmap = Arc::make_mut(bitmaps.entry(block).or_insert(loaded));
         let mut bytes = bitmap.as_bytes().to_vec();
         for s in sectors {
             bytes[(s / 8) as usize] &= !(0x80u8 >> (s % 8));
