@@ -2,7 +2,7 @@
 //! other sector comes from the parent image (down to a fixed, dynamic or raw base).
 
 use super::parent::Parent;
-use super::sparse::{BlockSpan, SparseFile};
+use super::sparse::{BlockSpan, DataRun, SparseFile};
 use super::{check_range, check_write_range, readable_length, Access, FooterSource, VirtualDisk};
 use crate::bat::BlockAllocationTable;
 use crate::dynamic_header::DynamicHeader;
@@ -90,12 +90,14 @@ impl DifferencingImage {
 
     /// Reads one span of an allocated block: runs of present sectors from this file, runs of
     /// absent ones from the parent.
-    fn read_allocated(
+    /// The parts from this file join `run`, to be read when it is finished.
+    fn read_allocated<'a>(
         &self,
         span: &BlockSpan,
         sector: u32,
-        buf: &mut [u8],
+        mut buf: &'a mut [u8],
         offset: u64,
+        run: &mut DataRun<'a>,
     ) -> Result<()> {
         let bitmap = self.sparse.bitmap(span.block, sector)?;
         let end_in_block = span.offset_in_block + buf.len() as u64;
@@ -105,10 +107,10 @@ impl DifferencingImage {
             let first = (position / 512) as u32;
             let present = bitmap.is_set(first);
             let run_end = (u64::from(bitmap.run_end(first, last_sector)) * 512).min(end_in_block);
-            let dest = &mut buf[(position - span.offset_in_block) as usize
-                ..(run_end - span.offset_in_block) as usize];
+            let (dest, tail) = std::mem::take(&mut buf).split_at_mut((run_end - position) as usize);
+            buf = tail;
             if present {
-                self.sparse.read_data(sector, position, dest)?;
+                run.push(&self.sparse, sector, position, dest)?;
             } else {
                 self.read_parent(dest, offset + (position - span.offset_in_block))?;
             }
@@ -157,16 +159,22 @@ impl VirtualDisk for DifferencingImage {
         self.sparse.size()
     }
 
+    /// Present sectors come from this file (runs that follow one another in the file read
+    /// together, see [`DataRun`]), the others from the parent.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         let length = readable_length(offset, buf.len(), self.size());
+        let mut rest = &mut buf[..length];
+        let mut run = DataRun::new();
         for span in self.sparse.spans(offset, length) {
             let position = offset + span.buf_range.start as u64;
-            let dest = &mut buf[span.buf_range.clone()];
+            let (dest, tail) = std::mem::take(&mut rest).split_at_mut(span.buf_range.len());
+            rest = tail;
             match self.sparse.bat().get(span.block) {
                 None => self.read_parent(dest, position)?,
-                Some(sector) => self.read_allocated(&span, sector, dest, position)?,
+                Some(sector) => self.read_allocated(&span, sector, dest, position, &mut run)?,
             }
         }
+        run.finish(&self.sparse)?;
         Ok(length)
     }
 

@@ -1,6 +1,6 @@
 //! Dynamic images: blocks allocated on first write; an unallocated block reads as zeros.
 
-use super::sparse::SparseFile;
+use super::sparse::{DataRun, SparseFile};
 use super::{check_range, check_write_range, readable_length, Access, FooterSource, VirtualDisk};
 use crate::bat::BlockAllocationTable;
 use crate::dynamic_header::DynamicHeader;
@@ -78,15 +78,21 @@ impl VirtualDisk for DynamicImage {
         self.sparse.size()
     }
 
+    /// Unallocated blocks fill zeros; allocated blocks that follow one another in the file
+    /// are read together, with one `preadv` (see [`DataRun`]).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         let length = readable_length(offset, buf.len(), self.size());
+        let mut rest = &mut buf[..length];
+        let mut run = DataRun::new();
         for span in self.sparse.spans(offset, length) {
-            let dest = &mut buf[span.buf_range];
+            let (dest, tail) = std::mem::take(&mut rest).split_at_mut(span.buf_range.len());
+            rest = tail;
             match self.sparse.bat().get(span.block) {
                 None => dest.fill(0),
-                Some(sector) => self.sparse.read_data(sector, span.offset_in_block, dest)?,
+                Some(sector) => run.push(&self.sparse, sector, span.offset_in_block, dest)?,
             }
         }
+        run.finish(&self.sparse)?;
         Ok(length)
     }
 

@@ -456,6 +456,14 @@ impl Storage for LockedFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         self.0.read_exact_at(buf, offset)
     }
+    fn read_exact_gapped_at(
+        &self,
+        parts: &mut [&mut [u8]],
+        gap: u64,
+        offset: u64,
+    ) -> std::io::Result<()> {
+        self.0.read_exact_gapped_at(parts, gap, offset)
+    }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
         self.0.write_all_at(buf, offset)
     }
@@ -653,19 +661,30 @@ pub(crate) fn read_exact(
     offset: u64,
     what: &str,
 ) -> Result<()> {
-    file.read_exact_at(buf, offset).map_err(|e| {
-        // Saturating: a damaged field may put `offset` anywhere up to u64::MAX.
-        let end = offset.saturating_add(buf.len() as u64);
-        match (e.kind(), file.file_size()) {
-            (std::io::ErrorKind::UnexpectedEof, Ok(file_size)) => Error::Truncated {
-                what: what.to_string(),
-                offset,
-                end,
-                file_size,
-            },
-            _ => Error::io(format!("reading {what} at offset {offset}"), e),
-        }
-    })
+    file.read_exact_at(buf, offset)
+        .map_err(|e| read_failure(file, e, offset, buf.len() as u64, what))
+}
+
+/// The error of a read of `length` bytes at `offset` that failed with `error`: a read past
+/// the end of the file says how far the file goes.
+pub(crate) fn read_failure(
+    file: &dyn Storage,
+    error: std::io::Error,
+    offset: u64,
+    length: u64,
+    what: &str,
+) -> Error {
+    // Saturating: a damaged field may put `offset` anywhere up to u64::MAX.
+    let end = offset.saturating_add(length);
+    match (error.kind(), file.file_size()) {
+        (std::io::ErrorKind::UnexpectedEof, Ok(file_size)) => Error::Truncated {
+            what: what.to_string(),
+            offset,
+            end,
+            file_size,
+        },
+        _ => Error::io(format!("reading {what} at offset {offset}"), error),
+    }
 }
 
 /// Writes all of `buf` at `offset`, naming `what` in errors.

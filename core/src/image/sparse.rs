@@ -6,7 +6,9 @@
 //! makes everything durable in the right order. What a clear bitmap bit means (zeros, or
 //! "ask the parent") is decided by the image kinds built on it.
 
-use super::{read_exact, sync, write_all, Access, FooterSource, LocatedFooter, OpenOptions};
+use super::{
+    read_exact, read_failure, sync, write_all, Access, FooterSource, LocatedFooter, OpenOptions,
+};
 use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE, UNALLOCATED};
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
@@ -434,6 +436,19 @@ impl SparseFile {
     ) -> Result<()> {
         let at = self.data_offset(sector) + offset_in_block;
         read_exact(self.file.as_ref(), buf, at, "block data")
+    }
+
+    /// Reads block data into `parts` in turn, from file offset `at`, skipping one sector
+    /// bitmap's worth of the file after each part (see [`DataRun`]).
+    fn read_data_run(&self, at: u64, parts: &mut [&mut [u8]]) -> Result<()> {
+        self.file
+            .read_exact_gapped_at(parts, self.bitmap_size, at)
+            .map_err(|e| {
+                // What the run spans in the file, bitmaps between its parts included.
+                let data = parts.iter().map(|part| part.len() as u64).sum::<u64>();
+                let gaps = (parts.len() as u64).saturating_sub(1) * self.bitmap_size;
+                read_failure(self.file.as_ref(), e, at, data + gaps, "block data")
+            })
     }
 
     /// Writes block data: `data` at `offset_in_block` of the block at `sector`.
@@ -1073,5 +1088,63 @@ pub(crate) fn locator_space(locator: &crate::ParentLocator) -> u64 {
         space * 512
     } else {
         space.max(length)
+    }
+}
+
+/// Most parts of one [`DataRun`] (one `preadv`: 32 parts and the 31 bitmaps between them).
+const MAX_RUN_PARTS: usize = 32;
+
+/// Parts of a read whose data lie one after another in the file with exactly a sector
+/// bitmap's worth of bytes between each two (the data of a block, and of the block stored
+/// right after it), gathered to be read at once ([`Storage::read_exact_gapped_at`]: one
+/// `preadv`) rather than one block at a time.
+pub(crate) struct DataRun<'a> {
+    /// File offsets where the first part starts and where the last one ends.
+    start: u64,
+    end: u64,
+    parts: [&'a mut [u8]; MAX_RUN_PARTS],
+    count: usize,
+}
+
+impl<'a> DataRun<'a> {
+    pub(crate) fn new() -> DataRun<'a> {
+        DataRun {
+            start: 0,
+            end: 0,
+            parts: Default::default(),
+            count: 0,
+        }
+    }
+
+    /// Adds `dest`, to be filled from `offset_in_block` of the data of the block at file
+    /// `sector`. The parts gathered so far are read first unless `dest` continues them:
+    /// its data starts one bitmap after the end of the last part's.
+    pub(crate) fn push(
+        &mut self,
+        sparse: &SparseFile,
+        sector: u32,
+        offset_in_block: u64,
+        dest: &'a mut [u8],
+    ) -> Result<()> {
+        let at = sparse.data_offset(sector) + offset_in_block;
+        let continues =
+            self.count > 0 && self.count < MAX_RUN_PARTS && at == self.end + sparse.bitmap_size;
+        if !continues {
+            self.finish(sparse)?;
+            self.start = at;
+        }
+        self.end = at + dest.len() as u64;
+        self.parts[self.count] = dest;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Reads the parts gathered so far.
+    pub(crate) fn finish(&mut self, sparse: &SparseFile) -> Result<()> {
+        if self.count > 0 {
+            sparse.read_data_run(self.start, &mut self.parts[..self.count])?;
+            self.count = 0;
+        }
+        Ok(())
     }
 }
