@@ -1047,3 +1047,67 @@ fn destination_that_is_the_source_or_a_parent_is_refused() {
     }
     assert_eq!(folder_names(dir.path()), names);
 }
+
+/// A large, mostly empty image converts in the time of its data: unallocated ranges are not
+/// read (the unit test of `scan_blocks` counts the reads), and the outputs hold the data
+/// where it was, zeros elsewhere, and (dynamic) only the blocks that hold data.
+#[test]
+fn a_large_mostly_empty_image_converts_by_its_allocated_blocks() {
+    let dir = TempDir::new("convert-sparse");
+    let source = dir.join("big.vhd");
+    let size = 64 << 30;
+    let mut image = create(&source, &CreateOptions::new(DiskType::Dynamic, size)).unwrap();
+    let mut rng = Rng::new("convert-sparse");
+    let writes = [
+        (3 * MIB + 512, rng.bytes(4096)),
+        (size - MIB, rng.bytes(MIB as usize)),
+    ];
+    for (at, bytes) in &writes {
+        image.write_at(bytes, *at).unwrap();
+    }
+    image.flush().unwrap();
+    drop(image);
+    // A differencing child over it adds one more block, and flattens with it.
+    let child = dir.join("child.vhd");
+    let mut top = create(&child, &CreateOptions::differencing(&source)).unwrap();
+    let late = (40 << 30, rng.bytes(512));
+    top.write_at(&late.1, late.0).unwrap();
+    top.flush().unwrap();
+    drop(top);
+    for (from, data) in [
+        (&source, &writes[..]),
+        (
+            &child,
+            &[writes[0].clone(), writes[1].clone(), late.clone()][..],
+        ),
+    ] {
+        for to in OUTPUTS {
+            let out = dir.join(&format!(
+                "out-{}.{}",
+                from.file_name().unwrap().to_string_lossy(),
+                extension(to)
+            ));
+            let report = run_convert(from, &out, &options(to));
+            assert_eq!(report.virtual_size, size);
+            let disk = open_source(&out, SourceFormat::Auto, &OpenOptions::default()).unwrap();
+            for (at, bytes) in data {
+                let mut back = vec![0u8; bytes.len()];
+                disk.read_at(&mut back, *at).unwrap();
+                assert_same_bytes(&back, bytes, &format!("{to:?} from {}", from.display()));
+            }
+            let mut zeros = vec![1u8; MIB as usize];
+            disk.read_at(&mut zeros, 20 << 30).unwrap();
+            assert!(
+                zeros.iter().all(|&b| b == 0),
+                "{to:?}: a hole reads as zeros"
+            );
+            if to == OutputFormat::Dynamic {
+                assert_eq!(
+                    report.allocated_blocks,
+                    data.len() as u64,
+                    "one block per write"
+                );
+            }
+        }
+    }
+}

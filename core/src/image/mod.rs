@@ -44,6 +44,17 @@ pub trait VirtualDisk {
     /// Makes every write so far durable, metadata included.
     fn flush(&mut self) -> Result<()>;
 
+    /// True when reading `length` bytes at `offset` touches no data in any file, so it only
+    /// fills zeros: every block of the range is unallocated here and, for a differencing
+    /// image, in every image below it. A caller that must not block on I/O (a JavaScript
+    /// thread) may do such a read at once, and conversion skips such ranges without
+    /// reading them. `false` means "not known": the default, and for any range of a fixed
+    /// image or raw disk that is not empty.
+    fn reads_without_io(&self, offset: u64, length: u64) -> bool {
+        let _ = offset;
+        length == 0
+    }
+
     /// Tells the image that `length` bytes at `offset` are no longer needed, so that it can
     /// free their space. What they read afterwards depends on the kind:
     ///
@@ -337,24 +348,6 @@ impl Image {
         }
     }
 
-    /// True when reading `length` bytes at `offset` touches no data in any file: every
-    /// block of the range is unallocated here and, for a differencing image, in every
-    /// image below it. Such a read only fills zeros, so a caller that must not block on
-    /// I/O (a JavaScript thread) may do it at once.
-    pub fn reads_without_io(&self, offset: u64, length: u64) -> bool {
-        match self {
-            Image::Fixed(_) => length == 0,
-            Image::Dynamic(i) => no_block_allocated(i.bat(), i.block_size(), offset, length),
-            Image::Differencing(i) => {
-                no_block_allocated(i.bat(), i.block_size(), offset, length)
-                    && match i.parent() {
-                        Parent::Image(parent) => parent.reads_without_io(offset, length),
-                        Parent::Raw(_) => length == 0,
-                    }
-            }
-        }
-    }
-
     fn as_disk(&self) -> &dyn VirtualDisk {
         match self {
             Image::Fixed(i) => i,
@@ -387,6 +380,19 @@ impl VirtualDisk for Image {
     }
     fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
         self.as_disk_mut().discard(offset, length)
+    }
+    fn reads_without_io(&self, offset: u64, length: u64) -> bool {
+        match self {
+            Image::Fixed(_) => length == 0,
+            Image::Dynamic(i) => no_block_allocated(i.bat(), i.block_size(), offset, length),
+            Image::Differencing(i) => {
+                no_block_allocated(i.bat(), i.block_size(), offset, length)
+                    && match i.parent() {
+                        Parent::Image(parent) => parent.reads_without_io(offset, length),
+                        Parent::Raw(_) => length == 0,
+                    }
+            }
+        }
     }
 }
 

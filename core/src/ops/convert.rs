@@ -5,9 +5,10 @@
 //! no partial output and never touches an existing destination.
 
 use super::vhd_stream::{
-    is_zero, open_source_chain, output_size, read_disk, scan_blocks, DynamicLayout, Layout, CHUNK,
+    is_zero, open_source_chain, output_size, read_disk, reads_as_zeros, scan_blocks, DynamicLayout,
+    Layout, CHUNK,
 };
-use super::{Progress, VhdStream};
+use super::Progress;
 use crate::dynamic_header::DEFAULT_BLOCK_SIZE;
 use crate::error::{Error, Result};
 use crate::footer::FOOTER_SIZE;
@@ -155,9 +156,10 @@ pub fn convert(
             write_dynamic(disk.as_ref(), &mut layout, &temp, progress)?;
             layout.allocated_blocks()
         }
-        Some(fixed) => {
-            let stream = VhdStream::from_layout(disk, fixed);
-            write_stream(&stream, &temp, progress)?;
+        Some(Layout::Fixed { size, footer }) => {
+            // The disk's bytes, then the footer: what the stream of this layout gives.
+            write_raw(disk.as_ref(), size, &temp, progress)?;
+            temp.write_at(&footer, size)?;
             0
         }
     };
@@ -177,37 +179,22 @@ pub fn convert(
     })
 }
 
-/// Copies the disk, leaving all-zero chunks as holes.
+/// Copies `size` bytes of the disk (zeros past its end), leaving all-zero chunks as holes;
+/// unallocated ranges of a sparse source are not even read.
 fn write_raw(disk: &dyn VirtualDisk, size: u64, temp: &TempFile, progress: Progress) -> Result<()> {
     temp.set_len(size)?;
     let mut buf = vec![0u8; CHUNK.min(size) as usize];
     let mut offset = 0;
     while offset < size {
         let n = CHUNK.min(size - offset) as usize;
-        read_disk(disk, &mut buf[..n], offset)?;
-        if !is_zero(&buf[..n]) {
-            temp.write_at(&buf[..n], offset)?;
+        if !reads_as_zeros(disk, offset, n as u64) {
+            read_disk(disk, &mut buf[..n], offset)?;
+            if !is_zero(&buf[..n]) {
+                temp.write_at(&buf[..n], offset)?;
+            }
         }
         offset += n as u64;
         progress.report(OPERATION, offset, size)?;
-    }
-    Ok(())
-}
-
-/// Writes the stream's bytes, leaving all-zero chunks as holes.
-fn write_stream(stream: &VhdStream, temp: &TempFile, progress: Progress) -> Result<()> {
-    let len = stream.len();
-    let size = stream.virtual_size();
-    temp.set_len(len)?;
-    let mut buf = vec![0u8; CHUNK.min(len) as usize];
-    let mut offset = 0;
-    while offset < len {
-        let n = stream.read_at(&mut buf, offset)?;
-        if !is_zero(&buf[..n]) {
-            temp.write_at(&buf[..n], offset)?;
-        }
-        offset += n as u64;
-        progress.report(OPERATION, offset.min(size), size)?;
     }
     Ok(())
 }

@@ -140,6 +140,13 @@ pub(super) fn read_disk(source: &dyn VirtualDisk, buf: &mut [u8], offset: u64) -
     Ok(())
 }
 
+/// True when `length` bytes of the source's disk at `offset` are known to be zeros without
+/// reading them: unallocated in every image of the source, or past its end.
+pub(super) fn reads_as_zeros(source: &dyn VirtualDisk, offset: u64, length: u64) -> bool {
+    let size = source.size();
+    offset >= size || source.reads_without_io(offset, length.min(size - offset))
+}
+
 /// Which output byte comes from where.
 #[derive(Debug)]
 pub(super) enum Layout {
@@ -373,7 +380,7 @@ pub(super) fn scan_blocks(
         // Without a sink only the block list matters: the rest of a block larger than a
         // chunk need not be read once it is known to be stored.
         let stored = layout.last_block() == Some((offset / layout.block_size) as u32);
-        if sink.is_some() || !stored {
+        if (sink.is_some() || !stored) && !reads_as_zeros(source, offset, n as u64) {
             read_disk(source, &mut buf[..n], offset)?;
             for (i, piece) in buf[..n].chunks(piece_size).enumerate() {
                 if !is_zero(piece) {
@@ -524,6 +531,65 @@ mod tests {
             assert!(!is_zero(&bytes), "byte {at}");
             bytes[at] = 0;
         }
+    }
+
+    /// A 32 MiB disk whose data is only in bytes 8–10 MiB; every other range says it reads
+    /// without I/O, and reading it is a failure of the test.
+    struct MostlyEmpty {
+        reads: std::sync::Mutex<Vec<(u64, usize)>>,
+    }
+
+    const DATA: std::ops::Range<u64> = (8 << 20)..(10 << 20);
+
+    impl VirtualDisk for MostlyEmpty {
+        fn size(&self) -> u64 {
+            32 << 20
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+            self.reads.lock().unwrap().push((offset, buf.len()));
+            buf.fill(7);
+            Ok(buf.len())
+        }
+        fn write_at(&mut self, _: &[u8], _: u64) -> Result<()> {
+            unreachable!("sources are only read")
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn reads_without_io(&self, offset: u64, length: u64) -> bool {
+            offset + length <= DATA.start || offset >= DATA.end
+        }
+    }
+
+    #[test]
+    fn the_scan_reads_only_what_the_source_may_hold() {
+        let source = MostlyEmpty {
+            reads: Default::default(),
+        };
+        let options = ConvertOptions::new(OutputFormat::Dynamic);
+        let Layout::Dynamic(mut layout) = Layout::new(source.size(), &options).unwrap() else {
+            panic!("a dynamic layout");
+        };
+        let mut pieces = Vec::new();
+        let mut sink = |offset: u64, bytes: &[u8]| {
+            pieces.push((offset, bytes.len()));
+            Ok(())
+        };
+        scan_blocks(
+            &source,
+            &mut layout,
+            Progress::default(),
+            "test",
+            Some(&mut sink),
+        )
+        .unwrap();
+        assert_eq!(layout.allocated_blocks(), 1, "the one 2 MiB block of data");
+        assert_eq!(*source.reads.lock().unwrap(), vec![(DATA.start, 2 << 20)]);
+        assert_eq!(
+            pieces.len(),
+            2,
+            "the block's bitmap and its data: {pieces:?}"
+        );
     }
 
     #[test]
