@@ -164,10 +164,11 @@ mod vectored {
         if gap > MAX_GAP as u64 {
             return super::read_parts_one_by_one(file, parts, gap, offset);
         }
-        // Every gap lands here; nothing ever reads it. Only raw pointers to it exist.
-        let mut scratch = [0u8; MAX_GAP];
+        // Every gap lands here; nothing ever reads it (so it need not be initialised), and
+        // only raw pointers to it exist.
+        let mut scratch = std::mem::MaybeUninit::<[u8; MAX_GAP]>::uninit();
         let skip = IoVec {
-            base: scratch.as_mut_ptr(),
+            base: scratch.as_mut_ptr().cast::<u8>(),
             len: gap as usize,
         };
         for chunk in parts.chunks_mut(PARTS_PER_CALL) {

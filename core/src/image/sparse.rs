@@ -1139,12 +1139,19 @@ impl<'a> DataRun<'a> {
         Ok(())
     }
 
-    /// Reads the parts gathered so far.
+    /// Reads the parts gathered so far: one part (most small reads) with a plain `pread`.
     pub(crate) fn finish(&mut self, sparse: &SparseFile) -> Result<()> {
-        if self.count > 0 {
-            sparse.read_data_run(self.start, &mut self.parts[..self.count])?;
-            self.count = 0;
+        match self.count {
+            0 => return Ok(()),
+            1 => read_exact(
+                sparse.file.as_ref(),
+                self.parts[0],
+                self.start,
+                "block data",
+            )?,
+            count => sparse.read_data_run(self.start, &mut self.parts[..count])?,
         }
+        self.count = 0;
         Ok(())
     }
 }
