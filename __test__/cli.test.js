@@ -653,3 +653,33 @@ test('npm install of the packed tarball gives a working `npx vhd`', { timeout: 2
   assert.equal(failed.status, 1)
   assert.match(failed.stderr, /^vhd: ERR_VHD_IO: /m)
 })
+
+describe('Ctrl-C', () => {
+  test('the first SIGINT cancels a long convert cleanly: exit 130, no output, no temporary file', async () => {
+    const { spawn } = require('node:child_process')
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'sigint-'))
+    // A 64 GiB raw file of zeros but for its first MiB (sparse, so cheap to make): a raw
+    // source is read whole, which takes far longer than the signal takes to arrive.
+    const source = path.join(dir, 'big.raw')
+    fs.writeFileSync(source, pattern(MiB, 3))
+    fs.truncateSync(source, 64 * 1024 * MiB)
+    const destination = path.join(dir, 'out.vhd')
+    const child = spawn(process.execPath, [BIN, 'convert', '-p', source, destination], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    let signalled = false
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+      // The progress bar is drawn: the conversion is under way.
+      if (!signalled && stderr.includes('/100%)')) {
+        signalled = true
+        child.kill('SIGINT')
+      }
+    })
+    const [code, signal] = await new Promise((resolve) => child.on('close', (c, s) => resolve([c, s])))
+    assert.ok(signalled, `the progress bar was drawn: ${stderr}`)
+    assert.equal(signal, null, 'the process exited by itself, not by the signal')
+    assert.equal(code, 130, stderr)
+    assert.match(stderr, /vhd: ERR_VHD_CANCELLED: /)
+    assert.deepEqual(fs.readdirSync(dir), ['big.raw'], 'neither the output nor a temporary file is left')
+  })
+})

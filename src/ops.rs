@@ -70,6 +70,11 @@ impl Operation {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// The flag `cancel` sets, for work that checks it itself (the command line).
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
     /// The last `(bytesDone, bytesTotal)` the core reported (`null` before the first one),
     /// throttled or not: what the JavaScript side completes the reports with.
     #[napi(getter)]

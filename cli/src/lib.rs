@@ -19,6 +19,7 @@ mod progress;
 mod size;
 
 use std::io::Write;
+use std::sync::atomic::AtomicBool;
 
 pub use size::{human_size, parse_size};
 
@@ -33,7 +34,15 @@ pub struct Io<'a> {
     pub stderr: &'a mut (dyn Write + Send),
     /// Whether stderr is a terminal: the progress bar is shown by default only then.
     pub stderr_is_terminal: bool,
+    /// Set by the caller (on Ctrl-C) to stop a long command (convert, compact, commit,
+    /// resize, cat) at its next unit of work: it then fails with `ERR_VHD_CANCELLED`, exit code
+    /// 130, leaving every file as it was before it started.
+    pub cancel: Option<&'a AtomicBool>,
 }
+
+/// The exit code of a command stopped through [`Io::cancel`]: 128 + SIGINT, what a shell
+/// shows for a program ended by Ctrl-C.
+pub const CANCELLED_EXIT_CODE: i32 = 130;
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -101,11 +110,18 @@ pub fn run(
     stderr: &mut (dyn Write + Send),
     stderr_is_terminal: bool,
 ) -> i32 {
-    let mut io = Io {
+    let io = Io {
         stdout,
         stderr,
         stderr_is_terminal,
+        cancel: None,
     };
+    run_with_io(args, io)
+}
+
+/// [`run`] with every part of [`Io`] given, the stop flag included; a command stopped
+/// through it exits with [`CANCELLED_EXIT_CODE`].
+pub fn run_with_io(args: &[String], mut io: Io) -> i32 {
     let result = commands::dispatch(args, &mut io).and_then(|code| {
         io.stdout.flush()?;
         Ok(code)
@@ -114,6 +130,10 @@ pub fn run(
         Ok(code) => code,
         // A reader that went away (`vhd cat disk.vhd | head -c 10`) is not an error.
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(error @ CliError::Vhd(vhd_core::Error::Cancelled { .. })) => {
+            report(&error, io.stderr);
+            CANCELLED_EXIT_CODE
+        }
         Err(error) => {
             report(&error, io.stderr);
             1
@@ -135,17 +155,24 @@ fn report(error: &CliError, stderr: &mut dyn Write) {
     let _ = stderr.flush();
 }
 
-/// [`run`] on the process's stdout and stderr, for the `vhd` binary and the Node.js addon.
-/// A panic (a bug) is reported as `vhd: ERR_VHD_INTERNAL: ...` with exit code 1 instead of
-/// unwinding into the caller (which, in Node.js, would abort the process).
-pub fn run_with_std_streams(args: &[String]) -> i32 {
+/// [`run`] on the process's stdout and stderr, for the `vhd` binary and the Node.js addon,
+/// stopped through `cancel` when given (see [`Io::cancel`]). A panic (a bug) is reported as
+/// `vhd: ERR_VHD_INTERNAL: ...` with exit code 1 instead of unwinding into the caller
+/// (which, in Node.js, would abort the process).
+pub fn run_with_std_streams(args: &[String], cancel: Option<&AtomicBool>) -> i32 {
     use std::io::IsTerminal;
     let outcome = std::panic::catch_unwind(|| {
         let stdout = std::io::stdout();
         let mut stdout = RetryWrites(stdout.lock());
         let stderr_is_terminal = std::io::stderr().is_terminal();
         let mut stderr = RetryWrites(std::io::stderr());
-        run(args, &mut stdout, &mut stderr, stderr_is_terminal)
+        let io = Io {
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+            stderr_is_terminal,
+            cancel,
+        };
+        run_with_io(args, io)
     });
     outcome.unwrap_or_else(|panic| {
         let message = panic

@@ -27,14 +27,19 @@ pub fn wanted(parsed: &Parsed, io: &Io) -> bool {
     !parsed.flag("quiet") && (parsed.flag("progress") || io.stderr_is_terminal)
 }
 
-/// Runs `operation` with a [`Progress`] that draws the bar on stderr when `show` is set.
+/// Runs `operation` with a [`Progress`] that draws the bar on stderr when `show` is set,
+/// and stops it when the caller sets [`Io::cancel`].
 pub fn run_with<T>(
     io: &mut Io,
     show: bool,
     operation: impl FnOnce(Progress) -> vhd_core::Result<T>,
 ) -> vhd_core::Result<T> {
+    let mut progress = Progress::default();
+    if let Some(cancel) = io.cancel {
+        progress = progress.with_cancel(cancel);
+    }
     if !show {
-        return operation(Progress::default());
+        return operation(progress);
     }
     let bar = Mutex::new(Bar {
         out: &mut *io.stderr,
@@ -45,7 +50,7 @@ pub fn run_with<T>(
             bar.draw(done, total);
         }
     };
-    let result = operation(Progress::default().with_callback(&draw));
+    let result = operation(progress.with_callback(&draw));
     let mut bar = bar
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -3,6 +3,7 @@
 use super::{open_read_only, Command};
 use crate::args::Parsed;
 use crate::{CliError, Io};
+use std::sync::atomic::Ordering;
 use vhd_core::VirtualDisk;
 
 /// Bytes read from the image and written to stdout at a time.
@@ -29,6 +30,12 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let mut buf = vec![0u8; CHUNK.min(size as usize).max(1)];
     let mut offset = 0;
     while offset < size {
+        if io
+            .cancel
+            .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
+        {
+            return Err(vhd_core::Error::Cancelled { operation: "cat" }.into());
+        }
         let read = image.read_at(&mut buf, offset)?;
         if read == 0 {
             break;
