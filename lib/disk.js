@@ -25,7 +25,6 @@ const io = require('./io.js')
 
 const { kStarted, kSettled } = io // what lib/io.js tells a disk about its reads and writes
 
-
 const kPath = Symbol('path')
 const kOptions = Symbol('options')
 const kState = Symbol('state') // 'new' | 'opening' | 'open' | 'closing' | 'closed'
