@@ -8,7 +8,7 @@
 
 use crate::errors::{guard, Failure};
 use crate::info::{ImageInfo, Snapshot};
-use crate::options::{buffer_range, integer, CreateArgs, OpenArgs};
+use crate::options::{integer, io_range, CreateArgs, OpenArgs};
 use crate::task::Job;
 use napi::bindgen_prelude::{AsyncTask, Buffer, External, Uint8ArraySlice};
 use napi::Env;
@@ -60,17 +60,25 @@ pub(crate) fn write_from(shared: &Shared, buf: &[u8], position: u64) -> Result<i
     Ok(buf.len() as i64)
 }
 
-/// True when `length` bytes at `position` can be read without I/O: they touch no data in
-/// any file of the chain (zeros). False when they do, when a write holds the image (the
-/// JavaScript thread never waits for a lock), or when the image is closed (the request
-/// then reports it, as a rejection like every other failure).
-pub(crate) fn reads_without_io(shared: &Shared, position: u64, length: u64) -> bool {
+/// Reads into `buf` at `position` now, on the JavaScript thread, if that needs no I/O: the
+/// range touches no data in any file of the chain (zeros). `None` when it does, when a write
+/// holds the image (the JavaScript thread never waits for a lock), or when the image is
+/// closed (the request then reports it, as a rejection like every other failure). One lock
+/// for the check and the read, so that no write comes between them.
+pub(crate) fn read_at_once(
+    shared: &Shared,
+    buf: &mut [u8],
+    position: u64,
+) -> Result<Option<i64>, Failure> {
     let Ok(guard) = shared.try_read() else {
-        return false;
+        return Ok(None);
     };
-    guard
-        .as_ref()
-        .is_some_and(|image| image.reads_without_io(position, length))
+    match guard.as_ref() {
+        Some(image) if image.reads_without_io(position, buf.len() as u64) => {
+            Ok(Some(image.read_at(buf, position)? as i64))
+        }
+        _ => Ok(None),
+    }
 }
 
 pub struct OpenState {
@@ -265,12 +273,18 @@ impl NativeImage {
 pub fn handle_read_sync(
     env: Env,
     handle: &External<Shared>,
-    buffer: Uint8ArraySlice,
+    mut buffer: Uint8ArraySlice,
     buffer_offset: f64,
     length: f64,
     position: f64,
 ) -> napi::Result<i64> {
-    read_now(&env, handle, buffer, buffer_offset, length, position)
+    let result = guard(|| {
+        let (range, position) = io_range(buffer.len(), buffer_offset, length, position)?;
+        // SAFETY: a synchronous call: JavaScript cannot run while we write.
+        let buf = unsafe { buffer.as_mut() };
+        read_into(handle, &mut buf[range], position)
+    });
+    to_napi(&env, result)
 }
 
 /// Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`, on the
@@ -285,41 +299,11 @@ pub fn handle_write_sync(
     length: f64,
     position: f64,
 ) -> napi::Result<i64> {
-    write_now(&env, handle, buffer, buffer_offset, length, position)
-}
-
-fn read_now(
-    env: &Env,
-    image: &Shared,
-    mut buffer: Uint8ArraySlice,
-    buffer_offset: f64,
-    length: f64,
-    position: f64,
-) -> napi::Result<i64> {
     let result = guard(|| {
-        let range = buffer_range(buffer.len(), buffer_offset, length)?;
-        let position = integer("position", position)?;
-        // SAFETY: a synchronous call: JavaScript cannot run while we write.
-        let buf = unsafe { buffer.as_mut() };
-        read_into(image, &mut buf[range], position)
+        let (range, position) = io_range(buffer.len(), buffer_offset, length, position)?;
+        write_from(handle, &buffer[range], position)
     });
-    to_napi(env, result)
-}
-
-fn write_now(
-    env: &Env,
-    image: &Shared,
-    buffer: Uint8ArraySlice,
-    buffer_offset: f64,
-    length: f64,
-    position: f64,
-) -> napi::Result<i64> {
-    let result = guard(|| {
-        let range = buffer_range(buffer.len(), buffer_offset, length)?;
-        let position = integer("position", position)?;
-        write_from(image, &buffer[range], position)
-    });
-    to_napi(env, result)
+    to_napi(&env, result)
 }
 
 /// Opens the image at `path`, detecting its type (or checking `options.expectedType`); a

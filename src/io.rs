@@ -12,8 +12,8 @@
 //! cost on the JavaScript thread is one native call and one promise.
 
 use crate::errors::{guard, Failure};
-use crate::image::{read_into, reads_without_io, write_from, Shared};
-use crate::options::{buffer_range, integer};
+use crate::image::{read_at_once, read_into, write_from, Shared};
+use crate::options::io_range;
 use napi::bindgen_prelude::{External, Float64ArraySlice, Uint8ArraySlice};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
@@ -301,8 +301,7 @@ fn request_bytes(
     length: f64,
     position: f64,
 ) -> Result<(CallerBytes, u64), Failure> {
-    let range = buffer_range(buffer.len(), buffer_offset, length)?;
-    let position = integer("position", position)?;
+    let (range, position) = io_range(buffer.len(), buffer_offset, length, position)?;
     Ok((CallerBytes::of(buffer, range), position))
 }
 
@@ -345,10 +344,11 @@ pub fn io_read(
 ) -> napi::Result<f64> {
     let result = guard(|| {
         let (mut bytes, position) = request_bytes(&mut buffer, buffer_offset, length, position)?;
-        if bytes.len <= AT_ONCE_LIMIT && reads_without_io(handle, position, bytes.len as u64) {
+        if bytes.len <= AT_ONCE_LIMIT {
             // SAFETY: on the JavaScript thread, during the call: nothing else uses the bytes.
-            let done = read_into(handle, unsafe { bytes.as_mut_slice() }, position)?;
-            return Ok(done as f64);
+            if let Some(done) = read_at_once(handle, unsafe { bytes.as_mut_slice() }, position)? {
+                return Ok(done as f64);
+            }
         }
         submit(&env, port, handle, id, Direction::Read, (bytes, position))?;
         Ok(-1.0)

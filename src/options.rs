@@ -165,6 +165,20 @@ pub fn integer(name: &str, value: f64) -> Result<u64, Failure> {
     }
 }
 
+/// The checked arguments of a read or write: the part of a buffer of `buffer_length`
+/// bytes it names (see [`buffer_range`]), and its position on the disk.
+pub fn io_range(
+    buffer_length: usize,
+    buffer_offset: f64,
+    length: f64,
+    position: f64,
+) -> Result<(Range<usize>, u64), Failure> {
+    Ok((
+        buffer_range(buffer_length, buffer_offset, length)?,
+        integer("position", position)?,
+    ))
+}
+
 /// The part of a buffer of `buffer_length` bytes that an I/O call names: `length` bytes at
 /// `offset`, which must lie inside the buffer.
 pub fn buffer_range(
