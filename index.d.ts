@@ -88,6 +88,12 @@ export type VhdErrorCode =
   | 'ERR_VHD_PARENT_OUTSIDE_ROOT'
   /** Two block allocation table entries (or an entry and the image's own structures) claim the same bytes. */
   | 'ERR_VHD_BAT_OVERLAP'
+  /**
+   * The buffer a read was filling was transferred (`postMessage`, `structuredClone` with a
+   * transfer list), detached or shrunk (a resizable `ArrayBuffer`) before the read settled:
+   * the bytes read had nowhere to go. Nothing else was written.
+   */
+  | 'ERR_VHD_BUFFER_DETACHED'
 
 /** The `code` of an argument error, as Node's own. */
 export type ArgumentErrorCode =

@@ -17,7 +17,10 @@ const kSettled = Symbol('settled')
 const DRAIN_BATCH = 256
 
 // Slot `i` holds request `i` while it is in flight, in parallel arrays (no object per
-// request). `buffers` keeps the caller's buffer alive while a native thread writes into it.
+// request). `buffers` holds the caller's buffer of a read: the native threads read into
+// memory of their own, and `ioDrain` copies the bytes into `buffers[slot]` on this thread,
+// after checking that it was not detached or shrunk meanwhile. A write's bytes are copied
+// when it is submitted, so its buffer is not kept.
 const resolves = []
 const rejects = []
 const maps = []
@@ -32,11 +35,14 @@ function takeSlot() {
   return freeSlots.length > 0 ? freeSlots.pop() : resolves.length
 }
 
-/** The promise of a request that went to the native threads; resolves to `map(result)`. */
-function pending(slot, owner, bytes, map) {
+/**
+ * The promise of a request that went to the native threads; resolves to `map(result)`.
+ * `target` is the buffer a read delivers into (undefined for a write).
+ */
+function pending(slot, owner, target, map) {
   maps[slot] = map
   owners[slot] = owner
-  buffers[slot] = bytes
+  buffers[slot] = target
   owner[kStarted]()
   return new Promise((resolve, reject) => {
     resolves[slot] = resolve
@@ -65,7 +71,10 @@ function read(owner, handle, bytes, offset, length, position, map) {
   return pending(slot, owner, bytes, map)
 }
 
-/** Writes `bytes[offset..offset + length]` at virtual `position`; resolves to `map(bytesWritten)`. */
+/**
+ * Writes `bytes[offset..offset + length]` at virtual `position`; resolves to
+ * `map(bytesWritten)`. The bytes are copied before this returns: the caller may reuse them.
+ */
 function write(owner, handle, bytes, offset, length, position, map) {
   const slot = takeSlot()
   try {
@@ -74,14 +83,14 @@ function write(owner, handle, bytes, offset, length, position, map) {
     freeSlots.push(slot)
     throw error
   }
-  return pending(slot, owner, bytes, map)
+  return pending(slot, owner, undefined, map)
 }
 
 /** Called by the native side (with no arguments) when completions are waiting. */
 function drain() {
   let count
   do {
-    count = native.ioDrain(port, results)
+    count = native.ioDrain(port, results, buffers)
     for (let i = 0; i < count; i++) settle(results[2 * i], results[2 * i + 1])
   } while (count === DRAIN_BATCH)
 }

@@ -256,12 +256,11 @@ class VhdStream extends Readable {
       this.push(null)
       return
     }
-    const buffer = Buffer.allocUnsafe(size)
-    this[kNative].read(buffer, position).then(
-      (bytesRead) => {
+    this[kNative].read(size, position).then(
+      (buffer) => {
         if (this.destroyed) return
-        if (bytesRead !== size) {
-          const error = new Error(`the VHD stream ended at byte ${position + bytesRead} of ${this.length}`)
+        if (buffer.length !== size) {
+          const error = new Error(`the VHD stream ended at byte ${position + buffer.length} of ${this.length}`)
           error.code = 'ERR_VHD_INTERNAL'
           this.destroy(error)
           return

@@ -47,10 +47,19 @@ fn write_lock(shared: &Shared) -> Result<RwLockWriteGuard<'_, Option<Image>>, Fa
     shared.write().map_err(|_| poisoned())
 }
 
-pub(crate) fn read_into(shared: &Shared, buf: &mut [u8], position: u64) -> Result<i64, Failure> {
+/// Runs `read` on the open image under the read lock, so that everything it reads (the
+/// pieces of one request, see src/io.rs) comes from one state of the image: no write lands
+/// in between.
+pub(crate) fn with_image<T>(
+    shared: &Shared,
+    read: impl FnOnce(&Image) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let guard = read_lock(shared)?;
-    let image = guard.as_ref().ok_or_else(Failure::closed)?;
-    Ok(image.read_at(buf, position)? as i64)
+    read(guard.as_ref().ok_or_else(Failure::closed)?)
+}
+
+pub(crate) fn read_into(shared: &Shared, buf: &mut [u8], position: u64) -> Result<i64, Failure> {
+    with_image(shared, |image| Ok(image.read_at(buf, position)? as i64))
 }
 
 pub(crate) fn write_from(shared: &Shared, buf: &[u8], position: u64) -> Result<i64, Failure> {

@@ -10,21 +10,33 @@
 //! JavaScript thread only when its queue was empty. One wake-up then drains every completion
 //! queued so far ([`io_drain`]) and `lib/io.js` settles their promises, so the per-request
 //! cost on the JavaScript thread is one native call and one promise.
+//!
+//! No pointer into JavaScript memory ever crosses to a pool thread: a request works on a
+//! buffer of its own ([`crate::buffers`]). A write copies the caller's bytes when it is
+//! made; a read's bytes are copied into the caller's buffer by [`io_drain`], on the
+//! JavaScript thread, after checking that the buffer was not detached or shrunk meanwhile.
+//! So a caller that transfers, resizes or reuses a buffer with a request in flight gets an
+//! error (`ERR_VHD_BUFFER_DETACHED`) or its data, never a write into freed memory.
 
-use crate::errors::{guard, Failure};
-use crate::image::{read_at_once, read_into, write_from, Shared};
+use crate::buffers;
+use crate::errors::{guard, ErrorClass, Failure};
+use crate::image::{read_at_once, with_image, write_from, Shared};
 use crate::options::io_range;
-use napi::bindgen_prelude::{External, Float64ArraySlice, Uint8ArraySlice};
+use napi::bindgen_prelude::{External, Float64ArraySlice, Object, Uint8ArraySlice};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status};
+use napi::{sys, Env, JsValue, Status};
 use napi_derive::napi;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use vhd_core::{Image, VirtualDisk};
 
 /// Reads no larger than this are done on the JavaScript thread when they need no I/O:
 /// filling 1 MiB with zeros takes about as long as a round trip through the pool.
 const AT_ONCE_LIMIT: usize = 1 << 20;
+
+/// Reads are read and delivered in pieces of at most this size (see [`read_in_pieces`]).
+const PIECE: usize = 256 << 10;
 
 /// Threads in the pool when `UV_THREADPOOL_SIZE` does not say (libuv's default).
 const DEFAULT_THREADS: usize = 4;
@@ -129,49 +141,14 @@ fn thread_count() -> usize {
 // ---------------------------------------------------------------------------------------
 // Requests
 
-#[derive(Clone, Copy)]
-enum Direction {
-    Read,
-    Write,
-}
-
-/// The caller's bytes, as a pointer that can cross to a pool thread.
-struct CallerBytes {
-    start: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the pointer is only dereferenced by the one pool thread that runs the request;
-// see `CallerBytes::of` for why the memory stays valid until then.
-unsafe impl Send for CallerBytes {}
-
-impl CallerBytes {
-    /// `range` of `buffer`, for a request that lib/io.js keeps the buffer alive for: it
-    /// holds the JavaScript object until the request's completion is drained, so the
-    /// garbage collector cannot free the memory, and an environment being torn down waits
-    /// for the request first (see [`IoPort::wait_for_requests`]). As with `fs.read`, the
-    /// caller must leave the buffer alone until the promise settles.
-    fn of(buffer: &mut Uint8ArraySlice, range: std::ops::Range<usize>) -> CallerBytes {
-        // SAFETY: on the JavaScript thread, during the call; `range` was checked against
-        // the buffer's length.
-        let bytes = unsafe { buffer.as_mut() };
-        let part = &mut bytes[range];
-        CallerBytes {
-            start: part.as_mut_ptr(),
-            len: part.len(),
-        }
-    }
-
-    /// The bytes, on the pool thread.
-    ///
-    /// # Safety
-    /// Only the request that owns `self` may call this, once, while it runs.
-    unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-        if self.len == 0 {
-            return &mut [];
-        }
-        std::slice::from_raw_parts_mut(self.start, self.len)
-    }
+/// What a request does. Its memory is its own (see [`crate::buffers`]): no pointer into
+/// JavaScript memory ever reaches an I/O thread.
+enum Work {
+    /// Reads `len` bytes, delivered to `target_offset` of the caller's buffer on the
+    /// JavaScript thread, in pieces of at most [`PIECE`] bytes.
+    Read { len: usize, target_offset: usize },
+    /// Writes `bytes[..len]`, copied from the caller's buffer when the request was made.
+    Write { bytes: Vec<u8>, len: usize },
 }
 
 /// One read or write on its way through the pool.
@@ -179,22 +156,83 @@ struct Request {
     port: Arc<IoPort>,
     id: u32,
     image: Shared,
-    direction: Direction,
-    bytes: CallerBytes,
+    work: Work,
     position: u64,
 }
 
 impl Request {
-    fn run(mut self) {
-        let (image, direction, position) = (&self.image, self.direction, self.position);
-        // SAFETY: this request owns the bytes and runs once (see `CallerBytes::of`).
-        let bytes = unsafe { self.bytes.as_mut_slice() };
-        let result = guard(|| match direction {
-            Direction::Read => read_into(image, bytes, position),
-            Direction::Write => write_from(image, bytes, position),
-        });
-        self.port.complete(self.id, result);
+    fn run(self) {
+        let Request {
+            port,
+            id,
+            image,
+            work,
+            position,
+        } = self;
+        let result = match work {
+            Work::Read { len, target_offset } => guard(|| {
+                with_image(&image, |image| {
+                    read_in_pieces(image, position, len, |bytes, read, at| {
+                        port.queue(Finished::Piece {
+                            id,
+                            bytes,
+                            len: read,
+                            target_offset: target_offset + at,
+                        });
+                    })
+                })
+            }),
+            Work::Write { bytes, len } => {
+                let result = guard(|| write_from(&image, &bytes[..len], position));
+                buffers::give(bytes);
+                result
+            }
+        };
+        port.queue(Finished::Request { id, result });
     }
+}
+
+/// Reads `len` bytes at `position` of `image` into buffers of our own, [`PIECE`] bytes at a
+/// time, and hands each to `deliver` (with the bytes read and their offset in the request)
+/// as soon as it is read: the JavaScript thread copies one piece into the caller's buffer
+/// while this thread reads the next, so that only the last copy adds to the read's time
+/// (a 1 MiB read delivered whole took a fifth longer than one into the caller's memory).
+/// Returns the byte count, short at the end of the disk.
+fn read_in_pieces(
+    image: &Image,
+    position: u64,
+    len: usize,
+    mut deliver: impl FnMut(Vec<u8>, usize, usize),
+) -> Result<i64, Failure> {
+    let mut done = 0;
+    while done < len {
+        let piece = PIECE.min(len - done);
+        let mut bytes = buffers::take(piece);
+        let read = image.read_at(&mut bytes[..piece], position + done as u64)?;
+        deliver(bytes, read, done);
+        done += read;
+        if read < piece {
+            break;
+        }
+    }
+    Ok(done as i64)
+}
+
+/// What an I/O thread hands to the JavaScript thread, in order: the pieces of a read, then
+/// the end of the request.
+enum Finished {
+    /// `bytes[..len]` of a read, for `target_offset` of the caller's buffer.
+    Piece {
+        id: u32,
+        bytes: Vec<u8>,
+        len: usize,
+        target_offset: usize,
+    },
+    /// A request is done: its byte count, or why it failed.
+    Request {
+        id: u32,
+        result: Result<i64, Failure>,
+    },
 }
 
 // ---------------------------------------------------------------------------------------
@@ -213,8 +251,11 @@ pub struct IoPort {
 
 #[derive(Default)]
 struct Completions {
-    /// Finished requests not yet drained: id and byte count, or failure.
-    done: Vec<(u32, Result<i64, Failure>)>,
+    /// What the I/O threads finished and the JavaScript thread has not drained yet.
+    done: VecDeque<Finished>,
+    /// Reads a piece of which could not be delivered (their buffer went away); they fail
+    /// when they finish.
+    undelivered: Vec<u32>,
     /// Failures drained but not yet taken by [`io_take_failure`].
     failures: Vec<(u32, Failure)>,
     /// Requests submitted and not yet finished.
@@ -237,28 +278,32 @@ impl IoPort {
     /// wake-up function, and the drain that takes the last one unrefs it again.
     fn hold_loop(&self, env: &Env) {
         if self.undrained.fetch_add(1, Ordering::Relaxed) == 0 {
-            // SAFETY: on the JavaScript thread of the environment that made the function.
-            unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), self.wake.raw()) };
+            // SAFETY: on the JavaScript thread of the environment that made the function,
+            // which stays valid as long as this port (the port owns it).
+            unsafe { sys::napi_ref_threadsafe_function(env.raw(), self.wake.raw()) };
         }
     }
 
     fn release_loop(&self, env: &Env, drained: usize) {
         if drained > 0 && self.undrained.fetch_sub(drained, Ordering::Relaxed) == drained {
             // SAFETY: as in `hold_loop`.
-            unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), self.wake.raw()) };
+            unsafe { sys::napi_unref_threadsafe_function(env.raw(), self.wake.raw()) };
         }
     }
 
-    /// On a pool thread: queues the completion, and wakes the JavaScript thread if nothing
-    /// was queued before (otherwise a wake-up is already on its way, or a drain running).
-    fn complete(&self, id: u32, result: Result<i64, Failure>) {
+    /// On a pool thread: queues a piece or the end of a request, and wakes the JavaScript
+    /// thread if nothing was queued before (otherwise a wake-up is already on its way, or a
+    /// drain running).
+    fn queue(&self, finished: Finished) {
         let mut completions = lock(&self.completions);
         let first = completions.done.is_empty();
-        completions.done.push((id, result));
-        completions.running -= 1;
-        if completions.tearing_down && completions.running == 0 {
-            self.all_done.notify_all();
+        if matches!(finished, Finished::Request { .. }) {
+            completions.running -= 1;
+            if completions.tearing_down && completions.running == 0 {
+                self.all_done.notify_all();
+            }
         }
+        completions.done.push_back(finished);
         drop(completions);
         if first {
             // Fails only once the environment is going away: nobody is left to wake.
@@ -267,7 +312,9 @@ impl IoPort {
     }
 
     /// When the environment is torn down (a worker thread ending, the process exiting):
-    /// waits for the requests still running, which write into buffers of that environment.
+    /// waits for the requests still running. They no longer touch the environment's memory
+    /// (their buffers are their own), but a write in flight then reaches the file before
+    /// the environment's images are released, and their locks with them.
     fn wait_for_requests(&self) {
         let mut completions = lock(&self.completions);
         completions.tearing_down = true;
@@ -294,32 +341,20 @@ pub fn io_port(env: Env, wake: WakeFn) -> napi::Result<External<Arc<IoPort>>> {
     Ok(External::new(port))
 }
 
-/// The checked part of `buffer` and disk position of a read or write.
-fn request_bytes(
-    buffer: &mut Uint8ArraySlice,
-    buffer_offset: f64,
-    length: f64,
-    position: f64,
-) -> Result<(CallerBytes, u64), Failure> {
-    let (range, position) = io_range(buffer.len(), buffer_offset, length, position)?;
-    Ok((CallerBytes::of(buffer, range), position))
-}
-
 /// Hands a checked read or write to the pool.
 fn submit(
     env: &Env,
     port: &Arc<IoPort>,
     handle: &Shared,
     id: u32,
-    direction: Direction,
-    (bytes, position): (CallerBytes, u64),
+    work: Work,
+    position: u64,
 ) -> Result<(), Failure> {
     let request = Request {
         port: port.clone(),
         id,
         image: handle.clone(),
-        direction,
-        bytes,
+        work,
         position,
     };
     port.submit(env, request)
@@ -330,7 +365,8 @@ fn submit(
 /// Reads `length` bytes at virtual offset `position` into `buffer[bufferOffset..]`, under
 /// request id `id`. Returns the byte count when the read was done at once (at most 1 MiB
 /// that touches no data in any file of the chain: zeros), or -1 when it went to the pool
-/// (its completion comes through the port). Bad arguments throw.
+/// (its completion comes through the port, and `ioDrain` copies the bytes into `buffer`,
+/// which lib/io.js keeps for it). Bad arguments throw.
 #[napi(js_name = "ioRead", catch_unwind)]
 pub fn io_read(
     env: Env,
@@ -343,14 +379,20 @@ pub fn io_read(
     position: f64,
 ) -> napi::Result<f64> {
     let result = guard(|| {
-        let (mut bytes, position) = request_bytes(&mut buffer, buffer_offset, length, position)?;
-        if bytes.len <= AT_ONCE_LIMIT {
-            // SAFETY: on the JavaScript thread, during the call: nothing else uses the bytes.
-            if let Some(done) = read_at_once(handle, unsafe { bytes.as_mut_slice() }, position)? {
+        let (range, position) = io_range(buffer.len(), buffer_offset, length, position)?;
+        if range.len() <= AT_ONCE_LIMIT {
+            // SAFETY: on the JavaScript thread, during the call: JavaScript cannot run, so
+            // the view's memory stays where it is and nothing else writes it.
+            let bytes = unsafe { buffer.as_mut() };
+            if let Some(done) = read_at_once(handle, &mut bytes[range.clone()], position)? {
                 return Ok(done as f64);
             }
         }
-        submit(&env, port, handle, id, Direction::Read, (bytes, position))?;
+        let work = Work::Read {
+            len: range.len(),
+            target_offset: range.start,
+        };
+        submit(&env, port, handle, id, work, position)?;
         Ok(-1.0)
     });
     result.map_err(|failure| failure.into_napi(&env))
@@ -358,50 +400,178 @@ pub fn io_read(
 
 #[allow(clippy::too_many_arguments)]
 /// Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`, under
-/// request id `id`; its completion (the byte count) comes through the port. Bad arguments
-/// throw.
+/// request id `id`; its completion (the byte count) comes through the port. The bytes are
+/// copied before this returns: the caller may reuse, transfer or resize `buffer` at once.
+/// Bad arguments throw.
 #[napi(js_name = "ioWrite", catch_unwind)]
 pub fn io_write(
     env: Env,
     port: &External<Arc<IoPort>>,
     handle: &External<Shared>,
     id: u32,
-    mut buffer: Uint8ArraySlice,
+    buffer: Uint8ArraySlice,
     buffer_offset: f64,
     length: f64,
     position: f64,
 ) -> napi::Result<()> {
     let result = guard(|| {
-        let checked = request_bytes(&mut buffer, buffer_offset, length, position)?;
-        submit(&env, port, handle, id, Direction::Write, checked)
+        let (range, position) = io_range(buffer.len(), buffer_offset, length, position)?;
+        let len = range.len();
+        let mut bytes = buffers::take(len);
+        bytes[..len].copy_from_slice(&buffer[range]);
+        submit(&env, port, handle, id, Work::Write { bytes, len }, position)
     });
     result.map_err(|failure| failure.into_napi(&env))
 }
 
 /// Moves finished requests into `results` as pairs (id, byte count), a byte count of -1
 /// meaning failure (take it with `ioTakeFailure`), and returns how many pairs it wrote: at
-/// most half of `results`' length, so a full answer means more may wait.
-#[napi(js_name = "ioDrain")]
-pub fn io_drain(env: Env, port: &External<Arc<IoPort>>, mut results: Float64ArraySlice) -> u32 {
-    // SAFETY: on the JavaScript thread, during the call.
+/// most half of `results`' length, so a full answer means more may wait. The pieces of
+/// reads are copied into their caller's buffers, `targets[id]`, on the way.
+#[napi(js_name = "ioDrain", catch_unwind)]
+pub fn io_drain(
+    env: Env,
+    port: &External<Arc<IoPort>>,
+    mut results: Float64ArraySlice,
+    targets: Object,
+) -> napi::Result<u32> {
+    // SAFETY: on the JavaScript thread, during the call (lib/io.js's own Float64Array).
     let results = unsafe { results.as_mut() };
     let room = results.len() / 2;
-    let mut completions = lock(&port.completions);
-    let Completions { done, failures, .. } = &mut *completions;
-    let count = done.len().min(room);
-    for (pair, (id, result)) in results.chunks_exact_mut(2).zip(done.drain(..count)) {
-        pair[0] = f64::from(id);
-        pair[1] = match result {
-            Ok(done) => done as f64,
-            Err(failure) => {
-                failures.push((id, failure));
-                -1.0
+    // Everything up to the `room`th finished request, taken under the lock and handled
+    // outside it, so that the I/O threads can queue more meanwhile.
+    let (taken, mut undelivered) = {
+        let mut completions = lock(&port.completions);
+        let mut requests = 0;
+        let end = completions
+            .done
+            .iter()
+            .position(|finished| {
+                requests += usize::from(matches!(finished, Finished::Request { .. }));
+                requests == room
+            })
+            .map_or(completions.done.len(), |last| last + 1);
+        let taken: Vec<Finished> = completions.done.drain(..end).collect();
+        (taken, std::mem::take(&mut completions.undelivered))
+    };
+    let mut count = 0;
+    let mut failed = Vec::new();
+    for finished in taken {
+        match finished {
+            Finished::Piece {
+                id,
+                bytes,
+                len,
+                target_offset,
+            } => {
+                if !undelivered.contains(&id)
+                    && deliver(&env, &targets, id, target_offset, &bytes[..len]).is_err()
+                {
+                    undelivered.push(id);
+                }
+                buffers::give(bytes);
             }
-        };
+            Finished::Request { id, result } => {
+                let lost = undelivered.iter().position(|&at| at == id);
+                let result = match (result, lost) {
+                    (Ok(_), Some(_)) => Err(buffer_detached()),
+                    (result, _) => result,
+                };
+                if let Some(index) = lost {
+                    undelivered.swap_remove(index);
+                }
+                results[2 * count] = f64::from(id);
+                results[2 * count + 1] = match result {
+                    Ok(done) => done as f64,
+                    Err(failure) => {
+                        failed.push((id, failure));
+                        -1.0
+                    }
+                };
+                count += 1;
+            }
+        }
     }
-    drop(completions);
+    {
+        let mut completions = lock(&port.completions);
+        completions.failures.append(&mut failed);
+        completions.undelivered = undelivered;
+    }
     port.release_loop(&env, count);
-    count as u32
+    Ok(count as u32)
+}
+
+/// Copies `bytes`, read for request `id`, to `target_offset` of the caller's buffer
+/// `targets[id]`, if the buffer still has room for them there. It may not: the caller may
+/// have transferred its `ArrayBuffer` (detaching it) or shrunk a resizable one while the
+/// read was in flight, and the request then fails with `ERR_VHD_BUFFER_DETACHED`.
+fn deliver(
+    env: &Env,
+    targets: &Object,
+    id: u32,
+    target_offset: usize,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    let lost = || Failure::internal(format!("I/O request {id} lost its buffer"));
+    let mut view = std::ptr::null_mut();
+    // SAFETY: on the JavaScript thread, during the call, with values of this call.
+    let status = unsafe { sys::napi_get_element(env.raw(), targets.raw(), id, &mut view) };
+    if status != sys::Status::napi_ok {
+        return Err(lost());
+    }
+    let mut kind = 0;
+    let mut length = 0usize;
+    let mut data = std::ptr::null_mut();
+    // SAFETY: as above; the out-pointers are locals. A view whose `ArrayBuffer` is detached
+    // or out of bounds reports a length of 0 (and no data).
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            view,
+            &mut kind,
+            &mut length,
+            &mut data,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    if status != sys::Status::napi_ok || kind != sys::TypedarrayType::uint8_array {
+        return Err(lost());
+    }
+    let fits = target_offset
+        .checked_add(bytes.len())
+        .is_some_and(|end| end <= length);
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if data.is_null() || !fits {
+        return Err(buffer_detached());
+    }
+    // SAFETY: `data` is the start of the view's `length` bytes as they are now, on the
+    // JavaScript thread, which cannot run anything else during this call (no I/O thread
+    // ever holds a pointer into JavaScript memory); the range fits inside the view, and
+    // `bytes` is our own buffer, so the two do not overlap. (A view of a SharedArrayBuffer
+    // may be read by other threads meanwhile, as with `fs.read`: they may see a partial
+    // copy, which the JavaScript memory model allows for unsynchronised access.)
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            data.cast::<u8>().add(target_offset),
+            bytes.len(),
+        );
+    }
+    Ok(())
+}
+
+/// The caller's buffer went away (or shrank) while a read into it was in flight.
+fn buffer_detached() -> Failure {
+    Failure::new(
+        ErrorClass::Error,
+        "ERR_VHD_BUFFER_DETACHED",
+        "the buffer was transferred, detached or shrunk while the read was in flight, so the \
+         bytes read were not delivered; keep a buffer's ArrayBuffer (no transfer, no resize) \
+         until the read that fills it settles",
+    )
 }
 
 /// Throws the failure of request `id`, drained by `ioDrain` with a byte count of -1.

@@ -14,6 +14,7 @@
 // napi-rs registers exports only outside `cfg(test)`, so unit-test builds see them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod buffers;
 mod cli;
 mod errors;
 mod image;

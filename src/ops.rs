@@ -12,7 +12,7 @@ use crate::errors::{guard, Failure};
 use crate::image::NativeImage;
 use crate::options::{integer, OpenArgs};
 use crate::task::Job;
-use napi::bindgen_prelude::{AsyncTask, Uint8Array};
+use napi::bindgen_prelude::{AsyncTask, Buffer};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
@@ -411,20 +411,22 @@ pub fn open_vhd_stream(
 
 pub struct StreamRead {
     stream: SharedStream,
-    buffer: Uint8Array,
+    length: usize,
     position: u64,
 }
 
-fn stream_read_work(state: &mut StreamRead) -> Result<i64, Failure> {
+/// Reads into memory of its own, handed to JavaScript as the resolved Buffer: no pointer to
+/// JavaScript memory crosses to the thread pool (see src/buffers.rs for why that matters).
+fn stream_read_work(state: &mut StreamRead) -> Result<Buffer, Failure> {
     let guard = state
         .stream
         .read()
         .map_err(|_| Failure::internal("poisoned VHD stream"))?;
     let stream = guard.as_ref().ok_or_else(Failure::closed)?;
-    // SAFETY: the task holds the caller's Uint8Array until it is dropped; the caller (the
-    // Readable in lib/ops.js) does not touch it until the promise settles.
-    let buf = unsafe { state.buffer.as_mut() };
-    Ok(stream.read_at(buf, state.position)? as i64)
+    let mut bytes = vec![0; state.length];
+    let read = stream.read_at(&mut bytes, state.position)?;
+    bytes.truncate(read);
+    Ok(Buffer::from(bytes))
 }
 
 fn stream_close_work(stream: &mut SharedStream) -> Result<(), Failure> {
@@ -442,32 +444,27 @@ impl NativeVhdStream {
         self.length as f64
     }
 
-    /// Fills `buffer` (at most 16 MiB) with the bytes at `position`; resolves to the number
-    /// of bytes read, short only at the end.
-    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    /// Reads `length` bytes (at most 16 MiB) at `position`; resolves to a new Buffer of the
+    /// bytes read, short only at the end.
+    #[napi(catch_unwind, ts_return_type = "Promise<Buffer>")]
     pub fn read(
         &self,
         env: Env,
-        buffer: Uint8Array,
+        length: f64,
         position: f64,
-    ) -> napi::Result<AsyncTask<Job<StreamRead, i64>>> {
-        let position = to_napi(
-            &env,
-            guard(|| {
-                if buffer.len() > MAX_STREAM_READ {
-                    return Err(Failure::out_of_range(
-                        "buffer.length",
-                        "at most 16 MiB",
-                        buffer.len(),
-                    ));
-                }
-                integer("position", position)
-            }),
-        )?;
+    ) -> napi::Result<AsyncTask<Job<StreamRead, Buffer>>> {
+        let checked = guard(|| {
+            let length = integer("length", length)?;
+            if length > MAX_STREAM_READ as u64 {
+                return Err(Failure::out_of_range("length", "at most 16 MiB", length));
+            }
+            Ok((length as usize, integer("position", position)?))
+        });
+        let (length, position) = to_napi(&env, checked)?;
         Ok(AsyncTask::new(Job::new(
             StreamRead {
                 stream: self.stream.clone(),
-                buffer,
+                length,
                 position,
             },
             stream_read_work,

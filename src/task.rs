@@ -2,8 +2,9 @@
 //! unwinds into Node (panics become `ERR_VHD_INTERNAL`), and a failure is turned into a JS
 //! error with its `code` in `reject`, on the JavaScript thread.
 //!
-//! The state (for reads and writes: the caller's buffer) lives in the task until the task is
-//! dropped on the JavaScript thread after the promise settles.
+//! The state lives in the task until the task is dropped on the JavaScript thread after the
+//! promise settles. It never holds JavaScript memory (a buffer's bytes): that could be
+//! freed under the pool thread (see src/buffers.rs).
 
 use crate::errors::{guard, Failure};
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
