@@ -278,8 +278,9 @@ impl IoPort {
     /// wake-up function, and the drain that takes the last one unrefs it again.
     fn hold_loop(&self, env: &Env) {
         if self.undrained.fetch_add(1, Ordering::Relaxed) == 0 {
-            // SAFETY: on the JavaScript thread of the environment that made the function,
-            // which stays valid as long as this port (the port owns it).
+            // SAFETY: on the JavaScript thread of the environment that made the function: a
+            // port is an External of one environment and cannot reach another (Externals
+            // are not cloneable), and the port keeps the function alive.
             unsafe { sys::napi_ref_threadsafe_function(env.raw(), self.wake.raw()) };
         }
     }
