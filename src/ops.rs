@@ -641,7 +641,7 @@ pub fn resize(
 pub struct RebaseJob {
     path: PathBuf,
     parent: PathBuf,
-    options: ops::RebaseOptions,
+    options: vhd_core::OpenOptions,
 }
 
 fn rebase_work(job: &mut RebaseJob) -> Result<(), Failure> {
@@ -655,10 +655,11 @@ pub fn rebase(
     parent: String,
     options: Option<InPlaceArgs>,
 ) -> AsyncTask<Job<RebaseJob, ()>> {
-    let options = ops::RebaseOptions {
+    let options = vhd_core::OpenOptions {
         ignore_parent_timestamp: options
             .and_then(|o| o.ignore_parent_timestamp)
             .unwrap_or(false),
+        ..vhd_core::OpenOptions::default()
     };
     AsyncTask::new(Job::new(
         RebaseJob {
@@ -677,7 +678,9 @@ pub struct SnapshotJob {
 
 fn snapshot_work(job: &mut SnapshotJob) -> Result<NativeImage, Failure> {
     Ok(NativeImage::from_image(ops::snapshot(
-        &job.path, &job.child,
+        &job.path,
+        &job.child,
+        &vhd_core::OpenOptions::default(),
     )?))
 }
 

@@ -7,7 +7,7 @@ use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::{human_size, size_with_bytes};
 use crate::{CliError, Io};
 use std::path::Path;
-use vhd_core::ops::{self, RebaseOptions, ResizeOptions};
+use vhd_core::ops::{self, ResizeOptions};
 use vhd_core::{OpenOptions, VirtualDisk};
 
 pub const COMPACT: Command = Command {
@@ -163,8 +163,9 @@ fn commit(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
 
 fn rebase(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let positionals = parsed.positionals("rebase", &["FILE", "NEW_PARENT"], &[])?;
-    let options = RebaseOptions {
+    let options = OpenOptions {
         ignore_parent_timestamp: parsed.flag("ignore-timestamp"),
+        ..OpenOptions::default()
     };
     ops::rebase(
         Path::new(&positionals[0]),
@@ -181,7 +182,11 @@ fn rebase(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
 
 fn snapshot(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let positionals = parsed.positionals("snapshot", &["FILE", "NEW_CHILD"], &[])?;
-    let child = ops::snapshot(Path::new(&positionals[0]), Path::new(&positionals[1]))?;
+    let child = ops::snapshot(
+        Path::new(&positionals[0]),
+        Path::new(&positionals[1]),
+        &OpenOptions::default(),
+    )?;
     writeln!(
         io.stdout,
         "Created '{}', a differencing image over '{}' ({}).",
