@@ -1,15 +1,16 @@
 'use strict'
 
 // `parentRoot` (the folder that parents found through locators must lie in) reaches every
-// entry point that opens a parent chain: each export of the JavaScript API. Every row of
-// the table runs its entry point on a chain whose base lies outside the folder its other
-// images are in, once with that folder as the root (refused with
-// ERR_VHD_PARENT_OUTSIDE_ROOT, nothing written or left behind) and once with a root that
-// holds the whole chain (it works). A coverage test fails when an export has no row, so
-// that a new entry point cannot forget it.
+// entry point that opens a parent chain: each export of the JavaScript API and each command
+// of the `vhd` CLI (`--parent-root DIR`). One table per surface: every row runs its entry
+// point on a chain whose base lies outside the folder the chain's images are in, once with
+// that folder as the root (refused with ERR_VHD_PARENT_OUTSIDE_ROOT, nothing written or
+// left behind) and once with a root that holds the whole chain (it works). Coverage tests
+// fail when an export or a command has no row, so that a new entry point cannot forget it.
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
+const { spawnSync } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -19,6 +20,7 @@ const VHD = require('..')
 const ops = require('../lib/ops.js')
 const { MiB, tempDir, pattern } = require('./helpers.js')
 
+const BIN = path.join(__dirname, '..', 'bin', 'vhd.js')
 const OUTSIDE_ROOT = 'ERR_VHD_PARENT_OUTSIDE_ROOT'
 
 let tmp
@@ -298,5 +300,85 @@ describe('parentRoot reaches every JavaScript entry point', () => {
       await assert.rejects(VHD.rebase(c.child, c.mid, { [key]: key === 'parent' ? c.mid : [c.mid] }), { code: 'ERR_INVALID_ARG_VALUE' })
     }
     assert.deepEqual(fs.readdirSync(c.inside).sort(), ['child.vhd', 'mid.vhd'])
+  })
+})
+
+// ---------------------------------------------------------------------------------------
+// The CLI: `--parent-root DIR` on every command.
+
+function vhd(args) {
+  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', maxBuffer: 64 * MiB })
+  if (result.error) throw result.error
+  return result
+}
+
+/** The commands `vhd --help` lists. */
+function listedCommands() {
+  const help = vhd(['--help']).stdout
+  const section = help.split('Commands:\n')[1].split('\n\n')[0]
+  return section.split('\n').map((line) => line.trim().split(/\s+/)[0]).filter(Boolean)
+}
+
+/**
+ * One row per command: `args(chain, root)` is its command line; refused runs exit 1 with
+ * the code on stderr unless `refusedStatus` says otherwise (check: 2, a corrupt parent link).
+ * The rows place the option in each of the forms the parser takes.
+ */
+const CLI = [
+  { command: 'info', args: (c, root) => ['info', '--parent-root', root, c.child] },
+  { command: 'map', args: (c, root) => ['map', c.child, '--parent-root', root] },
+  { command: 'cat', args: (c, root) => ['cat', `--parent-root=${root}`, c.child] },
+  { command: 'convert', args: (c, root) => ['convert', '--to', 'raw', '--parent-root', root, c.child, c.out('flat.raw')] },
+  { command: 'check', args: (c, root) => ['check', '--parent-root', root, c.child], refusedStatus: 2 },
+  { command: 'check', args: (c, root) => ['check', '--repair', '--parent-root', root, c.child], refusedStatus: 2 },
+  { command: 'compact', args: (c, root) => ['compact', '--parent-root', root, c.child] },
+  { command: 'resize', args: (c, root) => ['resize', '--parent-root', root, c.child, '8M'] },
+  { command: 'resize', args: (c, root) => ['resize', '--parent-root', root, c.child, '+1M'] },
+  { command: 'commit', args: (c, root) => ['commit', '--parent-root', root, c.child] },
+  { command: 'rebase', args: (c, root) => ['rebase', '--parent-root', root, c.child, c.mid] },
+  { command: 'snapshot', args: (c, root) => ['snapshot', '--parent-root', root, c.mid, c.out('snap.vhd')] },
+  { command: 'create', args: (c, root) => ['create', '--parent', c.mid, '--parent-root', root, c.out('new.vhd')] },
+]
+
+describe('--parent-root reaches every command of the CLI', () => {
+  test('every command has a row, and its --help shows --parent-root DIR', () => {
+    const commands = listedCommands()
+    assert.ok(commands.length >= 11, commands.join(' '))
+    const covered = new Set(CLI.map((row) => row.command))
+    for (const command of commands) {
+      assert.ok(covered.has(command), `vhd ${command}: add it to the --parent-root table`)
+      const help = vhd([command, '--help'])
+      assert.equal(help.status, 0, help.stderr)
+      assert.match(help.stdout, /--parent-root DIR/, `vhd ${command} --help`)
+      assert.match(help.stdout.split('\n')[0], /\[--parent-root DIR\]/, `vhd ${command} --help: the usage line`)
+    }
+    assert.match(vhd(['--help']).stdout, /--parent-root DIR/)
+  })
+
+  for (const row of CLI) {
+    const line = row.args({ child: 'FILE', mid: 'PARENT', out: (n) => n }, 'DIR').join(' ')
+    test(`vhd ${line}: refused with a parent outside DIR, works with one inside`, async () => {
+      const c = await makeChain()
+      const before = tree(c.dir)
+      const refused = vhd(row.args(c, c.inside))
+      if (row.refusedStatus) {
+        assert.equal(refused.status, row.refusedStatus, refused.stdout + refused.stderr)
+        assert.match(refused.stdout, /parent-unusable/)
+      } else {
+        assert.equal(refused.status, 1, refused.stdout + refused.stderr)
+        assert.match(refused.stderr, new RegExp(`^vhd: ${OUTSIDE_ROOT}: `))
+        assert.equal(refused.stdout, '')
+      }
+      assert.deepEqual(tree(c.dir), before)
+
+      const worked = vhd(row.args(c, c.dir))
+      assert.equal(worked.status, 0, worked.stdout + worked.stderr)
+    })
+  }
+
+  test('the option goes after the command, as with qemu-img', () => {
+    const result = vhd(['--parent-root', '/', 'info', 'x.vhd'])
+    assert.equal(result.status, 1)
+    assert.match(result.stderr, /unknown option '--parent-root' \(a command's options go after it/)
   })
 })
