@@ -228,6 +228,15 @@ export interface CommonCreateOptions {
   creatorApplication?: string
   /** Replace an existing file (default false: `ERR_VHD_EXISTS`). */
   overwrite?: boolean
+  /**
+   * Differencing images, for parents from untrusted sources: as `OpenOptions.parentRoot`,
+   * for the chain below `parent`. The `parent` named here is trusted; the images below it,
+   * found through its locators, must lie inside this folder (`ERR_VHD_PARENT_OUTSIDE_ROOT`
+   * otherwise, and nothing is created). The image returned is reopened (after `close`)
+   * over the same parent with the same `parentRoot`. Accepted, and unused, for fixed and
+   * dynamic images, so that one policy can be passed to every call.
+   */
+  parentRoot?: PathLike
 }
 
 /** Options of a new fixed or dynamic image. */
@@ -1029,7 +1038,11 @@ export declare class AbortError extends Error {
   code: 'ABORT_ERR'
 }
 
-/** The options that say how to open a source or an image's parents (`readOnly` does not apply). */
+/**
+ * The options that say how to open a source or an image's parents (`readOnly` does not
+ * apply). Every operation that opens a chain takes them, `parentRoot` included: a service
+ * handling images from untrusted sources passes the same `parentRoot` to every call.
+ */
 export type ChainOptions = Omit<OpenOptions, 'readOnly'>
 
 /** Options shared by `convert` and `createVhdStream`. */
@@ -1239,8 +1252,17 @@ export declare function resize(
   callback: (error: VhdError | AbortError | null, report: ResizeReport) => void,
 ): void
 
-export interface RebaseOptions {
-  /** Accept a new parent whose time stamp differs from the recorded one (a copy); its unique id must still match. */
+/**
+ * How `rebase` opens the child over its new parent: as `OpenOptions`, except that the new
+ * parent is `rebase`'s second argument (trusted: `parentRoot` applies to the images below
+ * it, found through its locators), so `parent` and `parents` are refused
+ * (`ERR_INVALID_ARG_VALUE`).
+ */
+export interface RebaseOptions extends Omit<ChainOptions, 'parent' | 'parents'> {
+  /**
+   * Accept a new parent whose time stamp differs from the recorded one (a copy); its
+   * unique id must still match. The child then records the new parent's modification time.
+   */
   ignoreParentTimestamp?: boolean
 }
 
@@ -1249,9 +1271,21 @@ export declare function rebase(path: PathLike, parent: PathLike, options?: Rebas
 export declare function rebase(path: PathLike, parent: PathLike, callback: Callback): void
 export declare function rebase(path: PathLike, parent: PathLike, options: RebaseOptions | undefined, callback: Callback): void
 
-/** Creates `child`, a differencing image over the image at `path`, and resolves to it, open read-write. */
-export declare function snapshot(path: PathLike, child: PathLike): Promise<Differencing>
+/**
+ * Creates `child`, a differencing image over the image at `path`, and resolves to it, open
+ * read-write. `options` say how to open the image at `path` (read-only) and its chain: it
+ * is named here, so trusted, while `parentRoot` applies to the images below it, found
+ * through its locators. The child returned is reopened (after `close`) over `path` with
+ * the same options.
+ */
+export declare function snapshot(path: PathLike, child: PathLike, options?: ChainOptions): Promise<Differencing>
 export declare function snapshot(path: PathLike, child: PathLike, callback: DiskCallback<Differencing>): void
+export declare function snapshot(
+  path: PathLike,
+  child: PathLike,
+  options: ChainOptions | undefined,
+  callback: DiskCallback<Differencing>,
+): void
 
 /** A stored checksum and the one the fields call for. */
 export interface ChecksumInfo {

@@ -159,6 +159,28 @@ async function locking(): Promise<void> {
   void wrong
 }
 
+// parentRoot in every entry point that opens a chain (the operations take it through ChainOptions).
+async function parentRootEverywhere(): Promise<void> {
+  const parentRoot = '/images'
+  expectType<VHD.Differencing>(await VHD.create('c.vhd', { type: 'differencing', parent: 'b.vhd', parentRoot }))
+  expectType<VHD.Dynamic>(await VHD.create('d.vhd', { type: 'dynamic', size: 1 << 20, parentRoot: new URL('file:///images/') }))
+  expectType<VHD.Differencing>(await VHD.snapshot('b.vhd', 'c.vhd', { parentRoot, lock: false }))
+  VHD.snapshot('b.vhd', 'c.vhd', { parentRoot }, (error, disk) => void [error, disk.chain])
+  await VHD.rebase('c.vhd', 'b.vhd', { parentRoot, ignoreParentTimestamp: true })
+  await VHD.convert('c.vhd', 'o.raw', { to: 'raw', parentRoot })
+  await VHD.createVhdStream('c.vhd', { type: 'fixed', parentRoot })
+  await VHD.check('c.vhd', { parentRoot })
+  await VHD.info('c.vhd', { parentRoot })
+  await VHD.compact('c.vhd', { parentRoot })
+  await VHD.commit('c.vhd', { parentRoot })
+  await VHD.resize('c.vhd', 1 << 20, { parentRoot })
+  new VHD.WriteStream({ path: 'c.vhd', parentRoot }).end()
+  // @ts-expect-error: rebase's new parent is its second argument
+  await VHD.rebase('c.vhd', 'b.vhd', { parents: ['a.vhd'] })
+  // @ts-expect-error: parentRoot is a path
+  await VHD.snapshot('b.vhd', 'c.vhd', { parentRoot: 1 })
+}
+
 function mistakes(disk: VHD.Dynamic): void {
   // @ts-expect-error: offsets are numbers or bigints
   void disk.read('0', 1)

@@ -111,6 +111,14 @@ function toParents(options) {
   return options.parents.map((parent, i) => toParent(parent, `options.parents[${i}]`))
 }
 
+/**
+ * `parentRoot`: the folder that parents found through locators must lie in (a path or a
+ * `file:` URL), or undefined. Every entry point that opens a chain reads it here.
+ */
+function toParentRoot(options) {
+  return options.parentRoot === undefined ? undefined : toPath(options.parentRoot, 'options.parentRoot')
+}
+
 function toOpenOptions(options) {
   options = toOptionsObject(options)
   return {
@@ -120,8 +128,18 @@ function toOpenOptions(options) {
     ignoreParentTimestamp: optionalBoolean(options, 'ignoreParentTimestamp'),
     // Locking is on unless turned off explicitly.
     lock: options.lock === undefined || optionalBoolean(options, 'lock'),
-    parentRoot: options.parentRoot === undefined ? undefined : toPath(options.parentRoot, 'options.parentRoot'),
+    parentRoot: toParentRoot(options),
   }
+}
+
+/**
+ * The open options of an image made over a parent the caller names (`VHD.create` of a
+ * differencing image, `VHD.snapshot`): `open` (how the parent and its chain were opened)
+ * with that parent first among the named ones, so that a reopen finds it as the child was
+ * made, trusted, and `parentRoot` applies to the levels below it only.
+ */
+function overNamedParent(parent, open) {
+  return { ...open, parents: [{ path: parent, raw: false }, ...open.parents] }
 }
 
 const CREATE_TYPES = new Map([
@@ -164,6 +182,10 @@ function toCreateOptions(options) {
     result.creatorApplication = options.creatorApplication
   }
   result.overwrite = optionalBoolean(options, 'overwrite')
+  // How to open the parent's chain: the parent itself is named, so trusted; the images
+  // below it must lie in `parentRoot`. Accepted (and unused) for the other types too, so
+  // that a service can pass the same policy to every call.
+  result.parentOpen = { parents: [], parentRoot: toParentRoot(options) }
   return result
 }
 
@@ -217,7 +239,9 @@ module.exports = {
   toOptionsObject,
   toParent,
   toParents,
+  toParentRoot,
   toOpenOptions,
+  overNamedParent,
   toCreateOptions,
   attempt,
   call,

@@ -15,6 +15,7 @@ const {
   outOfRange,
   toOpenOptions,
   toCreateOptions,
+  overNamedParent,
   toOptionsObject,
   call,
   none,
@@ -499,12 +500,20 @@ function open(path, options, callback) {
   )
 }
 
-/** Creates a fixed, dynamic or differencing image and resolves to it, open read-write. */
+/**
+ * Creates a fixed, dynamic or differencing image and resolves to it, open read-write. A
+ * differencing image is reopened (after `close`, by `open`) over the parent it was made
+ * over, with the same `parentRoot`.
+ */
 function create(path, options, callback) {
   return call(
     callback,
     () => [toPath(path), toCreateOptions(options)],
-    ([path, options]) => native.create(path, options).then((image) => wrap(image, path, toOpenOptions())),
+    ([path, options]) =>
+      native.create(path, options).then((image) => {
+        const open = { ...toOpenOptions(), parentRoot: options.parentOpen.parentRoot }
+        return wrap(image, path, options.parent === undefined ? open : overNamedParent(options.parent, open))
+      }),
     (disk) => [disk],
   )
 }

@@ -26,6 +26,7 @@ const {
   optionalBoolean,
   toOptionsObject,
   toOpenOptions,
+  overNamedParent,
   call,
   none,
 } = require('./args.js')
@@ -350,26 +351,40 @@ function resize(path, size, options, callback) {
   )
 }
 
-/** Points a differencing image at a new parent (a moved or copied one). */
+/**
+ * Points a differencing image at a new parent (a moved or copied one), opening the child
+ * over it as `options` say (`ignoreParentTimestamp`, `parentRoot`, `lock`…). The new parent
+ * is the second argument: `parent`/`parents` are refused.
+ */
 function rebase(path, parent, options, callback) {
   ;[options, callback] = shift(options, callback)
   return call(
     callback,
     () => {
       const opts = toOptionsObject(options)
-      return [toPath(path), toPath(parent, 'parent'), { ignoreParentTimestamp: optionalBoolean(opts, 'ignoreParentTimestamp') }]
+      for (const key of ['parent', 'parents']) {
+        if (opts[key] !== undefined) throw invalidArgValue(`options.${key}`, 'is not for rebase: the new parent is its second argument')
+      }
+      return [toPath(path), toPath(parent, 'parent'), { open: toNativeOpen(opts) }]
     },
     ([file, newParent, args]) => native.rebase(file, newParent, args),
     none,
   )
 }
 
-/** Creates `child`, a differencing image over `path`, and resolves to it, open read-write. */
-function snapshot(path, child, callback) {
+/**
+ * Creates `child`, a differencing image over `path` (opened as `options` say: `parentRoot`
+ * for the images below it…), and resolves to it, open read-write.
+ */
+function snapshot(path, child, options, callback) {
+  ;[options, callback] = shift(options, callback)
   return call(
     callback,
-    () => [toPath(path), toPath(child, 'child')],
-    ([file, childPath]) => native.snapshot(file, childPath).then((image) => internal.wrap(image, childPath, toOpenOptions())),
+    () => [toPath(path), toPath(child, 'child'), toNativeOpen(toOptionsObject(options))],
+    ([file, childPath, open]) =>
+      native
+        .snapshot(file, childPath, open)
+        .then((image) => internal.wrap(image, childPath, overNamedParent(file, { ...open, readOnly: false }))),
     (disk) => [disk],
   )
 }

@@ -485,12 +485,11 @@ impl NativeVhdStream {
 #[napi(object)]
 #[derive(Debug, Clone, Default)]
 pub struct InPlaceArgs {
-    /// How to open the image (parents of a differencing image…).
+    /// How to open the image (parents of a differencing image, `parentRoot`…); `rebase`:
+    /// how to open the child over its new parent (`ignoreParentTimestamp` accepts a copy).
     pub open: Option<OpenArgs>,
     /// `resize`: shrink even when the part cut off holds data.
     pub force: Option<bool>,
-    /// `rebase`: accept a parent whose time stamp differs from the recorded one.
-    pub ignore_parent_timestamp: Option<bool>,
 }
 
 pub struct PathJob {
@@ -638,56 +637,65 @@ pub fn resize(
 pub struct RebaseJob {
     path: PathBuf,
     parent: PathBuf,
-    options: ops::RebaseOptions,
+    open: vhd_core::OpenOptions,
 }
 
 fn rebase_work(job: &mut RebaseJob) -> Result<(), Failure> {
-    Ok(ops::rebase(&job.path, &job.parent, &job.options)?)
+    Ok(ops::rebase(&job.path, &job.parent, &job.open)?)
 }
 
 /// Points a differencing image at `parent` (after checking its unique id).
 #[napi(catch_unwind, ts_return_type = "Promise<void>")]
 pub fn rebase(
+    env: Env,
     path: String,
     parent: String,
     options: Option<InPlaceArgs>,
-) -> AsyncTask<Job<RebaseJob, ()>> {
-    let options = ops::RebaseOptions {
-        ignore_parent_timestamp: options
-            .and_then(|o| o.ignore_parent_timestamp)
-            .unwrap_or(false),
-    };
-    AsyncTask::new(Job::new(
+) -> napi::Result<AsyncTask<Job<RebaseJob, ()>>> {
+    let open = to_napi(
+        &env,
+        guard(|| open_options(&options.unwrap_or_default().open)),
+    )?;
+    Ok(AsyncTask::new(Job::new(
         RebaseJob {
             path: path.into(),
             parent: parent.into(),
-            options,
+            open,
         },
         rebase_work,
-    ))
+    )))
 }
 
 pub struct SnapshotJob {
     path: PathBuf,
     child: PathBuf,
+    open: vhd_core::OpenOptions,
 }
 
 fn snapshot_work(job: &mut SnapshotJob) -> Result<NativeImage, Failure> {
     Ok(NativeImage::from_image(ops::snapshot(
-        &job.path, &job.child,
+        &job.path, &job.child, &job.open,
     )?))
 }
 
-/// Creates `child`, a differencing image over `path`, and resolves to it, open read-write.
+/// Creates `child`, a differencing image over `path` (opened as `open` says), and
+/// resolves to it, open read-write.
 #[napi(catch_unwind, ts_return_type = "Promise<NativeImage>")]
-pub fn snapshot(path: String, child: String) -> AsyncTask<Job<SnapshotJob, NativeImage>> {
-    AsyncTask::new(Job::new(
+pub fn snapshot(
+    env: Env,
+    path: String,
+    child: String,
+    open: Option<OpenArgs>,
+) -> napi::Result<AsyncTask<Job<SnapshotJob, NativeImage>>> {
+    let open = to_napi(&env, guard(|| open_options(&open)))?;
+    Ok(AsyncTask::new(Job::new(
         SnapshotJob {
             path: path.into(),
             child: child.into(),
+            open,
         },
         snapshot_work,
-    ))
+    )))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -707,13 +715,9 @@ pub struct CheckArgs {
 
 impl CheckArgs {
     fn to_core(&self) -> Result<CheckOptions, Failure> {
-        let open = open_options(&self.open)?;
         Ok(CheckOptions {
-            parents: open.parents,
-            ignore_parent_timestamp: open.ignore_parent_timestamp,
-            parent_root: open.parent_root,
-            lock: open.lock,
             skip_parent: self.skip_parent.unwrap_or(false),
+            ..CheckOptions::from(&open_options(&self.open)?)
         })
     }
 }

@@ -61,6 +61,10 @@ pub struct CreateArgs {
     pub creator_application: Option<String>,
     /// Replace an existing file (default false: `ERR_VHD_EXISTS`).
     pub overwrite: Option<bool>,
+    /// How to open the parent of a differencing image and the chain below it (its
+    /// `parentRoot` above all); it is opened read-only whatever `readOnly` says. Unused for
+    /// the other types.
+    pub parent_open: Option<OpenArgs>,
 }
 
 impl OpenArgs {
@@ -122,6 +126,9 @@ impl CreateArgs {
             options.creator_application = creator_application(creator)?;
         }
         options.overwrite = self.overwrite.unwrap_or(false);
+        if let Some(open) = &self.parent_open {
+            options.parent_open = open.to_core()?;
+        }
         Ok(options)
     }
 }
@@ -248,6 +255,7 @@ mod tests {
             parent: None,
             creator_application: None,
             overwrite: Some(true),
+            parent_open: None,
         };
         let options = args.to_core().unwrap();
         assert_eq!(options.disk_type, DiskType::Dynamic);
@@ -277,11 +285,19 @@ mod tests {
             parent: Some("base.vhd".into()),
             creator_application: None,
             overwrite: None,
+            parent_open: Some(OpenArgs {
+                parent_root: Some("images".into()),
+                ..OpenArgs::default()
+            }),
         };
         let options = args.to_core().unwrap();
         assert_eq!(options.disk_type, DiskType::Differencing);
         assert_eq!(options.size, 0);
         assert_eq!(options.parent, Some(PathBuf::from("base.vhd")));
+        assert_eq!(
+            options.parent_open.parent_root,
+            Some(PathBuf::from("images"))
+        );
     }
 
     #[test]

@@ -108,6 +108,22 @@ impl Default for CheckOptions {
     }
 }
 
+impl From<&OpenOptions> for CheckOptions {
+    /// The options that say how to open the chain (`parents`, `ignore_parent_timestamp`,
+    /// `parent_root`, `lock`), taken from open options, so that a caller that has them
+    /// checks the image as it would open it. `read_only`, `ignore_checksums` and
+    /// `expected_type` do not apply (a check reads, and reports bad checksums).
+    fn from(open: &OpenOptions) -> CheckOptions {
+        CheckOptions {
+            parents: open.parents.clone(),
+            ignore_parent_timestamp: open.ignore_parent_timestamp,
+            parent_root: open.parent_root.clone(),
+            lock: open.lock,
+            ..CheckOptions::default()
+        }
+    }
+}
+
 /// How bad a finding is. Ordered: `Info < Leak < Corrupt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {

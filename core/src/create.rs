@@ -8,7 +8,7 @@ use crate::footer::{
     FORMAT_VERSION, HOST_OS_WINDOWS, NO_DATA_OFFSET,
 };
 use crate::geometry::Geometry;
-use crate::image::{file_url, windows_relative_path, Image, OpenOptions, VirtualDisk};
+use crate::image::{file_url, windows_relative_path, Image, OpenOptions, ParentPath, VirtualDisk};
 use crate::parent_locator::{platform, ParentLocator};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,14 @@ pub struct CreateOptions {
     pub unique_id: Option<[u8; 16]>,
     /// Time stamp in seconds since 2000-01-01; now when `None`.
     pub timestamp: Option<u32>,
+    /// How to open [`parent`](CreateOptions::parent) and the chain below it, as
+    /// [`Image::open`] would open the parent: [`OpenOptions::parent_root`] (the parent named
+    /// here is trusted; the images below it, found through its locators, must lie in the
+    /// folder), `lock`, `ignore_checksums`, `ignore_parent_timestamp`, and in `parents` the
+    /// levels below the parent (entry 0 is the parent's own parent). The parent is always
+    /// opened read-only: `read_only` and `expected_type` are ignored. The new child is
+    /// returned open over that same chain. Unused for fixed and dynamic images.
+    pub parent_open: OpenOptions,
 }
 
 impl CreateOptions {
@@ -69,6 +77,7 @@ impl CreateOptions {
             unique_id: None,
             timestamp: None,
             parent: None,
+            parent_open: OpenOptions::default(),
         }
     }
 
@@ -129,7 +138,28 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
         Some(bytes) => file.write_all(&bytes).map_err(io)?,
     }
     file.sync_all().map_err(io)?;
-    crate::image::open_locked_file(file, path, &OpenOptions::default())
+    crate::image::open_locked_file(file, path, &reopen_options(options))
+}
+
+/// How the new image is opened once written. A differencing image is opened over the
+/// parent the caller named (trusted, as [`OpenOptions::parents`] are), not through the
+/// locators just written, so that a [`parent_root`](OpenOptions::parent_root) applies to
+/// the levels below it only, as it did when the parent was opened to make the child.
+fn reopen_options(options: &CreateOptions) -> OpenOptions {
+    match (&options.parent, options.disk_type) {
+        (Some(parent), DiskType::Differencing) => {
+            let below = options.parent_open.parents.iter().cloned();
+            OpenOptions {
+                read_only: false,
+                expected_type: None,
+                parents: std::iter::once(ParentPath::Vhd(parent.clone()))
+                    .chain(below)
+                    .collect(),
+                ..options.parent_open.clone()
+            }
+        }
+        _ => OpenOptions::default(),
+    }
 }
 
 pub(crate) fn validate(disk_type: DiskType, size: u64, block_size: u32) -> Result<()> {
@@ -193,7 +223,8 @@ fn differencing_file(path: &Path, options: &CreateOptions) -> Result<Vec<u8>> {
         parent_path,
         &OpenOptions {
             read_only: true,
-            ..Default::default()
+            expected_type: None,
+            ..options.parent_open.clone()
         },
     )?;
     let size = if options.size == 0 {

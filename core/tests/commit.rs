@@ -112,10 +112,10 @@ fn commit_into_a_dynamic_parent() {
     assert_qemu_sees(&parent, "vpc", &model, &dir);
     // What an empty child of this parent weighs (same folder: same locators).
     let fresh = dir.join("fresh.vhd");
-    drop(snapshot(&parent, &fresh).unwrap());
+    drop(snapshot(&parent, &fresh, &OpenOptions::default()).unwrap());
     let empty_size = file_len(&fresh);
     std::fs::remove_file(&fresh).unwrap();
-    let mut image = snapshot(&parent, &child).unwrap();
+    let mut image = snapshot(&parent, &child, &OpenOptions::default()).unwrap();
     write_runs(&mut image, &mut model, &mut rng, &aligned_runs(SIZE));
     drop(image);
     assert_same_bytes(
@@ -171,7 +171,7 @@ fn commit_into_a_fixed_parent_with_partial_sector_writes() {
     let mut image = create(&parent, &CreateOptions::new(DiskType::Fixed, size)).unwrap();
     write_runs(&mut image, &mut model, &mut rng, &[(0, size)]);
     drop(image);
-    let mut image = snapshot(&parent, &child).unwrap();
+    let mut image = snapshot(&parent, &child, &OpenOptions::default()).unwrap();
     // Partial sectors: the child keeps the parent's bytes around them.
     let runs: Vec<(u64, u64)> = (0..40)
         .map(|_| {
@@ -211,7 +211,7 @@ fn commit_into_a_differencing_parent() {
     );
     drop(image);
     let base_hash = sha256_file(&base);
-    let mut image = snapshot(&base, &mid).unwrap();
+    let mut image = snapshot(&base, &mid, &OpenOptions::default()).unwrap();
     write_runs(
         &mut image,
         &mut model,
@@ -219,7 +219,7 @@ fn commit_into_a_differencing_parent() {
         &[(4 * MIB, 4 * MIB), (SIZE - 8192, 8192)],
     );
     drop(image);
-    let mut image = snapshot(&mid, &top).unwrap();
+    let mut image = snapshot(&mid, &top, &OpenOptions::default()).unwrap();
     write_runs(&mut image, &mut model, &mut rng, &aligned_runs(SIZE));
     drop(image);
 
@@ -257,7 +257,7 @@ fn commit_into_a_raw_base_named_by_the_caller() {
     image.write_at(&model, 0).unwrap();
     drop(image);
     std::fs::write(&raw, &model).unwrap();
-    let mut image = snapshot(&fixed, &child).unwrap();
+    let mut image = snapshot(&fixed, &child, &OpenOptions::default()).unwrap();
     write_runs(
         &mut image,
         &mut model,
@@ -289,7 +289,7 @@ fn a_cancelled_commit_leaves_a_consistent_chain_and_can_be_run_again() {
     let mut image = create(&parent, &CreateOptions::new(DiskType::Dynamic, SIZE)).unwrap();
     write_runs(&mut image, &mut model, &mut rng, &[(0, 8 * MIB)]);
     drop(image);
-    let mut image = snapshot(&parent, &child).unwrap();
+    let mut image = snapshot(&parent, &child, &OpenOptions::default()).unwrap();
     write_runs(&mut image, &mut model, &mut rng, &aligned_runs(SIZE));
     drop(image);
     let held = own_ranges(&child);
@@ -346,7 +346,7 @@ fn other_children_of_the_parent_no_longer_open() {
         .unwrap();
     let children: Vec<PathBuf> = ["a.vhd", "b.vhd"].iter().map(|n| dir.join(n)).collect();
     for child in &children {
-        let mut image = snapshot(&parent, child).unwrap();
+        let mut image = snapshot(&parent, child, &OpenOptions::default()).unwrap();
         write_runs(&mut image, &mut model.clone(), &mut rng, &[(4096, 4096)]);
     }
     commit(&children[0], &OpenOptions::default(), Progress::default()).unwrap();
@@ -434,7 +434,7 @@ fn a_commit_that_dies_during_the_copy_can_be_run_again() {
     let mut image = create(&parent, &CreateOptions::new(DiskType::Dynamic, SIZE)).unwrap();
     write_runs(&mut image, &mut model, &mut rng, &[(MIB, 8 * MIB)]);
     drop(image);
-    let mut image = snapshot(&parent, &child).unwrap();
+    let mut image = snapshot(&parent, &child, &OpenOptions::default()).unwrap();
     write_runs(&mut image, &mut model, &mut rng, &aligned_runs(SIZE));
     drop(image);
     let held = own_ranges(&child);

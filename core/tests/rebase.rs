@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::Command;
-use vhd_core::ops::{commit, rebase, snapshot, Progress, RebaseOptions};
+use vhd_core::ops::{commit, rebase, snapshot, Progress};
 use vhd_core::parent_locator::platform;
 use vhd_core::{create, CreateOptions, DiskType, DynamicHeader, Image, OpenOptions, VirtualDisk};
 
@@ -86,7 +86,7 @@ fn make_chain(folder: &Path, rng: &mut Rng) -> Vec<u8> {
     let file = std::fs::File::options().write(true).open(&parent).unwrap();
     file.set_modified(old).unwrap();
     drop(file);
-    let mut image = snapshot(&parent, &folder.join("child.vhd")).unwrap();
+    let mut image = snapshot(&parent, &folder.join("child.vhd"), &OpenOptions::default()).unwrap();
     write_random(
         &mut image,
         &mut model,
@@ -116,7 +116,7 @@ fn a_child_follows_its_moved_and_renamed_parent() {
     let err = Image::open(&child, &OpenOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_PARENT_NOT_FOUND", "{err}");
 
-    rebase(&child, &moved, &RebaseOptions::default()).unwrap();
+    rebase(&child, &moved, &OpenOptions::default()).unwrap();
     let image = open_rw(&child);
     let parent_abs = moved.canonicalize().unwrap();
     assert_eq!(
@@ -191,7 +191,7 @@ fn rebasing_again_and_again_stays_clean() {
         let next = dir.join(&format!("base{round}.vhd"));
         std::fs::rename(&parent, &next).unwrap();
         parent = next;
-        rebase(&child, &parent, &RebaseOptions::default()).unwrap();
+        rebase(&child, &parent, &OpenOptions::default()).unwrap();
         let image = open_rw(&child);
         assert_eq!(
             image.parent().unwrap().path().file_name(),
@@ -205,7 +205,7 @@ fn rebasing_again_and_again_stays_clean() {
     // next to the BAT, and the child shrinks to the size of a new child of that parent.
     commit(&child, &OpenOptions::default(), Progress::default()).unwrap();
     let fresh = dir.join("fresh.vhd");
-    drop(snapshot(&parent, &fresh).unwrap());
+    drop(snapshot(&parent, &fresh, &OpenOptions::default()).unwrap());
     assert_eq!(file_len(&child), file_len(&fresh));
     let image = open_rw(&child);
     assert_same_bytes(&read_all(&image), &model, "committed");
@@ -226,13 +226,13 @@ fn a_parent_with_another_unique_id_is_refused_and_nothing_changes() {
     let other = dir.join("other.vhd");
     drop(create(&other, &CreateOptions::new(DiskType::Dynamic, SIZE)).unwrap());
     let before = sha256_file(&child);
-    let err = rebase(&child, &other, &RebaseOptions::default()).unwrap_err();
+    let err = rebase(&child, &other, &OpenOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_PARENT_MISMATCH", "{err}");
-    let err = rebase(&dir.join("base.vhd"), &other, &RebaseOptions::default()).unwrap_err();
+    let err = rebase(&dir.join("base.vhd"), &other, &OpenOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_WRONG_TYPE", "{err}");
     // Open elsewhere: refused.
     let open_child = open_rw(&child);
-    let err = rebase(&child, &dir.join("base.vhd"), &RebaseOptions::default()).unwrap_err();
+    let err = rebase(&child, &dir.join("base.vhd"), &OpenOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_LOCKED", "{err}");
     drop(open_child);
     assert_eq!(sha256_file(&child), before);
@@ -249,12 +249,13 @@ fn a_copied_parent_needs_ignore_parent_timestamp_and_is_then_recorded() {
     std::fs::remove_file(dir.join("base.vhd")).unwrap();
     // The copy has a modification time of its own (now, not the original's).
     let before = sha256_file(&child);
-    let err = rebase(&child, &copy, &RebaseOptions::default()).unwrap_err();
+    let err = rebase(&child, &copy, &OpenOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_PARENT_MODIFIED", "{err}");
     assert_eq!(sha256_file(&child), before);
 
-    let options = RebaseOptions {
+    let options = OpenOptions {
         ignore_parent_timestamp: true,
+        ..OpenOptions::default()
     };
     rebase(&child, &copy, &options).unwrap();
     let image = open_rw(&child);
@@ -295,7 +296,7 @@ fn a_windows_child_is_rebased() {
         .unwrap(),
     );
 
-    rebase(&child, &standin, &RebaseOptions::default()).unwrap();
+    rebase(&child, &standin, &OpenOptions::default()).unwrap();
     let image = open_rw(&child);
     assert_eq!(image.header().unwrap().parent_name(), "fat-parent.vhd");
     assert_eq!(

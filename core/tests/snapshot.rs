@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use vhd_core::ops::snapshot;
-use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, Image, VirtualDisk};
+use vhd_core::{
+    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -27,7 +29,7 @@ fn writes_to_a_snapshot_leave_its_parent_alone() {
         drop(image);
         let parent_hash = sha256_file(&parent);
 
-        let mut snap = snapshot(&parent, &child).unwrap();
+        let mut snap = snapshot(&parent, &child, &OpenOptions::default()).unwrap();
         assert_eq!(snap.disk_type(), DiskType::Differencing);
         assert_eq!(snap.chain(), vec![child.as_path(), parent.as_path()]);
         assert_eq!(snap.size(), size);
@@ -71,14 +73,19 @@ fn a_snapshot_is_refused_over_an_existing_file_or_a_missing_parent() {
     drop(create(&parent, &CreateOptions::new(DiskType::Dynamic, MIB)).unwrap());
     let taken = dir.join("taken.vhd");
     std::fs::write(&taken, b"keep me").unwrap();
-    let err = snapshot(&parent, &taken).unwrap_err();
+    let err = snapshot(&parent, &taken, &OpenOptions::default()).unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_EXISTS", "{err}");
     assert_eq!(std::fs::read(&taken).unwrap(), b"keep me");
-    let err = snapshot(&dir.join("missing.vhd"), &dir.join("child.vhd")).unwrap_err();
+    let err = snapshot(
+        &dir.join("missing.vhd"),
+        &dir.join("child.vhd"),
+        &OpenOptions::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "ERR_VHD_IO", "{err}");
     assert!(!dir.join("child.vhd").exists());
     // Over itself: the file exists, so it is refused before anything is written.
     let before = sha256_file(&parent);
-    assert!(snapshot(&parent, &parent).is_err());
+    assert!(snapshot(&parent, &parent, &OpenOptions::default()).is_err());
     assert_eq!(sha256_file(&parent), before);
 }

@@ -1,6 +1,6 @@
 //! `vhd check`: structure checks (and repairs) with qemu-img check's output and exit codes.
 
-use super::{flag, Command, JSON};
+use super::{flag, open_options, Command, JSON, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::json::Json;
 use crate::{CliError, Io};
@@ -10,7 +10,7 @@ use vhd_core::{check, CheckOptions, CheckReport, Finding, Severity};
 
 pub const COMMAND: Command = Command {
     name: "check",
-    synopsis: "[--repair] [--json] FILE",
+    synopsis: "[--repair] [--json] [--parent-root DIR] FILE",
     summary: "check an image for damage and leaked space (and repair it)",
     description: "\
 Checks the structure of the VHD image FILE, like 'qemu-img check': footer and its copy,
@@ -21,7 +21,11 @@ repaired safely is repaired, and the image is checked again.
 Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked space
 (no harm to data), 1 the check could not run. With --repair, the code is the one of the
 check after repairing.",
-    options: &[flag("repair", "repair what can be repaired safely"), JSON],
+    options: &[
+        flag("repair", "repair what can be repaired safely"),
+        JSON,
+        PARENT_ROOT,
+    ],
     run,
 };
 
@@ -30,8 +34,9 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
         unreachable!("exactly one positional was checked")
     };
     let json = parsed.flag("json");
+    let options = CheckOptions::from(&open_options(parsed));
     if parsed.flag("repair") {
-        let report = repair(std::path::Path::new(file), &CheckOptions::default())?;
+        let report = repair(std::path::Path::new(file), &options)?;
         if json {
             writeln!(io.stdout, "{}", repair_json(&report).pretty())?;
         } else {
@@ -39,7 +44,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
         }
         return Ok(report.after.exit_code());
     }
-    let report = check(file, &CheckOptions::default())?;
+    let report = check(file, &options)?;
     if json {
         writeln!(io.stdout, "{}", report_json(&report).pretty())?;
     } else {

@@ -1,6 +1,6 @@
 //! `vhd convert`: raw or any VHD (chains flattened) into raw, fixed or dynamic.
 
-use super::{flag, size_argument, valued, Command};
+use super::{flag, open_options, size_argument, valued, Command, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::size_with_bytes;
@@ -11,7 +11,7 @@ use vhd_core::ops::{convert, ConvertOptions, OutputFormat, SourceFormat};
 
 pub const COMMAND: Command = Command {
     name: "convert",
-    synopsis: "[--to raw|fixed|dynamic] [--azure] SRC DST",
+    synopsis: "[--to raw|fixed|dynamic] [--azure] [--parent-root DIR] SRC DST",
     summary: "convert a raw disk or a VHD (a chain is flattened) into a new image",
     description: "\
 Writes the virtual disk SRC into the new file DST. SRC is a VHD of any type (a
@@ -38,6 +38,7 @@ An existing DST is refused unless --overwrite is given.",
             "block size of a dynamic DST (default 2M)",
         ),
         flag("overwrite", "replace DST if it exists"),
+        PARENT_ROOT,
         PROGRESS,
         QUIET,
     ],
@@ -92,6 +93,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
         azure,
         block_size,
         overwrite: parsed.flag("overwrite"),
+        open: open_options(parsed),
         ..ConvertOptions::new(to)
     };
     let show = progress::wanted(parsed, io);

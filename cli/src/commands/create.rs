@@ -1,6 +1,6 @@
 //! `vhd create`: new fixed, dynamic and differencing images.
 
-use super::{flag, size_argument, valued, Command};
+use super::{flag, open_options, size_argument, valued, Command, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::{CliError, Io};
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use vhd_core::{create, CreateOptions, DiskType, VirtualDisk};
 
 pub const COMMAND: Command = Command {
     name: "create",
-    synopsis: "[--type fixed|dynamic|differencing] [--block-size SIZE] [--parent FILE] FILE [SIZE]",
+    synopsis: "[--type fixed|dynamic|differencing] [--block-size SIZE] [--parent FILE] [--parent-root DIR] FILE [SIZE]",
     summary: "create a new image",
     description: "\
 Creates the image FILE with a virtual size of SIZE bytes (with a unit: 64M, 10G). The size
@@ -16,7 +16,9 @@ is used exactly (never rounded to a CHS geometry); it must be a multiple of 512.
 
 The type is dynamic unless --type says otherwise, or --parent is given: then it is a
 differencing image over the image FILE of --parent, of the parent's size unless SIZE is
-given. An existing FILE is refused unless --overwrite is given.",
+given. The parent named by --parent is trusted; with --parent-root, the images below it
+(found through its locators) must lie inside DIR. An existing FILE is refused unless
+--overwrite is given.",
     options: &[
         valued(
             "type",
@@ -29,6 +31,7 @@ given. An existing FILE is refused unless --overwrite is given.",
             "block size of a dynamic image (default 2M)",
         ),
         valued("parent", "FILE", "the parent of a differencing image"),
+        PARENT_ROOT,
         flag("overwrite", "replace FILE if it exists"),
     ],
     run,
@@ -94,6 +97,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
             .map_err(|_| CliError::usage("create", format!("block size {text} is too large")))?;
     }
     options.overwrite = parsed.flag("overwrite");
+    options.parent_open = open_options(parsed);
     let image = create(file, &options)?;
     let mut line = format!(
         "Formatting '{file}', fmt=vpc subformat={} size={}",

@@ -11,7 +11,7 @@ mod map;
 use crate::args::{self, OptionSpec, Parsed};
 use crate::{CliError, Io, PROGRAM};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use vhd_core::{Image, OpenOptions};
 
 /// One command: its name, help and implementation.
@@ -63,8 +63,12 @@ pub fn dispatch(args: &[String], io: &mut Io) -> Result<i32, CliError> {
                 Some(name) => print_command_help(find(name)?, io),
             }
         }
+        // As with qemu-img, a command's options (--parent-root…) follow the command.
         word if word.starts_with('-') => {
-            return Err(CliError::usage("", format!("unknown option '{word}'")))
+            return Err(CliError::usage(
+                "",
+                format!("unknown option '{word}' (a command's options go after it: {PROGRAM} COMMAND [options] FILE)"),
+            ))
         }
         _ => {}
     }
@@ -121,6 +125,12 @@ Command parameters:
   FILE, SRC, DST  image files; SRC may also be a raw disk image
   SIZE            a size in bytes, optionally with a suffix K, M, G or T (powers of 1024,
                   any case, an optional trailing B or iB: 64M, 10G, 512)
+  DIR             --parent-root DIR, taken by every command that opens an image: a parent
+                  that an image's locators (or parent name) point to, at any level of the
+                  chain, is used only if it lies inside the folder DIR (links and .. resolved);
+                  otherwise the command fails with ERR_VHD_PARENT_OUTSIDE_ROOT. Set it for
+                  images from untrusted sources. Parents named on the command line (the
+                  NEW_PARENT of rebase, the FILE of snapshot, --parent of create) are trusted.
   Exit codes: 0 success, 1 failure (the message is on stderr); check: 2 corrupt, 3 leaks
 ";
 
@@ -148,17 +158,34 @@ fn print_command_help(command: &Command, io: &mut Io) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// Options that open an image only to read it: shared lock, checksums verified.
-pub fn read_only() -> OpenOptions {
+/// `--parent-root DIR`, which every command that opens an image takes (one spelling, one
+/// help line, one meaning: [`OpenOptions::parent_root`]).
+pub const PARENT_ROOT: OptionSpec = valued(
+    "parent-root",
+    "DIR",
+    "use only parents inside DIR (for untrusted images)",
+);
+
+/// How the command line says to open images and their chains: the defaults (read-write,
+/// checksums verified, locked), and `--parent-root`. The one place a command gets them.
+pub fn open_options(parsed: &Parsed) -> OpenOptions {
     OpenOptions {
-        read_only: true,
+        parent_root: parsed.value(PARENT_ROOT.long).map(PathBuf::from),
         ..OpenOptions::default()
     }
 }
 
-/// Opens the image at `path` read-only.
-pub fn open_read_only(path: &str) -> Result<Image, CliError> {
-    Ok(Image::open(Path::new(path), &read_only())?)
+/// [`open_options`] for opening an image only to read it: shared lock.
+pub fn read_only(parsed: &Parsed) -> OpenOptions {
+    OpenOptions {
+        read_only: true,
+        ..open_options(parsed)
+    }
+}
+
+/// Opens the image at `path` read-only, as the command line says.
+pub fn open_read_only(parsed: &Parsed, path: &str) -> Result<Image, CliError> {
+    Ok(Image::open(Path::new(path), &read_only(parsed))?)
 }
 
 /// Parses the size argument `text` of `command`.

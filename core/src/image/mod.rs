@@ -126,6 +126,14 @@ pub struct OpenOptions {
     /// the open fails with [`Error::ParentOutsideRoot`]. Parents the caller names in
     /// [`parents`](OpenOptions::parents) are trusted and not checked (their own parents,
     /// when found through locators, are). `None` (default): parents may be anywhere.
+    ///
+    /// Every entry point that opens a chain takes it: the operations of [`crate::ops`]
+    /// through the `OpenOptions` they take (or hold, as `ConvertOptions::open` and
+    /// `ResizeOptions::open`), [`crate::create`] through `CreateOptions::parent_open`, and
+    /// [`crate::check()`] through `CheckOptions::parent_root` (see
+    /// `CheckOptions::from(&OpenOptions)`). Those that name a parent themselves (a
+    /// differencing image's parent at creation, the image a snapshot is taken of, the new
+    /// parent of a rebase) trust it, and apply the root to the images below it.
     pub parent_root: Option<PathBuf>,
 }
 

@@ -1,7 +1,10 @@
 //! Maintenance operations on whole images: what `qemu-img` and `vhd-util` offer for VHD.
 //!
 //! Each operation takes paths, opens what it needs itself (with the usual locks), and
-//! reports progress and honours cancellation through a [`Progress`].
+//! reports progress and honours cancellation through a [`Progress`]. Each one that opens a
+//! parent chain takes the caller's [`OpenOptions`](crate::OpenOptions) for it (directly, or
+//! in a field `open` of its own options), so that `parent_root`, `parents`, `lock`… apply
+//! to every file it opens.
 
 mod commit;
 mod compact;
@@ -21,7 +24,7 @@ pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat, SourceFo
 pub use info::{info, ChainEntry, ChainKind, ChecksumInfo, ImageInfo, LocatorInfo, ParentInfo};
 pub use map::{allocated_ranges, AllocatedRange};
 pub use progress::Progress;
-pub use rebase::{rebase, RebaseOptions};
+pub use rebase::rebase;
 pub use repair::{repair, RepairAction, RepairReport};
 pub use resize::{resize, ResizeOptions, ResizeReport};
 pub use snapshot::snapshot;

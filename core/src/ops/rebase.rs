@@ -24,32 +24,46 @@ use crate::{FooterSource, Image, OpenOptions, ParentPath};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-/// How to rebase.
-#[derive(Debug, Clone, Default)]
-pub struct RebaseOptions {
-    /// Accept a new parent whose time stamp differs from the one the child records (a
-    /// copied parent); the unique id must still match. The child then records the new
-    /// parent's modification time, so that it opens with default options afterwards.
-    pub ignore_parent_timestamp: bool,
-}
-
 /// Rewrites the parent locators and parent name of the differencing image at `path` so
 /// that they name `new_parent`, after checking that it is the child's parent.
 ///
 /// The child is opened read-write and locked, over `new_parent` (the old parent need not
-/// exist any more). `new_parent` must be a VHD carrying the unique id the child records
+/// exist any more), with `options` as [`Image::open`] takes them: `new_parent` is named by
+/// the caller, so it is trusted, while the images below it, found through its locators,
+/// must lie in [`OpenOptions::parent_root`] when one is set; `lock` and `ignore_checksums`
+/// apply as at open. `new_parent` must be a VHD carrying the unique id the child records
 /// ([`Error::ParentMismatch`] otherwise), and, unless
-/// [`RebaseOptions::ignore_parent_timestamp`], its time stamp must be acceptable as at
-/// open ([`Error::ParentModified`]); its own chain must open. Then the header's parent
+/// [`OpenOptions::ignore_parent_timestamp`], its time stamp must be acceptable as at open
+/// ([`Error::ParentModified`]); with it, a new parent whose time stamp differs (a copy) is
+/// accepted and the child records the new parent's modification time, so that it opens
+/// with default options afterwards. Its own chain must open. Then the header's parent
 /// unicode name becomes `new_parent`'s file name, and the locators, exactly as
 /// [`crate::create`] writes them: `W2ku` absolute path, `W2ru` path relative to the
 /// child's folder (when they share a root), `MacX` file URL. Every old locator entry is
 /// replaced. See the module documentation for the write order (crash safe).
 ///
-/// Refused: a child that is not a differencing image ([`Error::WrongDiskType`]), one that
-/// cannot be written ([`Error::ReadOnly`]) or is open elsewhere ([`Error::Locked`]), a
-/// parent name longer than the header's 256 UTF-16 units ([`Error::InvalidArgument`]).
-pub fn rebase(path: &Path, new_parent: &Path, options: &RebaseOptions) -> Result<()> {
+/// Refused with [`Error::InvalidArgument`]: `options.read_only` (the child is written),
+/// and `options.parents` (the new parent is `new_parent`; the levels below it are found
+/// through its locators). Refused: a child that is not a differencing image
+/// ([`Error::WrongDiskType`]), one that cannot be written ([`Error::ReadOnly`]) or is open
+/// elsewhere ([`Error::Locked`]), a parent name longer than the header's 256 UTF-16 units
+/// ([`Error::InvalidArgument`]). `options.expected_type` is ignored.
+pub fn rebase(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<()> {
+    if options.read_only {
+        return Err(Error::InvalidArgument {
+            name: "options.read_only",
+            reason: "rebase writes the child: open it read-write".into(),
+        });
+    }
+    if !options.parents.is_empty() {
+        return Err(Error::InvalidArgument {
+            name: "options.parents",
+            reason: format!(
+                "rebase names the parent itself ({}); the images below it are found through its locators",
+                new_parent.display()
+            ),
+        });
+    }
     // Opening the child over the new parent checks the unique id and time stamp exactly as
     // every open does, and keeps the child locked (and the new parent's chain shared
     // locked) until the end.
@@ -58,8 +72,7 @@ pub fn rebase(path: &Path, new_parent: &Path, options: &RebaseOptions) -> Result
         &OpenOptions {
             expected_type: Some(DiskType::Differencing),
             parents: vec![ParentPath::Vhd(new_parent.to_path_buf())],
-            ignore_parent_timestamp: options.ignore_parent_timestamp,
-            ..OpenOptions::default()
+            ..options.clone()
         },
     )?;
     if let Some(reason) = child.read_only_reason() {
