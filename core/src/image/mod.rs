@@ -15,7 +15,9 @@ pub use fixed::FixedImage;
 pub(crate) use parent::{file_url, windows_relative_path};
 pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH};
 pub use raw::RawDisk;
-pub(crate) use sparse::{locator_space, SparseFile as SparseLayout, COPY_CHUNK};
+pub(crate) use sparse::{
+    block_extent, locator_data, locator_space, SparseFile as SparseLayout, COPY_CHUNK,
+};
 
 use parent::ChainMember;
 use sparse::SparseFile;
@@ -177,11 +179,15 @@ impl Image {
     /// apart from each other (so the BAT, the largest thing read at open, is never larger
     /// than the file); blocks are powers of two from 512 bytes to 256 MiB (the largest that
     /// [`crate::create`] makes; real images use 512 KiB to a few MiB); the BAT must cover
-    /// the virtual size; every allocated block of the disk must lie in front of the end
-    /// footer and overlap neither another block nor the footer copy, the header or the BAT
-    /// ([`Error::BatEntryOverlap`]); a parent locator's data is read only up to 64 KiB and
-    /// only from inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not
-    /// loop. For images from untrusted sources, see also [`OpenOptions::parent_root`].
+    /// the virtual size; every allocated block of the disk (its sector bitmap, and its data
+    /// up to the end of the disk in whole sectors, the last partial one included: the bytes
+    /// a write may touch) must lie in front of the end footer ([`Error::BatEntryOutOfRange`])
+    /// and overlap neither another block nor the footer copy, the header, the BAT or, in a
+    /// differencing image, a parent locator's data ([`Error::BatEntryOverlap`]); a
+    /// differencing image whose parent locator data lies past the footer, where new blocks
+    /// go, opens read-only; a parent locator's data is read only up to 64 KiB and only from
+    /// inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not loop. For
+    /// images from untrusted sources, see also [`OpenOptions::parent_root`].
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image> {
         open_in_chain(path.as_ref(), options, &[])
     }
