@@ -20,14 +20,14 @@
 //! (dynamic and differencing images), the dynamic header (cookie, checksum, block size a
 //! power of two, enough BAT entries for the size, the BAT inside the file), every BAT entry
 //! (its block's sector bitmap and the data inside the virtual size, in whole sectors, must
-//! lie in front of the footer, as opening requires; an entry is a sector number, so every block is sector-aligned by
-//! construction, and a block off the grid the others follow shows up as an overlap), that
-//! no two structures share bytes (blocks, footer copy, header, BAT, parent locator data),
-//! the space no structure uses, the sector bitmaps (see below), and, for differencing
-//! images, the parent link: the parent is found (as [`Image::open`] finds it) and carries
-//! the unique id the child records. Sizes that disagree with the CHS geometry are only
-//! information. Finally the image is opened as a reader would (checksums ignored) to catch
-//! whatever else would stop it.
+//! lie in front of the footer, as opening requires; an entry is a sector number, so every
+//! block is sector-aligned by construction, and a block off the grid the others follow
+//! shows up as an overlap), that no two structures share bytes (blocks, footer copy,
+//! header, BAT, parent locator data), the space no structure uses, the sector bitmaps
+//! (see below), and, for differencing images, the parent link: the parent is found (as
+//! [`Image::open`] finds it) and carries the unique id the child records. Sizes that
+//! disagree with the CHS geometry are only information. Finally the image is opened as a
+//! reader would (checksums ignored) to catch whatever else would stop it.
 //!
 //! Bitmap sanity: any pattern of bits is a valid bitmap, and bits past the end of the disk
 //! are normal (qemu sets whole bitmaps). What is wrong is a bitmap that holds a footer

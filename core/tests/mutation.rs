@@ -1055,8 +1055,8 @@ fn cut_short(base: &Base, rng: &mut Rng) -> Vec<u8> {
 /// that open read-write are written (the last byte of the disk, where a write to a
 /// differencing image widens into the footer or locator data that a crafted image keeps in
 /// the rest of the disk's last sector, and a few random places): the writes must never
-/// destroy the footer nor a parent locator's data. The image then opens again from the same footer, names the same
-/// parents and reads back what was written.
+/// destroy the footer nor a parent locator's data. The image then opens again from the
+/// same footer, names the same parents and reads back what was written.
 #[test]
 fn mutated_images_written_keep_their_footer_and_locators() {
     let images = images("mutation-written");
