@@ -47,7 +47,10 @@ export type VhdErrorCode =
   | 'ERR_VHD_TRUNCATED'
   /** A footer or header field holds an impossible value. */
   | 'ERR_VHD_INVALID_FIELD'
-  /** A block allocation table entry points outside the file. */
+  /**
+   * A block allocation table entry points outside the file: its block (sector bitmap, and
+   * data up to the end of the disk in whole sectors) does not lie in front of the footer.
+   */
   | 'ERR_VHD_BAT_OUT_OF_RANGE'
   /** A class that is not the image's type: `VHD.Fixed` on a dynamic image, `VHD.Dynamic` on a differencing one… */
   | 'ERR_VHD_WRONG_TYPE'
@@ -86,7 +89,11 @@ export type VhdErrorCode =
    * `OpenOptions.parentRoot`, and no candidate inside it was usable; it was not opened.
    */
   | 'ERR_VHD_PARENT_OUTSIDE_ROOT'
-  /** Two block allocation table entries (or an entry and the image's own structures) claim the same bytes. */
+  /**
+   * Two block allocation table entries, or an entry and the image's own structures (footer
+   * copy, dynamic header, BAT, a differencing image's parent locator data), claim the same
+   * bytes.
+   */
   | 'ERR_VHD_BAT_OVERLAP'
 
 /** The `code` of an argument error, as Node's own. */
