@@ -47,7 +47,10 @@ export type VhdErrorCode =
   | 'ERR_VHD_TRUNCATED'
   /** A footer or header field holds an impossible value. */
   | 'ERR_VHD_INVALID_FIELD'
-  /** A block allocation table entry points outside the file. */
+  /**
+   * A block allocation table entry points outside the file: its block (sector bitmap, and
+   * data up to the end of the disk in whole sectors) does not lie in front of the footer.
+   */
   | 'ERR_VHD_BAT_OUT_OF_RANGE'
   /** A class that is not the image's type: `VHD.Fixed` on a dynamic image, `VHD.Dynamic` on a differencing one… */
   | 'ERR_VHD_WRONG_TYPE'
@@ -86,7 +89,11 @@ export type VhdErrorCode =
    * `OpenOptions.parentRoot`, and no candidate inside it was usable; it was not opened.
    */
   | 'ERR_VHD_PARENT_OUTSIDE_ROOT'
-  /** Two block allocation table entries (or an entry and the image's own structures) claim the same bytes. */
+  /**
+   * Two block allocation table entries, or an entry and the image's own structures (footer
+   * copy, dynamic header, BAT, a differencing image's parent locator data), claim the same
+   * bytes.
+   */
   | 'ERR_VHD_BAT_OVERLAP'
   /**
    * The buffer a read was filling was transferred (`postMessage`, `structuredClone` with a
@@ -198,11 +205,17 @@ export interface OpenOptions {
    * read-write open excludes every other open. A conflicting open fails at once with
    * `ERR_VHD_LOCKED` (it never waits). The locks are released by `close`.
    *
-   * They are the operating system's whole-file locks (`flock` on Unix, `LockFileEx` on
-   * Windows), so two opens in one process conflict just as two processes do. On Unix they
-   * are advisory: they keep out other opens that lock (this package, and tools that lock),
-   * not a program that ignores locks. A file system without locks is used unlocked.
-   * `false`: no lock is taken or checked, for the image nor its parents.
+   * Other processes are kept out by the operating system's whole-file locks (`flock` on
+   * Unix, `LockFileEx` on Windows); on Unix they are advisory: they keep out other opens
+   * that lock (this package, and tools that lock), not a program that ignores locks. Within
+   * this process, opens of one file conflict just as two processes' do, whatever route
+   * reaches the file: a path, a hard or symbolic link, a `VHD.Image` on a given `fd`, twice
+   * on the same descriptor or on a duplicate of it (the file is recognised by its device
+   * and inode). On NFS, other machines see the locks where the server's lock manager is
+   * used (not with the `nolock` or `local_lock=flock`/`all` mount options). A file system
+   * without locks is used without the OS lock. A descriptor handed to another process
+   * carries its lock with it. `false`: no lock is taken or checked, for the image nor its
+   * parents.
    */
   lock?: boolean
   /**
@@ -804,7 +817,9 @@ export interface ImageOptions extends OpenOptions {
    * descriptor gets an exclusive lock when `flags` open read-write (`'r+'`, `'w'`…) and
    * `readOnly` is not set, a shared one for `'r'`/`'rs'` (or `readOnly: true`); the parents of
    * a differencing image are shared-locked. A conflicting open fails with `ERR_VHD_LOCKED`
-   * and closes the descriptor it opened (a given `fd` stays open). `false`: no lock.
+   * and closes the descriptor it opened (a given `fd` stays open): so does a second
+   * `VHD.Image` on the same (or a duplicated) `fd`, or on the same file by any route, that
+   * conflicts with the first. `false`: no lock.
    */
   lock?: boolean
   /** As `OpenOptions.parentRoot`: the folder parents found through locators must lie in. */

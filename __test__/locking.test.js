@@ -4,8 +4,10 @@
 // through the JavaScript API: a read-write open holds the only lock on its file, read-only
 // opens share it, the parents of a differencing image are shared-locked, `close` (and a
 // failed open) releases it, `lock: false` opts out; `VHD.Image` locks its descriptor the
-// same way; another process sees the locks; `create` with `overwrite` never empties an image
-// open elsewhere; a parent found outside `parentRoot` is refused.
+// same way, and two of them on one descriptor (or on one file by any route: a path, a hard
+// or symbolic link) conflict as two processes would; another process sees the locks;
+// `create` with `overwrite` never empties an image open elsewhere; a parent found outside
+// `parentRoot` is refused.
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -337,6 +339,143 @@ describe('VHD.Image locks its descriptor', () => {
   })
 })
 
+describe('one file, whatever route reaches it', () => {
+  test('two read-write VHD.Images on one descriptor: the second is refused, the image stays whole', async () => {
+    // The report: each allocated its first block at the same offset (ERR_VHD_BAT_OVERLAP
+    // afterwards), and closing one unlocked the other.
+    const file = await makeImage()
+    const fd = fs.openSync(file, 'r+')
+    const first = new VHD.Image({ fd, path: file })
+    await first.open()
+    const second = new VHD.Image({ fd, path: file })
+    await rejectsLocked(second.open(), file)
+    await rejectsLocked(new VHD.Image({ fd, path: file, flags: 'r' }).open(), file)
+    fs.fstatSync(fd) // a refused open leaves the caller's descriptor open
+    const data = pattern(4096, 3)
+    await first.write(data, 0, data.length, 2 * MiB)
+    // Another process is still kept out: the refused opens left the lock exclusive.
+    assert.equal(await runOther(tryOpen, file), 'ERR_VHD_LOCKED naming the file,ERR_VHD_LOCKED naming the file,ok')
+    await first.close()
+    const report = await VHD.check(file)
+    assert.equal(report.exitCode, 0, JSON.stringify(report.findings))
+    const disk = await VHD.open(file, { readOnly: true })
+    assert.ok((await disk.read(2 * MiB, 4096)).buffer.equals(data))
+    await disk.close()
+  })
+
+  test('read-only and read-write on one descriptor, both ways', async () => {
+    const file = await makeImage()
+    const fd = fs.openSync(file, 'r+')
+    const reader = new VHD.Image({ fd, path: file, readOnly: true })
+    await reader.open()
+    await rejectsLocked(new VHD.Image({ fd, path: file }).open(), file)
+    // The refused writer did not make the shared lock exclusive: another process reads.
+    assert.equal(await runOther(tryOpen, file), 'ERR_VHD_LOCKED naming the file,ok,ok')
+    await reader.close() // closes fd too, as in vhd@0.5.0
+
+    const fd2 = fs.openSync(file, 'r+')
+    const writer = new VHD.Image({ fd: fd2, path: file })
+    await writer.open()
+    await rejectsLocked(new VHD.Image({ fd: fd2, path: file, readOnly: true }).open(), file)
+    await rejectsLocked(VHD.open(file, { readOnly: true }), file)
+    assert.equal(await runOther(tryOpen, file), 'ERR_VHD_LOCKED naming the file,ERR_VHD_LOCKED naming the file,ok')
+    await writer.close()
+    assert.equal(await runOther(tryOpen, file), 'ok,ok,ok')
+  })
+
+  test('a path, a descriptor, a hard link and a symbolic link are one file', { skip: process.platform === 'win32' }, async () => {
+    const file = await makeImage()
+    const hard = tmp.file('hard-link')
+    const soft = tmp.file('symbolic-link')
+    fs.linkSync(file, hard)
+    fs.symlinkSync(file, soft)
+    for (const holderOptions of [{}, { readOnly: true }]) {
+      const holder = await VHD.open(hard, holderOptions)
+      const refused = holderOptions.readOnly ? [{}] : [{}, { readOnly: true }]
+      for (const options of refused) {
+        for (const route of [file, hard, soft]) {
+          await rejectsLocked(VHD.open(route, options), route)
+          const fd = fs.openSync(route, options.readOnly ? 'r' : 'r+')
+          await rejectsLocked(new VHD.Image({ fd, path: route, ...options }).open(), route)
+          fs.closeSync(fd)
+        }
+      }
+      await holder.close()
+    }
+    await (await VHD.open(soft)).close()
+  })
+
+  test('closing one of two readers keeps the lock, until the last one closes', async () => {
+    const file = await makeImage()
+    const hard = tmp.file('reader-link')
+    fs.linkSync(file, hard)
+    const pairs = [
+      ['a path twice', file, file],
+      ['a path and a hard link', file, hard],
+    ]
+    for (const [what, first, second] of pairs) {
+      for (const closeFirst of [0, 1]) {
+        const readers = [await VHD.open(first, { readOnly: true }), await VHD.open(second, { readOnly: true })]
+        await readers[closeFirst].close()
+        await rejectsLocked(VHD.open(file), file)
+        assert.equal(await runOther(tryOpen, file), 'ERR_VHD_LOCKED naming the file,ok,ok', what)
+        await readers[1 - closeFirst].close()
+        assert.equal(await runOther(tryOpen, file), 'ok,ok,ok', what)
+      }
+    }
+    // Two VHD.Images on one descriptor, which share one OS lock (each natively holds a
+    // duplicate of it): closing the first must not unlock the second.
+    const fd = fs.openSync(file, 'r')
+    const a = new VHD.Image({ fd, path: file, flags: 'r' })
+    const b = new VHD.Image({ fd, path: file, flags: 'r' })
+    await a.open()
+    await b.open()
+    await a.close() // closes fd too, as in vhd@0.5.0
+    await rejectsLocked(VHD.open(file), file)
+    assert.equal(await runOther(tryOpen, file), 'ERR_VHD_LOCKED naming the file,ok,ok')
+    const buffer = Buffer.alloc(4096)
+    await b.read(buffer, 0, 4096, MiB)
+    assert.ok(buffer.equals(pattern(4096, 7)))
+    // a.close() closed the descriptor they were given: b gets one of its own to close.
+    b.fd = fs.openSync(file, 'r')
+    await b.close()
+    assert.equal(await runOther(tryOpen, file), 'ok,ok,ok')
+  })
+
+  test('a failed open from a descriptor leaves nothing locked', async () => {
+    const base = await makeImage('dynamic', 'base')
+    const child = await makeChild(base)
+    fs.renameSync(base, `${base}.moved`)
+    const fd = fs.openSync(child, 'r+')
+    await rejectsWith(new VHD.Image({ fd, path: child }).open(), 'ERR_VHD_PARENT_NOT_FOUND')
+    fs.renameSync(`${base}.moved`, base)
+    const image = new VHD.Image({ fd, path: child })
+    await image.open()
+    await image.close()
+    await (await VHD.open(child)).close()
+    await (await VHD.open(base)).close()
+  })
+
+  test('create, operations and streams see an image open from a descriptor', async () => {
+    const file = await makeImage()
+    const hash = sha256File(file)
+    const fd = fs.openSync(file, 'r+')
+    const image = new VHD.Image({ fd, path: file })
+    await image.open()
+    await rejectsLocked(VHD.create(file, { type: 'dynamic', size: MiB, overwrite: true }), file)
+    await rejectsLocked(VHD.compact(file), file)
+    await rejectsLocked(VHD.resize(file, 8 * MiB), file)
+    await rejectsLocked(VHD.check(file), file)
+    await rejectsLocked(VHD.check(file, { repair: true }), file)
+    await rejectsLocked(VHD.snapshot(file, tmp.file('snapshot')), file)
+    const stream = new VHD.ReadStream({ path: file })
+    const error = await new Promise((resolve) => stream.on('error', resolve))
+    assert.equal(error.code, 'ERR_VHD_LOCKED')
+    await image.close()
+    assert.equal(sha256File(file), hash)
+  })
+})
+
 /**
  * Runs `script` in another Node process with `argv` = [index.js, ...args]: the package is
  * required by the absolute path of index.js. Resolves to its trimmed stdout once it exits.
@@ -391,8 +530,8 @@ function holdInOther(file, options) {
   }
 }
 
-describe('another process', () => {
-  const tryOpen = `
+/** A script for `runOther`: opens argv[2] read-write, read-only, read-only unlocked. */
+const tryOpen = `
     const VHD = require(process.argv[1])
     const results = []
     const attempt = (options) => VHD.open(process.argv[2], options).then(
@@ -407,6 +546,7 @@ describe('another process', () => {
     })()
   `
 
+describe('another process', () => {
   test('sees this process\'s locks: read-write, read-only, none', async () => {
     const file = await makeImage()
     const writer = await VHD.open(file)

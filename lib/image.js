@@ -192,7 +192,9 @@ function anyPosition(position) {
  * open locks its duplicate, exclusively when the image is opened read-write (flags 'r+',
  * 'w'… without `readOnly`), shared when read-only ('r', 'rs', or `readOnly: true`); the
  * parents of a differencing image are shared-locked. A conflict fails `open` with
- * ERR_VHD_LOCKED (and closes a descriptor `open` opened). `close` releases the lock.
+ * ERR_VHD_LOCKED (and closes a descriptor `open` opened). Two `Image`s on one descriptor
+ * conflict as two opens of the file do (the core recognises the file, not the descriptor,
+ * whose duplicates share one OS lock). `close` releases the lock.
  */
 class Image {
   constructor(options) {

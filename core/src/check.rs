@@ -19,15 +19,15 @@
 //! What is checked: the footer at the end (cookie, checksum, fields), its copy at offset 0
 //! (dynamic and differencing images), the dynamic header (cookie, checksum, block size a
 //! power of two, enough BAT entries for the size, the BAT inside the file), every BAT entry
-//! (its block's sector bitmap and the data inside the virtual size must lie in front of
-//! the footer; an entry is a sector number, so every block is sector-aligned by
-//! construction, and a block off the grid the others follow shows up as an overlap), that
-//! no two structures share bytes (blocks, footer copy, header, BAT, parent locator data),
-//! the space no structure uses, the sector bitmaps (see below), and, for differencing
-//! images, the parent link: the parent is found (as [`Image::open`] finds it) and carries
-//! the unique id the child records. Sizes that disagree with the CHS geometry are only
-//! information. Finally the image is opened as a reader would (checksums ignored) to catch
-//! whatever else would stop it.
+//! (its block's sector bitmap and the data inside the virtual size, in whole sectors, must
+//! lie in front of the footer, as opening requires; an entry is a sector number, so every
+//! block is sector-aligned by construction, and a block off the grid the others follow
+//! shows up as an overlap), that no two structures share bytes (blocks, footer copy,
+//! header, BAT, parent locator data), the space no structure uses, the sector bitmaps
+//! (see below), and, for differencing images, the parent link: the parent is found (as
+//! [`Image::open`] finds it) and carries the unique id the child records. Sizes that
+//! disagree with the CHS geometry are only information. Finally the image is opened as a
+//! reader would (checksums ignored) to catch whatever else would stop it.
 //!
 //! Bitmap sanity: any pattern of bits is a valid bitmap, and bits past the end of the disk
 //! are normal (qemu sets whole bitmaps). What is wrong is a bitmap that holds a footer
@@ -64,12 +64,15 @@ use crate::error::{Error, Result};
 use crate::footer::{
     DiskType, Footer, FEATURE_RESERVED, FOOTER_COOKIE, FOOTER_SIZE, FORMAT_VERSION, NO_DATA_OFFSET,
 };
-use crate::image::{FooterSource, Image, OpenOptions, ParentPath};
-use crate::parent_locator::{platform, ParentLocator};
+use crate::image::{
+    block_extent, locator_data, locator_space, FooterSource, Image, OpenOptions, ParentPath,
+};
+use crate::parent_locator::platform;
 use crate::sector_bitmap::bitmap_size;
 use crate::storage::Storage;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// How many findings of one kind are listed one by one; the rest are summed up in one.
@@ -1094,8 +1097,7 @@ impl Checker<'_> {
                     ),
                 );
             }
-            let start = locator.platform_data_offset;
-            let end = start.saturating_add(u64::from(locator.platform_data_length));
+            let Range { start, end } = locator_data(locator);
             if start < FOOTER_SIZE as u64 || end > limit {
                 self.add(
                     severity,
@@ -1138,9 +1140,10 @@ impl Checker<'_> {
             self.report.allocated_blocks += 1;
             let start = u64::from(sector) * 512;
             let block_start = u64::from(block) * block_size;
-            // Only the part of the last block inside the virtual size has to be in the file;
-            // a block wholly past the end of the disk holds nothing that is read.
-            let needed = block_size.min(virtual_size.saturating_sub(block_start));
+            // Only the part of the last block inside the virtual size (in whole sectors) has
+            // to be in the file; a block wholly past the end of the disk holds nothing that
+            // is read. The same extent as opening requires.
+            let data_end = block_extent(sector, block, header.block_size, virtual_size).end;
             if block_start >= virtual_size {
                 self.add(
                     Severity::Info,
@@ -1152,7 +1155,6 @@ impl Checker<'_> {
                 );
             }
             let bitmap_end = start + bitmap;
-            let data_end = bitmap_end + needed;
             if bitmap_end > limit {
                 self.add(
                     Severity::Corrupt,
@@ -1382,19 +1384,6 @@ struct Layout {
 
 fn region(start: u64, end: u64, what: String) -> Region {
     Region { start, end, what }
-}
-
-/// Bytes reserved for a parent locator's data. The specification counts the space in
-/// sectors, Windows in bytes: a value smaller than the data length can only be sectors.
-/// (The same rule as the reader's.)
-fn locator_space(locator: &ParentLocator) -> u64 {
-    let space = u64::from(locator.platform_data_space);
-    let length = u64::from(locator.platform_data_length);
-    if space < length {
-        space * 512
-    } else {
-        space.max(length)
-    }
 }
 
 /// Opens the image as a reader would (checksums ignored, read-only): this checks the parent

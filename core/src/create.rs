@@ -8,7 +8,9 @@ use crate::footer::{
     FORMAT_VERSION, HOST_OS_WINDOWS, NO_DATA_OFFSET,
 };
 use crate::geometry::Geometry;
-use crate::image::{file_url, windows_relative_path, Image, OpenOptions, ParentPath, VirtualDisk};
+use crate::image::{
+    file_url, windows_relative_path, Image, LockedFile, OpenOptions, ParentPath, VirtualDisk,
+};
 use crate::parent_locator::{platform, ParentLocator};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -111,7 +113,7 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     // The file is locked (exclusively) before anything is written, and stays locked in the
     // image returned; a file being overwritten is only emptied once the lock is ours, so an
     // image open elsewhere is refused (`Error::Locked`), not destroyed.
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(options.overwrite)
@@ -122,7 +124,7 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
             std::io::ErrorKind::AlreadyExists => Error::AlreadyExists(path.to_path_buf()),
             _ => Error::io(format!("creating {}", path.display()), e),
         })?;
-    crate::image::lock_file(&file, path, false)?;
+    let file = LockedFile::new(file, path, false, true)?;
     let io = |e| Error::io(format!("writing the new image {}", path.display()), e);
     if options.overwrite {
         file.set_len(0).map_err(io)?;
@@ -132,10 +134,10 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
         None => {
             let footer = new_footer(options, options.size);
             file.set_len(options.size).map_err(io)?;
-            crate::storage::Storage::write_all_at(&file, &footer.to_bytes(), options.size)
+            crate::storage::Storage::write_all_at(&*file, &footer.to_bytes(), options.size)
                 .map_err(io)?;
         }
-        Some(bytes) => file.write_all(&bytes).map_err(io)?,
+        Some(bytes) => (&*file).write_all(&bytes).map_err(io)?,
     }
     file.sync_all().map_err(io)?;
     crate::image::open_locked_file(file, path, &reopen_options(options))

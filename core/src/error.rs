@@ -62,7 +62,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// A block allocation table entry points at data that is not inside the file.
+    /// A block allocation table entry points at data that is not inside the file: its block
+    /// (sector bitmap, and data up to the end of the disk in whole sectors) does not lie in
+    /// front of the footer. Also a write that would leave its block's bytes, refused (a
+    /// last line of defence: opening checks every block).
     #[error(
         "BAT entry {index} points at sector {sector} (bytes {offset}..{end}), outside the block area of the file (which ends at {limit})"
     )]
@@ -186,7 +189,8 @@ pub enum Error {
     },
 
     /// Two block allocation table entries, or an entry and the image's own structures
-    /// (footer copy, dynamic header, BAT), claim the same bytes of the file.
+    /// (footer copy, dynamic header, BAT, a differencing image's parent locator data), claim
+    /// the same bytes of the file.
     #[error(
         "BAT entry {index} points at sector {sector} (bytes {offset}..{end}), which overlaps {other}"
     )]

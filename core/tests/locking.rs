@@ -372,3 +372,302 @@ fn another_process_sees_the_locks() {
         assert!(flock(false));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// One file, whatever route reaches it (Unix: on Windows, locks belong to each handle, and
+// the in-process table is not used)
+
+#[cfg(unix)]
+/// `path` opened read-write (or read-only) as a plain file, as a caller of
+/// `Image::open_file` has it.
+fn plain_file(path: &Path, read_only: bool) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .open(path)
+        .unwrap()
+}
+
+#[cfg(unix)]
+/// Opens the image in `file` (a descriptor the caller holds), as `path`.
+fn open_file(file: &std::fs::File, path: &Path, options: &OpenOptions) -> vhd_core::Result<Image> {
+    Image::open_file(file.try_clone().unwrap(), path, options)
+}
+
+#[cfg(unix)]
+/// Every way this process can reach the file at `path` a second time: its path, a hard
+/// link, a symbolic link, a new descriptor, and duplicates of `held` (the descriptor the
+/// first open was made from, when it was made from one). Each must be refused while the
+/// first open holds a conflicting lock.
+#[track_caller]
+fn assert_every_route_locked(
+    dir: &TempDir,
+    path: &Path,
+    held: Option<&std::fs::File>,
+    options: &OpenOptions,
+) {
+    let hard = dir.join("hard-link.vhd");
+    let soft = dir.join("symbolic-link.vhd");
+    let _ = std::fs::remove_file(&hard);
+    let _ = std::fs::remove_file(&soft);
+    std::fs::hard_link(path, &hard).unwrap();
+    std::os::unix::fs::symlink(path, &soft).unwrap();
+    for route in [path, &hard, &soft] {
+        assert_locked(route, options);
+        let e = open_file(&plain_file(route, options.read_only), route, options).unwrap_err();
+        assert_eq!(e.code(), "ERR_VHD_LOCKED", "{}: {e}", route.display());
+    }
+    if let Some(held) = held {
+        let e = open_file(held, path, options).unwrap_err();
+        assert_eq!(
+            e.code(),
+            "ERR_VHD_LOCKED",
+            "a duplicate of the descriptor: {e}"
+        );
+    }
+    std::fs::remove_file(&hard).unwrap();
+    std::fs::remove_file(&soft).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_write_open_excludes_every_route_to_the_file() {
+    let dir = TempDir::new("lock-routes");
+    let path = dynamic_image(&dir, "disk.vhd");
+    // Opened by path, then from a descriptor (duplicates of which are tried too).
+    let by_path = Image::open(&path, &read_write()).unwrap();
+    assert_every_route_locked(&dir, &path, None, &read_write());
+    assert_every_route_locked(&dir, &path, None, &read_only());
+    drop(by_path);
+    let held = plain_file(&path, false);
+    let by_fd = open_file(&held, &path, &read_write()).unwrap();
+    assert_every_route_locked(&dir, &path, Some(&held), &read_write());
+    assert_every_route_locked(&dir, &path, Some(&held), &read_only());
+    // Another process is kept out too, for reading and writing: a refused read-only open
+    // on the same descriptor did not turn the exclusive lock into a shared one.
+    assert_eq!(probe(&path, true), "ERR_VHD_LOCKED");
+    assert_eq!(probe(&path, false), "ERR_VHD_LOCKED");
+    drop(by_fd);
+    // Closed, every route opens again, although the caller still holds its descriptor.
+    assert_eq!(probe(&path, false), "ok");
+    drop(open_file(&held, &path, &read_write()).unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn read_only_opens_share_every_route_and_exclude_writers() {
+    let dir = TempDir::new("lock-routes-ro");
+    let path = dynamic_image(&dir, "disk.vhd");
+    let hard = dir.join("hard.vhd");
+    std::fs::hard_link(&path, &hard).unwrap();
+    let held = plain_file(&path, true);
+    let readers = [
+        open_ro(&path),
+        open_ro(&hard),
+        open_file(&held, &path, &read_only()).unwrap(),
+        open_file(&held, &path, &read_only()).unwrap(),
+    ];
+    assert_every_route_locked(&dir, &path, Some(&held), &read_write());
+    // A writer's refused open on the readers' descriptor changed nothing: another process
+    // still reads, and still cannot write.
+    assert_eq!(probe(&path, true), "ok");
+    assert_eq!(probe(&path, false), "ERR_VHD_LOCKED");
+    for reader in &readers {
+        let mut buf = [0u8; 11];
+        reader.read_at(&mut buf, MIB).unwrap();
+        assert_eq!(&buf, b"locked data");
+    }
+    drop(readers);
+    assert_eq!(probe(&path, false), "ok");
+}
+
+/// The report: two read-write images on one descriptor both allocated their first block
+/// at the same offset, and the image was destroyed. The second is refused now.
+#[cfg(unix)]
+#[test]
+fn two_writers_on_one_descriptor_are_refused() {
+    let dir = TempDir::new("lock-two-writers");
+    let path = dynamic_image(&dir, "disk.vhd");
+    let held = plain_file(&path, false);
+    let mut first = open_file(&held, &path, &read_write()).unwrap();
+    let second = open_file(&held, &path, &read_write());
+    if let Ok(mut second) = second {
+        // What happened before: each allocates a block where the footer is.
+        first.write_at(&[1; 4096], 0).unwrap();
+        second.write_at(&[2; 4096], 2 * MIB).unwrap();
+        first.flush().unwrap();
+        second.flush().unwrap();
+        drop((first, second));
+        let reopened = Image::open(&path, &read_only()).map(|_| "opens");
+        panic!("a second writer opened on the same descriptor; afterwards the image {reopened:?}");
+    }
+    let e = second.unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_LOCKED", "{e}");
+    first.write_at(&[1; 4096], 0).unwrap();
+    first.flush().unwrap();
+    drop(first);
+    assert_clean(&path);
+    let image = open_ro(&path);
+    let mut buf = [0u8; 4096];
+    image.read_at(&mut buf, 0).unwrap();
+    assert_eq!(buf, [1; 4096]);
+}
+
+/// The lock stays while any reader is open, whichever closes first, on separate
+/// descriptors (a path twice, a hard link) or duplicates of one.
+#[cfg(unix)]
+#[test]
+fn closing_one_of_two_readers_keeps_the_lock() {
+    let dir = TempDir::new("lock-two-readers");
+    let path = dynamic_image(&dir, "disk.vhd");
+    let hard = dir.join("hard.vhd");
+    std::fs::hard_link(&path, &hard).unwrap();
+    let held = plain_file(&path, true);
+    type Opener<'a> = Box<dyn Fn() -> Image + 'a>;
+    let openers: [(&str, Opener, Opener); 3] = [
+        (
+            "a path twice",
+            Box::new(|| open_ro(&path)),
+            Box::new(|| open_ro(&path)),
+        ),
+        (
+            "a path and a hard link",
+            Box::new(|| open_ro(&path)),
+            Box::new(|| open_ro(&hard)),
+        ),
+        (
+            "one descriptor twice",
+            Box::new(|| open_file(&held, &path, &read_only()).unwrap()),
+            Box::new(|| open_file(&held, &path, &read_only()).unwrap()),
+        ),
+    ];
+    for (what, open_a, open_b) in &openers {
+        for first_closed in ["a", "b"] {
+            let (a, b) = (open_a(), open_b());
+            let (closed, left) = if first_closed == "a" { (a, b) } else { (b, a) };
+            drop(closed);
+            assert_eq!(
+                probe(&path, false),
+                "ERR_VHD_LOCKED",
+                "{what}, {first_closed} closed first"
+            );
+            assert_locked(&path, &read_write());
+            drop(left);
+            assert_eq!(probe(&path, false), "ok", "{what}: both closed");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_open_leaves_nothing_locked() {
+    let dir = TempDir::new("lock-failed");
+    let path = dynamic_image(&dir, "disk.vhd");
+    let held = plain_file(&path, false);
+    // Refused after the lock was taken (the wrong type), by path and from a descriptor.
+    let fixed = OpenOptions {
+        expected_type: Some(DiskType::Fixed),
+        ..read_write()
+    };
+    assert_eq!(
+        Image::open(&path, &fixed).unwrap_err().code(),
+        "ERR_VHD_WRONG_TYPE"
+    );
+    assert_eq!(
+        open_file(&held, &path, &fixed).unwrap_err().code(),
+        "ERR_VHD_WRONG_TYPE"
+    );
+    drop(open_file(&held, &path, &read_write()).unwrap());
+    // Refused by the lock: the refused open leaves nothing behind when the holder goes.
+    let holder = open_ro(&path);
+    assert_locked(&path, &read_write());
+    assert_eq!(
+        open_file(&held, &path, &read_write()).unwrap_err().code(),
+        "ERR_VHD_LOCKED"
+    );
+    drop(holder);
+    drop(open_file(&held, &path, &read_write()).unwrap());
+    assert_eq!(probe(&path, false), "ok");
+    // A child whose parent is missing: neither stays locked.
+    let base = dynamic_image(&dir, "base.vhd");
+    let child = child_of(&dir, &base, "child.vhd");
+    std::fs::rename(&base, dir.join("moved.vhd")).unwrap();
+    assert_eq!(
+        Image::open(&child, &read_write()).unwrap_err().code(),
+        "ERR_VHD_PARENT_NOT_FOUND"
+    );
+    std::fs::rename(dir.join("moved.vhd"), &base).unwrap();
+    drop(Image::open(&child, &read_write()).unwrap());
+    drop(Image::open(&base, &read_write()).unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn unlocked_opens_skip_the_table_too() {
+    let dir = TempDir::new("lock-unlocked-fd");
+    let path = dynamic_image(&dir, "disk.vhd");
+    let held = plain_file(&path, false);
+    let locked = open_file(&held, &path, &read_write()).unwrap();
+    // No lock is taken or checked: on the same descriptor, by path, read-only or not.
+    drop(open_file(&held, &path, &unlocked(true)).unwrap());
+    drop(Image::open(&path, &unlocked(true)).unwrap());
+    // ...and it did not disturb the locked open's lock.
+    assert_eq!(probe(&path, true), "ERR_VHD_LOCKED");
+    drop(locked);
+    assert_eq!(probe(&path, false), "ok");
+}
+
+/// `create` and every operation that writes an image lock it the same way: an image open
+/// here from a descriptor (which the OS lock alone could not tell apart) is refused.
+#[cfg(unix)]
+#[test]
+fn create_and_operations_see_images_open_from_a_descriptor() {
+    use vhd_core::ops::{self, Progress, RebaseOptions, ResizeOptions};
+    use vhd_core::CheckOptions;
+    let dir = TempDir::new("lock-ops");
+    let base = dynamic_image(&dir, "base.vhd");
+    let child = child_of(&dir, &base, "child.vhd");
+    let locked =
+        |e: vhd_core::Error, what: &str| assert_eq!(e.code(), "ERR_VHD_LOCKED", "{what}: {e}");
+    for path in [&base, &child] {
+        let held = plain_file(path, false);
+        let image = open_file(&held, path, &read_write()).unwrap();
+        let before = std::fs::read(path).unwrap();
+        let overwrite = CreateOptions {
+            overwrite: true,
+            ..CreateOptions::new(DiskType::Dynamic, MIB)
+        };
+        locked(create(path, &overwrite).unwrap_err(), "create");
+        locked(
+            ops::compact(path, &read_write(), Progress::default()).unwrap_err(),
+            "compact",
+        );
+        let resize = ResizeOptions::default();
+        locked(
+            ops::resize(path, 8 * MIB, &resize, Progress::default()).unwrap_err(),
+            "resize",
+        );
+        locked(
+            ops::repair(path, &CheckOptions::default()).unwrap_err(),
+            "repair",
+        );
+        if path == &child {
+            locked(
+                ops::commit(path, &read_write(), Progress::default()).unwrap_err(),
+                "commit",
+            );
+            let rebase = RebaseOptions::default();
+            locked(ops::rebase(path, &base, &rebase).unwrap_err(), "rebase");
+        } else {
+            // A snapshot, a new child, and commit into this image, all need it unshared.
+            let snap = dir.join("snap.vhd");
+            locked(ops::snapshot(path, &snap).unwrap_err(), "snapshot");
+            locked(
+                ops::commit(&child, &read_write(), Progress::default()).unwrap_err(),
+                "commit into it",
+            );
+        }
+        assert_eq!(std::fs::read(path).unwrap(), before, "{}", path.display());
+        drop(image);
+    }
+}

@@ -7,6 +7,9 @@
 //! and garbage appended. Each is opened read-only and read (the start of the disk, then
 //! random pieces), and must give data or an error, never a panic, in bounded time and
 //! memory (no single allocation much larger than the file), with the file unchanged.
+//! Sparse images that still open read-write (some cut short so that the disk ends inside
+//! the last block, with the footer or a parent locator's data in the rest of its last
+//! sector) are also written: the footer and the locators survive every write.
 //!
 //! Also: [`OpenOptions::parent_root`] keeps parents that a child names outside a folder
 //! unopened, and the inputs the fuzzer (`fuzz/`) found stay fixed.
@@ -974,6 +977,158 @@ fn mutated_parents() {
             "the parent changed"
         );
     });
+}
+
+/// A file in memory that may be written (it grows as a file does).
+#[derive(Debug, Clone)]
+struct WritableMemory(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Storage for WritableMemory {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let bytes = self.0.lock().unwrap();
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+        let end = start
+            .checked_add(buf.len())
+            .filter(|&end| end <= bytes.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(&bytes[start..end]);
+        Ok(())
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let end = start + buf.len();
+        let mut bytes = self.0.lock().unwrap();
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[start..end].copy_from_slice(buf);
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn file_size(&self) -> io::Result<u64> {
+        Ok(self.0.lock().unwrap().len() as u64)
+    }
+    fn set_len(&self, size: u64) -> io::Result<()> {
+        self.0.lock().unwrap().resize(size as usize, 0);
+        Ok(())
+    }
+}
+
+/// The report's shape, on the unmutated image: the disk made to end inside the block stored
+/// last in the file, at a random byte, and then either the file cut right after the disk's
+/// last byte (the footer follows it, inside the disk's last sector) or a parent locator's
+/// data moved into the rest of that sector.
+fn cut_short(base: &Base, rng: &mut Rng) -> Vec<u8> {
+    let s = base.sparse.as_ref().unwrap();
+    let mut bytes = base.bytes.clone();
+    let &(block, sector) = s
+        .allocated
+        .iter()
+        .max_by_key(|(_, sector)| *sector)
+        .unwrap();
+    let in_block = rng.range(1, s.block_size);
+    let size = u64::from(block) * s.block_size + in_block;
+    let mut footer = bytes[bytes.len() - 512..].to_vec();
+    write_be(&mut footer, 40, 8, size);
+    write_be(&mut footer, 48, 8, size);
+    fix_footer_checksum(&mut footer);
+    bytes[..512].copy_from_slice(&footer);
+    let data = sector as usize * 512 + s.bitmap_size;
+    let sector_end = data + (in_block as usize).next_multiple_of(512);
+    let disk_end = data + in_block as usize;
+    if s.used_locators.is_empty() || sector_end == disk_end || rng.chance(50) {
+        bytes.truncate(disk_end);
+    } else {
+        let entry = s.header_offset + 576 + 24 * s.used_locators[0];
+        write_be(&mut bytes, entry + 16, 8, disk_end as u64);
+        write_be(&mut bytes, entry + 8, 4, (sector_end - disk_end) as u64);
+        fix_header_checksum(&mut bytes[s.header_offset..s.header_offset + 1024]);
+        bytes.truncate(bytes.len() - 512);
+    }
+    bytes.extend_from_slice(&footer);
+    bytes
+}
+
+/// Mutated sparse images (and, one case in five, the image cut short as `cut_short` does)
+/// that open read-write are written (the last byte of the disk, where a write to a
+/// differencing image widens into the footer or locator data that a crafted image keeps in
+/// the rest of the disk's last sector, and a few random places): the writes must never
+/// destroy the footer nor a parent locator's data. The image then opens again from the
+/// same footer, names the same parents and reads back what was written.
+#[test]
+fn mutated_images_written_keep_their_footer_and_locators() {
+    let images = images("mutation-written");
+    for (label, path, count) in [
+        ("mutation written dynamic 4k", &images.dynamic_small, 1500),
+        ("mutation written differencing child", &images.child, 2500),
+    ] {
+        let base = Base::read(path);
+        let mut written = 0;
+        campaign(label, &base, count, |bytes, rng, _buf, tally| {
+            tally.cases += 1;
+            let bytes = if rng.chance(20) {
+                cut_short(&base, rng)
+            } else {
+                bytes
+            };
+            let file = WritableMemory(Arc::new(std::sync::Mutex::new(bytes)));
+            let options = OpenOptions {
+                ignore_parent_timestamp: true,
+                parent_root: Some(images.dir.path().to_path_buf()),
+                ..OpenOptions::default()
+            };
+            let Ok(mut image) = Image::open_storage(Box::new(file.clone()), path, &options) else {
+                return;
+            };
+            tally.opened += 1;
+            if image.read_only_reason().is_some() || image.size() == 0 {
+                return;
+            }
+            let source = image.footer_source();
+            let locators = image.parent_locator_texts();
+            let size = image.size();
+            let mut writes = vec![(size - 1, 1)];
+            for _ in 0..2 {
+                let offset = rng.below(size);
+                writes.push((offset, rng.range(1, 3000).min(size - offset) as usize));
+            }
+            let mut done = Vec::new();
+            for (offset, length) in writes {
+                let data = rng.bytes(length);
+                if image.write_at(&data, offset).is_ok() {
+                    done.push((offset, data));
+                }
+            }
+            if image.flush().is_err() {
+                return;
+            }
+            drop(image);
+            written += 1;
+            let again = Image::open_storage(Box::new(file), path, &options).unwrap_or_else(|e| {
+                panic!("after the writes {done:?}, the image no longer opens: {e}")
+            });
+            assert_eq!(again.footer_source(), source, "the footer was lost");
+            assert_eq!(again.parent_locator_texts(), locators, "a locator changed");
+            // The last write to each byte is what reads back.
+            let mut expected = BTreeMap::new();
+            for (offset, data) in &done {
+                for (i, byte) in data.iter().enumerate() {
+                    expected.insert(offset + i as u64, *byte);
+                }
+            }
+            for (offset, byte) in expected {
+                let mut got = [0u8];
+                again.read_at(&mut got, offset).unwrap();
+                assert_eq!(got[0], byte, "byte {offset}");
+            }
+        });
+        assert!(
+            written * 4 >= count,
+            "{label}: only {written} cases written"
+        );
+    }
 }
 
 #[test]

@@ -198,7 +198,7 @@ impl VirtualDisk for DifferencingImage {
                 Some(sector) => sector,
                 None => self.sparse.allocate(span.block)?,
             };
-            self.sparse.write_data(sector, at, bytes)?;
+            self.sparse.write_data(span.block, sector, at, bytes)?;
             let written = BlockSpan {
                 block: span.block,
                 offset_in_block: at,

@@ -107,7 +107,8 @@ impl VirtualDisk for DynamicImage {
                 None if is_all_zero(data) => continue,
                 None => self.sparse.allocate(span.block)?,
             };
-            self.sparse.write_data(sector, span.offset_in_block, data)?;
+            self.sparse
+                .write_data(span.block, sector, span.offset_in_block, data)?;
             self.sparse.mark_present(span.block, sector, &span)?;
         }
         Ok(())
@@ -138,7 +139,7 @@ impl VirtualDisk for DynamicImage {
                     self.sparse.free_block(block);
                 } else {
                     let range = position - block_start..span_end - block_start;
-                    self.sparse.zero_data(sector, range)?;
+                    self.sparse.zero_data(block, sector, range)?;
                 }
             }
             position = span_end;

@@ -4,6 +4,7 @@ mod allocation;
 mod differencing;
 mod dynamic;
 mod fixed;
+mod lock;
 mod parent;
 mod raw;
 mod sparse;
@@ -12,10 +13,13 @@ pub use differencing::DifferencingImage;
 pub(crate) use dynamic::is_all_zero;
 pub use dynamic::DynamicImage;
 pub use fixed::FixedImage;
+pub(crate) use lock::LockedFile;
 pub(crate) use parent::{file_url, windows_relative_path};
 pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH};
 pub use raw::RawDisk;
-pub(crate) use sparse::{locator_space, SparseFile as SparseLayout, COPY_CHUNK};
+pub(crate) use sparse::{
+    block_extent, locator_data, locator_space, SparseFile as SparseLayout, COPY_CHUNK,
+};
 
 use parent::ChainMember;
 use sparse::SparseFile;
@@ -112,12 +116,19 @@ pub struct OpenOptions {
     /// differencing image (parents are only read). Any number of read-only opens may share
     /// a file; a read-write open excludes every other open. A conflicting open fails at
     /// once with [`Error::Locked`] (it never waits). The locks are released when the image
-    /// is dropped. They are the operating system's whole-file locks (`flock` on Unix,
-    /// `LockFileEx` on Windows), taken on each open file, so two opens in one process
-    /// conflict just as two processes do; on Unix they are advisory: they keep out other
-    /// opens that lock (this library, and tools that lock), not a program that ignores
-    /// locks. A file system that has no locks is used unlocked. `false`: no lock is taken
-    /// or checked, for this image nor its parents.
+    /// is dropped (and by an open that fails).
+    ///
+    /// Other processes are kept out by the operating system's whole-file locks (`flock` on
+    /// Unix, `LockFileEx` on Windows); on Unix they are advisory: they keep out other opens
+    /// that lock (this library, and tools that lock), not a program that ignores locks.
+    /// Within this process, a table of the files open here, by device and inode, keeps
+    /// opens apart whatever route reaches the file: a path, a hard or symbolic link, a
+    /// descriptor ([`Image::open_file`]) or a duplicate of one (which share one `flock`,
+    /// so the OS lock alone cannot tell them apart; nor, on NFS, can it tell apart opens
+    /// of one process at all). Across machines on NFS, locks are seen where the server's
+    /// lock manager is used (not with `nolock` or `local_lock=all`). A file system that
+    /// has no locks is used without the OS lock. `false`: no lock is taken or checked,
+    /// for this image nor its parents (nor is the table).
     pub lock: bool,
     /// For images from untrusted sources: a parent found through the child's parent
     /// locators or parent name (at any level of the chain) is used only if it lies inside
@@ -185,11 +196,15 @@ impl Image {
     /// apart from each other (so the BAT, the largest thing read at open, is never larger
     /// than the file); blocks are powers of two from 512 bytes to 256 MiB (the largest that
     /// [`crate::create`] makes; real images use 512 KiB to a few MiB); the BAT must cover
-    /// the virtual size; every allocated block of the disk must lie in front of the end
-    /// footer and overlap neither another block nor the footer copy, the header or the BAT
-    /// ([`Error::BatEntryOverlap`]); a parent locator's data is read only up to 64 KiB and
-    /// only from inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not
-    /// loop. For images from untrusted sources, see also [`OpenOptions::parent_root`].
+    /// the virtual size; every allocated block of the disk (its sector bitmap, and its data
+    /// up to the end of the disk in whole sectors, the last partial one included: the bytes
+    /// a write may touch) must lie in front of the end footer ([`Error::BatEntryOutOfRange`])
+    /// and overlap neither another block nor the footer copy, the header, the BAT or, in a
+    /// differencing image, a parent locator's data ([`Error::BatEntryOverlap`]); a
+    /// differencing image whose parent locator data lies past the footer, where new blocks
+    /// go, opens read-only; a parent locator's data is read only up to 64 KiB and only from
+    /// inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not loop. For
+    /// images from untrusted sources, see also [`OpenOptions::parent_root`].
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image> {
         open_in_chain(path.as_ref(), options, &[])
     }
@@ -197,15 +212,17 @@ impl Image {
     /// Opens the image in a file the caller already has open (for example a duplicated
     /// descriptor), locking it as [`OpenOptions::lock`] says; `path` is used in messages and
     /// to find the parents of a differencing image. The file must have been opened for
-    /// writing unless `options.read_only` is set.
+    /// writing unless `options.read_only` is set. A second open of the same file in this
+    /// process, from this descriptor, a duplicate of it or any other route, conflicts as
+    /// two processes would ([`Error::Locked`]).
     pub fn open_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
         open_file_in_chain(file, path, options, &[])
     }
 
     /// Opens an image held by any [`Storage`]; `path` is used in messages (and, for
-    /// differencing images, to find the parent). No lock is taken: that is the caller's
-    /// business. The storage is not locked: that is up to
-    /// whoever made it (the parents, opened from files, are locked as usual).
+    /// differencing images, to find the parent). The storage is neither locked nor entered
+    /// in this process's table of open files (it need not be a file): that is up to whoever
+    /// made it. The parents, opened from files, are locked as usual.
     pub fn open_storage(
         file: Box<dyn Storage>,
         path: &Path,
@@ -429,67 +446,25 @@ fn open_file_in_chain(
     Image::open_storage_in_chain(storage, path, options, chain)
 }
 
-/// `file` as storage, locked for a read-only or a read-write open when `lock` is set (and
-/// then unlocked explicitly when dropped; see [`LockedFile`]).
+/// `file` as storage, locked for a read-only or a read-write open when `lock` is set (see
+/// [`LockedFile`]).
 pub(crate) fn locked_storage(
     file: File,
     path: &Path,
     read_only: bool,
     lock: bool,
 ) -> Result<Box<dyn Storage>> {
-    if !lock {
-        return Ok(Box::new(file));
-    }
-    lock_file(&file, path, read_only)?;
-    Ok(Box::new(LockedFile(file)))
+    Ok(Box::new(LockedFile::new(file, path, read_only, lock)?))
 }
 
 /// Opens the image in `file`, which the caller has already locked exclusively (as
 /// [`crate::create`] does, so that the new file is never unlocked).
-pub(crate) fn open_locked_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
-    Image::open_storage_in_chain(Box::new(LockedFile(file)), path, options, &[])
-}
-
-/// A file that this image locked, unlocked explicitly when the image is dropped.
-///
-/// Closing the file alone does not always release the lock at once: the lock belongs to
-/// the open file, and a process being spawned by another thread at that moment holds a
-/// copy of every descriptor until it execs, which keeps the lock (and so a reopen of the
-/// image fails with [`Error::Locked`]) for that while. Unlocking releases it whatever
-/// copies exist.
-#[derive(Debug)]
-struct LockedFile(File);
-
-impl Drop for LockedFile {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
-impl Storage for LockedFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.0.read_exact_at(buf, offset)
-    }
-    fn read_exact_gapped_at(
-        &self,
-        parts: &mut [&mut [u8]],
-        gap: u64,
-        offset: u64,
-    ) -> std::io::Result<()> {
-        self.0.read_exact_gapped_at(parts, gap, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.0.write_all_at(buf, offset)
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Storage::sync(&self.0)
-    }
-    fn file_size(&self) -> std::io::Result<u64> {
-        self.0.file_size()
-    }
-    fn set_len(&self, size: u64) -> std::io::Result<()> {
-        Storage::set_len(&self.0, size)
-    }
+pub(crate) fn open_locked_file(
+    file: LockedFile,
+    path: &Path,
+    options: &OpenOptions,
+) -> Result<Image> {
+    Image::open_storage_in_chain(Box::new(file), path, options, &[])
 }
 
 /// True when no block of `bat` holds any of the `length` bytes at `offset`.
@@ -508,30 +483,6 @@ fn no_block_allocated(
     // Blocks past the table are past the end of the disk: they hold nothing.
     let last = last.min(bat.len() as u64);
     (first..=last).all(|block| u32::try_from(block).map_or(true, |b| bat.get(b).is_none()))
-}
-
-/// Takes the lock that an open of `path` needs, without waiting: shared for a read-only
-/// open, exclusive otherwise. It lasts as long as `file` stays open.
-pub(crate) fn lock_file(file: &File, path: &Path, read_only: bool) -> Result<()> {
-    let locked = if read_only {
-        file.try_lock_shared()
-    } else {
-        file.try_lock()
-    };
-    match locked {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            path: path.to_path_buf(),
-            read_only,
-        }),
-        // A file system without locks (or a platform without them) is used unlocked.
-        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
-            Ok(())
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(Error::io(format!("locking {}", path.display()), e))
-        }
-    }
 }
 
 /// Whether an image may be written, and if not, why.

@@ -1,7 +1,7 @@
 //! A raw disk file (no VHD structures) serving as the base of a differencing chain, when the
 //! caller names it explicitly. It is only ever read.
 
-use super::{read_exact, readable_length, VirtualDisk};
+use super::{read_exact, readable_length, LockedFile, VirtualDisk};
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// A plain file read as a virtual disk of its own size.
 #[derive(Debug)]
 pub struct RawDisk {
-    file: File,
+    file: LockedFile,
     path: PathBuf,
     size: u64,
 }
@@ -25,9 +25,7 @@ impl RawDisk {
     pub(crate) fn open_with_lock(path: &Path, lock: bool) -> Result<RawDisk> {
         let file =
             File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        if lock {
-            super::lock_file(&file, path, true)?;
-        }
+        let file = LockedFile::new(file, path, true, lock)?;
         let size = file
             .metadata()
             .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
@@ -45,14 +43,6 @@ impl RawDisk {
     }
 }
 
-impl Drop for RawDisk {
-    /// Releases the lock at once, even while a process being spawned holds a copy of the
-    /// descriptor (see `LockedFile`); harmless when no lock was taken.
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
-    }
-}
-
 impl VirtualDisk for RawDisk {
     fn size(&self) -> u64 {
         self.size
@@ -60,7 +50,7 @@ impl VirtualDisk for RawDisk {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         let length = readable_length(offset, buf.len(), self.size);
-        read_exact(&self.file, &mut buf[..length], offset, "raw disk data")?;
+        read_exact(&*self.file, &mut buf[..length], offset, "raw disk data")?;
         Ok(length)
     }
 

@@ -127,7 +127,34 @@ impl SparseFile {
         };
         image.validate_blocks(located.end_offset)?;
         image.next_block_offset = image.end_of_used_space(located.end_offset);
+        if let Some(reason) = image.locator_past_the_footer(located.end_offset) {
+            image.access.force_read_only(reason);
+        }
         Ok(Box::new(image))
+    }
+
+    /// Why a differencing image may not be written because of a parent locator whose data
+    /// lies at or past the footer (outside the file, or where new blocks go): new blocks are
+    /// appended there, and one would hold the locator's data, which is then read as the
+    /// path to the parent and overlaps a block at the next open. Locator data in front of
+    /// the footer is protected by the layout (blocks may not overlap it, and new ones go
+    /// past it).
+    fn locator_past_the_footer(&self, footer_offset: u64) -> Option<String> {
+        if self.footer.disk_type() != Some(crate::DiskType::Differencing) {
+            return None;
+        }
+        let locators = self.header.parent_locators.iter().enumerate();
+        locators
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(i, l)| (i, locator_data(l)))
+            .find(|(_, data)| data.start >= footer_offset && data.end > data.start)
+            .map(|(i, data)| {
+                format!(
+                    "the data of parent locator {i} (bytes {}..{}) lies past the footer (at \
+                     {footer_offset}), where new blocks would be written over it",
+                    data.start, data.end
+                )
+            })
     }
 
     /// The hard disk footer.
@@ -177,33 +204,31 @@ impl SparseFile {
         &self.access
     }
 
-    /// Every allocated block's data must lie in the file, in front of the footer. Only the
-    /// part of the last block inside the virtual size has to be there. The blocks of the
-    /// disk must not overlap each other nor the footer copy, the dynamic header or the BAT:
-    /// a write to one would change another block, or destroy the image's structures.
+    /// Every allocated block's extent ([`block_extent`]: its sector bitmap, and its data up
+    /// to the end of the disk in whole sectors) must lie in the file, in front of the footer.
+    /// The blocks of the disk must not overlap each other nor the footer copy, the dynamic
+    /// header, the BAT or (in a differencing image, which reads them to find its parent) a
+    /// parent locator's data: a write to one would change another block, or destroy the
+    /// image's structures. Writes never leave these extents ([`SparseFile::write_data`]).
     fn validate_blocks(&self, footer_offset: u64) -> Result<()> {
         let blocks_in_disk = self.size().div_ceil(self.block_size);
         // (start, end, block, sector) of each allocated block of the disk, in the file.
         let mut extents = Vec::new();
         for (block, sector) in self.bat.allocated() {
-            let offset = u64::from(sector) * 512;
-            let block_start = u64::from(block) * self.block_size;
-            // Saturating: max table entries may exceed what the size needs, and an entry
-            // past the end of the disk holds no data we read (only its bitmap must fit).
-            let needed = self.block_size.min(self.size().saturating_sub(block_start));
-            let end = offset + self.bitmap_size + needed;
-            if end > footer_offset {
+            let extent = block_extent(sector, block, self.header.block_size, self.size());
+            if extent.end > footer_offset {
                 return Err(Error::BatEntryOutOfRange {
                     index: block,
                     sector,
-                    offset,
-                    end,
+                    offset: extent.start,
+                    end: extent.end,
                     limit: footer_offset,
                 });
             }
-            // An entry past the end of the disk is never read nor written.
+            // An entry past the end of the disk is never read nor written (only its bitmap
+            // must fit, as the extent says).
             if u64::from(block) < blocks_in_disk {
-                extents.push((offset, end, block, sector));
+                extents.push((extent.start, extent.end, block, sector));
             }
         }
         let overlap = |(offset, end, block, sector): (u64, u64, u32, u32), other: String| {
@@ -217,22 +242,33 @@ impl SparseFile {
         };
         let header_offset = self.footer.data_offset;
         let table_offset = self.header.table_offset;
-        let structures = [
-            (0, FOOTER_SIZE as u64, "the footer copy"),
+        let mut structures = vec![
+            (0, FOOTER_SIZE as u64, "the footer copy".to_string()),
             (
                 header_offset,
                 header_offset + DYNAMIC_HEADER_SIZE as u64,
-                "the dynamic header",
+                "the dynamic header".to_string(),
             ),
             (
                 table_offset,
                 table_offset + self.bat.len() as u64 * BAT_ENTRY_SIZE,
-                "the block allocation table",
+                "the block allocation table".to_string(),
             ),
         ];
+        if self.footer.disk_type() == Some(crate::DiskType::Differencing) {
+            let locators = self.header.parent_locators.iter().enumerate();
+            for (i, locator) in locators.filter(|(_, l)| !l.is_empty()) {
+                let data = locator_data(locator);
+                let what = format!(
+                    "the data of parent locator {i} ({})",
+                    locator.platform_name()
+                );
+                structures.push((data.start, data.end, what));
+            }
+        }
         for &extent in &extents {
-            for (start, stop, what) in structures {
-                if extent.0 < stop && start < extent.1 {
+            for (start, stop, what) in &structures {
+                if extent.0 < *stop && *start < extent.1 {
                     return Err(overlap(extent, format!("{what} (bytes {start}..{stop})")));
                 }
             }
@@ -326,9 +362,11 @@ impl SparseFile {
             // unallocated before it joined `free_units`), so it is used like new space: the
             // BAT entry follows the data and bitmap at the next flush. It still holds the
             // freed block's data, and the sectors of a dynamic block that are never written
-            // must read as zeros, as in appended space (a hole): zero it first.
+            // must read as zeros, as in appended space (a hole): zero it first (all of it
+            // the block can ever read: its data up to the end of the disk).
             let sector = (offset / 512) as u32;
-            self.zero_data(sector, 0..self.block_size)?;
+            let data = data_in_disk(block, self.header.block_size, self.size());
+            self.zero_data(block, sector, 0..data)?;
             self.point_at_new_block(block, sector);
             return Ok(sector);
         }
@@ -451,9 +489,47 @@ impl SparseFile {
             })
     }
 
-    /// Writes block data: `data` at `offset_in_block` of the block at `sector`.
-    pub(crate) fn write_data(&self, sector: u32, offset_in_block: u64, data: &[u8]) -> Result<()> {
-        let at = self.data_offset(sector) + offset_in_block;
+    /// Writes block data: `data` at `offset_in_block` of allocated `block`, which starts at
+    /// file `sector`.
+    pub(crate) fn write_data(
+        &self,
+        block: u32,
+        sector: u32,
+        offset_in_block: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        self.write_data_in_disk(block, sector, offset_in_block, data, self.size())
+    }
+
+    /// [`SparseFile::write_data`] into a disk of `virtual_size` bytes: a resize that grows
+    /// the disk clears the part of the last block that appears before the footer records
+    /// the new size (having checked that those bytes are the block's own).
+    fn write_data_in_disk(
+        &self,
+        block: u32,
+        sector: u32,
+        offset_in_block: u64,
+        data: &[u8],
+        virtual_size: u64,
+    ) -> Result<()> {
+        let at = self.data_offset(sector).saturating_add(offset_in_block);
+        let end = at.saturating_add(data.len() as u64);
+        // Every block of the disk has its extent to itself, in front of the footer: opening
+        // checked it for the blocks already there, a block allocated since is a whole new
+        // unit behind which the footer moved, and a resize that makes an extent longer
+        // checks the bytes it adds. Outside it lie the footer, a parent locator's path or
+        // another block, so a write there is refused, not done. No caller asks for one:
+        // this is the last line of defence, should a bug compute a wrong offset.
+        let extent = block_extent(sector, block, self.header.block_size, virtual_size);
+        if end > extent.end {
+            return Err(Error::BatEntryOutOfRange {
+                index: block,
+                sector,
+                offset: at,
+                end,
+                limit: extent.end,
+            });
+        }
         write_all(self.file.as_ref(), data, at, "block data")
     }
 
@@ -646,13 +722,25 @@ impl SparseFile {
         Ok(empty)
     }
 
-    /// Writes zeros over `range` of the data of the allocated block at file `sector`.
-    pub(crate) fn zero_data(&self, sector: u32, range: Range<u64>) -> Result<()> {
+    /// Writes zeros over `range` of the data of allocated `block`, at file `sector`.
+    pub(crate) fn zero_data(&self, block: u32, sector: u32, range: Range<u64>) -> Result<()> {
+        self.zero_data_in_disk(block, sector, range, self.size())
+    }
+
+    /// [`SparseFile::zero_data`] into a disk of `virtual_size` bytes (see
+    /// [`SparseFile::write_data_in_disk`]).
+    fn zero_data_in_disk(
+        &self,
+        block: u32,
+        sector: u32,
+        range: Range<u64>,
+        virtual_size: u64,
+    ) -> Result<()> {
         let zeros = vec![0u8; COPY_CHUNK.min(range.end - range.start) as usize];
         let mut at = range.start;
         while at < range.end {
             let n = COPY_CHUNK.min(range.end - at) as usize;
-            self.write_data(sector, at, &zeros[..n])?;
+            self.write_data_in_disk(block, sector, at, &zeros[..n], virtual_size)?;
             at += n as u64;
         }
         Ok(())
@@ -774,9 +862,13 @@ impl SparseFile {
         let Some(sector) = self.bat.get(block) else {
             return Ok(());
         };
+        // The disk as large as the range needs (the new size, seen from this block).
+        let block_start = u64::from(block) * self.block_size;
+        let size = self.size().max(block_start + range.end);
         if appearing {
+            // The bytes the block's extent gains (to its whole last sector).
             let start = self.data_offset(sector) + range.start;
-            let end = self.data_offset(sector) + range.end;
+            let end = block_extent(sector, block, self.header.block_size, size).end;
             if !self.space_is_free(start..end, Some(block)) {
                 return Err(Error::Unsupported(format!(
                     "block {block} of {} lies only partly in the file (bytes {start}..{end} of its \
@@ -790,7 +882,7 @@ impl SparseFile {
             self.mark_absent(block, sector, sectors)?;
             Ok(())
         } else {
-            self.zero_data(sector, range)
+            self.zero_data_in_disk(block, sector, range, size)
         }
     }
 
@@ -1079,6 +1171,44 @@ fn read_bat(
     })
 }
 
+/// The bytes of the file that allocated `block`, stored from file `sector` on, is read from
+/// and written to, in a disk of `virtual_size` bytes: its sector bitmap, then its data up to
+/// the end of the disk in whole sectors (a write to a differencing image is widened to whole
+/// sectors, so the last sector of the disk counts whole even when the disk ends inside
+/// it); for a block past the end of the disk, its bitmap only.
+///
+/// The one rule for where a block lies: opening checks that every extent lies in front of
+/// the footer, clear of the other structures and of every other block
+/// (`SparseFile::validate_blocks`), [`crate::check`] reports the same, and every write into
+/// a block stays inside its extent (`SparseFile::write_data`).
+pub(crate) fn block_extent(
+    sector: u32,
+    block: u32,
+    block_size: u32,
+    virtual_size: u64,
+) -> Range<u64> {
+    let start = u64::from(sector) * 512;
+    let data = data_in_disk(block, block_size, virtual_size);
+    start..start + bitmap_size(block_size) + data
+}
+
+/// Bytes of `block`'s data inside a disk of `virtual_size` bytes, rounded up to whole
+/// sectors (at most the block size, a multiple of 512: no overflow).
+fn data_in_disk(block: u32, block_size: u32, virtual_size: u64) -> u64 {
+    let block_size = u64::from(block_size);
+    let block_start = u64::from(block) * block_size;
+    block_size
+        .min(virtual_size.saturating_sub(block_start))
+        .next_multiple_of(512)
+}
+
+/// The bytes of the file that hold a parent locator's data (for the path kinds, the path to
+/// the parent, which a differencing image reads when it is opened).
+pub(crate) fn locator_data(locator: &crate::ParentLocator) -> Range<u64> {
+    let start = locator.platform_data_offset;
+    start..start.saturating_add(u64::from(locator.platform_data_length))
+}
+
 /// Bytes reserved for a parent locator's data. The specification counts the space in
 /// sectors, Windows in bytes: a value smaller than the data length can only be sectors.
 pub(crate) fn locator_space(locator: &crate::ParentLocator) -> u64 {
@@ -1153,5 +1283,67 @@ impl<'a> DataRun<'a> {
         }
         self.count = 0;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{create, CreateOptions, DiskType, Image, VirtualDisk};
+
+    #[test]
+    fn block_extents_cover_the_last_sector_of_the_disk() {
+        let bitmap = bitmap_size(4096);
+        // The disk ends inside block 0 and inside its second sector: both sectors count.
+        assert_eq!(block_extent(10, 0, 4096, 1000), 5120..5120 + bitmap + 1024);
+        assert_eq!(block_extent(10, 0, 4096, 1024), 5120..5120 + bitmap + 1024);
+        assert_eq!(block_extent(10, 0, 4096, 1025), 5120..5120 + bitmap + 1536);
+        // A whole block, and one past the end of the disk (its bitmap only).
+        assert_eq!(
+            block_extent(10, 1, 4096, 1 << 20),
+            5120..5120 + bitmap + 4096
+        );
+        assert_eq!(block_extent(10, 2, 4096, 8192), 5120..5120 + bitmap);
+        // A hostile virtual size cannot overflow.
+        let last = u32::MAX - 1;
+        let extent = block_extent(last, last, 1 << 28, u64::MAX);
+        assert_eq!(extent.end - extent.start, bitmap_size(1 << 28) + (1 << 28));
+    }
+
+    /// The write path's own bound: a write that would leave the block's extent (here, into
+    /// the bytes past the last sector of the disk, where a crafted image could keep its
+    /// footer) is refused and writes nothing.
+    #[test]
+    fn writes_outside_a_block_extent_are_refused() {
+        let dir = std::env::temp_dir().join(format!("vhd-sparse-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("d.vhd");
+        let mut options = CreateOptions::new(DiskType::Dynamic, 4096 + 1024);
+        options.block_size = 4096;
+        let mut image = create(&path, &options).unwrap();
+        image.write_at(&[7; 512], 4096).unwrap();
+        image.flush().unwrap();
+        let Image::Dynamic(dynamic) = &image else {
+            unreachable!()
+        };
+        let sparse = dynamic.sparse();
+        let sector = sparse.bat().get(1).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // Block 1 holds the disk's last 1024 bytes: two sectors.
+        sparse.write_data(1, sector, 512, &[1; 512]).unwrap();
+        let error = sparse.write_data(1, sector, 513, &[1; 512]).unwrap_err();
+        assert!(
+            matches!(error, Error::BatEntryOutOfRange { index: 1, .. }),
+            "{error:?}"
+        );
+        assert!(sparse.zero_data(1, sector, 0..4096).is_err());
+        assert!(sparse.write_data(1, sector, u64::MAX - 2, &[1; 4]).is_err());
+        let after = std::fs::read(&path).unwrap();
+        let data = sparse.data_offset(sector) as usize;
+        assert_eq!(after[data + 512..data + 1024], [1; 512]);
+        assert_eq!(after[..data + 512], before[..data + 512]);
+        assert_eq!(after[data + 1024..], before[data + 1024..]);
+        drop(image);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -35,7 +35,7 @@ use super::Progress;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::footer::{format_unique_id, vhd_timestamp, DiskType, FOOTER_SIZE};
-use crate::image::lock_file;
+use crate::image::LockedFile;
 use crate::ops::AllocatedRange;
 use crate::storage::Storage;
 use crate::{FooterSource, Image, OpenOptions, Parent, VirtualDisk};
@@ -200,7 +200,7 @@ struct Target {
 enum TargetDisk {
     Image(Box<Image>),
     /// A raw base, written at the same offsets as the virtual disk.
-    Raw(File),
+    Raw(LockedFile),
 }
 
 impl Target {
@@ -412,17 +412,14 @@ fn metadata_end(header: &DynamicHeader, child: &Child) -> u64 {
 }
 
 /// Opens `path` read-write with an exclusive lock (when `lock`), held until the file is
-/// closed.
-pub(super) fn open_locked(path: &Path, lock: bool) -> Result<File> {
+/// dropped.
+pub(super) fn open_locked(path: &Path, lock: bool) -> Result<LockedFile> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    if lock {
-        lock_file(&file, path, false)?;
-    }
-    Ok(file)
+    LockedFile::new(file, path, false, lock)
 }
 
 /// Writes `header` (with a fresh checksum) at `offset` in one write, then fsyncs.

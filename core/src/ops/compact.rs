@@ -5,7 +5,7 @@ use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
 use crate::dynamic_header::DYNAMIC_HEADER_SIZE;
 use crate::error::{Error, Result};
 use crate::footer::FOOTER_SIZE;
-use crate::image::{is_all_zero, locator_space, SparseLayout, COPY_CHUNK};
+use crate::image::{is_all_zero, locator_space, LockedFile, SparseLayout, COPY_CHUNK};
 use crate::storage::Storage;
 use crate::{DifferencingImage, Image, OpenOptions, VirtualDisk};
 use std::fs::File;
@@ -245,7 +245,7 @@ fn write(out: &File, bytes: &[u8], offset: u64) -> Result<()> {
 /// The temporary file the compacted image is written into; removed when dropped unless
 /// it replaced the original.
 struct TempFile {
-    file: File,
+    file: LockedFile,
     path: PathBuf,
     replaced: bool,
 }
@@ -262,13 +262,14 @@ impl TempFile {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let temp = TempFile {
+        let file = LockedFile::new(file, &path, false, true);
+        // Not yet a `TempFile`: removed here if the lock fails.
+        let file = file.inspect_err(|_| drop(std::fs::remove_file(&path)))?;
+        Ok(TempFile {
             file,
             path,
             replaced: false,
-        };
-        crate::image::lock_file(&temp.file, &temp.path, false)?;
-        Ok(temp)
+        })
     }
 
     /// Gives the file the original's permissions and modification time, renames it over
@@ -292,7 +293,6 @@ impl TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        let _ = self.file.unlock();
         if !self.replaced {
             let _ = std::fs::remove_file(&self.path);
         }

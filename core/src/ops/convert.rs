@@ -12,6 +12,7 @@ use super::Progress;
 use crate::dynamic_header::DEFAULT_BLOCK_SIZE;
 use crate::error::{Error, Result};
 use crate::footer::FOOTER_SIZE;
+use crate::image::LockedFile;
 use crate::storage::Storage;
 use crate::{OpenOptions, VirtualDisk};
 use std::fs::File;
@@ -300,7 +301,7 @@ fn same_file(path: &Path, _target: &std::fs::Metadata, other: &Path) -> bool {
 /// Fails with [`Error::AlreadyExists`] if `destination` exists and may not be replaced;
 /// otherwise locks an existing one exclusively (failing with [`Error::Locked`] if an open
 /// image holds it) and returns it, to hold the lock until it is replaced.
-fn lock_existing(destination: &Path, overwrite: bool) -> Result<Option<File>> {
+fn lock_existing(destination: &Path, overwrite: bool) -> Result<Option<LockedFile>> {
     let Ok(metadata) = std::fs::metadata(destination) else {
         return Ok(None);
     };
@@ -315,8 +316,7 @@ fn lock_existing(destination: &Path, overwrite: bool) -> Result<Option<File>> {
     }
     let file = File::open(destination)
         .map_err(|e| Error::io(format!("opening {}", destination.display()), e))?;
-    crate::image::lock_file(&file, destination, false)?;
-    Ok(Some(file))
+    Ok(Some(LockedFile::new(file, destination, false, true)?))
 }
 
 /// The output while it is written: a new file beside the destination, removed on drop

@@ -6,7 +6,7 @@ use crate::check::{check_storage, CheckOptions, CheckReport, Finding, FindingKin
 use crate::dynamic_header::DynamicHeader;
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};
-use crate::image::lock_file;
+use crate::image::LockedFile;
 use crate::storage::Storage;
 use crate::BlockAllocationTable;
 use std::collections::BTreeSet;
@@ -159,7 +159,7 @@ fn report(
 /// Opens `path` for reading and writing and locks it exclusively. A file without write
 /// permission is refused up front (even for a user the permissions do not bind, such as
 /// root): its owner said it is not to be changed.
-fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<Unlocking>> {
+fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<LockedFile>> {
     let metadata = std::fs::metadata(path)
         .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
     if metadata.permissions().readonly() {
@@ -180,39 +180,25 @@ fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<Unlocking>
             },
             _ => Error::io(format!("opening {} for repair", path.display()), e),
         })?;
-    if options.lock {
-        lock_file(&file, path, false)?;
-    }
-    Ok(Arc::new(Unlocking(file)))
-}
-
-/// The file being repaired; its lock is released explicitly when the last user is done
-/// (see `LockedFile` in the image module for why closing is not enough).
-#[derive(Debug)]
-struct Unlocking(File);
-
-impl Drop for Unlocking {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
+    Ok(Arc::new(LockedFile::new(file, path, false, options.lock)?))
 }
 
 /// The repaired file as [`Storage`] for the checks, which take their storage by value.
 #[derive(Debug)]
-struct Shared(Arc<Unlocking>);
+struct Shared(Arc<LockedFile>);
 
 impl Storage for Shared {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.0 .0.read_exact_at(buf, offset)
+        self.0.read_exact_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.0 .0.write_all_at(buf, offset)
+        self.0.write_all_at(buf, offset)
     }
     fn sync(&self) -> io::Result<()> {
-        Storage::sync(&self.0 .0)
+        Storage::sync(&*self.0)
     }
     fn file_size(&self) -> io::Result<u64> {
-        self.0 .0.file_size()
+        self.0.file_size()
     }
 }
 
@@ -462,7 +448,7 @@ impl Plan {
     /// the image did not have, and fewer of those it had.
     fn improves(
         &self,
-        file: &Arc<Unlocking>,
+        file: &Arc<LockedFile>,
         path: &Path,
         options: &CheckOptions,
         before: &CheckReport,
@@ -506,26 +492,23 @@ impl Plan {
 
     /// Writes the plan, each step durable before the next (see [`repair`] for the order,
     /// which [`Plan::make`] builds the steps in).
-    fn apply(&self, file: &Unlocking) -> Result<()> {
+    fn apply(&self, file: &LockedFile) -> Result<()> {
         apply_steps(&self.steps, file)
     }
 }
 
 /// Makes each step durable before the next.
-fn apply_steps(steps: &[Step], file: &Unlocking) -> Result<()> {
+fn apply_steps(steps: &[Step], file: &LockedFile) -> Result<()> {
     for step in steps {
         match step {
             Step::Write { offset, bytes } => file
-                .0
                 .write_all_at(bytes, *offset)
                 .map_err(|e| Error::io(format!("writing the repair at offset {offset}"), e))?,
             Step::SetLength(length) => file
-                .0
                 .set_len(*length)
                 .map_err(|e| Error::io(format!("cutting the file to {length} bytes"), e))?,
         }
-        file.0
-            .sync_all()
+        file.sync_all()
             .map_err(|e| Error::io("flushing the repair to disk (fsync)", e))?;
     }
     Ok(())
@@ -561,7 +544,7 @@ fn structure_sound(before: &CheckReport, disk_type: DiskType) -> bool {
 /// The file as the plan would leave it, read-only, for checking the plan before writing.
 #[derive(Debug)]
 struct Preview {
-    file: Arc<Unlocking>,
+    file: Arc<LockedFile>,
     steps: Vec<Step>,
     length: u64,
 }
@@ -574,11 +557,11 @@ impl Storage for Preview {
         }
         // The file's bytes (zeros past its end), then each planned write over them. Only
         // the final length counts: every cut in a plan is its last step on that range.
-        let file_size = self.file.0.file_size()?;
+        let file_size = self.file.file_size()?;
         buf.fill(0);
         if offset < file_size {
             let available = (file_size - offset).min(buf.len() as u64) as usize;
-            self.file.0.read_exact_at(&mut buf[..available], offset)?;
+            self.file.read_exact_at(&mut buf[..available], offset)?;
         }
         for step in &self.steps {
             if let Step::Write { offset: at, bytes } = step {
