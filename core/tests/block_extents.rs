@@ -255,3 +255,32 @@ fn locator_data_past_the_footer_makes_the_image_read_only() {
     let image = open_ro(&child);
     assert_eq!(image.parent_locator_texts().unwrap()[7], None);
 }
+
+/// Locator data over the BAT (or the header, or the footer copy) would change when a write
+/// allocates a block and the BAT entry is written: such an image opens read-only. (Found by
+/// the written mutation test: a locator's data offset mutated to the BAT's.)
+#[test]
+fn locator_data_over_the_metadata_makes_the_image_read_only() {
+    let mut rng = Rng::new("block_extents locator over the metadata");
+    let dir = TempDir::new("block-extents");
+    let (base, _) = base(&dir, &mut rng);
+    for (name, offset, structure) in [
+        ("copy.vhd", 100, "the footer copy"),
+        ("header.vhd", 512 + 16, "the dynamic header"),
+        ("bat.vhd", 1536, "the block allocation table"),
+    ] {
+        let child = small_child(&dir, name, &base);
+        add_locator(&child, offset, 24);
+        let before = std::fs::read(&child).unwrap();
+        let mut image = Image::open(&child, &OpenOptions::default()).unwrap();
+        let reason = image.read_only_reason().unwrap_or_default().to_string();
+        assert_mentions(&reason, &["parent locator 7", structure]);
+        let e = image.write_at(&rng.bytes(512), 0).unwrap_err();
+        assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
+        drop(image);
+        assert!(
+            std::fs::read(&child).unwrap() == before,
+            "{name}: the file changed"
+        );
+    }
+}

@@ -622,7 +622,7 @@ fn unlocked_opens_skip_the_table_too() {
 #[cfg(unix)]
 #[test]
 fn create_and_operations_see_images_open_from_a_descriptor() {
-    use vhd_core::ops::{self, Progress, RebaseOptions, ResizeOptions};
+    use vhd_core::ops::{self, Progress, ResizeOptions};
     use vhd_core::CheckOptions;
     let dir = TempDir::new("lock-ops");
     let base = dynamic_image(&dir, "base.vhd");
@@ -656,12 +656,15 @@ fn create_and_operations_see_images_open_from_a_descriptor() {
                 ops::commit(path, &read_write(), Progress::default()).unwrap_err(),
                 "commit",
             );
-            let rebase = RebaseOptions::default();
-            locked(ops::rebase(path, &base, &rebase).unwrap_err(), "rebase");
+            let open = OpenOptions::default();
+            locked(ops::rebase(path, &base, &open).unwrap_err(), "rebase");
         } else {
             // A snapshot, a new child, and commit into this image, all need it unshared.
             let snap = dir.join("snap.vhd");
-            locked(ops::snapshot(path, &snap).unwrap_err(), "snapshot");
+            locked(
+                ops::snapshot(path, &snap, &OpenOptions::default()).unwrap_err(),
+                "snapshot",
+            );
             locked(
                 ops::commit(&child, &read_write(), Progress::default()).unwrap_err(),
                 "commit into it",

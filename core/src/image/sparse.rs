@@ -127,34 +127,65 @@ impl SparseFile {
         };
         image.validate_blocks(located.end_offset)?;
         image.next_block_offset = image.end_of_used_space(located.end_offset);
-        if let Some(reason) = image.locator_past_the_footer(located.end_offset) {
+        if let Some(reason) = image.locator_in_the_way(located.end_offset) {
             image.access.force_read_only(reason);
         }
         Ok(Box::new(image))
     }
 
-    /// Why a differencing image may not be written because of a parent locator whose data
-    /// lies at or past the footer (outside the file, or where new blocks go): new blocks are
-    /// appended there, and one would hold the locator's data, which is then read as the
-    /// path to the parent and overlaps a block at the next open. Locator data in front of
-    /// the footer is protected by the layout (blocks may not overlap it, and new ones go
-    /// past it).
-    fn locator_past_the_footer(&self, footer_offset: u64) -> Option<String> {
+    /// Why a differencing image may not be written because of where a parent locator's
+    /// data lies: at or past the footer (outside the file, or where new blocks go: a new
+    /// block would hold it, and then overlap it at the next open), or over the footer copy,
+    /// the dynamic header or the BAT (which writes rewrite: the path to the parent would
+    /// change under it). Locator data elsewhere in front of the footer is protected by the
+    /// layout (blocks may not overlap it, and new ones go past it).
+    fn locator_in_the_way(&self, footer_offset: u64) -> Option<String> {
         if self.footer.disk_type() != Some(crate::DiskType::Differencing) {
             return None;
         }
+        let metadata = self.metadata();
         let locators = self.header.parent_locators.iter().enumerate();
         locators
             .filter(|(_, l)| !l.is_empty())
             .map(|(i, l)| (i, locator_data(l)))
-            .find(|(_, data)| data.start >= footer_offset && data.end > data.start)
-            .map(|(i, data)| {
-                format!(
-                    "the data of parent locator {i} (bytes {}..{}) lies past the footer (at \
-                     {footer_offset}), where new blocks would be written over it",
+            .filter(|(_, data)| data.end > data.start)
+            .find_map(|(i, data)| {
+                let what = format!(
+                    "the data of parent locator {i} (bytes {}..{})",
                     data.start, data.end
-                )
+                );
+                if data.start >= footer_offset {
+                    return Some(format!(
+                        "{what} lies past the footer (at {footer_offset}), where new blocks \
+                         would be written over it"
+                    ));
+                }
+                metadata
+                    .iter()
+                    .find(|(start, end, _)| data.start < *end && *start < data.end)
+                    .map(|(_, _, structure)| {
+                        format!("{what} overlaps {structure}, which writes would change")
+                    })
             })
+    }
+
+    /// The byte ranges of the footer copy, the dynamic header and the BAT, with their names.
+    fn metadata(&self) -> [(u64, u64, &'static str); 3] {
+        let header_offset = self.footer.data_offset;
+        let table_offset = self.header.table_offset;
+        [
+            (0, FOOTER_SIZE as u64, "the footer copy"),
+            (
+                header_offset,
+                header_offset.saturating_add(DYNAMIC_HEADER_SIZE as u64),
+                "the dynamic header",
+            ),
+            (
+                table_offset,
+                table_offset.saturating_add(self.bat.len() as u64 * BAT_ENTRY_SIZE),
+                "the block allocation table",
+            ),
+        ]
     }
 
     /// The hard disk footer.
@@ -240,21 +271,11 @@ impl SparseFile {
                 other,
             }
         };
-        let header_offset = self.footer.data_offset;
-        let table_offset = self.header.table_offset;
-        let mut structures = vec![
-            (0, FOOTER_SIZE as u64, "the footer copy".to_string()),
-            (
-                header_offset,
-                header_offset + DYNAMIC_HEADER_SIZE as u64,
-                "the dynamic header".to_string(),
-            ),
-            (
-                table_offset,
-                table_offset + self.bat.len() as u64 * BAT_ENTRY_SIZE,
-                "the block allocation table".to_string(),
-            ),
-        ];
+        let mut structures: Vec<(u64, u64, String)> = self
+            .metadata()
+            .iter()
+            .map(|&(start, end, what)| (start, end, what.to_string()))
+            .collect();
         if self.footer.disk_type() == Some(crate::DiskType::Differencing) {
             let locators = self.header.parent_locators.iter().enumerate();
             for (i, locator) in locators.filter(|(_, l)| !l.is_empty()) {
