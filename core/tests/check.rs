@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
+use vhd_core::check::MAX_LISTED_PER_KIND;
 use vhd_core::{
     check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
     FooterSource, ParentPath, Severity, VirtualDisk,
@@ -550,22 +551,41 @@ fn overlapping_blocks_and_structures() {
 fn many_findings_of_one_kind_are_summed_up() {
     let dir = TempDir::new("check-many");
     let path = dir.join("small-blocks.vhd");
-    let mut options = CreateOptions::new(DiskType::Dynamic, 256 * KIB);
+    // 2048 blocks of 4 KiB: a BAT of 16 sectors.
+    let mut options = CreateOptions::new(DiskType::Dynamic, 8 * 1024 * KIB);
     options.block_size = 4096;
     let mut disk = create(&path, &options).unwrap();
     disk.write_at(&[1u8; 4096], 0).unwrap();
     disk.flush().unwrap();
     drop(disk);
+    // Entries 1..1500 point at block 0 too: 1499 overlaps.
     let sector = be_u32(&file_bytes(&path, BAT, 4), 0);
-    for index in 1..64 {
-        set_bat_entry(&path, index, sector);
-    }
+    let entries: Vec<u8> = (1..1500).flat_map(|_| sector.to_be_bytes()).collect();
+    patch_file(&path, BAT + 4, &entries);
     let report = run(&path);
     assert_corrupt(&report);
+    assert_eq!(report.count_of(FindingKind::Overlap), 1499);
+    assert_eq!(report.count(Severity::Corrupt), 1499);
     let overlaps: Vec<_> = report.findings_of(FindingKind::Overlap).collect();
-    assert_eq!(overlaps.len(), 33, "{report}");
-    assert_mentions(&overlaps[32].message, &["31 more"]);
-    assert_eq!(report.allocated_blocks(), 64);
+    assert_eq!(overlaps.len(), MAX_LISTED_PER_KIND + 1, "{report}");
+    // The first ones, in file order then BAT order: blocks 1, 2, … over block 0.
+    for (n, finding) in overlaps[..MAX_LISTED_PER_KIND].iter().enumerate() {
+        assert!(finding.omitted.is_none());
+        assert!(
+            finding.message.starts_with(&format!("block {} ", n + 1))
+                && finding.message.contains("overlaps block 0 "),
+            "{}",
+            finding.message
+        );
+    }
+    // Then one summary of the others, last in the report.
+    let summary = overlaps[MAX_LISTED_PER_KIND];
+    assert_eq!(summary.omitted, Some(499));
+    assert_eq!(summary.severity, Severity::Corrupt);
+    assert_eq!(summary.offset, None);
+    assert_mentions(&summary.message, &["499 more overlap findings"]);
+    assert_eq!(report.findings().last(), Some(summary));
+    assert_eq!(report.allocated_blocks(), 1500);
 }
 
 #[test]
