@@ -17,8 +17,8 @@ use vhd_core::bat::UNALLOCATED;
 use vhd_core::check::MAX_LISTED_PER_KIND;
 use vhd_core::ops::{repair, RepairReport};
 use vhd_core::{
-    check, create, CheckOptions, CheckReport, CreateOptions, DiskType, DynamicHeader, FindingKind,
-    Footer, Image, OpenOptions, Severity,
+    check, create, CheckOptions, CheckReport, CreateOptions, DiskType, DynamicHeader, Error,
+    FindingKind, Footer, Image, OpenOptions, Severity,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -304,6 +304,50 @@ fn every_entry_at_one_sector() {
         ..OpenOptions::default()
     };
     drop(Image::open(&path, &read_only).unwrap());
+}
+
+#[test]
+fn every_entry_of_the_disk_at_one_sector() {
+    let serial = serial();
+    let dir = TempDir::new("check-memory-one-sector-in-disk");
+    let path = dir.join("one-sector-in-disk.vhd");
+    // As `every_entry_at_one_sector`, but the disk has a block for every entry (2 GiB):
+    // all of them are read, and opening the image compares them all.
+    let block = u64::from(FIRST_FREE_SECTOR) * 512;
+    let size = u64::from(ENTRIES) * 512;
+    craft(&path, size, 512, |_| FIRST_FREE_SECTOR, block + 1024);
+    let (report, repaired) = check_and_repair(&serial, &path);
+
+    let n = u64::from(ENTRIES);
+    assert_summed_up(
+        &report,
+        FindingKind::Overlap,
+        Severity::Corrupt,
+        n - 1,
+        |i| {
+            format!(
+            "block {} (sector {FIRST_FREE_SECTOR}, bytes {block}..{end}) overlaps block 0 (sector {FIRST_FREE_SECTOR}, bytes {block}..{end})",
+            i + 1,
+            end = block + 1024
+        )
+        },
+    );
+    assert_only(&report, &[FindingKind::Overlap]);
+    assert!(!repaired.changed());
+
+    // Opening it fails on the first overlap, with memory in proportion too.
+    let read_only = OpenOptions {
+        read_only: true,
+        ..OpenOptions::default()
+    };
+    let (opened, peak) = peak_heap(&serial, CAP_BYTES, || Image::open(&path, &read_only));
+    assert!(peak < BOUND, "opening used {} MiB", peak / MIB);
+    match opened {
+        Err(Error::BatEntryOverlap {
+            index: 1, other, ..
+        }) => assert_eq!(other, "block 0"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }
 
 #[test]

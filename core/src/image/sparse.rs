@@ -183,15 +183,20 @@ impl SparseFile {
     /// a write to one would change another block, or destroy the image's structures.
     fn validate_blocks(&self, footer_offset: u64) -> Result<()> {
         let blocks_in_disk = self.size().div_ceil(self.block_size);
-        // (start, end, block, sector) of each allocated block of the disk, in the file.
-        let mut extents = Vec::new();
-        for (block, sector) in self.bat.allocated() {
+        // Where a block lies in the file: (start, end).
+        let extent = |block: u32, sector: u32| {
             let offset = u64::from(sector) * 512;
             let block_start = u64::from(block) * self.block_size;
             // Saturating: max table entries may exceed what the size needs, and an entry
             // past the end of the disk holds no data we read (only its bitmap must fit).
             let needed = self.block_size.min(self.size().saturating_sub(block_start));
-            let end = offset + self.bitmap_size + needed;
+            (offset, offset + self.bitmap_size + needed)
+        };
+        // Each allocated block of the disk as one number, its sector then its index, which
+        // sorts in file order: 8 bytes a block, however a crafted BAT repeats them.
+        let mut blocks = Vec::new();
+        for (block, sector) in self.bat.allocated() {
+            let (offset, end) = extent(block, sector);
             if end > footer_offset {
                 return Err(Error::BatEntryOutOfRange {
                     index: block,
@@ -203,10 +208,12 @@ impl SparseFile {
             }
             // An entry past the end of the disk is never read nor written.
             if u64::from(block) < blocks_in_disk {
-                extents.push((offset, end, block, sector));
+                blocks.push((u64::from(sector) << 32) | u64::from(block));
             }
         }
-        let overlap = |(offset, end, block, sector): (u64, u64, u32, u32), other: String| {
+        let parts = |key: u64| (key as u32, (key >> 32) as u32);
+        let overlap = |(block, sector): (u32, u32), other: String| {
+            let (offset, end) = extent(block, sector);
             Error::BatEntryOverlap {
                 index: block,
                 sector,
@@ -230,24 +237,31 @@ impl SparseFile {
                 "the block allocation table",
             ),
         ];
-        for &extent in &extents {
+        for &key in &blocks {
+            let (block, sector) = parts(key);
+            let (offset, end) = extent(block, sector);
             for (start, stop, what) in structures {
-                if extent.0 < stop && start < extent.1 {
-                    return Err(overlap(extent, format!("{what} (bytes {start}..{stop})")));
+                if offset < stop && start < end {
+                    return Err(overlap(
+                        (block, sector),
+                        format!("{what} (bytes {start}..{stop})"),
+                    ));
                 }
             }
         }
         // In file order, each block must start past the end of every block before it.
-        extents.sort_unstable();
+        blocks.sort_unstable();
         let mut furthest: Option<(u64, u32)> = None;
-        for &extent in &extents {
-            if let Some((end, block)) = furthest {
-                if extent.0 < end {
-                    return Err(overlap(extent, format!("block {block}")));
+        for &key in &blocks {
+            let (block, sector) = parts(key);
+            let (offset, end) = extent(block, sector);
+            if let Some((furthest_end, furthest_block)) = furthest {
+                if offset < furthest_end {
+                    return Err(overlap((block, sector), format!("block {furthest_block}")));
                 }
             }
-            if furthest.is_none_or(|(end, _)| extent.1 > end) {
-                furthest = Some((extent.1, extent.2));
+            if furthest.is_none_or(|(furthest_end, _)| end > furthest_end) {
+                furthest = Some((end, block));
             }
         }
         Ok(())
