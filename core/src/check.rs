@@ -94,6 +94,9 @@ pub const MAX_LISTED_PER_KIND: usize = 1000;
 /// BAT entries read at a time (64 KiB): the check never holds the whole table.
 const BAT_CHUNK_ENTRIES: u64 = 16 * 1024;
 
+/// The most bytes read at once for the cookies of sector bitmaps that lie close together.
+const BITMAP_WINDOW: u64 = 64 * 1024;
+
 /// How to check an image.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -1173,6 +1176,9 @@ impl Checker<'_> {
     fn check_blocks(&mut self, header: &DynamicHeader, layout: &mut Layout) -> Result<()> {
         let entries = u64::from(header.max_table_entries);
         let mut chunk = vec![0u8; (BAT_CHUNK_ENTRIES.min(entries) * BAT_ENTRY_SIZE) as usize];
+        // Sized once for every entry (growing by reallocation would hold two copies at
+        // times); the pages that stay unused are never touched.
+        layout.blocks.reserve_exact(entries as usize);
         let mut first = 0;
         while first < entries {
             let count = BAT_CHUNK_ENTRIES.min(entries - first);
@@ -1233,27 +1239,43 @@ impl Checker<'_> {
     /// not. Only a differencing image reads its bitmaps (a dynamic image reads the block's
     /// data as it is), so only there is it damage.
     ///
-    /// The blocks of the disk are taken in file order, and a bitmap that several BAT
-    /// entries point at is read once.
+    /// The blocks of the disk are taken in file order, and the starts of the bitmaps that
+    /// lie within [`BITMAP_WINDOW`] bytes of each other are read at once: a crafted BAT
+    /// whose millions of entries point into one stretch of the file costs a few reads, not
+    /// one each (and a bitmap several entries share is read once).
     fn check_bitmaps(&mut self, layout: &Layout, disk_type: DiskType) -> Result<()> {
-        let mut last_read: Option<(u64, bool)> = None;
-        for (block, sector) in layout.blocks.iter().map(|&key| key_parts(key)) {
+        let cookie = FOOTER_COOKIE.len() as u64;
+        // The block of `layout.blocks[i]`, where its bitmap starts, and whether it is in
+        // the disk (only those bitmaps are read).
+        let bitmap = |i: usize| {
+            let (block, sector) = key_parts(layout.blocks[i]);
             let extent = layout.geometry.extent(block, sector);
-            if !extent.in_disk {
+            (block, extent.start, extent.in_disk)
+        };
+        let mut window = Vec::new();
+        let mut window_start = 0;
+        for i in 0..layout.blocks.len() {
+            let (block, start, in_disk) = bitmap(i);
+            if !in_disk {
                 continue;
             }
-            let start = extent.start;
-            let holds_footer = match last_read {
-                Some((at, holds_footer)) if at == start => holds_footer,
-                _ => {
-                    let mut cookie = [0u8; 8];
-                    self.read(&mut cookie, start, "a sector bitmap")?;
-                    let holds_footer = &cookie == FOOTER_COOKIE;
-                    last_read = Some((start, holds_footer));
-                    holds_footer
+            // Starts only grow: a cookie not in the window is past it.
+            if start + cookie > window_start + window.len() as u64 {
+                let mut end = start + cookie;
+                for (_, next, next_in_disk) in (i + 1..layout.blocks.len()).map(bitmap) {
+                    if next + cookie - start > BITMAP_WINDOW {
+                        break;
+                    }
+                    if next_in_disk {
+                        end = next + cookie;
+                    }
                 }
-            };
-            if holds_footer {
+                window_start = start;
+                window.resize((end - start) as usize, 0);
+                self.read(&mut window, start, "sector bitmaps")?;
+            }
+            let at = (start - window_start) as usize;
+            if window[at..at + cookie as usize] == FOOTER_COOKIE[..] {
                 self.bitmap_holds_footer(block, start, disk_type);
             }
         }

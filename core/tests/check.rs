@@ -949,3 +949,47 @@ fn a_bitmap_that_holds_a_footer() {
         &["block 1"],
     );
 }
+
+/// The check reads the cookies of bitmaps that lie close together at once (64 KiB at a
+/// time): each block is still judged by its own bitmap, at the edges of those reads too,
+/// and blocks that share a bitmap are each reported.
+#[test]
+fn bitmaps_read_together_are_each_judged() {
+    let dir = TempDir::new("check-bitmaps-together");
+    // 300 blocks of 4 KiB (4.5 KiB each with the bitmap: about 14 to a read), written in
+    // disk order so that block i is the i-th in the file.
+    let path = dir.join("small-blocks.vhd");
+    let mut options = CreateOptions::new(DiskType::Dynamic, 300 * 4 * KIB);
+    options.block_size = 4096;
+    let mut disk = create(&path, &options).unwrap();
+    for block in 0..300u64 {
+        disk.write_at(&[1u8; 512], block * 4096).unwrap();
+    }
+    disk.flush().unwrap();
+    drop(disk);
+    let footer = file_bytes(&path, footer_offset(&path), 512);
+    let bat = file_bytes(&path, BAT, 300 * 4);
+    let bitmap_of = |block: usize| u64::from(be_u32(&bat, 4 * block)) * 512;
+    let with_footer = [0usize, 13, 14, 15, 28, 29, 150, 298, 299];
+    for &block in &with_footer {
+        patch_file(&path, bitmap_of(block), &footer);
+    }
+    // Block 7's entry points at block 14's bitmap too (an overlap, and one more finding).
+    set_bat_entry(&path, 7, be_u32(&bat, 4 * 14));
+    let report = run(&path);
+    let mut expected: Vec<String> = with_footer
+        .iter()
+        .map(|&block| format!("block {block} (at {})", bitmap_of(block)))
+        .collect();
+    // File order, then BAT order: block 7 before block 14.
+    expected.insert(2, format!("block 7 (at {})", bitmap_of(14)));
+    let found: Vec<String> = report
+        .findings_of(FindingKind::BitmapHoldsFooter)
+        .map(|f| {
+            assert_eq!(f.severity, Severity::Info, "a dynamic image");
+            let what = f.message.split(") holds").next().unwrap();
+            format!("{})", what.trim_start_matches("the sector bitmap of "))
+        })
+        .collect();
+    assert_eq!(found, expected, "{report}");
+}

@@ -1,8 +1,9 @@
 //! `check` and `repair` on crafted images whose BAT makes millions of findings: the memory
 //! they use stays proportional to the BAT (measured with a counting global allocator, so
-//! this file is its own test binary), the findings of one kind past
-//! [`MAX_LISTED_PER_KIND`] are counted exactly in one summary, and the listed ones are the
-//! first ones in a deterministic order (the file's order, then the BAT's).
+//! this file is its own test binary), the reads they make stay few where the blocks lie
+//! close together, the findings of one kind past [`MAX_LISTED_PER_KIND`] are counted
+//! exactly in one summary, and the listed ones are the first ones in a deterministic order
+//! (the file's order, then the BAT's).
 //!
 //! The images are sparse files: only their structures (16 MiB of BAT) are written.
 
@@ -17,8 +18,8 @@ use vhd_core::bat::UNALLOCATED;
 use vhd_core::check::MAX_LISTED_PER_KIND;
 use vhd_core::ops::{repair, RepairReport};
 use vhd_core::{
-    check, create, CheckOptions, CheckReport, CreateOptions, DiskType, DynamicHeader, Error,
-    FindingKind, Footer, Image, OpenOptions, Severity,
+    check, check_storage, create, CheckOptions, CheckReport, CreateOptions, DiskType,
+    DynamicHeader, Error, FindingKind, Footer, Image, OpenOptions, Severity,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -170,6 +171,11 @@ fn run_check(path: &Path) -> CheckReport {
 /// bound.
 fn check_and_repair(serial: &MutexGuard<'static, ()>, path: &Path) -> (CheckReport, RepairReport) {
     let (report, peak) = peak_heap(serial, CAP_BYTES, || run_check(path));
+    eprintln!(
+        "check of {}: {} MiB at the peak",
+        path.display(),
+        peak / MIB
+    );
     assert!(
         peak < BOUND,
         "check used {} MiB at its peak (bound {} MiB)",
@@ -179,6 +185,11 @@ fn check_and_repair(serial: &MutexGuard<'static, ()>, path: &Path) -> (CheckRepo
     let (repaired, peak) = peak_heap(serial, CAP_BYTES, || {
         repair(path, &CheckOptions::default()).unwrap()
     });
+    eprintln!(
+        "repair of {}: {} MiB at the peak",
+        path.display(),
+        peak / MIB
+    );
     assert!(
         peak < BOUND,
         "repair used {} MiB at its peak (bound {} MiB)",
@@ -242,7 +253,7 @@ fn assert_only(report: &CheckReport, kinds: &[FindingKind]) {
 #[test]
 fn every_entry_at_one_sector() {
     let serial = serial();
-    let dir = TempDir::new("check-memory-one-sector");
+    let dir = TempDir::new("check-bounds-one-sector");
     let path = dir.join("one-sector.vhd");
     // The image of the issue: 512-byte blocks, a 512-byte disk, and every BAT entry
     // pointing at the one block after the BAT.
@@ -309,7 +320,7 @@ fn every_entry_at_one_sector() {
 #[test]
 fn every_entry_of_the_disk_at_one_sector() {
     let serial = serial();
-    let dir = TempDir::new("check-memory-one-sector-in-disk");
+    let dir = TempDir::new("check-bounds-one-sector-in-disk");
     let path = dir.join("one-sector-in-disk.vhd");
     // As `every_entry_at_one_sector`, but the disk has a block for every entry (2 GiB):
     // all of them are read, and opening the image compares them all.
@@ -350,10 +361,89 @@ fn every_entry_of_the_disk_at_one_sector() {
     }
 }
 
+/// A file that counts the reads made from it.
+#[derive(Debug)]
+struct CountingReads {
+    file: std::fs::File,
+    reads: std::sync::Arc<AtomicUsize>,
+}
+
+impl vhd_core::Storage for CountingReads {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
+    }
+    fn write_all_at(&self, _: &[u8], _: u64) -> std::io::Result<()> {
+        Err(std::io::Error::other("read-only"))
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn file_size(&self) -> std::io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
+
+#[test]
+fn millions_of_blocks_one_sector_apart() {
+    let serial = serial();
+    let dir = TempDir::new("check-bounds-sector-apart");
+    let path = dir.join("sector-apart.vhd");
+    // A 2 GiB disk in 512-byte blocks (a bitmap sector and a data sector each), block i
+    // one sector after block i - 1: each overlaps the next, and every bitmap is read.
+    let sector = |i: u32| FIRST_FREE_SECTOR + i;
+    let size = u64::from(ENTRIES) * 512;
+    craft(
+        &path,
+        size,
+        512,
+        sector,
+        u64::from(sector(ENTRIES + 1)) * 512,
+    );
+    let reads = std::sync::Arc::new(AtomicUsize::new(0));
+    let storage = CountingReads {
+        file: std::fs::File::open(&path).unwrap(),
+        reads: reads.clone(),
+    };
+    let options = CheckOptions {
+        lock: false,
+        ..CheckOptions::default()
+    };
+    let (report, peak) = peak_heap(&serial, CAP_BYTES, || {
+        check_storage(Box::new(storage), &path, &options).unwrap()
+    });
+    assert!(peak < BOUND, "check used {} MiB", peak / MIB);
+    // The bitmaps' cookies are read 64 KiB at a time (128 at once), not one by one: 4M
+    // reads before.
+    let reads = reads.load(Ordering::Relaxed);
+    assert!(reads < 40_000, "{reads} reads");
+    let n = u64::from(ENTRIES);
+    assert_summed_up(
+        &report,
+        FindingKind::Overlap,
+        Severity::Corrupt,
+        n - 1,
+        |i| {
+            let block = i as u32 + 1;
+            let start = u64::from(sector(block)) * 512;
+            format!(
+            "block {block} (sector {}, bytes {start}..{}) overlaps block {} (sector {}, bytes {}..{})",
+            sector(block),
+            start + 1024,
+            block - 1,
+            sector(block - 1),
+            start - 512,
+            start + 512
+        )
+        },
+    );
+    assert_only(&report, &[FindingKind::Overlap]);
+}
+
 #[test]
 fn entries_past_the_end_of_the_disk() {
     let serial = serial();
-    let dir = TempDir::new("check-memory-past-end");
+    let dir = TempDir::new("check-bounds-past-end");
     let path = dir.join("past-end.vhd");
     // Each block at its own place (a 512-byte bitmap and 512 bytes of data: 2 sectors);
     // all but block 0 past the end of the 512-byte disk.
@@ -388,7 +478,7 @@ fn entries_past_the_end_of_the_disk() {
 #[test]
 fn millions_of_distinct_overlaps() {
     let serial = serial();
-    let dir = TempDir::new("check-memory-overlaps");
+    let dir = TempDir::new("check-bounds-overlaps");
     let path = dir.join("overlaps.vhd");
     // 4 MiB blocks have 1 KiB bitmaps; block i starts one sector after block i - 1.
     let sector = |i: u32| FIRST_FREE_SECTOR + i;
@@ -432,7 +522,7 @@ fn millions_of_distinct_overlaps() {
 #[test]
 fn millions_of_leaked_blocks() {
     let serial = serial();
-    let dir = TempDir::new("check-memory-leaks");
+    let dir = TempDir::new("check-bounds-leaks");
     let path = dir.join("leaks.vhd");
     // Blocks of 2 sectors, 4 sectors apart: a leaked block between each two.
     let sector = |i: u32| FIRST_FREE_SECTOR + 4 * i;
@@ -469,7 +559,7 @@ fn millions_of_leaked_blocks() {
 #[test]
 fn millions_of_entries_outside_the_file_are_dropped() {
     let serial = serial();
-    let dir = TempDir::new("check-memory-outside");
+    let dir = TempDir::new("check-bounds-outside");
     let path = dir.join("outside.vhd");
     // A 2 GiB disk in 512-byte blocks; every other entry points far past the end of the
     // file, which ends right after the BAT.
