@@ -241,7 +241,12 @@ impl Storage for Shared {
 /// One change to the file.
 #[derive(Debug, Clone)]
 enum Step {
-    Write { offset: u64, bytes: Vec<u8> },
+    /// Shared: the preview of a plan takes its steps without copying the bytes (a BAT's
+    /// worth, at most).
+    Write {
+        offset: u64,
+        bytes: Arc<Vec<u8>>,
+    },
     SetLength(u64),
 }
 
@@ -365,7 +370,7 @@ impl Plan {
         (self.lost, self.lost_omitted) = lost.finish();
         self.steps.push(Step::Write {
             offset,
-            bytes: entries,
+            bytes: Arc::new(entries),
         });
         Ok(())
     }
@@ -384,7 +389,7 @@ impl Plan {
         header.update_checksum();
         self.steps.push(Step::Write {
             offset: header_offset,
-            bytes: header.to_bytes().to_vec(),
+            bytes: Arc::new(header.to_bytes().to_vec()),
         });
         self.act(
             FindingKind::HeaderChecksum,
@@ -402,7 +407,7 @@ impl Plan {
         let layout = &before.layout;
         let file_size = before.file_size();
         let end_bad = layout.end_footer.as_ref().is_some_and(|(_, ok, _)| !ok);
-        let bytes = good.to_bytes().to_vec();
+        let bytes = Arc::new(good.to_bytes().to_vec());
         match &layout.end_footer {
             None => {
                 // Where the next block would have gone, as the writer that lost it left it.
@@ -481,7 +486,7 @@ impl Plan {
         }
         self.steps.push(Step::Write {
             offset: 0,
-            bytes: good.to_bytes().to_vec(),
+            bytes: Arc::new(good.to_bytes().to_vec()),
         });
         let what = match kind {
             FindingKind::FooterCopyMissing => "was missing",
