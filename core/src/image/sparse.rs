@@ -193,8 +193,11 @@ impl SparseFile {
             (offset, offset + self.bitmap_size + needed)
         };
         // Each allocated block of the disk as one number, its sector then its index, which
-        // sorts in file order: 8 bytes a block, however a crafted BAT repeats them.
-        let mut blocks = Vec::new();
+        // sorts in file order: 8 bytes a block, however a crafted BAT repeats them (sized
+        // once: growing by reallocation would hold two copies at times).
+        let in_disk = |block: u32| u64::from(block) < blocks_in_disk;
+        let mut blocks =
+            Vec::with_capacity(self.bat.allocated().filter(|&(b, _)| in_disk(b)).count());
         for (block, sector) in self.bat.allocated() {
             let (offset, end) = extent(block, sector);
             if end > footer_offset {
@@ -207,7 +210,7 @@ impl SparseFile {
                 });
             }
             // An entry past the end of the disk is never read nor written.
-            if u64::from(block) < blocks_in_disk {
+            if in_disk(block) {
                 blocks.push((u64::from(sector) << 32) | u64::from(block));
             }
         }
