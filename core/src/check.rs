@@ -336,9 +336,10 @@ impl CheckReport {
         &self.path
     }
 
-    /// The findings listed, in the order found (blocks in the order of the file, then of
-    /// the BAT), at most [`MAX_LISTED_PER_KIND`] of each kind, followed by one summary
-    /// (see [`Finding::omitted`]) for each kind that had more.
+    /// The findings listed, in the order found (those about BAT entries in the BAT's order,
+    /// those about stretches of the file, such as overlaps and leaks, in the file's order,
+    /// then the BAT's), at most [`MAX_LISTED_PER_KIND`] of each kind, followed by one
+    /// summary (see [`Finding::omitted`]) for each kind that had more.
     pub fn findings(&self) -> &[Finding] {
         &self.findings
     }
@@ -549,6 +550,19 @@ pub fn check(path: impl AsRef<Path>, options: &CheckOptions) -> Result<CheckRepo
 /// Checks the image held by `file`, as [`check`] does; `path` names it in messages and
 /// is where the parent of a differencing image is looked for. Nothing is written.
 pub fn check_storage(
+    file: Box<dyn Storage>,
+    path: &Path,
+    options: &CheckOptions,
+) -> Result<CheckReport> {
+    let mut report = check_layout(file, path, options)?;
+    // What the check learnt of the layout (up to 8 bytes per BAT entry) only serves a
+    // repair.
+    report.layout = LayoutFacts::default();
+    Ok(report)
+}
+
+/// Checks as [`check_storage`] does, and keeps in the report what a repair plans from.
+pub(crate) fn check_layout(
     file: Box<dyn Storage>,
     path: &Path,
     options: &CheckOptions,

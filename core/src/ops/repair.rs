@@ -4,8 +4,8 @@
 
 use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
 use crate::check::{
-    check_storage, CheckOptions, CheckReport, Finding, FindingKind, LayoutFacts, Severity,
-    MAX_LISTED_PER_KIND,
+    check_layout, check_storage, CheckOptions, CheckReport, Finding, FindingKind, LayoutFacts,
+    Severity, MAX_LISTED_PER_KIND,
 };
 use crate::dynamic_header::DynamicHeader;
 use crate::error::{Error, Result};
@@ -146,7 +146,7 @@ impl std::fmt::Display for RepairReport {
 pub fn repair(path: impl AsRef<Path>, options: &CheckOptions) -> Result<RepairReport> {
     let path = path.as_ref();
     let file = open_for_repair(path, options)?;
-    let mut before = check_storage(Box::new(Shared(file.clone())), path, options)?;
+    let mut before = check_layout(Box::new(Shared(file.clone())), path, options)?;
     let plan = Plan::make(&before, &file)?;
     // What the check learnt of the layout served the plan; the report does not need it.
     before.layout = LayoutFacts::default();
@@ -733,8 +733,8 @@ mod tests {
                 .map(|f| f.kind)
                 .collect()
         };
-        let before = crate::check(&path, &options).unwrap();
         let file = open_for_repair(&path, &options).unwrap();
+        let before = check_layout(Box::new(Shared(file.clone())), &path, &options).unwrap();
         let plan = Plan::make(&before, &file).unwrap();
         drop(file);
         assert_eq!(plan.steps.len(), 4, "{plan:#?}");
