@@ -150,9 +150,10 @@ pub fn repair(path: impl AsRef<Path>, options: &CheckOptions) -> Result<RepairRe
     let plan = Plan::make(&before, &file)?;
     // What the check learnt of the layout served the plan; the report does not need it.
     before.layout = LayoutFacts::default();
-    let preview = match plan.steps.is_empty() {
-        true => None,
-        false => plan.preview_if_better(&file, path, options, &before)?,
+    let preview = if plan.steps.is_empty() {
+        None
+    } else {
+        plan.preview_if_better(&file, path, options, &before)?
     };
     let Some(after) = preview else {
         return Ok(report(before.clone(), Plan::default(), before));
@@ -314,9 +315,13 @@ impl Plan {
         let offset = header.table_offset + u64::from(first) * BAT_ENTRY_SIZE;
         let mut entries =
             vec![0u8; (u64::from(last - first) + 1) as usize * BAT_ENTRY_SIZE as usize];
-        file.0
-            .read_exact_at(&mut entries, offset)
-            .map_err(|e| Error::io(format!("reading the BAT entries at offset {offset}"), e))?;
+        file.0.read_exact_at(&mut entries, offset).map_err(|e| {
+            let path = before.path().display();
+            Error::io(
+                format!("reading the BAT entries at offset {offset} of {path}"),
+                e,
+            )
+        })?;
         let size = before.virtual_size().unwrap_or(0);
         let block_size = u64::from(header.block_size);
         let reads_as = if before.disk_type() == Some(DiskType::Differencing) {
