@@ -96,6 +96,10 @@ const BAT_CHUNK_ENTRIES: u64 = 16 * 1024;
 
 /// The most bytes read at once for the cookies of sector bitmaps that lie close together.
 const BITMAP_WINDOW: u64 = 64 * 1024;
+/// Bitmaps closer than this to the previous one are read with it: the bytes between (a
+/// page or two) cost less than a read of their own. Further apart, as the blocks of images
+/// with usual block sizes are, each cookie is read alone.
+const BITMAP_GAP: u64 = 8 * 1024;
 
 /// How to check an image.
 #[derive(Debug, Clone)]
@@ -1253,10 +1257,10 @@ impl Checker<'_> {
     /// not. Only a differencing image reads its bitmaps (a dynamic image reads the block's
     /// data as it is), so only there is it damage.
     ///
-    /// The blocks of the disk are taken in file order, and the starts of the bitmaps that
-    /// lie within [`BITMAP_WINDOW`] bytes of each other are read at once: a crafted BAT
-    /// whose millions of entries point into one stretch of the file costs a few reads, not
-    /// one each (and a bitmap several entries share is read once).
+    /// The blocks of the disk are taken in file order, and the starts of bitmaps that
+    /// follow each other closely ([`BITMAP_GAP`]) are read at once, up to [`BITMAP_WINDOW`]
+    /// bytes: a crafted BAT whose millions of entries point into one stretch of the file
+    /// costs a few reads, not one each (and a bitmap several entries share is read once).
     fn check_bitmaps(&mut self, layout: &Layout, disk_type: DiskType) -> Result<()> {
         let cookie = FOOTER_COOKIE.len() as u64;
         // The block of `layout.blocks[i]`, where its bitmap starts, and whether it is in
@@ -1275,15 +1279,19 @@ impl Checker<'_> {
             }
             // Starts only grow: a cookie not in the window is past it.
             if start + cookie > window_start + window.len() as u64 {
-                let mut end = start + cookie;
+                let mut last = start;
                 for (_, next, next_in_disk) in (i + 1..layout.blocks.len()).map(bitmap) {
                     if next + cookie - start > BITMAP_WINDOW {
                         break;
                     }
                     if next_in_disk {
-                        end = next + cookie;
+                        if next - last > BITMAP_GAP {
+                            break;
+                        }
+                        last = next;
                     }
                 }
+                let end = last + cookie;
                 window_start = start;
                 window.resize((end - start) as usize, 0);
                 self.read(&mut window, start, "sector bitmaps")?;
