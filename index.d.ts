@@ -1134,24 +1134,42 @@ export declare class VhdStream extends Readable {
  */
 export declare function createVhdStream(source: PathLike, options: VhdStreamOptions): Promise<VhdStream>
 
-/** One problem `check` found. */
+/**
+ * One problem `check` found; or, with `omitted`, the summary of the problems of its kind
+ * that were not listed: at most 1000 findings of each kind are listed (a crafted image can
+ * have millions), then one summary whose `message` reads `'… and N more overlap findings,
+ * not listed …'`.
+ */
 export interface CheckFinding {
-  /** `'corrupt'`: damage; `'leak'`: wasted space, nothing lost; `'info'`: harmless. */
+  /**
+   * `'corrupt'`: damage; `'leak'`: wasted space, nothing lost; `'info'`: harmless. For a
+   * summary: the worst of those it stands for.
+   */
   severity: 'info' | 'leak' | 'corrupt'
   /** A stable code of the kind of problem, e.g. `'footer-checksum'`. */
   code: string
   message: string
-  /** Where in the file, when it is about one place. */
+  /** Where in the file, when it is about one place (never on a summary). */
   offset?: number
+  /**
+   * Only on a summary, the last finding of its kind in the list: how many findings of that
+   * kind were found and not listed.
+   */
+  omitted?: number
 }
 
-/** One change `check` with `repair` made. */
+/**
+ * One change `check` with `repair` made; or, with `omitted`, the summary of the changes of
+ * its kind that were not listed (at most 1000 of each kind are).
+ */
 export interface CheckRepair {
   /** The code of the finding it repairs. */
   code: string
-  /** Where in the file (for a cut: the new file size). */
+  /** Where in the file (for a cut: the new file size; for a summary: the first change it stands for). */
   offset: number
   description: string
+  /** Only on a summary: how many changes of its kind were made and not listed. */
+  omitted?: number
 }
 
 export interface CheckOptions extends Omit<ChainOptions, 'ignoreChecksums'> {
@@ -1172,17 +1190,24 @@ export interface CheckReport {
   leakedBlocks: number
   allocatedBlocks: number
   fileSize: number
-  /** Everything found (with `repair`: before repairing). */
+  /**
+   * Everything found (with `repair`: before repairing), in the order found: at most 1000
+   * findings of each kind, then, for each kind that had more, one summary (a finding with
+   * `omitted`: how many more there were).
+   */
   findings: CheckFinding[]
-  /** With `repair`: the changes made, in order (empty when nothing needed or could safely get one). */
+  /** With `repair`: the changes made, in order (empty when nothing needed or could safely get one); bounded as `findings` are. */
   repairs?: CheckRepair[]
-  /** With `repair`: what is still wrong (damage or leaks). */
+  /** With `repair`: what is still wrong (damage or leaks), bounded as `findings` are. */
   notRepaired?: CheckFinding[]
   /**
    * With `repair`: ranges of the virtual disk that read differently now (as zeros, or from
-   * the parent) because the blocks their BAT entries pointed at were not in the file.
+   * the parent) because the blocks their BAT entries pointed at were not in the file. In
+   * disk order, ranges that touch merged, at most 1000.
    */
   lost?: Array<{ offset: number; length: number }>
+  /** With `repair`: how many more such ranges were not listed in `lost`. */
+  lostOmitted?: number
 }
 
 /**

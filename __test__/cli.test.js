@@ -14,7 +14,7 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const VHD = require('..')
-const { KiB, MiB, tempDir, pattern, PYTHON, pyvhdiReadChain } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, imageWithManyFindings, PYTHON, pyvhdiReadChain } = require('./helpers.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const BIN = path.join(ROOT, 'bin', 'vhd.js')
@@ -524,6 +524,30 @@ describe('check', () => {
     const again = JSON.parse(vhdOk(['check', '--repair', '--json', file]).stdout)
     assert.deepEqual([again.actions, again.exitCode, again.after.leakedBlocks], [[], 0, 0])
     assert.ok(qemuRaw(file).equals(before), 'the repair changed what the disk reads')
+  })
+
+  test('past 1000 findings of a kind: the text and --json say how many were not listed', async () => {
+    const file = path.join(tmp.dir, 'check-many.vhd')
+    await imageWithManyFindings(file, { overlaps: 1500, outside: 1200 })
+    const res = vhd(['check', file])
+    assert.equal(res.status, 2, res.stderr)
+    assert.match(res.stdout, /^ERROR \[overlap\]: … and 500 more overlap findings, not listed/m)
+    assert.match(res.stdout, /^ERROR \[bitmap-out-of-range\]: … and 200 more bitmap-out-of-range findings/m)
+    assert.match(res.stdout, /^2700 errors were found on the image\./m)
+
+    const json = JSON.parse(vhd(['check', '--json', file]).stdout)
+    assert.equal(json.corruptions, 2700)
+    const overlaps = json.findings.filter((f) => f.kind === 'overlap')
+    assert.equal(overlaps.length, 1001)
+    assert.ok(overlaps.slice(0, 1000).every((f) => f.omitted === null && f.offset !== null))
+    assert.deepEqual([overlaps[1000].omitted, overlaps[1000].offset, overlaps[1000].severity], [500, null, 'corrupt'])
+
+    const repair = JSON.parse(vhd(['check', '--repair', '--json', file]).stdout)
+    const drops = repair.actions.filter((a) => a.fixes === 'bitmap-out-of-range')
+    assert.equal(drops.length, 1001)
+    assert.deepEqual([drops[999].omitted, drops[1000].omitted], [null, 200])
+    assert.deepEqual([repair.lost.length, repair.lostOmitted], [1000, 200])
+    assert.deepEqual([repair.before.corruptions, repair.after.corruptions, repair.exitCode], [2700, 1500, 2])
   })
 
   test('check of a file that is not there: exit code 1', () => {

@@ -204,6 +204,23 @@ function nativeIo(image) {
   }
 }
 
+/**
+ * Makes `file` a 16 MiB dynamic image in 4 KiB blocks (4096 BAT entries, the BAT at 1536)
+ * with block 0 written, then points BAT entries 1..`overlaps` at block 0 (an overlap each)
+ * and every other entry after them, `outside` of them, far past the end of the file (a
+ * block a repair drops, and a lost range each): more findings of a kind than `check` lists.
+ */
+async function imageWithManyFindings(file, { overlaps, outside }) {
+  const disk = await VHD.create(file, { type: 'dynamic', size: 16 * MiB, blockSize: 4 * KiB })
+  await disk.write(pattern(4 * KiB, 7), 0)
+  await disk.close()
+  patchFile(file, 1536, 4 * 4096, (table) => {
+    const sector = table.readUInt32BE(0)
+    for (let i = 1; i <= overlaps; i++) table.writeUInt32BE(sector, 4 * i)
+    for (let k = 0; k < outside; k++) table.writeUInt32BE(0xf0000000, 4 * (overlaps + 1 + 2 * k))
+  })
+}
+
 module.exports = {
   KiB,
   MiB,
@@ -217,6 +234,7 @@ module.exports = {
   rejectsWith,
   throwsWith,
   createWithModel,
+  imageWithManyFindings,
   PYTHON,
   pyvhdiReadChain,
   nativeIo,

@@ -12,7 +12,20 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const VHD = require('..')
-const { KiB, MiB, tempDir, pattern, patchFile, vhdChecksum, sha256File, viaCallback, rejectsWith, PYTHON, pyvhdiReadChain } = require('./helpers.js')
+const {
+  KiB,
+  MiB,
+  tempDir,
+  pattern,
+  patchFile,
+  vhdChecksum,
+  sha256File,
+  viaCallback,
+  rejectsWith,
+  imageWithManyFindings,
+  PYTHON,
+  pyvhdiReadChain,
+} = require('./helpers.js')
 
 const qemuProbe = spawnSync('qemu-img', ['--version'], { encoding: 'utf8' })
 const hasQemu = qemuProbe.status === 0
@@ -384,6 +397,46 @@ describe('check', () => {
     } finally {
       await disk.close()
     }
+  })
+
+  test('past 1000 findings of a kind: a summary with the number omitted, and the same for repairs and lost ranges', async () => {
+    const file = tmp.file('many')
+    await imageWithManyFindings(file, { overlaps: 1500, outside: 1200 })
+    const ofKind = (list, code) => list.filter((f) => f.code === code)
+    /** The first 1000 of `code` listed (no `omitted`, in order), then one summary of `omitted` more. */
+    const assertSummedUp = (list, code, omitted) => {
+      const listed = ofKind(list, code)
+      assert.equal(listed.length, 1001, code)
+      assert.ok(listed.slice(0, 1000).every((f) => !('omitted' in f)))
+      assert.equal(listed[1000].omitted, omitted)
+      return listed
+    }
+
+    const report = await VHD.check(file)
+    assert.equal(report.exitCode, 2)
+    const overlaps = assertSummedUp(report.findings, 'overlap', 500)
+    assert.match(overlaps[0].message, /^block 1 .* overlaps block 0 /)
+    assert.match(overlaps[999].message, /^block 1000 .* overlaps block 0 /)
+    assert.equal(overlaps[1000].severity, 'corrupt')
+    assert.equal('offset' in overlaps[1000], false)
+    assert.match(overlaps[1000].message, /^… and 500 more overlap findings, not listed/)
+    assertSummedUp(report.findings, 'bitmap-out-of-range', 200)
+
+    const repaired = await VHD.check(file, { repair: true })
+    assertSummedUp(repaired.findings, 'overlap', 500)
+    const drops = assertSummedUp(repaired.repairs, 'bitmap-out-of-range', 200)
+    assert.match(drops[0].description, /^BAT entry 1501 pointed at sector 4026531840/)
+    // A summary's offset is that of the first change it stands for.
+    assert.equal(drops[1000].offset, 1536 + 4 * (1501 + 2 * 1000))
+    assert.equal(repaired.lost.length, 1000)
+    assert.deepEqual(repaired.lost[0], { offset: 1501 * 4096, length: 4096 })
+    assert.equal(repaired.lostOmitted, 200)
+    // The overlaps are not repaired.
+    assertSummedUp(repaired.notRepaired, 'overlap', 500)
+    assert.equal(repaired.exitCode, 2)
+    const after = await VHD.check(file)
+    assert.equal(ofKind(after.findings, 'bitmap-out-of-range').length, 0)
+    assert.equal('lostOmitted' in after, false)
   })
 
   test('a missing file rejects with ENOENT; the callback form', async () => {

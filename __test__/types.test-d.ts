@@ -308,7 +308,10 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
   expectType<0 | 2 | 3>(report.exitCode)
   expectType<'info' | 'leak' | 'corrupt'>(report.findings[0].severity)
   expectType<number | undefined>(report.findings[0].offset)
+  expectType<number | undefined>(report.findings[0].omitted)
   expectType<VHD.CheckRepair[] | undefined>(report.repairs)
+  expectType<number | undefined>(report.repairs?.[0].omitted)
+  expectType<number | undefined>(report.lostOmitted)
   VHD.check('disk.vhd', (error, r) => expectType<boolean>(r.clean))
 
   expectType<VHD.CompactReport>(await VHD.compact('disk.vhd', { onProgress }))

@@ -300,19 +300,27 @@ function check(path, options, callback) {
   )
 }
 
-/** Drops the properties the native side leaves out (`offset`, the repair lists). */
+/** Drops the properties the native side leaves out (`offset`, `omitted`, the repair lists). */
 function shapeCheck(report) {
-  const finding = ({ severity, code, message, offset }) =>
-    offset == null ? { severity, code, message } : { severity, code, message, offset }
+  const finding = ({ severity, code, message, offset, omitted }) =>
+    withOmitted(offset == null ? { severity, code, message } : { severity, code, message, offset }, omitted)
+  const repair = ({ code, offset, description, omitted }) => withOmitted({ code, offset, description }, omitted)
   const shaped = { ...report, findings: report.findings.map(finding) }
   if (report.repairs == null) {
     delete shaped.repairs
     delete shaped.notRepaired
     delete shaped.lost
+    delete shaped.lostOmitted
   } else {
+    shaped.repairs = report.repairs.map(repair)
     shaped.notRepaired = report.notRepaired.map(finding)
   }
   return shaped
+}
+
+/** `entry`, with `omitted` when it is a summary of the entries of its kind not listed. */
+function withOmitted(entry, omitted) {
+  return omitted == null ? entry : { ...entry, omitted }
 }
 
 /** An operation on one image in place, with progress: `compact` and `commit`. */

@@ -722,16 +722,18 @@ impl CheckArgs {
     }
 }
 
-/// One problem `check` found.
+/// One problem `check` found, or the summary of those of its kind that were not listed.
 #[napi(object)]
 pub struct FindingResult {
-    /// `'info'`, `'leak'` or `'corrupt'`.
+    /// `'info'`, `'leak'` or `'corrupt'` (for a summary: the worst of those it stands for).
     pub severity: String,
     /// The stable code of its kind.
     pub code: String,
     pub message: String,
     /// Where in the file, when it is about one place.
     pub offset: Option<f64>,
+    /// Only on a summary: how many findings of its kind were not listed.
+    pub omitted: Option<f64>,
 }
 
 /// What `check` (and `repair`) found.
@@ -753,6 +755,8 @@ pub struct CheckResult {
     /// With `repair`: ranges of the virtual disk that read differently now (as zeros, or
     /// from the parent) because the blocks their BAT entries pointed at were not there.
     pub lost: Option<Vec<RangeResult>>,
+    /// With `repair`: how many more such ranges were not listed.
+    pub lost_omitted: Option<f64>,
 }
 
 /// One change `repair` made.
@@ -763,6 +767,8 @@ pub struct RepairResult {
     /// Where in the file the change was made (for a cut: the new file size).
     pub offset: f64,
     pub description: String,
+    /// Only on a summary: how many changes of its kind were not listed.
+    pub omitted: Option<f64>,
 }
 
 /// A range of the virtual disk.
@@ -778,6 +784,7 @@ fn finding_result(finding: &Finding) -> FindingResult {
         code: finding.kind.code().to_string(),
         message: finding.message.clone(),
         offset: finding.offset.map(|offset| offset as f64),
+        omitted: finding.omitted.map(|omitted| omitted as f64),
     }
 }
 
@@ -797,6 +804,7 @@ fn check_result(found: &CheckReport, now: &CheckReport) -> CheckResult {
         repairs: None,
         not_repaired: None,
         lost: None,
+        lost_omitted: None,
     }
 }
 
@@ -821,6 +829,7 @@ fn check_work(job: &mut CheckJob) -> Result<CheckResult, Failure> {
                 code: action.fixes.code().to_string(),
                 offset: action.offset as f64,
                 description: action.description.clone(),
+                omitted: action.omitted.map(|omitted| omitted as f64),
             })
             .collect(),
     );
@@ -835,6 +844,7 @@ fn check_work(job: &mut CheckJob) -> Result<CheckResult, Failure> {
             })
             .collect(),
     );
+    result.lost_omitted = Some(repaired.lost_omitted as f64);
     Ok(result)
 }
 

@@ -37,6 +37,18 @@
 //!
 //! [`crate::ops::repair`] repairs what can be repaired safely.
 //!
+//! # Hostile images: bounded reports, memory and time
+//!
+//! A crafted image can have millions of findings: a 16 MiB BAT holds 4M entries, which may
+//! all point at one block. A report lists at most [`MAX_LISTED_PER_KIND`] findings of each
+//! kind, then one summary of the others ([`Finding::omitted`]); the totals
+//! ([`CheckReport::count`], [`CheckReport::count_of`], the exit code) count every finding,
+//! and a finding's message is formatted only when it is listed. The check's memory is
+//! proportional to the BAT, whatever it holds: the table is read 64 KiB at a time, and each
+//! block in front of the footer costs one 8-byte number (its sector and BAT index) while
+//! the check runs. Its time is one sort of those numbers and linear passes over them
+//! (overlaps, unused space, bitmaps; a sector bitmap several entries share is read once).
+//!
 //! [`CheckReport::exit_code`] follows `qemu-img check`: 0 clean, 2 corrupt, 3 leaked space
 //! only (and 1, which this function never produces, is for a check that could not run:
 //! [`check`] returned an error).
@@ -64,9 +76,8 @@ use crate::error::{Error, Result};
 use crate::footer::{
     DiskType, Footer, FEATURE_RESERVED, FOOTER_COOKIE, FOOTER_SIZE, FORMAT_VERSION, NO_DATA_OFFSET,
 };
-use crate::image::{
-    block_extent, locator_data, locator_space, FooterSource, Image, OpenOptions, ParentPath,
-};
+use crate::image::{block_extent, locator_data, locator_space};
+use crate::image::{FooterSource, Image, OpenOptions, ParentPath};
 use crate::parent_locator::platform;
 use crate::sector_bitmap::bitmap_size;
 use crate::storage::Storage;
@@ -75,8 +86,21 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// How many findings of one kind are listed one by one; the rest are summed up in one.
-const MAX_LISTED_PER_KIND: usize = 32;
+/// How many findings of one kind a report lists one by one. The others are counted (exactly,
+/// by severity: [`CheckReport::count`], [`CheckReport::count_of`]) and summed up in one
+/// last finding of that kind whose [`Finding::omitted`] says how many were left out, so that
+/// a crafted image with millions of bad BAT entries gives a report of bounded size.
+pub const MAX_LISTED_PER_KIND: usize = 1000;
+
+/// BAT entries read at a time (64 KiB): the check never holds the whole table.
+const BAT_CHUNK_ENTRIES: u64 = 16 * 1024;
+
+/// The most bytes read at once for the cookies of sector bitmaps that lie close together.
+const BITMAP_WINDOW: u64 = 64 * 1024;
+/// Bitmaps closer than this to the previous one are read with it: the bytes between (a
+/// page or two) cost less than a read of their own. Further apart, as the blocks of images
+/// with usual block sizes are, each cookie is read alone.
+const BITMAP_GAP: u64 = 8 * 1024;
 
 /// How to check an image.
 #[derive(Debug, Clone)]
@@ -131,11 +155,11 @@ impl From<&OpenOptions> for CheckOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// Harmless, for information.
-    Info,
+    Info = 0,
     /// Wasted space; no data is lost or wrong.
-    Leak,
+    Leak = 1,
     /// Damage: data may read wrong, or the image may not open.
-    Corrupt,
+    Corrupt = 2,
 }
 
 impl Severity {
@@ -246,15 +270,21 @@ impl FindingKind {
     }
 }
 
-/// One problem (or remark) about an image.
+/// One problem (or remark) about an image; or, when [`omitted`](Finding::omitted) is set,
+/// the summary of the findings of its kind that were not listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// For a summary: the worst severity among the findings it stands for.
     pub severity: Severity,
     pub kind: FindingKind,
-    /// The file offset the finding is about, when there is one.
+    /// The file offset the finding is about, when there is one (never for a summary).
     pub offset: Option<u64>,
     /// What is wrong, with offsets, for a human.
     pub message: String,
+    /// `None` for a finding. For the summary that ends a kind's list once
+    /// [`MAX_LISTED_PER_KIND`] findings of that kind are listed: how many more were found
+    /// and not listed.
+    pub omitted: Option<u64>,
 }
 
 impl fmt::Display for Finding {
@@ -283,6 +313,9 @@ pub struct CheckReport {
     leaked_blocks: u64,
     parent: Option<PathBuf>,
     findings: Vec<Finding>,
+    /// Every finding made, listed or not: how many of each kind, by severity (indexed by
+    /// `Severity as usize`).
+    tally: BTreeMap<FindingKind, [u64; 3]>,
     /// The structures as the check read them, for `ops::repair`.
     pub(crate) layout: LayoutFacts,
 }
@@ -302,12 +335,16 @@ pub(crate) struct LayoutFacts {
     pub limit: u64,
     /// The dynamic header and its offset, when it was read (sparse images).
     pub header: Option<(u64, DynamicHeader)>,
-    /// The BAT, when it was read.
-    pub bat: Option<BlockAllocationTable>,
-    /// BAT entries whose block is not (wholly) in front of the footer.
-    pub out_of_range: Vec<u32>,
-    /// Allocated blocks of the disk, as (start, end) byte ranges of the file.
-    pub blocks: Vec<(u64, u64)>,
+    /// Whether the BAT was read (it is not kept: a repair reads what it rewrites).
+    pub bat_read: bool,
+    /// `(block, sector)` of the BAT entries whose block is not (wholly) in front of the
+    /// footer, in block order ([`LayoutFacts::out_of_range_kind`] says which finding each
+    /// gave).
+    pub out_of_range: Vec<(u32, u32)>,
+    /// The sector of the first block in the file (of those in front of the footer).
+    pub first_block: Option<u32>,
+    /// Where the blocks lie (sparse images whose header was read).
+    pub geometry: Option<BlockGeometry>,
     /// The end of the space used by structures and blocks (sparse images).
     pub used_end: u64,
     /// Unused space of at least one block that ends at the footer: (start, end).
@@ -320,31 +357,58 @@ impl CheckReport {
         &self.path
     }
 
-    /// Every finding, in the order found.
+    /// The findings listed, in the order found (those about BAT entries in the BAT's order,
+    /// those about stretches of the file, such as overlaps and leaks, in the file's order,
+    /// then the BAT's), at most [`MAX_LISTED_PER_KIND`] of each kind, followed by one
+    /// summary (see [`Finding::omitted`]) for each kind that had more.
     pub fn findings(&self) -> &[Finding] {
         &self.findings
     }
 
-    /// The findings of one kind.
+    /// The findings of one kind that are listed (and its summary, if some were omitted).
     pub fn findings_of(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> + '_ {
         self.findings.iter().filter(move |f| f.kind == kind)
     }
 
+    /// How many findings of `severity` were made, listed or not.
+    pub fn count(&self, severity: Severity) -> u64 {
+        self.tally
+            .values()
+            .map(|counts| counts[severity as usize])
+            .sum()
+    }
+
+    /// How many findings of `kind` were made, listed or not.
+    pub fn count_of(&self, kind: FindingKind) -> u64 {
+        self.tally
+            .get(&kind)
+            .map_or(0, |counts| counts.iter().sum())
+    }
+
+    /// How many findings of each kind and severity were made, listed or not (those with
+    /// none left out).
+    pub fn counts(&self) -> impl Iterator<Item = (FindingKind, Severity, u64)> + '_ {
+        self.tally.iter().flat_map(|(&kind, counts)| {
+            [Severity::Info, Severity::Leak, Severity::Corrupt]
+                .into_iter()
+                .filter(move |&severity| counts[severity as usize] > 0)
+                .map(move |severity| (kind, severity, counts[severity as usize]))
+        })
+    }
+
     /// True when nothing but [`Severity::Info`] was found.
     pub fn is_clean(&self) -> bool {
-        self.findings.iter().all(|f| f.severity == Severity::Info)
+        !self.has_corruption() && !self.has_leaks()
     }
 
     /// True when anything [`Severity::Corrupt`] was found.
     pub fn has_corruption(&self) -> bool {
-        self.findings
-            .iter()
-            .any(|f| f.severity == Severity::Corrupt)
+        self.count(Severity::Corrupt) > 0
     }
 
     /// True when anything [`Severity::Leak`] was found.
     pub fn has_leaks(&self) -> bool {
-        self.findings.iter().any(|f| f.severity == Severity::Leak)
+        self.count(Severity::Leak) > 0
     }
 
     /// The exit code `qemu-img check` would give: 0 clean, 2 corrupt, 3 leaks only.
@@ -406,16 +470,69 @@ impl CheckReport {
     }
 }
 
+impl CheckReport {
+    /// Records a finding: listed while its kind has fewer than [`MAX_LISTED_PER_KIND`]
+    /// findings, only counted after that. `message` is called only for a finding that is
+    /// listed, so that millions of findings cost no formatting.
+    pub(crate) fn add(
+        &mut self,
+        severity: Severity,
+        kind: FindingKind,
+        offset: Option<u64>,
+        message: impl FnOnce() -> String,
+    ) {
+        let counts = self.tally.entry(kind).or_default();
+        let listed = counts.iter().sum::<u64>() < MAX_LISTED_PER_KIND as u64;
+        counts[severity as usize] += 1;
+        if listed {
+            self.findings.push(Finding {
+                severity,
+                kind,
+                offset,
+                message: message(),
+                omitted: None,
+            });
+        }
+    }
+
+    /// Ends the list of each kind that had more findings than were listed with a summary
+    /// of the others: how many, and the worst severity among them.
+    fn summarise(&mut self) {
+        let mut summaries = Vec::new();
+        for (&kind, counts) in &self.tally {
+            let mut omitted = *counts;
+            for finding in self.findings_of(kind) {
+                omitted[finding.severity as usize] -= 1;
+            }
+            let count: u64 = omitted.iter().sum();
+            if count == 0 {
+                continue;
+            }
+            let severity = [Severity::Corrupt, Severity::Leak, Severity::Info]
+                .into_iter()
+                .find(|&severity| omitted[severity as usize] > 0)
+                .unwrap_or(Severity::Info);
+            summaries.push(Finding {
+                severity,
+                kind,
+                offset: None,
+                message: format!(
+                    "… and {count} more {} findings, not listed (only the first {MAX_LISTED_PER_KIND} of each kind are)",
+                    kind.code()
+                ),
+                omitted: Some(count),
+            });
+        }
+        self.findings.extend(summaries);
+    }
+}
+
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for finding in &self.findings {
             writeln!(f, "{finding}")?;
         }
-        let corrupt = self
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Corrupt)
-            .count();
+        let corrupt = self.count(Severity::Corrupt);
         if corrupt > 0 {
             writeln!(f, "{corrupt} errors were found on the image.")?;
         } else if self.has_leaks() {
@@ -458,6 +575,19 @@ pub fn check_storage(
     path: &Path,
     options: &CheckOptions,
 ) -> Result<CheckReport> {
+    let mut report = check_layout(file, path, options)?;
+    // What the check learnt of the layout (up to 8 bytes per BAT entry) only serves a
+    // repair.
+    report.layout = LayoutFacts::default();
+    Ok(report)
+}
+
+/// Checks as [`check_storage`] does, and keeps in the report what a repair plans from.
+pub(crate) fn check_layout(
+    file: Box<dyn Storage>,
+    path: &Path,
+    options: &CheckOptions,
+) -> Result<CheckReport> {
     let file_size = file
         .file_size()
         .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
@@ -476,16 +606,17 @@ pub fn check_storage(
             leaked_blocks: 0,
             parent: None,
             findings: Vec::new(),
+            tally: BTreeMap::new(),
             layout: LayoutFacts::default(),
         },
-        counts: BTreeMap::new(),
         header_offset: 0,
     };
     let structure_read = checker.check_structures()?;
-    let mut report = checker.finish();
+    let mut report = checker.report;
     if structure_read {
         open_check(file, path, options, &mut report);
     }
+    report.summarise();
     Ok(report)
 }
 
@@ -493,8 +624,6 @@ struct Checker<'a> {
     file: &'a dyn Storage,
     file_size: u64,
     report: CheckReport,
-    /// Per kind: findings seen, and the worst severity among those not listed.
-    counts: BTreeMap<FindingKind, (usize, Severity)>,
     /// Where the dynamic header is (sparse images), for the offsets of its fields.
     header_offset: u64,
 }
@@ -513,45 +642,9 @@ struct ChosenFooter {
     copy: Option<(Footer, bool)>,
 }
 
-/// A stretch of the file and what occupies it.
-#[derive(Debug, Clone)]
-struct Region {
-    start: u64,
-    end: u64,
-    what: String,
-}
-
 impl Checker<'_> {
     fn add(&mut self, severity: Severity, kind: FindingKind, offset: Option<u64>, message: String) {
-        let count = self.counts.entry(kind).or_insert((0, Severity::Info));
-        count.0 += 1;
-        if count.0 <= MAX_LISTED_PER_KIND {
-            self.report.findings.push(Finding {
-                severity,
-                kind,
-                offset,
-                message,
-            });
-        } else {
-            count.1 = count.1.max(severity);
-        }
-    }
-
-    fn finish(mut self) -> CheckReport {
-        for (kind, (count, severity)) in std::mem::take(&mut self.counts) {
-            if count > MAX_LISTED_PER_KIND {
-                self.report.findings.push(Finding {
-                    severity,
-                    kind,
-                    offset: None,
-                    message: format!(
-                        "… and {} more findings of this kind",
-                        count - MAX_LISTED_PER_KIND
-                    ),
-                });
-            }
-        }
-        self.report
+        self.report.add(severity, kind, offset, || message);
     }
 
     fn read(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
@@ -956,41 +1049,31 @@ impl Checker<'_> {
                 format!("the table offset {table} is not a multiple of 512"),
             );
         }
-        let mut bat_bytes = vec![0u8; (entries * BAT_ENTRY_SIZE) as usize];
-        self.read(&mut bat_bytes, table, "the block allocation table")?;
-        let bat = BlockAllocationTable::parse(&bat_bytes);
-
         let mut layout = Layout {
             exact: vec![
-                region(0, FOOTER_SIZE as u64, "the footer copy".into()),
-                region(
-                    header_offset,
-                    header_end,
-                    format!("the dynamic header (bytes {header_offset}..{header_end})"),
-                ),
-                region(
-                    table,
-                    table_end,
-                    format!("the BAT (bytes {table}..{table_end})"),
-                ),
+                region(0, FOOTER_SIZE as u64, Occupant::FooterCopy),
+                region(header_offset, header_end, Occupant::Header),
+                region(table, table_end, Occupant::Bat),
             ],
             space: Vec::new(),
+            blocks: Vec::new(),
+            geometry: BlockGeometry::new(block_size, virtual_size, limit),
         };
         layout.space = layout.exact.clone();
         // The BAT is padded to a whole sector by every writer.
         layout.space[2].end = table_end.next_multiple_of(512).min(limit);
         self.check_locators(&header, disk_type, limit, &mut layout);
+        layout.exact.sort_by_key(|r| (r.start, r.end));
+        layout.space.sort_by_key(|r| (r.start, r.end));
         let metadata_end = layout.space.iter().map(|r| r.end).max().unwrap_or(0);
-        self.check_blocks(&bat, &header, disk_type, virtual_size, limit, &mut layout)?;
-        self.report.layout.bat = Some(bat);
-        self.check_overlaps(&layout.exact);
-        self.check_unused(
-            &layout.space,
-            metadata_end,
-            limit,
-            chosen.end_missing,
-            block_size,
-        );
+        self.report.layout.geometry = Some(layout.geometry);
+        self.check_blocks(&header, &mut layout)?;
+        // File order, then BAT order: the order the blocks are judged and listed in.
+        layout.blocks.sort_unstable();
+        self.report.layout.first_block = layout.blocks.first().map(|&key| key_parts(key).1);
+        self.check_bitmaps(&layout, disk_type)?;
+        self.check_overlaps(&layout, &header);
+        self.check_unused(&layout, metadata_end, chosen.end_missing);
         Ok(true)
     }
 
@@ -1110,85 +1193,76 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let what = format!(
-                "the data of parent locator {i} ({}, bytes {start}..{end})",
-                locator.platform_name()
-            );
+            let occupant = Occupant::Locator(i);
             // A dynamic image never reads its locators: leftovers there overlap nothing.
             if end > start && disk_type == DiskType::Differencing {
-                layout.exact.push(region(start, end, what.clone()));
+                layout.exact.push(region(start, end, occupant));
             }
             let space_end = start.saturating_add(locator_space(locator)).min(limit);
             if space_end > start {
-                layout.space.push(region(start, space_end, what));
+                layout.space.push(region(start, space_end, occupant));
             }
         }
     }
 
-    fn check_blocks(
-        &mut self,
-        bat: &BlockAllocationTable,
-        header: &DynamicHeader,
-        disk_type: DiskType,
-        virtual_size: u64,
-        limit: u64,
-        layout: &mut Layout,
-    ) -> Result<()> {
-        let block_size = u64::from(header.block_size);
-        let bitmap = bitmap_size(header.block_size);
-        for (block, sector) in bat.allocated() {
-            self.report.allocated_blocks += 1;
-            let start = u64::from(sector) * 512;
-            let block_start = u64::from(block) * block_size;
-            // Only the part of the last block inside the virtual size (in whole sectors) has
-            // to be in the file; a block wholly past the end of the disk holds nothing that
-            // is read. The same extent as opening requires.
-            let data_end = block_extent(sector, block, header.block_size, virtual_size).end;
-            if block_start >= virtual_size {
-                self.add(
-                    Severity::Info,
-                    FindingKind::BatPastDiskEnd,
-                    Some(header.table_offset + u64::from(block) * BAT_ENTRY_SIZE),
-                    format!(
-                        "BAT entry {block} points at sector {sector}, but block {block} lies past the end of the {virtual_size}-byte disk"
-                    ),
-                );
+    /// Reads the BAT a chunk at a time and checks each allocated entry (see
+    /// [`Checker::check_entry`]). The table itself is not kept.
+    fn check_blocks(&mut self, header: &DynamicHeader, layout: &mut Layout) -> Result<()> {
+        let entries = u64::from(header.max_table_entries);
+        let mut chunk = vec![0u8; (BAT_CHUNK_ENTRIES.min(entries) * BAT_ENTRY_SIZE) as usize];
+        // Sized once for every entry (growing by reallocation would hold two copies at
+        // times); the pages that stay unused are never touched.
+        layout.blocks.reserve_exact(entries as usize);
+        let mut first = 0;
+        while first < entries {
+            let count = BAT_CHUNK_ENTRIES.min(entries - first);
+            let bytes = &mut chunk[..(count * BAT_ENTRY_SIZE) as usize];
+            let at = header.table_offset + first * BAT_ENTRY_SIZE;
+            self.read(bytes, at, "the block allocation table")?;
+            for (index, sector) in BlockAllocationTable::parse(bytes).allocated() {
+                self.check_entry(header.table_offset, first as u32 + index, sector, layout);
             }
-            let bitmap_end = start + bitmap;
-            if bitmap_end > limit {
-                self.add(
-                    Severity::Corrupt,
-                    FindingKind::BitmapOutOfRange,
-                    Some(header.table_offset + u64::from(block) * BAT_ENTRY_SIZE),
-                    format!(
-                        "BAT entry {block} points at sector {sector}: its sector bitmap (bytes {start}..{bitmap_end}) is not in front of the footer at {limit}"
-                    ),
-                );
-                self.report.layout.out_of_range.push(block);
-                continue;
-            }
-            if data_end > limit {
-                self.add(
-                    Severity::Corrupt,
-                    FindingKind::BatOutOfRange,
-                    Some(header.table_offset + u64::from(block) * BAT_ENTRY_SIZE),
-                    format!(
-                        "BAT entry {block} points at sector {sector}: the block's bitmap and data (bytes {start}..{data_end}) run past the footer at {limit}"
-                    ),
-                );
-                self.report.layout.out_of_range.push(block);
-                continue;
-            }
-            let what = format!("block {block} (sector {sector}, bytes {start}..{data_end})");
-            layout.exact.push(region(start, data_end, what.clone()));
-            let space_end = (bitmap_end + block_size).min(limit);
-            layout.space.push(region(start, space_end, what));
-            self.report.layout.blocks.push((start, data_end));
-            if block_start < virtual_size {
-                self.check_bitmap(block, sector, disk_type)?;
+            first += count;
+        }
+        self.report.layout.bat_read = true;
+        Ok(())
+    }
+
+    /// One allocated BAT entry: its block must be in front of the footer (else it is
+    /// recorded for a repair), and one past the end of the disk is worth a remark. The
+    /// blocks in front of the footer go to `layout.blocks`, for the checks that compare
+    /// them with each other.
+    fn check_entry(&mut self, table_offset: u64, block: u32, sector: u32, layout: &mut Layout) {
+        self.report.allocated_blocks += 1;
+        let geometry = layout.geometry;
+        let extent = geometry.extent(block, sector);
+        let entry_offset = Some(table_offset + u64::from(block) * BAT_ENTRY_SIZE);
+        if !extent.in_disk {
+            let size = geometry.virtual_size;
+            self.report.add(Severity::Info, FindingKind::BatPastDiskEnd, entry_offset, || {
+                format!("BAT entry {block} points at sector {sector}, but block {block} lies past the end of the {size}-byte disk")
+            });
+        }
+        let BlockExtent {
+            start,
+            bitmap_end,
+            data_end,
+            ..
+        } = extent;
+        let limit = geometry.limit;
+        match geometry.out_of_range(&extent) {
+            None => layout.blocks.push(block_key(block, sector)),
+            Some(kind) => {
+                self.report.add(Severity::Corrupt, kind, entry_offset, || {
+                    if kind == FindingKind::BitmapOutOfRange {
+                        format!("BAT entry {block} points at sector {sector}: its sector bitmap (bytes {start}..{bitmap_end}) is not in front of the footer at {limit}")
+                    } else {
+                        format!("BAT entry {block} points at sector {sector}: the block's bitmap and data (bytes {start}..{data_end}) run past the footer at {limit}")
+                    }
+                });
+                self.report.layout.out_of_range.push((block, sector));
             }
         }
-        Ok(())
     }
 
     /// Bitmap sanity. What a sector bitmap holds cannot be judged from the bitmap alone
@@ -1198,13 +1272,55 @@ impl Checker<'_> {
     /// was allocated, left there because the BAT entry reached the disk and the bitmap did
     /// not. Only a differencing image reads its bitmaps (a dynamic image reads the block's
     /// data as it is), so only there is it damage.
-    fn check_bitmap(&mut self, block: u32, sector: u32, disk_type: DiskType) -> Result<()> {
-        let start = u64::from(sector) * 512;
-        let mut cookie = [0u8; 8];
-        self.read(&mut cookie, start, "a sector bitmap")?;
-        if &cookie != FOOTER_COOKIE {
-            return Ok(());
+    ///
+    /// The blocks of the disk are taken in file order, and the starts of bitmaps that
+    /// follow each other closely ([`BITMAP_GAP`]) are read at once, up to [`BITMAP_WINDOW`]
+    /// bytes: a crafted BAT whose millions of entries point into one stretch of the file
+    /// costs a few reads, not one each (and a bitmap several entries share is read once).
+    fn check_bitmaps(&mut self, layout: &Layout, disk_type: DiskType) -> Result<()> {
+        let cookie = FOOTER_COOKIE.len() as u64;
+        // The block of `layout.blocks[i]`, where its bitmap starts, and whether it is in
+        // the disk (only those bitmaps are read).
+        let bitmap = |i: usize| {
+            let (block, sector) = key_parts(layout.blocks[i]);
+            let extent = layout.geometry.extent(block, sector);
+            (block, extent.start, extent.in_disk)
+        };
+        let mut window = Vec::new();
+        let mut window_start = 0;
+        for i in 0..layout.blocks.len() {
+            let (block, start, in_disk) = bitmap(i);
+            if !in_disk {
+                continue;
+            }
+            // Starts only grow: a cookie not in the window is past it.
+            if start + cookie > window_start + window.len() as u64 {
+                let mut last = start;
+                for (_, next, next_in_disk) in (i + 1..layout.blocks.len()).map(bitmap) {
+                    if next + cookie - start > BITMAP_WINDOW {
+                        break;
+                    }
+                    if next_in_disk {
+                        if next - last > BITMAP_GAP {
+                            break;
+                        }
+                        last = next;
+                    }
+                }
+                let end = last + cookie;
+                window_start = start;
+                window.resize((end - start) as usize, 0);
+                self.read(&mut window, start, "sector bitmaps")?;
+            }
+            let at = (start - window_start) as usize;
+            if window[at..at + cookie as usize] == FOOTER_COOKIE[..] {
+                self.bitmap_holds_footer(block, start, disk_type);
+            }
         }
+        Ok(())
+    }
+
+    fn bitmap_holds_footer(&mut self, block: u32, start: u64, disk_type: DiskType) {
         let (severity, effect) = if disk_type == DiskType::Differencing {
             (
                 Severity::Corrupt,
@@ -1216,71 +1332,51 @@ impl Checker<'_> {
                 "a dynamic image does not read its bitmaps, so nothing reads wrong",
             )
         };
-        self.add(
-            severity,
-            FindingKind::BitmapHoldsFooter,
-            Some(start),
+        self.report.add(severity, FindingKind::BitmapHoldsFooter, Some(start), || {
             format!(
                 "the sector bitmap of block {block} (at {start}) holds a footer (cookie \"conectix\"): the block's BAT entry was written but its bitmap was not; {effect}"
-            ),
-        );
-        Ok(())
+            )
+        });
     }
 
-    /// Every structure must have its bytes to itself. Sorted by start, each region is
-    /// compared with the one reaching furthest before it.
-    fn check_overlaps(&mut self, regions: &[Region]) {
-        let mut sorted: Vec<&Region> = regions.iter().collect();
-        sorted.sort_by_key(|r| (r.start, r.end));
-        let mut furthest: Option<&Region> = None;
-        for r in sorted {
-            if let Some(f) = furthest {
-                if r.start < f.end {
-                    self.add(
+    /// Every structure must have its bytes to itself. In file order, each region is
+    /// compared with the one reaching furthest before it: one pass, however many blocks
+    /// share their bytes.
+    fn check_overlaps(&mut self, layout: &Layout, header: &DynamicHeader) {
+        let mut furthest: Option<Region> = None;
+        for region in layout.regions(Stretch::Exact) {
+            if let Some(before) = furthest {
+                if region.start < before.end {
+                    self.report.add(
                         Severity::Corrupt,
                         FindingKind::Overlap,
-                        Some(r.start),
-                        format!("{} overlaps {}", r.what, f.what),
+                        Some(region.start),
+                        || {
+                            format!(
+                                "{} overlaps {}",
+                                region.describe(header),
+                                before.describe(header)
+                            )
+                        },
                     );
                 }
             }
-            if furthest.is_none_or(|f| r.end > f.end) {
-                furthest = Some(r);
+            if furthest.is_none_or(|before| region.end > before.end) {
+                furthest = Some(region);
             }
         }
     }
 
     /// Space no structure uses: leaked blocks and padding (see the module documentation).
-    fn check_unused(
-        &mut self,
-        space: &[Region],
-        metadata_end: u64,
-        limit: u64,
-        end_missing: bool,
-        block_size: u32,
-    ) {
-        let unit = bitmap_size(block_size) + u64::from(block_size);
-        let mut spans: Vec<(u64, u64)> = space.iter().map(|r| (r.start, r.end)).collect();
-        spans.sort_unstable();
-        // Merge into the used stretches of the file.
-        let mut used: Vec<(u64, u64)> = Vec::new();
-        for (start, end) in spans {
-            match used.last_mut() {
-                Some(last) if start <= last.1 => last.1 = last.1.max(end),
-                _ => used.push((start, end)),
-            }
-        }
-        let used_end = used.last().map_or(0, |u| u.1);
+    fn check_unused(&mut self, layout: &Layout, metadata_end: u64, end_missing: bool) {
+        let limit = layout.geometry.limit;
+        let unit = layout.geometry.bitmap + u64::from(layout.geometry.block_size);
+        let used_end = layout
+            .regions(Stretch::Space)
+            .map(|r| r.end)
+            .max()
+            .unwrap_or(0);
         self.report.layout.used_end = used_end.max(metadata_end);
-        // Gaps between used stretches, and up to the footer (or the end of the file).
-        let mut gaps = Vec::new();
-        let mut position = 0;
-        for &(start, end) in &used {
-            if start > position {
-                gaps.push((position, start));
-            }
-            position = position.max(end);
-        }
         if end_missing {
             // The file ends without its footer: decide what the tail is.
             let size = self.file_size;
@@ -1300,60 +1396,74 @@ impl Checker<'_> {
                     ),
                 );
             } else {
-                let last = used.last().copied().unwrap_or((0, 0));
                 self.add(
                     Severity::Corrupt,
                     FindingKind::FooterMissing,
                     Some(size.saturating_sub(FOOTER_SIZE as u64)),
                     format!(
-                        "no footer at the end of the {size}-byte file, whose last bytes belong to a structure (used space ends at {}): the file was truncated or its footer overwritten (the footer copy at offset 0 is intact)",
-                        last.1
+                        "no footer at the end of the {size}-byte file, whose last bytes belong to a structure (used space ends at {used_end}): the file was truncated or its footer overwritten (the footer copy at offset 0 is intact)"
                     ),
                 );
             }
-        } else if limit > position {
-            gaps.push((position, limit));
         }
-        let mut padding = Vec::new();
-        for (start, end) in gaps {
-            let length = end - start;
-            if start >= metadata_end && length >= unit {
-                if end == limit && !end_missing {
-                    self.report.layout.trailing_leak = Some((start, end));
-                }
-                let blocks = length / unit;
-                self.report.leaked_blocks += blocks;
-                self.add(
-                    Severity::Leak,
-                    FindingKind::LeakedBlock,
-                    Some(start),
-                    format!(
-                        "bytes {start}..{end} ({length} bytes: {blocks} block(s) of {unit} bytes, bitmap included) are not referenced by any BAT entry"
-                    ),
-                );
-            } else {
-                padding.push((start, end));
+        // The gaps between the used stretches of the file, and up to the footer.
+        let mut scan = UnusedScan {
+            metadata_end,
+            limit,
+            end_missing,
+            unit,
+            padding: Padding::default(),
+        };
+        let mut position = 0;
+        for region in layout.regions(Stretch::Space) {
+            if region.start > position {
+                self.unused_stretch(position, region.start, &mut scan);
             }
+            position = position.max(region.end);
         }
-        self.report_padding(&padding);
+        if !end_missing && limit > position {
+            self.unused_stretch(position, limit, &mut scan);
+        }
+        self.report_padding(&scan.padding);
+    }
+
+    /// Bytes `start..end` that no structure uses: leaked blocks when at least one block's
+    /// worth lies past the metadata, padding otherwise.
+    fn unused_stretch(&mut self, start: u64, end: u64, scan: &mut UnusedScan) {
+        let length = end - start;
+        let unit = scan.unit;
+        if start < scan.metadata_end || length < unit {
+            scan.padding.add(start, end);
+            return;
+        }
+        if end == scan.limit && !scan.end_missing {
+            self.report.layout.trailing_leak = Some((start, end));
+        }
+        let blocks = length / unit;
+        self.report.leaked_blocks += blocks;
+        self.report.add(Severity::Leak, FindingKind::LeakedBlock, Some(start), || {
+            format!(
+                "bytes {start}..{end} ({length} bytes: {blocks} block(s) of {unit} bytes, bitmap included) are not referenced by any BAT entry"
+            )
+        });
     }
 
     /// Unused space that is not a leak, in one finding: writers that align blocks (Windows
     /// aligns each block's data to 4 KiB) leave a gap after every block.
-    fn report_padding(&mut self, padding: &[(u64, u64)]) {
-        let Some(&(first, _)) = padding.first() else {
+    fn report_padding(&mut self, padding: &Padding) {
+        let Some(&(first, _)) = padding.first.first() else {
             return;
         };
-        let total: u64 = padding.iter().map(|(s, e)| e - s).sum();
+        let total = padding.bytes;
         let mut listed: Vec<String> = padding
+            .first
             .iter()
-            .take(4)
             .map(|(s, e)| format!("{s}..{e}"))
             .collect();
-        if padding.len() > 4 {
+        if padding.count > padding.first.len() as u64 {
             listed.push("…".into());
         }
-        let message = if padding.len() == 1 {
+        let message = if padding.count == 1 {
             format!(
                 "bytes {} ({total} bytes) are not used by any structure",
                 listed[0]
@@ -1361,7 +1471,7 @@ impl Checker<'_> {
         } else {
             format!(
                 "{} stretches of the file ({total} bytes in all) are not used by any structure: bytes {}",
-                padding.len(),
+                padding.count,
                 listed.join(", ")
             )
         };
@@ -1374,16 +1484,218 @@ impl Checker<'_> {
     }
 }
 
+/// What [`Checker::check_unused`] knows as it walks the gaps of the file.
+struct UnusedScan {
+    /// Where the metadata ends: unused space before is never a leak.
+    metadata_end: u64,
+    limit: u64,
+    end_missing: bool,
+    /// One block's bytes, bitmap included.
+    unit: u64,
+    padding: Padding,
+}
+
+/// Unused stretches too small (or too early in the file) to be leaks, summed up.
+#[derive(Default)]
+struct Padding {
+    count: u64,
+    bytes: u64,
+    /// The first few, for the message.
+    first: Vec<(u64, u64)>,
+}
+
+impl Padding {
+    fn add(&mut self, start: u64, end: u64) {
+        self.count += 1;
+        self.bytes += end - start;
+        if self.first.len() < 4 {
+            self.first.push((start, end));
+        }
+    }
+}
+
+/// Where the blocks of a sparse image lie in its file: the rule the check applies to every
+/// BAT entry, and that a repair planned from the check applies again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockGeometry {
+    block_size: u32,
+    /// Bytes of a block's sector bitmap.
+    bitmap: u64,
+    virtual_size: u64,
+    /// Where blocks must end: the footer's offset.
+    limit: u64,
+}
+
+/// Where one block lies in the file.
+#[derive(Debug, Clone, Copy)]
+struct BlockExtent {
+    /// Where its sector bitmap starts: the BAT entry's sector.
+    start: u64,
+    /// The block holds part of the disk (it does not lie past the disk's end).
+    in_disk: bool,
+    bitmap_end: u64,
+    /// The end of what a reader needs: the bitmap, and the data inside the virtual size
+    /// (none for a block past the end of the disk).
+    data_end: u64,
+    /// The end of the whole block (bitmap and all its data), but not past the footer: the
+    /// space a writer gave it.
+    space_end: u64,
+}
+
+impl BlockGeometry {
+    fn new(block_size: u32, virtual_size: u64, limit: u64) -> BlockGeometry {
+        BlockGeometry {
+            block_size,
+            bitmap: bitmap_size(block_size),
+            virtual_size,
+            limit,
+        }
+    }
+
+    /// The reader's rule ([`block_extent`]): the bitmap, then the data up to the end of
+    /// the disk in whole sectors; a block wholly past the end of the disk holds nothing
+    /// that is read.
+    fn extent(&self, block: u32, sector: u32) -> BlockExtent {
+        let Range { start, end } = block_extent(sector, block, self.block_size, self.virtual_size);
+        let bitmap_end = start + self.bitmap;
+        BlockExtent {
+            start,
+            in_disk: u64::from(block) * u64::from(self.block_size) < self.virtual_size,
+            bitmap_end,
+            data_end: end,
+            space_end: (bitmap_end + u64::from(self.block_size)).min(self.limit),
+        }
+    }
+
+    /// The finding a block not (wholly) in front of the footer gives: none when it is.
+    fn out_of_range(&self, extent: &BlockExtent) -> Option<FindingKind> {
+        if extent.bitmap_end > self.limit {
+            Some(FindingKind::BitmapOutOfRange)
+        } else if extent.data_end > self.limit {
+            Some(FindingKind::BatOutOfRange)
+        } else {
+            None
+        }
+    }
+}
+
+impl LayoutFacts {
+    /// Which finding the out-of-range BAT entry `block` (pointing at `sector`) gave.
+    pub(crate) fn out_of_range_kind(&self, block: u32, sector: u32) -> FindingKind {
+        self.geometry
+            .and_then(|g| g.out_of_range(&g.extent(block, sector)))
+            .unwrap_or(FindingKind::BatOutOfRange)
+    }
+}
+
+/// A block in front of the footer, as one number that sorts in file order (its sector),
+/// then in BAT order.
+fn block_key(block: u32, sector: u32) -> u64 {
+    (u64::from(sector) << 32) | u64::from(block)
+}
+
+/// `(block, sector)` of a [`block_key`].
+fn key_parts(key: u64) -> (u32, u32) {
+    (key as u32, (key >> 32) as u32)
+}
+
 /// The stretches of a sparse image's file: `exact` for overlap checks (the bytes each
 /// structure is read from), `space` for finding unused space (with padding: the BAT to a
-/// sector, locators to their data space, blocks to a whole block).
+/// sector, locators to their data space, blocks to a whole block). The structures are few
+/// and listed; the blocks are kept as one number each ([`block_key`]), their stretches
+/// worked out as they are needed.
 struct Layout {
     exact: Vec<Region>,
     space: Vec<Region>,
+    /// The blocks in front of the footer, sorted (in file order).
+    blocks: Vec<u64>,
+    geometry: BlockGeometry,
 }
 
-fn region(start: u64, end: u64, what: String) -> Region {
-    Region { start, end, what }
+/// Which stretch of each structure [`Layout::regions`] gives.
+#[derive(Clone, Copy)]
+enum Stretch {
+    Exact,
+    Space,
+}
+
+impl Layout {
+    /// Every structure's and block's stretch, in file order (structures before blocks
+    /// that start at the same offset). `exact` and `space` must be sorted.
+    fn regions(&self, stretch: Stretch) -> impl Iterator<Item = Region> + '_ {
+        let structures = match stretch {
+            Stretch::Exact => &self.exact,
+            Stretch::Space => &self.space,
+        };
+        let mut structures = structures.iter().copied().peekable();
+        let mut blocks = self
+            .blocks
+            .iter()
+            .map(move |&key| {
+                let (block, sector) = key_parts(key);
+                let extent = self.geometry.extent(block, sector);
+                let end = match stretch {
+                    Stretch::Exact => extent.data_end,
+                    Stretch::Space => extent.space_end,
+                };
+                region(extent.start, end, Occupant::Block(block))
+            })
+            .peekable();
+        std::iter::from_fn(move || match (structures.peek(), blocks.peek()) {
+            (Some(s), Some(b)) if s.start <= b.start => structures.next(),
+            (Some(_), None) => structures.next(),
+            _ => blocks.next(),
+        })
+    }
+}
+
+/// What occupies a stretch of the file; described in words only for a finding listed.
+#[derive(Debug, Clone, Copy)]
+enum Occupant {
+    FooterCopy,
+    Header,
+    Bat,
+    /// The data of the parent locator of this index.
+    Locator(usize),
+    /// The block of this BAT index.
+    Block(u32),
+}
+
+/// A stretch of the file and what occupies it.
+#[derive(Debug, Clone, Copy)]
+struct Region {
+    start: u64,
+    end: u64,
+    occupant: Occupant,
+}
+
+impl Region {
+    fn describe(&self, header: &DynamicHeader) -> String {
+        let Region { start, end, .. } = *self;
+        match self.occupant {
+            Occupant::FooterCopy => "the footer copy".into(),
+            Occupant::Header => format!("the dynamic header (bytes {start}..{end})"),
+            Occupant::Bat => format!("the BAT (bytes {start}..{end})"),
+            Occupant::Locator(i) => format!(
+                "the data of parent locator {i} ({}, bytes {start}..{end})",
+                header.parent_locators[i].platform_name()
+            ),
+            Occupant::Block(block) => {
+                format!(
+                    "block {block} (sector {}, bytes {start}..{end})",
+                    start / 512
+                )
+            }
+        }
+    }
+}
+
+fn region(start: u64, end: u64, occupant: Occupant) -> Region {
+    Region {
+        start,
+        end,
+        occupant,
+    }
 }
 
 /// Opens the image as a reader would (checksums ignored, read-only): this checks the parent
@@ -1409,14 +1721,7 @@ fn open_check(
         ..OpenOptions::default()
     };
     let corrupt_already = report.has_corruption();
-    let mut add = |severity, kind, message: String| {
-        report.findings.push(Finding {
-            severity,
-            kind,
-            offset: None,
-            message,
-        })
-    };
+    let mut add = |severity, kind, message: String| report.add(severity, kind, None, || message);
     match Image::open_storage(file, path, &open_options) {
         Ok(image) => {
             if let Some(parent) = image.parent() {

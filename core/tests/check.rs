@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
+use vhd_core::check::MAX_LISTED_PER_KIND;
 use vhd_core::{
     check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
     FooterSource, ParentPath, Severity, VirtualDisk,
@@ -550,22 +551,41 @@ fn overlapping_blocks_and_structures() {
 fn many_findings_of_one_kind_are_summed_up() {
     let dir = TempDir::new("check-many");
     let path = dir.join("small-blocks.vhd");
-    let mut options = CreateOptions::new(DiskType::Dynamic, 256 * KIB);
+    // 2048 blocks of 4 KiB: a BAT of 16 sectors.
+    let mut options = CreateOptions::new(DiskType::Dynamic, 8 * 1024 * KIB);
     options.block_size = 4096;
     let mut disk = create(&path, &options).unwrap();
     disk.write_at(&[1u8; 4096], 0).unwrap();
     disk.flush().unwrap();
     drop(disk);
+    // Entries 1..1500 point at block 0 too: 1499 overlaps.
     let sector = be_u32(&file_bytes(&path, BAT, 4), 0);
-    for index in 1..64 {
-        set_bat_entry(&path, index, sector);
-    }
+    let entries: Vec<u8> = (1..1500).flat_map(|_| sector.to_be_bytes()).collect();
+    patch_file(&path, BAT + 4, &entries);
     let report = run(&path);
     assert_corrupt(&report);
+    assert_eq!(report.count_of(FindingKind::Overlap), 1499);
+    assert_eq!(report.count(Severity::Corrupt), 1499);
     let overlaps: Vec<_> = report.findings_of(FindingKind::Overlap).collect();
-    assert_eq!(overlaps.len(), 33, "{report}");
-    assert_mentions(&overlaps[32].message, &["31 more"]);
-    assert_eq!(report.allocated_blocks(), 64);
+    assert_eq!(overlaps.len(), MAX_LISTED_PER_KIND + 1, "{report}");
+    // The first ones, in file order then BAT order: blocks 1, 2, … over block 0.
+    for (n, finding) in overlaps[..MAX_LISTED_PER_KIND].iter().enumerate() {
+        assert!(finding.omitted.is_none());
+        assert!(
+            finding.message.starts_with(&format!("block {} ", n + 1))
+                && finding.message.contains("overlaps block 0 "),
+            "{}",
+            finding.message
+        );
+    }
+    // Then one summary of the others, last in the report.
+    let summary = overlaps[MAX_LISTED_PER_KIND];
+    assert_eq!(summary.omitted, Some(499));
+    assert_eq!(summary.severity, Severity::Corrupt);
+    assert_eq!(summary.offset, None);
+    assert_mentions(&summary.message, &["499 more overlap findings"]);
+    assert_eq!(report.findings().last(), Some(summary));
+    assert_eq!(report.allocated_blocks(), 1500);
 }
 
 #[test]
@@ -928,4 +948,48 @@ fn a_bitmap_that_holds_a_footer() {
         &finding(&report, FindingKind::BitmapHoldsFooter, Severity::Corrupt),
         &["block 1"],
     );
+}
+
+/// The check reads the cookies of bitmaps that lie close together at once (64 KiB at a
+/// time): each block is still judged by its own bitmap, at the edges of those reads too,
+/// and blocks that share a bitmap are each reported.
+#[test]
+fn bitmaps_read_together_are_each_judged() {
+    let dir = TempDir::new("check-bitmaps-together");
+    // 300 blocks of 4 KiB (4.5 KiB each with the bitmap: about 14 to a read), written in
+    // disk order so that block i is the i-th in the file.
+    let path = dir.join("small-blocks.vhd");
+    let mut options = CreateOptions::new(DiskType::Dynamic, 300 * 4 * KIB);
+    options.block_size = 4096;
+    let mut disk = create(&path, &options).unwrap();
+    for block in 0..300u64 {
+        disk.write_at(&[1u8; 512], block * 4096).unwrap();
+    }
+    disk.flush().unwrap();
+    drop(disk);
+    let footer = file_bytes(&path, footer_offset(&path), 512);
+    let bat = file_bytes(&path, BAT, 300 * 4);
+    let bitmap_of = |block: usize| u64::from(be_u32(&bat, 4 * block)) * 512;
+    let with_footer = [0usize, 13, 14, 15, 28, 29, 150, 298, 299];
+    for &block in &with_footer {
+        patch_file(&path, bitmap_of(block), &footer);
+    }
+    // Block 7's entry points at block 14's bitmap too (an overlap, and one more finding).
+    set_bat_entry(&path, 7, be_u32(&bat, 4 * 14));
+    let report = run(&path);
+    let mut expected: Vec<String> = with_footer
+        .iter()
+        .map(|&block| format!("block {block} (at {})", bitmap_of(block)))
+        .collect();
+    // File order, then BAT order: block 7 before block 14.
+    expected.insert(2, format!("block 7 (at {})", bitmap_of(14)));
+    let found: Vec<String> = report
+        .findings_of(FindingKind::BitmapHoldsFooter)
+        .map(|f| {
+            assert_eq!(f.severity, Severity::Info, "a dynamic image");
+            let what = f.message.split(") holds").next().unwrap();
+            format!("{})", what.trim_start_matches("the sector bitmap of "))
+        })
+        .collect();
+    assert_eq!(found, expected, "{report}");
 }

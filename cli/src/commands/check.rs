@@ -18,6 +18,14 @@ dynamic header, block allocation table, overlapping or leaked blocks, parent loc
 the parent link. The file is only read, unless --repair is given: then what can be
 repaired safely is repaired, and the image is checked again.
 
+At most 1000 findings of each kind are listed (and 1000 changes of each kind, and 1000
+lost ranges, with --repair); the others are counted, and one last line of that kind says
+how many were not listed ('… and N more overlap findings'). The totals ('N errors were
+found', leaked blocks) count every finding. With --json, such a summary is a finding
+whose 'omitted' is the number not listed (null for the others); 'corruptions' and
+'leaks' count every finding; a repair's 'actions' end the same way, and 'lostOmitted'
+counts the lost ranges not listed.
+
 Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked space
 (no harm to data), 1 the check could not run. With --repair, the code is the one of the
 check after repairing.",
@@ -62,7 +70,7 @@ fn write_text(io: &mut Io, report: &CheckReport) -> std::io::Result<()> {
     if !report.findings().is_empty() {
         writeln!(out)?;
     }
-    let corrupt = count(report, Severity::Corrupt);
+    let corrupt = report.count(Severity::Corrupt);
     if corrupt > 0 {
         writeln!(out, "{corrupt} errors were found on the image.")?;
         writeln!(
@@ -109,14 +117,6 @@ fn finding_text(finding: &Finding) -> String {
     format!("{label} [{}]{at}: {}", finding.kind.code(), finding.message)
 }
 
-fn count(report: &CheckReport, severity: Severity) -> usize {
-    report
-        .findings()
-        .iter()
-        .filter(|f| f.severity == severity)
-        .count()
-}
-
 /// qemu-img check -r's account: each change, the counts repaired, then the check after.
 fn write_repair_text(io: &mut Io, report: &RepairReport) -> std::io::Result<()> {
     let out = &mut io.stdout;
@@ -133,8 +133,10 @@ fn write_repair_text(io: &mut Io, report: &RepairReport) -> std::io::Result<()> 
             .before
             .leaked_blocks()
             .saturating_sub(report.after.leaked_blocks());
-        let corruptions = count(&report.before, Severity::Corrupt)
-            .saturating_sub(count(&report.after, Severity::Corrupt));
+        let corruptions = report
+            .before
+            .count(Severity::Corrupt)
+            .saturating_sub(report.after.count(Severity::Corrupt));
         writeln!(
             out,
             "The following inconsistencies were found and repaired:"
@@ -151,6 +153,13 @@ fn write_repair_text(io: &mut Io, report: &RepairReport) -> std::io::Result<()> 
             range.start, range.end
         )?;
     }
+    if report.lost_omitted > 0 {
+        writeln!(
+            out,
+            "Lost: … and {} more ranges of the disk, not listed",
+            report.lost_omitted
+        )?;
+    }
     writeln!(out, "Double checking the fixed image now...")?;
     write_text(io, &report.after)
 }
@@ -162,6 +171,7 @@ fn report_json(report: &CheckReport) -> Json {
             ("kind", Json::str(f.kind.code())),
             ("offset", Json::opt(f.offset, Json::UInt)),
             ("message", Json::str(&f.message)),
+            ("omitted", Json::opt(f.omitted, Json::UInt)),
         ])
     });
     Json::object([
@@ -180,11 +190,8 @@ fn report_json(report: &CheckReport) -> Json {
         ("tableEntries", Json::UInt(report.table_entries())),
         ("allocatedBlocks", Json::UInt(report.allocated_blocks())),
         ("leakedBlocks", Json::UInt(report.leaked_blocks())),
-        (
-            "corruptions",
-            Json::UInt(count(report, Severity::Corrupt) as u64),
-        ),
-        ("leaks", Json::UInt(count(report, Severity::Leak) as u64)),
+        ("corruptions", Json::UInt(report.count(Severity::Corrupt))),
+        ("leaks", Json::UInt(report.count(Severity::Leak))),
         (
             "parent",
             Json::opt(report.parent(), |p| Json::str(p.display().to_string())),
@@ -200,6 +207,7 @@ fn repair_json(report: &RepairReport) -> Json {
             ("fixes", Json::str(a.fixes.code())),
             ("offset", Json::UInt(a.offset)),
             ("description", Json::str(&a.description)),
+            ("omitted", Json::opt(a.omitted, Json::UInt)),
         ])
     });
     let lost = report.lost.iter().map(|range| {
@@ -212,6 +220,7 @@ fn repair_json(report: &RepairReport) -> Json {
         ("before", report_json(&report.before)),
         ("actions", Json::Array(actions.collect())),
         ("lost", Json::Array(lost.collect())),
+        ("lostOmitted", Json::UInt(report.lost_omitted)),
         ("after", report_json(&report.after)),
         ("exitCode", Json::Int(report.after.exit_code().into())),
     ])

@@ -243,10 +243,17 @@ impl SparseFile {
     /// image's structures. Writes never leave these extents ([`SparseFile::write_data`]).
     fn validate_blocks(&self, footer_offset: u64) -> Result<()> {
         let blocks_in_disk = self.size().div_ceil(self.block_size);
-        // (start, end, block, sector) of each allocated block of the disk, in the file.
-        let mut extents = Vec::new();
+        let extent = |block: u32, sector: u32| {
+            block_extent(sector, block, self.header.block_size, self.size())
+        };
+        // Each allocated block of the disk as one number, its sector then its index, which
+        // sorts in file order: 8 bytes a block, however a crafted BAT repeats them (sized
+        // once: growing by reallocation would hold two copies at times).
+        let in_disk = |block: u32| u64::from(block) < blocks_in_disk;
+        let mut blocks =
+            Vec::with_capacity(self.bat.allocated().filter(|&(b, _)| in_disk(b)).count());
         for (block, sector) in self.bat.allocated() {
-            let extent = block_extent(sector, block, self.header.block_size, self.size());
+            let extent = extent(block, sector);
             if extent.end > footer_offset {
                 return Err(Error::BatEntryOutOfRange {
                     index: block,
@@ -258,16 +265,18 @@ impl SparseFile {
             }
             // An entry past the end of the disk is never read nor written (only its bitmap
             // must fit, as the extent says).
-            if u64::from(block) < blocks_in_disk {
-                extents.push((extent.start, extent.end, block, sector));
+            if in_disk(block) {
+                blocks.push((u64::from(sector) << 32) | u64::from(block));
             }
         }
-        let overlap = |(offset, end, block, sector): (u64, u64, u32, u32), other: String| {
+        let parts = |key: u64| (key as u32, (key >> 32) as u32);
+        let overlap = |(block, sector): (u32, u32), other: String| {
+            let extent = extent(block, sector);
             Error::BatEntryOverlap {
                 index: block,
                 sector,
-                offset,
-                end,
+                offset: extent.start,
+                end: extent.end,
                 other,
             }
         };
@@ -287,24 +296,31 @@ impl SparseFile {
                 structures.push((data.start, data.end, what));
             }
         }
-        for &extent in &extents {
+        for &key in &blocks {
+            let (block, sector) = parts(key);
+            let extent = extent(block, sector);
             for (start, stop, what) in &structures {
-                if extent.0 < *stop && *start < extent.1 {
-                    return Err(overlap(extent, format!("{what} (bytes {start}..{stop})")));
+                if extent.start < *stop && *start < extent.end {
+                    return Err(overlap(
+                        (block, sector),
+                        format!("{what} (bytes {start}..{stop})"),
+                    ));
                 }
             }
         }
         // In file order, each block must start past the end of every block before it.
-        extents.sort_unstable();
+        blocks.sort_unstable();
         let mut furthest: Option<(u64, u32)> = None;
-        for &extent in &extents {
-            if let Some((end, block)) = furthest {
-                if extent.0 < end {
-                    return Err(overlap(extent, format!("block {block}")));
+        for &key in &blocks {
+            let (block, sector) = parts(key);
+            let extent = extent(block, sector);
+            if let Some((furthest_end, furthest_block)) = furthest {
+                if extent.start < furthest_end {
+                    return Err(overlap((block, sector), format!("block {furthest_block}")));
                 }
             }
-            if furthest.is_none_or(|(end, _)| extent.1 > end) {
-                furthest = Some((extent.1, extent.2));
+            if furthest.is_none_or(|(furthest_end, _)| extent.end > furthest_end) {
+                furthest = Some((extent.end, block));
             }
         }
         Ok(())

@@ -2,29 +2,38 @@
 //!
 //! The rules are documented on [`repair`].
 
-use crate::check::{check_storage, CheckOptions, CheckReport, Finding, FindingKind, Severity};
+use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
+use crate::check::{
+    check_layout, check_storage, CheckOptions, CheckReport, Finding, FindingKind, LayoutFacts,
+    Severity, MAX_LISTED_PER_KIND,
+};
 use crate::dynamic_header::DynamicHeader;
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};
 use crate::image::LockedFile;
 use crate::storage::Storage;
-use crate::BlockAllocationTable;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-/// One change [`repair`] made: what, where and why.
+/// One change [`repair`] made: what, where and why; or, when
+/// [`omitted`](RepairAction::omitted) is set, the summary of the changes of its kind that
+/// were not listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepairAction {
     /// The finding this change repairs.
     pub fixes: FindingKind,
-    /// Where in the file the change was made (for a cut: the new file size).
+    /// Where in the file the change was made (for a cut: the new file size; for a summary:
+    /// the first change it stands for).
     pub offset: u64,
     /// What was changed, for a human.
     pub description: String,
+    /// `None` for a change. For the summary that ends the list of a kind's changes once
+    /// [`MAX_LISTED_PER_KIND`] of them are listed: how many more were made.
+    pub omitted: Option<u64>,
 }
 
 /// What [`repair`] found and did.
@@ -32,13 +41,17 @@ pub struct RepairAction {
 pub struct RepairReport {
     /// The check before repairing.
     pub before: CheckReport,
-    /// The changes made, in the order they were made; empty when nothing needed (or
-    /// could safely get) a repair.
+    /// The changes made, in the order they were made (at most [`MAX_LISTED_PER_KIND`] of
+    /// each kind, then a summary of the others); empty when nothing needed (or could safely
+    /// get) a repair.
     pub actions: Vec<RepairAction>,
     /// Ranges of the virtual disk that read differently now because the blocks their BAT
     /// entries pointed at were not in the file: they read as zeros (in a differencing
-    /// image, from the parent).
+    /// image, from the parent). In disk order, ranges that touch merged, at most
+    /// [`MAX_LISTED_PER_KIND`] of them.
     pub lost: Vec<Range<u64>>,
+    /// How many more such ranges (after those of `lost`) were not listed.
+    pub lost_omitted: u64,
     /// The check after repairing (the same as `before` when nothing was written).
     pub after: CheckReport,
     /// What is still wrong: the findings of `after` that are damage or leaks.
@@ -71,6 +84,13 @@ impl std::fmt::Display for RepairReport {
                 range.start, range.end
             )?;
         }
+        if self.lost_omitted > 0 {
+            writeln!(
+                f,
+                "lost: … and {} more ranges of the disk, not listed",
+                self.lost_omitted
+            )?;
+        }
         for finding in &self.not_repaired {
             writeln!(f, "not repaired: {finding}")?;
         }
@@ -83,7 +103,8 @@ impl std::fmt::Display for RepairReport {
 ///
 /// It checks the image, plans every change from what the check found, tries the
 /// plan on an in-memory view of the file and checks that view, and only writes when the
-/// plan leaves no new damage and less of the old. Then it checks the file again.
+/// plan leaves no new damage and less of the old. The check of that view is the check
+/// after the repair: the file, locked, then holds exactly the bytes the view showed.
 ///
 /// What is repaired (only when the footer fields, the dynamic header's fields and the BAT's
 /// place are sound, so that the structures a fix relies on are the right ones):
@@ -125,22 +146,23 @@ impl std::fmt::Display for RepairReport {
 pub fn repair(path: impl AsRef<Path>, options: &CheckOptions) -> Result<RepairReport> {
     let path = path.as_ref();
     let file = open_for_repair(path, options)?;
-    let before = check_storage(Box::new(Shared(file.clone())), path, options)?;
-    let plan = Plan::make(&before);
-    if plan.steps.is_empty() || !plan.improves(&file, path, options, &before)? {
-        return Ok(report(before.clone(), Vec::new(), Vec::new(), before));
-    }
+    let mut before = check_layout(Box::new(Shared(file.clone())), path, options)?;
+    let plan = Plan::make(&before, &file)?;
+    // What the check learnt of the layout served the plan; the report does not need it.
+    before.layout = LayoutFacts::default();
+    let preview = if plan.steps.is_empty() {
+        None
+    } else {
+        plan.preview_if_better(&file, path, options, &before)?
+    };
+    let Some(after) = preview else {
+        return Ok(report(before.clone(), Plan::default(), before));
+    };
     plan.apply(file.as_ref())?;
-    let after = check_storage(Box::new(Shared(file.clone())), path, options)?;
-    Ok(report(before, plan.actions, plan.lost, after))
+    Ok(report(before, plan, after))
 }
 
-fn report(
-    before: CheckReport,
-    actions: Vec<RepairAction>,
-    lost: Vec<Range<u64>>,
-    after: CheckReport,
-) -> RepairReport {
+fn report(before: CheckReport, plan: Plan, after: CheckReport) -> RepairReport {
     let not_repaired = after
         .findings()
         .iter()
@@ -149,8 +171,9 @@ fn report(
         .collect();
     RepairReport {
         before,
-        actions,
-        lost,
+        actions: plan.actions,
+        lost: plan.lost,
+        lost_omitted: plan.lost_omitted,
         after,
         not_repaired,
     }
@@ -205,7 +228,12 @@ impl Storage for Shared {
 /// One change to the file.
 #[derive(Debug, Clone)]
 enum Step {
-    Write { offset: u64, bytes: Vec<u8> },
+    /// Shared: the preview of a plan takes its steps without copying the bytes (a BAT's
+    /// worth, at most).
+    Write {
+        offset: u64,
+        bytes: Arc<Vec<u8>>,
+    },
     SetLength(u64),
 }
 
@@ -215,33 +243,35 @@ struct Plan {
     steps: Vec<Step>,
     actions: Vec<RepairAction>,
     lost: Vec<Range<u64>>,
+    lost_omitted: u64,
 }
 
 impl Plan {
-    /// Plans the repairs of what `before` found (see [`repair`]).
-    fn make(before: &CheckReport) -> Plan {
+    /// Plans the repairs of what `before` found (see [`repair`]) in `file`, the file it
+    /// checked (locked since).
+    fn make(before: &CheckReport, file: &LockedFile) -> Result<Plan> {
         let mut plan = Plan::default();
         let layout = &before.layout;
         let (Some(disk_type), Some(footer)) = (before.disk_type(), layout.footer.as_ref()) else {
-            return plan;
+            return Ok(plan);
         };
         if !structure_sound(before, disk_type) {
-            return plan;
+            return Ok(plan);
         }
         // The footer to write wherever one is missing or damaged: the one the check
         // relied on, with its checksum made right (it is right already unless neither the
         // end footer nor the copy had a good one).
         let mut good = footer.clone();
         good.update_checksum();
-        if let (Some((header_offset, header)), Some(bat)) = (&layout.header, &layout.bat) {
-            plan.drop_out_of_range(before, header, bat);
+        if let Some((header_offset, header)) = &layout.header {
+            plan.drop_out_of_range(before, header, file)?;
             plan.fix_header_checksum(before, *header_offset, header);
         }
         plan.fix_end_footer(before, &good);
         if disk_type != DiskType::Fixed {
             plan.fix_copy(before, &good);
         }
-        plan
+        Ok(plan)
     }
 
     fn act(&mut self, fixes: FindingKind, offset: u64, description: String) {
@@ -249,22 +279,35 @@ impl Plan {
             fixes,
             offset,
             description,
+            omitted: None,
         });
     }
 
     /// Sets BAT entries whose block is not in the file to unallocated, in one write that
-    /// spans the first to the last of them.
+    /// spans the first to the last of them (the entries between are written as they are
+    /// in the file). Each change is listed, up to [`MAX_LISTED_PER_KIND`] of each kind.
     fn drop_out_of_range(
         &mut self,
         before: &CheckReport,
         header: &DynamicHeader,
-        bat: &BlockAllocationTable,
-    ) {
-        let dropped = &before.layout.out_of_range;
-        let (Some(&first), Some(&last)) = (dropped.iter().min(), dropped.iter().max()) else {
-            return;
+        file: &LockedFile,
+    ) -> Result<()> {
+        let layout = &before.layout;
+        // In block order, as the check found them.
+        let dropped = &layout.out_of_range;
+        let (Some(&(first, _)), Some(&(last, _))) = (dropped.first(), dropped.last()) else {
+            return Ok(());
         };
-        let mut bat = bat.clone();
+        let offset = header.table_offset + u64::from(first) * BAT_ENTRY_SIZE;
+        let mut entries =
+            vec![0u8; (u64::from(last - first) + 1) as usize * BAT_ENTRY_SIZE as usize];
+        file.read_exact_at(&mut entries, offset).map_err(|e| {
+            let path = before.path().display();
+            Error::io(
+                format!("reading the BAT entries at offset {offset} of {path}"),
+                e,
+            )
+        })?;
         let size = before.virtual_size().unwrap_or(0);
         let block_size = u64::from(header.block_size);
         let reads_as = if before.disk_type() == Some(DiskType::Differencing) {
@@ -272,22 +315,26 @@ impl Plan {
         } else {
             "as zeros"
         };
-        for &block in dropped {
-            let sector = bat.get(block).unwrap_or(0);
-            bat.set(block, crate::bat::UNALLOCATED);
+        let mut lost = Lost::default();
+        let mut listed: BTreeMap<FindingKind, usize> = BTreeMap::new();
+        let mut omitted: BTreeMap<FindingKind, (u64, u64)> = BTreeMap::new();
+        for &(block, sector) in dropped {
+            let at = (block - first) as usize * BAT_ENTRY_SIZE as usize;
+            entries[at..at + BAT_ENTRY_SIZE as usize].copy_from_slice(&UNALLOCATED.to_be_bytes());
             let start = u64::from(block) * block_size;
             let end = (start + block_size).min(size);
-            let entry = header.table_offset + u64::from(block) * 4;
-            let kind = if before
-                .findings_of(FindingKind::BitmapOutOfRange)
-                .any(|f| f.offset == Some(entry))
-            {
-                FindingKind::BitmapOutOfRange
-            } else {
-                FindingKind::BatOutOfRange
-            };
+            if start < end {
+                lost.add(start..end);
+            }
+            let kind = layout.out_of_range_kind(block, sector);
+            let entry = header.table_offset + u64::from(block) * BAT_ENTRY_SIZE;
+            let count = listed.entry(kind).or_insert(0);
+            if *count == MAX_LISTED_PER_KIND {
+                omitted.entry(kind).or_insert((0, entry)).0 += 1;
+                continue;
+            }
+            *count += 1;
             let effect = if start < end {
-                self.lost.push(start..end);
                 format!("bytes {start}..{end} of the disk now read {reads_as}")
             } else {
                 "the block lies past the end of the disk".to_string()
@@ -300,9 +347,23 @@ impl Plan {
                 ),
             );
         }
-        let offset = header.table_offset + u64::from(first) * 4;
-        let bytes = bat.entry_bytes(first as usize..last as usize + 1);
-        self.steps.push(Step::Write { offset, bytes });
+        for (kind, (count, first_entry)) in omitted {
+            self.actions.push(RepairAction {
+                fixes: kind,
+                offset: first_entry,
+                description: format!(
+                    "… and {count} more BAT entries ({}) whose block is not in the file were set to unallocated, not listed (only the first {MAX_LISTED_PER_KIND} of each kind are)",
+                    kind.code()
+                ),
+                omitted: Some(count),
+            });
+        }
+        (self.lost, self.lost_omitted) = lost.finish();
+        self.steps.push(Step::Write {
+            offset,
+            bytes: Arc::new(entries),
+        });
+        Ok(())
     }
 
     fn fix_header_checksum(
@@ -311,11 +372,7 @@ impl Plan {
         header_offset: u64,
         header: &DynamicHeader,
     ) {
-        if before
-            .findings_of(FindingKind::HeaderChecksum)
-            .next()
-            .is_none()
-        {
+        if before.count_of(FindingKind::HeaderChecksum) == 0 {
             return;
         }
         let mut header = header.clone();
@@ -323,7 +380,7 @@ impl Plan {
         header.update_checksum();
         self.steps.push(Step::Write {
             offset: header_offset,
-            bytes: header.to_bytes().to_vec(),
+            bytes: Arc::new(header.to_bytes().to_vec()),
         });
         self.act(
             FindingKind::HeaderChecksum,
@@ -341,14 +398,12 @@ impl Plan {
         let layout = &before.layout;
         let file_size = before.file_size();
         let end_bad = layout.end_footer.as_ref().is_some_and(|(_, ok, _)| !ok);
-        let bytes = good.to_bytes().to_vec();
+        let bytes = Arc::new(good.to_bytes().to_vec());
         match &layout.end_footer {
             None => {
                 // Where the next block would have gone, as the writer that lost it left it.
                 let offset = layout.used_end.next_multiple_of(512);
-                let leak = before
-                    .findings_of(FindingKind::FooterMissing)
-                    .any(|f| f.severity == Severity::Leak);
+                let leak = found(before, FindingKind::FooterMissing, Severity::Leak);
                 let why = if leak {
                     "the file ended in space no structure uses, without its footer"
                 } else {
@@ -414,23 +469,15 @@ impl Plan {
             FindingKind::FooterCopyMismatch,
         ]
         .into_iter()
-        .find(|&kind| {
-            before
-                .findings_of(kind)
-                .any(|f| f.severity == Severity::Corrupt)
-        });
+        .find(|&kind| found(before, kind, Severity::Corrupt));
         let Some(kind) = kind else { return };
-        if before
-            .layout
-            .blocks
-            .iter()
-            .any(|&(start, _)| start < FOOTER_SIZE as u64)
-        {
+        // A block at sector 0 holds those bytes.
+        if before.layout.first_block == Some(0) {
             return;
         }
         self.steps.push(Step::Write {
             offset: 0,
-            bytes: good.to_bytes().to_vec(),
+            bytes: Arc::new(good.to_bytes().to_vec()),
         });
         let what = match kind {
             FindingKind::FooterCopyMissing => "was missing",
@@ -445,14 +492,15 @@ impl Plan {
     }
 
     /// Tries the plan on an in-memory view of the file: it must leave no damage or leak
-    /// the image did not have, and fewer of those it had.
-    fn improves(
+    /// the image did not have, and fewer of those it had. Returns the check of the view
+    /// when it does.
+    fn preview_if_better(
         &self,
         file: &Arc<LockedFile>,
         path: &Path,
         options: &CheckOptions,
         before: &CheckReport,
-    ) -> Result<bool> {
+    ) -> Result<Option<CheckReport>> {
         let view = Preview {
             file: file.clone(),
             steps: self.steps.clone(),
@@ -461,22 +509,21 @@ impl Plan {
         let preview = check_storage(Box::new(view), path, options)?;
         let problems = |report: &CheckReport| -> BTreeSet<(FindingKind, Severity)> {
             report
-                .findings()
-                .iter()
-                .filter(|f| f.severity > Severity::Info)
-                .map(|f| (f.kind, f.severity))
+                .counts()
+                .filter(|&(_, severity, _)| severity > Severity::Info)
+                .map(|(kind, severity, _)| (kind, severity))
                 .collect()
         };
-        let count = |report: &CheckReport| {
+        let count = |report: &CheckReport| -> u64 {
             report
-                .findings()
-                .iter()
-                .filter(|f| f.severity > Severity::Info)
-                .count()
+                .counts()
+                .filter(|&(_, severity, _)| severity > Severity::Info)
+                .map(|(_, _, n)| n)
+                .sum()
         };
-        let old = problems(before);
-        let nothing_new = problems(&preview).is_subset(&old);
-        Ok(nothing_new && count(&preview) < count(before))
+        let nothing_new = problems(&preview).is_subset(&problems(before));
+        let better = nothing_new && count(&preview) < count(before);
+        Ok(better.then_some(preview))
     }
 
     fn final_length(&self, file_size: u64) -> u64 {
@@ -514,6 +561,49 @@ fn apply_steps(steps: &[Step], file: &LockedFile) -> Result<()> {
     Ok(())
 }
 
+/// Ranges of the virtual disk that read differently after a repair, in disk order, merged
+/// where they touch: the first [`MAX_LISTED_PER_KIND`] are kept, the others counted.
+#[derive(Debug, Default)]
+struct Lost {
+    listed: Vec<Range<u64>>,
+    /// The range being merged.
+    current: Option<Range<u64>>,
+    omitted: u64,
+}
+
+impl Lost {
+    fn add(&mut self, range: Range<u64>) {
+        match &mut self.current {
+            Some(current) if current.end == range.start => current.end = range.end,
+            _ => {
+                self.close();
+                self.current = Some(range);
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(range) = self.current.take() {
+            if self.listed.len() < MAX_LISTED_PER_KIND {
+                self.listed.push(range);
+            } else {
+                self.omitted += 1;
+            }
+        }
+    }
+
+    /// The ranges listed, and how many more there are.
+    fn finish(mut self) -> (Vec<Range<u64>>, u64) {
+        self.close();
+        (self.listed, self.omitted)
+    }
+}
+
+/// Whether `report` found anything of `kind` with `severity` (listed or not).
+fn found(report: &CheckReport, kind: FindingKind, severity: Severity) -> bool {
+    report.counts().any(|(k, s, _)| k == kind && s == severity)
+}
+
 /// Where the footer written at the end comes from, for messages.
 fn source_of(before: &CheckReport, good: &Footer) -> &'static str {
     match &before.layout.copy {
@@ -532,12 +622,11 @@ fn structure_sound(before: &CheckReport, disk_type: DiskType) -> bool {
         FindingKind::HeaderField,
         FindingKind::Truncated,
     ];
-    let fields_sound = !before
-        .findings()
+    let fields_sound = !unsound
         .iter()
-        .any(|f| f.severity == Severity::Corrupt && unsound.contains(&f.kind));
-    let layout_read = disk_type == DiskType::Fixed
-        || (before.layout.header.is_some() && before.layout.bat.is_some());
+        .any(|&kind| found(before, kind, Severity::Corrupt));
+    let layout_read =
+        disk_type == DiskType::Fixed || (before.layout.header.is_some() && before.layout.bat_read);
     fields_sound && layout_read
 }
 
@@ -632,8 +721,10 @@ mod tests {
                 .map(|f| f.kind)
                 .collect()
         };
-        let before = crate::check(&path, &options).unwrap();
-        let plan = Plan::make(&before);
+        let file = open_for_repair(&path, &options).unwrap();
+        let before = check_layout(Box::new(Shared(file.clone())), &path, &options).unwrap();
+        let plan = Plan::make(&before, &file).unwrap();
+        drop(file);
         assert_eq!(plan.steps.len(), 4, "{plan:#?}");
         for k in 0..=plan.steps.len() {
             std::fs::write(&path, &bytes).unwrap();
