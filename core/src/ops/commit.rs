@@ -414,11 +414,13 @@ fn metadata_end(header: &DynamicHeader, child: &Child) -> u64 {
 /// Opens `path` read-write with an exclusive lock (when `lock`), held until the file is
 /// closed.
 pub(super) fn open_locked(path: &Path, lock: bool) -> Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let (file, _) = crate::files::open(
+        path,
+        std::fs::OpenOptions::new().read(true).write(true),
+        crate::files::Use::WriteFile,
+        "an image opened for writing",
+        |e| Error::io(format!("opening {}", path.display()), e),
+    )?;
     if lock {
         lock_file(&file, path, false)?;
     }
