@@ -16,7 +16,8 @@ is used exactly (never rounded to a CHS geometry); it must be a multiple of 512.
 
 The type is dynamic unless --type says otherwise, or --parent is given: then it is a
 differencing image over the image FILE of --parent, of the parent's size unless SIZE is
-given. An existing FILE is refused unless --overwrite is given.",
+given. An existing FILE is refused unless --overwrite is given. FILE is a regular file:
+a directory, FIFO, socket or device is refused (write onto a block device with convert).",
     options: &[
         valued(
             "type",
