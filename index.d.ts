@@ -1084,7 +1084,7 @@ export interface ConvertReport {
   sourceSize: number
   /** Virtual size of the output: the source's rounded up to whole sectors (with `azure`, to a whole MiB). */
   virtualSize: number
-  /** Size of the output file in bytes. */
+  /** Size of the output file in bytes (on a block device: the length written from its start). */
   fileSize: number
   /** Blocks allocated in dynamic output (0 for the other formats). */
   allocatedBlocks: number

@@ -110,7 +110,8 @@ pub struct ConvertReport {
     /// Virtual size of the output in bytes: the source's rounded up to whole sectors (and
     /// with `azure` to a whole MiB).
     pub virtual_size: u64,
-    /// Size of the output file in bytes.
+    /// Size of the output file in bytes (on a block device: the length of the output
+    /// written from its start; the device keeps the rest).
     pub file_size: u64,
     /// Blocks allocated in dynamic output (0 for other formats).
     pub allocated_blocks: u64,
