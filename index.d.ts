@@ -101,6 +101,14 @@ export type VhdErrorCode =
    * the bytes read had nowhere to go. Nothing else was written.
    */
   | 'ERR_VHD_BUFFER_DETACHED'
+  /**
+   * The path names something that is not read or written here: a directory, a FIFO, a
+   * socket or a character device (`/dev/null`), or a block device where only a regular
+   * file will do (an image opened for writing, a new image). Decided on the opened file,
+   * without waiting on a FIFO; nothing was read or written. (`convert` writes onto a block
+   * device, and sources and read-only images may be block devices.)
+   */
+  | 'ERR_VHD_FILE_TYPE'
 
 /** The `code` of an argument error, as Node's own. */
 export type ArgumentErrorCode =
@@ -1071,7 +1079,12 @@ export interface ConversionOptions extends ChainOptions, ProgressOptions {
   blockSize?: Integer
   /**
    * How to read the source: `'auto'` (default: a VHD if it ends with a valid footer, raw
-   * otherwise), `'raw'` or `'vhd'` (a differencing image is read through its chain).
+   * otherwise), `'raw'` or `'vhd'` (a differencing image is read through its chain; one
+   * whose end footer is damaged, through its footer copy at offset 0).
+   *
+   * `'auto'` never takes the footer copy at offset 0 alone for proof of a VHD: the guest of
+   * a raw disk writes that sector. A file with a valid copy there but no valid footer at
+   * its end is read as raw, and `warnings` says so; pass `'vhd'` to read it as a damaged VHD.
    */
   sourceFormat?: 'auto' | 'raw' | 'vhd'
   /** The output's unique id: 16 bytes or a UUID string (default: random). */
@@ -1083,8 +1096,21 @@ export interface ConversionOptions extends ChainOptions, ProgressOptions {
 export interface ConvertOptions extends ConversionOptions {
   /** The output: the raw disk, a fixed VHD or a dynamic one (all-zero blocks left out). Optional with `azure`. */
   to?: 'raw' | 'fixed' | 'dynamic'
-  /** Replace an existing destination (default false: `ERR_VHD_EXISTS`). */
+  /**
+   * Replace an existing destination (default false: `ERR_VHD_EXISTS`): a regular file is
+   * replaced atomically; a block device is written in place from its start (never
+   * truncated; it must hold the whole output). A directory, FIFO, socket or character
+   * device is refused with `ERR_VHD_FILE_TYPE` (with or without `overwrite`).
+   */
   overwrite?: boolean
+}
+
+/** How a conversion source was read, and why. */
+export interface DetectedSource {
+  /** `'vhd'`, or `'raw'`: the file's bytes are the disk. */
+  format: 'raw' | 'vhd'
+  /** Why, in words: "read as raw, as asked", "it ends with a valid VHD footer"… */
+  reason: string
 }
 
 export interface ConvertReport {
@@ -1092,10 +1118,18 @@ export interface ConvertReport {
   sourceSize: number
   /** Virtual size of the output: the source's rounded up to whole sectors (with `azure`, to a whole MiB). */
   virtualSize: number
-  /** Size of the output file in bytes. */
+  /** Size of the output file in bytes (on a block device: the length written from its start). */
   fileSize: number
   /** Blocks allocated in dynamic output (0 for the other formats). */
   allocatedBlocks: number
+  /** How the source was read (`sourceFormat: 'auto'` decides), and why. */
+  detected: DetectedSource
+  /**
+   * What the caller should know, in sentences (empty as a rule): e.g. that `'auto'` read as
+   * raw a file whose first sector is a VHD footer copy. The command line prints each on
+   * stderr as `vhd: warning: ...`.
+   */
+  warnings: string[]
 }
 
 /**
@@ -1122,6 +1156,10 @@ export interface VhdStreamOptions extends ConversionOptions {
 export declare class VhdStream extends Readable {
   /** The total number of bytes the stream gives, known before the first one. */
   readonly length: number
+  /** How the source is read, and why (as `ConvertReport.detected`). */
+  readonly detected: Readonly<DetectedSource>
+  /** What the caller should know about the source (as `ConvertReport.warnings`). */
+  readonly warnings: readonly string[]
 }
 
 /**

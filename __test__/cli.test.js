@@ -14,7 +14,19 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const VHD = require('..')
-const { KiB, MiB, tempDir, pattern, imageWithManyFindings, PYTHON, pyvhdiReadChain } = require('./helpers.js')
+const {
+  KiB,
+  MiB,
+  tempDir,
+  pattern,
+  imageWithManyFindings,
+  PYTHON,
+  pyvhdiReadChain,
+  rawDiskStartingLikeAVhd,
+  NEEDS_ROOT,
+  mkfifo,
+  mknodNull,
+} = require('./helpers.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const BIN = path.join(ROOT, 'bin', 'vhd.js')
@@ -468,6 +480,104 @@ describe('reading: cat, convert, map', () => {
 
 // ---- check ----
 
+// ---- what SRC and DST are ----
+
+describe('convert: what SRC and DST are', () => {
+  test('a raw disk that starts like a VHD is converted as raw, with a warning on stderr; --from vhd reads its footer copy', async () => {
+    const { file, bytes, innerDisk } = await rawDiskStartingLikeAVhd(tmp.dir)
+    const out = path.join(tmp.dir, 'looks-like.raw')
+    const res = vhd(['convert', '--to', 'raw', file, out])
+    assert.equal(res.status, 0, res.stderr)
+    assert.match(res.stdout, /^Converted .* virtual size 4 MiB/)
+    assert.match(res.stderr, /^vhd: warning: .*read as a raw disk, although its first 512 bytes are the footer copy of a dynamic VHD.*\(source format 'vhd'\)\n$/s)
+    assert.ok(fs.readFileSync(out).equals(bytes), 'the raw disk, byte for byte')
+    // -q keeps the warning.
+    const quiet = vhd(['convert', '-q', '--overwrite', '--to', 'raw', file, out])
+    assert.equal(quiet.stdout, '')
+    assert.match(quiet.stderr, /^vhd: warning: /)
+    const asVhd = path.join(tmp.dir, 'looks-like-as-vhd.raw')
+    vhdOk(['convert', '-q', '--from', 'vhd', '--to', 'raw', file, asVhd])
+    assert.ok(fs.readFileSync(asVhd).equals(innerDisk), 'the 1 MiB disk of its footer copy')
+  })
+
+  test('a FIFO as SRC, DST or image fails at once with ERR_VHD_FILE_TYPE (it used to hang)', () => {
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'fifo-'))
+    const fifo = mkfifo(path.join(dir, 'fifo'))
+    const src = path.join(tmp.dir, 'fifo-src.raw')
+    fs.writeFileSync(src, pattern(MiB, 4))
+    const image = path.join(tmp.dir, 'fifo-image.vhd')
+    vhdOk(['create', image, '1M'])
+    for (const args of [
+      ['convert', '--overwrite', src, fifo],
+      ['convert', src, fifo],
+      ['convert', fifo, path.join(dir, 'out.vhd')],
+      ['create', '--overwrite', fifo, '1M'],
+      ['snapshot', image, fifo],
+      ['info', fifo],
+      ['check', fifo],
+      ['check', '--repair', fifo],
+      ['compact', fifo],
+      ['resize', fifo, '2M'],
+      ['commit', fifo],
+      ['map', fifo],
+      ['cat', fifo],
+    ]) {
+      const res = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' })
+      assert.equal(res.signal, null, `vhd ${args.join(' ')} hung (killed after 30 s)`)
+      assert.equal(res.status, 1, `vhd ${args.join(' ')}: ${res.stdout}${res.stderr}`)
+      assert.match(res.stderr, /^vhd: ERR_VHD_FILE_TYPE: .*fifo is a FIFO \(named pipe\)/, args.join(' '))
+    }
+    assert.ok(fs.statSync(fifo).isFIFO())
+    assert.deepEqual(fs.readdirSync(dir), ['fifo'])
+  })
+
+  test('convert --overwrite onto a character device or a link to it is refused; it stays a device', { skip: NEEDS_ROOT }, () => {
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'chardev-'))
+    const device = mknodNull(path.join(dir, 'null'))
+    const link = path.join(dir, 'link')
+    fs.symlinkSync(device, link)
+    const src = path.join(tmp.dir, 'chardev-src.raw')
+    fs.writeFileSync(src, pattern(MiB, 4))
+    for (const destination of [device, link]) {
+      vhdFails(['convert', '--overwrite', '--to', 'raw', src, destination], 'ERR_VHD_FILE_TYPE', /is a character device: the destination must be a regular file or a block device/)
+      vhdFails(['create', '--overwrite', destination, '1M'], 'ERR_VHD_FILE_TYPE', /is a character device/)
+      assert.ok(fs.statSync(destination).isCharacterDevice())
+    }
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['link', 'null'])
+  })
+
+  test('convert --overwrite onto a block device writes it in place, as qemu-img does', { skip: NEEDS_ROOT }, () => {
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'blockdev-'))
+    const backing = path.join(dir, 'backing')
+    fs.writeFileSync(backing, Buffer.alloc(8 * MiB, 0xaa))
+    const attach = spawnSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' })
+    assert.equal(attach.status, 0, `losetup cannot attach a loop device: ${attach.error || ''}${attach.stderr}`)
+    const loop = attach.stdout.trim()
+    try {
+      // Named through a node made here, never /dev/loopN itself (see core/tests/file_types.rs).
+      const [major, minor] = run('stat', ['-c', '%t %T', loop]).trim().split(' ').map((hex) => String(parseInt(hex, 16)))
+      const node = path.join(dir, 'device')
+      run('mknod', [node, 'b', major, minor])
+      const src = path.join(dir, 'src.raw')
+      const data = Buffer.concat([pattern(MiB, 8), Buffer.alloc(2 * MiB), pattern(MiB, 9)])
+      fs.writeFileSync(src, data)
+      vhdFails(['convert', '--to', 'raw', src, node], 'ERR_VHD_EXISTS')
+      const res = vhdOk(['convert', '--overwrite', '--to', 'raw', src, node])
+      assert.match(res.stdout, /virtual size 4 MiB/)
+      const written = fs.readFileSync(node)
+      assert.equal(written.length, 8 * MiB)
+      assert.ok(written.subarray(0, 4 * MiB).equals(data), 'the disk, zeros written as zeros')
+      assert.ok(written.subarray(4 * MiB).equals(Buffer.alloc(4 * MiB, 0xaa)), 'the rest left as it was')
+      assert.ok(fs.statSync(node).isBlockDevice())
+      const big = path.join(dir, 'big.raw')
+      fs.writeFileSync(big, Buffer.alloc(9 * MiB, 1))
+      vhdFails(['convert', '--overwrite', '--to', 'raw', big, node], 'ERR_VHD_INVALID_ARGUMENT', /is a block device of 8388608 bytes, too small/)
+    } finally {
+      spawnSync('losetup', ['--detach', loop])
+    }
+  })
+})
+
 describe('check', () => {
   /** A dynamic image (qemu) with block 1 allocated, then its BAT entry cleared: a leak. */
   function leakyImage(name) {
@@ -679,7 +789,7 @@ test('npm install of the packed tarball gives a working `npx vhd`', { timeout: 2
 })
 
 describe('Ctrl-C', () => {
-  test('the first SIGINT cancels a long convert cleanly: exit 130, no output, no temporary file', async () => {
+  for (const signalName of ['SIGINT', 'SIGTERM']) test(`the first ${signalName} cancels a long convert cleanly: exit 130, no output, no temporary file`, async () => {
     const { spawn } = require('node:child_process')
     const dir = fs.mkdtempSync(path.join(tmp.dir, 'sigint-'))
     // A 64 GiB raw file of zeros but for its first MiB (sparse, so cheap to make): a raw
@@ -696,7 +806,7 @@ describe('Ctrl-C', () => {
       // The progress bar is drawn: the conversion is under way.
       if (!signalled && stderr.includes('/100%)')) {
         signalled = true
-        child.kill('SIGINT')
+        child.kill(signalName)
       }
     })
     const [code, signal] = await new Promise((resolve) => child.on('close', (c, s) => resolve([c, s])))

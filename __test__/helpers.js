@@ -221,7 +221,57 @@ async function imageWithManyFindings(file, { overlaps, outside }) {
   })
 }
 
+/**
+ * A 4 MiB raw disk whose guest wrote what a 1 MiB dynamic VHD starts with (footer copy,
+ * header, BAT, one 64 KiB block holding `pattern(4096, 5)`), then other data; no footer at
+ * its end. Resolves to `{ file, bytes, innerDisk }`: its path, its bytes, and the 1 MiB disk
+ * that reading its footer copy as a VHD gives.
+ */
+async function rawDiskStartingLikeAVhd(dir) {
+  const inner = path.join(dir, `inner-${process.pid}-${Date.now()}.vhd`)
+  const disk = await VHD.create(inner, { type: 'dynamic', size: MiB, blockSize: 64 * KiB })
+  await disk.write(pattern(4096, 5), 0)
+  await disk.close()
+  const vhd = fs.readFileSync(inner)
+  fs.rmSync(inner)
+  const head = vhd.subarray(0, vhd.length - 512)
+  const bytes = Buffer.concat([head, pattern(4 * MiB - head.length, 6)])
+  const file = path.join(dir, `starts-like-a-vhd-${process.pid}-${Date.now()}.raw`)
+  fs.writeFileSync(file, bytes)
+  const innerDisk = Buffer.alloc(MiB)
+  pattern(4096, 5).copy(innerDisk, 0)
+  return { file, bytes, innerDisk }
+}
+
+/** Whether this process runs as root (mknod and losetup need it). */
+const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0
+
+/**
+ * The `skip` option of a test that needs root: a visible reason locally, never under CI
+ * (which runs as root: there the test runs, and fails if it cannot).
+ */
+const NEEDS_ROOT = IS_ROOT || process.env.CI ? false : 'needs root (mknod, losetup); skipping'
+
+/** Makes a FIFO (named pipe) at `file`. */
+function mkfifo(file) {
+  const res = spawnSync('mkfifo', [file], { encoding: 'utf8' })
+  assert.equal(res.status, 0, `mkfifo ${file}: ${res.error || ''}${res.stderr}`)
+  return file
+}
+
+/** Makes a character device node for /dev/null (1, 3) at `file` (root only): never the real one. */
+function mknodNull(file) {
+  const res = spawnSync('mknod', [file, 'c', '1', '3'], { encoding: 'utf8' })
+  assert.equal(res.status, 0, `mknod ${file}: ${res.error || ''}${res.stderr}`)
+  return file
+}
+
 module.exports = {
+  rawDiskStartingLikeAVhd,
+  IS_ROOT,
+  NEEDS_ROOT,
+  mkfifo,
+  mknodNull,
   KiB,
   MiB,
   tempDir,

@@ -25,6 +25,10 @@ const {
   imageWithManyFindings,
   PYTHON,
   pyvhdiReadChain,
+  rawDiskStartingLikeAVhd,
+  NEEDS_ROOT,
+  mkfifo,
+  mknodNull,
 } = require('./helpers.js')
 
 const qemuProbe = spawnSync('qemu-img', ['--version'], { encoding: 'utf8' })
@@ -330,6 +334,129 @@ describe('createVhdStream', () => {
 
 // ---------------------------------------------------------------------------------------
 // check, repair, info
+
+describe('what the source and the destination are', () => {
+  test("sourceFormat 'auto': a raw disk that starts like a VHD is read as raw, with a warning", async () => {
+    const { file, bytes, innerDisk } = await rawDiskStartingLikeAVhd(tmp.dir)
+    const out = tmp.file('looks-like').replace(/\.vhd$/, '.raw')
+    const report = await VHD.convert(file, out, { to: 'raw' })
+    assert.ok(fs.readFileSync(out).equals(bytes), 'the raw disk, byte for byte')
+    assert.equal(report.sourceSize, 4 * MiB)
+    assert.equal(report.detected.format, 'raw')
+    assert.match(report.detected.reason, /footer copy/)
+    assert.equal(report.warnings.length, 1)
+    assert.match(report.warnings[0], /read as a raw disk.*'vhd'/s)
+    const fixed = tmp.file('looks-like-fixed')
+    await VHD.convert(file, fixed, { to: 'fixed' })
+    assert.ok((await readAll(fixed)).equals(bytes))
+    const stream = await VHD.createVhdStream(file, { type: 'fixed' })
+    assert.equal(stream.length, 4 * MiB + 512)
+    assert.equal(stream.detected.format, 'raw')
+    assert.equal(stream.warnings.length, 1)
+    stream.destroy()
+    // Said to be a VHD, it is read through its footer copy: the 1 MiB disk it describes.
+    const asVhd = tmp.file('as-vhd').replace(/\.vhd$/, '.raw')
+    const said = await VHD.convert(file, asVhd, { to: 'raw', sourceFormat: 'vhd' })
+    assert.equal(said.sourceSize, MiB)
+    assert.deepEqual(said.detected, { format: 'vhd', reason: 'read as a VHD, as asked' })
+    assert.deepEqual(said.warnings, [])
+    assert.ok(fs.readFileSync(asVhd).equals(innerDisk))
+    // An ordinary VHD is one.
+    const { file: vhd, model } = await makeImage({ type: 'dynamic', size: 2 * MiB }, [[0, pattern(8192, 3)]])
+    const flat = tmp.file('ordinary').replace(/\.vhd$/, '.raw')
+    const ordinary = await VHD.convert(vhd, flat, { to: 'raw' })
+    assert.deepEqual(ordinary.detected, { format: 'vhd', reason: 'it ends with a valid VHD footer' })
+    assert.deepEqual(ordinary.warnings, [])
+    assert.ok(fs.readFileSync(flat).equals(model))
+  })
+
+  test('a FIFO as image, source or output: every operation fails at once with ERR_VHD_FILE_TYPE', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'fifo-'))
+    const fifo = mkfifo(path.join(dir, 'fifo'))
+    const { file: image } = await makeImage({ type: 'dynamic', size: MiB })
+    const raw = makeRaw(4 * MiB)
+    // In a child process, so that a regression (a thread stuck in open) fails the test
+    // instead of keeping this process alive for ever.
+    const script = `
+      const VHD = require(${JSON.stringify(path.resolve(__dirname, '..'))})
+      const [fifo, image, raw] = ${JSON.stringify([fifo, image, raw])}
+      const ops = {
+        'convert onto it': () => VHD.convert(raw, fifo, { to: 'raw', overwrite: true }),
+        'convert from it': () => VHD.convert(fifo, fifo + '.out', { to: 'raw' }),
+        'createVhdStream from it': () => VHD.createVhdStream(fifo, { type: 'fixed' }),
+        'create over it': () => VHD.create(fifo, { type: 'fixed', size: 1048576, overwrite: true }),
+        'snapshot onto it': () => VHD.snapshot(image, fifo),
+        'open read-only': () => VHD.open(fifo, { readOnly: true }),
+        'open': () => VHD.open(fifo),
+        'VHD.Image with r': () => new VHD.Image({ path: fifo, flags: 'r' }).open(),
+        'VHD.Image with r+': () => new VHD.Image({ path: fifo, flags: 'r+' }).open(),
+        'check': () => VHD.check(fifo),
+        'info': () => VHD.info(fifo),
+        'compact': () => VHD.compact(fifo),
+        'commit': () => VHD.commit(fifo),
+        'resize': () => VHD.resize(fifo, 2097152),
+      }
+      ;(async () => {
+        const codes = {}
+        for (const [name, op] of Object.entries(ops)) {
+          codes[name] = await op().then(() => 'resolved', (e) => e.code + ': ' + e.message)
+        }
+        process.stdout.write(JSON.stringify(codes))
+      })()
+    `
+    const res = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' })
+    assert.equal(res.signal, null, `the operations hung (killed after 60 s): ${res.stdout}${res.stderr}`)
+    assert.equal(res.status, 0, res.stderr)
+    const codes = JSON.parse(res.stdout)
+    for (const [name, result] of Object.entries(codes)) {
+      assert.match(result, /^ERR_VHD_FILE_TYPE: .*fifo is a FIFO \(named pipe\)/, name)
+    }
+    assert.ok(fs.statSync(fifo).isFIFO())
+    assert.deepEqual(fs.readdirSync(dir), ['fifo'], 'nothing else was made')
+  })
+
+  test('convert onto a socket or a directory is refused, with or without overwrite', async () => {
+    const net = require('node:net')
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'socket-'))
+    const socket = path.join(dir, 'socket')
+    const server = net.createServer()
+    await new Promise((resolve) => server.listen(socket, resolve))
+    const folder = fs.mkdtempSync(path.join(dir, 'folder-'))
+    const raw = makeRaw(4 * MiB)
+    try {
+      for (const [destination, found] of [[socket, /is a socket/], [folder, /is a directory/]]) {
+        for (const overwrite of [false, true]) {
+          await assert.rejects(VHD.convert(raw, destination, { to: 'fixed', overwrite }), (error) => {
+            assert.equal(error.code, 'ERR_VHD_FILE_TYPE')
+            assert.match(error.message, found)
+            return true
+          })
+        }
+      }
+      assert.ok(fs.statSync(socket).isSocket())
+      assert.deepEqual(fs.readdirSync(folder), [])
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+
+  test('convert and create with overwrite onto a character device (or a link to one) are refused; it stays a device', { skip: NEEDS_ROOT }, async () => {
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'chardev-'))
+    const device = mknodNull(path.join(dir, 'null'))
+    const link = path.join(dir, 'link')
+    fs.symlinkSync(device, link)
+    const raw = makeRaw(4 * MiB)
+    for (const destination of [device, link]) {
+      for (const to of ['raw', 'fixed', 'dynamic']) {
+        await rejectsWith(VHD.convert(raw, destination, { to, overwrite: true }), 'ERR_VHD_FILE_TYPE')
+      }
+      await rejectsWith(VHD.create(destination, { type: 'dynamic', size: MiB, overwrite: true }), 'ERR_VHD_FILE_TYPE')
+      assert.ok(fs.statSync(destination).isCharacterDevice())
+    }
+    assert.ok(fs.lstatSync(link).isSymbolicLink())
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['link', 'null'])
+  })
+})
 
 describe('check', () => {
   test('a clean image: exit code 0, only information', async () => {

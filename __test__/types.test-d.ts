@@ -146,7 +146,7 @@ async function locking(): Promise<void> {
   const imageOptions: VHD.ImageOptions = { fd: 3, lock: true, parentRoot: new URL('file:///images/') }
   const streamOptions: VHD.ReadStreamOptions = { path: 'd.vhd', lock: false }
   void [options, imageOptions, streamOptions]
-  const codes: VHD.VhdErrorCode[] = ['ERR_VHD_LOCKED', 'ERR_VHD_PARENT_OUTSIDE_ROOT', 'ERR_VHD_BAT_OVERLAP']
+  const codes: VHD.VhdErrorCode[] = ['ERR_VHD_LOCKED', 'ERR_VHD_PARENT_OUTSIDE_ROOT', 'ERR_VHD_BAT_OVERLAP', 'ERR_VHD_FILE_TYPE']
   void codes
   // @ts-expect-error: lock is a boolean
   new VHD.Dynamic('d.vhd', { lock: 'no' })
@@ -295,12 +295,19 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
   const onProgress = ({ bytesDone, bytesTotal }: VHD.Progress): void => void (bytesDone / bytesTotal)
   const converted = await VHD.convert('in.raw', 'out.vhd', { to: 'dynamic', onProgress, signal: controller.signal })
   expectType<number>(converted.virtualSize + converted.fileSize + converted.allocatedBlocks + converted.sourceSize)
+  expectType<'raw' | 'vhd'>(converted.detected.format)
+  expectType<string>(converted.detected.reason)
+  expectType<string[]>(converted.warnings)
   await VHD.convert(new URL('file:///in.vhd'), 'out.vhd', { azure: true, uniqueId: Buffer.alloc(16), timestamp: new Date() })
   VHD.convert('in.raw', 'out.raw', { to: 'raw', sourceFormat: 'raw' }, (error, report) => {
     expectType<VHD.VhdError | VHD.AbortError | null>(error)
     expectType<number>(report.fileSize)
   })
   const stream = await VHD.createVhdStream('in.raw', { type: 'fixed', blockSize: 1n << 21n })
+  expectType<'raw' | 'vhd'>(stream.detected.format)
+  expectType<readonly string[]>(stream.warnings)
+  // @ts-expect-error: read-only
+  stream.warnings.push('x')
   expectType<number>(stream.length)
   stream.pipe(process.stdout)
 

@@ -57,6 +57,11 @@ const kReadFile = Symbol('readFile')
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND, O_EXCL } = fs.constants
 const O_ACCMODE = O_RDONLY | O_WRONLY | O_RDWR
+const O_SYNC = fs.constants.O_SYNC ?? 0
+// Added to every open: an open for reading never waits for a FIFO's writer (the native side
+// then refuses anything but a regular file or a block device with ERR_VHD_FILE_TYPE).
+// Regular files and block devices ignore it. (0 where the platform has no such flag.)
+const O_NONBLOCK = fs.constants.O_NONBLOCK ?? 0
 
 const STRING_FLAGS = new Map()
 for (const [names, readOnly, sync, exclusive] of [
@@ -80,7 +85,7 @@ function toAccess(flags) {
     if (entry.exclusive) {
       throw invalidArgValue('options.flags', `'${flags}' creates a new file; an image opens an existing one (make new images with VHD.create)`)
     }
-    const fsFlags = (entry.readOnly ? 'r' : 'r+').replace('r', entry.sync ? 'rs' : 'r')
+    const fsFlags = (entry.readOnly ? O_RDONLY : O_RDWR) | (entry.sync ? O_SYNC : 0) | O_NONBLOCK
     return { readOnly: entry.readOnly, fsFlags }
   }
   if (typeof flags === 'number') {
@@ -93,7 +98,7 @@ function toAccess(flags) {
     }
     const readOnly = (flags & O_ACCMODE) === O_RDONLY
     const kept = flags & ~(O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND)
-    return { readOnly, fsFlags: kept | (readOnly ? O_RDONLY : O_RDWR) }
+    return { readOnly, fsFlags: kept | (readOnly ? O_RDONLY : O_RDWR) | O_NONBLOCK }
   }
   throw invalidArgType('options.flags', 'of type string or a non-negative integer', flags)
 }

@@ -248,6 +248,9 @@ class VhdStream extends Readable {
     this[kNative] = nativeStream
     this[kPosition] = 0
     Object.defineProperty(this, 'length', { value: nativeStream.length, enumerable: true })
+    // How the source is read and why, and what the caller should know: as convert reports.
+    Object.defineProperty(this, 'detected', { value: Object.freeze({ ...nativeStream.detected }), enumerable: true })
+    Object.defineProperty(this, 'warnings', { value: Object.freeze([...nativeStream.warnings]), enumerable: true })
   }
 
   _read() {

@@ -308,6 +308,28 @@ fn source_format(value: Option<&str>) -> Result<SourceFormat, Failure> {
     }
 }
 
+/// How a conversion source was read (`'raw'` or `'vhd'`) and why.
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct DetectedSource {
+    pub format: String,
+    pub reason: String,
+}
+
+/// The binding's form of a source detection: what was decided, and the warnings for the
+/// caller (none, or one when auto-detection read as raw a file that looked like a VHD).
+fn detected(detection: &ops::SourceDetection) -> (DetectedSource, Vec<String>) {
+    let format = match detection.format {
+        SourceFormat::Vhd => "vhd",
+        _ => "raw",
+    };
+    let source = DetectedSource {
+        format: format.to_string(),
+        reason: detection.reason.clone(),
+    };
+    (source, detection.warning.iter().cloned().collect())
+}
+
 /// What `convert` did.
 #[napi(object)]
 pub struct ConvertResult {
@@ -315,6 +337,10 @@ pub struct ConvertResult {
     pub virtual_size: f64,
     pub file_size: f64,
     pub allocated_blocks: f64,
+    /// How the source was read, and why.
+    pub detected: DetectedSource,
+    /// What the caller should know (e.g. a file read as raw although it starts like a VHD).
+    pub warnings: Vec<String>,
 }
 
 pub struct ConvertJob {
@@ -327,11 +353,14 @@ fn convert_work(state: &mut OpState<ConvertJob>) -> Result<ConvertResult, Failur
     let report = state.with_progress(|job, progress| {
         ops::convert(&job.source, &job.destination, &job.options, progress)
     })?;
+    let (detected, warnings) = detected(&report.detection);
     Ok(ConvertResult {
         source_size: report.source_size as f64,
         virtual_size: report.virtual_size as f64,
         file_size: report.file_size as f64,
         allocated_blocks: report.allocated_blocks as f64,
+        detected,
+        warnings,
     })
 }
 
@@ -361,6 +390,7 @@ type SharedStream = Arc<RwLock<Option<VhdStream>>>;
 pub struct NativeVhdStream {
     stream: SharedStream,
     length: u64,
+    detection: ops::SourceDetection,
 }
 
 pub struct StreamJob {
@@ -369,13 +399,18 @@ pub struct StreamJob {
 }
 
 fn open_stream_work(state: &mut OpState<StreamJob>) -> Result<NativeVhdStream, Failure> {
-    let stream = state.with_progress(|job, progress| {
-        let source = ops::open_source(&job.source, job.options.source_format, &job.options.open)?;
-        VhdStream::new(source, &job.options, progress)
+    let (stream, detection) = state.with_progress(|job, progress| {
+        let (source, detection) = ops::open_source_with_detection(
+            &job.source,
+            job.options.source_format,
+            &job.options.open,
+        )?;
+        Ok((VhdStream::new(source, &job.options, progress)?, detection))
     })?;
     Ok(NativeVhdStream {
         length: stream.len(),
         stream: Arc::new(RwLock::new(Some(stream))),
+        detection,
     })
 }
 
@@ -442,6 +477,18 @@ impl NativeVhdStream {
     #[napi(getter)]
     pub fn length(&self) -> f64 {
         self.length as f64
+    }
+
+    /// How the source is read, and why.
+    #[napi(getter)]
+    pub fn detected(&self) -> DetectedSource {
+        detected(&self.detection).0
+    }
+
+    /// What the caller should know about the source (see `ConvertResult.warnings`).
+    #[napi(getter)]
+    pub fn warnings(&self) -> Vec<String> {
+        detected(&self.detection).1
     }
 
     /// Reads `length` bytes (at most 16 MiB) at `position`; resolves to a new Buffer of the

@@ -36,7 +36,8 @@ pub struct Io<'a> {
     pub stderr_is_terminal: bool,
     /// Set by the caller (on Ctrl-C) to stop a long command (convert, compact, commit,
     /// resize, cat) at its next unit of work: it then fails with `ERR_VHD_CANCELLED`, exit code
-    /// 130, leaving every file as it was before it started.
+    /// 130, leaving every file as it was before it started (but for a block device that
+    /// `convert` was writing in place: it keeps what was written).
     pub cancel: Option<&'a AtomicBool>,
 }
 

@@ -562,8 +562,13 @@ impl fmt::Display for CheckReport {
 /// check cannot run: the file cannot be opened or read, or it is locked for writing.
 pub fn check(path: impl AsRef<Path>, options: &CheckOptions) -> Result<CheckReport> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let (file, _) = crate::files::open(
+        path,
+        std::fs::File::options().read(true),
+        crate::files::Use::Read,
+        "an image",
+        |e| Error::io(format!("opening {}", path.display()), e),
+    )?;
     let storage = crate::image::locked_storage(file, path, true, options.lock)?;
     check_storage(storage, path, options)
 }

@@ -94,6 +94,10 @@ impl CreateOptions {
 
 /// Creates an image at `path` and returns it open for reading and writing, holding the
 /// exclusive lock on the file that it took before writing it (see [`OpenOptions::lock`]).
+///
+/// An existing file is refused with [`Error::AlreadyExists`] unless `options.overwrite`;
+/// a directory, FIFO, socket or device at `path` with [`Error::FileType`] whatever
+/// `overwrite` says (a new image is a regular file), without waiting on a FIFO.
 pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> {
     let path = path.as_ref();
     // Everything is worked out (and the parent opened) before the file is touched.
@@ -113,17 +117,23 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     // The file is locked (exclusively) before anything is written, and stays locked in the
     // image returned; a file being overwritten is only emptied once the lock is ours, so an
     // image open elsewhere is refused (`Error::Locked`), not destroyed.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(options.overwrite)
-        .truncate(false)
-        .create_new(!options.overwrite)
-        .open(path)
-        .map_err(|e| match e.kind() {
+    // A new image is a regular file: a FIFO, a device or a directory at `path` is refused
+    // (see `files`), even with `overwrite`, and the open never waits on a FIFO.
+    let (file, _) = crate::files::open(
+        path,
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(options.overwrite)
+            .truncate(false)
+            .create_new(!options.overwrite),
+        crate::files::Use::WriteFile,
+        "a new image",
+        |e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => Error::AlreadyExists(path.to_path_buf()),
             _ => Error::io(format!("creating {}", path.display()), e),
-        })?;
+        },
+    )?;
     let file = LockedFile::new(file, path, false, true)?;
     let io = |e| Error::io(format!("writing the new image {}", path.display()), e);
     if options.overwrite {

@@ -203,6 +203,21 @@ pub enum Error {
         other: String,
     },
 
+    /// The path names something that is not read or written as `what`: a directory, a
+    /// FIFO, a socket or a character device, or a block device where only a regular file
+    /// will do (an image opened for writing, a new image). Decided on the opened
+    /// descriptor, without ever waiting in `open`; nothing was read or written.
+    #[error("{path} is {found}: {what} must be {expected}")]
+    FileType {
+        path: PathBuf,
+        /// What it is, e.g. "a FIFO (named pipe)".
+        found: &'static str,
+        /// What it was to be, e.g. "the destination".
+        what: &'static str,
+        /// What that may be, e.g. "a regular file or a block device".
+        expected: &'static str,
+    },
+
     /// A long operation was stopped by its caller (see [`crate::ops::Progress`]).
     #[error("{operation} was cancelled")]
     Cancelled { operation: &'static str },
@@ -237,6 +252,7 @@ impl Error {
             Error::ParentOutsideRoot { .. } => "ERR_VHD_PARENT_OUTSIDE_ROOT",
             Error::BatEntryOverlap { .. } => "ERR_VHD_BAT_OVERLAP",
             Error::Cancelled { .. } => "ERR_VHD_CANCELLED",
+            Error::FileType { .. } => "ERR_VHD_FILE_TYPE",
         }
     }
 

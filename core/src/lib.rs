@@ -25,6 +25,7 @@ pub mod checksum;
 mod create;
 pub mod dynamic_header;
 mod error;
+mod files;
 pub mod footer;
 pub mod geometry;
 mod image;

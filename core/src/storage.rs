@@ -119,8 +119,9 @@ impl Storage for File {
         self.sync_all()
     }
 
+    /// The file's length; a block device's size (its `stat` length is 0).
     fn file_size(&self) -> io::Result<u64> {
-        Ok(self.metadata()?.len())
+        crate::files::size(self)
     }
 
     fn set_len(&self, size: u64) -> io::Result<()> {

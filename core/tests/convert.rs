@@ -15,8 +15,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use vhd_core::ops::{
-    convert, open_source, ConvertOptions, ConvertReport, OutputFormat, Progress, SourceFormat,
-    VhdStream,
+    convert, open_source, open_source_with_detection, ConvertOptions, ConvertReport, OutputFormat,
+    Progress, SourceFormat, VhdStream,
 };
 use vhd_core::{create, CreateOptions, DiskType, Error, Image, OpenOptions, VirtualDisk};
 
@@ -811,9 +811,8 @@ fn source_format_detection() {
     );
     assert_qemu_same(&vhd, "raw", &output, "raw");
 
-    // Auto still takes damaged VHDs for VHDs: a fixed image ending in the 511-byte footer
-    // of old Virtual PC images, and a dynamic image whose end footer is broken (read
-    // through its footer copy). Their disk is qemu's source.
+    // Auto takes a fixed image ending in the 511-byte footer of old Virtual PC images for a
+    // VHD; its disk is qemu's source.
     let fixed = dir.join("short-footer.vhd");
     qemu_vhd(&raw, &fixed, "fixed");
     let len = file_len(&fixed);
@@ -823,16 +822,123 @@ fn source_format_detection() {
         .unwrap()
         .set_len(len - 1)
         .unwrap();
+    let output = dir.join("short-footer.raw");
+    let report = run_convert(&fixed, &output, &options(OutputFormat::Raw));
+    assert_qemu_same(&raw, "raw", &output, "raw");
+    assert_eq!(file_len(&output), 3 * MIB);
+    assert_eq!(report.detection.format, SourceFormat::Vhd);
+    assert_eq!(report.detection.warning, None);
+
+    // A dynamic image whose end footer is broken: only its footer copy says "VHD", which
+    // a raw disk's guest could have written, so Auto reads its bytes as raw and warns;
+    // said to be a VHD, it is read through the copy (qemu's source again).
     let broken = dir.join("broken-end.vhd");
     std::fs::copy(&vhd, &broken).unwrap();
     patch_file(&broken, file_len(&broken) - 512, b"garbage!");
-    for damaged in [&fixed, &broken] {
-        let output = dir.join("damaged.raw");
-        let _ = std::fs::remove_file(&output);
-        run_convert(damaged, &output, &options(OutputFormat::Raw));
-        assert_qemu_same(&raw, "raw", &output, "raw");
-        assert_eq!(file_len(&output), 3 * MIB, "{}", damaged.display());
+    let output = dir.join("broken-auto.raw");
+    let report = run_convert(&broken, &output, &options(OutputFormat::Raw));
+    assert_eq!(report.detection.format, SourceFormat::Raw);
+    let warning = report.detection.warning.expect("a warning");
+    assert_mentions(&warning, &[&broken.display().to_string(), "raw", "'vhd'"]);
+    assert_same_bytes(
+        &std::fs::read(&output).unwrap(),
+        &std::fs::read(&broken).unwrap(),
+        "the broken image's bytes, read as raw",
+    );
+    let output = dir.join("broken-vhd.raw");
+    let report = run_convert(
+        &broken,
+        &output,
+        &ConvertOptions {
+            source_format: SourceFormat::Vhd,
+            ..options(OutputFormat::Raw)
+        },
+    );
+    assert_qemu_same(&raw, "raw", &output, "raw");
+    assert_eq!(file_len(&output), 3 * MIB);
+    assert_eq!(report.detection.format, SourceFormat::Vhd);
+    assert_eq!(report.detection.warning, None);
+}
+
+/// The first sectors of a 1 MiB dynamic VHD (footer copy, header, BAT, one block of data),
+/// followed by 3 MiB of other data: a 4 MiB raw disk whose guest wrote what a VHD starts
+/// with.
+fn raw_disk_starting_like_a_vhd(dir: &TempDir, rng: &mut Rng) -> (PathBuf, Vec<u8>, Vec<u8>) {
+    let inner = dir.join("inner.vhd");
+    let mut image = create(
+        &inner,
+        &CreateOptions {
+            block_size: 64 << 10,
+            ..CreateOptions::new(DiskType::Dynamic, MIB)
+        },
+    )
+    .unwrap();
+    let inner_data = rng.bytes(4096);
+    image.write_at(&inner_data, 0).unwrap();
+    drop(image);
+    let mut inner_disk = vec![0u8; MIB as usize];
+    inner_disk[..4096].copy_from_slice(&inner_data);
+    let vhd = std::fs::read(&inner).unwrap();
+    std::fs::remove_file(&inner).unwrap();
+    // Everything but the end footer, then other data.
+    let mut disk = vhd[..vhd.len() - 512].to_vec();
+    disk.extend(rng.bytes(4 * MIB as usize - disk.len()));
+    let path = dir.join("looks-like-a-vhd.raw");
+    std::fs::write(&path, &disk).unwrap();
+    (path, disk, inner_disk)
+}
+
+/// A raw disk whose first sector is a valid dynamic footer copy (and whose next ones are
+/// the rest of a VHD's head) is not a VHD: Auto converts its own 4 MiB, byte for byte, to
+/// every format and in the VHD stream, and says why; only `SourceFormat::Vhd` reads it
+/// through the copy (as the 1 MiB disk it describes).
+#[test]
+fn a_raw_disk_whose_first_sector_is_a_footer_copy_stays_raw() {
+    let dir = TempDir::new("convert-lone-copy");
+    let mut rng = Rng::new("convert lone copy");
+    let (raw, disk, inner_disk) = raw_disk_starting_like_a_vhd(&dir, &mut rng);
+    for to in OUTPUTS {
+        let output = dir.join(&format!("out.{}", extension(to)));
+        let report = run_convert(&raw, &output, &options(to));
+        assert_eq!(report.source_size, 4 * MIB, "{to:?}");
+        assert_eq!(report.detection.format, SourceFormat::Raw, "{to:?}");
+        assert!(
+            report.detection.reason.contains("footer copy"),
+            "{:?}",
+            report.detection
+        );
+        let warning = report.detection.warning.expect("a warning");
+        assert_mentions(&warning, &[&raw.display().to_string(), "raw", "'vhd'"]);
+        let converted = match to {
+            OutputFormat::Raw => std::fs::read(&output).unwrap(),
+            _ => read_all(&Image::open(&output, &read_only()).unwrap()),
+        };
+        assert_same_bytes(&converted, &disk, &format!("{to:?} output"));
     }
+    let (stream_source, detection) =
+        open_source_with_detection(&raw, SourceFormat::Auto, &OpenOptions::default()).unwrap();
+    assert_eq!(detection.format, SourceFormat::Raw);
+    assert!(detection.warning.is_some());
+    assert_eq!(read_all(stream_source.as_ref()), disk);
+    drop(stream_source);
+
+    // Said to be a VHD, it is one: the 1 MiB disk of its footer copy (read-only).
+    let output = dir.join("as-vhd.raw");
+    let report = run_convert(
+        &raw,
+        &output,
+        &ConvertOptions {
+            source_format: SourceFormat::Vhd,
+            ..options(OutputFormat::Raw)
+        },
+    );
+    assert_eq!(report.source_size, MIB);
+    assert_eq!(report.detection.warning, None);
+    assert_same_bytes(
+        &std::fs::read(&output).unwrap(),
+        &inner_disk,
+        "the VHD's disk",
+    );
 }
 
 /// A source that an image holds open read-write elsewhere is refused (Locked), and nothing

@@ -4,7 +4,7 @@ use super::{flag, open_options, size_argument, valued, Command, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::size_with_bytes;
-use crate::{CliError, Io};
+use crate::{CliError, Io, PROGRAM};
 use std::path::Path;
 use vhd_core::dynamic_header::DEFAULT_BLOCK_SIZE;
 use vhd_core::ops::{convert, ConvertOptions, OutputFormat, SourceFormat};
@@ -17,10 +17,16 @@ pub const COMMAND: Command = Command {
 Writes the virtual disk SRC into the new file DST. SRC is a VHD of any type (a
 differencing image is read through its whole chain) or a raw disk image: a file that
 ends with a valid VHD footer is taken as a VHD, any other as raw, unless --from says.
+A file whose first sector is a VHD footer copy but whose end holds no valid footer is
+read as raw, with a warning on stderr (a raw disk's guest writes its first sector):
+--from vhd reads it as a VHD whose end footer is damaged, through that copy.
 
 DST is a dynamic VHD (all-zero blocks left unallocated) unless --to says raw or fixed.
 --azure makes what Azure accepts: a fixed VHD whose size is rounded up to a whole MiB.
-An existing DST is refused unless --overwrite is given.",
+An existing DST is refused unless --overwrite is given. A file DST is written beside it
+and renamed into place at the end; a block device DST (/dev/sdX) is written in place
+from its start, as qemu-img does, and must hold the whole output. A directory, FIFO,
+socket or character device (such as /dev/null) is refused.",
     options: &[
         valued("to", "FORMAT", "raw, fixed or dynamic (default: dynamic)"),
         valued(
@@ -105,6 +111,10 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
             progress,
         )
     })?;
+    // Shown even with --quiet, like errors: the source was not read as it looked.
+    if let Some(warning) = &report.detection.warning {
+        writeln!(io.stderr, "{PROGRAM}: warning: {warning}")?;
+    }
     if !parsed.flag("quiet") {
         writeln!(
             io.stdout,

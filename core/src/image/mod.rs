@@ -427,21 +427,41 @@ pub(crate) fn open_in_chain(
     options: &OpenOptions,
     chain: &[ChainMember],
 ) -> Result<Image> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(!options.read_only)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let (usage, what) = image_use(options.read_only);
+    let (file, _) = crate::files::open(
+        path,
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(!options.read_only),
+        usage,
+        what,
+        |e| Error::io(format!("opening {}", path.display()), e),
+    )?;
     open_file_in_chain(file, path, options, chain)
 }
 
-/// Locks `file` as `options` ask (see [`OpenOptions::lock`]) and opens the image in it.
+/// Which kinds of file an image may be in (see [`crate::files`]): one opened read-only is
+/// only read, so it may be a block device; one opened for writing grows and shrinks, so it
+/// must be a regular file.
+fn image_use(read_only: bool) -> (crate::files::Use, &'static str) {
+    if read_only {
+        (crate::files::Use::Read, "an image")
+    } else {
+        (crate::files::Use::WriteFile, "an image opened for writing")
+    }
+}
+
+/// Locks `file` as `options` ask (see [`OpenOptions::lock`]) and opens the image in it,
+/// once the descriptor is known to be of a kind an image may be in (a descriptor the
+/// caller opened may be a FIFO or a device).
 fn open_file_in_chain(
     file: File,
     path: &Path,
     options: &OpenOptions,
     chain: &[ChainMember],
 ) -> Result<Image> {
+    let (usage, what) = image_use(options.read_only);
+    crate::files::check(&file, path, usage, what)?;
     let storage = locked_storage(file, path, options.read_only, options.lock)?;
     Image::open_storage_in_chain(storage, path, options, chain)
 }
@@ -544,19 +564,7 @@ fn locate_footer(file: &dyn Storage, options: &OpenOptions) -> Result<LocatedFoo
             file_size,
         });
     }
-    let at_end = |offset: u64, length: usize| -> Result<Footer> {
-        let mut bytes = [0u8; FOOTER_SIZE];
-        read_exact(file, &mut bytes[..length], offset, "the footer")?;
-        Footer::parse(&bytes, offset)
-    };
-    let end_offset = file_size.saturating_sub(FOOTER_SIZE as u64);
-    let end = at_end(end_offset, FOOTER_SIZE).map(|f| (f, FooterSource::End, end_offset));
-    let end = match end {
-        Err(Error::BadCookie { .. }) => at_end(file_size - 511, 511)
-            .map(|f| (f, FooterSource::End511, file_size - 511))
-            .or(end),
-        other => other,
-    };
+    let end = end_footer(file, file_size);
     // With no footer at the end, the file may simply have been cut short before (or inside)
     // it: blocks may then run up to the end of the file, not up to 512 bytes before it.
     let end_offset = end.as_ref().map(|(_, _, o)| *o).unwrap_or(file_size);
@@ -600,8 +608,31 @@ fn locate_footer(file: &dyn Storage, options: &OpenOptions) -> Result<LocatedFoo
     Err(error)
 }
 
+/// The footer at the end of a file of `file_size` bytes (at least 511), with where it was
+/// found and its offset: the last 512 bytes, or when they hold no cookie, the 511-byte
+/// footer of some old Virtual PC images. The checksum is not verified.
+pub(crate) fn end_footer(
+    file: &dyn Storage,
+    file_size: u64,
+) -> Result<(Footer, FooterSource, u64)> {
+    let at_end = |offset: u64, length: usize| -> Result<Footer> {
+        let mut bytes = [0u8; FOOTER_SIZE];
+        read_exact(file, &mut bytes[..length], offset, "the footer")?;
+        Footer::parse(&bytes, offset)
+    };
+    let end_offset = file_size.saturating_sub(FOOTER_SIZE as u64);
+    let end = at_end(end_offset, FOOTER_SIZE).map(|f| (f, FooterSource::End, end_offset));
+    match end {
+        Err(Error::BadCookie { .. }) => at_end(file_size - 511, 511)
+            .map(|f| (f, FooterSource::End511, file_size - 511))
+            .or(end),
+        other => other,
+    }
+}
+
 /// The footer copy at offset 0, if there is one (dynamic and differencing images only).
-fn footer_copy(file: &dyn Storage, file_size: u64) -> Option<Footer> {
+/// The checksum is not verified.
+pub(crate) fn footer_copy(file: &dyn Storage, file_size: u64) -> Option<Footer> {
     if file_size < 2 * FOOTER_SIZE as u64 {
         return None;
     }

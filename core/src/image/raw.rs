@@ -22,14 +22,25 @@ impl RawDisk {
 
     /// Opens `path` read-only, with a shared lock when `lock` is set (as every parent of a
     /// chain is locked: see [`crate::OpenOptions::lock`]).
+    /// A FIFO, socket, directory or character device is refused ([`Error::FileType`]); a
+    /// block device is read as the disk it holds.
     pub(crate) fn open_with_lock(path: &Path, lock: bool) -> Result<RawDisk> {
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let (file, _) = crate::files::open(
+            path,
+            File::options().read(true),
+            crate::files::Use::Read,
+            "a raw disk",
+            |e| Error::io(format!("opening {}", path.display()), e),
+        )?;
+        RawDisk::from_file(file, path, lock)
+    }
+
+    /// The raw disk in `file`, already opened (and checked) by the caller; locked shared
+    /// when `lock` is set.
+    pub(crate) fn from_file(file: File, path: &Path, lock: bool) -> Result<RawDisk> {
         let file = LockedFile::new(file, path, true, lock)?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
-            .len();
+        let size = crate::files::size(&file)
+            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
         Ok(RawDisk {
             file,
             path: path.to_path_buf(),

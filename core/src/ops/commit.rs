@@ -414,11 +414,13 @@ fn metadata_end(header: &DynamicHeader, child: &Child) -> u64 {
 /// Opens `path` read-write with an exclusive lock (when `lock`), held until the file is
 /// dropped.
 pub(super) fn open_locked(path: &Path, lock: bool) -> Result<LockedFile> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let (file, _) = crate::files::open(
+        path,
+        std::fs::OpenOptions::new().read(true).write(true),
+        crate::files::Use::WriteFile,
+        "an image opened for writing",
+        |e| Error::io(format!("opening {}", path.display()), e),
+    )?;
     LockedFile::new(file, path, false, lock)
 }
 

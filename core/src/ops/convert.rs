@@ -2,19 +2,22 @@
 //!
 //! The output is written to a temporary file in the destination's folder, fsynced, and only
 //! then renamed into place (and the folder fsynced): a failed or cancelled conversion leaves
-//! no partial output and never touches an existing destination.
+//! no partial output and never touches an existing destination. The one exception is a
+//! destination that is a block device, which is written in place (see [`Output`]).
 
+use super::source::{open_source_chain, SourceDetection};
 use super::vhd_stream::{
-    is_zero, open_source_chain, output_size, read_disk, reads_as_zeros, scan_blocks, DynamicLayout,
-    Layout, CHUNK,
+    is_zero, output_size, read_disk, reads_as_zeros, scan_blocks, DynamicLayout, Layout, CHUNK,
 };
 use super::Progress;
 use crate::dynamic_header::DEFAULT_BLOCK_SIZE;
 use crate::error::{Error, Result};
+use crate::files::{self, FileKind, Use};
 use crate::footer::FOOTER_SIZE;
 use crate::image::LockedFile;
 use crate::storage::Storage;
 use crate::{OpenOptions, VirtualDisk};
+use std::cell::Cell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -36,12 +39,13 @@ pub enum OutputFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceFormat {
     /// A VHD if the file ends with a valid footer, raw otherwise (see
-    /// [`open_source`](super::open_source)).
+    /// [`detect_source_format`](super::detect_source_format)).
     #[default]
     Auto,
     /// A raw disk: the file's bytes are the disk's.
     Raw,
-    /// A VHD of any kind (a differencing image is read through its chain).
+    /// A VHD of any kind (a differencing image is read through its chain); one whose end
+    /// footer is damaged is read through its footer copy at offset 0.
     Vhd,
 }
 
@@ -107,10 +111,14 @@ pub struct ConvertReport {
     /// Virtual size of the output in bytes: the source's rounded up to whole sectors (and
     /// with `azure` to a whole MiB).
     pub virtual_size: u64,
-    /// Size of the output file in bytes.
+    /// Size of the output file in bytes (on a block device: the length of the output
+    /// written from its start; the device keeps the rest).
     pub file_size: u64,
     /// Blocks allocated in dynamic output (0 for other formats).
     pub allocated_blocks: u64,
+    /// How the source was read (raw or VHD) and why, with a warning for the caller when
+    /// auto-detection read as raw a file that looked like a VHD in part.
+    pub detection: SourceDetection,
 }
 
 /// Converts `source` into a new image at `destination`.
@@ -122,14 +130,31 @@ pub struct ConvertReport {
 /// and blocks that are all zeros stay unallocated in dynamic output. Fixed and dynamic
 /// output are the exact bytes of a [`VhdStream`] with the same options.
 ///
+/// The source is chosen as [`SourceFormat`] says; with [`SourceFormat::Auto`] a file that
+/// does not end with a valid VHD footer is read as raw, even when its first sector is a
+/// footer copy (the report's [`detection`](ConvertReport::detection) then carries a
+/// warning): see [`detect_source_format`](super::detect_source_format).
+///
+/// The destination is a new regular file, or with `overwrite` an existing one, replaced
+/// atomically; or with `overwrite` a block device, written in place from its start (no
+/// temporary file, no rename, never truncated: the rest of the device is left as it was;
+/// all-zero chunks are written as zeros, since a device has no holes). A directory, FIFO,
+/// socket or character device (such as `/dev/null`), or a link to one, is refused with
+/// [`Error::FileType`], checked on the opened descriptor and without ever waiting on a
+/// FIFO.
+///
 /// Refused before any file is written: `azure` with an output other than fixed, or a size
 /// Azure refuses; sizes and block sizes that `create` refuses; a destination that is the
-/// source or one of its parents (whatever the path it is named by, hard links included);
-/// an existing destination without `overwrite` ([`Error::AlreadyExists`]), or one that
-/// another open image has locked ([`Error::Locked`]). Progress is reported after every
-/// chunk as (bytes of the virtual disk done, virtual size); cancellation
-/// ([`Error::Cancelled`]), like any error, removes the temporary file and leaves the
-/// destination as it was.
+/// source or one of its parents (whatever the path it is named by, hard links and other
+/// nodes of the same device included); an existing destination without `overwrite`
+/// ([`Error::AlreadyExists`]), or one that another open image has locked
+/// ([`Error::Locked`]); a block device smaller than the output
+/// ([`Error::InvalidArgument`]; for dynamic output, whose length is known only at the end,
+/// a device smaller than the metadata, and later one smaller than the blocks written so
+/// far). Progress is reported after every chunk as (bytes of the virtual disk done,
+/// virtual size); cancellation ([`Error::Cancelled`]), like any error, removes the
+/// temporary file and leaves the destination as it was (a block device keeps what was
+/// written before the error).
 pub fn convert(
     source: &Path,
     destination: &Path,
@@ -137,7 +162,7 @@ pub fn convert(
     progress: Progress,
 ) -> Result<ConvertReport> {
     options.validate()?;
-    let (disk, chain) = open_source_chain(source, options.source_format, &options.open)?;
+    let (disk, detection, chain) = open_source_chain(source, options.source_format, &options.open)?;
     refuse_chain_member(destination, &chain)?;
     let source_size = disk.size();
     let virtual_size = output_size(source_size, options)?;
@@ -145,54 +170,54 @@ pub fn convert(
         OutputFormat::Raw => None,
         _ => Some(Layout::new(virtual_size, options)?),
     };
-    // Held until the new file is in place: no open image may have the old one.
-    let existing = lock_existing(destination, options.overwrite)?;
-    let temp = TempFile::create(destination)?;
+    let output = Output::open(destination, options.overwrite)?;
+    // The whole output for raw and fixed; the metadata of a dynamic one (its blocks are
+    // counted as they are written).
+    output.reserve(layout.as_ref().map_or(virtual_size, Layout::len))?;
     let allocated_blocks = match layout {
         None => {
-            write_raw(disk.as_ref(), virtual_size, &temp, progress)?;
+            write_raw(disk.as_ref(), virtual_size, &output, progress)?;
             0
         }
         Some(Layout::Dynamic(mut layout)) => {
-            write_dynamic(disk.as_ref(), &mut layout, &temp, progress)?;
+            write_dynamic(disk.as_ref(), &mut layout, &output, progress)?;
             layout.allocated_blocks()
         }
         Some(Layout::Fixed { size, footer }) => {
             // The disk's bytes, then the footer: what the stream of this layout gives.
-            write_raw(disk.as_ref(), size, &temp, progress)?;
-            temp.write_at(&footer, size)?;
+            write_raw(disk.as_ref(), size, &output, progress)?;
+            output.write_at(&footer, size)?;
             0
         }
     };
-    let file_size = temp.finish()?;
-    // Windows cannot replace a file that is open (without delete sharing, as std opens
-    // files): let go of the old one just before. Unix keeps the lock to the end.
-    #[cfg(not(unix))]
-    drop(existing);
-    temp.persist(destination, options.overwrite)?;
-    #[cfg(unix)]
-    drop(existing);
+    let file_size = output.finish()?;
+    output.persist(destination, options.overwrite)?;
     Ok(ConvertReport {
         source_size,
         virtual_size,
         file_size,
         allocated_blocks,
+        detection,
     })
 }
 
-/// Copies `size` bytes of the disk (zeros past its end), leaving all-zero chunks as holes;
-/// unallocated ranges of a sparse source are not even read.
-fn write_raw(disk: &dyn VirtualDisk, size: u64, temp: &TempFile, progress: Progress) -> Result<()> {
-    temp.set_len(size)?;
+/// Copies `size` bytes of the disk (zeros past its end), leaving all-zero chunks as holes
+/// in a file (written as zeros on a device); unallocated ranges of a sparse source are not
+/// even read.
+fn write_raw(disk: &dyn VirtualDisk, size: u64, output: &Output, progress: Progress) -> Result<()> {
+    output.set_len(size)?;
     let mut buf = vec![0u8; CHUNK.min(size) as usize];
     let mut offset = 0;
     while offset < size {
         let n = CHUNK.min(size - offset) as usize;
-        if !reads_as_zeros(disk, offset, n as u64) {
+        let zeros = reads_as_zeros(disk, offset, n as u64) || {
             read_disk(disk, &mut buf[..n], offset)?;
-            if !is_zero(&buf[..n]) {
-                temp.write_at(&buf[..n], offset)?;
-            }
+            is_zero(&buf[..n])
+        };
+        if !zeros {
+            output.write_at(&buf[..n], offset)?;
+        } else if !output.holes_read_as_zeros() {
+            output.write_zeros(offset, n as u64)?;
         }
         offset += n as u64;
         progress.report(OPERATION, offset, size)?;
@@ -206,33 +231,36 @@ fn write_raw(disk: &dyn VirtualDisk, size: u64, temp: &TempFile, progress: Progr
 fn write_dynamic(
     disk: &dyn VirtualDisk,
     layout: &mut DynamicLayout,
-    temp: &TempFile,
+    output: &Output,
     progress: Progress,
 ) -> Result<()> {
-    let mut pending = PendingWrite::new(temp);
+    // Blocks follow the head, one after the other, in the order they are found.
+    let mut pending = PendingWrite::new(output, layout.head().len() as u64);
     let mut sink = |offset: u64, bytes: &[u8]| pending.write_at(bytes, offset);
     scan_blocks(disk, layout, progress, OPERATION, Some(&mut sink))?;
-    pending.flush()?;
     let footer_offset = layout.len() - FOOTER_SIZE as u64;
-    temp.set_len(footer_offset)?;
-    temp.write_at(layout.head(), 0)?;
-    temp.write_at(layout.footer(), footer_offset)
+    pending.fill_to(footer_offset)?;
+    output.set_len(footer_offset)?;
+    output.write_at(layout.head(), 0)?;
+    output.write_at(layout.footer(), footer_offset)
 }
 
 /// Joins writes that follow each other in the file into writes of up to two chunks, so
 /// that small blocks (a 512-byte bitmap, then a few KiB of data) do not cost a system call
-/// each.
-struct PendingWrite<'t> {
-    temp: &'t TempFile,
+/// each. The writes come in ascending order; the gaps between them (all-zero pieces of a
+/// block) stay holes in a file and are written as zeros on a device.
+struct PendingWrite<'o> {
+    output: &'o Output,
+    /// Where `bytes` go; everything before it has been written (or left as a hole).
     offset: u64,
     bytes: Vec<u8>,
 }
 
-impl<'t> PendingWrite<'t> {
-    fn new(temp: &'t TempFile) -> Self {
+impl<'o> PendingWrite<'o> {
+    fn new(output: &'o Output, start: u64) -> Self {
         PendingWrite {
-            temp,
-            offset: 0,
+            output,
+            offset: start,
             bytes: Vec::with_capacity(2 * CHUNK as usize),
         }
     }
@@ -240,20 +268,24 @@ impl<'t> PendingWrite<'t> {
     fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<()> {
         let follows = offset == self.offset + self.bytes.len() as u64;
         if !follows || self.bytes.len() + bytes.len() > self.bytes.capacity() {
-            self.flush()?;
-        }
-        if self.bytes.is_empty() {
-            self.offset = offset;
+            self.fill_to(offset)?;
         }
         self.bytes.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<()> {
+    /// Writes what is pending, then zeros (on a device) up to `end`, where the next
+    /// bytes go.
+    fn fill_to(&mut self, end: u64) -> Result<()> {
         if !self.bytes.is_empty() {
-            self.temp.write_at(&self.bytes, self.offset)?;
+            self.output.write_at(&self.bytes, self.offset)?;
+            self.offset += self.bytes.len() as u64;
             self.bytes.clear();
         }
+        if end > self.offset && !self.output.holes_read_as_zeros() {
+            self.output.write_zeros(self.offset, end - self.offset)?;
+        }
+        self.offset = end;
         Ok(())
     }
 }
@@ -261,12 +293,8 @@ impl<'t> PendingWrite<'t> {
 /// Fails when `destination` is one of the files the source reads (the source itself or a
 /// parent), by whatever path it is named.
 fn refuse_chain_member(destination: &Path, chain: &[PathBuf]) -> Result<()> {
-    let Ok(target) = std::fs::metadata(destination) else {
-        // It does not exist (yet), so it is none of them.
-        return Ok(());
-    };
     for member in chain {
-        if same_file(destination, &target, member) {
+        if files::same_file(destination, member) {
             return Err(Error::InvalidArgument {
                 name: "destination",
                 reason: format!(
@@ -284,39 +312,166 @@ fn refuse_chain_member(destination: &Path, chain: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-#[cfg(unix)]
-fn same_file(_path: &Path, target: &std::fs::Metadata, other: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(other).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+/// Where the output goes, by what the destination is (see [`Output::open`]).
+enum Output {
+    /// A new file beside the destination, moved into place at the end.
+    File {
+        temp: TempFile,
+        /// The regular file it replaces, locked exclusively until then.
+        existing: Option<LockedFile>,
+    },
+    /// A block device, written in place and locked exclusively.
+    Device {
+        file: LockedFile,
+        path: PathBuf,
+        /// The device's size in bytes.
+        size: u64,
+        /// The length of the output so far (what it reserved or wrote).
+        end: Cell<u64>,
+    },
 }
 
-#[cfg(not(unix))]
-fn same_file(path: &Path, _target: &std::fs::Metadata, other: &Path) -> bool {
-    match (path.canonicalize(), other.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
+impl Output {
+    /// Decides where the output goes, by what `destination` is (on the opened descriptor:
+    /// see [`crate::files`]): nothing yet, or with `overwrite` a regular file, means a
+    /// temporary file renamed into place at the end; with `overwrite` a block device is
+    /// written in place. An existing destination without `overwrite` is refused with
+    /// [`Error::AlreadyExists`]; one that an open image holds with [`Error::Locked`]; a
+    /// directory, FIFO, socket or character device with [`Error::FileType`].
+    fn open(destination: &Path, overwrite: bool) -> Result<Output> {
+        const WHAT: &str = "the destination";
+        let Ok(metadata) = std::fs::metadata(destination) else {
+            // Nothing there (or a dangling link): a new file.
+            return Ok(Output::File {
+                temp: TempFile::create(destination)?,
+                existing: None,
+            });
+        };
+        let kind = files::accept(FileKind::of(&metadata), destination, Use::WriteDevice, WHAT)?;
+        if !overwrite {
+            return Err(Error::AlreadyExists(destination.to_path_buf()));
+        }
+        // A file to be replaced is only locked (read access is enough, and it may not be
+        // writable); a device is written.
+        let device = kind == FileKind::BlockDevice;
+        let (file, kind) = files::open(
+            destination,
+            File::options().read(true).write(device),
+            Use::WriteDevice,
+            WHAT,
+            |e| Error::io(format!("opening {}", destination.display()), e),
+        )?;
+        // No open image may have it while it is replaced or overwritten.
+        let file = LockedFile::new(file, destination, false, true)?;
+        match kind {
+            FileKind::BlockDevice if device => Ok(Output::Device {
+                size: files::size(&file).map_err(|e| {
+                    Error::io(format!("reading the size of {}", destination.display()), e)
+                })?,
+                file,
+                path: destination.to_path_buf(),
+                end: Cell::new(0),
+            }),
+            FileKind::Regular if !device => Ok(Output::File {
+                temp: TempFile::create(destination)?,
+                existing: Some(file),
+            }),
+            _ => Err(Error::InvalidArgument {
+                name: "destination",
+                reason: format!(
+                    "{} changed while it was being opened; try again",
+                    destination.display()
+                ),
+            }),
+        }
     }
-}
 
-/// Fails with [`Error::AlreadyExists`] if `destination` exists and may not be replaced;
-/// otherwise locks an existing one exclusively (failing with [`Error::Locked`] if an open
-/// image holds it) and returns it, to hold the lock until it is replaced.
-fn lock_existing(destination: &Path, overwrite: bool) -> Result<Option<LockedFile>> {
-    let Ok(metadata) = std::fs::metadata(destination) else {
-        return Ok(None);
-    };
-    if !overwrite {
-        return Err(Error::AlreadyExists(destination.to_path_buf()));
+    /// Whether bytes never written read as zeros: in a new file (holes), not on a device.
+    fn holes_read_as_zeros(&self) -> bool {
+        matches!(self, Output::File { .. })
     }
-    if metadata.is_dir() {
-        return Err(Error::InvalidArgument {
-            name: "destination",
-            reason: format!("{} is a folder", destination.display()),
-        });
+
+    /// Fails unless the output may be `length` bytes long: a device must hold them.
+    fn reserve(&self, length: u64) -> Result<()> {
+        match self {
+            Output::File { .. } => Ok(()),
+            Output::Device { path, size, .. } if length > *size => Err(Error::InvalidArgument {
+                name: "destination",
+                reason: format!(
+                    "{} is a block device of {size} bytes, too small for the output, which \
+                     needs {length} bytes or more: use a larger device",
+                    path.display()
+                ),
+            }),
+            Output::Device { end, .. } => {
+                end.set(end.get().max(length));
+                Ok(())
+            }
+        }
     }
-    let file = File::open(destination)
-        .map_err(|e| Error::io(format!("opening {}", destination.display()), e))?;
-    Ok(Some(LockedFile::new(file, destination, false, true)?))
+
+    /// Makes a file `len` bytes long; a device is never truncated, only checked.
+    fn set_len(&self, len: u64) -> Result<()> {
+        match self {
+            Output::File { temp, .. } => temp.set_len(len),
+            Output::Device { .. } => self.reserve(len),
+        }
+    }
+
+    fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        match self {
+            Output::File { temp, .. } => temp.write_at(bytes, offset),
+            Output::Device { file, path, .. } => {
+                self.reserve(offset + bytes.len() as u64)?;
+                file.write_all_at(bytes, offset)
+                    .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+            }
+        }
+    }
+
+    /// Writes `length` zeros at `offset`, in chunks.
+    fn write_zeros(&self, offset: u64, length: u64) -> Result<()> {
+        let zeros = vec![0u8; CHUNK.min(length) as usize];
+        let mut done = 0;
+        while done < length {
+            let n = CHUNK.min(length - done);
+            self.write_at(&zeros[..n as usize], offset + done)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Makes the output durable; returns its length in bytes.
+    fn finish(&self) -> Result<u64> {
+        match self {
+            Output::File { temp, .. } => temp.finish(),
+            Output::Device {
+                file, path, end, ..
+            } => {
+                file.sync_all()
+                    .map_err(|e| Error::io(format!("flushing {}", path.display()), e))?;
+                Ok(end.get())
+            }
+        }
+    }
+
+    /// Puts a file in place at `destination` (a device already is).
+    fn persist(self, destination: &Path, overwrite: bool) -> Result<()> {
+        match self {
+            Output::File { temp, existing } => {
+                // Windows cannot replace a file that is open (without delete sharing, as
+                // std opens files): let go of the old one just before. Unix keeps the lock
+                // to the end.
+                #[cfg(not(unix))]
+                drop(existing);
+                temp.persist(destination, overwrite)?;
+                #[cfg(unix)]
+                drop(existing);
+                Ok(())
+            }
+            Output::Device { .. } => Ok(()),
+        }
+    }
 }
 
 /// The output while it is written: a new file beside the destination, removed on drop

@@ -16,6 +16,7 @@ mod rebase;
 mod repair;
 mod resize;
 mod snapshot;
+mod source;
 mod vhd_stream;
 
 pub use commit::{commit, CommitReport};
@@ -28,4 +29,5 @@ pub use rebase::rebase;
 pub use repair::{repair, RepairAction, RepairReport};
 pub use resize::{resize, ResizeOptions, ResizeReport};
 pub use snapshot::snapshot;
-pub use vhd_stream::{open_source, Source, VhdStream};
+pub use source::{detect_source_format, open_source, open_source_with_detection, SourceDetection};
+pub use vhd_stream::{Source, VhdStream};

@@ -193,16 +193,18 @@ fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<LockedFile
             ),
         });
     }
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| match e.kind() {
+    let (file, _) = crate::files::open(
+        path,
+        File::options().read(true).write(true),
+        crate::files::Use::WriteFile,
+        "an image being repaired",
+        |e| match e.kind() {
             io::ErrorKind::PermissionDenied => Error::ReadOnly {
                 reason: format!("{} cannot be opened for writing ({e})", path.display()),
             },
             _ => Error::io(format!("opening {} for repair", path.display()), e),
-        })?;
+        },
+    )?;
     Ok(Arc::new(LockedFile::new(file, path, false, options.lock)?))
 }
 

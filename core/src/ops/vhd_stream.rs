@@ -10,15 +10,13 @@
 //! [`Layout`] says which output byte comes from where; [`VhdStream`] serves it, and
 //! `convert` writes it (skipping holes), so both give the same bytes by construction.
 
-use super::{ConvertOptions, OutputFormat, Progress, SourceFormat};
+use super::{ConvertOptions, OutputFormat, Progress};
 use crate::bat::UNALLOCATED;
 use crate::create::{new_footer, new_header, sparse_file, validate, CreateOptions, TABLE_OFFSET};
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};
-use crate::image::RawDisk;
 use crate::sector_bitmap::bitmap_size;
-use crate::{Image, OpenOptions, VirtualDisk};
-use std::path::{Path, PathBuf};
+use crate::VirtualDisk;
 
 /// A source disk for conversion: a raw file or a VHD (chains flattened), read-only.
 pub type Source = Box<dyn VirtualDisk + Send + Sync>;
@@ -29,81 +27,6 @@ pub(super) const CHUNK: u64 = 2 << 20;
 
 /// Smallest and largest virtual size Azure accepts for a (fixed) VHD.
 pub(super) const AZURE_SIZE_RANGE: std::ops::RangeInclusive<u64> = (20 << 20)..=(32 << 40);
-
-/// Opens `path` read-only as a conversion source.
-///
-/// [`SourceFormat::Auto`] takes the file as a VHD when it ends with a valid footer (the
-/// `conectix` cookie and a correct checksum, in the last 512 bytes or in the 511-byte form
-/// of old Virtual PC images), or when its first 512 bytes are a valid footer copy of a
-/// dynamic or differencing image (whose end footer is damaged); otherwise as raw. With
-/// `open.ignore_checksums`, the cookie alone is enough. A VHD is always opened read-only
-/// (whatever `open.read_only` says), a differencing image with its whole chain, and every
-/// file is locked shared unless `open.lock` is off.
-pub fn open_source(path: &Path, format: SourceFormat, open: &OpenOptions) -> Result<Source> {
-    open_source_chain(path, format, open).map(|(source, _)| source)
-}
-
-/// Like [`open_source`], also returning the path of every file the source reads: the file
-/// itself, then each parent of a chain.
-pub(super) fn open_source_chain(
-    path: &Path,
-    format: SourceFormat,
-    open: &OpenOptions,
-) -> Result<(Source, Vec<PathBuf>)> {
-    let is_vhd = match format {
-        SourceFormat::Vhd => true,
-        SourceFormat::Raw => false,
-        SourceFormat::Auto => looks_like_vhd(path, open.ignore_checksums)?,
-    };
-    if !is_vhd {
-        let raw = RawDisk::open_with_lock(path, open.lock)?;
-        return Ok((Box::new(raw), vec![path.to_path_buf()]));
-    }
-    let options = OpenOptions {
-        read_only: true,
-        ..open.clone()
-    };
-    let image = Image::open(path, &options)?;
-    let chain = image.chain().into_iter().map(Path::to_path_buf).collect();
-    Ok((Box::new(image), chain))
-}
-
-/// Whether `path` holds a valid VHD footer at its end (512 or 511 bytes) or a valid
-/// dynamic/differencing footer copy at its start.
-fn looks_like_vhd(path: &Path, ignore_checksums: bool) -> Result<bool> {
-    use crate::storage::Storage;
-    let io = |e| {
-        Error::io(
-            format!("reading {} to detect its format", path.display()),
-            e,
-        )
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let file_size = file.metadata().map_err(io)?.len();
-    let valid = |bytes: &[u8], offset: u64| {
-        let mut sector = [0u8; FOOTER_SIZE];
-        sector[..bytes.len()].copy_from_slice(bytes);
-        Footer::parse(&sector, offset)
-            .ok()
-            .filter(|f| ignore_checksums || f.verify_checksum(offset).is_ok())
-    };
-    let mut tail = [0u8; FOOTER_SIZE];
-    if file_size >= FOOTER_SIZE as u64 {
-        let end = file_size - FOOTER_SIZE as u64;
-        file.read_exact_at(&mut tail, end).map_err(io)?;
-        if valid(&tail, end).is_some() || valid(&tail[1..], end + 1).is_some() {
-            return Ok(true);
-        }
-        let mut head = [0u8; FOOTER_SIZE];
-        file.read_exact_at(&mut head, 0).map_err(io)?;
-        let copy = valid(&head, 0).and_then(|f| f.disk_type());
-        return Ok(matches!(
-            copy,
-            Some(DiskType::Dynamic | DiskType::Differencing)
-        ));
-    }
-    Ok(false)
-}
 
 /// The virtual size of the output for a source of `source_size` bytes: rounded up to whole
 /// sectors with zeros (as qemu does with raw files), and with `azure` up to a whole MiB.
@@ -595,8 +518,8 @@ mod tests {
     #[test]
     fn images_and_raw_disks_are_sources_and_streams_are_shared() {
         fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<Image>();
-        assert_send_sync::<RawDisk>();
+        assert_send_sync::<crate::Image>();
+        assert_send_sync::<crate::RawDisk>();
         assert_send_sync::<VhdStream>();
     }
 }
