@@ -1,6 +1,7 @@
 //! The image kinds behind one small interface, and opening an image of any kind.
 
 mod allocation;
+mod candidate;
 mod differencing;
 mod dynamic;
 mod fixed;
@@ -8,16 +9,19 @@ mod parent;
 mod raw;
 mod sparse;
 
+#[doc(hidden)]
+pub use candidate::candidates_opened;
 pub use differencing::DifferencingImage;
 pub(crate) use dynamic::is_all_zero;
 pub use dynamic::DynamicImage;
 pub use fixed::FixedImage;
 pub(crate) use parent::{file_url, windows_relative_path};
-pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH};
+pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH, MAX_PARENT_CANDIDATES};
 pub use raw::RawDisk;
 pub(crate) use sparse::{locator_space, SparseFile as SparseLayout, COPY_CHUNK};
 
-use parent::ChainMember;
+use candidate::FileId;
+use parent::{ChainMember, ChainSearch};
 use sparse::SparseFile;
 
 use crate::error::{Error, Result};
@@ -126,7 +130,22 @@ pub struct OpenOptions {
     /// the open fails with [`Error::ParentOutsideRoot`]. Parents the caller names in
     /// [`parents`](OpenOptions::parents) are trusted and not checked (their own parents,
     /// when found through locators, are). `None` (default): parents may be anywhere.
+    ///
+    /// Whatever this option, a candidate is opened only as a regular file (never a FIFO,
+    /// device or socket), and nothing of a file that does not verify as the parent (its
+    /// bytes, size, unique id or time stamps) reaches an error: each candidate tried is
+    /// listed with its rejection in words. Without a root, though, a crafted child can
+    /// still learn whether a path exists and whether it holds a VHD, and, knowing the
+    /// unique id of a VHD on this host some other way, read it as its parent.
     pub parent_root: Option<PathBuf>,
+    /// Windows only: a parent locator that names a network path (`\\server\share\…`,
+    /// `\\?\UNC\…`) is followed only when this is set (default `false`); otherwise only
+    /// its file name in the child's folder is tried. Opening such a path would contact the
+    /// server the image names (and offer it the user's credentials). Device paths
+    /// (`\\.\…`) are never followed. On other systems Windows drive and network paths are
+    /// never opened, with or without this option (their file name in the child's folder
+    /// is tried).
+    pub allow_remote_parents: bool,
 }
 
 impl Default for OpenOptions {
@@ -139,6 +158,7 @@ impl Default for OpenOptions {
             ignore_parent_timestamp: false,
             lock: true,
             parent_root: None,
+            allow_remote_parents: false,
         }
     }
 }
@@ -183,7 +203,13 @@ impl Image {
     /// only from inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not
     /// loop. For images from untrusted sources, see also [`OpenOptions::parent_root`].
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image> {
-        open_in_chain(path.as_ref(), options, &[])
+        let path = path.as_ref();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!options.read_only)
+            .open(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        Image::open_file(file, path, options)
     }
 
     /// Opens the image in a file the caller already has open (for example a duplicated
@@ -191,7 +217,8 @@ impl Image {
     /// to find the parents of a differencing image. The file must have been opened for
     /// writing unless `options.read_only` is set.
     pub fn open_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
-        open_file_in_chain(file, path, options, &[])
+        let id = FileId::of_file(&file, path).ok();
+        open_file_in_chain(file, path, id, options, &mut ChainSearch::default())
     }
 
     /// Opens an image held by any [`Storage`]; `path` is used in messages (and, for
@@ -203,14 +230,18 @@ impl Image {
         path: &Path,
         options: &OpenOptions,
     ) -> Result<Image> {
-        Image::open_storage_in_chain(file, path, options, &[])
+        let id = FileId::of_path(path);
+        Image::open_storage_in_chain(file, path, id, options, &mut ChainSearch::default())
     }
 
+    /// Opens the image in `file` (the file `id`, when known), below the images `search`
+    /// holds (a parent chain being opened).
     fn open_storage_in_chain(
         file: Box<dyn Storage>,
         path: &Path,
+        id: Option<FileId>,
         options: &OpenOptions,
-        chain: &[ChainMember],
+        search: &mut ChainSearch,
     ) -> Result<Image> {
         let located = locate_footer(file.as_ref(), options)?;
         let disk_type = located
@@ -243,19 +274,22 @@ impl Image {
                 let sparse = SparseFile::open(file, path, located, access, options)?;
                 let member = ChainMember {
                     path: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+                    file: id,
                     unique_id: sparse.footer().unique_id,
                 };
                 // A copy of an image already in the chain (same unique id) closes a loop too.
-                if chain.iter().any(|m| m.unique_id == member.unique_id) {
-                    let mut paths: Vec<_> = chain.iter().map(|m| m.path.clone()).collect();
-                    paths.push(member.path);
-                    return Err(Error::ParentLoop { chain: paths });
+                if search
+                    .members
+                    .iter()
+                    .any(|m| m.unique_id == member.unique_id)
+                {
+                    return Err(search.loop_error(member.path));
                 }
-                let mut chain = chain.to_vec();
-                chain.push(member);
+                search.members.push(member);
                 let parent =
-                    parent::open_parent(path, sparse.header(), sparse.file(), options, &chain)?;
-                Ok(Image::Differencing(DifferencingImage::new(sparse, parent)))
+                    parent::open_parent(path, sparse.header(), sparse.file(), options, search);
+                search.members.pop();
+                Ok(Image::Differencing(DifferencingImage::new(sparse, parent?)))
             }
         }
     }
@@ -396,29 +430,17 @@ impl VirtualDisk for Image {
     }
 }
 
-/// Opens the image at `path` below the images of `chain` (a parent chain being opened).
-pub(crate) fn open_in_chain(
-    path: &Path,
-    options: &OpenOptions,
-    chain: &[ChainMember],
-) -> Result<Image> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(!options.read_only)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    open_file_in_chain(file, path, options, chain)
-}
-
-/// Locks `file` as `options` ask (see [`OpenOptions::lock`]) and opens the image in it.
+/// Locks `file` (the file `id`, when known) as `options` ask (see [`OpenOptions::lock`])
+/// and opens the image in it, below the images `search` holds.
 fn open_file_in_chain(
     file: File,
     path: &Path,
+    id: Option<FileId>,
     options: &OpenOptions,
-    chain: &[ChainMember],
+    search: &mut ChainSearch,
 ) -> Result<Image> {
     let storage = locked_storage(file, path, options.read_only, options.lock)?;
-    Image::open_storage_in_chain(storage, path, options, chain)
+    Image::open_storage_in_chain(storage, path, id, options, search)
 }
 
 /// `file` as storage, locked for a read-only or a read-write open when `lock` is set (and
@@ -439,7 +461,9 @@ pub(crate) fn locked_storage(
 /// Opens the image in `file`, which the caller has already locked exclusively (as
 /// [`crate::create`] does, so that the new file is never unlocked).
 pub(crate) fn open_locked_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
-    Image::open_storage_in_chain(Box::new(LockedFile(file)), path, options, &[])
+    let id = FileId::of_file(&file, path).ok();
+    let storage = Box::new(LockedFile(file));
+    Image::open_storage_in_chain(storage, path, id, options, &mut ChainSearch::default())
 }
 
 /// A file that this image locked, unlocked explicitly when the image is dropped.
