@@ -121,6 +121,7 @@ function toOpenOptions(options) {
     // Locking is on unless turned off explicitly.
     lock: options.lock === undefined || optionalBoolean(options, 'lock'),
     parentRoot: options.parentRoot === undefined ? undefined : toPath(options.parentRoot, 'options.parentRoot'),
+    allowRemoteParents: optionalBoolean(options, 'allowRemoteParents'),
   }
 }
 

@@ -1,6 +1,6 @@
 //! `vhd cat`: the virtual disk's bytes on stdout.
 
-use super::{open_read_only, Command};
+use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS};
 use crate::args::Parsed;
 use crate::{CliError, Io};
 use std::sync::atomic::Ordering;
@@ -17,7 +17,7 @@ pub const COMMAND: Command = Command {
 Writes the whole virtual disk of the image FILE to stdout, as 'qemu-img convert -O raw'
 would write it to a file (a differencing image is read through its chain). A reader that
 stops early ('vhd cat disk.vhd | head -c 512') ends it quietly.",
-    options: &[],
+    options: &[ALLOW_REMOTE_PARENTS],
     run,
 };
 
@@ -25,7 +25,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let [file] = parsed.positionals("cat", &["FILE"], &[])? else {
         unreachable!("exactly one positional was checked")
     };
-    let image = open_read_only(file)?;
+    let image = open_read_only(file, parsed)?;
     let size = image.size();
     let mut buf = vec![0u8; CHUNK.min(size as usize).max(1)];
     let mut offset = 0;

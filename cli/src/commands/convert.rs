@@ -1,6 +1,6 @@
 //! `vhd convert`: raw or any VHD (chains flattened) into raw, fixed or dynamic.
 
-use super::{flag, size_argument, valued, Command};
+use super::{chain_options, flag, size_argument, valued, Command, ALLOW_REMOTE_PARENTS};
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::size_with_bytes;
@@ -40,6 +40,7 @@ An existing DST is refused unless --overwrite is given.",
         flag("overwrite", "replace DST if it exists"),
         PROGRESS,
         QUIET,
+        ALLOW_REMOTE_PARENTS,
     ],
     run,
 };
@@ -92,6 +93,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
         azure,
         block_size,
         overwrite: parsed.flag("overwrite"),
+        open: chain_options(parsed),
         ..ConvertOptions::new(to)
     };
     let show = progress::wanted(parsed, io);

@@ -1,6 +1,6 @@
 //! `vhd info`: every footer and header field, the parent chain, the allocated size.
 
-use super::{open_read_only, Command, JSON};
+use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON};
 use crate::args::Parsed;
 use crate::json::Json;
 use crate::size::{human_size, size_with_bytes};
@@ -28,7 +28,7 @@ With --json, prints one JSON object with, among others: type, virtualSize (bytes
 geometry, blockSize (null for fixed images), allocatedBytes, fileSize, creator,
 uniqueId, timestamp, features, checksums, footerSource, footer, header, parent (null,
 or {name, uniqueId, timestamp, path, locators}) and chain.",
-    options: &[JSON],
+    options: &[JSON, ALLOW_REMOTE_PARENTS],
     run,
 };
 
@@ -36,7 +36,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let [file] = parsed.positionals("info", &["FILE"], &[])? else {
         unreachable!("exactly one positional was checked")
     };
-    let image = open_read_only(file)?;
+    let image = open_read_only(file, parsed)?;
     let info = vhd_core::ops::info(&image)?;
     if parsed.flag("json") {
         writeln!(io.stdout, "{}", to_json(&info).pretty())?;

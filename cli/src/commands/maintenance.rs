@@ -1,14 +1,14 @@
 //! Commands that change an existing image in place: compact, resize, commit, rebase,
 //! snapshot. Each is one call into `vhd_core::ops`, which opens (and locks) the files.
 
-use super::{flag, open_read_only, size_argument, Command};
+use super::{chain_options, flag, open_read_only, size_argument, Command, ALLOW_REMOTE_PARENTS};
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::{human_size, size_with_bytes};
 use crate::{CliError, Io};
 use std::path::Path;
 use vhd_core::ops::{self, RebaseOptions, ResizeOptions};
-use vhd_core::{OpenOptions, VirtualDisk};
+use vhd_core::VirtualDisk;
 
 pub const COMPACT: Command = Command {
     name: "compact",
@@ -18,7 +18,7 @@ pub const COMPACT: Command = Command {
 Rewrites the dynamic or differencing image FILE without the blocks it does not need
 (all-zero blocks of a dynamic image, blocks with no sector present in a differencing
 image), so that the file gets smaller. What the disk reads is unchanged.",
-    options: &[PROGRESS, QUIET],
+    options: &[PROGRESS, QUIET, ALLOW_REMOTE_PARENTS],
     run: compact,
 };
 
@@ -34,6 +34,7 @@ is refused unless --force is given (that data is then lost).",
         flag("force", "shrink even when data past the new end is lost"),
         PROGRESS,
         QUIET,
+        ALLOW_REMOTE_PARENTS,
     ],
     run: resize,
 };
@@ -45,7 +46,7 @@ pub const COMMIT: Command = Command {
     description: "\
 Writes the sectors the differencing image FILE holds into its parent image, then empties
 FILE, like 'qemu-img commit'. FILE must be a differencing image.",
-    options: &[PROGRESS, QUIET],
+    options: &[PROGRESS, QUIET, ALLOW_REMOTE_PARENTS],
     run: commit,
 };
 
@@ -81,7 +82,7 @@ fn compact(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     };
     let show = progress::wanted(parsed, io);
     let report = progress::run_with(io, show, |progress| {
-        ops::compact(Path::new(file), &OpenOptions::default(), progress)
+        ops::compact(Path::new(file), &chain_options(parsed), progress)
     })?;
     if !parsed.flag("quiet") {
         writeln!(
@@ -99,10 +100,10 @@ fn compact(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
 fn resize(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let positionals = parsed.positionals("resize", &["FILE", "SIZE"], &[])?;
     let (file, size_text) = (&positionals[0], &positionals[1]);
-    let new_size = new_size(file, size_text)?;
+    let new_size = new_size(file, size_text, parsed)?;
     let options = ResizeOptions {
         force: parsed.flag("force"),
-        ..ResizeOptions::default()
+        open: chain_options(parsed),
     };
     let show = progress::wanted(parsed, io);
     let report = progress::run_with(io, show, |progress| {
@@ -120,11 +121,11 @@ fn resize(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
 }
 
 /// SIZE, or the current size changed by `+SIZE` / `-SIZE`.
-fn new_size(file: &str, text: &str) -> Result<u64, CliError> {
+fn new_size(file: &str, text: &str, parsed: &Parsed) -> Result<u64, CliError> {
     let relative = |sign: char, rest: &str| -> Result<u64, CliError> {
         let delta = size_argument("resize", rest)?;
         // Read-only, and closed again before the resize opens the file for writing.
-        let current = open_read_only(file)?.size();
+        let current = open_read_only(file, parsed)?.size();
         let new = match sign {
             '+' => current.checked_add(delta),
             _ => current.checked_sub(delta),
@@ -148,7 +149,7 @@ fn commit(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     };
     let show = progress::wanted(parsed, io);
     let report = progress::run_with(io, show, |progress| {
-        ops::commit(Path::new(file), &OpenOptions::default(), progress)
+        ops::commit(Path::new(file), &chain_options(parsed), progress)
     })?;
     if !parsed.flag("quiet") {
         writeln!(

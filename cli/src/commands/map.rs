@@ -1,6 +1,6 @@
 //! `vhd map`: which parts of the virtual disk hold data, and where, like `qemu-img map`.
 
-use super::{open_read_only, Command, JSON};
+use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON};
 use crate::args::Parsed;
 use crate::json::Json;
 use crate::{CliError, Io};
@@ -20,7 +20,7 @@ as zeros.
 With --json, prints qemu-img's JSON form: an array of {start, length, depth, present,
 zero, data, compressed, offset} that covers the whole disk, the ranges without data
 included (data false, depth the last image of the chain).",
-    options: &[JSON],
+    options: &[JSON, ALLOW_REMOTE_PARENTS],
     run,
 };
 
@@ -28,7 +28,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let [file] = parsed.positionals("map", &["FILE"], &[])? else {
         unreachable!("exactly one positional was checked")
     };
-    let image = open_read_only(file)?;
+    let image = open_read_only(file, parsed)?;
     let ranges = allocated_ranges(&image)?;
     let chain: Vec<String> = image
         .chain()

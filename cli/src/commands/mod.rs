@@ -148,17 +148,32 @@ fn print_command_help(command: &Command, io: &mut Io) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// Options that open an image only to read it: shared lock, checksums verified.
-pub fn read_only() -> OpenOptions {
+/// `--allow-remote-parents`, for the commands that open a differencing image's parents.
+pub const ALLOW_REMOTE_PARENTS: OptionSpec = flag(
+    "allow-remote-parents",
+    "Windows: follow parent locators naming network paths (\\\\server\\share)",
+);
+
+/// How the command line asks to open an image and its parent chain (read-write, checksums
+/// verified, locked, unless the command says otherwise).
+pub fn chain_options(parsed: &Parsed) -> OpenOptions {
     OpenOptions {
-        read_only: true,
+        allow_remote_parents: parsed.flag(ALLOW_REMOTE_PARENTS.long),
         ..OpenOptions::default()
     }
 }
 
+/// Options that open an image only to read it: shared lock, checksums verified.
+pub fn read_only(parsed: &Parsed) -> OpenOptions {
+    OpenOptions {
+        read_only: true,
+        ..chain_options(parsed)
+    }
+}
+
 /// Opens the image at `path` read-only.
-pub fn open_read_only(path: &str) -> Result<Image, CliError> {
-    Ok(Image::open(Path::new(path), &read_only())?)
+pub fn open_read_only(path: &str, parsed: &Parsed) -> Result<Image, CliError> {
+    Ok(Image::open(Path::new(path), &read_only(parsed))?)
 }
 
 /// Parses the size argument `text` of `command`.
