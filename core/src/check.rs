@@ -59,7 +59,9 @@
 //! checksum is damage, not a crash: it is corrupt.
 
 use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
-use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE, HEADER_VERSION};
+use crate::dynamic_header::{
+    DynamicHeader, DYNAMIC_HEADER_SIZE, HEADER_VERSION, PARENT_TIMESTAMP_NOT_RECORDED,
+};
 use crate::error::{Error, Result};
 use crate::footer::{
     DiskType, Footer, FEATURE_RESERVED, FOOTER_COOKIE, FOOTER_SIZE, FORMAT_VERSION, NO_DATA_OFFSET,
@@ -185,6 +187,9 @@ pub enum FindingKind {
     ParentUnusable,
     /// The parent link could not be checked because the image itself does not open.
     ParentNotChecked,
+    /// A differencing image records no parent time stamp (0, as Windows diskpart writes):
+    /// its parent is bound by its unique id alone (never an error).
+    ParentTimestampNotRecorded,
     /// The image does not open, for a reason none of the other checks names.
     OpenFailed,
     /// An allocated block's sector bitmap holds a footer (cookie `conectix`): the BAT entry
@@ -221,6 +226,7 @@ impl FindingKind {
             FindingKind::ParentModified => "parent-modified",
             FindingKind::ParentUnusable => "parent-unusable",
             FindingKind::ParentNotChecked => "parent-not-checked",
+            FindingKind::ParentTimestampNotRecorded => "parent-timestamp-not-recorded",
             FindingKind::OpenFailed => "open-failed",
             FindingKind::BitmapHoldsFooter => "bitmap-holds-footer",
         }
@@ -874,6 +880,14 @@ impl Checker<'_> {
                     "the dynamic header's version is {:#010x}, not 1.0 (0x00010000)",
                     header.header_version
                 ),
+            );
+        }
+        if disk_type == DiskType::Differencing && !header.records_parent_timestamp() {
+            self.add(
+                Severity::Info,
+                FindingKind::ParentTimestampNotRecorded,
+                Some(header_offset + 56),
+                format!("the parent time stamp is {PARENT_TIMESTAMP_NOT_RECORDED}"),
             );
         }
         let block_size = header.block_size;

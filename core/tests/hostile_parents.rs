@@ -740,3 +740,52 @@ fn a_search_too_long_is_cut_short() {
     assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND", "{e}");
     assert!(opens <= 8 * 5 * u64::from(width), "{opens}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A parent time stamp of 0
+
+/// A child that records no parent time stamp (0, as diskpart writes) opens (0 is accepted),
+/// and `check` and `info` say that its parent is bound by its unique id alone.
+#[test]
+fn a_child_without_a_parent_time_stamp_is_reported() {
+    use vhd_core::{check, CheckOptions, FindingKind, Severity};
+    let dir = TempDir::new("timestamp-zero");
+    let base = dir.join("base.vhd");
+    write_fixed(&base, &id(5), &vec![0x33; DISK_SIZE as usize]);
+    let child = dir.join("child.vhd");
+    let spec = ChildSpec {
+        unique_id: id(1),
+        parent_id: id(5),
+        parent_timestamp: 0,
+        parent_name: "base.vhd".into(),
+        locators: vec![Locator::new(b"W2ru", ".\\base.vhd")],
+    };
+    for recorded in [0, mtime_timestamp(&base)] {
+        write_child(
+            &child,
+            &ChildSpec {
+                parent_timestamp: recorded,
+                ..spec.clone()
+            },
+        );
+        let image = Image::open(&child, &read_only_within(None)).unwrap();
+        assert_eq!(read_all(&image), vec![0x33; DISK_SIZE as usize]);
+        let info = vhd_core::ops::info(&image).unwrap();
+        assert_eq!(info.parent.unwrap().timestamp_recorded, recorded != 0);
+        drop(image);
+        let report = check(&child, &CheckOptions::default()).unwrap();
+        let found: Vec<_> = report
+            .findings_of(FindingKind::ParentTimestampNotRecorded)
+            .collect();
+        if recorded == 0 {
+            assert_eq!(found.len(), 1, "{report:?}");
+            assert_eq!(found[0].severity, Severity::Info);
+            assert_eq!(found[0].offset, Some(512 + 56));
+            assert!(found[0].message.contains("unique id"), "{}", found[0]);
+            assert_eq!(found[0].kind.code(), "parent-timestamp-not-recorded");
+        } else {
+            assert!(found.is_empty(), "{report:?}");
+        }
+        assert!(report.is_clean(), "{report:?}");
+    }
+}
