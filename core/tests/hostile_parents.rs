@@ -789,3 +789,302 @@ fn a_child_without_a_parent_time_stamp_is_reported() {
         assert!(report.is_clean(), "{report:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A seeded campaign: folders of crafted images naming each other
+
+/// One file of a crafted folder, as the campaign knows it.
+#[derive(Clone, Debug)]
+struct Made {
+    name: String,
+    unique_id: [u8; 16],
+    /// What a chain ending here reads as (fixed images only).
+    content: Option<u8>,
+    /// The VHD time stamp its modification time is set to.
+    mtime: u32,
+}
+
+/// A locator text naming `target` (a file name in `root`) in one of many spellings.
+fn spelling(rng: &mut Rng, root: &Path, target: &str) -> String {
+    match rng.below(9) {
+        0 => target.to_string(),
+        1 => format!(".\\{target}"),
+        2 => format!("sub\\..\\{target}"),
+        3 => format!("./sub/../other/../{target}"),
+        4 => root.join(target).to_str().unwrap().to_string(),
+        5 => format!("..\\root\\{target}"),
+        6 => format!("C:\\Users\\x\\{target}"),
+        7 => format!("\\\\server\\share\\{target}"),
+        _ => format!("linked-dir/{target}"),
+    }
+}
+
+/// Builds a crafted folder under `dir` from `rng`: `root/` with fixed bases and
+/// differencing children whose locators name each other, links, a FIFO, a folder, missing
+/// names, files outside; `outside/` with a secret file and a victim VHD. Returns the images
+/// made (their names in `root`) and every unique id in play.
+#[cfg(unix)]
+fn crafted_folder(rng: &mut Rng, dir: &Path) -> (Vec<Made>, Vec<[u8; 16]>) {
+    let root = dir.join("root");
+    let outside = dir.join("outside");
+    for folder in [&root, &root.join("sub"), &root.join("other"), &outside] {
+        std::fs::create_dir_all(folder).unwrap();
+    }
+    std::os::unix::fs::symlink(&root, root.join("linked-dir")).unwrap();
+    secret_file(&outside.join("secret"), 123_457);
+    let victim_id: [u8; 16] = rng.bytes(16).try_into().unwrap();
+    write_fixed(
+        &outside.join("victim.vhd"),
+        &victim_id,
+        &vec![0xEE; DISK_SIZE as usize],
+    );
+    let fifo = std::ffi::CString::new(root.join("fifo.vhd").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::fs::create_dir(root.join("dir.vhd")).unwrap();
+    std::os::unix::fs::symlink(root.join("loop-b.vhd"), root.join("loop-a.vhd")).unwrap();
+    std::os::unix::fs::symlink(root.join("loop-a.vhd"), root.join("loop-b.vhd")).unwrap();
+    std::os::unix::fs::symlink(outside.join("victim.vhd"), root.join("outside-link.vhd")).unwrap();
+
+    let mut made = Vec::new();
+    let mtime = |rng: &mut Rng| 300_000_000 + rng.below(100_000_000) as u32;
+    for i in 0..rng.range(1, 3) {
+        let m = Made {
+            name: format!("base-{i}.vhd"),
+            unique_id: rng.bytes(16).try_into().unwrap(),
+            content: Some(rng.below(200) as u8 + 1),
+            mtime: mtime(rng),
+        };
+        write_fixed(
+            &root.join(&m.name),
+            &m.unique_id,
+            &vec![m.content.unwrap(); DISK_SIZE as usize],
+        );
+        made.push(m);
+    }
+    let children = rng.range(3, 8);
+    for i in 0..children {
+        // Sometimes a copy's id (a loop by unique id waits there).
+        let unique_id = if i > 0 && rng.chance(15) {
+            made[made.len() - 1].unique_id
+        } else {
+            rng.bytes(16).try_into().unwrap()
+        };
+        made.push(Made {
+            name: format!("child-{i}.vhd"),
+            unique_id,
+            content: None,
+            mtime: mtime(rng),
+        });
+    }
+    let mut ids: Vec<[u8; 16]> = made.iter().map(|m| m.unique_id).collect();
+    ids.push(victim_id);
+    // The children's headers, now that every name and id is known.
+    let names: Vec<String> = made.iter().map(|m| m.name.clone()).collect();
+    for m in made.iter().filter(|m| m.content.is_none()) {
+        let target = rng.below(made.len() as u64) as usize;
+        let parent_id = match rng.below(10) {
+            0 => victim_id,
+            1 => {
+                let id: [u8; 16] = rng.bytes(16).try_into().unwrap();
+                ids.push(id);
+                id
+            }
+            _ => made[target].unique_id,
+        };
+        let parent_timestamp = match rng.below(4) {
+            0 | 1 => 0,
+            2 => made[target].mtime,
+            _ => mtime(rng),
+        };
+        let mut locators = Vec::new();
+        for _ in 0..rng.below(9) {
+            let code =
+                *[b"W2ru", b"W2ku", b"Wi2r", b"Wi2k", b"MacX", b"Junk"][rng.below(6) as usize];
+            let pick = if rng.chance(60) {
+                names[target].clone()
+            } else {
+                names[rng.below(names.len() as u64) as usize].clone()
+            };
+            let text = match rng.below(14) {
+                0 => "fifo.vhd".to_string(),
+                1 => "/dev/zero".to_string(),
+                2 => "/dev/null".to_string(),
+                3 => "dir.vhd".to_string(),
+                4 => "loop-a.vhd".to_string(),
+                5 => format!("missing-{}.vhd", rng.below(5)),
+                6 => outside.join("secret").to_str().unwrap().to_string(),
+                7 => outside.join("victim.vhd").to_str().unwrap().to_string(),
+                8 => "..\\outside\\victim.vhd".to_string(),
+                9 => "outside-link.vhd".to_string(),
+                10 => {
+                    let length = rng.below(40) as usize;
+                    String::from_utf8_lossy(&rng.bytes(length)).into_owned()
+                }
+                _ => spelling(rng, &root, &pick),
+            };
+            let text = if &code == b"MacX" && rng.chance(80) {
+                format!("file://{}", text.replace('\\', "/"))
+            } else {
+                text
+            };
+            locators.push(Locator::new(&code, &text));
+        }
+        let parent_name = if rng.chance(50) {
+            spelling(rng, &root, &names[target])
+        } else {
+            String::new()
+        };
+        write_child(
+            &root.join(&m.name),
+            &ChildSpec {
+                unique_id: m.unique_id,
+                parent_id,
+                parent_timestamp,
+                parent_name,
+                locators,
+            },
+        );
+    }
+    // Links to images, then every image's modification time.
+    for (i, m) in made.iter().enumerate() {
+        if rng.chance(30) {
+            std::os::unix::fs::symlink(root.join(&m.name), root.join(format!("link-{i}.vhd")))
+                .unwrap();
+        }
+        if rng.chance(20) {
+            std::fs::hard_link(root.join(&m.name), root.join(format!("hard-{i}.vhd"))).unwrap();
+        }
+    }
+    for m in &made {
+        let time = std::time::UNIX_EPOCH + Duration::from_secs(VHD_EPOCH + u64::from(m.mtime));
+        let file = std::fs::File::options()
+            .write(true)
+            .open(root.join(&m.name))
+            .unwrap();
+        file.set_modified(time).unwrap();
+    }
+    (made, ids)
+}
+
+/// What one open of a crafted image gave: the chain (canonical paths, each link's recorded
+/// parent id and the parent's id) and the bytes, or the error's code and text.
+type Outcome = Result<(Vec<PathBuf>, Vec<([u8; 16], [u8; 16])>, Vec<u8>), (String, String)>;
+
+fn open_and_describe(path: &Path, options: &OpenOptions) -> Outcome {
+    match Image::open(path, options) {
+        Ok(image) => {
+            let mut links = Vec::new();
+            let mut level = &image;
+            while let Some(parent) = level.parent() {
+                let vhd_core::Parent::Image(parent) = parent else {
+                    break;
+                };
+                links.push((
+                    level.header().unwrap().parent_unique_id,
+                    parent.footer().unique_id,
+                ));
+                level = parent;
+            }
+            let chain = image
+                .chain()
+                .iter()
+                .map(|p| p.canonicalize().unwrap())
+                .collect();
+            Ok((chain, links, read_all(&image)))
+        }
+        Err(e) => Err((e.code().to_string(), shown(&e))),
+    }
+}
+
+/// Seeded folders of crafted images that name each other (random locator kinds and
+/// spellings, loops through links and through copies' unique ids, missing files, wrong ids
+/// and time stamps, a FIFO, devices, a folder, a secret file and a victim VHD outside the
+/// root, Windows drive and network paths, garbage text), each image opened with and without
+/// a parent root and with random options. Every open ends in time without a panic, opens
+/// no more candidates than the limit, and gives either a chain whose every link is right
+/// (the unique id the child records, a regular file inside the root when there is one)
+/// and that reads as its base, or an error that shows no unique id, time stamp, size or
+/// byte of any file.
+#[cfg(unix)]
+#[test]
+fn crafted_folders_of_images_naming_each_other() {
+    let mut master = Rng::new("hostile_parents crafted_folders_of_images_naming_each_other");
+    let (mut opened, mut refused, mut opens_total) = (0u64, 0u64, 0u64);
+    let mut codes = std::collections::BTreeMap::<String, u64>::new();
+    for case in 0..40 {
+        let seed = master.next_u64();
+        let mut rng = Rng::from_seed(seed);
+        let dir = TempDir::new("campaign");
+        let (made, ids) = crafted_folder(&mut rng, dir.path());
+        let root = dir.join("root").canonicalize().unwrap();
+        let hidden_numbers: Vec<u64> = made
+            .iter()
+            .flat_map(|m| [u64::from(m.mtime), u64::from(m.mtime) + VHD_EPOCH])
+            .chain([123_457, 123_457 - 512, 123_457 - 511])
+            .collect();
+        let content: std::collections::HashMap<PathBuf, u8> = made
+            .iter()
+            .filter_map(|m| Some((root.join(&m.name), m.content?)))
+            .chain([(
+                dir.join("outside")
+                    .join("victim.vhd")
+                    .canonicalize()
+                    .unwrap(),
+                0xEE,
+            )])
+            .collect();
+        for m in &made {
+            for confined in [true, false] {
+                let options = OpenOptions {
+                    read_only: true,
+                    parent_root: confined.then(|| root.clone()),
+                    ignore_parent_timestamp: rng.chance(25),
+                    ignore_checksums: rng.chance(10),
+                    ..OpenOptions::default()
+                };
+                let path = root.join(&m.name);
+                let what = format!("case {case} (seed {seed:#x}): {} {options:?}", m.name);
+                let (outcome, opens) = counted(Duration::from_secs(60), &what, {
+                    let (path, options) = (path.clone(), options.clone());
+                    move || open_and_describe(&path, &options)
+                });
+                opens_total += opens;
+                assert!(
+                    opens <= vhd_core::MAX_PARENT_CANDIDATES as u64,
+                    "{what}: {opens} opens"
+                );
+                match outcome {
+                    Ok((chain, links, bytes)) => {
+                        opened += 1;
+                        for (recorded, found) in &links {
+                            assert_eq!(recorded, found, "{what}: a link with the wrong id");
+                        }
+                        for parent in &chain[1..] {
+                            assert!(
+                                std::fs::metadata(parent).unwrap().is_file(),
+                                "{what}: {parent:?}"
+                            );
+                            if confined {
+                                assert!(parent.starts_with(&root), "{what}: {parent:?}");
+                            }
+                        }
+                        let base = chain.last().unwrap();
+                        let fill = content.get(base).copied().unwrap_or_else(|| {
+                            panic!("{what}: the chain ends at {base:?}, not a base")
+                        });
+                        assert!(bytes.iter().all(|&b| b == fill), "{what}: wrong data");
+                    }
+                    Err((code, text)) => {
+                        refused += 1;
+                        assert!(code.starts_with("ERR_VHD_"), "{what}: {code}");
+                        assert_reveals_nothing(&text, &ids, &hidden_numbers, &SECRET_ROTATIONS);
+                        *codes.entry(code).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("{opened} opened, {refused} refused ({codes:?}), {opens_total} candidate opens");
+    assert!(opened > 0 && refused > 0);
+}
