@@ -1483,5 +1483,6 @@ fn is_parent_error(e: &Error) -> bool {
             | Error::ParentLoop { .. }
             | Error::ChainTooDeep { .. }
             | Error::ParentOutsideRoot { .. }
+            | Error::ParentSearchLimit { .. }
     )
 }

@@ -468,6 +468,7 @@ fn the_unique_id_of_a_vhd_cannot_be_learned_to_read_it() {
 // ---------------------------------------------------------------------------------------------
 // FIFOs and devices
 
+#[cfg(unix)]
 fn mkfifo(path: &Path) -> bool {
     if !require_tool("mkfifo") {
         return false;
@@ -625,6 +626,7 @@ fn a_fifo_swapped_in_during_the_search_does_not_hang_the_open() {
 /// Every way a locator may spell the file `name` in `dir` (the child's folder, which holds
 /// `sub/`, `other/`, a link `linked-dir` to itself, `ln-<name>` a symbolic link and
 /// `hard-<name>` a hard link to it): 8 spellings that differ as paths but reach one file.
+#[cfg(unix)]
 fn spellings(dir: &Path, name: &str) -> Vec<Locator> {
     let abs = dir.join(name);
     vec![
@@ -794,6 +796,7 @@ fn a_child_without_a_parent_time_stamp_is_reported() {
 // A seeded campaign: folders of crafted images naming each other
 
 /// One file of a crafted folder, as the campaign knows it.
+#[cfg(unix)]
 #[derive(Clone, Debug)]
 struct Made {
     name: String,
@@ -805,6 +808,7 @@ struct Made {
 }
 
 /// A locator text naming `target` (a file name in `root`) in one of many spellings.
+#[cfg(unix)]
 fn spelling(rng: &mut Rng, root: &Path, target: &str) -> String {
     match rng.below(9) {
         0 => target.to_string(),
@@ -969,8 +973,10 @@ fn crafted_folder(rng: &mut Rng, dir: &Path) -> (Vec<Made>, Vec<[u8; 16]>) {
 
 /// What one open of a crafted image gave: the chain (canonical paths, each link's recorded
 /// parent id and the parent's id) and the bytes, or the error's code and text.
+#[cfg(unix)]
 type Outcome = Result<(Vec<PathBuf>, Vec<([u8; 16], [u8; 16])>, Vec<u8>), (String, String)>;
 
+#[cfg(unix)]
 fn open_and_describe(path: &Path, options: &OpenOptions) -> Outcome {
     match Image::open(path, options) {
         Ok(image) => {

@@ -201,7 +201,12 @@ impl Image {
     /// footer and overlap neither another block nor the footer copy, the header or the BAT
     /// ([`Error::BatEntryOverlap`]); a parent locator's data is read only up to 64 KiB and
     /// only from inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not
-    /// loop. For images from untrusted sources, see also [`OpenOptions::parent_root`].
+    /// loop, and finding them looks at no more than [`MAX_PARENT_CANDIDATES`] candidate files.
+    /// A file a locator names is opened only as a regular file, never locked, parsed or
+    /// searched for its own parents before its footer proves it the parent (the unique id
+    /// the child records, an acceptable time stamp), and nothing of a file that does not is
+    /// told in an error (see [`ParentRejection`](crate::ParentRejection)). For images from
+    /// untrusted sources, see also [`OpenOptions::parent_root`].
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image> {
         let path = path.as_ref();
         let file = std::fs::OpenOptions::new()
