@@ -68,12 +68,23 @@ export type VhdErrorCode =
   | 'ERR_VHD_IO'
   /** A bug in this library (a caught panic). */
   | 'ERR_VHD_INTERNAL'
-  /** No parent of a differencing image was found (the message names it and every path tried). */
+  /**
+   * No parent of a differencing image was found: the message names it and lists every place
+   * tried with why, in words ("missing", "not a VHD", "not a regular file"…).
+   */
   | 'ERR_VHD_PARENT_NOT_FOUND'
-  /** The file where the parent should be is another image (its unique id is not the recorded one). */
+  /**
+   * The file where the parent should be is another disk (its unique id is not the recorded
+   * one); neither id is in the message.
+   */
   | 'ERR_VHD_PARENT_MISMATCH'
   /** The parent's time stamp is not the one the child recorded (see `ignoreParentTimestamp`). */
   | 'ERR_VHD_PARENT_MODIFIED'
+  /**
+   * Finding the parent chain looked at more than 1024 candidate files: a crafted chain that
+   * names its parents in too many ways.
+   */
+  | 'ERR_VHD_PARENT_SEARCH_LIMIT'
   /** The parent chain comes back to an image already in it. */
   | 'ERR_VHD_PARENT_LOOP'
   /** The parent chain is deeper than 64 images. */
@@ -234,8 +245,23 @@ export interface OpenOptions {
    * `ERR_VHD_PARENT_OUTSIDE_ROOT`. Parents named in `parent`/`parents` are trusted and not
    * checked (their own parents, found through locators, are). Default: parents may be
    * anywhere.
+   *
+   * With or without it, a candidate is opened only as a regular file (never a FIFO, device
+   * or socket), and nothing of a file that does not verify as the parent (its bytes, size,
+   * unique id or time stamps) reaches an error: the message lists each place tried with why
+   * it was not the parent, in words ("missing", "not a VHD", "a different disk",
+   * "modified since the child was made", "outside the parent root"…). Without a root, a
+   * crafted child can still learn whether a path exists and holds a VHD.
    */
   parentRoot?: PathLike
+  /**
+   * Windows only: follow a parent locator that names a network path (`\\server\share\…`,
+   * `\\?\UNC\…`); default false, and then only its file name in the child's folder is
+   * tried (opening the path would contact the server the image names, and offer it the
+   * user's credentials). Device paths (`\\.\…`) are never followed. Other systems never
+   * open Windows drive or network paths (only their file name in the child's folder).
+   */
+  allowRemoteParents?: boolean
 }
 
 /** Options every type of new image takes. */

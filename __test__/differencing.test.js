@@ -462,19 +462,75 @@ describe('explicit parents', () => {
     await rejectsWith(new VHD.Differencing(child.path, { ignoreParentTimestamp: true }).open(), 'ERR_VHD_PARENT_MISMATCH')
   })
 
-  test('a loop through explicit parents: ERR_VHD_PARENT_LOOP', async () => {
+  test('explicit parents: one in the chain is a different disk unless the ids loop (ERR_VHD_PARENT_LOOP)', async () => {
     const base = await makeBase()
     const mid = await makeChild('mid', base)
     const top = await makeChild('top', mid)
-    const hashes = [base, mid, top].map((i) => sha256File(i.path))
-    await rejectsWith(VHD.open(top.path, { parent: top.path }), 'ERR_VHD_PARENT_LOOP')
-    await rejectsWith(VHD.open(top.path, { parents: [mid.path, top.path] }), 'ERR_VHD_PARENT_LOOP')
-    await rejectsWith(new VHD.Differencing(top.path, { parents: [mid.path, mid.path] }).open(), 'ERR_VHD_PARENT_LOOP')
+    // An image of the chain named where it is not the parent is just another disk.
+    await rejectsWith(VHD.open(top.path, { parent: top.path }), 'ERR_VHD_PARENT_MISMATCH')
+    await rejectsWith(VHD.open(top.path, { parents: [mid.path, top.path] }), 'ERR_VHD_PARENT_MISMATCH')
+    await rejectsWith(new VHD.Differencing(top.path, { parents: [mid.path, mid.path] }).open(), 'ERR_VHD_PARENT_MISMATCH')
     // Naming the real chain is fine.
     const disk = await VHD.open(top.path, { parents: [mid.path, base.path] })
     assert.deepEqual(disk.chain, [top.path, mid.path, base.path])
     await disk.close()
+    // The middle image now records the top's unique id as its parent's (and no time stamp):
+    // top over mid over top is a loop.
+    const bytes = fs.readFileSync(mid.path)
+    const header = VHD.Header.parse(bytes, 512)
+    header.parentId = Buffer.from(top.uuid)
+    header.parentTimestamp = Date.UTC(2000, 0, 1)
+    header.write(bytes, 512)
+    fs.writeFileSync(mid.path, bytes)
+    const hashes = [base, mid, top].map((i) => sha256File(i.path))
+    const loop = { parents: [mid.path, top.path], ignoreParentTimestamp: true }
+    await rejectsWith(VHD.open(top.path, loop), 'ERR_VHD_PARENT_LOOP')
+    await rejectsWith(new VHD.Differencing(top.path, loop).open(), 'ERR_VHD_PARENT_LOOP')
     assert.deepEqual([base, mid, top].map((i) => sha256File(i.path)), hashes)
+  })
+
+  test('a child naming files that are not its parent learns nothing of them', async () => {
+    // Another VHD (the victim), and a file that is not a VHD, both outside the child's folder.
+    const victim = await makeBase('victim')
+    const secret = tmp.file('secret.txt')
+    fs.writeFileSync(secret, Buffer.from('ircd:/usr/sbin:'.repeat(1000)))
+    const folder = path.join(tmp.dir, 'uploads')
+    fs.mkdirSync(folder, { recursive: true })
+    const stranger = await makeBase('stranger')
+    const child = await makeChild('naming', stranger)
+    const file = path.join(folder, 'naming.vhd')
+    fs.renameSync(child.path, file)
+    const hex = (id) => Buffer.from(id).toString('hex')
+    const idForms = (id) => {
+      const h = hex(id)
+      return [h, h.toUpperCase(), `${h.slice(0, 8)}-${h.slice(8, 12)}`, h.slice(8, 16), h.slice(16, 24)]
+    }
+    const expected = hex(VHD.Header.parse(fs.readFileSync(file), 512).parentId)
+    for (const [target, code, words] of [
+      [victim.path, 'ERR_VHD_PARENT_MISMATCH', 'a different disk'],
+      [secret, 'ERR_VHD_PARENT_NOT_FOUND', 'not a VHD'],
+    ]) {
+      // A file the caller names is the caller's own: only a VHD is checked that way here.
+      for (const options of target === secret ? [{}] : [{ parent: target }, {}]) {
+        if (!options.parent) {
+          // Named by the child instead: its parent moves where the target is.
+          fs.rmSync(stranger.path, { force: true })
+          fs.copyFileSync(target, stranger.path)
+        }
+        await assert.rejects(VHD.open(file, { readOnly: true, ...options }), (error) => {
+          assert.equal(error.code, code, error.message)
+          assert.ok(error.message.includes(words), error.message)
+          for (const form of [...idForms(victim.uuid), ...idForms(Buffer.from(expected, 'hex'))]) {
+            assert.ok(!error.message.includes(form), `${error.message} shows ${form}`)
+          }
+          for (const shown of ['ircd', 'sbin', 'usr/', String(fs.statSync(target).size)]) {
+            assert.ok(!error.message.includes(shown), `${error.message} shows ${shown}`)
+          }
+          assert.deepEqual(Object.keys(error).filter((k) => k !== 'code'), [], 'no other properties')
+          return true
+        })
+      }
+    }
   })
 })
 

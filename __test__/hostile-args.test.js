@@ -230,7 +230,7 @@ describe('Fixed, Dynamic and Differencing', () => {
     const name = `new VHD.${Class.name}`
     row(`${name}(path)`, true, (v) => new Class(v), pathCases())
     row(`${name}(path, options)`, true, (v) => new Class(files.dynamic, v), optionsCases())
-    for (const key of ['readOnly', 'ignoreChecksums', 'ignoreParentTimestamp', 'lock']) {
+    for (const key of ['readOnly', 'ignoreChecksums', 'ignoreParentTimestamp', 'lock', 'allowRemoteParents']) {
       row(`${name}(path, { ${key} })`, true, (v) => new Class(files.dynamic, { [key]: v }), booleanCases())
     }
     row(`${name}(path, { parents })`, true, (v) => new Class(files.dynamic, { parents: v }), [
@@ -379,6 +379,7 @@ describe('VHD.open and VHD.create', () => {
   row('VHD.open(path, options, callback)', true, (v) => VHD.open(files.dynamic, {}, v), callbackCases())
   row('VHD.open(path, { readOnly })', false, (v) => VHD.open(files.dynamic, { readOnly: v }), booleanCases())
   row('VHD.open(path, { lock })', false, (v) => VHD.open(files.dynamic, { lock: v }), booleanCases())
+  row('VHD.open(path, { allowRemoteParents })', false, (v) => VHD.open(files.child, { allowRemoteParents: v }), booleanCases())
   row('VHD.open(path, { parentRoot })', false, (v) => VHD.open(files.child, { parentRoot: v }), pathCases().filter(([, v]) => v !== undefined))
   row('VHD.open(path) with a bad path, callback form', true, (v) => VHD.open(v, noCallback), pathCases())
 

@@ -129,6 +129,7 @@ function toOpenOptions(options) {
     // Locking is on unless turned off explicitly.
     lock: options.lock === undefined || optionalBoolean(options, 'lock'),
     parentRoot: toParentRoot(options),
+    allowRemoteParents: optionalBoolean(options, 'allowRemoteParents'),
   }
 }
 

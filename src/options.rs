@@ -31,6 +31,8 @@ pub struct OpenArgs {
     pub lock: Option<bool>,
     /// Parents found through locators must lie inside this folder (untrusted images).
     pub parent_root: Option<String>,
+    /// Windows: follow a locator naming a network path (`\\server\share\…`) (default false).
+    pub allow_remote_parents: Option<bool>,
 }
 
 /// A parent named by the caller.
@@ -94,6 +96,7 @@ impl OpenArgs {
             ignore_parent_timestamp: self.ignore_parent_timestamp.unwrap_or(false),
             lock: self.lock.unwrap_or(true),
             parent_root: self.parent_root.as_ref().map(PathBuf::from),
+            allow_remote_parents: self.allow_remote_parents.unwrap_or(false),
         })
     }
 }

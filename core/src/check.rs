@@ -71,7 +71,9 @@
 //! checksum is damage, not a crash: it is corrupt.
 
 use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
-use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE, HEADER_VERSION};
+use crate::dynamic_header::{
+    DynamicHeader, DYNAMIC_HEADER_SIZE, HEADER_VERSION, PARENT_TIMESTAMP_NOT_RECORDED,
+};
 use crate::error::{Error, Result};
 use crate::footer::{
     DiskType, Footer, FEATURE_RESERVED, FOOTER_COOKIE, FOOTER_SIZE, FORMAT_VERSION, NO_DATA_OFFSET,
@@ -112,6 +114,9 @@ pub struct CheckOptions {
     pub ignore_parent_timestamp: bool,
     /// Only accept parents inside this folder (see [`OpenOptions::parent_root`]).
     pub parent_root: Option<PathBuf>,
+    /// Follow parent locators naming network paths (Windows; see
+    /// [`OpenOptions::allow_remote_parents`]).
+    pub allow_remote_parents: bool,
     /// Take a shared lock on the file (and the parents) while checking, as a read-only
     /// [`Image::open`] does (default `true`), so that an image open for writing elsewhere
     /// is refused with [`Error::Locked`] rather than checked in the middle of a change.
@@ -129,6 +134,7 @@ impl Default for CheckOptions {
             parents: Vec::new(),
             ignore_parent_timestamp: false,
             parent_root: None,
+            allow_remote_parents: false,
             lock: true,
             skip_parent: false,
         }
@@ -137,7 +143,7 @@ impl Default for CheckOptions {
 
 impl From<&OpenOptions> for CheckOptions {
     /// The options that say how to open the chain (`parents`, `ignore_parent_timestamp`,
-    /// `parent_root`, `lock`), taken from open options, so that a caller that has them
+    /// `parent_root`, `allow_remote_parents`, `lock`), taken from open options, so that a caller that has them
     /// checks the image as it would open it. `read_only`, `ignore_checksums` and
     /// `expected_type` do not apply (a check reads, and reports bad checksums).
     fn from(open: &OpenOptions) -> CheckOptions {
@@ -145,6 +151,7 @@ impl From<&OpenOptions> for CheckOptions {
             parents: open.parents.clone(),
             ignore_parent_timestamp: open.ignore_parent_timestamp,
             parent_root: open.parent_root.clone(),
+            allow_remote_parents: open.allow_remote_parents,
             lock: open.lock,
             ..CheckOptions::default()
         }
@@ -228,6 +235,9 @@ pub enum FindingKind {
     ParentUnusable,
     /// The parent link could not be checked because the image itself does not open.
     ParentNotChecked,
+    /// A differencing image records no parent time stamp (0, as Windows diskpart writes):
+    /// its parent is bound by its unique id alone (never an error).
+    ParentTimestampNotRecorded,
     /// The image does not open, for a reason none of the other checks names.
     OpenFailed,
     /// An allocated block's sector bitmap holds a footer (cookie `conectix`): the BAT entry
@@ -264,6 +274,7 @@ impl FindingKind {
             FindingKind::ParentModified => "parent-modified",
             FindingKind::ParentUnusable => "parent-unusable",
             FindingKind::ParentNotChecked => "parent-not-checked",
+            FindingKind::ParentTimestampNotRecorded => "parent-timestamp-not-recorded",
             FindingKind::OpenFailed => "open-failed",
             FindingKind::BitmapHoldsFooter => "bitmap-holds-footer",
         }
@@ -991,6 +1002,14 @@ impl Checker<'_> {
                     "the dynamic header's version is {:#010x}, not 1.0 (0x00010000)",
                     header.header_version
                 ),
+            );
+        }
+        if disk_type == DiskType::Differencing && !header.records_parent_timestamp() {
+            self.add(
+                Severity::Info,
+                FindingKind::ParentTimestampNotRecorded,
+                Some(header_offset + 56),
+                format!("the parent time stamp is {PARENT_TIMESTAMP_NOT_RECORDED}"),
             );
         }
         let block_size = header.block_size;
@@ -1722,6 +1741,7 @@ fn open_check(
         parents: options.parents.clone(),
         ignore_parent_timestamp: options.ignore_parent_timestamp,
         parent_root: options.parent_root.clone(),
+        allow_remote_parents: options.allow_remote_parents,
         lock: options.lock,
         ..OpenOptions::default()
     };
@@ -1784,5 +1804,6 @@ fn is_parent_error(e: &Error) -> bool {
             | Error::ParentLoop { .. }
             | Error::ChainTooDeep { .. }
             | Error::ParentOutsideRoot { .. }
+            | Error::ParentSearchLimit { .. }
     )
 }

@@ -48,6 +48,11 @@ pub struct DynamicHeader {
     pub reserved2: [u8; 256],
 }
 
+/// What a parent time stamp of 0 means, for `check` and `info`: Windows diskpart writes 0,
+/// so it is accepted, but the parent is then bound to the child by its unique id alone.
+/// It completes "the parent time stamp is …".
+pub const PARENT_TIMESTAMP_NOT_RECORDED: &str = "not recorded (0, as Windows diskpart writes): only the parent's unique id binds the parent to this image, and a parent changed after this image was made is not noticed";
+
 impl DynamicHeader {
     /// A header for a new dynamic image with no parent.
     pub fn new(table_offset: u64, max_table_entries: u32, block_size: u32) -> DynamicHeader {
@@ -144,6 +149,13 @@ impl DynamicHeader {
             self.checksum,
             self.computed_checksum(),
         )
+    }
+
+    /// Whether a differencing image records its parent's time stamp: 0 means it does not
+    /// (see [`PARENT_TIMESTAMP_NOT_RECORDED`]). Such a child still opens: the time stamp
+    /// check accepts 0.
+    pub fn records_parent_timestamp(&self) -> bool {
+        self.parent_timestamp != 0
     }
 
     /// The parent's file name, decoded from UTF-16 big-endian up to the first NUL.

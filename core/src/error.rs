@@ -106,39 +106,47 @@ pub enum Error {
     #[error("{0}: file already exists (pass overwrite to replace it)")]
     AlreadyExists(PathBuf),
 
-    /// No parent of a differencing image could be found.
+    /// No parent of a differencing image could be found: no candidate exists, or none is
+    /// a VHD (see `tried` for what each was).
     #[error(
         "{child}: its parent {parent_name:?} was not found; tried: {}",
-        display_paths(.tried)
+        display_tried(.tried)
     )]
     ParentNotFound {
         child: PathBuf,
         /// The parent's name as the child records it (header name or a locator).
         parent_name: String,
-        /// Every path looked at, in order.
-        tried: Vec<PathBuf>,
+        /// Every place looked at, in order, and why it was not the parent.
+        tried: Vec<TriedParent>,
     },
 
-    /// A file was found where the parent should be, but it is another image.
+    /// A VHD was found where the parent should be, but it is another disk (its unique id is
+    /// not the one the child records), and no other candidate was usable. Neither id is
+    /// part of the error: the parent's unique id is what binds a child to its parent.
     #[error(
-        "{child}: {parent} is not its parent: the child expects parent unique id {expected}, the file has {found}"
+        "{child}: {parent} is not its parent (a different disk); tried: {}",
+        display_tried(.tried)
     )]
     ParentMismatch {
         child: PathBuf,
+        /// The first candidate that was a different disk.
         parent: PathBuf,
-        expected: String,
-        found: String,
+        /// Every place looked at, in order, and why it was not the parent.
+        tried: Vec<TriedParent>,
     },
 
-    /// The parent changed after the child was made (its time stamp is not the recorded one).
+    /// The parent changed after the child was made (its time stamp is not the recorded
+    /// one), and no other candidate was usable. The time stamps are not part of the error.
     #[error(
-        "{child}: its parent {parent} was modified after the child was made: the child records time stamp {expected}, the parent has {found} (open with the option to ignore the parent time stamp if the parent was only copied)"
+        "{child}: its parent {parent} was modified since the child was made (open with the option to ignore the parent time stamp if the parent was only copied); tried: {}",
+        display_tried(.tried)
     )]
     ParentModified {
         child: PathBuf,
+        /// The first candidate with the right unique id but another time stamp.
         parent: PathBuf,
-        expected: u32,
-        found: u32,
+        /// Every place looked at, in order, and why it was not the parent.
+        tried: Vec<TriedParent>,
     },
 
     /// A file that should be the parent (the right one, or the only one found) could not be
@@ -178,15 +186,27 @@ pub enum Error {
     /// the caller restricted parents to ([`OpenOptions::parent_root`](crate::OpenOptions::parent_root)),
     /// and no other candidate was usable. The file was not opened.
     #[error(
-        "{child}: its parent {parent} lies outside {root}, the only folder parents may come from"
+        "{child}: its parent {parent} lies outside {root}, the only folder parents may come from; tried: {}",
+        display_tried(.tried)
     )]
     ParentOutsideRoot {
         child: PathBuf,
-        /// The candidate, with symbolic links resolved.
+        /// The first candidate outside the root, as the child names it (where its symbolic
+        /// links lead is not told: that is the host's business).
         parent: PathBuf,
         /// The allowed folder, with symbolic links resolved.
         root: PathBuf,
+        /// Every place looked at, in order, and why it was not the parent.
+        tried: Vec<TriedParent>,
     },
+
+    /// Finding the parents of a differencing image took more candidate files than
+    /// [`MAX_PARENT_CANDIDATES`](crate::MAX_PARENT_CANDIDATES) for the whole chain: a
+    /// crafted chain that names its parents in many ways, through many copies.
+    #[error(
+        "{child}: finding the parent chain took more than {limit} candidate files; the image names its parents in too many ways to be searched"
+    )]
+    ParentSearchLimit { child: PathBuf, limit: usize },
 
     /// Two block allocation table entries, or an entry and the image's own structures
     /// (footer copy, dynamic header, BAT, a differencing image's parent locator data), claim
@@ -250,6 +270,7 @@ impl Error {
             Error::ChainTooDeep { .. } => "ERR_VHD_CHAIN_TOO_DEEP",
             Error::Locked { .. } => "ERR_VHD_LOCKED",
             Error::ParentOutsideRoot { .. } => "ERR_VHD_PARENT_OUTSIDE_ROOT",
+            Error::ParentSearchLimit { .. } => "ERR_VHD_PARENT_SEARCH_LIMIT",
             Error::BatEntryOverlap { .. } => "ERR_VHD_BAT_OVERLAP",
             Error::Cancelled { .. } => "ERR_VHD_CANCELLED",
             Error::FileType { .. } => "ERR_VHD_FILE_TYPE",
@@ -274,10 +295,79 @@ impl Error {
     }
 }
 
-fn display_paths(paths: &[PathBuf]) -> String {
-    if paths.is_empty() {
+/// A place where a differencing image's parent was looked for, and why the file there (if
+/// any) is not the parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriedParent {
+    /// The candidate, as the child's locator or parent name spells it (below the child's
+    /// folder when relative), or as the caller named it.
+    pub path: PathBuf,
+    /// Why it was not used.
+    pub rejection: ParentRejection,
+}
+
+/// Why a candidate for the parent of a differencing image was not used, in words only:
+/// nothing read from a file that did not verify as the parent (its bytes, size, unique id
+/// or time stamps) is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParentRejection {
+    /// Nothing is there.
+    Missing,
+    /// The operating system refused to open it (permission denied, a symbolic link loop…).
+    Unreadable(std::io::ErrorKind),
+    /// A folder, FIFO, socket or device: never opened as a parent.
+    NotRegularFile,
+    /// A regular file without a valid VHD footer.
+    NotVhd,
+    /// A VHD with another unique id than the one the child records.
+    DifferentDisk,
+    /// The right unique id, but a time stamp other than the one the child records.
+    Modified,
+    /// Outside [`OpenOptions::parent_root`](crate::OpenOptions::parent_root) once symbolic
+    /// links and `..` are resolved (not opened), or moved out of it while being opened.
+    OutsideRoot,
+    /// A network path (`\\server\share\…`), not contacted unless
+    /// [`OpenOptions::allow_remote_parents`](crate::OpenOptions::allow_remote_parents).
+    Remote,
+    /// A Windows device path (`\\.\…`, `\\?\…` other than a drive or network path).
+    DevicePath,
+    /// It is the parent, but it (or an image below it) cannot be used; the error returned
+    /// says why when it is the most telling one.
+    Unusable,
+}
+
+impl std::fmt::Display for ParentRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParentRejection::Missing => f.write_str("missing"),
+            ParentRejection::Unreadable(kind) => write!(f, "cannot be opened: {kind}"),
+            ParentRejection::NotRegularFile => f.write_str("not a regular file"),
+            ParentRejection::NotVhd => f.write_str("not a VHD"),
+            ParentRejection::DifferentDisk => f.write_str("a different disk"),
+            ParentRejection::Modified => f.write_str("modified since the child was made"),
+            ParentRejection::OutsideRoot => f.write_str("outside the parent root"),
+            ParentRejection::Remote => {
+                f.write_str("a network path, not contacted (remote parents are not allowed)")
+            }
+            ParentRejection::DevicePath => f.write_str("a device path"),
+            ParentRejection::Unusable => f.write_str("the parent, but unusable"),
+        }
+    }
+}
+
+fn display_tried(tried: &[TriedParent]) -> String {
+    if tried.is_empty() {
         return "nothing (the image has no usable parent locator and no parent name)".into();
     }
+    let shown: Vec<String> = tried
+        .iter()
+        .map(|t| format!("{} ({})", t.path.display(), t.rejection))
+        .collect();
+    shown.join(", ")
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
     let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     shown.join(", ")
 }

@@ -41,12 +41,14 @@ pub use create::{
     MAX_CREATED_TABLE_ENTRIES, MAX_DYNAMIC_SIZE, MAX_FIXED_SIZE,
 };
 pub use dynamic_header::DynamicHeader;
-pub use error::{Error, Result};
+pub use error::{Error, ParentRejection, Result, TriedParent};
 pub use footer::{DiskType, Footer};
 pub use geometry::Geometry;
+#[doc(hidden)]
+pub use image::candidates_opened;
 pub use image::{
     DifferencingImage, DynamicImage, FixedImage, FooterSource, Image, OpenOptions, Parent,
-    ParentPath, RawDisk, VirtualDisk, MAX_CHAIN_DEPTH,
+    ParentPath, RawDisk, VirtualDisk, MAX_CHAIN_DEPTH, MAX_PARENT_CANDIDATES,
 };
 pub use parent_locator::ParentLocator;
 pub use sector_bitmap::SectorBitmap;

@@ -798,6 +798,11 @@ fn parent_problems() {
     // The parent is damaged.
     restore();
     patch_file(&parent, HEADER, b"XXXXXXXX");
+    // Damaged, not modified: the time stamp is still the one the child records (the time
+    // stamp is checked first, before the parent is parsed).
+    let file = std::fs::File::options().write(true).open(&parent).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
     let report = run(&child);
     assert_corrupt(&report);
     finding(&report, FindingKind::ParentUnusable, Severity::Corrupt);

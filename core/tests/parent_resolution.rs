@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use vhd_core::footer::format_unique_id;
 use vhd_core::{
-    create, CreateOptions, DiskType, Error, Image, OpenOptions, Parent, ParentPath, VirtualDisk,
-    MAX_CHAIN_DEPTH,
+    create, CreateOptions, DiskType, Error, Image, OpenOptions, Parent, ParentPath,
+    ParentRejection, TriedParent, VirtualDisk, MAX_CHAIN_DEPTH,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -99,6 +99,31 @@ fn assert_message_names(e: &Error, parts: &[&str]) {
 
 fn show(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// `paths`, each tried and found `rejection`.
+fn tried_all<P: AsRef<Path>>(paths: &[P], rejection: ParentRejection) -> Vec<TriedParent> {
+    paths
+        .iter()
+        .map(|path| TriedParent {
+            path: path.as_ref().to_path_buf(),
+            rejection,
+        })
+        .collect()
+}
+
+/// Panics if the message shows an id (a VHD's, or the one the child expects) in the form
+/// `format_unique_id` writes, or a time stamp.
+#[track_caller]
+fn assert_message_hides(e: &Error, ids: &[[u8; 16]], timestamps: &[u32]) {
+    let message = format!("{e} {e:?}");
+    for id in ids {
+        let text = format_unique_id(id);
+        assert!(!message.contains(&text), "{message:?} shows {text}");
+    }
+    for t in timestamps {
+        assert!(!message.contains(&t.to_string()), "{message:?} shows {t}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -323,7 +348,10 @@ fn each_locator_alone_finds_the_parent() {
         } => {
             assert_eq!(child, &nowhere);
             assert_eq!(parent_name, "parent.vhd");
-            assert_eq!(tried, &vec![vm.join("parent.vhd")]);
+            assert_eq!(
+                tried,
+                &tried_all(&[vm.join("parent.vhd")], ParentRejection::Missing)
+            );
         }
         other => panic!("expected ParentNotFound, got {other:?}"),
     }
@@ -523,17 +551,17 @@ fn explicit_vhd_parents() {
         Error::ParentMismatch {
             child,
             parent,
-            expected,
-            found,
+            tried,
         } => {
             assert_eq!((child, parent), (&top, &base2));
-            assert_eq!(expected, &format_unique_id(&top_header.parent_id()));
-            assert_eq!(found, &format_unique_id(&base_id));
+            assert_eq!(tried, &tried_all(&[&base2], ParentRejection::DifferentDisk));
         }
         other => panic!("expected ParentMismatch, got {other:?}"),
     }
     assert_eq!(e.code(), "ERR_VHD_PARENT_MISMATCH");
-    assert_message_names(&e, &[&show(&top), &show(&base2)]);
+    assert_message_names(&e, &[&show(&top), &show(&base2), "a different disk"]);
+    // Named by the caller or not, neither id is shown.
+    assert_message_hides(&e, &[top_header.parent_id(), base_id], &[]);
 
     // A named parent that is not there is the only place tried.
     let gone = dir.join("gone.vhd");
@@ -541,7 +569,7 @@ fn explicit_vhd_parents() {
     match &e {
         Error::ParentNotFound { child, tried, .. } => {
             assert_eq!(child, &top);
-            assert_eq!(tried, &vec![gone.clone()]);
+            assert_eq!(tried, &tried_all(&[&gone], ParentRejection::Missing));
         }
         other => panic!("expected ParentNotFound, got {other:?}"),
     }
@@ -769,7 +797,7 @@ fn a_missing_parent_lists_the_places_tried() {
         } => {
             assert_eq!(c, &child);
             assert_eq!(parent_name, "base.vhd");
-            assert_eq!(tried, &expected_tried);
+            assert_eq!(tried, &tried_all(&expected_tried, ParentRejection::Missing));
         }
         other => panic!("expected ParentNotFound, got {other:?}"),
     }
@@ -798,16 +826,19 @@ fn another_image_where_the_parent_was() {
         Error::ParentMismatch {
             child: c,
             parent,
-            expected: x,
-            found: f,
+            tried,
         } => {
             assert_eq!((c, parent), (&child, &base));
-            assert_eq!((x, f), (&expected, &found));
+            assert_eq!(tried, &tried_all(&[&base], ParentRejection::DifferentDisk));
         }
         other => panic!("expected ParentMismatch, got {other:?}"),
     }
     assert_eq!(e.code(), "ERR_VHD_PARENT_MISMATCH");
-    assert_message_names(&e, &[&show(&child), &show(&base), &expected, &found]);
+    assert_message_names(&e, &[&show(&child), &show(&base), "a different disk"]);
+    // Neither the id the child expects nor the one found is shown.
+    for id in [&expected, &found] {
+        assert!(!e.to_string().contains(id.as_str()), "{e}");
+    }
     // Ignoring the time stamp does not ignore the unique id.
     let options = OpenOptions {
         ignore_parent_timestamp: true,
@@ -841,17 +872,24 @@ fn a_parent_modified_after_the_child_was_made() {
         Error::ParentModified {
             child: c,
             parent,
-            expected,
-            found,
+            tried,
         } => {
             assert_eq!((c, parent), (&child, &base));
-            assert_eq!(*expected, recorded);
-            assert_eq!(*found, vhd_core::footer::vhd_timestamp(later));
+            assert_eq!(tried, &tried_all(&[&base], ParentRejection::Modified));
         }
         other => panic!("expected ParentModified, got {other:?}"),
     }
     assert_eq!(e.code(), "ERR_VHD_PARENT_MODIFIED");
-    assert_message_names(&e, &[&show(&child), &show(&base)]);
+    assert_message_names(
+        &e,
+        &[
+            &show(&child),
+            &show(&base),
+            "modified since the child was made",
+        ],
+    );
+    // Neither time stamp is shown.
+    assert_message_hides(&e, &[], &[recorded, vhd_core::footer::vhd_timestamp(later)]);
 
     // The option to ignore it.
     let options = OpenOptions {
@@ -902,16 +940,13 @@ fn parent_loops() {
         assert_message_names(&e, &names);
     };
 
-    // Named by the caller: A over B over A.
-    let e = open_with(
-        &a,
-        vec![ParentPath::Vhd(b.clone()), ParentPath::Vhd(a.clone())],
-    )
-    .unwrap_err();
-    check_loop(e, &[&a_abs, &b_abs]);
-    // A over itself.
-    let e = open_with(&a, vec![ParentPath::Vhd(a.clone())]).unwrap_err();
-    check_loop(e, &[&a_abs]);
+    // Named by the caller, an image that is not the parent is just that, even when it is
+    // in the chain already: A over B, A over itself.
+    for parents in [vec![b.clone(), a.clone()], vec![a.clone()]] {
+        let parents = parents.into_iter().map(ParentPath::Vhd).collect();
+        let e = open_with(&a, parents).unwrap_err();
+        assert_eq!(e.code(), "ERR_VHD_PARENT_MISMATCH", "{e}");
+    }
 
     // In the files: A's header now names B (unique id, name; no locators, no time stamp).
     let b_id = open(&b).unwrap().footer().unique_id;
@@ -930,6 +965,13 @@ fn parent_loops() {
     check_loop(e, &[&b_abs, &a_abs]);
     let e = Image::open(&a, &options).unwrap_err();
     check_loop(e, &[&a_abs, &b_abs]);
+    // The same loop through parents named by the caller: B over A over B.
+    let options_named = OpenOptions {
+        parents: vec![ParentPath::Vhd(a.clone()), ParentPath::Vhd(b.clone())],
+        ..options.clone()
+    };
+    let e = Image::open(&b, &options_named).unwrap_err();
+    check_loop(e, &[&b_abs, &a_abs]);
 
     // By unique id: A names a copy of B, whose parent is A.
     let b_copy = dir.join("b-copy.vhd");
@@ -939,6 +981,21 @@ fn parent_loops() {
     header.write();
     let e = Image::open(&b, &options).unwrap_err();
     check_loop(e, &[&b_abs, &a_abs, &b_copy.canonicalize().unwrap()]);
+
+    // An image that records its own unique id as its parent's, and names itself.
+    let selfish = dir.join("selfish.vhd");
+    copy(&b, &selfish);
+    let selfish_id: [u8; 16] = {
+        let len = file_len(&selfish);
+        file_bytes(&selfish, len - 512 + 68, 16).try_into().unwrap()
+    };
+    let mut header = Header::read(&selfish);
+    header.clear_all_locators();
+    header.set_parent_name("selfish.vhd");
+    header.set_parent_id(&selfish_id);
+    header.write();
+    let e = Image::open(&selfish, &options).unwrap_err();
+    check_loop(e, &[&selfish.canonicalize().unwrap()]);
 }
 
 /// 64 differencing images over a base open (on a test thread's ordinary 2 MiB stack, in a
@@ -1100,17 +1157,27 @@ fn a_corrupt_parent_reports_its_own_error() {
     assert_eq!(e.code(), "ERR_VHD_BAT_OUT_OF_RANGE");
     patch_file(&base, bat, &entry);
 
-    // Not a VHD at all.
+    // Not a VHD at all: it never verified as the parent, so nothing of it is told but that
+    // (not the bytes where its footer should be).
     let len = file_len(&base);
     std::fs::write(&base, vec![0x42u8; len as usize]).unwrap();
     set_modified(&base, modified);
     let e = open(&child).unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND", "{e}");
+    assert_message_names(&e, &[&format!("{} (not a VHD)", show(&base))]);
+    assert!(!e.to_string().contains("BBBB"), "{e}");
+    // Named by the caller, it is described in full: it is the caller's own file.
+    let e = open_with(&child, vec![ParentPath::Vhd(base.clone())]).unwrap_err();
     assert_eq!(e.code(), "ERR_VHD_BAD_COOKIE", "{e}");
+    assert!(
+        matches!(&e, Error::Parent { parent, .. } if parent == &base),
+        "{e:?}"
+    );
 }
 
 /// A file that is not a VHD where the relative locator points does not stop the search: the
-/// absolute locator still finds the parent. When nothing better is found, the stray file's
-/// problem is what the error reports.
+/// absolute locator still finds the parent. When nothing better is found, the error lists
+/// the stray file as not a VHD (and nothing more of it).
 #[test]
 fn a_stray_file_at_one_locator_does_not_hide_the_parent() {
     let dir = TempDir::new("stray");
@@ -1128,11 +1195,17 @@ fn a_stray_file_at_one_locator_does_not_hide_the_parent() {
     std::fs::remove_file(home.join("base.vhd")).unwrap();
     let e = open(&away.join("child.vhd")).unwrap_err();
     match &e {
-        Error::Parent { parent, .. } => assert_eq!(parent, &away.join("base.vhd")),
-        other => panic!("expected the stray file's problem, got {other:?}"),
+        Error::ParentNotFound { tried, .. } => {
+            assert_eq!(tried[0].path, away.join("base.vhd"));
+            assert_eq!(tried[0].rejection, ParentRejection::NotVhd);
+            assert!(tried[1..]
+                .iter()
+                .all(|t| t.rejection == ParentRejection::Missing));
+        }
+        other => panic!("expected ParentNotFound, got {other:?}"),
     }
-    assert_eq!(e.code(), e.root().code());
-    assert_message_names(&e, &["child.vhd", "base.vhd"]);
+    assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND");
+    assert_message_names(&e, &["child.vhd", "base.vhd (not a VHD)", "(missing)"]);
 }
 
 /// A raw base has no parent: naming more parents after it is a mistake, not silently ignored.

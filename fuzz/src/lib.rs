@@ -1,6 +1,11 @@
 //! What the fuzz target and the corpus maker share: an in-memory file, the folder with the
 //! one parent image a fuzzed differencing child may find, and the open-and-read itself.
 
+#[cfg(unix)]
+mod parents;
+#[cfg(unix)]
+pub use parents::search_parents;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -1,6 +1,6 @@
 //! `vhd cat`: the virtual disk's bytes on stdout.
 
-use super::{open_read_only, Command, PARENT_ROOT};
+use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::{CliError, Io};
 use std::sync::atomic::Ordering;
@@ -17,7 +17,7 @@ pub const COMMAND: Command = Command {
 Writes the whole virtual disk of the image FILE to stdout, as 'qemu-img convert -O raw'
 would write it to a file (a differencing image is read through its chain). A reader that
 stops early ('vhd cat disk.vhd | head -c 512') ends it quietly.",
-    options: &[PARENT_ROOT],
+    options: &[PARENT_ROOT, ALLOW_REMOTE_PARENTS],
     run,
 };
 

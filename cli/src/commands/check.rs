@@ -1,6 +1,6 @@
 //! `vhd check`: structure checks (and repairs) with qemu-img check's output and exit codes.
 
-use super::{flag, open_options, Command, JSON, PARENT_ROOT};
+use super::{flag, open_options, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::json::Json;
 use crate::{CliError, Io};
@@ -33,6 +33,7 @@ check after repairing.",
         flag("repair", "repair what can be repaired safely"),
         JSON,
         PARENT_ROOT,
+        ALLOW_REMOTE_PARENTS,
     ],
     run,
 };

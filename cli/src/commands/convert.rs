@@ -1,6 +1,8 @@
 //! `vhd convert`: raw or any VHD (chains flattened) into raw, fixed or dynamic.
 
-use super::{flag, open_options, size_argument, valued, Command, PARENT_ROOT};
+use super::{
+    flag, open_options, size_argument, valued, Command, ALLOW_REMOTE_PARENTS, PARENT_ROOT,
+};
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::size_with_bytes;
@@ -45,8 +47,10 @@ socket or character device (such as /dev/null) is refused.",
         ),
         flag("overwrite", "replace DST if it exists"),
         PARENT_ROOT,
+        ALLOW_REMOTE_PARENTS,
         PROGRESS,
         QUIET,
+        ALLOW_REMOTE_PARENTS,
     ],
     run,
 };

@@ -1,6 +1,8 @@
 //! `vhd create`: new fixed, dynamic and differencing images.
 
-use super::{flag, open_options, size_argument, valued, Command, PARENT_ROOT};
+use super::{
+    flag, open_options, size_argument, valued, Command, ALLOW_REMOTE_PARENTS, PARENT_ROOT,
+};
 use crate::args::Parsed;
 use crate::{CliError, Io};
 use std::path::PathBuf;
@@ -33,6 +35,7 @@ refused (write onto a block device with convert).",
         ),
         valued("parent", "FILE", "the parent of a differencing image"),
         PARENT_ROOT,
+        ALLOW_REMOTE_PARENTS,
         flag("overwrite", "replace FILE if it exists"),
     ],
     run,

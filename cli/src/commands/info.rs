@@ -1,18 +1,19 @@
 //! `vhd info`: every footer and header field, the parent chain, the allocated size.
 
-use super::{open_read_only, Command, JSON, PARENT_ROOT};
+use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::json::Json;
 use crate::size::{human_size, size_with_bytes};
 use crate::{CliError, Io};
 use std::fmt::Write as _;
 use std::path::Path;
+use vhd_core::dynamic_header::PARENT_TIMESTAMP_NOT_RECORDED;
 use vhd_core::footer::{
     format_unique_id, Footer, FEATURE_RESERVED, FEATURE_TEMPORARY, HOST_OS_MACINTOSH,
     HOST_OS_WINDOWS, NO_DATA_OFFSET, VHD_EPOCH_UNIX_SECONDS,
 };
 use vhd_core::ops::{ChecksumInfo, ImageInfo, LocatorInfo};
-use vhd_core::{DynamicHeader, FooterSource};
+use vhd_core::{DiskType, DynamicHeader, FooterSource};
 
 pub const COMMAND: Command = Command {
     name: "info",
@@ -27,8 +28,10 @@ images below a differencing image. The image is opened read-only.
 With --json, prints one JSON object with, among others: type, virtualSize (bytes),
 geometry, blockSize (null for fixed images), allocatedBytes, fileSize, creator,
 uniqueId, timestamp, features, checksums, footerSource, footer, header, parent (null,
-or {name, uniqueId, timestamp, path, locators}) and chain.",
-    options: &[JSON, PARENT_ROOT],
+or {name, uniqueId, timestamp, timestampRecorded, path, locators}) and chain. A
+differencing image that records no parent time stamp (0, as Windows diskpart writes)
+says so: its parent is then bound by its unique id alone.",
+    options: &[JSON, PARENT_ROOT, ALLOW_REMOTE_PARENTS],
     run,
 };
 
@@ -203,6 +206,7 @@ fn parent_json(info: &ImageInfo) -> Json {
         ("name", Json::str(&parent.name)),
         ("uniqueId", Json::str(format_unique_id(&parent.unique_id))),
         ("timestamp", Json::str(iso_time(parent.timestamp))),
+        ("timestampRecorded", Json::Bool(parent.timestamp_recorded)),
         ("path", Json::str(display(&parent.path))),
         (
             "locators",
@@ -353,7 +357,7 @@ fn header_text(out: &mut String, header: &DynamicHeader, info: &ImageInfo) {
             "parent unique id",
             format_unique_id(&header.parent_unique_id),
         ),
-        ("parent time stamp", timestamp_text(header.parent_timestamp)),
+        ("parent time stamp", parent_timestamp_text(info, header)),
         ("parent name", format!("{:?}", header.parent_name())),
     ]);
     section(out, "dynamic header", &fields);
@@ -422,6 +426,14 @@ fn checksum_text(checksum: ChecksumInfo) -> String {
             checksum.stored, checksum.computed
         )
     }
+}
+
+/// The parent time stamp a differencing image records, or what 0 means.
+fn parent_timestamp_text(info: &ImageInfo, header: &DynamicHeader) -> String {
+    if info.disk_type == DiskType::Differencing && !header.records_parent_timestamp() {
+        return PARENT_TIMESTAMP_NOT_RECORDED.to_string();
+    }
+    timestamp_text(header.parent_timestamp)
 }
 
 fn timestamp_text(timestamp: u32) -> String {
@@ -502,5 +514,46 @@ mod tests {
             "2024-02-29T12:34:56Z"
         );
         assert_eq!(iso_time(u32::MAX), "2136-02-07T06:28:15Z");
+    }
+
+    /// A child that records no parent time stamp (0) says so, in text and in JSON; one
+    /// that records it shows it.
+    #[test]
+    fn a_parent_time_stamp_of_zero_is_reported() {
+        use vhd_core::{create, CreateOptions, Image, OpenOptions};
+        let dir = std::env::temp_dir().join(format!("vhd-cli-info-ts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (base, child) = (dir.join("base.vhd"), dir.join("child.vhd"));
+        drop(create(&base, &CreateOptions::new(DiskType::Dynamic, 1 << 20)).unwrap());
+        drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
+        let options = OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        };
+        let shown = |path: &Path| {
+            let info = vhd_core::ops::info(&Image::open(path, &options).unwrap()).unwrap();
+            (to_text(&info), to_json(&info).pretty())
+        };
+        let (text, json) = shown(&child);
+        assert!(!text.contains("not recorded"), "{text}");
+        assert!(json.contains("\"timestampRecorded\": true"), "{json}");
+
+        let mut bytes = std::fs::read(&child).unwrap();
+        let at = 512;
+        let mut header =
+            DynamicHeader::parse(&bytes[at..at + 1024].try_into().unwrap(), at as u64).unwrap();
+        header.parent_timestamp = 0;
+        header.update_checksum();
+        bytes[at..at + 1024].copy_from_slice(&header.to_bytes());
+        std::fs::write(&child, &bytes).unwrap();
+        let (text, json) = shown(&child);
+        assert!(
+            text.contains(&format!(
+                "parent time stamp: {PARENT_TIMESTAMP_NOT_RECORDED}"
+            )),
+            "{text}"
+        );
+        assert!(json.contains("\"timestampRecorded\": false"), "{json}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,7 +1,9 @@
 //! Commands that change an existing image in place: compact, resize, commit, rebase,
 //! snapshot. Each is one call into `vhd_core::ops`, which opens (and locks) the files.
 
-use super::{flag, open_options, open_read_only, size_argument, Command, PARENT_ROOT};
+use super::{
+    flag, open_options, open_read_only, size_argument, Command, ALLOW_REMOTE_PARENTS, PARENT_ROOT,
+};
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::{human_size, size_with_bytes};
@@ -18,7 +20,7 @@ pub const COMPACT: Command = Command {
 Rewrites the dynamic or differencing image FILE without the blocks it does not need
 (all-zero blocks of a dynamic image, blocks with no sector present in a differencing
 image), so that the file gets smaller. What the disk reads is unchanged.",
-    options: &[PARENT_ROOT, PROGRESS, QUIET],
+    options: &[PARENT_ROOT, ALLOW_REMOTE_PARENTS, PROGRESS, QUIET],
     run: compact,
 };
 
@@ -33,8 +35,10 @@ is refused unless --force is given (that data is then lost).",
     options: &[
         flag("force", "shrink even when data past the new end is lost"),
         PARENT_ROOT,
+        ALLOW_REMOTE_PARENTS,
         PROGRESS,
         QUIET,
+        ALLOW_REMOTE_PARENTS,
     ],
     run: resize,
 };
@@ -46,7 +50,7 @@ pub const COMMIT: Command = Command {
     description: "\
 Writes the sectors the differencing image FILE holds into its parent image, then empties
 FILE, like 'qemu-img commit'. FILE must be a differencing image.",
-    options: &[PARENT_ROOT, PROGRESS, QUIET],
+    options: &[PARENT_ROOT, ALLOW_REMOTE_PARENTS, PROGRESS, QUIET],
     run: commit,
 };
 
@@ -66,6 +70,7 @@ locators) must lie inside DIR.",
             "accept a parent whose time stamp changed (a copy)",
         ),
         PARENT_ROOT,
+        ALLOW_REMOTE_PARENTS,
     ],
     run: rebase,
 };
@@ -78,7 +83,7 @@ pub const SNAPSHOT: Command = Command {
 Creates NEW_CHILD, a new differencing image whose parent is the image FILE: writes go
 to NEW_CHILD from then on, and FILE keeps the disk as it was. FILE is trusted; with
 --parent-root, the images below it (found through its locators) must lie inside DIR.",
-    options: &[PARENT_ROOT],
+    options: &[PARENT_ROOT, ALLOW_REMOTE_PARENTS],
     run: snapshot,
 };
 

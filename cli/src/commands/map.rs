@@ -1,6 +1,6 @@
 //! `vhd map`: which parts of the virtual disk hold data, and where, like `qemu-img map`.
 
-use super::{open_read_only, Command, JSON, PARENT_ROOT};
+use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::json::Json;
 use crate::{CliError, Io};
@@ -20,7 +20,7 @@ as zeros.
 With --json, prints qemu-img's JSON form: an array of {start, length, depth, present,
 zero, data, compressed, offset} that covers the whole disk, the ranges without data
 included (data false, depth the last image of the chain).",
-    options: &[JSON, PARENT_ROOT],
+    options: &[JSON, PARENT_ROOT, ALLOW_REMOTE_PARENTS],
     run,
 };
 

@@ -166,11 +166,19 @@ pub const PARENT_ROOT: OptionSpec = valued(
     "use only parents inside DIR (for untrusted images)",
 );
 
+/// `--allow-remote-parents`, which every command that opens an image takes too.
+pub const ALLOW_REMOTE_PARENTS: OptionSpec = flag(
+    "allow-remote-parents",
+    "Windows: follow parent locators naming network paths (\\\\server\\share)",
+);
+
 /// How the command line says to open images and their chains: the defaults (read-write,
-/// checksums verified, locked), and `--parent-root`. The one place a command gets them.
+/// checksums verified, locked), `--parent-root` and `--allow-remote-parents`. The one
+/// place a command gets them.
 pub fn open_options(parsed: &Parsed) -> OpenOptions {
     OpenOptions {
         parent_root: parsed.value(PARENT_ROOT.long).map(PathBuf::from),
+        allow_remote_parents: parsed.flag(ALLOW_REMOTE_PARENTS.long),
         ..OpenOptions::default()
     }
 }

@@ -1,6 +1,7 @@
 //! The image kinds behind one small interface, and opening an image of any kind.
 
 mod allocation;
+mod candidate;
 mod differencing;
 mod dynamic;
 mod fixed;
@@ -9,19 +10,22 @@ mod parent;
 mod raw;
 mod sparse;
 
+#[doc(hidden)]
+pub use candidate::candidates_opened;
 pub use differencing::DifferencingImage;
 pub(crate) use dynamic::is_all_zero;
 pub use dynamic::DynamicImage;
 pub use fixed::FixedImage;
 pub(crate) use lock::LockedFile;
 pub(crate) use parent::{file_url, windows_relative_path};
-pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH};
+pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH, MAX_PARENT_CANDIDATES};
 pub use raw::RawDisk;
 pub(crate) use sparse::{
     block_extent, locator_data, locator_space, SparseFile as SparseLayout, COPY_CHUNK,
 };
 
-use parent::ChainMember;
+use candidate::FileId;
+use parent::{ChainMember, ChainSearch};
 use sparse::SparseFile;
 
 use crate::error::{Error, Result};
@@ -145,7 +149,22 @@ pub struct OpenOptions {
     /// `CheckOptions::from(&OpenOptions)`). Those that name a parent themselves (a
     /// differencing image's parent at creation, the image a snapshot is taken of, the new
     /// parent of a rebase) trust it, and apply the root to the images below it.
+    ///
+    /// Whatever this option, a candidate is opened only as a regular file (never a FIFO,
+    /// device or socket), and nothing of a file that does not verify as the parent (its
+    /// bytes, size, unique id or time stamps) reaches an error: each candidate tried is
+    /// listed with its rejection in words. Without a root, though, a crafted child can
+    /// still learn whether a path exists and whether it holds a VHD, and, knowing the
+    /// unique id of a VHD on this host some other way, read it as its parent.
     pub parent_root: Option<PathBuf>,
+    /// Windows only: a parent locator that names a network path (`\\server\share\…`,
+    /// `\\?\UNC\…`) is followed only when this is set (default `false`); otherwise only
+    /// its file name in the child's folder is tried. Opening such a path would contact the
+    /// server the image names (and offer it the user's credentials). Device paths
+    /// (`\\.\…`) are never followed. On other systems Windows drive and network paths are
+    /// never opened, with or without this option (their file name in the child's folder
+    /// is tried).
+    pub allow_remote_parents: bool,
 }
 
 impl Default for OpenOptions {
@@ -158,6 +177,7 @@ impl Default for OpenOptions {
             ignore_parent_timestamp: false,
             lock: true,
             parent_root: None,
+            allow_remote_parents: false,
         }
     }
 }
@@ -203,10 +223,26 @@ impl Image {
     /// differencing image, a parent locator's data ([`Error::BatEntryOverlap`]); a
     /// differencing image whose parent locator data lies past the footer, where new blocks
     /// go, opens read-only; a parent locator's data is read only up to 64 KiB and only from
-    /// inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not loop. For
-    /// images from untrusted sources, see also [`OpenOptions::parent_root`].
+    /// inside the file; chains are at most [`MAX_CHAIN_DEPTH`] deep and must not loop, and
+    /// finding them looks at no more than [`MAX_PARENT_CANDIDATES`] candidate files. A file a
+    /// locator names is opened only as a regular file, never locked, parsed or searched for
+    /// its own parents before its footer proves it the parent (the unique id the child
+    /// records, an acceptable time stamp), and nothing of a file that does not is told in an
+    /// error (see [`ParentRejection`](crate::ParentRejection)). For images from untrusted
+    /// sources, see also [`OpenOptions::parent_root`].
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image> {
-        open_in_chain(path.as_ref(), options, &[])
+        let path = path.as_ref();
+        let (usage, what) = image_use(options.read_only);
+        let (file, _) = crate::files::open(
+            path,
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(!options.read_only),
+            usage,
+            what,
+            |e| Error::io(format!("opening {}", path.display()), e),
+        )?;
+        Image::open_file(file, path, options)
     }
 
     /// Opens the image in a file the caller already has open (for example a duplicated
@@ -216,7 +252,8 @@ impl Image {
     /// process, from this descriptor, a duplicate of it or any other route, conflicts as
     /// two processes would ([`Error::Locked`]).
     pub fn open_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
-        open_file_in_chain(file, path, options, &[])
+        let id = FileId::of_file(&file, path).ok();
+        open_file_in_chain(file, path, id, options, &mut ChainSearch::default())
     }
 
     /// Opens an image held by any [`Storage`]; `path` is used in messages (and, for
@@ -228,14 +265,18 @@ impl Image {
         path: &Path,
         options: &OpenOptions,
     ) -> Result<Image> {
-        Image::open_storage_in_chain(file, path, options, &[])
+        let id = FileId::of_path(path);
+        Image::open_storage_in_chain(file, path, id, options, &mut ChainSearch::default())
     }
 
+    /// Opens the image in `file` (the file `id`, when known), below the images `search`
+    /// holds (a parent chain being opened).
     fn open_storage_in_chain(
         file: Box<dyn Storage>,
         path: &Path,
+        id: Option<FileId>,
         options: &OpenOptions,
-        chain: &[ChainMember],
+        search: &mut ChainSearch,
     ) -> Result<Image> {
         let located = locate_footer(file.as_ref(), options)?;
         let disk_type = located
@@ -268,19 +309,22 @@ impl Image {
                 let sparse = SparseFile::open(file, path, located, access, options)?;
                 let member = ChainMember {
                     path: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+                    file: id,
                     unique_id: sparse.footer().unique_id,
                 };
                 // A copy of an image already in the chain (same unique id) closes a loop too.
-                if chain.iter().any(|m| m.unique_id == member.unique_id) {
-                    let mut paths: Vec<_> = chain.iter().map(|m| m.path.clone()).collect();
-                    paths.push(member.path);
-                    return Err(Error::ParentLoop { chain: paths });
+                if search
+                    .members
+                    .iter()
+                    .any(|m| m.unique_id == member.unique_id)
+                {
+                    return Err(search.loop_error(member.path));
                 }
-                let mut chain = chain.to_vec();
-                chain.push(member);
+                search.members.push(member);
                 let parent =
-                    parent::open_parent(path, sparse.header(), sparse.file(), options, &chain)?;
-                Ok(Image::Differencing(DifferencingImage::new(sparse, parent)))
+                    parent::open_parent(path, sparse.header(), sparse.file(), options, search);
+                search.members.pop();
+                Ok(Image::Differencing(DifferencingImage::new(sparse, parent?)))
             }
         }
     }
@@ -421,25 +465,6 @@ impl VirtualDisk for Image {
     }
 }
 
-/// Opens the image at `path` below the images of `chain` (a parent chain being opened).
-pub(crate) fn open_in_chain(
-    path: &Path,
-    options: &OpenOptions,
-    chain: &[ChainMember],
-) -> Result<Image> {
-    let (usage, what) = image_use(options.read_only);
-    let (file, _) = crate::files::open(
-        path,
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(!options.read_only),
-        usage,
-        what,
-        |e| Error::io(format!("opening {}", path.display()), e),
-    )?;
-    open_file_in_chain(file, path, options, chain)
-}
-
 /// Which kinds of file an image may be in (see [`crate::files`]): one opened read-only is
 /// only read, so it may be a block device; one opened for writing grows and shrinks, so it
 /// must be a regular file.
@@ -451,19 +476,21 @@ fn image_use(read_only: bool) -> (crate::files::Use, &'static str) {
     }
 }
 
-/// Locks `file` as `options` ask (see [`OpenOptions::lock`]) and opens the image in it,
-/// once the descriptor is known to be of a kind an image may be in (a descriptor the
-/// caller opened may be a FIFO or a device).
+/// Locks `file` (the file `id`, when known) as `options` ask (see [`OpenOptions::lock`])
+/// and opens the image in it, below the images `search` holds, once the descriptor is
+/// known to be of a kind an image may be in (a descriptor the caller opened may be a FIFO
+/// or a device).
 fn open_file_in_chain(
     file: File,
     path: &Path,
+    id: Option<FileId>,
     options: &OpenOptions,
-    chain: &[ChainMember],
+    search: &mut ChainSearch,
 ) -> Result<Image> {
     let (usage, what) = image_use(options.read_only);
     crate::files::check(&file, path, usage, what)?;
     let storage = locked_storage(file, path, options.read_only, options.lock)?;
-    Image::open_storage_in_chain(storage, path, options, chain)
+    Image::open_storage_in_chain(storage, path, id, options, search)
 }
 
 /// `file` as storage, locked for a read-only or a read-write open when `lock` is set (see
@@ -484,7 +511,14 @@ pub(crate) fn open_locked_file(
     path: &Path,
     options: &OpenOptions,
 ) -> Result<Image> {
-    Image::open_storage_in_chain(Box::new(file), path, options, &[])
+    let id = FileId::of_file(&file, path).ok();
+    Image::open_storage_in_chain(
+        Box::new(file),
+        path,
+        id,
+        options,
+        &mut ChainSearch::default(),
+    )
 }
 
 /// True when no block of `bat` holds any of the `length` bytes at `offset`.

@@ -33,8 +33,8 @@
 
 use super::Progress;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
-use crate::error::{Error, Result};
-use crate::footer::{format_unique_id, vhd_timestamp, DiskType, FOOTER_SIZE};
+use crate::error::{Error, ParentRejection, Result, TriedParent};
+use crate::footer::{vhd_timestamp, DiskType, FOOTER_SIZE};
 use crate::image::LockedFile;
 use crate::ops::AllocatedRange;
 use crate::storage::Storage;
@@ -232,9 +232,11 @@ impl Target {
         if found != child.parent_unique_id {
             return Err(Error::ParentMismatch {
                 child: child.path.clone(),
-                parent: path,
-                expected: format_unique_id(&child.parent_unique_id),
-                found: format_unique_id(&found),
+                parent: path.clone(),
+                tried: vec![TriedParent {
+                    path,
+                    rejection: ParentRejection::DifferentDisk,
+                }],
             });
         }
         Ok(Target {

@@ -61,6 +61,9 @@ pub struct ParentInfo {
     pub unique_id: [u8; 16],
     /// The parent's modification time the child records (seconds since 2000-01-01).
     pub timestamp: u32,
+    /// Whether the child records the parent's time stamp at all (0 means not: see
+    /// [`PARENT_TIMESTAMP_NOT_RECORDED`](crate::dynamic_header::PARENT_TIMESTAMP_NOT_RECORDED)).
+    pub timestamp_recorded: bool,
     /// The file used as the parent, with symbolic links and `..` resolved when possible.
     pub path: PathBuf,
 }
@@ -220,6 +223,7 @@ fn parent_info(image: &Image) -> Option<ParentInfo> {
         name: header.parent_name(),
         unique_id: header.parent_unique_id,
         timestamp: header.parent_timestamp,
+        timestamp_recorded: header.records_parent_timestamp(),
         path: resolved(parent.path()),
     })
 }
