@@ -5,6 +5,8 @@
 // process failing, not as the test runner dying. Usage:
 //   node --expose-gc careless-buffers.js SCENARIO FIXED_IMAGE DYNAMIC_IMAGE
 // FIXED_IMAGE holds pattern(SIZE, 3); DYNAMIC_IMAGE is an empty dynamic image of SIZE bytes.
+// Reads are READ bytes, more than a read done at once on the JavaScript thread may be (1 MiB),
+// so that every one goes to the I/O threads whatever the page cache holds.
 // Prints one line of JSON (what happened) and exits 0, or throws.
 
 const assert = require('node:assert/strict')
@@ -12,8 +14,9 @@ const { MessageChannel, Worker } = require('node:worker_threads')
 const VHD = require('..')
 const { pattern, KiB, MiB } = require('./helpers.js')
 
-const SIZE = 4 * MiB
+const SIZE = 8 * MiB
 const CHUNK = 64 * KiB
+const READ = MiB + 4 * KiB
 const ROUNDS = 20
 const IN_FLIGHT = 16
 const SENTINEL = 0x5a
@@ -39,15 +42,20 @@ function assertUntouched(list) {
   }
 }
 
+/** Where read `i` of a round reads from: spread over the image, all of it inside. */
+function readPosition(i) {
+  return (i * 3 * CHUNK) % (SIZE - READ)
+}
+
 /**
- * Starts IN_FLIGHT reads into `view` (one CHUNK each, spread over the image); resolves to
+ * Starts IN_FLIGHT reads into `view` (one READ each, spread over the image); resolves to
  * their outcomes (settled as they happen, so that no rejection goes unhandled meanwhile).
  */
 function startReads(disk, view) {
   const reads = []
   for (let i = 0; i < IN_FLIGHT; i++) {
-    const at = (i * CHUNK) % view.length
-    reads.push(disk.readInto(view, at, Math.min(CHUNK, view.length - at), (i * 3 * CHUNK) % SIZE))
+    const at = (i * READ) % view.length
+    reads.push(disk.readInto(view, at, Math.min(READ, view.length - at), readPosition(i)))
   }
   return Promise.allSettled(reads)
 }
@@ -69,7 +77,7 @@ const scenarios = {
     let refused = 0
     const kept = []
     for (let round = 0; round < ROUNDS; round++) {
-      const ab = new ArrayBuffer(IN_FLIGHT * CHUNK)
+      const ab = new ArrayBuffer(IN_FLIGHT * READ)
       const reads = startReads(disk, new Uint8Array(ab))
       structuredClone(ab, { transfer: [ab] }) // the new owner is dropped at once
       global.gc()
@@ -88,7 +96,7 @@ const scenarios = {
     let refused = 0
     const kept = []
     for (let round = 0; round < ROUNDS; round++) {
-      const ab = new ArrayBuffer(IN_FLIGHT * CHUNK)
+      const ab = new ArrayBuffer(IN_FLIGHT * READ)
       const reads = startReads(disk, new Uint8Array(ab))
       port1.postMessage(ab, [ab])
       const moved = await new Promise((resolve) => port2.once('message', resolve))
@@ -110,22 +118,23 @@ const scenarios = {
     let delivered = 0
     for (let round = 0; round < ROUNDS; round++) {
       // A fixed-length view: out of bounds once its buffer shrinks below it.
-      const ab = new ArrayBuffer(IN_FLIGHT * CHUNK, { maxByteLength: IN_FLIGHT * CHUNK })
-      const reads = startReads(disk, new Uint8Array(ab, 0, IN_FLIGHT * CHUNK))
+      const ab = new ArrayBuffer(IN_FLIGHT * READ, { maxByteLength: IN_FLIGHT * READ })
+      const reads = startReads(disk, new Uint8Array(ab, 0, IN_FLIGHT * READ))
       ab.resize(0)
       refused += await assertAllDetached(reads)
 
       // A length-tracking view shrunk to half: reads into the first half still land.
-      const half = new ArrayBuffer(IN_FLIGHT * CHUNK, { maxByteLength: IN_FLIGHT * CHUNK })
+      const half = new ArrayBuffer(IN_FLIGHT * READ, { maxByteLength: IN_FLIGHT * READ })
       const view = new Uint8Array(half)
       const tracked = startReads(disk, view)
-      half.resize((IN_FLIGHT / 2) * CHUNK)
+      half.resize((IN_FLIGHT / 2) * READ)
       const outcomes = await tracked
       outcomes.forEach((outcome, i) => {
         if (i < IN_FLIGHT / 2) {
           assert.equal(outcome.status, 'fulfilled', `read ${i} into the part that remains`)
-          const from = (i * 3 * CHUNK) % SIZE
-          assert.deepEqual(Buffer.from(view.subarray(i * CHUNK, (i + 1) * CHUNK)), expected.subarray(from, from + CHUNK))
+          const from = readPosition(i)
+          const got = Buffer.from(view.subarray(i * READ, (i + 1) * READ))
+          assert.ok(got.equals(expected.subarray(from, from + READ)), `read ${i}: the bytes of the image`)
           delivered++
         } else {
           assert.equal(outcome.status, 'rejected', `read ${i} into the part that went away`)
@@ -193,17 +202,17 @@ const scenarios = {
       VHD.open(workerData, { readOnly: true }).then(async (disk) => {
         const outcomes = []
         for (let round = 0; round < ${ROUNDS}; round++) {
-          const ab = new ArrayBuffer(${IN_FLIGHT * CHUNK})
+          const ab = new ArrayBuffer(${IN_FLIGHT * READ})
           const view = new Uint8Array(ab)
           const reads = []
-          for (let i = 0; i < ${IN_FLIGHT}; i++) reads.push(disk.readInto(view, i * ${CHUNK}, ${CHUNK}, i * ${CHUNK}))
+          for (let i = 0; i < ${IN_FLIGHT}; i++) reads.push(disk.readInto(view, i * ${READ}, ${READ}, (i * ${3 * CHUNK}) % ${SIZE - READ}))
           parentPort.postMessage(ab, [ab])
           for (const o of await Promise.allSettled(reads)) outcomes.push(o.status === 'rejected' ? o.reason.code : 'fulfilled')
         }
         parentPort.postMessage({ outcomes })
         // Then reads without end, so that the worker is terminated with some in flight.
         const again = (start) => start().then(() => again(start), () => again(start))
-        for (let i = 0; i < 16; i++) again(() => disk.readInto(Buffer.alloc(${CHUNK}), 0, ${CHUNK}, i * ${CHUNK}))
+        for (let i = 0; i < 16; i++) again(() => disk.readInto(Buffer.alloc(${READ}), 0, ${READ}, i * ${CHUNK}))
         parentPort.postMessage('busy')
       })
     `

@@ -22,7 +22,7 @@ const { spawnSync } = require('node:child_process')
 const VHD = require('..')
 const { MiB, tempDir, pattern } = require('./helpers.js')
 
-const SIZE = 4 * MiB
+const SIZE = 8 * MiB // as in careless-buffers.js
 const SCRIPT = path.join(__dirname, 'careless-buffers.js')
 const VALGRIND = process.env.VHD_TEST_VALGRIND === '1'
 

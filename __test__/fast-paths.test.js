@@ -1,16 +1,18 @@
 'use strict'
 
-// The shortcuts that make small I/O cheap (issue 6) must never change what is read:
-// reads that touch no data anywhere in the chain are answered on the JavaScript thread
-// (zeros), everything else goes through the native I/O threads and the completion port
-// (lib/io.js, src/io.rs), and `close` still waits for every operation in flight.
+// The shortcuts that make small I/O cheap (issue 6) must never change what is read: reads
+// of up to 1 MiB that need to wait for no device (holes all the way down the chain, and data
+// in the page cache, read with RWF_NOWAIT) are answered on the JavaScript thread; everything
+// else goes through the native I/O threads and the completion port (lib/io.js, src/io.rs),
+// and `close` still waits for every operation in flight. `evictFromPageCache` makes a read
+// have to wait for the disk, to steer it to the threads.
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
 const VHD = require('..')
 const native = require('../binding.js')
-const { KiB, MiB, tempDir, pattern, nativeIo } = require('./helpers.js')
+const { KiB, MiB, tempDir, pattern, nativeIo, evictFromPageCache } = require('./helpers.js')
 
 const BLOCK = 512 * KiB
 
@@ -30,9 +32,10 @@ async function dynamicWithBlock1(name) {
 }
 
 describe('reads that need no I/O', () => {
-  test('unallocated ranges are read at once, data ranges through the I/O threads', async () => {
+  test('holes and cached data are read at once, data that must come from the disk through the I/O threads', async () => {
     const file = await dynamicWithBlock1('native')
     const image = await native.open(file, { readOnly: true })
+    evictFromPageCache(file)
     const io = nativeIo(image)
     const buffer = Buffer.alloc(8 * KiB, 0xee)
     // Entirely in unallocated block 0: done before the call returns, nothing in flight,
@@ -42,11 +45,18 @@ describe('reads that need no I/O', () => {
     assert.ok(buffer.subarray(0, 4 * KiB).every((b) => b === 0))
     assert.ok(buffer.subarray(4 * KiB).every((b) => b === 0xee), 'bytes outside the range untouched')
     assert.equal(await atOnce, 4 * KiB)
-    // Touching block 1: in flight until the data is there.
+    // Touching block 1, not in memory: in flight until the data is there.
     const viaPool = io.read(buffer, 0, 8 * KiB, BLOCK - 4 * KiB)
     assert.equal(io.owner.inFlight, 1)
     assert.equal(await viaPool, 8 * KiB)
     assert.equal(io.owner.inFlight, 0)
+    assert.ok(buffer.subarray(0, 4 * KiB).every((b) => b === 0))
+    assert.deepEqual(buffer.subarray(4 * KiB), pattern(BLOCK, 7).subarray(0, 4 * KiB))
+    // The same again: now in the page cache, so at once, and the same bytes.
+    buffer.fill(0xee)
+    const cached = io.read(buffer, 0, 8 * KiB, BLOCK - 4 * KiB)
+    assert.equal(io.owner.inFlight, 0)
+    assert.equal(await cached, 8 * KiB)
     assert.ok(buffer.subarray(0, 4 * KiB).every((b) => b === 0))
     assert.deepEqual(buffer.subarray(4 * KiB), pattern(BLOCK, 7).subarray(0, 4 * KiB))
     // Past the end of the disk: nothing to read, at once.
@@ -66,15 +76,24 @@ describe('reads that need no I/O', () => {
     assert.equal(io.owner.inFlight, 0)
   })
 
-  test('a fixed image always reads through the I/O threads', async () => {
+  test('a fixed image reads at once from the page cache, through the I/O threads from the disk', async () => {
     const file = tmp.file('fixed')
     const disk = await VHD.create(file, { type: 'fixed', size: MiB })
+    await disk.write(pattern(4 * KiB, 3), 8 * KiB)
     await disk.close()
     const image = await native.open(file, { readOnly: true })
+    evictFromPageCache(file)
     const io = nativeIo(image)
-    const read = io.read(Buffer.alloc(512), 0, 512, 0)
+    const fromDisk = Buffer.alloc(4 * KiB)
+    const read = io.read(fromDisk, 0, 4 * KiB, 8 * KiB)
     assert.equal(io.owner.inFlight, 1)
-    assert.equal(await read, 512)
+    assert.equal(await read, 4 * KiB)
+    assert.deepEqual(fromDisk, pattern(4 * KiB, 3))
+    const fromCache = Buffer.alloc(4 * KiB)
+    const again = io.read(fromCache, 0, 4 * KiB, 8 * KiB)
+    assert.equal(io.owner.inFlight, 0)
+    assert.equal(await again, 4 * KiB)
+    assert.deepEqual(fromCache, pattern(4 * KiB, 3))
     await image.close()
   })
 
@@ -85,6 +104,8 @@ describe('reads that need no I/O', () => {
     await top.write(pattern(4 * KiB, 9), 2 * BLOCK)
     await top.close()
     const image = await native.open(child, { readOnly: true })
+    evictFromPageCache(base)
+    evictFromPageCache(child)
     const io = nativeIo(image)
     const buffer = Buffer.alloc(4 * KiB, 1)
     const nowhere = io.read(buffer, 0, 4 * KiB, 0)
@@ -99,6 +120,12 @@ describe('reads that need no I/O', () => {
     assert.equal(io.owner.inFlight, 1, 'block 2: in the child')
     await fromChild
     assert.deepEqual(buffer, pattern(4 * KiB, 9))
+    // Both now in the page cache: at once, through the whole chain.
+    const again = Buffer.alloc(4 * KiB)
+    const cached = io.read(again, 0, 4 * KiB, BLOCK)
+    assert.equal(io.owner.inFlight, 0, 'block 1: cached in the parent')
+    await cached
+    assert.deepEqual(again, pattern(BLOCK, 7).subarray(0, 4 * KiB))
     await image.close()
   })
 

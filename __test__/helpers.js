@@ -205,6 +205,16 @@ function nativeIo(image) {
 }
 
 /**
+ * Drops `file`'s pages from the page cache (it must have been flushed), so that the next read
+ * of them has to wait for the disk: reads that must not wait (RWF_NOWAIT) then go to the
+ * I/O threads. GNU dd's `iflag=nocache` with no data asks the kernel to drop the whole file.
+ */
+function evictFromPageCache(file) {
+  const res = spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'], { encoding: 'utf8' })
+  assert.equal(res.status, 0, `dd iflag=nocache ${file}: ${res.error || ''}${res.stderr}`)
+}
+
+/**
  * Makes `file` a 16 MiB dynamic image in 4 KiB blocks (4096 BAT entries, the BAT at 1536)
  * with block 0 written, then points BAT entries 1..`overlaps` at block 0 (an overlap each)
  * and every other entry after them, `outside` of them, far past the end of the file (a
@@ -267,6 +277,7 @@ function mknodNull(file) {
 }
 
 module.exports = {
+  evictFromPageCache,
   rawDiskStartingLikeAVhd,
   IS_ROOT,
   NEEDS_ROOT,

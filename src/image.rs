@@ -69,25 +69,17 @@ pub(crate) fn write_from(shared: &Shared, buf: &[u8], position: u64) -> Result<i
     Ok(buf.len() as i64)
 }
 
-/// Reads into `buf` at `position` now, on the JavaScript thread, if that needs no I/O: the
-/// range touches no data in any file of the chain (zeros). `None` when it does, when a write
-/// holds the image (the JavaScript thread never waits for a lock), or when the image is
-/// closed (the request then reports it, as a rejection like every other failure). One lock
-/// for the check and the read, so that no write comes between them.
-pub(crate) fn read_at_once(
-    shared: &Shared,
-    buf: &mut [u8],
-    position: u64,
-) -> Result<Option<i64>, Failure> {
-    let Ok(guard) = shared.try_read() else {
-        return Ok(None);
-    };
-    match guard.as_ref() {
-        Some(image) if image.reads_without_io(position, buf.len() as u64) => {
-            Ok(Some(image.read_at(buf, position)? as i64))
-        }
-        _ => Ok(None),
-    }
+/// Reads into `buf` at `position` now, on the JavaScript thread, if nothing has to wait for
+/// a device: the range is holes all the way down the chain, or its data is in the page
+/// cache (`VirtualDisk::read_at_now`: `preadv2` with `RWF_NOWAIT`, which fails rather than
+/// wait). `None` when something would wait, when a write holds the image (the JavaScript
+/// thread never waits for a lock), or when the image is closed (the request then reports
+/// it, as a rejection like every other failure). A read done here lands in the caller's
+/// buffer directly, during the call: no copy, no thread hop.
+pub(crate) fn read_at_once(shared: &Shared, buf: &mut [u8], position: u64) -> Option<i64> {
+    let guard = shared.try_read().ok()?;
+    let image = guard.as_ref()?;
+    image.read_at_now(buf, position).map(|read| read as i64)
 }
 
 pub struct OpenState {

@@ -24,6 +24,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> io::Result<()> {
         read_parts_one_by_one(self, parts, gap, offset)
     }
+    /// As [`read_exact_at`](Storage::read_exact_at), but only if no byte has to wait for a
+    /// device: they are all in memory (for a file, in the page cache). Otherwise fails with
+    /// `ErrorKind::WouldBlock`, having waited for nothing, and `buf` holds anything. A
+    /// caller that must not block (a JavaScript thread) reads this way first, and hands
+    /// the read to a thread that may wait when it fails. The default cannot tell, and
+    /// always fails so; a `File` asks the kernel (`preadv2` with `RWF_NOWAIT`, Linux).
+    fn read_exact_now(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_exact_gapped_now(&mut [buf], 0, offset)
+    }
+    /// [`read_exact_gapped_at`](Storage::read_exact_gapped_at), only if no byte has to wait
+    /// for a device (see [`read_exact_now`](Storage::read_exact_now)).
+    fn read_exact_gapped_now(
+        &self,
+        parts: &mut [&mut [u8]],
+        gap: u64,
+        offset: u64,
+    ) -> io::Result<()> {
+        let _ = (parts, gap, offset);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
     /// Writes all of `buf` at `offset`, extending the file when needed.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Makes everything written so far durable (`fsync`).
@@ -35,6 +55,41 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn set_len(&self, size: u64) -> io::Result<()> {
         let _ = size;
         Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// Whether a read may wait for the device, or must fail with `ErrorKind::WouldBlock` rather
+/// than wait (see [`Storage::read_exact_now`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    Yes,
+    No,
+}
+
+/// [`Storage::read_exact_at`] or [`Storage::read_exact_now`], as `wait` says.
+pub(crate) fn read_exact_with(
+    storage: &(impl Storage + ?Sized),
+    buf: &mut [u8],
+    offset: u64,
+    wait: Wait,
+) -> io::Result<()> {
+    match wait {
+        Wait::Yes => storage.read_exact_at(buf, offset),
+        Wait::No => storage.read_exact_now(buf, offset),
+    }
+}
+
+/// [`Storage::read_exact_gapped_at`] or [`Storage::read_exact_gapped_now`], as `wait` says.
+pub(crate) fn read_exact_gapped_with(
+    storage: &(impl Storage + ?Sized),
+    parts: &mut [&mut [u8]],
+    gap: u64,
+    offset: u64,
+    wait: Wait,
+) -> io::Result<()> {
+    match wait {
+        Wait::Yes => storage.read_exact_gapped_at(parts, gap, offset),
+        Wait::No => storage.read_exact_gapped_now(parts, gap, offset),
     }
 }
 
@@ -73,7 +128,17 @@ impl Storage for File {
         gap: u64,
         offset: u64,
     ) -> io::Result<()> {
-        vectored::read_exact_gapped_at(self, parts, gap, offset)
+        vectored::read_exact_gapped_at(self, parts, gap, offset, Wait::Yes)
+    }
+
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    fn read_exact_gapped_now(
+        &self,
+        parts: &mut [&mut [u8]],
+        gap: u64,
+        offset: u64,
+    ) -> io::Result<()> {
+        vectored::read_exact_gapped_at(self, parts, gap, offset, Wait::No)
     }
 
     #[cfg(unix)]
@@ -129,25 +194,14 @@ impl Storage for File {
     }
 }
 
-/// One `preadv` for several parts: the standard library has no stable positioned vectored
-/// read, so the C library's is declared here (Linux, 64-bit `off_t`).
+/// One `preadv2` for several parts: the standard library has no positioned vectored read,
+/// nor one that must not wait (`RWF_NOWAIT`). Linux, 64-bit `off_t`.
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod vectored {
+    use super::Wait;
     use std::fs::File;
     use std::io;
     use std::os::fd::AsRawFd;
-
-    /// `struct iovec` of `<sys/uio.h>`.
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct IoVec {
-        base: *mut u8,
-        len: usize,
-    }
-
-    extern "C" {
-        fn preadv(fd: i32, iov: *const IoVec, iovcnt: i32, offset: i64) -> isize;
-    }
 
     /// Parts per call (with the gaps between them, 63 entries: far below `IOV_MAX`).
     const PARTS_PER_CALL: usize = 32;
@@ -161,16 +215,21 @@ mod vectored {
         parts: &mut [&mut [u8]],
         gap: u64,
         mut offset: u64,
+        wait: Wait,
     ) -> io::Result<()> {
         if gap > MAX_GAP as u64 {
-            return super::read_parts_one_by_one(file, parts, gap, offset);
+            return match wait {
+                Wait::Yes => super::read_parts_one_by_one(file, parts, gap, offset),
+                // Rare (blocks over 16 MiB): not worth a second path.
+                Wait::No => Err(io::ErrorKind::WouldBlock.into()),
+            };
         }
         // Every gap lands here; nothing ever reads it (so it need not be initialised), and
         // only raw pointers to it exist.
         let mut scratch = std::mem::MaybeUninit::<[u8; MAX_GAP]>::uninit();
-        let skip = IoVec {
-            base: scratch.as_mut_ptr().cast::<u8>(),
-            len: gap as usize,
+        let skip = libc::iovec {
+            iov_base: scratch.as_mut_ptr().cast(),
+            iov_len: gap as usize,
         };
         for chunk in parts.chunks_mut(PARTS_PER_CALL) {
             let mut iov = [skip; 2 * PARTS_PER_CALL - 1];
@@ -180,24 +239,34 @@ mod vectored {
                 if i > 0 {
                     count += 1; // the gap, already in place
                 }
-                iov[count] = IoVec {
-                    base: part.as_mut_ptr(),
-                    len: part.len(),
+                iov[count] = libc::iovec {
+                    iov_base: part.as_mut_ptr().cast(),
+                    iov_len: part.len(),
                 };
                 count += 1;
                 next = super::next_part(next, part.len(), gap)?;
             }
-            read_all(file, &mut iov[..count], offset)?;
+            read_all(file, &mut iov[..count], offset, wait)?;
             offset = next;
         }
         Ok(())
     }
 
-    /// `preadv` until every entry of `iov` is filled (it may read less than asked).
-    fn read_all(file: &File, iov: &mut [IoVec], mut offset: u64) -> io::Result<()> {
+    /// `preadv2` until every entry of `iov` is filled (it may read less than asked). Without
+    /// waiting, a short read means the rest is not in memory: `WouldBlock`.
+    fn read_all(
+        file: &File,
+        iov: &mut [libc::iovec],
+        mut offset: u64,
+        wait: Wait,
+    ) -> io::Result<()> {
+        let flags = match wait {
+            Wait::Yes => 0,
+            Wait::No => libc::RWF_NOWAIT,
+        };
         let mut first = 0; // the first entry not yet filled
         loop {
-            while first < iov.len() && iov[first].len == 0 {
+            while first < iov.len() && iov[first].iov_len == 0 {
                 first += 1;
             }
             if first == iov.len() {
@@ -208,30 +277,46 @@ mod vectored {
             })?;
             let pending = &iov[first..];
             // SAFETY: each entry points at memory that is ours to write for its whole length
-            // (a part borrowed mutably by the caller, or the scratch buffer); the count is
-            // the slice's length, at most 63.
-            let read =
-                unsafe { preadv(file.as_raw_fd(), pending.as_ptr(), pending.len() as i32, at) };
+            // (a part borrowed mutably by the caller, or the scratch buffer), on this thread
+            // (callers never hand us memory another thread may free); the count is the
+            // slice's length, at most 63.
+            let read = unsafe {
+                libc::preadv2(
+                    file.as_raw_fd(),
+                    pending.as_ptr(),
+                    pending.len() as i32,
+                    at,
+                    flags,
+                )
+            };
             if read < 0 {
                 let error = io::Error::last_os_error();
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(error);
+                // Without waiting, any refusal (EAGAIN, or a file system or kernel that does
+                // not know RWF_NOWAIT) means the same: read it on a thread that may wait.
+                return Err(match wait {
+                    Wait::Yes => error,
+                    Wait::No => io::ErrorKind::WouldBlock.into(),
+                });
             }
             if read == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             offset += read as u64;
             let mut left = read as usize;
-            while first < iov.len() && left >= iov[first].len {
-                left -= iov[first].len;
+            while first < iov.len() && left >= iov[first].iov_len {
+                left -= iov[first].iov_len;
                 first += 1;
             }
+            if first < iov.len() && wait == Wait::No {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             if left > 0 {
-                // SAFETY: a short read stopped inside this entry: `left < len`.
-                iov[first].base = unsafe { iov[first].base.add(left) };
-                iov[first].len -= left;
+                // SAFETY: a short read stopped inside this entry: `left < iov_len`.
+                iov[first].iov_base = unsafe { iov[first].iov_base.cast::<u8>().add(left) }.cast();
+                iov[first].iov_len -= left;
             }
         }
     }

@@ -50,7 +50,6 @@ socket or character device (such as /dev/null) is refused.",
         ALLOW_REMOTE_PARENTS,
         PROGRESS,
         QUIET,
-        ALLOW_REMOTE_PARENTS,
     ],
     run,
 };

@@ -38,7 +38,6 @@ is refused unless --force is given (that data is then lost).",
         ALLOW_REMOTE_PARENTS,
         PROGRESS,
         QUIET,
-        ALLOW_REMOTE_PARENTS,
     ],
     run: resize,
 };

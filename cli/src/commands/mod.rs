@@ -223,3 +223,26 @@ pub const fn valued(long: &'static str, value: &'static str, help: &'static str)
 
 /// `--json`.
 pub const JSON: OptionSpec = flag("json", "print JSON instead of text");
+
+#[cfg(test)]
+mod tests {
+    use super::COMMANDS;
+
+    /// Shared options (`--parent-root`, `--allow-remote-parents`…) are added to many lists by
+    /// hand: none may appear twice in one command's help.
+    #[test]
+    fn no_command_lists_an_option_twice() {
+        for command in COMMANDS {
+            let mut names: Vec<&str> = command.options.iter().map(|o| o.long).collect();
+            names.sort_unstable();
+            let before = names.len();
+            names.dedup();
+            assert_eq!(
+                names.len(),
+                before,
+                "{} lists an option twice",
+                command.name
+            );
+        }
+    }
+}

@@ -8,7 +8,13 @@ use crate::bat::BlockAllocationTable;
 use crate::dynamic_header::DynamicHeader;
 use crate::error::Result;
 use crate::footer::Footer;
+use crate::storage::Wait;
 use std::path::Path;
+
+/// What a read that must not wait reports when a parent's read would have waited.
+fn would_block() -> crate::Error {
+    crate::Error::io("reading the parent", std::io::ErrorKind::WouldBlock.into())
+}
 
 /// An open differencing image and, through [`DifferencingImage::parent`], its whole chain.
 ///
@@ -82,8 +88,37 @@ impl DifferencingImage {
 
     /// Reads from the parent; what lies past the parent's end (a child may be larger than
     /// its parent) reads as zeros.
+    /// [`VirtualDisk::read_at`], waiting for the device or not.
+    fn read_waiting(&self, buf: &mut [u8], offset: u64, wait: Wait) -> Result<usize> {
+        let length = readable_length(offset, buf.len(), self.size());
+        let mut rest = &mut buf[..length];
+        let mut run = DataRun::new(wait);
+        for span in self.sparse.spans(offset, length) {
+            let position = offset + span.buf_range.start as u64;
+            let (dest, tail) = std::mem::take(&mut rest).split_at_mut(span.buf_range.len());
+            rest = tail;
+            match self.sparse.bat().get(span.block) {
+                None => self.read_parent_waiting(dest, position, wait)?,
+                Some(sector) => {
+                    self.read_allocated(&span, sector, dest, position, &mut run, wait)?
+                }
+            }
+        }
+        run.finish(&self.sparse)?;
+        Ok(length)
+    }
+
     pub(crate) fn read_parent(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let read = self.parent.disk().read_at(buf, offset)?;
+        self.read_parent_waiting(buf, offset, Wait::Yes)
+    }
+
+    /// [`DifferencingImage::read_parent`], waiting for the device or not.
+    fn read_parent_waiting(&self, buf: &mut [u8], offset: u64, wait: Wait) -> Result<()> {
+        let parent = self.parent.disk();
+        let read = match wait {
+            Wait::Yes => parent.read_at(buf, offset)?,
+            Wait::No => parent.read_at_now(buf, offset).ok_or_else(would_block)?,
+        };
         buf[read..].fill(0);
         Ok(())
     }
@@ -98,8 +133,9 @@ impl DifferencingImage {
         mut buf: &'a mut [u8],
         offset: u64,
         run: &mut DataRun<'a>,
+        wait: Wait,
     ) -> Result<()> {
-        let bitmap = self.sparse.bitmap(span.block, sector)?;
+        let bitmap = self.sparse.bitmap_waiting(span.block, sector, wait)?;
         let end_in_block = span.offset_in_block + buf.len() as u64;
         let last_sector = end_in_block.div_ceil(512) as u32;
         let mut position = span.offset_in_block;
@@ -112,7 +148,8 @@ impl DifferencingImage {
             if present {
                 run.push(&self.sparse, sector, position, dest)?;
             } else {
-                self.read_parent(dest, offset + (position - span.offset_in_block))?;
+                let at = offset + (position - span.offset_in_block);
+                self.read_parent_waiting(dest, at, wait)?;
             }
             position = run_end;
         }
@@ -162,20 +199,11 @@ impl VirtualDisk for DifferencingImage {
     /// Present sectors come from this file (runs that follow one another in the file read
     /// together, see [`DataRun`]), the others from the parent.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let length = readable_length(offset, buf.len(), self.size());
-        let mut rest = &mut buf[..length];
-        let mut run = DataRun::new();
-        for span in self.sparse.spans(offset, length) {
-            let position = offset + span.buf_range.start as u64;
-            let (dest, tail) = std::mem::take(&mut rest).split_at_mut(span.buf_range.len());
-            rest = tail;
-            match self.sparse.bat().get(span.block) {
-                None => self.read_parent(dest, position)?,
-                Some(sector) => self.read_allocated(&span, sector, dest, position, &mut run)?,
-            }
-        }
-        run.finish(&self.sparse)?;
-        Ok(length)
+        self.read_waiting(buf, offset, Wait::Yes)
+    }
+
+    fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
+        self.read_waiting(buf, offset, Wait::No).ok()
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {

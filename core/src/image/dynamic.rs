@@ -6,6 +6,7 @@ use crate::bat::BlockAllocationTable;
 use crate::dynamic_header::DynamicHeader;
 use crate::error::Result;
 use crate::footer::Footer;
+use crate::storage::Wait;
 use std::path::Path;
 
 /// An open dynamic image.
@@ -73,17 +74,12 @@ impl DynamicImage {
     }
 }
 
-impl VirtualDisk for DynamicImage {
-    fn size(&self) -> u64 {
-        self.sparse.size()
-    }
-
-    /// Unallocated blocks fill zeros; allocated blocks that follow one another in the file
-    /// are read together, with one `preadv` (see [`DataRun`]).
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+impl DynamicImage {
+    /// [`VirtualDisk::read_at`], waiting for the device or not.
+    fn read_waiting(&self, buf: &mut [u8], offset: u64, wait: Wait) -> Result<usize> {
         let length = readable_length(offset, buf.len(), self.size());
         let mut rest = &mut buf[..length];
-        let mut run = DataRun::new();
+        let mut run = DataRun::new(wait);
         for span in self.sparse.spans(offset, length) {
             let (dest, tail) = std::mem::take(&mut rest).split_at_mut(span.buf_range.len());
             rest = tail;
@@ -94,6 +90,22 @@ impl VirtualDisk for DynamicImage {
         }
         run.finish(&self.sparse)?;
         Ok(length)
+    }
+}
+
+impl VirtualDisk for DynamicImage {
+    fn size(&self) -> u64 {
+        self.sparse.size()
+    }
+
+    /// Unallocated blocks fill zeros; allocated blocks that follow one another in the file
+    /// are read together, with one `preadv` (see [`DataRun`]).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        self.read_waiting(buf, offset, Wait::Yes)
+    }
+
+    fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
+        self.read_waiting(buf, offset, Wait::No).ok()
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {

@@ -1,12 +1,12 @@
 //! Fixed images: the virtual disk's bytes, then the footer.
 
 use super::{
-    check_write_range, read_exact, readable_length, sync, write_all, Access, FooterSource,
+    check_write_range, read_exact_waiting, readable_length, sync, write_all, Access, FooterSource,
     LocatedFooter, VirtualDisk,
 };
 use crate::error::{Error, Result};
 use crate::footer::{Footer, FOOTER_SIZE};
-use crate::storage::Storage;
+use crate::storage::{Storage, Wait};
 use std::path::{Path, PathBuf};
 
 /// An open fixed image.
@@ -123,18 +123,30 @@ impl FixedImage {
     }
 }
 
+impl FixedImage {
+    /// [`VirtualDisk::read_at`], waiting for the device or not.
+    fn read_waiting(&self, buf: &mut [u8], offset: u64, wait: Wait) -> Result<usize> {
+        let length = readable_length(offset, buf.len(), self.size());
+        // At or past the end: nothing to read, whatever a storage says about the offset.
+        if length > 0 {
+            let data = &mut buf[..length];
+            read_exact_waiting(self.file.as_ref(), data, offset, "disk data", wait)?;
+        }
+        Ok(length)
+    }
+}
+
 impl VirtualDisk for FixedImage {
     fn size(&self) -> u64 {
         self.footer.current_size
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let length = readable_length(offset, buf.len(), self.size());
-        // At or past the end: nothing to read, whatever a storage says about the offset.
-        if length > 0 {
-            read_exact(self.file.as_ref(), &mut buf[..length], offset, "disk data")?;
-        }
-        Ok(length)
+        self.read_waiting(buf, offset, Wait::Yes)
+    }
+
+    fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
+        self.read_waiting(buf, offset, Wait::No).ok()
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {

@@ -126,6 +126,14 @@ impl Storage for LockedFile {
     ) -> std::io::Result<()> {
         self.file.read_exact_gapped_at(parts, gap, offset)
     }
+    fn read_exact_gapped_now(
+        &self,
+        parts: &mut [&mut [u8]],
+        gap: u64,
+        offset: u64,
+    ) -> std::io::Result<()> {
+        self.file.read_exact_gapped_now(parts, gap, offset)
+    }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
         Storage::write_all_at(&self.file, buf, offset)
     }

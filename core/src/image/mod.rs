@@ -30,7 +30,7 @@ use sparse::SparseFile;
 
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};
-use crate::storage::Storage;
+use crate::storage::{read_exact_with, Storage, Wait};
 use crate::DynamicHeader;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,21 @@ pub trait VirtualDisk {
     /// Reads into `buf` from `offset`, like `pread`: returns the number of bytes read, which
     /// is short only when the read runs past the end of the disk (0 at or past the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+
+    /// Reads like [`read_at`](VirtualDisk::read_at), but only if no byte has to wait for a
+    /// device: holes, and data in memory (the page cache; see
+    /// [`Storage::read_exact_now`]). `None` when it would have to wait, or fails: it waited
+    /// for nothing, `buf` holds anything, and `read_at` then does the read (and says what
+    /// failed). A caller that must not block (a JavaScript thread) reads this way first. The
+    /// default reads only what [`reads_without_io`](VirtualDisk::reads_without_io) says
+    /// needs no I/O.
+    fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
+        if self.reads_without_io(offset, buf.len() as u64) {
+            self.read_at(buf, offset).ok()
+        } else {
+            None
+        }
+    }
 
     /// Writes all of `buf` at `offset`. A write that would run past the end of the disk fails
     /// with [`Error::OutOfRange`] and writes nothing.
@@ -441,6 +456,9 @@ impl VirtualDisk for Image {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.as_disk().read_at(buf, offset)
     }
+    fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
+        self.as_disk().read_at_now(buf, offset)
+    }
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
         self.as_disk_mut().write_at(buf, offset)
     }
@@ -691,7 +709,18 @@ pub(crate) fn read_exact(
     offset: u64,
     what: &str,
 ) -> Result<()> {
-    file.read_exact_at(buf, offset)
+    read_exact_waiting(file, buf, offset, what, Wait::Yes)
+}
+
+/// [`read_exact`], or with [`Wait::No`] only if nothing has to wait for a device.
+pub(crate) fn read_exact_waiting(
+    file: &dyn Storage,
+    buf: &mut [u8],
+    offset: u64,
+    what: &str,
+    wait: Wait,
+) -> Result<()> {
+    read_exact_with(file, buf, offset, wait)
         .map_err(|e| read_failure(file, e, offset, buf.len() as u64, what))
 }
 

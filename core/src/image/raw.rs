@@ -1,8 +1,9 @@
 //! A raw disk file (no VHD structures) serving as the base of a differencing chain, when the
 //! caller names it explicitly. It is only ever read.
 
-use super::{read_exact, readable_length, LockedFile, VirtualDisk};
+use super::{read_exact_waiting, readable_length, LockedFile, VirtualDisk};
 use crate::error::{Error, Result};
+use crate::storage::Wait;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -54,15 +55,27 @@ impl RawDisk {
     }
 }
 
+impl RawDisk {
+    /// [`VirtualDisk::read_at`], waiting for the device or not.
+    fn read_waiting(&self, buf: &mut [u8], offset: u64, wait: Wait) -> Result<usize> {
+        let length = readable_length(offset, buf.len(), self.size);
+        let data = &mut buf[..length];
+        read_exact_waiting(&*self.file, data, offset, "raw disk data", wait)?;
+        Ok(length)
+    }
+}
+
 impl VirtualDisk for RawDisk {
     fn size(&self) -> u64 {
         self.size
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let length = readable_length(offset, buf.len(), self.size);
-        read_exact(&*self.file, &mut buf[..length], offset, "raw disk data")?;
-        Ok(length)
+        self.read_waiting(buf, offset, Wait::Yes)
+    }
+
+    fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
+        self.read_waiting(buf, offset, Wait::No).ok()
     }
 
     fn write_at(&mut self, _buf: &[u8], _offset: u64) -> Result<()> {

@@ -7,14 +7,15 @@
 //! "ask the parent") is decided by the image kinds built on it.
 
 use super::{
-    read_exact, read_failure, sync, write_all, Access, FooterSource, LocatedFooter, OpenOptions,
+    read_exact, read_exact_waiting, read_failure, sync, write_all, Access, FooterSource,
+    LocatedFooter, OpenOptions,
 };
 use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE, UNALLOCATED};
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::footer::{Footer, FOOTER_SIZE};
 use crate::sector_bitmap::{bitmap_size, SectorBitmap};
-use crate::storage::Storage;
+use crate::storage::{read_exact_gapped_with, Storage, Wait};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -450,7 +451,7 @@ impl SparseFile {
     /// Marks the sectors of `block` that `span` touches as present in its bitmap (in memory;
     /// [`SparseFile::flush`] writes it).
     pub(crate) fn mark_present(&mut self, block: u32, sector: u32, span: &BlockSpan) -> Result<()> {
-        let loaded = self.load_bitmap(block, sector)?;
+        let loaded = self.load_bitmap(block, sector, Wait::Yes)?;
         let bitmaps = self.bitmaps.get_mut().unwrap_or_else(|e| e.into_inner());
         let bitmap = Arc::make_mut(bitmaps.entry(block).or_insert(loaded));
         let first = (span.offset_in_block / 512) as u32;
@@ -464,6 +465,17 @@ impl SparseFile {
     /// The sector bitmap of allocated `block` (which starts at file `sector`), as it should
     /// be on disk: from the cache, or read from the file and cached.
     pub(crate) fn bitmap(&self, block: u32, sector: u32) -> Result<Arc<SectorBitmap>> {
+        self.bitmap_waiting(block, sector, Wait::Yes)
+    }
+
+    /// [`SparseFile::bitmap`], reading it from the file only without waiting for a device
+    /// when `wait` says so.
+    pub(crate) fn bitmap_waiting(
+        &self,
+        block: u32,
+        sector: u32,
+        wait: Wait,
+    ) -> Result<Arc<SectorBitmap>> {
         let cached = self
             .bitmaps
             .read()
@@ -472,12 +484,12 @@ impl SparseFile {
             .cloned();
         match cached {
             Some(bitmap) => Ok(bitmap),
-            None => self.load_bitmap(block, sector),
+            None => self.load_bitmap(block, sector, wait),
         }
     }
 
     /// Reads the bitmap of `block` from the file unless it is cached, and caches it.
-    fn load_bitmap(&self, block: u32, sector: u32) -> Result<Arc<SectorBitmap>> {
+    fn load_bitmap(&self, block: u32, sector: u32, wait: Wait) -> Result<Arc<SectorBitmap>> {
         if let Some(bitmap) = self
             .bitmaps
             .read()
@@ -487,11 +499,12 @@ impl SparseFile {
             return Ok(bitmap.clone());
         }
         let mut bytes = vec![0u8; self.bitmap_size as usize];
-        read_exact(
+        read_exact_waiting(
             self.file.as_ref(),
             &mut bytes,
             u64::from(sector) * 512,
             "a sector bitmap",
+            wait,
         )?;
         let bitmap = Arc::new(SectorBitmap::from_bytes(bytes));
         let mut bitmaps = self.bitmaps.write().unwrap_or_else(|e| e.into_inner());
@@ -515,15 +528,13 @@ impl SparseFile {
 
     /// Reads block data into `parts` in turn, from file offset `at`, skipping one sector
     /// bitmap's worth of the file after each part (see [`DataRun`]).
-    fn read_data_run(&self, at: u64, parts: &mut [&mut [u8]]) -> Result<()> {
-        self.file
-            .read_exact_gapped_at(parts, self.bitmap_size, at)
-            .map_err(|e| {
-                // What the run spans in the file, bitmaps between its parts included.
-                let data = parts.iter().map(|part| part.len() as u64).sum::<u64>();
-                let gaps = (parts.len() as u64).saturating_sub(1) * self.bitmap_size;
-                read_failure(self.file.as_ref(), e, at, data + gaps, "block data")
-            })
+    fn read_data_run(&self, at: u64, parts: &mut [&mut [u8]], wait: Wait) -> Result<()> {
+        read_exact_gapped_with(self.file.as_ref(), parts, self.bitmap_size, at, wait).map_err(|e| {
+            // What the run spans in the file, bitmaps between its parts included.
+            let data = parts.iter().map(|part| part.len() as u64).sum::<u64>();
+            let gaps = (parts.len() as u64).saturating_sub(1) * self.bitmap_size;
+            read_failure(self.file.as_ref(), e, at, data + gaps, "block data")
+        })
     }
 
     /// Writes block data: `data` at `offset_in_block` of allocated `block`, which starts at
@@ -744,7 +755,7 @@ impl SparseFile {
         sector: u32,
         sectors: Range<u32>,
     ) -> Result<bool> {
-        let loaded = self.load_bitmap(block, sector)?;
+        let loaded = self.load_bitmap(block, sector, Wait::Yes)?;
         let bitmaps = self.bitmaps.get_mut().unwrap_or_else(|e| e.into_inner());
         let bitmap = Arc::make_mut(bitmaps.entry(block).or_insert(loaded));
         let mut bytes = bitmap.as_bytes().to_vec();
@@ -1271,15 +1282,18 @@ pub(crate) struct DataRun<'a> {
     end: u64,
     parts: [&'a mut [u8]; MAX_RUN_PARTS],
     count: usize,
+    /// Whether its reads may wait for the device.
+    wait: Wait,
 }
 
 impl<'a> DataRun<'a> {
-    pub(crate) fn new() -> DataRun<'a> {
+    pub(crate) fn new(wait: Wait) -> DataRun<'a> {
         DataRun {
             start: 0,
             end: 0,
             parts: Default::default(),
             count: 0,
+            wait,
         }
     }
 
@@ -1310,13 +1324,14 @@ impl<'a> DataRun<'a> {
     pub(crate) fn finish(&mut self, sparse: &SparseFile) -> Result<()> {
         match self.count {
             0 => return Ok(()),
-            1 => read_exact(
+            1 => read_exact_waiting(
                 sparse.file.as_ref(),
                 self.parts[0],
                 self.start,
                 "block data",
+                self.wait,
             )?,
-            count => sparse.read_data_run(self.start, &mut self.parts[..count])?,
+            count => sparse.read_data_run(self.start, &mut self.parts[..count], self.wait)?,
         }
         self.count = 0;
         Ok(())
