@@ -188,14 +188,7 @@ fn read_only_within(root: Option<&Path>) -> OpenOptions {
 /// bytes (`Debug` of an array).
 fn id_spellings(id: &[u8; 16]) -> Vec<String> {
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let dashed = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
+    let dashed = vhd_core::footer::format_unique_id(id);
     let mut guid_bytes = *id;
     guid_bytes[0..4].reverse();
     guid_bytes[4..6].reverse();

@@ -98,15 +98,7 @@ pub trait VirtualDisk {
     /// [`flush`]: VirtualDisk::flush
     fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
         check_range("discard", offset, length, self.size())?;
-        const CHUNK: u64 = 1 << 20;
-        let zeros = vec![0u8; CHUNK.min(length) as usize];
-        let mut done = 0;
-        while done < length {
-            let n = CHUNK.min(length - done);
-            self.write_at(&zeros[..n as usize], offset + done)?;
-            done += n;
-        }
-        Ok(())
+        write_zeros(offset, length, |zeros, at| self.write_at(zeros, at))
     }
 }
 
@@ -700,6 +692,25 @@ pub(crate) fn footer_copy(file: &dyn Storage, file_size: u64) -> Option<Footer> 
 
 fn copy_reason(error: &Error) -> String {
     format!("the footer at the end of the file is damaged ({error}); it was opened from the footer copy at offset 0")
+}
+
+/// Writes `length` zeros at `offset` through `write` (called with a slice of zeros and where
+/// it goes), 1 MiB at a time: where zeros must really be written (a fixed image's discard, a
+/// block device that has no holes).
+pub(crate) fn write_zeros(
+    offset: u64,
+    length: u64,
+    mut write: impl FnMut(&[u8], u64) -> Result<()>,
+) -> Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(length) as usize];
+    let mut done = 0;
+    while done < length {
+        let n = CHUNK.min(length - done);
+        write(&zeros[..n as usize], offset + done)?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, naming `what` in errors.

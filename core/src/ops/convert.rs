@@ -431,14 +431,7 @@ impl Output {
 
     /// Writes `length` zeros at `offset`, in chunks.
     fn write_zeros(&self, offset: u64, length: u64) -> Result<()> {
-        let zeros = vec![0u8; CHUNK.min(length) as usize];
-        let mut done = 0;
-        while done < length {
-            let n = CHUNK.min(length - done);
-            self.write_at(&zeros[..n as usize], offset + done)?;
-            done += n;
-        }
-        Ok(())
+        crate::image::write_zeros(offset, length, |zeros, at| self.write_at(zeros, at))
     }
 
     /// Makes the output durable; returns its length in bytes.
