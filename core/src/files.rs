@@ -157,7 +157,7 @@ pub(crate) fn open(
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        options.custom_flags(OPEN_WITHOUT_WAITING);
     }
     let file = options.open(path).map_err(io_error)?;
     let kind = check(&file, path, usage, what)?;
@@ -178,6 +178,19 @@ pub(crate) fn check(file: &File, path: &Path, usage: Use, what: &'static str) ->
 /// files and block devices ignore it, but a descriptor handed on (to JavaScript as
 /// `image.fd`) should not surprise anyone.
 fn blocking(file: &File, path: &Path) -> Result<()> {
+    clear_nonblocking(file).map_err(|e| Error::io(format!("setting up {}", path.display()), e))
+}
+
+/// The flags of an open that must not wait: `O_NONBLOCK`, so that opening a FIFO with no
+/// writer returns at once, and `O_NOCTTY`, so that opening a terminal does not take it (the
+/// standard library adds `O_CLOEXEC` itself). Clear `O_NONBLOCK` again with
+/// [`clear_nonblocking`] once the opened file is known to be one to use.
+#[cfg(unix)]
+pub(crate) const OPEN_WITHOUT_WAITING: i32 = libc::O_NONBLOCK | libc::O_NOCTTY;
+
+/// Clears `O_NONBLOCK` on an open file (see [`OPEN_WITHOUT_WAITING`]): reads of regular files
+/// ignore it on most file systems, but some (with leases, or FUSE) honour it.
+pub(crate) fn clear_nonblocking(file: &File) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
@@ -189,12 +202,11 @@ fn blocking(file: &File, path: &Path) -> Result<()> {
             flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) >= 0
         };
         if !cleared {
-            let e = std::io::Error::last_os_error();
-            return Err(Error::io(format!("setting up {}", path.display()), e));
+            return Err(std::io::Error::last_os_error());
         }
     }
     #[cfg(not(unix))]
-    let _ = (file, path);
+    let _ = file;
     Ok(())
 }
 
@@ -211,19 +223,24 @@ pub(crate) fn size(file: &File) -> std::io::Result<u64> {
     Ok(metadata.len())
 }
 
-/// What makes two paths the same file, for refusing to write over what is being read: the
-/// device and inode of a file, the device number of a device node (two nodes, or a node
-/// and a link to it, name the same device).
-/// (Elsewhere paths are compared resolved: see [`same_file`].)
-#[cfg(unix)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The identity of a file, whatever path or descriptor reaches it: on Unix the device and
+/// inode of a file, or the device number of a device node (two nodes, or a node and a link
+/// to it, name the same device); elsewhere the canonical path (the standard library gives
+/// no file index on Windows yet). What the lock table, the parent search and the "is the
+/// destination the source" check compare.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum FileId {
+    #[cfg(unix)]
     Inode { device: u64, inode: u64 },
+    #[cfg(unix)]
     Device(u64),
+    #[cfg(not(unix))]
+    Path(std::path::PathBuf),
 }
 
-#[cfg(unix)]
 impl FileId {
+    /// The identity of a file whose metadata this is.
+    #[cfg(unix)]
     pub(crate) fn of(metadata: &Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
         match FileKind::of(metadata) {
@@ -234,23 +251,39 @@ impl FileId {
             },
         }
     }
+
+    /// The identity of the open `file`, opened from `path`.
+    pub(crate) fn of_file(file: &File, path: &Path) -> std::io::Result<FileId> {
+        #[cfg(unix)]
+        {
+            let _ = path;
+            Ok(FileId::of(&file.metadata()?))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = file;
+            Ok(FileId::Path(path.canonicalize()?))
+        }
+    }
+
+    /// The identity of the file at `path` now (symbolic links followed), if it can be
+    /// looked at.
+    pub(crate) fn of_path(path: &Path) -> Option<FileId> {
+        #[cfg(unix)]
+        {
+            std::fs::metadata(path).ok().map(|m| FileId::of(&m))
+        }
+        #[cfg(not(unix))]
+        {
+            path.canonicalize().ok().map(FileId::Path)
+        }
+    }
 }
 
 /// Whether `a` and `b` name the same file or device (symbolic links followed, hard links
 /// and other device nodes of one device included). False when either cannot be looked at.
 pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(a), Ok(b)) => FileId::of(&a) == FileId::of(&b),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+    matches!((FileId::of_path(a), FileId::of_path(b)), (Some(a), Some(b)) if a == b)
 }
 
 #[cfg(all(test, unix))]

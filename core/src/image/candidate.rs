@@ -24,46 +24,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The identity of a file, whatever path reaches it: device and inode number on Unix; the
-/// canonical path elsewhere (the standard library gives no file index on Windows yet).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct FileId(#[cfg(unix)] (u64, u64), #[cfg(not(unix))] PathBuf);
-
-impl FileId {
-    /// The identity of the open `file`, opened from `path`.
-    pub(crate) fn of_file(file: &File, path: &Path) -> io::Result<FileId> {
-        #[cfg(unix)]
-        {
-            let _ = path;
-            Ok(FileId::of_metadata(&file.metadata()?))
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = file;
-            Ok(FileId(path.canonicalize()?))
-        }
-    }
-
-    /// The identity of the file at `path` now (for an image opened from other storage).
-    pub(crate) fn of_path(path: &Path) -> Option<FileId> {
-        #[cfg(unix)]
-        {
-            std::fs::metadata(path)
-                .ok()
-                .map(|m| FileId::of_metadata(&m))
-        }
-        #[cfg(not(unix))]
-        {
-            path.canonicalize().ok().map(FileId)
-        }
-    }
-
-    #[cfg(unix)]
-    fn of_metadata(metadata: &std::fs::Metadata) -> FileId {
-        use std::os::unix::fs::MetadataExt;
-        FileId((metadata.dev(), metadata.ino()))
-    }
-}
+pub(crate) use crate::files::FileId;
 
 /// A candidate opened for verification.
 #[derive(Debug)]
@@ -126,7 +87,7 @@ fn open_candidate_with(
             return Err(ParentRejection::OutsideRoot);
         }
     }
-    make_blocking(&file).map_err(rejection)?;
+    crate::files::clear_nonblocking(&file).map_err(rejection)?;
     let id = FileId::of_file(&file, &target).map_err(rejection)?;
     Ok(OpenedCandidate {
         file,
@@ -148,8 +109,7 @@ fn rejection(error: io::Error) -> ParentRejection {
 #[cfg(unix)]
 fn open_without_blocking(path: &Path, no_follow: bool) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    // The standard library adds O_CLOEXEC itself.
-    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    let mut flags = crate::files::OPEN_WITHOUT_WAITING;
     if no_follow {
         flags |= libc::O_NOFOLLOW;
     }
@@ -162,28 +122,6 @@ fn open_without_blocking(path: &Path, no_follow: bool) -> io::Result<File> {
 #[cfg(not(unix))]
 fn open_without_blocking(path: &Path, _no_follow: bool) -> io::Result<File> {
     File::open(path)
-}
-
-/// Clears `O_NONBLOCK` on a regular file: it changes nothing for reads of regular files on
-/// most file systems, but some (with leases, or FUSE) honour it.
-#[cfg(unix)]
-fn make_blocking(file: &File) -> io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: `fd` is an open descriptor owned by `file` for the whole call; F_GETFL and
-    // F_SETFL only read and set its status flags.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn make_blocking(_file: &File) -> io::Result<()> {
-    Ok(())
 }
 
 /// Whether the file opened (as `file`, from the resolved path `target`) lies inside
@@ -204,7 +142,7 @@ fn opened_inside(file: &File, metadata: &std::fs::Metadata, target: &Path, root:
     #[cfg(unix)]
     {
         std::fs::metadata(&again)
-            .map(|m| FileId::of_metadata(&m) == FileId::of_metadata(metadata))
+            .map(|m| FileId::of(&m) == FileId::of(metadata))
             .unwrap_or(false)
     }
     #[cfg(not(unix))]

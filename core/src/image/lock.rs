@@ -184,12 +184,10 @@ mod table {
     use std::collections::BTreeMap;
     use std::fs::File;
     use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-    use std::os::unix::fs::MetadataExt;
     use std::path::Path;
     use std::sync::Mutex;
 
-    /// A file, whatever path or descriptor reaches it: (device, inode).
-    type FileId = (u64, u64);
+    use crate::files::FileId;
 
     /// The opens of one file in this process.
     #[derive(Debug)]
@@ -232,7 +230,7 @@ mod table {
         let metadata = file
             .metadata()
             .map_err(|e| Error::io(format!("reading the identity of {}", path.display()), e))?;
-        let id = (metadata.dev(), metadata.ino());
+        let id = FileId::of(&metadata);
         let mut table = open_files();
         if let Some(holders) = table.get_mut(&id) {
             // Never a second OS lock call on a description that holds one: an exclusive
@@ -259,7 +257,7 @@ mod table {
         }
         let os_locked = os_lock(file, path, read_only)?;
         table.insert(
-            id,
+            id.clone(),
             Holders {
                 exclusive: !read_only,
                 count: 1,
@@ -302,7 +300,7 @@ mod table {
     pub(super) fn holders(path: &Path) -> Option<(usize, bool)> {
         let metadata = std::fs::metadata(path).ok()?;
         let table = open_files();
-        let holders = table.get(&(metadata.dev(), metadata.ino()))?;
+        let holders = table.get(&FileId::of(&metadata))?;
         Some((holders.count, holders.exclusive))
     }
 }
