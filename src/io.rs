@@ -172,16 +172,21 @@ impl Request {
             work,
             position,
         } = self;
+        // A read's last piece travels with the end of the request (one entry in the port
+        // for a read of one piece, as most are); the pieces before it go ahead.
+        let mut last: Option<Piece> = None;
         let result = match work {
             Work::Read { len, target_offset } => guard(|| {
                 with_image(&image, |image| {
                     read_in_pieces(image, position, len, |bytes, read, at| {
-                        port.queue(Finished::Piece {
-                            id,
+                        let piece = Piece {
                             bytes,
                             len: read,
                             target_offset: target_offset + at,
-                        });
+                        };
+                        if let Some(before) = last.replace(piece) {
+                            port.queue(Finished::Piece { id, piece: before });
+                        }
                     })
                 })
             }),
@@ -191,7 +196,7 @@ impl Request {
                 result
             }
         };
-        port.queue(Finished::Request { id, result });
+        port.queue(Finished::Request { id, result, last });
     }
 }
 
@@ -222,20 +227,23 @@ fn read_in_pieces(
     Ok(done as i64)
 }
 
-/// What an I/O thread hands to the JavaScript thread, in order: the pieces of a read, then
-/// the end of the request.
+/// Bytes read for a request: `bytes[..len]`, for `target_offset` of the caller's buffer.
+struct Piece {
+    bytes: Vec<u8>,
+    len: usize,
+    target_offset: usize,
+}
+
+/// What an I/O thread hands to the JavaScript thread, in order: the pieces of a read but
+/// its last, then the end of the request.
 enum Finished {
-    /// `bytes[..len]` of a read, for `target_offset` of the caller's buffer.
-    Piece {
-        id: u32,
-        bytes: Vec<u8>,
-        len: usize,
-        target_offset: usize,
-    },
-    /// A request is done: its byte count, or why it failed.
+    /// A piece of a read that has more.
+    Piece { id: u32, piece: Piece },
+    /// A request is done: its byte count, or why it failed, and a read's last piece.
     Request {
         id: u32,
         result: Result<i64, Failure>,
+        last: Option<Piece>,
     },
 }
 
@@ -461,22 +469,27 @@ pub fn io_drain(
     };
     let mut count = 0;
     let mut failed = Vec::new();
+    // Copies a piece into request `id`'s buffer, unless an earlier piece found it gone.
+    let hand_over = |id: u32, piece: Piece, undelivered: &mut Vec<u32>| {
+        let Piece {
+            bytes,
+            len,
+            target_offset,
+        } = piece;
+        if !undelivered.contains(&id)
+            && deliver(&env, &targets, id, target_offset, &bytes[..len]).is_err()
+        {
+            undelivered.push(id);
+        }
+        buffers::give(bytes);
+    };
     for finished in taken {
         match finished {
-            Finished::Piece {
-                id,
-                bytes,
-                len,
-                target_offset,
-            } => {
-                if !undelivered.contains(&id)
-                    && deliver(&env, &targets, id, target_offset, &bytes[..len]).is_err()
-                {
-                    undelivered.push(id);
+            Finished::Piece { id, piece } => hand_over(id, piece, &mut undelivered),
+            Finished::Request { id, result, last } => {
+                if let Some(piece) = last {
+                    hand_over(id, piece, &mut undelivered);
                 }
-                buffers::give(bytes);
-            }
-            Finished::Request { id, result } => {
                 let lost = undelivered.iter().position(|&at| at == id);
                 let result = match (result, lost) {
                     (Ok(_), Some(_)) => Err(buffer_detached()),

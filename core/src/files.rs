@@ -254,14 +254,20 @@ impl FileId {
 
     /// The identity of the open `file`, opened from `path`.
     pub(crate) fn of_file(file: &File, path: &Path) -> std::io::Result<FileId> {
+        FileId::of_opened(&file.metadata()?, path)
+    }
+
+    /// The identity of a file opened from `path`, whose metadata (from the descriptor) the
+    /// caller already has.
+    pub(crate) fn of_opened(metadata: &Metadata, path: &Path) -> std::io::Result<FileId> {
         #[cfg(unix)]
         {
             let _ = path;
-            Ok(FileId::of(&file.metadata()?))
+            Ok(FileId::of(metadata))
         }
         #[cfg(not(unix))]
         {
-            let _ = file;
+            let _ = metadata;
             Ok(FileId::Path(path.canonicalize()?))
         }
     }

@@ -26,10 +26,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     }
     /// As [`read_exact_at`](Storage::read_exact_at), but only if no byte has to wait for a
     /// device: they are all in memory (for a file, in the page cache). Otherwise fails with
-    /// `ErrorKind::WouldBlock`, having waited for nothing, and `buf` holds anything. A
-    /// caller that must not block (a JavaScript thread) reads this way first, and hands
-    /// the read to a thread that may wait when it fails. The default cannot tell, and
-    /// always fails so; a `File` asks the kernel (`preadv2` with `RWF_NOWAIT`, Linux).
+    /// `ErrorKind::WouldBlock`, having waited for nothing, and `buf` holds anything; or with
+    /// `ErrorKind::Unsupported` when the storage can never tell (the caller may stop
+    /// asking). A caller that must not block (a JavaScript thread) reads this way first,
+    /// and hands the read to a thread that may wait when it fails. The default cannot tell;
+    /// a `File` asks the kernel (`preadv2` with `RWF_NOWAIT`, Linux; a file system without
+    /// it, such as tmpfs, answers `EOPNOTSUPP`).
     fn read_exact_now(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.read_exact_gapped_now(&mut [buf], 0, offset)
     }
@@ -42,7 +44,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         offset: u64,
     ) -> io::Result<()> {
         let _ = (parts, gap, offset);
-        Err(io::ErrorKind::WouldBlock.into())
+        Err(io::ErrorKind::Unsupported.into())
     }
     /// Writes all of `buf` at `offset`, extending the file when needed.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
@@ -294,11 +296,14 @@ mod vectored {
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                // Without waiting, any refusal (EAGAIN, or a file system or kernel that does
-                // not know RWF_NOWAIT) means the same: read it on a thread that may wait.
-                return Err(match wait {
-                    Wait::Yes => error,
-                    Wait::No => io::ErrorKind::WouldBlock.into(),
+                // Without waiting, a refusal means: read it on a thread that may wait; and
+                // always so, when the file system or kernel does not know RWF_NOWAIT.
+                return Err(match (wait, error.raw_os_error()) {
+                    (Wait::Yes, _) => error,
+                    (Wait::No, Some(libc::EOPNOTSUPP | libc::EINVAL)) => {
+                        io::ErrorKind::Unsupported.into()
+                    }
+                    (Wait::No, _) => io::ErrorKind::WouldBlock.into(),
                 });
             }
             if read == 0 {

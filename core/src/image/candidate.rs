@@ -31,6 +31,8 @@ pub(crate) use crate::files::FileId;
 pub(crate) struct OpenedCandidate {
     pub file: File,
     pub id: FileId,
+    /// The file's metadata, from the descriptor (its modification time verifies it).
+    pub metadata: std::fs::Metadata,
     /// The path it was opened by: the candidate as named, or inside a parent root the
     /// candidate with symbolic links and `..` resolved.
     pub path: PathBuf,
@@ -88,10 +90,11 @@ fn open_candidate_with(
         }
     }
     crate::files::clear_nonblocking(&file).map_err(rejection)?;
-    let id = FileId::of_file(&file, &target).map_err(rejection)?;
+    let id = FileId::of_opened(&metadata, &target).map_err(rejection)?;
     Ok(OpenedCandidate {
         file,
         id,
+        metadata,
         path: target,
     })
 }

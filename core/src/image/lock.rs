@@ -48,6 +48,7 @@ use crate::error::{Error, Result};
 use crate::storage::Storage;
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A file opened by this library, with the lock its open needs (or none).
 ///
@@ -64,6 +65,8 @@ pub(crate) struct LockedFile {
     /// Whether this open must release the OS lock itself when it is dropped (Windows, where
     /// the table is not used).
     unlock_on_drop: bool,
+    /// The file said it cannot read without waiting (`Storage::read_exact_now`): ask no more.
+    cannot_read_now: AtomicBool,
 }
 
 impl LockedFile {
@@ -72,28 +75,22 @@ impl LockedFile {
     /// process or another, is [`Error::Locked`] naming `path`; `file` is then closed and
     /// nothing stays locked.
     pub(crate) fn new(file: File, path: &Path, read_only: bool, lock: bool) -> Result<LockedFile> {
-        if !lock {
-            return Ok(LockedFile {
-                file,
-                entry: None,
-                unlock_on_drop: false,
-            });
-        }
-        match table::enter(&file, path, read_only)? {
-            Some(entry) => Ok(LockedFile {
-                file,
-                entry: Some(entry),
-                unlock_on_drop: false,
-            }),
-            None => {
-                os_lock(&file, path, read_only)?;
-                Ok(LockedFile {
-                    file,
-                    entry: None,
-                    unlock_on_drop: true,
-                })
-            }
-        }
+        let (entry, unlock_on_drop) = match lock {
+            false => (None, false),
+            true => match table::enter(&file, path, read_only)? {
+                Some(entry) => (Some(entry), false),
+                None => {
+                    os_lock(&file, path, read_only)?;
+                    (None, true)
+                }
+            },
+        };
+        Ok(LockedFile {
+            file,
+            entry,
+            unlock_on_drop,
+            cannot_read_now: AtomicBool::new(false),
+        })
     }
 }
 
@@ -132,7 +129,15 @@ impl Storage for LockedFile {
         gap: u64,
         offset: u64,
     ) -> std::io::Result<()> {
-        self.file.read_exact_gapped_now(parts, gap, offset)
+        // Once the file has said it can never tell (tmpfs), do not ask it on every read.
+        if self.cannot_read_now.load(Ordering::Relaxed) {
+            return Err(std::io::ErrorKind::Unsupported.into());
+        }
+        let result = self.file.read_exact_gapped_now(parts, gap, offset);
+        if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::Unsupported) {
+            self.cannot_read_now.store(true, Ordering::Relaxed);
+        }
+        result
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
         Storage::write_all_at(&self.file, buf, offset)
@@ -372,5 +377,36 @@ mod tests {
         assert_eq!(table::holders(&path), None);
         drop(c);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file system that cannot read without waiting (tmpfs answers RWF_NOWAIT with
+    /// EOPNOTSUPP) is asked once, not on every read; files that can are asked every time.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_cannot_read_now_is_asked_once() {
+        use crate::storage::Storage;
+        use std::io::ErrorKind;
+        for dir in ["/dev/shm", "/tmp"] {
+            if !Path::new(dir).is_dir() {
+                continue;
+            }
+            let path = Path::new(dir).join(format!("vhd-lock-unit-now-{}", std::process::id()));
+            std::fs::write(&path, [7u8; 8192]).unwrap();
+            let file = LockedFile::new(File::open(&path).unwrap(), &path, true, false).unwrap();
+            let mut buf = [0u8; 4096];
+            let first = file.read_exact_now(&mut buf, 0).map_err(|e| e.kind());
+            let asked = file.cannot_read_now.load(Ordering::Relaxed);
+            std::fs::remove_file(&path).unwrap();
+            match first {
+                Ok(()) => assert!(!asked && buf == [7u8; 4096], "{dir}"),
+                Err(ErrorKind::WouldBlock) => assert!(!asked, "{dir}"),
+                Err(ErrorKind::Unsupported) => {
+                    assert!(asked, "{dir}: remembered");
+                    let again = file.read_exact_now(&mut buf, 0).map_err(|e| e.kind());
+                    assert_eq!(again, Err(ErrorKind::Unsupported), "{dir}");
+                }
+                Err(other) => panic!("{dir}: {other:?}"),
+            }
+        }
     }
 }

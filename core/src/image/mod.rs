@@ -249,7 +249,7 @@ impl Image {
             what,
             |e| Error::io(format!("opening {}", path.display()), e),
         )?;
-        Image::open_file(file, path, options)
+        open_checked_file(file, path, options)
     }
 
     /// Opens the image in a file the caller already has open (for example a duplicated
@@ -259,8 +259,10 @@ impl Image {
     /// process, from this descriptor, a duplicate of it or any other route, conflicts as
     /// two processes would ([`Error::Locked`]).
     pub fn open_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
-        let id = FileId::of_file(&file, path).ok();
-        open_file_in_chain(file, path, id, options, &mut ChainSearch::default())
+        // A descriptor the caller opened may be a FIFO or a device.
+        let (usage, what) = image_use(options.read_only);
+        crate::files::check(&file, path, usage, what)?;
+        open_checked_file(file, path, options)
     }
 
     /// Opens an image held by any [`Storage`]; `path` is used in messages (and, for
@@ -486,10 +488,16 @@ fn image_use(read_only: bool) -> (crate::files::Use, &'static str) {
     }
 }
 
+/// Opens the image, and its chain, in `file`, known to be of a kind an image may be in.
+fn open_checked_file(file: File, path: &Path, options: &OpenOptions) -> Result<Image> {
+    let id = FileId::of_file(&file, path).ok();
+    open_file_in_chain(file, path, id, options, &mut ChainSearch::default())
+}
+
 /// Locks `file` (the file `id`, when known) as `options` ask (see [`OpenOptions::lock`])
-/// and opens the image in it, below the images `search` holds, once the descriptor is
-/// known to be of a kind an image may be in (a descriptor the caller opened may be a FIFO
-/// or a device).
+/// and opens the image in it, below the images `search` holds. The file is of a kind an
+/// image may be in: checked by the caller ([`crate::files`], or a parent candidate, which
+/// is a regular file).
 fn open_file_in_chain(
     file: File,
     path: &Path,
@@ -497,8 +505,6 @@ fn open_file_in_chain(
     options: &OpenOptions,
     search: &mut ChainSearch,
 ) -> Result<Image> {
-    let (usage, what) = image_use(options.read_only);
-    crate::files::check(&file, path, usage, what)?;
     let storage = locked_storage(file, path, options.read_only, options.lock)?;
     Image::open_storage_in_chain(storage, path, id, options, search)
 }

@@ -311,7 +311,7 @@ fn try_candidate(
     if let Some(path) = search.is_member(&opened) {
         return Err(Failure::Abort(search.loop_error(path)));
     }
-    let OpenedCandidate { file, id, path } = opened;
+    let OpenedCandidate { file, id, path, .. } = opened;
     let image =
         super::open_file_in_chain(file, &path, Some(id), parent_options, search).map_err(|e| {
             match e {
@@ -359,9 +359,8 @@ fn verify_identity(
     }
     if !options.ignore_parent_timestamp {
         let modified = opened
-            .file
-            .metadata()
-            .and_then(|m| m.modified())
+            .metadata
+            .modified()
             .map(vhd_timestamp)
             .map_err(|e| Failure::Rejected(ParentRejection::Unreadable(e.kind())))?;
         if !timestamp_accepted(header.parent_timestamp, modified, located.footer.timestamp) {
