@@ -1466,8 +1466,19 @@ export interface ImageInfo {
     parentTimestamp: number
     parentName: string
   } | null
-  /** The parent a differencing image records, the file found for it, and its locators. */
-  parent: { name: string; uniqueId: string; timestamp: string; path: string; locators: LocatorInfo[] } | null
+  /**
+   * The parent a differencing image records, the file found for it, and its locators.
+   * `timestampRecorded` is false for a child that records a parent time stamp of 0 (as
+   * Windows diskpart writes): only the parent's unique id binds it to its parent.
+   */
+  parent: {
+    name: string
+    uniqueId: string
+    timestamp: string
+    timestampRecorded: boolean
+    path: string
+    locators: LocatorInfo[]
+  } | null
   /** This image and every one below it, nearest first. */
   chain: Array<{ path: string; type: 'fixed' | 'dynamic' | 'differencing' | 'raw'; virtualSize: number }>
 }

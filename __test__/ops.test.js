@@ -617,6 +617,24 @@ describe('info', () => {
     assert.equal(fixed.blockSize, null)
     assert.equal(fixed.allocatedBytes, 4 * MiB)
   })
+
+  test('says whether the child records its parent\'s time stamp, as the CLI does', async () => {
+    const { file: base } = await makeImage({ type: 'dynamic', size: 4 * MiB })
+    const child = tmp.file('child')
+    await (await VHD.create(child, { type: 'differencing', parent: base })).close()
+    assert.equal((await VHD.info(child)).parent.timestampRecorded, true)
+    // As Windows diskpart writes it: a parent time stamp of 0 (header offset 56).
+    patchFile(child, 512, 1024, (header) => {
+      header.writeUInt32BE(0, 56)
+      header.writeUInt32BE(vhdChecksum(header, 36), 36)
+    })
+    const info = await VHD.info(child)
+    assert.equal(info.parent.timestampRecorded, false)
+    const cli = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'vhd.js'), 'info', '--json', child], { encoding: 'utf8' })
+    assert.equal(cli.status, 0, cli.stderr)
+    assert.deepEqual(Object.keys(JSON.parse(cli.stdout).parent), Object.keys(info.parent))
+    assert.equal(JSON.parse(cli.stdout).parent.timestampRecorded, false)
+  })
 })
 
 // ---------------------------------------------------------------------------------------

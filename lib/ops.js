@@ -423,6 +423,7 @@ function shapeInfo(r) {
     name: r.parent.name,
     uniqueId: r.parent.uniqueId,
     timestamp: isoTime(r.parent.timestamp),
+    timestampRecorded: r.parent.timestampRecorded,
     path: r.parent.path,
     locators: r.parent.locators.map((l) => ({
       index: l.index,

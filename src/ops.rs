@@ -1087,6 +1087,9 @@ pub struct ParentResult {
     pub unique_id: String,
     /// Seconds since 2000-01-01.
     pub timestamp: u32,
+    /// False when the child records a parent time stamp of 0 (as Windows diskpart writes):
+    /// only the parent's unique id binds it.
+    pub timestamp_recorded: bool,
     pub path: String,
     pub locators: Vec<LocatorResult>,
 }
@@ -1236,6 +1239,7 @@ fn info_result(info: ops::ImageInfo) -> InfoResult {
             name: parent.name.clone(),
             unique_id: format_unique_id(&parent.unique_id),
             timestamp: parent.timestamp,
+            timestamp_recorded: parent.timestamp_recorded,
             path: parent.path.display().to_string(),
             locators: info.parent_locators.iter().map(locator_result).collect(),
         }),
