@@ -1018,8 +1018,9 @@ export declare class ReadStream extends Readable {
 }
 
 /**
- * A writable stream into a virtual disk from `start`. A write past the end writes what fits,
- * then fails with `ERR_VHD_OUT_OF_RANGE`. Default flags `'w'` (the existing image, read-write).
+ * A writable stream into a virtual disk from `start`. A write that would run past the end
+ * writes nothing and fails the stream with `ERR_VHD_OUT_OF_RANGE` (earlier writes that fit
+ * are written). Default flags `'w'` (the existing image, read-write).
  */
 export declare class WriteStream extends Writable {
   constructor(options: WriteStreamOptions)

@@ -401,7 +401,7 @@ describe('write streams', () => {
     await disk.close()
   })
 
-  test('past the end: every byte that fits is written, then ERR_VHD_OUT_OF_RANGE, nothing beyond', async () => {
+  test('past the end: the writes that fit are written, the one that runs past writes nothing, ERR_VHD_OUT_OF_RANGE', async () => {
     for (const type of TYPES) {
       const { file, model } = copyImage(type)
       const fileBefore = fs.readFileSync(file)
@@ -410,16 +410,17 @@ describe('write streams', () => {
       const stream = disk.createWriteStream({ start: size - 1000, highWaterMark: 700 })
       const failed = errorOf(stream)
       const data = pattern(3000, 13)
+      // The first 700 bytes fit; the next write (at size - 300) would run past the end.
       for (let at = 0; at < data.length; at += 700) stream.write(data.subarray(at, at + 700))
       stream.end()
       const error = await failed
       assert.ok(error instanceof RangeError)
       assert.equal(error.code, 'ERR_VHD_OUT_OF_RANGE')
-      assert.equal(stream.bytesWritten, 1000)
+      assert.equal(stream.bytesWritten, 700)
       await closed(stream)
-      // The image is still open (autoClose false) and holds exactly the bytes that fit.
+      // The image is still open (autoClose false) and holds exactly the writes that fit.
       assert.equal(disk.isOpen, true)
-      data.copy(model, size - 1000, 0, 1000)
+      data.copy(model, size - 1000, 0, 700)
       assert.ok((await disk.read(0, size)).buffer.equals(model), type)
       await disk.close()
       if (type === 'fixed') {
@@ -432,6 +433,41 @@ describe('write streams', () => {
       assert.ok((await reopened.read(0, size)).buffer.equals(model))
       await reopened.close()
     }
+  })
+
+  test('one write running past the end writes nothing at all', async () => {
+    for (const type of TYPES) {
+      const { file, model } = copyImage(type)
+      const disk = await VHD.open(file)
+      const size = disk.size
+      const stream = disk.createWriteStream({ start: size - 1000 })
+      const failed = errorOf(stream)
+      stream.end(pattern(3000, 17))
+      assert.equal((await failed).code, 'ERR_VHD_OUT_OF_RANGE')
+      assert.equal(stream.bytesWritten, 0)
+      await closed(stream)
+      assert.ok((await disk.read(0, size)).buffer.equals(model), type)
+      await disk.close()
+    }
+  })
+
+  test('corked writes: those that fit land, the first that runs past and all after it do not', async () => {
+    const { file, model } = copyImage('dynamic')
+    const disk = await VHD.open(file)
+    const size = disk.size
+    const stream = disk.createWriteStream({ start: size - 1000 })
+    const failed = errorOf(stream)
+    stream.cork()
+    for (const [length, seed] of [[400, 1], [500, 2], [200, 3], [50, 4]]) stream.write(pattern(length, seed))
+    stream.uncork()
+    stream.end()
+    assert.equal((await failed).code, 'ERR_VHD_OUT_OF_RANGE')
+    assert.equal(stream.bytesWritten, 900)
+    await closed(stream)
+    pattern(400, 1).copy(model, size - 1000)
+    pattern(500, 2).copy(model, size - 600)
+    assert.ok((await disk.read(0, size)).buffer.equals(model))
+    await disk.close()
   })
 
   test('a write stream starting at the end fails on its first byte', async () => {

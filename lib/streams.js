@@ -47,7 +47,7 @@ const kWaiting = Symbol('waiting') // waiting for the oldest read to settle
 const kFill = Symbol('fill')
 const kSize = Symbol('size')
 const kFlush = Symbol('flush')
-const kWriteChunk = Symbol('writeChunk')
+const kWriteChunks = Symbol('writeChunks')
 
 function imageClass() {
   // Required here: lib/image.js requires this module.
@@ -270,8 +270,8 @@ class ReadStream extends Readable {
  * everything written is durable, the image's metadata included; false: once it is written);
  * `signal`, `emitClose` as for any Writable.
  *
- * A write past the end of the disk writes every byte that fits, then fails the stream with
- * ERR_VHD_OUT_OF_RANGE: nothing is ever written beyond the end.
+ * A write that would run past the end of the disk writes nothing and fails the stream with
+ * ERR_VHD_OUT_OF_RANGE (the writes before it, which fit, are written).
  */
 class WriteStream extends Writable {
   constructor(options) {
@@ -320,28 +320,42 @@ class WriteStream extends Writable {
   }
 
   _write(chunk, encoding, callback) {
-    this[kWriteChunk](chunk, callback)
+    this[kWriteChunks]([chunk], callback)
   }
 
   _writev(chunks, callback) {
-    const data = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk))
-    this[kWriteChunk](data, callback)
+    this[kWriteChunks](
+      chunks.map((c) => c.chunk),
+      callback,
+    )
   }
 
-  [kWriteChunk](data, callback) {
+  /**
+   * Writes the leading chunks that fit on the disk as a whole (joined into one write), and
+   * fails with ERR_VHD_OUT_OF_RANGE at the first that does not: that chunk writes nothing.
+   * The check comes before any write, so no byte of a chunk that runs past the end lands.
+   */
+  [kWriteChunks](chunks, callback) {
     const position = this.position
     const size = this[kSize]
-    const fits = Math.min(data.length, Math.max(0, size - position))
-    const written = fits > 0 ? this.image[kWriteFrom](data, 0, fits, position) : Promise.resolve(0)
+    let fitting = 0
+    let length = 0
+    while (fitting < chunks.length && position + length + chunks[fitting].length <= size) {
+      length += chunks[fitting].length
+      fitting += 1
+    }
+    const data = fitting === 1 ? chunks[0] : Buffer.concat(chunks.slice(0, fitting), length)
+    const written = length > 0 ? this.image[kWriteFrom](data, 0, length, position) : Promise.resolve(0)
     written.then(
       (bytesWritten) => {
         this.position = position + bytesWritten
         this.bytesWritten += bytesWritten
-        if (fits === data.length) return callback()
+        if (fitting === chunks.length) return callback()
+        const at = position + length
         callback(
           withCode(
             new RangeError(
-              `write of ${data.length} bytes at offset ${position} runs past the end of the virtual disk (${size} bytes)`,
+              `write of ${chunks[fitting].length} bytes at offset ${at} runs past the end of the virtual disk (${size} bytes); nothing of it was written`,
             ),
             'ERR_VHD_OUT_OF_RANGE',
           ),
