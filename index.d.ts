@@ -1068,7 +1068,12 @@ export interface Progress {
  * `onProgress` is called at most once per 1 % or per 100 ms, with `bytesDone` never going
  * down, and, when the operation succeeds, last with `bytesDone === bytesTotal`, before the
  * promise resolves; never after it settles. If it throws, the operation is cancelled and the
- * promise rejects with what it threw.
+ * promise rejects with what it threw, once the operation has stopped and cleaned up as for
+ * `signal`. A throw cancels only what has not happened: when the operation completed anyway
+ * (the throw came at the last report, `bytesDone === bytesTotal`, or after the last unit of
+ * work), its result is on disk and the promise resolves; the error is dropped.
+ * (`createVhdStream` is the exception: nothing is committed by opening a stream, so a throw
+ * closes the stream it opened, releasing its source, and the promise rejects.)
  *
  * Aborting `signal` stops the operation at its next unit of work (a chunk of at most a few
  * MiB); the promise rejects with an `AbortError` (`code` `'ABORT_ERR'`, `cause` the signal's

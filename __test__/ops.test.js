@@ -252,7 +252,11 @@ describe('convert', () => {
   })
 
   test('a throwing onProgress cancels the conversion and rejects with what it threw', async () => {
-    const raw = makeRaw(32 * MiB)
+    // Large (2 GiB, sparse, so cheap to make) so that the conversion cannot finish before
+    // the cancel reaches it: a throw does not undo a conversion that completed.
+    const raw = tmp.file('throws-source').replace(/\.vhd$/, '.raw')
+    fs.writeFileSync(raw, pattern(MiB, 5))
+    fs.truncateSync(raw, 2048 * MiB)
     const out = tmp.file('throws')
     const thrown = new Error('progress bar broke')
     await assert.rejects(VHD.convert(raw, out, { to: 'fixed', onProgress: () => { throw thrown } }), (error) => error === thrown)
@@ -634,6 +638,98 @@ describe('info', () => {
     assert.equal(cli.status, 0, cli.stderr)
     assert.deepEqual(Object.keys(JSON.parse(cli.stdout).parent), Object.keys(info.parent))
     assert.equal(JSON.parse(cli.stdout).parent.timestampRecorded, false)
+  })
+})
+
+// ---------------------------------------------------------------------------------------
+// A throw from onProgress cancels only what has not happened
+
+describe('onProgress throwing at the last report (bytesDone === bytesTotal)', () => {
+  const thrown = new Error('progress bar broke at 100 %')
+  const throwAtEnd = ({ bytesDone, bytesTotal }) => {
+    if (bytesDone === bytesTotal) throw thrown
+  }
+
+  /** `{ value }` or `{ error }`. */
+  const settle = (promise) => promise.then((value) => ({ value }), (error) => ({ error }))
+
+  /**
+   * The operation either completed (it resolves: its work is on disk, `done()` holds) or,
+   * had the cancel reached the core before its last unit of work (a window of a few
+   * instructions), it rejects with what was thrown and `notDone()` holds. Before the fix it
+   * rejected although the work was done.
+   */
+  async function completesOrCancelsCleanly(promise, done, notDone) {
+    const { value, error } = await settle(promise)
+    if (error === undefined) return done(value)
+    assert.equal(error, thrown, String(error))
+    await notDone()
+  }
+
+  test('convert resolves: the output is complete', async () => {
+    const raw = makeRaw(12 * MiB)
+    const out = tmp.file('throw-at-end')
+    await completesOrCancelsCleanly(
+      VHD.convert(raw, out, { to: 'dynamic', onProgress: throwAtEnd }),
+      async (report) => {
+        assert.equal(report.virtualSize, 12 * MiB)
+        assert.ok((await readAll(out)).equals(fs.readFileSync(raw)))
+      },
+      () => assert.equal(fs.existsSync(out), false, 'a cancelled convert leaves no output'),
+    )
+  })
+
+  test('compact resolves: the image is compacted', async () => {
+    const blockSize = 512 * KiB
+    const { file, model } = await makeImage({ type: 'dynamic', size: 8 * MiB, blockSize }, [
+      [0, pattern(blockSize, 1)],
+      [blockSize, pattern(blockSize, 3)],
+      [blockSize, Buffer.alloc(blockSize)],
+    ])
+    const before = sha256File(file)
+    await completesOrCancelsCleanly(
+      VHD.compact(file, { onProgress: throwAtEnd }),
+      (report) => assert.equal(report.blocksAfter, 1),
+      () => assert.equal(sha256File(file), before),
+    )
+    assert.ok((await readAll(file)).equals(model))
+  })
+
+  test('commit resolves: the parent holds the data and the child is empty', async () => {
+    const { file: base, model } = await makeImage({ type: 'dynamic', size: 8 * MiB }, [[0, pattern(2 * MiB, 1)]])
+    const childFile = tmp.file('child-throw')
+    const child = await VHD.snapshot(base, childFile)
+    const data = pattern(3 * MiB, 9)
+    await child.write(data, MiB)
+    await child.close()
+    data.copy(model, MiB)
+    await completesOrCancelsCleanly(
+      VHD.commit(childFile, { onProgress: throwAtEnd }),
+      async (report) => {
+        assert.equal(report.bytesCommitted, 3 * MiB)
+        assert.equal((await VHD.info(childFile)).allocatedBlocks, 0, 'the child is emptied')
+      },
+      async () => assert.ok((await VHD.info(childFile)).allocatedBlocks > 0, 'a cancelled commit keeps the child'),
+    )
+    assert.ok((await readAll(childFile)).equals(model))
+  })
+
+  test('resize (a shrink that checks the cut-off part) resolves: the image is shrunk', async () => {
+    const { file, model } = await makeImage({ type: 'fixed', size: 8 * MiB }, [[0, pattern(MiB, 4)]])
+    await completesOrCancelsCleanly(
+      VHD.resize(file, 4 * MiB, { onProgress: throwAtEnd }),
+      (report) => assert.equal(report.newSize, 4 * MiB),
+      async () => assert.equal((await VHD.info(file)).virtualSize, 8 * MiB),
+    )
+    const size = (await VHD.info(file)).virtualSize
+    assert.ok((await readAll(file)).equals(model.subarray(0, size)))
+  })
+
+  test('createVhdStream rejects and releases its source at once (no wait for garbage collection)', async () => {
+    const { file } = await makeImage({ type: 'dynamic', size: 8 * MiB }, [[0, pattern(3 * MiB, 3)]])
+    await assert.rejects(VHD.createVhdStream(file, { type: 'dynamic', onProgress: throwAtEnd }), (error) => error === thrown)
+    const disk = await VHD.open(file)
+    await disk.close()
   })
 })
 

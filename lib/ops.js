@@ -29,6 +29,7 @@ const {
   overNamedParent,
   call,
   none,
+  noArgs,
 } = require('./args.js')
 const { internal } = require('./disk.js')
 
@@ -139,8 +140,15 @@ function shift(options, callback) {
 /**
  * Starts `start(operation, report)` (which returns the native promise) unless `signal` is
  * already aborted, and ties `signal` and `onProgress` to it.
+ *
+ * A throwing `onProgress` cancels the operation: the promise rejects with what it threw,
+ * once the operation has stopped. But a throw can only cancel what has not happened: when
+ * the operation completed anyway (the throw came at the last report, or the cancel reached
+ * the core after its last unit of work), its work is committed and the promise resolves;
+ * the error is dropped. `discard(result)`, when given, is for a result that is not yet
+ * committed to anything (an opened stream): it is released and the promise rejects.
  */
-function run({ signal, onProgress }, start) {
+function run({ signal, onProgress }, start, discard) {
   if (signal?.aborted) return Promise.reject(abortError(signal))
   const operation = new native.Operation()
   let settled = false
@@ -158,7 +166,8 @@ function run({ signal, onProgress }, start) {
     try {
       deliver(bytesDone, bytesTotal)
     } catch (error) {
-      // A throwing onProgress stops the operation; the promise rejects with its error.
+      // A throwing onProgress stops the operation; the promise rejects with its error
+      // unless the operation completes anyway.
       progressFailed = true
       progressError = error
       operation.cancel()
@@ -180,13 +189,20 @@ function run({ signal, onProgress }, start) {
   return pending.then(
     (result) => {
       finish()
-      if (progressFailed) throw progressError
       // Complete the reports: the last ones may still be queued, or were throttled.
-      const last = onProgress && operation.lastProgress
+      const last = !progressFailed && onProgress && operation.lastProgress
       if (last && (delivered?.bytesDone !== last.bytesTotal || delivered?.bytesTotal !== last.bytesTotal)) {
-        deliver(last.bytesTotal, last.bytesTotal)
+        try {
+          deliver(last.bytesTotal, last.bytesTotal)
+        } catch (error) {
+          progressFailed = true
+          progressError = error
+        }
       }
-      return result
+      // Done and committed: a throw cannot undo it, unless the result is only held (a
+      // stream), which is released.
+      if (!progressFailed || !discard) return result
+      return discard(result).then(() => Promise.reject(progressError))
     },
     (error) => {
       finish()
@@ -233,9 +249,16 @@ function createVhdStream(source, options) {
     return Promise.reject(error)
   }
   const [src, convertArgs, control, highWaterMark] = args
-  return run(control, (op, report) => native.openVhdStream(src, convertArgs, op, report)).then(
-    (stream) => new VhdStream(stream, highWaterMark),
-  )
+  // A stream opened when onProgress threw is closed (its source released at once, not at
+  // garbage collection): nothing was committed, so the throw cancels it.
+  const close = (stream) => stream.close().then(noArgs, noArgs)
+  return run(control, (op, report) => native.openVhdStream(src, convertArgs, op, report), close).then((stream) => {
+    try {
+      return new VhdStream(stream, highWaterMark)
+    } catch (error) {
+      return close(stream).then(() => Promise.reject(error))
+    }
+  })
 }
 
 const kNative = Symbol('native')
