@@ -120,6 +120,12 @@ export type VhdErrorCode =
    * device, and sources and read-only images may be block devices.)
    */
   | 'ERR_VHD_FILE_TYPE'
+  /**
+   * `getAllocatedRanges` on an image with more than 2^20 (1048576) allocated ranges: a
+   * crafted image can hold millions in a few MiB of file. Iterate them with
+   * `disk.allocatedRanges()` instead, which holds a bounded number at a time.
+   */
+  | 'ERR_VHD_TOO_MANY_RANGES'
 
 /** The `code` of an argument error, as Node's own. */
 export type ArgumentErrorCode =

@@ -241,6 +241,16 @@ pub enum Error {
     /// A long operation was stopped by its caller (see [`crate::ops::Progress`]).
     #[error("{operation} was cancelled")]
     Cancelled { operation: &'static str },
+
+    /// The image has more allocated ranges than a list may hold
+    /// ([`MAX_LISTED_RANGES`](crate::ops::MAX_LISTED_RANGES)): a crafted image can hold
+    /// millions of runs in a few MiB of file. Iterating them holds a bounded number at a time.
+    #[error(
+        "{path} has more than {limit} allocated ranges, too many to list at once: iterate them \
+         instead (disk.allocatedRanges() in JavaScript, Image::allocated_ranges_iter in Rust; \
+         'vhd map' streams them)"
+    )]
+    TooManyRanges { path: PathBuf, limit: usize },
 }
 
 impl Error {
@@ -273,6 +283,7 @@ impl Error {
             Error::ParentSearchLimit { .. } => "ERR_VHD_PARENT_SEARCH_LIMIT",
             Error::BatEntryOverlap { .. } => "ERR_VHD_BAT_OVERLAP",
             Error::Cancelled { .. } => "ERR_VHD_CANCELLED",
+            Error::TooManyRanges { .. } => "ERR_VHD_TOO_MANY_RANGES",
             Error::FileType { .. } => "ERR_VHD_FILE_TYPE",
         }
     }

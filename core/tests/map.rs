@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vhd_core::ops::{allocated_ranges, AllocatedRange};
+use vhd_core::ops::{
+    allocated_ranges, allocated_ranges_iter, AllocatedRange, RangeCursor, MAX_LISTED_RANGES,
+};
 use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk};
 
 const MIB: u64 = 1 << 20;
@@ -391,4 +393,137 @@ fn a_windows_child_maps_the_sectors_its_bitmap_holds() {
         .map(|r| r.length)
         .sum();
     assert_eq!(base, image.size() - 18 * 512, "the raw base holds the rest");
+}
+
+/// A differencing child of `blocks` 2 MiB blocks, each allocated with a sector bitmap that
+/// marks every other sector present (0xAA), over an empty dynamic parent: 2048 ranges per
+/// block. Crafted (the BAT and the bitmaps written directly, the data left as holes of a
+/// sparse file) so that a million ranges take a few MiB of disk and no time to make.
+fn alternating_bitmaps(dir: &TempDir, blocks: u32) -> PathBuf {
+    const BLOCK: u64 = 2 * MIB;
+    let base = dir.join("alternating-base.vhd");
+    let child = dir.join("alternating.vhd");
+    create(
+        &base,
+        &CreateOptions::new(DiskType::Dynamic, u64::from(blocks) * BLOCK),
+    )
+    .unwrap();
+    drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
+    let footer_at = file_len(&child) - 512;
+    let footer = file_bytes(&child, footer_at, 512);
+    let header_at = be_u64(&footer, 16);
+    let header = file_bytes(&child, header_at, 1024);
+    let table_at = be_u64(&header, 16);
+    assert_eq!(be_u32(&header, 32) as u64, BLOCK);
+    let unit = 512 + BLOCK;
+    let mut table = Vec::new();
+    for block in 0..u64::from(blocks) {
+        let at = footer_at + block * unit;
+        table.extend_from_slice(&((at / 512) as u32).to_be_bytes());
+        patch_file(&child, at, &[0xAA; 512]);
+    }
+    patch_file(&child, table_at, &table);
+    patch_file(&child, footer_at + u64::from(blocks) * unit, &footer);
+    child
+}
+
+/// A crafted image with millions of runs is mapped with bounded memory: the iterator holds
+/// at most a window's ranges, and the list form refuses past its bound, pointing at the
+/// iterator, rather than build them all.
+#[test]
+fn millions_of_ranges_are_iterated_in_bounded_memory_and_refused_as_a_list() {
+    let dir = TempDir::new("map-alternating");
+    // 513 blocks of 2048 ranges: just past the list's bound of 2^20.
+    let blocks = 513;
+    let path = alternating_bitmaps(&dir, blocks);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let on_disk = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(
+            on_disk < 16 * MIB,
+            "{on_disk} bytes on disk: the data areas are holes"
+        );
+    }
+    let image = open_ro(&path);
+
+    let mut ranges = allocated_ranges_iter(&image);
+    let mut count = 0u64;
+    let mut most_held = 0;
+    while let Some(range) = ranges.next() {
+        let range = range.unwrap();
+        most_held = most_held.max(ranges.held());
+        // Sector 2k of the disk, at depth 0: odd sectors are held nowhere.
+        assert_eq!(
+            (range.offset, range.length, range.depth),
+            (count * 1024, 512, 0)
+        );
+        count += 1;
+    }
+    assert_eq!(count, u64::from(blocks) * 2048);
+    assert!(
+        most_held <= RangeCursor::MAX_HELD,
+        "{most_held} ranges held at once (bound {})",
+        RangeCursor::MAX_HELD
+    );
+
+    let error = allocated_ranges(&image).unwrap_err();
+    assert_eq!(error.code(), "ERR_VHD_TOO_MANY_RANGES");
+    assert_mentions(
+        &error.to_string(),
+        &[
+            path.to_str().unwrap(),
+            &MAX_LISTED_RANGES.to_string(),
+            "allocatedRanges()",
+            "iterate",
+        ],
+    );
+}
+
+/// The cursor that the JavaScript iterator resumes between batches gives exactly the ranges
+/// of one walk, on a chain whose runs cross the windows the walk works in.
+#[test]
+fn a_resumed_cursor_gives_the_ranges_of_one_walk() {
+    let dir = TempDir::new("map-cursor");
+    let mut rng = Rng::new("map cursor");
+    let size = 21 * MIB;
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let mut image = create(&base, &CreateOptions::new(DiskType::Dynamic, size)).unwrap();
+    for (offset, length) in [(0, 9 * MIB), (12 * MIB - 512, 3 * MIB)] {
+        image.write_at(&rng.bytes(length as usize), offset).unwrap();
+    }
+    drop(image);
+    let mut image = create(&child, &CreateOptions::differencing(&base)).unwrap();
+    for _ in 0..200 {
+        let offset = rng.below(size / 512) * 512;
+        let length = (rng.range(1, 40) * 512).min(size - offset);
+        image.write_at(&rng.bytes(length as usize), offset).unwrap();
+    }
+    // A run across the window boundary at 4 MiB, and one across 16 MiB.
+    image
+        .write_at(&rng.bytes(MIB as usize), 4 * MIB - 4096)
+        .unwrap();
+    image.write_at(&rng.bytes(8192), 16 * MIB - 512).unwrap();
+    image.flush().unwrap();
+    drop(image);
+    let top = open_ro(&child);
+    let walked: Vec<AllocatedRange> = allocated_ranges_iter(&top).map(Result::unwrap).collect();
+    assert_eq!(allocated_ranges(&top).unwrap(), walked);
+    let mut cursor = RangeCursor::new();
+    let mut resumed = Vec::new();
+    while !cursor.is_finished() {
+        let before = resumed.len();
+        cursor.next_ranges(&top, &mut resumed).unwrap();
+        assert!(resumed.len() - before <= RangeCursor::MAX_HELD);
+    }
+    assert_eq!(resumed, walked);
+    // Every sector held is in exactly one range, in disk order, none overlapping.
+    for pair in walked.windows(2) {
+        assert!(
+            pair[0].offset + pair[0].length <= pair[1].offset,
+            "{pair:?}"
+        );
+    }
+    assert!(walked.iter().any(|r| r.depth == 0) && walked.iter().any(|r| r.depth == 1));
 }

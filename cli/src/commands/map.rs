@@ -4,7 +4,8 @@ use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::json::Json;
 use crate::{CliError, Io};
-use vhd_core::ops::{allocated_ranges, AllocatedRange};
+use std::io::{BufWriter, Write};
+use vhd_core::ops::{allocated_ranges_iter, AllocatedRange};
 use vhd_core::VirtualDisk;
 
 pub const COMMAND: Command = Command {
@@ -19,7 +20,12 @@ as zeros.
 
 With --json, prints qemu-img's JSON form: an array of {start, length, depth, present,
 zero, data, compressed, offset} that covers the whole disk, the ranges without data
-included (data false, depth the last image of the chain).",
+included (data false, depth the last image of the chain).
+
+The ranges are printed as they are found, a part of the disk at a time: memory stays
+small however many there are (a crafted image can hold millions). If reading the image
+fails midway, what was printed is incomplete (with --json, not a valid document) and
+the exit code is not 0.",
     options: &[JSON, PARENT_ROOT, ALLOW_REMOTE_PARENTS],
     run,
 };
@@ -29,32 +35,41 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
         unreachable!("exactly one positional was checked")
     };
     let image = open_read_only(parsed, file)?;
-    let ranges = allocated_ranges(&image)?;
     let chain: Vec<String> = image
         .chain()
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    // Written as the ranges are found, a window of the disk at a time: a crafted image can
+    // hold millions of them, which are never all in memory (nor all of the output).
+    let ranges = allocated_ranges_iter(&image);
+    let mut out = BufWriter::new(&mut *io.stdout);
     if parsed.flag("json") {
-        write_json(io, &covering(&ranges, image.size()), chain.len())?;
+        write_json(&mut out, covering(ranges, image.size()), chain.len())?;
     } else {
-        write_text(io, &ranges, &chain)?;
+        write_text(&mut out, ranges, &chain)?;
     }
+    out.flush()?;
     Ok(0)
 }
 
 /// `qemu-img map`'s table: `%#-16x` columns, 0 printed as `0`.
-fn write_text(io: &mut Io, ranges: &[AllocatedRange], chain: &[String]) -> std::io::Result<()> {
+fn write_text(
+    out: &mut dyn Write,
+    ranges: impl Iterator<Item = vhd_core::Result<AllocatedRange>>,
+    chain: &[String],
+) -> Result<(), CliError> {
     writeln!(
-        io.stdout,
+        out,
         "{:<16}{:<16}{:<16}File",
         "Offset", "Length", "Mapped to"
     )?;
     for range in ranges {
+        let range = range?;
         let mapped = range.file_offset.map_or_else(|| "-".to_string(), hex);
         let file = chain.get(range.depth).map_or("?", String::as_str);
         writeln!(
-            io.stdout,
+            out,
             "{:<16}{:<16}{:<16}{file}",
             hex(range.offset),
             hex(range.length),
@@ -72,36 +87,55 @@ fn hex(value: u64) -> String {
     }
 }
 
-/// The allocated ranges with the gaps between them (and after them) filled in: `None`
-/// for a range without data.
-fn covering(ranges: &[AllocatedRange], size: u64) -> Vec<(u64, u64, Option<&AllocatedRange>)> {
-    let mut all = Vec::new();
+/// One entry of the covering list: `(start, length, the range)`, `None` for a gap without
+/// data.
+type Entry = (u64, u64, Option<AllocatedRange>);
+
+/// The allocated ranges with the gaps between them (and after them) filled in, as they
+/// come.
+fn covering(
+    ranges: impl Iterator<Item = vhd_core::Result<AllocatedRange>>,
+    size: u64,
+) -> impl Iterator<Item = vhd_core::Result<Entry>> {
     let mut position = 0;
-    for range in ranges {
-        if range.offset > position {
-            all.push((position, range.offset - position, None));
+    let mut ranges = ranges.fuse();
+    let mut next: Option<AllocatedRange> = None;
+    std::iter::from_fn(move || {
+        if next.is_none() {
+            match ranges.next() {
+                Some(Ok(range)) => next = Some(range),
+                Some(Err(error)) => return Some(Err(error)),
+                None => {}
+            }
         }
-        all.push((range.offset, range.length, Some(range)));
-        position = range.offset + range.length;
-    }
-    if position < size {
-        all.push((position, size - position, None));
-    }
-    all
+        let entry = match next {
+            Some(range) if range.offset > position => (position, range.offset - position, None),
+            Some(range) => {
+                next = None;
+                (range.offset, range.length, Some(range))
+            }
+            None if position < size => (position, size - position, None),
+            None => return None,
+        };
+        position = entry.0 + entry.1;
+        Some(Ok(entry))
+    })
 }
 
-/// One object per line in an array, as qemu-img prints it.
+/// One object per line in an array, as qemu-img prints it; each line written as its entry
+/// is found, the array closed at the end.
 fn write_json(
-    io: &mut Io,
-    entries: &[(u64, u64, Option<&AllocatedRange>)],
+    out: &mut dyn Write,
+    entries: impl Iterator<Item = vhd_core::Result<Entry>>,
     chain_length: usize,
-) -> std::io::Result<()> {
-    write!(io.stdout, "[")?;
-    for (n, (start, length, range)) in entries.iter().enumerate() {
+) -> Result<(), CliError> {
+    write!(out, "[")?;
+    for (n, entry) in entries.enumerate() {
+        let (start, length, range) = entry?;
         let depth = range.map_or(chain_length - 1, |r| r.depth);
         let mut fields = vec![
-            ("start", Json::UInt(*start)),
-            ("length", Json::UInt(*length)),
+            ("start", Json::UInt(start)),
+            ("length", Json::UInt(length)),
             ("depth", Json::UInt(depth as u64)),
             ("present", Json::Bool(true)),
             ("zero", Json::Bool(range.is_none())),
@@ -111,8 +145,9 @@ fn write_json(
         if let Some(offset) = range.and_then(|r| r.file_offset) {
             fields.push(("offset", Json::UInt(offset)));
         }
-        let separator = if n + 1 < entries.len() { ",\n" } else { "" };
-        write!(io.stdout, "{}{separator}", Json::object(fields).compact())?;
+        let separator = if n > 0 { ",\n" } else { "" };
+        write!(out, "{separator}{}", Json::object(fields).compact())?;
     }
-    writeln!(io.stdout, "]")
+    writeln!(out, "]")?;
+    Ok(())
 }

@@ -8,7 +8,7 @@
 use super::differencing::DifferencingImage;
 use super::dynamic::DynamicImage;
 use super::{Image, Parent, VirtualDisk};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::AllocatedRange;
 
 impl Image {
@@ -27,23 +27,160 @@ impl Image {
     /// Sectors present nowhere (they read as zeros) are not listed. Adjacent runs at the
     /// same depth whose data is contiguous in that image's file are merged, as `qemu-img
     /// map` merges them. [`Image::chain`]`()[depth]` is the file that holds a range.
+    ///
+    /// The list is refused past [`MAX_LISTED_RANGES`] ranges ([`Error::TooManyRanges`]): a
+    /// crafted image can hold millions of runs in a few MiB of file. Use
+    /// [`Image::allocated_ranges_iter`], which holds a bounded number at a time, for those.
     pub fn allocated_ranges(&self) -> Result<Vec<AllocatedRange>> {
-        self.ranges_down_to(usize::MAX)
+        let mut ranges = Vec::new();
+        for range in self.allocated_ranges_iter() {
+            if ranges.len() == MAX_LISTED_RANGES {
+                return Err(Error::TooManyRanges {
+                    path: self.path().to_path_buf(),
+                    limit: MAX_LISTED_RANGES,
+                });
+            }
+            ranges.push(range?);
+        }
+        Ok(ranges)
+    }
+
+    /// The allocated ranges of the virtual disk one by one, in disk order: the same ranges
+    /// as [`Image::allocated_ranges`], worked out a window of the disk at a time, so that
+    /// memory stays bounded (at most [`RangeCursor::MAX_HELD`] ranges) whatever their count.
+    pub fn allocated_ranges_iter(&self) -> AllocatedRanges<'_> {
+        AllocatedRanges::new(self, RangeCursor::new())
     }
 
     /// The ranges held by this image itself (depth 0), for a differencing image: exactly
-    /// the sectors its bitmaps mark present.
-    pub(crate) fn own_ranges(&self) -> Result<Vec<AllocatedRange>> {
-        self.ranges_down_to(0)
+    /// the sectors its bitmaps mark present. Bounded in memory as
+    /// [`Image::allocated_ranges_iter`].
+    pub(crate) fn own_ranges_iter(&self) -> AllocatedRanges<'_> {
+        AllocatedRanges::new(self, RangeCursor::own_ranges())
+    }
+}
+
+/// Most ranges [`Image::allocated_ranges`] lists (about 40 MiB of them); past that it
+/// refuses with [`Error::TooManyRanges`] and the caller iterates instead.
+pub const MAX_LISTED_RANGES: usize = 1 << 20;
+
+/// Virtual bytes mapped in one step of a [`RangeCursor`]: a step finds at most one range
+/// per sector of it, whatever the image.
+const WINDOW: u64 = 4 << 20;
+
+/// Where a walk over the allocated ranges of an image stands, kept apart from the image so
+/// that a walk can be resumed later (the JavaScript iterator fetches ranges in batches, each
+/// on a pool thread, with the image shared in between). Ranges found after a write to the
+/// image reflect that write.
+#[derive(Debug, Clone)]
+pub struct RangeCursor {
+    /// The first virtual byte not mapped yet.
+    position: u64,
+    /// The last range found: a later window may continue it (ranges are merged).
+    pending: Option<AllocatedRange>,
+    /// How deep into the chain the walk looks (0: the image's own sectors only).
+    max_depth: usize,
+    finished: bool,
+}
+
+impl Default for RangeCursor {
+    fn default() -> Self {
+        RangeCursor::new()
+    }
+}
+
+impl RangeCursor {
+    /// Most ranges one [`RangeCursor::next_ranges`] call appends: one per sector of a
+    /// window, plus the range held over from the window before.
+    pub const MAX_HELD: usize = (WINDOW / 512) as usize + 1;
+
+    /// A walk from the start of the disk, through the whole chain.
+    pub fn new() -> RangeCursor {
+        RangeCursor {
+            position: 0,
+            pending: None,
+            max_depth: usize::MAX,
+            finished: false,
+        }
     }
 
-    fn ranges_down_to(&self, max_depth: usize) -> Result<Vec<AllocatedRange>> {
-        let mut map = Map {
-            ranges: Vec::new(),
-            max_depth,
-        };
-        map.layer(Layer::Image(self), 0, self.size(), 0)?;
-        Ok(map.ranges)
+    fn own_ranges() -> RangeCursor {
+        RangeCursor {
+            max_depth: 0,
+            ..RangeCursor::new()
+        }
+    }
+
+    /// Whether the walk has reached the end of the disk (every range was handed out).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Maps the next windows of `image`'s disk until at least one range is complete (or
+    /// the disk ends), and appends the complete ones to `out` (at most
+    /// [`RangeCursor::MAX_HELD`]). Appends nothing once [`RangeCursor::is_finished`].
+    pub fn next_ranges(&mut self, image: &Image, out: &mut Vec<AllocatedRange>) -> Result<()> {
+        let size = image.size();
+        while !self.finished {
+            if self.position >= size {
+                out.extend(self.pending.take());
+                self.finished = true;
+                break;
+            }
+            let end = size.min(self.position + WINDOW);
+            let mut map = Map {
+                ranges: Vec::from_iter(self.pending.take()),
+                max_depth: self.max_depth,
+            };
+            map.layer(Layer::Image(image), self.position, end, 0)?;
+            self.position = end;
+            // The last range may go on in the next window; the others are complete.
+            self.pending = map.ranges.pop();
+            if !map.ranges.is_empty() {
+                out.append(&mut map.ranges);
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The allocated ranges of an image one by one (see [`Image::allocated_ranges_iter`]).
+/// After an error it ends.
+pub struct AllocatedRanges<'a> {
+    image: &'a Image,
+    cursor: RangeCursor,
+    /// Complete ranges not handed out yet, in reverse order.
+    ready: Vec<AllocatedRange>,
+}
+
+impl<'a> AllocatedRanges<'a> {
+    fn new(image: &'a Image, cursor: RangeCursor) -> AllocatedRanges<'a> {
+        AllocatedRanges {
+            image,
+            cursor,
+            ready: Vec::new(),
+        }
+    }
+
+    /// How many ranges the iterator holds now (never more than [`RangeCursor::MAX_HELD`]).
+    pub fn held(&self) -> usize {
+        self.ready.len() + usize::from(self.cursor.pending.is_some())
+    }
+}
+
+impl Iterator for AllocatedRanges<'_> {
+    type Item = Result<AllocatedRange>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ready.is_empty() {
+            if let Err(error) = self.cursor.next_ranges(self.image, &mut self.ready) {
+                self.cursor.finished = true;
+                return Some(Err(error));
+            }
+            self.ready.reverse();
+        }
+        self.ready.pop().map(Ok)
     }
 }
 

@@ -11,6 +11,7 @@ mod raw;
 mod sparse;
 
 #[doc(hidden)]
+pub use allocation::{AllocatedRanges, RangeCursor, MAX_LISTED_RANGES};
 pub use candidate::candidates_opened;
 pub use differencing::DifferencingImage;
 pub(crate) use dynamic::is_all_zero;

@@ -88,7 +88,7 @@ pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<
     let child_file = open_locked(path, options.lock)?;
     let child = Child::inspect(path, options)?;
     let mut parent = Target::open(&child, options)?;
-    let total: u64 = child.ranges.iter().map(|r| r.length).sum();
+    let total = child.bytes_held;
     progress.report(OPERATION, 0, total)?;
 
     let mut header = child.header.clone();
@@ -96,7 +96,13 @@ pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<
         header.parent_timestamp = 0;
         write_header(&child_file, path, child.header_offset, &mut header)?;
     }
-    let copied = copy_runs(&child_file, &child.ranges, &mut parent, total, progress);
+    let copied = copy_runs(
+        &child_file,
+        child.image.own_ranges_iter(),
+        &mut parent,
+        total,
+        progress,
+    );
     // Whatever happened, the parent is made durable and the child records its new time
     // stamp, so that the chain opens as usual; the first error is the one reported.
     let recorded = parent.flush().and_then(|()| {
@@ -123,8 +129,12 @@ struct Child {
     /// Offset of the footer at the end of the file, and its bytes (kept as they are).
     footer_offset: u64,
     footer_bytes: [u8; FOOTER_SIZE],
-    /// The runs of sectors the child holds, with their place in its file.
-    ranges: Vec<AllocatedRange>,
+    /// The child's open image (not locked: `commit` holds the lock), whose runs of sectors
+    /// are listed as they are copied, a bounded number at a time: a crafted child can hold
+    /// millions of runs.
+    image: Image,
+    /// The bytes of the runs the child holds.
+    bytes_held: u64,
     parent_path: PathBuf,
     parent_is_raw: bool,
     parent_unique_id: [u8; 16],
@@ -159,16 +169,21 @@ impl Child {
             .expect("differencing images have one")
             .clone();
         let parent = image.parent().expect("differencing images have one");
-        let ranges = image.own_ranges()?;
         let parent_size = parent.disk().size();
-        if let Some(past) = ranges.iter().find(|r| r.offset + r.length > parent_size) {
+        let mut bytes_held = 0;
+        for range in image.own_ranges_iter() {
+            let range = range?;
+            bytes_held += range.length;
+            if range.offset + range.length <= parent_size {
+                continue;
+            }
             return Err(Error::InvalidArgument {
                 name: "path",
                 reason: format!(
                     "{} holds data at bytes {}..{}, past the end of its {parent_size}-byte parent {}: grow the parent first",
                     path.display(),
-                    past.offset,
-                    past.offset + past.length,
+                    range.offset,
+                    range.offset + range.length,
                     parent.path().display()
                 ),
             });
@@ -182,11 +197,12 @@ impl Child {
             header_offset: image.footer().data_offset,
             footer_offset,
             footer_bytes: image.footer().to_bytes(),
-            ranges,
+            bytes_held,
             parent_path: parent.path().to_path_buf(),
             parent_is_raw: matches!(parent, Parent::Raw(_)),
             parent_unique_id: header.parent_unique_id,
             header,
+            image,
         })
     }
 }
@@ -279,7 +295,7 @@ impl Target {
 /// Copies each run from the child's file into the parent, in chunks of up to [`CHUNK`].
 fn copy_runs(
     child: &File,
-    ranges: &[AllocatedRange],
+    ranges: impl Iterator<Item = Result<AllocatedRange>>,
     parent: &mut Target,
     total: u64,
     progress: Progress,
@@ -287,6 +303,7 @@ fn copy_runs(
     let mut buffer = vec![0u8; CHUNK.min(total) as usize];
     let mut done = 0;
     for range in ranges {
+        let range = range?;
         let file_offset = range
             .file_offset
             .expect("allocated_ranges sets file offsets");

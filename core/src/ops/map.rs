@@ -3,6 +3,8 @@
 use crate::error::Result;
 use crate::Image;
 
+pub use crate::image::{AllocatedRanges, RangeCursor, MAX_LISTED_RANGES};
+
 /// A run of the virtual disk whose data is stored (rather than implied zeros).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllocatedRange {
@@ -27,6 +29,16 @@ pub struct AllocatedRange {
 ///
 /// Works per block and per bitmap byte from the BATs and the cached sector bitmaps; it
 /// reads no data, and includes writes not yet flushed.
+///
+/// Refused past [`MAX_LISTED_RANGES`] ranges ([`crate::Error::TooManyRanges`]): iterate with
+/// [`allocated_ranges_iter`] instead, whose memory is bounded whatever the count.
 pub fn allocated_ranges(image: &Image) -> Result<Vec<AllocatedRange>> {
     image.allocated_ranges()
+}
+
+/// The same ranges as [`allocated_ranges`], one by one, worked out a window of the disk at
+/// a time: at most [`RangeCursor::MAX_HELD`] are held at once, however many there are.
+/// [`RangeCursor`] is the same walk, resumable between calls.
+pub fn allocated_ranges_iter(image: &Image) -> AllocatedRanges<'_> {
+    image.allocated_ranges_iter()
 }

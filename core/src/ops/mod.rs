@@ -23,7 +23,10 @@ pub use commit::{commit, CommitReport};
 pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat, SourceFormat};
 pub use info::{info, ChainEntry, ChainKind, ChecksumInfo, ImageInfo, LocatorInfo, ParentInfo};
-pub use map::{allocated_ranges, AllocatedRange};
+pub use map::{
+    allocated_ranges, allocated_ranges_iter, AllocatedRange, AllocatedRanges, RangeCursor,
+    MAX_LISTED_RANGES,
+};
 pub use progress::Progress;
 pub use rebase::rebase;
 pub use repair::{repair, RepairAction, RepairReport};
