@@ -97,3 +97,126 @@ fn created_images_have_the_size_qemu_img_sees() {
         assert!(info.contains(&format!("\"type\": \"{kind}\",")), "{info}");
     }
 }
+
+/// A differencing child of `blocks` 2 MiB blocks over an empty dynamic parent, each block's
+/// sector bitmap marking every other sector present (0xAA): 2048 ranges per block. Crafted
+/// (BAT and bitmaps written directly, the data left as holes) so that it costs nothing to
+/// make, as a hostile image would.
+#[cfg(target_os = "linux")]
+fn alternating_bitmaps(dir: &Path, blocks: u32) -> PathBuf {
+    use std::os::unix::fs::FileExt;
+    use vhd_core::{create, CreateOptions, DiskType};
+    const BLOCK: u64 = 2 << 20;
+    let base = dir.join("alternating-base.vhd");
+    let child = dir.join("alternating.vhd");
+    create(
+        &base,
+        &CreateOptions::new(DiskType::Dynamic, u64::from(blocks) * BLOCK),
+    )
+    .unwrap();
+    drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&child)
+        .unwrap();
+    let read = |offset: u64, length: usize| {
+        let mut bytes = vec![0; length];
+        file.read_exact_at(&mut bytes, offset).unwrap();
+        bytes
+    };
+    let be_u64 = |b: &[u8], at: usize| u64::from_be_bytes(b[at..at + 8].try_into().unwrap());
+    let footer_at = file.metadata().unwrap().len() - 512;
+    let footer = read(footer_at, 512);
+    let header = read(be_u64(&footer, 16), 1024);
+    let unit = 512 + BLOCK;
+    let mut table = Vec::new();
+    for block in 0..u64::from(blocks) {
+        let at = footer_at + block * unit;
+        table.extend_from_slice(&((at / 512) as u32).to_be_bytes());
+        file.write_all_at(&[0xAA; 512], at).unwrap();
+    }
+    file.write_all_at(&table, be_u64(&header, 16)).unwrap();
+    file.write_all_at(&footer, footer_at + u64::from(blocks) * unit)
+        .unwrap();
+    child
+}
+
+/// Runs `vhd args` with its stdout read line by line by `each_line`, and returns its exit
+/// code and its peak resident memory (bytes), from wait4(2).
+#[cfg(target_os = "linux")]
+fn vhd_peak_memory(args: &[&str], cwd: &Path, mut each_line: impl FnMut(&str)) -> (i32, u64) {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vhd"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running vhd");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        each_line(&line.unwrap());
+    }
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 writes only into the two locals.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let code = std::process::ExitStatus::from_raw(status)
+        .code()
+        .unwrap_or(-1);
+    (code, usage.ru_maxrss as u64 * 1024)
+}
+
+/// `vhd map` of an image with a quarter of a million ranges writes them as it finds them:
+/// its peak memory stays that of a small map (all the ranges in memory would add tens of
+/// MiB; the real hostile image, millions of ranges, exhausted memory), and the JSON is one
+/// valid document, entry by entry.
+#[cfg(target_os = "linux")]
+#[test]
+fn map_streams_millions_of_ranges_in_bounded_memory() {
+    let dir = TempDir::new("map-stream");
+    let blocks = 128;
+    let ranges = u64::from(blocks) * 2048;
+    let path = alternating_bitmaps(&dir.0, blocks);
+    let small_dir = TempDir::new("map-stream-small");
+    let small = alternating_bitmaps(&small_dir.0, 1);
+    let small = small.to_str().unwrap();
+    let (code, baseline) = vhd_peak_memory(&["map", "--json", small], &dir.0, |_| {});
+    assert_eq!(code, 0);
+    let bound = baseline + (8 << 20);
+
+    let mut entries = 0u64;
+    let mut last = String::new();
+    let (code, peak) = vhd_peak_memory(&["map", "--json", "alternating.vhd"], &dir.0, |line| {
+        // Data at even sectors, a zero gap at odd ones.
+        let start = entries * 512;
+        let expected = if entries % 2 == 0 {
+            format!("{{\"start\": {start}, \"length\": 512, \"depth\": 0, \"present\": true, \"zero\": false, \"data\": true, \"compressed\": false, \"offset\": ")
+        } else {
+            format!("{{\"start\": {start}, \"length\": 512, \"depth\": 1, \"present\": true, \"zero\": true, \"data\": false, \"compressed\": false}}")
+        };
+        let line = line.strip_prefix('[').unwrap_or(line);
+        assert!(line.starts_with(&expected), "entry {entries}: {line}");
+        entries += 1;
+        last = line.to_string();
+    });
+    assert_eq!(code, 0);
+    assert_eq!(entries, 2 * ranges);
+    assert!(last.ends_with("}]"), "the array is closed: {last}");
+    assert!(
+        peak < bound,
+        "map --json peaked at {peak} bytes (a small map: {baseline})"
+    );
+
+    let mut lines = 0u64;
+    let (code, peak) = vhd_peak_memory(&["map", "alternating.vhd"], &dir.0, |_| lines += 1);
+    assert_eq!(code, 0);
+    assert_eq!(lines, 1 + ranges, "a heading, then one line per range");
+    assert!(
+        peak < bound,
+        "map peaked at {peak} bytes (a small map: {baseline})"
+    );
+}
