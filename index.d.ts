@@ -1525,7 +1525,18 @@ export interface Disk {
    */
   discard(offset: Integer, length: Integer): Promise<void>
   discard(offset: Integer, length: Integer, callback: Callback): void
-  /** The allocated runs of the virtual disk, in disk order, adjacent runs merged. */
+  /**
+   * The allocated runs of the virtual disk, in disk order, adjacent runs merged. Refused
+   * with `ERR_VHD_TOO_MANY_RANGES` past 2^20 (1048576) runs, which a crafted image can hold
+   * in a few MiB of file: iterate them with `allocatedRanges()` instead.
+   */
   getAllocatedRanges(): Promise<AllocatedRange[]>
   getAllocatedRanges(callback: (error: VhdError | null, ranges: AllocatedRange[]) => void): void
+  /**
+   * The same runs as `getAllocatedRanges`, one by one: `for await (const range of
+   * disk.allocatedRanges())`. Found a batch at a time off the JavaScript thread, so memory
+   * stays bounded however many there are. A batch found after a write reflects it; closing
+   * the disk ends the iteration with `ERR_VHD_CLOSED`.
+   */
+  allocatedRanges(): AsyncGenerator<AllocatedRange, void, undefined>
 }

@@ -937,6 +937,104 @@ describe('discard and getAllocatedRanges', () => {
     await disk.close()
     await rejectsWith(disk.discard(0, 512), 'ERR_VHD_CLOSED')
     await rejectsWith(disk.getAllocatedRanges(), 'ERR_VHD_CLOSED')
+    await rejectsWith(disk.allocatedRanges().next(), 'ERR_VHD_CLOSED')
+  })
+})
+
+describe('allocatedRanges(): the ranges as an async iterator', () => {
+  async function iterate(disk) {
+    const ranges = []
+    for await (const range of disk.allocatedRanges()) ranges.push(range)
+    return ranges
+  }
+
+  test('the same ranges as getAllocatedRanges: fixed, dynamic, and a chain whose runs cross the batches', async () => {
+    const { file: fixed } = await makeImage({ type: 'fixed', size: 9 * MiB }, [[0, pattern(8192, 1)]])
+    const { file: base } = await makeImage({ type: 'dynamic', size: 24 * MiB, blockSize: 512 * KiB }, [
+      [0, pattern(5 * MiB, 2)],
+      [9 * MiB - 512, pattern(3 * MiB, 3)],
+      [23 * MiB, pattern(4096, 4)],
+    ])
+    const childFile = tmp.file('iterated-child')
+    const child = await VHD.snapshot(base, childFile)
+    let seed = 7
+    for (let i = 0; i < 300; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      const offset = (seed % (24 * 2048 - 64)) * 512
+      await child.write(pattern(512 * (1 + (seed % 37)), i), offset)
+    }
+    await child.write(pattern(MiB, 9), 4 * MiB - 4096)
+    await child.close()
+    for (const file of [fixed, base, childFile]) {
+      const disk = await VHD.open(file, { readOnly: true })
+      const listed = await disk.getAllocatedRanges()
+      assert.ok(listed.length > 0)
+      assert.deepEqual(await iterate(disk), listed, file)
+      await disk.close()
+    }
+    const disk = await VHD.open(childFile, { readOnly: true })
+    const ranges = await iterate(disk)
+    assert.ok(ranges.some((r) => r.depth === 0) && ranges.some((r) => r.depth === 1))
+    assert.ok(ranges.length > 100, `${ranges.length} ranges`)
+    // Breaking out of the loop ends the walk; a new one starts over.
+    for await (const range of disk.allocatedRanges()) {
+      assert.deepEqual(range, ranges[0])
+      break
+    }
+    await disk.close()
+  })
+
+  /**
+   * A differencing child of `blocks` 2 MiB blocks whose sector bitmaps mark every other
+   * sector present (2048 ranges a block), over an empty dynamic parent: crafted, the BAT and
+   * bitmaps written directly and the data left as holes, as a hostile image would be.
+   */
+  async function alternatingBitmaps(blocks) {
+    const BLOCK = 2 * MiB
+    const { file: base } = await makeImage({ type: 'dynamic', size: blocks * BLOCK })
+    const child = tmp.file('alternating')
+    await (await VHD.create(child, { type: 'differencing', parent: base })).close()
+    const fd = fs.openSync(child, 'r+')
+    try {
+      const footerAt = fs.fstatSync(fd).size - 512
+      const footer = Buffer.alloc(512)
+      fs.readSync(fd, footer, 0, 512, footerAt)
+      const header = Buffer.alloc(1024)
+      fs.readSync(fd, header, 0, 1024, Number(footer.readBigUInt64BE(16)))
+      const table = Buffer.alloc(blocks * 4)
+      const bitmap = Buffer.alloc(512, 0xaa)
+      for (let block = 0; block < blocks; block++) {
+        const at = footerAt + block * (512 + BLOCK)
+        table.writeUInt32BE(at / 512, block * 4)
+        fs.writeSync(fd, bitmap, 0, 512, at)
+      }
+      fs.writeSync(fd, table, 0, table.length, Number(header.readBigUInt64BE(16)))
+      fs.writeSync(fd, footer, 0, 512, footerAt + blocks * (512 + BLOCK))
+    } finally {
+      fs.closeSync(fd)
+    }
+    return child
+  }
+
+  test('a crafted image with more than 2^20 ranges: the list is refused, pointing at the iterator, which walks them all', async () => {
+    const blocks = 513
+    const file = await alternatingBitmaps(blocks)
+    const disk = await VHD.open(file, { readOnly: true })
+    await assert.rejects(disk.getAllocatedRanges(), (error) => {
+      assert.equal(error.code, 'ERR_VHD_TOO_MANY_RANGES')
+      assert.match(error.message, /more than 1048576 allocated ranges/)
+      assert.match(error.message, /disk\.allocatedRanges\(\)/)
+      return true
+    })
+    let count = 0
+    for await (const range of disk.allocatedRanges()) {
+      if (range.offset !== count * 1024 || range.length !== 512 || range.depth !== 0) {
+        assert.fail(`range ${count}: ${JSON.stringify(range)}`)
+      }
+      count++
+    }
+    assert.equal(count, blocks * 2048)
+    await disk.close()
   })
 })
 

@@ -338,6 +338,7 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
   const ranges = await disk.getAllocatedRanges()
   expectType<number | null>(ranges[0].fileOffset)
   disk.getAllocatedRanges((error, r) => expectType<VHD.AllocatedRange[]>(r))
+  for await (const range of disk.allocatedRanges()) expectType<VHD.AllocatedRange>(range)
 
   // @ts-expect-error: convert needs its options
   void VHD.convert('in.raw', 'out.vhd')

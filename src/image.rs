@@ -13,7 +13,8 @@ use crate::task::Job;
 use napi::bindgen_prelude::{AsyncTask, Buffer, External, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use vhd_core::ops::RangeCursor;
 use vhd_core::{Image, VirtualDisk};
 
 pub(crate) type Shared = Arc<RwLock<Option<Image>>>;
@@ -454,19 +455,69 @@ pub struct AllocatedRangeInfo {
     pub file_offset: Option<f64>,
 }
 
-fn allocated_ranges_work(image: &mut Shared) -> Result<Vec<AllocatedRangeInfo>, Failure> {
-    let guard = read_lock(image)?;
-    let image = guard.as_ref().ok_or_else(Failure::closed)?;
-    let ranges = vhd_core::ops::allocated_ranges(image)?;
-    Ok(ranges
-        .into_iter()
-        .map(|range| AllocatedRangeInfo {
+impl From<vhd_core::ops::AllocatedRange> for AllocatedRangeInfo {
+    fn from(range: vhd_core::ops::AllocatedRange) -> AllocatedRangeInfo {
+        AllocatedRangeInfo {
             offset: range.offset as f64,
             length: range.length as f64,
             depth: range.depth as u32,
             file_offset: range.file_offset.map(|offset| offset as f64),
-        })
-        .collect())
+        }
+    }
+}
+
+fn allocated_ranges_work(image: &mut Shared) -> Result<Vec<AllocatedRangeInfo>, Failure> {
+    let ranges = with_image(image, |image| Ok(vhd_core::ops::allocated_ranges(image)?))?;
+    Ok(ranges.into_iter().map(AllocatedRangeInfo::from).collect())
+}
+
+/// Ranges a batch of [`RangeWalk::next`] holds at least (unless the disk ends first); at
+/// most this plus one window's ([`vhd_core::ops::RangeCursor::MAX_HELD`]).
+const RANGE_BATCH: usize = 4096;
+
+/// A walk over the allocated ranges of an open image, a batch at a time, for
+/// `disk.allocatedRanges()`: the cursor stays here between batches, each batch is found on
+/// the thread pool under the image's read lock.
+#[napi]
+pub struct RangeWalk {
+    image: Shared,
+    cursor: Arc<Mutex<RangeCursor>>,
+}
+
+pub struct RangeWalkState {
+    image: Shared,
+    cursor: Arc<Mutex<RangeCursor>>,
+}
+
+fn range_batch_work(state: &mut RangeWalkState) -> Result<Vec<AllocatedRangeInfo>, Failure> {
+    // One walk at a time (the JavaScript side asks for the next batch once the last came).
+    let mut cursor = state
+        .cursor
+        .lock()
+        .map_err(|_| Failure::internal("an earlier batch of ranges failed inside"))?;
+    let mut batch = Vec::new();
+    with_image(&state.image, |image| {
+        while batch.len() < RANGE_BATCH && !cursor.is_finished() {
+            cursor.next_ranges(image, &mut batch)?;
+        }
+        Ok(())
+    })?;
+    Ok(batch.into_iter().map(AllocatedRangeInfo::from).collect())
+}
+
+#[napi]
+impl RangeWalk {
+    /// The next ranges, in disk order; an empty array once the walk is over.
+    #[napi(ts_return_type = "Promise<AllocatedRangeInfo[]>")]
+    pub fn next(&self) -> AsyncTask<Job<RangeWalkState, Vec<AllocatedRangeInfo>>> {
+        AsyncTask::new(Job::new(
+            RangeWalkState {
+                image: self.image.clone(),
+                cursor: self.cursor.clone(),
+            },
+            range_batch_work,
+        ))
+    }
 }
 
 #[napi]
@@ -497,5 +548,15 @@ impl NativeImage {
     #[napi(ts_return_type = "Promise<AllocatedRangeInfo[]>")]
     pub fn allocated_ranges(&self) -> AsyncTask<Job<Shared, Vec<AllocatedRangeInfo>>> {
         AsyncTask::new(Job::new(self.image.clone(), allocated_ranges_work))
+    }
+
+    /// A walk over the same ranges, fetched in batches (`RangeWalk::next`), with memory
+    /// bounded whatever their count.
+    #[napi]
+    pub fn walk_allocated_ranges(&self) -> RangeWalk {
+        RangeWalk {
+            image: self.image.clone(),
+            cursor: Arc::new(Mutex::new(RangeCursor::new())),
+        }
     }
 }
