@@ -125,7 +125,14 @@ fn write_string(out: &mut String, s: &str) -> fmt::Result {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => write!(out, "\\u{:04x}", u32::from(c))?,
+            // C0 as JSON requires; DEL, C1 and the invisible format characters too, so
+            // that the raw output is harmless on a terminal (the parsed value is the same).
+            c if crate::terminal::is_unsafe(c) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(out, "\\u{unit:04x}")?;
+                }
+            }
             c => out.push(c),
         }
     }

@@ -17,6 +17,7 @@ mod commands;
 mod json;
 mod progress;
 mod size;
+mod terminal;
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
@@ -145,7 +146,14 @@ pub fn run_with_io(args: &[String], mut io: Io) -> i32 {
 /// Prints `vhd: CODE: message` (and, for usage errors, where to find help).
 fn report(error: &CliError, stderr: &mut dyn Write) {
     // Nothing sensible is left to do when stderr itself cannot be written.
-    let _ = writeln!(stderr, "{PROGRAM}: {}: {error}", error.code());
+    // Messages quote paths and fields of the image: escaped, as all text from files.
+    let message = error.to_string();
+    let _ = writeln!(
+        stderr,
+        "{PROGRAM}: {}: {}",
+        error.code(),
+        terminal::safe(&message)
+    );
     if let CliError::Usage { command, .. } = error {
         let help = match command {
             Some(command) => format!("{PROGRAM} {command} --help"),
@@ -183,7 +191,8 @@ pub fn run_with_std_streams(args: &[String], cancel: Option<&AtomicBool>) -> i32
             .unwrap_or_else(|| "unknown panic".into());
         let _ = writeln!(
             std::io::stderr(),
-            "{PROGRAM}: ERR_VHD_INTERNAL: internal error (a bug in vhd): {message}"
+            "{PROGRAM}: ERR_VHD_INTERNAL: internal error (a bug in vhd): {}",
+            terminal::safe(&message)
         );
         1
     })

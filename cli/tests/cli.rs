@@ -226,3 +226,141 @@ fn map_streams_millions_of_ranges_in_bounded_memory() {
         "map peaked at {peak} bytes (a small map: {baseline})"
     );
 }
+
+/// Whether `text` could do anything to a terminal but show characters: a control character
+/// other than the line ends the command writes itself, or a bidirectional override.
+fn assert_harmless(text: &str, what: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
+        .collect();
+    assert!(bad.is_empty(), "{what} printed {bad:?} raw:\n{text}");
+}
+
+/// An image that checks clean cannot drive the terminal: a parent file name with an escape
+/// sequence (clear screen, cursor home) and a right-to-left override, which the locator
+/// paths and the chain then hold, a locator platform code and a creator application field
+/// that are escape sequences, and a parent name with an OSC title sequence. Every command
+/// that prints them (info, check, map, commit, the parent-not-found error's "tried:" list)
+/// prints them escaped; JSON output escapes them as \uXXXX, the same strings once parsed.
+#[test]
+fn text_from_the_image_is_escaped_on_the_terminal() {
+    use std::os::unix::fs::FileExt;
+    use vhd_core::dynamic_header::DYNAMIC_HEADER_SIZE;
+    use vhd_core::footer::FOOTER_SIZE;
+    use vhd_core::{create, CreateOptions, DiskType, DynamicHeader, Footer};
+    let dir = TempDir::new("escapes");
+    let hostile = "base-\u{1b}[2J\u{1b}[H\u{202e}dhv.vhd";
+    let base = dir.0.join(hostile);
+    let child = dir.0.join("child.vhd");
+    let mut image = create(&base, &CreateOptions::new(DiskType::Dynamic, 4 << 20)).unwrap();
+    vhd_core::VirtualDisk::write_at(&mut image, &[7; 4096], 0).unwrap();
+    drop(image);
+    let mut image = create(&child, &CreateOptions::differencing(&base)).unwrap();
+    vhd_core::VirtualDisk::write_at(&mut image, &[9; 4096], 1 << 20).unwrap();
+    drop(image);
+
+    // Footer (both copies): the creator application is ESC [ 2 J.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&child)
+        .unwrap();
+    let end = file.metadata().unwrap().len() - FOOTER_SIZE as u64;
+    let mut bytes = [0u8; FOOTER_SIZE];
+    file.read_exact_at(&mut bytes, end).unwrap();
+    let mut footer = Footer::parse(&bytes, end).unwrap();
+    footer.creator_application = *b"\x1b[2J";
+    footer.update_checksum();
+    file.write_all_at(&footer.to_bytes(), 0).unwrap();
+    file.write_all_at(&footer.to_bytes(), end).unwrap();
+    // Dynamic header: the MacX locator's platform code is ESC [ 2 J, the parent name an
+    // OSC sequence that sets the window title.
+    let mut bytes = [0u8; DYNAMIC_HEADER_SIZE];
+    file.read_exact_at(&mut bytes, footer.data_offset).unwrap();
+    let mut header = DynamicHeader::parse(&bytes, footer.data_offset).unwrap();
+    let mac = header
+        .parent_locators
+        .iter_mut()
+        .find(|l| l.platform_code == u32::from_be_bytes(*b"MacX"))
+        .expect("a MacX locator");
+    mac.platform_code = u32::from_be_bytes(*b"\x1b[2J");
+    header
+        .set_parent_name("\u{1b}]0;owned\u{7}base.vhd")
+        .unwrap();
+    header.update_checksum();
+    file.write_all_at(&header.to_bytes(), footer.data_offset)
+        .unwrap();
+    drop(file);
+
+    for args in [
+        &["info", "child.vhd"][..],
+        &["info", "--json", "child.vhd"],
+        &["check", "child.vhd"],
+        &["check", "--json", "child.vhd"],
+        &["map", "child.vhd"],
+    ] {
+        let out = vhd(args, &dir.0);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{args:?}: {stdout}{stderr}"
+        );
+        assert_harmless(&stdout, &format!("{args:?}"));
+        assert_harmless(&stderr, &format!("{args:?}"));
+        let escaped = if args.contains(&"--json") {
+            "\\u001b[2J"
+        } else {
+            "\\u{1b}[2J"
+        };
+        if args[0] != "check" {
+            assert!(
+                stdout.contains(escaped),
+                "{args:?} shows {escaped}:\n{stdout}"
+            );
+        }
+    }
+    let info = text(&vhd(&["info", "child.vhd"], &dir.0).stdout);
+    for shown in [
+        "[2] \\u{1b}[2J:",
+        "base-\\u{1b}[2J\\u{1b}[H\\u{202e}dhv.vhd",
+        "\\u{1b}]0;owned\\u{7}base.vhd",
+        "creator application: \"\\u{1b}[2J\"",
+    ] {
+        assert!(info.contains(shown), "info shows {shown}:\n{info}");
+    }
+    let json = text(&vhd(&["info", "--json", "child.vhd"], &dir.0).stdout);
+    assert!(
+        json.contains("base-\\u001b[2J\\u001b[H\\u202edhv.vhd"),
+        "{json}"
+    );
+
+    let committed = vhd(&["commit", "child.vhd"], &dir.0);
+    assert_eq!(
+        committed.status.code(),
+        Some(0),
+        "{}",
+        text(&committed.stderr)
+    );
+    assert_harmless(&text(&committed.stdout), "commit");
+    assert!(text(&committed.stdout).contains("\\u{1b}[2J"));
+
+    // The parent gone: the error lists every place tried, the hostile paths escaped.
+    std::fs::rename(&base, dir.0.join("moved.vhd")).unwrap();
+    let missing = vhd(&["info", "child.vhd"], &dir.0);
+    let stderr = text(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("vhd: ERR_VHD_PARENT_NOT_FOUND: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tried"), "{stderr}");
+    assert!(
+        stderr.contains("\\u{1b}[2J\\u{1b}[H\\u{202e}dhv.vhd"),
+        "{stderr}"
+    );
+    assert_harmless(&stderr, "the parent-not-found error");
+}

@@ -3,6 +3,7 @@
 use super::{flag, open_options, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::json::Json;
+use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::io::Write;
 use vhd_core::ops::{repair, RepairReport};
@@ -115,7 +116,12 @@ fn finding_text(finding: &Finding) -> String {
         .offset
         .map(|o| format!(" at offset {o}"))
         .unwrap_or_default();
-    format!("{label} [{}]{at}: {}", finding.kind.code(), finding.message)
+    // Messages may quote the image (locator paths, names): escaped.
+    format!(
+        "{label} [{}]{at}: {}",
+        finding.kind.code(),
+        safe(&finding.message)
+    )
 }
 
 /// qemu-img check -r's account: each change, the counts repaired, then the check after.
@@ -126,7 +132,7 @@ fn write_repair_text(io: &mut Io, report: &RepairReport) -> std::io::Result<()> 
             out,
             "Repairing [{}]: {}",
             action.fixes.code(),
-            action.description
+            safe(&action.description)
         )?;
     }
     if report.changed() {

@@ -6,6 +6,7 @@ use super::{
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::size_with_bytes;
+use crate::terminal::safe;
 use crate::{CliError, Io, PROGRAM};
 use std::path::Path;
 use vhd_core::dynamic_header::DEFAULT_BLOCK_SIZE;
@@ -116,12 +117,14 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     })?;
     // Shown even with --quiet, like errors: the source was not read as it looked.
     if let Some(warning) = &report.detection.warning {
-        writeln!(io.stderr, "{PROGRAM}: warning: {warning}")?;
+        writeln!(io.stderr, "{PROGRAM}: warning: {}", safe(warning))?;
     }
     if !parsed.flag("quiet") {
         writeln!(
             io.stdout,
-            "Converted '{source}' to '{destination}': virtual size {}, file size {}",
+            "Converted '{}' to '{}': virtual size {}, file size {}",
+            safe(source),
+            safe(destination),
             size_with_bytes(report.virtual_size),
             size_with_bytes(report.file_size)
         )?;

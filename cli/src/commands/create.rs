@@ -114,6 +114,6 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     if let Some(parent) = image.parent() {
         line += &format!(" backing_file={}", parent.path().display());
     }
-    writeln!(io.stdout, "{line}")?;
+    writeln!(io.stdout, "{}", crate::terminal::safe(&line))?;
     Ok(0)
 }

@@ -4,6 +4,7 @@ use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::json::Json;
 use crate::size::{human_size, size_with_bytes};
+use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -234,8 +235,9 @@ fn locator_json(locator: &LocatorInfo) -> Json {
 fn to_text(info: &ImageInfo) -> String {
     let mut out = String::new();
     let footer = &info.footer;
+    // Values from the image (paths, names, locator fields) are escaped as they are printed.
     let mut line = |label: &str, value: String| {
-        let _ = writeln!(out, "{label}: {value}");
+        let _ = writeln!(out, "{label}: {}", safe(&value));
     };
     line("image", display(&info.path));
     line("file format", "vpc".into());
@@ -270,7 +272,7 @@ fn to_text(info: &ImageInfo) -> String {
         let _ = writeln!(
             out,
             "        {depth}: {} ({}, {})",
-            display(&entry.path),
+            safe(&display(&entry.path)),
             entry.kind.name(),
             size_with_bytes(entry.virtual_size)
         );
@@ -371,14 +373,14 @@ fn header_text(out: &mut String, header: &DynamicHeader, info: &ImageInfo) {
             out,
             "            [{}] {}: data space {}, data length {}, data offset {}{}",
             locator.index,
-            entry.platform_name(),
+            safe(&entry.platform_name()),
             entry.platform_data_space,
             entry.platform_data_length,
             entry.platform_data_offset,
             locator
                 .path
                 .as_ref()
-                .map(|p| format!(", path {p:?}"))
+                .map(|p| format!(", path {:?}", safe(p)))
                 .unwrap_or_default()
         );
     }
@@ -387,7 +389,7 @@ fn header_text(out: &mut String, header: &DynamicHeader, info: &ImageInfo) {
 fn section(out: &mut String, title: &str, fields: &[(&str, String)]) {
     let _ = writeln!(out, "    {title}:");
     for (label, value) in fields {
-        let _ = writeln!(out, "        {label}: {value}");
+        let _ = writeln!(out, "        {label}: {}", safe(value));
     }
 }
 

@@ -7,6 +7,7 @@ use super::{
 use crate::args::Parsed;
 use crate::progress::{self, PROGRESS, QUIET};
 use crate::size::{human_size, size_with_bytes};
+use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::path::Path;
 use vhd_core::ops::{self, ResizeOptions};
@@ -166,7 +167,7 @@ fn commit(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
             io.stdout,
             "Image committed: {} written into {}.",
             size_with_bytes(report.bytes_committed),
-            report.parent.display()
+            safe(&report.parent.display().to_string())
         )?;
     }
     Ok(0)
@@ -186,7 +187,8 @@ fn rebase(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     writeln!(
         io.stdout,
         "Image rebased: the parent of '{}' is now '{}'.",
-        positionals[0], positionals[1]
+        safe(&positionals[0]),
+        safe(&positionals[1])
     )?;
     Ok(0)
 }
@@ -201,8 +203,8 @@ fn snapshot(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     writeln!(
         io.stdout,
         "Created '{}', a differencing image over '{}' ({}).",
-        positionals[1],
-        positionals[0],
+        safe(&positionals[1]),
+        safe(&positionals[0]),
         size_with_bytes(child.size())
     )?;
     Ok(0)

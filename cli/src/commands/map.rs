@@ -3,6 +3,7 @@
 use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
 use crate::json::Json;
+use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::io::{BufWriter, Write};
 use vhd_core::ops::{allocated_ranges_iter, AllocatedRange};
@@ -70,10 +71,11 @@ fn write_text(
         let file = chain.get(range.depth).map_or("?", String::as_str);
         writeln!(
             out,
-            "{:<16}{:<16}{:<16}{file}",
+            "{:<16}{:<16}{:<16}{}",
             hex(range.offset),
             hex(range.length),
-            mapped
+            mapped,
+            safe(file)
         )?;
     }
     Ok(())
