@@ -3,8 +3,9 @@
 //! # Steps, and what a crash (or a failure) at each point leaves
 //!
 //! 1. The child's file is locked exclusively for the whole operation, its chain opened
-//!    (unlocked: the parent is then locked below) and the runs of sectors it holds listed.
-//!    The parent is opened read-write with an exclusive lock (its own chain read-only), so
+//!    (unlocked: the parent is then locked below) and the runs of sectors it holds counted
+//!    (walked a window of the disk at a time, here and in step 3, never all held in
+//!    memory: a crafted child can hold millions of runs). The parent is opened read-write with an exclusive lock (its own chain read-only), so
 //!    nobody else uses the parent, nor the child, meanwhile. Nothing is written yet.
 //! 2. The child's recorded parent time stamp is set to 0 ("not recorded", as Windows
 //!    diskpart writes it), one header write, fsync: from here on the parent changes, and
