@@ -132,6 +132,9 @@ Command parameters:
                   images from untrusted sources. Parents named on the command line (the
                   NEW_PARENT of rebase, the FILE of snapshot, --parent of create) are trusted.
   Exit codes: 0 success, 1 failure (the message is on stderr); check: 2 corrupt, 3 leaks
+  Text taken from an image (paths, locator fields, names, messages quoting them) is printed
+  with control and invisible formatting characters escaped (\\u{1b}, \\n); JSON output
+  escapes the same characters as \\u001b, which parses back to the exact bytes.
 ";
 
 fn print_command_help(command: &Command, io: &mut Io) -> Result<i32, CliError> {
