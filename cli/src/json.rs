@@ -160,6 +160,15 @@ mod tests {
     }
 
     #[test]
+    fn escapes_what_a_terminal_would_act_on_beyond_c0() {
+        // DEL, C1 (CSI) and a right-to-left override: \uXXXX, the parsed string unchanged.
+        assert_eq!(
+            Json::str("a\u{7f}\u{9b}2J\u{202e}z").compact(),
+            r#""a\u007f\u009b2J\u202ez""#
+        );
+    }
+
+    #[test]
     fn pretty_indents_nested_values() {
         let value = Json::object([("a", Json::Array(vec![Json::UInt(1)])), ("b", Json::Null)]);
         assert_eq!(
