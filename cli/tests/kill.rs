@@ -17,9 +17,11 @@
 //! not deliver the signal at all, so it is not used.) The killed run's own log is checked:
 //! its k-th mutating call must be the last one, of system call S, and the process must have
 //! died of SIGKILL; the recording checks that one process made every mutating call (the
-//! count is per process). strace rather than an `LD_PRELOAD` shim: the Rust standard
-//! library makes some calls (`statx`, `renameat2`…) through `syscall()`, which a shim of the
-//! libc wrappers would miss, and strace sees every call whatever library makes it.
+//! count is per process). strace rather than an `LD_PRELOAD` shim: a shim sees only the
+//! libc wrappers it replaces (the Rust standard library makes some calls, such as `statx`
+//! and `copy_file_range`, through `syscall()`, and a shim misses any wrapper it forgot),
+//! while strace sees every system call whatever makes it, names each descriptor's file
+//! (`-y`), and its injection skips the call and kills in one step.
 //!
 //! Short operations are killed at every mutating call; long ones at a spread sample (the
 //! first and last calls, and calls evenly spread between), see [`kill_points`].
@@ -89,188 +91,116 @@ const MUTATING: &[&str] = &[
     "creat",
 ];
 
-/// Known crash-safety gaps of issue 13, fixed by other changes: (case, failure category,
-/// issue item). Each must still show in its case; remove an entry when its fix lands.
-const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    // Item 3 (crash windows): the child's parent time stamp is 0 from commit's step 2 until
-    // its step 4, so a kill in between turns the modification check off for good.
-    (
-        "commit into a dynamic parent",
-        "parent time stamp lost",
-        ITEM3_COMMIT_TIMESTAMP,
-    ),
-    (
-        "commit into a fixed parent",
-        "parent time stamp lost",
-        ITEM3_COMMIT_TIMESTAMP,
-    ),
-    (
-        "commit of many runs (spread sample)",
-        "parent time stamp lost",
-        ITEM3_COMMIT_TIMESTAMP,
-    ),
-    // Item 3 (crash windows): between the end footer's fsync and the write of its copy at
-    // offset 0, `check` calls the image corrupt (footer-copy-mismatch); the contents are
-    // right. Running the same resize again does not rewrite the copy (the size is already
-    // the new one), so the state stays until `check --repair`.
-    (
-        "resize: grow a dynamic image",
-        "corrupt: footer-copy-mismatch",
-        ITEM3_RESIZE_COPY,
-    ),
-    (
-        "resize: grow a dynamic image",
-        "rerun: corrupt",
-        ITEM3_RESIZE_COPY,
-    ),
-    (
-        "resize: grow a dynamic image past its BAT (blocks move)",
-        "corrupt: footer-copy-mismatch",
-        ITEM3_RESIZE_COPY,
-    ),
-    (
-        "resize: grow a dynamic image past its BAT (blocks move)",
-        "rerun: corrupt",
-        ITEM3_RESIZE_COPY,
-    ),
-    (
-        "resize: shrink a dynamic image (blocks move)",
-        "corrupt: footer-copy-mismatch",
-        ITEM3_RESIZE_COPY,
-    ),
-    (
-        "resize: shrink a dynamic image (blocks move)",
-        "rerun: corrupt",
-        ITEM3_RESIZE_COPY,
-    ),
-    // A window of `resize --force` (shrinking over data), found by this harness and
-    // accepted as benign: the blocks past the new end are freed (dynamic) or the new footer
-    // is written over the first sector cut off (fixed) before the footer at the end records
-    // the new size, so for a moment the image has its old size and reads zeros (or a
-    // footer) in the part cut off. Only data the user gave up with --force changes; the
-    // part kept is intact at every point (the category checks that), and a rerun finishes.
-    // A fixed image cannot avoid it (its footer must be written before the file is cut).
-    (
-        "resize: shrink a dynamic image (blocks move)",
-        "shrink: the part cut off changed before the size",
-        HARNESS_SHRINK,
-    ),
-    (
-        "resize: shrink a fixed image",
-        "shrink: the part cut off changed before the size",
-        HARNESS_SHRINK,
-    ),
+/// A known way in which cases fail, fixed (or to be fixed) by other changes.
+struct KnownGap {
+    /// The issue item, or what else the gap is.
+    item: &'static str,
+    /// The cases it shows in: each must still fail in one of `categories`.
+    cases: &'static [&'static str],
+    /// The failure categories it causes ([`Failure::category`]).
+    categories: &'static [&'static str],
+}
+
+/// The crash-safety gaps of issue 13 that this harness finds and that other changes fix. A
+/// failure of a listed case in a listed category is reported but passes; a listed case that
+/// no longer fails that way fails the test, so that the entry is removed when a fix lands.
+const KNOWN_GAPS: &[KnownGap] = &[
+    // The child's parent time stamp is 0 from commit's step 2 until its step 4, so a kill in
+    // between turns the modification check off for good.
+    KnownGap {
+        item: "issue 13 item 3: commit leaves the parent time stamp at 0",
+        cases: &[
+            "commit into a dynamic parent",
+            "commit into a fixed parent",
+            "commit of many runs (spread sample)",
+        ],
+        categories: &["parent time stamp lost"],
+    },
+    // Between the end footer's fsync and the write of its copy at offset 0, `check` calls
+    // the image corrupt (footer-copy-mismatch), though it reads right. Running the same
+    // resize again does not rewrite the copy (the size is already the new one): the state
+    // stays until `check --repair`.
+    KnownGap {
+        item: "issue 13 item 3: resize's footer-copy window",
+        cases: &[
+            "resize: grow a dynamic image",
+            "resize: grow a dynamic image past its BAT (blocks move)",
+            "resize: shrink a dynamic image (blocks move)",
+        ],
+        categories: &["corrupt: footer-copy-mismatch", "rerun: corrupt"],
+    },
+    // Found by this harness, accepted as a benign window of `resize --force` (shrinking
+    // over data): the blocks past the new end are freed (dynamic) or the new footer is
+    // written over the first sector cut off (fixed) before the footer at the end records the
+    // new size, so for a moment the image has its old size and reads zeros (or a footer) in
+    // the part cut off. Only data the user gave up with --force changes; the part kept is
+    // intact at every point (the category checks that), and a rerun finishes. A fixed image
+    // cannot avoid it: its new footer must be written before the file is cut.
+    KnownGap {
+        item: "benign window of resize --force: the part cut off changes before the size",
+        cases: &[
+            "resize: shrink a dynamic image (blocks move)",
+            "resize: shrink a fixed image",
+        ],
+        categories: &["shrink: the part cut off changed before the size"],
+    },
     // Found by this harness, not yet fixed: growing a fixed image writes the new footer at
     // the new end, then zeros the old one; killed in between, the old footer stays as one
-    // non-zero sector at the old size, inside the part added, and a second resize to the
-    // same size does nothing, so it stays.
-    (
-        "resize: grow a fixed image",
-        "grow: the part added is not zeros",
-        HARNESS_FIXED_GROW,
-    ),
-    (
-        "resize: grow a fixed image",
-        "rerun: not the new contents",
-        HARNESS_FIXED_GROW,
-    ),
-    // Item 1: create --overwrite empties the old file in place, then writes the new image.
-    (
-        "create --overwrite: dynamic over a dynamic image with data",
-        "does not open",
-        ITEM1_CREATE,
-    ),
-    (
-        "create --overwrite: dynamic over a dynamic image with data",
-        "corrupt: truncated",
-        ITEM1_CREATE,
-    ),
-    (
-        "create --overwrite: fixed over a dynamic image with data",
-        "does not open",
-        ITEM1_CREATE,
-    ),
-    (
-        "create --overwrite: fixed over a dynamic image with data",
-        "corrupt: truncated",
-        ITEM1_CREATE,
-    ),
-    (
-        "create --overwrite: fixed over a dynamic image with data",
-        "corrupt: footer-missing",
-        ITEM1_CREATE,
-    ),
-    // Item 1 (create), beyond the issue's text: a new image is created at its own name
-    // and then written, so a kill in between leaves an empty or partial file there, which
-    // does not open and which a second create (or snapshot) refuses as existing.
-    ("create: a new snapshot", "does not open", ITEM1_CREATE_NEW),
-    (
-        "create: a new snapshot",
-        "corrupt: truncated",
-        ITEM1_CREATE_NEW,
-    ),
-    (
-        "create: a new dynamic image",
-        "does not open",
-        ITEM1_CREATE_NEW,
-    ),
-    (
-        "create: a new dynamic image",
-        "corrupt: truncated",
-        ITEM1_CREATE_NEW,
-    ),
-    (
-        "create: a new fixed image",
-        "does not open",
-        ITEM1_CREATE_NEW,
-    ),
-    (
-        "create: a new fixed image",
-        "corrupt: truncated",
-        ITEM1_CREATE_NEW,
-    ),
-    (
-        "create: a new fixed image",
-        "corrupt: footer-missing",
-        ITEM1_CREATE_NEW,
-    ),
-    // Item 3: a killed compact or convert leaves its temporary file, and later runs
-    // neither remove nor reuse it (its name carries the dead process's id).
-    ("compact a dynamic image", "stale file left", ITEM3_TEMP),
-    (
-        "compact a differencing image",
-        "stale file left",
-        ITEM3_TEMP,
-    ),
-    ("convert to fixed", "stale file left", ITEM3_TEMP),
-    ("convert to dynamic", "stale file left", ITEM3_TEMP),
-    (
-        "convert to dynamic in 64 KiB blocks",
-        "stale file left",
-        ITEM3_TEMP,
-    ),
-    (
-        "convert --overwrite to fixed over an image",
-        "stale file left",
-        ITEM3_TEMP,
-    ),
-    (
-        "convert --overwrite to dynamic over an image",
-        "stale file left",
-        ITEM3_TEMP,
-    ),
+    // non-zero sector at the old size, inside the part added, and `check` does not see it,
+    // nor does a second resize to the same size (which does nothing) remove it.
+    KnownGap {
+        item: "found by the kill harness: a fixed grow can leave its old footer in the part added",
+        cases: &["resize: grow a fixed image"],
+        categories: &[
+            "grow: the part added is not zeros",
+            "rerun: not the new contents",
+        ],
+    },
+    // create --overwrite empties the old file in place, then writes the new image.
+    KnownGap {
+        item: "issue 13 item 1: create --overwrite truncates in place",
+        cases: &[
+            "create --overwrite: dynamic over a dynamic image with data",
+            "create --overwrite: fixed over a dynamic image with data",
+        ],
+        categories: &[
+            "does not open",
+            "corrupt: truncated",
+            "corrupt: footer-missing",
+        ],
+    },
+    // Beyond the issue's text, the same cause without --overwrite: a new image is created at
+    // its own name and then written, so a kill in between leaves an empty or partial file
+    // there, which does not open and which a second create (or snapshot) refuses.
+    KnownGap {
+        item: "issue 13 item 1: create writes a new image in place (a partial file blocks a retry)",
+        cases: &[
+            "create: a new snapshot",
+            "create: a new dynamic image",
+            "create: a new fixed image",
+        ],
+        categories: &[
+            "does not open",
+            "corrupt: truncated",
+            "corrupt: footer-missing",
+        ],
+    },
+    // A killed compact or convert leaves its temporary file, and later runs neither remove
+    // nor reuse it (its name carries the dead process's id).
+    KnownGap {
+        item: "issue 13 item 3: stale temp files of compact and convert",
+        cases: &[
+            "compact a dynamic image",
+            "compact a differencing image",
+            "convert to fixed",
+            "convert to dynamic",
+            "convert to dynamic in 64 KiB blocks",
+            "convert --overwrite to fixed over an image",
+            "convert --overwrite to dynamic over an image",
+        ],
+        categories: &["stale file left"],
+    },
 ];
-
-const ITEM1_CREATE: &str = "issue 13 item 1: create --overwrite truncates in place";
-const ITEM1_CREATE_NEW: &str =
-    "issue 13 item 1: create writes a new image in place (a partial file blocks a retry)";
-const ITEM3_COMMIT_TIMESTAMP: &str = "issue 13 item 3: commit leaves the parent time stamp at 0";
-const ITEM3_RESIZE_COPY: &str = "issue 13 item 3: resize's footer-copy window";
-const ITEM3_TEMP: &str = "issue 13 item 3: stale temp files of compact and convert";
-const HARNESS_SHRINK: &str =
-    "found by the kill harness: shrink --force changes the part cut off first";
-const HARNESS_FIXED_GROW: &str =
-    "found by the kill harness: a fixed grow can leave its old footer in the part added";
 
 /// Above this many mutating calls, a case is killed at a spread sample of its calls.
 const EVERY_POINT_UP_TO: usize = 40;
@@ -1106,13 +1036,12 @@ fn kill_at(
         Some((&target.syscall, target.nth)),
     );
     // The kill landed where it was aimed: call `point` is the last mutating one and was not
-    // made (the log shows it with no result).
+    // made (the log shows it with no result, or with the error injected in its place).
     let landed = run.killed
         && run.calls.len() == point
-        && run
-            .calls
-            .last()
-            .is_some_and(|c| c.syscall == target.syscall && c.line.contains("= ?"));
+        && run.calls.last().is_some_and(|c| {
+            c.syscall == target.syscall && (c.line.contains("= ?") || c.line.contains("(INJECTED)"))
+        });
     assert!(
         landed,
         "{}: the kill before mutating call {point} ({}) did not land there: killed {}, {} mutating calls made, last {:?}; stderr {}",
@@ -1268,10 +1197,14 @@ fn run_cases(prefix: &str) {
             points.len(),
             failed_points.len()
         ));
+        let gaps: Vec<&KnownGap> = KNOWN_GAPS
+            .iter()
+            .filter(|gap| gap.cases.contains(&case.name))
+            .collect();
         for (category, failures) in &by_category {
-            let known = KNOWN_GAPS
+            let known = gaps
                 .iter()
-                .find(|(c, cat, _)| *c == case.name && cat == category);
+                .find(|gap| gap.categories.contains(&category.as_str()));
             let first = &failures[0];
             let line = format!(
                 "{}: {category} at {} of {} kill points, first before call {}: {}",
@@ -1286,15 +1219,15 @@ fn run_cases(prefix: &str) {
                 first.detail
             );
             match known {
-                Some((_, _, item)) => summary.push(format!("  known gap ({item}): {line}")),
+                Some(gap) => summary.push(format!("  known gap ({}): {line}", gap.item)),
                 None => problems.push(line),
             }
         }
-        for (_, category, item) in KNOWN_GAPS.iter().filter(|(c, _, _)| *c == case.name) {
-            if !by_category.contains_key(*category) {
+        for gap in gaps {
+            if !gap.categories.iter().any(|c| by_category.contains_key(*c)) {
                 problems.push(format!(
-                    "{}: the known gap '{category}' ({item}) no longer shows: remove it from KNOWN_GAPS",
-                    case.name
+                    "{}: the known gap '{}' no longer shows: remove the case from KNOWN_GAPS",
+                    case.name, gap.item
                 ));
             }
         }
@@ -1342,4 +1275,81 @@ fn create_killed_at_each_mutating_call() {
 #[test]
 fn convert_killed_at_each_mutating_call() {
     run_cases("convert");
+}
+
+/// The mechanism itself: the call the kill is aimed at is not made, every call before it is.
+/// `create --type fixed` sizes the new file (ftruncate), then writes the footer at its end.
+#[test]
+fn the_kill_lands_just_before_the_call_aimed_at() {
+    let Some(strace) = strace() else { return };
+    let root = std::env::temp_dir().join(format!("vhd-kill-self-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let case = Case {
+        name: "create: the harness's own test",
+        setup: |_| {},
+        args: &["create", "--type", "fixed", "{d}/n.vhd", "1M"],
+        images: &["n.vhd"],
+        checked: &[],
+        intact: &[],
+        keeps_parent_timestamp: None,
+        rerun_unless_exists: None,
+    };
+    let expected = record(&strace, &root, &case);
+    let nth_call = |syscall: &str| {
+        1 + expected
+            .calls
+            .iter()
+            .position(|c| c.syscall == syscall)
+            .unwrap_or_else(|| panic!("no {syscall} in {:?}", expected.calls))
+    };
+    let kill_before = |point: usize| {
+        let target = &expected.calls[point - 1];
+        let dir = fresh_dir(&root);
+        let args = case_args(&case, &dir);
+        let run = run_traced(
+            &strace,
+            &root,
+            &dir,
+            &args,
+            Some((&target.syscall, target.nth)),
+        );
+        assert!(run.killed, "{}", text(&run.output.stderr));
+        assert_eq!(run.calls.len(), point, "{:?}", run.calls);
+        std::fs::read(dir.join("n.vhd")).unwrap()
+    };
+    // Killed before the ftruncate: the file was created, and is still empty.
+    assert_eq!(kill_before(nth_call("ftruncate")).len(), 0);
+    // Killed before the footer's write: the file is sized, and its end is still zeros.
+    let bytes = kill_before(nth_call("pwrite64"));
+    assert_eq!(
+        bytes.len() as u64,
+        MIB,
+        "sized to the disk, the footer not yet written"
+    );
+    assert!(bytes.iter().all(|&b| b == 0));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_strace_log_is_read_per_system_call_and_filtered_to_the_case() {
+    let log = "\
+10  openat(AT_FDCWD</t>, \"/etc/ld.so.cache\", O_RDONLY|O_CLOEXEC) = 3</etc/ld.so.cache>
+10  openat(AT_FDCWD</t>, \"run7/a.vhd\", O_RDWR|O_CLOEXEC) = 3</t/run7/a.vhd>
+10  write(1<pipe:[5]>, \"\"..., 10) = 10
+10  pwrite64(3</t/run7/a.vhd>, \"\"..., 512, 0) = 512
+10  openat(AT_FDCWD</t>, \"run7/.a.tmp\", O_RDWR|O_CREAT|O_EXCL, 0666) = 4</t/run7/.a.tmp>
+10  write(4</t/run7/.a.tmp>, \"\"..., 10) = ?
+10  +++ killed by SIGKILL +++
+";
+    let (calls, killed) = parse_log(log, "run7");
+    assert!(killed);
+    let seen: Vec<_> = calls.iter().map(|c| (c.syscall.as_str(), c.nth)).collect();
+    // Opens that neither create nor truncate and writes to stdout do not count, but their
+    // calls are numbered: strace's counter counts every call of a system call.
+    assert_eq!(seen, [("pwrite64", 1), ("openat", 3), ("write", 2)]);
+    assert_eq!(kill_points(5), [1, 2, 3, 4, 5]);
+    let sample = kill_points(146);
+    assert_eq!(sample.len(), 40);
+    assert_eq!((sample[0], sample[39]), (1, 146));
 }
