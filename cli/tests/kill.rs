@@ -18,10 +18,10 @@
 //! its k-th mutating call must be the last one, of system call S, and the process must have
 //! died of SIGKILL; the recording checks that one process made every mutating call (the
 //! count is per process). strace rather than an `LD_PRELOAD` shim: a shim sees only the
-//! libc wrappers it replaces (the Rust standard library makes some calls, such as `statx`
-//! and `copy_file_range`, through `syscall()`, and a shim misses any wrapper it forgot),
-//! while strace sees every system call whatever makes it, names each descriptor's file
-//! (`-y`), and its injection skips the call and kills in one step.
+//! libc functions it replaces (not a call made through `syscall()`, nor one it forgot to
+//! wrap) and would have to map descriptors to paths itself, while strace sees every system
+//! call whatever makes it, names each descriptor's file (`-y`), and its injection skips
+//! the call and kills in one step.
 //!
 //! Short operations are killed at every mutating call; long ones at a spread sample (the
 //! first and last calls, and calls evenly spread between), see [`kill_points`].
