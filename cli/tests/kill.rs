@@ -1009,8 +1009,9 @@ fn kill_at(
     case: &Case,
     expected: &Expected,
     point: usize,
-) -> Vec<Failure> {
+) -> (Vec<Failure>, bool) {
     let mut failures = Vec::new();
+    let mut contents_held = true;
     let mut fail = |category: String, detail: String| {
         failures.push(Failure {
             point,
@@ -1070,6 +1071,7 @@ fn kill_at(
         }
         let now = state(root, &path);
         if &now != old && &now != new {
+            contents_held = false;
             let (category, what) = match (&now, old, new) {
                 (State::Absent, ..) => ("does not open", "absent".to_string()),
                 (State::Unreadable(message), ..) => {
@@ -1160,7 +1162,7 @@ fn kill_at(
     for failure in &mut failures {
         failure.detail = format!("{} [killed before {call}]", failure.detail);
     }
-    failures
+    (failures, contents_held)
 }
 
 /// Runs the cases whose name starts with `prefix`, and fails on any failure not in
@@ -1180,8 +1182,11 @@ fn run_cases(prefix: &str) {
         let expected = record(&strace, &root, case);
         let points = kill_points(expected.calls.len());
         let mut by_category: BTreeMap<String, Vec<Failure>> = BTreeMap::new();
+        let mut contents_broken = 0;
         for &point in &points {
-            for failure in kill_at(&strace, &root, case, &expected, point) {
+            let (failures, contents_held) = kill_at(&strace, &root, case, &expected, point);
+            contents_broken += usize::from(!contents_held);
+            for failure in failures {
                 by_category
                     .entry(failure.category.clone())
                     .or_default()
@@ -1191,11 +1196,13 @@ fn run_cases(prefix: &str) {
         let failed_points: BTreeSet<usize> =
             by_category.values().flatten().map(|f| f.point).collect();
         summary.push(format!(
-            "{}: {} mutating calls, killed before {} of them, {} left the rule broken",
+            "{}: {} mutating calls, killed before {} of them: {} broke a rule, {} left an \
+             image reading neither its old nor its new contents",
             case.name,
             expected.calls.len(),
             points.len(),
-            failed_points.len()
+            failed_points.len(),
+            contents_broken
         ));
         let gaps: Vec<&KnownGap> = KNOWN_GAPS
             .iter()
