@@ -84,6 +84,11 @@ const MUTATING: &[&str] = &[
     "fchownat",
     "fsetxattr",
     "setxattr",
+    "lsetxattr",
+    "fremovexattr",
+    "removexattr",
+    "utimensat",
+    "syncfs",
     "mkdir",
     "mkdirat",
     "open",
@@ -726,8 +731,11 @@ fn parse_log(log: &str, dir_name: &str) -> (Vec<Call>, bool) {
         let opens = matches!(syscall, "open" | "openat");
         let changes = !opens || args.contains("O_CREAT") || args.contains("O_TRUNC");
         // `{dir_name}/` appears in the decoded descriptors (`3</…/dir/x.vhd>`) and in the
-        // paths given; the current folder (AT_FDCWD</…>) is the folder above.
-        if changes && args.contains(&format!("{dir_name}/")) {
+        // paths given, `{dir_name}>` in a descriptor of the folder itself (its fsync); the
+        // current folder (AT_FDCWD</…>) is the folder above.
+        let on_case_files =
+            args.contains(&format!("{dir_name}/")) || args.contains(&format!("/{dir_name}>"));
+        if changes && on_case_files {
             calls.push(Call {
                 pid,
                 syscall: syscall.to_string(),
@@ -1346,6 +1354,8 @@ fn the_strace_log_is_read_per_system_call_and_filtered_to_the_case() {
 10  write(1<pipe:[5]>, \"\"..., 10) = 10
 10  pwrite64(3</t/run7/a.vhd>, \"\"..., 512, 0) = 512
 10  openat(AT_FDCWD</t>, \"run7/.a.tmp\", O_RDWR|O_CREAT|O_EXCL, 0666) = 4</t/run7/.a.tmp>
+10  fsync(5</t/run7>) = 0
+10  fsync(6</t/run70>) = 0
 10  write(4</t/run7/.a.tmp>, \"\"..., 10) = ?
 10  +++ killed by SIGKILL +++
 ";
@@ -1354,7 +1364,10 @@ fn the_strace_log_is_read_per_system_call_and_filtered_to_the_case() {
     let seen: Vec<_> = calls.iter().map(|c| (c.syscall.as_str(), c.nth)).collect();
     // Opens that neither create nor truncate and writes to stdout do not count, but their
     // calls are numbered: strace's counter counts every call of a system call.
-    assert_eq!(seen, [("pwrite64", 1), ("openat", 3), ("write", 2)]);
+    assert_eq!(
+        seen,
+        [("pwrite64", 1), ("openat", 3), ("fsync", 1), ("write", 2)]
+    );
     assert_eq!(kill_points(5), [1, 2, 3, 4, 5]);
     let sample = kill_points(146);
     assert_eq!(sample.len(), 40);
