@@ -118,6 +118,7 @@ const KNOWN_GAPS: &[KnownGap] = &[
             "commit into a dynamic parent",
             "commit into a fixed parent",
             "commit of many runs (spread sample)",
+            "commit into a differencing parent",
         ],
         categories: &["parent time stamp lost"],
     },
@@ -131,6 +132,7 @@ const KNOWN_GAPS: &[KnownGap] = &[
             "resize: grow a dynamic image",
             "resize: grow a dynamic image past its BAT (blocks move)",
             "resize: shrink a dynamic image (blocks move)",
+            "resize: grow a differencing image past its parent",
         ],
         categories: &["corrupt: footer-copy-mismatch", "rerun: corrupt"],
     },
@@ -420,6 +422,26 @@ fn cases() -> Vec<Case> {
                 &["c.vhd"],
             )
         },
+        Case {
+            checked: &["c.vhd"],
+            intact: &["p.vhd"],
+            keeps_parent_timestamp: Some("top.vhd"),
+            ..case(
+                "commit into a differencing parent",
+                |d| {
+                    chain(d, dynamic_with_data);
+                    let c = d.join("c.vhd");
+                    let mut top =
+                        create(d.join("top.vhd"), &CreateOptions::differencing(&c)).unwrap();
+                    fill(
+                        &mut top,
+                        &[(512 * KIB, 1 << 20, 20), (5 * MIB, 8 * KIB, 21)],
+                    );
+                },
+                &["commit", "{d}/top.vhd"],
+                &["top.vhd"],
+            )
+        },
         case(
             "rebase onto a copy in another folder",
             |d| {
@@ -467,6 +489,12 @@ fn cases() -> Vec<Case> {
             },
             &["resize", "--force", "{d}/d.vhd", "4M"],
             &["d.vhd"],
+        ),
+        case(
+            "resize: grow a differencing image past its parent",
+            |d| chain(d, dynamic_with_data),
+            &["resize", "{d}/c.vhd", "9M"],
+            &["c.vhd"],
         ),
         case(
             "resize: grow a fixed image",
