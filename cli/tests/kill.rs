@@ -948,6 +948,24 @@ struct Expected {
     dir_name: String,
 }
 
+/// The folder a test's runs are made in, removed when dropped (also when the test fails).
+struct TempRoot(PathBuf);
+
+impl TempRoot {
+    fn new(label: &str) -> TempRoot {
+        let root = std::env::temp_dir().join(format!("vhd-kill-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        TempRoot(root)
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 static FOLDERS: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh folder for one run of a case, under `root`.
@@ -1205,22 +1223,17 @@ fn kill_at(
 /// [`KNOWN_GAPS`] or any known gap that no longer shows.
 fn run_cases(prefix: &str) {
     let Some(strace) = strace() else { return };
-    let root = std::env::temp_dir().join(format!(
-        "vhd-kill-{}-{}",
-        prefix.split_whitespace().next().unwrap(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
+    let root = TempRoot::new(prefix.split_whitespace().next().unwrap());
+    let root = root.0.as_path();
     let mut problems = Vec::new();
     let mut summary = Vec::new();
     for case in cases().iter().filter(|c| c.name.starts_with(prefix)) {
-        let expected = record(&strace, &root, case);
+        let expected = record(&strace, root, case);
         let points = kill_points(expected.calls.len());
         let mut by_category: BTreeMap<String, Vec<Failure>> = BTreeMap::new();
         let mut contents_broken = 0;
         for &point in &points {
-            let (failures, contents_held) = kill_at(&strace, &root, case, &expected, point);
+            let (failures, contents_held) = kill_at(&strace, root, case, &expected, point);
             contents_broken += usize::from(!contents_held);
             for failure in failures {
                 by_category
@@ -1275,7 +1288,6 @@ fn run_cases(prefix: &str) {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
     let _ = writeln!(std::io::stderr(), "{}", summary.join("\n"));
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
@@ -1325,9 +1337,8 @@ fn convert_killed_at_each_mutating_call() {
 #[test]
 fn the_kill_lands_just_before_the_call_aimed_at() {
     let Some(strace) = strace() else { return };
-    let root = std::env::temp_dir().join(format!("vhd-kill-self-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
+    let root = TempRoot::new("self");
+    let root = root.0.as_path();
     let case = Case {
         name: "create: the harness's own test",
         setup: |_| {},
@@ -1338,7 +1349,7 @@ fn the_kill_lands_just_before_the_call_aimed_at() {
         keeps_parent_timestamp: None,
         rerun_unless_exists: None,
     };
-    let expected = record(&strace, &root, &case);
+    let expected = record(&strace, root, &case);
     let nth_call = |syscall: &str| {
         1 + expected
             .calls
@@ -1348,11 +1359,11 @@ fn the_kill_lands_just_before_the_call_aimed_at() {
     };
     let kill_before = |point: usize| {
         let target = &expected.calls[point - 1];
-        let dir = fresh_dir(&root);
+        let dir = fresh_dir(root);
         let args = case_args(&case, &dir);
         let run = run_traced(
             &strace,
-            &root,
+            root,
             &dir,
             &args,
             Some((&target.syscall, target.nth)),
@@ -1371,7 +1382,6 @@ fn the_kill_lands_just_before_the_call_aimed_at() {
         "sized to the disk, the footer not yet written"
     );
     assert!(bytes.iter().all(|&b| b == 0));
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
