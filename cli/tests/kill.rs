@@ -136,13 +136,13 @@ const KNOWN_GAPS: &[KnownGap] = &[
         ],
         categories: &["corrupt: footer-copy-mismatch", "rerun: corrupt"],
     },
-    // Found by this harness, accepted as a benign window of `resize --force` (shrinking
-    // over data): the blocks past the new end are freed (dynamic) or the new footer is
-    // written over the first sector cut off (fixed) before the footer at the end records the
-    // new size, so for a moment the image has its old size and reads zeros (or a footer) in
-    // the part cut off. Only data the user gave up with --force changes; the part kept is
-    // intact at every point (the category checks that), and a rerun finishes. A fixed image
-    // cannot avoid it: its new footer must be written before the file is cut.
+    // A benign window of `resize --force` (shrinking over data), documented for fixed images
+    // in `FixedImage::set_size`: the blocks past the new end are freed (dynamic) or the new
+    // footer is written over the first sector cut off (fixed) before the footer at the end
+    // records the new size, so for a moment the image has its old size and reads zeros (or a
+    // footer) in the part cut off. Only data the user gave up with --force changes; the part
+    // kept is intact at every point (the category checks that), and a rerun finishes. A
+    // fixed image cannot avoid it: its new footer must be written before the file is cut.
     KnownGap {
         item: "benign window of resize --force: the part cut off changes before the size",
         cases: &[
@@ -151,12 +151,13 @@ const KNOWN_GAPS: &[KnownGap] = &[
         ],
         categories: &["shrink: the part cut off changed before the size"],
     },
-    // Found by this harness, not yet fixed: growing a fixed image writes the new footer at
-    // the new end, then zeros the old one; killed in between, the old footer stays as one
-    // non-zero sector at the old size, inside the part added, and `check` does not see it,
-    // nor does a second resize to the same size (which does nothing) remove it.
+    // A window that `FixedImage::set_size` documents, but which nothing repairs: growing a
+    // fixed image writes the new footer at the new end, then zeros the old one; killed in
+    // between, the old footer stays as one non-zero sector at the old size, inside the part
+    // added. `check` does not see it, and a second resize to the same size (which does
+    // nothing) does not remove it, so it stays for good.
     KnownGap {
-        item: "found by the kill harness: a fixed grow can leave its old footer in the part added",
+        item: "documented window, never repaired: a fixed grow can leave its old footer in the part added",
         cases: &["resize: grow a fixed image"],
         categories: &[
             "grow: the part added is not zeros",
