@@ -309,3 +309,36 @@ fn compacted_corpus_images_read_as_before() {
         assert_eq!(code, 0, "{file}: vhdiinfo: {text}");
     }
 }
+
+/// A locator whose data length was damaged to nearly 4 GiB is one no reader reads (the
+/// reader's bound is 64 KiB). In a child that holds no block yet the image still opens
+/// writable (nothing lies after the locators); compact then dropped nothing and tried to
+/// allocate and read that length. It drops the locator instead; the parent is still found
+/// through the other locators.
+#[test]
+fn compact_drops_a_locator_whose_length_passes_the_readers_bound() {
+    let dir = TempDir::new("compact-locator-length");
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let mut parent = create(&base, &CreateOptions::new(DiskType::Dynamic, 4 * MIB)).unwrap();
+    let data = Rng::new("compact_locator_length").bytes(4096);
+    parent.write_at(&data, 0).unwrap();
+    drop(parent);
+    drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
+    // The header at 512; its second locator entry (W2ru) at 576 + 24 in it; the length at +8.
+    let mut header = file_bytes(&child, 512, 1024);
+    let entry = 576 + 24;
+    assert_eq!(be_u32(&header, entry), 0x5732_7275, "W2ru");
+    header[entry + 8..entry + 12].copy_from_slice(&0xFFFF_FE00u32.to_be_bytes());
+    fix_header_checksum(&mut header);
+    patch_file(&child, 512, &header);
+
+    compact(&child, &OpenOptions::default(), Progress::default()).unwrap();
+    let header = file_bytes(&child, 512, 1024);
+    assert_eq!(be_u32(&header, entry), 0, "the locator is dropped");
+    let reopened = open_ro(&child);
+    let mut read = vec![0u8; 4096];
+    reopened.read_at(&mut read, 0).unwrap();
+    assert!(read == data, "the child reads its parent's data");
+    assert_eq!(check_exit_code(&child), 0);
+}

@@ -37,6 +37,7 @@ use crate::error::{Error, ParentRejection, Result, TriedParent};
 use crate::footer::{vhd_timestamp, DiskType, FOOTER_SIZE};
 use crate::image::LockedFile;
 use crate::ops::AllocatedRange;
+use crate::parent_locator::MAX_LOCATOR_BYTES;
 use crate::storage::Storage;
 use crate::{FooterSource, Image, OpenOptions, Parent, VirtualDisk};
 use std::fs::File;
@@ -328,9 +329,6 @@ fn empty(file: &File, path: &Path, child: &Child, header: DynamicHeader) -> Resu
     }
     Ok(child.footer_offset + FOOTER_SIZE as u64)
 }
-
-/// Most bytes of one locator's data that are moved (a path of 32 Ki UTF-16 units).
-const MAX_LOCATOR_BYTES: u32 = 64 * 1024;
 
 /// A rebase appends locator data after the blocks, where it would keep the emptied child
 /// from shrinking. When every locator's data lies past the dynamic header and the BAT, it

@@ -6,6 +6,7 @@ use crate::dynamic_header::DYNAMIC_HEADER_SIZE;
 use crate::error::{Error, Result};
 use crate::footer::FOOTER_SIZE;
 use crate::image::{is_all_zero, locator_space, LockedFile, SparseLayout, COPY_CHUNK};
+use crate::parent_locator::{ParentLocator, MAX_LOCATOR_BYTES};
 use crate::storage::Storage;
 use crate::{DifferencingImage, Image, OpenOptions, VirtualDisk};
 use std::fs::File;
@@ -15,8 +16,6 @@ use std::path::{Path, PathBuf};
 const HEADER_OFFSET: u64 = FOOTER_SIZE as u64;
 /// Offset of the BAT in a compacted file (right after the header).
 const TABLE_OFFSET: u64 = HEADER_OFFSET + DYNAMIC_HEADER_SIZE as u64;
-/// Most bytes kept for one parent locator's data (it holds a path).
-const MAX_LOCATOR_SPACE: u64 = 64 * 1024;
 
 /// What `compact` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +40,9 @@ pub struct CompactReport {
 /// no BAT entry refers to (leaked blocks, padding) and BAT entries past the end of the
 /// disk. Kept as they were: the footer (unique id, time stamp, creator, sizes, geometry,
 /// even its reserved bytes), the dynamic header's fields (block size, BAT entry count,
-/// parent unique id, time stamp and name) and the parent locators' data. The new file is
+/// parent unique id, time stamp and name) and the parent locators' data (a locator whose
+/// data length passes what any reader reads, 64 KiB, or whose data lies outside the file, is
+/// dropped: nothing ever read it). The new file is
 /// laid out as [`crate::create()`] lays it out: footer copy, header, BAT, locator data, then
 /// the blocks kept, in disk order, then the footer.
 ///
@@ -117,13 +118,28 @@ fn write_compacted(
     let entries = sparse.bat().len();
     header.table_offset = TABLE_OFFSET;
     let mut offset = TABLE_OFFSET + (entries as u64 * BAT_ENTRY_SIZE).next_multiple_of(512);
+    let file_size = sparse
+        .file()
+        .file_size()
+        .map_err(|e| Error::io("reading the size of the image", e))?;
     // Parent locator data, each in whole sectors, right after the BAT.
     for locator in header.parent_locators.iter_mut().filter(|l| !l.is_empty()) {
         let length = u64::from(locator.platform_data_length);
+        let inside = locator
+            .platform_data_offset
+            .checked_add(length)
+            .is_some_and(|end| end <= file_size);
+        if length > u64::from(MAX_LOCATOR_BYTES) || !inside {
+            // No reader ever reads such a locator (see `MAX_LOCATOR_BYTES`): it is dropped,
+            // not copied, so that a damaged length of up to 4 GiB is never allocated.
+            *locator = ParentLocator::default();
+            continue;
+        }
+        let bound = u64::from(MAX_LOCATOR_BYTES);
         let mut space = locator_space(locator).next_multiple_of(512);
-        if space > MAX_LOCATOR_SPACE.max(length) {
+        if space > bound {
             // A damaged (huge) data space: keep what a path can need, in bytes.
-            space = MAX_LOCATOR_SPACE.max(length).next_multiple_of(512);
+            space = bound;
             locator.platform_data_space = space as u32;
         }
         let mut data = vec![0u8; length.min(space) as usize];
