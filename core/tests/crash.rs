@@ -47,11 +47,11 @@ const MIB: u64 = 1024 * KIB;
 struct Disk {
     /// The contents as of the last completed sync: what survives any power cut.
     durable: Vec<u8>,
-    /// Writes since the last completed sync, in order.
-    pending: Vec<(u64, Vec<u8>)>,
+    /// Writes (and truncations) since the last completed sync, in order.
+    pending: Vec<Change>,
     /// What reads see: `durable` with every pending write applied.
     view: Vec<u8>,
-    /// Writes that completed.
+    /// Writes (and truncations: every change counts as one) that completed.
     writes: usize,
     /// Write attempts, completed or not.
     attempts: usize,
@@ -62,6 +62,23 @@ struct Disk {
     dead: bool,
     /// The write attempt with this number fails once (changing nothing); later ones work.
     fail_attempt: Option<usize>,
+}
+
+/// One change to the file not yet made durable by a sync.
+#[derive(Debug, Clone)]
+enum Change {
+    Write(u64, Vec<u8>),
+    /// `set_len`: the file cut (or extended with zeros) to this length.
+    SetLen(u64),
+}
+
+impl Change {
+    fn apply(&self, file: &mut Vec<u8>) {
+        match self {
+            Change::Write(offset, data) => apply(file, *offset, data),
+            Change::SetLen(len) => file.resize(*len as usize, 0),
+        }
+    }
 }
 
 /// A file in memory that can die and lose power; clones share the same file.
@@ -124,11 +141,11 @@ impl FaultFile {
     fn after_power_cut(&self, fate: impl Fn(usize) -> Fate) -> Vec<u8> {
         let disk = self.disk();
         let mut bytes = disk.durable.clone();
-        for (i, (offset, data)) in disk.pending.iter().enumerate() {
-            match fate(i) {
-                Fate::Kept => apply(&mut bytes, *offset, data),
-                Fate::Lost => {}
-                Fate::LostButSized => {
+        for (i, change) in disk.pending.iter().enumerate() {
+            match (fate(i), change) {
+                (Fate::Kept, change) => change.apply(&mut bytes),
+                (Fate::Lost, _) | (Fate::LostButSized, Change::SetLen(_)) => {}
+                (Fate::LostButSized, Change::Write(offset, data)) => {
                     let end = *offset as usize + data.len();
                     if bytes.len() < end {
                         bytes.resize(end, 0);
@@ -156,22 +173,7 @@ impl Storage for FaultFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let mut disk = self.disk();
-        if disk.die_after.is_some_and(|n| disk.writes >= n) {
-            disk.dead = true;
-        }
-        if disk.dead {
-            return Err(died());
-        }
-        disk.attempts += 1;
-        if disk.fail_attempt == Some(disk.attempts - 1) {
-            disk.fail_attempt = None;
-            return Err(io::Error::other("injected write failure"));
-        }
-        apply(&mut disk.view, offset, buf);
-        disk.pending.push((offset, buf.to_vec()));
-        disk.writes += 1;
-        Ok(())
+        self.disk().change(Change::Write(offset, buf.to_vec()))
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -183,8 +185,8 @@ impl Storage for FaultFile {
             return Err(died());
         }
         let pending = std::mem::take(&mut disk.pending);
-        for (offset, data) in pending {
-            apply(&mut disk.durable, offset, &data);
+        for change in pending {
+            change.apply(&mut disk.durable);
         }
         disk.syncs += 1;
         Ok(())
@@ -192,6 +194,32 @@ impl Storage for FaultFile {
 
     fn file_size(&self) -> io::Result<u64> {
         Ok(self.disk().view.len() as u64)
+    }
+
+    fn set_len(&self, size: u64) -> io::Result<()> {
+        self.disk().change(Change::SetLen(size))
+    }
+}
+
+impl Disk {
+    /// A write or truncation: done (and pending until the next sync) unless the process
+    /// is dead or this attempt is the one to fail.
+    fn change(&mut self, change: Change) -> io::Result<()> {
+        if self.die_after.is_some_and(|n| self.writes >= n) {
+            self.dead = true;
+        }
+        if self.dead {
+            return Err(died());
+        }
+        self.attempts += 1;
+        if self.fail_attempt == Some(self.attempts - 1) {
+            self.fail_attempt = None;
+            return Err(io::Error::other("injected write failure"));
+        }
+        change.apply(&mut self.view);
+        self.pending.push(change);
+        self.writes += 1;
+        Ok(())
     }
 }
 
@@ -224,6 +252,24 @@ fn the_fault_file_dies_and_loses_power_as_documented() {
         }),
         vec![2, 2, 1, 1, 1, 1, 3, 3, 0, 0, 0, 0]
     );
+
+    // A truncation is a change like a write: pending until a sync, lost or kept by a cut.
+    let file = FaultFile::new(vec![1; 8]);
+    file.write_all_at(&[2], 0).unwrap();
+    file.set_len(4).unwrap();
+    assert_eq!(file.after_death(), vec![2, 1, 1, 1]);
+    assert_eq!(
+        file.after_power_cut(|i| if i == 0 { Fate::Lost } else { Fate::Kept }),
+        vec![1, 1, 1, 1]
+    );
+    assert_eq!(
+        file.after_power_cut(|i| if i == 0 { Fate::Kept } else { Fate::Lost }),
+        vec![2, 1, 1, 1, 1, 1, 1, 1]
+    );
+    file.sync().unwrap();
+    file.die_after(2);
+    assert!(file.set_len(1).is_err(), "a dead process does not truncate");
+    assert_eq!(file.after_power_cut(|_| Fate::Lost), vec![2, 1, 1, 1]);
 
     let file = FaultFile::new(vec![0; 4]);
     file.fail_attempt(1);
@@ -793,6 +839,260 @@ fn a_block_whose_first_write_failed_still_reads_from_the_parent() {
     assert!(!report.has_corruption(), "{report}");
     let reopened = scenario.open(FaultFile::new(bytes)).unwrap();
     assert_same_bytes(&read_all(&reopened), &expected, "after a reopen");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Maintenance operations, cut at every write
+
+/// Runs `operation` on a [`FaultFile`] holding `before` (the image's bytes) once to count
+/// its writes (and truncations) and verify its result, then again with the process dying
+/// after each of them (before the next write or sync; after the last one, the final sync
+/// fails). Every death goes to `verify` (`death` true), then power cuts after it (`death`
+/// false): every combination of fates of the changes since the last sync (kept, lost, lost
+/// but the file's new length kept), when there are at most [`EVERY_SUBSET`] of them; otherwise all of them lost, then `power_cuts` random subsets.
+/// `operation` gets the file and says whether it completed; it resets whatever else it
+/// writes (a parent) itself. Returns the number of states verified.
+fn cut_at_every_write(
+    before: &[u8],
+    power_cuts: usize,
+    rng: &mut Rng,
+    mut operation: impl FnMut(&FaultFile) -> bool,
+    mut verify: impl FnMut(&str, Vec<u8>, bool),
+) -> usize {
+    let counter = FaultFile::new(before.to_vec());
+    assert!(operation(&counter), "the operation fails without a cut");
+    let total = counter.writes();
+    assert!(total > 0, "the operation wrote nothing");
+    verify("completed", counter.after_death(), true);
+    let mut states = 1;
+    for cut in 0..=total {
+        let file = FaultFile::new(before.to_vec());
+        file.die_after(cut);
+        assert!(
+            !operation(&file),
+            "died after write {cut} of {total}, yet completed"
+        );
+        let what = format!("died after write {cut} of {total}");
+        verify(&what, file.after_death(), true);
+        states += 1;
+        let pending = file.pending();
+        let subsets: Vec<Vec<Fate>> = if pending <= EVERY_SUBSET {
+            (0..3u32.pow(pending as u32))
+                .map(|code| {
+                    (0..pending as u32)
+                        .map(|i| match code / 3u32.pow(i) % 3 {
+                            0 => Fate::Lost,
+                            1 => Fate::LostButSized,
+                            _ => Fate::Kept,
+                        })
+                        .collect()
+                })
+                .collect()
+        } else {
+            (0..=power_cuts)
+                .map(|k| {
+                    (0..pending)
+                        .map(|_| match (k, rng.below(3)) {
+                            (0, _) => Fate::Lost,
+                            (_, 0) => Fate::LostButSized,
+                            (_, 1) => Fate::Lost,
+                            _ => Fate::Kept,
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        for fates in subsets {
+            let bytes = file.after_power_cut(|i| fates[i]);
+            verify(
+                &format!("{what}, then a power cut: {fates:?} of the {pending} changes since the last sync"),
+                bytes,
+                false,
+            );
+            states += 1;
+        }
+    }
+    states
+}
+
+/// Up to this many changes since the last sync, power cuts try every combination of their
+/// fates (3^5 = 243 states).
+const EVERY_SUBSET: usize = 5;
+
+/// What every state a cut leaves must satisfy, as for writes: the image (`bytes`, at
+/// `path`) opens (`open` says how to find its parent), checks without corruption (leaks
+/// allowed), and reads `expected`. With `end_footer`, it opens from the footer at the end
+/// of the file; otherwise it may open (read-only) from the footer copy, which must then be
+/// a leak (the caller says when that is acceptable). Returns where the footer came from.
+fn verify_image(
+    context: &str,
+    path: &Path,
+    bytes: &[u8],
+    open: &OpenOptions,
+    expected: &[u8],
+    end_footer: bool,
+) -> FooterSource {
+    let image = Image::open_storage(
+        Box::new(FaultFile::new(bytes.to_vec())),
+        path,
+        &OpenOptions {
+            read_only: true,
+            ..open.clone()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
+    let source = image.footer_source();
+    if end_footer {
+        assert_eq!(source, FooterSource::End, "{context}");
+    }
+    assert_same_bytes(&read_all(&image), expected, context);
+    drop(image);
+    let check_options = CheckOptions {
+        parents: open.parents.clone(),
+        ..CheckOptions::default()
+    };
+    let report = check_storage(
+        Box::new(FaultFile::new(bytes.to_vec())),
+        path,
+        &check_options,
+    )
+    .unwrap();
+    assert!(!report.has_corruption(), "{context}: check:\n{report}");
+    if source == FooterSource::Copy {
+        assert!(
+            report.has_leaks(),
+            "{context}: a lost footer is a leak:\n{report}"
+        );
+    }
+    source
+}
+
+/// A dynamic parent (`base.vhd`, random data) and a differencing child (`child.vhd`) with
+/// data in a few blocks, in 64 KiB blocks. Returns the folder, both paths and what the
+/// chain reads.
+fn small_chain(label: &str, rng: &mut Rng) -> (TempDir, PathBuf, PathBuf, Vec<u8>) {
+    let dir = TempDir::new(label);
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let size = 2 * MIB;
+    let mut options = CreateOptions::new(DiskType::Dynamic, size);
+    options.block_size = 64 * KIB as u32;
+    let mut parent = create(&base, &options).unwrap();
+    parent.write_at(&rng.bytes(MIB as usize), 0).unwrap();
+    drop(parent);
+    let mut image = create(&child, &CreateOptions::differencing(&base)).unwrap();
+    for _ in 0..4 {
+        let offset = rng.below(size / 512 - 64) * 512;
+        image.write_at(&rng.bytes(20_000), offset).unwrap();
+    }
+    let expected = read_all(&image);
+    drop(image);
+    (dir, base, child, expected)
+}
+
+/// Puts back a parent's bytes and modification time (which its child records).
+fn restore(path: &Path, bytes: &[u8], modified: std::time::SystemTime) {
+    std::fs::write(path, bytes).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(modified).unwrap();
+}
+
+/// Commit at every write of the child, over a parent on disk (put back before each run):
+/// the chain reads the same in every state (the child holds its data until the parent
+/// holds it too). `rebased`: the child's locator data lies after its blocks (a rebase put
+/// it there), so that commit moves it next to the BAT before cutting the file.
+fn commit_survives_a_cut_at_every_write(label: &str, rebased: bool) {
+    let mut rng = Rng::new(label);
+    let (dir, mut base, child, expected) = small_chain(label, &mut rng);
+    if rebased {
+        let moved = dir.join("moved.vhd");
+        std::fs::rename(&base, &moved).unwrap();
+        vhd_core::ops::rebase(&child, &moved, &OpenOptions::default()).unwrap();
+        base = moved;
+    }
+    let parent_bytes = std::fs::read(&base).unwrap();
+    let parent_modified = std::fs::metadata(&base).unwrap().modified().unwrap();
+    let child_bytes = std::fs::read(&child).unwrap();
+    let states = cut_at_every_write(
+        &child_bytes,
+        3,
+        &mut rng,
+        |file| {
+            restore(&base, &parent_bytes, parent_modified);
+            vhd_core::ops::commit_through(
+                file,
+                &child,
+                &OpenOptions::default(),
+                vhd_core::ops::Progress::default(),
+            )
+            .is_ok()
+        },
+        |what, bytes, _death| {
+            // The file never grows: a footer at its end at every instant, whatever a
+            // power cut keeps.
+            let context = format!("{label}: commit {what}");
+            let open = OpenOptions::default();
+            verify_image(&context, &child, &bytes, &open, &expected, true);
+        },
+    );
+    println!("{label}: {states} states verified");
+}
+
+#[test]
+fn commit_survives_a_cut_at_every_write_of_the_child() {
+    commit_survives_a_cut_at_every_write("crash-commit", false);
+}
+
+#[test]
+fn commit_of_a_rebased_child_survives_a_cut_at_every_write() {
+    commit_survives_a_cut_at_every_write("crash-commit-rebased", true);
+}
+
+/// Rebase onto the moved parent at every write: the child reads the same in every state,
+/// and its dynamic header is the old one (naming the old place) or the new one, whole.
+#[test]
+fn rebase_survives_a_cut_at_every_write() {
+    let label = "crash-rebase";
+    let mut rng = Rng::new(label);
+    let (dir, base, child, expected) = small_chain(label, &mut rng);
+    let moved = dir.join("moved.vhd");
+    std::fs::rename(&base, &moved).unwrap();
+    let before = std::fs::read(&child).unwrap();
+    let header = |bytes: &[u8]| bytes[512..1536].to_vec();
+    let done = FaultFile::new(before.clone());
+    vhd_core::ops::rebase_through(&done, &child, &moved, &OpenOptions::default()).unwrap();
+    let new_header = header(&done.after_death());
+    let old_footer = before.len() - 512;
+    assert_ne!(new_header, header(&before));
+    let over_moved = OpenOptions {
+        parents: vec![vhd_core::ParentPath::Vhd(moved.clone())],
+        ..OpenOptions::default()
+    };
+    let states = cut_at_every_write(
+        &before,
+        3,
+        &mut rng,
+        |file| vhd_core::ops::rebase_through(file, &child, &moved, &OpenOptions::default()).is_ok(),
+        |what, bytes, death| {
+            let context = format!("{label}: rebase {what}");
+            let found = header(&bytes);
+            assert!(
+                found == header(&before) || found == new_header,
+                "{context}: the dynamic header is neither the old nor the new one"
+            );
+            // A power cut may keep the file's new length and lose the moved footer (zeros
+            // at the end): the image opens from the copy then, and the old footer must
+            // still be whole where it was.
+            let source = verify_image(&context, &child, &bytes, &over_moved, &expected, death);
+            if source == FooterSource::Copy {
+                assert!(
+                    bytes[old_footer..old_footer + 512] == before[old_footer..],
+                    "{context}: neither the moved footer nor the old one is whole"
+                );
+            }
+        },
+    );
+    println!("{label}: {states} states verified");
 }
 
 // ---------------------------------------------------------------------------------------------

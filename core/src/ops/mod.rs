@@ -19,13 +19,13 @@ mod snapshot;
 mod source;
 mod vhd_stream;
 
-pub use commit::{commit, CommitReport};
+pub use commit::{commit, commit_through, CommitReport};
 pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat, SourceFormat};
 pub use info::{info, ChainEntry, ChainKind, ChecksumInfo, ImageInfo, LocatorInfo, ParentInfo};
 pub use map::{allocated_ranges, AllocatedRange};
 pub use progress::Progress;
-pub use rebase::rebase;
+pub use rebase::{rebase, rebase_through};
 pub use repair::{repair, RepairAction, RepairReport};
 pub use resize::{resize, ResizeOptions, ResizeReport};
 pub use snapshot::snapshot;
