@@ -342,3 +342,146 @@ fn compact_drops_a_locator_whose_length_passes_the_readers_bound() {
     assert!(read == data, "the child reads its parent's data");
     assert_eq!(check_exit_code(&child), 0);
 }
+
+/// Sets the extended attribute `name` of the file at `path`; false when the file system
+/// has none.
+#[cfg(target_os = "linux")]
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: NUL-terminated strings and a value readable for its length.
+    let set = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if set == 0 {
+        return true;
+    }
+    let e = std::io::Error::last_os_error();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::ENOTSUP),
+        "setxattr {name:?}: {e}"
+    );
+    false
+}
+
+/// The extended attribute `name` of the file at `path`.
+#[cfg(target_os = "linux")]
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut value = vec![0u8; 4096];
+    // SAFETY: NUL-terminated strings and a buffer writable for its length.
+    let got = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    (got >= 0).then(|| value[..got as usize].to_vec())
+}
+
+/// A POSIX ACL as Linux stores it in `system.posix_acl_access`: version 2, then (tag,
+/// permissions, id) entries: the owner rw, user 12345 r, the group r, the mask r, others
+/// nothing (mode 0640 with one more reader).
+#[cfg(target_os = "linux")]
+fn acl_with_one_more_reader() -> Vec<u8> {
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX),
+        (0x02, 4, 12345),
+        (0x04, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    acl
+}
+
+/// compact replaces the file with a new one: it keeps the original's owner and group (when
+/// run as root; otherwise the file is ours already), permissions, extended attributes and
+/// ACL. It used to keep only the permissions.
+#[cfg(target_os = "linux")]
+#[test]
+fn compact_keeps_owner_group_mode_extended_attributes_and_acl() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new("compact-attributes");
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
+    image.write_at(&[7u8; 4096], MIB).unwrap();
+    image.write_at(&[1u8; 4096], 2 * BLOCK).unwrap();
+    image
+        .write_at(&vec![0u8; BLOCK as usize], 2 * BLOCK)
+        .unwrap();
+    drop(image);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    if !set_xattr(&path, "user.vhd-test", b"kept") {
+        skip("the temporary folder's file system has no extended attributes");
+        return;
+    }
+    let acl = acl_with_one_more_reader();
+    assert!(set_xattr(&path, "system.posix_acl_access", &acl));
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&path, Some(12345), Some(12346)).unwrap();
+    }
+    let before = std::fs::metadata(&path).unwrap();
+    let before_acl = get_xattr(&path, "system.posix_acl_access").unwrap();
+
+    let report = compact(&path, &OpenOptions::default(), Progress::default()).unwrap();
+    assert!(
+        report.file_size_after < report.file_size_before,
+        "{report:?}"
+    );
+    let after = std::fs::metadata(&path).unwrap();
+    assert_ne!(after.ino(), before.ino(), "the file was replaced");
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(after.mode(), before.mode());
+    assert_eq!(
+        get_xattr(&path, "user.vhd-test").as_deref(),
+        Some(&b"kept"[..])
+    );
+    assert_eq!(
+        get_xattr(&path, "system.posix_acl_access"),
+        Some(before_acl)
+    );
+}
+
+/// A run killed before it could clean up left its temporary file; the PID it carried may
+/// be this process's now. The next compact goes on (another name, or none) instead of
+/// failing on the name, and leaves the leftovers to `check` to report.
+#[test]
+fn leftovers_of_a_killed_compact_do_not_block_the_next_one() {
+    let dir = TempDir::new("compact-leftovers");
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
+    image.write_at(&[7u8; 4096], MIB).unwrap();
+    drop(image);
+    let pid = std::process::id();
+    let leftovers = [
+        dir.join(&format!(".disk.vhd.compact-{pid}.tmp")),
+        dir.join(&format!(".disk.vhd.compact-{pid}-0.vhd-tmp")),
+    ];
+    for leftover in &leftovers {
+        std::fs::write(leftover, b"left by a killed run").unwrap();
+    }
+    compact(&path, &OpenOptions::default(), Progress::default()).unwrap();
+    assert_eq!(check_exit_code(&path), 0);
+    for leftover in &leftovers {
+        assert_eq!(std::fs::read(leftover).unwrap(), b"left by a killed run");
+    }
+}

@@ -1302,3 +1302,198 @@ fn a_killed_process_leaves_a_consistent_image() {
     println!("{KILL_ROUNDS} kills, {total_flushes} flushes completed, {leaks} leaked blocks seen");
     assert!(total_flushes > 0, "no flush ever completed before a kill");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files replaced by rename: create --overwrite, compact, convert
+
+/// `create` with `overwrite` writes a new file and renames it over the old one (after
+/// making it durable): the old file is never emptied in place. Another name of the old file
+/// (a hard link) and a handle open on it still read the old image; the new one keeps the
+/// old file's permissions.
+#[test]
+fn create_overwrite_replaces_the_file_instead_of_emptying_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new("crash-create-overwrite");
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 4 * MIB)).unwrap();
+    image.write_at(&[9u8; 4096], 0).unwrap();
+    drop(image);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let old = std::fs::read(&path).unwrap();
+    let old_inode = std::fs::metadata(&path).unwrap().ino();
+    let link = dir.join("link.vhd");
+    std::fs::hard_link(&path, &link).unwrap();
+    let options = CreateOptions {
+        overwrite: true,
+        ..CreateOptions::new(DiskType::Fixed, MIB)
+    };
+    let image = create(&path, &options).unwrap();
+    assert_eq!(image.size(), MIB);
+    drop(image);
+    assert!(
+        std::fs::read(&link).unwrap() == old,
+        "the old file was written in place"
+    );
+    let new = std::fs::metadata(&path).unwrap();
+    assert_ne!(new.ino(), old_inode);
+    assert_eq!(new.mode() & 0o777, 0o604);
+    let names: BTreeSet<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["disk.vhd".into(), "link.vhd".into()])
+    );
+}
+
+/// The test that runs itself as a process to kill in the middle of a compact or convert.
+const KILLED_REWRITE_TEST: &str = "a_killed_compact_or_convert_leaves_no_temporary_file";
+/// Set in that process: the operation ("compact" or "convert"), the image, and a file to
+/// create when the operation is half done.
+const REWRITE_OPERATION: &str = "VHD_CRASH_REWRITE_OPERATION";
+const REWRITE_IMAGE: &str = "VHD_CRASH_REWRITE_IMAGE";
+const REWRITE_HALFWAY: &str = "VHD_CRASH_REWRITE_HALFWAY";
+
+/// Child mode: runs the operation, and once half of it is done, says so and waits to be
+/// killed.
+fn rewrite_child(operation: &str, image: &Path, halfway: &Path) -> ! {
+    let on_progress = |done: u64, total: u64| {
+        if done * 2 >= total && done < total {
+            std::fs::write(halfway, b"").unwrap();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    };
+    let progress = vhd_core::ops::Progress::default().with_callback(&on_progress);
+    let result = match operation {
+        "compact" => vhd_core::ops::compact(image, &OpenOptions::default(), progress).map(drop),
+        _ => {
+            let options = vhd_core::ops::ConvertOptions::new(vhd_core::ops::OutputFormat::Dynamic);
+            let destination = image.with_file_name("converted.vhd");
+            vhd_core::ops::convert(image, &destination, &options, progress).map(drop)
+        }
+    };
+    panic!("child: the {operation} ended without being killed: {result:?}");
+}
+
+/// A compact or convert killed halfway leaves the image as it was and no temporary file:
+/// the new file has no name until it is whole (`O_TMPFILE`, Linux). (They used to leave a
+/// full-size `.NAME.compact-PID.tmp` or `.convert-tmp` for ever.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_compact_or_convert_leaves_no_temporary_file() {
+    if let Some(operation) = std::env::var_os(REWRITE_OPERATION) {
+        let image = std::env::var_os(REWRITE_IMAGE).unwrap();
+        let halfway = std::env::var_os(REWRITE_HALFWAY).unwrap();
+        rewrite_child(
+            &operation.to_string_lossy(),
+            Path::new(&image),
+            Path::new(&halfway),
+        );
+    }
+    let mut rng = Rng::new(KILLED_REWRITE_TEST);
+    for operation in ["compact", "convert"] {
+        let dir = TempDir::new(&format!("crash-killed-{operation}"));
+        let path = dir.join("disk.vhd");
+        let mut options = CreateOptions::new(DiskType::Dynamic, 16 * MIB);
+        options.block_size = 64 * KIB as u32;
+        let mut image = create(&path, &options).unwrap();
+        image.write_at(&rng.bytes(16 * MIB as usize), 0).unwrap();
+        drop(image);
+        let before = std::fs::read(&path).unwrap();
+        let halfway = std::env::temp_dir().join(format!(
+            "vhd-crash-halfway-{operation}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&halfway);
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                KILLED_REWRITE_TEST,
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(REWRITE_OPERATION, operation)
+            .env(REWRITE_IMAGE, &path)
+            .env(REWRITE_HALFWAY, &halfway)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = KillOnDrop(child);
+        let started = std::time::Instant::now();
+        while !halfway.exists() {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!("{operation}: the child exited ({status}) before halfway");
+            }
+            assert!(
+                started.elapsed().as_secs() < 60,
+                "{operation}: never halfway"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
+        let _ = std::fs::remove_file(&halfway);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["disk.vhd".to_string()],
+            "{operation} left files"
+        );
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "{operation}: the image changed"
+        );
+    }
+}
+
+/// Where the file system has no `O_TMPFILE` (or elsewhere than Linux), a killed compact or
+/// convert leaves a named temporary file: `check` names those of the image whose process
+/// is gone (for information: the image is fine), not those of a running process nor those
+/// of another image.
+#[test]
+fn check_names_the_temporary_files_a_killed_run_left() {
+    let dir = TempDir::new("crash-stale-temp");
+    let path = dir.join("disk.vhd");
+    drop(create(&path, &CreateOptions::new(DiskType::Dynamic, 4 * MIB)).unwrap());
+    // A process that has ended: its id names no process now (ids are not reused at once).
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let dead = gone.id();
+    let alive = std::process::id();
+    let stale = [
+        format!(".disk.vhd.compact-{dead}-0.vhd-tmp"),
+        format!(".disk.vhd.convert-{dead}-3.vhd-tmp"),
+        format!(".disk.vhd.compact-{dead}.tmp"),
+        format!(".disk.vhd.{dead}-0.convert-tmp"),
+    ];
+    let others = [
+        format!(".disk.vhd.compact-{alive}-0.vhd-tmp"),
+        format!(".other.vhd.compact-{dead}-0.vhd-tmp"),
+        format!(".disk.vhd.backup-{dead}-0.vhd-tmp"),
+    ];
+    for name in stale.iter().chain(&others) {
+        std::fs::write(dir.join(name), b"left behind").unwrap();
+    }
+    let report = vhd_core::check(&path, &CheckOptions::default()).unwrap();
+    assert_eq!(report.exit_code(), 0, "{report}");
+    let found: BTreeSet<String> = report
+        .findings_of(vhd_core::FindingKind::StaleTempFile)
+        .map(|f| {
+            assert_eq!(f.severity, vhd_core::Severity::Info);
+            let name = stale
+                .iter()
+                .find(|name| f.message.contains(&format!("{}", dir.join(name).display())))
+                .unwrap_or_else(|| panic!("names none of ours: {}", f.message));
+            assert!(f.message.contains(&dead.to_string()), "{}", f.message);
+            name.clone()
+        })
+        .collect();
+    assert_eq!(found, stale.iter().cloned().collect());
+}
