@@ -27,7 +27,7 @@ pub use map::{allocated_ranges, AllocatedRange};
 pub use progress::Progress;
 pub use rebase::{rebase, rebase_through};
 pub use repair::{repair, RepairAction, RepairReport};
-pub use resize::{resize, ResizeOptions, ResizeReport};
+pub use resize::{resize, resize_through, ResizeOptions, ResizeReport};
 pub use snapshot::snapshot;
 pub use source::{detect_source_format, open_source, open_source_with_detection, SourceDetection};
 pub use vhd_stream::{Source, VhdStream};

@@ -74,7 +74,40 @@ pub fn resize(
             reason: "resize writes the image: open it read-write".into(),
         });
     }
-    let mut image = Image::open(path, &options.open)?;
+    let image = Image::open(path, &options.open)?;
+    let old_size = resize_image(image, new_size, options, progress)?;
+    let file_size = std::fs::metadata(path)
+        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+        .len();
+    Ok(ResizeReport {
+        old_size,
+        new_size,
+        file_size,
+    })
+}
+
+/// [`resize`] of the image held by `file` (at `path`, which names it and leads to its
+/// parents): the injection point of the crash tests, which hand in a storage that dies or
+/// loses power after any write. Not a stable interface.
+#[doc(hidden)]
+pub fn resize_through(
+    file: Box<dyn crate::Storage>,
+    path: &Path,
+    new_size: u64,
+    options: &ResizeOptions,
+    progress: Progress,
+) -> Result<()> {
+    let image = Image::open_storage(file, path, &options.open)?;
+    resize_image(image, new_size, options, progress).map(drop)
+}
+
+/// Resizes the open `image`; returns its old size.
+fn resize_image(
+    mut image: Image,
+    new_size: u64,
+    options: &ResizeOptions,
+    progress: Progress,
+) -> Result<u64> {
     if let Some(reason) = image.read_only_reason() {
         return Err(Error::ReadOnly {
             reason: reason.to_string(),
@@ -93,15 +126,7 @@ pub fn resize(
             Image::Differencing(child) => child.sparse_mut().set_size(new_size)?,
         }
     }
-    drop(image);
-    let file_size = std::fs::metadata(path)
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
-        .len();
-    Ok(ResizeReport {
-        old_size,
-        new_size,
-        file_size,
-    })
+    Ok(old_size)
 }
 
 fn validate_size(image: &Image, new_size: u64) -> Result<()> {
