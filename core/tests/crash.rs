@@ -24,6 +24,15 @@
 //! flushing a dynamic image and logging what each completed flush covered, and is killed
 //! with SIGKILL at random moments; the image is checked as above after every kill and must
 //! read the same in `qemu-img convert` (and open in `vhdiinfo`).
+//!
+//! The maintenance operations that write an image in place (commit, rebase, resize) run on
+//! a [`FaultFile`] too (through their doc-hidden `*_through` entry points), cut after every
+//! write and truncation, with every combination of fates of the changes since the last sync
+//! (up to [`EVERY_SUBSET`] of them; random ones beyond): the image opens, checks without
+//! corruption (leaks allowed) and reads its old or its new contents. Those that make a new
+//! file and rename it over the old one (create --overwrite, compact, convert) are followed
+//! by `strace`: the old file is never written, the new one is fsynced before the rename
+//! and the folder after it; killed halfway, they leave the old file and no temporary one.
 
 mod common;
 
@@ -1590,4 +1599,212 @@ fn check_names_the_temporary_files_a_killed_run_left() {
         })
         .collect();
     assert_eq!(found, stale.iter().cloned().collect());
+}
+
+/// The test that runs itself, under `strace`, to record the system calls of an operation
+/// that replaces a file.
+const TRACED_TEST: &str = "files_are_replaced_only_once_the_new_one_is_durable";
+/// Set in that process: the operation, and the folder it works in.
+const TRACED_OPERATION: &str = "VHD_CRASH_TRACED_OPERATION";
+const TRACED_DIR: &str = "VHD_CRASH_TRACED_DIR";
+
+/// Child mode: the operation on `dir/disk.vhd` (create --overwrite, compact) or from it to
+/// `dir/out.vhd` (convert, which replaces an existing output).
+fn traced_child(operation: &str, dir: &Path) -> ! {
+    let disk = dir.join("disk.vhd");
+    let progress = vhd_core::ops::Progress::default();
+    let result = match operation {
+        "create" => {
+            let options = CreateOptions {
+                overwrite: true,
+                ..CreateOptions::new(DiskType::Dynamic, 2 * MIB)
+            };
+            create(&disk, &options).map(drop)
+        }
+        "compact" => vhd_core::ops::compact(&disk, &OpenOptions::default(), progress).map(drop),
+        _ => {
+            let mut options =
+                vhd_core::ops::ConvertOptions::new(vhd_core::ops::OutputFormat::Dynamic);
+            options.overwrite = true;
+            vhd_core::ops::convert(&disk, &dir.join("out.vhd"), &options, progress).map(drop)
+        }
+    };
+    std::process::exit(match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("child: {operation}: {e}");
+            1
+        }
+    });
+}
+
+/// One system call from `strace`: its name, its arguments as written, its result.
+struct Call {
+    name: String,
+    args: String,
+    result: i64,
+}
+
+/// The calls of an `strace -f` log (calls split across threads are skipped: none of those
+/// this test follows runs concurrently with another).
+fn calls(log: &str) -> Vec<Call> {
+    log.lines()
+        .filter(|l| !l.contains("<unfinished") && !l.contains("resumed>"))
+        .filter_map(|line| {
+            // "PID name(args) = result ..."
+            let line = line
+                .split_once(' ')
+                .map_or(line, |(_, rest)| rest)
+                .trim_start();
+            let (name, rest) = line.split_once('(')?;
+            let (args, result) = rest.rsplit_once(" = ")?;
+            let args = args.trim_end().strip_suffix(')')?;
+            let result = result.split_whitespace().next()?.parse().ok()?;
+            Some(Call {
+                name: name.to_string(),
+                args: args.to_string(),
+                result,
+            })
+        })
+        .collect()
+}
+
+/// The quoted strings among a call's arguments.
+fn quoted(args: &str) -> Vec<&str> {
+    args.split('"').skip(1).step_by(2).collect()
+}
+
+/// `create --overwrite`, `compact` and `convert` (over an existing output) under `strace`:
+/// the file they replace is never written (nor truncated); the new file is fsynced after
+/// its last write and before the rename (or link) that gives it the name; the folder is
+/// fsynced after that. So the old file stays intact until the new one is durable, and the
+/// new name is durable before the operation returns: whichever writes a power cut loses,
+/// the name leads to the old file or to the whole new one.
+#[cfg(target_os = "linux")]
+#[test]
+fn files_are_replaced_only_once_the_new_one_is_durable() {
+    if let Some(operation) = std::env::var_os(TRACED_OPERATION) {
+        let dir = std::env::var_os(TRACED_DIR).unwrap();
+        traced_child(&operation.to_string_lossy(), Path::new(&dir));
+    }
+    if !require_tool("strace") {
+        return;
+    }
+    let mut rng = Rng::new(TRACED_TEST);
+    for operation in ["create", "compact", "convert"] {
+        let dir = TempDir::new(&format!("crash-traced-{operation}"));
+        let disk = dir.join("disk.vhd");
+        let mut image = create(&disk, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
+        image.write_at(&rng.bytes(3 * MIB as usize), MIB).unwrap();
+        image.write_at(&[1; 4096], 6 * MIB).unwrap();
+        image.write_at(&vec![0; 2 * MIB as usize], 6 * MIB).unwrap();
+        drop(image);
+        let replaced = match operation {
+            "convert" => {
+                let out = dir.join("out.vhd");
+                std::fs::write(&out, b"the old output").unwrap();
+                out
+            }
+            _ => disk.clone(),
+        };
+        let old_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&replaced).unwrap());
+        let log = dir.join("strace.log");
+        let status = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-o"])
+            .arg(&log)
+            .args([
+                "-e",
+                "trace=open,openat,close,write,pwrite64,pwritev,ftruncate,fsync,fdatasync,rename,renameat,renameat2,link,linkat",
+            ])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", TRACED_TEST, "--nocapture", "--test-threads=1"])
+            .env(TRACED_OPERATION, operation)
+            .env(TRACED_DIR, dir.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{operation}: the traced child failed");
+        let calls = calls(&std::fs::read_to_string(&log).unwrap());
+        let destination = replaced.display().to_string();
+        let folder = dir.path().display().to_string();
+
+        // Which file each descriptor is, as the calls go.
+        let mut open: HashMap<i64, String> = HashMap::new();
+        let mut new_fd = None;
+        let mut last_new_write = None;
+        let mut new_synced = None;
+        let mut named = None;
+        let mut folder_synced = None;
+        for (i, call) in calls.iter().enumerate() {
+            let fd = || {
+                call.args
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+            };
+            match call.name.as_str() {
+                "open" | "openat" if call.result >= 0 => {
+                    let path = quoted(&call.args)
+                        .first()
+                        .copied()
+                        .unwrap_or("")
+                        .to_string();
+                    let is_new = call.args.contains("O_TMPFILE") || path.ends_with(".vhd-tmp");
+                    if is_new && path.starts_with(&folder) && named.is_none() {
+                        new_fd = Some(call.result);
+                    }
+                    open.insert(call.result, path);
+                }
+                "close" => {
+                    if let Some(fd) = fd() {
+                        open.remove(&fd);
+                    }
+                }
+                "write" | "pwrite64" | "pwritev" | "ftruncate" => {
+                    let fd = fd().unwrap();
+                    assert!(
+                        open.get(&fd) != Some(&destination) || named.is_some(),
+                        "{operation}: the file being replaced was written: {}({})",
+                        call.name,
+                        call.args
+                    );
+                    if Some(fd) == new_fd {
+                        last_new_write = Some(i);
+                    }
+                }
+                "fsync" | "fdatasync" if call.result == 0 => {
+                    let fd = fd().unwrap();
+                    if Some(fd) == new_fd && named.is_none() {
+                        new_synced = Some(i);
+                    }
+                    if named.is_some() && open.get(&fd) == Some(&folder) {
+                        folder_synced = Some(i);
+                    }
+                }
+                "rename" | "renameat" | "renameat2" | "link" | "linkat" if call.result == 0 => {
+                    if quoted(&call.args).last() == Some(&destination.as_str()) {
+                        named = Some(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let context = format!("{operation}: {} calls traced", calls.len());
+        assert!(new_fd.is_some(), "{context}: no new file was made");
+        let named = named.unwrap_or_else(|| panic!("{context}: the new file was never named"));
+        let synced = new_synced.unwrap_or_else(|| panic!("{context}: never fsynced"));
+        assert!(
+            last_new_write.is_some_and(|w| w < synced) && synced < named,
+            "{context}: written at {last_new_write:?}, fsynced at {synced}, named at {named}"
+        );
+        assert!(
+            folder_synced.is_some(),
+            "{context}: the folder was not fsynced after the new name"
+        );
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&replaced).unwrap());
+        assert_ne!(inode, old_inode, "{context}: not replaced");
+    }
 }
