@@ -1062,7 +1062,9 @@ impl Checker<'_> {
                 Severity::Info,
                 FindingKind::ParentTimestampNotRecorded,
                 Some(header_offset + 56),
-                format!("the parent time stamp is {PARENT_TIMESTAMP_NOT_RECORDED}"),
+                format!(
+                    "the parent time stamp is {PARENT_TIMESTAMP_NOT_RECORDED}; a commit that was interrupted leaves it so too: committing again records the parent's modification time"
+                ),
             );
         }
         let block_size = header.block_size;

@@ -1057,6 +1057,93 @@ fn commit_of_a_rebased_child_survives_a_cut_at_every_write() {
     commit_survives_a_cut_at_every_write("crash-commit-rebased", true);
 }
 
+/// A commit killed while it copies leaves the child's parent time stamp at 0 (so that the
+/// chain opens although the parent changed) and the parent partly or wholly written. The
+/// chain opens and reads as before; committing again finishes, and records the parent's
+/// modification time again: the child's open checks it once more (a later change of the
+/// parent is refused).
+#[test]
+fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
+    let label = "crash-commit-again";
+    let mut rng = Rng::new(label);
+    let (_dir, base, child, expected) = small_chain(label, &mut rng);
+    // The parent was last modified a day after it was made (its footer time stamp, which
+    // the child's open accepts too): the child records that modification time.
+    let header_timestamp =
+        |bytes: &[u8]| u32::from_be_bytes(bytes[512 + 56..512 + 60].try_into().unwrap());
+    let mut header = file_bytes(&child, 512, 1024);
+    let recorded = header_timestamp(&std::fs::read(&child).unwrap()) + 86_400;
+    header[56..60].copy_from_slice(&recorded.to_be_bytes());
+    fix_header_checksum(&mut header);
+    patch_file(&child, 512, &header);
+    let day_later =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800 + u64::from(recorded));
+    // The parent's own footer time stamp, long ago (not the second the commit runs in,
+    // which the child's open would accept whatever the parent's modification time).
+    let mut parent = std::fs::read(&base).unwrap();
+    let end = parent.len() - 512;
+    for at in [0, end] {
+        parent[at + 24..at + 28].copy_from_slice(&1000u32.to_be_bytes());
+        fix_footer_checksum(&mut parent[at..at + 512]);
+    }
+    restore(&base, &parent, day_later);
+    let before = std::fs::read(&child).unwrap();
+    // Dies after the second write (the header that records the new time stamp), before
+    // its fsync; the power cut loses that write: the time stamp 0 written and synced before
+    // the copy stays, and the parent has every sector of the child.
+    let file = FaultFile::new(before);
+    file.die_after(2);
+    let progress = vhd_core::ops::Progress::default;
+    assert!(
+        vhd_core::ops::commit_through(&file, &child, &OpenOptions::default(), progress()).is_err()
+    );
+    let bytes = file.after_power_cut(|_| Fate::Lost);
+    assert_eq!(header_timestamp(&bytes), 0);
+    verify_image(
+        label,
+        &child,
+        &bytes,
+        &OpenOptions::default(),
+        &expected,
+        true,
+    );
+
+    // What the crash left is on disk now (commit reads the chain through the path).
+    std::fs::write(&child, &bytes).unwrap();
+    let again = FaultFile::new(bytes);
+    vhd_core::ops::commit_through(&again, &child, &OpenOptions::default(), progress()).unwrap();
+    let bytes = again.after_death();
+    let modified = std::fs::metadata(&base).unwrap().modified().unwrap();
+    let since_2000 = modified
+        .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800))
+        .unwrap()
+        .as_secs();
+    assert_eq!(u64::from(header_timestamp(&bytes)), since_2000);
+    verify_image(
+        label,
+        &child,
+        &bytes,
+        &OpenOptions::default(),
+        &expected,
+        true,
+    );
+    // The parent changes later: the child says so again.
+    let later = modified + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&base)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let e = Image::open_storage(
+        Box::new(FaultFile::new(bytes)),
+        &child,
+        &OpenOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_PARENT_MODIFIED", "{e}");
+}
+
 /// Rebase onto the moved parent at every write: the child reads the same in every state,
 /// and its dynamic header is the old one (naming the old place) or the new one, whole.
 #[test]

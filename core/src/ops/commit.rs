@@ -91,9 +91,10 @@ pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<
     commit_through(&child_file, path, options, progress)
 }
 
-/// [`commit`], writing the child through `child_file` (the file at `path`, which the
-/// caller opened and locks): the injection point of the crash tests, which hand in a
-/// storage that dies or loses power after any write. Not a stable interface.
+/// [`commit`], writing the child through `child_file`, which must hold what the file at
+/// `path` holds (the chain is read through `path`; the caller opened and locks the file):
+/// the injection point of the crash tests, which hand in a storage that dies or loses
+/// power after any write. Not a stable interface.
 #[doc(hidden)]
 pub fn commit_through(
     child_file: &dyn Storage,

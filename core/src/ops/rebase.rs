@@ -61,9 +61,10 @@ pub fn rebase(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<(
     rebase_through(&file, path, new_parent, options)
 }
 
-/// [`rebase`], writing the child through `file` (the file at `path`, opened by the
-/// caller): the injection point of the crash tests, which hand in a storage that dies or
-/// loses power after any write. Not a stable interface.
+/// [`rebase`], writing the child through `file`, which must hold what the file at `path`
+/// holds (the child is opened, and locked, through `path`): the injection point of the
+/// crash tests, which hand in a storage that dies or loses power after any write. Not a
+/// stable interface.
 #[doc(hidden)]
 pub fn rebase_through(
     file: &dyn Storage,
