@@ -155,7 +155,12 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
         Some(_) => Replace::Yes,
         None => Replace::No,
     };
+    // Windows cannot replace a file that is open (without delete sharing, as std opens
+    // files): let go of the old one just before. Unix keeps the lock to the end.
+    #[cfg(not(unix))]
+    drop(replaced);
     let file = new.persist(replace)?;
+    #[cfg(unix)]
     drop(replaced);
     crate::image::open_locked_file(file, path, &reopen_options(options))
 }

@@ -1709,6 +1709,11 @@ fn traced_child(operation: &str, dir: &Path) -> ! {
             create(&disk, &options).map(drop)
         }
         "compact" => vhd_core::ops::compact(&disk, &OpenOptions::default(), progress).map(drop),
+        "create-new" => create(
+            dir.join("new.vhd"),
+            &CreateOptions::new(DiskType::Fixed, 2 * MIB),
+        )
+        .map(drop),
         _ => {
             let mut options =
                 vhd_core::ops::ConvertOptions::new(vhd_core::ops::OutputFormat::Dynamic);
@@ -1761,10 +1766,10 @@ fn quoted(args: &str) -> Vec<&str> {
     args.split('"').skip(1).step_by(2).collect()
 }
 
-/// `create --overwrite`, `compact` and `convert` (over an existing output) under `strace`:
-/// the file they replace is never written (nor truncated); the new file is fsynced after
-/// its last write and before the rename (or link) that gives it the name; the folder is
-/// fsynced after that. So the old file stays intact until the new one is durable, and the
+/// `create --overwrite`, `compact` and `convert` (over an existing output) under `strace`,
+/// and `create` of a new image: the file they replace is never written (nor truncated); the
+/// new file is fsynced after its last write and before the rename (or link) that gives it
+/// the name; the folder is fsynced after that (a new name is durable too). So the old file stays intact until the new one is durable, and the
 /// new name is durable before the operation returns: whichever writes a power cut loses,
 /// the name leads to the old file or to the whole new one.
 #[cfg(target_os = "linux")]
@@ -1778,7 +1783,7 @@ fn files_are_replaced_only_once_the_new_one_is_durable() {
         return;
     }
     let mut rng = Rng::new(TRACED_TEST);
-    for operation in ["create", "compact", "convert"] {
+    for operation in ["create", "create-new", "compact", "convert"] {
         let dir = TempDir::new(&format!("crash-traced-{operation}"));
         let disk = dir.join("disk.vhd");
         let mut image = create(&disk, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
@@ -1792,9 +1797,12 @@ fn files_are_replaced_only_once_the_new_one_is_durable() {
                 std::fs::write(&out, b"the old output").unwrap();
                 out
             }
+            "create-new" => dir.join("new.vhd"),
             _ => disk.clone(),
         };
-        let old_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&replaced).unwrap());
+        let old_inode = std::fs::metadata(&replaced)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .ok();
         let log = dir.join("strace.log");
         let status = std::process::Command::new("strace")
             .args(["-f", "-qq", "-o"])
@@ -1892,6 +1900,6 @@ fn files_are_replaced_only_once_the_new_one_is_durable() {
             "{context}: the folder was not fsynced after the new name"
         );
         let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&replaced).unwrap());
-        assert_ne!(inode, old_inode, "{context}: not replaced");
+        assert_ne!(Some(inode), old_inode, "{context}: not replaced");
     }
 }
