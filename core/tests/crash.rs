@@ -1879,10 +1879,11 @@ fn files_are_replaced_only_once_the_new_one_is_durable() {
                         folder_synced = Some(i);
                     }
                 }
-                "rename" | "renameat" | "renameat2" | "link" | "linkat" if call.result == 0 => {
-                    if quoted(&call.args).last() == Some(&destination.as_str()) {
-                        named = Some(i);
-                    }
+                "rename" | "renameat" | "renameat2" | "link" | "linkat"
+                    if call.result == 0
+                        && quoted(&call.args).last() == Some(&destination.as_str()) =>
+                {
+                    named = Some(i);
                 }
                 _ => {}
             }
