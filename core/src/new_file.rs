@@ -79,8 +79,9 @@ impl NewFile {
                 (file, TempName(Some(path)))
             }
         };
-        // On error `temp` is dropped here: the temporary name is removed.
-        let file = LockedFile::new(file, temp.0.as_deref().unwrap_or(destination), false, true)?;
+        // Locked under the name it will have (what a refused open elsewhere in this process
+        // names). On error `temp` is dropped here: the temporary name is removed.
+        let file = LockedFile::new(file, destination, false, true)?;
         Ok(NewFile {
             file,
             temp,
@@ -515,5 +516,69 @@ mod tests {
         assert_eq!(pid("compact-x-0.vhd-tmp"), None);
         assert_eq!(pid("compact-1-0.vhd-tmp.bak"), None);
         assert_eq!(pid("swp"), None);
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vhd-new-file-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Without `O_TMPFILE`, a leftover under this process's first temporary name (a killed
+    /// run whose PID this process now has) is skipped, not an error, and left alone.
+    #[test]
+    fn a_taken_temporary_name_is_skipped() {
+        let dir = temp_dir("taken");
+        let destination = dir.join("disk.vhd");
+        let taken = temp_name(&destination, "compact", 0);
+        std::fs::write(&taken, b"left").unwrap();
+        let (_, path) = named(&destination, "compact").unwrap();
+        assert_eq!(path, temp_name(&destination, "compact", 1));
+        assert_eq!(std::fs::read(&taken).unwrap(), b"left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A new file that is never persisted (its process killed: nothing runs on drop)
+    /// leaves no name behind where the file system has `O_TMPFILE`, and a persisted one
+    /// takes the destination's name, refusing a taken one unless it replaces.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_new_file_has_no_name_until_it_is_persisted() {
+        let dir = temp_dir("unnamed");
+        let destination = dir.join("disk.vhd");
+        let new = NewFile::create(&destination, "create").unwrap();
+        crate::storage::Storage::write_all_at(new.file(), b"new", 0).unwrap();
+        if new.temp.0.is_some() {
+            eprintln!("SKIPPED: no O_TMPFILE in {}", dir.display());
+            std::fs::remove_dir_all(&dir).unwrap();
+            return;
+        }
+        assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+        std::mem::forget(new);
+        assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+
+        let new = NewFile::create(&destination, "create").unwrap();
+        crate::storage::Storage::write_all_at(new.file(), b"first", 0).unwrap();
+        drop(new.persist(Replace::No).unwrap());
+        assert_eq!(std::fs::read(&destination).unwrap(), b"first");
+        let new = NewFile::create(&destination, "create").unwrap();
+        let e = new.persist(Replace::No).unwrap_err();
+        assert_eq!(e.code(), "ERR_VHD_EXISTS", "{e}");
+        let new = NewFile::create(&destination, "create").unwrap();
+        crate::storage::Storage::write_all_at(new.file(), b"second", 0).unwrap();
+        drop(new.persist(Replace::Yes).unwrap());
+        assert_eq!(std::fs::read(&destination).unwrap(), b"second");
+        assert_eq!(names(&dir), vec!["disk.vhd".to_string()]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
