@@ -165,9 +165,8 @@ impl NewFile {
         let io = |what: &str, e| {
             Error::io(
                 format!(
-                    "giving {} the {what} of {} (the rewritten file keeps them; run this as \
-                     the file's owner or as root)",
-                    self.shown_path().display(),
+                    "keeping the {what} of {} in the new file that replaces it (nothing was \
+                     changed; run this as the file's owner or as root)",
                     original.display()
                 ),
                 e,

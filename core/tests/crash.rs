@@ -1904,3 +1904,73 @@ fn files_are_replaced_only_once_the_new_one_is_durable() {
         assert_ne!(Some(inode), old_inode, "{context}: not replaced");
     }
 }
+
+/// The test that runs itself as another user, to compact a file it may write but not own.
+const NOT_OWNER_TEST: &str = "compact_refuses_a_file_whose_owner_it_cannot_keep";
+const NOT_OWNER_IMAGE: &str = "VHD_CRASH_NOT_OWNER_IMAGE";
+
+/// Compacting another user's file (writable by all) as a user who may not give files away:
+/// the new file could not keep the owner, so compact is refused before anything is written;
+/// the image, its owner and the folder stay as they were. (Runs as root only, which can
+/// start the process as `nobody`; CI runs as root.)
+#[cfg(target_os = "linux")]
+#[test]
+fn compact_refuses_a_file_whose_owner_it_cannot_keep() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if let Some(image) = std::env::var_os(NOT_OWNER_IMAGE) {
+        let e = vhd_core::ops::compact(
+            Path::new(&image),
+            &OpenOptions::default(),
+            vhd_core::ops::Progress::default(),
+        )
+        .unwrap_err();
+        println!("REFUSED {}: {e}", e.code());
+        std::process::exit(0);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        skip("only root can run a process as another user");
+        return;
+    }
+    let dir = TempDir::new("crash-not-owner");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
+    image.write_at(&[5u8; 4096], 0).unwrap();
+    image.write_at(&[6u8; 4096], 4 * MIB).unwrap();
+    image
+        .write_at(&vec![0u8; 2 * MIB as usize], 4 * MIB)
+        .unwrap();
+    drop(image);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NOT_OWNER_TEST, "--nocapture", "--test-threads=1"])
+        .env(NOT_OWNER_IMAGE, &path)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let refusal = stdout
+        .lines()
+        .find(|l| l.contains("REFUSED"))
+        .unwrap_or_else(|| panic!("no refusal: {stdout}"));
+    assert!(refusal.contains("owner"), "{refusal}");
+    assert!(refusal.contains(&path.display().to_string()), "{refusal}");
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!((after.ino(), after.uid()), (inode, 0));
+    assert!(std::fs::read(&path).unwrap() == before, "the image changed");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["disk.vhd".to_string()]);
+}
