@@ -130,7 +130,7 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     // refused (`Error::Locked`), not replaced; it stays locked until the new file has
     // taken its name. A new image is a regular file: a FIFO, a device or a directory at
     // `path` is refused (see `files`), even with `overwrite`, without waiting on a FIFO.
-    let (destination, replaced) = destination(path, options.overwrite)?;
+    let (destination, replaced, replace) = destination(path, options.overwrite)?;
     let new = NewFile::create(&destination, "create")?;
     if let Some((_, metadata)) = &replaced {
         // What the old file had beside its contents (owner, permissions, ACLs) the new
@@ -151,10 +151,6 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     }
     // Durable, then named (atomically replacing the old file), then the folder durable:
     // a crash leaves the old file or the new one, whole.
-    let replace = match replaced {
-        Some(_) => Replace::Yes,
-        None => Replace::No,
-    };
     // Windows cannot replace a file that is open (without delete sharing, as std opens
     // files): let go of the old one just before. Unix keeps the lock to the end.
     #[cfg(not(unix))]
@@ -165,15 +161,25 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     crate::image::open_locked_file(file, path, &reopen_options(options))
 }
 
-/// Where the new image goes, and the file it replaces (locked, with its metadata), if
-/// any: a symbolic link is followed (the file it names is replaced, the link stays, as
-/// when the file was overwritten in place). An existing file without `overwrite` is
+/// Where the new image goes, the file it replaces (locked, with its metadata) if any, and
+/// whether the name may be taken from what holds it. A symbolic link to a file is followed
+/// (the file it names is replaced, the link stays, as when the file was overwritten in
+/// place); a dangling one is replaced by the image with `overwrite` (nothing is created
+/// where it points). An existing file (or link) without `overwrite` is
 /// [`Error::AlreadyExists`]; anything but a regular file is [`Error::FileType`].
-fn destination(path: &Path, overwrite: bool) -> Result<(PathBuf, Option<(LockedFile, Metadata)>)> {
+fn destination(
+    path: &Path,
+    overwrite: bool,
+) -> Result<(PathBuf, Option<(LockedFile, Metadata)>, Replace)> {
     const WHAT: &str = "a new image";
     let Ok(metadata) = std::fs::metadata(path) else {
-        // Nothing there (or a dangling link, which taking the name then refuses).
-        return Ok((path.to_path_buf(), None));
+        // Nothing there, or a dangling link: taking the name fails if something took it,
+        // unless `overwrite`.
+        let replace = match overwrite {
+            true => Replace::Yes,
+            false => Replace::No,
+        };
+        return Ok((path.to_path_buf(), None, replace));
     };
     crate::files::accept(FileKind::of(&metadata), path, Use::WriteFile, WHAT)?;
     if !overwrite {
@@ -194,7 +200,7 @@ fn destination(path: &Path, overwrite: bool) -> Result<(PathBuf, Option<(LockedF
     let target = path
         .canonicalize()
         .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
-    Ok((target, Some((file, metadata))))
+    Ok((target, Some((file, metadata)), Replace::Yes))
 }
 
 /// How the new image is opened once written. A differencing image is opened over the

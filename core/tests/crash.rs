@@ -1537,6 +1537,40 @@ fn create_overwrite_replaces_the_file_instead_of_emptying_it() {
     );
 }
 
+/// A dangling symbolic link where the image goes: refused without `overwrite` (the name is
+/// taken); with it, the link is replaced by the image, and nothing is created where it
+/// pointed. A link to a file is followed: the file is replaced, the link stays.
+#[test]
+fn create_over_a_symbolic_link() {
+    let dir = TempDir::new("crash-create-link");
+    let path = dir.join("disk.vhd");
+    let target = dir.join("missing.vhd");
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let options = CreateOptions::new(DiskType::Dynamic, MIB);
+    let e = create(&path, &options).unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_EXISTS", "{e}");
+    let overwrite = CreateOptions {
+        overwrite: true,
+        ..options
+    };
+    drop(create(&path, &overwrite).unwrap());
+    assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+    assert!(!target.exists());
+
+    let link = dir.join("link.vhd");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let fixed = CreateOptions {
+        overwrite: true,
+        ..CreateOptions::new(DiskType::Fixed, MIB)
+    };
+    drop(create(&link, &fixed).unwrap());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), MIB + 512);
+}
+
 /// The test that runs itself as a process to kill in the middle of a compact or convert.
 const KILLED_REWRITE_TEST: &str = "a_killed_compact_or_convert_leaves_no_temporary_file";
 /// Set in that process: the operation ("compact" or "convert"), the image, and a file to
