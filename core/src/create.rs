@@ -130,7 +130,11 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     // refused (`Error::Locked`), not replaced; it stays locked until the new file has
     // taken its name. A new image is a regular file: a FIFO, a device or a directory at
     // `path` is refused (see `files`), even with `overwrite`, without waiting on a FIFO.
-    let (destination, replaced, replace) = destination(path, options.overwrite)?;
+    let Destination {
+        path: destination,
+        replaced,
+        replace,
+    } = destination(path, options.overwrite)?;
     let new = NewFile::create(&destination, "create")?;
     if let Some((_, metadata)) = &replaced {
         // What the old file had beside its contents (owner, permissions, ACLs) the new
@@ -161,16 +165,22 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
     crate::image::open_locked_file(file, path, &reopen_options(options))
 }
 
+/// Where a new image goes (see [`destination`]).
+struct Destination {
+    path: PathBuf,
+    /// The file it replaces, locked, and its metadata.
+    replaced: Option<(LockedFile, Metadata)>,
+    /// Whether the name may be taken from what holds it.
+    replace: Replace,
+}
+
 /// Where the new image goes, the file it replaces (locked, with its metadata) if any, and
 /// whether the name may be taken from what holds it. A symbolic link to a file is followed
 /// (the file it names is replaced, the link stays, as when the file was overwritten in
 /// place); a dangling one is replaced by the image with `overwrite` (nothing is created
 /// where it points). An existing file (or link) without `overwrite` is
 /// [`Error::AlreadyExists`]; anything but a regular file is [`Error::FileType`].
-fn destination(
-    path: &Path,
-    overwrite: bool,
-) -> Result<(PathBuf, Option<(LockedFile, Metadata)>, Replace)> {
+fn destination(path: &Path, overwrite: bool) -> Result<Destination> {
     const WHAT: &str = "a new image";
     let Ok(metadata) = std::fs::metadata(path) else {
         // Nothing there, or a dangling link: taking the name fails if something took it,
@@ -179,7 +189,11 @@ fn destination(
             true => Replace::Yes,
             false => Replace::No,
         };
-        return Ok((path.to_path_buf(), None, replace));
+        return Ok(Destination {
+            path: path.to_path_buf(),
+            replaced: None,
+            replace,
+        });
     };
     crate::files::accept(FileKind::of(&metadata), path, Use::WriteFile, WHAT)?;
     if !overwrite {
@@ -200,7 +214,11 @@ fn destination(
     let target = path
         .canonicalize()
         .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
-    Ok((target, Some((file, metadata)), Replace::Yes))
+    Ok(Destination {
+        path: target,
+        replaced: Some((file, metadata)),
+        replace: Replace::Yes,
+    })
 }
 
 /// How the new image is opened once written. A differencing image is opened over the
