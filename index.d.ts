@@ -279,7 +279,13 @@ export interface CommonCreateOptions {
   blockSize?: Integer
   /** 1 to 4 ASCII characters, padded with spaces (default `'win '`). */
   creatorApplication?: string
-  /** Replace an existing file (default false: `ERR_VHD_EXISTS`). */
+  /**
+   * Replace an existing file (default false: `ERR_VHD_EXISTS`). The new image is written
+   * beside it, made durable, then renamed over it: a crash leaves the old file or the new
+   * image, whole. It keeps the old file's owner, group, permissions and extended attributes
+   * (refused, before anything is written, when they cannot be kept: another user's file,
+   * without being root). A symbolic link is followed; other hard links keep the old file.
+   */
   overwrite?: boolean
   /**
    * Differencing images, for parents from untrusted sources: as `OpenOptions.parentRoot`,
@@ -1310,7 +1316,14 @@ export interface CompactReport {
   blocksAfter: number
 }
 
-/** Rewrites a dynamic or differencing image without the blocks it does not need; what it reads is unchanged. */
+/**
+ * Rewrites a dynamic or differencing image without the blocks it does not need; what it reads
+ * is unchanged. The new file is written beside the image (without a name where the file system
+ * allows, so that a killed compact leaves nothing behind), with the image's owner, group,
+ * permissions, extended attributes (ACLs included) and modification time, made durable and
+ * renamed over it. Refused (before anything is written) when the owner, group or an attribute
+ * cannot be kept: another user's file, without being root.
+ */
 export declare function compact(path: PathLike, options?: InPlaceOptions): Promise<CompactReport>
 export declare function compact(path: PathLike, callback: (error: VhdError | AbortError | null, report: CompactReport) => void): void
 export declare function compact(

@@ -245,6 +245,19 @@ pub enum FindingKind {
     /// before the block was allocated is read as a bitmap. In a differencing image that
     /// marks sectors present that the child never wrote (they should come from the parent).
     BitmapHoldsFooter,
+    /// The footer copy at offset 0 still describes the size the image had before a resize:
+    /// it differs from the footer at the end in the current and original sizes (and the
+    /// geometry) only, and the footer is one a resize writes (original size = current
+    /// size, the geometry of that size). A resize that was killed between writing the
+    /// footer and its copy leaves this: the image reads right (readers take the footer at
+    /// the end), and `check --repair` writes the copy from the footer. A leak: nothing is
+    /// lost, it is repairable; readers that take the copy (qemu, for dynamic images) see
+    /// the old size meanwhile.
+    FooterCopyStale,
+    /// A temporary file beside the image that a `create`, `compact` or `convert` of it left
+    /// when its process was killed (its process is gone): space wasted outside the image,
+    /// for information. Remove it.
+    StaleTempFile,
 }
 
 impl FindingKind {
@@ -277,6 +290,8 @@ impl FindingKind {
             FindingKind::ParentTimestampNotRecorded => "parent-timestamp-not-recorded",
             FindingKind::OpenFailed => "open-failed",
             FindingKind::BitmapHoldsFooter => "bitmap-holds-footer",
+            FindingKind::FooterCopyStale => "footer-copy-stale",
+            FindingKind::StaleTempFile => "stale-temp-file",
         }
     }
 }
@@ -506,6 +521,23 @@ impl CheckReport {
         }
     }
 
+    /// Reports the temporary files beside the image that a killed `create`, `compact` or
+    /// `convert` of it left (see [`FindingKind::StaleTempFile`]); the first
+    /// [`MAX_LISTED_PER_KIND`] of them.
+    fn note_stale_temp_files(&mut self) {
+        let stale = crate::new_file::stale_temp_files(&self.path);
+        for file in stale.into_iter().take(MAX_LISTED_PER_KIND) {
+            let size = std::fs::symlink_metadata(&file.path).map_or(0, |m| m.len());
+            self.add(Severity::Info, FindingKind::StaleTempFile, None, || {
+                format!(
+                    "{} ({size} bytes) is a temporary file left by a create, compact or convert of this image whose process ({}) was killed; the image is not affected: remove the file",
+                    file.path.display(),
+                    file.pid
+                )
+            });
+        }
+    }
+
     /// Ends the list of each kind that had more findings than were listed with a summary
     /// of the others: how many, and the worst severity among them.
     fn summarise(&mut self) {
@@ -581,7 +613,9 @@ pub fn check(path: impl AsRef<Path>, options: &CheckOptions) -> Result<CheckRepo
         |e| Error::io(format!("opening {}", path.display()), e),
     )?;
     let storage = crate::image::locked_storage(file, path, true, options.lock)?;
-    check_storage(storage, path, options)
+    let mut report = check_storage(storage, path, options)?;
+    report.note_stale_temp_files();
+    Ok(report)
 }
 
 /// Checks the image held by `file`, as [`check`] does; `path` names it in messages and
@@ -634,6 +668,25 @@ pub(crate) fn check_layout(
     }
     report.summarise();
     Ok(report)
+}
+
+/// Whether `copy` (valid) differs from `footer` (the one at the end, valid) exactly as a
+/// resize killed between writing them leaves it: in the current and original sizes (and the
+/// geometry, when the sizes have different ones), nothing else, with the footer as resize
+/// writes it (original size = current size, the geometry of that size).
+fn is_resize_window(footer: &Footer, copy: &Footer) -> bool {
+    let resized = Footer {
+        current_size: footer.current_size,
+        original_size: footer.original_size,
+        geometry: footer.geometry,
+        checksum: footer.checksum,
+        ..copy.clone()
+    };
+    resized == *footer
+        && copy.current_size != footer.current_size
+        && copy.original_size != footer.original_size
+        && footer.original_size == footer.current_size
+        && footer.geometry == crate::Geometry::for_size(footer.current_size)
 }
 
 struct Checker<'a> {
@@ -1009,7 +1062,9 @@ impl Checker<'_> {
                 Severity::Info,
                 FindingKind::ParentTimestampNotRecorded,
                 Some(header_offset + 56),
-                format!("the parent time stamp is {PARENT_TIMESTAMP_NOT_RECORDED}"),
+                format!(
+                    "the parent time stamp is {PARENT_TIMESTAMP_NOT_RECORDED}; a commit that was interrupted leaves it so too: committing again records the parent's modification time"
+                ),
             );
         }
         let block_size = header.block_size;
@@ -1150,6 +1205,18 @@ impl Checker<'_> {
                         && copy.reserved == footer.reserved,
                     false,
                 );
+                if is_resize_window(footer, copy) {
+                    self.add(
+                        Severity::Leak,
+                        FindingKind::FooterCopyStale,
+                        Some(0),
+                        format!(
+                            "the footer copy at offset 0 still gives the size before a resize ({} bytes; the footer gives {}): a resize was interrupted after writing the footer; the image reads right; repair writes the copy from the footer",
+                            copy.current_size, footer.current_size
+                        ),
+                    );
+                    return;
+                }
                 let severity = if key { Severity::Corrupt } else { Severity::Info };
                 self.add(
                     severity,

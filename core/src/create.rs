@@ -3,6 +3,7 @@
 use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
 use crate::dynamic_header::{DynamicHeader, DEFAULT_BLOCK_SIZE, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
+use crate::files::{FileId, FileKind, Use};
 use crate::footer::{
     vhd_timestamp, vhd_timestamp_now, DiskType, Footer, FEATURE_RESERVED, FOOTER_SIZE,
     FORMAT_VERSION, HOST_OS_WINDOWS, NO_DATA_OFFSET,
@@ -11,8 +12,9 @@ use crate::geometry::Geometry;
 use crate::image::{
     file_url, windows_relative_path, Image, LockedFile, OpenOptions, ParentPath, VirtualDisk,
 };
+use crate::new_file::{NewFile, Replace};
 use crate::parent_locator::{platform, ParentLocator};
-use std::io::Write;
+use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 /// Largest dynamic (and differencing) disk the specification allows: 2040 GiB.
@@ -98,6 +100,16 @@ impl CreateOptions {
 /// An existing file is refused with [`Error::AlreadyExists`] unless `options.overwrite`;
 /// a directory, FIFO, socket or device at `path` with [`Error::FileType`] whatever
 /// `overwrite` says (a new image is a regular file), without waiting on a FIFO.
+///
+/// Crash safety: the image is written into a new file in the same folder (without a name
+/// where the file system allows; see `new_file`), made durable, then given its name
+/// (replacing an existing file atomically, by rename, with `overwrite`), and the folder
+/// is made durable. A crash leaves no image or the old file, or the new image whole;
+/// an image being replaced is never emptied in place. The file replaced keeps nothing
+/// but its owner, group, permissions and extended attributes, which the new one takes
+/// (refused, before anything is written, when they cannot be given: another user's
+/// file, without being root). A symbolic link at `path` is followed: the file it names
+/// is replaced. Other hard links to a replaced file keep the old file.
 pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> {
     let path = path.as_ref();
     // Everything is worked out (and the parent opened) before the file is touched.
@@ -114,43 +126,99 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
         }
         DiskType::Differencing => Some(differencing_file(path, options)?),
     };
-    // The file is locked (exclusively) before anything is written, and stays locked in the
-    // image returned; a file being overwritten is only emptied once the lock is ours, so an
-    // image open elsewhere is refused (`Error::Locked`), not destroyed.
-    // A new image is a regular file: a FIFO, a device or a directory at `path` is refused
-    // (see `files`), even with `overwrite`, and the open never waits on a FIFO.
-    let (file, _) = crate::files::open(
-        path,
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(options.overwrite)
-            .truncate(false)
-            .create_new(!options.overwrite),
-        crate::files::Use::WriteFile,
-        "a new image",
-        |e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::AlreadyExists(path.to_path_buf()),
-            _ => Error::io(format!("creating {}", path.display()), e),
-        },
-    )?;
-    let file = LockedFile::new(file, path, false, true)?;
-    let io = |e| Error::io(format!("writing the new image {}", path.display()), e);
-    if options.overwrite {
-        file.set_len(0).map_err(io)?;
+    // An image being replaced is locked first (exclusively), so that one open elsewhere is
+    // refused (`Error::Locked`), not replaced; it stays locked until the new file has
+    // taken its name. A new image is a regular file: a FIFO, a device or a directory at
+    // `path` is refused (see `files`), even with `overwrite`, without waiting on a FIFO.
+    let Destination {
+        path: destination,
+        replaced,
+        replace,
+    } = destination(path, options.overwrite)?;
+    let new = NewFile::create(&destination, "create")?;
+    if let Some((_, metadata)) = &replaced {
+        // What the old file had beside its contents (owner, permissions, ACLs) the new
+        // one keeps, as an overwrite in place did.
+        new.take_attributes_of(&destination, metadata)?;
     }
+    let io = |e| Error::io(format!("writing the new image {}", path.display()), e);
+    let file = new.file();
     match contents {
         // A fixed image is its data, then the footer; the data starts as a hole of zeros.
         None => {
             let footer = new_footer(options, options.size);
             file.set_len(options.size).map_err(io)?;
-            crate::storage::Storage::write_all_at(&*file, &footer.to_bytes(), options.size)
+            crate::storage::Storage::write_all_at(file, &footer.to_bytes(), options.size)
                 .map_err(io)?;
         }
-        Some(bytes) => (&*file).write_all(&bytes).map_err(io)?,
+        Some(bytes) => crate::storage::Storage::write_all_at(file, &bytes, 0).map_err(io)?,
     }
-    file.sync_all().map_err(io)?;
+    // Durable, then named (atomically replacing the old file), then the folder durable:
+    // a crash leaves the old file or the new one, whole.
+    // Windows cannot replace a file that is open (without delete sharing, as std opens
+    // files): let go of the old one just before. Unix keeps the lock to the end.
+    #[cfg(not(unix))]
+    drop(replaced);
+    let file = new.persist(replace)?;
+    #[cfg(unix)]
+    drop(replaced);
     crate::image::open_locked_file(file, path, &reopen_options(options))
+}
+
+/// Where a new image goes (see [`destination`]).
+struct Destination {
+    path: PathBuf,
+    /// The file it replaces, locked, and its metadata.
+    replaced: Option<(LockedFile, Metadata)>,
+    /// Whether the name may be taken from what holds it.
+    replace: Replace,
+}
+
+/// Where the new image goes, the file it replaces (locked, with its metadata) if any, and
+/// whether the name may be taken from what holds it. A symbolic link to a file is followed
+/// (the file it names is replaced, the link stays, as when the file was overwritten in
+/// place); a dangling one is replaced by the image with `overwrite` (nothing is created
+/// where it points). An existing file (or link) without `overwrite` is
+/// [`Error::AlreadyExists`]; anything but a regular file is [`Error::FileType`].
+fn destination(path: &Path, overwrite: bool) -> Result<Destination> {
+    const WHAT: &str = "a new image";
+    let Ok(metadata) = std::fs::metadata(path) else {
+        // Nothing there, or a dangling link: taking the name fails if something took it,
+        // unless `overwrite`.
+        let replace = match overwrite {
+            true => Replace::Yes,
+            false => Replace::No,
+        };
+        return Ok(Destination {
+            path: path.to_path_buf(),
+            replaced: None,
+            replace,
+        });
+    };
+    crate::files::accept(FileKind::of(&metadata), path, Use::WriteFile, WHAT)?;
+    if !overwrite {
+        return Err(Error::AlreadyExists(path.to_path_buf()));
+    }
+    // Opened for writing: only a file the caller may write is replaced.
+    let (file, _) = crate::files::open(
+        path,
+        std::fs::OpenOptions::new().read(true).write(true),
+        Use::WriteFile,
+        WHAT,
+        |e| Error::io(format!("opening {}", path.display()), e),
+    )?;
+    let file = LockedFile::new(file, path, false, true)?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
+    let target = path
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+    Ok(Destination {
+        path: target,
+        replaced: Some((file, metadata)),
+        replace: Replace::Yes,
+    })
 }
 
 /// How the new image is opened once written. A differencing image is opened over the
@@ -253,17 +321,20 @@ fn differencing_file(path: &Path, options: &CreateOptions) -> Result<Vec<u8>> {
     };
     let parent_abs = canonical(parent_path, "parent")?;
     // With `overwrite`, creating the child over its own parent (or any image below it)
-    // truncated that image before failing to open the new one as its own ancestor: refuse
-    // before the file is touched.
-    if let Ok(target) = path.canonicalize() {
-        let chain: Vec<PathBuf> = parent
-            .chain()
+    // would replace that image, and the new one could not open as its own ancestor: refuse
+    // before the file is touched. The same file is the same device and inode, whatever
+    // path reaches it (a hard link too, which canonical paths do not see).
+    if let Some(target) = FileId::of_path(path) {
+        let chain = parent.chain();
+        if chain
             .iter()
-            .map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()))
-            .collect();
-        if chain.contains(&target) {
+            .any(|p| FileId::of_path(p).as_ref() == Some(&target))
+        {
+            let shown = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
             return Err(Error::ParentLoop {
-                chain: std::iter::once(target).chain(chain).collect(),
+                chain: std::iter::once(shown(path))
+                    .chain(chain.iter().map(|p| shown(p)))
+                    .collect(),
             });
         }
     }

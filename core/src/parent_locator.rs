@@ -5,6 +5,11 @@ use byteorder::{BigEndian, ByteOrder};
 /// Size of one entry in the dynamic disk header.
 pub const PARENT_LOCATOR_ENTRY_SIZE: usize = 24;
 
+/// Largest parent locator payload anything reads, moves or copies (a path of 32 Ki UTF-16
+/// units): a locator whose data length is larger is never read (as if it were empty), so
+/// that a damaged length of up to 4 GiB never makes anyone allocate it.
+pub(crate) const MAX_LOCATOR_BYTES: u32 = 64 * 1024;
+
 /// Platform codes of parent locators.
 pub mod platform {
     /// Unused entry.

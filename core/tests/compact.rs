@@ -309,3 +309,179 @@ fn compacted_corpus_images_read_as_before() {
         assert_eq!(code, 0, "{file}: vhdiinfo: {text}");
     }
 }
+
+/// A locator whose data length was damaged to nearly 4 GiB is one no reader reads (the
+/// reader's bound is 64 KiB). In a child that holds no block yet the image still opens
+/// writable (nothing lies after the locators); compact then dropped nothing and tried to
+/// allocate and read that length. It drops the locator instead; the parent is still found
+/// through the other locators.
+#[test]
+fn compact_drops_a_locator_whose_length_passes_the_readers_bound() {
+    let dir = TempDir::new("compact-locator-length");
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let mut parent = create(&base, &CreateOptions::new(DiskType::Dynamic, 4 * MIB)).unwrap();
+    let data = Rng::new("compact_locator_length").bytes(4096);
+    parent.write_at(&data, 0).unwrap();
+    drop(parent);
+    drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
+    // The header at 512; its second locator entry (W2ru) at 576 + 24 in it; the length at +8.
+    let mut header = file_bytes(&child, 512, 1024);
+    let entry = 576 + 24;
+    assert_eq!(be_u32(&header, entry), 0x5732_7275, "W2ru");
+    header[entry + 8..entry + 12].copy_from_slice(&0xFFFF_FE00u32.to_be_bytes());
+    fix_header_checksum(&mut header);
+    patch_file(&child, 512, &header);
+
+    compact(&child, &OpenOptions::default(), Progress::default()).unwrap();
+    let header = file_bytes(&child, 512, 1024);
+    assert_eq!(be_u32(&header, entry), 0, "the locator is dropped");
+    let reopened = open_ro(&child);
+    let mut read = vec![0u8; 4096];
+    reopened.read_at(&mut read, 0).unwrap();
+    assert!(read == data, "the child reads its parent's data");
+    assert_eq!(check_exit_code(&child), 0);
+}
+
+/// Sets the extended attribute `name` of the file at `path`; false when the file system
+/// has none.
+#[cfg(target_os = "linux")]
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: NUL-terminated strings and a value readable for its length.
+    let set = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if set == 0 {
+        return true;
+    }
+    let e = std::io::Error::last_os_error();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::ENOTSUP),
+        "setxattr {name:?}: {e}"
+    );
+    false
+}
+
+/// The extended attribute `name` of the file at `path`.
+#[cfg(target_os = "linux")]
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut value = vec![0u8; 4096];
+    // SAFETY: NUL-terminated strings and a buffer writable for its length.
+    let got = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    (got >= 0).then(|| value[..got as usize].to_vec())
+}
+
+/// A POSIX ACL as Linux stores it in `system.posix_acl_access`: version 2, then (tag,
+/// permissions, id) entries: the owner rw, user 12345 r, the group r, the mask r, others
+/// nothing (mode 0640 with one more reader).
+#[cfg(target_os = "linux")]
+fn acl_with_one_more_reader() -> Vec<u8> {
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX),
+        (0x02, 4, 12345),
+        (0x04, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    acl
+}
+
+/// compact replaces the file with a new one: it keeps the original's owner and group (when
+/// run as root; otherwise the file is ours already), permissions, extended attributes and
+/// ACL. It used to keep only the permissions.
+#[cfg(target_os = "linux")]
+#[test]
+fn compact_keeps_owner_group_mode_extended_attributes_and_acl() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new("compact-attributes");
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
+    image.write_at(&[7u8; 4096], MIB).unwrap();
+    image.write_at(&[1u8; 4096], 2 * BLOCK).unwrap();
+    image
+        .write_at(&vec![0u8; BLOCK as usize], 2 * BLOCK)
+        .unwrap();
+    drop(image);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    if !set_xattr(&path, "user.vhd-test", b"kept") {
+        skip("the temporary folder's file system has no extended attributes");
+        return;
+    }
+    let acl = acl_with_one_more_reader();
+    assert!(set_xattr(&path, "system.posix_acl_access", &acl));
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&path, Some(12345), Some(12346)).unwrap();
+    }
+    let before = std::fs::metadata(&path).unwrap();
+    let before_acl = get_xattr(&path, "system.posix_acl_access").unwrap();
+
+    let report = compact(&path, &OpenOptions::default(), Progress::default()).unwrap();
+    assert!(
+        report.file_size_after < report.file_size_before,
+        "{report:?}"
+    );
+    let after = std::fs::metadata(&path).unwrap();
+    assert_ne!(after.ino(), before.ino(), "the file was replaced");
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(after.mode(), before.mode());
+    assert_eq!(
+        get_xattr(&path, "user.vhd-test").as_deref(),
+        Some(&b"kept"[..])
+    );
+    assert_eq!(
+        get_xattr(&path, "system.posix_acl_access"),
+        Some(before_acl)
+    );
+}
+
+/// A run killed before it could clean up left its temporary file; the PID it carried may
+/// be this process's now. The next compact goes on (another name, or none) instead of
+/// failing on the name, and leaves the leftovers to `check` to report.
+#[test]
+fn leftovers_of_a_killed_compact_do_not_block_the_next_one() {
+    let dir = TempDir::new("compact-leftovers");
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
+    image.write_at(&[7u8; 4096], MIB).unwrap();
+    drop(image);
+    let pid = std::process::id();
+    let leftovers = [
+        dir.join(&format!(".disk.vhd.compact-{pid}.tmp")),
+        dir.join(&format!(".disk.vhd.compact-{pid}-0.vhd-tmp")),
+    ];
+    for leftover in &leftovers {
+        std::fs::write(leftover, b"left by a killed run").unwrap();
+    }
+    compact(&path, &OpenOptions::default(), Progress::default()).unwrap();
+    assert_eq!(check_exit_code(&path), 0);
+    for leftover in &leftovers {
+        assert_eq!(std::fs::read(leftover).unwrap(), b"left by a killed run");
+    }
+}

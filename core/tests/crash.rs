@@ -24,6 +24,15 @@
 //! flushing a dynamic image and logging what each completed flush covered, and is killed
 //! with SIGKILL at random moments; the image is checked as above after every kill and must
 //! read the same in `qemu-img convert` (and open in `vhdiinfo`).
+//!
+//! The maintenance operations that write an image in place (commit, rebase, resize) run on
+//! a [`FaultFile`] too (through their doc-hidden `*_through` entry points), cut after every
+//! write and truncation, with every combination of fates of the changes since the last sync
+//! (up to [`EVERY_SUBSET`] of them; random ones beyond): the image opens, checks without
+//! corruption (leaks allowed) and reads its old or its new contents. Those that make a new
+//! file and rename it over the old one (create --overwrite, compact, convert) are followed
+//! by `strace`: the old file is never written, the new one is fsynced before the rename
+//! and the folder after it; killed halfway, they leave the old file and no temporary one.
 
 mod common;
 
@@ -47,11 +56,11 @@ const MIB: u64 = 1024 * KIB;
 struct Disk {
     /// The contents as of the last completed sync: what survives any power cut.
     durable: Vec<u8>,
-    /// Writes since the last completed sync, in order.
-    pending: Vec<(u64, Vec<u8>)>,
+    /// Writes (and truncations) since the last completed sync, in order.
+    pending: Vec<Change>,
     /// What reads see: `durable` with every pending write applied.
     view: Vec<u8>,
-    /// Writes that completed.
+    /// Writes (and truncations: every change counts as one) that completed.
     writes: usize,
     /// Write attempts, completed or not.
     attempts: usize,
@@ -62,6 +71,23 @@ struct Disk {
     dead: bool,
     /// The write attempt with this number fails once (changing nothing); later ones work.
     fail_attempt: Option<usize>,
+}
+
+/// One change to the file not yet made durable by a sync.
+#[derive(Debug, Clone)]
+enum Change {
+    Write(u64, Vec<u8>),
+    /// `set_len`: the file cut (or extended with zeros) to this length.
+    SetLen(u64),
+}
+
+impl Change {
+    fn apply(&self, file: &mut Vec<u8>) {
+        match self {
+            Change::Write(offset, data) => apply(file, *offset, data),
+            Change::SetLen(len) => file.resize(*len as usize, 0),
+        }
+    }
 }
 
 /// A file in memory that can die and lose power; clones share the same file.
@@ -124,11 +150,11 @@ impl FaultFile {
     fn after_power_cut(&self, fate: impl Fn(usize) -> Fate) -> Vec<u8> {
         let disk = self.disk();
         let mut bytes = disk.durable.clone();
-        for (i, (offset, data)) in disk.pending.iter().enumerate() {
-            match fate(i) {
-                Fate::Kept => apply(&mut bytes, *offset, data),
-                Fate::Lost => {}
-                Fate::LostButSized => {
+        for (i, change) in disk.pending.iter().enumerate() {
+            match (fate(i), change) {
+                (Fate::Kept, change) => change.apply(&mut bytes),
+                (Fate::Lost, _) | (Fate::LostButSized, Change::SetLen(_)) => {}
+                (Fate::LostButSized, Change::Write(offset, data)) => {
                     let end = *offset as usize + data.len();
                     if bytes.len() < end {
                         bytes.resize(end, 0);
@@ -156,22 +182,7 @@ impl Storage for FaultFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let mut disk = self.disk();
-        if disk.die_after.is_some_and(|n| disk.writes >= n) {
-            disk.dead = true;
-        }
-        if disk.dead {
-            return Err(died());
-        }
-        disk.attempts += 1;
-        if disk.fail_attempt == Some(disk.attempts - 1) {
-            disk.fail_attempt = None;
-            return Err(io::Error::other("injected write failure"));
-        }
-        apply(&mut disk.view, offset, buf);
-        disk.pending.push((offset, buf.to_vec()));
-        disk.writes += 1;
-        Ok(())
+        self.disk().change(Change::Write(offset, buf.to_vec()))
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -183,8 +194,8 @@ impl Storage for FaultFile {
             return Err(died());
         }
         let pending = std::mem::take(&mut disk.pending);
-        for (offset, data) in pending {
-            apply(&mut disk.durable, offset, &data);
+        for change in pending {
+            change.apply(&mut disk.durable);
         }
         disk.syncs += 1;
         Ok(())
@@ -192,6 +203,32 @@ impl Storage for FaultFile {
 
     fn file_size(&self) -> io::Result<u64> {
         Ok(self.disk().view.len() as u64)
+    }
+
+    fn set_len(&self, size: u64) -> io::Result<()> {
+        self.disk().change(Change::SetLen(size))
+    }
+}
+
+impl Disk {
+    /// A write or truncation: done (and pending until the next sync) unless the process
+    /// is dead or this attempt is the one to fail.
+    fn change(&mut self, change: Change) -> io::Result<()> {
+        if self.die_after.is_some_and(|n| self.writes >= n) {
+            self.dead = true;
+        }
+        if self.dead {
+            return Err(died());
+        }
+        self.attempts += 1;
+        if self.fail_attempt == Some(self.attempts - 1) {
+            self.fail_attempt = None;
+            return Err(io::Error::other("injected write failure"));
+        }
+        change.apply(&mut self.view);
+        self.pending.push(change);
+        self.writes += 1;
+        Ok(())
     }
 }
 
@@ -224,6 +261,24 @@ fn the_fault_file_dies_and_loses_power_as_documented() {
         }),
         vec![2, 2, 1, 1, 1, 1, 3, 3, 0, 0, 0, 0]
     );
+
+    // A truncation is a change like a write: pending until a sync, lost or kept by a cut.
+    let file = FaultFile::new(vec![1; 8]);
+    file.write_all_at(&[2], 0).unwrap();
+    file.set_len(4).unwrap();
+    assert_eq!(file.after_death(), vec![2, 1, 1, 1]);
+    assert_eq!(
+        file.after_power_cut(|i| if i == 0 { Fate::Lost } else { Fate::Kept }),
+        vec![1, 1, 1, 1]
+    );
+    assert_eq!(
+        file.after_power_cut(|i| if i == 0 { Fate::Kept } else { Fate::Lost }),
+        vec![2, 1, 1, 1, 1, 1, 1, 1]
+    );
+    file.sync().unwrap();
+    file.die_after(2);
+    assert!(file.set_len(1).is_err(), "a dead process does not truncate");
+    assert_eq!(file.after_power_cut(|_| Fate::Lost), vec![2, 1, 1, 1]);
 
     let file = FaultFile::new(vec![0; 4]);
     file.fail_attempt(1);
@@ -796,6 +851,441 @@ fn a_block_whose_first_write_failed_still_reads_from_the_parent() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Maintenance operations, cut at every write
+
+/// Runs `operation` on a [`FaultFile`] holding `before` (the image's bytes) once to count
+/// its writes (and truncations) and verify its result, then again with the process dying
+/// after each of them (before the next write or sync; after the last one, the final sync
+/// fails). Every death goes to `verify` (`death` true), then power cuts after it (`death`
+/// false): every combination of fates of the changes since the last sync (kept, lost, lost
+/// but the file's new length kept), when there are at most [`EVERY_SUBSET`] of them; otherwise all of them lost, then `power_cuts` random subsets.
+/// `operation` gets the file and says whether it completed; it resets whatever else it
+/// writes (a parent) itself. Returns the number of states verified.
+fn cut_at_every_write(
+    before: &[u8],
+    power_cuts: usize,
+    rng: &mut Rng,
+    mut operation: impl FnMut(&FaultFile) -> bool,
+    mut verify: impl FnMut(&str, Vec<u8>, bool),
+) -> usize {
+    let counter = FaultFile::new(before.to_vec());
+    assert!(operation(&counter), "the operation fails without a cut");
+    let total = counter.writes();
+    assert!(total > 0, "the operation wrote nothing");
+    verify("completed", counter.after_death(), true);
+    let mut states = 1;
+    for cut in 0..=total {
+        let file = FaultFile::new(before.to_vec());
+        file.die_after(cut);
+        assert!(
+            !operation(&file),
+            "died after write {cut} of {total}, yet completed"
+        );
+        let what = format!("died after write {cut} of {total}");
+        verify(&what, file.after_death(), true);
+        states += 1;
+        let pending = file.pending();
+        let subsets: Vec<Vec<Fate>> = if pending <= EVERY_SUBSET {
+            (0..3u32.pow(pending as u32))
+                .map(|code| {
+                    (0..pending as u32)
+                        .map(|i| match code / 3u32.pow(i) % 3 {
+                            0 => Fate::Lost,
+                            1 => Fate::LostButSized,
+                            _ => Fate::Kept,
+                        })
+                        .collect()
+                })
+                .collect()
+        } else {
+            (0..=power_cuts)
+                .map(|k| {
+                    (0..pending)
+                        .map(|_| match (k, rng.below(3)) {
+                            (0, _) => Fate::Lost,
+                            (_, 0) => Fate::LostButSized,
+                            (_, 1) => Fate::Lost,
+                            _ => Fate::Kept,
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        for fates in subsets {
+            let bytes = file.after_power_cut(|i| fates[i]);
+            verify(
+                &format!("{what}, then a power cut: {fates:?} of the {pending} changes since the last sync"),
+                bytes,
+                false,
+            );
+            states += 1;
+        }
+    }
+    states
+}
+
+/// Up to this many changes since the last sync, power cuts try every combination of their
+/// fates (3^5 = 243 states).
+const EVERY_SUBSET: usize = 5;
+
+/// What every state a cut leaves must satisfy, as for writes: the image (`bytes`, at
+/// `path`) opens (`open` says how to find its parent), checks without corruption (leaks
+/// allowed), and reads `expected`. With `end_footer`, it opens from the footer at the end
+/// of the file; otherwise it may open (read-only) from the footer copy, which must then be
+/// a leak (the caller says when that is acceptable). Returns where the footer came from.
+fn verify_image(
+    context: &str,
+    path: &Path,
+    bytes: &[u8],
+    open: &OpenOptions,
+    expected: &[u8],
+    end_footer: bool,
+) -> FooterSource {
+    let image = Image::open_storage(
+        Box::new(FaultFile::new(bytes.to_vec())),
+        path,
+        &OpenOptions {
+            read_only: true,
+            ..open.clone()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
+    let source = image.footer_source();
+    if end_footer {
+        assert_eq!(source, FooterSource::End, "{context}");
+    }
+    assert_same_bytes(&read_all(&image), expected, context);
+    drop(image);
+    let check_options = CheckOptions {
+        parents: open.parents.clone(),
+        ..CheckOptions::default()
+    };
+    let report = check_storage(
+        Box::new(FaultFile::new(bytes.to_vec())),
+        path,
+        &check_options,
+    )
+    .unwrap();
+    assert!(!report.has_corruption(), "{context}: check:\n{report}");
+    if source == FooterSource::Copy {
+        assert!(
+            report.has_leaks(),
+            "{context}: a lost footer is a leak:\n{report}"
+        );
+    }
+    source
+}
+
+/// A dynamic parent (`base.vhd`, random data) and a differencing child (`child.vhd`) with
+/// data in a few blocks, in 64 KiB blocks. Returns the folder, both paths and what the
+/// chain reads.
+fn small_chain(label: &str, rng: &mut Rng) -> (TempDir, PathBuf, PathBuf, Vec<u8>) {
+    let dir = TempDir::new(label);
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    let size = 2 * MIB;
+    let mut options = CreateOptions::new(DiskType::Dynamic, size);
+    options.block_size = 64 * KIB as u32;
+    let mut parent = create(&base, &options).unwrap();
+    parent.write_at(&rng.bytes(MIB as usize), 0).unwrap();
+    drop(parent);
+    let mut image = create(&child, &CreateOptions::differencing(&base)).unwrap();
+    for _ in 0..4 {
+        let offset = rng.below(size / 512 - 64) * 512;
+        image.write_at(&rng.bytes(20_000), offset).unwrap();
+    }
+    let expected = read_all(&image);
+    drop(image);
+    (dir, base, child, expected)
+}
+
+/// Puts back a parent's bytes and modification time (which its child records).
+fn restore(path: &Path, bytes: &[u8], modified: std::time::SystemTime) {
+    std::fs::write(path, bytes).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(modified).unwrap();
+}
+
+/// Commit at every write of the child, over a parent on disk (put back before each run):
+/// the chain reads the same in every state (the child holds its data until the parent
+/// holds it too). `rebased`: the child's locator data lies after its blocks (a rebase put
+/// it there), so that commit moves it next to the BAT before cutting the file.
+fn commit_survives_a_cut_at_every_write(label: &str, rebased: bool) {
+    let mut rng = Rng::new(label);
+    let (dir, mut base, child, expected) = small_chain(label, &mut rng);
+    if rebased {
+        let moved = dir.join("moved.vhd");
+        std::fs::rename(&base, &moved).unwrap();
+        vhd_core::ops::rebase(&child, &moved, &OpenOptions::default()).unwrap();
+        base = moved;
+    }
+    let parent_bytes = std::fs::read(&base).unwrap();
+    let parent_modified = std::fs::metadata(&base).unwrap().modified().unwrap();
+    let child_bytes = std::fs::read(&child).unwrap();
+    let states = cut_at_every_write(
+        &child_bytes,
+        3,
+        &mut rng,
+        |file| {
+            restore(&base, &parent_bytes, parent_modified);
+            vhd_core::ops::commit_through(
+                file,
+                &child,
+                &OpenOptions::default(),
+                vhd_core::ops::Progress::default(),
+            )
+            .is_ok()
+        },
+        |what, bytes, _death| {
+            // The file never grows: a footer at its end at every instant, whatever a
+            // power cut keeps.
+            let context = format!("{label}: commit {what}");
+            let open = OpenOptions::default();
+            verify_image(&context, &child, &bytes, &open, &expected, true);
+        },
+    );
+    println!("{label}: {states} states verified");
+}
+
+#[test]
+fn commit_survives_a_cut_at_every_write_of_the_child() {
+    commit_survives_a_cut_at_every_write("crash-commit", false);
+}
+
+#[test]
+fn commit_of_a_rebased_child_survives_a_cut_at_every_write() {
+    commit_survives_a_cut_at_every_write("crash-commit-rebased", true);
+}
+
+/// A commit killed while it copies leaves the child's parent time stamp at 0 (so that the
+/// chain opens although the parent changed) and the parent partly or wholly written. The
+/// chain opens and reads as before; committing again finishes, and records the parent's
+/// modification time again: the child's open checks it once more (a later change of the
+/// parent is refused).
+#[test]
+fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
+    let label = "crash-commit-again";
+    let mut rng = Rng::new(label);
+    let (_dir, base, child, expected) = small_chain(label, &mut rng);
+    // The parent was last modified a day after it was made (its footer time stamp, which
+    // the child's open accepts too): the child records that modification time.
+    let header_timestamp =
+        |bytes: &[u8]| u32::from_be_bytes(bytes[512 + 56..512 + 60].try_into().unwrap());
+    let mut header = file_bytes(&child, 512, 1024);
+    let recorded = header_timestamp(&std::fs::read(&child).unwrap()) + 86_400;
+    header[56..60].copy_from_slice(&recorded.to_be_bytes());
+    fix_header_checksum(&mut header);
+    patch_file(&child, 512, &header);
+    let day_later =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800 + u64::from(recorded));
+    // The parent's own footer time stamp, long ago (not the second the commit runs in,
+    // which the child's open would accept whatever the parent's modification time).
+    let mut parent = std::fs::read(&base).unwrap();
+    let end = parent.len() - 512;
+    for at in [0, end] {
+        parent[at + 24..at + 28].copy_from_slice(&1000u32.to_be_bytes());
+        fix_footer_checksum(&mut parent[at..at + 512]);
+    }
+    restore(&base, &parent, day_later);
+    let before = std::fs::read(&child).unwrap();
+    // Dies after the second write (the header that records the new time stamp), before
+    // its fsync; the power cut loses that write: the time stamp 0 written and synced before
+    // the copy stays, and the parent has every sector of the child.
+    let file = FaultFile::new(before);
+    file.die_after(2);
+    let progress = vhd_core::ops::Progress::default;
+    assert!(
+        vhd_core::ops::commit_through(&file, &child, &OpenOptions::default(), progress()).is_err()
+    );
+    let bytes = file.after_power_cut(|_| Fate::Lost);
+    assert_eq!(header_timestamp(&bytes), 0);
+    verify_image(
+        label,
+        &child,
+        &bytes,
+        &OpenOptions::default(),
+        &expected,
+        true,
+    );
+
+    // What the crash left is on disk now (commit reads the chain through the path).
+    std::fs::write(&child, &bytes).unwrap();
+    let again = FaultFile::new(bytes);
+    vhd_core::ops::commit_through(&again, &child, &OpenOptions::default(), progress()).unwrap();
+    let bytes = again.after_death();
+    let modified = std::fs::metadata(&base).unwrap().modified().unwrap();
+    let since_2000 = modified
+        .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800))
+        .unwrap()
+        .as_secs();
+    assert_eq!(u64::from(header_timestamp(&bytes)), since_2000);
+    verify_image(
+        label,
+        &child,
+        &bytes,
+        &OpenOptions::default(),
+        &expected,
+        true,
+    );
+    // The parent changes later: the child says so again.
+    let later = modified + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&base)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let e = Image::open_storage(
+        Box::new(FaultFile::new(bytes)),
+        &child,
+        &OpenOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_PARENT_MODIFIED", "{e}");
+}
+
+/// Rebase onto the moved parent at every write: the child reads the same in every state,
+/// and its dynamic header is the old one (naming the old place) or the new one, whole.
+#[test]
+fn rebase_survives_a_cut_at_every_write() {
+    let label = "crash-rebase";
+    let mut rng = Rng::new(label);
+    let (dir, base, child, expected) = small_chain(label, &mut rng);
+    let moved = dir.join("moved.vhd");
+    std::fs::rename(&base, &moved).unwrap();
+    let before = std::fs::read(&child).unwrap();
+    let header = |bytes: &[u8]| bytes[512..1536].to_vec();
+    let done = FaultFile::new(before.clone());
+    vhd_core::ops::rebase_through(&done, &child, &moved, &OpenOptions::default()).unwrap();
+    let new_header = header(&done.after_death());
+    let old_footer = before.len() - 512;
+    assert_ne!(new_header, header(&before));
+    let over_moved = OpenOptions {
+        parents: vec![vhd_core::ParentPath::Vhd(moved.clone())],
+        ..OpenOptions::default()
+    };
+    let states = cut_at_every_write(
+        &before,
+        3,
+        &mut rng,
+        |file| vhd_core::ops::rebase_through(file, &child, &moved, &OpenOptions::default()).is_ok(),
+        |what, bytes, death| {
+            let context = format!("{label}: rebase {what}");
+            let found = header(&bytes);
+            assert!(
+                found == header(&before) || found == new_header,
+                "{context}: the dynamic header is neither the old nor the new one"
+            );
+            // A power cut may keep the file's new length and lose the moved footer (zeros
+            // at the end): the image opens from the copy then, and the old footer must
+            // still be whole where it was.
+            let source = verify_image(&context, &child, &bytes, &over_moved, &expected, death);
+            if source == FooterSource::Copy {
+                assert!(
+                    bytes[old_footer..old_footer + 512] == before[old_footer..],
+                    "{context}: neither the moved footer nor the old one is whole"
+                );
+            }
+        },
+    );
+    println!("{label}: {states} states verified");
+}
+
+/// Resize at every write, with power cuts: the image has its old size and contents, or
+/// its new size and the old contents cut or extended with zeros (or, in a forced shrink,
+/// its old size with the part being cut off already reading as zeros). The footer copy may still
+/// give the old size (`footer-copy-stale`: a leak, the image reads right); nothing else is
+/// wrong. A 512 KiB disk in 4 KiB blocks (a full sector of BAT entries), with data in
+/// blocks spread over it: growing moves the first blocks for the larger BAT, shrinking
+/// (forced: data is cut off) moves blocks from the end into the freed space.
+fn resize_survives_a_cut_at_every_write(label: &str, new_size: u64) {
+    let mut rng = Rng::new(label);
+    let dir = TempDir::new(label);
+    let path = dir.join("disk.vhd");
+    let old_size = 512 * KIB;
+    let mut options = CreateOptions::new(DiskType::Dynamic, old_size);
+    options.block_size = 4096;
+    let mut image = create(&path, &options).unwrap();
+    for block in [0u64, 1, 2, 40, 70, 100, 127] {
+        image.write_at(&rng.bytes(4096), block * 4096).unwrap();
+    }
+    let old = read_all(&image);
+    drop(image);
+    let before = std::fs::read(&path).unwrap();
+    let resize_options = vhd_core::ops::ResizeOptions {
+        force: true,
+        open: OpenOptions::default(),
+    };
+    let states = cut_at_every_write(
+        &before,
+        2,
+        &mut rng,
+        |file| {
+            vhd_core::ops::resize_through(
+                Box::new(file.clone()),
+                &path,
+                new_size,
+                &resize_options,
+                vhd_core::ops::Progress::default(),
+            )
+            .is_ok()
+        },
+        |what, bytes, death| {
+            let context = format!("{label}: resize {what}");
+            let image = Image::open_storage(
+                Box::new(FaultFile::new(bytes.clone())),
+                &path,
+                &OpenOptions {
+                    read_only: true,
+                    ..OpenOptions::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
+            if death {
+                assert_eq!(image.footer_source(), FooterSource::End, "{context}");
+            }
+            let size = image.size();
+            assert!(
+                size == old_size || size == new_size,
+                "{context}: size {size}"
+            );
+            let mut expected = old.clone();
+            expected.resize(size as usize, 0);
+            let read = read_all(&image);
+            // A forced shrink frees the blocks it cuts off before the footer records the
+            // new size (so that growing again never shows them): at the old size, the part
+            // past the new end may read as zeros already.
+            let mut discarded = expected.clone();
+            if new_size < size {
+                discarded[new_size as usize..].fill(0);
+            }
+            if read != discarded {
+                assert_same_bytes(&read, &expected, &context);
+            }
+            drop(image);
+            let report = check_storage(
+                Box::new(FaultFile::new(bytes)),
+                &path,
+                &CheckOptions::default(),
+            )
+            .unwrap();
+            assert!(!report.has_corruption(), "{context}: check:\n{report}");
+        },
+    );
+    println!("{label}: {states} states verified");
+}
+
+#[test]
+fn a_grow_that_moves_blocks_survives_a_cut_at_every_write() {
+    resize_survives_a_cut_at_every_write("crash-resize-grow", 640 * KIB);
+}
+
+#[test]
+fn a_shrink_that_moves_blocks_survives_a_cut_at_every_write() {
+    resize_survives_a_cut_at_every_write("crash-resize-shrink", 256 * KIB);
+}
+
+// ---------------------------------------------------------------------------------------------
 // A real process, killed
 
 /// The test that runs itself as the child process; its name is passed to `--exact`.
@@ -1001,4 +1491,520 @@ fn a_killed_process_leaves_a_consistent_image() {
     }
     println!("{KILL_ROUNDS} kills, {total_flushes} flushes completed, {leaks} leaked blocks seen");
     assert!(total_flushes > 0, "no flush ever completed before a kill");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files replaced by rename: create --overwrite, compact, convert
+
+/// `create` with `overwrite` writes a new file and renames it over the old one (after
+/// making it durable): the old file is never emptied in place. Another name of the old file
+/// (a hard link) and a handle open on it still read the old image; the new one keeps the
+/// old file's permissions.
+#[test]
+fn create_overwrite_replaces_the_file_instead_of_emptying_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new("crash-create-overwrite");
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 4 * MIB)).unwrap();
+    image.write_at(&[9u8; 4096], 0).unwrap();
+    drop(image);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let old = std::fs::read(&path).unwrap();
+    let old_inode = std::fs::metadata(&path).unwrap().ino();
+    let link = dir.join("link.vhd");
+    std::fs::hard_link(&path, &link).unwrap();
+    let options = CreateOptions {
+        overwrite: true,
+        ..CreateOptions::new(DiskType::Fixed, MIB)
+    };
+    let image = create(&path, &options).unwrap();
+    assert_eq!(image.size(), MIB);
+    drop(image);
+    assert!(
+        std::fs::read(&link).unwrap() == old,
+        "the old file was written in place"
+    );
+    let new = std::fs::metadata(&path).unwrap();
+    assert_ne!(new.ino(), old_inode);
+    assert_eq!(new.mode() & 0o777, 0o604);
+    let names: BTreeSet<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["disk.vhd".into(), "link.vhd".into()])
+    );
+}
+
+/// A dangling symbolic link where the image goes: refused without `overwrite` (the name is
+/// taken); with it, the link is replaced by the image, and nothing is created where it
+/// pointed. A link to a file is followed: the file is replaced, the link stays.
+#[test]
+fn create_over_a_symbolic_link() {
+    let dir = TempDir::new("crash-create-link");
+    let path = dir.join("disk.vhd");
+    let target = dir.join("missing.vhd");
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let options = CreateOptions::new(DiskType::Dynamic, MIB);
+    let e = create(&path, &options).unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_EXISTS", "{e}");
+    let overwrite = CreateOptions {
+        overwrite: true,
+        ..options
+    };
+    drop(create(&path, &overwrite).unwrap());
+    assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+    assert!(!target.exists());
+
+    let link = dir.join("link.vhd");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let fixed = CreateOptions {
+        overwrite: true,
+        ..CreateOptions::new(DiskType::Fixed, MIB)
+    };
+    drop(create(&link, &fixed).unwrap());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), MIB + 512);
+}
+
+/// The test that runs itself as a process to kill in the middle of a compact or convert.
+const KILLED_REWRITE_TEST: &str = "a_killed_compact_or_convert_leaves_no_temporary_file";
+/// Set in that process: the operation ("compact" or "convert"), the image, and a file to
+/// create when the operation is half done.
+const REWRITE_OPERATION: &str = "VHD_CRASH_REWRITE_OPERATION";
+const REWRITE_IMAGE: &str = "VHD_CRASH_REWRITE_IMAGE";
+const REWRITE_HALFWAY: &str = "VHD_CRASH_REWRITE_HALFWAY";
+
+/// Child mode: runs the operation, and once half of it is done, says so and waits to be
+/// killed.
+fn rewrite_child(operation: &str, image: &Path, halfway: &Path) -> ! {
+    let on_progress = |done: u64, total: u64| {
+        if done * 2 >= total && done < total {
+            std::fs::write(halfway, b"").unwrap();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    };
+    let progress = vhd_core::ops::Progress::default().with_callback(&on_progress);
+    let result = match operation {
+        "compact" => vhd_core::ops::compact(image, &OpenOptions::default(), progress).map(drop),
+        _ => {
+            let options = vhd_core::ops::ConvertOptions::new(vhd_core::ops::OutputFormat::Dynamic);
+            let destination = image.with_file_name("converted.vhd");
+            vhd_core::ops::convert(image, &destination, &options, progress).map(drop)
+        }
+    };
+    panic!("child: the {operation} ended without being killed: {result:?}");
+}
+
+/// A compact or convert killed halfway leaves the image as it was and no temporary file:
+/// the new file has no name until it is whole (`O_TMPFILE`, Linux). (They used to leave a
+/// full-size `.NAME.compact-PID.tmp` or `.convert-tmp` for ever.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_compact_or_convert_leaves_no_temporary_file() {
+    if let Some(operation) = std::env::var_os(REWRITE_OPERATION) {
+        let image = std::env::var_os(REWRITE_IMAGE).unwrap();
+        let halfway = std::env::var_os(REWRITE_HALFWAY).unwrap();
+        rewrite_child(
+            &operation.to_string_lossy(),
+            Path::new(&image),
+            Path::new(&halfway),
+        );
+    }
+    let mut rng = Rng::new(KILLED_REWRITE_TEST);
+    for operation in ["compact", "convert"] {
+        let dir = TempDir::new(&format!("crash-killed-{operation}"));
+        let path = dir.join("disk.vhd");
+        let mut options = CreateOptions::new(DiskType::Dynamic, 16 * MIB);
+        options.block_size = 64 * KIB as u32;
+        let mut image = create(&path, &options).unwrap();
+        image.write_at(&rng.bytes(16 * MIB as usize), 0).unwrap();
+        drop(image);
+        let before = std::fs::read(&path).unwrap();
+        let halfway = std::env::temp_dir().join(format!(
+            "vhd-crash-halfway-{operation}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&halfway);
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                KILLED_REWRITE_TEST,
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(REWRITE_OPERATION, operation)
+            .env(REWRITE_IMAGE, &path)
+            .env(REWRITE_HALFWAY, &halfway)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = KillOnDrop(child);
+        let started = std::time::Instant::now();
+        while !halfway.exists() {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!("{operation}: the child exited ({status}) before halfway");
+            }
+            assert!(
+                started.elapsed().as_secs() < 60,
+                "{operation}: never halfway"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
+        let _ = std::fs::remove_file(&halfway);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["disk.vhd".to_string()],
+            "{operation} left files"
+        );
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "{operation}: the image changed"
+        );
+    }
+}
+
+/// Where the file system has no `O_TMPFILE` (or elsewhere than Linux), a killed compact or
+/// convert leaves a named temporary file: `check` names those of the image whose process
+/// is gone (for information: the image is fine), not those of a running process nor those
+/// of another image.
+#[test]
+fn check_names_the_temporary_files_a_killed_run_left() {
+    let dir = TempDir::new("crash-stale-temp");
+    let path = dir.join("disk.vhd");
+    drop(create(&path, &CreateOptions::new(DiskType::Dynamic, 4 * MIB)).unwrap());
+    // A process that has ended: its id names no process now (ids are not reused at once).
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let dead = gone.id();
+    let alive = std::process::id();
+    let stale = [
+        format!(".disk.vhd.compact-{dead}-0.vhd-tmp"),
+        format!(".disk.vhd.convert-{dead}-3.vhd-tmp"),
+        format!(".disk.vhd.compact-{dead}.tmp"),
+        format!(".disk.vhd.{dead}-0.convert-tmp"),
+    ];
+    let others = [
+        format!(".disk.vhd.compact-{alive}-0.vhd-tmp"),
+        format!(".other.vhd.compact-{dead}-0.vhd-tmp"),
+        format!(".disk.vhd.backup-{dead}-0.vhd-tmp"),
+    ];
+    for name in stale.iter().chain(&others) {
+        std::fs::write(dir.join(name), b"left behind").unwrap();
+    }
+    let report = vhd_core::check(&path, &CheckOptions::default()).unwrap();
+    assert_eq!(report.exit_code(), 0, "{report}");
+    let found: BTreeSet<String> = report
+        .findings_of(vhd_core::FindingKind::StaleTempFile)
+        .map(|f| {
+            assert_eq!(f.severity, vhd_core::Severity::Info);
+            let name = stale
+                .iter()
+                .find(|name| f.message.contains(&format!("{}", dir.join(name).display())))
+                .unwrap_or_else(|| panic!("names none of ours: {}", f.message));
+            assert!(f.message.contains(&dead.to_string()), "{}", f.message);
+            name.clone()
+        })
+        .collect();
+    assert_eq!(found, stale.iter().cloned().collect());
+}
+
+/// The test that runs itself, under `strace`, to record the system calls of an operation
+/// that replaces a file.
+const TRACED_TEST: &str = "files_are_replaced_only_once_the_new_one_is_durable";
+/// Set in that process: the operation, and the folder it works in.
+const TRACED_OPERATION: &str = "VHD_CRASH_TRACED_OPERATION";
+const TRACED_DIR: &str = "VHD_CRASH_TRACED_DIR";
+
+/// Child mode: the operation on `dir/disk.vhd` (create --overwrite, compact) or from it to
+/// `dir/out.vhd` (convert, which replaces an existing output).
+fn traced_child(operation: &str, dir: &Path) -> ! {
+    let disk = dir.join("disk.vhd");
+    let progress = vhd_core::ops::Progress::default();
+    let result = match operation {
+        "create" => {
+            let options = CreateOptions {
+                overwrite: true,
+                ..CreateOptions::new(DiskType::Dynamic, 2 * MIB)
+            };
+            create(&disk, &options).map(drop)
+        }
+        "compact" => vhd_core::ops::compact(&disk, &OpenOptions::default(), progress).map(drop),
+        "create-new" => create(
+            dir.join("new.vhd"),
+            &CreateOptions::new(DiskType::Fixed, 2 * MIB),
+        )
+        .map(drop),
+        _ => {
+            let mut options =
+                vhd_core::ops::ConvertOptions::new(vhd_core::ops::OutputFormat::Dynamic);
+            options.overwrite = true;
+            vhd_core::ops::convert(&disk, &dir.join("out.vhd"), &options, progress).map(drop)
+        }
+    };
+    std::process::exit(match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("child: {operation}: {e}");
+            1
+        }
+    });
+}
+
+/// One system call from `strace`: its name, its arguments as written, its result.
+struct Call {
+    name: String,
+    args: String,
+    result: i64,
+}
+
+/// The calls of an `strace -f` log (calls split across threads are skipped: none of those
+/// this test follows runs concurrently with another).
+fn calls(log: &str) -> Vec<Call> {
+    log.lines()
+        .filter(|l| !l.contains("<unfinished") && !l.contains("resumed>"))
+        .filter_map(|line| {
+            // "PID name(args) = result ..."
+            let line = line
+                .split_once(' ')
+                .map_or(line, |(_, rest)| rest)
+                .trim_start();
+            let (name, rest) = line.split_once('(')?;
+            let (args, result) = rest.rsplit_once(" = ")?;
+            let args = args.trim_end().strip_suffix(')')?;
+            let result = result.split_whitespace().next()?.parse().ok()?;
+            Some(Call {
+                name: name.to_string(),
+                args: args.to_string(),
+                result,
+            })
+        })
+        .collect()
+}
+
+/// The quoted strings among a call's arguments.
+fn quoted(args: &str) -> Vec<&str> {
+    args.split('"').skip(1).step_by(2).collect()
+}
+
+/// `create --overwrite`, `compact` and `convert` (over an existing output) under `strace`,
+/// and `create` of a new image: the file they replace is never written (nor truncated); the
+/// new file is fsynced after its last write and before the rename (or link) that gives it
+/// the name; the folder is fsynced after that (a new name is durable too). So the old file stays intact until the new one is durable, and the
+/// new name is durable before the operation returns: whichever writes a power cut loses,
+/// the name leads to the old file or to the whole new one.
+#[cfg(target_os = "linux")]
+#[test]
+fn files_are_replaced_only_once_the_new_one_is_durable() {
+    if let Some(operation) = std::env::var_os(TRACED_OPERATION) {
+        let dir = std::env::var_os(TRACED_DIR).unwrap();
+        traced_child(&operation.to_string_lossy(), Path::new(&dir));
+    }
+    if !require_tool("strace") {
+        return;
+    }
+    let mut rng = Rng::new(TRACED_TEST);
+    for operation in ["create", "create-new", "compact", "convert"] {
+        let dir = TempDir::new(&format!("crash-traced-{operation}"));
+        let disk = dir.join("disk.vhd");
+        let mut image = create(&disk, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
+        image.write_at(&rng.bytes(3 * MIB as usize), MIB).unwrap();
+        image.write_at(&[1; 4096], 6 * MIB).unwrap();
+        image.write_at(&vec![0; 2 * MIB as usize], 6 * MIB).unwrap();
+        drop(image);
+        let replaced = match operation {
+            "convert" => {
+                let out = dir.join("out.vhd");
+                std::fs::write(&out, b"the old output").unwrap();
+                out
+            }
+            "create-new" => dir.join("new.vhd"),
+            _ => disk.clone(),
+        };
+        let old_inode = std::fs::metadata(&replaced)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .ok();
+        let log = dir.join("strace.log");
+        let status = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-o"])
+            .arg(&log)
+            .args([
+                "-e",
+                "trace=open,openat,close,write,pwrite64,pwritev,ftruncate,fsync,fdatasync,rename,renameat,renameat2,link,linkat",
+            ])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", TRACED_TEST, "--nocapture", "--test-threads=1"])
+            .env(TRACED_OPERATION, operation)
+            .env(TRACED_DIR, dir.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{operation}: the traced child failed");
+        let calls = calls(&std::fs::read_to_string(&log).unwrap());
+        let destination = replaced.display().to_string();
+        let folder = dir.path().display().to_string();
+
+        // Which file each descriptor is, as the calls go.
+        let mut open: HashMap<i64, String> = HashMap::new();
+        let mut new_fd = None;
+        let mut last_new_write = None;
+        let mut new_synced = None;
+        let mut named = None;
+        let mut folder_synced = None;
+        for (i, call) in calls.iter().enumerate() {
+            let fd = || {
+                call.args
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+            };
+            match call.name.as_str() {
+                "open" | "openat" if call.result >= 0 => {
+                    let path = quoted(&call.args)
+                        .first()
+                        .copied()
+                        .unwrap_or("")
+                        .to_string();
+                    let is_new = call.args.contains("O_TMPFILE") || path.ends_with(".vhd-tmp");
+                    if is_new && path.starts_with(&folder) && named.is_none() {
+                        new_fd = Some(call.result);
+                    }
+                    open.insert(call.result, path);
+                }
+                "close" => {
+                    if let Some(fd) = fd() {
+                        open.remove(&fd);
+                    }
+                }
+                "write" | "pwrite64" | "pwritev" | "ftruncate" => {
+                    let fd = fd().unwrap();
+                    assert!(
+                        open.get(&fd) != Some(&destination) || named.is_some(),
+                        "{operation}: the file being replaced was written: {}({})",
+                        call.name,
+                        call.args
+                    );
+                    if Some(fd) == new_fd {
+                        last_new_write = Some(i);
+                    }
+                }
+                "fsync" | "fdatasync" if call.result == 0 => {
+                    let fd = fd().unwrap();
+                    if Some(fd) == new_fd && named.is_none() {
+                        new_synced = Some(i);
+                    }
+                    if named.is_some() && open.get(&fd) == Some(&folder) {
+                        folder_synced = Some(i);
+                    }
+                }
+                "rename" | "renameat" | "renameat2" | "link" | "linkat"
+                    if call.result == 0
+                        && quoted(&call.args).last() == Some(&destination.as_str()) =>
+                {
+                    named = Some(i);
+                }
+                _ => {}
+            }
+        }
+        let context = format!("{operation}: {} calls traced", calls.len());
+        assert!(new_fd.is_some(), "{context}: no new file was made");
+        let named = named.unwrap_or_else(|| panic!("{context}: the new file was never named"));
+        let synced = new_synced.unwrap_or_else(|| panic!("{context}: never fsynced"));
+        assert!(
+            last_new_write.is_some_and(|w| w < synced) && synced < named,
+            "{context}: written at {last_new_write:?}, fsynced at {synced}, named at {named}"
+        );
+        assert!(
+            folder_synced.is_some(),
+            "{context}: the folder was not fsynced after the new name"
+        );
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&replaced).unwrap());
+        assert_ne!(Some(inode), old_inode, "{context}: not replaced");
+    }
+}
+
+/// The test that runs itself as another user, to compact a file it may write but not own.
+const NOT_OWNER_TEST: &str = "compact_refuses_a_file_whose_owner_it_cannot_keep";
+const NOT_OWNER_IMAGE: &str = "VHD_CRASH_NOT_OWNER_IMAGE";
+
+/// Compacting another user's file (writable by all) as a user who may not give files away:
+/// the new file could not keep the owner, so compact is refused before anything is written;
+/// the image, its owner and the folder stay as they were. (Runs as root only, which can
+/// start the process as `nobody`; CI runs as root.)
+#[cfg(target_os = "linux")]
+#[test]
+fn compact_refuses_a_file_whose_owner_it_cannot_keep() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if let Some(image) = std::env::var_os(NOT_OWNER_IMAGE) {
+        let e = vhd_core::ops::compact(
+            Path::new(&image),
+            &OpenOptions::default(),
+            vhd_core::ops::Progress::default(),
+        )
+        .unwrap_err();
+        println!("REFUSED {}: {e}", e.code());
+        std::process::exit(0);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        skip("only root can run a process as another user");
+        return;
+    }
+    let dir = TempDir::new("crash-not-owner");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.join("disk.vhd");
+    let mut image = create(&path, &CreateOptions::new(DiskType::Dynamic, 8 * MIB)).unwrap();
+    image.write_at(&[5u8; 4096], 0).unwrap();
+    image.write_at(&[6u8; 4096], 4 * MIB).unwrap();
+    image
+        .write_at(&vec![0u8; 2 * MIB as usize], 4 * MIB)
+        .unwrap();
+    drop(image);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NOT_OWNER_TEST, "--nocapture", "--test-threads=1"])
+        .env(NOT_OWNER_IMAGE, &path)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let refusal = stdout
+        .lines()
+        .find(|l| l.contains("REFUSED"))
+        .unwrap_or_else(|| panic!("no refusal: {stdout}"));
+    assert!(refusal.contains("owner"), "{refusal}");
+    assert!(refusal.contains(&path.display().to_string()), "{refusal}");
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!((after.ino(), after.uid()), (inode, 0));
+    assert!(std::fs::read(&path).unwrap() == before, "the image changed");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["disk.vhd".to_string()]);
 }

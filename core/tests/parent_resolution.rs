@@ -1085,6 +1085,21 @@ fn a_child_may_not_overwrite_its_own_chain() {
         assert_eq!(sha256_file(&base), hashes[0], "the base was touched");
         assert_eq!(sha256_file(&mid), hashes[1], "the parent was touched");
     }
+    // A hard link is the same file under another name: its canonical path differs.
+    let link = dir.join("link-to-base.vhd");
+    std::fs::hard_link(&base, &link).unwrap();
+    for parent in [&base, &mid] {
+        let options = CreateOptions {
+            overwrite: true,
+            ..CreateOptions::differencing(parent)
+        };
+        let e = create(&link, &options).unwrap_err();
+        assert_eq!(e.code(), "ERR_VHD_PARENT_LOOP", "{e}");
+        assert_message_names(&e, &[&show(&link)]);
+        assert_eq!(sha256_file(&base), hashes[0], "the base was touched");
+        assert_eq!(sha256_file(&link), hashes[0], "the link was touched");
+    }
+    std::fs::remove_file(&link).unwrap();
     assert_opens_with_parent(&mid, &base, &model);
     // Overwriting an image outside the chain is still allowed.
     let other = dir.join("other.vhd");

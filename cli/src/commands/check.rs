@@ -27,9 +27,14 @@ whose 'omitted' is the number not listed (null for the others); 'corruptions' an
 'leaks' count every finding; a repair's 'actions' end the same way, and 'lostOmitted'
 counts the lost ranges not listed.
 
+A resize killed between writing the footer and its copy leaves a copy that still gives
+the old size: 'footer-copy-stale', a leak (the image reads right; --repair rewrites the
+copy), not damage. Temporary files that a killed create, compact or convert of FILE left
+beside it are listed as 'stale-temp-file' (information: remove them).
+
 Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked space
-(no harm to data), 1 the check could not run. With --repair, the code is the one of the
-check after repairing.",
+or another repairable state that harms no data, 1 the check could not run. With --repair,
+the code is the one of the check after repairing.",
     options: &[
         flag("repair", "repair what can be repaired safely"),
         JSON,

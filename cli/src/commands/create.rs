@@ -20,8 +20,10 @@ The type is dynamic unless --type says otherwise, or --parent is given: then it 
 differencing image over the image FILE of --parent, of the parent's size unless SIZE is
 given. The parent named by --parent is trusted; with --parent-root, the images below it
 (found through its locators) must lie inside DIR. An existing FILE is refused unless
---overwrite is given. FILE is a regular file: a directory, FIFO, socket or device is
-refused (write onto a block device with convert).",
+--overwrite is given; with it, the new image is written beside FILE, made durable, and
+renamed over it (a crash leaves the old file or the new image, whole), keeping FILE's owner,
+group, permissions and extended attributes. FILE is a regular file: a directory, FIFO,
+socket or device is refused (write onto a block device with convert).",
     options: &[
         valued(
             "type",

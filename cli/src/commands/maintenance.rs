@@ -20,7 +20,13 @@ pub const COMPACT: Command = Command {
     description: "\
 Rewrites the dynamic or differencing image FILE without the blocks it does not need
 (all-zero blocks of a dynamic image, blocks with no sector present in a differencing
-image), so that the file gets smaller. What the disk reads is unchanged.",
+image), so that the file gets smaller. What the disk reads is unchanged.
+
+The new file is written beside FILE (without a name where the file system allows, so that
+a killed compact leaves nothing behind), with FILE's owner, group, permissions, extended
+attributes (ACLs included) and modification time, made durable, and renamed over FILE.
+Compacting another user's file without being root is refused before anything is written
+(the owner could not be kept).",
     options: &[PARENT_ROOT, ALLOW_REMOTE_PARENTS, PROGRESS, QUIET],
     run: compact,
 };

@@ -30,7 +30,7 @@ use super::{locate_footer, read_exact, Image, OpenOptions, VirtualDisk};
 use crate::dynamic_header::DynamicHeader;
 use crate::error::{Error, ParentRejection, Result, TriedParent};
 use crate::footer::vhd_timestamp;
-use crate::parent_locator::{platform, ParentLocator};
+use crate::parent_locator::{platform, ParentLocator, MAX_LOCATOR_BYTES};
 use crate::storage::Storage;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,9 +43,6 @@ pub const MAX_CHAIN_DEPTH: usize = 64;
 /// looks at about 18 per level; a crafted chain that names each parent in many spellings,
 /// through many copies, stops here with [`Error::ParentSearchLimit`].
 pub const MAX_PARENT_CANDIDATES: usize = 1024;
-
-/// Largest parent locator payload read (a path of 32 Ki UTF-16 units).
-pub(crate) const MAX_LOCATOR_BYTES: u32 = 64 * 1024;
 
 /// A parent named by the caller instead of by the child's locators.
 #[derive(Debug, Clone, PartialEq, Eq)]

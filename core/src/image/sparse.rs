@@ -356,7 +356,7 @@ impl SparseFile {
             .map(|l| {
                 l.platform_data_offset
                     .saturating_add(locator_space(l))
-                    .min(footer_offset + u64::from(super::parent::MAX_LOCATOR_BYTES))
+                    .min(footer_offset + u64::from(crate::parent_locator::MAX_LOCATOR_BYTES))
             });
         [header_end, bat_end]
             .into_iter()

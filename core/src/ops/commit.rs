@@ -23,7 +23,9 @@
 //!    the chain now reads the parent's (identical) data. Locator data that a rebase put
 //!    after the blocks is copied next to the BAT (fsync) and the header pointed at it (one
 //!    write, fsync). Then the footer is written right after the child's metadata (dynamic
-//!    header, BAT, locator data) and the file cut there, fsync. A crash in this step leaves
+//!    header, BAT, locator data), fsync, and the file cut after it, fsync (a power cut can
+//!    keep a cut and lose an unsynced write: the footer must be durable first, so that the
+//!    file ends with a valid footer at every instant). A crash in this step leaves
 //!    the old blocks as leaked space ahead of the old footer (`check` reports a leak, exit
 //!    code 3; nothing is read wrong), and the old or the new locators, both complete.
 //!
@@ -38,9 +40,9 @@ use crate::error::{Error, ParentRejection, Result, TriedParent};
 use crate::footer::{vhd_timestamp, DiskType, FOOTER_SIZE};
 use crate::image::LockedFile;
 use crate::ops::AllocatedRange;
+use crate::parent_locator::MAX_LOCATOR_BYTES;
 use crate::storage::Storage;
 use crate::{FooterSource, Image, OpenOptions, Parent, VirtualDisk};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Largest single copy: big sequential I/O, few syscalls, bounded memory.
@@ -87,6 +89,20 @@ pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<
         });
     }
     let child_file = open_locked(path, options.lock)?;
+    commit_through(&child_file, path, options, progress)
+}
+
+/// [`commit`], writing the child through `child_file`, which must hold what the file at
+/// `path` holds (the chain is read through `path`; the caller opened and locks the file):
+/// the injection point of the crash tests, which hand in a storage that dies or loses
+/// power after any write. Not a stable interface.
+#[doc(hidden)]
+pub fn commit_through(
+    child_file: &dyn Storage,
+    path: &Path,
+    options: &OpenOptions,
+    progress: Progress,
+) -> Result<CommitReport> {
     let child = Child::inspect(path, options)?;
     let mut parent = Target::open(&child, options)?;
     let total = child.bytes_held;
@@ -95,10 +111,10 @@ pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<
     let mut header = child.header.clone();
     if header.parent_timestamp != 0 {
         header.parent_timestamp = 0;
-        write_header(&child_file, path, child.header_offset, &mut header)?;
+        write_header(child_file, path, child.header_offset, &mut header)?;
     }
     let copied = copy_runs(
-        &child_file,
+        child_file,
         child.image.own_ranges_iter(),
         &mut parent,
         total,
@@ -108,13 +124,13 @@ pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<
     // stamp, so that the chain opens as usual; the first error is the one reported.
     let recorded = parent.flush().and_then(|()| {
         header.parent_timestamp = parent.modification_time()?;
-        write_header(&child_file, path, child.header_offset, &mut header)
+        write_header(child_file, path, child.header_offset, &mut header)
     });
     copied.and(recorded)?;
 
     // No progress report from here on: the last chunk reported `total`, and a cancel now
     // would come too late to leave the child as it was.
-    let child_file_size = empty(&child_file, path, &child, header)?;
+    let child_file_size = empty(child_file, path, &child, header)?;
     Ok(CommitReport {
         parent: parent.path,
         bytes_committed: total,
@@ -295,7 +311,7 @@ impl Target {
 
 /// Copies each run from the child's file into the parent, in chunks of up to [`CHUNK`].
 fn copy_runs(
-    child: &File,
+    child: &dyn Storage,
     ranges: impl Iterator<Item = Result<AllocatedRange>>,
     parent: &mut Target,
     total: u64,
@@ -329,7 +345,7 @@ fn copy_runs(
 /// that lets the file shrink, then moves the footer to the end of the metadata and cuts
 /// the file there. `header` is the child's header as it is on disk. Returns the new file
 /// size.
-fn empty(file: &File, path: &Path, child: &Child, header: DynamicHeader) -> Result<u64> {
+fn empty(file: &dyn Storage, path: &Path, child: &Child, header: DynamicHeader) -> Result<u64> {
     let table = vec![0xFF; header.max_table_entries as usize * 4];
     file.write_all_at(&table, header.table_offset)
         .map_err(|e| Error::io(format!("writing the BAT of {}", path.display()), e))?;
@@ -339,6 +355,9 @@ fn empty(file: &File, path: &Path, child: &Child, header: DynamicHeader) -> Resu
     if end < child.footer_offset {
         file.write_all_at(&child.footer_bytes, end)
             .map_err(|e| Error::io(format!("writing the footer of {}", path.display()), e))?;
+        // The footer is durable before the file is cut after it: a power cut may keep the
+        // cut and lose an unsynced write, and the file would then end without a footer.
+        sync(file, path)?;
         file.set_len(end + FOOTER_SIZE as u64)
             .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
         sync(file, path)?;
@@ -347,16 +366,13 @@ fn empty(file: &File, path: &Path, child: &Child, header: DynamicHeader) -> Resu
     Ok(child.footer_offset + FOOTER_SIZE as u64)
 }
 
-/// Most bytes of one locator's data that are moved (a path of 32 Ki UTF-16 units).
-const MAX_LOCATOR_BYTES: u32 = 64 * 1024;
-
 /// A rebase appends locator data after the blocks, where it would keep the emptied child
 /// from shrinking. When every locator's data lies past the dynamic header and the BAT, it
 /// is copied right after them (space the emptied BAT freed, clear of the data being
 /// copied), fsync, then the header points at the copies (one write, fsync): a crash in
 /// between leaves the old header and the old data intact. Returns the header on disk.
 fn pack_locators(
-    file: &File,
+    file: &dyn Storage,
     path: &Path,
     child: &Child,
     mut header: DynamicHeader,
@@ -446,7 +462,7 @@ pub(super) fn open_locked(path: &Path, lock: bool) -> Result<LockedFile> {
 
 /// Writes `header` (with a fresh checksum) at `offset` in one write, then fsyncs.
 pub(super) fn write_header(
-    file: &File,
+    file: &dyn Storage,
     path: &Path,
     offset: u64,
     header: &mut DynamicHeader,
@@ -461,7 +477,7 @@ pub(super) fn write_header(
     sync(file, path)
 }
 
-pub(super) fn sync(file: &File, path: &Path) -> Result<()> {
-    file.sync_all()
+pub(super) fn sync(file: &dyn Storage, path: &Path) -> Result<()> {
+    file.sync()
         .map_err(|e| Error::io(format!("flushing {} to disk (fsync)", path.display()), e))
 }

@@ -5,18 +5,18 @@ use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
 use crate::dynamic_header::DYNAMIC_HEADER_SIZE;
 use crate::error::{Error, Result};
 use crate::footer::FOOTER_SIZE;
-use crate::image::{is_all_zero, locator_space, LockedFile, SparseLayout, COPY_CHUNK};
+use crate::image::{is_all_zero, locator_space, SparseLayout, COPY_CHUNK};
+use crate::new_file::{NewFile, Replace};
+use crate::parent_locator::{ParentLocator, MAX_LOCATOR_BYTES};
 use crate::storage::Storage;
 use crate::{DifferencingImage, Image, OpenOptions, VirtualDisk};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Offset of the dynamic header in a compacted file (right after the footer copy).
 const HEADER_OFFSET: u64 = FOOTER_SIZE as u64;
 /// Offset of the BAT in a compacted file (right after the header).
 const TABLE_OFFSET: u64 = HEADER_OFFSET + DYNAMIC_HEADER_SIZE as u64;
-/// Most bytes kept for one parent locator's data (it holds a path).
-const MAX_LOCATOR_SPACE: u64 = 64 * 1024;
 
 /// What `compact` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,9 @@ pub struct CompactReport {
 /// no BAT entry refers to (leaked blocks, padding) and BAT entries past the end of the
 /// disk. Kept as they were: the footer (unique id, time stamp, creator, sizes, geometry,
 /// even its reserved bytes), the dynamic header's fields (block size, BAT entry count,
-/// parent unique id, time stamp and name) and the parent locators' data. The new file is
+/// parent unique id, time stamp and name) and the parent locators' data (a locator whose
+/// data length passes what any reader reads, 64 KiB, or whose data lies outside the file, is
+/// dropped: nothing ever read it). The new file is
 /// laid out as [`crate::create()`] lays it out: footer copy, header, BAT, locator data, then
 /// the blocks kept, in disk order, then the footer.
 ///
@@ -51,14 +53,18 @@ pub struct CompactReport {
 /// refused with [`Error::Locked`] (unless `options.lock` is off), and the lock is held
 /// until the new file has replaced it.
 ///
-/// Crash and cancel safety: the new image is written into a temporary file in the same
-/// folder (`.NAME.compact-PID.tmp`), made durable, given the original's permissions and
-/// modification time (children of this image compare their parent's time stamp with it,
-/// and the contents did not change), then renamed over the original, and the folder is
-/// made durable. Until the rename the original is untouched; an error or a cancellation
-/// through `progress` (checked after every block) removes the temporary file. A symbolic
-/// link is followed (the file it names is replaced); other hard links to the file keep the
-/// old file.
+/// Crash and cancel safety: the new image is written into a new file in the same folder
+/// (without a name where the file system allows, otherwise `.NAME.compact-PID-N.vhd-tmp`:
+/// see `new_file`), given the original's owner, group, permissions and extended
+/// attributes (ACLs included) before anything is written, then its modification time
+/// (children of this image compare their parent's time stamp with it, and the contents
+/// did not change); it is made durable, renamed over the original, and the folder is made
+/// durable. Until the rename the original is untouched; an error or a cancellation
+/// through `progress` (checked after every block) removes the new file. When the owner,
+/// group or an extended attribute cannot be given to the new file (compacting another
+/// user's file without being root), compact is refused with an I/O error that says so,
+/// before anything is written. A symbolic link is followed (the file it names is
+/// replaced); other hard links to the file keep the old file.
 pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CompactReport> {
     if options.read_only {
         return Err(Error::InvalidArgument {
@@ -89,12 +95,23 @@ pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result
         .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
     let metadata = std::fs::metadata(&target)
         .map_err(|e| Error::io(format!("reading the metadata of {}", target.display()), e))?;
-    let temp = TempFile::create(&target)?;
-    let blocks_after = write_compacted(sparse, child, &temp.file, progress)?;
-    temp.file
-        .sync_all()
-        .map_err(|e| Error::io(format!("flushing {}", temp.path.display()), e))?;
-    temp.replace(&target, &metadata)?;
+    let new = NewFile::create(&target, "compact")?;
+    new.take_attributes_of(&target, &metadata)?;
+    let blocks_after = write_compacted(sparse, child, new.file(), progress)?;
+    // Children of this image compare their parent's time stamp with it, and the contents
+    // did not change.
+    if let Ok(modified) = metadata.modified() {
+        new.file().set_modified(modified).map_err(|e| {
+            Error::io(
+                format!(
+                    "setting the modification time of {}",
+                    new.shown_path().display()
+                ),
+                e,
+            )
+        })?;
+    }
+    drop(new.persist(Replace::Yes)?);
     let report = CompactReport {
         file_size_before: metadata.len(),
         file_size_after: std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0),
@@ -117,13 +134,28 @@ fn write_compacted(
     let entries = sparse.bat().len();
     header.table_offset = TABLE_OFFSET;
     let mut offset = TABLE_OFFSET + (entries as u64 * BAT_ENTRY_SIZE).next_multiple_of(512);
+    let file_size = sparse
+        .file()
+        .file_size()
+        .map_err(|e| Error::io("reading the size of the image", e))?;
     // Parent locator data, each in whole sectors, right after the BAT.
     for locator in header.parent_locators.iter_mut().filter(|l| !l.is_empty()) {
         let length = u64::from(locator.platform_data_length);
+        let inside = locator
+            .platform_data_offset
+            .checked_add(length)
+            .is_some_and(|end| end <= file_size);
+        if length > u64::from(MAX_LOCATOR_BYTES) || !inside {
+            // No reader ever reads such a locator (see `MAX_LOCATOR_BYTES`): it is dropped,
+            // not copied, so that a damaged length of up to 4 GiB is never allocated.
+            *locator = ParentLocator::default();
+            continue;
+        }
+        let bound = u64::from(MAX_LOCATOR_BYTES);
         let mut space = locator_space(locator).next_multiple_of(512);
-        if space > MAX_LOCATOR_SPACE.max(length) {
+        if space > bound {
             // A damaged (huge) data space: keep what a path can need, in bytes.
-            space = MAX_LOCATOR_SPACE.max(length).next_multiple_of(512);
+            space = bound;
             locator.platform_data_space = space as u32;
         }
         let mut data = vec![0u8; length.min(space) as usize];
@@ -240,78 +272,4 @@ fn copy_block(
 fn write(out: &File, bytes: &[u8], offset: u64) -> Result<()> {
     out.write_all_at(bytes, offset)
         .map_err(|e| Error::io(format!("writing the compacted image at offset {offset}"), e))
-}
-
-/// The temporary file the compacted image is written into; removed when dropped unless
-/// it replaced the original.
-struct TempFile {
-    file: LockedFile,
-    path: PathBuf,
-    replaced: bool,
-}
-
-impl TempFile {
-    /// Creates `.NAME.compact-PID.tmp` beside `original` (the same file system, so that
-    /// the rename is atomic), locked exclusively.
-    fn create(original: &Path) -> Result<TempFile> {
-        let name = original.file_name().unwrap_or_default().to_string_lossy();
-        let path = original.with_file_name(format!(".{name}.compact-{}.tmp", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let file = LockedFile::new(file, &path, false, true);
-        // Not yet a `TempFile`: removed here if the lock fails.
-        let file = file.inspect_err(|_| drop(std::fs::remove_file(&path)))?;
-        Ok(TempFile {
-            file,
-            path,
-            replaced: false,
-        })
-    }
-
-    /// Gives the file the original's permissions and modification time, renames it over
-    /// `original` and makes the folder durable.
-    fn replace(mut self, original: &Path, metadata: &std::fs::Metadata) -> Result<()> {
-        let io = |what: &str, e| Error::io(format!("{what} {}", self.path.display()), e);
-        std::fs::set_permissions(&self.path, metadata.permissions())
-            .map_err(|e| io("setting the permissions of", e))?;
-        if let Ok(modified) = metadata.modified() {
-            self.file
-                .set_modified(modified)
-                .map_err(|e| io("setting the modification time of", e))?;
-        }
-        self.file.sync_all().map_err(|e| io("flushing", e))?;
-        std::fs::rename(&self.path, original).map_err(|e| io("renaming", e))?;
-        self.replaced = true;
-        sync_folder(original);
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.replaced {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Makes the rename durable (Unix; elsewhere the file system does what it does).
-fn sync_folder(path: &Path) {
-    #[cfg(unix)]
-    if let Some(folder) = path.parent() {
-        let folder = if folder.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            folder
-        };
-        if let Ok(dir) = File::open(folder) {
-            let _ = dir.sync_all();
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }

@@ -1,8 +1,9 @@
 //! Conversion between raw, fixed, dynamic and (flattened) differencing images.
 //!
-//! The output is written to a temporary file in the destination's folder, fsynced, and only
-//! then renamed into place (and the folder fsynced): a failed or cancelled conversion leaves
-//! no partial output and never touches an existing destination. The one exception is a
+//! The output is written to a new file in the destination's folder (without a name where
+//! the file system allows: a killed conversion leaves nothing; see `new_file`), fsynced,
+//! and only then renamed into place (and the folder fsynced): a failed or cancelled
+//! conversion leaves no partial output and never touches an existing destination. The one exception is a
 //! destination that is a block device, which is written in place (see [`Output`]).
 
 use super::source::{open_source_chain, SourceDetection};
@@ -15,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, FileKind, Use};
 use crate::footer::FOOTER_SIZE;
 use crate::image::LockedFile;
+use crate::new_file::{NewFile, Replace};
 use crate::storage::Storage;
 use crate::{OpenOptions, VirtualDisk};
 use std::cell::Cell;
@@ -191,7 +193,7 @@ pub fn convert(
         }
     };
     let file_size = output.finish()?;
-    output.persist(destination, options.overwrite)?;
+    output.persist(options.overwrite)?;
     Ok(ConvertReport {
         source_size,
         virtual_size,
@@ -316,7 +318,7 @@ fn refuse_chain_member(destination: &Path, chain: &[PathBuf]) -> Result<()> {
 enum Output {
     /// A new file beside the destination, moved into place at the end.
     File {
-        temp: TempFile,
+        temp: NewFile,
         /// The regular file it replaces, locked exclusively until then.
         existing: Option<LockedFile>,
     },
@@ -343,7 +345,7 @@ impl Output {
         let Ok(metadata) = std::fs::metadata(destination) else {
             // Nothing there (or a dangling link): a new file.
             return Ok(Output::File {
-                temp: TempFile::create(destination)?,
+                temp: NewFile::create(destination, OPERATION)?,
                 existing: None,
             });
         };
@@ -373,7 +375,7 @@ impl Output {
                 end: Cell::new(0),
             }),
             FileKind::Regular if !device => Ok(Output::File {
-                temp: TempFile::create(destination)?,
+                temp: NewFile::create(destination, OPERATION)?,
                 existing: Some(file),
             }),
             _ => Err(Error::InvalidArgument {
@@ -413,14 +415,18 @@ impl Output {
     /// Makes a file `len` bytes long; a device is never truncated, only checked.
     fn set_len(&self, len: u64) -> Result<()> {
         match self {
-            Output::File { temp, .. } => temp.set_len(len),
+            Output::File { temp, .. } => temp
+                .file()
+                .set_len(len)
+                .map_err(|e| Error::io(format!("writing {}", temp.shown_path().display()), e)),
             Output::Device { .. } => self.reserve(len),
         }
     }
 
     fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
         match self {
-            Output::File { temp, .. } => temp.write_at(bytes, offset),
+            Output::File { temp, .. } => Storage::write_all_at(temp.file(), bytes, offset)
+                .map_err(|e| Error::io(format!("writing {}", temp.shown_path().display()), e)),
             Output::Device { file, path, .. } => {
                 self.reserve(offset + bytes.len() as u64)?;
                 file.write_all_at(bytes, offset)
@@ -437,7 +443,11 @@ impl Output {
     /// Makes the output durable; returns its length in bytes.
     fn finish(&self) -> Result<u64> {
         match self {
-            Output::File { temp, .. } => temp.finish(),
+            // Made durable when it is moved into place.
+            Output::File { temp, .. } => temp
+                .file()
+                .file_size()
+                .map_err(|e| Error::io(format!("writing {}", temp.shown_path().display()), e)),
             Output::Device {
                 file, path, end, ..
             } => {
@@ -448,8 +458,8 @@ impl Output {
         }
     }
 
-    /// Puts a file in place at `destination` (a device already is).
-    fn persist(self, destination: &Path, overwrite: bool) -> Result<()> {
+    /// Puts a file in place at the destination (a device already is).
+    fn persist(self, overwrite: bool) -> Result<()> {
         match self {
             Output::File { temp, existing } => {
                 // Windows cannot replace a file that is open (without delete sharing, as
@@ -457,7 +467,8 @@ impl Output {
                 // to the end.
                 #[cfg(not(unix))]
                 drop(existing);
-                temp.persist(destination, overwrite)?;
+                let replace = if overwrite { Replace::Yes } else { Replace::No };
+                drop(temp.persist(replace)?);
                 #[cfg(unix)]
                 drop(existing);
                 Ok(())
@@ -465,125 +476,4 @@ impl Output {
             Output::Device { .. } => Ok(()),
         }
     }
-}
-
-/// The output while it is written: a new file beside the destination, removed on drop
-/// unless it was moved into place.
-struct TempFile {
-    path: PathBuf,
-    file: File,
-    persisted: bool,
-}
-
-impl TempFile {
-    /// A new, uniquely named hidden file in `destination`'s folder (so that the final
-    /// rename stays on one file system).
-    fn create(destination: &Path) -> Result<TempFile> {
-        let name = destination
-            .file_name()
-            .ok_or_else(|| Error::InvalidArgument {
-                name: "destination",
-                reason: format!("{} does not name a file", destination.display()),
-            })?
-            .to_string_lossy();
-        let folder = destination.parent().unwrap_or(Path::new(""));
-        let mut attempt = 0u32;
-        loop {
-            let path = folder.join(format!(
-                ".{name}.{}-{attempt}.convert-tmp",
-                std::process::id()
-            ));
-            match std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(file) => {
-                    return Ok(TempFile {
-                        path,
-                        file,
-                        persisted: false,
-                    })
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(Error::io(format!("creating {}", path.display()), e));
-                }
-            }
-        }
-    }
-
-    fn io(&self, e: std::io::Error) -> Error {
-        Error::io(format!("writing {}", self.path.display()), e)
-    }
-
-    fn set_len(&self, len: u64) -> Result<()> {
-        self.file.set_len(len).map_err(|e| self.io(e))
-    }
-
-    fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
-        self.file
-            .write_all_at(bytes, offset)
-            .map_err(|e| self.io(e))
-    }
-
-    /// Makes the contents durable; returns the file's size.
-    fn finish(&self) -> Result<u64> {
-        self.file.sync_all().map_err(|e| self.io(e))?;
-        Ok(self.file.metadata().map_err(|e| self.io(e))?.len())
-    }
-
-    /// Moves the file to `destination`. Without `overwrite` a hard link makes it appear
-    /// only if nothing took the name meanwhile (where links are not supported, a check
-    /// then a rename). The folder is fsynced so that the new name survives a crash.
-    fn persist(mut self, destination: &Path, overwrite: bool) -> Result<()> {
-        let io = |e| Error::io(format!("moving the output to {}", destination.display()), e);
-        if overwrite {
-            std::fs::rename(&self.path, destination).map_err(io)?;
-        } else {
-            match std::fs::hard_link(&self.path, destination) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(Error::AlreadyExists(destination.to_path_buf()))
-                }
-                Err(_) if destination.exists() => {
-                    return Err(Error::AlreadyExists(destination.to_path_buf()))
-                }
-                Err(_) => std::fs::rename(&self.path, destination).map_err(io)?,
-            }
-        }
-        // The destination holds the output now; a hard link left the temporary name too.
-        self.persisted = true;
-        let _ = std::fs::remove_file(&self.path);
-        sync_folder(destination)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.persisted {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Makes a new name in `path`'s folder durable (a no-op where folders cannot be opened).
-fn sync_folder(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let folder = match path.parent() {
-            Some(f) if !f.as_os_str().is_empty() => f,
-            _ => Path::new("."),
-        };
-        let dir = File::open(folder)
-            .map_err(|e| Error::io(format!("opening the folder {}", folder.display()), e))?;
-        dir.sync_all()
-            .map_err(|e| Error::io(format!("flushing the folder {}", folder.display()), e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }

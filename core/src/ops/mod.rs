@@ -19,7 +19,7 @@ mod snapshot;
 mod source;
 mod vhd_stream;
 
-pub use commit::{commit, CommitReport};
+pub use commit::{commit, commit_through, CommitReport};
 pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat, SourceFormat};
 pub use info::{info, ChainEntry, ChainKind, ChecksumInfo, ImageInfo, LocatorInfo, ParentInfo};
@@ -28,9 +28,9 @@ pub use map::{
     MAX_LISTED_RANGES,
 };
 pub use progress::Progress;
-pub use rebase::rebase;
+pub use rebase::{rebase, rebase_through};
 pub use repair::{repair, RepairAction, RepairReport};
-pub use resize::{resize, ResizeOptions, ResizeReport};
+pub use resize::{resize, resize_through, ResizeOptions, ResizeReport};
 pub use snapshot::snapshot;
 pub use source::{detect_source_format, open_source, open_source_with_detection, SourceDetection};
 pub use vhd_stream::{Source, VhdStream};

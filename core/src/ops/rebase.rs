@@ -5,8 +5,9 @@
 //! space at the end of the file, never over the old data, so that the old header stays
 //! valid until the new one replaces it:
 //!
-//! 1. the footer is moved past the space the new locator data needs (the file ends with a
-//!    valid footer at every instant), the data is written where the footer was, fsync;
+//! 1. the footer is moved past the space the new locator data needs, fsync (the file ends
+//!    with a valid footer at every instant, even after a power cut), then the data is
+//!    written where the footer was, fsync;
 //! 2. the dynamic header is rewritten in one write, fsync.
 //!
 //! A crash before step 2 leaves the old header, pointing at the old parent, and the new
@@ -21,7 +22,6 @@ use crate::footer::{vhd_timestamp, DiskType, FOOTER_SIZE};
 use crate::parent_locator::ParentLocator;
 use crate::storage::Storage;
 use crate::{FooterSource, Image, OpenOptions, ParentPath};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Rewrites the parent locators and parent name of the differencing image at `path` so
@@ -55,6 +55,23 @@ pub fn rebase(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<(
             reason: "rebase writes the child: open it read-write".into(),
         });
     }
+    // `rebase_through` opens the child locked, with the usual options; this second handle
+    // takes no lock (locks keep other opens out, they do not stop writes through a handle).
+    let file = open_locked(path, false)?;
+    rebase_through(&file, path, new_parent, options)
+}
+
+/// [`rebase`], writing the child through `file`, which must hold what the file at `path`
+/// holds (the child is opened, and locked, through `path`): the injection point of the
+/// crash tests, which hand in a storage that dies or loses power after any write. Not a
+/// stable interface.
+#[doc(hidden)]
+pub fn rebase_through(
+    file: &dyn Storage,
+    path: &Path,
+    new_parent: &Path,
+    options: &OpenOptions,
+) -> Result<()> {
     if !options.parents.is_empty() {
         return Err(Error::InvalidArgument {
             name: "options.parents",
@@ -102,17 +119,15 @@ pub fn rebase(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<(
     }
     let payloads = crate::create::parent_locator_payloads(&child_folder, &parent_abs);
 
-    // `child` holds the exclusive lock until the end; this second handle takes none (locks
-    // keep other opens out, they do not stop writes through a handle).
-    let file = open_locked(path, false)?;
+    // `child` holds the exclusive lock until the end.
     let footer_offset = file
         .file_size()
         .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
         - FOOTER_SIZE as u64;
     let footer = child.footer().to_bytes();
-    let entries = append_locator_data(&file, path, footer_offset, &footer, &payloads)?;
+    let entries = append_locator_data(file, path, footer_offset, &footer, &payloads)?;
     header.parent_locators = entries;
-    write_header(&file, path, child.footer().data_offset, &mut header)?;
+    write_header(file, path, child.footer().data_offset, &mut header)?;
     drop(child);
     Ok(())
 }
@@ -120,7 +135,7 @@ pub fn rebase(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<(
 /// Writes each payload, padded to whole sectors, where the footer at `footer_offset` is,
 /// after moving the footer past them; fsyncs. Returns the header's new locator entries.
 fn append_locator_data(
-    file: &File,
+    file: &dyn Storage,
     path: &Path,
     footer_offset: u64,
     footer: &[u8; FOOTER_SIZE],
@@ -143,9 +158,12 @@ fn append_locator_data(
         data.resize(data.len() + space - payload.len(), 0);
     }
     let io = |what: &str, e| Error::io(format!("writing {what} of {}", path.display()), e);
-    // The footer first: the file never ends without one.
+    // The footer first, made durable before the data overwrites the old one: the file
+    // never ends without a valid footer, even after a power cut (which may keep a later
+    // write and lose an earlier one of the same unsynced batch).
     file.write_all_at(footer, start + data.len() as u64)
         .map_err(|e| io("the moved footer", e))?;
+    sync(file, path)?;
     file.write_all_at(&data, start)
         .map_err(|e| io("parent locator data", e))?;
     sync(file, path)?;

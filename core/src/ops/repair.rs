@@ -471,7 +471,12 @@ impl Plan {
             FindingKind::FooterCopyMismatch,
         ]
         .into_iter()
-        .find(|&kind| found(before, kind, Severity::Corrupt));
+        .find(|&kind| found(before, kind, Severity::Corrupt))
+        .or_else(|| {
+            // The copy a resize had not rewritten yet when it was killed.
+            let stale = FindingKind::FooterCopyStale;
+            found(before, stale, Severity::Leak).then_some(stale)
+        });
         let Some(kind) = kind else { return };
         // A block at sector 0 holds those bytes.
         if before.layout.first_block == Some(0) {
@@ -484,6 +489,7 @@ impl Plan {
         let what = match kind {
             FindingKind::FooterCopyMissing => "was missing",
             FindingKind::FooterCopyChecksum => "had a bad checksum",
+            FindingKind::FooterCopyStale => "still gave the size before a resize",
             _ => "described another disk than the footer",
         };
         self.act(

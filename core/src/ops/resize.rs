@@ -74,7 +74,40 @@ pub fn resize(
             reason: "resize writes the image: open it read-write".into(),
         });
     }
-    let mut image = Image::open(path, &options.open)?;
+    let image = Image::open(path, &options.open)?;
+    let old_size = resize_image(image, new_size, options, progress)?;
+    let file_size = std::fs::metadata(path)
+        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+        .len();
+    Ok(ResizeReport {
+        old_size,
+        new_size,
+        file_size,
+    })
+}
+
+/// [`resize`] of the image held by `file` (at `path`, which names it and leads to its
+/// parents): the injection point of the crash tests, which hand in a storage that dies or
+/// loses power after any write. Not a stable interface.
+#[doc(hidden)]
+pub fn resize_through(
+    file: Box<dyn crate::Storage>,
+    path: &Path,
+    new_size: u64,
+    options: &ResizeOptions,
+    progress: Progress,
+) -> Result<()> {
+    let image = Image::open_storage(file, path, &options.open)?;
+    resize_image(image, new_size, options, progress).map(drop)
+}
+
+/// Resizes the open `image`; returns its old size.
+fn resize_image(
+    mut image: Image,
+    new_size: u64,
+    options: &ResizeOptions,
+    progress: Progress,
+) -> Result<u64> {
     if let Some(reason) = image.read_only_reason() {
         return Err(Error::ReadOnly {
             reason: reason.to_string(),
@@ -93,15 +126,7 @@ pub fn resize(
             Image::Differencing(child) => child.sparse_mut().set_size(new_size)?,
         }
     }
-    drop(image);
-    let file_size = std::fs::metadata(path)
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
-        .len();
-    Ok(ResizeReport {
-        old_size,
-        new_size,
-        file_size,
-    })
+    Ok(old_size)
 }
 
 fn validate_size(image: &Image, new_size: u64) -> Result<()> {
@@ -185,7 +210,6 @@ mod tests {
     use crate::VirtualDisk;
     use crate::{
         check, create, CheckOptions, CreateOptions, DiskType, FindingKind, Image, OpenOptions,
-        Severity,
     };
     use std::path::PathBuf;
     use std::sync::{Arc, Mutex};
@@ -292,6 +316,7 @@ mod tests {
         let counter = DyingFile::new(original.clone(), None);
         set_size(&mut open(counter.clone()), new_size).unwrap();
         let total = counter.0.lock().unwrap().1;
+        let mut stale_copies = 0;
         for die_after in 0..=total {
             let file = DyingFile::new(original.clone(), Some(die_after));
             let result = set_size(&mut open(file.clone()), new_size);
@@ -302,14 +327,15 @@ mod tests {
             );
             std::fs::write(&path, &file.0.lock().unwrap().0).unwrap();
             // Between the footer at the end and its copy at offset 0, the copy describes
-            // the other size; the end footer rules, and nothing else may be wrong.
+            // the other size; the end footer rules. That is a state of its own, repairable
+            // and no damage (`footer-copy-stale`, a leak); nothing else may be wrong.
             let report = check(&path, &CheckOptions::default()).unwrap();
-            let only_the_copy_differs = report
-                .findings()
-                .iter()
-                .filter(|f| f.severity == Severity::Corrupt)
-                .all(|f| f.kind == FindingKind::FooterCopyMismatch);
-            assert!(only_the_copy_differs, "killed after {die_after}: {report}");
+            assert!(
+                !report.has_corruption(),
+                "killed after {die_after}: {report}"
+            );
+            let copy_stale = report.count_of(FindingKind::FooterCopyStale) > 0;
+            stale_copies += usize::from(copy_stale);
             let image = Image::open(&path, &OpenOptions::default()).unwrap();
             let size = image.size();
             assert!(
@@ -330,7 +356,21 @@ mod tests {
             if die_after == total {
                 assert_eq!(report.exit_code(), 0, "{report}");
             }
+            drop(image);
+            if copy_stale {
+                crate::ops::repair(&path, &CheckOptions::default()).unwrap();
+                let repaired = check(&path, &CheckOptions::default()).unwrap();
+                assert!(
+                    repaired.count_of(FindingKind::FooterCopyStale) == 0
+                        && !repaired.has_corruption(),
+                    "killed after {die_after}, repaired: {repaired}"
+                );
+            }
         }
+        assert!(
+            stale_copies > 0,
+            "no kill fell between the footer and its copy"
+        );
         let _ = std::fs::remove_file(&path);
     }
 
