@@ -11,7 +11,9 @@
 //! `O_TMPFILE`, it is a hidden file named [`.NAME.OPERATION-PID-N.vhd-tmp`](temp_name),
 //! removed on error or cancellation; a killed process leaves it, and [`stale_temp_files`]
 //! recognises it (`check` reports it). A name another process holds is skipped (`N` counts
-//! up), so a leftover never blocks a later run.
+//! up), so a leftover never blocks a later run, and the next new file for the same
+//! destination removes the leftovers nobody holds locked. (Replacing a file leaves a name
+//! for a moment even with `O_TMPFILE`; see below.)
 //!
 //! Replacing: without a name, the file is linked under a temporary name and that name
 //! renamed over the destination (rename is atomic); a new file that must not replace
@@ -72,6 +74,7 @@ impl NewFile {
                 reason: format!("{} does not name a file", destination.display()),
             });
         }
+        remove_stale_temp_files(destination);
         let (file, temp) = match unnamed(destination) {
             Some(file) => (file, TempName(None)),
             None => {
@@ -453,6 +456,34 @@ pub(crate) fn stale_temp_files(image: &Path) -> Vec<StaleTempFile> {
     found
 }
 
+/// Removes the temporary files that killed runs for `destination` left (see
+/// [`stale_temp_files`]: ours by name, their process gone), each only while this process
+/// holds it locked exclusively, which no running writer allows (a [`NewFile`] is locked
+/// from the start): what a kill between naming a finished file and renaming it leaves
+/// would otherwise stay forever, and a later run is the one that knows the name. Best
+/// effort: a file that cannot be opened, locked or removed stays (and `check` reports it).
+fn remove_stale_temp_files(destination: &Path) {
+    for stale in stale_temp_files(destination) {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Never through a link swapped in for the name, never waiting in open.
+            options.custom_flags(crate::files::OPEN_WITHOUT_WAITING | libc::O_NOFOLLOW);
+        }
+        let Ok(file) = options.open(&stale.path) else {
+            continue;
+        };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        if let Ok(_locked) = LockedFile::new(file, &stale.path, false, true) {
+            let _ = std::fs::remove_file(&stale.path);
+        }
+    }
+}
+
 /// The PID in what follows `.NAME.` in a temporary file's name, if it is one of ours.
 fn temp_pid(rest: &str) -> Option<u32> {
     let number = |s: &str| s.parse::<u32>().ok();
@@ -544,6 +575,32 @@ mod tests {
         let (_, path) = named(&destination, "compact").unwrap();
         assert_eq!(path, temp_name(&destination, "compact", 1));
         assert_eq!(std::fs::read(&taken).unwrap(), b"left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What a killed run left for the same destination is removed by the next new file,
+    /// unless somebody holds it locked; other files stay.
+    #[cfg(unix)]
+    #[test]
+    fn leftovers_nobody_holds_are_removed_by_the_next_new_file() {
+        let dir = temp_dir("leftovers");
+        let destination = dir.join("disk.vhd");
+        // A process that has ended: its id is not running (ids are not reused at once).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let left = dir.join(format!(".disk.vhd.compact-{dead}-0.vhd-tmp"));
+        let held = dir.join(format!(".disk.vhd.convert-{dead}-1.vhd-tmp"));
+        let other = dir.join(format!(".other.vhd.compact-{dead}-0.vhd-tmp"));
+        for path in [&left, &held, &other] {
+            std::fs::write(path, b"left").unwrap();
+        }
+        let holder = LockedFile::new(File::open(&held).unwrap(), &held, false, true).unwrap();
+        let new = NewFile::create(&destination, "create").unwrap();
+        assert!(!left.exists(), "a leftover nobody holds is removed");
+        assert!(held.exists(), "a file somebody holds locked stays");
+        assert!(other.exists(), "another destination's file stays");
+        drop((new, holder));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
