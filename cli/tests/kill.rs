@@ -137,19 +137,6 @@ const KNOWN_GAPS: &[KnownGap] = &[
         ],
         categories: &["shrink: the part cut off changed before the size"],
     },
-    // A window that `FixedImage::set_size` documents, but which nothing repairs: growing a
-    // fixed image writes the new footer at the new end, then zeros the old one; killed in
-    // between, the old footer stays as one non-zero sector at the old size, inside the part
-    // added. `check` does not see it, and a second resize to the same size (which does
-    // nothing) does not remove it, so it stays for good.
-    KnownGap {
-        item: "documented window, never repaired: a fixed grow can leave its old footer in the part added",
-        cases: &["resize: grow a fixed image"],
-        categories: &[
-            "grow: the part added is not zeros",
-            "rerun: not the new contents",
-        ],
-    },
 ];
 
 /// Above this many mutating calls, a case is killed at a spread sample of its calls.

@@ -1198,13 +1198,19 @@ fn rebase_survives_a_cut_at_every_write() {
 /// wrong. A 512 KiB disk in 4 KiB blocks (a full sector of BAT entries), with data in
 /// blocks spread over it: growing moves the first blocks for the larger BAT, shrinking
 /// (forced: data is cut off) moves blocks from the end into the freed space.
-fn resize_survives_a_cut_at_every_write(label: &str, new_size: u64) {
+///
+/// A fixed image grows by copying its footer to the new end, zeroing what the disk will
+/// cover, then writing the new size over the copy: at no instant does the disk have its
+/// new size with the old footer's bytes inside it.
+fn resize_survives_a_cut_at_every_write(label: &str, disk_type: DiskType, new_size: u64) {
     let mut rng = Rng::new(label);
     let dir = TempDir::new(label);
     let path = dir.join("disk.vhd");
     let old_size = 512 * KIB;
-    let mut options = CreateOptions::new(DiskType::Dynamic, old_size);
-    options.block_size = 4096;
+    let mut options = CreateOptions::new(disk_type, old_size);
+    if disk_type == DiskType::Dynamic {
+        options.block_size = 4096;
+    }
     let mut image = create(&path, &options).unwrap();
     for block in [0u64, 1, 2, 40, 70, 100, 127] {
         image.write_at(&rng.bytes(4096), block * 4096).unwrap();
@@ -1232,15 +1238,29 @@ fn resize_survives_a_cut_at_every_write(label: &str, new_size: u64) {
         },
         |what, bytes, death| {
             let context = format!("{label}: resize {what}");
-            let image = Image::open_storage(
+            let opened = Image::open_storage(
                 Box::new(FaultFile::new(bytes.clone())),
                 &path,
                 &OpenOptions {
                     read_only: true,
                     ..OpenOptions::default()
                 },
-            )
-            .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
+            );
+            // The one state a fixed image cannot avoid (it has no footer copy): a power cut
+            // on a file system that made the file's new length durable without the footer
+            // written past the old end (ext4 with data=writeback; ext4's default ordered
+            // mode and XFS write the data first). The old image is then whole in place,
+            // followed by zeros: cutting the file back to its old length restores it.
+            if opened.is_err()
+                && disk_type == DiskType::Fixed
+                && what.contains("LostButSized")
+                && bytes[..before.len()] == before[..]
+                && bytes[before.len()..].iter().all(|&b| b == 0)
+            {
+                return;
+            }
+            let image =
+                opened.unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
             if death {
                 assert_eq!(image.footer_source(), FooterSource::End, "{context}");
             }
@@ -1277,12 +1297,19 @@ fn resize_survives_a_cut_at_every_write(label: &str, new_size: u64) {
 
 #[test]
 fn a_grow_that_moves_blocks_survives_a_cut_at_every_write() {
-    resize_survives_a_cut_at_every_write("crash-resize-grow", 640 * KIB);
+    resize_survives_a_cut_at_every_write("crash-resize-grow", DiskType::Dynamic, 640 * KIB);
+}
+
+/// Before: the new footer was written at the new end and the old one zeroed after it, so a
+/// cut in between left a disk of the new size holding the old footer in the part added.
+#[test]
+fn a_fixed_grow_survives_a_cut_at_every_write() {
+    resize_survives_a_cut_at_every_write("crash-resize-grow-fixed", DiskType::Fixed, 1536 * KIB);
 }
 
 #[test]
 fn a_shrink_that_moves_blocks_survives_a_cut_at_every_write() {
-    resize_survives_a_cut_at_every_write("crash-resize-shrink", 256 * KIB);
+    resize_survives_a_cut_at_every_write("crash-resize-shrink", DiskType::Dynamic, 256 * KIB);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -68,18 +68,14 @@ impl FixedImage {
         &self.access
     }
 
-    /// Changes the virtual size to `new_size` (validated by the caller): the footer, with
-    /// the new current size and geometry, is written at `new_size` and made durable first,
-    /// so that the file ends with a valid footer at every instant. Growing leaves a hole
-    /// (zeros) and then overwrites with zeros whatever of the old file the disk now covers
-    /// (the old footer, and any padding before it); a crash between the two steps leaves
-    /// a valid image of the new size in which those 512 bytes still hold the old footer.
-    /// Shrinking then cuts the file after the new footer; a crash before the cut leaves
-    /// the image at its old size, with the new footer's bytes in the part being cut off.
+    /// Changes the virtual size to `new_size` (validated by the caller), so that the file
+    /// ends with a valid footer at every instant and a crash (or a power cut: every step is
+    /// made durable before the next) leaves the image at its old size with its old
+    /// contents, or at its new size with them cut or extended with zeros. See
+    /// [`grow`](Self::grow) and [`shrink`](Self::shrink).
     pub(crate) fn set_size(&mut self, new_size: u64) -> Result<()> {
         self.access.check_writable()?;
-        let old_size = self.size();
-        let old_file_size = self
+        let file_size = self
             .file
             .file_size()
             .map_err(|e| Error::io("reading the file size", e))?;
@@ -90,6 +86,42 @@ impl FixedImage {
         footer.current_size = new_size;
         footer.geometry = crate::Geometry::for_size(new_size);
         footer.update_checksum();
+        if new_size > self.size() {
+            self.grow(footer, file_size)
+        } else {
+            self.shrink(footer, file_size)
+        }
+    }
+
+    /// Growing, in four durable steps, none of which changes what the image reads until
+    /// the last: (1) the footer as it is, copied to `new_size` (the image keeps its old
+    /// size; the space between its data and the footer is unused, as a fixed image may
+    /// have); (2) zeros over whatever of the old file the new disk covers (the old footer,
+    /// any padding); (3) the file cut after the copy, if it was longer; (4) the footer with
+    /// the new size, written over the copy in one sector. Writing the new footer first
+    /// would leave, until the old one was zeroed, a disk of the new size with the old
+    /// footer's bytes inside it. A grow run again after a crash finds the footer already
+    /// at `new_size` and zeros what is not zeros yet.
+    fn grow(&mut self, footer: Footer, file_size: u64) -> Result<()> {
+        let new_size = footer.current_size;
+        let file = self.file.as_ref();
+        write_all(file, &self.footer.to_bytes(), new_size, "the footer")?;
+        sync(file)?;
+        self.zero(self.size()..new_size.min(file_size))?;
+        sync(file)?;
+        self.cut_after_footer(new_size, file_size)?;
+        write_all(file, &footer.to_bytes(), new_size, "the footer")?;
+        sync(file)?;
+        self.footer = footer;
+        Ok(())
+    }
+
+    /// Shrinking: the footer with the new size is written at `new_size` and made durable,
+    /// then the file is cut after it. A crash before the cut leaves the image at its old
+    /// size, with the new footer's bytes in the part being cut off (which the caller gave
+    /// up: shrinking over data needs `force`).
+    fn shrink(&mut self, footer: Footer, file_size: u64) -> Result<()> {
+        let new_size = footer.current_size;
         write_all(
             self.file.as_ref(),
             &footer.to_bytes(),
@@ -98,25 +130,42 @@ impl FixedImage {
         )?;
         sync(self.file.as_ref())?;
         self.footer = footer;
-        if new_size > old_size {
-            self.zero(old_size..new_size.min(old_file_size))?;
-        }
-        let new_file_size = new_size + FOOTER_SIZE as u64;
-        if old_file_size > new_file_size {
-            self.file
-                .set_len(new_file_size)
-                .map_err(|e| Error::io("cutting the file after its footer", e))?;
-        }
-        sync(self.file.as_ref())
+        self.cut_after_footer(new_size, file_size)
     }
 
-    /// Writes zeros over the file bytes `range`.
+    /// Cuts a file of `file_size` bytes after a footer at `footer_offset` (if it is longer),
+    /// durably.
+    fn cut_after_footer(&self, footer_offset: u64, file_size: u64) -> Result<()> {
+        let end = footer_offset + FOOTER_SIZE as u64;
+        if file_size > end {
+            self.file
+                .set_len(end)
+                .map_err(|e| Error::io("cutting the file after its footer", e))?;
+            sync(self.file.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Makes the file bytes `range` zeros, writing only the chunks that are not zeros
+    /// already (a grow run again after a crash finds most of them zeros, and the file
+    /// stays sparse).
     fn zero(&self, range: std::ops::Range<u64>) -> Result<()> {
-        let zeros = vec![0u8; ZERO_CHUNK.min(range.end.saturating_sub(range.start)) as usize];
+        let chunk = ZERO_CHUNK.min(range.end.saturating_sub(range.start)) as usize;
+        let zeros = vec![0u8; chunk];
+        let mut read = vec![0u8; chunk];
         let mut at = range.start;
         while at < range.end {
             let n = ZERO_CHUNK.min(range.end - at) as usize;
-            write_all(self.file.as_ref(), &zeros[..n], at, "disk data")?;
+            read_exact_waiting(
+                self.file.as_ref(),
+                &mut read[..n],
+                at,
+                "disk data",
+                Wait::Yes,
+            )?;
+            if read[..n].iter().any(|&b| b != 0) {
+                write_all(self.file.as_ref(), &zeros[..n], at, "disk data")?;
+            }
             at += n as u64;
         }
         Ok(())
