@@ -254,6 +254,12 @@ pub enum FindingKind {
     /// lost, it is repairable; readers that take the copy (qemu, for dynamic images) see
     /// the old size meanwhile.
     FooterCopyStale,
+    /// A commit of this differencing image into its parent was interrupted (the header
+    /// carries [`COMMIT_IN_PROGRESS`](crate::dynamic_header::COMMIT_IN_PROGRESS)): the
+    /// chain reads right, but the child records no parent time stamp, so a later change of
+    /// the parent would go unnoticed. A leak: repairable (`check --repair` records the
+    /// parent's modification time; running the commit again finishes it).
+    CommitInterrupted,
     /// A temporary file beside the image that a `create`, `compact` or `convert` of it left
     /// when its process was killed (its process is gone): space wasted outside the image,
     /// for information. Remove it.
@@ -291,6 +297,7 @@ impl FindingKind {
             FindingKind::OpenFailed => "open-failed",
             FindingKind::BitmapHoldsFooter => "bitmap-holds-footer",
             FindingKind::FooterCopyStale => "footer-copy-stale",
+            FindingKind::CommitInterrupted => "commit-interrupted",
             FindingKind::StaleTempFile => "stale-temp-file",
         }
     }
@@ -1057,14 +1064,19 @@ impl Checker<'_> {
                 ),
             );
         }
-        if disk_type == DiskType::Differencing && !header.records_parent_timestamp() {
+        if disk_type == DiskType::Differencing && header.commit_in_progress() {
+            self.add(
+                Severity::Leak,
+                FindingKind::CommitInterrupted,
+                Some(header_offset + 768),
+                "a commit of this image into its parent was interrupted: the chain reads as it should, but the parent's modification time is not recorded (a later change of the parent would go unnoticed); run the commit again to finish it, or check --repair to record the parent's time stamp".to_string(),
+            );
+        } else if disk_type == DiskType::Differencing && !header.records_parent_timestamp() {
             self.add(
                 Severity::Info,
                 FindingKind::ParentTimestampNotRecorded,
                 Some(header_offset + 56),
-                format!(
-                    "the parent time stamp is {PARENT_TIMESTAMP_NOT_RECORDED}; a commit that was interrupted leaves it so too: committing again records the parent's modification time"
-                ),
+                format!("the parent time stamp is {PARENT_TIMESTAMP_NOT_RECORDED}"),
             );
         }
         let block_size = header.block_size;

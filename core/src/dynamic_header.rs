@@ -53,6 +53,16 @@ pub struct DynamicHeader {
 /// It completes "the parent time stamp is …".
 pub const PARENT_TIMESTAMP_NOT_RECORDED: &str = "not recorded (0, as Windows diskpart writes): only the parent's unique id binds the parent to this image, and a parent changed after this image was made is not noticed";
 
+/// What [`commit`](crate::ops::commit) writes at the start of the header's reserved bytes
+/// (offset 768) while it writes a differencing image's sectors into its parent: the
+/// parent changes meanwhile, so the child's parent time stamp is 0 (which every reader
+/// accepts) until the commit records the parent's new modification time and removes the
+/// mark. A commit that was killed leaves both; the mark tells that 0 from the one Windows
+/// diskpart writes on purpose, so that `check` can report the interruption and
+/// `check --repair` (or the same commit run again) record the time stamp again. Readers
+/// ignore reserved bytes.
+pub const COMMIT_IN_PROGRESS: &[u8; 16] = b"vhd:commit-begun";
+
 impl DynamicHeader {
     /// A header for a new dynamic image with no parent.
     pub fn new(table_offset: u64, max_table_entries: u32, block_size: u32) -> DynamicHeader {
@@ -149,6 +159,23 @@ impl DynamicHeader {
             self.checksum,
             self.computed_checksum(),
         )
+    }
+
+    /// Whether [`commit`](crate::ops::commit) was writing this differencing image's sectors
+    /// into its parent when it was interrupted (see [`COMMIT_IN_PROGRESS`]).
+    pub fn commit_in_progress(&self) -> bool {
+        self.reserved2.starts_with(COMMIT_IN_PROGRESS)
+    }
+
+    /// Marks (or unmarks) a commit in progress (see [`COMMIT_IN_PROGRESS`]); the checksum
+    /// is then to be updated.
+    pub(crate) fn set_commit_in_progress(&mut self, in_progress: bool) {
+        let marker = &mut self.reserved2[..COMMIT_IN_PROGRESS.len()];
+        if in_progress {
+            marker.copy_from_slice(COMMIT_IN_PROGRESS);
+        } else if marker == COMMIT_IN_PROGRESS {
+            marker.fill(0);
+        }
     }
 
     /// Whether a differencing image records its parent's time stamp: 0 means it does not

@@ -1108,11 +1108,30 @@ fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
         true,
     );
 
-    // What the crash left is on disk now (commit reads the chain through the path).
+    // What the crash left is on disk now (commit reads the chain through the path). The
+    // interruption is marked, and `check` tells it from a 0 written on purpose: a leak.
     std::fs::write(&child, &bytes).unwrap();
+    let report = vhd_core::check(&child, &CheckOptions::default()).unwrap();
+    assert_eq!(
+        report.count_of(vhd_core::FindingKind::CommitInterrupted),
+        1,
+        "{report}"
+    );
+    assert_eq!(report.exit_code(), 3, "{report}");
     let again = FaultFile::new(bytes);
     vhd_core::ops::commit_through(&again, &child, &OpenOptions::default(), progress()).unwrap();
     let bytes = again.after_death();
+    let report = check_storage(
+        Box::new(FaultFile::new(bytes.clone())),
+        &child,
+        &CheckOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        report.count_of(vhd_core::FindingKind::CommitInterrupted),
+        0,
+        "finished: {report}"
+    );
     let modified = std::fs::metadata(&base).unwrap().modified().unwrap();
     let since_2000 = modified
         .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800))

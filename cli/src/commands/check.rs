@@ -29,8 +29,11 @@ counts the lost ranges not listed.
 
 A resize killed between writing the footer and its copy leaves a copy that still gives
 the old size: 'footer-copy-stale', a leak (the image reads right; --repair rewrites the
-copy), not damage. Temporary files that a killed create, compact or convert of FILE left
-beside it are listed as 'stale-temp-file' (information: remove them).
+copy), not damage. A commit killed while it wrote into the parent leaves the child
+without its parent's time stamp: 'commit-interrupted', a leak (the chain reads right;
+--repair records the time stamp, or run the commit again). Temporary files that a killed
+create, compact or convert of FILE left beside it are listed as 'stale-temp-file'
+(information: the next create, compact or convert of FILE removes them, or remove them).
 
 Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked space
 or another repairable state that harms no data, 1 the check could not run. With --repair,

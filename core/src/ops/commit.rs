@@ -108,11 +108,14 @@ pub fn commit_through(
     let total = child.bytes_held;
     progress.report(OPERATION, 0, total)?;
 
+    // The parent changes from here on: until its new modification time is recorded, the
+    // child records none (0, accepted by every reader), marked as a commit in progress so
+    // that an interruption can be told from a 0 written on purpose (see
+    // `COMMIT_IN_PROGRESS`).
     let mut header = child.header.clone();
-    if header.parent_timestamp != 0 {
-        header.parent_timestamp = 0;
-        write_header(child_file, path, child.header_offset, &mut header)?;
-    }
+    header.parent_timestamp = 0;
+    header.set_commit_in_progress(true);
+    write_header(child_file, path, child.header_offset, &mut header)?;
     let copied = copy_runs(
         child_file,
         child.image.own_ranges_iter(),
@@ -124,6 +127,7 @@ pub fn commit_through(
     // stamp, so that the chain opens as usual; the first error is the one reported.
     let recorded = parent.flush().and_then(|()| {
         header.parent_timestamp = parent.modification_time()?;
+        header.set_commit_in_progress(false);
         write_header(child_file, path, child.header_offset, &mut header)
     });
     copied.and(recorded)?;
