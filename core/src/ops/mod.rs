@@ -26,7 +26,7 @@ pub use info::{info, ChainEntry, ChainKind, ChecksumInfo, ImageInfo, LocatorInfo
 pub use map::{allocated_ranges, AllocatedRange};
 pub use progress::Progress;
 pub use rebase::rebase;
-pub use repair::{repair, RepairAction, RepairReport};
+pub use repair::{repair, repair_with, RepairAction, RepairOptions, RepairReport};
 pub use resize::{resize, ResizeOptions, ResizeReport};
 pub use snapshot::snapshot;
 pub use source::{detect_source_format, open_source, open_source_with_detection, SourceDetection};
