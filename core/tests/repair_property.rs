@@ -1,9 +1,9 @@
 //! The repair property (see `fuzz/src/repair.rs`, which the `repair` fuzz target runs on
 //! fuzzer input) on seeded damage, bounded to a few seconds: every bit of the fields
-//! repair relies on flipped (two bits of each byte, a different pair from byte to byte,
-//! so that every bit position is hit in every field: footer and copy: data offset, sizes,
-//! disk type, checksum; dynamic header: table offset, entry count, block size, checksum;
-//! the first BAT entries), then random damage (bytes changed among the structures and
+//! repair relies on flipped (every bit of the current size, table offset, entry count and
+//! block size; two bits of each byte, a different pair from byte to byte, of the footer's
+//! and its copy's data offset, original size, disk type and checksum, the header's
+//! checksum and the first BAT entries), then random damage (bytes changed among the structures and
 //! anywhere, files cut or grown, up to six at once), on a fixed, a dynamic and a
 //! differencing image with its parent.
 
@@ -16,21 +16,24 @@ mod property;
 use common::*;
 use property::{Damage, Images, KINDS};
 
-/// The bytes of a sparse image whose every bit is flipped in turn: (start, end) offsets,
-/// from the start of the file (negative: from its end).
-const FIELDS: [(i64, i64); 8] = [
+/// The bytes of a sparse image whose bits are flipped: (start, end) offsets from the start
+/// of the file (negative: from its end), and whether every bit of each byte is flipped in
+/// turn (the fields whose value repair weighs against the rest) or two.
+const FIELDS: [(i64, i64, bool); 10] = [
     // The footer copy: data offset; original and current size; disk type and checksum.
-    (16, 24),
-    (40, 56),
-    (60, 68),
-    // The dynamic header: table offset; entry count, block size, checksum.
-    (512 + 16, 512 + 24),
-    (512 + 28, 512 + 40),
+    (16, 24, false),
+    (40, 56, false),
+    (60, 68, false),
+    // The dynamic header: table offset; entry count and block size; checksum.
+    (512 + 16, 512 + 24, true),
+    (512 + 28, 512 + 36, true),
+    (512 + 36, 512 + 40, false),
     // The first BAT entries (our images put the BAT right after the header).
-    (1536, 1536 + 32),
-    // The footer at the end: sizes, disk type and checksum.
-    (-512 + 40, -512 + 56),
-    (-512 + 60, -512 + 68),
+    (1536, 1536 + 32, false),
+    // The footer at the end: original size, current size, disk type and checksum.
+    (-512 + 40, -512 + 48, false),
+    (-512 + 48, -512 + 56, true),
+    (-512 + 60, -512 + 68, false),
 ];
 
 #[test]
@@ -41,13 +44,18 @@ fn bits_of_the_fields_repair_relies_on_flipped_in_turn() {
     let mut cases = 0;
     for kind in 0..KINDS.len() {
         let len = images.base(kind).len() as i64;
-        for (start, end) in FIELDS {
+        for (start, end, all_bits) in FIELDS {
             if kind == 0 && start >= 0 {
                 continue; // a fixed image has only its footer
             }
             let at = |o: i64| if o < 0 { len + o } else { o } as u64;
             for offset in at(start)..at(end) {
-                for bit in [offset % 8, (offset + 4) % 8] {
+                let bits = if all_bits {
+                    (0..8).collect()
+                } else {
+                    vec![offset % 8, (offset + 4) % 8]
+                };
+                for bit in bits {
                     cases += 1;
                     let damage = [Damage::Xor {
                         offset,
