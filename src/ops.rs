@@ -752,8 +752,10 @@ pub fn snapshot(
 #[napi(object)]
 #[derive(Debug, Clone, Default)]
 pub struct CheckArgs {
-    /// Repair what can be repaired safely.
+    /// Repair what can be repaired without losing data.
     pub repair: Option<bool>,
+    /// With `repair`: carry out a repair that loses data (see `vhd_core::ops::RepairOptions`).
+    pub force: Option<bool>,
     /// Parents named by the caller, nearest first, and the other open options that apply.
     pub open: Option<OpenArgs>,
     /// Do not look for the parent of a differencing image.
@@ -858,6 +860,7 @@ fn check_result(found: &CheckReport, now: &CheckReport) -> CheckResult {
 pub struct CheckJob {
     path: PathBuf,
     repair: bool,
+    force: bool,
     options: CheckOptions,
 }
 
@@ -866,7 +869,11 @@ fn check_work(job: &mut CheckJob) -> Result<CheckResult, Failure> {
         let report = vhd_core::check(&job.path, &job.options)?;
         return Ok(check_result(&report, &report));
     }
-    let repaired = ops::repair(&job.path, &job.options)?;
+    let repaired = ops::repair_with(
+        &job.path,
+        &job.options,
+        &ops::RepairOptions { force: job.force },
+    )?;
     let mut result = check_result(&repaired.before, &repaired.after);
     result.repairs = Some(
         repaired
@@ -908,6 +915,7 @@ pub fn check(
         CheckJob {
             path: path.into(),
             repair: options.repair.unwrap_or(false),
+            force: options.force.unwrap_or(false),
             options: core,
         },
         check_work,

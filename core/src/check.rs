@@ -1628,6 +1628,11 @@ impl BlockGeometry {
 }
 
 impl BlockGeometry {
+    /// Bytes of a block's sector bitmap.
+    pub(crate) fn bitmap_bytes(&self) -> u64 {
+        self.bitmap
+    }
+
     /// Bytes of one whole block in the file: its sector bitmap and all its data.
     pub(crate) fn unit(&self) -> u64 {
         self.bitmap + u64::from(self.block_size)

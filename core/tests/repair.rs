@@ -511,7 +511,10 @@ fn leaked_blocks_at_the_end_are_cut_off_and_others_reported() {
 
     // Zeros, or the footer an allocation cut short leaves where its bitmap was: nothing
     // that looks like a block, cut without force.
-    for (name, first) in [("zeros.vhd", vec![0u8; 512]), ("old-footer.vhd", footer.clone())] {
+    for (name, first) in [
+        ("zeros.vhd", vec![0u8; 512]),
+        ("old-footer.vhd", footer.clone()),
+    ] {
         let empty = variant(&made, &dir, name);
         patch_file(&empty.path, end, &vec![0u8; 2 * UNIT as usize]);
         patch_file(&empty.path, end, &first);
@@ -863,7 +866,10 @@ fn assert_refused(path: &Path, words: &[&str]) {
         }
         other => panic!("expected Error::RepairRefused, got {other:?}"),
     }
-    assert!(std::fs::read(path).unwrap() == bytes, "a refused repair wrote");
+    assert!(
+        std::fs::read(path).unwrap() == bytes,
+        "a refused repair wrote"
+    );
 }
 
 #[track_caller]
@@ -896,7 +902,8 @@ fn a_flipped_bit_in_the_table_offset_is_restored_not_believed() {
         report
             .actions
             .iter()
-            .any(|a| a.fixes == FindingKind::HeaderChecksum && a.description.contains("table offset")),
+            .any(|a| a.fixes == FindingKind::HeaderChecksum
+                && a.description.contains("table offset")),
         "{:#?}",
         report.actions
     );
@@ -908,7 +915,11 @@ fn a_flipped_bit_in_the_table_offset_is_restored_not_believed() {
     // Two bits: nothing restores it, and the header is not believed: refused.
     let two = dir.join("two.vhd");
     std::fs::write(&two, &original).unwrap();
-    patch_file(&two, 512 + 16, &(table ^ (1 << 20) ^ (1 << 22)).to_be_bytes());
+    patch_file(
+        &two,
+        512 + 16,
+        &(table ^ (1 << 20) ^ (1 << 22)).to_be_bytes(),
+    );
     assert_refused(&two, &["dynamic header", "bad checksum"]);
     // Forced, it does what it is told: the user kept a copy.
     let report = forced(&two);
@@ -943,7 +954,12 @@ fn a_flipped_bit_in_the_last_blocks_bat_entry_is_restored_not_cut() {
     std::fs::write(&into, &original).unwrap();
     let inside = (0..32)
         .map(|bit| sector ^ (1 << bit))
-        .find(|&s| entries.iter().enumerate().any(|(i, &e)| i != last && s > e && s < e + 4097))
+        .find(|&s| {
+            entries
+                .iter()
+                .enumerate()
+                .any(|(i, &e)| i != last && s > e && s < e + 4097)
+        })
         .expect("a bit flip that lands in another block");
     patch_file(&into, entry, &inside.to_be_bytes());
     assert_found(&into, FindingKind::Overlap, Severity::Corrupt);

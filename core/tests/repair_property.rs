@@ -69,7 +69,12 @@ fn bits_of_the_fields_repair_relies_on_flipped_in_turn() {
         }
     }
     assert!(cases > 400, "{cases}");
-    assert!(failures.is_empty(), "{} of {cases} cases failed; the first:\n{}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
 }
 
 #[test]
@@ -89,5 +94,10 @@ fn random_damage_is_repaired_without_loss_or_refused_untouched() {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{} of {rounds} cases failed; the first:\n{}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} of {rounds} cases failed; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
 }

@@ -22,8 +22,7 @@
 use std::path::{Path, PathBuf};
 use vhd_core::ops::{repair_with, RepairOptions};
 use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, Error, Image, OpenOptions,
-    VirtualDisk,
+    check, create, CheckOptions, CreateOptions, DiskType, Error, Image, OpenOptions, VirtualDisk,
 };
 
 /// The kinds of image damaged, in the order [`Images::base`] takes them.
@@ -125,7 +124,12 @@ impl Images {
                 }
                 if one_byte && report.changed() && report.after.is_clean() {
                     let expected = sectors_of(original, &path);
-                    if after.len() != expected.len() || after.iter().zip(&expected).any(|(a, e)| a.is_some() && a != e) {
+                    if after.len() != expected.len()
+                        || after
+                            .iter()
+                            .zip(&expected)
+                            .any(|(a, e)| a.is_some() && a != e)
+                    {
                         return Err(format!(
                             "{what}: the repaired image checks clean but does not read as before the damage ({} sectors, {} before)\n{report:#?}",
                             after.len(),
@@ -138,10 +142,15 @@ impl Images {
         // Forced, on the same damage: it may lose data, never fail.
         std::fs::write(&path, &bytes).map_err(|e| format!("{what}: writing: {e}"))?;
         match repair_with(&path, &options, &RepairOptions { force: true }) {
-            Ok(report) => same_check(&path, &report.after).map_err(|e| format!("{what} (forced): {e}"))?,
+            Ok(report) => {
+                same_check(&path, &report.after).map_err(|e| format!("{what} (forced): {e}"))?
+            }
             Err(e) => return Err(format!("{what}: forced repair failed: {e}")),
         }
-        if kind == 2 && std::fs::read(self.folder.join("parent.vhd")).map_err(|e| e.to_string())? != self.parent {
+        if kind == 2
+            && std::fs::read(self.folder.join("parent.vhd")).map_err(|e| e.to_string())?
+                != self.parent
+        {
             return Err(format!("{what}: the parent was written"));
         }
         Ok(())
@@ -153,7 +162,9 @@ fn fill(disk: &mut vhd_core::Image, seed: u64) {
     let size = disk.size();
     for i in 0..6u64 {
         let offset = (i * 77_777 + seed * 512) % (size - 4096);
-        let data: Vec<u8> = (0..3000u64).map(|j| (i * 31 + j + seed) as u8 | 1).collect();
+        let data: Vec<u8> = (0..3000u64)
+            .map(|j| (i * 31 + j + seed) as u8 | 1)
+            .collect();
         disk.write_at(&data, offset).expect("cannot write an image");
     }
     disk.flush().expect("cannot flush an image");

@@ -374,12 +374,20 @@ impl Plan {
         self.correct_fixed_footer(before);
         self.correct_header(before, file, path, options)?;
         if !self.steps.is_empty() {
-            basis = Some(check_layout(Box::new(self.view(file, size)), path, options)?);
+            basis = Some(check_layout(
+                Box::new(self.view(file, size)),
+                path,
+                options,
+            )?);
         }
         let count = self.steps.len();
         self.correct_bat_entries(basis.as_ref().unwrap_or(before), file, path, options)?;
         if self.steps.len() > count {
-            basis = Some(check_layout(Box::new(self.view(file, size)), path, options)?);
+            basis = Some(check_layout(
+                Box::new(self.view(file, size)),
+                path,
+                options,
+            )?);
         }
         Ok(basis)
     }
@@ -396,10 +404,11 @@ impl Plan {
             return;
         }
         let bytes = footer.to_bytes();
-        let candidates: Vec<Vec<u8>> = one_bit_repairs(&bytes, FOOTER_CHECKSUM_AT, &[48..56])
-            .into_iter()
-            .filter(|candidate| be_u64(candidate, 48) == *offset)
-            .collect();
+        let candidates: Vec<Vec<u8>> =
+            one_bit_repairs(&bytes, FOOTER_CHECKSUM_AT, std::iter::once(48..56))
+                .into_iter()
+                .filter(|candidate| be_u64(candidate, 48) == *offset)
+                .collect();
         let [candidate] = &candidates[..] else {
             return;
         };
@@ -442,7 +451,7 @@ impl Plan {
         let bytes = header.to_bytes();
         let fields = [16..24, 28..32, 32..36];
         let mut consistent = Vec::new();
-        for candidate in one_bit_repairs(&bytes, HEADER_CHECKSUM_AT, &fields) {
+        for candidate in one_bit_repairs(&bytes, HEADER_CHECKSUM_AT, fields) {
             let mut view = self.view(file, before.file_size());
             view.steps.push(Step::Write {
                 offset: *header_offset,
@@ -502,7 +511,9 @@ impl Plan {
         let (Some((_, header)), Some(geometry)) = (&layout.header, layout.geometry) else {
             return Ok(());
         };
-        if !layout.bat_read || !structure_sound(before, before.disk_type().unwrap_or(DiskType::Dynamic)) {
+        if !layout.bat_read
+            || !structure_sound(before, before.disk_type().unwrap_or(DiskType::Dynamic))
+        {
             return Ok(());
         }
         let options = CheckOptions {
@@ -512,7 +523,6 @@ impl Plan {
         let suspects: Vec<(u32, u32, FindingKind)> = layout
             .out_of_range
             .iter()
-            .take(MAX_LISTED_PER_KIND)
             .map(|&(block, sector)| (block, sector, layout.out_of_range_kind(block, sector)))
             .chain(
                 layout
@@ -520,6 +530,7 @@ impl Plan {
                     .iter()
                     .map(|&(block, sector)| (block, sector, FindingKind::Overlap)),
             )
+            .take(MAX_SUSPECT_ENTRIES)
             .collect();
         let size = before.file_size();
         let mut problems = bat_problems(before);
@@ -533,7 +544,12 @@ impl Plan {
                 if candidate != UNALLOCATED {
                     let extent = geometry.read_extent(block, candidate);
                     if extent.end > layout.limit
-                        || !holds_bitmap(&view, extent.start, geometry.unit())?
+                        || !holds_bitmap(
+                            &view,
+                            extent.start,
+                            geometry.bitmap_bytes(),
+                            geometry.unit(),
+                        )?
                     {
                         continue;
                     }
@@ -796,7 +812,13 @@ impl Plan {
                 if let Some((start, end)) = layout.trailing_leak {
                     let offset = start.next_multiple_of(512);
                     if let Some(geometry) = layout.geometry {
-                        let plausible = plausible_blocks(file, start, end, geometry.unit())?;
+                        let plausible = plausible_blocks(
+                            file,
+                            start,
+                            end,
+                            geometry.bitmap_bytes(),
+                            geometry.unit(),
+                        )?;
                         if plausible > 0 {
                             self.risks.push(format!(
                                 "bytes {start}..{end}, in front of the footer, are not referenced by any BAT entry but hold {plausible} plausible block(s) (a sector bitmap followed by data): cutting the file to {} bytes would destroy them",
@@ -938,7 +960,11 @@ impl Plan {
         self.risks.push(format!(
             "bytes {}{} of the disk, which a reader gets now, would read differently",
             listed.join(", "),
-            if changed.len() > 8 || omitted > 0 { ", …" } else { "" }
+            if changed.len() > 8 || omitted > 0 {
+                ", …"
+            } else {
+                ""
+            }
         ));
         Ok(())
     }
@@ -985,11 +1011,15 @@ fn be_u64(bytes: &[u8], at: usize) -> u64 {
 /// The structure `bytes` with one bit of `fields` flipped, for every such bit that makes
 /// its stored checksum (at `checksum_at`) right: what the structure may have been before
 /// a bit of those fields flipped.
-fn one_bit_repairs(bytes: &[u8], checksum_at: usize, fields: &[Range<usize>]) -> Vec<Vec<u8>> {
+fn one_bit_repairs(
+    bytes: &[u8],
+    checksum_at: usize,
+    fields: impl IntoIterator<Item = Range<usize>>,
+) -> Vec<Vec<u8>> {
     let stored = be_u32(bytes, checksum_at);
     let mut found = Vec::new();
     for field in fields {
-        for i in field.clone() {
+        for i in field {
             for bit in 0..8 {
                 let mut candidate = bytes.to_vec();
                 candidate[i] ^= 1 << bit;
@@ -1001,6 +1031,10 @@ fn one_bit_repairs(bytes: &[u8], checksum_at: usize, fields: &[Range<usize>]) ->
     }
     found
 }
+
+/// How many damaged BAT entries a repair tries to restore bit by bit: more is not the
+/// work of a flipped bit or two.
+const MAX_SUSPECT_ENTRIES: usize = 64;
 
 /// How many checks of the file with one BAT entry changed a repair may run to find which
 /// bit of damaged entries flipped: each reads the BAT and the bitmaps.
@@ -1050,29 +1084,45 @@ fn layout_consistent(report: &CheckReport) -> bool {
         })
 }
 
-/// Whether the `unit` bytes at `start` look like a block: a sector bitmap that is not the
-/// footer a cut-short allocation leaves where its bitmap was, with bits set (or, all
-/// zeros, followed by data that is not).
-fn holds_bitmap(file: &dyn Storage, start: u64, unit: u64) -> Result<bool> {
+/// Whether the `unit` bytes at `start` look like a block: a sector bitmap (its first
+/// `bitmap` bytes) that is not the footer a cut-short allocation leaves where its bitmap
+/// was, with bits set, or, all zeros, followed by data that is not (its first
+/// [`DATA_SAMPLE`] bytes are looked at).
+fn holds_bitmap(file: &dyn Storage, start: u64, bitmap: u64, unit: u64) -> Result<bool> {
     let length = file
         .file_size()
         .map_err(|e| Error::io("reading the size of the file being repaired", e))?;
     if start >= length {
         return Ok(false);
     }
-    let sample = unit.min(DATA_SAMPLE).min(length - start) as usize;
-    let mut bytes = vec![0u8; sample];
-    file.read_exact_at(&mut bytes, start)
-        .map_err(|e| Error::io(format!("reading a leaked block at offset {start}"), e))?;
-    if bytes.starts_with(FOOTER_COOKIE) {
+    let available = length - start;
+    let read = |offset: u64, size: u64| -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; size as usize];
+        file.read_exact_at(&mut bytes, offset)
+            .map_err(|e| Error::io(format!("reading a leaked block at offset {offset}"), e))?;
+        Ok(bytes)
+    };
+    let head = read(start, bitmap.min(unit).min(available))?;
+    if head.starts_with(FOOTER_COOKIE) {
         return Ok(false);
     }
-    Ok(bytes.iter().any(|&b| b != 0))
+    if head.iter().any(|&b| b != 0) {
+        return Ok(true);
+    }
+    let data_start = head.len() as u64;
+    let sample = (unit.min(available) - data_start).min(DATA_SAMPLE);
+    Ok(read(start + data_start, sample)?.iter().any(|&b| b != 0))
 }
 
 /// How many of the block-sized units of `start..end` (space no BAT entry refers to) look
 /// like blocks ([`holds_bitmap`]).
-fn plausible_blocks(file: &dyn Storage, start: u64, end: u64, unit: u64) -> Result<u64> {
+fn plausible_blocks(
+    file: &dyn Storage,
+    start: u64,
+    end: u64,
+    bitmap: u64,
+    unit: u64,
+) -> Result<u64> {
     let mut count = 0;
     let mut at = start;
     let mut inspected = 0;
@@ -1080,7 +1130,7 @@ fn plausible_blocks(file: &dyn Storage, start: u64, end: u64, unit: u64) -> Resu
         if inspected == MAX_UNITS_INSPECTED {
             return Ok(count + 1);
         }
-        if holds_bitmap(file, at, unit.min(end - at))? {
+        if holds_bitmap(file, at, bitmap, unit.min(end - at))? {
             count += 1;
         }
         inspected += 1;
@@ -1150,7 +1200,8 @@ fn readable_changes(
             let from = t.start.max(file_offset);
             let to = t.end.min(file_offset + range.length);
             if from < to {
-                suspects.push(range.offset + (from - file_offset)..range.offset + (to - file_offset));
+                suspects
+                    .push(range.offset + (from - file_offset)..range.offset + (to - file_offset));
             }
         }
     }
