@@ -1012,3 +1012,26 @@ fn a_fixed_images_current_size_that_lost_a_bit_is_restored_not_accepted() {
     patch_file(&path, footer + 48, &(80 * MIB).to_be_bytes());
     assert_refused(&path, &["current size", "83886080..100663296"]);
 }
+
+#[test]
+fn a_flipped_bit_in_the_parent_unique_id_is_not_blessed_with_a_new_checksum() {
+    let dir = TempDir::new("repair-flip-parent-id");
+    let (parent, _) = written_dynamic(&dir, "parent.vhd", 2);
+    let child = dir.join("child.vhd");
+    let mut disk = create(&child, &CreateOptions::differencing(&parent)).unwrap();
+    disk.write_at(&[7u8; 8192], 4096).unwrap();
+    disk.flush().unwrap();
+    drop(disk);
+    // Bit 0 of the parent unique id in the child's header, its checksum left as it was.
+    let id = file_bytes(&child, 512 + 40, 1)[0];
+    patch_file(&child, 512 + 40, &[id ^ 1]);
+    let before = assert_found(&child, FindingKind::HeaderChecksum, Severity::Corrupt);
+    assert!(
+        before
+            .findings_of(FindingKind::ParentMismatch)
+            .next()
+            .is_some(),
+        "{before}"
+    );
+    assert_refused(&child, &["parent it describes"]);
+}

@@ -756,6 +756,10 @@ impl Plan {
                 "the dynamic header at {header_offset} has a bad checksum and its BAT (table offset {}, {} entries, blocks of {} bytes) does not agree with the file (entries outside the file, overlapping blocks or block-sized space no entry refers to): recomputing its checksum would accept fields that may be damaged",
                 header.table_offset, header.max_table_entries, header.block_size
             ));
+        } else if !parent_fields_confirmed(before) {
+            self.risks.push(format!(
+                "the dynamic header at {header_offset} has a bad checksum and the parent it describes (unique id, time stamp, name, locators) is not confirmed by the parent found: recomputing its checksum would accept fields that may be damaged"
+            ));
         }
         let mut header = header.clone();
         let stored = header.checksum;
@@ -1082,6 +1086,23 @@ fn layout_consistent(report: &CheckReport) -> bool {
                         | FindingKind::OpenFailed
                 )
         })
+}
+
+/// Whether what a dynamic header says of the parent is confirmed: the parent was found
+/// through its locators and carries the unique id (and time stamp) the header records.
+/// Without that, a header with a bad checksum may have lost a bit there.
+fn parent_fields_confirmed(report: &CheckReport) -> bool {
+    !report.counts().any(|(kind, severity, _)| {
+        severity > Severity::Info
+            && matches!(
+                kind,
+                FindingKind::ParentNotFound
+                    | FindingKind::ParentMismatch
+                    | FindingKind::ParentModified
+                    | FindingKind::ParentUnusable
+                    | FindingKind::LocatorOutOfRange
+            )
+    }) && (report.disk_type() != Some(DiskType::Differencing) || report.parent().is_some())
 }
 
 /// Whether the `unit` bytes at `start` look like a block: a sector bitmap (its first
