@@ -1294,6 +1294,12 @@ export interface CheckReport {
   lost?: Array<{ offset: number; length: number }>
   /** With `repair`: how many more such ranges were not listed in `lost`. */
   lostOmitted?: number
+  /**
+   * With `repair`: what a repair with `force` lost or accepted that a repair without it
+   * refuses (`ERR_VHD_REPAIR_REFUSED`), one sentence each; empty when nothing of the kind
+   * was done.
+   */
+  forced?: string[]
 }
 
 /**

@@ -644,6 +644,7 @@ describe('check', () => {
 
     const res = vhd(['check', '--repair', '--force', file])
     assert.equal(res.status, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /^Forced: bytes 2099712\.\.4197376, .* hold 1 plausible block\(s\)/m)
     assert.match(res.stdout, /The following inconsistencies were found and repaired:\n\n {4}1 leaked blocks\n {4}0 corruptions\n/)
     assert.match(res.stdout, /Double checking the fixed image now\.\.\.\n(Info .*\n\n)?No errors were found on the image\./)
     assert.equal(vhd(['check', file]).status, 0)
@@ -693,6 +694,7 @@ describe('check', () => {
     assert.deepEqual([refused.refused, refused.exitCode], [true, 1])
     assert.match(refused.risks[0], /^1200 BAT entries point at blocks that are not in the file/)
     const repair = JSON.parse(vhd(['check', '--repair', '--force', '--json', file]).stdout)
+    assert.match(repair.forced[0], /^1200 BAT entries point at blocks that are not in the file/)
     const drops = repair.actions.filter((a) => a.fixes === 'bitmap-out-of-range')
     assert.equal(drops.length, 1001)
     assert.deepEqual([drops[999].omitted, drops[1000].omitted], [null, 200])

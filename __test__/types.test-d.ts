@@ -319,6 +319,7 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
   expectType<VHD.CheckRepair[] | undefined>(report.repairs)
   expectType<number | undefined>(report.repairs?.[0].omitted)
   expectType<number | undefined>(report.lostOmitted)
+  expectType<string[] | undefined>(report.forced)
   VHD.check('disk.vhd', (error, r) => expectType<boolean>(r.clean))
   expectType<VHD.CheckReport>(await VHD.check('disk.vhd', { repair: true, force: true }))
 

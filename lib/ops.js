@@ -317,6 +317,7 @@ function shapeCheck(report) {
     delete shaped.notRepaired
     delete shaped.lost
     delete shaped.lostOmitted
+    delete shaped.forced
   } else {
     shaped.repairs = report.repairs.map(repair)
     shaped.notRepaired = report.notRepaired.map(finding)

@@ -806,6 +806,9 @@ pub struct CheckResult {
     pub lost: Option<Vec<RangeResult>>,
     /// With `repair`: how many more such ranges were not listed.
     pub lost_omitted: Option<f64>,
+    /// With `repair` and `force`: what the repair lost or accepted that it refuses without
+    /// force, one sentence each.
+    pub forced: Option<Vec<String>>,
 }
 
 /// One change `repair` made.
@@ -854,6 +857,7 @@ fn check_result(found: &CheckReport, now: &CheckReport) -> CheckResult {
         not_repaired: None,
         lost: None,
         lost_omitted: None,
+        forced: None,
     }
 }
 
@@ -899,6 +903,7 @@ fn check_work(job: &mut CheckJob) -> Result<CheckResult, Failure> {
             .collect(),
     );
     result.lost_omitted = Some(repaired.lost_omitted as f64);
+    result.forced = Some(repaired.forced.clone());
     Ok(result)
 }
 

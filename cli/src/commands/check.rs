@@ -188,6 +188,9 @@ fn write_repair_text(io: &mut Io, report: &RepairReport) -> std::io::Result<()> 
             report.lost_omitted
         )?;
     }
+    for risk in &report.forced {
+        writeln!(out, "Forced: {risk}")?;
+    }
     writeln!(out, "Double checking the fixed image now...")?;
     write_text(io, &report.after)
 }
@@ -286,6 +289,10 @@ fn repair_json(report: &RepairReport) -> Json {
         ("actions", Json::Array(actions.collect())),
         ("lost", Json::Array(lost.collect())),
         ("lostOmitted", Json::UInt(report.lost_omitted)),
+        (
+            "forced",
+            Json::Array(report.forced.iter().map(Json::str).collect()),
+        ),
         ("after", report_json(&report.after)),
         ("exitCode", Json::Int(report.after.exit_code().into())),
     ])

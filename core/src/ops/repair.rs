@@ -58,6 +58,10 @@ pub struct RepairReport {
     pub after: CheckReport,
     /// What is still wrong: the findings of `after` that are damage or leaks.
     pub not_repaired: Vec<Finding>,
+    /// What a forced repair ([`RepairOptions::force`]) carried out that a repair without
+    /// force refuses: what was lost or accepted, one sentence each (the `risks` of
+    /// [`Error::RepairRefused`]). Empty when nothing of the kind was done.
+    pub forced: Vec<String>,
 }
 
 impl RepairReport {
@@ -92,6 +96,9 @@ impl std::fmt::Display for RepairReport {
                 "lost: … and {} more ranges of the disk, not listed",
                 self.lost_omitted
             )?;
+        }
+        for risk in &self.forced {
+            writeln!(f, "forced: {risk}")?;
         }
         for finding in &self.not_repaired {
             writeln!(f, "not repaired: {finding}")?;
@@ -248,6 +255,7 @@ fn report(before: CheckReport, plan: Plan, after: CheckReport) -> RepairReport {
         lost_omitted: plan.lost_omitted,
         after,
         not_repaired,
+        forced: plan.risks,
     }
 }
 
