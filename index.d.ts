@@ -1304,9 +1304,11 @@ export interface CheckReport {
 
 /**
  * Checks the structure of an image, as `qemu-img check` does, without changing it; with
- * `repair`, repairs what can be repaired safely and reports the image as it is then.
- * Problems of the image are in the report; the promise rejects only when the check cannot
- * run (no such file, locked…).
+ * `repair`, repairs what can be repaired without losing data and reports the image as it
+ * is then. Problems of the image are in the report; the promise rejects only when the
+ * check cannot run (no such file, locked…), or when a repair would lose data and `force`
+ * is not set (`ERR_VHD_REPAIR_REFUSED`: nothing was written, the message says what would
+ * be lost).
  */
 export declare function check(path: PathLike, options?: CheckOptions): Promise<CheckReport>
 export declare function check(path: PathLike, callback: (error: VhdError | null, report: CheckReport) => void): void

@@ -35,8 +35,10 @@ whose 'omitted' is the number not listed (null for the others); 'corruptions' an
 counts the lost ranges not listed.
 
 Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked space
-(no harm to data), 1 the check could not run. With --repair, the code is the one of the
-check after repairing.",
+(no harm to data), 1 the check could not run, or the repair was refused (nothing was
+written; with --json, 'refused' is true and 'risks' says what would be lost). With
+--repair, the code is the one of the check after repairing; with --force, 'Forced:'
+lines (the JSON's 'forced') say what was lost or accepted.",
     options: &[
         flag("repair", "repair what can be repaired without losing data"),
         flag(
