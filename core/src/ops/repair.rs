@@ -994,7 +994,7 @@ impl Plan {
 
     /// Writes the plan, each step durable before the next (see [`repair`] for the order,
     /// which [`Plan::make`] builds the steps in).
-    fn apply(&self, file: &LockedFile) -> Result<()> {
+    fn apply(&self, file: &dyn Storage) -> Result<()> {
         apply_steps(&self.steps, file)
     }
 }
@@ -1277,8 +1277,9 @@ fn readable_changes(
     Ok(lost.finish())
 }
 
-/// Makes each step durable before the next.
-fn apply_steps(steps: &[Step], file: &LockedFile) -> Result<()> {
+/// Makes each step durable before the next. Every write, cut and flush goes through
+/// [`Storage`], so that a storage that injects faults can stand in for the file.
+fn apply_steps(steps: &[Step], file: &dyn Storage) -> Result<()> {
     for step in steps {
         match step {
             Step::Write { offset, bytes } => file
@@ -1288,7 +1289,7 @@ fn apply_steps(steps: &[Step], file: &LockedFile) -> Result<()> {
                 .set_len(*length)
                 .map_err(|e| Error::io(format!("cutting the file to {length} bytes"), e))?,
         }
-        file.sync_all()
+        file.sync()
             .map_err(|e| Error::io("flushing the repair to disk (fsync)", e))?;
     }
     Ok(())
@@ -1465,7 +1466,7 @@ mod tests {
         for k in 0..=plan.steps.len() {
             std::fs::write(&path, &bytes).unwrap();
             let file = open_for_repair(&path, &options).unwrap();
-            apply_steps(&plan.steps[..k], &file).unwrap();
+            apply_steps(&plan.steps[..k], file.as_ref()).unwrap();
             drop(file);
             let now = crate::check(&path, &options).unwrap();
             assert!(
