@@ -172,7 +172,8 @@ pub struct RepairOptions {
 /// that holds plausible block data (a sector bitmap with bits set, or data, that is not
 /// the footer a cut-short allocation leaves where its bitmap was), make any sector that
 /// reads now read differently, recompute the checksum of a dynamic header whose BAT is
-/// not consistent, or recompute the checksum of a footer whose size other fields
+/// not consistent (or, in a differencing image, whose parent fields the parent found does
+/// not confirm), or recompute the checksum of a footer whose size other fields
 /// contradict (a fixed image's current size against the file's length; a footer and a
 /// copy, both damaged, that disagree), is not carried out: [`Error::RepairRefused`] says
 /// what would be lost, and the file is left byte for byte as it was. The space a file
@@ -908,7 +909,9 @@ impl Plan {
 
     /// Tries the plan on an in-memory view of the file: it must leave no damage or leak
     /// the image did not have, and fewer of those it had. Returns the check of the view
-    /// when it does.
+    /// when it does. The findings only say whether the plan does any good: whether it
+    /// loses anything is judged on what a reader gets ([`Plan::check_readable`]) and on
+    /// what the plan drops or cuts.
     fn preview_if_better(
         &self,
         file: &Arc<LockedFile>,
