@@ -243,7 +243,7 @@ pub enum Error {
     /// was not forced: nothing was written, the file is byte for byte as it was. `risks`
     /// says what the plan would lose or accept; `before` is the check of the image.
     #[error(
-        "the repair of {} was refused, and nothing was written: {}. Keep a copy of the file; to carry out the repair anyway, pass force (vhd check --repair --force)",
+        "the repair of {} was refused, and nothing was written: {}. Keep a copy of the file; to carry out the repair anyway, pass force (vhd check --repair --force; force: true in JavaScript)",
         path.display(),
         risks.join("; ")
     )]
