@@ -11,8 +11,7 @@ use crate::checksum::checksum;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_COOKIE, FOOTER_SIZE};
-use crate::image::{Image, LockedFile, OpenOptions, VirtualDisk};
-use crate::ops::AllocatedRange;
+use crate::image::{block_extent, Image, LockedFile, OpenOptions, VirtualDisk};
 use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -529,6 +528,13 @@ impl Plan {
             skip_parent: true,
             ..options.clone()
         };
+        // Thousands of damaged entries are not the work of a flipped bit or two.
+        let damaged = before.count_of(FindingKind::BatOutOfRange)
+            + before.count_of(FindingKind::BitmapOutOfRange)
+            + before.count_of(FindingKind::Overlap);
+        if damaged > MAX_SUSPECT_ENTRIES as u64 {
+            return Ok(());
+        }
         let suspects: Vec<(u32, u32, FindingKind)> = layout
             .out_of_range
             .iter()
@@ -1047,13 +1053,14 @@ fn one_bit_repairs(
     found
 }
 
-/// How many damaged BAT entries a repair tries to restore bit by bit: more is not the
-/// work of a flipped bit or two.
-const MAX_SUSPECT_ENTRIES: usize = 64;
+/// How many damaged BAT entries (entries outside the file and overlaps) an image may have
+/// for a repair to try to restore them bit by bit: more is not the work of a flipped bit
+/// or two.
+const MAX_SUSPECT_ENTRIES: usize = 16;
 
 /// How many checks of the file with one BAT entry changed a repair may run to find which
 /// bit of damaged entries flipped: each reads the BAT and the bitmaps.
-const MAX_CANDIDATE_CHECKS: usize = 256;
+const MAX_CANDIDATE_CHECKS: usize = 64;
 
 /// The problems of the BAT a check found (entries outside the file, overlaps, leaked
 /// blocks): how many, and of which kinds.
@@ -1175,8 +1182,9 @@ fn plausible_blocks(
 /// as a reader would, checksums ignored), among those readable in `before`, as [`Lost`]
 /// gathers them. `touched` are the bytes of the file the change between them writes or
 /// cuts: only the parts of the disk whose data lies there, or whose place in the file
-/// differs between the two, are read and compared. An image that does not open has no
-/// readable sectors; one that opens before and not after loses all of them.
+/// differs between the two, are read and compared (block by block, walking both BATs, so
+/// that the memory stays that of the images whatever their BATs hold). An image that does
+/// not open has no readable sectors; one that opens before and not after loses all.
 fn readable_changes(
     before: Box<dyn Storage>,
     after: Box<dyn Storage>,
@@ -1198,86 +1206,106 @@ fn readable_changes(
     let Ok(before) = Image::open_storage(before, path, &open_options) else {
         return Ok(lost.finish());
     };
-    let Ok(before_ranges) = before.own_ranges() else {
+    let size = before.size();
+    let Ok(after) = Image::open_storage(after, path, &open_options) else {
+        lost.add(0..size);
         return Ok(lost.finish());
     };
-    let size = before.size();
-    let (after, after_ranges) = match Image::open_storage(after, path, &open_options) {
-        Ok(after) => match after.own_ranges() {
-            Ok(ranges) => (after, ranges),
-            Err(_) => {
-                lost.add(0..size);
-                return Ok(lost.finish());
-            }
-        },
-        Err(_) => {
-            lost.add(0..size);
-            return Ok(lost.finish());
-        }
-    };
     let common = size.min(after.size());
-    let key = |r: &AllocatedRange| (r.offset, r.length, r.file_offset);
-    let before_keys: BTreeSet<_> = before_ranges.iter().map(key).collect();
-    let after_keys: BTreeSet<_> = after_ranges.iter().map(key).collect();
-    let mut suspects: Vec<Range<u64>> = before_keys
-        .symmetric_difference(&after_keys)
-        .map(|&(offset, length, _)| offset..offset + length)
-        .collect();
-    for range in before_ranges.iter().chain(&after_ranges) {
-        let Some(file_offset) = range.file_offset else {
-            suspects.push(range.offset..range.offset + range.length);
-            continue;
-        };
-        for t in touched {
-            let from = t.start.max(file_offset);
-            let to = t.end.min(file_offset + range.length);
-            if from < to {
-                suspects
-                    .push(range.offset + (from - file_offset)..range.offset + (to - file_offset));
+    let hit = |range: Range<u64>| {
+        touched
+            .iter()
+            .any(|t| t.start < range.end && range.start < t.end)
+    };
+    let mut compare = Comparison::new(&before, &after, &mut lost);
+    match (sparse_parts(&before), sparse_parts(&after)) {
+        (Some((bat, block_size)), Some((after_bat, after_block_size)))
+            if block_size == after_block_size =>
+        {
+            let unit = u64::from(block_size);
+            let blocks = common.div_ceil(unit);
+            for block in 0..blocks {
+                let block = block as u32;
+                let (was, now) = (bat.get(block), after_bat.get(block));
+                let moved = was != now;
+                let written =
+                    [(was, size), (now, after.size())]
+                        .into_iter()
+                        .any(|(sector, disk)| {
+                            sector.is_some_and(|sector| {
+                                hit(block_extent(sector, block, block_size, disk))
+                            })
+                        });
+                if moved || written {
+                    let start = u64::from(block) * unit;
+                    compare.range(start..(start + unit).min(common));
+                }
             }
         }
-    }
-    suspects.sort_by_key(|r| (r.start, r.end));
-    let mut merged: Vec<Range<u64>> = Vec::new();
-    for r in suspects {
-        let r = r.start.min(common)..r.end.min(common);
-        if r.is_empty() {
-            continue;
+        (None, None) if before.disk_type() == DiskType::Fixed => {
+            // A fixed image's disk is its file's first bytes.
+            for t in touched {
+                compare.range(t.start.min(common)..t.end.min(common));
+            }
         }
-        match merged.last_mut() {
-            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-            _ => merged.push(r),
+        _ => compare.range(0..common),
+    }
+    if common < size {
+        lost.add(common..size);
+    }
+    Ok(lost.finish())
+}
+
+/// The BAT and block size of a dynamic or differencing image.
+fn sparse_parts(image: &Image) -> Option<(&crate::bat::BlockAllocationTable, u32)> {
+    match image {
+        Image::Dynamic(i) => Some((i.bat(), i.block_size())),
+        Image::Differencing(i) => Some((i.bat(), i.block_size())),
+        Image::Fixed(_) => None,
+    }
+}
+
+/// Reads ranges of the disk from two images and notes, sector by sector, where what was
+/// readable in the first reads differently in the second.
+struct Comparison<'a> {
+    before: &'a Image,
+    after: &'a Image,
+    lost: &'a mut Lost,
+    was: Vec<u8>,
+    now: Vec<u8>,
+}
+
+impl<'a> Comparison<'a> {
+    fn new(before: &'a Image, after: &'a Image, lost: &'a mut Lost) -> Comparison<'a> {
+        Comparison {
+            before,
+            after,
+            lost,
+            was: vec![0u8; COMPARE_CHUNK as usize],
+            now: vec![0u8; COMPARE_CHUNK as usize],
         }
     }
-    let mut was = vec![0u8; COMPARE_CHUNK as usize];
-    let mut now = vec![0u8; COMPARE_CHUNK as usize];
-    for range in merged {
+
+    fn range(&mut self, range: Range<u64>) {
         let mut at = range.start;
         while at < range.end {
             let length = (range.end - at).min(COMPARE_CHUNK) as usize;
-            let (was, now) = (&mut was[..length], &mut now[..length]);
-            if before.read_at(was, at).is_err() {
+            let (was, now) = (&mut self.was[..length], &mut self.now[..length]);
+            if self.before.read_at(was, at).is_err() {
                 // Not readable before: nothing to keep.
-                at += length as u64;
-                continue;
-            }
-            if after.read_at(now, at).is_err() {
-                lost.add(at..at + length as u64);
+            } else if self.after.read_at(now, at).is_err() {
+                self.lost.add(at..at + length as u64);
             } else if was != now {
                 for (i, (a, b)) in was.chunks(512).zip(now.chunks(512)).enumerate() {
                     if a != b {
                         let start = at + i as u64 * 512;
-                        lost.add(start..(start + 512).min(at + length as u64));
+                        self.lost.add(start..(start + 512).min(at + length as u64));
                     }
                 }
             }
             at += length as u64;
         }
     }
-    if common < size {
-        lost.add(common..size);
-    }
-    Ok(lost.finish())
 }
 
 /// Makes each step durable before the next. Every write, cut and flush goes through
