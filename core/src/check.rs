@@ -360,9 +360,6 @@ pub(crate) struct LayoutFacts {
     pub used_end: u64,
     /// Unused space of at least one block that ends at the footer: (start, end).
     pub trailing_leak: Option<(u64, u64)>,
-    /// The stretches counted as leaked blocks, `(start, end)`, in file order (at most
-    /// [`MAX_LISTED_PER_KIND`]): where a BAT entry that lost a bit may have pointed.
-    pub leaked: Vec<(u64, u64)>,
     /// `(block, sector)` of the BAT entries whose block overlaps another structure or block
     /// (at most [`MAX_LISTED_PER_KIND`]), both blocks of a pair: one of them may be a BAT
     /// entry that lost a bit.
@@ -1486,9 +1483,6 @@ impl Checker<'_> {
         }
         let blocks = length / unit;
         self.report.leaked_blocks += blocks;
-        if self.report.layout.leaked.len() < MAX_LISTED_PER_KIND {
-            self.report.layout.leaked.push((start, end));
-        }
         self.report.add(Severity::Leak, FindingKind::LeakedBlock, Some(start), || {
             format!(
                 "bytes {start}..{end} ({length} bytes: {blocks} block(s) of {unit} bytes, bitmap included) are not referenced by any BAT entry"
