@@ -126,6 +126,14 @@ export type VhdErrorCode =
    * `disk.allocatedRanges()` instead, which holds a bounded number at a time.
    */
   | 'ERR_VHD_TOO_MANY_RANGES'
+  /**
+   * `check` with `repair` planned changes that would lose data: drop allocated blocks, cut
+   * space that holds what looks like block data, accept a size other fields contradict, or
+   * change a sector that reads now. Nothing was written (the file is byte for byte as it
+   * was); the message lists what would be lost. Keep a copy of the file, then pass `force`
+   * to repair anyway.
+   */
+  | 'ERR_VHD_REPAIR_REFUSED'
 
 /** The `code` of an argument error, as Node's own. */
 export type ArgumentErrorCode =
@@ -1255,8 +1263,22 @@ export interface CheckRepair {
 }
 
 export interface CheckOptions extends Omit<ChainOptions, 'ignoreChecksums'> {
-  /** Repair what can be repaired safely (the file is then locked exclusively). Default false. */
+  /**
+   * Repair what can be repaired without losing data (the file is then locked exclusively).
+   * Default false. A repair plans before it writes: a structure whose checksum failed is not
+   * believed on its own word (the footer copy, the sizes, the file's length and the
+   * consistency of the block allocation table decide, and a field that lost one bit is
+   * restored), and a plan that would lose data is refused with `ERR_VHD_REPAIR_REFUSED`
+   * unless `force` is set.
+   */
   repair?: boolean
+  /**
+   * With `repair` only (otherwise `ERR_INVALID_ARG_VALUE`): carry out a repair that drops
+   * allocated blocks, cuts space that holds what looks like block data, accepts a size
+   * other fields contradict, or changes sectors that read now. Keep a copy of the file
+   * first; `lost` lists the ranges of the disk that read differently. Default false.
+   */
+  force?: boolean
   /** Do not look for a differencing image's parent (the link to it is then not checked). */
   skipParent?: boolean
 }
@@ -1290,13 +1312,21 @@ export interface CheckReport {
   lost?: Array<{ offset: number; length: number }>
   /** With `repair`: how many more such ranges were not listed in `lost`. */
   lostOmitted?: number
+  /**
+   * With `repair`: what a repair with `force` lost or accepted that a repair without it
+   * refuses (`ERR_VHD_REPAIR_REFUSED`), one sentence each; empty when nothing of the kind
+   * was done.
+   */
+  forced?: string[]
 }
 
 /**
  * Checks the structure of an image, as `qemu-img check` does, without changing it; with
- * `repair`, repairs what can be repaired safely and reports the image as it is then.
- * Problems of the image are in the report; the promise rejects only when the check cannot
- * run (no such file, locked…).
+ * `repair`, repairs what can be repaired without losing data and reports the image as it
+ * is then. Problems of the image are in the report; the promise rejects only when the
+ * check cannot run (no such file, locked…), or when a repair would lose data and `force`
+ * is not set (`ERR_VHD_REPAIR_REFUSED`: nothing was written, the message says what would
+ * be lost).
  */
 export declare function check(path: PathLike, options?: CheckOptions): Promise<CheckReport>
 export declare function check(path: PathLike, callback: (error: VhdError | null, report: CheckReport) => void): void

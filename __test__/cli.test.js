@@ -623,17 +623,54 @@ describe('check', () => {
     assert.equal(JSON.parse(vhd(['check', '--json', file]).stdout).leakedBlocks, 1)
   })
 
-  test('check --repair reclaims the leak; qemu-img reads the same disk', { skip: needs('qemu') }, () => {
+  test('check --repair refuses to cut a leaked block that holds data (file untouched); --force reclaims it; qemu-img reads the same disk', { skip: needs('qemu') }, () => {
+    // Block 1 holds data, but its BAT entry is gone: cutting it could destroy data a BAT
+    // entry lost, so not without --force.
     const file = leakyImage('check-repair.vhd')
     const before = qemuRaw(file)
-    const res = vhd(['check', '--repair', file])
+    const bytes = fs.readFileSync(file)
+    const refused = vhd(['check', '--repair', file])
+    assert.equal(refused.status, 1, refused.stdout + refused.stderr)
+    assert.match(refused.stdout, /^Leaked \[leaked-block\]/m)
+    assert.match(refused.stdout, /Repair refused, nothing was written\. It would:\n {4}bytes 2099712\.\.4197376, .* hold 1 plausible block\(s\)/)
+    assert.match(refused.stdout, /Keep a copy of .*check-repair\.vhd, then run 'vhd check --repair --force'/)
+    assert.match(refused.stderr, /^vhd: ERR_VHD_REPAIR_REFUSED: the repair of .*check-repair\.vhd was refused, and nothing was written: .*Keep a copy of the file/)
+    assert.ok(fs.readFileSync(file).equals(bytes), 'a refused repair wrote')
+    const json = JSON.parse(vhd(['check', '--repair', '--json', file]).stdout)
+    assert.deepEqual([json.refused, json.code, json.exitCode, json.actions, json.before.leakedBlocks], [true, 'ERR_VHD_REPAIR_REFUSED', 1, [], 1])
+    assert.match(json.risks[0], /plausible block/)
+    assert.ok(fs.readFileSync(file).equals(bytes), 'a refused repair wrote')
+    vhdFails(['check', '--force', file], 'ERR_VHD_USAGE', /--force only applies to --repair/)
+
+    const res = vhd(['check', '--repair', '--force', file])
     assert.equal(res.status, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /^Forced: bytes 2099712\.\.4197376, .* hold 1 plausible block\(s\)/m)
     assert.match(res.stdout, /The following inconsistencies were found and repaired:\n\n {4}1 leaked blocks\n {4}0 corruptions\n/)
     assert.match(res.stdout, /Double checking the fixed image now\.\.\.\n(Info .*\n\n)?No errors were found on the image\./)
     assert.equal(vhd(['check', file]).status, 0)
     const again = JSON.parse(vhdOk(['check', '--repair', '--json', file]).stdout)
     assert.deepEqual([again.actions, again.exitCode, again.after.leakedBlocks], [[], 0, 0])
     assert.ok(qemuRaw(file).equals(before), 'the repair changed what the disk reads')
+  })
+
+  test('check --repair restores a table offset that lost a bit instead of believing it (issue 13)', () => {
+    const file = path.join(tmp.dir, 'check-flipped.vhd')
+    const raw = path.join(tmp.dir, 'check-flipped.raw')
+    // Ten 2 MiB blocks, each with data: the file is about 20 MiB.
+    const disk = Buffer.alloc(20 * MiB)
+    for (let block = 0; block < 10; block++) disk.fill(block + 1, block * 2 * MiB + 4096, block * 2 * MiB + MiB)
+    fs.writeFileSync(raw, disk)
+    vhdOk(['convert', '--to', 'dynamic', '-q', raw, file])
+    const bytes = fs.readFileSync(file)
+    const damaged = Buffer.from(bytes)
+    damaged[512 + 21] ^= 0x10 // table offset 0x600 → 0x100600, inside block 0's data
+    fs.writeFileSync(file, damaged)
+    assert.equal(vhd(['check', file]).status, 2)
+    const res = vhd(['check', '--repair', file])
+    assert.equal(res.status, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /Repairing \[header-checksum\]: the dynamic header's table offset 0x100600 had a flipped bit/)
+    assert.ok(fs.readFileSync(file).equals(bytes), 'the header was not restored as it was')
+    assert.ok(fs.statSync(file).size > 20 * MiB, 'the file was cut')
   })
 
   test('past 1000 findings of a kind: the text and --json say how many were not listed', async () => {
@@ -652,7 +689,12 @@ describe('check', () => {
     assert.ok(overlaps.slice(0, 1000).every((f) => f.omitted === null && f.offset !== null))
     assert.deepEqual([overlaps[1000].omitted, overlaps[1000].offset, overlaps[1000].severity], [500, null, 'corrupt'])
 
-    const repair = JSON.parse(vhd(['check', '--repair', '--json', file]).stdout)
+    // Dropping 1200 allocated blocks needs --force.
+    const refused = JSON.parse(vhd(['check', '--repair', '--json', file]).stdout)
+    assert.deepEqual([refused.refused, refused.exitCode], [true, 1])
+    assert.match(refused.risks[0], /^1200 BAT entries point at blocks that are not in the file/)
+    const repair = JSON.parse(vhd(['check', '--repair', '--force', '--json', file]).stdout)
+    assert.match(repair.forced[0], /^1200 BAT entries point at blocks that are not in the file/)
     const drops = repair.actions.filter((a) => a.fixes === 'bitmap-out-of-range')
     assert.equal(drops.length, 1001)
     assert.deepEqual([drops[999].omitted, drops[1000].omitted], [null, 200])

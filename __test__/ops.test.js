@@ -497,6 +497,7 @@ describe('check', () => {
     assert.ok(repaired.repairs.length >= 1)
     assert.ok(repaired.repairs.some((r) => r.code === 'footer-checksum'), JSON.stringify(repaired.repairs))
     assert.deepEqual(repaired.notRepaired, [])
+    assert.deepEqual(repaired.forced, [])
     assert.equal(repaired.exitCode, 0)
     assert.equal(repaired.clean, true)
     assert.deepEqual(repaired.lost, [])
@@ -553,7 +554,17 @@ describe('check', () => {
     assert.match(overlaps[1000].message, /^… and 500 more overlap findings, not listed/)
     assertSummedUp(report.findings, 'bitmap-out-of-range', 200)
 
-    const repaired = await VHD.check(file, { repair: true })
+    // Dropping 1200 allocated blocks loses data: refused, the file untouched, unless forced.
+    const bytes = fs.readFileSync(file)
+    await assert.rejects(VHD.check(file, { repair: true }), (error) => {
+      assert.equal(error.code, 'ERR_VHD_REPAIR_REFUSED', error.message)
+      assert.match(error.message, /^the repair of .*many.* was refused, and nothing was written: 1200 BAT entries point at blocks that are not in the file and would be set to unallocated: bytes 6148096\.\.6152192, .*Keep a copy of the file; to carry out the repair anyway, pass force/)
+      return true
+    })
+    assert.ok(fs.readFileSync(file).equals(bytes), 'a refused repair wrote')
+    await rejectsWith(VHD.check(file, { force: true }), 'ERR_INVALID_ARG_VALUE', TypeError)
+    const repaired = await VHD.check(file, { repair: true, force: true })
+    assert.match(repaired.forced[0], /^1200 BAT entries point at blocks that are not in the file/)
     assertSummedUp(repaired.findings, 'overlap', 500)
     const drops = assertSummedUp(repaired.repairs, 'bitmap-out-of-range', 200)
     assert.match(drops[0].description, /^BAT entry 1501 pointed at sector 4026531840/)

@@ -146,7 +146,7 @@ async function locking(): Promise<void> {
   const imageOptions: VHD.ImageOptions = { fd: 3, lock: true, parentRoot: new URL('file:///images/') }
   const streamOptions: VHD.ReadStreamOptions = { path: 'd.vhd', lock: false }
   void [options, imageOptions, streamOptions]
-  const codes: VHD.VhdErrorCode[] = ['ERR_VHD_LOCKED', 'ERR_VHD_PARENT_OUTSIDE_ROOT', 'ERR_VHD_BAT_OVERLAP', 'ERR_VHD_FILE_TYPE']
+  const codes: VHD.VhdErrorCode[] = ['ERR_VHD_LOCKED', 'ERR_VHD_PARENT_OUTSIDE_ROOT', 'ERR_VHD_BAT_OVERLAP', 'ERR_VHD_FILE_TYPE', 'ERR_VHD_REPAIR_REFUSED']
   void codes
   // @ts-expect-error: lock is a boolean
   new VHD.Dynamic('d.vhd', { lock: 'no' })
@@ -319,7 +319,9 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
   expectType<VHD.CheckRepair[] | undefined>(report.repairs)
   expectType<number | undefined>(report.repairs?.[0].omitted)
   expectType<number | undefined>(report.lostOmitted)
+  expectType<string[] | undefined>(report.forced)
   VHD.check('disk.vhd', (error, r) => expectType<boolean>(r.clean))
+  expectType<VHD.CheckReport>(await VHD.check('disk.vhd', { repair: true, force: true }))
 
   expectType<VHD.CompactReport>(await VHD.compact('disk.vhd', { onProgress }))
   expectType<VHD.ResizeReport>(await VHD.resize('disk.vhd', 64n << 20n, { force: true, signal: controller.signal }))

@@ -316,9 +316,12 @@ function check(path, options, callback) {
     callback,
     () => {
       const opts = toOptionsObject(options)
+      const repair = optionalBoolean(opts, 'repair')
+      const force = optionalBoolean(opts, 'force')
+      if (force && !repair) throw invalidArgValue('options.force', 'only applies with options.repair')
       return [
         toPath(path),
-        { repair: optionalBoolean(opts, 'repair'), skipParent: optionalBoolean(opts, 'skipParent'), open: toNativeOpen(opts) },
+        { repair, force, skipParent: optionalBoolean(opts, 'skipParent'), open: toNativeOpen(opts) },
       ]
     },
     ([file, args]) => native.check(file, args).then(shapeCheck),
@@ -337,6 +340,7 @@ function shapeCheck(report) {
     delete shaped.notRepaired
     delete shaped.lost
     delete shaped.lostOmitted
+    delete shaped.forced
   } else {
     shaped.repairs = report.repairs.map(repair)
     shaped.notRepaired = report.notRepaired.map(finding)

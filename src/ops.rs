@@ -752,8 +752,10 @@ pub fn snapshot(
 #[napi(object)]
 #[derive(Debug, Clone, Default)]
 pub struct CheckArgs {
-    /// Repair what can be repaired safely.
+    /// Repair what can be repaired without losing data.
     pub repair: Option<bool>,
+    /// With `repair`: carry out a repair that loses data (see `vhd_core::ops::RepairOptions`).
+    pub force: Option<bool>,
     /// Parents named by the caller, nearest first, and the other open options that apply.
     pub open: Option<OpenArgs>,
     /// Do not look for the parent of a differencing image.
@@ -804,6 +806,9 @@ pub struct CheckResult {
     pub lost: Option<Vec<RangeResult>>,
     /// With `repair`: how many more such ranges were not listed.
     pub lost_omitted: Option<f64>,
+    /// With `repair` and `force`: what the repair lost or accepted that it refuses without
+    /// force, one sentence each.
+    pub forced: Option<Vec<String>>,
 }
 
 /// One change `repair` made.
@@ -852,12 +857,14 @@ fn check_result(found: &CheckReport, now: &CheckReport) -> CheckResult {
         not_repaired: None,
         lost: None,
         lost_omitted: None,
+        forced: None,
     }
 }
 
 pub struct CheckJob {
     path: PathBuf,
     repair: bool,
+    force: bool,
     options: CheckOptions,
 }
 
@@ -866,7 +873,11 @@ fn check_work(job: &mut CheckJob) -> Result<CheckResult, Failure> {
         let report = vhd_core::check(&job.path, &job.options)?;
         return Ok(check_result(&report, &report));
     }
-    let repaired = ops::repair(&job.path, &job.options)?;
+    let repaired = ops::repair_with(
+        &job.path,
+        &job.options,
+        &ops::RepairOptions { force: job.force },
+    )?;
     let mut result = check_result(&repaired.before, &repaired.after);
     result.repairs = Some(
         repaired
@@ -892,6 +903,7 @@ fn check_work(job: &mut CheckJob) -> Result<CheckResult, Failure> {
             .collect(),
     );
     result.lost_omitted = Some(repaired.lost_omitted as f64);
+    result.forced = Some(repaired.forced.clone());
     Ok(result)
 }
 
@@ -908,6 +920,7 @@ pub fn check(
         CheckJob {
             path: path.into(),
             repair: options.repair.unwrap_or(false),
+            force: options.force.unwrap_or(false),
             options: core,
         },
         check_work,

@@ -382,6 +382,10 @@ pub(crate) struct LayoutFacts {
     pub used_end: u64,
     /// Unused space of at least one block that ends at the footer: (start, end).
     pub trailing_leak: Option<(u64, u64)>,
+    /// `(block, sector)` of the BAT entries whose block overlaps another structure or block
+    /// (at most [`MAX_LISTED_PER_KIND`]), both blocks of a pair: one of them may be a BAT
+    /// entry that lost a bit.
+    pub overlapping: Vec<(u32, u32)>,
 }
 
 impl CheckReport {
@@ -1450,6 +1454,8 @@ impl Checker<'_> {
         for region in layout.regions(Stretch::Exact) {
             if let Some(before) = furthest {
                 if region.start < before.end {
+                    self.note_overlapping(&region);
+                    self.note_overlapping(&before);
                     self.report.add(
                         Severity::Corrupt,
                         FindingKind::Overlap,
@@ -1467,6 +1473,18 @@ impl Checker<'_> {
             if furthest.is_none_or(|before| region.end > before.end) {
                 furthest = Some(region);
             }
+        }
+    }
+
+    /// Keeps the BAT entry of a block that overlaps something, for a repair.
+    fn note_overlapping(&mut self, region: &Region) {
+        let Occupant::Block(block) = region.occupant else {
+            return;
+        };
+        let overlapping = &mut self.report.layout.overlapping;
+        let entry = (block, (region.start / 512) as u32);
+        if overlapping.len() < MAX_LISTED_PER_KIND && !overlapping.contains(&entry) {
+            overlapping.push(entry);
         }
     }
 
@@ -1679,6 +1697,25 @@ impl BlockGeometry {
         } else {
             None
         }
+    }
+}
+
+impl BlockGeometry {
+    /// Bytes of a block's sector bitmap.
+    pub(crate) fn bitmap_bytes(&self) -> u64 {
+        self.bitmap
+    }
+
+    /// Bytes of one whole block in the file: its sector bitmap and all its data.
+    pub(crate) fn unit(&self) -> u64 {
+        self.bitmap + u64::from(self.block_size)
+    }
+
+    /// The bytes of the file a reader needs of block `block` at `sector`: its sector
+    /// bitmap, and its data inside the disk.
+    pub(crate) fn read_extent(&self, block: u32, sector: u32) -> Range<u64> {
+        let extent = self.extent(block, sector);
+        extent.start..extent.data_end
     }
 }
 

@@ -238,6 +238,23 @@ pub enum Error {
         expected: &'static str,
     },
 
+    /// `check --repair` ([`crate::ops::repair`]) planned changes that would make data
+    /// unreachable, or would believe a damaged structure that other fields contradict, and
+    /// was not forced: nothing was written, the file is byte for byte as it was. `risks`
+    /// says what the plan would lose or accept; `before` is the check of the image.
+    #[error(
+        "the repair of {} was refused, and nothing was written: {}. Keep a copy of the file; to carry out the repair anyway, pass force (vhd check --repair --force; force: true in JavaScript)",
+        path.display(),
+        risks.join("; ")
+    )]
+    RepairRefused {
+        path: PathBuf,
+        /// What the plan would lose or accept, one sentence each.
+        risks: Vec<String>,
+        /// The check of the image, as the repair found it.
+        before: Box<crate::check::CheckReport>,
+    },
+
     /// A long operation was stopped by its caller (see [`crate::ops::Progress`]).
     #[error("{operation} was cancelled")]
     Cancelled { operation: &'static str },
@@ -284,6 +301,7 @@ impl Error {
             Error::BatEntryOverlap { .. } => "ERR_VHD_BAT_OVERLAP",
             Error::Cancelled { .. } => "ERR_VHD_CANCELLED",
             Error::TooManyRanges { .. } => "ERR_VHD_TOO_MANY_RANGES",
+            Error::RepairRefused { .. } => "ERR_VHD_REPAIR_REFUSED",
             Error::FileType { .. } => "ERR_VHD_FILE_TYPE",
         }
     }

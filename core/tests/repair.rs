@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vhd_core::ops::{repair, RepairReport};
+use vhd_core::ops::{repair, RepairOptions, RepairReport};
 use vhd_core::{
     check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
     Severity, VirtualDisk,
@@ -99,8 +99,14 @@ fn run_check(path: &Path) -> CheckReport {
 /// Repairs `path`. The check after the repair (the check of the planned file, which the
 /// repair does not run again) must be what a check of the file now finds.
 fn run_repair(path: &Path) -> RepairReport {
+    run_repair_with(path, false)
+}
+
+/// [`run_repair`], forced when `force` is set.
+fn run_repair_with(path: &Path, force: bool) -> RepairReport {
     let report =
-        repair(path, &CheckOptions::default()).unwrap_or_else(|e| panic!("repair {path:?}: {e}"));
+        vhd_core::ops::repair_with(path, &CheckOptions::default(), &RepairOptions { force })
+            .unwrap_or_else(|e| panic!("repair {path:?}: {e}"));
     let now = run_check(path);
     assert_eq!(
         report.after.findings(),
@@ -138,7 +144,13 @@ fn assert_found(path: &Path, kind: FindingKind, severity: Severity) -> CheckRepo
 /// Repairs `made`, which must then check clean, open in vhdiinfo and read as expected.
 #[track_caller]
 fn assert_repaired(made: &Made, fixes: FindingKind) -> RepairReport {
-    let report = run_repair(&made.path);
+    assert_repaired_with(made, fixes, false)
+}
+
+/// [`assert_repaired`], forced when `force` is set.
+#[track_caller]
+fn assert_repaired_with(made: &Made, fixes: FindingKind, force: bool) -> RepairReport {
+    let report = run_repair_with(&made.path, force);
     assert!(
         report.actions.iter().any(|a| a.fixes == fixes),
         "no action fixes {}: {:#?}",
@@ -452,7 +464,13 @@ fn bat_entries_outside_the_file_are_dropped_and_their_ranges_reported() {
         .is_some());
     made.expected[2 * BLOCK as usize..3 * BLOCK as usize].fill(0);
     made.fills.retain(|f| f.offset < BLOCK);
-    let report = assert_repaired(&made, FindingKind::BitmapOutOfRange);
+    // Dropping them loses block 2's data (still in the file, unreferenced: it is cut too):
+    // not without force.
+    assert_refused(
+        &made.path,
+        &["2 BAT entries", "4194304..8388608", "plausible block"],
+    );
+    let report = assert_repaired_with(&made, FindingKind::BitmapOutOfRange, true);
     assert!(report
         .actions
         .iter()
@@ -485,9 +503,26 @@ fn leaked_blocks_at_the_end_are_cut_off_and_others_reported() {
     patch_file(&trailing.path, end + 2 * UNIT, &footer);
     let before = assert_found(&trailing.path, FindingKind::LeakedBlock, Severity::Leak);
     assert_eq!(before.leaked_blocks(), 2);
-    let report = assert_repaired(&trailing, FindingKind::LeakedBlock);
+    // They hold what looks like blocks (random bytes): a BAT entry may have lost them.
+    assert_refused(&trailing.path, &["2 plausible block(s)"]);
+    let report = assert_repaired_with(&trailing, FindingKind::LeakedBlock, true);
     assert_eq!(report.actions[0].offset, end);
     assert!(std::fs::read(&trailing.path).unwrap() == original);
+
+    // Zeros, or the footer an allocation cut short leaves where its bitmap was: nothing
+    // that looks like a block, cut without force.
+    for (name, first) in [
+        ("zeros.vhd", vec![0u8; 512]),
+        ("old-footer.vhd", footer.clone()),
+    ] {
+        let empty = variant(&made, &dir, name);
+        patch_file(&empty.path, end, &vec![0u8; 2 * UNIT as usize]);
+        patch_file(&empty.path, end, &first);
+        patch_file(&empty.path, end + 2 * UNIT, &footer);
+        assert_found(&empty.path, FindingKind::LeakedBlock, Severity::Leak);
+        assert_repaired(&empty, FindingKind::LeakedBlock);
+        assert!(std::fs::read(&empty.path).unwrap() == original);
+    }
 
     // A leak with a block allocated after it: moving blocks is not a repair.
     let middle = variant(&made, &dir, "middle.vhd");
@@ -784,4 +819,219 @@ fn corpus_images_are_repaired_only_where_damaged() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One flipped bit (issue 13): repair restores what the format's redundancy says, or refuses
+// and leaves the file as it was. Images of our own `create`: no oracle needed.
+
+/// A dynamic image of `blocks` 2 MiB blocks, each written (with its own pattern), and the
+/// bytes it reads as.
+fn written_dynamic(dir: &TempDir, name: &str, blocks: u64) -> (PathBuf, Vec<u8>) {
+    let path = dir.join(name);
+    let size = blocks * BLOCK;
+    let mut rng = Rng::new(name);
+    let mut disk = create(&path, &CreateOptions::new(DiskType::Dynamic, size)).unwrap();
+    let mut expected = vec![0u8; size as usize];
+    for block in 0..blocks {
+        let data = rng.bytes(BLOCK as usize / 2);
+        let at = block * BLOCK + 4096;
+        disk.write_at(&data, at).unwrap();
+        expected[at as usize..at as usize + data.len()].copy_from_slice(&data);
+    }
+    disk.flush().unwrap();
+    drop(disk);
+    (path, expected)
+}
+
+fn header_u64(path: &Path, at: u64) -> u64 {
+    be_u64(&file_bytes(path, 512 + at, 8), 0)
+}
+
+/// The repair is refused ([`Error::RepairRefused`], naming the file and what would be
+/// lost, telling to keep a copy), and the file is byte for byte as it was.
+#[track_caller]
+fn assert_refused(path: &Path, words: &[&str]) {
+    let bytes = std::fs::read(path).unwrap();
+    match repair(path, &CheckOptions::default()) {
+        Err(e @ Error::RepairRefused { .. }) => {
+            assert_eq!(e.code(), "ERR_VHD_REPAIR_REFUSED");
+            let text = e.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains("Keep a copy"), "{text}");
+            assert!(text.contains("force"), "{text}");
+            for word in words {
+                assert!(text.contains(word), "{word:?} not in: {text}");
+            }
+        }
+        other => panic!("expected Error::RepairRefused, got {other:?}"),
+    }
+    assert!(
+        std::fs::read(path).unwrap() == bytes,
+        "a refused repair wrote"
+    );
+}
+
+#[track_caller]
+fn assert_reads(path: &Path, expected: &[u8]) {
+    let image = open_ro(path);
+    assert_same_bytes(&read_all(&image), expected, &path.display().to_string());
+}
+
+fn forced(path: &Path) -> RepairReport {
+    vhd_core::ops::repair_with(
+        path,
+        &CheckOptions::default(),
+        &vhd_core::ops::RepairOptions { force: true },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_flipped_bit_in_the_table_offset_is_restored_not_believed() {
+    let dir = TempDir::new("repair-flip-table");
+    let (path, expected) = written_dynamic(&dir, "d.vhd", 10);
+    let original = std::fs::read(&path).unwrap();
+    let table = header_u64(&path, 16);
+    // 0x600 → 0x100600: the "BAT" is now inside block 0's data.
+    let flipped = table ^ (1 << 20);
+    patch_file(&path, 512 + 16, &flipped.to_be_bytes());
+    assert_found(&path, FindingKind::HeaderChecksum, Severity::Corrupt);
+    let report = run_repair(&path);
+    assert!(
+        report
+            .actions
+            .iter()
+            .any(|a| a.fixes == FindingKind::HeaderChecksum
+                && a.description.contains("table offset")),
+        "{:#?}",
+        report.actions
+    );
+    assert!(report.after.is_clean(), "{}", report.after);
+    assert!(report.lost.is_empty());
+    assert!(std::fs::read(&path).unwrap() == original, "not restored");
+    assert_reads(&path, &expected);
+
+    // Two bits: nothing restores it, and the header is not believed: refused.
+    let two = dir.join("two.vhd");
+    std::fs::write(&two, &original).unwrap();
+    patch_file(
+        &two,
+        512 + 16,
+        &(table ^ (1 << 20) ^ (1 << 22)).to_be_bytes(),
+    );
+    assert_refused(&two, &["dynamic header", "bad checksum"]);
+    // Forced, it does what it is told: the user kept a copy.
+    let report = forced(&two);
+    assert!(report.changed());
+}
+
+#[test]
+fn a_flipped_bit_in_the_last_blocks_bat_entry_is_restored_not_cut() {
+    let dir = TempDir::new("repair-flip-entry");
+    let (path, expected) = written_dynamic(&dir, "d.vhd", 4);
+    let original = std::fs::read(&path).unwrap();
+    let table = header_u64(&path, 16);
+    let entries: Vec<u32> = (0..4)
+        .map(|i| be_u32(&file_bytes(&path, table + 4 * i, 4), 0))
+        .collect();
+    let (last, &sector) = entries.iter().enumerate().max_by_key(|(_, s)| **s).unwrap();
+    let entry = table + 4 * last as u64;
+
+    // Outside the file.
+    let outside = dir.join("outside.vhd");
+    std::fs::write(&outside, &original).unwrap();
+    patch_file(&outside, entry, &(sector ^ (1 << 24)).to_be_bytes());
+    assert_found(&outside, FindingKind::BitmapOutOfRange, Severity::Corrupt);
+    let report = run_repair(&outside);
+    assert!(report.after.is_clean(), "{}", report.after);
+    assert!(report.lost.is_empty(), "{:?}", report.lost);
+    assert!(std::fs::read(&outside).unwrap() == original, "not restored");
+    assert_reads(&outside, &expected);
+
+    // Into another block: the bit whose flip lands inside block 0's place.
+    let into = dir.join("into.vhd");
+    std::fs::write(&into, &original).unwrap();
+    let inside = (0..32)
+        .map(|bit| sector ^ (1 << bit))
+        .find(|&s| {
+            entries
+                .iter()
+                .enumerate()
+                .any(|(i, &e)| i != last && s > e && s < e + 4097)
+        })
+        .expect("a bit flip that lands in another block");
+    patch_file(&into, entry, &inside.to_be_bytes());
+    assert_found(&into, FindingKind::Overlap, Severity::Corrupt);
+    let report = run_repair(&into);
+    assert!(report.after.is_clean(), "{}", report.after);
+    assert!(std::fs::read(&into).unwrap() == original, "not restored");
+
+    // Far outside (not one bit away): dropping the entry and cutting its block needs force.
+    let far = dir.join("far.vhd");
+    std::fs::write(&far, &original).unwrap();
+    patch_file(&far, entry, &0x0100_0000u32.to_be_bytes());
+    assert_refused(&far, &["would be set to unallocated", "plausible block"]);
+    let report = forced(&far);
+    let start = last as u64 * BLOCK;
+    assert_eq!(report.lost, vec![start..start + BLOCK]);
+    assert!(file_len(&far) < original.len() as u64);
+
+    // Into another block, several bits away: the overlap stays, the real block is not cut.
+    let overlap = dir.join("overlap.vhd");
+    std::fs::write(&overlap, &original).unwrap();
+    let other = entries[(last + 1) % 4];
+    patch_file(&overlap, entry, &(other + 8).to_be_bytes());
+    assert_refused(&overlap, &["plausible block"]);
+}
+
+#[test]
+fn a_fixed_images_current_size_that_lost_a_bit_is_restored_not_accepted() {
+    let dir = TempDir::new("repair-flip-size");
+    let path = dir.join("f.vhd");
+    let size = 96 * MIB;
+    let mut disk = create(&path, &CreateOptions::new(DiskType::Fixed, size)).unwrap();
+    let mut rng = Rng::new("a_fixed_images_current_size");
+    let tail = rng.bytes(4096);
+    disk.write_at(&tail, size - 4096).unwrap();
+    disk.flush().unwrap();
+    drop(disk);
+    let original = std::fs::read(&path).unwrap();
+    let footer = size;
+    // 96 MiB → 64 MiB: bit 25 of the current size lost.
+    patch_file(&path, footer + 48, &(64 * MIB).to_be_bytes());
+    assert_found(&path, FindingKind::FooterChecksum, Severity::Corrupt);
+    let report = run_repair(&path);
+    assert!(report.after.is_clean(), "{}", report.after);
+    assert!(std::fs::read(&path).unwrap() == original, "not restored");
+    assert_eq!(open_ro(&path).size(), size);
+
+    // 96 → 80 MiB (two bits): the original size and the file's length contradict it; the
+    // checksum is not recomputed over it without force.
+    std::fs::write(&path, &original).unwrap();
+    patch_file(&path, footer + 48, &(80 * MIB).to_be_bytes());
+    assert_refused(&path, &["current size", "83886080..100663296"]);
+}
+
+#[test]
+fn a_flipped_bit_in_the_parent_unique_id_is_not_blessed_with_a_new_checksum() {
+    let dir = TempDir::new("repair-flip-parent-id");
+    let (parent, _) = written_dynamic(&dir, "parent.vhd", 2);
+    let child = dir.join("child.vhd");
+    let mut disk = create(&child, &CreateOptions::differencing(&parent)).unwrap();
+    disk.write_at(&[7u8; 8192], 4096).unwrap();
+    disk.flush().unwrap();
+    drop(disk);
+    // Bit 0 of the parent unique id in the child's header, its checksum left as it was.
+    let id = file_bytes(&child, 512 + 40, 1)[0];
+    patch_file(&child, 512 + 40, &[id ^ 1]);
+    let before = assert_found(&child, FindingKind::HeaderChecksum, Severity::Corrupt);
+    assert!(
+        before
+            .findings_of(FindingKind::ParentMismatch)
+            .next()
+            .is_some(),
+        "{before}"
+    );
+    assert_refused(&child, &["parent it describes"]);
 }

@@ -3,6 +3,7 @@
 
 #[cfg(unix)]
 mod parents;
+pub mod repair;
 #[cfg(unix)]
 pub use parents::search_parents;
 

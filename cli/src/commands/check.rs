@@ -6,18 +6,26 @@ use crate::json::Json;
 use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::io::Write;
-use vhd_core::ops::{repair, RepairReport};
+use vhd_core::ops::{repair_with, RepairOptions, RepairReport};
 use vhd_core::{check, CheckOptions, CheckReport, Finding, Severity};
 
 pub const COMMAND: Command = Command {
     name: "check",
-    synopsis: "[--repair] [--json] [--parent-root DIR] FILE",
+    synopsis: "[--repair [--force]] [--json] [--parent-root DIR] FILE",
     summary: "check an image for damage and leaked space (and repair it)",
     description: "\
 Checks the structure of the VHD image FILE, like 'qemu-img check': footer and its copy,
 dynamic header, block allocation table, overlapping or leaked blocks, parent locators and
 the parent link. The file is only read, unless --repair is given: then what can be
-repaired safely is repaired, and the image is checked again.
+repaired without losing data is repaired, and the image is checked again.
+
+A repair plans before it writes. A structure whose checksum failed is not believed on
+its own word: the footer copy, the sizes, the file's length and the consistency of the
+block allocation table decide, and a field that lost one bit is restored. A plan that
+would drop allocated blocks, cut space that holds what looks like block data, accept a
+size other fields contradict, or change any sector that reads now is refused
+(ERR_VHD_REPAIR_REFUSED, exit code 1): nothing is written, and the output says what
+would be lost. Keep a copy of the file; --force then carries such a repair out.
 
 At most 1000 findings of each kind are listed (and 1000 changes of each kind, and 1000
 lost ranges, with --repair); the others are counted, and one last line of that kind says
@@ -36,10 +44,16 @@ create, compact or convert of FILE left beside it are listed as 'stale-temp-file
 (information: the next create, compact or convert of FILE removes them, or remove them).
 
 Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked space
-or another repairable state that harms no data, 1 the check could not run. With --repair,
-the code is the one of the check after repairing.",
+or another repairable state that harms no data, 1 the check could not run, or the repair
+was refused (nothing was written; with --json, 'refused' is true and 'risks' says what
+would be lost). With --repair, the code is the one of the check after repairing; with
+--force, 'Forced:' lines (the JSON's 'forced') say what was lost or accepted.",
     options: &[
-        flag("repair", "repair what can be repaired safely"),
+        flag("repair", "repair what can be repaired without losing data"),
+        flag(
+            "force",
+            "with --repair: carry out a repair that loses data (keep a copy first)",
+        ),
         JSON,
         PARENT_ROOT,
         ALLOW_REMOTE_PARENTS,
@@ -53,8 +67,23 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     };
     let json = parsed.flag("json");
     let options = CheckOptions::from(&open_options(parsed));
+    let force = parsed.flag("force");
+    if force && !parsed.flag("repair") {
+        return Err(CliError::usage("check", "--force only applies to --repair"));
+    }
     if parsed.flag("repair") {
-        let report = repair(std::path::Path::new(file), &options)?;
+        let report = match repair_with(
+            std::path::Path::new(file),
+            &options,
+            &RepairOptions { force },
+        ) {
+            Ok(report) => report,
+            Err(error @ vhd_core::Error::RepairRefused { .. }) => {
+                write_refusal(io, &error, json)?;
+                return Err(error.into());
+            }
+            Err(error) => return Err(error.into()),
+        };
         if json {
             writeln!(io.stdout, "{}", repair_json(&report).pretty())?;
         } else {
@@ -175,8 +204,48 @@ fn write_repair_text(io: &mut Io, report: &RepairReport) -> std::io::Result<()> 
             report.lost_omitted
         )?;
     }
+    for risk in &report.forced {
+        writeln!(out, "Forced: {risk}")?;
+    }
     writeln!(out, "Double checking the fixed image now...")?;
     write_text(io, &report.after)
+}
+
+/// A refused repair on stdout: the check, then what the repair would lose, and the advice
+/// (the error itself goes to stderr, and the exit code is 1).
+fn write_refusal(io: &mut Io, error: &vhd_core::Error, json: bool) -> std::io::Result<()> {
+    let vhd_core::Error::RepairRefused {
+        path,
+        risks,
+        before,
+    } = error
+    else {
+        return Ok(());
+    };
+    if json {
+        let object = Json::object([
+            ("before", report_json(before)),
+            ("refused", Json::Bool(true)),
+            ("risks", Json::Array(risks.iter().map(Json::str).collect())),
+            ("code", Json::str(error.code())),
+            ("message", Json::str(error.to_string())),
+            ("actions", Json::Array(Vec::new())),
+            ("exitCode", Json::Int(1)),
+        ]);
+        return writeln!(io.stdout, "{}", object.pretty());
+    }
+    write_text(io, before)?;
+    let out = &mut io.stdout;
+    writeln!(out)?;
+    writeln!(out, "Repair refused, nothing was written. It would:")?;
+    for risk in risks {
+        writeln!(out, "    {risk}")?;
+    }
+    writeln!(
+        out,
+        "Keep a copy of {}, then run 'vhd check --repair --force' on it to repair anyway.",
+        path.display()
+    )
 }
 
 fn report_json(report: &CheckReport) -> Json {
@@ -236,6 +305,10 @@ fn repair_json(report: &RepairReport) -> Json {
         ("actions", Json::Array(actions.collect())),
         ("lost", Json::Array(lost.collect())),
         ("lostOmitted", Json::UInt(report.lost_omitted)),
+        (
+            "forced",
+            Json::Array(report.forced.iter().map(Json::str).collect()),
+        ),
         ("after", report_json(&report.after)),
         ("exitCode", Json::Int(report.after.exit_code().into())),
     ])
