@@ -1118,6 +1118,23 @@ fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
         "{report}"
     );
     assert_eq!(report.exit_code(), 3, "{report}");
+    // `check --repair` records the parent's time stamp (on a copy beside the child, whose
+    // locators find the same parent).
+    let repaired = child.with_file_name("repaired.vhd");
+    std::fs::write(&repaired, &bytes).unwrap();
+    let report = vhd_core::ops::repair(&repaired, &CheckOptions::default()).unwrap();
+    assert_eq!(report.after.exit_code(), 0, "{report}");
+    let modified_now = std::fs::metadata(&base).unwrap().modified().unwrap();
+    let seconds_since_2000 = modified_now
+        .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800))
+        .unwrap()
+        .as_secs();
+    assert_eq!(
+        u64::from(header_timestamp(&std::fs::read(&repaired).unwrap())),
+        seconds_since_2000,
+        "repair records the parent's modification time"
+    );
+    std::fs::remove_file(&repaired).unwrap();
     let again = FaultFile::new(bytes);
     vhd_core::ops::commit_through(&again, &child, &OpenOptions::default(), progress()).unwrap();
     let bytes = again.after_death();
@@ -1329,6 +1346,162 @@ fn a_fixed_grow_survives_a_cut_at_every_write() {
 #[test]
 fn a_shrink_that_moves_blocks_survives_a_cut_at_every_write() {
     resize_survives_a_cut_at_every_write("crash-resize-shrink", DiskType::Dynamic, 256 * KIB);
+}
+
+/// Repair at every write, with power cuts, of an image with repairable defects: whatever
+/// the cut, the image opens (from the footer copy when the end footer is the one being
+/// rewritten), reads what it read before the repair (a repair never changes what a reader
+/// gets), and `check` finds no damage the image did not have before; a repair run again on
+/// what the cut left finishes the job (the image then checks clean). `force`: the repair
+/// cuts data that looks like a block (which a repair without it refuses).
+fn repair_survives_a_cut_at_every_write(label: &str, force: bool, damage: impl Fn(&mut Vec<u8>)) {
+    let mut rng = Rng::new(label);
+    let dir = TempDir::new(label);
+    let path = dir.join("disk.vhd");
+    let mut options = CreateOptions::new(DiskType::Dynamic, MIB);
+    options.block_size = 64 * KIB as u32;
+    let mut image = create(&path, &options).unwrap();
+    for block in [0u64, 3, 7, 15] {
+        image
+            .write_at(&rng.bytes(20_000), block * 64 * KIB + 1000)
+            .unwrap();
+    }
+    drop(image);
+    let mut before = std::fs::read(&path).unwrap();
+    damage(&mut before);
+    let read_only = OpenOptions {
+        read_only: true,
+        ..OpenOptions::default()
+    };
+    let image =
+        Image::open_storage(Box::new(FaultFile::new(before.clone())), &path, &read_only).unwrap();
+    let expected = read_all(&image);
+    drop(image);
+    let check = |bytes: &[u8]| {
+        check_storage(
+            Box::new(FaultFile::new(bytes.to_vec())),
+            &path,
+            &CheckOptions::default(),
+        )
+        .unwrap()
+    };
+    let report = check(&before);
+    assert!(
+        report.exit_code() != 0,
+        "{label}: nothing to repair:\n{report}"
+    );
+    let corrupt_before = corrupt_kinds(&report);
+    let check_options = CheckOptions {
+        lock: false,
+        ..CheckOptions::default()
+    };
+    let repair = |file: &FaultFile| {
+        vhd_core::ops::repair_through(
+            Arc::new(file.clone()),
+            &path,
+            &check_options,
+            &vhd_core::ops::RepairOptions { force },
+        )
+    };
+    let states = cut_at_every_write(
+        &before,
+        4,
+        &mut rng,
+        |file| repair(file).is_ok(),
+        |what, bytes, _| {
+            let context = format!("{label}: repair {what}");
+            let image =
+                Image::open_storage(Box::new(FaultFile::new(bytes.clone())), &path, &read_only)
+                    .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
+            assert_same_bytes(&read_all(&image), &expected, &context);
+            drop(image);
+            // Damage the image had before may still be there; none may be added.
+            let report = check(&bytes);
+            let added: Vec<_> = corrupt_kinds(&report)
+                .difference(&corrupt_before)
+                .copied()
+                .collect();
+            assert!(
+                added.is_empty(),
+                "{context}: new damage {added:?}:\n{report}"
+            );
+            let again = FaultFile::new(bytes);
+            let report = repair(&again).unwrap_or_else(|e| panic!("{context}: run again: {e}"));
+            assert_eq!(
+                report.after.exit_code(),
+                0,
+                "{context}: run again:\n{report}"
+            );
+            assert_eq!(
+                check(&again.after_death()).exit_code(),
+                0,
+                "{context}: run again"
+            );
+            verify_image(
+                &format!("{context}, repaired again"),
+                &path,
+                &again.after_death(),
+                &OpenOptions::default(),
+                &expected,
+                true,
+            );
+        },
+    );
+    println!("{label}: {states} states verified");
+}
+
+/// The kinds of the corrupt findings of `report`.
+fn corrupt_kinds(report: &CheckReport) -> BTreeSet<vhd_core::FindingKind> {
+    report
+        .findings()
+        .iter()
+        .filter(|f| f.severity == vhd_core::Severity::Corrupt)
+        .map(|f| f.kind)
+        .collect()
+}
+
+/// Zeros of two blocks' size in front of the footer (what allocations cut short leave):
+/// a leak at the end, which repair cuts after moving the footer in front of it.
+fn leak_zeros_at_the_end(bytes: &mut Vec<u8>) {
+    let footer = bytes.split_off(bytes.len() - 512);
+    bytes.resize(bytes.len() + 2 * (64 * KIB as usize + 512), 0);
+    bytes.extend_from_slice(&footer);
+}
+
+/// Where the BAT entry of block 15 is (the BAT follows the footer copy and the header).
+const LAST_BLOCK_ENTRY: usize = 512 + 1024 + 15 * 4;
+
+#[test]
+fn repair_of_a_leak_at_the_end_survives_a_cut_at_every_write() {
+    repair_survives_a_cut_at_every_write("crash-repair-leak", false, leak_zeros_at_the_end);
+}
+
+/// The last block's BAT entry cleared: its data is a leak at the end of the file, which
+/// only a forced repair cuts (it looks like block data).
+#[test]
+fn a_forced_repair_of_a_leaked_block_survives_a_cut_at_every_write() {
+    repair_survives_a_cut_at_every_write("crash-repair-forced", true, |bytes| {
+        bytes[LAST_BLOCK_ENTRY..LAST_BLOCK_ENTRY + 4].fill(0xFF);
+    });
+}
+
+/// The footer at the end damaged (its copy at offset 0 good): rewritten from the copy.
+#[test]
+fn repair_of_a_damaged_end_footer_survives_a_cut_at_every_write() {
+    repair_survives_a_cut_at_every_write("crash-repair-footer", false, |bytes| {
+        let at = bytes.len() - 512 + 8;
+        bytes[at] ^= 0x40;
+    });
+}
+
+/// The footer copy damaged, and a leak at the end: the footer moves, the file is cut, then
+/// the copy is written.
+#[test]
+fn repair_of_a_damaged_copy_and_a_leak_survives_a_cut_at_every_write() {
+    repair_survives_a_cut_at_every_write("crash-repair-copy", false, |bytes| {
+        bytes[8] ^= 0x40;
+        leak_zeros_at_the_end(bytes);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ pub use map::{
 };
 pub use progress::Progress;
 pub use rebase::{rebase, rebase_through};
-pub use repair::{repair, repair_with, RepairAction, RepairOptions, RepairReport};
+pub use repair::{repair, repair_through, repair_with, RepairAction, RepairOptions, RepairReport};
 pub use resize::{resize, resize_through, ResizeOptions, ResizeReport};
 pub use snapshot::snapshot;
 pub use source::{detect_source_format, open_source, open_source_with_detection, SourceDetection};

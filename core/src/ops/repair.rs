@@ -210,6 +210,20 @@ pub fn repair_with(
 ) -> Result<RepairReport> {
     let path = path.as_ref();
     let file = open_for_repair(path, options)?;
+    repair_through(file, path, options, repair)
+}
+
+/// [`repair_with`], reading and writing the image through `file`, which must hold what the
+/// file at `path` holds (a differencing image's parents are found through `path`; the
+/// caller opened and locks the file): the injection point of the crash tests, which hand
+/// in a storage that dies or loses power after any write. Not a stable interface.
+#[doc(hidden)]
+pub fn repair_through(
+    file: Arc<dyn Storage>,
+    path: &Path,
+    options: &CheckOptions,
+    repair: &RepairOptions,
+) -> Result<RepairReport> {
     let mut before = check_layout(Box::new(Shared(file.clone())), path, options)?;
     let mut plan = Plan::default();
     // What the redundancy of the format says the damaged structures held; then the
@@ -290,7 +304,7 @@ fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<LockedFile
 
 /// The repaired file as [`Storage`] for the checks, which take their storage by value.
 #[derive(Debug)]
-struct Shared(Arc<LockedFile>);
+struct Shared(Arc<dyn Storage>);
 
 impl Storage for Shared {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -350,6 +364,7 @@ impl Plan {
         if let Some((header_offset, header)) = &layout.header {
             self.drop_out_of_range(before, header, file)?;
             self.fix_header_checksum(before, *header_offset, header);
+            self.fix_interrupted_commit(before, *header_offset, header)?;
         }
         self.fix_end_footer(before, &good, file)?;
         if disk_type != DiskType::Fixed {
@@ -359,7 +374,7 @@ impl Plan {
     }
 
     /// The file as the steps planned so far leave it.
-    fn view(&self, file: &Arc<LockedFile>, file_size: u64) -> Preview {
+    fn view(&self, file: &Arc<dyn Storage>, file_size: u64) -> Preview {
         Preview {
             file: file.clone(),
             steps: self.steps.clone(),
@@ -373,7 +388,7 @@ impl Plan {
     fn correct(
         &mut self,
         before: &CheckReport,
-        file: &Arc<LockedFile>,
+        file: &Arc<dyn Storage>,
         path: &Path,
         options: &CheckOptions,
     ) -> Result<Option<CheckReport>> {
@@ -441,7 +456,7 @@ impl Plan {
     fn correct_header(
         &mut self,
         before: &CheckReport,
-        file: &Arc<LockedFile>,
+        file: &Arc<dyn Storage>,
         path: &Path,
         options: &CheckOptions,
     ) -> Result<()> {
@@ -511,7 +526,7 @@ impl Plan {
     fn correct_bat_entries(
         &mut self,
         before: &CheckReport,
-        file: &Arc<LockedFile>,
+        file: &Arc<dyn Storage>,
         path: &Path,
         options: &CheckOptions,
     ) -> Result<()> {
@@ -793,6 +808,48 @@ impl Plan {
         );
     }
 
+    /// A commit killed while it wrote into the parent left the child without its parent's
+    /// time stamp, marked (`commit-interrupted`): the parent the check found and verified
+    /// by its unique id is the one the chain reads through, so its modification time is
+    /// recorded and the mark removed, as the commit would have done at its end. Left alone
+    /// when the header's checksum failed (its fields are then not to be rewritten on their
+    /// own word) or no parent was found.
+    fn fix_interrupted_commit(
+        &mut self,
+        before: &CheckReport,
+        header_offset: u64,
+        header: &DynamicHeader,
+    ) -> Result<()> {
+        if before.count_of(FindingKind::CommitInterrupted) == 0
+            || before.count_of(FindingKind::HeaderChecksum) > 0
+        {
+            return Ok(());
+        }
+        let Some(parent) = before.parent() else {
+            return Ok(());
+        };
+        let modified = std::fs::metadata(parent)
+            .and_then(|m| m.modified())
+            .map_err(|e| Error::io(format!("reading the time stamp of {}", parent.display()), e))?;
+        let mut header = header.clone();
+        header.parent_timestamp = crate::footer::vhd_timestamp(modified);
+        header.set_commit_in_progress(false);
+        header.update_checksum();
+        self.steps.push(Step::Write {
+            offset: header_offset,
+            bytes: Arc::new(header.to_bytes().to_vec()),
+        });
+        self.act(
+            FindingKind::CommitInterrupted,
+            header_offset + 56,
+            format!(
+                "the parent time stamp a killed commit had cleared was recorded again from {}",
+                parent.display()
+            ),
+        );
+        Ok(())
+    }
+
     /// Writes the footer at the end again where it is missing or damaged, and moves it
     /// in front of leaked space at the end of the file (cutting the file after it).
     fn fix_end_footer(
@@ -926,7 +983,7 @@ impl Plan {
     /// what the plan drops or cuts.
     fn preview_if_better(
         &self,
-        file: &Arc<LockedFile>,
+        file: &Arc<dyn Storage>,
         path: &Path,
         options: &CheckOptions,
         before: &CheckReport,
@@ -956,7 +1013,7 @@ impl Plan {
     /// a risk.
     fn check_readable(
         &mut self,
-        file: &Arc<LockedFile>,
+        file: &Arc<dyn Storage>,
         path: &Path,
         options: &CheckOptions,
         file_size: u64,
@@ -1404,7 +1461,7 @@ fn structure_sound(before: &CheckReport, disk_type: DiskType) -> bool {
 /// The file as the plan would leave it, read-only, for checking the plan before writing.
 #[derive(Debug)]
 struct Preview {
-    file: Arc<LockedFile>,
+    file: Arc<dyn Storage>,
     steps: Vec<Step>,
     length: u64,
 }
