@@ -158,6 +158,23 @@ impl From<&OpenOptions> for CheckOptions {
     }
 }
 
+impl CheckOptions {
+    /// How the check (and repair) opens the chain to read it: read-only, checksums ignored
+    /// (they are findings, not reasons to stop), with the chain options of `self`.
+    pub(crate) fn open_for_reading(&self) -> OpenOptions {
+        OpenOptions {
+            read_only: true,
+            ignore_checksums: true,
+            parents: self.parents.clone(),
+            ignore_parent_timestamp: self.ignore_parent_timestamp,
+            parent_root: self.parent_root.clone(),
+            allow_remote_parents: self.allow_remote_parents,
+            lock: self.lock,
+            ..OpenOptions::default()
+        }
+    }
+}
+
 /// How bad a finding is. Ordered: `Info < Leak < Corrupt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -1851,16 +1868,7 @@ fn open_check(
     if differencing && options.skip_parent {
         return;
     }
-    let open_options = OpenOptions {
-        read_only: true,
-        ignore_checksums: true,
-        parents: options.parents.clone(),
-        ignore_parent_timestamp: options.ignore_parent_timestamp,
-        parent_root: options.parent_root.clone(),
-        allow_remote_parents: options.allow_remote_parents,
-        lock: options.lock,
-        ..OpenOptions::default()
-    };
+    let open_options = options.open_for_reading();
     let corrupt_already = report.has_corruption();
     let mut add = |severity, kind, message: String| report.add(severity, kind, None, || message);
     match Image::open_storage(file, path, &open_options) {

@@ -11,7 +11,7 @@ use crate::checksum::checksum;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_COOKIE, FOOTER_SIZE};
-use crate::image::{block_extent, Image, LockedFile, OpenOptions, VirtualDisk};
+use crate::image::{block_extent, Image, LockedFile, VirtualDisk};
 use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -333,6 +333,16 @@ enum Step {
     SetLength(u64),
 }
 
+impl Step {
+    /// Writing `bytes` at `offset`.
+    fn write(offset: u64, bytes: Vec<u8>) -> Step {
+        Step::Write {
+            offset,
+            bytes: Arc::new(bytes),
+        }
+    }
+}
+
 /// Every change a repair will make, in the order it makes them.
 #[derive(Debug, Default)]
 struct Plan {
@@ -435,10 +445,7 @@ impl Plan {
         let [candidate] = &candidates[..] else {
             return;
         };
-        self.steps.push(Step::Write {
-            offset: *offset,
-            bytes: Arc::new(candidate.clone()),
-        });
+        self.steps.push(Step::write(*offset, candidate.clone()));
         self.act(
             FindingKind::FooterChecksum,
             offset + 48,
@@ -476,10 +483,8 @@ impl Plan {
         let mut consistent = Vec::new();
         for candidate in one_bit_repairs(&bytes, HEADER_CHECKSUM_AT, fields) {
             let mut view = self.view(file, before.file_size());
-            view.steps.push(Step::Write {
-                offset: *header_offset,
-                bytes: Arc::new(candidate.clone()),
-            });
+            view.steps
+                .push(Step::write(*header_offset, candidate.clone()));
             let report = check_layout(Box::new(view), path, &options)?;
             if layout_consistent(&report) && report.count_of(FindingKind::HeaderChecksum) == 0 {
                 consistent.push(candidate);
@@ -504,10 +509,8 @@ impl Plan {
                 u64::from(be_u32(candidate, 32)),
             ),
         };
-        self.steps.push(Step::Write {
-            offset: *header_offset,
-            bytes: Arc::new(candidate.clone()),
-        });
+        self.steps
+            .push(Step::write(*header_offset, candidate.clone()));
         self.act(
             FindingKind::HeaderChecksum,
             header_offset + field as u64,
@@ -589,10 +592,9 @@ impl Plan {
                 }
                 budget -= 1;
                 let mut trial = self.view(file, size);
-                trial.steps.push(Step::Write {
-                    offset: entry,
-                    bytes: Arc::new(candidate.to_be_bytes().to_vec()),
-                });
+                trial
+                    .steps
+                    .push(Step::write(entry, candidate.to_be_bytes().to_vec()));
                 let report = check_layout(Box::new(trial), path, &options)?;
                 let now = bat_problems(&report);
                 // The entry itself must now be in order, not merely the total smaller.
@@ -607,10 +609,8 @@ impl Plan {
             };
             let candidate = *candidate;
             problems = now.clone();
-            self.steps.push(Step::Write {
-                offset: entry,
-                bytes: Arc::new(candidate.to_be_bytes().to_vec()),
-            });
+            self.steps
+                .push(Step::write(entry, candidate.to_be_bytes().to_vec()));
             let what = if candidate == UNALLOCATED {
                 "unallocated (0xffffffff), as it was".to_string()
             } else {
@@ -794,10 +794,8 @@ impl Plan {
         let mut header = header.clone();
         let stored = header.checksum;
         header.update_checksum();
-        self.steps.push(Step::Write {
-            offset: header_offset,
-            bytes: Arc::new(header.to_bytes().to_vec()),
-        });
+        self.steps
+            .push(Step::write(header_offset, header.to_bytes().to_vec()));
         self.act(
             FindingKind::HeaderChecksum,
             header_offset + 36,
@@ -835,10 +833,8 @@ impl Plan {
         header.parent_timestamp = crate::footer::vhd_timestamp(modified);
         header.set_commit_in_progress(false);
         header.update_checksum();
-        self.steps.push(Step::Write {
-            offset: header_offset,
-            bytes: Arc::new(header.to_bytes().to_vec()),
-        });
+        self.steps
+            .push(Step::write(header_offset, header.to_bytes().to_vec()));
         self.act(
             FindingKind::CommitInterrupted,
             header_offset + 56,
@@ -959,10 +955,7 @@ impl Plan {
         if before.layout.first_block == Some(0) {
             return;
         }
-        self.steps.push(Step::Write {
-            offset: 0,
-            bytes: Arc::new(good.to_bytes().to_vec()),
-        });
+        self.steps.push(Step::write(0, good.to_bytes().to_vec()));
         let what = match kind {
             FindingKind::FooterCopyMissing => "was missing",
             FindingKind::FooterCopyChecksum => "had a bad checksum",
@@ -1255,16 +1248,7 @@ fn readable_changes(
     options: &CheckOptions,
     touched: &[Range<u64>],
 ) -> Result<(Vec<Range<u64>>, u64)> {
-    let open_options = OpenOptions {
-        read_only: true,
-        ignore_checksums: true,
-        parents: options.parents.clone(),
-        ignore_parent_timestamp: options.ignore_parent_timestamp,
-        parent_root: options.parent_root.clone(),
-        allow_remote_parents: options.allow_remote_parents,
-        lock: options.lock,
-        ..OpenOptions::default()
-    };
+    let open_options = options.open_for_reading();
     let mut lost = Lost::default();
     let Ok(before) = Image::open_storage(before, path, &open_options) else {
         return Ok(lost.finish());
