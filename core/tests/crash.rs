@@ -2199,7 +2199,12 @@ fn compact_refuses_a_file_whose_owner_it_cannot_keep() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
     let before = std::fs::read(&path).unwrap();
     let inode = std::fs::metadata(&path).unwrap().ino();
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
+    // The test binary, where `nobody` may run it (the checkout it was built in may be
+    // closed to other users).
+    let program = dir.join("crash-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &program).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = std::process::Command::new(&program)
         .args(["--exact", NOT_OWNER_TEST, "--nocapture", "--test-threads=1"])
         .env(NOT_OWNER_IMAGE, &path)
         .uid(65534)
@@ -2221,6 +2226,7 @@ fn compact_refuses_a_file_whose_owner_it_cannot_keep() {
     let after = std::fs::metadata(&path).unwrap();
     assert_eq!((after.ino(), after.uid()), (inode, 0));
     assert!(std::fs::read(&path).unwrap() == before, "the image changed");
+    std::fs::remove_file(&program).unwrap();
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
