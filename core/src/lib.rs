@@ -34,6 +34,7 @@ pub mod ops;
 pub mod parent_locator;
 pub mod sector_bitmap;
 pub mod storage;
+mod zeros;
 
 pub use bat::BlockAllocationTable;
 pub use check::{check, check_storage, CheckOptions, CheckReport, Finding, FindingKind, Severity};

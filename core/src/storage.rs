@@ -60,6 +60,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// How many parts one gapped read gathers at most: a `File` reads them with one `preadv`
+/// (with the gaps between them, 63 entries: far below `IOV_MAX`), and an image gathers no
+/// more than that into one read of adjacent blocks.
+pub(crate) const PARTS_PER_READ: usize = 32;
+
 /// Whether a read may wait for the device, or must fail with `ErrorKind::WouldBlock` rather
 /// than wait (see [`Storage::read_exact_now`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,9 +210,6 @@ mod vectored {
     use std::io;
     use std::os::fd::AsRawFd;
 
-    /// Parts per call (with the gaps between them, 63 entries: far below `IOV_MAX`).
-    const PARTS_PER_CALL: usize = 32;
-
     /// Gaps up to this size are read into a scratch buffer on the stack (a sector bitmap is
     /// 512 bytes for the usual 2 MiB blocks); larger ones are read around, part by part.
     const MAX_GAP: usize = 4096;
@@ -233,8 +235,8 @@ mod vectored {
             iov_base: scratch.as_mut_ptr().cast(),
             iov_len: gap as usize,
         };
-        for chunk in parts.chunks_mut(PARTS_PER_CALL) {
-            let mut iov = [skip; 2 * PARTS_PER_CALL - 1];
+        for chunk in parts.chunks_mut(super::PARTS_PER_READ) {
+            let mut iov = [skip; 2 * super::PARTS_PER_READ - 1];
             let mut count = 0;
             let mut next = offset;
             for (i, part) in chunk.iter_mut().enumerate() {

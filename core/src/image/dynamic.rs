@@ -7,6 +7,7 @@ use crate::dynamic_header::DynamicHeader;
 use crate::error::Result;
 use crate::footer::Footer;
 use crate::storage::Wait;
+use crate::zeros::is_all_zero;
 use std::path::Path;
 
 /// An open dynamic image.
@@ -159,14 +160,4 @@ impl VirtualDisk for DynamicImage {
         self.sparse.flush()?;
         self.sparse.reclaim_tail()
     }
-}
-
-pub(crate) fn is_all_zero(data: &[u8]) -> bool {
-    // Sixteen bytes at a time: the compiler turns this into wide compares.
-    let chunks = data.chunks_exact(16);
-    let tail = chunks.remainder();
-    chunks
-        .map(|c| u128::from_ne_bytes(c.try_into().unwrap()))
-        .all(|w| w == 0)
-        && tail.iter().all(|&b| b == 0)
 }

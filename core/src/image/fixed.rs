@@ -7,6 +7,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::footer::{Footer, FOOTER_SIZE};
 use crate::storage::{Storage, Wait};
+use crate::zeros::is_all_zero;
 use std::path::{Path, PathBuf};
 
 /// An open fixed image.
@@ -163,7 +164,7 @@ impl FixedImage {
                 "disk data",
                 Wait::Yes,
             )?;
-            if read[..n].iter().any(|&b| b != 0) {
+            if !is_all_zero(&read[..n]) {
                 write_all(self.file.as_ref(), &zeros[..n], at, "disk data")?;
             }
             at += n as u64;

@@ -14,7 +14,6 @@ mod sparse;
 pub use allocation::{AllocatedRanges, RangeCursor, MAX_LISTED_RANGES};
 pub use candidate::candidates_opened;
 pub use differencing::DifferencingImage;
-pub(crate) use dynamic::is_all_zero;
 pub use dynamic::DynamicImage;
 pub use fixed::FixedImage;
 pub(crate) use lock::LockedFile;

@@ -1269,8 +1269,9 @@ pub(crate) fn locator_space(locator: &crate::ParentLocator) -> u64 {
     }
 }
 
-/// Most parts of one [`DataRun`] (one `preadv`: 32 parts and the 31 bitmaps between them).
-const MAX_RUN_PARTS: usize = 32;
+/// Most parts of one [`DataRun`]: as many as one read gathers (one `preadv` of the parts
+/// and the bitmaps between them).
+const MAX_RUN_PARTS: usize = crate::storage::PARTS_PER_READ;
 
 /// Parts of a read whose data lie one after another in the file with exactly a sector
 /// bitmap's worth of bytes between each two (the data of a block, and of the block stored

@@ -8,7 +8,7 @@
 
 use super::source::{open_source_chain, SourceDetection};
 use super::vhd_stream::{
-    is_zero, output_size, read_disk, reads_as_zeros, scan_blocks, DynamicLayout, Layout, CHUNK,
+    output_size, read_disk, reads_as_zeros, scan_blocks, DynamicLayout, Layout, CHUNK,
 };
 use super::Progress;
 use crate::dynamic_header::DEFAULT_BLOCK_SIZE;
@@ -18,6 +18,7 @@ use crate::footer::FOOTER_SIZE;
 use crate::image::LockedFile;
 use crate::new_file::{NewFile, Replace};
 use crate::storage::Storage;
+use crate::zeros::is_all_zero;
 use crate::{OpenOptions, VirtualDisk};
 use std::cell::Cell;
 use std::fs::File;
@@ -214,7 +215,7 @@ fn write_raw(disk: &dyn VirtualDisk, size: u64, output: &Output, progress: Progr
         let n = CHUNK.min(size - offset) as usize;
         let zeros = reads_as_zeros(disk, offset, n as u64) || {
             read_disk(disk, &mut buf[..n], offset)?;
-            is_zero(&buf[..n])
+            is_all_zero(&buf[..n])
         };
         if !zeros {
             output.write_at(&buf[..n], offset)?;

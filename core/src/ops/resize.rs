@@ -2,7 +2,8 @@
 
 use super::Progress;
 use crate::error::{Error, Result};
-use crate::image::{is_all_zero, COPY_CHUNK};
+use crate::image::COPY_CHUNK;
+use crate::zeros::is_all_zero;
 use crate::{DiskType, Image, OpenOptions, VirtualDisk, MAX_DYNAMIC_SIZE, MAX_FIXED_SIZE};
 use std::path::Path;
 

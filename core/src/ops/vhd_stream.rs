@@ -16,6 +16,7 @@ use crate::create::{new_footer, new_header, sparse_file, validate, CreateOptions
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};
 use crate::sector_bitmap::bitmap_size;
+use crate::zeros::is_all_zero;
 use crate::VirtualDisk;
 
 /// A source disk for conversion: a raw file or a VHD (chains flattened), read-only.
@@ -306,7 +307,7 @@ pub(super) fn scan_blocks(
         if (sink.is_some() || !stored) && !reads_as_zeros(source, offset, n as u64) {
             read_disk(source, &mut buf[..n], offset)?;
             for (i, piece) in buf[..n].chunks(piece_size).enumerate() {
-                if !is_zero(piece) {
+                if !is_all_zero(piece) {
                     let piece_offset = offset + (i * piece_size) as u64;
                     store_piece(layout, &mut sink, piece_offset, piece)?;
                 }
@@ -341,15 +342,6 @@ fn store_piece(
         )?;
     }
     Ok(())
-}
-
-/// Whether every byte of `bytes` is zero (vectorised by the compiler: no per-byte branch).
-pub(super) fn is_zero(bytes: &[u8]) -> bool {
-    let mut words = bytes.chunks_exact(64);
-    let whole = words
-        .by_ref()
-        .all(|w| w.iter().fold(0u8, |acc, &b| acc | b) == 0);
-    whole && words.remainder().iter().all(|&b| b == 0)
 }
 
 /// The bytes of the fixed or dynamic VHD that `convert` would write for a source.
@@ -444,17 +436,6 @@ impl std::fmt::Debug for VhdStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn is_zero_sees_any_non_zero_byte() {
-        let mut bytes = vec![0u8; 4097];
-        assert!(is_zero(&bytes));
-        for at in [0, 63, 64, 4095, 4096] {
-            bytes[at] = 1;
-            assert!(!is_zero(&bytes), "byte {at}");
-            bytes[at] = 0;
-        }
-    }
 
     /// A 32 MiB disk whose data is only in bytes 8–10 MiB; every other range says it reads
     /// without I/O, and reading it is a failure of the test.
