@@ -24,6 +24,7 @@ use vhd_core::footer::{
     format_unique_id, FEATURE_RESERVED, FEATURE_TEMPORARY, HOST_OS_MACINTOSH, HOST_OS_WINDOWS,
     NO_DATA_OFFSET,
 };
+use vhd_core::names::UnknownName;
 use vhd_core::ops::{self, OutputFormat, Progress, SourceFormat, VhdStream};
 use vhd_core::{CheckOptions, CheckReport, DynamicHeader, Finding, Footer, FooterSource};
 
@@ -235,17 +236,10 @@ pub struct ConvertArgs {
 
 impl ConvertArgs {
     fn to_core(&self) -> Result<ops::ConvertOptions, Failure> {
-        let to = match self.to.as_str() {
-            "raw" => OutputFormat::Raw,
-            "fixed" => OutputFormat::Fixed,
-            "dynamic" => OutputFormat::Dynamic,
-            other => {
-                return Err(Failure::invalid_value(
-                    "to",
-                    format!("expected 'raw', 'fixed' or 'dynamic', received {other:?}"),
-                ))
-            }
-        };
+        let to: OutputFormat = self
+            .to
+            .parse()
+            .map_err(|e: UnknownName| Failure::invalid_value("to", e.to_string()))?;
         let block_size = match self.block_size {
             None => vhd_core::dynamic_header::DEFAULT_BLOCK_SIZE,
             Some(value) => {
@@ -297,15 +291,9 @@ fn unique_id(hex: &str) -> Result<[u8; 16], Failure> {
 }
 
 fn source_format(value: Option<&str>) -> Result<SourceFormat, Failure> {
-    match value {
-        None | Some("auto") => Ok(SourceFormat::Auto),
-        Some("raw") => Ok(SourceFormat::Raw),
-        Some("vhd") => Ok(SourceFormat::Vhd),
-        Some(other) => Err(Failure::invalid_value(
-            "sourceFormat",
-            format!("expected 'auto', 'raw' or 'vhd', received {other:?}"),
-        )),
-    }
+    value
+        .map_or(Ok(SourceFormat::Auto), str::parse)
+        .map_err(|e: UnknownName| Failure::invalid_value("sourceFormat", e.to_string()))
 }
 
 /// How a conversion source was read (`'raw'` or `'vhd'`) and why.

@@ -137,15 +137,9 @@ impl CreateArgs {
 }
 
 fn disk_type(name: &str, value: &str) -> Result<DiskType, Failure> {
-    match value {
-        "fixed" => Ok(DiskType::Fixed),
-        "dynamic" => Ok(DiskType::Dynamic),
-        "differencing" => Ok(DiskType::Differencing),
-        other => Err(Failure::invalid_value(
-            name,
-            format!("expected 'fixed', 'dynamic' or 'differencing', received {other:?}"),
-        )),
-    }
+    value
+        .parse()
+        .map_err(|e: vhd_core::names::UnknownName| Failure::invalid_value(name, e.to_string()))
 }
 
 /// 1 to 4 printable ASCII characters, padded with spaces as Virtual PC and Windows do.

@@ -54,13 +54,33 @@ impl DiskType {
         }
     }
 
-    /// Lower-case name: "fixed", "dynamic" or "differencing".
+    /// Lower-case name: "fixed", "dynamic" or "differencing" (what [`str::parse`] takes).
     pub fn name(self) -> &'static str {
-        match self {
-            DiskType::Fixed => "fixed",
-            DiskType::Dynamic => "dynamic",
-            DiskType::Differencing => "differencing",
-        }
+        crate::names::name_of(&self, &DISK_TYPE_NAMES)
+    }
+}
+
+/// The names of the disk types.
+const DISK_TYPE_NAMES: [(&str, DiskType); 3] = [
+    ("fixed", DiskType::Fixed),
+    ("dynamic", DiskType::Dynamic),
+    ("differencing", DiskType::Differencing),
+];
+
+impl std::str::FromStr for DiskType {
+    type Err = crate::names::UnknownName;
+    fn from_str(value: &str) -> Result<DiskType, Self::Err> {
+        crate::names::parse(
+            value,
+            &DISK_TYPE_NAMES,
+            &["fixed", "dynamic", "differencing"],
+        )
+    }
+}
+
+impl std::fmt::Display for DiskType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

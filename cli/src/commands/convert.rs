@@ -10,6 +10,7 @@ use crate::terminal::safe;
 use crate::{CliError, Io, PROGRAM};
 use std::path::Path;
 use vhd_core::dynamic_header::DEFAULT_BLOCK_SIZE;
+use vhd_core::names::UnknownName;
 use vhd_core::ops::{convert, ConvertOptions, OutputFormat, SourceFormat};
 
 pub const COMMAND: Command = Command {
@@ -59,34 +60,32 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let positionals = parsed.positionals("convert", &["SRC", "DST"], &[])?;
     let (source, destination) = (&positionals[0], &positionals[1]);
     let azure = parsed.flag("azure");
-    let to = match (parsed.value("to"), azure) {
-        (None, false) | (Some("dynamic"), false) => OutputFormat::Dynamic,
-        (None, true) | (Some("fixed"), _) => OutputFormat::Fixed,
-        (Some("raw"), false) => OutputFormat::Raw,
-        (Some("raw" | "dynamic"), true) => {
+    let unknown = |what: &str, e: UnknownName| {
+        CliError::usage(
+            "convert",
+            format!("unknown {what} '{}': {}", e.received, e.expectation()),
+        )
+    };
+    let requested = parsed
+        .value("to")
+        .map(str::parse::<OutputFormat>)
+        .transpose()
+        .map_err(|e| unknown("output format", e))?;
+    let to = match (requested, azure) {
+        (None, false) => OutputFormat::Dynamic,
+        (None, true) | (Some(OutputFormat::Fixed), _) => OutputFormat::Fixed,
+        (Some(format), false) => format,
+        (Some(OutputFormat::Raw | OutputFormat::Dynamic), true) => {
             return Err(CliError::usage(
                 "convert",
                 "--azure makes a fixed VHD: drop --to or use --to fixed",
             ))
         }
-        (Some(other), _) => {
-            return Err(CliError::usage(
-                "convert",
-                format!("unknown output format '{other}': expected raw, fixed or dynamic"),
-            ))
-        }
     };
-    let source_format = match parsed.value("from") {
-        None | Some("auto") => SourceFormat::Auto,
-        Some("raw") => SourceFormat::Raw,
-        Some("vhd" | "vpc") => SourceFormat::Vhd,
-        Some(other) => {
-            return Err(CliError::usage(
-                "convert",
-                format!("unknown source format '{other}': expected auto, raw or vhd"),
-            ))
-        }
-    };
+    let source_format = parsed
+        .value("from")
+        .map_or(Ok(SourceFormat::Auto), str::parse)
+        .map_err(|e| unknown("source format", e))?;
     let block_size = match parsed.value("block-size") {
         None => DEFAULT_BLOCK_SIZE,
         Some(_) if to != OutputFormat::Dynamic => {

@@ -51,29 +51,32 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
         None => None,
     };
     let parent = parsed.value("parent").map(PathBuf::from);
-    let disk_type = match (parsed.value("type"), &parent) {
+    let requested = parsed
+        .value("type")
+        .map(str::parse::<DiskType>)
+        .transpose()
+        .map_err(|e| {
+            CliError::usage(
+                "create",
+                format!("unknown type '{}': {}", e.received, e.expectation()),
+            )
+        })?;
+    let disk_type = match (requested, &parent) {
         (None, None) => DiskType::Dynamic,
-        (None, Some(_)) | (Some("differencing"), Some(_)) => DiskType::Differencing,
-        (Some("differencing"), None) => {
+        (None, Some(_)) | (Some(DiskType::Differencing), Some(_)) => DiskType::Differencing,
+        (Some(DiskType::Differencing), None) => {
             return Err(CliError::usage(
                 "create",
                 "a differencing image needs --parent FILE",
             ))
         }
-        (Some("fixed" | "dynamic"), Some(_)) => {
+        (Some(DiskType::Fixed | DiskType::Dynamic), Some(_)) => {
             return Err(CliError::usage(
                 "create",
                 "--parent is only for differencing images",
             ))
         }
-        (Some("fixed"), None) => DiskType::Fixed,
-        (Some("dynamic"), None) => DiskType::Dynamic,
-        (Some(other), _) => {
-            return Err(CliError::usage(
-                "create",
-                format!("unknown type '{other}': expected fixed, dynamic or differencing"),
-            ))
-        }
+        (Some(disk_type), None) => disk_type,
     };
     let mut options = match (disk_type, size) {
         (DiskType::Differencing, size) => CreateOptions {

@@ -38,6 +38,26 @@ pub enum OutputFormat {
     Dynamic,
 }
 
+/// The names of the output formats.
+const OUTPUT_FORMAT_NAMES: [(&str, OutputFormat); 3] = [
+    ("raw", OutputFormat::Raw),
+    ("fixed", OutputFormat::Fixed),
+    ("dynamic", OutputFormat::Dynamic),
+];
+
+impl std::str::FromStr for OutputFormat {
+    type Err = crate::names::UnknownName;
+    fn from_str(value: &str) -> Result<OutputFormat, Self::Err> {
+        crate::names::parse(value, &OUTPUT_FORMAT_NAMES, &["raw", "fixed", "dynamic"])
+    }
+}
+
+impl std::fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::names::name_of(self, &OUTPUT_FORMAT_NAMES))
+    }
+}
+
 /// How `convert` reads its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceFormat {
@@ -50,6 +70,27 @@ pub enum SourceFormat {
     /// A VHD of any kind (a differencing image is read through its chain); one whose end
     /// footer is damaged is read through its footer copy at offset 0.
     Vhd,
+}
+
+/// The names of the source formats; "vpc" (qemu's name for VHD) is an alias of "vhd".
+const SOURCE_FORMAT_NAMES: [(&str, SourceFormat); 4] = [
+    ("auto", SourceFormat::Auto),
+    ("raw", SourceFormat::Raw),
+    ("vhd", SourceFormat::Vhd),
+    ("vpc", SourceFormat::Vhd),
+];
+
+impl std::str::FromStr for SourceFormat {
+    type Err = crate::names::UnknownName;
+    fn from_str(value: &str) -> Result<SourceFormat, Self::Err> {
+        crate::names::parse(value, &SOURCE_FORMAT_NAMES, &["auto", "raw", "vhd"])
+    }
+}
+
+impl std::fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::names::name_of(self, &SOURCE_FORMAT_NAMES))
+    }
 }
 
 /// How to convert.

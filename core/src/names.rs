@@ -1,0 +1,91 @@
+//! The names of image types and formats ("fixed", "raw", "vhd"…) as options, the command
+//! line and messages spell them: each type's names are listed once, beside its
+//! `FromStr`/`Display`, and parsed here, so that the binding and the command line accept
+//! the same words and say the same thing about the others.
+
+use std::fmt;
+
+/// A name that is none of the expected ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// What was given.
+    pub received: String,
+    /// The names that are accepted (aliases not listed).
+    pub expected: &'static [&'static str],
+}
+
+impl UnknownName {
+    /// "expected 'raw', 'fixed' or 'dynamic'".
+    pub fn expectation(&self) -> String {
+        let quoted: Vec<String> = self.expected.iter().map(|n| format!("'{n}'")).collect();
+        match quoted.split_last() {
+            Some((last, [])) => format!("expected {last}"),
+            Some((last, rest)) => format!("expected {} or {last}", rest.join(", ")),
+            None => "expected nothing".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, received {:?}", self.expectation(), self.received)
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+/// The value that `value` names in `names` (exact, lower-case words; aliases included), or
+/// an error listing `expected`.
+pub(crate) fn parse<T: Copy>(
+    value: &str,
+    names: &[(&str, T)],
+    expected: &'static [&'static str],
+) -> Result<T, UnknownName> {
+    names
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|&(_, v)| v)
+        .ok_or_else(|| UnknownName {
+            received: value.to_string(),
+            expected,
+        })
+}
+
+/// The first name of `value` in `names` (its own name; aliases come after it).
+pub(crate) fn name_of<T: PartialEq>(value: &T, names: &[(&'static str, T)]) -> &'static str {
+    names
+        .iter()
+        .find(|(_, v)| v == value)
+        .map(|&(name, _)| name)
+        .expect("every value is named")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::{OutputFormat, SourceFormat};
+    use crate::DiskType;
+
+    #[test]
+    fn every_name_parses_back_and_others_are_refused_with_the_list() {
+        for t in [DiskType::Fixed, DiskType::Dynamic, DiskType::Differencing] {
+            assert_eq!(t.to_string().parse::<DiskType>(), Ok(t));
+        }
+        for f in [
+            OutputFormat::Raw,
+            OutputFormat::Fixed,
+            OutputFormat::Dynamic,
+        ] {
+            assert_eq!(f.to_string().parse::<OutputFormat>(), Ok(f));
+        }
+        for f in [SourceFormat::Auto, SourceFormat::Raw, SourceFormat::Vhd] {
+            assert_eq!(f.to_string().parse::<SourceFormat>(), Ok(f));
+        }
+        assert_eq!("vpc".parse::<SourceFormat>(), Ok(SourceFormat::Vhd));
+        let e = "qcow2".parse::<OutputFormat>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"expected 'raw', 'fixed' or 'dynamic', received "qcow2""#
+        );
+        assert!("Fixed".parse::<DiskType>().is_err(), "names are lower case");
+    }
+}
