@@ -9,7 +9,12 @@ use std::path::PathBuf;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong while reading, writing or creating a VHD image.
+///
+/// New variants come with new capabilities, so the enum is `#[non_exhaustive]`: match the
+/// variants you handle and keep a wildcard arm; [`Error::code`] gives every variant a
+/// stable name to log or compare.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The operating system refused an I/O operation.
     #[error("{context}: {source}")]
