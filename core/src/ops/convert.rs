@@ -172,7 +172,7 @@ pub struct ConvertReport {
 /// zeros, as qemu does; so is raw output. Unallocated parts of VHD sources read as zeros
 /// without I/O; chunks of 2 MiB that are all zeros become holes in raw and fixed output,
 /// and blocks that are all zeros stay unallocated in dynamic output. Fixed and dynamic
-/// output are the exact bytes of a [`VhdStream`] with the same options.
+/// output are the exact bytes of a [`VhdStream`](super::VhdStream) with the same options.
 ///
 /// The source is chosen as [`SourceFormat`] says; with [`SourceFormat::Auto`] a file that
 /// does not end with a valid VHD footer is read as raw, even when its first sector is a

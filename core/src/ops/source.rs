@@ -46,7 +46,7 @@ impl SourceDetection {
 /// Decides how to read the source in `file` (named `path` in messages) when `format` is
 /// [`SourceFormat::Auto`]; a format the caller gave is kept as it is.
 ///
-/// The rule (see the [module documentation](self)): a VHD when the file ends with a footer
+/// The rule (see the documentation of `ops::source`): a VHD when the file ends with a footer
 /// — the last 512 bytes, or the 511-byte footer of old Virtual PC images — with the
 /// `conectix` cookie and a correct checksum (the cookie alone with `ignore_checksums`);
 /// raw otherwise. A valid footer copy of a dynamic or differencing image at offset 0 with
