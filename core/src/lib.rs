@@ -55,4 +55,4 @@ pub use image::{
 };
 pub use parent_locator::ParentLocator;
 pub use sector_bitmap::SectorBitmap;
-pub use storage::Storage;
+pub use storage::{MemoryStorage, Storage};

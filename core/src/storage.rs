@@ -122,6 +122,106 @@ fn next_part(offset: u64, len: usize, gap: u64) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file offset overflows"))
 }
 
+/// A file in memory: a [`Storage`] for images that never touch a disk (tests, fuzzing, an
+/// image examined from bytes already read). Clones share the same bytes. It grows when
+/// written past its end, as a file does; [`MemoryStorage::read_only`] makes one that
+/// refuses every write (`PermissionDenied`) and counts the attempts, so that a caller can
+/// prove nothing tried to write.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStorage {
+    bytes: std::sync::Arc<std::sync::RwLock<Vec<u8>>>,
+    read_only: bool,
+    refused_writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MemoryStorage {
+    /// A writable file holding `bytes`.
+    pub fn new(bytes: Vec<u8>) -> MemoryStorage {
+        MemoryStorage {
+            bytes: std::sync::Arc::new(std::sync::RwLock::new(bytes)),
+            ..MemoryStorage::default()
+        }
+    }
+
+    /// A file holding `bytes` that refuses every write and counts the attempts.
+    pub fn read_only(bytes: Vec<u8>) -> MemoryStorage {
+        MemoryStorage {
+            read_only: true,
+            ..MemoryStorage::new(bytes)
+        }
+    }
+
+    /// A copy of the bytes now held.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.bytes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How many writes (or changes of length) a read-only storage refused.
+    pub fn refused_writes(&self) -> usize {
+        self.refused_writes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn check_writable(&self) -> io::Result<()> {
+        if self.read_only {
+            self.refused_writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(io::ErrorKind::PermissionDenied.into());
+        }
+        Ok(())
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let bytes = self.bytes.read().unwrap_or_else(|e| e.into_inner());
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+        let end = start
+            .checked_add(buf.len())
+            .filter(|&end| end <= bytes.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(&bytes[start..end]);
+        Ok(())
+    }
+    fn read_exact_gapped_now(
+        &self,
+        parts: &mut [&mut [u8]],
+        gap: u64,
+        offset: u64,
+    ) -> io::Result<()> {
+        // Memory never waits for a device.
+        self.read_exact_gapped_at(parts, gap, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.check_writable()?;
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let end = start
+            .checked_add(buf.len())
+            .ok_or(io::ErrorKind::InvalidInput)?;
+        let mut bytes = self.bytes.write().unwrap_or_else(|e| e.into_inner());
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[start..end].copy_from_slice(buf);
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn file_size(&self) -> io::Result<u64> {
+        Ok(self.bytes.read().unwrap_or_else(|e| e.into_inner()).len() as u64)
+    }
+    fn set_len(&self, size: u64) -> io::Result<()> {
+        self.check_writable()?;
+        let size = usize::try_from(size).map_err(|_| io::ErrorKind::InvalidInput)?;
+        self.bytes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .resize(size, 0);
+        Ok(())
+    }
+}
+
 impl Storage for File {
     #[cfg(unix)]
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -326,5 +426,32 @@ mod vectored {
                 iov[first].iov_len -= left;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_storage_behaves_as_a_file_and_a_read_only_one_refuses_writes() {
+        let file = MemoryStorage::new(vec![1, 2, 3]);
+        file.write_all_at(&[9, 9], 5).unwrap();
+        assert_eq!(file.to_vec(), [1, 2, 3, 0, 0, 9, 9], "grows with zeros");
+        let mut buf = [0u8; 2];
+        file.read_exact_at(&mut buf, 5).unwrap();
+        assert_eq!(buf, [9, 9]);
+        let past = file.read_exact_at(&mut buf, 6).unwrap_err();
+        assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
+        file.set_len(2).unwrap();
+        assert_eq!(file.file_size().unwrap(), 2);
+        assert_eq!(file.clone().to_vec(), [1, 2], "clones share the bytes");
+
+        let read_only = MemoryStorage::read_only(vec![7; 4]);
+        let refused = read_only.write_all_at(&[0], 0).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        assert!(read_only.set_len(0).is_err());
+        assert_eq!(read_only.refused_writes(), 2);
+        assert_eq!(read_only.to_vec(), [7; 4]);
     }
 }

@@ -23,17 +23,14 @@ use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::io;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vhd_core::sector_bitmap::bitmap_size;
 use vhd_core::{
     create, BlockAllocationTable, CreateOptions, DiskType, DynamicHeader, Error, Footer, Image,
-    OpenOptions, ParentPath, Storage, VirtualDisk,
+    MemoryStorage, OpenOptions, ParentPath, VirtualDisk,
 };
 
 const KIB: u64 = 1024;
@@ -84,47 +81,6 @@ fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
     LARGEST.with(|l| l.set(0));
     let value = f();
     (value, LARGEST.with(|l| l.get()))
-}
-
-// ---------------------------------------------------------------------------------------------
-// An image in memory
-
-/// A read-only file in memory that counts attempts to write it (there must be none).
-#[derive(Debug, Clone)]
-struct MemoryFile {
-    bytes: Arc<Vec<u8>>,
-    writes: Arc<AtomicUsize>,
-}
-
-impl MemoryFile {
-    fn new(bytes: Vec<u8>) -> MemoryFile {
-        MemoryFile {
-            bytes: Arc::new(bytes),
-            writes: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-}
-
-impl Storage for MemoryFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
-        let end = start
-            .checked_add(buf.len())
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        buf.copy_from_slice(&self.bytes[start..end]);
-        Ok(())
-    }
-    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(io::ErrorKind::PermissionDenied.into())
-    }
-    fn sync(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn file_size(&self) -> io::Result<u64> {
-        Ok(self.bytes.len() as u64)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,16 +734,12 @@ fn run_case(
     let file_len = bytes.len();
     let (result, largest) = match source {
         Source::Memory(path) => {
-            let file = MemoryFile::new(bytes);
+            let file = MemoryStorage::read_only(bytes);
             let (result, largest) = largest_allocation(|| {
                 Image::open_storage(Box::new(file.clone()), path, options)
                     .map(|image| exercise(&image, rng, buf, tally))
             });
-            assert_eq!(
-                file.writes.load(Ordering::SeqCst),
-                0,
-                "the image was written"
-            );
+            assert_eq!(file.refused_writes(), 0, "the image was written");
             (result, largest)
         }
         Source::File(path) => {
@@ -979,43 +931,6 @@ fn mutated_parents() {
     });
 }
 
-/// A file in memory that may be written (it grows as a file does).
-#[derive(Debug, Clone)]
-struct WritableMemory(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Storage for WritableMemory {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let bytes = self.0.lock().unwrap();
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
-        let end = start
-            .checked_add(buf.len())
-            .filter(|&end| end <= bytes.len())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        buf.copy_from_slice(&bytes[start..end]);
-        Ok(())
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let end = start + buf.len();
-        let mut bytes = self.0.lock().unwrap();
-        if bytes.len() < end {
-            bytes.resize(end, 0);
-        }
-        bytes[start..end].copy_from_slice(buf);
-        Ok(())
-    }
-    fn sync(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn file_size(&self) -> io::Result<u64> {
-        Ok(self.0.lock().unwrap().len() as u64)
-    }
-    fn set_len(&self, size: u64) -> io::Result<()> {
-        self.0.lock().unwrap().resize(size as usize, 0);
-        Ok(())
-    }
-}
-
 /// The report's shape, on the unmutated image: the disk made to end inside the block stored
 /// last in the file, at a random byte, and then either the file cut right after the disk's
 /// last byte (the footer follows it, inside the disk's last sector) or a parent locator's
@@ -1073,7 +988,7 @@ fn mutated_images_written_keep_their_footer_and_locators() {
             } else {
                 bytes
             };
-            let file = WritableMemory(Arc::new(std::sync::Mutex::new(bytes)));
+            let file = MemoryStorage::new(bytes);
             let options = OpenOptions {
                 ignore_parent_timestamp: true,
                 parent_root: Some(images.dir.path().to_path_buf()),
@@ -1155,7 +1070,7 @@ fn unmutated_images_read_back() {
         let from_file = open_ro(path);
         let expected = read_all(&from_file);
         drop(from_file);
-        let file = MemoryFile::new(std::fs::read(path).unwrap());
+        let file = MemoryStorage::read_only(std::fs::read(path).unwrap());
         let options = OpenOptions {
             parent_root: Some(images.dir.path().to_path_buf()),
             ..read_only()
@@ -1379,7 +1294,7 @@ fn huge_fields_are_refused_without_huge_allocations() {
         let mut bytes = base.bytes.clone();
         write_be(&mut bytes[s.header_offset..], at, width, value);
         fix_header_checksum(&mut bytes[s.header_offset..s.header_offset + 1024]);
-        let file = MemoryFile::new(bytes);
+        let file = MemoryStorage::read_only(bytes);
         let (result, largest) = largest_allocation(|| {
             Image::open_storage(Box::new(file), &images.dynamic_large, &read_only()).map(|_| ())
         });
@@ -1401,7 +1316,7 @@ fn huge_fields_are_refused_without_huge_allocations() {
         fix_footer_checksum(&mut bytes[at..at + 512]);
     }
     let e = Image::open_storage(
-        Box::new(MemoryFile::new(bytes)),
+        Box::new(MemoryStorage::read_only(bytes)),
         &images.dynamic_large,
         &read_only(),
     )
@@ -1431,7 +1346,7 @@ fn blocks_that_overlap_are_refused() {
         let mut bytes = base.bytes.clone();
         write_be(&mut bytes[s.table_offset..], entry as usize * 4, 4, sector);
         Image::open_storage(
-            Box::new(MemoryFile::new(bytes)),
+            Box::new(MemoryStorage::read_only(bytes)),
             &images.dynamic_small,
             &read_only(),
         )
@@ -1485,7 +1400,7 @@ fn locator_data_at_the_end_of_the_address_space() {
                 offset,
             );
             fix_header_checksum(&mut bytes[s.header_offset..s.header_offset + 1024]);
-            let file = MemoryFile::new(bytes);
+            let file = MemoryStorage::read_only(bytes);
             let image = Image::open_storage(Box::new(file), &images.child, &read_only())
                 .unwrap_or_else(|e| panic!("locator {entry} at {offset:#x}: {e}"));
             assert_eq!(image.parent_locator_texts().unwrap()[*entry], None);
@@ -1500,7 +1415,7 @@ fn reads_past_the_end_ask_the_storage_nothing() {
     let images = images("mutation-read-past-end");
     let bytes = std::fs::read(&images.fixed).unwrap();
     let image = Image::open_storage(
-        Box::new(MemoryFile::new(bytes)),
+        Box::new(MemoryStorage::read_only(bytes)),
         &images.fixed,
         &read_only(),
     )
@@ -1529,7 +1444,7 @@ fn fuzzer_findings() {
         ..strict.clone()
     };
     for (name, bytes) in fuzz_regressions() {
-        let file = MemoryFile::new(bytes);
+        let file = MemoryStorage::read_only(bytes);
         let mut tally = Tally::default();
         let mut rng = Rng::from_seed(1);
         let mut buf = vec![0u8; 64 * 1024];
