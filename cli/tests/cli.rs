@@ -2,6 +2,9 @@
 //! the addon): exit codes, streams, and images checked with qemu-img.
 //! Without qemu-img the oracle test is skipped with a message, except under CI.
 
+mod common;
+
+use common::{text, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,28 +14,6 @@ fn vhd(args: &[&str], cwd: &Path) -> Output {
         .current_dir(cwd)
         .output()
         .expect("running vhd")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("vhd-cli-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn qemu_img_available() -> bool {

@@ -47,6 +47,9 @@
 //! a case fails in any other way, or if a known gap no longer shows (then remove it from
 //! the list). Without strace the test is skipped with `SKIPPED:`, except under CI.
 
+mod common;
+
+use common::{text, TempDir};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -634,10 +637,6 @@ fn cases() -> Vec<Case> {
 // ---------------------------------------------------------------------------------------------
 // Running under strace
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// A mutating call in a strace log.
 #[derive(Debug, Clone)]
 struct Call {
@@ -877,24 +876,6 @@ struct Expected {
     calls: Vec<Call>,
     /// The name of the recording's folder, which the calls' paths hold.
     dir_name: String,
-}
-
-/// The folder a test's runs are made in, removed when dropped (also when the test fails).
-struct TempRoot(PathBuf);
-
-impl TempRoot {
-    fn new(label: &str) -> TempRoot {
-        let root = std::env::temp_dir().join(format!("vhd-kill-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        TempRoot(root)
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 static FOLDERS: AtomicUsize = AtomicUsize::new(0);
@@ -1168,7 +1149,7 @@ fn kill_at(
 /// [`KNOWN_GAPS`] or any known gap that no longer shows.
 fn run_cases(prefix: &str) {
     let Some(strace) = strace() else { return };
-    let root = TempRoot::new(prefix.split_whitespace().next().unwrap());
+    let root = TempDir::new(prefix.split_whitespace().next().unwrap());
     let root = root.0.as_path();
     let mut problems = Vec::new();
     let mut summary = Vec::new();
@@ -1284,7 +1265,7 @@ fn convert_killed_at_each_mutating_call() {
 #[test]
 fn the_kill_lands_just_before_the_call_aimed_at() {
     let Some(strace) = strace() else { return };
-    let root = TempRoot::new("self");
+    let root = TempDir::new("self");
     let root = root.0.as_path();
     let case = Case {
         name: "create: the harness's own test",

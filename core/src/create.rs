@@ -5,8 +5,8 @@ use crate::dynamic_header::{DynamicHeader, DEFAULT_BLOCK_SIZE, DYNAMIC_HEADER_SI
 use crate::error::{Error, Result};
 use crate::files::{FileId, FileKind, Use};
 use crate::footer::{
-    vhd_timestamp, vhd_timestamp_now, DiskType, Footer, FEATURE_RESERVED, FOOTER_SIZE,
-    FORMAT_VERSION, HOST_OS_WINDOWS, NO_DATA_OFFSET,
+    vhd_timestamp_now, DiskType, Footer, FEATURE_RESERVED, FOOTER_SIZE, FORMAT_VERSION,
+    HOST_OS_WINDOWS, NO_DATA_OFFSET,
 };
 use crate::geometry::Geometry;
 use crate::image::{
@@ -351,18 +351,10 @@ fn differencing_file(path: &Path, options: &CreateOptions) -> Result<Vec<u8>> {
         Some(folder) if !folder.as_os_str().is_empty() => canonical(folder, "folder of")?,
         _ => canonical(Path::new("."), "current folder")?,
     };
-    let modified = std::fs::metadata(&parent_abs)
-        .and_then(|m| m.modified())
-        .map_err(|e| {
-            Error::io(
-                format!("reading the time stamp of {}", parent_abs.display()),
-                e,
-            )
-        })?;
 
     let mut header = new_header(size, block_size);
     header.parent_unique_id = parent.footer().unique_id;
-    header.parent_timestamp = vhd_timestamp(modified);
+    header.parent_timestamp = crate::files::modification_timestamp(&parent_abs)?;
     let name = parent_abs.file_name().unwrap_or_default().to_string_lossy();
     header.set_parent_name(&name)?;
     let locators = parent_locator_payloads(&child_folder, &parent_abs);

@@ -118,6 +118,16 @@ impl Use {
     }
 }
 
+/// The modification time of the file at `path` as a VHD time stamp (seconds since
+/// 2000-01-01): what a differencing image records of its parent (`create`, `rebase`,
+/// `commit` and `repair` record it; the parent search compares it).
+pub(crate) fn modification_timestamp(path: &Path) -> Result<u32> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(crate::footer::vhd_timestamp)
+        .map_err(|e| Error::io(format!("reading the time stamp of {}", path.display()), e))
+}
+
 /// Fails with [`Error::FileType`] unless a file of `kind` at `path` may serve as `what`
 /// ("the destination", "an image opened for writing"…) for `usage`.
 pub(crate) fn accept(

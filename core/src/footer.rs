@@ -67,22 +67,7 @@ const DISK_TYPE_NAMES: [(&str, DiskType); 3] = [
     ("differencing", DiskType::Differencing),
 ];
 
-impl std::str::FromStr for DiskType {
-    type Err = crate::names::UnknownName;
-    fn from_str(value: &str) -> Result<DiskType, Self::Err> {
-        crate::names::parse(
-            value,
-            &DISK_TYPE_NAMES,
-            &["fixed", "dynamic", "differencing"],
-        )
-    }
-}
-
-impl std::fmt::Display for DiskType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+crate::names::named!(DiskType, DISK_TYPE_NAMES);
 
 /// Every field of the hard disk footer.
 ///

@@ -11,7 +11,7 @@ pub struct UnknownName {
     /// What was given.
     pub received: String,
     /// The names that are accepted (aliases not listed).
-    pub expected: &'static [&'static str],
+    pub expected: Vec<&'static str>,
 }
 
 impl UnknownName {
@@ -34,12 +34,11 @@ impl fmt::Display for UnknownName {
 
 impl std::error::Error for UnknownName {}
 
-/// The value that `value` names in `names` (exact, lower-case words; aliases included), or
-/// an error listing `expected`.
-pub(crate) fn parse<T: Copy>(
+/// The value that `value` names in `names` (exact, lower-case words), or an error listing
+/// the names (each value's first: later ones are aliases).
+pub(crate) fn parse<T: Copy + PartialEq>(
     value: &str,
-    names: &[(&str, T)],
-    expected: &'static [&'static str],
+    names: &[(&'static str, T)],
 ) -> Result<T, UnknownName> {
     names
         .iter()
@@ -47,7 +46,11 @@ pub(crate) fn parse<T: Copy>(
         .map(|&(_, v)| v)
         .ok_or_else(|| UnknownName {
             received: value.to_string(),
-            expected,
+            expected: names
+                .iter()
+                .filter(|&&(name, v)| name_of(&v, names) == name)
+                .map(|&(name, _)| name)
+                .collect(),
         })
 }
 
@@ -59,6 +62,25 @@ pub(crate) fn name_of<T: PartialEq>(value: &T, names: &[(&'static str, T)]) -> &
         .map(|&(name, _)| name)
         .expect("every value is named")
 }
+
+/// `FromStr` and `Display` for `$type` from its table of names.
+macro_rules! named {
+    ($type:ty, $names:expr) => {
+        impl std::str::FromStr for $type {
+            type Err = $crate::names::UnknownName;
+            fn from_str(value: &str) -> Result<$type, Self::Err> {
+                $crate::names::parse(value, &$names)
+            }
+        }
+
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($crate::names::name_of(self, &$names))
+            }
+        }
+    };
+}
+pub(crate) use named;
 
 #[cfg(test)]
 mod tests {

@@ -999,6 +999,17 @@ fn small_chain(label: &str, rng: &mut Rng) -> (TempDir, PathBuf, PathBuf, Vec<u8
     (dir, base, child, expected)
 }
 
+/// The modification time of the file at `path`, and the same in seconds since 2000-01-01
+/// (what a child records of its parent), computed here rather than by the library.
+fn modified_since_2000(path: &Path) -> (std::time::SystemTime, u64) {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    let seconds = modified
+        .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800))
+        .unwrap()
+        .as_secs();
+    (modified, seconds)
+}
+
 /// Puts back a parent's bytes and modification time (which its child records).
 fn restore(path: &Path, bytes: &[u8], modified: std::time::SystemTime) {
     std::fs::write(path, bytes).unwrap();
@@ -1124,11 +1135,7 @@ fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
     std::fs::write(&repaired, &bytes).unwrap();
     let report = vhd_core::ops::repair(&repaired, &CheckOptions::default()).unwrap();
     assert_eq!(report.after.exit_code(), 0, "{report}");
-    let modified_now = std::fs::metadata(&base).unwrap().modified().unwrap();
-    let seconds_since_2000 = modified_now
-        .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800))
-        .unwrap()
-        .as_secs();
+    let (_, seconds_since_2000) = modified_since_2000(&base);
     assert_eq!(
         u64::from(header_timestamp(&std::fs::read(&repaired).unwrap())),
         seconds_since_2000,
@@ -1149,11 +1156,7 @@ fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
         0,
         "finished: {report}"
     );
-    let modified = std::fs::metadata(&base).unwrap().modified().unwrap();
-    let since_2000 = modified
-        .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800))
-        .unwrap()
-        .as_secs();
+    let (modified, since_2000) = modified_since_2000(&base);
     assert_eq!(u64::from(header_timestamp(&bytes)), since_2000);
     verify_image(
         label,

@@ -37,7 +37,7 @@
 use super::Progress;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, ParentRejection, Result, TriedParent};
-use crate::footer::{vhd_timestamp, DiskType, FOOTER_SIZE};
+use crate::footer::{DiskType, FOOTER_SIZE};
 use crate::image::LockedFile;
 use crate::ops::AllocatedRange;
 use crate::parent_locator::MAX_LOCATOR_BYTES;
@@ -126,7 +126,7 @@ pub fn commit_through(
     // Whatever happened, the parent is made durable and the child records its new time
     // stamp, so that the chain opens as usual; the first error is the one reported.
     let recorded = parent.flush().and_then(|()| {
-        header.parent_timestamp = parent.modification_time()?;
+        header.parent_timestamp = crate::files::modification_timestamp(&parent.path)?;
         header.set_commit_in_progress(false);
         write_header(child_file, path, child.header_offset, &mut header)
     });
@@ -297,19 +297,6 @@ impl Target {
             TargetDisk::Raw(file) => Storage::sync(file)
                 .map_err(|e| Error::io(format!("flushing {}", self.path.display()), e)),
         }
-    }
-
-    /// The parent file's modification time, as the child records it.
-    fn modification_time(&self) -> Result<u32> {
-        std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .map(vhd_timestamp)
-            .map_err(|e| {
-                Error::io(
-                    format!("reading the time stamp of {}", self.path.display()),
-                    e,
-                )
-            })
     }
 }
 

@@ -45,18 +45,7 @@ const OUTPUT_FORMAT_NAMES: [(&str, OutputFormat); 3] = [
     ("dynamic", OutputFormat::Dynamic),
 ];
 
-impl std::str::FromStr for OutputFormat {
-    type Err = crate::names::UnknownName;
-    fn from_str(value: &str) -> Result<OutputFormat, Self::Err> {
-        crate::names::parse(value, &OUTPUT_FORMAT_NAMES, &["raw", "fixed", "dynamic"])
-    }
-}
-
-impl std::fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(crate::names::name_of(self, &OUTPUT_FORMAT_NAMES))
-    }
-}
+crate::names::named!(OutputFormat, OUTPUT_FORMAT_NAMES);
 
 /// How `convert` reads its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,18 +69,7 @@ const SOURCE_FORMAT_NAMES: [(&str, SourceFormat); 4] = [
     ("vpc", SourceFormat::Vhd),
 ];
 
-impl std::str::FromStr for SourceFormat {
-    type Err = crate::names::UnknownName;
-    fn from_str(value: &str) -> Result<SourceFormat, Self::Err> {
-        crate::names::parse(value, &SOURCE_FORMAT_NAMES, &["auto", "raw", "vhd"])
-    }
-}
-
-impl std::fmt::Display for SourceFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(crate::names::name_of(self, &SOURCE_FORMAT_NAMES))
-    }
-}
+crate::names::named!(SourceFormat, SOURCE_FORMAT_NAMES);
 
 /// How to convert.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@
 use super::commit::{open_locked, sync, write_header};
 use crate::dynamic_header::PARENT_LOCATOR_COUNT;
 use crate::error::{Error, Result};
-use crate::footer::{vhd_timestamp, DiskType, FOOTER_SIZE};
+use crate::footer::{DiskType, FOOTER_SIZE};
 use crate::parent_locator::ParentLocator;
 use crate::storage::Storage;
 use crate::{FooterSource, Image, OpenOptions, ParentPath};
@@ -115,7 +115,7 @@ pub fn rebase_through(
     let name = parent_abs.file_name().unwrap_or_default().to_string_lossy();
     header.set_parent_name(&name)?;
     if options.ignore_parent_timestamp {
-        header.parent_timestamp = modification_time(&parent_abs)?;
+        header.parent_timestamp = crate::files::modification_timestamp(&parent_abs)?;
     }
     let payloads = crate::create::parent_locator_payloads(&child_folder, &parent_abs);
 
@@ -173,11 +173,4 @@ fn append_locator_data(
 fn canonical(path: &Path, what: &str) -> Result<PathBuf> {
     path.canonicalize()
         .map_err(|e| Error::io(format!("resolving the {what} {}", path.display()), e))
-}
-
-fn modification_time(path: &Path) -> Result<u32> {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map(vhd_timestamp)
-        .map_err(|e| Error::io(format!("reading the time stamp of {}", path.display()), e))
 }

@@ -383,6 +383,14 @@ impl Plan {
         Ok(())
     }
 
+    /// The footer `bytes` written at `offset`, and the file cut after it: the end of a file
+    /// whose footer was lost or that ends in leaked space.
+    fn end_file_with(&mut self, offset: u64, bytes: Arc<Vec<u8>>) {
+        self.steps.push(Step::Write { offset, bytes });
+        self.steps
+            .push(Step::SetLength(offset + FOOTER_SIZE as u64));
+    }
+
     /// The file as the steps planned so far leave it.
     fn view(&self, file: &Arc<dyn Storage>, file_size: u64) -> Preview {
         Preview {
@@ -754,21 +762,11 @@ impl Plan {
         }
         (self.lost, self.lost_omitted) = lost.finish();
         let total = dropped.len();
-        let listed: Vec<String> = self
-            .lost
-            .iter()
-            .take(8)
-            .map(|r| format!("{}..{}", r.start, r.end))
-            .collect();
         self.risks.push(format!(
-            "{total} BAT entries point at blocks that are not in the file and would be set to unallocated: bytes {}{} of the disk would then read {reads_as}",
-            listed.join(", "),
-            if self.lost.len() > 8 || self.lost_omitted > 0 { ", …" } else { "" }
+            "{total} BAT entries point at blocks that are not in the file and would be set to unallocated: bytes {} of the disk would then read {reads_as}",
+            some_ranges(&self.lost, self.lost_omitted)
         ));
-        self.steps.push(Step::Write {
-            offset,
-            bytes: Arc::new(entries),
-        });
+        self.steps.push(Step::write(offset, entries));
         Ok(())
     }
 
@@ -826,11 +824,8 @@ impl Plan {
         let Some(parent) = before.parent() else {
             return Ok(());
         };
-        let modified = std::fs::metadata(parent)
-            .and_then(|m| m.modified())
-            .map_err(|e| Error::io(format!("reading the time stamp of {}", parent.display()), e))?;
         let mut header = header.clone();
-        header.parent_timestamp = crate::footer::vhd_timestamp(modified);
+        header.parent_timestamp = crate::files::modification_timestamp(parent)?;
         header.set_commit_in_progress(false);
         header.update_checksum();
         self.steps
@@ -868,9 +863,7 @@ impl Plan {
                 } else {
                     "the file ended without its footer"
                 };
-                self.steps.push(Step::Write { offset, bytes });
-                self.steps
-                    .push(Step::SetLength(offset + FOOTER_SIZE as u64));
+                self.end_file_with(offset, bytes);
                 self.act(
                     FindingKind::FooterMissing,
                     offset,
@@ -898,9 +891,7 @@ impl Plan {
                             ));
                         }
                     }
-                    self.steps.push(Step::Write { offset, bytes });
-                    self.steps
-                        .push(Step::SetLength(offset + FOOTER_SIZE as u64));
+                    self.end_file_with(offset, bytes);
                     self.act(
                         FindingKind::LeakedBlock,
                         offset,
@@ -1029,19 +1020,9 @@ impl Plan {
         if changed.is_empty() {
             return Ok(());
         }
-        let listed: Vec<String> = changed
-            .iter()
-            .take(8)
-            .map(|r| format!("{}..{}", r.start, r.end))
-            .collect();
         self.risks.push(format!(
-            "bytes {}{} of the disk, which a reader gets now, would read differently",
-            listed.join(", "),
-            if changed.len() > 8 || omitted > 0 {
-                ", …"
-            } else {
-                ""
-            }
+            "bytes {} of the disk, which a reader gets now, would read differently",
+            some_ranges(&changed, omitted)
         ));
         Ok(())
     }
@@ -1076,6 +1057,19 @@ const MAX_UNITS_INSPECTED: u64 = 1024;
 const DATA_SAMPLE: u64 = 64 * 1024;
 /// How much of the disk is compared at once when a plan is tried.
 const COMPARE_CHUNK: u64 = 1 << 20;
+
+/// The first ranges of `ranges` for a message ("0..512, 4096..8192, …": at most 8, and
+/// "…" when there are more, or `omitted` ones).
+fn some_ranges(ranges: &[Range<u64>], omitted: u64) -> String {
+    const LISTED: usize = 8;
+    let listed: Vec<String> = ranges
+        .iter()
+        .take(LISTED)
+        .map(|r| format!("{}..{}", r.start, r.end))
+        .collect();
+    let more = ranges.len() > LISTED || omitted > 0;
+    format!("{}{}", listed.join(", "), if more { ", …" } else { "" })
+}
 
 fn be_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
