@@ -7,9 +7,12 @@
 //! `ERR_VHD_CLOSED`.
 
 use crate::errors::{guard, Failure};
-use crate::info::{ImageInfo, Snapshot};
-use crate::options::{integer, io_range, CreateArgs, OpenArgs};
+use crate::info::Snapshot;
+use crate::options::{integer, io_range};
 use crate::task::Job;
+use crate::types::AllocatedRangeInfo;
+use crate::types::ImageInfo;
+use crate::types::{CreateArgs, OpenArgs};
 use napi::bindgen_prelude::{AsyncTask, Buffer, External, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
@@ -441,18 +444,6 @@ fn discard_work(state: &mut DiscardState) -> Result<(), Failure> {
     let mut guard = write_lock(&state.image)?;
     let image = guard.as_mut().ok_or_else(Failure::closed)?;
     Ok(image.discard(state.offset, state.length)?)
-}
-
-/// A run of the virtual disk whose data is stored rather than implied zeros.
-#[napi(object)]
-pub struct AllocatedRangeInfo {
-    /// Start in the virtual disk, in bytes.
-    pub offset: f64,
-    pub length: f64,
-    /// Which image of the chain holds it: 0 this one, 1 its parent, and so on.
-    pub depth: u32,
-    /// Where the data starts in that image's file, when the run is contiguous there.
-    pub file_offset: Option<f64>,
 }
 
 impl From<vhd_core::ops::AllocatedRange> for AllocatedRangeInfo {

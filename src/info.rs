@@ -6,8 +6,8 @@
 //! 64-bit fields are decimal strings, which `index.js` turns into BigInt: napi-rs makes
 //! BigInt only with its `napi6` feature, and a string loses no bits either.
 
+use crate::types::{FooterInfo, HeaderInfo, ImageInfo, LocatorInfo, ParentInfo};
 use napi::bindgen_prelude::Buffer;
-use napi_derive::napi;
 use vhd_core::{DynamicHeader, Footer, FooterSource, Image, Parent, ParentLocator, VirtualDisk};
 
 /// The metadata of an image, taken when it is opened (it does not change while it is open).
@@ -127,111 +127,6 @@ impl Snapshot {
             parents: self.parents.iter().map(ParentSnapshot::to_js).collect(),
         }
     }
-}
-
-/// Everything about an open image.
-#[napi(object)]
-pub struct ImageInfo {
-    /// The path the image was opened from.
-    pub path: String,
-    /// The footer's disk type: 2 fixed, 3 dynamic, 4 differencing.
-    pub disk_type: u32,
-    /// `'fixed'`, `'dynamic'` or `'differencing'`.
-    pub type_name: String,
-    /// Virtual size in bytes (the footer's current size).
-    pub size: i64,
-    /// Bytes the footer's CHS geometry describes.
-    pub geometry_size: i64,
-    /// Bytes of data per block (dynamic and differencing images).
-    pub block_size: Option<u32>,
-    /// `'end'`, `'end511'` or `'copy'` (the damaged end footer was replaced by the copy).
-    pub footer_source: String,
-    pub read_only: bool,
-    /// Why the image cannot be written (opened read-only, damaged footer, ignored checksums).
-    pub read_only_reason: Option<String>,
-    pub footer: FooterInfo,
-    pub header: Option<HeaderInfo>,
-    /// Differencing images: every image below this one, nearest first, down to the base
-    /// (empty for fixed and dynamic images).
-    pub parents: Vec<ParentInfo>,
-}
-
-/// An image below a differencing image: a VHD, or a raw disk file at the base.
-#[napi(object)]
-pub struct ParentInfo {
-    /// Where it was found (a locator, the header's parent name, or the `parents` option).
-    pub path: String,
-    /// The footer's disk type (2 fixed, 3 dynamic, 4 differencing); `null` for a raw base.
-    pub disk_type: Option<u32>,
-    /// `'fixed'`, `'dynamic'`, `'differencing'` or `'raw'`.
-    pub type_name: String,
-    /// Virtual size in bytes (a raw base: its file size).
-    pub size: i64,
-    /// The footer's unique id; `null` for a raw base.
-    pub unique_id: Option<Buffer>,
-    /// A raw disk file named by the caller.
-    pub raw: bool,
-}
-
-/// Every field of the hard disk footer, unconverted.
-#[napi(object)]
-pub struct FooterInfo {
-    pub cookie: String,
-    pub features: u32,
-    pub format_version: u32,
-    pub data_offset: String,
-    /// Seconds since 2000-01-01 00:00:00 UTC.
-    pub timestamp: u32,
-    /// The 4 raw bytes.
-    pub creator_application: Buffer,
-    pub creator_version: u32,
-    pub creator_host_os: u32,
-    pub original_size: String,
-    pub current_size: String,
-    pub cylinders: u32,
-    pub heads: u32,
-    pub sectors_per_track: u32,
-    pub disk_type: u32,
-    pub checksum: u32,
-    pub unique_id: Buffer,
-    pub saved_state: u32,
-    pub reserved: Buffer,
-}
-
-/// Every field of the dynamic disk header, unconverted (the parent name also decoded).
-#[napi(object)]
-pub struct HeaderInfo {
-    pub cookie: String,
-    pub data_offset: String,
-    pub table_offset: String,
-    pub header_version: u32,
-    pub max_table_entries: u32,
-    pub block_size: u32,
-    pub checksum: u32,
-    pub parent_unique_id: Buffer,
-    /// Seconds since 2000-01-01 00:00:00 UTC.
-    pub parent_timestamp: u32,
-    pub reserved1: u32,
-    /// The 512 raw bytes (UTF-16 big-endian).
-    pub parent_unicode_name: Buffer,
-    /// The parent name decoded (UTF-16 big-endian, up to the first NUL).
-    pub parent_name: String,
-    /// All 8 entries, empty ones included, in header order.
-    pub parent_locators: Vec<LocatorInfo>,
-    pub reserved2: Buffer,
-}
-
-/// One parent locator entry.
-#[napi(object)]
-pub struct LocatorInfo {
-    pub platform_code: u32,
-    pub platform_data_space: u32,
-    pub platform_data_length: u32,
-    pub reserved: u32,
-    pub platform_data_offset: String,
-    /// The path the entry holds, decoded (W2ru/W2ku UTF-16LE, Wi2r/Wi2k ASCII, MacX URL),
-    /// or null.
-    pub text: Option<String>,
 }
 
 fn footer_info(f: &Footer) -> FooterInfo {

@@ -5,8 +5,10 @@
 //! - [`task`]: the libuv thread-pool task behind every other asynchronous method;
 //! - [`options`]: argument objects and number checks;
 //! - [`info`]: the image's metadata as JavaScript objects;
-//! - [`ops`]: the maintenance operations (convert, check, compact…) with progress and cancel;
-//! - [`errors`]: Rust errors and panics → JavaScript errors with a stable `code`.
+//! - [`ops`]: the maintenance operations (convert, check, compact…) with progress and cancel,
+//!   one module per family;
+//! - [`errors`]: Rust errors and panics → JavaScript errors with a stable `code`;
+//! - [`types`]: every object passed to or returned from JavaScript (`#[napi(object)]`).
 //!
 //! No format logic lives here: everything about VHD is in `vhd-core`.
 
@@ -24,6 +26,7 @@ mod ops;
 mod options;
 mod structures;
 mod task;
+mod types;
 
 use napi_derive::napi;
 

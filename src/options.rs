@@ -4,70 +4,13 @@
 //! native class is safe on its own: a bad value is an error, never a panic or a wild slice.
 
 use crate::errors::Failure;
-use napi_derive::napi;
+use crate::types::{CreateArgs, OpenArgs};
 use std::ops::Range;
 use std::path::PathBuf;
 use vhd_core::{DiskType, ParentPath};
 
 /// `Number.MAX_SAFE_INTEGER`: the largest offset or length accepted.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-
-/// How to open an image.
-#[napi(object)]
-#[derive(Debug, Default, Clone)]
-pub struct OpenArgs {
-    /// Open the file read-only (default false: read-write).
-    pub read_only: Option<bool>,
-    /// Accept bad checksums; an image opened that way is read-only.
-    pub ignore_checksums: Option<bool>,
-    /// `'fixed'`, `'dynamic'` or `'differencing'`: fail with `ERR_VHD_WRONG_TYPE` otherwise.
-    pub expected_type: Option<String>,
-    /// Parents of a differencing image named by the caller, nearest first; levels beyond
-    /// the list are found through the parent locators.
-    pub parents: Option<Vec<ParentArg>>,
-    /// Accept a parent whose time stamp is not the one the child recorded (default false).
-    pub ignore_parent_timestamp: Option<bool>,
-    /// Lock the file (and, shared, its parents) while open (default true).
-    pub lock: Option<bool>,
-    /// Parents found through locators must lie inside this folder (untrusted images).
-    pub parent_root: Option<String>,
-    /// Windows: follow a locator naming a network path (`\\server\share\…`) (default false).
-    pub allow_remote_parents: Option<bool>,
-}
-
-/// A parent named by the caller.
-#[napi(object)]
-#[derive(Debug, Default, Clone)]
-pub struct ParentArg {
-    pub path: String,
-    /// A raw disk file (no VHD structures): the base of the chain (default false).
-    pub raw: Option<bool>,
-}
-
-/// How to create an image.
-#[napi(object)]
-#[derive(Debug, Clone)]
-pub struct CreateArgs {
-    /// `'fixed'`, `'dynamic'` or `'differencing'`.
-    #[napi(js_name = "type")]
-    pub disk_type: String,
-    /// Virtual size in bytes, a positive multiple of 512. Required for fixed and dynamic
-    /// images; for differencing ones, absent or 0 means the parent's size.
-    pub size: Option<f64>,
-    /// Block size of dynamic images (default 2 MiB); a differencing image takes its
-    /// parent's block size (this one over a fixed parent).
-    pub block_size: Option<f64>,
-    /// The parent of a differencing image (required for them, refused for the others).
-    pub parent: Option<String>,
-    /// Creator application: 1 to 4 ASCII characters, padded with spaces (default `win `).
-    pub creator_application: Option<String>,
-    /// Replace an existing file (default false: `ERR_VHD_EXISTS`).
-    pub overwrite: Option<bool>,
-    /// How to open the parent of a differencing image and the chain below it (its
-    /// `parentRoot` above all); it is opened read-only whatever `readOnly` says. Unused for
-    /// the other types.
-    pub parent_open: Option<OpenArgs>,
-}
 
 impl OpenArgs {
     pub fn to_core(&self) -> Result<vhd_core::OpenOptions, Failure> {
@@ -214,6 +157,7 @@ pub fn buffer_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::ParentArg;
 
     #[test]
     fn integers_must_be_safe_and_non_negative() {

@@ -5,21 +5,12 @@
 
 use crate::errors::{guard, Failure};
 use crate::options::integer;
+use crate::types::DiskGeometry;
 use napi::bindgen_prelude::Uint8ArraySlice;
 use napi::Env;
 use napi_derive::napi;
 use std::ops::Range;
 use vhd_core::Geometry;
-
-/// Cylinders, heads and sectors per track, with vhd@0.5.0's property names.
-#[napi(object)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DiskGeometry {
-    pub cylinders: u32,
-    pub heads: u32,
-    /// Sectors per track.
-    pub sectors: u32,
-}
 
 impl From<Geometry> for DiskGeometry {
     fn from(g: Geometry) -> DiskGeometry {

@@ -1,0 +1,499 @@
+//! Every object the binding passes to or returns from JavaScript (`#[napi(object)]`), in one
+//! place: the schema of the native layer, which `napi build` writes to `binding.d.ts`. The
+//! modules that fill them (or read them) keep the logic; this module keeps only the shapes.
+//!
+//! 64-bit fields: see the crate documentation (`src/lib.rs`) for the one rule every
+//! object here follows.
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+// ---------------------------------------------------------------------------------------
+// Maintenance operations: progress, arguments and results (src/ops/)
+
+/// How far an operation got.
+#[napi(object)]
+#[derive(Debug, Clone, Copy)]
+pub struct ProgressReport {
+    pub bytes_done: f64,
+    pub bytes_total: f64,
+}
+
+/// How to convert (the checked form of `VHD.convert`'s options).
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct ConvertArgs {
+    /// `'raw'`, `'fixed'` or `'dynamic'`.
+    pub to: String,
+    /// `'auto'` (default), `'raw'` or `'vhd'`.
+    pub source_format: Option<String>,
+    /// A fixed image of a whole number of MiB, as Azure requires.
+    pub azure: Option<bool>,
+    /// Block size of dynamic output (default 2 MiB).
+    pub block_size: Option<f64>,
+    /// Replace an existing destination.
+    pub overwrite: Option<bool>,
+    /// The output's 16-byte unique id as 32 hexadecimal digits (default: random).
+    pub unique_id: Option<String>,
+    /// The output's time stamp in seconds since 2000-01-01 (default: now).
+    pub timestamp: Option<f64>,
+    /// How to open a VHD source (parents, checksums); it is always read-only.
+    pub open: Option<OpenArgs>,
+}
+
+/// How a conversion source was read (`'raw'` or `'vhd'`) and why.
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct DetectedSource {
+    pub format: String,
+    pub reason: String,
+}
+
+/// What `convert` did.
+#[napi(object)]
+pub struct ConvertResult {
+    pub source_size: f64,
+    pub virtual_size: f64,
+    pub file_size: f64,
+    pub allocated_blocks: f64,
+    /// How the source was read, and why.
+    pub detected: DetectedSource,
+    /// What the caller should know (e.g. a file read as raw although it starts like a VHD).
+    pub warnings: Vec<String>,
+}
+
+/// Options of the operations on one image in place.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct InPlaceArgs {
+    /// How to open the image (parents of a differencing image, `parentRoot`…); `rebase`:
+    /// how to open the child over its new parent (`ignoreParentTimestamp` accepts a copy).
+    pub open: Option<OpenArgs>,
+    /// `resize`: shrink even when the part cut off holds data.
+    pub force: Option<bool>,
+}
+
+/// What `compact` did.
+#[napi(object)]
+pub struct CompactResult {
+    pub file_size_before: f64,
+    pub file_size_after: f64,
+    pub blocks_before: f64,
+    pub blocks_after: f64,
+}
+
+/// What `commit` did.
+#[napi(object)]
+pub struct CommitResult {
+    pub parent: String,
+    pub bytes_committed: f64,
+    pub child_file_size: f64,
+}
+
+/// What `resize` did.
+#[napi(object)]
+pub struct ResizeResult {
+    pub old_size: f64,
+    pub new_size: f64,
+    pub file_size: f64,
+}
+
+/// How to check.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct CheckArgs {
+    /// Repair what can be repaired without losing data.
+    pub repair: Option<bool>,
+    /// With `repair`: carry out a repair that loses data (see `vhd_core::ops::RepairOptions`).
+    pub force: Option<bool>,
+    /// Parents named by the caller, nearest first, and the other open options that apply.
+    pub open: Option<OpenArgs>,
+    /// Do not look for the parent of a differencing image.
+    pub skip_parent: Option<bool>,
+}
+
+/// One problem `check` found, or the summary of those of its kind that were not listed.
+#[napi(object)]
+pub struct FindingResult {
+    /// `'info'`, `'leak'` or `'corrupt'` (for a summary: the worst of those it stands for).
+    pub severity: String,
+    /// The stable code of its kind.
+    pub code: String,
+    pub message: String,
+    /// Where in the file, when it is about one place.
+    pub offset: Option<f64>,
+    /// Only on a summary: how many findings of its kind were not listed.
+    pub omitted: Option<f64>,
+}
+
+/// What `check` (and `repair`) found.
+#[napi(object)]
+pub struct CheckResult {
+    pub path: String,
+    pub clean: bool,
+    pub exit_code: i32,
+    pub corrupt: bool,
+    pub leaks: bool,
+    pub leaked_blocks: f64,
+    pub allocated_blocks: f64,
+    pub file_size: f64,
+    pub findings: Vec<FindingResult>,
+    /// With `repair`: the changes made, in order.
+    pub repairs: Option<Vec<RepairResult>>,
+    /// With `repair`: what the check after repairing still finds (damage or leaks).
+    pub not_repaired: Option<Vec<FindingResult>>,
+    /// With `repair`: ranges of the virtual disk that read differently now (as zeros, or
+    /// from the parent) because the blocks their BAT entries pointed at were not there.
+    pub lost: Option<Vec<RangeResult>>,
+    /// With `repair`: how many more such ranges were not listed.
+    pub lost_omitted: Option<f64>,
+    /// With `repair` and `force`: what the repair lost or accepted that it refuses without
+    /// force, one sentence each.
+    pub forced: Option<Vec<String>>,
+}
+
+/// One change `repair` made.
+#[napi(object)]
+pub struct RepairResult {
+    /// The code of the finding it repairs.
+    pub code: String,
+    /// Where in the file the change was made (for a cut: the new file size).
+    pub offset: f64,
+    pub description: String,
+    /// Only on a summary: how many changes of its kind were not listed.
+    pub omitted: Option<f64>,
+}
+
+/// A range of the virtual disk.
+#[napi(object)]
+pub struct RangeResult {
+    pub offset: f64,
+    pub length: f64,
+}
+
+/// The CHS geometry of the footer, and the size it describes.
+#[napi(object)]
+pub struct GeometryResult {
+    pub cylinders: u32,
+    pub heads: u32,
+    pub sectors_per_track: u32,
+    pub size: f64,
+}
+
+/// Who made the image.
+#[napi(object)]
+pub struct CreatorResult {
+    /// The creator application, e.g. `'win '`, `'qemu'`.
+    pub application: String,
+    /// `'major.minor'`.
+    pub version: String,
+    /// `'Windows'`, `'Macintosh'`, or the code's 4 characters quoted.
+    pub host_os: String,
+}
+
+/// The footer's features field.
+#[napi(object)]
+pub struct FeaturesResult {
+    pub value: u32,
+    pub temporary: bool,
+    pub reserved: bool,
+}
+
+/// A stored checksum and the one the fields call for.
+#[napi(object)]
+pub struct ChecksumResult {
+    pub stored: u32,
+    pub computed: u32,
+    pub valid: bool,
+}
+
+/// Every footer field, as stored.
+#[napi(object)]
+pub struct FooterFields {
+    pub features: u32,
+    pub format_version: u32,
+    /// `None` for a fixed image (all ones).
+    pub data_offset: Option<f64>,
+    pub timestamp: u32,
+    pub creator_application: String,
+    pub creator_version: u32,
+    pub creator_host_os: u32,
+    pub original_size: f64,
+    pub current_size: f64,
+    pub disk_type: u32,
+    pub checksum: u32,
+    pub unique_id: String,
+    pub saved_state: u32,
+}
+
+/// Every dynamic header field but the locator table.
+#[napi(object)]
+pub struct HeaderFields {
+    pub data_offset: Option<f64>,
+    pub table_offset: f64,
+    pub header_version: u32,
+    pub max_table_entries: u32,
+    pub block_size: u32,
+    pub checksum: u32,
+    pub parent_unique_id: String,
+    pub parent_timestamp: u32,
+    pub parent_name: String,
+}
+
+/// A used parent locator entry.
+#[napi(object)]
+pub struct LocatorResult {
+    pub index: u32,
+    pub platform_code: String,
+    pub data_space: u32,
+    pub data_length: u32,
+    pub data_offset: f64,
+    pub path: Option<String>,
+}
+
+/// The parent a differencing image records and the file used as the parent.
+#[napi(object)]
+pub struct ParentResult {
+    pub name: String,
+    pub unique_id: String,
+    /// Seconds since 2000-01-01.
+    pub timestamp: u32,
+    /// False when the child records a parent time stamp of 0 (as Windows diskpart writes):
+    /// only the parent's unique id binds it.
+    pub timestamp_recorded: bool,
+    pub path: String,
+    pub locators: Vec<LocatorResult>,
+}
+
+/// One image of the chain.
+#[napi(object)]
+pub struct ChainResult {
+    pub path: String,
+    /// `'fixed'`, `'dynamic'`, `'differencing'` or `'raw'`.
+    #[napi(js_name = "type")]
+    pub kind: String,
+    pub virtual_size: f64,
+}
+
+/// What `VHD.info` reports.
+#[napi(object)]
+pub struct InfoResult {
+    pub path: String,
+    #[napi(js_name = "type")]
+    pub disk_type: String,
+    pub virtual_size: f64,
+    pub geometry: GeometryResult,
+    pub block_size: Option<u32>,
+    pub allocated_bytes: f64,
+    pub allocated_blocks: Option<f64>,
+    pub file_size: f64,
+    pub disk_usage: Option<f64>,
+    pub creator: CreatorResult,
+    pub unique_id: String,
+    /// Seconds since 2000-01-01.
+    pub timestamp: u32,
+    pub features: FeaturesResult,
+    pub footer_checksum: ChecksumResult,
+    pub header_checksum: Option<ChecksumResult>,
+    pub footer_source: String,
+    pub footer: FooterFields,
+    pub header: Option<HeaderFields>,
+    pub parent: Option<ParentResult>,
+    pub chain: Vec<ChainResult>,
+}
+
+// ---------------------------------------------------------------------------------------
+// An open image's metadata (src/info.rs)
+
+/// Everything about an open image.
+#[napi(object)]
+pub struct ImageInfo {
+    /// The path the image was opened from.
+    pub path: String,
+    /// The footer's disk type: 2 fixed, 3 dynamic, 4 differencing.
+    pub disk_type: u32,
+    /// `'fixed'`, `'dynamic'` or `'differencing'`.
+    pub type_name: String,
+    /// Virtual size in bytes (the footer's current size).
+    pub size: i64,
+    /// Bytes the footer's CHS geometry describes.
+    pub geometry_size: i64,
+    /// Bytes of data per block (dynamic and differencing images).
+    pub block_size: Option<u32>,
+    /// `'end'`, `'end511'` or `'copy'` (the damaged end footer was replaced by the copy).
+    pub footer_source: String,
+    pub read_only: bool,
+    /// Why the image cannot be written (opened read-only, damaged footer, ignored checksums).
+    pub read_only_reason: Option<String>,
+    pub footer: FooterInfo,
+    pub header: Option<HeaderInfo>,
+    /// Differencing images: every image below this one, nearest first, down to the base
+    /// (empty for fixed and dynamic images).
+    pub parents: Vec<ParentInfo>,
+}
+
+/// An image below a differencing image: a VHD, or a raw disk file at the base.
+#[napi(object)]
+pub struct ParentInfo {
+    /// Where it was found (a locator, the header's parent name, or the `parents` option).
+    pub path: String,
+    /// The footer's disk type (2 fixed, 3 dynamic, 4 differencing); `null` for a raw base.
+    pub disk_type: Option<u32>,
+    /// `'fixed'`, `'dynamic'`, `'differencing'` or `'raw'`.
+    pub type_name: String,
+    /// Virtual size in bytes (a raw base: its file size).
+    pub size: i64,
+    /// The footer's unique id; `null` for a raw base.
+    pub unique_id: Option<Buffer>,
+    /// A raw disk file named by the caller.
+    pub raw: bool,
+}
+
+/// Every field of the hard disk footer, unconverted.
+#[napi(object)]
+pub struct FooterInfo {
+    pub cookie: String,
+    pub features: u32,
+    pub format_version: u32,
+    pub data_offset: String,
+    /// Seconds since 2000-01-01 00:00:00 UTC.
+    pub timestamp: u32,
+    /// The 4 raw bytes.
+    pub creator_application: Buffer,
+    pub creator_version: u32,
+    pub creator_host_os: u32,
+    pub original_size: String,
+    pub current_size: String,
+    pub cylinders: u32,
+    pub heads: u32,
+    pub sectors_per_track: u32,
+    pub disk_type: u32,
+    pub checksum: u32,
+    pub unique_id: Buffer,
+    pub saved_state: u32,
+    pub reserved: Buffer,
+}
+
+/// Every field of the dynamic disk header, unconverted (the parent name also decoded).
+#[napi(object)]
+pub struct HeaderInfo {
+    pub cookie: String,
+    pub data_offset: String,
+    pub table_offset: String,
+    pub header_version: u32,
+    pub max_table_entries: u32,
+    pub block_size: u32,
+    pub checksum: u32,
+    pub parent_unique_id: Buffer,
+    /// Seconds since 2000-01-01 00:00:00 UTC.
+    pub parent_timestamp: u32,
+    pub reserved1: u32,
+    /// The 512 raw bytes (UTF-16 big-endian).
+    pub parent_unicode_name: Buffer,
+    /// The parent name decoded (UTF-16 big-endian, up to the first NUL).
+    pub parent_name: String,
+    /// All 8 entries, empty ones included, in header order.
+    pub parent_locators: Vec<LocatorInfo>,
+    pub reserved2: Buffer,
+}
+
+/// One parent locator entry.
+#[napi(object)]
+pub struct LocatorInfo {
+    pub platform_code: u32,
+    pub platform_data_space: u32,
+    pub platform_data_length: u32,
+    pub reserved: u32,
+    pub platform_data_offset: String,
+    /// The path the entry holds, decoded (W2ru/W2ku UTF-16LE, Wi2r/Wi2k ASCII, MacX URL),
+    /// or null.
+    pub text: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Arguments of open and create (src/options.rs)
+
+/// How to open an image.
+#[napi(object)]
+#[derive(Debug, Default, Clone)]
+pub struct OpenArgs {
+    /// Open the file read-only (default false: read-write).
+    pub read_only: Option<bool>,
+    /// Accept bad checksums; an image opened that way is read-only.
+    pub ignore_checksums: Option<bool>,
+    /// `'fixed'`, `'dynamic'` or `'differencing'`: fail with `ERR_VHD_WRONG_TYPE` otherwise.
+    pub expected_type: Option<String>,
+    /// Parents of a differencing image named by the caller, nearest first; levels beyond
+    /// the list are found through the parent locators.
+    pub parents: Option<Vec<ParentArg>>,
+    /// Accept a parent whose time stamp is not the one the child recorded (default false).
+    pub ignore_parent_timestamp: Option<bool>,
+    /// Lock the file (and, shared, its parents) while open (default true).
+    pub lock: Option<bool>,
+    /// Parents found through locators must lie inside this folder (untrusted images).
+    pub parent_root: Option<String>,
+    /// Windows: follow a locator naming a network path (`\\server\share\…`) (default false).
+    pub allow_remote_parents: Option<bool>,
+}
+
+/// A parent named by the caller.
+#[napi(object)]
+#[derive(Debug, Default, Clone)]
+pub struct ParentArg {
+    pub path: String,
+    /// A raw disk file (no VHD structures): the base of the chain (default false).
+    pub raw: Option<bool>,
+}
+
+/// How to create an image.
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct CreateArgs {
+    /// `'fixed'`, `'dynamic'` or `'differencing'`.
+    #[napi(js_name = "type")]
+    pub disk_type: String,
+    /// Virtual size in bytes, a positive multiple of 512. Required for fixed and dynamic
+    /// images; for differencing ones, absent or 0 means the parent's size.
+    pub size: Option<f64>,
+    /// Block size of dynamic images (default 2 MiB); a differencing image takes its
+    /// parent's block size (this one over a fixed parent).
+    pub block_size: Option<f64>,
+    /// The parent of a differencing image (required for them, refused for the others).
+    pub parent: Option<String>,
+    /// Creator application: 1 to 4 ASCII characters, padded with spaces (default `win `).
+    pub creator_application: Option<String>,
+    /// Replace an existing file (default false: `ERR_VHD_EXISTS`).
+    pub overwrite: Option<bool>,
+    /// How to open the parent of a differencing image and the chain below it (its
+    /// `parentRoot` above all); it is opened read-only whatever `readOnly` says. Unused for
+    /// the other types.
+    pub parent_open: Option<OpenArgs>,
+}
+
+// ---------------------------------------------------------------------------------------
+// vhd@0.5.0's helpers (src/structures.rs)
+
+/// Cylinders, heads and sectors per track, with vhd@0.5.0's property names.
+#[napi(object)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskGeometry {
+    pub cylinders: u32,
+    pub heads: u32,
+    /// Sectors per track.
+    pub sectors: u32,
+}
+
+// ---------------------------------------------------------------------------------------
+// Allocated ranges (src/image.rs)
+
+/// A run of the virtual disk whose data is stored rather than implied zeros.
+#[napi(object)]
+pub struct AllocatedRangeInfo {
+    /// Start in the virtual disk, in bytes.
+    pub offset: f64,
+    pub length: f64,
+    /// Which image of the chain holds it: 0 this one, 1 its parent, and so on.
+    pub depth: u32,
+    /// Where the data starts in that image's file, when the run is contiguous there.
+    pub file_offset: Option<f64>,
+}
