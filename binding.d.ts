@@ -120,14 +120,6 @@ export interface AllocatedRangeInfo {
   fileOffset?: number
 }
 
-/** One image of the chain. */
-export interface ChainResult {
-  path: string
-  /** `'fixed'`, `'dynamic'`, `'differencing'` or `'raw'`. */
-  type: string
-  virtualSize: number
-}
-
 /** Checks the image at `path` (and repairs it with `repair`). */
 export declare function check(path: string, options?: CheckArgs | undefined | null): Promise<CheckResult>
 
@@ -174,13 +166,6 @@ export interface CheckResult {
 
 /** The VHD checksum of `buffer[offset..offset + length]`. */
 export declare function checksum(buffer: Uint8Array, offset: number, length: number): number
-
-/** A stored checksum and the one the fields call for. */
-export interface ChecksumResult {
-  stored: number
-  computed: number
-  valid: boolean
-}
 
 /** Writes the sectors of a differencing image into its parent, then empties the child. */
 export declare function commit(path: string, options: InPlaceArgs | undefined | null, operation: Operation, onProgress?: ProgressFn | undefined | null): Promise<CommitResult>
@@ -272,16 +257,6 @@ export interface CreateArgs {
   parentOpen?: OpenArgs
 }
 
-/** Who made the image. */
-export interface CreatorResult {
-  /** The creator application, e.g. `'win '`, `'qemu'`. */
-  application: string
-  /** `'major.minor'`. */
-  version: string
-  /** `'Windows'`, `'Macintosh'`, or the code's 4 characters quoted. */
-  hostOs: string
-}
-
 /** How a conversion source was read (`'raw'` or `'vhd'`) and why. */
 export interface DetectedSource {
   format: string
@@ -302,13 +277,6 @@ export interface DiskGeometry {
   sectors: number
 }
 
-/** The footer's features field. */
-export interface FeaturesResult {
-  value: number
-  temporary: boolean
-  reserved: boolean
-}
-
 /** One problem `check` found, or the summary of those of its kind that were not listed. */
 export interface FindingResult {
   /** `'info'`, `'leak'` or `'corrupt'` (for a summary: the worst of those it stands for). */
@@ -320,24 +288,6 @@ export interface FindingResult {
   offset?: number
   /** Only on a summary: how many findings of its kind were not listed. */
   omitted?: number
-}
-
-/** Every footer field, as stored. */
-export interface FooterFields {
-  features: number
-  formatVersion: number
-  /** `None` for a fixed image (all ones). */
-  dataOffset?: number
-  timestamp: number
-  creatorApplication: string
-  creatorVersion: number
-  creatorHostOs: number
-  originalSize: number
-  currentSize: number
-  diskType: number
-  checksum: number
-  uniqueId: string
-  savedState: number
 }
 
 /** Every field of the hard disk footer, unconverted. */
@@ -364,14 +314,6 @@ export interface FooterInfo {
   reserved: Buffer
 }
 
-/** The CHS geometry of the footer, and the size it describes. */
-export interface GeometryResult {
-  cylinders: number
-  heads: number
-  sectorsPerTrack: number
-  size: number
-}
-
 /**
  * Reads `length` bytes at virtual offset `position` into `buffer[bufferOffset..]`, on the
  * JavaScript thread; returns the number of bytes read (short at the end of the disk, 0
@@ -385,19 +327,6 @@ export declare function handleReadSync(handle: ExternalObject<Shared>, buffer: U
  * end of the disk fails with `ERR_VHD_OUT_OF_RANGE` and writes nothing.
  */
 export declare function handleWriteSync(handle: ExternalObject<Shared>, buffer: Uint8Array, bufferOffset: number, length: number, position: number): number
-
-/** Every dynamic header field but the locator table. */
-export interface HeaderFields {
-  dataOffset?: number
-  tableOffset: number
-  headerVersion: number
-  maxTableEntries: number
-  blockSize: number
-  checksum: number
-  parentUniqueId: string
-  parentTimestamp: number
-  parentName: string
-}
 
 /** Every field of the dynamic disk header, unconverted (the parent name also decoded). */
 export interface HeaderInfo {
@@ -449,33 +378,8 @@ export interface ImageInfo {
   parents: Array<ParentInfo>
 }
 
-/** Opens the image read-only and describes it. */
-export declare function info(path: string, open?: OpenArgs | undefined | null): Promise<InfoResult>
-
-/** What `VHD.info` reports. */
-export interface InfoResult {
-  path: string
-  type: string
-  virtualSize: number
-  geometry: GeometryResult
-  blockSize?: number
-  allocatedBytes: number
-  allocatedBlocks?: number
-  fileSize: number
-  diskUsage?: number
-  creator: CreatorResult
-  uniqueId: string
-  /** Seconds since 2000-01-01. */
-  timestamp: number
-  features: FeaturesResult
-  footerChecksum: ChecksumResult
-  headerChecksum?: ChecksumResult
-  footerSource: string
-  footer: FooterFields
-  header?: HeaderFields
-  parent?: ParentResult
-  chain: Array<ChainResult>
-}
+/** Opens the image read-only and describes it: `vhd info --json`'s object. */
+export declare function info(path: string, open?: OpenArgs | undefined | null): Promise<import('./index').ImageInfo>
 
 /** Options of the operations on one image in place. */
 export interface InPlaceArgs {
@@ -531,16 +435,6 @@ export interface LocatorInfo {
    * or null.
    */
   text?: string
-}
-
-/** A used parent locator entry. */
-export interface LocatorResult {
-  index: number
-  platformCode: string
-  dataSpace: number
-  dataLength: number
-  dataOffset: number
-  path?: string
 }
 
 /**
@@ -607,21 +501,6 @@ export interface ParentInfo {
   uniqueId?: Buffer
   /** A raw disk file named by the caller. */
   raw: boolean
-}
-
-/** The parent a differencing image records and the file used as the parent. */
-export interface ParentResult {
-  name: string
-  uniqueId: string
-  /** Seconds since 2000-01-01. */
-  timestamp: number
-  /**
-   * False when the child records a parent time stamp of 0 (as Windows diskpart writes):
-   * only the parent's unique id binds it.
-   */
-  timestampRecorded: boolean
-  path: string
-  locators: Array<LocatorResult>
 }
 
 /** How far an operation got. */

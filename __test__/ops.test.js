@@ -650,6 +650,30 @@ describe('info', () => {
     assert.deepEqual(Object.keys(JSON.parse(cli.stdout).parent), Object.keys(info.parent))
     assert.equal(JSON.parse(cli.stdout).parent.timestampRecorded, false)
   })
+
+  // One shape, built once in the core (ImageInfo::to_json): VHD.info is what the CLI prints,
+  // value for value and in the same key order, for every type and for a crafted 64-bit
+  // field above 2^53 (rounded by the binding exactly as JSON.parse rounds the CLI's text).
+  test('is the CLI\'s info --json object, key for key and value for value', async () => {
+    const { file: fixed } = await makeImage({ type: 'fixed', size: 4 * MiB })
+    const { file: dynamic } = await makeImage({ type: 'dynamic', size: 10 * MiB, blockSize: 512 * KiB }, [[MiB, pattern(4096, 3)]])
+    const child = tmp.file('child')
+    await (await VHD.create(child, { type: 'differencing', parent: dynamic })).close()
+    // A footer whose original size (offset 40) is 2^60 + 1: not exact as a Number.
+    patchFile(fixed, fs.statSync(fixed).size - 512, 512, (footer) => {
+      footer.writeBigUInt64BE(2n ** 60n + 1n, 40)
+      footer.writeUInt32BE(vhdChecksum(footer, 64), 64)
+    })
+    for (const file of [fixed, dynamic, child]) {
+      const cli = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'vhd.js'), 'info', '--json', file], { encoding: 'utf8' })
+      assert.equal(cli.status, 0, cli.stderr)
+      const printed = JSON.parse(cli.stdout)
+      const info = await VHD.info(file)
+      assert.deepStrictEqual(info, printed, file)
+      assert.deepEqual(JSON.stringify(info), JSON.stringify(printed), `${file}: the same key order`)
+    }
+    assert.equal((await VHD.info(fixed)).footer.originalSize, 2 ** 60)
+  })
 })
 
 // ---------------------------------------------------------------------------------------

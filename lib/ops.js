@@ -427,90 +427,18 @@ function snapshot(path, child, options, callback) {
   )
 }
 
-/** Describes an image (opened read-only): what the CLI's `info --json` prints. */
+/**
+ * Describes an image (opened read-only): the object the CLI's `info --json` prints, which
+ * the core builds once (vhd_core::ops::ImageInfo::to_json) and the binding returns as is.
+ */
 function info(path, options, callback) {
   ;[options, callback] = shift(options, callback)
   return call(
     callback,
     () => [toPath(path), toNativeOpen(toOptionsObject(options))],
-    ([file, open]) => native.info(file, open).then(shapeInfo),
+    ([file, open]) => native.info(file, open),
     (result) => [result],
   )
-}
-
-/** A VHD time stamp (seconds since 2000-01-01 UTC) as ISO 8601, `2024-05-01T12:00:00Z`. */
-function isoTime(vhdSeconds) {
-  return new Date(VHD_EPOCH_MS + vhdSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')
-}
-
-/** The CLI's `info --json` object, key for key, from the native fields. */
-function shapeInfo(r) {
-  const orNull = (value) => value ?? null
-  const parent = r.parent && {
-    name: r.parent.name,
-    uniqueId: r.parent.uniqueId,
-    timestamp: isoTime(r.parent.timestamp),
-    timestampRecorded: r.parent.timestampRecorded,
-    path: r.parent.path,
-    locators: r.parent.locators.map((l) => ({
-      index: l.index,
-      platformCode: l.platformCode,
-      dataSpace: l.dataSpace,
-      dataLength: l.dataLength,
-      dataOffset: l.dataOffset,
-      path: orNull(l.path),
-    })),
-  }
-  const f = r.footer
-  const h = r.header
-  return {
-    path: r.path,
-    format: 'vpc',
-    type: r.type,
-    virtualSize: r.virtualSize,
-    geometry: { ...r.geometry },
-    blockSize: orNull(r.blockSize),
-    allocatedBytes: r.allocatedBytes,
-    allocatedBlocks: orNull(r.allocatedBlocks),
-    fileSize: r.fileSize,
-    diskUsage: orNull(r.diskUsage),
-    creator: { ...r.creator },
-    uniqueId: r.uniqueId,
-    timestamp: isoTime(r.timestamp),
-    features: { ...r.features },
-    checksums: { footer: { ...r.footerChecksum }, header: r.headerChecksum ? { ...r.headerChecksum } : null },
-    footerSource: r.footerSource,
-    footer: {
-      features: f.features,
-      formatVersion: f.formatVersion,
-      dataOffset: orNull(f.dataOffset),
-      timestamp: f.timestamp,
-      creatorApplication: f.creatorApplication,
-      creatorVersion: f.creatorVersion,
-      creatorHostOs: f.creatorHostOs,
-      originalSize: f.originalSize,
-      currentSize: f.currentSize,
-      diskType: f.diskType,
-      checksum: f.checksum,
-      uniqueId: f.uniqueId,
-      savedState: f.savedState,
-    },
-    header: h
-      ? {
-          dataOffset: orNull(h.dataOffset),
-          tableOffset: h.tableOffset,
-          headerVersion: h.headerVersion,
-          maxTableEntries: h.maxTableEntries,
-          blockSize: h.blockSize,
-          checksum: h.checksum,
-          parentUniqueId: h.parentUniqueId,
-          parentTimestamp: h.parentTimestamp,
-          parentName: h.parentName,
-        }
-      : null,
-    parent: parent || null,
-    chain: r.chain.map(({ path, type, virtualSize }) => ({ path, type, virtualSize })),
-  }
 }
 
 module.exports = {

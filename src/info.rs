@@ -111,12 +111,7 @@ impl Snapshot {
             size: self.size as i64,
             geometry_size: footer.geometry_size() as i64,
             block_size: self.header.as_ref().map(|h| h.block_size),
-            footer_source: match self.footer_source {
-                FooterSource::End => "end",
-                FooterSource::End511 => "end511",
-                FooterSource::Copy => "copy",
-            }
-            .to_string(),
+            footer_source: self.footer_source.to_string(),
             read_only: self.read_only_reason.is_some(),
             read_only_reason: self.read_only_reason.clone(),
             footer: footer_info(footer),

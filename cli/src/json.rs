@@ -1,77 +1,50 @@
-//! A minimal JSON value and writer (the CLI has no serde): objects keep their key order,
-//! strings are escaped as RFC 8259 requires, numbers are written as numbers.
+//! The JSON writer of the command line (the CLI has no serde): the value is the core's
+//! [`Json`] (objects keep their key order); strings are escaped as RFC 8259 requires, and
+//! beyond it what a terminal would act on; numbers are written as numbers, exactly.
 
 use std::fmt::{self, Write as _};
 
-/// A JSON value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    /// `null`.
-    Null,
-    /// `true` or `false`.
-    Bool(bool),
-    /// Sizes and offsets: written exactly, even above 2^53 (readers may round them).
-    UInt(u64),
-    /// A signed number (exit codes).
-    Int(i64),
-    /// A string, escaped when written.
-    String(String),
-    /// `[...]`.
-    Array(Vec<Json>),
-    /// Key–value pairs in the order written.
-    Object(Vec<(String, Json)>),
+pub use vhd_core::json::Json;
+
+/// JSON text of a [`Json`] value (the value itself is the core's, shared with the binding).
+pub trait JsonText {
+    /// Indented with two spaces, one member per line.
+    fn pretty(&self) -> String;
+    /// On one line, `{"a": 1, "b": [2, 3]}`.
+    fn compact(&self) -> String;
 }
 
-impl Json {
-    /// An object from `(key, value)` pairs.
-    pub fn object<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Json)>) -> Json {
-        Json::Object(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
-    }
-
-    /// A string value.
-    pub fn str(s: impl Into<String>) -> Json {
-        Json::String(s.into())
-    }
-
-    /// `value` or null.
-    pub fn opt<T>(value: Option<T>, f: impl FnOnce(T) -> Json) -> Json {
-        value.map_or(Json::Null, f)
-    }
-
-    /// Indented with two spaces, one member per line.
-    pub fn pretty(&self) -> String {
+impl JsonText for Json {
+    fn pretty(&self) -> String {
         let mut out = String::new();
-        self.write(&mut out, Some(0))
-            .expect("writing to a String cannot fail");
+        write(self, &mut out, Some(0)).expect("writing to a String cannot fail");
         out
     }
 
-    /// On one line, `{"a": 1, "b": [2, 3]}`.
-    pub fn compact(&self) -> String {
+    fn compact(&self) -> String {
         let mut out = String::new();
-        self.write(&mut out, None)
-            .expect("writing to a String cannot fail");
+        write(self, &mut out, None).expect("writing to a String cannot fail");
         out
     }
+}
 
-    /// `indent`: the current depth when pretty-printing, `None` for one line.
-    fn write(&self, out: &mut String, indent: Option<usize>) -> fmt::Result {
-        match self {
-            Json::Null => out.write_str("null"),
-            Json::Bool(b) => write!(out, "{b}"),
-            Json::UInt(n) => write!(out, "{n}"),
-            Json::Int(n) => write!(out, "{n}"),
-            Json::String(s) => write_string(out, s),
-            Json::Array(items) => write_list(out, indent, ('[', ']'), items, |out, item, i| {
-                item.write(out, i)
-            }),
-            Json::Object(members) => {
-                write_list(out, indent, ('{', '}'), members, |out, (key, value), i| {
-                    write_string(out, key)?;
-                    out.write_str(": ")?;
-                    value.write(out, i)
-                })
-            }
+/// `indent`: the current depth when pretty-printing, `None` for one line.
+fn write(value: &Json, out: &mut String, indent: Option<usize>) -> fmt::Result {
+    match value {
+        Json::Null => out.write_str("null"),
+        Json::Bool(b) => write!(out, "{b}"),
+        Json::UInt(n) => write!(out, "{n}"),
+        Json::Int(n) => write!(out, "{n}"),
+        Json::String(s) => write_string(out, s),
+        Json::Array(items) => write_list(out, indent, ('[', ']'), items, |out, item, i| {
+            write(item, out, i)
+        }),
+        Json::Object(members) => {
+            write_list(out, indent, ('{', '}'), members, |out, (key, value), i| {
+                write_string(out, key)?;
+                out.write_str(": ")?;
+                write(value, out, i)
+            })
         }
     }
 }

@@ -29,6 +29,7 @@ mod files;
 pub mod footer;
 pub mod geometry;
 mod image;
+pub mod json;
 pub mod names;
 mod new_file;
 pub mod ops;

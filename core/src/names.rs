@@ -82,6 +82,15 @@ macro_rules! named {
 }
 pub(crate) use named;
 
+named!(
+    crate::FooterSource,
+    [
+        ("end", crate::FooterSource::End),
+        ("end511", crate::FooterSource::End511),
+        ("copy", crate::FooterSource::Copy),
+    ]
+);
+
 #[cfg(test)]
 mod tests {
     use crate::ops::{OutputFormat, SourceFormat};
@@ -103,6 +112,14 @@ mod tests {
             assert_eq!(f.to_string().parse::<SourceFormat>(), Ok(f));
         }
         assert_eq!("vpc".parse::<SourceFormat>(), Ok(SourceFormat::Vhd));
+        for s in [
+            crate::FooterSource::End,
+            crate::FooterSource::End511,
+            crate::FooterSource::Copy,
+        ] {
+            assert_eq!(s.to_string().parse::<crate::FooterSource>(), Ok(s));
+        }
+        assert_eq!(crate::FooterSource::End511.to_string(), "end511");
         let e = "qcow2".parse::<OutputFormat>().unwrap_err();
         assert_eq!(
             e.to_string(),

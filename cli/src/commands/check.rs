@@ -2,7 +2,7 @@
 
 use super::{flag, open_options, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
-use crate::json::Json;
+use crate::json::{Json, JsonText};
 use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::io::Write;

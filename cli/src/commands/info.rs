@@ -2,7 +2,7 @@
 
 use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
-use crate::json::Json;
+use crate::json::JsonText;
 use crate::size::{human_size, size_with_bytes};
 use crate::terminal::safe;
 use crate::{CliError, Io};
@@ -10,10 +10,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use vhd_core::dynamic_header::PARENT_TIMESTAMP_NOT_RECORDED;
 use vhd_core::footer::{
-    format_unique_id, Footer, FEATURE_RESERVED, FEATURE_TEMPORARY, HOST_OS_MACINTOSH,
-    HOST_OS_WINDOWS, NO_DATA_OFFSET, VHD_EPOCH_UNIX_SECONDS,
+    format_unique_id, Footer, FEATURE_RESERVED, FEATURE_TEMPORARY, NO_DATA_OFFSET,
 };
-use vhd_core::ops::{ChecksumInfo, ImageInfo, LocatorInfo};
+use vhd_core::ops::{creator_version_text, host_os_name, iso_time, ChecksumInfo, ImageInfo};
 use vhd_core::{DiskType, DynamicHeader, FooterSource};
 
 pub const COMMAND: Command = Command {
@@ -43,189 +42,11 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     let image = open_read_only(parsed, file)?;
     let info = vhd_core::ops::info(&image)?;
     if parsed.flag("json") {
-        writeln!(io.stdout, "{}", to_json(&info).pretty())?;
+        writeln!(io.stdout, "{}", info.to_json().pretty())?;
     } else {
         io.stdout.write_all(to_text(&info).as_bytes())?;
     }
     Ok(0)
-}
-
-// ---- JSON ----
-
-fn to_json(info: &ImageInfo) -> Json {
-    let footer = &info.footer;
-    let geometry = footer.geometry;
-    Json::object([
-        ("path", Json::str(display(&info.path))),
-        ("format", Json::str("vpc")),
-        ("type", Json::str(info.disk_type.name())),
-        ("virtualSize", Json::UInt(info.virtual_size)),
-        (
-            "geometry",
-            Json::object([
-                ("cylinders", Json::UInt(geometry.cylinders.into())),
-                ("heads", Json::UInt(geometry.heads.into())),
-                (
-                    "sectorsPerTrack",
-                    Json::UInt(geometry.sectors_per_track.into()),
-                ),
-                ("size", Json::UInt(info.geometry_size)),
-            ]),
-        ),
-        (
-            "blockSize",
-            Json::opt(info.header.as_ref(), |h| Json::UInt(h.block_size.into())),
-        ),
-        ("allocatedBytes", Json::UInt(info.allocated_bytes)),
-        (
-            "allocatedBlocks",
-            Json::opt(info.allocated_blocks, Json::UInt),
-        ),
-        ("fileSize", Json::UInt(info.file_size)),
-        ("diskUsage", Json::opt(info.disk_usage, Json::UInt)),
-        (
-            "creator",
-            Json::object([
-                ("application", Json::str(footer.creator_application_str())),
-                ("version", Json::str(creator_version(footer))),
-                ("hostOs", Json::str(host_os(footer.creator_host_os))),
-            ]),
-        ),
-        ("uniqueId", Json::str(format_unique_id(&footer.unique_id))),
-        ("timestamp", Json::str(iso_time(footer.timestamp))),
-        (
-            "features",
-            Json::object([
-                ("value", Json::UInt(footer.features.into())),
-                (
-                    "temporary",
-                    Json::Bool(footer.features & FEATURE_TEMPORARY != 0),
-                ),
-                (
-                    "reserved",
-                    Json::Bool(footer.features & FEATURE_RESERVED != 0),
-                ),
-            ]),
-        ),
-        (
-            "checksums",
-            Json::object([
-                ("footer", checksum_json(info.footer_checksum)),
-                ("header", Json::opt(info.header_checksum, checksum_json)),
-            ]),
-        ),
-        ("footerSource", Json::str(footer_source(info.footer_source))),
-        ("footer", footer_json(footer)),
-        ("header", Json::opt(info.header.as_ref(), header_json)),
-        ("parent", parent_json(info)),
-        (
-            "chain",
-            Json::Array(
-                info.chain
-                    .iter()
-                    .map(|entry| {
-                        Json::object([
-                            ("path", Json::str(display(&entry.path))),
-                            ("type", Json::str(entry.kind.name())),
-                            ("virtualSize", Json::UInt(entry.virtual_size)),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
-    ])
-}
-
-fn checksum_json(checksum: ChecksumInfo) -> Json {
-    Json::object([
-        ("stored", Json::UInt(checksum.stored.into())),
-        ("computed", Json::UInt(checksum.computed.into())),
-        ("valid", Json::Bool(checksum.is_valid())),
-    ])
-}
-
-/// Every footer field, as stored.
-fn footer_json(footer: &Footer) -> Json {
-    Json::object([
-        ("features", Json::UInt(footer.features.into())),
-        ("formatVersion", Json::UInt(footer.format_version.into())),
-        ("dataOffset", data_offset_json(footer.data_offset)),
-        ("timestamp", Json::UInt(footer.timestamp.into())),
-        (
-            "creatorApplication",
-            Json::str(footer.creator_application_str()),
-        ),
-        ("creatorVersion", Json::UInt(footer.creator_version.into())),
-        ("creatorHostOs", Json::UInt(footer.creator_host_os.into())),
-        ("originalSize", Json::UInt(footer.original_size)),
-        ("currentSize", Json::UInt(footer.current_size)),
-        ("diskType", Json::UInt(footer.disk_type_code.into())),
-        ("checksum", Json::UInt(footer.checksum.into())),
-        ("uniqueId", Json::str(format_unique_id(&footer.unique_id))),
-        ("savedState", Json::UInt(footer.saved_state.into())),
-    ])
-}
-
-/// A fixed image's data offset is all ones: null rather than 2^64 - 1.
-fn data_offset_json(offset: u64) -> Json {
-    if offset == NO_DATA_OFFSET {
-        Json::Null
-    } else {
-        Json::UInt(offset)
-    }
-}
-
-/// Every dynamic header field but the locator table (see `parent.locators`).
-fn header_json(header: &DynamicHeader) -> Json {
-    Json::object([
-        ("dataOffset", data_offset_json(header.data_offset)),
-        ("tableOffset", Json::UInt(header.table_offset)),
-        ("headerVersion", Json::UInt(header.header_version.into())),
-        (
-            "maxTableEntries",
-            Json::UInt(header.max_table_entries.into()),
-        ),
-        ("blockSize", Json::UInt(header.block_size.into())),
-        ("checksum", Json::UInt(header.checksum.into())),
-        (
-            "parentUniqueId",
-            Json::str(format_unique_id(&header.parent_unique_id)),
-        ),
-        (
-            "parentTimestamp",
-            Json::UInt(header.parent_timestamp.into()),
-        ),
-        ("parentName", Json::str(header.parent_name())),
-    ])
-}
-
-fn parent_json(info: &ImageInfo) -> Json {
-    let Some(parent) = &info.parent else {
-        return Json::Null;
-    };
-    Json::object([
-        ("name", Json::str(&parent.name)),
-        ("uniqueId", Json::str(format_unique_id(&parent.unique_id))),
-        ("timestamp", Json::str(iso_time(parent.timestamp))),
-        ("timestampRecorded", Json::Bool(parent.timestamp_recorded)),
-        ("path", Json::str(display(&parent.path))),
-        (
-            "locators",
-            Json::Array(info.parent_locators.iter().map(locator_json).collect()),
-        ),
-    ])
-}
-
-fn locator_json(locator: &LocatorInfo) -> Json {
-    let entry = &locator.entry;
-    Json::object([
-        ("index", Json::UInt(locator.index as u64)),
-        ("platformCode", Json::str(entry.platform_name())),
-        ("dataSpace", Json::UInt(entry.platform_data_space.into())),
-        ("dataLength", Json::UInt(entry.platform_data_length.into())),
-        ("dataOffset", Json::UInt(entry.platform_data_offset)),
-        ("path", Json::opt(locator.path.clone(), Json::String)),
-    ])
 }
 
 // ---- text ----
@@ -299,12 +120,12 @@ fn footer_text(out: &mut String, footer: &Footer, info: &ImageInfo) {
             "creator application",
             format!("{:?}", String::from_utf8_lossy(&footer.creator_application)),
         ),
-        ("creator version", creator_version(footer)),
+        ("creator version", creator_version_text(footer)),
         (
             "creator host OS",
             format!(
                 "{} ({:#010x})",
-                host_os(footer.creator_host_os),
+                host_os_name(footer.creator_host_os),
                 footer.creator_host_os
             ),
         ),
@@ -442,14 +263,6 @@ fn timestamp_text(timestamp: u32) -> String {
     format!("{} ({timestamp} s after 2000-01-01)", iso_time(timestamp))
 }
 
-fn footer_source(source: FooterSource) -> &'static str {
-    match source {
-        FooterSource::End => "end",
-        FooterSource::End511 => "end511",
-        FooterSource::Copy => "copy",
-    }
-}
-
 fn footer_source_text(source: FooterSource) -> &'static str {
     match source {
         FooterSource::End => "the end of the file",
@@ -458,65 +271,13 @@ fn footer_source_text(source: FooterSource) -> &'static str {
     }
 }
 
-fn creator_version(footer: &Footer) -> String {
-    let (major, minor) = footer.creator_version_parts();
-    format!("{major}.{minor}")
-}
-
-fn host_os(code: u32) -> String {
-    match code {
-        HOST_OS_WINDOWS => "Windows".into(),
-        HOST_OS_MACINTOSH => "Macintosh".into(),
-        other => format!("{:?}", String::from_utf8_lossy(&other.to_be_bytes())),
-    }
-}
-
 fn display(path: &Path) -> String {
     path.display().to_string()
-}
-
-/// A VHD time stamp (seconds since 2000-01-01 UTC) as ISO 8601, `2024-05-01T12:00:00Z`.
-pub fn iso_time(timestamp: u32) -> String {
-    let unix = VHD_EPOCH_UNIX_SECONDS + u64::from(timestamp);
-    let (days, seconds) = (unix / 86_400, unix % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
-
-/// The Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso_time_of_known_instants() {
-        assert_eq!(iso_time(0), "2000-01-01T00:00:00Z");
-        // 2024-02-29T12:34:56Z, a leap day.
-        assert_eq!(
-            iso_time(1_709_210_096 - 946_684_800),
-            "2024-02-29T12:34:56Z"
-        );
-        assert_eq!(iso_time(u32::MAX), "2136-02-07T06:28:15Z");
-    }
 
     /// A child that records no parent time stamp (0) says so, in text and in JSON; one
     /// that records it shows it.
@@ -534,7 +295,7 @@ mod tests {
         };
         let shown = |path: &Path| {
             let info = vhd_core::ops::info(&Image::open(path, &options).unwrap()).unwrap();
-            (to_text(&info), to_json(&info).pretty())
+            (to_text(&info), info.to_json().pretty())
         };
         let (text, json) = shown(&child);
         assert!(!text.contains("not recorded"), "{text}");

@@ -2,7 +2,7 @@
 
 use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
 use crate::args::Parsed;
-use crate::json::Json;
+use crate::json::{Json, JsonText};
 use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::io::{BufWriter, Write};

@@ -1,11 +1,17 @@
 //! Everything known about an image, for `vhd info`: every footer and dynamic header field,
 //! the parent locators, the parent chain and how much space the image uses.
 //!
-//! [`info`] only collects; formatting (text or JSON) is the caller's business.
+//! [`info`] collects; [`ImageInfo::to_json`] is the one JSON shape of it, which the command
+//! line prints (`vhd info --json`) and the Node.js binding returns (`VHD.info`) unchanged.
+//! Text formatting is the command line's business.
 
 use crate::bat::BlockAllocationTable;
 use crate::error::{Error, Result};
-use crate::footer::{DiskType, Footer};
+use crate::footer::{
+    format_unique_id, DiskType, Footer, FEATURE_RESERVED, FEATURE_TEMPORARY, HOST_OS_MACINTOSH,
+    HOST_OS_WINDOWS, NO_DATA_OFFSET, VHD_EPOCH_UNIX_SECONDS,
+};
+use crate::json::Json;
 use crate::parent_locator::ParentLocator;
 use crate::{DynamicHeader, FooterSource, Image, Parent, VirtualDisk};
 use std::path::{Path, PathBuf};
@@ -257,10 +263,255 @@ fn chain(image: &Image) -> Vec<ChainEntry> {
     entries
 }
 
+impl ImageInfo {
+    /// The description `vhd info --json` prints and `VHD.info` resolves to, key for key:
+    /// built here once, written as text by the command line and made a JavaScript object
+    /// by the binding. Time stamps of the summary are ISO 8601, those of `footer` and
+    /// `header` the stored seconds since 2000; unique ids are UUIDs with the bytes in file
+    /// order; a data offset of all ones (none) is `null`.
+    pub fn to_json(&self) -> Json {
+        to_json(self)
+    }
+}
+
+fn to_json(info: &ImageInfo) -> Json {
+    let footer = &info.footer;
+    let geometry = footer.geometry;
+    Json::object([
+        ("path", Json::str(display_path(&info.path))),
+        ("format", Json::str("vpc")),
+        ("type", Json::str(info.disk_type.name())),
+        ("virtualSize", Json::UInt(info.virtual_size)),
+        (
+            "geometry",
+            Json::object([
+                ("cylinders", Json::UInt(geometry.cylinders.into())),
+                ("heads", Json::UInt(geometry.heads.into())),
+                (
+                    "sectorsPerTrack",
+                    Json::UInt(geometry.sectors_per_track.into()),
+                ),
+                ("size", Json::UInt(info.geometry_size)),
+            ]),
+        ),
+        (
+            "blockSize",
+            Json::opt(info.header.as_ref(), |h| Json::UInt(h.block_size.into())),
+        ),
+        ("allocatedBytes", Json::UInt(info.allocated_bytes)),
+        (
+            "allocatedBlocks",
+            Json::opt(info.allocated_blocks, Json::UInt),
+        ),
+        ("fileSize", Json::UInt(info.file_size)),
+        ("diskUsage", Json::opt(info.disk_usage, Json::UInt)),
+        (
+            "creator",
+            Json::object([
+                ("application", Json::str(footer.creator_application_str())),
+                ("version", Json::str(creator_version_text(footer))),
+                ("hostOs", Json::str(host_os_name(footer.creator_host_os))),
+            ]),
+        ),
+        ("uniqueId", Json::str(format_unique_id(&footer.unique_id))),
+        ("timestamp", Json::str(iso_time(footer.timestamp))),
+        (
+            "features",
+            Json::object([
+                ("value", Json::UInt(footer.features.into())),
+                (
+                    "temporary",
+                    Json::Bool(footer.features & FEATURE_TEMPORARY != 0),
+                ),
+                (
+                    "reserved",
+                    Json::Bool(footer.features & FEATURE_RESERVED != 0),
+                ),
+            ]),
+        ),
+        (
+            "checksums",
+            Json::object([
+                ("footer", checksum_json(info.footer_checksum)),
+                ("header", Json::opt(info.header_checksum, checksum_json)),
+            ]),
+        ),
+        ("footerSource", Json::str(info.footer_source.to_string())),
+        ("footer", footer_json(footer)),
+        ("header", Json::opt(info.header.as_ref(), header_json)),
+        ("parent", parent_json(info)),
+        (
+            "chain",
+            Json::Array(
+                info.chain
+                    .iter()
+                    .map(|entry| {
+                        Json::object([
+                            ("path", Json::str(display_path(&entry.path))),
+                            ("type", Json::str(entry.kind.name())),
+                            ("virtualSize", Json::UInt(entry.virtual_size)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+fn checksum_json(checksum: ChecksumInfo) -> Json {
+    Json::object([
+        ("stored", Json::UInt(checksum.stored.into())),
+        ("computed", Json::UInt(checksum.computed.into())),
+        ("valid", Json::Bool(checksum.is_valid())),
+    ])
+}
+
+/// Every footer field, as stored.
+fn footer_json(footer: &Footer) -> Json {
+    Json::object([
+        ("features", Json::UInt(footer.features.into())),
+        ("formatVersion", Json::UInt(footer.format_version.into())),
+        ("dataOffset", data_offset_json(footer.data_offset)),
+        ("timestamp", Json::UInt(footer.timestamp.into())),
+        (
+            "creatorApplication",
+            Json::str(footer.creator_application_str()),
+        ),
+        ("creatorVersion", Json::UInt(footer.creator_version.into())),
+        ("creatorHostOs", Json::UInt(footer.creator_host_os.into())),
+        ("originalSize", Json::UInt(footer.original_size)),
+        ("currentSize", Json::UInt(footer.current_size)),
+        ("diskType", Json::UInt(footer.disk_type_code.into())),
+        ("checksum", Json::UInt(footer.checksum.into())),
+        ("uniqueId", Json::str(format_unique_id(&footer.unique_id))),
+        ("savedState", Json::UInt(footer.saved_state.into())),
+    ])
+}
+
+/// A fixed image's data offset is all ones: null rather than 2^64 - 1.
+fn data_offset_json(offset: u64) -> Json {
+    if offset == NO_DATA_OFFSET {
+        Json::Null
+    } else {
+        Json::UInt(offset)
+    }
+}
+
+/// Every dynamic header field but the locator table (see `parent.locators`).
+fn header_json(header: &DynamicHeader) -> Json {
+    Json::object([
+        ("dataOffset", data_offset_json(header.data_offset)),
+        ("tableOffset", Json::UInt(header.table_offset)),
+        ("headerVersion", Json::UInt(header.header_version.into())),
+        (
+            "maxTableEntries",
+            Json::UInt(header.max_table_entries.into()),
+        ),
+        ("blockSize", Json::UInt(header.block_size.into())),
+        ("checksum", Json::UInt(header.checksum.into())),
+        (
+            "parentUniqueId",
+            Json::str(format_unique_id(&header.parent_unique_id)),
+        ),
+        (
+            "parentTimestamp",
+            Json::UInt(header.parent_timestamp.into()),
+        ),
+        ("parentName", Json::str(header.parent_name())),
+    ])
+}
+
+fn parent_json(info: &ImageInfo) -> Json {
+    let Some(parent) = &info.parent else {
+        return Json::Null;
+    };
+    Json::object([
+        ("name", Json::str(&parent.name)),
+        ("uniqueId", Json::str(format_unique_id(&parent.unique_id))),
+        ("timestamp", Json::str(iso_time(parent.timestamp))),
+        ("timestampRecorded", Json::Bool(parent.timestamp_recorded)),
+        ("path", Json::str(display_path(&parent.path))),
+        (
+            "locators",
+            Json::Array(info.parent_locators.iter().map(locator_json).collect()),
+        ),
+    ])
+}
+
+fn locator_json(locator: &LocatorInfo) -> Json {
+    let entry = &locator.entry;
+    Json::object([
+        ("index", Json::UInt(locator.index as u64)),
+        ("platformCode", Json::str(entry.platform_name())),
+        ("dataSpace", Json::UInt(entry.platform_data_space.into())),
+        ("dataLength", Json::UInt(entry.platform_data_length.into())),
+        ("dataOffset", Json::UInt(entry.platform_data_offset)),
+        ("path", Json::opt(locator.path.clone(), Json::String)),
+    ])
+}
+
+/// The creator version as `major.minor`.
+pub fn creator_version_text(footer: &Footer) -> String {
+    let (major, minor) = footer.creator_version_parts();
+    format!("{major}.{minor}")
+}
+
+/// The creator host OS: `Windows`, `Macintosh`, or the code's 4 characters quoted.
+pub fn host_os_name(code: u32) -> String {
+    match code {
+        HOST_OS_WINDOWS => "Windows".into(),
+        HOST_OS_MACINTOSH => "Macintosh".into(),
+        other => format!("{:?}", String::from_utf8_lossy(&other.to_be_bytes())),
+    }
+}
+
+/// A VHD time stamp (seconds since 2000-01-01 UTC) as ISO 8601, `2024-05-01T12:00:00Z`.
+pub fn iso_time(timestamp: u32) -> String {
+    let unix = VHD_EPOCH_UNIX_SECONDS + u64::from(timestamp);
+    let (days, seconds) = (unix / 86_400, unix % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// The Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+fn display_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{create, CreateOptions, OpenOptions};
+
+    #[test]
+    fn iso_time_of_known_instants() {
+        assert_eq!(iso_time(0), "2000-01-01T00:00:00Z");
+        // 2024-02-29T12:34:56Z, a leap day.
+        assert_eq!(
+            iso_time(1_709_210_096 - 946_684_800),
+            "2024-02-29T12:34:56Z"
+        );
+        assert_eq!(iso_time(u32::MAX), "2136-02-07T06:28:15Z");
+    }
 
     fn temp_dir(label: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("vhd-info-{label}-{}", std::process::id()));

@@ -22,7 +22,10 @@ mod vhd_stream;
 pub use commit::{commit, commit_through, CommitReport};
 pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat, SourceFormat};
-pub use info::{info, ChainEntry, ChainKind, ChecksumInfo, ImageInfo, LocatorInfo, ParentInfo};
+pub use info::{
+    creator_version_text, host_os_name, info, iso_time, ChainEntry, ChainKind, ChecksumInfo,
+    ImageInfo, LocatorInfo, ParentInfo,
+};
 pub use map::{
     allocated_ranges, allocated_ranges_iter, AllocatedRange, AllocatedRanges, RangeCursor,
     MAX_LISTED_RANGES,
