@@ -290,27 +290,31 @@ export interface FindingResult {
   omitted?: number
 }
 
-/** Every field of the hard disk footer, unconverted. */
-export interface FooterInfo {
-  cookie: string
+/** Every field of a hard disk footer (vhd@0.5.0's `Footer`). */
+export interface FooterFields {
+  /** The cookie, `'conectix'`. */
+  signature: string
   features: number
-  formatVersion: number
-  dataOffset: string
-  /** Seconds since 2000-01-01 00:00:00 UTC. */
+  formatVersion: Version
+  /** Absolute offset of the dynamic disk header; all ones for fixed disks. */
+  dataOffset: bigint
+  /** Milliseconds since the Unix epoch (whole seconds on disk, counted from 2000). */
   timestamp: number
-  /** The 4 raw bytes. */
-  creatorApplication: Buffer
-  creatorVersion: number
-  creatorHostOs: number
-  originalSize: string
-  currentSize: string
-  cylinders: number
-  heads: number
-  sectorsPerTrack: number
+  /** Up to 4 Latin-1 characters, up to the first NUL. */
+  creatorApplication: string
+  creatorVersion: Version
+  creatorHostOS: number
+  originalSize: bigint
+  /** The virtual size in bytes. */
+  currentSize: bigint
+  diskGeometry: DiskGeometry
   diskType: number
+  /** The stored checksum. */
   checksum: number
-  uniqueId: Buffer
+  /** The 16-byte unique id. */
+  uuid: Buffer
   savedState: number
+  /** The 427 reserved bytes. */
   reserved: Buffer
 }
 
@@ -328,25 +332,32 @@ export declare function handleReadSync(handle: ExternalObject<Shared>, buffer: U
  */
 export declare function handleWriteSync(handle: ExternalObject<Shared>, buffer: Uint8Array, bufferOffset: number, length: number, position: number): number
 
-/** Every field of the dynamic disk header, unconverted (the parent name also decoded). */
-export interface HeaderInfo {
-  cookie: string
-  dataOffset: string
-  tableOffset: string
-  headerVersion: number
+/** Every field of a dynamic disk header (vhd@0.5.0's `Header`). */
+export interface HeaderFields {
+  /** The cookie, `'cxsparse'`. */
+  signature: string
+  dataOffset: bigint
+  /** Absolute offset of the block allocation table. */
+  tableOffset: bigint
+  headerVersion: Version
   maxTableEntries: number
-  blockSize: number
+  /** The block size in bytes (vhd@0.5.0's name for it). */
+  sectorSize: number
+  /** The stored checksum. */
   checksum: number
-  parentUniqueId: Buffer
-  /** Seconds since 2000-01-01 00:00:00 UTC. */
+  /** The parent's 16-byte unique id. */
+  parentId: Buffer
+  /** Milliseconds since the Unix epoch. */
   parentTimestamp: number
   reserved1: number
-  /** The 512 raw bytes (UTF-16 big-endian). */
-  parentUnicodeName: Buffer
-  /** The parent name decoded (UTF-16 big-endian, up to the first NUL). */
+  /** UTF-16 big-endian up to the first NUL (unpaired surrogates kept, as JavaScript can). */
   parentName: string
-  /** All 8 entries, empty ones included, in header order. */
-  parentLocators: Array<LocatorInfo>
+  /**
+   * The entries in header order: all 8 for an open image's header; up to the last one
+   * that is not all zeros for a parse of bytes (vhd@0.5.0's `Header#parse`).
+   */
+  parentLocators: Array<LocatorFields>
+  /** The 256 reserved bytes at the end. */
   reserved2: Buffer
 }
 
@@ -369,8 +380,14 @@ export interface ImageInfo {
   readOnly: boolean
   /** Why the image cannot be written (opened read-only, damaged footer, ignored checksums). */
   readOnlyReason?: string
-  footer: FooterInfo
-  header?: HeaderInfo
+  footer: FooterFields
+  /** Dynamic and differencing images (all 8 parent locator entries). */
+  header?: HeaderFields
+  /**
+   * The path each of the 8 parent locator entries holds, decoded (W2ru/W2ku UTF-16LE,
+   * Wi2r/Wi2k ASCII, MacX URL), or null; empty for fixed images.
+   */
+  locatorTexts: Array<string | undefined | null>
   /**
    * Differencing images: every image below this one, nearest first, down to the base
    * (empty for fixed and dynamic images).
@@ -423,18 +440,16 @@ export declare function ioTakeFailure(port: ExternalObject<IoPort>, id: number):
  */
 export declare function ioWrite(port: ExternalObject<IoPort>, handle: ExternalObject<Shared>, id: number, buffer: Uint8Array, bufferOffset: number, length: number, position: number): void
 
-/** One parent locator entry. */
-export interface LocatorInfo {
+/** One parent locator entry (vhd@0.5.0's `Locator`). */
+export interface LocatorFields {
+  /** A platform code: what kind of path the entry points to (0: unused entry). */
   platformCode: number
-  platformDataSpace: number
-  platformDataLength: number
+  dataSpace: number
+  dataLength: number
+  /** The reserved field at +12. */
   reserved: number
-  platformDataOffset: string
-  /**
-   * The path the entry holds, decoded (W2ru/W2ku UTF-16LE, Wi2r/Wi2k ASCII, MacX URL),
-   * or null.
-   */
-  text?: string
+  /** Absolute file offset of the path. */
+  dataOffset: bigint
 }
 
 /**
@@ -503,6 +518,30 @@ export interface ParentInfo {
   raw: boolean
 }
 
+/** A header parsed from bytes, and the checksum those bytes call for. */
+export interface ParsedHeader {
+  header: HeaderFields
+  /** The checksum of the 1024 bytes with the checksum field taken as zero. */
+  calculatedChecksum: number
+}
+
+/**
+ * The fields of the footer at `offset` of `buffer` (or one byte further on: a 511-byte
+ * footer); fails with `ERR_VHD_BAD_COOKIE` without the `conectix` cookie. Nothing else is
+ * checked: this is vhd@0.5.0's `Footer#parse`.
+ */
+export declare function parseFooter(buffer: Uint8Array, offset: number): FooterFields
+
+/**
+ * The fields of the dynamic disk header at `offset` of `buffer` (its locator entries up
+ * to the last used one) and the checksum its bytes call for; fails with
+ * `ERR_VHD_BAD_COOKIE` without the `cxsparse` cookie (vhd@0.5.0's `Header#parse`).
+ */
+export declare function parseHeader(buffer: Uint8Array, offset: number): ParsedHeader
+
+/** The fields of the 24-byte parent locator entry at `offset` of `buffer`. */
+export declare function parseLocator(buffer: Uint8Array, offset: number): LocatorFields
+
 /** How far an operation got. */
 export interface ProgressReport {
   bytesDone: number
@@ -555,3 +594,9 @@ export declare function snapshot(path: string, child: string, open?: OpenArgs | 
 
 /** Version of the native addon (the crate version). */
 export declare function version(): string
+
+/** A format, creator or header version, as vhd@0.5.0 splits it. */
+export interface Version {
+  major: number
+  minor: number
+}

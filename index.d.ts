@@ -7,6 +7,17 @@
 // the callback is called exactly once, asynchronously) and without (returns a promise).
 // Argument type errors are thrown synchronously in the callback form and reject the promise
 // in the promise form.
+//
+// 64-bit values, one rule everywhere: the fields of the on-disk structures (`Footer`,
+// `Header`, `Locator`: `disk.footer`, `disk.header`, `image.footer`, `Footer.parse`…) that
+// are 64 bits wide on disk (`dataOffset`, `originalSize`, `currentSize`, `tableOffset`) are
+// BigInts, as in vhd@0.5.0: a crafted image may hold any value there. Everything else
+// (sizes, offsets and counts of `disk`, `info`, `convert`, `check`, `compact`, `resize`,
+// `commit`, allocated ranges) is a Number: exact, since images we open are far below 2^53
+// bytes. `info` is plain JSON, the CLI's `info --json` object: a stored field a crafted image
+// set above 2^53 (an original size, a locator's data offset) is rounded there as `JSON.parse`
+// rounds the CLI's exact text; `disk.footer` and `disk.header` have the exact BigInt. As
+// arguments, offsets and sizes are Numbers or BigInts (`Integer`).
 
 import type { URL } from 'node:url'
 
@@ -338,8 +349,8 @@ export interface Version {
   minor: number
 }
 
-/** The hard disk footer, with vhd@0.5.0's `Footer` field names. */
-export interface Footer {
+/** Every field of a hard disk footer, with vhd@0.5.0's names and encodings: what a `Footer` holds. */
+export interface FooterFields {
   /** `'conectix'`. */
   signature: string
   /** `FEATURES` flags (a new `VHD.Footer`: `FEATURES.RESERVED`). */
@@ -386,28 +397,13 @@ export interface ParentLocator {
   text: string | null
 }
 
-/** The dynamic disk header, with vhd@0.5.0's `Header` field names. */
-export interface Header {
-  /** `'cxsparse'`. */
-  signature: string
-  dataOffset: bigint
-  tableOffset: bigint
-  headerVersion: Version
-  maxTableEntries: number
-  /** The block size in bytes (vhd@0.5.0's name for it). */
-  sectorSize: number
-  checksum: number
-  /** The parent's 16-byte unique id (differencing images). */
-  parentId: Buffer
-  /** Milliseconds since the Unix epoch. */
-  parentTimestamp: number
-  reserved1: number
-  /** Decoded from UTF-16 big-endian, up to the first NUL. */
-  parentName: string
-  /** All 8 entries, empty ones included, in header order. */
+/**
+ * The dynamic disk header of an open image (`disk.header`): a `Header` whose
+ * `parentLocators` are all 8 entries, empty ones included, in header order, each with
+ * `text`, the path it holds decoded.
+ */
+export interface DiskHeader extends Header {
   parentLocators: ParentLocator[]
-  /** The 256 reserved bytes. */
-  reserved2: Buffer
 }
 
 /**
@@ -458,9 +454,10 @@ export declare abstract class Disk {
    * images), or the copy at offset 0 because the end one is damaged (then read-only).
    */
   get footerSource(): 'end' | 'end511' | 'copy' | undefined
+  /** A `Footer` (an instance of `VHD.Footer`), a fresh copy on every access. */
   get footer(): Footer | undefined
-  /** Dynamic and differencing images only. */
-  get header(): Header | undefined
+  /** A `Header` (an instance of `VHD.Header`); dynamic and differencing images only. */
+  get header(): DiskHeader | undefined
   /** Blocks allocated so far (dynamic and differencing images only). */
   get allocatedBlocks(): number | undefined
 
@@ -562,9 +559,9 @@ export declare function create(path: PathLike, options: CreateOptions, callback:
 // ---------------------------------------------------------------------------------------
 // vhd@0.5.0's structure classes, helpers and constants (lib/structures.js, lib/constants.js)
 //
-// `Footer`, `Header` and `Locator` are classes at run time. As types, `Footer` and `Header`
-// (above) are the plain metadata of `Disk#footer` and `Disk#header`; the instances of the
-// classes are `FooterStructure`, `HeaderStructure` and `LocatorStructure`.
+// The types `Footer`, `Header` and `Locator` are the instances of the classes (`disk.footer`
+// is a `Footer`, `disk.header` a `Header`). `FooterStructure`, `HeaderStructure` and
+// `LocatorStructure` are other names of them, kept for code written against 1.0's types.
 
 /** The fields of a parent locator entry (what `Header#write` needs of each entry). */
 export interface LocatorFields {
@@ -607,7 +604,7 @@ export type Locator = LocatorStructure
  * `ERR_VHD_BAD_COOKIE` error without the 'conectix' cookie; `write` computes the checksum
  * (the `checksum` field is what `parse` read).
  */
-export interface FooterStructure extends Footer {
+export interface Footer extends FooterFields {
   /**
    * Fills the fields from the footer at `offset` (default 0) of `buffer`, or one byte
    * further on (a 511-byte footer); returns `this`.
@@ -619,11 +616,13 @@ export interface FooterStructure extends Footer {
   write<T extends Bytes>(buffer: T, offset?: Integer | null): T
 }
 
+export type FooterStructure = Footer
+
 export interface FooterConstructor {
   /** A footer with vhd@0.5.0's defaults, and `CREATOR_APPLICATION`/`CREATOR_VERSION`. */
-  new (): FooterStructure
-  readonly prototype: FooterStructure
-  parse(buffer: Bytes, offset?: Integer | null): FooterStructure
+  new (): Footer
+  readonly prototype: Footer
+  parse(buffer: Bytes, offset?: Integer | null): Footer
   readonly SIZE: 512
   readonly CHECKSUM_OFFSET: 64
   readonly SIGNATURE: 'conectix'
@@ -636,7 +635,7 @@ export declare const Footer: FooterConstructor
  * A dynamic disk header (1024 bytes), as vhd@0.5.0's `Header`. `parse` fails with a
  * `ERR_VHD_BAD_COOKIE` error without the 'cxsparse' cookie; `write` computes the checksum.
  */
-export interface HeaderStructure {
+export interface Header {
   /** `'cxsparse'`. */
   signature: string
   /** Unused by the format (`NULL_OFFSET`). */
@@ -673,16 +672,18 @@ export interface HeaderStructure {
   write<T extends Bytes>(buffer: T, offset?: Integer | null): T
 }
 
+export type HeaderStructure = Header
+
 /** A header as `parse` leaves it: its entries are `Locator`s. */
-export interface ParsedHeaderStructure extends HeaderStructure {
+export interface ParsedHeaderStructure extends Header {
   calculatedChecksum: number
   parentLocators: LocatorStructure[]
 }
 
 export interface HeaderConstructor {
   /** A header with vhd@0.5.0's defaults (no locators). */
-  new (): HeaderStructure
-  readonly prototype: HeaderStructure
+  new (): Header
+  readonly prototype: Header
   parse(buffer: Bytes, offset?: Integer | null): ParsedHeaderStructure
   readonly SIZE: 1024
   readonly PARENT_LOCATOR_COUNT: 8

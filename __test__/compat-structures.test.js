@@ -661,7 +661,8 @@ test('images made by VHD.create (fixed, dynamic, differencing): structures parse
     assert.deepEqual(footer.diskGeometry, VHD.getDiskGeometry(Number(footer.currentSize / 512n)))
     const disk = await VHD.open(file, { readOnly: true })
     try {
-      assert.deepEqual(disk.footer, plain(footer), 'VHD.open reads the same footer')
+      assert.ok(disk.footer instanceof VHD.Footer, 'disk.footer is a VHD.Footer')
+      assert.deepEqual(plain(disk.footer), plain(footer), 'VHD.open reads the same footer')
       if (footer.diskType === VHD.TYPE.FIXED) {
         assert.equal(bytes[0], 0)
         // fixes 0.5.0: a fixed image's data starts with a 0 byte, so 0.5.0 cannot parse the
@@ -676,6 +677,7 @@ test('images made by VHD.create (fixed, dynamic, differencing): structures parse
       const header = compareHeader(raw, file)
       // VHD.open's header: the same fields, with all 8 entries and their decoded paths.
       const opened = disk.header
+      assert.ok(opened instanceof VHD.Header, 'disk.header is a VHD.Header')
       assert.deepEqual(
         without(opened, 'parentLocators'),
         without(plain(header), 'parentLocators', 'calculatedChecksum'),
@@ -807,4 +809,42 @@ test('getDiskGeometry checks its argument (0.5.0 returns NaN geometries)', () =>
   throwsWith(() => VHD.getDiskGeometry('20480'), 'ERR_INVALID_ARG_TYPE', TypeError)
   throwsWith(() => VHD.getDiskGeometry(-1), 'ERR_OUT_OF_RANGE', RangeError)
   throwsWith(() => VHD.getDiskGeometry(10.5), 'ERR_OUT_OF_RANGE', RangeError)
+})
+
+// One parse: disk.footer and disk.header are the Footer and Header that Footer.parse and
+// Header.parse give for the image's bytes (fields made natively once). The copies that were
+// wrong: disk.footer decoded the creator application as 7-bit ASCII (0xE9 became 'i'), and
+// disk.header decoded the parent name lossily (an unpaired surrogate became U+FFFD).
+test('disk.footer and disk.header are the Footer and Header the bytes parse to (Latin-1 creator, parent name unit for unit)', async () => {
+  const file = await make({ type: 'dynamic', size: 4 * MiB })
+  const bytes = fs.readFileSync(file)
+  for (const at of [0, bytes.length - 512]) {
+    bytes.write('w\u00e9n ', at + 28, 4, 'latin1')
+    bytes.writeUInt32BE(vhdChecksum(bytes.subarray(at, at + 512), 64), at + 64)
+  }
+  // A dynamic image ignores its parent name: a crafted one with an unpaired surrogate.
+  const units = [0x0061, 0xd800, 0x0062]
+  units.forEach((unit, i) => bytes.writeUInt16BE(unit, 512 + 64 + 2 * i))
+  bytes.writeUInt32BE(vhdChecksum(bytes.subarray(512, 512 + 1024), 36), 512 + 36)
+  fs.writeFileSync(file, bytes)
+
+  const disk = await VHD.open(file, { readOnly: true })
+  try {
+    const footer = VHD.Footer.parse(bytes, bytes.length - 512)
+    assert.ok(disk.footer instanceof VHD.Footer)
+    assert.equal(disk.footer.creatorApplication, 'w\u00e9n ')
+    assert.deepEqual(plain(disk.footer), plain(footer))
+    const header = VHD.Header.parse(bytes, 512)
+    assert.ok(disk.header instanceof VHD.Header)
+    assert.equal(disk.header.parentName, 'a\ud800b')
+    assert.equal(header.parentName, 'a\ud800b')
+    assert.deepEqual(without(plain(disk.header), 'parentLocators'), without(plain(header), 'parentLocators', 'calculatedChecksum'))
+    // Fresh copies: changing one changes nothing.
+    disk.footer.uuid.fill(0)
+    disk.header.parentId.fill(1)
+    assert.ok(disk.footer.uuid.equals(footer.uuid))
+    assert.ok(disk.header.parentId.equals(header.parentId))
+  } finally {
+    await disk.close()
+  }
 })

@@ -21,7 +21,8 @@ const {
   none,
   noArgs,
 } = require('./args.js')
-const { shapeFooter, shapeHeader, shapeParent } = require('./metadata.js')
+const { shapeParent } = require('./metadata.js')
+const { footerFrom, headerFrom } = require('./structures.js')
 const io = require('./io.js')
 
 const { kStarted, kSettled } = io // what lib/io.js tells a disk about its reads and writes
@@ -145,15 +146,16 @@ class Disk {
     return this[kInfo]?.footerSource
   }
 
-  /** A fresh copy on every access: changing it changes nothing. */
+  /** A `VHD.Footer`, a fresh copy on every access: changing it changes nothing. */
   get footer() {
     const info = this[kInfo]
-    return info ? shapeFooter(info.footer) : undefined
+    return info ? footerFrom(info.footer) : undefined
   }
 
+  /** A `VHD.Header` (all 8 parent locator entries, with `text`), a fresh copy on every access. */
   get header() {
     const info = this[kInfo]
-    return info && info.header ? shapeHeader(info.header) : undefined
+    return info && info.header ? headerFrom(info.header, info.locatorTexts) : undefined
   }
 
   /** Blocks allocated so far (dynamic and differencing images). */

@@ -6,8 +6,15 @@
 // The classes are field containers: `parse` fills the fields from bytes, `write` turns the
 // fields into bytes. Neither checks the values beyond what is needed to lay them out (the
 // cookie is checked on parse, as 0.5.0 does); images are read and written by `VHD.open`
-// and `VHD.create`, which check everything. Where 0.5.0 is wrong, these follow the
-// specification instead:
+// and `VHD.create`, which check everything.
+//
+// Bytes are parsed once, natively (src/structures.rs, with vhd-core's parsers): `parse`
+// fills an instance with the fields `native.parseFooter` (`parseHeader`, `parseLocator`)
+// returns, the same form an open image's footer and header come in, which `footerFrom`
+// and `headerFrom` make the `Footer` and `Header` of `disk.footer` and `disk.header`. 64-bit
+// fields are BigInts, time stamps ms since the Unix epoch, as in 0.5.0.
+//
+// Where 0.5.0 is wrong, these follow the specification instead:
 // - the header's parent locators are parsed (0.5.0 never parses them), each with its data
 //   offset at +16, after the 4 reserved bytes at +12 (0.5.0 reads and writes it at +12);
 // - the header's parent name is UTF-16 big-endian (0.5.0 uses little-endian);
@@ -101,21 +108,6 @@ function objectField(value, field, expected) {
   return value
 }
 
-/** Fails with 0.5.0's message (and a `code`) unless `signature` is `cookie`. */
-function checkCookie(signature, cookie, what) {
-  if (signature !== cookie) {
-    throw withCode(
-      new Error(`Invalid ${what} signature "${signature}"; expected "${cookie}"`),
-      'ERR_VHD_BAD_COOKIE',
-    )
-  }
-}
-
-/** A VHD time stamp (seconds since 2000) as ms since the Unix epoch. */
-function readTimestamp(buffer, at) {
-  return buffer.readUInt32BE(at) * 1000 + VHD_EPOCH_MS
-}
-
 /** Ms since the Unix epoch (a Number or a Date) as whole seconds since 2000, at `at`. */
 function writeTimestamp(buffer, value, at, field) {
   if (typeof value !== 'number' && !(value instanceof Date)) {
@@ -130,21 +122,10 @@ function writeTimestamp(buffer, value, at, field) {
   buffer.writeUInt32BE(seconds, at)
 }
 
-function readVersion(buffer, at) {
-  return { major: buffer.readUInt16BE(at), minor: buffer.readUInt16BE(at + 2) }
-}
-
 function writeVersion(buffer, version, at, field) {
   objectField(version, field, 'an object with major and minor')
   writeUint(buffer, version.major, at, 16, `${field}.major`)
   writeUint(buffer, version.minor, at + 2, 16, `${field}.minor`)
-}
-
-/** A new Buffer of `length` bytes: the `available` bytes at `at`, then zeros. */
-function copyBytes(buffer, at, length, available = length) {
-  const copy = Buffer.alloc(length)
-  buffer.copy(copy, 0, at, at + available)
-  return copy
 }
 
 /** Copies up to `length` bytes of a Buffer (or typed array) field to `at`. */
@@ -174,13 +155,6 @@ function structureChecksum(bytes, field) {
   const copy = Buffer.from(bytes)
   copy.fill(0, field, field + 4)
   return native.checksum(copy, 0, copy.length)
-}
-
-/** Text up to the first NUL of a fixed-size Latin-1 field (0.5.0 keeps spaces: 'win '). */
-function readText(buffer, at, length) {
-  const field = buffer.subarray(at, at + length)
-  const end = field.indexOf(0)
-  return field.toString('latin1', 0, end === -1 ? field.length : end)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -215,15 +189,7 @@ class Locator {
 
   /** Fills the fields from the 24 bytes at `offset` (default 0) of `buffer`. */
   parse(buffer, offset) {
-    buffer = asBuffer(buffer)
-    offset = toOffset(offset)
-    checkRoom(buffer, offset, Locator.SIZE, 'parent locator entry')
-    this.platformCode = buffer.readUInt32BE(offset)
-    this.dataSpace = buffer.readUInt32BE(offset + 4)
-    this.dataLength = buffer.readUInt32BE(offset + 8)
-    this.reserved = buffer.readUInt32BE(offset + 12)
-    this.dataOffset = buffer.readBigUInt64BE(offset + 16)
-    return this
+    return Object.assign(this, native.parseLocator(asBuffer(buffer), toOffset(offset)))
   }
 
   /**
@@ -321,40 +287,7 @@ class Footer {
    * reads as 0). Fails with ERR_VHD_BAD_COOKIE without the 'conectix' cookie.
    */
   parse(buffer, offset) {
-    buffer = asBuffer(buffer)
-    offset = toOffset(offset)
-    if (offset > buffer.length) throw outOfRange('offset', `>= 0 && <= ${buffer.length}`, offset)
-    const cookie = Buffer.from(Footer.SIGNATURE, 'latin1')
-    const shifted =
-      !buffer.subarray(offset, offset + 8).equals(cookie) &&
-      buffer.subarray(offset + 1, offset + 9).equals(cookie)
-    if (shifted) offset += 1
-    // 511 bytes are enough: a 511-byte footer has no last reserved byte (it reads as 0).
-    const available = Math.min(shifted ? Footer.SIZE - 1 : Footer.SIZE, buffer.length - offset)
-    if (available < Footer.SIZE - 1) checkRoom(buffer, offset, Footer.SIZE, 'footer')
-    const signature = buffer.toString('latin1', offset, offset + 8)
-    checkCookie(signature, Footer.SIGNATURE, 'footer')
-    this.signature = signature
-    this.features = buffer.readUInt32BE(offset + 8)
-    this.formatVersion = readVersion(buffer, offset + 12)
-    this.dataOffset = buffer.readBigUInt64BE(offset + 16)
-    this.timestamp = readTimestamp(buffer, offset + 24)
-    this.creatorApplication = readText(buffer, offset + 28, 4)
-    this.creatorVersion = readVersion(buffer, offset + 32)
-    this.creatorHostOS = buffer.readUInt32BE(offset + 36)
-    this.originalSize = buffer.readBigUInt64BE(offset + 40)
-    this.currentSize = buffer.readBigUInt64BE(offset + 48)
-    this.diskGeometry = {
-      cylinders: buffer.readUInt16BE(offset + 56),
-      heads: buffer.readUInt8(offset + 58),
-      sectors: buffer.readUInt8(offset + 59),
-    }
-    this.diskType = buffer.readUInt32BE(offset + 60)
-    this.checksum = buffer.readUInt32BE(offset + 64)
-    this.uuid = copyBytes(buffer, offset + 68, 16)
-    this.savedState = buffer.readUInt8(offset + 84)
-    this.reserved = copyBytes(buffer, offset + 85, 427, available - 85)
-    return this
+    return Object.assign(this, native.parseFooter(asBuffer(buffer), toOffset(offset)))
   }
 
   /**
@@ -458,33 +391,10 @@ class Header {
    * ERR_VHD_BAD_COOKIE without the 'cxsparse' cookie.
    */
   parse(buffer, offset) {
-    buffer = asBuffer(buffer)
-    offset = toOffset(offset)
-    checkRoom(buffer, offset, Header.SIZE, 'dynamic disk header')
-    const signature = buffer.toString('latin1', offset, offset + 8)
-    checkCookie(signature, Header.SIGNATURE, 'header')
-    this.signature = signature
-    this.dataOffset = buffer.readBigUInt64BE(offset + 8)
-    this.tableOffset = buffer.readBigUInt64BE(offset + 16)
-    this.headerVersion = readVersion(buffer, offset + 24)
-    this.maxTableEntries = buffer.readUInt32BE(offset + 28)
-    this.sectorSize = buffer.readUInt32BE(offset + 32)
-    this.checksum = buffer.readUInt32BE(offset + 36)
-    this.parentId = copyBytes(buffer, offset + 40, 16)
-    this.parentTimestamp = readTimestamp(buffer, offset + 56)
-    this.reserved1 = buffer.readUInt32BE(offset + 60)
-    this.parentName = readUtf16be(buffer, offset + 64, 512)
-    const locators = []
-    for (let i = 0; i < Header.PARENT_LOCATOR_COUNT; i++) {
-      locators.push(Locator.parse(buffer, offset + 576 + i * Locator.SIZE))
-    }
-    const used = locators.map(isUsed).lastIndexOf(true) + 1
-    this.parentLocators = locators.slice(0, used)
-    this.reserved2 = copyBytes(buffer, offset + 768, 256)
-    this.calculatedChecksum = structureChecksum(
-      buffer.subarray(offset, offset + Header.SIZE),
-      Header.CHECKSUM_OFFSET,
-    )
+    const { header, calculatedChecksum } = native.parseHeader(asBuffer(buffer), toOffset(offset))
+    Object.assign(this, header)
+    this.parentLocators = header.parentLocators.map((fields) => Object.assign(new Locator(), fields))
+    this.calculatedChecksum = calculatedChecksum
     return this
   }
 
@@ -528,30 +438,40 @@ Header.CHECKSUM_OFFSET = 36
 /** Header.SIGNATURE: the header's cookie. */
 Header.SIGNATURE = 'cxsparse'
 
-/** True unless all 24 bytes of the entry are zero. */
-function isUsed(locator) {
-  return (
-    locator.platformCode !== 0 ||
-    locator.dataSpace !== 0 ||
-    locator.dataLength !== 0 ||
-    locator.reserved !== 0 ||
-    locator.dataOffset !== 0n
-  )
-}
-
-/** A UTF-16 big-endian field of `length` bytes, up to the first NUL character. */
-function readUtf16be(buffer, at, length) {
-  const text = Buffer.from(buffer.subarray(at, at + length)).swap16().toString('utf16le')
-  const end = text.indexOf('\u0000')
-  return end === -1 ? text : text.slice(0, end)
-}
-
 /** `text` as UTF-16 big-endian, cut to `length` bytes (never half a surrogate pair). */
 function writeUtf16be(buffer, text, at, length) {
   let units = text.slice(0, length / 2)
   const last = units.charCodeAt(units.length - 1)
   if (units.length === length / 2 && last >= 0xd800 && last <= 0xdbff) units = units.slice(0, -1)
   Buffer.from(units, 'utf16le').swap16().copy(buffer, at)
+}
+
+// ---------------------------------------------------------------------------------------
+// An open image's footer and header
+
+/** A deep copy of native fields: no Buffer or object shared with `value`. */
+function copyOf(value) {
+  if (Buffer.isBuffer(value)) return Buffer.from(value)
+  if (Array.isArray(value)) return value.map(copyOf)
+  if (value === null || typeof value !== 'object') return value
+  const copy = {}
+  for (const key of Object.keys(value)) copy[key] = copyOf(value[key])
+  return copy
+}
+
+/** A new `Footer` holding the native fields of an open image's footer (copied). */
+function footerFrom(fields) {
+  return Object.assign(new Footer(), copyOf(fields))
+}
+
+/**
+ * A new `Header` holding the native fields of an open image's header (copied): all 8
+ * parent locator entries, each with `text`, the path it holds decoded (`texts[i]`), or null.
+ */
+function headerFrom(fields, texts) {
+  const header = Object.assign(new Header(), copyOf(fields))
+  header.parentLocators = header.parentLocators.map((entry, i) => ({ ...entry, text: texts[i] ?? null }))
+  return header
 }
 
 // ---------------------------------------------------------------------------------------
@@ -584,6 +504,8 @@ module.exports = {
   Footer,
   Header,
   Locator,
+  footerFrom,
+  headerFrom,
   checksum,
   getDiskGeometry,
   setCreatorDefaults,

@@ -2,13 +2,14 @@
 //! footer and dynamic header, and (differencing images) the images below it, as plain
 //! JavaScript objects.
 //!
-//! The values are raw: `index.js` shapes them into vhd@0.5.0's `Footer`/`Header` fields.
-//! 64-bit fields are decimal strings, which `index.js` turns into BigInt: napi-rs makes
-//! BigInt only with its `napi6` feature, and a string loses no bits either.
+//! The footer and header are in the one form the binding gives them (src/structures.rs:
+//! vhd@0.5.0's fields, 64-bit ones as BigInt), which `lib/structures.js` makes `VHD.Footer`
+//! and `VHD.Header` instances of.
 
-use crate::types::{FooterInfo, HeaderInfo, ImageInfo, LocatorInfo, ParentInfo};
+use crate::structures::{footer_fields, header_fields};
+use crate::types::{ImageInfo, ParentInfo};
 use napi::bindgen_prelude::Buffer;
-use vhd_core::{DynamicHeader, Footer, FooterSource, Image, Parent, ParentLocator, VirtualDisk};
+use vhd_core::{DynamicHeader, Footer, FooterSource, Image, Parent, VirtualDisk};
 
 /// The metadata of an image, taken when it is opened (it does not change while it is open).
 #[derive(Debug, Clone)]
@@ -114,70 +115,16 @@ impl Snapshot {
             footer_source: self.footer_source.to_string(),
             read_only: self.read_only_reason.is_some(),
             read_only_reason: self.read_only_reason.clone(),
-            footer: footer_info(footer),
+            footer: footer_fields(footer),
             header: self
                 .header
                 .as_ref()
-                .map(|h| header_info(h, &self.locator_texts)),
+                .map(|h| header_fields(h, h.parent_locators.len())),
+            locator_texts: match self.header {
+                Some(_) => self.locator_texts.to_vec(),
+                None => Vec::new(),
+            },
             parents: self.parents.iter().map(ParentSnapshot::to_js).collect(),
         }
-    }
-}
-
-fn footer_info(f: &Footer) -> FooterInfo {
-    FooterInfo {
-        cookie: "conectix".to_string(),
-        features: f.features,
-        format_version: f.format_version,
-        data_offset: f.data_offset.to_string(),
-        timestamp: f.timestamp,
-        creator_application: Buffer::from(f.creator_application.to_vec()),
-        creator_version: f.creator_version,
-        creator_host_os: f.creator_host_os,
-        original_size: f.original_size.to_string(),
-        current_size: f.current_size.to_string(),
-        cylinders: u32::from(f.geometry.cylinders),
-        heads: u32::from(f.geometry.heads),
-        sectors_per_track: u32::from(f.geometry.sectors_per_track),
-        disk_type: f.disk_type_code,
-        checksum: f.checksum,
-        unique_id: Buffer::from(f.unique_id.to_vec()),
-        saved_state: u32::from(f.saved_state),
-        reserved: Buffer::from(f.reserved.to_vec()),
-    }
-}
-
-fn header_info(h: &DynamicHeader, locator_texts: &[Option<String>; 8]) -> HeaderInfo {
-    HeaderInfo {
-        cookie: "cxsparse".to_string(),
-        data_offset: h.data_offset.to_string(),
-        table_offset: h.table_offset.to_string(),
-        header_version: h.header_version,
-        max_table_entries: h.max_table_entries,
-        block_size: h.block_size,
-        checksum: h.checksum,
-        parent_unique_id: Buffer::from(h.parent_unique_id.to_vec()),
-        parent_timestamp: h.parent_timestamp,
-        reserved1: h.reserved1,
-        parent_unicode_name: Buffer::from(h.parent_unicode_name.to_vec()),
-        parent_name: h.parent_name(),
-        parent_locators: h
-            .parent_locators
-            .iter()
-            .zip(locator_texts)
-            .map(|(l, text)| locator_info(l, text.clone()))
-            .collect(),
-        reserved2: Buffer::from(h.reserved2.to_vec()),
-    }
-}
-
-fn locator_info(l: &ParentLocator, text: Option<String>) -> LocatorInfo {
-    LocatorInfo {
-        platform_code: l.platform_code,
-        platform_data_space: l.platform_data_space,
-        platform_data_length: l.platform_data_length,
-        reserved: l.reserved,
-        platform_data_offset: l.platform_data_offset.to_string(),
-        text,
     }
 }

@@ -1,16 +1,258 @@
-//! The two computations behind vhd@0.5.0's helper functions `VHD.checksum` and
-//! `VHD.getDiskGeometry`, done by the core. `lib/structures.js` checks the arguments first
-//! and gives them their defaults; the checks are repeated here so that the native functions
-//! are safe on their own.
+//! vhd@0.5.0's structures and helpers, done by the core: the one form of a footer, header
+//! and parent locator the binding gives JavaScript ([`footer_fields`], [`header_fields`]:
+//! an open image's, and `VHD.Footer.parse` & co.'s through [`parse_footer`],
+//! [`parse_header`], [`parse_locator`]), and the computations behind `VHD.checksum` and
+//! `VHD.getDiskGeometry`. `lib/structures.js` checks the arguments first and gives them
+//! their defaults; the checks are repeated here so that the native functions are safe on
+//! their own.
+//!
+//! 64-bit fields are BigInts (`u64`), as in vhd@0.5.0; time stamps are milliseconds since
+//! the Unix epoch, versions `{ major, minor }`, as there.
 
-use crate::errors::{guard, Failure};
+use crate::errors::{guard, ErrorClass, Failure};
 use crate::options::integer;
-use crate::types::DiskGeometry;
-use napi::bindgen_prelude::Uint8ArraySlice;
+use crate::types::{
+    DiskGeometry, FooterFields, HeaderFields, LocatorFields, ParsedHeader, Version,
+};
+use napi::bindgen_prelude::{Buffer, Uint8ArraySlice, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 use std::ops::Range;
-use vhd_core::Geometry;
+use vhd_core::dynamic_header::{DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER_SIZE};
+use vhd_core::footer::{FOOTER_COOKIE, FOOTER_SIZE, VHD_EPOCH_UNIX_SECONDS};
+use vhd_core::parent_locator::PARENT_LOCATOR_ENTRY_SIZE;
+use vhd_core::{DynamicHeader, Footer, Geometry, ParentLocator};
+
+/// A VHD time stamp (seconds since 2000) as milliseconds since the Unix epoch (exact).
+fn unix_ms(timestamp: u32) -> f64 {
+    ((VHD_EPOCH_UNIX_SECONDS + u64::from(timestamp)) * 1000) as f64
+}
+
+/// A 32-bit version as `{ major, minor }` (its two 16-bit halves).
+fn version(value: u32) -> Version {
+    Version {
+        major: value >> 16,
+        minor: value & 0xFFFF,
+    }
+}
+
+/// Latin-1 text up to the first NUL (vhd@0.5.0 keeps trailing spaces: `'win '`).
+fn latin1_until_nul(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| char::from(b))
+        .collect()
+}
+
+/// Every field of `footer`, as `VHD.Footer` holds it.
+pub fn footer_fields(footer: &Footer) -> FooterFields {
+    FooterFields {
+        signature: latin1_until_nul(FOOTER_COOKIE),
+        features: footer.features,
+        format_version: version(footer.format_version),
+        data_offset: footer.data_offset,
+        timestamp: unix_ms(footer.timestamp),
+        creator_application: latin1_until_nul(&footer.creator_application),
+        creator_version: version(footer.creator_version),
+        creator_host_os: footer.creator_host_os,
+        original_size: footer.original_size,
+        current_size: footer.current_size,
+        disk_geometry: footer.geometry.into(),
+        disk_type: footer.disk_type_code,
+        checksum: footer.checksum,
+        uuid: Buffer::from(footer.unique_id.to_vec()),
+        saved_state: u32::from(footer.saved_state),
+        reserved: Buffer::from(footer.reserved.to_vec()),
+    }
+}
+
+/// Every field of `header`, as `VHD.Header` holds it, with its first `locators` entries.
+pub fn header_fields(header: &DynamicHeader, locators: usize) -> HeaderFields {
+    let name: Vec<u16> = header
+        .parent_unicode_name
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .take_while(|&unit| unit != 0)
+        .collect();
+    HeaderFields {
+        signature: latin1_until_nul(DYNAMIC_HEADER_COOKIE),
+        data_offset: header.data_offset,
+        table_offset: header.table_offset,
+        header_version: version(header.header_version),
+        max_table_entries: header.max_table_entries,
+        sector_size: header.block_size,
+        checksum: header.checksum,
+        parent_id: Buffer::from(header.parent_unique_id.to_vec()),
+        parent_timestamp: unix_ms(header.parent_timestamp),
+        reserved1: header.reserved1,
+        parent_name: Utf16String::from(name),
+        parent_locators: header.parent_locators[..locators]
+            .iter()
+            .map(locator_fields)
+            .collect(),
+        reserved2: Buffer::from(header.reserved2.to_vec()),
+    }
+}
+
+fn locator_fields(locator: &ParentLocator) -> LocatorFields {
+    LocatorFields {
+        platform_code: locator.platform_code,
+        data_space: locator.platform_data_space,
+        data_length: locator.platform_data_length,
+        reserved: locator.reserved,
+        data_offset: locator.platform_data_offset,
+    }
+}
+
+/// Entries up to the last one that is not all zeros (vhd@0.5.0's `Header#parse` gives no
+/// more; an empty entry between used ones stays, so that slots keep their places).
+fn used_locators(header: &DynamicHeader) -> usize {
+    header
+        .parent_locators
+        .iter()
+        .rposition(|l| l.to_bytes() != [0; PARENT_LOCATOR_ENTRY_SIZE])
+        .map_or(0, |last| last + 1)
+}
+
+/// Fails unless `size` bytes at `offset` lie in a buffer of `length` bytes (the errors of
+/// `lib/structures.js`'s own check, so that both say the same).
+fn check_room(length: usize, offset: u64, size: usize, what: &str) -> Result<usize, Failure> {
+    if length < size {
+        return Err(Failure::new(
+            ErrorClass::RangeError,
+            "ERR_BUFFER_OUT_OF_BOUNDS",
+            format!("The buffer ({length} bytes) is too short for a {what} ({size} bytes)"),
+        ));
+    }
+    if offset > (length - size) as u64 {
+        return Err(Failure::out_of_range(
+            "offset",
+            &format!(">= 0 && <= {}", length - size),
+            offset,
+        ));
+    }
+    // Inside the buffer: it fits in usize.
+    Ok(offset as usize)
+}
+
+/// vhd@0.5.0's error for a structure without its cookie.
+fn bad_cookie(what: &str, found: &[u8], expected: &[u8; 8]) -> Failure {
+    Failure::new(
+        ErrorClass::Error,
+        "ERR_VHD_BAD_COOKIE",
+        format!(
+            "Invalid {what} signature \"{}\"; expected \"{}\"",
+            found.iter().map(|&b| char::from(b)).collect::<String>(),
+            latin1_until_nul(expected)
+        ),
+    )
+}
+
+/// The start offset of a footer: a whole number no larger than the buffer (the footer may
+/// be shorter than 512 bytes there: see [`footer_bytes`]).
+fn start(buffer_length: usize, offset: f64) -> Result<usize, Failure> {
+    let offset = integer("offset", offset)?;
+    if offset > buffer_length as u64 {
+        return Err(Failure::out_of_range(
+            "offset",
+            &format!(">= 0 && <= {buffer_length}"),
+            offset,
+        ));
+    }
+    Ok(offset as usize)
+}
+
+/// The 512 bytes of the footer at `offset` of `buffer`, or one byte further on when only
+/// there is the cookie (a 511-byte footer, as Virtual PC before 2004 wrote, read as the
+/// last 512 bytes of its file); 511 bytes are enough (the last reserved byte reads as 0).
+fn footer_bytes(buffer: &[u8], offset: usize) -> Result<[u8; FOOTER_SIZE], Failure> {
+    let cookie_at = |at: usize| buffer.get(at..at + 8) == Some(&FOOTER_COOKIE[..]);
+    let at = if !cookie_at(offset) && cookie_at(offset + 1) {
+        offset + 1
+    } else {
+        offset
+    };
+    let wanted = if at > offset {
+        FOOTER_SIZE - 1
+    } else {
+        FOOTER_SIZE
+    };
+    let available = wanted.min(buffer.len() - at.min(buffer.len()));
+    if available < FOOTER_SIZE - 1 {
+        check_room(buffer.len(), at as u64, FOOTER_SIZE, "footer")?;
+    }
+    let mut bytes = [0u8; FOOTER_SIZE];
+    bytes[..available].copy_from_slice(&buffer[at..at + available]);
+    if &bytes[..8] != FOOTER_COOKIE {
+        return Err(bad_cookie("footer", &bytes[..8], FOOTER_COOKIE));
+    }
+    Ok(bytes)
+}
+
+fn parse_footer_at(buffer: &[u8], offset: f64) -> Result<FooterFields, Failure> {
+    let bytes = footer_bytes(buffer, start(buffer.len(), offset)?)?;
+    Ok(footer_fields(&Footer::parse(&bytes, 0)?))
+}
+
+fn parse_header_at(buffer: &[u8], offset: f64) -> Result<ParsedHeader, Failure> {
+    let at = check_room(
+        buffer.len(),
+        integer("offset", offset)?,
+        DYNAMIC_HEADER_SIZE,
+        "dynamic disk header",
+    )?;
+    let bytes: &[u8; DYNAMIC_HEADER_SIZE] = buffer[at..at + DYNAMIC_HEADER_SIZE]
+        .try_into()
+        .expect("the room was checked");
+    if &bytes[..8] != DYNAMIC_HEADER_COOKIE {
+        return Err(bad_cookie("header", &bytes[..8], DYNAMIC_HEADER_COOKIE));
+    }
+    let header = DynamicHeader::parse(bytes, 0)?;
+    Ok(ParsedHeader {
+        calculated_checksum: header.computed_checksum(),
+        header: header_fields(&header, used_locators(&header)),
+    })
+}
+
+fn parse_locator_at(buffer: &[u8], offset: f64) -> Result<LocatorFields, Failure> {
+    let at = check_room(
+        buffer.len(),
+        integer("offset", offset)?,
+        PARENT_LOCATOR_ENTRY_SIZE,
+        "parent locator entry",
+    )?;
+    let bytes = buffer[at..at + PARENT_LOCATOR_ENTRY_SIZE]
+        .try_into()
+        .expect("the room was checked");
+    Ok(locator_fields(&ParentLocator::parse(bytes)))
+}
+
+/// The fields of the footer at `offset` of `buffer` (or one byte further on: a 511-byte
+/// footer); fails with `ERR_VHD_BAD_COOKIE` without the `conectix` cookie. Nothing else is
+/// checked: this is vhd@0.5.0's `Footer#parse`.
+#[napi(catch_unwind)]
+pub fn parse_footer(env: Env, buffer: Uint8ArraySlice, offset: f64) -> napi::Result<FooterFields> {
+    guard(|| parse_footer_at(&buffer, offset)).map_err(|failure| failure.into_napi(&env))
+}
+
+/// The fields of the dynamic disk header at `offset` of `buffer` (its locator entries up
+/// to the last used one) and the checksum its bytes call for; fails with
+/// `ERR_VHD_BAD_COOKIE` without the `cxsparse` cookie (vhd@0.5.0's `Header#parse`).
+#[napi(catch_unwind)]
+pub fn parse_header(env: Env, buffer: Uint8ArraySlice, offset: f64) -> napi::Result<ParsedHeader> {
+    guard(|| parse_header_at(&buffer, offset)).map_err(|failure| failure.into_napi(&env))
+}
+
+/// The fields of the 24-byte parent locator entry at `offset` of `buffer`.
+#[napi(catch_unwind)]
+pub fn parse_locator(
+    env: Env,
+    buffer: Uint8ArraySlice,
+    offset: f64,
+) -> napi::Result<LocatorFields> {
+    guard(|| parse_locator_at(&buffer, offset)).map_err(|failure| failure.into_napi(&env))
+}
 
 impl From<Geometry> for DiskGeometry {
     fn from(g: Geometry) -> DiskGeometry {
@@ -106,6 +348,82 @@ mod tests {
             "{}",
             failure.message
         );
+    }
+
+    /// A fixed disk's footer of 1 MiB made by Disk2VHD (`d2v\0`).
+    fn footer_bytes() -> [u8; FOOTER_SIZE] {
+        let mut bytes = [0u8; FOOTER_SIZE];
+        bytes[..8].copy_from_slice(FOOTER_COOKIE);
+        bytes[12..16].copy_from_slice(&0x0001_0000u32.to_be_bytes());
+        bytes[16..24].copy_from_slice(&u64::MAX.to_be_bytes());
+        bytes[28..32].copy_from_slice(b"d2v\0");
+        bytes[48..56].copy_from_slice(&(1u64 << 20).to_be_bytes());
+        bytes[60..64].copy_from_slice(&2u32.to_be_bytes());
+        let mut footer = Footer::parse(&bytes, 0).unwrap();
+        footer.update_checksum();
+        footer.to_bytes()
+    }
+
+    fn failure_of<T>(result: Result<T, Failure>) -> Failure {
+        match result {
+            Ok(_) => panic!("expected a failure"),
+            Err(failure) => failure,
+        }
+    }
+
+    #[test]
+    fn a_footer_parses_at_its_offset_or_one_byte_on() {
+        let bytes = footer_bytes();
+        let Ok(fields) = parse_footer_at(&bytes, 0.0) else {
+            panic!("parses")
+        };
+        assert_eq!(fields.signature, "conectix");
+        assert_eq!(fields.creator_application, "d2v");
+        assert_eq!(fields.current_size, 1 << 20);
+        assert_eq!(fields.format_version, Version { major: 1, minor: 0 });
+        // A 511-byte footer read as the last 512 bytes of its file: one byte in.
+        let mut shifted = vec![0xAA];
+        shifted.extend_from_slice(&bytes[..511]);
+        let Ok(fields) = parse_footer_at(&shifted, 0.0) else {
+            panic!("parses one byte on")
+        };
+        assert_eq!(fields.current_size, 1 << 20);
+        assert_eq!(fields.reserved[426], 0);
+        let failure = failure_of(parse_footer_at(&bytes[..500], 0.0));
+        assert_eq!(failure.code, "ERR_BUFFER_OUT_OF_BOUNDS");
+        let failure = failure_of(parse_footer_at(&bytes, 513.0));
+        assert_eq!(failure.code, "ERR_OUT_OF_RANGE");
+        let mut bad = bytes;
+        bad[0] = b'C';
+        let failure = failure_of(parse_footer_at(&bad, 0.0));
+        assert_eq!(failure.code, "ERR_VHD_BAD_COOKIE");
+        assert_eq!(
+            failure.message,
+            "Invalid footer signature \"Conectix\"; expected \"conectix\""
+        );
+    }
+
+    #[test]
+    fn a_header_parse_keeps_the_locators_up_to_the_last_used_one() {
+        let mut header = DynamicHeader::new(1536, 4, 2 << 20);
+        header.parent_locators[2].reserved = 1;
+        header.update_checksum();
+        let bytes = header.to_bytes();
+        let Ok(parsed) = parse_header_at(&bytes, 0.0) else {
+            panic!("parses")
+        };
+        assert_eq!(parsed.header.parent_locators.len(), 3);
+        assert_eq!(parsed.calculated_checksum, header.checksum);
+        assert_eq!(parsed.header.table_offset, 1536);
+        assert_eq!(parsed.header.sector_size, 2 << 20);
+        assert_eq!(header_fields(&header, 8).parent_locators.len(), 8);
+        let failure = failure_of(parse_header_at(&bytes, 1.0));
+        assert_eq!(failure.code, "ERR_OUT_OF_RANGE");
+        assert!(failure.message.contains("<= 0"), "{}", failure.message);
+        let Ok(locator) = parse_locator_at(&bytes, 576.0 + 48.0) else {
+            panic!("parses")
+        };
+        assert_eq!(locator.reserved, 1);
     }
 
     #[test]

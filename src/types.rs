@@ -5,7 +5,7 @@
 //! 64-bit fields: see the crate documentation (`src/lib.rs`) for the one rule every
 //! object here follows.
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, Utf16String};
 use napi_derive::napi;
 
 // ---------------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ pub struct RangeResult {
 // An open image's metadata (src/info.rs)
 
 /// Everything about an open image.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct ImageInfo {
     /// The path the image was opened from.
     pub path: String,
@@ -194,8 +194,12 @@ pub struct ImageInfo {
     pub read_only: bool,
     /// Why the image cannot be written (opened read-only, damaged footer, ignored checksums).
     pub read_only_reason: Option<String>,
-    pub footer: FooterInfo,
-    pub header: Option<HeaderInfo>,
+    pub footer: FooterFields,
+    /// Dynamic and differencing images (all 8 parent locator entries).
+    pub header: Option<HeaderFields>,
+    /// The path each of the 8 parent locator entries holds, decoded (W2ru/W2ku UTF-16LE,
+    /// Wi2r/Wi2k ASCII, MacX URL), or null; empty for fixed images.
+    pub locator_texts: Vec<Option<String>>,
     /// Differencing images: every image below this one, nearest first, down to the base
     /// (empty for fixed and dynamic images).
     pub parents: Vec<ParentInfo>,
@@ -218,65 +222,96 @@ pub struct ParentInfo {
     pub raw: bool,
 }
 
-/// Every field of the hard disk footer, unconverted.
+// ---------------------------------------------------------------------------------------
+// The on-disk structures, with vhd@0.5.0's names and encodings (src/structures.rs): the one
+// form of a footer, header and locator the binding gives, which `VHD.Footer`, `VHD.Header`
+// and `VHD.Locator` instances (and `disk.footer`, `disk.header`) are filled with.
+
+/// A format, creator or header version, as vhd@0.5.0 splits it.
 #[napi(object)]
-pub struct FooterInfo {
-    pub cookie: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// Every field of a hard disk footer (vhd@0.5.0's `Footer`).
+#[napi(object, object_from_js = false)]
+pub struct FooterFields {
+    /// The cookie, `'conectix'`.
+    pub signature: String,
     pub features: u32,
-    pub format_version: u32,
-    pub data_offset: String,
-    /// Seconds since 2000-01-01 00:00:00 UTC.
-    pub timestamp: u32,
-    /// The 4 raw bytes.
-    pub creator_application: Buffer,
-    pub creator_version: u32,
+    pub format_version: Version,
+    /// Absolute offset of the dynamic disk header; all ones for fixed disks.
+    pub data_offset: u64,
+    /// Milliseconds since the Unix epoch (whole seconds on disk, counted from 2000).
+    pub timestamp: f64,
+    /// Up to 4 Latin-1 characters, up to the first NUL.
+    pub creator_application: String,
+    pub creator_version: Version,
+    #[napi(js_name = "creatorHostOS")]
     pub creator_host_os: u32,
-    pub original_size: String,
-    pub current_size: String,
-    pub cylinders: u32,
-    pub heads: u32,
-    pub sectors_per_track: u32,
+    pub original_size: u64,
+    /// The virtual size in bytes.
+    pub current_size: u64,
+    pub disk_geometry: DiskGeometry,
     pub disk_type: u32,
+    /// The stored checksum.
     pub checksum: u32,
-    pub unique_id: Buffer,
+    /// The 16-byte unique id.
+    pub uuid: Buffer,
     pub saved_state: u32,
+    /// The 427 reserved bytes.
     pub reserved: Buffer,
 }
 
-/// Every field of the dynamic disk header, unconverted (the parent name also decoded).
-#[napi(object)]
-pub struct HeaderInfo {
-    pub cookie: String,
-    pub data_offset: String,
-    pub table_offset: String,
-    pub header_version: u32,
+/// Every field of a dynamic disk header (vhd@0.5.0's `Header`).
+#[napi(object, object_from_js = false)]
+pub struct HeaderFields {
+    /// The cookie, `'cxsparse'`.
+    pub signature: String,
+    pub data_offset: u64,
+    /// Absolute offset of the block allocation table.
+    pub table_offset: u64,
+    pub header_version: Version,
     pub max_table_entries: u32,
-    pub block_size: u32,
+    /// The block size in bytes (vhd@0.5.0's name for it).
+    pub sector_size: u32,
+    /// The stored checksum.
     pub checksum: u32,
-    pub parent_unique_id: Buffer,
-    /// Seconds since 2000-01-01 00:00:00 UTC.
-    pub parent_timestamp: u32,
+    /// The parent's 16-byte unique id.
+    pub parent_id: Buffer,
+    /// Milliseconds since the Unix epoch.
+    pub parent_timestamp: f64,
     pub reserved1: u32,
-    /// The 512 raw bytes (UTF-16 big-endian).
-    pub parent_unicode_name: Buffer,
-    /// The parent name decoded (UTF-16 big-endian, up to the first NUL).
-    pub parent_name: String,
-    /// All 8 entries, empty ones included, in header order.
-    pub parent_locators: Vec<LocatorInfo>,
+    /// UTF-16 big-endian up to the first NUL (unpaired surrogates kept, as JavaScript can).
+    pub parent_name: Utf16String,
+    /// The entries in header order: all 8 for an open image's header; up to the last one
+    /// that is not all zeros for a parse of bytes (vhd@0.5.0's `Header#parse`).
+    pub parent_locators: Vec<LocatorFields>,
+    /// The 256 reserved bytes at the end.
     pub reserved2: Buffer,
 }
 
-/// One parent locator entry.
-#[napi(object)]
-pub struct LocatorInfo {
+/// A header parsed from bytes, and the checksum those bytes call for.
+#[napi(object, object_from_js = false)]
+pub struct ParsedHeader {
+    pub header: HeaderFields,
+    /// The checksum of the 1024 bytes with the checksum field taken as zero.
+    pub calculated_checksum: u32,
+}
+
+/// One parent locator entry (vhd@0.5.0's `Locator`).
+#[napi(object, object_from_js = false)]
+pub struct LocatorFields {
+    /// A platform code: what kind of path the entry points to (0: unused entry).
     pub platform_code: u32,
-    pub platform_data_space: u32,
-    pub platform_data_length: u32,
+    pub data_space: u32,
+    pub data_length: u32,
+    /// The reserved field at +12.
     pub reserved: u32,
-    pub platform_data_offset: String,
-    /// The path the entry holds, decoded (W2ru/W2ku UTF-16LE, Wi2r/Wi2k ASCII, MacX URL),
-    /// or null.
-    pub text: Option<String>,
+    /// Absolute file offset of the path.
+    pub data_offset: u64,
 }
 
 // ---------------------------------------------------------------------------------------
