@@ -54,7 +54,7 @@ impl ParentSnapshot {
             type_name: footer
                 .map_or("raw", |f| f.disk_type().map_or("unknown", |t| t.name()))
                 .to_string(),
-            size: self.size as i64,
+            size: self.size as f64,
             unique_id: footer.map(|f| Buffer::from(f.unique_id.to_vec())),
             raw: footer.is_none(),
         }
@@ -109,8 +109,8 @@ impl Snapshot {
                 .map(|t| t.name())
                 .unwrap_or("unknown")
                 .to_string(),
-            size: self.size as i64,
-            geometry_size: footer.geometry_size() as i64,
+            size: self.size as f64,
+            geometry_size: footer.geometry_size() as f64,
             block_size: self.header.as_ref().map(|h| h.block_size),
             footer_source: self.footer_source.to_string(),
             read_only: self.read_only_reason.is_some(),

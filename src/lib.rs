@@ -11,6 +11,13 @@
 //! - [`types`]: every object passed to or returned from JavaScript (`#[napi(object)]`).
 //!
 //! No format logic lives here: everything about VHD is in `vhd-core`.
+//!
+//! 64-bit values, one rule for every object returned: the fields of the on-disk structures
+//! that are 64 bits wide (a footer's data offset, original and current size; a header's
+//! data and table offsets; a locator's data offset) are BigInts (`u64`), as vhd@0.5.0 gave
+//! them: a crafted image may hold any value there. Every other size, offset or count
+//! (`f64`) is a Number, exact because the images we open are far below 2^53 bytes; `info`
+//! is the command line's JSON, whose integers are Numbers too (see `ops::info`).
 
 #![deny(clippy::all)]
 // napi-rs registers exports only outside `cfg(test)`, so unit-test builds see them as unused.

@@ -184,9 +184,9 @@ pub struct ImageInfo {
     /// `'fixed'`, `'dynamic'` or `'differencing'`.
     pub type_name: String,
     /// Virtual size in bytes (the footer's current size).
-    pub size: i64,
+    pub size: f64,
     /// Bytes the footer's CHS geometry describes.
-    pub geometry_size: i64,
+    pub geometry_size: f64,
     /// Bytes of data per block (dynamic and differencing images).
     pub block_size: Option<u32>,
     /// `'end'`, `'end511'` or `'copy'` (the damaged end footer was replaced by the copy).
@@ -215,7 +215,7 @@ pub struct ParentInfo {
     /// `'fixed'`, `'dynamic'`, `'differencing'` or `'raw'`.
     pub type_name: String,
     /// Virtual size in bytes (a raw base: its file size).
-    pub size: i64,
+    pub size: f64,
     /// The footer's unique id; `null` for a raw base.
     pub unique_id: Option<Buffer>,
     /// A raw disk file named by the caller.
