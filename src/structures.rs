@@ -69,12 +69,6 @@ pub fn footer_fields(footer: &Footer) -> FooterFields {
 
 /// Every field of `header`, as `VHD.Header` holds it, with its first `locators` entries.
 pub fn header_fields(header: &DynamicHeader, locators: usize) -> HeaderFields {
-    let name: Vec<u16> = header
-        .parent_unicode_name
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .take_while(|&unit| unit != 0)
-        .collect();
     HeaderFields {
         signature: latin1_until_nul(DYNAMIC_HEADER_COOKIE),
         data_offset: header.data_offset,
@@ -86,7 +80,7 @@ pub fn header_fields(header: &DynamicHeader, locators: usize) -> HeaderFields {
         parent_id: Buffer::from(header.parent_unique_id.to_vec()),
         parent_timestamp: unix_ms(header.parent_timestamp),
         reserved1: header.reserved1,
-        parent_name: Utf16String::from(name),
+        parent_name: Utf16String::from(header.parent_name_units()),
         parent_locators: header.parent_locators[..locators]
             .iter()
             .map(locator_fields)

@@ -187,13 +187,17 @@ impl DynamicHeader {
 
     /// The parent's file name, decoded from UTF-16 big-endian up to the first NUL.
     pub fn parent_name(&self) -> String {
-        let units: Vec<u16> = self
-            .parent_unicode_name
+        String::from_utf16_lossy(&self.parent_name_units())
+    }
+
+    /// The UTF-16 units of the parent's file name, up to the first NUL, as stored (an
+    /// unpaired surrogate kept, for callers whose strings can hold one: JavaScript's).
+    pub fn parent_name_units(&self) -> Vec<u16> {
+        self.parent_unicode_name
             .chunks_exact(2)
             .map(|c| u16::from_be_bytes([c[0], c[1]]))
             .take_while(|&u| u != 0)
-            .collect();
-        String::from_utf16_lossy(&units)
+            .collect()
     }
 
     /// Stores `name` as the parent's file name (UTF-16 big-endian, NUL-padded).
