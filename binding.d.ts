@@ -292,7 +292,7 @@ export interface FindingResult {
 
 /** Every field of a hard disk footer (vhd@0.5.0's `Footer`). */
 export interface FooterFields {
-  /** The cookie, `'conectix'`. */
+  /** The cookie, `'conectix'` (Latin-1: written as the low byte of each unit, 8 at most). */
   signature: string
   features: number
   formatVersion: Version
@@ -300,7 +300,7 @@ export interface FooterFields {
   dataOffset: bigint
   /** Milliseconds since the Unix epoch (whole seconds on disk, counted from 2000). */
   timestamp: number
-  /** Up to 4 Latin-1 characters, up to the first NUL. */
+  /** Up to 4 Latin-1 characters, up to the first NUL (written NUL-padded). */
   creatorApplication: string
   creatorVersion: Version
   creatorHostOS: number
@@ -309,9 +309,9 @@ export interface FooterFields {
   currentSize: bigint
   diskGeometry: DiskGeometry
   diskType: number
-  /** The stored checksum. */
+  /** The stored checksum (a write computes its own). */
   checksum: number
-  /** The 16-byte unique id. */
+  /** The 16-byte unique id (a shorter one is written zero-padded). */
   uuid: Buffer
   savedState: number
   /** The 427 reserved bytes. */
@@ -334,7 +334,7 @@ export declare function handleWriteSync(handle: ExternalObject<Shared>, buffer: 
 
 /** Every field of a dynamic disk header (vhd@0.5.0's `Header`). */
 export interface HeaderFields {
-  /** The cookie, `'cxsparse'`. */
+  /** The cookie, `'cxsparse'` (written as the footer's is). */
   signature: string
   dataOffset: bigint
   /** Absolute offset of the block allocation table. */
@@ -343,18 +343,22 @@ export interface HeaderFields {
   maxTableEntries: number
   /** The block size in bytes (vhd@0.5.0's name for it). */
   sectorSize: number
-  /** The stored checksum. */
+  /** The stored checksum (a write computes its own). */
   checksum: number
   /** The parent's 16-byte unique id. */
   parentId: Buffer
   /** Milliseconds since the Unix epoch. */
   parentTimestamp: number
   reserved1: number
-  /** UTF-16 big-endian up to the first NUL (unpaired surrogates kept, as JavaScript can). */
+  /**
+   * UTF-16 big-endian up to the first NUL (unpaired surrogates kept, as JavaScript can);
+   * written cut to 256 units, never half a surrogate pair.
+   */
   parentName: string
   /**
    * The entries in header order: all 8 for an open image's header; up to the last one
-   * that is not all zeros for a parse of bytes (vhd@0.5.0's `Header#parse`).
+   * that is not all zeros for a parse of bytes (vhd@0.5.0's `Header#parse`). A write
+   * lays out the first 8 (missing ones as zeros).
    */
   parentLocators: Array<LocatorFields>
   /** The 256 reserved bytes at the end. */
@@ -600,3 +604,18 @@ export interface Version {
   major: number
   minor: number
 }
+
+/**
+ * The 512 bytes of the footer `fields` describe, with their checksum (`VHD.Footer#write`;
+ * lib/structures.js checks each field first, naming it).
+ */
+export declare function writeFooter(fields: FooterFields): Buffer
+
+/**
+ * The 1024 bytes of the dynamic disk header `fields` describe, with their checksum
+ * (`VHD.Header#write`).
+ */
+export declare function writeHeader(fields: HeaderFields): Buffer
+
+/** The 24 bytes of the parent locator entry `fields` describe (`VHD.Locator#write`). */
+export declare function writeLocator(fields: LocatorFields): Buffer

@@ -8,11 +8,13 @@
 // cookie is checked on parse, as 0.5.0 does); images are read and written by `VHD.open`
 // and `VHD.create`, which check everything.
 //
-// Bytes are parsed once, natively (src/structures.rs, with vhd-core's parsers): `parse`
-// fills an instance with the fields `native.parseFooter` (`parseHeader`, `parseLocator`)
-// returns, the same form an open image's footer and header come in, which `footerFrom`
-// and `headerFrom` make the `Footer` and `Header` of `disk.footer` and `disk.header`. 64-bit
-// fields are BigInts, time stamps ms since the Unix epoch, as in 0.5.0.
+// The bytes are vhd-core's business, parsed and laid out natively (src/structures.rs):
+// `parse` fills an instance with the fields `native.parseFooter` (`parseHeader`,
+// `parseLocator`) returns, the same form an open image's footer and header come in, which
+// `footerFrom` and `headerFrom` make the `Footer` and `Header` of `disk.footer` and
+// `disk.header`; `write` checks each field here (naming it in errors) and hands the fields
+// in that form to `native.writeFooter` (`writeHeader`, `writeLocator`). 64-bit fields are
+// BigInts, time stamps ms since the Unix epoch, as in 0.5.0.
 //
 // Where 0.5.0 is wrong, these follow the specification instead:
 // - the header's parent locators are parsed (0.5.0 never parses them), each with its data
@@ -87,19 +89,17 @@ function toUint64(value, field) {
 }
 
 /**
- * Writes a whole-number field of `bits` bits (8, 16 or 32) at `at`. 0.5.0 let Buffer coerce
- * anything (a string or NaN became 0); here a field that is not a Number in range fails,
- * naming the field.
+ * A whole-number field of `bits` bits (8, 16 or 32). 0.5.0 let Buffer coerce anything (a
+ * string or NaN became 0); here a field that is not a Number in range fails, naming the
+ * field.
  */
-function writeUint(buffer, value, at, bits, field) {
+function uint(value, bits, field) {
   if (typeof value !== 'number') throw invalidArgType(field, 'of type number', value)
   const max = 2 ** bits - 1
   if (!Number.isInteger(value) || value < 0 || value > max) {
     throw outOfRange(field, `an integer >= 0 && <= ${max}`, value)
   }
-  if (bits === 8) buffer.writeUInt8(value, at)
-  else if (bits === 16) buffer.writeUInt16BE(value, at)
-  else buffer.writeUInt32BE(value, at)
+  return value
 }
 
 /** An object field (a version, the disk geometry), or a TypeError naming it. */
@@ -108,8 +108,8 @@ function objectField(value, field, expected) {
   return value
 }
 
-/** Ms since the Unix epoch (a Number or a Date) as whole seconds since 2000, at `at`. */
-function writeTimestamp(buffer, value, at, field) {
+/** Ms since the Unix epoch (a Number or a Date) that whole seconds since 2000 can hold. */
+function timestamp(value, field) {
   if (typeof value !== 'number' && !(value instanceof Date)) {
     throw invalidArgType(field, 'of type number or an instance of Date', value)
   }
@@ -119,19 +119,18 @@ function writeTimestamp(buffer, value, at, field) {
   if (!(seconds >= 0 && seconds <= 0xffffffff)) {
     throw outOfRange(field, `a time from ${VHD_EPOCH_MS} (2000-01-01) to ${VHD_EPOCH_MS + 0xffffffff * 1000} (ms since 1970)`, ms)
   }
-  buffer.writeUInt32BE(seconds, at)
+  return ms
 }
 
-function writeVersion(buffer, version, at, field) {
-  objectField(version, field, 'an object with major and minor')
-  writeUint(buffer, version.major, at, 16, `${field}.major`)
-  writeUint(buffer, version.minor, at + 2, 16, `${field}.minor`)
+function version(value, field) {
+  objectField(value, field, 'an object with major and minor')
+  return { major: uint(value.major, 16, `${field}.major`), minor: uint(value.minor, 16, `${field}.minor`) }
 }
 
-/** Copies up to `length` bytes of a Buffer (or typed array) field to `at`. */
-function putBytes(buffer, bytes, at, length, field) {
+/** A bytes field (a Buffer or typed array) as a Buffer; the writer takes as many as fit. */
+function bytesField(bytes, field) {
   if (!ArrayBuffer.isView(bytes)) throw invalidArgType(field, 'an instance of Buffer or Uint8Array', bytes)
-  asBuffer(bytes).copy(buffer, at, 0, length)
+  return asBuffer(bytes)
 }
 
 /**
@@ -150,12 +149,6 @@ function output(scratch, buffer, offset, what) {
   return buffer
 }
 
-/** The checksum of `bytes` with the 4-byte field at `field` taken as zero. */
-function structureChecksum(bytes, field) {
-  const copy = Buffer.from(bytes)
-  copy.fill(0, field, field + 4)
-  return native.checksum(copy, 0, copy.length)
-}
 
 // ---------------------------------------------------------------------------------------
 // Parent locator entry
@@ -198,7 +191,7 @@ class Locator {
    */
   write(buffer, offset) {
     offset = toOffset(offset)
-    return output(locatorBytes(this), buffer, offset, 'parent locator entry')
+    return output(native.writeLocator(locatorFields(this)), buffer, offset, 'parent locator entry')
   }
 }
 
@@ -206,20 +199,23 @@ class Locator {
 Locator.SIZE = 24
 
 /**
- * The 24 bytes of any object with the Locator fields (a Locator, 0.5.0's, or plain);
- * `name` prefixes the field names in errors.
+ * The checked fields of any object with the Locator fields (a Locator, 0.5.0's, or
+ * plain), for the native writer; `name` prefixes the field names in errors.
  */
-function locatorBytes(entry, name = '') {
+function locatorFields(entry, name = '') {
   objectField(entry, name || 'locator', 'an object with the Locator fields')
-  const bytes = Buffer.alloc(Locator.SIZE)
-  writeUint(bytes, entry.platformCode, 0, 32, `${name}platformCode`)
-  writeUint(bytes, entry.dataSpace, 4, 32, `${name}dataSpace`)
-  writeUint(bytes, entry.dataLength, 8, 32, `${name}dataLength`)
-  // 0.5.0's Locator objects have a `reserved` field too; one without it writes zero.
-  writeUint(bytes, entry.reserved ?? 0, 12, 32, `${name}reserved`)
-  bytes.writeBigUInt64BE(toUint64(entry.dataOffset, `${name}dataOffset`), 16)
-  return bytes
+  return {
+    platformCode: uint(entry.platformCode, 32, `${name}platformCode`),
+    dataSpace: uint(entry.dataSpace, 32, `${name}dataSpace`),
+    dataLength: uint(entry.dataLength, 32, `${name}dataLength`),
+    // 0.5.0's Locator objects have a `reserved` field too; one without it writes zero.
+    reserved: uint(entry.reserved ?? 0, 32, `${name}reserved`),
+    dataOffset: toUint64(entry.dataOffset, `${name}dataOffset`),
+  }
 }
+
+/** An unused parent locator entry (all zeros). */
+const EMPTY_LOCATOR = Object.freeze({ platformCode: 0, dataSpace: 0, dataLength: 0, reserved: 0, dataOffset: 0n })
 
 // ---------------------------------------------------------------------------------------
 // Hard disk footer
@@ -296,28 +292,39 @@ class Footer {
    */
   write(buffer, offset) {
     offset = toOffset(offset)
-    const bytes = Buffer.alloc(Footer.SIZE)
-    bytes.write(String(this.signature), 0, 8, 'latin1')
-    writeUint(bytes, this.features, 8, 32, 'features')
-    writeVersion(bytes, this.formatVersion, 12, 'formatVersion')
-    bytes.writeBigUInt64BE(toUint64(this.dataOffset, 'dataOffset'), 16)
-    writeTimestamp(bytes, this.timestamp, 24, 'timestamp')
-    // NUL-padded, so that parse → write keeps 'd2v\0' (Disk2VHD); 0.5.0 pads with spaces.
-    bytes.write(String(this.creatorApplication), 28, 4, 'latin1')
-    writeVersion(bytes, this.creatorVersion, 32, 'creatorVersion')
-    writeUint(bytes, this.creatorHostOS, 36, 32, 'creatorHostOS')
-    bytes.writeBigUInt64BE(toUint64(this.originalSize, 'originalSize'), 40)
-    bytes.writeBigUInt64BE(toUint64(this.currentSize, 'currentSize'), 48)
-    const geometry = objectField(this.diskGeometry, 'diskGeometry', 'an object with cylinders, heads and sectors')
-    writeUint(bytes, geometry.cylinders, 56, 16, 'diskGeometry.cylinders')
-    writeUint(bytes, geometry.heads, 58, 8, 'diskGeometry.heads')
-    writeUint(bytes, geometry.sectors, 59, 8, 'diskGeometry.sectors')
-    writeUint(bytes, this.diskType, 60, 32, 'diskType')
-    putBytes(bytes, this.uuid, 68, 16, 'uuid')
-    writeUint(bytes, this.savedState, 84, 8, 'savedState')
-    putBytes(bytes, this.reserved, 85, 427, 'reserved')
-    bytes.writeUInt32BE(structureChecksum(bytes, Footer.CHECKSUM_OFFSET), Footer.CHECKSUM_OFFSET)
-    return output(bytes, buffer, offset, 'footer')
+    return output(native.writeFooter(footerFields(this)), buffer, offset, 'footer')
+  }
+}
+
+/**
+ * The checked fields of a footer, for the native writer (the layout is vhd-core's): each
+ * field that is not what it must be fails, naming it, in the order of the bytes.
+ */
+function footerFields(footer) {
+  const signature = String(footer.signature)
+  const features = uint(footer.features, 32, 'features')
+  const formatVersion = version(footer.formatVersion, 'formatVersion')
+  const dataOffset = toUint64(footer.dataOffset, 'dataOffset')
+  const ms = timestamp(footer.timestamp, 'timestamp')
+  // NUL-padded, so that parse → write keeps 'd2v\0' (Disk2VHD); 0.5.0 pads with spaces.
+  const creatorApplication = String(footer.creatorApplication)
+  const creatorVersion = version(footer.creatorVersion, 'creatorVersion')
+  const creatorHostOS = uint(footer.creatorHostOS, 32, 'creatorHostOS')
+  const originalSize = toUint64(footer.originalSize, 'originalSize')
+  const currentSize = toUint64(footer.currentSize, 'currentSize')
+  const geometry = objectField(footer.diskGeometry, 'diskGeometry', 'an object with cylinders, heads and sectors')
+  const diskGeometry = {
+    cylinders: uint(geometry.cylinders, 16, 'diskGeometry.cylinders'),
+    heads: uint(geometry.heads, 8, 'diskGeometry.heads'),
+    sectors: uint(geometry.sectors, 8, 'diskGeometry.sectors'),
+  }
+  const diskType = uint(footer.diskType, 32, 'diskType')
+  const uuid = bytesField(footer.uuid, 'uuid')
+  const savedState = uint(footer.savedState, 8, 'savedState')
+  const reserved = bytesField(footer.reserved, 'reserved')
+  return {
+    signature, features, formatVersion, dataOffset, timestamp: ms, creatorApplication, creatorVersion,
+    creatorHostOS, originalSize, currentSize, diskGeometry, diskType, checksum: 0, uuid, savedState, reserved,
   }
 }
 
@@ -404,28 +411,7 @@ class Header {
    */
   write(buffer, offset) {
     offset = toOffset(offset)
-    const bytes = Buffer.alloc(Header.SIZE)
-    bytes.write(String(this.signature), 0, 8, 'latin1')
-    bytes.writeBigUInt64BE(toUint64(this.dataOffset, 'dataOffset'), 8)
-    bytes.writeBigUInt64BE(toUint64(this.tableOffset, 'tableOffset'), 16)
-    writeVersion(bytes, this.headerVersion, 24, 'headerVersion')
-    writeUint(bytes, this.maxTableEntries, 28, 32, 'maxTableEntries')
-    writeUint(bytes, this.sectorSize, 32, 32, 'sectorSize')
-    putBytes(bytes, this.parentId, 40, 16, 'parentId')
-    writeTimestamp(bytes, this.parentTimestamp, 56, 'parentTimestamp')
-    writeUint(bytes, this.reserved1, 60, 32, 'reserved1')
-    writeUtf16be(bytes, String(this.parentName), 64, 512)
-    const locators = this.parentLocators ?? []
-    if (!Array.isArray(locators)) throw invalidArgType('parentLocators', 'an instance of Array', locators)
-    for (let i = 0; i < Header.PARENT_LOCATOR_COUNT; i++) {
-      const entry = locators[i]
-      if (entry !== undefined && entry !== null) {
-        locatorBytes(entry, `parentLocators[${i}].`).copy(bytes, 576 + i * Locator.SIZE)
-      }
-    }
-    putBytes(bytes, this.reserved2, 768, 256, 'reserved2')
-    bytes.writeUInt32BE(structureChecksum(bytes, Header.CHECKSUM_OFFSET), Header.CHECKSUM_OFFSET)
-    return output(bytes, buffer, offset, 'dynamic disk header')
+    return output(native.writeHeader(headerFields(this)), buffer, offset, 'dynamic disk header')
   }
 }
 
@@ -438,12 +424,32 @@ Header.CHECKSUM_OFFSET = 36
 /** Header.SIGNATURE: the header's cookie. */
 Header.SIGNATURE = 'cxsparse'
 
-/** `text` as UTF-16 big-endian, cut to `length` bytes (never half a surrogate pair). */
-function writeUtf16be(buffer, text, at, length) {
-  let units = text.slice(0, length / 2)
-  const last = units.charCodeAt(units.length - 1)
-  if (units.length === length / 2 && last >= 0xd800 && last <= 0xdbff) units = units.slice(0, -1)
-  Buffer.from(units, 'utf16le').swap16().copy(buffer, at)
+/** The checked fields of a header, for the native writer, in the order of the bytes. */
+function headerFields(header) {
+  const signature = String(header.signature)
+  const dataOffset = toUint64(header.dataOffset, 'dataOffset')
+  const tableOffset = toUint64(header.tableOffset, 'tableOffset')
+  const headerVersion = version(header.headerVersion, 'headerVersion')
+  const maxTableEntries = uint(header.maxTableEntries, 32, 'maxTableEntries')
+  const sectorSize = uint(header.sectorSize, 32, 'sectorSize')
+  const parentId = bytesField(header.parentId, 'parentId')
+  const parentTimestamp = timestamp(header.parentTimestamp, 'parentTimestamp')
+  const reserved1 = uint(header.reserved1, 32, 'reserved1')
+  // Cut to 256 UTF-16 units by the writer, never half a surrogate pair.
+  const parentName = String(header.parentName)
+  const locators = header.parentLocators ?? []
+  if (!Array.isArray(locators)) throw invalidArgType('parentLocators', 'an instance of Array', locators)
+  // Entry i is slot i; a missing entry is written as zeros.
+  const parentLocators = []
+  for (let i = 0; i < Header.PARENT_LOCATOR_COUNT; i++) {
+    const entry = locators[i]
+    parentLocators.push(entry === undefined || entry === null ? EMPTY_LOCATOR : locatorFields(entry, `parentLocators[${i}].`))
+  }
+  const reserved2 = bytesField(header.reserved2, 'reserved2')
+  return {
+    signature, dataOffset, tableOffset, headerVersion, maxTableEntries, sectorSize, checksum: 0, parentId,
+    parentTimestamp, reserved1, parentName, parentLocators, reserved2,
+  }
 }
 
 // ---------------------------------------------------------------------------------------

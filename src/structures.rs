@@ -14,14 +14,18 @@ use crate::options::integer;
 use crate::types::{
     DiskGeometry, FooterFields, HeaderFields, LocatorFields, ParsedHeader, Version,
 };
-use napi::bindgen_prelude::{Buffer, Uint8ArraySlice, Utf16String};
+use napi::bindgen_prelude::{BigInt, Buffer, Uint8ArraySlice, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 use std::ops::Range;
-use vhd_core::dynamic_header::{DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER_SIZE};
+use vhd_core::dynamic_header::{DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER_SIZE, PARENT_LOCATOR_COUNT};
 use vhd_core::footer::{FOOTER_COOKIE, FOOTER_SIZE, VHD_EPOCH_UNIX_SECONDS};
 use vhd_core::parent_locator::PARENT_LOCATOR_ENTRY_SIZE;
 use vhd_core::{DynamicHeader, Footer, Geometry, ParentLocator};
+
+/// Where the checksum is in a footer and in a dynamic header.
+const FOOTER_CHECKSUM_AT: usize = 64;
+const HEADER_CHECKSUM_AT: usize = 36;
 
 /// A VHD time stamp (seconds since 2000) as milliseconds since the Unix epoch (exact).
 fn unix_ms(timestamp: u32) -> f64 {
@@ -37,12 +41,89 @@ fn version(value: u32) -> Version {
 }
 
 /// Latin-1 text up to the first NUL (vhd@0.5.0 keeps trailing spaces: `'win '`).
-fn latin1_until_nul(bytes: &[u8]) -> String {
-    bytes
+fn latin1_until_nul(bytes: &[u8]) -> Utf16String {
+    let units: Vec<u16> = bytes
         .iter()
         .take_while(|&&b| b != 0)
-        .map(|&b| char::from(b))
-        .collect()
+        .map(|&b| u16::from(b))
+        .collect();
+    Utf16String::from(units)
+}
+
+/// Text as `N` Latin-1 bytes, NUL-padded: the low byte of each of its first `N` units, as
+/// Node's `buffer.write(text, at, N, 'latin1')` writes it.
+fn latin1_bytes<const N: usize>(text: &[u16]) -> [u8; N] {
+    let mut bytes = [0u8; N];
+    for (byte, unit) in bytes.iter_mut().zip(text) {
+        *byte = (unit & 0xFF) as u8;
+    }
+    bytes
+}
+
+/// The first `N` bytes of `bytes`, zero-padded.
+fn padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = bytes.len().min(N);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
+/// A 64-bit field: a BigInt from 0 to 2^64 - 1.
+fn uint64(value: &BigInt, field: &str) -> Result<u64, Failure> {
+    match value.get_u64() {
+        (false, value, true) => Ok(value),
+        _ => Err(Failure::out_of_range(
+            field,
+            ">= 0n && <= 18446744073709551615n",
+            "a BigInt out of range",
+        )),
+    }
+}
+
+/// A field narrower than the u32 it came as.
+fn narrow<T: TryFrom<u32>>(value: u32, field: &str, max: u32) -> Result<T, Failure> {
+    T::try_from(value)
+        .map_err(|_| Failure::out_of_range(field, &format!("an integer >= 0 && <= {max}"), value))
+}
+
+/// `{ major, minor }` as the 32-bit field (16 bits each).
+fn version_value(version: &Version, field: &str) -> Result<u32, Failure> {
+    let major: u16 = narrow(version.major, &format!("{field}.major"), 0xFFFF)?;
+    let minor: u16 = narrow(version.minor, &format!("{field}.minor"), 0xFFFF)?;
+    Ok(u32::from(major) << 16 | u32::from(minor))
+}
+
+/// Milliseconds since the Unix epoch as whole seconds since 2000 (2000-01-01 to 2136-02-07).
+fn vhd_seconds(ms: f64, field: &str) -> Result<u32, Failure> {
+    let seconds = ((ms - (VHD_EPOCH_UNIX_SECONDS * 1000) as f64) / 1000.0).floor();
+    if !(0.0..=f64::from(u32::MAX)).contains(&seconds) {
+        return Err(Failure::out_of_range(
+            field,
+            "a time from 2000-01-01 to 2136-02-07 (ms since 1970)",
+            ms,
+        ));
+    }
+    Ok(seconds as u32)
+}
+
+/// `name` as the header's 256 UTF-16 units: cut to 256, never half a surrogate pair.
+fn parent_name_field(name: &[u16]) -> [u8; 512] {
+    let mut units = &name[..name.len().min(256)];
+    if units.len() == 256 && (0xD800..=0xDBFF).contains(&units[255]) {
+        units = &units[..255];
+    }
+    let mut bytes = [0u8; 512];
+    for (pair, unit) in bytes.chunks_exact_mut(2).zip(units) {
+        pair.copy_from_slice(&unit.to_be_bytes());
+    }
+    bytes
+}
+
+/// `bytes` with the checksum of the structure stored in its field at `at`.
+fn with_checksum<const N: usize>(mut bytes: [u8; N], at: usize) -> [u8; N] {
+    let sum = vhd_core::checksum::checksum(&bytes, at);
+    bytes[at..at + 4].copy_from_slice(&sum.to_be_bytes());
+    bytes
 }
 
 /// Every field of `footer`, as `VHD.Footer` holds it.
@@ -51,13 +132,13 @@ pub fn footer_fields(footer: &Footer) -> FooterFields {
         signature: latin1_until_nul(FOOTER_COOKIE),
         features: footer.features,
         format_version: version(footer.format_version),
-        data_offset: footer.data_offset,
+        data_offset: BigInt::from(footer.data_offset),
         timestamp: unix_ms(footer.timestamp),
         creator_application: latin1_until_nul(&footer.creator_application),
         creator_version: version(footer.creator_version),
         creator_host_os: footer.creator_host_os,
-        original_size: footer.original_size,
-        current_size: footer.current_size,
+        original_size: BigInt::from(footer.original_size),
+        current_size: BigInt::from(footer.current_size),
         disk_geometry: footer.geometry.into(),
         disk_type: footer.disk_type_code,
         checksum: footer.checksum,
@@ -71,8 +152,8 @@ pub fn footer_fields(footer: &Footer) -> FooterFields {
 pub fn header_fields(header: &DynamicHeader, locators: usize) -> HeaderFields {
     HeaderFields {
         signature: latin1_until_nul(DYNAMIC_HEADER_COOKIE),
-        data_offset: header.data_offset,
-        table_offset: header.table_offset,
+        data_offset: BigInt::from(header.data_offset),
+        table_offset: BigInt::from(header.table_offset),
         header_version: version(header.header_version),
         max_table_entries: header.max_table_entries,
         sector_size: header.block_size,
@@ -95,8 +176,77 @@ fn locator_fields(locator: &ParentLocator) -> LocatorFields {
         data_space: locator.platform_data_space,
         data_length: locator.platform_data_length,
         reserved: locator.reserved,
-        data_offset: locator.platform_data_offset,
+        data_offset: BigInt::from(locator.platform_data_offset),
     }
+}
+
+/// The footer `fields` describe, as 512 bytes with their checksum (vhd@0.5.0's
+/// `Footer#write`: the signature is written as given, the stored checksum ignored).
+fn footer_bytes_of(fields: &FooterFields) -> Result<[u8; FOOTER_SIZE], Failure> {
+    let footer = Footer {
+        features: fields.features,
+        format_version: version_value(&fields.format_version, "formatVersion")?,
+        data_offset: uint64(&fields.data_offset, "dataOffset")?,
+        timestamp: vhd_seconds(fields.timestamp, "timestamp")?,
+        creator_application: latin1_bytes(&fields.creator_application),
+        creator_version: version_value(&fields.creator_version, "creatorVersion")?,
+        creator_host_os: fields.creator_host_os,
+        original_size: uint64(&fields.original_size, "originalSize")?,
+        current_size: uint64(&fields.current_size, "currentSize")?,
+        geometry: Geometry {
+            cylinders: narrow(
+                fields.disk_geometry.cylinders,
+                "diskGeometry.cylinders",
+                0xFFFF,
+            )?,
+            heads: narrow(fields.disk_geometry.heads, "diskGeometry.heads", 0xFF)?,
+            sectors_per_track: narrow(fields.disk_geometry.sectors, "diskGeometry.sectors", 0xFF)?,
+        },
+        disk_type_code: fields.disk_type,
+        checksum: 0,
+        unique_id: padded(&fields.uuid),
+        saved_state: narrow(fields.saved_state, "savedState", 0xFF)?,
+        reserved: padded(&fields.reserved),
+    };
+    let mut bytes = footer.to_bytes();
+    bytes[..8].copy_from_slice(&latin1_bytes::<8>(&fields.signature));
+    Ok(with_checksum(bytes, FOOTER_CHECKSUM_AT))
+}
+
+/// The header `fields` describe, as 1024 bytes with their checksum (vhd@0.5.0's
+/// `Header#write`).
+fn header_bytes_of(fields: &HeaderFields) -> Result<[u8; DYNAMIC_HEADER_SIZE], Failure> {
+    let mut parent_locators = [ParentLocator::default(); PARENT_LOCATOR_COUNT];
+    for (slot, entry) in parent_locators.iter_mut().zip(&fields.parent_locators) {
+        *slot = locator_of(entry)?;
+    }
+    let header = DynamicHeader {
+        data_offset: uint64(&fields.data_offset, "dataOffset")?,
+        table_offset: uint64(&fields.table_offset, "tableOffset")?,
+        header_version: version_value(&fields.header_version, "headerVersion")?,
+        max_table_entries: fields.max_table_entries,
+        block_size: fields.sector_size,
+        checksum: 0,
+        parent_unique_id: padded(&fields.parent_id),
+        parent_timestamp: vhd_seconds(fields.parent_timestamp, "parentTimestamp")?,
+        reserved1: fields.reserved1,
+        parent_unicode_name: parent_name_field(&fields.parent_name),
+        parent_locators,
+        reserved2: padded(&fields.reserved2),
+    };
+    let mut bytes = header.to_bytes();
+    bytes[..8].copy_from_slice(&latin1_bytes::<8>(&fields.signature));
+    Ok(with_checksum(bytes, HEADER_CHECKSUM_AT))
+}
+
+fn locator_of(fields: &LocatorFields) -> Result<ParentLocator, Failure> {
+    Ok(ParentLocator {
+        platform_code: fields.platform_code,
+        platform_data_space: fields.data_space,
+        platform_data_length: fields.data_length,
+        reserved: fields.reserved,
+        platform_data_offset: uint64(&fields.data_offset, "dataOffset")?,
+    })
 }
 
 /// Entries up to the last one that is not all zeros (vhd@0.5.0's `Header#parse` gives no
@@ -138,7 +288,7 @@ fn bad_cookie(what: &str, found: &[u8], expected: &[u8; 8]) -> Failure {
         format!(
             "Invalid {what} signature \"{}\"; expected \"{}\"",
             found.iter().map(|&b| char::from(b)).collect::<String>(),
-            latin1_until_nul(expected)
+            expected.iter().map(|&b| char::from(b)).collect::<String>()
         ),
     )
 }
@@ -236,6 +386,29 @@ pub fn parse_footer(env: Env, buffer: Uint8ArraySlice, offset: f64) -> napi::Res
 #[napi(catch_unwind)]
 pub fn parse_header(env: Env, buffer: Uint8ArraySlice, offset: f64) -> napi::Result<ParsedHeader> {
     guard(|| parse_header_at(&buffer, offset)).map_err(|failure| failure.into_napi(&env))
+}
+
+/// The 512 bytes of the footer `fields` describe, with their checksum (`VHD.Footer#write`;
+/// lib/structures.js checks each field first, naming it).
+#[napi(catch_unwind)]
+pub fn write_footer(env: Env, fields: FooterFields) -> napi::Result<Buffer> {
+    guard(|| Ok(Buffer::from(footer_bytes_of(&fields)?.to_vec())))
+        .map_err(|failure| failure.into_napi(&env))
+}
+
+/// The 1024 bytes of the dynamic disk header `fields` describe, with their checksum
+/// (`VHD.Header#write`).
+#[napi(catch_unwind)]
+pub fn write_header(env: Env, fields: HeaderFields) -> napi::Result<Buffer> {
+    guard(|| Ok(Buffer::from(header_bytes_of(&fields)?.to_vec())))
+        .map_err(|failure| failure.into_napi(&env))
+}
+
+/// The 24 bytes of the parent locator entry `fields` describe (`VHD.Locator#write`).
+#[napi(catch_unwind)]
+pub fn write_locator(env: Env, fields: LocatorFields) -> napi::Result<Buffer> {
+    guard(|| Ok(Buffer::from(locator_of(&fields)?.to_bytes().to_vec())))
+        .map_err(|failure| failure.into_napi(&env))
 }
 
 /// The fields of the 24-byte parent locator entry at `offset` of `buffer`.
@@ -371,9 +544,9 @@ mod tests {
         let Ok(fields) = parse_footer_at(&bytes, 0.0) else {
             panic!("parses")
         };
-        assert_eq!(fields.signature, "conectix");
-        assert_eq!(fields.creator_application, "d2v");
-        assert_eq!(fields.current_size, 1 << 20);
+        assert_eq!(fields.signature.to_string(), "conectix");
+        assert_eq!(fields.creator_application.to_string(), "d2v");
+        assert_eq!(fields.current_size.get_u64().1, 1 << 20);
         assert_eq!(fields.format_version, Version { major: 1, minor: 0 });
         // A 511-byte footer read as the last 512 bytes of its file: one byte in.
         let mut shifted = vec![0xAA];
@@ -381,7 +554,7 @@ mod tests {
         let Ok(fields) = parse_footer_at(&shifted, 0.0) else {
             panic!("parses one byte on")
         };
-        assert_eq!(fields.current_size, 1 << 20);
+        assert_eq!(fields.current_size.get_u64().1, 1 << 20);
         assert_eq!(fields.reserved[426], 0);
         let failure = failure_of(parse_footer_at(&bytes[..500], 0.0));
         assert_eq!(failure.code, "ERR_BUFFER_OUT_OF_BOUNDS");
@@ -408,7 +581,7 @@ mod tests {
         };
         assert_eq!(parsed.header.parent_locators.len(), 3);
         assert_eq!(parsed.calculated_checksum, header.checksum);
-        assert_eq!(parsed.header.table_offset, 1536);
+        assert_eq!(parsed.header.table_offset.get_u64().1, 1536);
         assert_eq!(parsed.header.sector_size, 2 << 20);
         assert_eq!(header_fields(&header, 8).parent_locators.len(), 8);
         let failure = failure_of(parse_header_at(&bytes, 1.0));
@@ -418,6 +591,44 @@ mod tests {
             panic!("parses")
         };
         assert_eq!(locator.reserved, 1);
+    }
+
+    #[test]
+    fn parse_then_write_gives_the_bytes_back() {
+        let bytes = footer_bytes();
+        let Ok(fields) = parse_footer_at(&bytes, 0.0) else {
+            panic!("parses")
+        };
+        assert_eq!(footer_bytes_of(&fields).ok(), Some(bytes));
+        let mut header = DynamicHeader::new(1536, 4, 2 << 20);
+        header.set_parent_name("p\u{e9}re.vhd").unwrap();
+        header.parent_locators[1].platform_data_offset = 0x1_0000_3000;
+        header.update_checksum();
+        let bytes = header.to_bytes();
+        let Ok(parsed) = parse_header_at(&bytes, 0.0) else {
+            panic!("parses")
+        };
+        assert_eq!(header_bytes_of(&parsed.header).ok(), Some(bytes));
+        let locator = locator_fields(&header.parent_locators[1]);
+        assert_eq!(
+            locator_of(&locator).map(|l| l.to_bytes()).ok(),
+            Some(header.parent_locators[1].to_bytes())
+        );
+    }
+
+    #[test]
+    fn a_parent_name_is_cut_to_256_units_never_half_a_pair() {
+        let mut name = vec![u16::from(b'a'); 255];
+        name.extend([0xD83D, 0xDE00]);
+        let field = parent_name_field(&name);
+        assert_eq!(&field[508..512], &[0, b'a', 0, 0]);
+        assert_eq!(
+            latin1_bytes::<4>(&[0x41, 0x1E9, 0x42]),
+            [0x41, 0xE9, 0x42, 0]
+        );
+        assert!(vhd_seconds(946_684_799_999.0, "t").is_err());
+        assert_eq!(vhd_seconds(946_684_801_500.0, "t").ok(), Some(1));
+        assert!(vhd_seconds(f64::NAN, "t").is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! 64-bit fields: see the crate documentation (`src/lib.rs`) for the one rule every
 //! object here follows.
 
-use napi::bindgen_prelude::{Buffer, Utf16String};
+use napi::bindgen_prelude::{BigInt, Buffer, Utf16String};
 use napi_derive::napi;
 
 // ---------------------------------------------------------------------------------------
@@ -225,7 +225,10 @@ pub struct ParentInfo {
 // ---------------------------------------------------------------------------------------
 // The on-disk structures, with vhd@0.5.0's names and encodings (src/structures.rs): the one
 // form of a footer, header and locator the binding gives, which `VHD.Footer`, `VHD.Header`
-// and `VHD.Locator` instances (and `disk.footer`, `disk.header`) are filled with.
+// and `VHD.Locator` instances (and `disk.footer`, `disk.header`) are filled with, and takes
+// back to lay them out as bytes (`writeFooter`…). Text fields are UTF-16 units (`Utf16String`)
+// so that a JavaScript string crosses unchanged, unpaired surrogates included; 64-bit fields
+// are BigInts.
 
 /// A format, creator or header version, as vhd@0.5.0 splits it.
 #[napi(object)]
@@ -236,29 +239,29 @@ pub struct Version {
 }
 
 /// Every field of a hard disk footer (vhd@0.5.0's `Footer`).
-#[napi(object, object_from_js = false)]
+#[napi(object)]
 pub struct FooterFields {
-    /// The cookie, `'conectix'`.
-    pub signature: String,
+    /// The cookie, `'conectix'` (Latin-1: written as the low byte of each unit, 8 at most).
+    pub signature: Utf16String,
     pub features: u32,
     pub format_version: Version,
     /// Absolute offset of the dynamic disk header; all ones for fixed disks.
-    pub data_offset: u64,
+    pub data_offset: BigInt,
     /// Milliseconds since the Unix epoch (whole seconds on disk, counted from 2000).
     pub timestamp: f64,
-    /// Up to 4 Latin-1 characters, up to the first NUL.
-    pub creator_application: String,
+    /// Up to 4 Latin-1 characters, up to the first NUL (written NUL-padded).
+    pub creator_application: Utf16String,
     pub creator_version: Version,
     #[napi(js_name = "creatorHostOS")]
     pub creator_host_os: u32,
-    pub original_size: u64,
+    pub original_size: BigInt,
     /// The virtual size in bytes.
-    pub current_size: u64,
+    pub current_size: BigInt,
     pub disk_geometry: DiskGeometry,
     pub disk_type: u32,
-    /// The stored checksum.
+    /// The stored checksum (a write computes its own).
     pub checksum: u32,
-    /// The 16-byte unique id.
+    /// The 16-byte unique id (a shorter one is written zero-padded).
     pub uuid: Buffer,
     pub saved_state: u32,
     /// The 427 reserved bytes.
@@ -266,28 +269,30 @@ pub struct FooterFields {
 }
 
 /// Every field of a dynamic disk header (vhd@0.5.0's `Header`).
-#[napi(object, object_from_js = false)]
+#[napi(object)]
 pub struct HeaderFields {
-    /// The cookie, `'cxsparse'`.
-    pub signature: String,
-    pub data_offset: u64,
+    /// The cookie, `'cxsparse'` (written as the footer's is).
+    pub signature: Utf16String,
+    pub data_offset: BigInt,
     /// Absolute offset of the block allocation table.
-    pub table_offset: u64,
+    pub table_offset: BigInt,
     pub header_version: Version,
     pub max_table_entries: u32,
     /// The block size in bytes (vhd@0.5.0's name for it).
     pub sector_size: u32,
-    /// The stored checksum.
+    /// The stored checksum (a write computes its own).
     pub checksum: u32,
     /// The parent's 16-byte unique id.
     pub parent_id: Buffer,
     /// Milliseconds since the Unix epoch.
     pub parent_timestamp: f64,
     pub reserved1: u32,
-    /// UTF-16 big-endian up to the first NUL (unpaired surrogates kept, as JavaScript can).
+    /// UTF-16 big-endian up to the first NUL (unpaired surrogates kept, as JavaScript can);
+    /// written cut to 256 units, never half a surrogate pair.
     pub parent_name: Utf16String,
     /// The entries in header order: all 8 for an open image's header; up to the last one
-    /// that is not all zeros for a parse of bytes (vhd@0.5.0's `Header#parse`).
+    /// that is not all zeros for a parse of bytes (vhd@0.5.0's `Header#parse`). A write
+    /// lays out the first 8 (missing ones as zeros).
     pub parent_locators: Vec<LocatorFields>,
     /// The 256 reserved bytes at the end.
     pub reserved2: Buffer,
@@ -302,7 +307,7 @@ pub struct ParsedHeader {
 }
 
 /// One parent locator entry (vhd@0.5.0's `Locator`).
-#[napi(object, object_from_js = false)]
+#[napi(object)]
 pub struct LocatorFields {
     /// A platform code: what kind of path the entry points to (0: unused entry).
     pub platform_code: u32,
@@ -311,7 +316,7 @@ pub struct LocatorFields {
     /// The reserved field at +12.
     pub reserved: u32,
     /// Absolute file offset of the path.
-    pub data_offset: u64,
+    pub data_offset: BigInt,
 }
 
 // ---------------------------------------------------------------------------------------
