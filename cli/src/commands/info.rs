@@ -28,7 +28,8 @@ images below a differencing image. The image is opened read-only.
 With --json, prints one JSON object with, among others: type, virtualSize (bytes),
 geometry, blockSize (null for fixed images), allocatedBytes, fileSize, creator,
 uniqueId, timestamp, features, checksums, footerSource, footer, header, parent (null,
-or {name, uniqueId, timestamp, timestampRecorded, path, locators}) and chain. A
+or {name, uniqueId, timestamp, timestampRecorded, path, locators}) and chain: the
+object VHD.info() resolves to in JavaScript, key for key. A
 differencing image that records no parent time stamp (0, as Windows diskpart writes)
 says so: its parent is then bound by its unique id alone.",
     options: &[JSON, PARENT_ROOT, ALLOW_REMOTE_PARENTS],
