@@ -7,9 +7,6 @@
 //!
 //! The images are sparse files: only their structures (16 MiB of BAT) are written.
 
-mod common;
-
-use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +18,7 @@ use vhd_core::{
     check, check_storage, create, CheckOptions, CheckReport, CreateOptions, DiskType,
     DynamicHeader, Error, FaultStorage, FindingKind, Footer, Image, OpenOptions, Severity,
 };
+use vhd_testkit::*;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator

@@ -35,9 +35,6 @@
 //! by `strace`: the old file is never written, the new one is fsynced before the rename
 //! and the folder after it; killed halfway, they leave the old file and no temporary one.
 
-mod common;
-
-use common::*;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,6 +43,7 @@ use vhd_core::{
     check_storage, create, storage::Fate, CheckOptions, CheckReport, CreateOptions, DiskType,
     FaultStorage, FooterSource, Image, OpenOptions, VirtualDisk,
 };
+use vhd_testkit::*;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;

@@ -2,13 +2,11 @@
 //! impossible fields), garbage files, and bad `create` arguments. Each must give the right
 //! [`Error`] variant, with a message that names the field or offset, and never a panic.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use vhd_core::{
     create, CreateOptions, DiskType, Error, FooterSource, Image, OpenOptions, VirtualDisk,
 };
+use vhd_testkit::*;
 
 const KIB: u64 = 1024;
 const BLOCK: u64 = 512 * KIB;

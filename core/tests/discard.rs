@@ -1,13 +1,11 @@
 //! `discard` and zero-write skipping, checked against qemu-img (dynamic, fixed), libvhdi
 //! (differencing chains, 4 KiB-aligned) and the BAT entries in the file.
 
-mod common;
-
-use common::*;
 use vhd_core::{
     check, create, CheckOptions, CreateOptions, DiskType, FaultStorage, Image, OpenOptions,
     VirtualDisk,
 };
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;

@@ -3,13 +3,11 @@
 //! reopening; plus the layout facts the specification fixes (footer copy, checksums,
 //! geometry, exact size, exact sector bitmaps).
 
-mod common;
-
-use common::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use vhd_core::{create, CreateOptions, DiskType, VirtualDisk};
+use vhd_testkit::*;
 
 /// Reads the whole virtual disk with pyvhdi in 64 KiB pieces (libvhdi 20210425 misreads
 /// single reads spanning several blocks with partly set bitmaps) into `out`; prints the

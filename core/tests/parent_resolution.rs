@@ -7,9 +7,6 @@
 //! The headers are edited here byte by byte (with the checksum fixed by the test's own
 //! arithmetic), so the library is not checked against itself.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use vhd_core::footer::format_unique_id;
@@ -17,6 +14,7 @@ use vhd_core::{
     create, CreateOptions, DiskType, Error, Image, OpenOptions, Parent, ParentPath,
     ParentRejection, TriedParent, VirtualDisk, MAX_CHAIN_DEPTH,
 };
+use vhd_testkit::*;
 
 const MIB: u64 = 1024 * 1024;
 const LOCATORS_AT: usize = 576;

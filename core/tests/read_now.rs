@@ -3,11 +3,9 @@
 //! answers, answer for holes and for data in the page cache, and decline (without waiting)
 //! for data that has to come from the disk.
 
-mod common;
-
-use common::*;
 use std::path::Path;
 use vhd_core::{create, CreateOptions, DiskType, FaultStorage, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const SIZE: u64 = 4 << 20;
 const BLOCK: u32 = 64 * 1024;

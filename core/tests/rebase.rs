@@ -3,14 +3,12 @@
 //! when the whole folder moves), libvhdi reads the chain right, `check` is clean; a wrong
 //! parent is refused and nothing changes.
 
-mod common;
-
-use common::*;
 use std::path::Path;
 use std::process::Command;
 use vhd_core::ops::{commit, rebase, snapshot, Progress};
 use vhd_core::parent_locator::platform;
 use vhd_core::{create, CreateOptions, DiskType, DynamicHeader, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 const SIZE: u64 = 8 * MIB + 4096;

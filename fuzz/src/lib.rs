@@ -5,9 +5,10 @@
 
 #[cfg(unix)]
 mod parents;
-pub mod repair;
 #[cfg(unix)]
 pub use parents::search_parents;
+/// The repair property: one home in the tests' kit, which `cargo test` runs bounded.
+pub use vhd_testkit::repair_property as repair;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
