@@ -24,6 +24,7 @@ mod oracles;
 pub mod repair_property;
 mod rng;
 mod skip;
+mod table;
 mod temp;
 mod tools;
 
@@ -33,5 +34,6 @@ pub use images::*;
 pub use oracles::*;
 pub use rng::*;
 pub use skip::*;
+pub use table::*;
 pub use temp::*;
 pub use tools::*;
