@@ -536,42 +536,88 @@ fn random_cuts(scenario: &Scenario, rng: &mut Rng, length: usize, cuts: usize) {
     stats.assert_interesting(&scenario.label);
 }
 
-#[test]
-fn dynamic_image_survives_a_cut_at_every_write() {
-    let mut rng = Rng::new("dynamic_image_survives_a_cut_at_every_write");
-    let scenario = dynamic_scenario("crash-dynamic-every", 4 * MIB, 64 * KIB as u32, &mut rng);
-    every_cut(&scenario, &mut rng, 3, 24);
+/// What kind of image a row of `writes_survive_cuts` writes to.
+#[derive(Clone, Copy)]
+enum Kind {
+    Dynamic,
+    Differencing,
 }
 
-#[test]
-fn differencing_image_survives_a_cut_at_every_write() {
-    let mut rng = Rng::new("differencing_image_survives_a_cut_at_every_write");
-    let scenario = differencing_scenario(
-        "crash-differencing-every",
-        4 * MIB,
-        64 * KIB as u32,
-        &mut rng,
-    );
-    every_cut(&scenario, &mut rng, 3, 24);
+/// Where a row of `writes_survive_cuts` cuts.
+#[derive(Clone, Copy)]
+enum Cuts {
+    /// After every write of `sequences` sequences of `length` operations.
+    Every { sequences: usize, length: usize },
+    /// At `cuts` random writes of one sequence of `length` operations.
+    Random { length: usize, cuts: usize },
 }
 
+/// Seeded writes and flushes cut after every write, or at random writes of a long
+/// sequence, on dynamic and differencing images: see the module's documentation for what
+/// each cut must leave.
 #[test]
-fn dynamic_image_survives_random_cuts_of_a_long_sequence() {
-    let mut rng = Rng::new("dynamic_image_survives_random_cuts_of_a_long_sequence");
-    let scenario = dynamic_scenario("crash-dynamic-long", 8 * MIB, 128 * KIB as u32, &mut rng);
-    random_cuts(&scenario, &mut rng, 400, 30);
-}
-
-#[test]
-fn differencing_image_survives_random_cuts_of_a_long_sequence() {
-    let mut rng = Rng::new("differencing_image_survives_random_cuts_of_a_long_sequence");
-    let scenario = differencing_scenario(
-        "crash-differencing-long",
-        8 * MIB,
-        128 * KIB as u32,
-        &mut rng,
-    );
-    random_cuts(&scenario, &mut rng, 400, 30);
+fn writes_survive_cuts() {
+    let every = Cuts::Every {
+        sequences: 3,
+        length: 24,
+    };
+    let random = Cuts::Random {
+        length: 400,
+        cuts: 30,
+    };
+    let rows = [
+        (
+            "a dynamic image survives a cut at every write",
+            (
+                "crash-dynamic-every",
+                Kind::Dynamic,
+                4 * MIB,
+                64 * KIB,
+                every,
+            ),
+        ),
+        (
+            "a differencing image survives a cut at every write",
+            (
+                "crash-differencing-every",
+                Kind::Differencing,
+                4 * MIB,
+                64 * KIB,
+                every,
+            ),
+        ),
+        (
+            "a dynamic image survives random cuts of a long sequence",
+            (
+                "crash-dynamic-long",
+                Kind::Dynamic,
+                8 * MIB,
+                128 * KIB,
+                random,
+            ),
+        ),
+        (
+            "a differencing image survives random cuts of a long sequence",
+            (
+                "crash-differencing-long",
+                Kind::Differencing,
+                8 * MIB,
+                128 * KIB,
+                random,
+            ),
+        ),
+    ];
+    check_rows(rows, |name, (label, kind, size, block_size, cuts)| {
+        let mut rng = Rng::new(name);
+        let scenario = match kind {
+            Kind::Dynamic => dynamic_scenario(label, size, block_size as u32, &mut rng),
+            Kind::Differencing => differencing_scenario(label, size, block_size as u32, &mut rng),
+        };
+        match cuts {
+            Cuts::Every { sequences, length } => every_cut(&scenario, &mut rng, sequences, length),
+            Cuts::Random { length, cuts } => random_cuts(&scenario, &mut rng, length, cuts),
+        }
+    });
 }
 
 /// A write that fails after allocating its block (the moved footer was written, the data
@@ -784,7 +830,7 @@ fn restore(path: &Path, bytes: &[u8], modified: std::time::SystemTime) {
 /// the chain reads the same in every state (the child holds its data until the parent
 /// holds it too). `rebased`: the child's locator data lies after its blocks (a rebase put
 /// it there), so that commit moves it next to the BAT before cutting the file.
-fn commit_survives_a_cut_at_every_write(label: &str, rebased: bool) {
+fn commit_cut_at_every_write(label: &str, rebased: bool) {
     let mut rng = Rng::new(label);
     let (dir, mut base, child, expected) = small_chain(label, &mut rng);
     if rebased {
@@ -822,13 +868,20 @@ fn commit_survives_a_cut_at_every_write(label: &str, rebased: bool) {
 }
 
 #[test]
-fn commit_survives_a_cut_at_every_write_of_the_child() {
-    commit_survives_a_cut_at_every_write("crash-commit", false);
-}
-
-#[test]
-fn commit_of_a_rebased_child_survives_a_cut_at_every_write() {
-    commit_survives_a_cut_at_every_write("crash-commit-rebased", true);
+fn commit_survives_a_cut_at_every_write() {
+    let rows = [
+        (
+            "commit survives a cut at every write of the child",
+            ("crash-commit", false),
+        ),
+        (
+            "commit of a rebased child survives a cut at every write",
+            ("crash-commit-rebased", true),
+        ),
+    ];
+    check_rows(rows, |_, (label, rebased)| {
+        commit_cut_at_every_write(label, rebased)
+    });
 }
 
 /// A commit killed while it copies leaves the child's parent time stamp at 0 (so that the
@@ -1004,7 +1057,7 @@ fn rebase_survives_a_cut_at_every_write() {
 /// A fixed image grows by copying its footer to the new end, zeroing what the disk will
 /// cover, then writing the new size over the copy: at no instant does the disk have its
 /// new size with the old footer's bytes inside it.
-fn resize_survives_a_cut_at_every_write(label: &str, disk_type: DiskType, new_size: u64) {
+fn resize_cut_at_every_write(label: &str, disk_type: DiskType, new_size: u64) {
     let mut rng = Rng::new(label);
     let dir = TempDir::new(label);
     let path = dir.join("disk.vhd");
@@ -1098,20 +1151,27 @@ fn resize_survives_a_cut_at_every_write(label: &str, disk_type: DiskType, new_si
 }
 
 #[test]
-fn a_grow_that_moves_blocks_survives_a_cut_at_every_write() {
-    resize_survives_a_cut_at_every_write("crash-resize-grow", DiskType::Dynamic, 640 * KIB);
-}
-
-/// Before: the new footer was written at the new end and the old one zeroed after it, so a
-/// cut in between left a disk of the new size holding the old footer in the part added.
-#[test]
-fn a_fixed_grow_survives_a_cut_at_every_write() {
-    resize_survives_a_cut_at_every_write("crash-resize-grow-fixed", DiskType::Fixed, 1536 * KIB);
-}
-
-#[test]
-fn a_shrink_that_moves_blocks_survives_a_cut_at_every_write() {
-    resize_survives_a_cut_at_every_write("crash-resize-shrink", DiskType::Dynamic, 256 * KIB);
+fn resize_survives_a_cut_at_every_write() {
+    let rows = [
+        (
+            "a grow that moves blocks survives a cut at every write",
+            ("crash-resize-grow", DiskType::Dynamic, 640 * KIB),
+        ),
+        // Before: the new footer was written at the new end and the old one zeroed after
+        // it, so a cut in between left a disk of the new size holding the old footer in
+        // the part added.
+        (
+            "a fixed grow survives a cut at every write",
+            ("crash-resize-grow-fixed", DiskType::Fixed, 1536 * KIB),
+        ),
+        (
+            "a shrink that moves blocks survives a cut at every write",
+            ("crash-resize-shrink", DiskType::Dynamic, 256 * KIB),
+        ),
+    ];
+    check_rows(rows, |_, (label, disk_type, new_size)| {
+        resize_cut_at_every_write(label, disk_type, new_size)
+    });
 }
 
 /// Repair at every write, with power cuts, of an image with repairable defects: whatever
@@ -1120,7 +1180,7 @@ fn a_shrink_that_moves_blocks_survives_a_cut_at_every_write() {
 /// gets), and `check` finds no damage the image did not have before; a repair run again on
 /// what the cut left finishes the job (the image then checks clean). `force`: the repair
 /// cuts data that looks like a block (which a repair without it refuses).
-fn repair_survives_a_cut_at_every_write(label: &str, force: bool, damage: impl Fn(&mut Vec<u8>)) {
+fn repair_cut_at_every_write(label: &str, force: bool, damage: impl Fn(&mut Vec<u8>)) {
     let mut rng = Rng::new(label);
     let dir = TempDir::new(label);
     let path = dir.join("disk.vhd");
@@ -1244,36 +1304,52 @@ fn leak_zeros_at_the_end(bytes: &mut Vec<u8>) {
 /// Where the BAT entry of block 15 is (the BAT follows the footer copy and the header).
 const LAST_BLOCK_ENTRY: usize = 512 + 1024 + 15 * 4;
 
-#[test]
-fn repair_of_a_leak_at_the_end_survives_a_cut_at_every_write() {
-    repair_survives_a_cut_at_every_write("crash-repair-leak", false, leak_zeros_at_the_end);
-}
-
 /// The last block's BAT entry cleared: its data is a leak at the end of the file, which
 /// only a forced repair cuts (it looks like block data).
-#[test]
-fn a_forced_repair_of_a_leaked_block_survives_a_cut_at_every_write() {
-    repair_survives_a_cut_at_every_write("crash-repair-forced", true, |bytes| {
-        bytes[LAST_BLOCK_ENTRY..LAST_BLOCK_ENTRY + 4].fill(0xFF);
-    });
+fn clear_the_last_blocks_entry(bytes: &mut Vec<u8>) {
+    bytes[LAST_BLOCK_ENTRY..LAST_BLOCK_ENTRY + 4].fill(0xFF);
 }
 
 /// The footer at the end damaged (its copy at offset 0 good): rewritten from the copy.
-#[test]
-fn repair_of_a_damaged_end_footer_survives_a_cut_at_every_write() {
-    repair_survives_a_cut_at_every_write("crash-repair-footer", false, |bytes| {
-        let at = bytes.len() - 512 + 8;
-        bytes[at] ^= 0x40;
-    });
+fn damage_the_end_footer(bytes: &mut Vec<u8>) {
+    let at = bytes.len() - 512 + 8;
+    bytes[at] ^= 0x40;
 }
 
 /// The footer copy damaged, and a leak at the end: the footer moves, the file is cut, then
 /// the copy is written.
+fn damage_the_copy_and_leak_at_the_end(bytes: &mut Vec<u8>) {
+    bytes[8] ^= 0x40;
+    leak_zeros_at_the_end(bytes);
+}
+
 #[test]
-fn repair_of_a_damaged_copy_and_a_leak_survives_a_cut_at_every_write() {
-    repair_survives_a_cut_at_every_write("crash-repair-copy", false, |bytes| {
-        bytes[8] ^= 0x40;
-        leak_zeros_at_the_end(bytes);
+fn repair_survives_a_cut_at_every_write() {
+    type Damage = fn(&mut Vec<u8>);
+    let rows: [(&str, (&str, bool, Damage)); 4] = [
+        (
+            "repair of a leak at the end survives a cut at every write",
+            ("crash-repair-leak", false, leak_zeros_at_the_end),
+        ),
+        (
+            "a forced repair of a leaked block survives a cut at every write",
+            ("crash-repair-forced", true, clear_the_last_blocks_entry),
+        ),
+        (
+            "repair of a damaged end footer survives a cut at every write",
+            ("crash-repair-footer", false, damage_the_end_footer),
+        ),
+        (
+            "repair of a damaged copy and a leak survives a cut at every write",
+            (
+                "crash-repair-copy",
+                false,
+                damage_the_copy_and_leak_at_the_end,
+            ),
+        ),
+    ];
+    check_rows(rows, |_, (label, force, damage)| {
+        repair_cut_at_every_write(label, force, damage)
     });
 }
 
