@@ -1306,12 +1306,12 @@ const LAST_BLOCK_ENTRY: usize = 512 + 1024 + 15 * 4;
 
 /// The last block's BAT entry cleared: its data is a leak at the end of the file, which
 /// only a forced repair cuts (it looks like block data).
-fn clear_the_last_blocks_entry(bytes: &mut Vec<u8>) {
+fn clear_the_last_blocks_entry(bytes: &mut [u8]) {
     bytes[LAST_BLOCK_ENTRY..LAST_BLOCK_ENTRY + 4].fill(0xFF);
 }
 
 /// The footer at the end damaged (its copy at offset 0 good): rewritten from the copy.
-fn damage_the_end_footer(bytes: &mut Vec<u8>) {
+fn damage_the_end_footer(bytes: &mut [u8]) {
     let at = bytes.len() - 512 + 8;
     bytes[at] ^= 0x40;
 }
@@ -1333,11 +1333,15 @@ fn repair_survives_a_cut_at_every_write() {
         ),
         (
             "a forced repair of a leaked block survives a cut at every write",
-            ("crash-repair-forced", true, clear_the_last_blocks_entry),
+            ("crash-repair-forced", true, |bytes| {
+                clear_the_last_blocks_entry(bytes)
+            }),
         ),
         (
             "repair of a damaged end footer survives a cut at every write",
-            ("crash-repair-footer", false, damage_the_end_footer),
+            ("crash-repair-footer", false, |bytes| {
+                damage_the_end_footer(bytes)
+            }),
         ),
         (
             "repair of a damaged copy and a leak survives a cut at every write",

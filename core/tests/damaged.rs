@@ -343,17 +343,22 @@ enum Base {
     Nothing,
 }
 
+/// Whether an error is the right one for the file as damaged.
+type Expectation = Box<dyn Fn(&Error, &Path) -> bool>;
+
+/// What an error's message must mention, given the file as damaged.
+type Mentions = Box<dyn Fn(&Path) -> Vec<String>>;
+
 /// An image damaged so that it must not open, and the error that must come of it.
 struct Refusal {
     base: Base,
     /// Damages the copy (or writes the file), at the path given.
     damage: Box<dyn Fn(&Path)>,
-    /// Whether the error is the right one for the file as damaged.
-    expect: Box<dyn Fn(&Error, &Path) -> bool>,
+    expect: Expectation,
     /// The error's stable code, where the row checks it.
     code: Option<&'static str>,
     /// What its message must mention.
-    mentions: Box<dyn Fn(&Path) -> Vec<String>>,
+    mentions: Mentions,
 }
 
 fn refusal(
