@@ -76,7 +76,8 @@ pub fn qemu_create(path: &Path, subformat: &str, size: u64) {
     );
 }
 
-/// Panics unless `qemu-img compare` finds the image's disk equal to `expected` (exit code 0).
+/// Panics unless `qemu-img compare` finds the image's disk equal to `expected` (exit code 0,
+/// "identical").
 #[track_caller]
 pub fn assert_qemu_reads(vhd: &Path, expected: &[u8], dir: &TempDir) {
     let raw = dir.join("expected.raw");
@@ -88,6 +89,11 @@ pub fn assert_qemu_reads(vhd: &Path, expected: &[u8], dir: &TempDir) {
             .arg(&raw),
     );
     assert_eq!(code, 0, "qemu-img compare {}: {text}", vhd.display());
+    assert!(
+        text.contains("identical"),
+        "qemu-img compare {}: {text}",
+        vhd.display()
+    );
 }
 
 /// The image's virtual disk as `qemu-img convert -f vpc -O raw` gives it.
@@ -108,7 +114,8 @@ pub fn qemu_raw(image: &Path, dir: &TempDir) -> Vec<u8> {
 /// libvhdi (pyvhdi) opens every file of the chain in argv[2:] (base first), links each to
 /// the one below with `set_parent`, and writes the top image's disk to argv[1], read in
 /// 64 KiB pieces (its reads are right at that size; see FORMAT-NOTES). The environment
-/// variable `PYVHDI_LIMIT`, when set, stops the read after that many bytes.
+/// variable `PYVHDI_LIMIT`, when set, stops the read after that many bytes;
+/// `PYVHDI_PRINT_PARENT`, when set, prints the parent name the top image records first.
 const PYVHDI_READ_CHAIN: &str = r#"
 import os, sys, pyvhdi
 files = []
@@ -119,6 +126,8 @@ for path in sys.argv[2:]:
         f.set_parent(files[-1])
     files.append(f)
 top = files[-1]
+if os.environ.get("PYVHDI_PRINT_PARENT"):
+    print(top.get_parent_filename())
 size = top.get_media_size()
 if os.environ.get("PYVHDI_LIMIT"):
     size = min(size, int(os.environ["PYVHDI_LIMIT"]))
@@ -133,14 +142,31 @@ with open(sys.argv[1], "wb") as out:
         done += len(data)
 "#;
 
+/// Runs [`PYVHDI_READ_CHAIN`] over `chain` (base first) with the environment `env`,
+/// writing the disk to `out`; returns what it printed.
+fn run_read_chain<P: AsRef<OsStr>>(chain: &[P], out: &Path, env: &[(&str, String)]) -> Vec<u8> {
+    let mut command = Command::new(python());
+    command.envs(env.iter().map(|(name, value)| (name, value)));
+    run_ok(command.args(["-c", PYVHDI_READ_CHAIN]).arg(out).args(chain))
+}
+
+/// [`run_read_chain`] into a file of `dir`, removed once read: (what it printed, the disk).
+fn read_chain<P: AsRef<OsStr>>(
+    chain: &[P],
+    dir: &TempDir,
+    env: &[(&str, String)],
+) -> (Vec<u8>, Vec<u8>) {
+    let out = dir.join("libvhdi.raw");
+    let printed = run_read_chain(chain, &out, env);
+    let bytes = std::fs::read(&out).unwrap();
+    // Removed at once: a test may hold several disks' worth of these.
+    std::fs::remove_file(&out).unwrap();
+    (printed, bytes)
+}
+
 /// Writes the disk libvhdi reads from the top of `chain` (base first) into the file `out`.
 pub fn libvhdi_flatten<P: AsRef<OsStr>>(chain: &[P], out: &Path) {
-    run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(out)
-            .args(chain),
-    );
+    run_read_chain(chain, out, &[]);
 }
 
 /// What libvhdi reads from the top of `chain` (base first), up to `limit` bytes (libvhdi
@@ -150,24 +176,21 @@ pub fn libvhdi_read_chain_up_to<P: AsRef<OsStr>>(
     limit: u64,
     dir: &TempDir,
 ) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    run_ok(
-        Command::new(python())
-            .env("PYVHDI_LIMIT", limit.to_string())
-            .args(["-c", PYVHDI_READ_CHAIN])
-            .arg(&out)
-            .args(chain),
-    );
-    let bytes = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    bytes
+    read_chain(chain, dir, &[("PYVHDI_LIMIT", limit.to_string())]).1
 }
 
 /// What libvhdi reads from the top of `chain` (base first).
 pub fn libvhdi_read_chain<P: AsRef<OsStr>>(chain: &[P], dir: &TempDir) -> Vec<u8> {
-    let out = dir.join("libvhdi.raw");
-    libvhdi_flatten(chain, &out);
-    let bytes = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    bytes
+    read_chain(chain, dir, &[]).1
+}
+
+/// The parent name libvhdi finds in the top of `chain` (base first), and what it reads
+/// from it.
+pub fn libvhdi_parent_name_and_chain<P: AsRef<OsStr>>(
+    chain: &[P],
+    dir: &TempDir,
+) -> (String, Vec<u8>) {
+    let (printed, bytes) = read_chain(chain, dir, &[("PYVHDI_PRINT_PARENT", "1".into())]);
+    let name = String::from_utf8(printed).expect("the parent name is UTF-8");
+    (name.trim().to_string(), bytes)
 }

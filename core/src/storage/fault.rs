@@ -68,23 +68,40 @@ struct State {
     pending: Vec<Pending>,
     /// Changes that completed.
     changes: usize,
-    /// Change attempts, completed or not.
-    attempts: usize,
     /// Syncs that completed.
     syncs: usize,
-    /// Sync attempts, completed or not.
-    sync_attempts: usize,
+    /// Change attempts, completed or not, and the one to fail.
+    change_attempts: Attempts,
+    /// Sync attempts, completed or not, and the one to fail.
+    sync_attempts: Attempts,
     /// Reads asked for (a gapped read counts one per part).
     reads: usize,
     /// The process dies once this many changes have completed.
     die_after: Option<usize>,
     dead: bool,
-    /// The change attempt with this number (from 0) fails once, changing nothing.
-    fail_change: Option<usize>,
-    /// The sync attempt with this number (from 0) fails once, making nothing durable.
-    fail_sync: Option<usize>,
     /// Reads that must not wait answer `Unsupported`, as from a storage that cannot tell.
     cannot_tell: bool,
+}
+
+/// Attempts of one kind of operation: how many were made, and the number (from 0) of the
+/// one that fails, once, doing nothing.
+#[derive(Debug, Default)]
+struct Attempts {
+    made: usize,
+    fail: Option<usize>,
+}
+
+impl Attempts {
+    /// Counts an attempt; whether it is the one to fail.
+    fn fails(&mut self) -> bool {
+        let this = self.made;
+        self.made += 1;
+        if self.fail == Some(this) {
+            self.fail = None;
+            return true;
+        }
+        false
+    }
 }
 
 /// A change not yet made durable, with what undoes it: the file's length before it, and the
@@ -138,13 +155,13 @@ impl<S: Storage> FaultStorage<S> {
     /// The change attempt numbered `attempt` (from 0, counting every write and truncation
     /// asked for) fails once, changing nothing; later ones work.
     pub fn fail_change(&self, attempt: usize) {
-        self.state().fail_change = Some(attempt);
+        self.state().change_attempts.fail = Some(attempt);
     }
 
     /// The sync attempt numbered `attempt` (from 0) fails once, making nothing durable;
     /// later ones work.
     pub fn fail_sync(&self, attempt: usize) {
-        self.state().fail_sync = Some(attempt);
+        self.state().sync_attempts.fail = Some(attempt);
     }
 
     /// From now on, reads that must not wait ([`Storage::read_exact_now`]) answer
@@ -205,18 +222,7 @@ impl<S: Storage> FaultStorage<S> {
     /// remembering what it replaced.
     fn change(&self, change: Change) -> io::Result<()> {
         let mut state = self.state();
-        state.die_if_due();
-        if state.dead {
-            return Err(died());
-        }
-        let attempt = state.attempts;
-        state.attempts += 1;
-        if state.fail_change == Some(attempt) {
-            state.fail_change = None;
-            return Err(io::Error::other(
-                "injected change failure (fault injection)",
-            ));
-        }
+        state.begin(|state| &mut state.change_attempts, "change")?;
         let old_len = self.inner.file_size()?;
         let (old_at, replaced_end) = match change {
             Change::Write(offset, ref data) => (
@@ -243,18 +249,32 @@ impl<S: Storage> FaultStorage<S> {
         Ok(())
     }
 
-    fn count_reads(&self, parts: usize) -> io::Result<()> {
-        let mut state = self.state();
-        state.reads += parts;
-        Ok(())
+    fn count_reads(&self, parts: usize) {
+        self.state().reads += parts;
     }
 }
 
 impl State {
-    fn die_if_due(&mut self) {
+    /// Starts a change or a sync: fails, doing nothing, when the process is dead (or dies
+    /// now: it has made its last change) or when this attempt of `attempts` is the one to
+    /// fail.
+    fn begin(
+        &mut self,
+        attempts: impl FnOnce(&mut State) -> &mut Attempts,
+        what: &str,
+    ) -> io::Result<()> {
         if self.die_after.is_some_and(|n| self.changes >= n) {
             self.dead = true;
         }
+        if self.dead {
+            return Err(io::Error::other("the process died (fault injection)"));
+        }
+        if attempts(self).fails() {
+            return Err(io::Error::other(format!(
+                "injected {what} failure (fault injection)"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -289,10 +309,6 @@ impl Pending {
     }
 }
 
-fn died() -> io::Error {
-    io::Error::other("the process died (fault injection)")
-}
-
 fn index(offset: u64) -> io::Result<usize> {
     usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput.into())
 }
@@ -306,7 +322,7 @@ fn read_whole(storage: &(impl Storage + ?Sized)) -> io::Result<Vec<u8>> {
 
 impl<S: Storage> Storage for FaultStorage<S> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.count_reads(1)?;
+        self.count_reads(1);
         self.inner.read_exact_at(buf, offset)
     }
 
@@ -316,12 +332,8 @@ impl<S: Storage> Storage for FaultStorage<S> {
         gap: u64,
         offset: u64,
     ) -> io::Result<()> {
-        self.count_reads(parts.len())?;
+        self.count_reads(parts.len());
         self.inner.read_exact_gapped_at(parts, gap, offset)
-    }
-
-    fn read_exact_now(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.read_exact_gapped_now(&mut [buf], 0, offset)
     }
 
     fn read_exact_gapped_now(
@@ -333,7 +345,7 @@ impl<S: Storage> Storage for FaultStorage<S> {
         if self.state().cannot_tell {
             return Err(io::ErrorKind::Unsupported.into());
         }
-        self.count_reads(parts.len())?;
+        self.count_reads(parts.len());
         self.inner.read_exact_gapped_now(parts, gap, offset)
     }
 
@@ -343,16 +355,7 @@ impl<S: Storage> Storage for FaultStorage<S> {
 
     fn sync(&self) -> io::Result<()> {
         let mut state = self.state();
-        state.die_if_due();
-        if state.dead {
-            return Err(died());
-        }
-        let attempt = state.sync_attempts;
-        state.sync_attempts += 1;
-        if state.fail_sync == Some(attempt) {
-            state.fail_sync = None;
-            return Err(io::Error::other("injected sync failure (fault injection)"));
-        }
+        state.begin(|state| &mut state.sync_attempts, "sync")?;
         self.inner.sync()?;
         state.pending.clear();
         state.syncs += 1;
