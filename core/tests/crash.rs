@@ -273,17 +273,7 @@ fn dynamic_scenario(label: &str, size: u64, block_size: u32, rng: &mut Rng) -> S
         let offset = rng.below(size / 512 - 8) * 512;
         disk.write_at(&rng.bytes(4096), offset).unwrap();
     }
-    disk.flush().unwrap();
-    let initial = read_all(&disk);
-    drop(disk);
-    Scenario {
-        label: label.into(),
-        bytes: std::fs::read(&path).unwrap(),
-        path,
-        initial,
-        block_size: u64::from(block_size),
-        _dir: dir,
-    }
+    Scenario::of(label, disk, path, block_size, dir)
 }
 
 /// A differencing image over a dynamic parent (a real file) that holds data.
@@ -305,20 +295,25 @@ fn differencing_scenario(label: &str, size: u64, block_size: u32, rng: &mut Rng)
         let offset = rng.below(size - 5000);
         child.write_at(&rng.bytes(5000), offset).unwrap();
     }
-    child.flush().unwrap();
-    let initial = read_all(&child);
-    drop(child);
-    Scenario {
-        label: label.into(),
-        bytes: std::fs::read(&path).unwrap(),
-        path,
-        initial,
-        block_size: u64::from(block_size),
-        _dir: dir,
-    }
+    Scenario::of(label, child, path, block_size, dir)
 }
 
 impl Scenario {
+    /// The scenario of `disk` (at `path`, in `dir`) as it is once flushed.
+    fn of(label: &str, mut disk: Image, path: PathBuf, block_size: u32, dir: TempDir) -> Scenario {
+        disk.flush().unwrap();
+        let initial = read_all(&disk);
+        drop(disk);
+        Scenario {
+            label: label.into(),
+            bytes: std::fs::read(&path).unwrap(),
+            path,
+            initial,
+            block_size: u64::from(block_size),
+            _dir: dir,
+        }
+    }
+
     fn open(&self, file: FaultStorage) -> vhd_core::Result<Image> {
         Image::open_storage(Box::new(file), &self.path, &OpenOptions::default())
     }
