@@ -110,6 +110,62 @@ fn tried_all<P: AsRef<Path>>(paths: &[P], rejection: ParentRejection) -> Vec<Tri
         .collect()
 }
 
+/// Panics unless `e` is `ParentNotFound` for `child`, with the parent name `parent_name`
+/// (where given) and exactly the places `tried`, and its code.
+#[track_caller]
+fn assert_parent_not_found(
+    e: &Error,
+    child: &Path,
+    parent_name: Option<&str>,
+    tried: &[TriedParent],
+) {
+    match e {
+        Error::ParentNotFound {
+            child: c,
+            parent_name: name,
+            tried: t,
+        } => {
+            assert_eq!(c, child);
+            if let Some(parent_name) = parent_name {
+                assert_eq!(name, parent_name);
+            }
+            assert_eq!(t, tried);
+        }
+        other => panic!("expected ParentNotFound, got {other:?}"),
+    }
+    assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND");
+}
+
+/// Panics unless `e` is the error of a parent found and rejected (`ParentMismatch` or
+/// `ParentModified`, as `code` says) for `child`, naming `parent`, with exactly the places
+/// `tried`.
+#[track_caller]
+fn assert_parent_rejected(
+    e: &Error,
+    code: &str,
+    child: &Path,
+    parent: &Path,
+    tried: &[TriedParent],
+) {
+    match e {
+        Error::ParentMismatch {
+            child: c,
+            parent: p,
+            tried: t,
+        }
+        | Error::ParentModified {
+            child: c,
+            parent: p,
+            tried: t,
+        } => {
+            assert_eq!((c.as_path(), p.as_path()), (child, parent));
+            assert_eq!(t, tried);
+        }
+        other => panic!("expected a rejected parent ({code}), got {other:?}"),
+    }
+    assert_eq!(e.code(), code);
+}
+
 /// Panics if the message shows an id (a VHD's, or the one the child expects) in the form
 /// `format_unique_id` writes, or a time stamp.
 #[track_caller]
@@ -296,22 +352,8 @@ fn the_locators_create_writes() {
     header.clear_all_locators();
     header.write();
     let e = open(&nowhere).unwrap_err();
-    match &e {
-        Error::ParentNotFound {
-            child,
-            parent_name,
-            tried,
-        } => {
-            assert_eq!(child, &nowhere);
-            assert_eq!(parent_name, "parent.vhd");
-            assert_eq!(
-                tried,
-                &tried_all(&[vm.join("parent.vhd")], ParentRejection::Missing)
-            );
-        }
-        other => panic!("expected ParentNotFound, got {other:?}"),
-    }
-    assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND");
+    let tried = tried_all(&[vm.join("parent.vhd")], ParentRejection::Missing);
+    assert_parent_not_found(&e, &nowhere, Some("parent.vhd"), &tried);
     assert_message_names(
         &e,
         &[&show(&nowhere), "parent.vhd", &show(&vm.join("parent.vhd"))],
@@ -622,18 +664,8 @@ fn explicit_vhd_parents() {
     let e = open_with(&top, vec![ParentPath::Vhd(base2.clone())]).unwrap_err();
     let top_header = Header::read(&top);
     let base_id = open(&base2).unwrap().footer().unique_id;
-    match &e {
-        Error::ParentMismatch {
-            child,
-            parent,
-            tried,
-        } => {
-            assert_eq!((child, parent), (&top, &base2));
-            assert_eq!(tried, &tried_all(&[&base2], ParentRejection::DifferentDisk));
-        }
-        other => panic!("expected ParentMismatch, got {other:?}"),
-    }
-    assert_eq!(e.code(), "ERR_VHD_PARENT_MISMATCH");
+    let tried = tried_all(&[&base2], ParentRejection::DifferentDisk);
+    assert_parent_rejected(&e, "ERR_VHD_PARENT_MISMATCH", &top, &base2, &tried);
     assert_message_names(&e, &[&show(&top), &show(&base2), "a different disk"]);
     // Named by the caller or not, neither id is shown.
     assert_message_hides(&e, &[top_header.parent_id(), base_id], &[]);
@@ -641,13 +673,8 @@ fn explicit_vhd_parents() {
     // A named parent that is not there is the only place tried.
     let gone = dir.join("gone.vhd");
     let e = open_with(&top, vec![ParentPath::Vhd(gone.clone())]).unwrap_err();
-    match &e {
-        Error::ParentNotFound { child, tried, .. } => {
-            assert_eq!(child, &top);
-            assert_eq!(tried, &tried_all(&[&gone], ParentRejection::Missing));
-        }
-        other => panic!("expected ParentNotFound, got {other:?}"),
-    }
+    let tried = tried_all(&[&gone], ParentRejection::Missing);
+    assert_parent_not_found(&e, &top, None, &tried);
     assert_message_names(&e, &[&show(&top), &show(&gone)]);
 }
 
@@ -864,19 +891,8 @@ fn a_missing_parent_lists_the_places_tried() {
         // ...and their file name in the child's folder (also the header's name).
         c.join("base.vhd"),
     ];
-    match &e {
-        Error::ParentNotFound {
-            child: c,
-            parent_name,
-            tried,
-        } => {
-            assert_eq!(c, &child);
-            assert_eq!(parent_name, "base.vhd");
-            assert_eq!(tried, &tried_all(&expected_tried, ParentRejection::Missing));
-        }
-        other => panic!("expected ParentNotFound, got {other:?}"),
-    }
-    assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND");
+    let tried = tried_all(&expected_tried, ParentRejection::Missing);
+    assert_parent_not_found(&e, &child, Some("base.vhd"), &tried);
     let mut parts = vec![show(&child), "base.vhd".to_string()];
     parts.extend(expected_tried.iter().map(|p| show(p)));
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
@@ -897,18 +913,8 @@ fn another_image_where_the_parent_was() {
     assert_ne!(expected, found);
 
     let e = open(&child).unwrap_err();
-    match &e {
-        Error::ParentMismatch {
-            child: c,
-            parent,
-            tried,
-        } => {
-            assert_eq!((c, parent), (&child, &base));
-            assert_eq!(tried, &tried_all(&[&base], ParentRejection::DifferentDisk));
-        }
-        other => panic!("expected ParentMismatch, got {other:?}"),
-    }
-    assert_eq!(e.code(), "ERR_VHD_PARENT_MISMATCH");
+    let tried = tried_all(&[&base], ParentRejection::DifferentDisk);
+    assert_parent_rejected(&e, "ERR_VHD_PARENT_MISMATCH", &child, &base, &tried);
     assert_message_names(&e, &[&show(&child), &show(&base), "a different disk"]);
     // Neither the id the child expects nor the one found is shown.
     for id in [&expected, &found] {
@@ -943,18 +949,8 @@ fn a_parent_modified_after_the_child_was_made() {
     let later = modified + Duration::from_secs(3600);
     set_modified(&base, later);
     let e = open(&child).unwrap_err();
-    match &e {
-        Error::ParentModified {
-            child: c,
-            parent,
-            tried,
-        } => {
-            assert_eq!((c, parent), (&child, &base));
-            assert_eq!(tried, &tried_all(&[&base], ParentRejection::Modified));
-        }
-        other => panic!("expected ParentModified, got {other:?}"),
-    }
-    assert_eq!(e.code(), "ERR_VHD_PARENT_MODIFIED");
+    let tried = tried_all(&[&base], ParentRejection::Modified);
+    assert_parent_rejected(&e, "ERR_VHD_PARENT_MODIFIED", &child, &base, &tried);
     assert_message_names(
         &e,
         &[
