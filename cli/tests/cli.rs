@@ -2,11 +2,9 @@
 //! the addon): exit codes, streams, and images checked with qemu-img.
 //! Without qemu-img the oracle test is skipped with a message, except under CI.
 
-mod common;
-
-use common::{text, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use vhd_testkit::{text, TempDir};
 
 fn vhd(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vhd"))
@@ -34,17 +32,17 @@ fn qemu_img_available() -> bool {
 #[test]
 fn help_goes_to_stdout_and_errors_to_stderr_with_exit_code_1() {
     let dir = TempDir::new("help");
-    let help = vhd(&["--help"], &dir.0);
+    let help = vhd(&["--help"], dir.path());
     assert_eq!(help.status.code(), Some(0));
     assert!(text(&help.stdout).starts_with("vhd version "));
     assert!(help.stderr.is_empty());
 
-    let unknown = vhd(&["frobnicate"], &dir.0);
+    let unknown = vhd(&["frobnicate"], dir.path());
     assert_eq!(unknown.status.code(), Some(1));
     assert!(unknown.stdout.is_empty());
     assert!(text(&unknown.stderr).starts_with("vhd: ERR_VHD_USAGE: unknown command 'frobnicate'"));
 
-    let missing = vhd(&["info", "missing.vhd"], &dir.0);
+    let missing = vhd(&["info", "missing.vhd"], dir.path());
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).starts_with("vhd: ERR_VHD_IO: opening missing.vhd"));
 }
@@ -57,11 +55,11 @@ fn created_images_have_the_size_qemu_img_sees() {
     let dir = TempDir::new("create");
     for (kind, size, bytes) in [("fixed", "3M", 3 << 20), ("dynamic", "10G", 10u64 << 30)] {
         let file = format!("{kind}.vhd");
-        let created = vhd(&["create", "--type", kind, &file, size], &dir.0);
+        let created = vhd(&["create", "--type", kind, &file, size], dir.path());
         assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
         let qemu = Command::new("qemu-img")
             .args(["info", "--output=json", "-f", "vpc", &file])
-            .current_dir(&dir.0)
+            .current_dir(dir.path())
             .output()
             .unwrap();
         assert!(qemu.status.success(), "{}", text(&qemu.stderr));
@@ -70,7 +68,7 @@ fn created_images_have_the_size_qemu_img_sees() {
             "{}",
             text(&qemu.stdout)
         );
-        let info = text(&vhd(&["info", "--json", &file], &dir.0).stdout);
+        let info = text(&vhd(&["info", "--json", &file], dir.path()).stdout);
         assert!(
             info.contains(&format!("\"virtualSize\": {bytes},")),
             "{info}"
@@ -163,11 +161,11 @@ fn map_streams_millions_of_ranges_in_bounded_memory() {
     let dir = TempDir::new("map-stream");
     let blocks = 128;
     let ranges = u64::from(blocks) * 2048;
-    let path = alternating_bitmaps(&dir.0, blocks);
+    let path = alternating_bitmaps(dir.path(), blocks);
     let small_dir = TempDir::new("map-stream-small");
-    let small = alternating_bitmaps(&small_dir.0, 1);
+    let small = alternating_bitmaps(small_dir.path(), 1);
     let small = small.to_str().unwrap();
-    let (code, baseline) = vhd_peak_memory(&["map", "--json", small], &dir.0, |_| {});
+    let (code, baseline) = vhd_peak_memory(&["map", "--json", small], dir.path(), |_| {});
     assert_eq!(code, 0);
     let bound = baseline + (8 << 20);
 
@@ -175,7 +173,7 @@ fn map_streams_millions_of_ranges_in_bounded_memory() {
     let mut last = String::new();
     let (code, peak) = vhd_peak_memory(
         &["map", "--json", path.to_str().unwrap()],
-        &dir.0,
+        dir.path(),
         |line| {
             // Data at even sectors, a zero gap at odd ones.
             let start = entries * 512;
@@ -199,7 +197,8 @@ fn map_streams_millions_of_ranges_in_bounded_memory() {
     );
 
     let mut lines = 0u64;
-    let (code, peak) = vhd_peak_memory(&["map", path.to_str().unwrap()], &dir.0, |_| lines += 1);
+    let (code, peak) =
+        vhd_peak_memory(&["map", path.to_str().unwrap()], dir.path(), |_| lines += 1);
     assert_eq!(code, 0);
     assert_eq!(lines, 1 + ranges, "a heading, then one line per range");
     assert!(
@@ -235,8 +234,8 @@ fn text_from_the_image_is_escaped_on_the_terminal() {
     use vhd_core::{create, CreateOptions, DiskType, DynamicHeader, Footer};
     let dir = TempDir::new("escapes");
     let hostile = "base-\u{1b}[2J\u{1b}[H\u{202e}dhv.vhd";
-    let base = dir.0.join(hostile);
-    let child = dir.0.join("child.vhd");
+    let base = dir.path().join(hostile);
+    let child = dir.path().join("child.vhd");
     let mut image = create(&base, &CreateOptions::new(DiskType::Dynamic, 4 << 20)).unwrap();
     vhd_core::VirtualDisk::write_at(&mut image, &[7; 4096], 0).unwrap();
     drop(image);
@@ -284,7 +283,7 @@ fn text_from_the_image_is_escaped_on_the_terminal() {
         &["check", "--json", "child.vhd"],
         &["map", "child.vhd"],
     ] {
-        let out = vhd(args, &dir.0);
+        let out = vhd(args, dir.path());
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert!(
             matches!(out.status.code(), Some(0 | 3)),
@@ -304,7 +303,7 @@ fn text_from_the_image_is_escaped_on_the_terminal() {
             );
         }
     }
-    let info = text(&vhd(&["info", "child.vhd"], &dir.0).stdout);
+    let info = text(&vhd(&["info", "child.vhd"], dir.path()).stdout);
     for shown in [
         "[2] \\u{1b}[2J:",
         "base-\\u{1b}[2J\\u{1b}[H\\u{202e}dhv.vhd",
@@ -313,13 +312,13 @@ fn text_from_the_image_is_escaped_on_the_terminal() {
     ] {
         assert!(info.contains(shown), "info shows {shown}:\n{info}");
     }
-    let json = text(&vhd(&["info", "--json", "child.vhd"], &dir.0).stdout);
+    let json = text(&vhd(&["info", "--json", "child.vhd"], dir.path()).stdout);
     assert!(
         json.contains("base-\\u001b[2J\\u001b[H\\u202edhv.vhd"),
         "{json}"
     );
 
-    let committed = vhd(&["commit", "child.vhd"], &dir.0);
+    let committed = vhd(&["commit", "child.vhd"], dir.path());
     assert_eq!(
         committed.status.code(),
         Some(0),
@@ -330,8 +329,8 @@ fn text_from_the_image_is_escaped_on_the_terminal() {
     assert!(text(&committed.stdout).contains("\\u{1b}[2J"));
 
     // The parent gone: the error lists every place tried, the hostile paths escaped.
-    std::fs::rename(&base, dir.0.join("moved.vhd")).unwrap();
-    let missing = vhd(&["info", "child.vhd"], &dir.0);
+    std::fs::rename(&base, dir.path().join("moved.vhd")).unwrap();
+    let missing = vhd(&["info", "child.vhd"], dir.path());
     let stderr = text(&missing.stderr);
     assert_eq!(missing.status.code(), Some(1), "{stderr}");
     assert!(

@@ -47,15 +47,13 @@
 //! a case fails in any other way, or if a known gap no longer shows (then remove it from
 //! the list). Without strace the test is skipped with `SKIPPED:`, except under CI.
 
-mod common;
-
-use common::{text, TempDir};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use vhd_core::{create, CreateOptions, DiskType, Image, VirtualDisk};
+use vhd_testkit::{text, TempDir};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -1150,7 +1148,7 @@ fn kill_at(
 fn run_cases(prefix: &str) {
     let Some(strace) = strace() else { return };
     let root = TempDir::new(prefix.split_whitespace().next().unwrap());
-    let root = root.0.as_path();
+    let root = root.path();
     let mut problems = Vec::new();
     let mut summary = Vec::new();
     for case in cases().iter().filter(|c| c.name.starts_with(prefix)) {
@@ -1266,7 +1264,7 @@ fn convert_killed_at_each_mutating_call() {
 fn the_kill_lands_just_before_the_call_aimed_at() {
     let Some(strace) = strace() else { return };
     let root = TempDir::new("self");
-    let root = root.0.as_path();
+    let root = root.path();
     let case = Case {
         name: "create: the harness's own test",
         setup: |_| {},

@@ -56,4 +56,4 @@ pub use image::{
 };
 pub use parent_locator::ParentLocator;
 pub use sector_bitmap::SectorBitmap;
-pub use storage::{MemoryStorage, Storage};
+pub use storage::{FaultStorage, MemoryStorage, Storage};

@@ -2,7 +2,11 @@
 //!
 //! Images never seek: every access names its offset (`pread`/`pwrite`), so reads can run in
 //! parallel on one file handle and no position is shared between callers. The trait exists so
-//! that tests can put a fault-injecting layer between an image and its file.
+//! that tests can put a fault-injecting layer between an image and its file ([`FaultStorage`]).
+
+mod fault;
+
+pub use fault::{Fate, FaultStorage};
 
 use std::fs::File;
 use std::io;

@@ -4,14 +4,12 @@
 //! parent locator's data is refused at open, and so never written over; a block allocated
 //! by a write is appended where the footer was, which moves behind it.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use vhd_core::{
     check, create, CheckOptions, CreateOptions, DiskType, Error, FindingKind, FooterSource, Image,
     OpenOptions, VirtualDisk,
 };
+use vhd_testkit::*;
 
 /// Block size of the images here: the smallest `create` makes.
 const BLOCK: u64 = 4096;

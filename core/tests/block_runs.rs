@@ -3,10 +3,8 @@
 //! layouts where runs start, stop and restart in every way, and compare every read with a
 //! plain model of the disk.
 
-mod common;
-
-use common::*;
 use vhd_core::{create, CreateOptions, DiskType, Error, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const BLOCK: u64 = 4096;
 const BLOCKS: u64 = 200;

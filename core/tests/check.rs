@@ -3,15 +3,13 @@
 //! check never writes; the corpus images made by other software check clean, except the
 //! three the corpus README calls damaged or incomplete.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use vhd_core::check::MAX_LISTED_PER_KIND;
 use vhd_core::{
     check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
     FooterSource, ParentPath, Severity, VirtualDisk,
 };
+use vhd_testkit::*;
 
 const KIB: u64 = 1024;
 const BLOCK: u64 = 512 * KIB;

@@ -7,9 +7,6 @@
 //!
 //! The images are sparse files: only their structures (16 MiB of BAT) are written.
 
-mod common;
-
-use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,8 +16,9 @@ use vhd_core::check::MAX_LISTED_PER_KIND;
 use vhd_core::ops::RepairReport;
 use vhd_core::{
     check, check_storage, create, CheckOptions, CheckReport, CreateOptions, DiskType,
-    DynamicHeader, Error, FindingKind, Footer, Image, OpenOptions, Severity,
+    DynamicHeader, Error, FaultStorage, FindingKind, Footer, Image, OpenOptions, Severity,
 };
+use vhd_testkit::*;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator
@@ -368,29 +366,6 @@ fn every_entry_of_the_disk_at_one_sector() {
     }
 }
 
-/// A file that counts the reads made from it.
-#[derive(Debug)]
-struct CountingReads {
-    file: std::fs::File,
-    reads: std::sync::Arc<AtomicUsize>,
-}
-
-impl vhd_core::Storage for CountingReads {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
-    }
-    fn write_all_at(&self, _: &[u8], _: u64) -> std::io::Result<()> {
-        Err(std::io::Error::other("read-only"))
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn file_size(&self) -> std::io::Result<u64> {
-        Ok(self.file.metadata()?.len())
-    }
-}
-
 #[test]
 fn millions_of_blocks_one_sector_apart() {
     let serial = serial();
@@ -407,23 +382,21 @@ fn millions_of_blocks_one_sector_apart() {
         sector,
         u64::from(sector(ENTRIES + 1)) * 512,
     );
-    let reads = std::sync::Arc::new(AtomicUsize::new(0));
-    let storage = CountingReads {
-        file: std::fs::File::open(&path).unwrap(),
-        reads: reads.clone(),
-    };
+    // Counts the reads made from the file.
+    let storage = FaultStorage::new(std::fs::File::open(&path).unwrap());
     let options = CheckOptions {
         lock: false,
         ..CheckOptions::default()
     };
     let (report, peak) = peak_heap(&serial, CAP_BYTES, || {
-        check_storage(Box::new(storage), &path, &options).unwrap()
+        check_storage(Box::new(storage.clone()), &path, &options).unwrap()
     });
     assert!(peak < BOUND, "check used {} MiB", peak / MIB);
     // The bitmaps' cookies are read 64 KiB at a time (128 at once), not one by one: 4M
     // reads before.
-    let reads = reads.load(Ordering::Relaxed);
+    let reads = storage.reads();
     assert!(reads < 40_000, "{reads} reads");
+    assert_eq!(storage.changes(), 0, "check wrote to the file");
     let n = u64::from(ENTRIES);
     assert_summed_up(
         &report,

@@ -3,15 +3,13 @@
 //! whole 4 KiB units), the child is emptied and still opens, `check` is clean; cancelled
 //! and refused commits leave every file consistent.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use vhd_core::ops::{allocated_ranges, commit, snapshot, AllocatedRange, Progress};
 use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, ParentPath, VirtualDisk};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 

@@ -2,14 +2,12 @@
 //! dynamic images, libvhdi for differencing chains written in whole 4 KiB units), the file
 //! shrinks, `check` finds it clean, and a cancelled compaction changes nothing.
 
-mod common;
-
-use common::*;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use vhd_core::ops::{compact, Progress};
 use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;

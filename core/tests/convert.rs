@@ -6,9 +6,6 @@
 //! checked with `qemu-img compare` against its source or reference, every VHD output is
 //! opened by `vhdiinfo`, and structures (BAT, footer, geometry) are parsed here, by hand.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +16,7 @@ use vhd_core::ops::{
     Progress, SourceFormat, VhdStream,
 };
 use vhd_core::{create, CreateOptions, DiskType, Error, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 const OUTPUTS: [OutputFormat; 3] = [

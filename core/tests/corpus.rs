@@ -8,9 +8,6 @@
 //! `dfvfs/fat-differential.vhd`, whose parent is not in the corpus, fails to open unless the
 //! caller names a parent, and is never read as if it stood alone.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use vhd_core::footer::format_unique_id;
@@ -19,6 +16,7 @@ use vhd_core::{
     create, CreateOptions, DiskType, DynamicHeader, Error, Footer, FooterSource, Image,
     OpenOptions, Parent, ParentPath, VirtualDisk,
 };
+use vhd_testkit::*;
 
 const KNOWN_IMAGES: usize = 21;
 

@@ -1,9 +1,10 @@
 //! Crash safety of dynamic and differencing images.
 //!
-//! [`FaultFile`] is a [`Storage`] in memory that records every write since the last
-//! `sync()`. It can make the process "die" after its Nth write (the writes up to N happened,
-//! in order; nothing after them does, not even a sync), and then cut the power: any subset
-//! of the writes issued since the last completed sync is lost (what was synced stays).
+//! The images live in a [`FaultStorage`] (the core's fault-injection layer, over a file in
+//! memory), which records every write since the last `sync()`. It can make the process
+//! "die" after its Nth write (the writes up to N happened, in order; nothing after them
+//! does, not even a sync), and then cut the power: any subset of the writes issued since the
+//! last completed sync is lost (what was synced stays).
 //!
 //! Seeded random sequences of writes (unaligned, spanning blocks, allocating, overwriting,
 //! zeros) and flushes run on images held by it; the sequence is cut at every write for short
@@ -26,7 +27,7 @@
 //! read the same in `qemu-img convert` (and open in `vhdiinfo`).
 //!
 //! The maintenance operations that write an image in place (commit, rebase, resize) run on
-//! a [`FaultFile`] too (through their doc-hidden `*_through` entry points), cut after every
+//! a [`FaultStorage`] too (through their doc-hidden `*_through` entry points), cut after every
 //! write and truncation, with every combination of fates of the changes since the last sync
 //! (up to [`EVERY_SUBSET`] of them; random ones beyond): the image opens, checks without
 //! corruption (leaks allowed) and reads its old or its new contents. Those that make a new
@@ -34,259 +35,18 @@
 //! by `strace`: the old file is never written, the new one is fsynced before the rename
 //! and the folder after it; killed halfway, they leave the old file and no temporary one.
 
-mod common;
-
-use common::*;
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use vhd_core::{
-    check_storage, create, CheckOptions, CheckReport, CreateOptions, DiskType, FooterSource, Image,
-    OpenOptions, Storage, VirtualDisk,
+    check_storage, create, storage::Fate, CheckOptions, CheckReport, CreateOptions, DiskType,
+    FaultStorage, FooterSource, Image, OpenOptions, VirtualDisk,
 };
+use vhd_testkit::*;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
-
-// ---------------------------------------------------------------------------------------------
-// The fault-injecting file
-
-#[derive(Debug, Default)]
-struct Disk {
-    /// The contents as of the last completed sync: what survives any power cut.
-    durable: Vec<u8>,
-    /// Writes (and truncations) since the last completed sync, in order.
-    pending: Vec<Change>,
-    /// What reads see: `durable` with every pending write applied.
-    view: Vec<u8>,
-    /// Writes (and truncations: every change counts as one) that completed.
-    writes: usize,
-    /// Write attempts, completed or not.
-    attempts: usize,
-    syncs: usize,
-    /// The process dies once this many writes have completed: every later write or sync
-    /// fails and changes nothing.
-    die_after: Option<usize>,
-    dead: bool,
-    /// The write attempt with this number fails once (changing nothing); later ones work.
-    fail_attempt: Option<usize>,
-}
-
-/// One change to the file not yet made durable by a sync.
-#[derive(Debug, Clone)]
-enum Change {
-    Write(u64, Vec<u8>),
-    /// `set_len`: the file cut (or extended with zeros) to this length.
-    SetLen(u64),
-}
-
-impl Change {
-    fn apply(&self, file: &mut Vec<u8>) {
-        match self {
-            Change::Write(offset, data) => apply(file, *offset, data),
-            Change::SetLen(len) => file.resize(*len as usize, 0),
-        }
-    }
-}
-
-/// A file in memory that can die and lose power; clones share the same file.
-#[derive(Debug, Clone, Default)]
-struct FaultFile(Arc<Mutex<Disk>>);
-
-/// What a power cut does to a write issued since the last completed sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    Kept,
-    Lost,
-    /// Lost, but the file's new length reached the disk: the write's range reads as zeros
-    /// where it extended the file.
-    LostButSized,
-}
-
-fn apply(file: &mut Vec<u8>, offset: u64, data: &[u8]) {
-    let end = offset as usize + data.len();
-    if file.len() < end {
-        file.resize(end, 0);
-    }
-    file[offset as usize..end].copy_from_slice(data);
-}
-
-impl FaultFile {
-    fn new(bytes: Vec<u8>) -> FaultFile {
-        FaultFile(Arc::new(Mutex::new(Disk {
-            durable: bytes.clone(),
-            view: bytes,
-            ..Disk::default()
-        })))
-    }
-
-    fn disk(&self) -> MutexGuard<'_, Disk> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn die_after(&self, writes: usize) {
-        self.disk().die_after = Some(writes);
-    }
-
-    fn fail_attempt(&self, attempt: usize) {
-        self.disk().fail_attempt = Some(attempt);
-    }
-
-    fn writes(&self) -> usize {
-        self.disk().writes
-    }
-
-    fn pending(&self) -> usize {
-        self.disk().pending.len()
-    }
-
-    /// The file as a process death leaves it: every completed write is there.
-    fn after_death(&self) -> Vec<u8> {
-        self.disk().view.clone()
-    }
-
-    /// The file after a power cut that does `fate(i)` to the i-th pending write.
-    fn after_power_cut(&self, fate: impl Fn(usize) -> Fate) -> Vec<u8> {
-        let disk = self.disk();
-        let mut bytes = disk.durable.clone();
-        for (i, change) in disk.pending.iter().enumerate() {
-            match (fate(i), change) {
-                (Fate::Kept, change) => change.apply(&mut bytes),
-                (Fate::Lost, _) | (Fate::LostButSized, Change::SetLen(_)) => {}
-                (Fate::LostButSized, Change::Write(offset, data)) => {
-                    let end = *offset as usize + data.len();
-                    if bytes.len() < end {
-                        bytes.resize(end, 0);
-                    }
-                }
-            }
-        }
-        bytes
-    }
-}
-
-fn died() -> io::Error {
-    io::Error::other("the process died (fault injection)")
-}
-
-impl Storage for FaultFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let disk = self.disk();
-        let end = offset as usize + buf.len();
-        if end > disk.view.len() {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.copy_from_slice(&disk.view[offset as usize..end]);
-        Ok(())
-    }
-
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.disk().change(Change::Write(offset, buf.to_vec()))
-    }
-
-    fn sync(&self) -> io::Result<()> {
-        let mut disk = self.disk();
-        if disk.die_after.is_some_and(|n| disk.writes >= n) {
-            disk.dead = true;
-        }
-        if disk.dead {
-            return Err(died());
-        }
-        let pending = std::mem::take(&mut disk.pending);
-        for change in pending {
-            change.apply(&mut disk.durable);
-        }
-        disk.syncs += 1;
-        Ok(())
-    }
-
-    fn file_size(&self) -> io::Result<u64> {
-        Ok(self.disk().view.len() as u64)
-    }
-
-    fn set_len(&self, size: u64) -> io::Result<()> {
-        self.disk().change(Change::SetLen(size))
-    }
-}
-
-impl Disk {
-    /// A write or truncation: done (and pending until the next sync) unless the process
-    /// is dead or this attempt is the one to fail.
-    fn change(&mut self, change: Change) -> io::Result<()> {
-        if self.die_after.is_some_and(|n| self.writes >= n) {
-            self.dead = true;
-        }
-        if self.dead {
-            return Err(died());
-        }
-        self.attempts += 1;
-        if self.fail_attempt == Some(self.attempts - 1) {
-            self.fail_attempt = None;
-            return Err(io::Error::other("injected write failure"));
-        }
-        change.apply(&mut self.view);
-        self.pending.push(change);
-        self.writes += 1;
-        Ok(())
-    }
-}
-
-#[test]
-fn the_fault_file_dies_and_loses_power_as_documented() {
-    let file = FaultFile::new(vec![1; 8]);
-    file.write_all_at(&[2, 2], 0).unwrap();
-    file.sync().unwrap();
-    file.write_all_at(&[3, 3], 6).unwrap(); // pending 0
-    file.write_all_at(&[4, 4], 10).unwrap(); // pending 1: extends the file
-    file.die_after(3);
-    assert!(file.write_all_at(&[5], 0).is_err());
-    assert!(file.sync().is_err(), "a dead process does not sync");
-    assert_eq!(file.writes(), 3);
-    assert_eq!(file.pending(), 2);
-    assert_eq!(file.after_death(), vec![2, 2, 1, 1, 1, 1, 3, 3, 0, 0, 4, 4]);
-    assert_eq!(
-        file.after_power_cut(|_| Fate::Lost),
-        vec![2, 2, 1, 1, 1, 1, 1, 1]
-    );
-    assert_eq!(
-        file.after_power_cut(|i| if i == 0 { Fate::Lost } else { Fate::Kept }),
-        vec![2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 4, 4]
-    );
-    assert_eq!(
-        file.after_power_cut(|i| if i == 0 {
-            Fate::Kept
-        } else {
-            Fate::LostButSized
-        }),
-        vec![2, 2, 1, 1, 1, 1, 3, 3, 0, 0, 0, 0]
-    );
-
-    // A truncation is a change like a write: pending until a sync, lost or kept by a cut.
-    let file = FaultFile::new(vec![1; 8]);
-    file.write_all_at(&[2], 0).unwrap();
-    file.set_len(4).unwrap();
-    assert_eq!(file.after_death(), vec![2, 1, 1, 1]);
-    assert_eq!(
-        file.after_power_cut(|i| if i == 0 { Fate::Lost } else { Fate::Kept }),
-        vec![1, 1, 1, 1]
-    );
-    assert_eq!(
-        file.after_power_cut(|i| if i == 0 { Fate::Kept } else { Fate::Lost }),
-        vec![2, 1, 1, 1, 1, 1, 1, 1]
-    );
-    file.sync().unwrap();
-    file.die_after(2);
-    assert!(file.set_len(1).is_err(), "a dead process does not truncate");
-    assert_eq!(file.after_power_cut(|_| Fate::Lost), vec![2, 1, 1, 1]);
-
-    let file = FaultFile::new(vec![0; 4]);
-    file.fail_attempt(1);
-    file.write_all_at(&[1], 0).unwrap();
-    assert!(file.write_all_at(&[2], 1).is_err());
-    file.write_all_at(&[3], 2).unwrap();
-    assert_eq!(file.after_death(), vec![1, 0, 3, 0]);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Workloads and the model of what may be read after a cut
@@ -513,17 +273,7 @@ fn dynamic_scenario(label: &str, size: u64, block_size: u32, rng: &mut Rng) -> S
         let offset = rng.below(size / 512 - 8) * 512;
         disk.write_at(&rng.bytes(4096), offset).unwrap();
     }
-    disk.flush().unwrap();
-    let initial = read_all(&disk);
-    drop(disk);
-    Scenario {
-        label: label.into(),
-        bytes: std::fs::read(&path).unwrap(),
-        path,
-        initial,
-        block_size: u64::from(block_size),
-        _dir: dir,
-    }
+    Scenario::of(label, disk, path, block_size, dir)
 }
 
 /// A differencing image over a dynamic parent (a real file) that holds data.
@@ -545,28 +295,33 @@ fn differencing_scenario(label: &str, size: u64, block_size: u32, rng: &mut Rng)
         let offset = rng.below(size - 5000);
         child.write_at(&rng.bytes(5000), offset).unwrap();
     }
-    child.flush().unwrap();
-    let initial = read_all(&child);
-    drop(child);
-    Scenario {
-        label: label.into(),
-        bytes: std::fs::read(&path).unwrap(),
-        path,
-        initial,
-        block_size: u64::from(block_size),
-        _dir: dir,
-    }
+    Scenario::of(label, child, path, block_size, dir)
 }
 
 impl Scenario {
-    fn open(&self, file: FaultFile) -> vhd_core::Result<Image> {
+    /// The scenario of `disk` (at `path`, in `dir`) as it is once flushed.
+    fn of(label: &str, mut disk: Image, path: PathBuf, block_size: u32, dir: TempDir) -> Scenario {
+        disk.flush().unwrap();
+        let initial = read_all(&disk);
+        drop(disk);
+        Scenario {
+            label: label.into(),
+            bytes: std::fs::read(&path).unwrap(),
+            path,
+            initial,
+            block_size: u64::from(block_size),
+            _dir: dir,
+        }
+    }
+
+    fn open(&self, file: FaultStorage) -> vhd_core::Result<Image> {
         Image::open_storage(Box::new(file), &self.path, &OpenOptions::default())
     }
 
     /// Runs `ops` on a fresh copy of the image; the process dies after `die_after` writes.
     /// The image is dropped (its flush on drop fails if the process is dead).
-    fn run(&self, ops: &[Op], die_after: Option<usize>) -> (FaultFile, Progress) {
-        let file = FaultFile::new(self.bytes.clone());
+    fn run(&self, ops: &[Op], die_after: Option<usize>) -> (FaultStorage, Progress) {
+        let file = FaultStorage::in_memory(self.bytes.clone());
         if let Some(n) = die_after {
             file.die_after(n);
         }
@@ -578,7 +333,7 @@ impl Scenario {
 
     fn check(&self, bytes: Vec<u8>) -> CheckReport {
         check_storage(
-            Box::new(FaultFile::new(bytes)),
+            Box::new(FaultStorage::in_memory(bytes)),
             &self.path,
             &CheckOptions::default(),
         )
@@ -597,7 +352,7 @@ impl Scenario {
     ) -> (Vec<u8>, bool) {
         let context = format!("{}: {what}", self.label);
         let image = self
-            .open(FaultFile::new(bytes.clone()))
+            .open(FaultStorage::in_memory(bytes.clone()))
             .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
         if death {
             // The moved footer is written before anything else of a new block.
@@ -694,7 +449,8 @@ fn crash_test(
             ops.len(),
             progress.last_flush
         );
-        let (observed, writable) = scenario.verify(&what, file.after_death(), &model, true, stats);
+        let (observed, writable) =
+            scenario.verify(&what, file.after_death().unwrap(), &model, true, stats);
         let pending = file.pending();
         for k in 0..=power_cuts {
             // First everything since the last sync lost, then random subsets.
@@ -706,13 +462,13 @@ fn crash_test(
                     _ => Fate::Kept,
                 })
                 .collect();
-            let bytes = file.after_power_cut(|i| fates[i]);
+            let bytes = file.after_power_cut(|i| fates[i]).unwrap();
             let lost = fates.iter().filter(|f| **f != Fate::Kept).count();
             let what = format!("{what}, then a power cut lost {lost} of {pending} writes since the last sync ({fates:?})");
             scenario.verify(&what, bytes, &model, false, stats);
         }
         if writable && n % 4 == 0 {
-            continue_after_crash(scenario, file.after_death(), observed, rng);
+            continue_after_crash(scenario, file.after_death().unwrap(), observed, rng);
             continued += 1;
         }
     }
@@ -724,7 +480,7 @@ fn crash_test(
 /// stay) and reads exactly what was written, also after a reopen.
 fn continue_after_crash(scenario: &Scenario, bytes: Vec<u8>, mut expected: Vec<u8>, rng: &mut Rng) {
     let size = expected.len() as u64;
-    let file = FaultFile::new(bytes);
+    let file = FaultStorage::in_memory(bytes);
     let mut image = scenario.open(file.clone()).unwrap();
     for op in workload(rng, size, scenario.block_size, 12) {
         if let Op::Write { offset, data } = op {
@@ -736,9 +492,11 @@ fn continue_after_crash(scenario: &Scenario, bytes: Vec<u8>, mut expected: Vec<u
     let context = format!("{}: writing on after a crash", scenario.label);
     assert_same_bytes(&read_all(&image), &expected, &context);
     drop(image);
-    let report = scenario.check(file.after_death());
+    let report = scenario.check(file.after_death().unwrap());
     assert!(!report.has_corruption(), "{context}: check:\n{report}");
-    let reopened = scenario.open(FaultFile::new(file.after_death())).unwrap();
+    let reopened = scenario
+        .open(FaultStorage::in_memory(file.after_death().unwrap()))
+        .unwrap();
     assert_eq!(reopened.footer_source(), FooterSource::End, "{context}");
     assert_same_bytes(&read_all(&reopened), &expected, &context);
 }
@@ -753,7 +511,7 @@ fn every_cut(scenario: &Scenario, rng: &mut Rng, sequences: usize, length: usize
     for _ in 0..sequences {
         let ops = workload(rng, size, scenario.block_size, length);
         let (file, _) = scenario.run(&ops, None);
-        let total = file.writes();
+        let total = file.changes();
         let cuts: Vec<usize> = (0..=total).collect();
         crash_test(scenario, &ops, &cuts, 2, rng, &mut stats);
     }
@@ -765,7 +523,7 @@ fn random_cuts(scenario: &Scenario, rng: &mut Rng, length: usize, cuts: usize) {
     let size = scenario.initial.len() as u64;
     let ops = workload(rng, size, scenario.block_size, length);
     let (file, _) = scenario.run(&ops, None);
-    let total = file.writes() as u64;
+    let total = file.changes() as u64;
     let mut points: Vec<usize> = (0..cuts).map(|_| rng.below(total + 1) as usize).collect();
     points.sort_unstable();
     let mut stats = Stats::default();
@@ -773,42 +531,88 @@ fn random_cuts(scenario: &Scenario, rng: &mut Rng, length: usize, cuts: usize) {
     stats.assert_interesting(&scenario.label);
 }
 
-#[test]
-fn dynamic_image_survives_a_cut_at_every_write() {
-    let mut rng = Rng::new("dynamic_image_survives_a_cut_at_every_write");
-    let scenario = dynamic_scenario("crash-dynamic-every", 4 * MIB, 64 * KIB as u32, &mut rng);
-    every_cut(&scenario, &mut rng, 3, 24);
+/// What kind of image a row of `writes_survive_cuts` writes to.
+#[derive(Clone, Copy)]
+enum Kind {
+    Dynamic,
+    Differencing,
 }
 
-#[test]
-fn differencing_image_survives_a_cut_at_every_write() {
-    let mut rng = Rng::new("differencing_image_survives_a_cut_at_every_write");
-    let scenario = differencing_scenario(
-        "crash-differencing-every",
-        4 * MIB,
-        64 * KIB as u32,
-        &mut rng,
-    );
-    every_cut(&scenario, &mut rng, 3, 24);
+/// Where a row of `writes_survive_cuts` cuts.
+#[derive(Clone, Copy)]
+enum Cuts {
+    /// After every write of `sequences` sequences of `length` operations.
+    Every { sequences: usize, length: usize },
+    /// At `cuts` random writes of one sequence of `length` operations.
+    Random { length: usize, cuts: usize },
 }
 
+/// Seeded writes and flushes cut after every write, or at random writes of a long
+/// sequence, on dynamic and differencing images: see the module's documentation for what
+/// each cut must leave.
 #[test]
-fn dynamic_image_survives_random_cuts_of_a_long_sequence() {
-    let mut rng = Rng::new("dynamic_image_survives_random_cuts_of_a_long_sequence");
-    let scenario = dynamic_scenario("crash-dynamic-long", 8 * MIB, 128 * KIB as u32, &mut rng);
-    random_cuts(&scenario, &mut rng, 400, 30);
-}
-
-#[test]
-fn differencing_image_survives_random_cuts_of_a_long_sequence() {
-    let mut rng = Rng::new("differencing_image_survives_random_cuts_of_a_long_sequence");
-    let scenario = differencing_scenario(
-        "crash-differencing-long",
-        8 * MIB,
-        128 * KIB as u32,
-        &mut rng,
-    );
-    random_cuts(&scenario, &mut rng, 400, 30);
+fn writes_survive_cuts() {
+    let every = Cuts::Every {
+        sequences: 3,
+        length: 24,
+    };
+    let random = Cuts::Random {
+        length: 400,
+        cuts: 30,
+    };
+    let rows = [
+        (
+            "a dynamic image survives a cut at every write",
+            (
+                "crash-dynamic-every",
+                Kind::Dynamic,
+                4 * MIB,
+                64 * KIB,
+                every,
+            ),
+        ),
+        (
+            "a differencing image survives a cut at every write",
+            (
+                "crash-differencing-every",
+                Kind::Differencing,
+                4 * MIB,
+                64 * KIB,
+                every,
+            ),
+        ),
+        (
+            "a dynamic image survives random cuts of a long sequence",
+            (
+                "crash-dynamic-long",
+                Kind::Dynamic,
+                8 * MIB,
+                128 * KIB,
+                random,
+            ),
+        ),
+        (
+            "a differencing image survives random cuts of a long sequence",
+            (
+                "crash-differencing-long",
+                Kind::Differencing,
+                8 * MIB,
+                128 * KIB,
+                random,
+            ),
+        ),
+    ];
+    check_rows(rows, |name, (label, kind, size, block_size, cuts)| {
+        let mut rng = Rng::new(name);
+        let scenario = match kind {
+            Kind::Dynamic => dynamic_scenario(label, size, block_size as u32, &mut rng),
+            Kind::Differencing => differencing_scenario(label, size, block_size as u32, &mut rng),
+        };
+        match cuts {
+            Cuts::Every { sequences, length } => every_cut(&scenario, &mut rng, sequences, length),
+            Cuts::Random { length, cuts } => random_cuts(&scenario, &mut rng, length, cuts),
+        }
+    });
 }
 
 /// A write that fails after allocating its block (the moved footer was written, the data
@@ -820,7 +624,7 @@ fn differencing_image_survives_random_cuts_of_a_long_sequence() {
 fn a_block_whose_first_write_failed_still_reads_from_the_parent() {
     let mut rng = Rng::new("a_block_whose_first_write_failed_still_reads_from_the_parent");
     let scenario = differencing_scenario("crash-failed-write", 4 * MIB, 64 * KIB as u32, &mut rng);
-    let file = FaultFile::new(scenario.bytes.clone());
+    let file = FaultStorage::in_memory(scenario.bytes.clone());
     let mut image = scenario.open(file.clone()).unwrap();
     let Image::Differencing(child) = &image else {
         unreachable!()
@@ -830,7 +634,7 @@ fn a_block_whose_first_write_failed_still_reads_from_the_parent() {
         .unwrap();
     let offset = block * scenario.block_size + 4096;
     // Attempt 0 moves the footer (the allocation), attempt 1 writes the data: it fails.
-    file.fail_attempt(1);
+    file.fail_change(1);
     assert!(image.write_at(&rng.bytes(1000), offset).is_err());
     image.flush().unwrap();
     // Another write elsewhere, flushed too: the image goes on.
@@ -843,17 +647,17 @@ fn a_block_whose_first_write_failed_still_reads_from_the_parent() {
     assert_same_bytes(&read_all(&image), &expected, "in the session");
     drop(image);
 
-    let bytes = file.after_death();
+    let bytes = file.after_death().unwrap();
     let report = scenario.check(bytes.clone());
     assert!(!report.has_corruption(), "{report}");
-    let reopened = scenario.open(FaultFile::new(bytes)).unwrap();
+    let reopened = scenario.open(FaultStorage::in_memory(bytes)).unwrap();
     assert_same_bytes(&read_all(&reopened), &expected, "after a reopen");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Maintenance operations, cut at every write
 
-/// Runs `operation` on a [`FaultFile`] holding `before` (the image's bytes) once to count
+/// Runs `operation` on a [`FaultStorage`] holding `before` (the image's bytes) once to count
 /// its writes (and truncations) and verify its result, then again with the process dying
 /// after each of them (before the next write or sync; after the last one, the final sync
 /// fails). Every death goes to `verify` (`death` true), then power cuts after it (`death`
@@ -865,24 +669,24 @@ fn cut_at_every_write(
     before: &[u8],
     power_cuts: usize,
     rng: &mut Rng,
-    mut operation: impl FnMut(&FaultFile) -> bool,
+    mut operation: impl FnMut(&FaultStorage) -> bool,
     mut verify: impl FnMut(&str, Vec<u8>, bool),
 ) -> usize {
-    let counter = FaultFile::new(before.to_vec());
+    let counter = FaultStorage::in_memory(before.to_vec());
     assert!(operation(&counter), "the operation fails without a cut");
-    let total = counter.writes();
+    let total = counter.changes();
     assert!(total > 0, "the operation wrote nothing");
-    verify("completed", counter.after_death(), true);
+    verify("completed", counter.after_death().unwrap(), true);
     let mut states = 1;
     for cut in 0..=total {
-        let file = FaultFile::new(before.to_vec());
+        let file = FaultStorage::in_memory(before.to_vec());
         file.die_after(cut);
         assert!(
             !operation(&file),
             "died after write {cut} of {total}, yet completed"
         );
         let what = format!("died after write {cut} of {total}");
-        verify(&what, file.after_death(), true);
+        verify(&what, file.after_death().unwrap(), true);
         states += 1;
         let pending = file.pending();
         let subsets: Vec<Vec<Fate>> = if pending <= EVERY_SUBSET {
@@ -912,7 +716,7 @@ fn cut_at_every_write(
                 .collect()
         };
         for fates in subsets {
-            let bytes = file.after_power_cut(|i| fates[i]);
+            let bytes = file.after_power_cut(|i| fates[i]).unwrap();
             verify(
                 &format!("{what}, then a power cut: {fates:?} of the {pending} changes since the last sync"),
                 bytes,
@@ -942,7 +746,7 @@ fn verify_image(
     end_footer: bool,
 ) -> FooterSource {
     let image = Image::open_storage(
-        Box::new(FaultFile::new(bytes.to_vec())),
+        Box::new(FaultStorage::in_memory(bytes.to_vec())),
         path,
         &OpenOptions {
             read_only: true,
@@ -961,7 +765,7 @@ fn verify_image(
         ..CheckOptions::default()
     };
     let report = check_storage(
-        Box::new(FaultFile::new(bytes.to_vec())),
+        Box::new(FaultStorage::in_memory(bytes.to_vec())),
         path,
         &check_options,
     )
@@ -1021,7 +825,7 @@ fn restore(path: &Path, bytes: &[u8], modified: std::time::SystemTime) {
 /// the chain reads the same in every state (the child holds its data until the parent
 /// holds it too). `rebased`: the child's locator data lies after its blocks (a rebase put
 /// it there), so that commit moves it next to the BAT before cutting the file.
-fn commit_survives_a_cut_at_every_write(label: &str, rebased: bool) {
+fn commit_cut_at_every_write(label: &str, rebased: bool) {
     let mut rng = Rng::new(label);
     let (dir, mut base, child, expected) = small_chain(label, &mut rng);
     if rebased {
@@ -1059,13 +863,20 @@ fn commit_survives_a_cut_at_every_write(label: &str, rebased: bool) {
 }
 
 #[test]
-fn commit_survives_a_cut_at_every_write_of_the_child() {
-    commit_survives_a_cut_at_every_write("crash-commit", false);
-}
-
-#[test]
-fn commit_of_a_rebased_child_survives_a_cut_at_every_write() {
-    commit_survives_a_cut_at_every_write("crash-commit-rebased", true);
+fn commit_survives_a_cut_at_every_write() {
+    let rows = [
+        (
+            "commit survives a cut at every write of the child",
+            ("crash-commit", false),
+        ),
+        (
+            "commit of a rebased child survives a cut at every write",
+            ("crash-commit-rebased", true),
+        ),
+    ];
+    check_rows(rows, |_, (label, rebased)| {
+        commit_cut_at_every_write(label, rebased)
+    });
 }
 
 /// A commit killed while it copies leaves the child's parent time stamp at 0 (so that the
@@ -1102,13 +913,13 @@ fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
     // Dies after the second write (the header that records the new time stamp), before
     // its fsync; the power cut loses that write: the time stamp 0 written and synced before
     // the copy stays, and the parent has every sector of the child.
-    let file = FaultFile::new(before);
+    let file = FaultStorage::in_memory(before);
     file.die_after(2);
     let progress = vhd_core::ops::Progress::default;
     assert!(
         vhd_core::ops::commit_through(&file, &child, &OpenOptions::default(), progress()).is_err()
     );
-    let bytes = file.after_power_cut(|_| Fate::Lost);
+    let bytes = file.after_power_cut(|_| Fate::Lost).unwrap();
     assert_eq!(header_timestamp(&bytes), 0);
     verify_image(
         label,
@@ -1142,11 +953,11 @@ fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
         "repair records the parent's modification time"
     );
     std::fs::remove_file(&repaired).unwrap();
-    let again = FaultFile::new(bytes);
+    let again = FaultStorage::in_memory(bytes);
     vhd_core::ops::commit_through(&again, &child, &OpenOptions::default(), progress()).unwrap();
-    let bytes = again.after_death();
+    let bytes = again.after_death().unwrap();
     let report = check_storage(
-        Box::new(FaultFile::new(bytes.clone())),
+        Box::new(FaultStorage::in_memory(bytes.clone())),
         &child,
         &CheckOptions::default(),
     )
@@ -1175,7 +986,7 @@ fn a_commit_run_again_after_a_kill_records_the_parent_time_stamp_again() {
         .set_modified(later)
         .unwrap();
     let e = Image::open_storage(
-        Box::new(FaultFile::new(bytes)),
+        Box::new(FaultStorage::in_memory(bytes)),
         &child,
         &OpenOptions::default(),
     )
@@ -1194,9 +1005,9 @@ fn rebase_survives_a_cut_at_every_write() {
     std::fs::rename(&base, &moved).unwrap();
     let before = std::fs::read(&child).unwrap();
     let header = |bytes: &[u8]| bytes[512..1536].to_vec();
-    let done = FaultFile::new(before.clone());
+    let done = FaultStorage::in_memory(before.clone());
     vhd_core::ops::rebase_through(&done, &child, &moved, &OpenOptions::default()).unwrap();
-    let new_header = header(&done.after_death());
+    let new_header = header(&done.after_death().unwrap());
     let old_footer = before.len() - 512;
     assert_ne!(new_header, header(&before));
     let over_moved = OpenOptions {
@@ -1241,7 +1052,7 @@ fn rebase_survives_a_cut_at_every_write() {
 /// A fixed image grows by copying its footer to the new end, zeroing what the disk will
 /// cover, then writing the new size over the copy: at no instant does the disk have its
 /// new size with the old footer's bytes inside it.
-fn resize_survives_a_cut_at_every_write(label: &str, disk_type: DiskType, new_size: u64) {
+fn resize_cut_at_every_write(label: &str, disk_type: DiskType, new_size: u64) {
     let mut rng = Rng::new(label);
     let dir = TempDir::new(label);
     let path = dir.join("disk.vhd");
@@ -1278,7 +1089,7 @@ fn resize_survives_a_cut_at_every_write(label: &str, disk_type: DiskType, new_si
         |what, bytes, death| {
             let context = format!("{label}: resize {what}");
             let opened = Image::open_storage(
-                Box::new(FaultFile::new(bytes.clone())),
+                Box::new(FaultStorage::in_memory(bytes.clone())),
                 &path,
                 &OpenOptions {
                     read_only: true,
@@ -1323,7 +1134,7 @@ fn resize_survives_a_cut_at_every_write(label: &str, disk_type: DiskType, new_si
             }
             drop(image);
             let report = check_storage(
-                Box::new(FaultFile::new(bytes)),
+                Box::new(FaultStorage::in_memory(bytes)),
                 &path,
                 &CheckOptions::default(),
             )
@@ -1335,20 +1146,27 @@ fn resize_survives_a_cut_at_every_write(label: &str, disk_type: DiskType, new_si
 }
 
 #[test]
-fn a_grow_that_moves_blocks_survives_a_cut_at_every_write() {
-    resize_survives_a_cut_at_every_write("crash-resize-grow", DiskType::Dynamic, 640 * KIB);
-}
-
-/// Before: the new footer was written at the new end and the old one zeroed after it, so a
-/// cut in between left a disk of the new size holding the old footer in the part added.
-#[test]
-fn a_fixed_grow_survives_a_cut_at_every_write() {
-    resize_survives_a_cut_at_every_write("crash-resize-grow-fixed", DiskType::Fixed, 1536 * KIB);
-}
-
-#[test]
-fn a_shrink_that_moves_blocks_survives_a_cut_at_every_write() {
-    resize_survives_a_cut_at_every_write("crash-resize-shrink", DiskType::Dynamic, 256 * KIB);
+fn resize_survives_a_cut_at_every_write() {
+    let rows = [
+        (
+            "a grow that moves blocks survives a cut at every write",
+            ("crash-resize-grow", DiskType::Dynamic, 640 * KIB),
+        ),
+        // Before: the new footer was written at the new end and the old one zeroed after
+        // it, so a cut in between left a disk of the new size holding the old footer in
+        // the part added.
+        (
+            "a fixed grow survives a cut at every write",
+            ("crash-resize-grow-fixed", DiskType::Fixed, 1536 * KIB),
+        ),
+        (
+            "a shrink that moves blocks survives a cut at every write",
+            ("crash-resize-shrink", DiskType::Dynamic, 256 * KIB),
+        ),
+    ];
+    check_rows(rows, |_, (label, disk_type, new_size)| {
+        resize_cut_at_every_write(label, disk_type, new_size)
+    });
 }
 
 /// Repair at every write, with power cuts, of an image with repairable defects: whatever
@@ -1357,7 +1175,7 @@ fn a_shrink_that_moves_blocks_survives_a_cut_at_every_write() {
 /// gets), and `check` finds no damage the image did not have before; a repair run again on
 /// what the cut left finishes the job (the image then checks clean). `force`: the repair
 /// cuts data that looks like a block (which a repair without it refuses).
-fn repair_survives_a_cut_at_every_write(label: &str, force: bool, damage: impl Fn(&mut Vec<u8>)) {
+fn repair_cut_at_every_write(label: &str, force: bool, damage: impl Fn(&mut Vec<u8>)) {
     let mut rng = Rng::new(label);
     let dir = TempDir::new(label);
     let path = dir.join("disk.vhd");
@@ -1376,13 +1194,17 @@ fn repair_survives_a_cut_at_every_write(label: &str, force: bool, damage: impl F
         read_only: true,
         ..OpenOptions::default()
     };
-    let image =
-        Image::open_storage(Box::new(FaultFile::new(before.clone())), &path, &read_only).unwrap();
+    let image = Image::open_storage(
+        Box::new(FaultStorage::in_memory(before.clone())),
+        &path,
+        &read_only,
+    )
+    .unwrap();
     let expected = read_all(&image);
     drop(image);
     let check = |bytes: &[u8]| {
         check_storage(
-            Box::new(FaultFile::new(bytes.to_vec())),
+            Box::new(FaultStorage::in_memory(bytes.to_vec())),
             &path,
             &CheckOptions::default(),
         )
@@ -1398,7 +1220,7 @@ fn repair_survives_a_cut_at_every_write(label: &str, force: bool, damage: impl F
         lock: false,
         ..CheckOptions::default()
     };
-    let repair = |file: &FaultFile| {
+    let repair = |file: &FaultStorage| {
         vhd_core::ops::repair_through(
             Arc::new(file.clone()),
             &path,
@@ -1413,9 +1235,12 @@ fn repair_survives_a_cut_at_every_write(label: &str, force: bool, damage: impl F
         |file| repair(file).is_ok(),
         |what, bytes, _| {
             let context = format!("{label}: repair {what}");
-            let image =
-                Image::open_storage(Box::new(FaultFile::new(bytes.clone())), &path, &read_only)
-                    .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
+            let image = Image::open_storage(
+                Box::new(FaultStorage::in_memory(bytes.clone())),
+                &path,
+                &read_only,
+            )
+            .unwrap_or_else(|e| panic!("{context}: the image does not open: {e}"));
             assert_same_bytes(&read_all(&image), &expected, &context);
             drop(image);
             // Damage the image had before may still be there; none may be added.
@@ -1428,7 +1253,7 @@ fn repair_survives_a_cut_at_every_write(label: &str, force: bool, damage: impl F
                 added.is_empty(),
                 "{context}: new damage {added:?}:\n{report}"
             );
-            let again = FaultFile::new(bytes);
+            let again = FaultStorage::in_memory(bytes);
             let report = repair(&again).unwrap_or_else(|e| panic!("{context}: run again: {e}"));
             assert_eq!(
                 report.after.exit_code(),
@@ -1436,14 +1261,14 @@ fn repair_survives_a_cut_at_every_write(label: &str, force: bool, damage: impl F
                 "{context}: run again:\n{report}"
             );
             assert_eq!(
-                check(&again.after_death()).exit_code(),
+                check(&again.after_death().unwrap()).exit_code(),
                 0,
                 "{context}: run again"
             );
             verify_image(
                 &format!("{context}, repaired again"),
                 &path,
-                &again.after_death(),
+                &again.after_death().unwrap(),
                 &OpenOptions::default(),
                 &expected,
                 true,
@@ -1474,36 +1299,56 @@ fn leak_zeros_at_the_end(bytes: &mut Vec<u8>) {
 /// Where the BAT entry of block 15 is (the BAT follows the footer copy and the header).
 const LAST_BLOCK_ENTRY: usize = 512 + 1024 + 15 * 4;
 
-#[test]
-fn repair_of_a_leak_at_the_end_survives_a_cut_at_every_write() {
-    repair_survives_a_cut_at_every_write("crash-repair-leak", false, leak_zeros_at_the_end);
-}
-
 /// The last block's BAT entry cleared: its data is a leak at the end of the file, which
 /// only a forced repair cuts (it looks like block data).
-#[test]
-fn a_forced_repair_of_a_leaked_block_survives_a_cut_at_every_write() {
-    repair_survives_a_cut_at_every_write("crash-repair-forced", true, |bytes| {
-        bytes[LAST_BLOCK_ENTRY..LAST_BLOCK_ENTRY + 4].fill(0xFF);
-    });
+fn clear_the_last_blocks_entry(bytes: &mut [u8]) {
+    bytes[LAST_BLOCK_ENTRY..LAST_BLOCK_ENTRY + 4].fill(0xFF);
 }
 
 /// The footer at the end damaged (its copy at offset 0 good): rewritten from the copy.
-#[test]
-fn repair_of_a_damaged_end_footer_survives_a_cut_at_every_write() {
-    repair_survives_a_cut_at_every_write("crash-repair-footer", false, |bytes| {
-        let at = bytes.len() - 512 + 8;
-        bytes[at] ^= 0x40;
-    });
+fn damage_the_end_footer(bytes: &mut [u8]) {
+    let at = bytes.len() - 512 + 8;
+    bytes[at] ^= 0x40;
 }
 
 /// The footer copy damaged, and a leak at the end: the footer moves, the file is cut, then
 /// the copy is written.
+fn damage_the_copy_and_leak_at_the_end(bytes: &mut Vec<u8>) {
+    bytes[8] ^= 0x40;
+    leak_zeros_at_the_end(bytes);
+}
+
 #[test]
-fn repair_of_a_damaged_copy_and_a_leak_survives_a_cut_at_every_write() {
-    repair_survives_a_cut_at_every_write("crash-repair-copy", false, |bytes| {
-        bytes[8] ^= 0x40;
-        leak_zeros_at_the_end(bytes);
+fn repair_survives_a_cut_at_every_write() {
+    type Damage = fn(&mut Vec<u8>);
+    let rows: [(&str, (&str, bool, Damage)); 4] = [
+        (
+            "repair of a leak at the end survives a cut at every write",
+            ("crash-repair-leak", false, leak_zeros_at_the_end),
+        ),
+        (
+            "a forced repair of a leaked block survives a cut at every write",
+            ("crash-repair-forced", true, |bytes| {
+                clear_the_last_blocks_entry(bytes)
+            }),
+        ),
+        (
+            "repair of a damaged end footer survives a cut at every write",
+            ("crash-repair-footer", false, |bytes| {
+                damage_the_end_footer(bytes)
+            }),
+        ),
+        (
+            "repair of a damaged copy and a leak survives a cut at every write",
+            (
+                "crash-repair-copy",
+                false,
+                damage_the_copy_and_leak_at_the_end,
+            ),
+        ),
+    ];
+    check_rows(rows, |_, (label, force, damage)| {
+        repair_cut_at_every_write(label, force, damage)
     });
 }
 

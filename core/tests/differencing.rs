@@ -7,12 +7,10 @@
 //!
 //! Replay a failing run with `VHD_TEST_SEED=<seed printed by the test>`.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use vhd_core::{create, CreateOptions, DiskType, Error, Image, VirtualDisk};
+use vhd_testkit::*;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;

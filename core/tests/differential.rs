@@ -2,11 +2,9 @@
 //! closes and reopens) applied both to one of our images and to a plain `Vec<u8>`, compared
 //! as it goes. Needs no external tool.
 
-mod common;
-
-use common::*;
 use std::path::PathBuf;
 use vhd_core::{create, CreateOptions, DiskType, Error, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 struct Harness {
     rng: Rng,

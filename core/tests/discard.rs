@@ -1,12 +1,11 @@
 //! `discard` and zero-write skipping, checked against qemu-img (dynamic, fixed), libvhdi
 //! (differencing chains, 4 KiB-aligned) and the BAT entries in the file.
 
-mod common;
-
-use common::*;
 use vhd_core::{
-    check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
+    check, create, CheckOptions, CreateOptions, DiskType, FaultStorage, Image, OpenOptions,
+    VirtualDisk,
 };
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;
@@ -259,71 +258,6 @@ fn discard_checks_its_range_and_the_access() {
     }
 }
 
-/// A file in memory whose process "dies" after a given number of writes (and truncations):
-/// every later write fails, as if the process had been killed there.
-#[derive(Debug, Clone, Default)]
-struct DyingFile(std::sync::Arc<std::sync::Mutex<DyingState>>);
-
-#[derive(Debug, Default)]
-struct DyingState {
-    bytes: Vec<u8>,
-    writes: usize,
-    die_after: Option<usize>,
-}
-
-impl DyingFile {
-    fn new(bytes: Vec<u8>, die_after: Option<usize>) -> DyingFile {
-        DyingFile(std::sync::Arc::new(std::sync::Mutex::new(DyingState {
-            bytes,
-            writes: 0,
-            die_after,
-        })))
-    }
-
-    /// Counts a write; fails once the process is dead.
-    fn step(state: &mut DyingState) -> std::io::Result<()> {
-        if state.die_after.is_some_and(|n| state.writes >= n) {
-            return Err(std::io::Error::other("the process died (fault injection)"));
-        }
-        state.writes += 1;
-        Ok(())
-    }
-}
-
-impl vhd_core::Storage for DyingFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        let state = self.0.lock().unwrap();
-        let end = offset as usize + buf.len();
-        if end > state.bytes.len() {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.copy_from_slice(&state.bytes[offset as usize..end]);
-        Ok(())
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        let mut state = self.0.lock().unwrap();
-        DyingFile::step(&mut state)?;
-        let end = offset as usize + buf.len();
-        if state.bytes.len() < end {
-            state.bytes.resize(end, 0);
-        }
-        state.bytes[offset as usize..end].copy_from_slice(buf);
-        Ok(())
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn file_size(&self) -> std::io::Result<u64> {
-        Ok(self.0.lock().unwrap().bytes.len() as u64)
-    }
-    fn set_len(&self, size: u64) -> std::io::Result<()> {
-        let mut state = self.0.lock().unwrap();
-        DyingFile::step(&mut state)?;
-        state.bytes.resize(size as usize, 0);
-        Ok(())
-    }
-}
-
 #[test]
 fn a_discard_killed_at_any_write_leaves_a_valid_image_with_old_or_new_data() {
     let mut rng = Rng::new("discard_killed");
@@ -347,19 +281,20 @@ fn a_discard_killed_at_any_write_leaves_a_valid_image_with_old_or_new_data() {
     new[BLOCK as usize..].fill(0);
     new[4096..4096 + 8192].fill(0);
 
-    let open = |file: DyingFile| {
+    let open = |file: FaultStorage| {
         let options = OpenOptions {
             lock: false,
             ..Default::default()
         };
         Image::open_storage(Box::new(file), &path, &options).unwrap()
     };
-    let counter = DyingFile::new(original.clone(), None);
+    let counter = FaultStorage::in_memory(original.clone());
     discard(&mut open(counter.clone())).unwrap();
-    let total = counter.0.lock().unwrap().writes;
+    let total = counter.changes();
     assert!(total >= 8, "{total} writes");
     for die_after in 0..total {
-        let file = DyingFile::new(original.clone(), Some(die_after));
+        let file = FaultStorage::in_memory(original.clone());
+        file.die_after(die_after);
         let mut image = open(file.clone());
         assert!(
             discard(&mut image).is_err(),
@@ -367,7 +302,7 @@ fn a_discard_killed_at_any_write_leaves_a_valid_image_with_old_or_new_data() {
         );
         drop(image);
         let killed = dir.join("killed.vhd");
-        std::fs::write(&killed, &file.0.lock().unwrap().bytes).unwrap();
+        std::fs::write(&killed, file.after_death().unwrap()).unwrap();
         let report = check(&killed, &CheckOptions::default()).unwrap();
         assert!(
             report.exit_code() != 2,

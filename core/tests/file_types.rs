@@ -12,9 +12,6 @@
 //! tests print `SKIPPED:` (and fail in CI, which runs as root).
 #![cfg(unix)]
 
-mod common;
-
-use common::*;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +21,7 @@ use vhd_core::ops::{
     self, convert, open_source, ConvertOptions, OutputFormat, Progress, SourceFormat,
 };
 use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, Error, Image, OpenOptions};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 const OUTPUTS: [OutputFormat; 3] = [

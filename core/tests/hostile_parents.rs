@@ -14,13 +14,11 @@
 //! The images here are written byte by byte by this file (not by the library), so that the
 //! library is not checked against itself.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use vhd_core::{Error, Image, OpenOptions, ParentPath};
+use vhd_testkit::*;
 
 // ---------------------------------------------------------------------------------------------
 // Writing images by hand

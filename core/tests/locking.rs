@@ -2,12 +2,10 @@
 //! share it, the parents of a differencing image are shared, `lock: false` opts out, locks
 //! go with the image, and another process sees them too.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use vhd_core::{create, CreateOptions, DiskType, Error, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 

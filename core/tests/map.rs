@@ -2,15 +2,13 @@
 //! images made by qemu-img and by us, and for differencing chains against the writes the
 //! test made (at known depths, partial sector bitmaps included) and libvhdi's reads.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use vhd_core::ops::{
     allocated_ranges, allocated_ranges_iter, AllocatedRange, RangeCursor, MAX_LISTED_RANGES,
 };
 use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 

@@ -17,9 +17,6 @@
 //! A failure prints the seed, the case and its mutations; `VHD_TEST_SEED=<seed>` replays
 //! the run.
 
-mod common;
-
-use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -32,6 +29,7 @@ use vhd_core::{
     create, BlockAllocationTable, CreateOptions, DiskType, DynamicHeader, Error, Footer, Image,
     MemoryStorage, OpenOptions, ParentPath, VirtualDisk,
 };
+use vhd_testkit::*;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;

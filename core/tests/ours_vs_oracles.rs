@@ -3,13 +3,11 @@
 //! reopening; plus the layout facts the specification fixes (footer copy, checksums,
 //! geometry, exact size, exact sector bitmaps).
 
-mod common;
-
-use common::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use vhd_core::{create, CreateOptions, DiskType, VirtualDisk};
+use vhd_testkit::*;
 
 /// Reads the whole virtual disk with pyvhdi in 64 KiB pieces (libvhdi 20210425 misreads
 /// single reads spanning several blocks with partly set bitmaps) into `out`; prints the
@@ -280,36 +278,13 @@ fn check_vhdiinfo(path: &Path, size: u64) {
 
 /// qemu-img convert gives the model; qemu-img compare against the model says identical.
 fn check_qemu(path: &Path, model: &[u8], dir: &TempDir) {
-    let raw = dir.join("qemu.raw");
-    run_ok(
-        Command::new("qemu-img")
-            .args(["convert", "-f", "vpc", "-O", "raw"])
-            .arg(path)
-            .arg(&raw),
-    );
-    let converted = std::fs::read(&raw).unwrap();
+    let converted = qemu_raw(path, dir);
     assert_same_bytes(
         &converted,
         model,
         &format!("qemu-img convert of {}", path.display()),
     );
-    let model_raw = dir.join("model.raw");
-    std::fs::write(&model_raw, model).unwrap();
-    let (code, text) = run_status(
-        Command::new("qemu-img")
-            .args(["compare", "-f", "vpc", "-F", "raw"])
-            .arg(path)
-            .arg(&model_raw),
-    );
-    assert_eq!(
-        code,
-        0,
-        "qemu-img compare {} with the model: {text}",
-        path.display()
-    );
-    assert!(text.contains("identical"), "{text}");
-    std::fs::remove_file(&raw).unwrap();
-    std::fs::remove_file(&model_raw).unwrap();
+    assert_qemu_reads(path, model, dir);
 }
 
 /// pyvhdi reads the model back (64 KiB at a time).

@@ -5,9 +5,6 @@
 //! root that holds the whole chain (it works). Operations that name the parent themselves
 //! (create over a parent, snapshot, rebase) trust it, and apply the root below it.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use vhd_core::ops::{
@@ -18,6 +15,7 @@ use vhd_core::{
     check, create, CheckOptions, CreateOptions, DiskType, FindingKind, Image, OpenOptions,
     VirtualDisk,
 };
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 

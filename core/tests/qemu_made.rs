@@ -6,12 +6,10 @@
 //! images by CHS and `qem2` images by the current size, and we always use the current size,
 //! so both readers must agree on every image here.
 
-mod common;
-
-use common::*;
 use std::path::Path;
 use std::process::Command;
 use vhd_core::{DiskType, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 /// Sizes chosen to hit the awkward cases: not a multiple of the 2 MiB block, not a CHS
 /// multiple, an exact CHS multiple (150/4/17), and smaller than one block.

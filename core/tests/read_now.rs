@@ -3,11 +3,9 @@
 //! answers, answer for holes and for data in the page cache, and decline (without waiting)
 //! for data that has to come from the disk.
 
-mod common;
-
-use common::*;
 use std::path::Path;
-use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, Storage, VirtualDisk};
+use vhd_core::{create, CreateOptions, DiskType, FaultStorage, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const SIZE: u64 = 4 << 20;
 const BLOCK: u32 = 64 * 1024;
@@ -147,25 +145,6 @@ fn data_that_must_come_from_the_disk_is_declined_holes_are_not() {
     assert!(buf == expected[..8192]);
 }
 
-/// A storage that cannot tell whether a read would wait (the trait's default).
-#[derive(Debug)]
-struct CannotTell(std::fs::File);
-
-impl Storage for CannotTell {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.0.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.0.write_all_at(buf, offset)
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Storage::sync(&self.0)
-    }
-    fn file_size(&self) -> std::io::Result<u64> {
-        self.0.file_size()
-    }
-}
-
 #[test]
 fn a_storage_that_cannot_tell_answers_only_for_holes() {
     let dir = TempDir::new("read-now-cannot-tell");
@@ -176,7 +155,10 @@ fn a_storage_that_cannot_tell_answers_only_for_holes() {
         read_only: true,
         ..OpenOptions::default()
     };
-    let image = Image::open_storage(Box::new(CannotTell(file)), &path, &options).unwrap();
+    // A storage that cannot tell whether a read would wait (the trait's default).
+    let storage = FaultStorage::new(file);
+    storage.cannot_tell();
+    let image = Image::open_storage(Box::new(storage), &path, &options).unwrap();
     let mut buf = vec![0xA5; 4096];
     assert_eq!(image.read_at_now(&mut buf, u64::from(BLOCK)), Some(4096));
     assert!(buf.iter().all(|&b| b == 0));

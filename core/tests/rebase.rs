@@ -3,54 +3,15 @@
 //! when the whole folder moves), libvhdi reads the chain right, `check` is clean; a wrong
 //! parent is refused and nothing changes.
 
-mod common;
-
-use common::*;
 use std::path::Path;
 use std::process::Command;
 use vhd_core::ops::{commit, rebase, snapshot, Progress};
 use vhd_core::parent_locator::platform;
 use vhd_core::{create, CreateOptions, DiskType, DynamicHeader, Image, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 const SIZE: u64 = 8 * MIB + 4096;
-
-/// libvhdi (pyvhdi) opens the child and the parent, links them, and prints the parent
-/// name the child records, then reads the chain in 64 KiB pieces into `out`.
-const PYVHDI_PARENT_NAME_AND_CHAIN: &str = r#"
-import sys, pyvhdi
-parent = pyvhdi.file()
-parent.open(sys.argv[2])
-child = pyvhdi.file()
-child.open(sys.argv[3])
-child.set_parent(parent)
-print(child.get_parent_filename())
-size = child.get_media_size()
-child.seek_offset(0, 0)
-done = 0
-with open(sys.argv[1], "wb") as out:
-    while done < size:
-        data = child.read_buffer(min(65536, size - done))
-        if not data:
-            sys.exit("short read at %d" % done)
-        out.write(data)
-        done += len(data)
-"#;
-
-/// The parent name libvhdi finds in the child, and the chain as libvhdi reads it.
-fn libvhdi_parent_name_and_chain(parent: &Path, child: &Path, dir: &Path) -> (String, Vec<u8>) {
-    let out = dir.join("libvhdi.raw");
-    let name = run_ok(
-        Command::new(python())
-            .args(["-c", PYVHDI_PARENT_NAME_AND_CHAIN])
-            .arg(&out)
-            .arg(parent)
-            .arg(child),
-    );
-    let bytes = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    (String::from_utf8(name).unwrap().trim().to_string(), bytes)
-}
 
 fn write_random(image: &mut Image, model: &mut [u8], rng: &mut Rng, runs: &[(u64, u64)]) {
     for &(offset, length) in runs {
@@ -144,7 +105,7 @@ fn a_child_follows_its_moved_and_renamed_parent() {
         parent_line.is_some_and(|l| l.trim_end().ends_with(": renamed.vhd")),
         "vhdiinfo: {info}"
     );
-    let (name, theirs) = libvhdi_parent_name_and_chain(&moved, &child, dir.path());
+    let (name, theirs) = libvhdi_parent_name_and_chain(&[&moved, &child], &dir);
     assert!(
         name.ends_with("renamed.vhd"),
         "libvhdi's parent name {name:?}"
@@ -176,7 +137,7 @@ fn a_child_follows_its_moved_and_renamed_parent() {
         .ends_with("renamed.vhd"));
     drop(image);
     assert_clean(&child);
-    let (_, theirs) = libvhdi_parent_name_and_chain(&moved, &child, dir.path());
+    let (_, theirs) = libvhdi_parent_name_and_chain(&[&moved, &child], &dir);
     assert_same_bytes(&theirs, &model, "libvhdi reads the chain after new writes");
 }
 

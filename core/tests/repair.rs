@@ -5,9 +5,6 @@
 //! compare` against the expected raw bytes, or libvhdi's pyvhdi for differencing chains);
 //! anything else is reported as not repaired and the file is left byte for byte as it was.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use vhd_core::ops::{repair, RepairOptions, RepairReport};
@@ -15,6 +12,7 @@ use vhd_core::{
     check, create, CheckOptions, CheckReport, CreateOptions, DiskType, Error, FindingKind,
     Severity, VirtualDisk,
 };
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 /// qemu's block size, and the layout of its 8 MiB dynamic images: footer copy, header at

@@ -1,4 +1,4 @@
-//! The repair property (see `fuzz/src/repair.rs`, which the `repair` fuzz target runs on
+//! The repair property (see `testkit/src/repair_property.rs`, which the `repair` fuzz target runs on
 //! fuzzer input) on seeded damage, bounded to a few seconds: every bit of the fields
 //! repair relies on flipped (every bit of the current size, table offset, entry count and
 //! block size; two bits of each byte, a different pair from byte to byte, of the footer's
@@ -7,14 +7,8 @@
 //! anywhere, files cut or grown, up to six at once), on a fixed, a dynamic and a
 //! differencing image with its parent.
 
-mod common;
-
-#[path = "../../fuzz/src/repair.rs"]
-#[allow(dead_code)]
-mod property;
-
-use common::*;
-use property::{Damage, Images, KINDS};
+use vhd_testkit::repair_property::{self as property, Damage, Images, KINDS};
+use vhd_testkit::*;
 
 /// The bytes of a sparse image whose bits are flipped: (start, end) offsets from the start
 /// of the file (negative: from its end), and whether every bit of each byte is flipped in

@@ -2,14 +2,12 @@
 //! dynamic) and libvhdi (differencing chains, written in whole 4 KiB units) read them, the
 //! BAT growing past its capacity, shrinking refused over data unless forced.
 
-mod common;
-
-use common::*;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vhd_core::ops::{resize, Progress, ResizeOptions, ResizeReport};
 use vhd_core::{check, create, CheckOptions, CreateOptions, DiskType, OpenOptions, VirtualDisk};
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 2 * MIB;

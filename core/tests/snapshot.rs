@@ -1,13 +1,11 @@
 //! `snapshot`: a new child over an image, returned open; writes to it leave the parent
 //! as it was (its file, and what qemu reads from it), and libvhdi reads the chain right.
 
-mod common;
-
-use common::*;
 use vhd_core::ops::snapshot;
 use vhd_core::{
     check, create, CheckOptions, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk,
 };
+use vhd_testkit::*;
 
 const MIB: u64 = 1 << 20;
 

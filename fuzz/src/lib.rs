@@ -1,47 +1,24 @@
-//! What the fuzz target and the corpus maker share: an in-memory file, the folder with the
-//! one parent image a fuzzed differencing child may find, and the open-and-read itself.
+//! What the fuzz target and the corpus maker share: the folder with the one parent image a
+//! fuzzed differencing child may find, and the open-and-read itself. The bytes are served
+//! by the core's read-only in-memory storage (`vhd_core::MemoryStorage::read_only`), which
+//! refuses and counts writes: an image opened read-only that tries to write is a bug.
 
 #[cfg(unix)]
 mod parents;
-pub mod repair;
 #[cfg(unix)]
 pub use parents::search_parents;
+/// The repair property: one home in the tests' kit, which `cargo test` runs bounded.
+pub use vhd_testkit::repair_property as repair;
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, Storage, VirtualDisk};
+use vhd_core::{create, CreateOptions, DiskType, Image, MemoryStorage, OpenOptions, VirtualDisk};
 
 /// Unique id of the parent image in [`root`] (the seed children record it).
 pub const PARENT_ID: [u8; 16] = *b"vhd-fuzz-parent!";
 
 /// Most bytes of the virtual disk read from its start; the rest is sampled.
 const READ_FROM_START: u64 = 1 << 20;
-
-/// A file in memory; the image is opened read-only, so a write is a bug.
-#[derive(Debug)]
-pub struct MemoryFile(pub Vec<u8>);
-
-impl Storage for MemoryFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
-        let end = start
-            .checked_add(buf.len())
-            .filter(|&end| end <= self.0.len())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        buf.copy_from_slice(&self.0[start..end]);
-        Ok(())
-    }
-    fn write_all_at(&self, _buf: &[u8], offset: u64) -> io::Result<()> {
-        panic!("an image opened read-only was written at offset {offset}");
-    }
-    fn sync(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn file_size(&self) -> io::Result<u64> {
-        Ok(self.0.len() as u64)
-    }
-}
 
 /// The folder a fuzzed image "lives" in, and the only one its parents may come from. It
 /// holds `parent.vhd`, a small dynamic image with 4 KiB blocks and the unique id
@@ -81,6 +58,11 @@ fn make_parent(path: &Path) {
 /// Opens `data` as an image in [`root`], read-only; `strict`: with every check, otherwise
 /// ignoring checksums and the parent's time stamp.
 pub fn open(data: &[u8], strict: bool) -> vhd_core::Result<Image> {
+    open_storage(&MemoryStorage::read_only(data.to_vec()), strict)
+}
+
+/// [`open`] from `file` (clones share its bytes and its count of refused writes).
+fn open_storage(file: &MemoryStorage, strict: bool) -> vhd_core::Result<Image> {
     let root = root();
     let options = OpenOptions {
         read_only: true,
@@ -89,21 +71,27 @@ pub fn open(data: &[u8], strict: bool) -> vhd_core::Result<Image> {
         ignore_parent_timestamp: !strict,
         ..OpenOptions::default()
     };
-    Image::open_storage(
-        Box::new(MemoryFile(data.to_vec())),
-        &root.join("input.vhd"),
-        &options,
-    )
+    Image::open_storage(Box::new(file.clone()), &root.join("input.vhd"), &options)
 }
 
 /// Opens `data` as an image (read-only, parents only from [`root`]) and reads it: the
 /// first MiB of the disk, and a few pieces anywhere (offsets taken from the data). Any
-/// error is fine; a panic, a hang or a huge allocation is a bug.
+/// error is fine; a panic, a hang, a huge allocation or an attempt to write is a bug.
 pub fn open_and_read(data: &[u8]) {
+    let file = MemoryStorage::read_only(data.to_vec());
     // Strict first; then forgiving, so that checksums do not stop the fuzzer at the door.
-    let Ok(image) = open(data, true).or_else(|_| open(data, false)) else {
-        return;
-    };
+    if let Ok(image) = open_storage(&file, true).or_else(|_| open_storage(&file, false)) {
+        read_image(&image, data);
+    }
+    assert_eq!(
+        file.refused_writes(),
+        0,
+        "an image opened read-only tried to write"
+    );
+}
+
+/// Reads the image `data` opened as: see [`open_and_read`].
+fn read_image(image: &Image, data: &[u8]) {
     let _ = (
         image.footer(),
         image.header(),

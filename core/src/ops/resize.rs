@@ -207,69 +207,14 @@ mod tests {
     //! an image that opens, that `check` finds not corrupt, and that reads as before (at
     //! the old or the new size).
 
-    use crate::storage::Storage;
+    use crate::storage::FaultStorage;
     use crate::VirtualDisk;
     use crate::{
         check, create, CheckOptions, CreateOptions, DiskType, FindingKind, Image, OpenOptions,
     };
     use std::path::PathBuf;
-    use std::sync::{Arc, Mutex};
 
     const BLOCK: u64 = 256 * 1024;
-
-    /// The bytes, the writes (and truncations) so far, and how many may succeed.
-    type State = (Vec<u8>, usize, Option<usize>);
-
-    /// A file in memory whose process dies after `die_after` writes and truncations.
-    #[derive(Debug, Clone)]
-    struct DyingFile(Arc<Mutex<State>>);
-
-    impl DyingFile {
-        fn new(bytes: Vec<u8>, die_after: Option<usize>) -> DyingFile {
-            DyingFile(Arc::new(Mutex::new((bytes, 0, die_after))))
-        }
-        fn step(state: &mut State) -> std::io::Result<()> {
-            if state.2.is_some_and(|n| state.1 >= n) {
-                return Err(std::io::Error::other("killed (fault injection)"));
-            }
-            state.1 += 1;
-            Ok(())
-        }
-    }
-
-    impl Storage for DyingFile {
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-            let state = self.0.lock().unwrap();
-            let end = offset as usize + buf.len();
-            if end > state.0.len() {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            buf.copy_from_slice(&state.0[offset as usize..end]);
-            Ok(())
-        }
-        fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-            let mut state = self.0.lock().unwrap();
-            DyingFile::step(&mut state)?;
-            let end = offset as usize + buf.len();
-            if state.0.len() < end {
-                state.0.resize(end, 0);
-            }
-            state.0[offset as usize..end].copy_from_slice(buf);
-            Ok(())
-        }
-        fn sync(&self) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn file_size(&self) -> std::io::Result<u64> {
-            Ok(self.0.lock().unwrap().0.len() as u64)
-        }
-        fn set_len(&self, size: u64) -> std::io::Result<()> {
-            let mut state = self.0.lock().unwrap();
-            DyingFile::step(&mut state)?;
-            state.0.resize(size as usize, 0);
-            Ok(())
-        }
-    }
 
     fn temp_path(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("vhd-core-resize-{}-{name}", std::process::id()))
@@ -307,26 +252,30 @@ mod tests {
     fn killed_at_every_write(name: &str, new_size: u64) {
         let path = temp_path(name);
         let (original, contents) = image_bytes(&path);
-        let open = |file: DyingFile| {
+        let open = |file: FaultStorage| {
             let options = OpenOptions {
                 lock: false,
                 ..Default::default()
             };
             Image::open_storage(Box::new(file), &path, &options).unwrap()
         };
-        let counter = DyingFile::new(original.clone(), None);
+        let counter = FaultStorage::in_memory(original.clone());
         set_size(&mut open(counter.clone()), new_size).unwrap();
-        let total = counter.0.lock().unwrap().1;
+        let total = counter.changes();
         let mut stale_copies = 0;
         for die_after in 0..=total {
-            let file = DyingFile::new(original.clone(), Some(die_after));
+            let file = FaultStorage::in_memory(original.clone());
+            if die_after < total {
+                // (After its last write, death would still fail the syncs that follow.)
+                file.die_after(die_after);
+            }
             let result = set_size(&mut open(file.clone()), new_size);
             assert_eq!(
                 result.is_ok(),
                 die_after == total,
                 "killed after {die_after}"
             );
-            std::fs::write(&path, &file.0.lock().unwrap().0).unwrap();
+            std::fs::write(&path, file.after_death().unwrap()).unwrap();
             // Between the footer at the end and its copy at offset 0, the copy describes
             // the other size; the end footer rules. That is a state of its own, repairable
             // and no damage (`footer-copy-stale`, a leak); nothing else may be wrong.

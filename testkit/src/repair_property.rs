@@ -1,5 +1,6 @@
-//! The repair property, shared by the `repair` fuzz target and its bounded run in
-//! `cargo test` (`core/tests/repair_property.rs` includes this file): take a valid image of
+//! The repair property, shared by the `repair` fuzz target (`fuzz/`, as
+//! `vhd_core_fuzz::repair`) and its bounded run in `cargo test`
+//! (`core/tests/repair_property.rs`): take a valid image of
 //! each kind (fixed, dynamic, differencing with its parent), damage it, repair it, and
 //! require that
 //!
@@ -17,7 +18,7 @@
 //! Then the same damaged image is repaired with force, which must not fail either (its
 //! losses are its report's business).
 //!
-//! Only `vhd_core`'s public API and `std` are used, so that both crates can build it.
+//! Only `vhd_core`'s public API and `std` are used.
 
 use std::path::{Path, PathBuf};
 use vhd_core::ops::{repair_with, RepairOptions};
