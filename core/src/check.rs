@@ -78,14 +78,15 @@ use crate::error::{Error, Result};
 use crate::footer::{
     DiskType, Footer, FEATURE_RESERVED, FOOTER_COOKIE, FOOTER_SIZE, FORMAT_VERSION, NO_DATA_OFFSET,
 };
-use crate::image::{block_extent, locator_data, locator_space};
+use crate::image::{
+    BlockExtent, BlockGeometry, BlockList, FileLayout, Occupant, OutOfRange, Region, Stretch,
+    Structure,
+};
 use crate::image::{FooterSource, Image, OpenOptions, ParentPath};
 use crate::parent_locator::platform;
-use crate::sector_bitmap::bitmap_size;
 use crate::storage::Storage;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// How many findings of one kind a report lists one by one. The others are counted (exactly,
@@ -1161,31 +1162,17 @@ impl Checker<'_> {
                 format!("the table offset {table} is not a multiple of 512"),
             );
         }
-        let mut layout = Layout {
-            exact: vec![
-                region(0, FOOTER_SIZE as u64, Occupant::FooterCopy),
-                region(header_offset, header_end, Occupant::Header),
-                region(table, table_end, Occupant::Bat),
-            ],
-            space: Vec::new(),
-            blocks: Vec::new(),
-            geometry: BlockGeometry::new(block_size, virtual_size, limit),
-        };
-        layout.space = layout.exact.clone();
-        // The BAT is padded to a whole sector by every writer.
-        layout.space[2].end = table_end.next_multiple_of(512).min(limit);
-        self.check_locators(&header, disk_type, limit, &mut layout);
-        layout.exact.sort_by_key(|r| (r.start, r.end));
-        layout.space.sort_by_key(|r| (r.start, r.end));
-        let metadata_end = layout.space.iter().map(|r| r.end).max().unwrap_or(0);
-        self.report.layout.geometry = Some(layout.geometry);
-        self.check_blocks(&header, &mut layout)?;
+        let differencing = disk_type == DiskType::Differencing;
+        let layout = FileLayout::new(&header, header_offset, virtual_size, limit, differencing);
+        self.check_locators(&header, disk_type, &layout);
+        self.report.layout.geometry = Some(layout.geometry());
+        let mut blocks = self.check_blocks(&header, &layout)?;
         // File order, then BAT order: the order the blocks are judged and listed in.
-        layout.blocks.sort_unstable();
-        self.report.layout.first_block = layout.blocks.first().map(|&key| key_parts(key).1);
-        self.check_bitmaps(&layout, disk_type)?;
-        self.check_overlaps(&layout, &header);
-        self.check_unused(&layout, metadata_end, chosen.end_missing);
+        blocks.sort();
+        self.report.layout.first_block = blocks.iter().next().map(|(_, sector)| sector);
+        self.check_bitmaps(&layout, &blocks, disk_type)?;
+        self.check_overlaps(&layout, &blocks, &header);
+        self.check_unused(&layout, &blocks, chosen.end_missing);
         Ok(true)
     }
 
@@ -1265,23 +1252,21 @@ impl Checker<'_> {
         }
     }
 
-    fn check_locators(
-        &mut self,
-        header: &DynamicHeader,
-        disk_type: DiskType,
-        limit: u64,
-        layout: &mut Layout,
-    ) {
+    /// Parent locators: an unknown platform code is worth a remark; data outside the space
+    /// between the footer copy and the footer is damage in a differencing image (which reads
+    /// it) and a remark in others. (Data in the file is a structure of the layout: blocks
+    /// may not overlap it, [`FileLayout::structures`].)
+    fn check_locators(&mut self, header: &DynamicHeader, disk_type: DiskType, layout: &FileLayout) {
         // Locators matter to differencing images only; others may carry leftovers.
         let severity = if disk_type == DiskType::Differencing {
             Severity::Corrupt
         } else {
             Severity::Info
         };
-        for (i, locator) in header.parent_locators.iter().enumerate() {
-            if locator.is_empty() {
-                continue;
-            }
+        let limit = layout.limit();
+        for extent in layout.locators() {
+            let i = extent.index;
+            let locator = &header.parent_locators[i];
             let entry_offset = Some(self.header_offset + 576 + 24 * i as u64);
             let known = matches!(
                 locator.platform_code,
@@ -1304,8 +1289,8 @@ impl Checker<'_> {
                     ),
                 );
             }
-            let Range { start, end } = locator_data(locator);
-            if start < FOOTER_SIZE as u64 || end > limit {
+            if !extent.in_file {
+                let (start, end) = extent.data;
                 self.add(
                     severity,
                     FindingKind::LocatorOutOfRange,
@@ -1315,28 +1300,16 @@ impl Checker<'_> {
                         locator.platform_name()
                     ),
                 );
-                continue;
-            }
-            let occupant = Occupant::Locator(i);
-            // A dynamic image never reads its locators: leftovers there overlap nothing.
-            if end > start && disk_type == DiskType::Differencing {
-                layout.exact.push(region(start, end, occupant));
-            }
-            let space_end = start.saturating_add(locator_space(locator)).min(limit);
-            if space_end > start {
-                layout.space.push(region(start, space_end, occupant));
             }
         }
     }
 
     /// Reads the BAT a chunk at a time and checks each allocated entry (see
     /// [`Checker::check_entry`]). The table itself is not kept.
-    fn check_blocks(&mut self, header: &DynamicHeader, layout: &mut Layout) -> Result<()> {
+    fn check_blocks(&mut self, header: &DynamicHeader, layout: &FileLayout) -> Result<BlockList> {
         let entries = u64::from(header.max_table_entries);
         let mut chunk = vec![0u8; (BAT_CHUNK_ENTRIES.min(entries) * BAT_ENTRY_SIZE) as usize];
-        // Sized once for every entry (growing by reallocation would hold two copies at
-        // times); the pages that stay unused are never touched.
-        layout.blocks.reserve_exact(entries as usize);
+        let mut blocks = BlockList::with_capacity(entries as usize);
         let mut first = 0;
         while first < entries {
             let count = BAT_CHUNK_ENTRIES.min(entries - first);
@@ -1344,25 +1317,33 @@ impl Checker<'_> {
             let at = header.table_offset + first * BAT_ENTRY_SIZE;
             self.read(bytes, at, "the block allocation table")?;
             for (index, sector) in BlockAllocationTable::parse(bytes).allocated() {
-                self.check_entry(header.table_offset, first as u32 + index, sector, layout);
+                let block = first as u32 + index;
+                if self.check_entry(header.table_offset, block, sector, layout) {
+                    blocks.push(block, sector);
+                }
             }
             first += count;
         }
         self.report.layout.bat_read = true;
-        Ok(())
+        Ok(blocks)
     }
 
     /// One allocated BAT entry: its block must be in front of the footer (else it is
-    /// recorded for a repair), and one past the end of the disk is worth a remark. The
-    /// blocks in front of the footer go to `layout.blocks`, for the checks that compare
-    /// them with each other.
-    fn check_entry(&mut self, table_offset: u64, block: u32, sector: u32, layout: &mut Layout) {
+    /// recorded for a repair), and one past the end of the disk is worth a remark. Returns
+    /// whether the block is in front of the footer, to be compared with the others.
+    fn check_entry(
+        &mut self,
+        table_offset: u64,
+        block: u32,
+        sector: u32,
+        layout: &FileLayout,
+    ) -> bool {
         self.report.allocated_blocks += 1;
-        let geometry = layout.geometry;
+        let geometry = layout.geometry();
         let extent = geometry.extent(block, sector);
         let entry_offset = Some(table_offset + u64::from(block) * BAT_ENTRY_SIZE);
         if !extent.in_disk {
-            let size = geometry.virtual_size;
+            let size = geometry.virtual_size();
             self.report.add(Severity::Info, FindingKind::BatPastDiskEnd, entry_offset, || {
                 format!("BAT entry {block} points at sector {sector}, but block {block} lies past the end of the {size}-byte disk")
             });
@@ -1373,9 +1354,9 @@ impl Checker<'_> {
             data_end,
             ..
         } = extent;
-        let limit = geometry.limit;
-        match geometry.out_of_range(&extent) {
-            None => layout.blocks.push(block_key(block, sector)),
+        let limit = geometry.limit();
+        match geometry.out_of_range(&extent).map(out_of_range_kind) {
+            None => true,
             Some(kind) => {
                 self.report.add(Severity::Corrupt, kind, entry_offset, || {
                     if kind == FindingKind::BitmapOutOfRange {
@@ -1385,6 +1366,7 @@ impl Checker<'_> {
                     }
                 });
                 self.report.layout.out_of_range.push((block, sector));
+                false
             }
         }
     }
@@ -1401,18 +1383,24 @@ impl Checker<'_> {
     /// follow each other closely ([`BITMAP_GAP`]) are read at once, up to [`BITMAP_WINDOW`]
     /// bytes: a crafted BAT whose millions of entries point into one stretch of the file
     /// costs a few reads, not one each (and a bitmap several entries share is read once).
-    fn check_bitmaps(&mut self, layout: &Layout, disk_type: DiskType) -> Result<()> {
+    fn check_bitmaps(
+        &mut self,
+        layout: &FileLayout,
+        blocks: &BlockList,
+        disk_type: DiskType,
+    ) -> Result<()> {
         let cookie = FOOTER_COOKIE.len() as u64;
-        // The block of `layout.blocks[i]`, where its bitmap starts, and whether it is in
-        // the disk (only those bitmaps are read).
+        // The `i`th block, where its bitmap starts, and whether it is in the disk (only
+        // those bitmaps are read).
+        let geometry = layout.geometry();
         let bitmap = |i: usize| {
-            let (block, sector) = key_parts(layout.blocks[i]);
-            let extent = layout.geometry.extent(block, sector);
+            let (block, sector) = blocks.get(i);
+            let extent = geometry.extent(block, sector);
             (block, extent.start, extent.in_disk)
         };
         let mut window = Vec::new();
         let mut window_start = 0;
-        for i in 0..layout.blocks.len() {
+        for i in 0..blocks.len() {
             let (block, start, in_disk) = bitmap(i);
             if !in_disk {
                 continue;
@@ -1420,7 +1408,7 @@ impl Checker<'_> {
             // Starts only grow: a cookie not in the window is past it.
             if start + cookie > window_start + window.len() as u64 {
                 let mut last = start;
-                for (_, next, next_in_disk) in (i + 1..layout.blocks.len()).map(bitmap) {
+                for (_, next, next_in_disk) in (i + 1..blocks.len()).map(bitmap) {
                     if next + cookie - start > BITMAP_WINDOW {
                         break;
                     }
@@ -1463,33 +1451,24 @@ impl Checker<'_> {
         });
     }
 
-    /// Every structure must have its bytes to itself. In file order, each region is
-    /// compared with the one reaching furthest before it: one pass, however many blocks
-    /// share their bytes.
-    fn check_overlaps(&mut self, layout: &Layout, header: &DynamicHeader) {
-        let mut furthest: Option<Region> = None;
-        for region in layout.regions(Stretch::Exact) {
-            if let Some(before) = furthest {
-                if region.start < before.end {
-                    self.note_overlapping(&region);
-                    self.note_overlapping(&before);
-                    self.report.add(
-                        Severity::Corrupt,
-                        FindingKind::Overlap,
-                        Some(region.start),
-                        || {
-                            format!(
-                                "{} overlaps {}",
-                                region.describe(header),
-                                before.describe(header)
-                            )
-                        },
-                    );
-                }
-            }
-            if furthest.is_none_or(|before| region.end > before.end) {
-                furthest = Some(region);
-            }
+    /// Every structure must have its bytes to itself ([`FileLayout::overlaps`]: one pass,
+    /// however many blocks share their bytes).
+    fn check_overlaps(&mut self, layout: &FileLayout, blocks: &BlockList, header: &DynamicHeader) {
+        for (region, before) in layout.overlaps(blocks) {
+            self.note_overlapping(&region);
+            self.note_overlapping(&before);
+            self.report.add(
+                Severity::Corrupt,
+                FindingKind::Overlap,
+                Some(region.start),
+                || {
+                    format!(
+                        "{} overlaps {}",
+                        describe(&region, header),
+                        describe(&before, header)
+                    )
+                },
+            );
         }
     }
 
@@ -1506,15 +1485,13 @@ impl Checker<'_> {
     }
 
     /// Space no structure uses: leaked blocks and padding (see the module documentation).
-    fn check_unused(&mut self, layout: &Layout, metadata_end: u64, end_missing: bool) {
-        let limit = layout.geometry.limit;
-        let unit = layout.geometry.bitmap + u64::from(layout.geometry.block_size);
-        let used_end = layout
-            .regions(Stretch::Space)
-            .map(|r| r.end)
-            .max()
-            .unwrap_or(0);
-        self.report.layout.used_end = used_end.max(metadata_end);
+    fn check_unused(&mut self, layout: &FileLayout, blocks: &BlockList, end_missing: bool) {
+        let geometry = layout.geometry();
+        let limit = geometry.limit();
+        let unit = geometry.unit();
+        let metadata_end = layout.metadata_end();
+        let used_end = layout.used_end(blocks);
+        self.report.layout.used_end = used_end;
         if end_missing {
             // The file ends without its footer: decide what the tail is.
             let size = self.file_size;
@@ -1553,7 +1530,7 @@ impl Checker<'_> {
             padding: Padding::default(),
         };
         let mut position = 0;
-        for region in layout.regions(Stretch::Space) {
+        for region in layout.regions(blocks, Stretch::Space) {
             if region.start > position {
                 self.unused_stretch(position, region.start, &mut scan);
             }
@@ -1652,206 +1629,42 @@ impl Padding {
     }
 }
 
-/// Where the blocks of a sparse image lie in its file: the rule the check applies to every
-/// BAT entry, and that a repair planned from the check applies again.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BlockGeometry {
-    block_size: u32,
-    /// Bytes of a block's sector bitmap.
-    bitmap: u64,
-    virtual_size: u64,
-    /// Where blocks must end: the footer's offset.
-    limit: u64,
-}
-
-/// Where one block lies in the file.
-#[derive(Debug, Clone, Copy)]
-struct BlockExtent {
-    /// Where its sector bitmap starts: the BAT entry's sector.
-    start: u64,
-    /// The block holds part of the disk (it does not lie past the disk's end).
-    in_disk: bool,
-    bitmap_end: u64,
-    /// The end of what a reader needs: the bitmap, and the data inside the virtual size
-    /// (none for a block past the end of the disk).
-    data_end: u64,
-    /// The end of the whole block (bitmap and all its data), but not past the footer: the
-    /// space a writer gave it.
-    space_end: u64,
-}
-
-impl BlockGeometry {
-    fn new(block_size: u32, virtual_size: u64, limit: u64) -> BlockGeometry {
-        BlockGeometry {
-            block_size,
-            bitmap: bitmap_size(block_size),
-            virtual_size,
-            limit,
-        }
-    }
-
-    /// The reader's rule ([`block_extent`]): the bitmap, then the data up to the end of
-    /// the disk in whole sectors; a block wholly past the end of the disk holds nothing
-    /// that is read.
-    fn extent(&self, block: u32, sector: u32) -> BlockExtent {
-        let Range { start, end } = block_extent(sector, block, self.block_size, self.virtual_size);
-        let bitmap_end = start + self.bitmap;
-        BlockExtent {
-            start,
-            in_disk: u64::from(block) * u64::from(self.block_size) < self.virtual_size,
-            bitmap_end,
-            data_end: end,
-            space_end: (bitmap_end + u64::from(self.block_size)).min(self.limit),
-        }
-    }
-
-    /// The finding a block not (wholly) in front of the footer gives: none when it is.
-    fn out_of_range(&self, extent: &BlockExtent) -> Option<FindingKind> {
-        if extent.bitmap_end > self.limit {
-            Some(FindingKind::BitmapOutOfRange)
-        } else if extent.data_end > self.limit {
-            Some(FindingKind::BatOutOfRange)
-        } else {
-            None
-        }
-    }
-}
-
-impl BlockGeometry {
-    /// Bytes of a block's sector bitmap.
-    pub(crate) fn bitmap_bytes(&self) -> u64 {
-        self.bitmap
-    }
-
-    /// Bytes of one whole block in the file: its sector bitmap and all its data.
-    pub(crate) fn unit(&self) -> u64 {
-        self.bitmap + u64::from(self.block_size)
-    }
-
-    /// The bytes of the file a reader needs of block `block` at `sector`: its sector
-    /// bitmap, and its data inside the disk.
-    pub(crate) fn read_extent(&self, block: u32, sector: u32) -> Range<u64> {
-        let extent = self.extent(block, sector);
-        extent.start..extent.data_end
-    }
-}
-
 impl LayoutFacts {
     /// Which finding the out-of-range BAT entry `block` (pointing at `sector`) gave.
     pub(crate) fn out_of_range_kind(&self, block: u32, sector: u32) -> FindingKind {
         self.geometry
             .and_then(|g| g.out_of_range(&g.extent(block, sector)))
-            .unwrap_or(FindingKind::BatOutOfRange)
+            .map_or(FindingKind::BatOutOfRange, out_of_range_kind)
     }
 }
 
-/// A block in front of the footer, as one number that sorts in file order (its sector),
-/// then in BAT order.
-fn block_key(block: u32, sector: u32) -> u64 {
-    (u64::from(sector) << 32) | u64::from(block)
-}
-
-/// `(block, sector)` of a [`block_key`].
-fn key_parts(key: u64) -> (u32, u32) {
-    (key as u32, (key >> 32) as u32)
-}
-
-/// The stretches of a sparse image's file: `exact` for overlap checks (the bytes each
-/// structure is read from), `space` for finding unused space (with padding: the BAT to a
-/// sector, locators to their data space, blocks to a whole block). The structures are few
-/// and listed; the blocks are kept as one number each ([`block_key`]), their stretches
-/// worked out as they are needed.
-struct Layout {
-    exact: Vec<Region>,
-    space: Vec<Region>,
-    /// The blocks in front of the footer, sorted (in file order).
-    blocks: Vec<u64>,
-    geometry: BlockGeometry,
-}
-
-/// Which stretch of each structure [`Layout::regions`] gives.
-#[derive(Clone, Copy)]
-enum Stretch {
-    Exact,
-    Space,
-}
-
-impl Layout {
-    /// Every structure's and block's stretch, in file order (structures before blocks
-    /// that start at the same offset). `exact` and `space` must be sorted.
-    fn regions(&self, stretch: Stretch) -> impl Iterator<Item = Region> + '_ {
-        let structures = match stretch {
-            Stretch::Exact => &self.exact,
-            Stretch::Space => &self.space,
-        };
-        let mut structures = structures.iter().copied().peekable();
-        let mut blocks = self
-            .blocks
-            .iter()
-            .map(move |&key| {
-                let (block, sector) = key_parts(key);
-                let extent = self.geometry.extent(block, sector);
-                let end = match stretch {
-                    Stretch::Exact => extent.data_end,
-                    Stretch::Space => extent.space_end,
-                };
-                region(extent.start, end, Occupant::Block(block))
-            })
-            .peekable();
-        std::iter::from_fn(move || match (structures.peek(), blocks.peek()) {
-            (Some(s), Some(b)) if s.start <= b.start => structures.next(),
-            (Some(_), None) => structures.next(),
-            _ => blocks.next(),
-        })
+/// The finding a block not (wholly) in front of the footer gives.
+fn out_of_range_kind(out_of_range: OutOfRange) -> FindingKind {
+    match out_of_range {
+        OutOfRange::Bitmap => FindingKind::BitmapOutOfRange,
+        OutOfRange::Data => FindingKind::BatOutOfRange,
     }
 }
 
-/// What occupies a stretch of the file; described in words only for a finding listed.
-#[derive(Debug, Clone, Copy)]
-enum Occupant {
-    FooterCopy,
-    Header,
-    Bat,
-    /// The data of the parent locator of this index.
-    Locator(usize),
-    /// The block of this BAT index.
-    Block(u32),
-}
-
-/// A stretch of the file and what occupies it.
-#[derive(Debug, Clone, Copy)]
-struct Region {
-    start: u64,
-    end: u64,
-    occupant: Occupant,
-}
-
-impl Region {
-    fn describe(&self, header: &DynamicHeader) -> String {
-        let Region { start, end, .. } = *self;
-        match self.occupant {
-            Occupant::FooterCopy => "the footer copy".into(),
-            Occupant::Header => format!("the dynamic header (bytes {start}..{end})"),
-            Occupant::Bat => format!("the BAT (bytes {start}..{end})"),
-            Occupant::Locator(i) => format!(
-                "the data of parent locator {i} ({}, bytes {start}..{end})",
-                header.parent_locators[i].platform_name()
-            ),
-            Occupant::Block(block) => {
-                format!(
-                    "block {block} (sector {}, bytes {start}..{end})",
-                    start / 512
-                )
-            }
+/// A stretch of the file in the words of a finding.
+fn describe(region: &Region, header: &DynamicHeader) -> String {
+    let Region { start, end, .. } = *region;
+    match region.occupant {
+        Occupant::Structure(Structure::FooterCopy) => "the footer copy".into(),
+        Occupant::Structure(Structure::Header) => {
+            format!("the dynamic header (bytes {start}..{end})")
         }
-    }
-}
-
-fn region(start: u64, end: u64, occupant: Occupant) -> Region {
-    Region {
-        start,
-        end,
-        occupant,
+        Occupant::Structure(Structure::Bat) => format!("the BAT (bytes {start}..{end})"),
+        Occupant::Structure(Structure::Locator(i)) => format!(
+            "the data of parent locator {i} ({}, bytes {start}..{end})",
+            header.parent_locators[i].platform_name()
+        ),
+        Occupant::Block(block) => {
+            format!(
+                "block {block} (sector {}, bytes {start}..{end})",
+                start / 512
+            )
+        }
     }
 }
 

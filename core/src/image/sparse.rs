@@ -6,6 +6,7 @@
 //! makes everything durable in the right order. What a clear bitmap bit means (zeros, or
 //! "ask the parent") is decided by the image kinds built on it.
 
+use super::layout::{block_extent, data_in_disk, BlockList, FileLayout, LocatorInTheWay, Occupant};
 use super::{
     read_exact, read_exact_waiting, read_failure, sync, write_all, Access, FooterSource,
     LocatedFooter, OpenOptions,
@@ -135,58 +136,43 @@ impl SparseFile {
     }
 
     /// Why a differencing image may not be written because of where a parent locator's
-    /// data lies: at or past the footer (outside the file, or where new blocks go: a new
-    /// block would hold it, and then overlap it at the next open), or over the footer copy,
-    /// the dynamic header or the BAT (which writes rewrite: the path to the parent would
-    /// change under it). Locator data elsewhere in front of the footer is protected by the
-    /// layout (blocks may not overlap it, and new ones go past it).
+    /// data lies ([`FileLayout::locator_in_the_way`]), in words.
     fn locator_in_the_way(&self, footer_offset: u64) -> Option<String> {
-        if self.footer.disk_type() != Some(crate::DiskType::Differencing) {
-            return None;
-        }
-        let metadata = self.metadata();
-        let locators = self.header.parent_locators.iter().enumerate();
-        locators
-            .filter(|(_, l)| !l.is_empty())
-            .map(|(i, l)| (i, locator_data(l)))
-            .filter(|(_, data)| data.end > data.start)
-            .find_map(|(i, data)| {
-                let what = format!(
-                    "the data of parent locator {i} (bytes {}..{})",
-                    data.start, data.end
-                );
-                if data.start >= footer_offset {
-                    return Some(format!(
-                        "{what} lies past the footer (at {footer_offset}), where new blocks \
-                         would be written over it"
-                    ));
-                }
-                metadata
-                    .iter()
-                    .find(|(start, end, _)| data.start < *end && *start < data.end)
-                    .map(|(_, _, structure)| {
-                        format!("{what} overlaps {structure}, which writes would change")
-                    })
-            })
+        let (locator, problem) = self.layout(footer_offset).locator_in_the_way()?;
+        let (start, end) = locator.data;
+        let what = format!(
+            "the data of parent locator {} (bytes {start}..{end})",
+            locator.index
+        );
+        Some(match problem {
+            LocatorInTheWay::PastFooter => {
+                let verb = if start >= footer_offset {
+                    "lies"
+                } else {
+                    "runs"
+                };
+                format!(
+                    "{what} {verb} past the footer (at {footer_offset}), where new blocks \
+                     would be written over it"
+                )
+            }
+            LocatorInTheWay::Overlaps(structure) => format!(
+                "{what} overlaps {}, which writes would change",
+                structure.name(&self.header)
+            ),
+        })
     }
 
-    /// The byte ranges of the footer copy, the dynamic header and the BAT, with their names.
-    fn metadata(&self) -> [(u64, u64, &'static str); 3] {
-        let header_offset = self.footer.data_offset;
-        let table_offset = self.header.table_offset;
-        [
-            (0, FOOTER_SIZE as u64, "the footer copy"),
-            (
-                header_offset,
-                header_offset.saturating_add(DYNAMIC_HEADER_SIZE as u64),
-                "the dynamic header",
-            ),
-            (
-                table_offset,
-                table_offset.saturating_add(self.bat.len() as u64 * BAT_ENTRY_SIZE),
-                "the block allocation table",
-            ),
-        ]
+    /// The layout of the file whose footer is at `footer_offset` (the blocks aside).
+    fn layout(&self, footer_offset: u64) -> FileLayout {
+        let differencing = self.footer.disk_type() == Some(crate::DiskType::Differencing);
+        FileLayout::new(
+            &self.header,
+            self.footer.data_offset,
+            self.size(),
+            footer_offset,
+            differencing,
+        )
     }
 
     /// The hard disk footer.
@@ -240,94 +226,65 @@ impl SparseFile {
     /// to the end of the disk in whole sectors) must lie in the file, in front of the footer.
     /// The blocks of the disk must not overlap each other nor the footer copy, the dynamic
     /// header, the BAT or (in a differencing image, which reads them to find its parent) a
-    /// parent locator's data: a write to one would change another block, or destroy the
-    /// image's structures. Writes never leave these extents ([`SparseFile::write_data`]).
+    /// parent locator's data in the file ([`FileLayout::overlaps`]): a write to one would
+    /// change another block, or destroy the image's structures. Writes never leave these
+    /// extents ([`SparseFile::write_data`]). An entry past the end of the disk is never
+    /// read nor written: only its bitmap must lie in front of the footer.
     fn validate_blocks(&self, footer_offset: u64) -> Result<()> {
-        let blocks_in_disk = self.size().div_ceil(self.block_size);
-        let extent = |block: u32, sector: u32| {
-            block_extent(sector, block, self.header.block_size, self.size())
-        };
-        // Each allocated block of the disk as one number, its sector then its index, which
-        // sorts in file order: 8 bytes a block, however a crafted BAT repeats them (sized
-        // once: growing by reallocation would hold two copies at times).
-        let in_disk = |block: u32| u64::from(block) < blocks_in_disk;
-        let mut blocks =
-            Vec::with_capacity(self.bat.allocated().filter(|&(b, _)| in_disk(b)).count());
+        let layout = self.layout(footer_offset);
+        let geometry = layout.geometry();
+        let in_disk = |&(block, sector): &(u32, u32)| geometry.extent(block, sector).in_disk;
+        let mut blocks = BlockList::with_capacity(self.bat.allocated().filter(in_disk).count());
         for (block, sector) in self.bat.allocated() {
-            let extent = extent(block, sector);
-            if extent.end > footer_offset {
+            let extent = geometry.extent(block, sector);
+            if geometry.out_of_range(&extent).is_some() {
                 return Err(Error::BatEntryOutOfRange {
                     index: block,
                     sector,
                     offset: extent.start,
-                    end: extent.end,
+                    end: extent.data_end,
                     limit: footer_offset,
                 });
             }
-            // An entry past the end of the disk is never read nor written (only its bitmap
-            // must fit, as the extent says).
-            if in_disk(block) {
-                blocks.push((u64::from(sector) << 32) | u64::from(block));
+            if extent.in_disk {
+                blocks.push(block, sector);
             }
         }
-        let parts = |key: u64| (key as u32, (key >> 32) as u32);
-        let overlap = |(block, sector): (u32, u32), other: String| {
-            let extent = extent(block, sector);
-            Error::BatEntryOverlap {
-                index: block,
-                sector,
-                offset: extent.start,
-                end: extent.end,
-                other,
+        blocks.sort();
+        // The first overlap that involves a block (structures that overlap each other are
+        // the locator's business: `locator_in_the_way`).
+        let overlap = layout.overlaps(&blocks).find_map(|(region, before)| {
+            match (region.occupant, before.occupant) {
+                (Occupant::Block(block), _) => Some((block, region.start, before)),
+                (_, Occupant::Block(block)) => Some((block, before.start, region)),
+                _ => None,
             }
+        });
+        let Some((block, start, other)) = overlap else {
+            return Ok(());
         };
-        let mut structures: Vec<(u64, u64, String)> = self
-            .metadata()
-            .iter()
-            .map(|&(start, end, what)| (start, end, what.to_string()))
-            .collect();
-        if self.footer.disk_type() == Some(crate::DiskType::Differencing) {
-            let locators = self.header.parent_locators.iter().enumerate();
-            for (i, locator) in locators.filter(|(_, l)| !l.is_empty()) {
-                let data = locator_data(locator);
-                let what = format!(
-                    "the data of parent locator {i} ({})",
-                    locator.platform_name()
-                );
-                structures.push((data.start, data.end, what));
-            }
-        }
-        for &key in &blocks {
-            let (block, sector) = parts(key);
-            let extent = extent(block, sector);
-            for (start, stop, what) in &structures {
-                if extent.start < *stop && *start < extent.end {
-                    return Err(overlap(
-                        (block, sector),
-                        format!("{what} (bytes {start}..{stop})"),
-                    ));
-                }
-            }
-        }
-        // In file order, each block must start past the end of every block before it.
-        blocks.sort_unstable();
-        let mut furthest: Option<(u64, u32)> = None;
-        for &key in &blocks {
-            let (block, sector) = parts(key);
-            let extent = extent(block, sector);
-            if let Some((furthest_end, furthest_block)) = furthest {
-                if extent.start < furthest_end {
-                    return Err(overlap((block, sector), format!("block {furthest_block}")));
-                }
-            }
-            if furthest.is_none_or(|(furthest_end, _)| extent.end > furthest_end) {
-                furthest = Some((extent.end, block));
-            }
-        }
-        Ok(())
+        let sector = (start / 512) as u32;
+        let extent = geometry.extent(block, sector);
+        let other = match other.occupant {
+            Occupant::Block(other) => format!("block {other}"),
+            Occupant::Structure(structure) => format!(
+                "{} (bytes {}..{})",
+                structure.name(&self.header),
+                other.start,
+                other.end
+            ),
+        };
+        Err(Error::BatEntryOverlap {
+            index: block,
+            sector,
+            offset: extent.start,
+            end: extent.data_end,
+            other,
+        })
     }
 
-    /// The first sector-aligned offset past every structure and block: where new blocks go.
+    /// The first sector-aligned offset past every structure and block (and the footer):
+    /// where new blocks go ([`FileLayout::reserved_end`]).
     fn end_of_used_space(&self, footer_offset: u64) -> u64 {
         self.used_end(footer_offset)
             .max(footer_offset)
@@ -337,33 +294,8 @@ impl SparseFile {
     /// The end of the last structure or block of a file whose footer is at
     /// `footer_offset` (not rounded).
     fn used_end(&self, footer_offset: u64) -> u64 {
-        let header_end = self.footer.data_offset + DYNAMIC_HEADER_SIZE as u64;
-        let bat_end = self.header.table_offset + self.bat.len() as u64 * BAT_ENTRY_SIZE;
-        let blocks_end = self
-            .bat
-            .allocated()
-            .map(|(_, sector)| u64::from(sector) * 512 + self.bitmap_size + self.block_size);
-        let locators_end = self
-            .header
-            .parent_locators
-            .iter()
-            .filter(|l| !l.is_empty())
-            // Locator data past the end of the file is not there to protect, and a damaged
-            // offset near u64::MAX must not overflow. Nor does a damaged data space (up to
-            // 2 TiB) push new blocks far past the end of the file: no locator holds more
-            // than a path.
-            .filter(|l| l.platform_data_offset < footer_offset)
-            .map(|l| {
-                l.platform_data_offset
-                    .saturating_add(locator_space(l))
-                    .min(footer_offset + u64::from(crate::parent_locator::MAX_LOCATOR_BYTES))
-            });
-        [header_end, bat_end]
-            .into_iter()
-            .chain(blocks_end)
-            .chain(locators_end)
-            .max()
-            .unwrap_or(footer_offset)
+        let sectors = self.bat.allocated().map(|(_, sector)| sector);
+        self.layout(footer_offset).reserved_end(sectors)
     }
 
     /// Splits `length` bytes at virtual `offset` into per-block spans. The iterator does not
@@ -934,45 +866,11 @@ impl SparseFile {
         }
     }
 
-    /// Whether file bytes `range` lie in front of the footer and clear of the footer copy,
-    /// the header, the BAT, parent locator data and every block but `except`.
+    /// Whether file bytes `range` lie in front of the footer and clear of everything else
+    /// but block `except` ([`FileLayout::is_free`]).
     fn space_is_free(&self, range: Range<u64>, except: Option<u32>) -> bool {
-        let overlaps = |start: u64, end: u64| start < range.end && range.start < end;
-        if range.end > self.next_block_offset {
-            return false;
-        }
-        let header = self.footer.data_offset;
-        let table = self.header.table_offset;
-        let mut taken = vec![
-            (0, FOOTER_SIZE as u64),
-            (header, header + DYNAMIC_HEADER_SIZE as u64),
-            (table, table + self.bat.len() as u64 * BAT_ENTRY_SIZE),
-        ];
-        taken.extend(self.locator_extents().map(|(_, start, end)| (start, end)));
-        taken.extend(
-            self.bat
-                .allocated()
-                .filter(|&(block, _)| Some(block) != except)
-                .map(|(_, sector)| {
-                    let start = u64::from(sector) * 512;
-                    (start, start + self.unit_size())
-                }),
-        );
-        !taken.into_iter().any(|(start, end)| overlaps(start, end))
-    }
-
-    /// `(index, start, end)` of each parent locator's data that lies in the file.
-    fn locator_extents(&self) -> impl Iterator<Item = (usize, u64, u64)> + '_ {
-        let limit = self.next_block_offset;
-        self.header
-            .parent_locators
-            .iter()
-            .enumerate()
-            .filter(move |(_, l)| !l.is_empty() && l.platform_data_offset < limit)
-            .map(move |(i, l)| {
-                let start = l.platform_data_offset;
-                (i, start, start.saturating_add(locator_space(l)).min(limit))
-            })
+        self.layout(self.next_block_offset)
+            .is_free(range, self.bat.allocated(), except)
     }
 
     /// Writes `footer` at the end of the file, makes it durable, then copies it to offset 0
@@ -1019,10 +917,9 @@ impl SparseFile {
             .map(|(block, sector)| (block, u64::from(sector) * 512))
             .filter(|&(_, start)| in_region(start, start + unit))
             .collect();
-        let locators: Vec<(usize, u64, u64)> = self
-            .locator_extents()
-            .filter(|&(_, start, end)| in_region(start, end))
-            .collect();
+        let locators = self
+            .layout(self.next_block_offset)
+            .locators_in(region.clone());
         // Where the copies go: past the end of the used space and of the new table.
         let mut destination = self.next_block_offset.max(new_end).next_multiple_of(512);
         let old_footer = self.next_block_offset;
@@ -1219,56 +1116,6 @@ fn read_bat(
     })
 }
 
-/// The bytes of the file that allocated `block`, stored from file `sector` on, is read from
-/// and written to, in a disk of `virtual_size` bytes: its sector bitmap, then its data up to
-/// the end of the disk in whole sectors (a write to a differencing image is widened to whole
-/// sectors, so the last sector of the disk counts whole even when the disk ends inside
-/// it); for a block past the end of the disk, its bitmap only.
-///
-/// The one rule for where a block lies: opening checks that every extent lies in front of
-/// the footer, clear of the other structures and of every other block
-/// (`SparseFile::validate_blocks`), [`crate::check`] reports the same, and every write into
-/// a block stays inside its extent (`SparseFile::write_data`).
-pub(crate) fn block_extent(
-    sector: u32,
-    block: u32,
-    block_size: u32,
-    virtual_size: u64,
-) -> Range<u64> {
-    let start = u64::from(sector) * 512;
-    let data = data_in_disk(block, block_size, virtual_size);
-    start..start + bitmap_size(block_size) + data
-}
-
-/// Bytes of `block`'s data inside a disk of `virtual_size` bytes, rounded up to whole
-/// sectors (at most the block size, a multiple of 512: no overflow).
-fn data_in_disk(block: u32, block_size: u32, virtual_size: u64) -> u64 {
-    let block_size = u64::from(block_size);
-    let block_start = u64::from(block) * block_size;
-    block_size
-        .min(virtual_size.saturating_sub(block_start))
-        .next_multiple_of(512)
-}
-
-/// The bytes of the file that hold a parent locator's data (for the path kinds, the path to
-/// the parent, which a differencing image reads when it is opened).
-pub(crate) fn locator_data(locator: &crate::ParentLocator) -> Range<u64> {
-    let start = locator.platform_data_offset;
-    start..start.saturating_add(u64::from(locator.platform_data_length))
-}
-
-/// Bytes reserved for a parent locator's data. The specification counts the space in
-/// sectors, Windows in bytes: a value smaller than the data length can only be sectors.
-pub(crate) fn locator_space(locator: &crate::ParentLocator) -> u64 {
-    let space = u64::from(locator.platform_data_space);
-    let length = u64::from(locator.platform_data_length);
-    if space < length {
-        space * 512
-    } else {
-        space.max(length)
-    }
-}
-
 /// Most parts of one [`DataRun`]: as many as one read gathers (one `preadv` of the parts
 /// and the bitmaps between them).
 const MAX_RUN_PARTS: usize = crate::storage::PARTS_PER_READ;
@@ -1344,25 +1191,6 @@ mod tests {
     use super::*;
     use crate::{create, CreateOptions, DiskType, Image, VirtualDisk};
 
-    #[test]
-    fn block_extents_cover_the_last_sector_of_the_disk() {
-        let bitmap = bitmap_size(4096);
-        // The disk ends inside block 0 and inside its second sector: both sectors count.
-        assert_eq!(block_extent(10, 0, 4096, 1000), 5120..5120 + bitmap + 1024);
-        assert_eq!(block_extent(10, 0, 4096, 1024), 5120..5120 + bitmap + 1024);
-        assert_eq!(block_extent(10, 0, 4096, 1025), 5120..5120 + bitmap + 1536);
-        // A whole block, and one past the end of the disk (its bitmap only).
-        assert_eq!(
-            block_extent(10, 1, 4096, 1 << 20),
-            5120..5120 + bitmap + 4096
-        );
-        assert_eq!(block_extent(10, 2, 4096, 8192), 5120..5120 + bitmap);
-        // A hostile virtual size cannot overflow.
-        let last = u32::MAX - 1;
-        let extent = block_extent(last, last, 1 << 28, u64::MAX);
-        assert_eq!(extent.end - extent.start, bitmap_size(1 << 28) + (1 << 28));
-    }
-
     /// The write path's own bound: a write that would leave the block's extent (here, into
     /// the bytes past the last sector of the disk, where a crafted image could keep its
     /// footer) is refused and writes nothing.
@@ -1397,6 +1225,77 @@ mod tests {
         assert_eq!(after[..data + 512], before[..data + 512]);
         assert_eq!(after[data + 1024..], before[data + 1024..]);
         drop(image);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Parent locator data that starts in front of the footer and runs past it lies where
+    /// new blocks go. Such an image was writable (only data wholly past the footer made it
+    /// read-only): a write put a block over the locator's data, and the next open refused
+    /// the image as a block overlapping it. Now, data a reader reads (at most 64 KiB) makes
+    /// the image read-only wherever it runs past the footer, and longer data, which names
+    /// nothing, is not protected: blocks may go over it, and the image still opens.
+    #[test]
+    fn locator_data_running_past_the_footer() {
+        let dir = std::env::temp_dir().join(format!("vhd-sparse-locator-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("base.vhd");
+        // 32 blocks: written whole, they move the footer past the end of the longer data.
+        const SIZE: usize = 128 << 10;
+        let mut options = CreateOptions::new(DiskType::Dynamic, SIZE as u64);
+        options.block_size = 4096;
+        drop(create(&base, &options).unwrap());
+        let read_only = crate::OpenOptions {
+            read_only: true,
+            ..crate::OpenOptions::default()
+        };
+        // Data space 0 (nothing reserved); then a length past what a reader reads.
+        for (space, length) in [(0u32, 1024u32), (128 << 10, 128 << 10)] {
+            let child = dir.join("child.vhd");
+            let _ = std::fs::remove_file(&child);
+            drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
+            let mut bytes = std::fs::read(&child).unwrap();
+            let footer_offset = bytes.len() as u64 - 512;
+            let header_bytes: [u8; 1024] = bytes[512..1536].try_into().unwrap();
+            let mut header = DynamicHeader::parse(&header_bytes, 512).unwrap();
+            header.parent_locators[7] = crate::ParentLocator {
+                platform_code: crate::parent_locator::platform::W2KU,
+                platform_data_space: space,
+                platform_data_length: length,
+                reserved: 0,
+                platform_data_offset: footer_offset - 512,
+            };
+            header.update_checksum();
+            bytes[512..1536].copy_from_slice(&header.to_bytes());
+            std::fs::write(&child, &bytes).unwrap();
+
+            let mut image = Image::open(&child, &crate::OpenOptions::default()).unwrap();
+            let reason = image.read_only_reason().map(str::to_string);
+            let written = image.write_at(&[0xAB; SIZE], 0);
+            drop(image);
+            let reason_expected = length <= crate::parent_locator::MAX_LOCATOR_BYTES;
+            if reason_expected {
+                let reason = reason.unwrap_or_default();
+                assert!(
+                    reason.contains("parent locator 7") && reason.contains("runs past the footer"),
+                    "{reason:?}"
+                );
+                assert!(
+                    matches!(written, Err(Error::ReadOnly { .. })),
+                    "{written:?}"
+                );
+                assert!(std::fs::read(&child).unwrap() == bytes, "the file changed");
+            } else {
+                assert_eq!(reason, None);
+                written.unwrap();
+            }
+            let image = Image::open(&child, &read_only).unwrap();
+            let mut read = vec![0u8; SIZE];
+            image.read_at(&mut read, 0).unwrap();
+            let expected = if reason_expected { 0 } else { 0xAB };
+            assert!(read.iter().all(|&b| b == expected));
+            let report = crate::check(&child, &crate::CheckOptions::default()).unwrap();
+            assert_eq!(report.count_of(crate::FindingKind::Overlap), 0, "{report}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
