@@ -2,11 +2,11 @@
 //!
 //! The rules are documented on [`repair`].
 
-use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
-use crate::check::{
+use super::check::{
     check_layout, check_storage, CheckOptions, CheckReport, Finding, FindingKind, LayoutFacts,
     Severity, MAX_LISTED_PER_KIND,
 };
+use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
 use crate::checksum::checksum;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
