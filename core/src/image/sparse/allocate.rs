@@ -5,7 +5,6 @@ use super::SparseFile;
 use crate::bat::UNALLOCATED;
 use crate::error::{Error, Result};
 use crate::image::layout::data_in_disk;
-use crate::image::write_all;
 use crate::sector_bitmap::SectorBitmap;
 use std::sync::Arc;
 
@@ -43,12 +42,7 @@ impl SparseFile {
         // then ends without a footer; it opens (read-only) from the copy at offset 0, and
         // `check` reports the tail as leaked space. The old footer, at the start of the new
         // block's bitmap, stays until `flush` writes that bitmap.
-        write_all(
-            self.file.as_ref(),
-            &self.footer.to_bytes(),
-            end,
-            "the footer",
-        )?;
+        self.write_footer_at(end)?;
         self.next_block_offset = end;
         self.point_at_new_block(block, sector);
         Ok(sector)

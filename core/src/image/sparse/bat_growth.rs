@@ -50,8 +50,7 @@ impl SparseFile {
             destination += (end - start).next_multiple_of(512);
         }
         if destination != self.next_block_offset {
-            let bytes = self.footer.to_bytes();
-            write_all(self.file.as_ref(), &bytes, destination, "the footer")?;
+            self.write_footer_at(destination)?;
         }
         for &(from, to, length) in &moves {
             self.copy_within(from, to, length)?;

@@ -109,6 +109,12 @@ impl SparseFile {
         self.footer = footer;
         Ok(())
     }
+
+    /// Writes the footer at `offset` (not made durable): where the file is to end.
+    pub(super) fn write_footer_at(&self, offset: u64) -> Result<()> {
+        let bytes = self.footer.to_bytes();
+        write_all(self.file.as_ref(), &bytes, offset, "the footer")
+    }
 }
 
 impl Drop for SparseFile {

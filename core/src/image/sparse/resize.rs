@@ -146,12 +146,7 @@ impl SparseFile {
         if end >= self.next_block_offset {
             return Ok(());
         }
-        write_all(
-            self.file.as_ref(),
-            &self.footer.to_bytes(),
-            end,
-            "the footer",
-        )?;
+        self.write_footer_at(end)?;
         sync(self.file.as_ref())?;
         match self.file.set_len(end + FOOTER_SIZE as u64) {
             Ok(()) => {}

@@ -84,7 +84,9 @@ impl Checker<'_> {
                     )
             })
         };
-        match end {
+        // Where the footer to trust was found, the one at the end (`None`: the copy stands
+        // in for it), where blocks must end, and whether the footer at the end is missing.
+        let (source, end_footer, limit, end_missing) = match end {
             Some((footer, true, offset, source)) => {
                 if source == FooterSource::End511 {
                     self.add(
@@ -94,14 +96,7 @@ impl Checker<'_> {
                         format!("the footer at {offset} is 511 bytes long (as some old Virtual PC images have it)"),
                     );
                 }
-                self.report.footer_source = Some(source);
-                Ok(Some(ChosenFooter {
-                    footer,
-                    limit: offset,
-                    end_missing: false,
-                    copy_used: false,
-                    copy,
-                }))
+                (source, Some(footer), offset, false)
             }
             Some((footer, false, offset, source)) => {
                 self.add(
@@ -115,39 +110,15 @@ impl Checker<'_> {
                     ),
                 );
                 if copy_usable(&copy) {
-                    self.report.footer_source = Some(FooterSource::Copy);
-                    let (copy_footer, _) = copy.clone().unwrap();
-                    return Ok(Some(ChosenFooter {
-                        footer: copy_footer,
-                        limit: offset,
-                        end_missing: false,
-                        copy_used: true,
-                        copy,
-                    }));
+                    (FooterSource::Copy, None, offset, false)
+                } else {
+                    // Go on with the damaged footer: the rest may still be worth checking.
+                    (source, Some(footer), offset, false)
                 }
-                // Go on with the damaged footer: the rest may still be worth checking.
-                self.report.footer_source = Some(source);
-                Ok(Some(ChosenFooter {
-                    footer,
-                    limit: offset,
-                    end_missing: false,
-                    copy_used: false,
-                    copy,
-                }))
             }
-            None if copy_usable(&copy) => {
-                // Whether this is a crash's leftover or damage depends on what lies at the
-                // end of the file: decided once the structures are known.
-                self.report.footer_source = Some(FooterSource::Copy);
-                let (copy_footer, _) = copy.clone().unwrap();
-                Ok(Some(ChosenFooter {
-                    footer: copy_footer,
-                    limit: size,
-                    end_missing: true,
-                    copy_used: true,
-                    copy,
-                }))
-            }
+            // Whether this is a crash's leftover or damage depends on what lies at the end
+            // of the file: decided once the structures are known.
+            None if copy_usable(&copy) => (FooterSource::Copy, None, size, true),
             None => {
                 let copy_note = match &copy {
                     Some((_, false)) => ", and the copy at offset 0 has a bad checksum",
@@ -162,9 +133,22 @@ impl Checker<'_> {
                         "no footer (cookie \"conectix\") in the last 512 bytes of the {size}-byte file{copy_note}: this is not a VHD image, or it was truncated"
                     ),
                 );
-                Ok(None)
+                return Ok(None);
             }
-        }
+        };
+        self.report.footer_source = Some(source);
+        let copy_used = end_footer.is_none();
+        let footer = match end_footer {
+            Some(footer) => footer,
+            None => copy.clone().expect("the copy is usable").0,
+        };
+        Ok(Some(ChosenFooter {
+            footer,
+            limit,
+            end_missing,
+            copy_used,
+            copy,
+        }))
     }
 
     pub(super) fn check_footer_fields(&mut self, footer: &Footer) {
