@@ -73,6 +73,18 @@ pub(crate) fn locator_space(locator: &ParentLocator) -> u64 {
     }
 }
 
+/// The bytes of the BAT `header` describes: its entries, without the padding to a whole
+/// sector that writers add.
+pub(crate) fn bat_extent(header: &DynamicHeader) -> Range<u64> {
+    let start = header.table_offset;
+    start..start.saturating_add(u64::from(header.max_table_entries) * BAT_ENTRY_SIZE)
+}
+
+/// Where the BAT entry of `block` lies in the file.
+pub(crate) fn bat_entry_offset(header: &DynamicHeader, block: u32) -> u64 {
+    header.table_offset + u64::from(block) * BAT_ENTRY_SIZE
+}
+
 /// Whether a reader reads a parent locator's data: not when it is longer than any path
 /// ([`MAX_LOCATOR_BYTES`]; nothing is then allocated for it). Such data names no parent,
 /// so it is no structure to protect, and compact drops it.
@@ -272,8 +284,10 @@ impl FileLayout {
         differencing: bool,
     ) -> FileLayout {
         let limit = footer_offset;
-        let table = header.table_offset;
-        let table_end = table.saturating_add(u64::from(header.max_table_entries) * BAT_ENTRY_SIZE);
+        let Range {
+            start: table,
+            end: table_end,
+        } = bat_extent(header);
         let structure = |start: u64, end: u64, structure| Region {
             start,
             end,

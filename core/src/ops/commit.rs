@@ -405,7 +405,7 @@ fn pack_locators(
 
 /// The first sector boundary past the footer copy, the dynamic header and the BAT.
 fn structures_end(header: &DynamicHeader, header_offset: u64) -> u64 {
-    let bat_end = header.table_offset + u64::from(header.max_table_entries) * 4;
+    let bat_end = crate::image::bat_extent(header).end;
     [
         FOOTER_SIZE as u64,
         header_offset + DYNAMIC_HEADER_SIZE as u64,

@@ -2,9 +2,9 @@
 //! entries that vouch for them; the dynamic header and the footers.
 
 use super::SparseFile;
-use crate::bat::BAT_ENTRY_SIZE;
 use crate::error::Result;
 use crate::footer::Footer;
+use crate::image::layout::bat_entry_offset;
 use crate::image::{sync, write_all};
 
 /// BAT entries per 512-byte sector of the table: the unit in which the table is rewritten.
@@ -74,7 +74,7 @@ impl SparseFile {
         {
             let (first, last) = (group[0] as usize, group[group.len() - 1] as usize);
             let bytes = self.bat.entry_bytes(first..last + 1);
-            let offset = self.header.table_offset + first as u64 * BAT_ENTRY_SIZE;
+            let offset = bat_entry_offset(&self.header, first as u32);
             write_all(self.file.as_ref(), &bytes, offset, "BAT entries")?;
         }
         Ok(())

@@ -2,15 +2,17 @@
 //! whether a parent locator stands in the way of writes.
 
 use super::{SparseFile, MAX_BLOCK_SIZE};
-use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
+use crate::bat::BlockAllocationTable;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::footer::{Footer, FOOTER_SIZE};
+use crate::image::layout::bat_extent;
 use crate::image::layout::{BlockList, LocatorInTheWay, Occupant};
 use crate::image::{read_exact, Access, FooterSource, LocatedFooter, OpenOptions};
 use crate::sector_bitmap::bitmap_size;
 use crate::storage::Storage;
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::RwLock;
 
@@ -229,9 +231,7 @@ fn read_bat(
             ),
         });
     }
-    let bat_bytes = entries * BAT_ENTRY_SIZE;
-    let start = header.table_offset;
-    let end = start.saturating_add(bat_bytes);
+    let Range { start, end } = bat_extent(header);
     if end > file_size {
         return Err(Error::Truncated {
             what: format!("the block allocation table ({entries} entries)"),

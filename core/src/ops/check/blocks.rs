@@ -6,6 +6,7 @@ use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
 use crate::dynamic_header::DynamicHeader;
 use crate::error::Result;
 use crate::footer::{DiskType, FOOTER_COOKIE};
+use crate::image::bat_entry_offset;
 use crate::image::{BlockExtent, BlockList, FileLayout, OutOfRange};
 
 /// BAT entries read at a time (64 KiB): the check never holds the whole table.
@@ -33,11 +34,11 @@ impl Checker<'_> {
         while first < entries {
             let count = BAT_CHUNK_ENTRIES.min(entries - first);
             let bytes = &mut chunk[..(count * BAT_ENTRY_SIZE) as usize];
-            let at = header.table_offset + first * BAT_ENTRY_SIZE;
+            let at = bat_entry_offset(header, first as u32);
             self.read(bytes, at, "the block allocation table")?;
             for (index, sector) in BlockAllocationTable::parse(bytes).allocated() {
                 let block = first as u32 + index;
-                if self.check_entry(header.table_offset, block, sector, layout) {
+                if self.check_entry(header, block, sector, layout) {
                     blocks.push(block, sector);
                 }
             }
@@ -52,7 +53,7 @@ impl Checker<'_> {
     /// whether the block is in front of the footer, to be compared with the others.
     fn check_entry(
         &mut self,
-        table_offset: u64,
+        header: &DynamicHeader,
         block: u32,
         sector: u32,
         layout: &FileLayout,
@@ -60,7 +61,7 @@ impl Checker<'_> {
         self.report.allocated_blocks += 1;
         let geometry = layout.geometry();
         let extent = geometry.extent(block, sector);
-        let entry_offset = Some(table_offset + u64::from(block) * BAT_ENTRY_SIZE);
+        let entry_offset = Some(bat_entry_offset(header, block));
         if !extent.in_disk {
             let size = geometry.virtual_size();
             self.report.add(Severity::Info, FindingKind::BatPastDiskEnd, entry_offset, || {

@@ -3,14 +3,15 @@
 
 use super::footer::ChosenFooter;
 use super::{Checker, FindingKind, Severity};
-use crate::bat::BAT_ENTRY_SIZE;
 use crate::dynamic_header::{
     DynamicHeader, DYNAMIC_HEADER_SIZE, HEADER_VERSION, PARENT_TIMESTAMP_NOT_RECORDED,
 };
 use crate::error::Result;
 use crate::footer::{DiskType, FOOTER_SIZE};
+use crate::image::bat_extent;
 use crate::image::FileLayout;
 use crate::parent_locator::platform;
+use std::ops::Range;
 
 impl Checker<'_> {
     /// Dynamic and differencing images. Returns whether the layout could be read.
@@ -139,8 +140,10 @@ impl Checker<'_> {
             );
         }
         // The BAT.
-        let table = header.table_offset;
-        let table_end = table.saturating_add(entries * BAT_ENTRY_SIZE);
+        let Range {
+            start: table,
+            end: table_end,
+        } = bat_extent(&header);
         if table < FOOTER_SIZE as u64 || table_end > limit {
             let kind = if table_end > size {
                 FindingKind::Truncated
