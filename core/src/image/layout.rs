@@ -73,6 +73,17 @@ pub(crate) fn locator_space(locator: &ParentLocator) -> u64 {
     }
 }
 
+/// The bytes of the dynamic header at `offset` (the footer's data offset).
+pub(crate) fn header_extent(offset: u64) -> Range<u64> {
+    offset..offset.saturating_add(DYNAMIC_HEADER_SIZE as u64)
+}
+
+/// Whether `range` lies between the footer copy and the footer at `footer_offset`: where
+/// the dynamic header, the BAT and parent locator data must be.
+pub(crate) fn between_footers(range: &Range<u64>, footer_offset: u64) -> bool {
+    range.start >= FOOTER_SIZE as u64 && range.end <= footer_offset
+}
+
 /// The bytes of the BAT `header` describes: its entries, without the padding to a whole
 /// sector that writers add.
 pub(crate) fn bat_extent(header: &DynamicHeader) -> Range<u64> {
@@ -284,23 +295,16 @@ impl FileLayout {
         differencing: bool,
     ) -> FileLayout {
         let limit = footer_offset;
-        let Range {
-            start: table,
-            end: table_end,
-        } = bat_extent(header);
-        let structure = |start: u64, end: u64, structure| Region {
-            start,
-            end,
+        let structure = |range: Range<u64>, structure| Region {
+            start: range.start,
+            end: range.end,
             occupant: Occupant::Structure(structure),
         };
+        let table_end = bat_extent(header).end;
         let metadata = [
-            structure(0, FOOTER_SIZE as u64, Structure::FooterCopy),
-            structure(
-                header_offset,
-                header_offset.saturating_add(DYNAMIC_HEADER_SIZE as u64),
-                Structure::Header,
-            ),
-            structure(table, table_end, Structure::Bat),
+            structure(0..FOOTER_SIZE as u64, Structure::FooterCopy),
+            structure(header_extent(header_offset), Structure::Header),
+            structure(bat_extent(header), Structure::Bat),
         ];
         let locators = header
             .parent_locators
@@ -313,7 +317,7 @@ impl FileLayout {
                     index,
                     data: (data.start, data.end),
                     space_end: data.start.saturating_add(locator_space(l)),
-                    in_file: data.start >= FOOTER_SIZE as u64 && data.end <= limit,
+                    in_file: between_footers(&data, limit),
                     read: locator_is_read(l),
                 }
             })

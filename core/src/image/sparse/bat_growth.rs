@@ -2,8 +2,8 @@
 
 use super::SparseFile;
 use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
-use crate::dynamic_header::DYNAMIC_HEADER_SIZE;
 use crate::error::{Error, Result};
+use crate::image::layout::header_extent;
 use crate::image::{sync, write_all};
 
 impl SparseFile {
@@ -19,8 +19,8 @@ impl SparseFile {
         let old_end = table + self.bat.len() as u64 * BAT_ENTRY_SIZE;
         let new_end = table + (u64::from(entries) * BAT_ENTRY_SIZE).next_multiple_of(512);
         let region = old_end..new_end;
-        let header = self.footer.data_offset;
-        if header < region.end && region.start < header + DYNAMIC_HEADER_SIZE as u64 {
+        let header = header_extent(self.footer.data_offset);
+        if header.start < region.end && region.start < header.end {
             return Err(Error::Unsupported(format!(
                 "{}: the BAT cannot grow to {entries} entries: the dynamic header follows it",
                 self.path.display()

@@ -5,8 +5,8 @@ use super::{SparseFile, MAX_BLOCK_SIZE};
 use crate::bat::BlockAllocationTable;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
-use crate::footer::{Footer, FOOTER_SIZE};
-use crate::image::layout::bat_extent;
+use crate::footer::Footer;
+use crate::image::layout::{bat_extent, between_footers, header_extent};
 use crate::image::layout::{BlockList, LocatorInTheWay, Occupant};
 use crate::image::{read_exact, Access, FooterSource, LocatedFooter, OpenOptions};
 use crate::sector_bitmap::bitmap_size;
@@ -161,7 +161,7 @@ impl SparseFile {
 /// is in use), a header that runs past the end of the file was truncated.
 fn read_header(file: &dyn Storage, located: &LocatedFooter) -> Result<DynamicHeader> {
     let offset = located.footer.data_offset;
-    let end = offset.saturating_add(DYNAMIC_HEADER_SIZE as u64);
+    let Range { end, .. } = header_extent(offset);
     let file_size = located.file_size;
     let cut = located.source == FooterSource::Copy && offset < file_size;
     if cut && end > file_size {
@@ -173,7 +173,7 @@ fn read_header(file: &dyn Storage, located: &LocatedFooter) -> Result<DynamicHea
         });
     }
     let limit = if cut { file_size } else { located.end_offset };
-    if offset < FOOTER_SIZE as u64 || end > limit {
+    if !between_footers(&(offset..end), limit) {
         return Err(Error::InvalidField {
             structure: "footer",
             field: "data offset",
@@ -240,11 +240,14 @@ fn read_bat(
             file_size,
         });
     }
-    let header_start = footer.data_offset;
-    let header_end = header_start + DYNAMIC_HEADER_SIZE as u64;
+    let Range {
+        start: header_start,
+        end: header_end,
+    } = header_extent(footer.data_offset);
     // The end footer, or the end of a file cut before it (read from the footer copy).
     let limit = located.end_offset;
-    if start < FOOTER_SIZE as u64 || end > limit || (start < header_end && header_start < end) {
+    let clear_of_header = end <= header_start || header_end <= start;
+    if !between_footers(&(start..end), limit) || !clear_of_header {
         return Err(Error::InvalidField {
             structure: "dynamic header",
             field: "table offset",

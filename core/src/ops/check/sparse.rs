@@ -8,8 +8,8 @@ use crate::dynamic_header::{
 };
 use crate::error::Result;
 use crate::footer::{DiskType, FOOTER_SIZE};
-use crate::image::bat_extent;
 use crate::image::FileLayout;
+use crate::image::{bat_extent, between_footers, header_extent};
 use crate::parent_locator::platform;
 use std::ops::Range;
 
@@ -28,8 +28,8 @@ impl Checker<'_> {
         }
         // The dynamic header.
         let header_offset = footer.data_offset;
-        let header_end = header_offset.saturating_add(DYNAMIC_HEADER_SIZE as u64);
-        if header_offset < FOOTER_SIZE as u64 || header_end > limit {
+        let header_end = header_extent(header_offset).end;
+        if !between_footers(&(header_offset..header_end), limit) {
             let (kind, reason) = if header_offset >= FOOTER_SIZE as u64 && header_end > size {
                 (FindingKind::Truncated, "runs past the end of the file")
             } else {
@@ -144,7 +144,7 @@ impl Checker<'_> {
             start: table,
             end: table_end,
         } = bat_extent(&header);
-        if table < FOOTER_SIZE as u64 || table_end > limit {
+        if !between_footers(&(table..table_end), limit) {
             let kind = if table_end > size {
                 FindingKind::Truncated
             } else {
