@@ -192,6 +192,8 @@ impl SparseFile {
         })
     }
 
+    /// Where the data of the block stored from file `sector` on starts: past its sector
+    /// bitmap.
     pub(crate) fn data_offset(&self, sector: u32) -> u64 {
         u64::from(sector) * 512 + self.bitmap_size
     }
