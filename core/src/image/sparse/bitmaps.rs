@@ -42,16 +42,10 @@ impl SparseFile {
         let loaded = self.load_bitmap(block, sector, Wait::Yes)?;
         let bitmaps = self.bitmaps.get_mut().unwrap_or_else(|e| e.into_inner());
         let bitmap = Arc::make_mut(bitmaps.entry(block).or_insert(loaded));
-        let mut bytes = bitmap.as_bytes().to_vec();
-        for s in sectors {
-            bytes[(s / 8) as usize] &= !(0x80u8 >> (s % 8));
-        }
-        let empty = bytes.iter().all(|&b| b == 0);
-        if bytes != bitmap.as_bytes() {
-            *bitmap = SectorBitmap::from_bytes(bytes);
+        if bitmap.clear_range(sectors.start, sectors.len() as u32) {
             self.dirty_bitmaps.insert(block);
         }
-        Ok(empty)
+        Ok(bitmap.is_empty())
     }
 
     /// The sector bitmap of allocated `block` (which starts at file `sector`), as it should
