@@ -610,4 +610,95 @@ mod tests {
         let extent = block_extent(last, last, 1 << 28, u64::MAX);
         assert_eq!(extent.end - extent.start, bitmap_size(1 << 28) + (1 << 28));
     }
+
+    /// A differencing image's layout: footer copy, header at 512, a 4-entry BAT at 1536
+    /// (padded to 2048), locator 0's path at 2048..2060 (a reader reads it), locator 1's
+    /// 100 KiB of data at 128 KiB (no reader reads that much), blocks of 4 KiB (4608 bytes
+    /// with their bitmaps), the footer at 256 KiB.
+    fn layout() -> (FileLayout, DynamicHeader) {
+        let mut header = DynamicHeader::new(1536, 4, 4096);
+        let locator = |offset, length| ParentLocator {
+            platform_code: crate::parent_locator::platform::W2KU,
+            platform_data_space: length,
+            platform_data_length: length,
+            reserved: 0,
+            platform_data_offset: offset,
+        };
+        header.parent_locators[0] = locator(2048, 12);
+        header.parent_locators[1] = locator(128 << 10, 100 << 10);
+        (
+            FileLayout::new(&header, 512, 4 * 4096, 256 << 10, true),
+            header,
+        )
+    }
+
+    #[test]
+    fn overlaps_name_every_block_that_shares_bytes() {
+        let (layout, _) = layout();
+        let mut blocks = BlockList::with_capacity(4);
+        // Block 1 over locator 0's path, block 0 right after it, block 2 over block 0,
+        // block 3 over locator 1's data (which no reader reads).
+        for (block, sector) in [(0, 13), (1, 4), (2, 14), (3, 256)] {
+            blocks.push(block, sector);
+        }
+        blocks.sort();
+        let pairs: Vec<(Occupant, Occupant)> = layout
+            .overlaps(&blocks)
+            .map(|(a, b)| (a.occupant, b.occupant))
+            .collect();
+        let locator_0 = Occupant::Structure(Structure::Locator(0));
+        assert_eq!(
+            pairs,
+            [
+                (Occupant::Block(1), locator_0),
+                (Occupant::Block(2), Occupant::Block(0)),
+            ]
+        );
+        // Locator 1's data space is used space: it ends the metadata and the used space.
+        let locator_1_end = (128 << 10) + (100 << 10);
+        assert_eq!(layout.metadata_end(), locator_1_end);
+        assert_eq!(layout.used_end(&blocks), locator_1_end);
+    }
+
+    #[test]
+    fn free_space_and_locators_in_the_way() {
+        let (layout, header) = layout();
+        let allocated = || [(0u32, 13u32)].into_iter();
+        let footer = 256 << 10;
+        assert!(layout.is_free(11264..16384, allocated(), None));
+        assert!(
+            !layout.is_free(11264..footer + 1, allocated(), None),
+            "past the footer"
+        );
+        assert!(
+            !layout.is_free(2048..2560, allocated(), None),
+            "locator 0's space"
+        );
+        assert!(
+            !layout.is_free(131072..131584, allocated(), None),
+            "locator 1's space"
+        );
+        assert!(!layout.is_free(6656..7168, allocated(), None), "block 0");
+        assert!(layout.is_free(6656..7168, allocated(), Some(0)));
+        let sectors = allocated().map(|(_, sector)| sector);
+        assert_eq!(layout.reserved_end(sectors), (128 << 10) + (100 << 10));
+        // No reader reads locator 1's data: it is in nobody's way.
+        assert!(layout.locator_in_the_way().is_none());
+        // Locator 0's path over the BAT, or running past the footer, is in the way.
+        let mut moved = header.clone();
+        moved.parent_locators[0].platform_data_offset = 1540;
+        let over_bat = FileLayout::new(&moved, 512, 4 * 4096, footer, true);
+        let (locator, problem) = over_bat.locator_in_the_way().unwrap();
+        assert_eq!(locator.index, 0);
+        assert_eq!(problem, LocatorInTheWay::Overlaps(Structure::Bat));
+        moved.parent_locators[0].platform_data_offset = footer - 4;
+        let past = FileLayout::new(&moved, 512, 4 * 4096, footer, true);
+        assert_eq!(
+            past.locator_in_the_way().unwrap().1,
+            LocatorInTheWay::PastFooter
+        );
+        // A dynamic image never reads its locators.
+        let dynamic = FileLayout::new(&moved, 512, 4 * 4096, footer, false);
+        assert!(dynamic.locator_in_the_way().is_none());
+    }
 }
