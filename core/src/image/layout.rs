@@ -96,6 +96,14 @@ pub(crate) fn bat_entry_offset(header: &DynamicHeader, block: u32) -> u64 {
     header.table_offset + u64::from(block) * BAT_ENTRY_SIZE
 }
 
+/// The BAT entry that records a block stored at file `offset` (a multiple of 512): its
+/// sector, if a BAT entry can hold it (32 bits, and not the unallocated marker).
+pub(crate) fn bat_sector(offset: u64) -> Option<u32> {
+    u32::try_from(offset / 512)
+        .ok()
+        .filter(|&sector| sector != crate::bat::UNALLOCATED)
+}
+
 /// Whether a reader reads a parent locator's data: not when it is longer than any path
 /// ([`MAX_LOCATOR_BYTES`]; nothing is then allocated for it). Such data names no parent,
 /// so it is no structure to protect, and compact drops it.

@@ -18,9 +18,9 @@ pub use differencing::DifferencingImage;
 pub use dynamic::DynamicImage;
 pub use fixed::FixedImage;
 pub(crate) use layout::{
-    bat_entry_offset, bat_extent, between_footers, block_extent, header_extent, locator_is_read,
-    locator_space, BlockExtent, BlockGeometry, BlockList, FileLayout, Occupant, OutOfRange, Region,
-    Stretch, Structure,
+    bat_entry_offset, bat_extent, bat_sector, between_footers, block_extent, header_extent,
+    locator_is_read, locator_space, BlockExtent, BlockGeometry, BlockList, FileLayout, Occupant,
+    OutOfRange, Region, Stretch, Structure,
 };
 pub(crate) use lock::LockedFile;
 pub(crate) use parent::{file_url, windows_relative_path};

@@ -4,6 +4,7 @@
 use super::SparseFile;
 use crate::bat::UNALLOCATED;
 use crate::error::{Error, Result};
+use crate::image::layout::bat_sector;
 use crate::image::layout::data_in_disk;
 use crate::sector_bitmap::SectorBitmap;
 use std::sync::Arc;
@@ -26,14 +27,11 @@ impl SparseFile {
             return Ok(sector);
         }
         let offset = self.next_block_offset;
-        let sector = u32::try_from(offset / 512)
-            .ok()
-            .filter(|&s| s != UNALLOCATED)
-            .ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "the file is too large: the BAT cannot address a block at offset {offset}"
-                ))
-            })?;
+        let sector = bat_sector(offset).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the file is too large: the BAT cannot address a block at offset {offset}"
+            ))
+        })?;
         let end = offset + self.bitmap_size + self.block_size;
         // The moved footer goes first, so that the file ends with a valid footer at every
         // instant: a process that dies from here on leaves an unreferenced block, no worse.
