@@ -19,8 +19,9 @@
 //! ```
 
 pub mod bat;
-// Structure checks (`qemu-img check` for VHD): see `check::check`.
-pub mod check;
+/// Structure checks (`qemu-img check` for VHD), at their old path: the module lives beside
+/// repair, in [`ops::check`].
+pub use ops::check;
 pub mod checksum;
 mod create;
 pub mod dynamic_header;

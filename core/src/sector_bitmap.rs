@@ -36,8 +36,13 @@ impl SectorBitmap {
 
     /// True when `sector` (counted from the start of the block) is marked present.
     pub fn is_set(&self, sector: u32) -> bool {
-        let byte = self.bytes[(sector / 8) as usize];
-        byte & (0x80 >> (sector % 8)) != 0
+        let (index, bit) = position(sector);
+        self.bytes[index] & bit != 0
+    }
+
+    /// True when no sector is marked present.
+    pub fn is_empty(&self) -> bool {
+        crate::zeros::is_all_zero(&self.bytes)
     }
 
     /// The end of the run of sectors from `from` (exclusive, at most `limit`) that are all
@@ -67,13 +72,29 @@ impl SectorBitmap {
     pub fn set_range(&mut self, first: u32, count: u32) -> bool {
         let mut changed = false;
         for sector in first..first + count {
-            let byte = &mut self.bytes[(sector / 8) as usize];
-            let bit = 0x80 >> (sector % 8);
-            changed |= *byte & bit == 0;
-            *byte |= bit;
+            let (index, bit) = position(sector);
+            changed |= self.bytes[index] & bit == 0;
+            self.bytes[index] |= bit;
         }
         changed
     }
+
+    /// Marks `count` sectors from `first` absent. Returns whether any bit changed.
+    pub fn clear_range(&mut self, first: u32, count: u32) -> bool {
+        let mut changed = false;
+        for sector in first..first + count {
+            let (index, bit) = position(sector);
+            changed |= self.bytes[index] & bit != 0;
+            self.bytes[index] &= !bit;
+        }
+        changed
+    }
+}
+
+/// The byte of the bitmap that holds `sector`'s bit, and the bit: sector 0 is the most
+/// significant bit of byte 0 (bits are big-endian).
+fn position(sector: u32) -> (usize, u8) {
+    ((sector / 8) as usize, 0x80 >> (sector % 8))
 }
 
 #[cfg(test)]
@@ -97,6 +118,10 @@ mod tests {
         assert_eq!(&b.as_bytes()[0..2], &[0x83, 0xC0]);
         assert!(!b.set_range(7, 2));
         assert!(b.is_set(9) && !b.is_set(10) && !b.is_set(5));
+        assert!(b.clear_range(0, 7));
+        assert_eq!(&b.as_bytes()[0..2], &[0x01, 0xC0]);
+        assert!(!b.clear_range(2, 3) && !b.is_empty());
+        assert!(b.clear_range(7, 3) && b.is_empty());
     }
 
     #[test]

@@ -233,11 +233,11 @@ impl Map {
 
     /// An allocated block of a dynamic image is data as a whole; others hold nothing.
     fn dynamic(&mut self, image: &DynamicImage, start: u64, end: u64, depth: usize) {
-        let block_size = u64::from(image.block_size());
-        let bitmap_size = crate::sector_bitmap::bitmap_size(image.block_size());
+        let sparse = image.sparse();
+        let block_size = u64::from(sparse.block_size());
         for (block, block_start, lo, hi) in blocks(start, end, block_size) {
-            if let Some(sector) = image.bat().get(block) {
-                let data = u64::from(sector) * 512 + bitmap_size;
+            if let Some(sector) = sparse.bat().get(block) {
+                let data = sparse.data_offset(sector);
                 self.push(lo, hi - lo, depth, data + (lo - block_start));
             }
         }

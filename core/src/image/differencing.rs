@@ -197,7 +197,7 @@ impl VirtualDisk for DifferencingImage {
     }
 
     /// Present sectors come from this file (runs that follow one another in the file read
-    /// together, see `DataRun` in `sparse.rs`), the others from the parent.
+    /// together, see `DataRun` in `sparse/data.rs`), the others from the parent.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.read_waiting(buf, offset, Wait::Yes)
     }

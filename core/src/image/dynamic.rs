@@ -100,7 +100,7 @@ impl VirtualDisk for DynamicImage {
     }
 
     /// Unallocated blocks fill zeros; allocated blocks that follow one another in the file
-    /// are read together, with one `preadv` (see `DataRun` in `sparse.rs`).
+    /// are read together, with one `preadv` (see `DataRun` in `sparse/data.rs`).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.read_waiting(buf, offset, Wait::Yes)
     }

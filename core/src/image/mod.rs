@@ -5,6 +5,7 @@ mod candidate;
 mod differencing;
 mod dynamic;
 mod fixed;
+mod layout;
 mod lock;
 mod parent;
 mod raw;
@@ -16,13 +17,16 @@ pub use candidate::candidates_opened;
 pub use differencing::DifferencingImage;
 pub use dynamic::DynamicImage;
 pub use fixed::FixedImage;
+pub(crate) use layout::{
+    bat_entry_offset, bat_extent, bat_sector, between_footers, block_extent, header_extent,
+    locator_is_read, locator_space, BlockExtent, BlockGeometry, BlockList, FileLayout, Occupant,
+    OutOfRange, Region, Stretch, Structure,
+};
 pub(crate) use lock::LockedFile;
 pub(crate) use parent::{file_url, windows_relative_path};
 pub use parent::{Parent, ParentPath, MAX_CHAIN_DEPTH, MAX_PARENT_CANDIDATES};
 pub use raw::RawDisk;
-pub(crate) use sparse::{
-    block_extent, locator_data, locator_space, SparseFile as SparseLayout, COPY_CHUNK,
-};
+pub(crate) use sparse::{SparseFile as SparseLayout, COPY_CHUNK};
 
 use candidate::FileId;
 use parent::{ChainMember, ChainSearch};

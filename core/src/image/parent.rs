@@ -30,7 +30,7 @@ use super::{locate_footer, read_exact, Image, OpenOptions, VirtualDisk};
 use crate::dynamic_header::DynamicHeader;
 use crate::error::{Error, ParentRejection, Result, TriedParent};
 use crate::footer::vhd_timestamp;
-use crate::parent_locator::{platform, ParentLocator, MAX_LOCATOR_BYTES};
+use crate::parent_locator::{platform, ParentLocator};
 use crate::storage::Storage;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -477,7 +477,7 @@ fn preference(code: u32) -> u8 {
 /// The text of a locator's payload, when it is a kind we read and lies inside the file.
 pub(crate) fn locator_text(locator: &ParentLocator, file: &dyn Storage) -> Option<String> {
     let length = locator.platform_data_length;
-    if locator.is_empty() || length == 0 || length > MAX_LOCATOR_BYTES {
+    if locator.is_empty() || length == 0 || !super::locator_is_read(locator) {
         return None;
     }
     // Nothing is allocated for data that cannot be in the file.

@@ -35,7 +35,7 @@
 //! qemu leaves them invalid too. Commit only the last snapshot of a parent that has several.
 
 use super::Progress;
-use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
+use crate::dynamic_header::DynamicHeader;
 use crate::error::{Error, ParentRejection, Result, TriedParent};
 use crate::footer::{DiskType, FOOTER_SIZE};
 use crate::image::LockedFile;
@@ -405,10 +405,10 @@ fn pack_locators(
 
 /// The first sector boundary past the footer copy, the dynamic header and the BAT.
 fn structures_end(header: &DynamicHeader, header_offset: u64) -> u64 {
-    let bat_end = header.table_offset + u64::from(header.max_table_entries) * 4;
+    let bat_end = crate::image::bat_extent(header).end;
     [
         FOOTER_SIZE as u64,
-        header_offset + DYNAMIC_HEADER_SIZE as u64,
+        crate::image::header_extent(header_offset).end,
         bat_end,
     ]
     .into_iter()

@@ -5,7 +5,7 @@ use crate::bat::{BlockAllocationTable, BAT_ENTRY_SIZE};
 use crate::dynamic_header::DYNAMIC_HEADER_SIZE;
 use crate::error::{Error, Result};
 use crate::footer::FOOTER_SIZE;
-use crate::image::{locator_space, SparseLayout, COPY_CHUNK};
+use crate::image::{locator_is_read, locator_space, SparseLayout, COPY_CHUNK};
 use crate::new_file::{NewFile, Replace};
 use crate::parent_locator::{ParentLocator, MAX_LOCATOR_BYTES};
 use crate::storage::Storage;
@@ -146,7 +146,7 @@ fn write_compacted(
             .platform_data_offset
             .checked_add(length)
             .is_some_and(|end| end <= file_size);
-        if length > u64::from(MAX_LOCATOR_BYTES) || !inside {
+        if !locator_is_read(locator) || !inside {
             // No reader ever reads such a locator (see `MAX_LOCATOR_BYTES`): it is dropped,
             // not copied, so that a damaged length of up to 4 GiB is never allocated.
             *locator = ParentLocator::default();

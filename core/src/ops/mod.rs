@@ -6,6 +6,8 @@
 //! in a field `open` of its own options), so that `parent_root`, `parents`, `lock`… apply
 //! to every file it opens.
 
+// Structure checks (`qemu-img check` for VHD); also at `vhd_core::check`.
+pub mod check;
 mod commit;
 mod compact;
 mod convert;

@@ -2,16 +2,16 @@
 //!
 //! The rules are documented on [`repair`].
 
-use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
-use crate::check::{
+use super::check::{
     check_layout, check_storage, CheckOptions, CheckReport, Finding, FindingKind, LayoutFacts,
     Severity, MAX_LISTED_PER_KIND,
 };
+use crate::bat::{BAT_ENTRY_SIZE, UNALLOCATED};
 use crate::checksum::checksum;
 use crate::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_COOKIE, FOOTER_SIZE};
-use crate::image::{block_extent, Image, LockedFile, VirtualDisk};
+use crate::image::{bat_entry_offset, block_extent, Image, LockedFile, VirtualDisk};
 use crate::storage::Storage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -578,7 +578,7 @@ impl Plan {
         let mut budget = MAX_CANDIDATE_CHECKS;
         for (block, sector, kind) in suspects {
             let view = self.view(file, size);
-            let entry = header.table_offset + u64::from(block) * BAT_ENTRY_SIZE;
+            let entry = bat_entry_offset(header, block);
             let mut better = Vec::new();
             for bit in 0..32 {
                 let candidate = sector ^ (1 << bit);
@@ -700,7 +700,7 @@ impl Plan {
         let (Some(&(first, _)), Some(&(last, _))) = (dropped.first(), dropped.last()) else {
             return Ok(());
         };
-        let offset = header.table_offset + u64::from(first) * BAT_ENTRY_SIZE;
+        let offset = bat_entry_offset(header, first);
         let mut entries =
             vec![0u8; (u64::from(last - first) + 1) as usize * BAT_ENTRY_SIZE as usize];
         file.read_exact_at(&mut entries, offset).map_err(|e| {
@@ -729,7 +729,7 @@ impl Plan {
                 lost.add(start..end);
             }
             let kind = layout.out_of_range_kind(block, sector);
-            let entry = header.table_offset + u64::from(block) * BAT_ENTRY_SIZE;
+            let entry = bat_entry_offset(header, block);
             let count = listed.entry(kind).or_insert(0);
             if *count == MAX_LISTED_PER_KIND {
                 omitted.entry(kind).or_insert((0, entry)).0 += 1;

@@ -11,7 +11,6 @@
 //! `convert` writes it (skipping holes), so both give the same bytes by construction.
 
 use super::{ConvertOptions, OutputFormat, Progress};
-use crate::bat::UNALLOCATED;
 use crate::create::{new_footer, new_header, sparse_file, validate, CreateOptions, TABLE_OFFSET};
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};
@@ -224,14 +223,11 @@ impl DynamicLayout {
     pub(super) fn push(&mut self, block: u32) -> Result<u64> {
         debug_assert!(self.last_block().is_none_or(|last| last < block));
         let offset = self.block_start(self.blocks.len());
-        let sector = u32::try_from(offset / 512)
-            .ok()
-            .filter(|&s| s != UNALLOCATED)
-            .ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "the output is too large: the BAT cannot address a block at offset {offset}"
-                ))
-            })?;
+        let sector = crate::image::bat_sector(offset).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the output is too large: the BAT cannot address a block at offset {offset}"
+            ))
+        })?;
         let entry = TABLE_OFFSET as usize + 4 * block as usize;
         self.head[entry..entry + 4].copy_from_slice(&sector.to_be_bytes());
         self.blocks.push(block);
