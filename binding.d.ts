@@ -457,6 +457,25 @@ export interface LocatorFields {
 }
 
 /**
+ * The names the options take, from vhd-core's tables: the JavaScript layer checks its
+ * arguments against these lists instead of keeping its own.
+ */
+export declare function names(): Names
+
+/**
+ * The names the options take, each list from vhd-core's table (`vhd_core::names::Named`),
+ * own names only (the command line's aliases, such as `vpc`, are not listed).
+ */
+export interface Names {
+  /** Image types `create` makes: `'fixed'`, `'dynamic'`, `'differencing'`. */
+  diskTypes: Array<string>
+  /** What `convert` writes: `'raw'`, `'fixed'`, `'dynamic'`. */
+  outputFormats: Array<string>
+  /** How `convert` reads its source: `'auto'`, `'raw'`, `'vhd'`. */
+  sourceFormats: Array<string>
+}
+
+/**
  * Opens the image at `path`, detecting its type (or checking `options.expectedType`); a
  * differencing image is opened with its whole parent chain (the parents read-only).
  */

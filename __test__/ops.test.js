@@ -1103,6 +1103,24 @@ describe('bad arguments', () => {
     assert.equal(fs.existsSync(out), false)
   })
 
+  test("format names are vhd-core's: the messages list the core's names, the CLI takes the same", async () => {
+    const names = require('../binding.js').names()
+    assert.deepEqual(names, {
+      diskTypes: ['fixed', 'dynamic', 'differencing'],
+      outputFormats: ['raw', 'fixed', 'dynamic'],
+      sourceFormats: ['auto', 'raw', 'vhd'],
+    })
+    const src = raw()
+    const out = tmp.file('names')
+    await assert.rejects(VHD.convert(src, out, { to: 'vhdx' }), {
+      message: /must be 'raw', 'fixed', 'dynamic'\./,
+    })
+    await assert.rejects(VHD.convert(src, out, { to: 'fixed', sourceFormat: 'qcow2' }), {
+      message: /must be 'auto', 'raw', 'vhd'\./,
+    })
+    await assert.rejects(VHD.createVhdStream(src, { type: 'raw' }), { message: /must be 'fixed', 'dynamic'\./ })
+  })
+
   test('the other operations', async () => {
     const { file } = await makeImage({ type: 'dynamic', size: 4 * MiB })
     await rejectsWith(VHD.createVhdStream(raw(), { type: 'vhdx' }), 'ERR_INVALID_ARG_VALUE', TypeError)

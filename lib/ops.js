@@ -71,8 +71,10 @@ function toNativeOpen(options) {
   return open
 }
 
-const OUTPUT_FORMATS = ['raw', 'fixed', 'dynamic']
-const SOURCE_FORMATS = ['auto', 'raw', 'vhd']
+// The names come from vhd-core's tables (one list per kind, also what the CLI takes).
+const { outputFormats: OUTPUT_FORMATS, sourceFormats: SOURCE_FORMATS } = native.names()
+/** A VHD stream makes a VHD: every output format but raw. */
+const STREAM_FORMATS = OUTPUT_FORMATS.filter((format) => format !== 'raw')
 
 function oneOf(value, allowed, name) {
   if (!allowed.includes(value)) {
@@ -241,7 +243,7 @@ function createVhdStream(source, options) {
   let args
   try {
     const opts = toOptionsObject(options)
-    const type = outputFormat(opts, 'type', ['fixed', 'dynamic'])
+    const type = outputFormat(opts, 'type', STREAM_FORMATS)
     args = [toPath(source, 'source'), toConvertArgs(opts, type), toControl(opts)]
     if (opts.highWaterMark !== undefined) toIndex(opts.highWaterMark, 'options.highWaterMark')
     args.push(opts.highWaterMark)

@@ -36,9 +36,24 @@ mod task;
 mod types;
 
 use napi_derive::napi;
+use vhd_core::names::Named;
 
 /// Version of the native addon (the crate version).
 #[napi]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// The names the options take, from vhd-core's tables: the JavaScript layer checks its
+/// arguments against these lists instead of keeping its own.
+#[napi]
+pub fn names() -> types::Names {
+    fn list<T: Named>() -> Vec<String> {
+        T::names().into_iter().map(String::from).collect()
+    }
+    types::Names {
+        disk_types: list::<vhd_core::DiskType>(),
+        output_formats: list::<vhd_core::ops::OutputFormat>(),
+        source_formats: list::<vhd_core::ops::SourceFormat>(),
+    }
 }

@@ -121,24 +121,25 @@ pub fn io_range(
     position: f64,
 ) -> Result<(Range<usize>, u64), Failure> {
     Ok((
-        buffer_range(buffer_length, buffer_offset, length)?,
+        buffer_range(buffer_length, "bufferOffset", buffer_offset, length)?,
         integer("position", position)?,
     ))
 }
 
-/// The part of a buffer of `buffer_length` bytes that an I/O call names: `length` bytes at
-/// `offset`, which must lie inside the buffer.
+/// The part of a buffer of `buffer_length` bytes that a call names: `length` bytes at
+/// `offset` (the argument `offset_name`), which must lie inside the buffer.
 pub fn buffer_range(
     buffer_length: usize,
+    offset_name: &str,
     offset: f64,
     length: f64,
 ) -> Result<Range<usize>, Failure> {
-    let start = integer("bufferOffset", offset)?;
+    let start = integer(offset_name, offset)?;
     let length = integer("length", length)?;
     let buffer_length = buffer_length as u64;
     if start > buffer_length {
         return Err(Failure::out_of_range(
-            "bufferOffset",
+            offset_name,
             &format!("<= {buffer_length} (the buffer length)"),
             start,
         ));
@@ -170,12 +171,25 @@ mod tests {
     }
 
     #[test]
-    fn buffer_ranges_stay_inside_the_buffer() {
-        assert_eq!(buffer_range(10, 2.0, 8.0).unwrap(), 2..10);
-        assert_eq!(buffer_range(10, 10.0, 0.0).unwrap(), 10..10);
-        assert!(buffer_range(10, 11.0, 0.0).is_err());
-        assert!(buffer_range(10, 2.0, 9.0).is_err());
-        assert!(buffer_range(10, -1.0, 1.0).is_err());
+    fn buffer_ranges_stay_inside_the_buffer_and_name_the_offset() {
+        assert_eq!(buffer_range(10, "offset", 2.0, 8.0).unwrap(), 2..10);
+        assert_eq!(buffer_range(10, "offset", 10.0, 0.0).unwrap(), 10..10);
+        for (offset, length) in [
+            (11.0, 0.0),
+            (2.0, 9.0),
+            (-1.0, 1.0),
+            (0.5, 1.0),
+            (0.0, f64::NAN),
+        ] {
+            let failure = buffer_range(10, "offset", offset, length).unwrap_err();
+            assert_eq!(failure.code, "ERR_OUT_OF_RANGE", "{offset} {length}");
+        }
+        let failure = buffer_range(10, "offset", 11.0, 0.0).unwrap_err();
+        assert!(
+            failure.message.contains("\"offset\""),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]

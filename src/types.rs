@@ -9,6 +9,22 @@ use napi::bindgen_prelude::{BigInt, Buffer, Utf16String};
 use napi_derive::napi;
 
 // ---------------------------------------------------------------------------------------
+// Names (src/lib.rs `names`)
+
+/// The names the options take, each list from vhd-core's table (`vhd_core::names::Named`),
+/// own names only (the command line's aliases, such as `vpc`, are not listed).
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// Image types `create` makes: `'fixed'`, `'dynamic'`, `'differencing'`.
+    pub disk_types: Vec<String>,
+    /// What `convert` writes: `'raw'`, `'fixed'`, `'dynamic'`.
+    pub output_formats: Vec<String>,
+    /// How `convert` reads its source: `'auto'`, `'raw'`, `'vhd'`.
+    pub source_formats: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------
 // Maintenance operations: progress, arguments and results (src/ops/)
 
 /// How far an operation got.

@@ -34,23 +34,15 @@ impl fmt::Display for UnknownName {
 
 impl std::error::Error for UnknownName {}
 
-/// The value that `value` names in `names` (exact, lower-case words), or an error listing
-/// the names (each value's first: later ones are aliases).
-pub(crate) fn parse<T: Copy + PartialEq>(
-    value: &str,
-    names: &[(&'static str, T)],
-) -> Result<T, UnknownName> {
-    names
+/// The value that `value` names (exact, lower-case words), or an error listing the names.
+pub(crate) fn parse<T: Named>(value: &str) -> Result<T, UnknownName> {
+    T::NAMES
         .iter()
         .find(|(name, _)| *name == value)
         .map(|&(_, v)| v)
         .ok_or_else(|| UnknownName {
             received: value.to_string(),
-            expected: names
-                .iter()
-                .filter(|&&(name, v)| name_of(&v, names) == name)
-                .map(|&(name, _)| name)
-                .collect(),
+            expected: T::names(),
         })
 }
 
@@ -63,19 +55,43 @@ pub(crate) fn name_of<T: PartialEq>(value: &T, names: &[(&'static str, T)]) -> &
         .expect("every value is named")
 }
 
-/// `FromStr` and `Display` for `$type` from its table of names.
+/// A type whose values have names (its [`FromStr`](std::str::FromStr) and `Display`).
+pub trait Named: Sized + Copy + PartialEq + 'static {
+    /// Every accepted name with its value; a value's first name is its own, later ones are
+    /// aliases.
+    const NAMES: &'static [(&'static str, Self)];
+
+    /// The values' own names, in order, without aliases: what messages list and what the
+    /// binding hands to JavaScript (`names()`), so that no other layer keeps its own list.
+    fn names() -> Vec<&'static str> {
+        Self::NAMES
+            .iter()
+            .filter(|&&(name, value)| name_of(&value, Self::NAMES) == name)
+            .map(|&(name, _)| name)
+            .collect()
+    }
+}
+
+/// `FromStr` and `Display` for `$type` from its table of names (and [`Named`]).
 macro_rules! named {
     ($type:ty, $names:expr) => {
+        impl $crate::names::Named for $type {
+            const NAMES: &'static [(&'static str, $type)] = &$names;
+        }
+
         impl std::str::FromStr for $type {
             type Err = $crate::names::UnknownName;
             fn from_str(value: &str) -> Result<$type, Self::Err> {
-                $crate::names::parse(value, &$names)
+                $crate::names::parse::<$type>(value)
             }
         }
 
         impl std::fmt::Display for $type {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str($crate::names::name_of(self, &$names))
+                f.write_str($crate::names::name_of(
+                    self,
+                    <$type as $crate::names::Named>::NAMES,
+                ))
             }
         }
     };
