@@ -9,9 +9,9 @@
 
 const native = require('../binding.js')
 
-/** The owner of a request is told, through these methods, when it starts and settles. */
-const kStarted = Symbol('started')
-const kSettled = Symbol('settled')
+// The owner of a request (an image's `Lifecycle`, lib/lifecycle.js) is told when it starts
+// (`owner.started(change)`, which returns a token) and when it settles
+// (`owner.settled(token, change)`), so that `flush` and `close` can wait for it.
 
 /** Completions taken per native call, as (slot, result) pairs. */
 const DRAIN_BATCH = 256
@@ -25,6 +25,8 @@ const resolves = []
 const rejects = []
 const maps = []
 const owners = []
+const tokens = []
+const changes = [] // whether the request changes the image (a write)
 const buffers = []
 const freeSlots = []
 const results = new Float64Array(2 * DRAIN_BATCH)
@@ -43,7 +45,9 @@ function pending(slot, owner, target, map) {
   maps[slot] = map
   owners[slot] = owner
   buffers[slot] = target
-  owner[kStarted]()
+  // A write has no target: its bytes were copied when it was submitted.
+  changes[slot] = target === undefined
+  tokens[slot] = owner.started(changes[slot])
   return new Promise((resolve, reject) => {
     resolves[slot] = resolve
     rejects[slot] = reject
@@ -100,11 +104,13 @@ function settle(slot, result) {
   const reject = rejects[slot]
   const map = maps[slot]
   const owner = owners[slot]
+  const token = tokens[slot]
+  const change = changes[slot]
   // A failure is fetched before the slot is reused: the native side files it by slot.
   const failure = result < 0 ? takeFailure(slot) : undefined
-  resolves[slot] = rejects[slot] = maps[slot] = owners[slot] = buffers[slot] = undefined
+  resolves[slot] = rejects[slot] = maps[slot] = owners[slot] = buffers[slot] = tokens[slot] = undefined
   freeSlots.push(slot)
-  owner[kSettled]()
+  owner.settled(token, change)
   if (failure !== undefined) {
     reject(failure)
     return
@@ -125,4 +131,4 @@ function takeFailure(slot) {
   return new Error(`vhd: request ${slot} failed without an error`)
 }
 
-module.exports = { read, write, kStarted, kSettled }
+module.exports = { read, write }
