@@ -143,14 +143,15 @@ function overNamedParent(parent, open) {
   return { ...open, parents: [{ path: parent, raw: false }, ...open.parents] }
 }
 
-const CREATE_TYPES = new Map([
+/** @type {Map<unknown, 'fixed' | 'dynamic' | 'differencing'>} */
+const CREATE_TYPES = new Map(/** @type {[unknown, 'fixed' | 'dynamic' | 'differencing'][]} */ ([
   ['fixed', 'fixed'],
   ['dynamic', 'dynamic'],
   ['differencing', 'differencing'],
   [TYPE.FIXED, 'fixed'],
   [TYPE.DYNAMIC, 'dynamic'],
   [TYPE.DIFF, 'differencing'],
-])
+]))
 
 function toCreateOptions(options) {
   if (options === null || typeof options !== 'object') {

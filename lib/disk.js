@@ -39,6 +39,7 @@ const kRead = Symbol('read')
 const kWrite = Symbol('write')
 
 const identity = (value) => value
+/** @type {Map<number, string>} */
 const TYPE_NAMES = new Map([
   [TYPE.FIXED, 'fixed'],
   [TYPE.DYNAMIC, 'dynamic'],
@@ -69,7 +70,10 @@ function zeroRest(buffer, bytesRead, position, size) {
   if (bytesRead < buffer.length && position + buffer.length <= size) buffer.fill(0, bytesRead)
 }
 
-/** The checked arguments of `readInto`: the bytes, where in them, how many, from where. */
+/**
+ * The checked arguments of `readInto`: the bytes, where in them, how many, from where.
+ * @returns {[Uint8Array, number, number, number]}
+ */
 function readIntoArgs(buffer, bufferOffset, length, position) {
   const bytes = toBytes(buffer)
   const start = toIndex(bufferOffset, 'bufferOffset')
@@ -478,6 +482,7 @@ class Differencing extends Disk {
   }
 }
 
+/** @type {Map<number, typeof Fixed | typeof Dynamic | typeof Differencing>} */
 const CLASSES = new Map([
   [TYPE.FIXED, Fixed],
   [TYPE.DYNAMIC, Dynamic],
@@ -554,6 +559,9 @@ function create(path, options, callback) {
   )
 }
 
+/** For lib/ops.js (and the tests): wrap a native image opened elsewhere. */
+const internal = { wrap, summary, kReadInto, kWriteFrom, kWhenOpen }
+
 module.exports = {
   Disk,
   Fixed,
@@ -561,6 +569,16 @@ module.exports = {
   Differencing,
   open,
   create,
-  // For lib/image.js and lib/ops.js only (index.js does not export these).
-  internal: { wrap, summary, kInit, kLife, kOptions, kOpenNative, kBat, kClose, kRead, kWrite, kReadInto, kWriteFrom, kWhenOpen },
+  internal,
+  // For lib/image.js only (index.js does not export these). Top-level properties, so that
+  // the type checker keeps each symbol's own type (an object literal nested in this one
+  // would make it widen every symbol here to \`symbol\`).
+  kInit,
+  kLife,
+  kOptions,
+  kOpenNative,
+  kBat,
+  kClose,
+  kRead,
+  kWrite,
 }

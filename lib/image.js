@@ -27,10 +27,10 @@ const {
   none,
   noArgs,
 } = require('./args.js')
-const { Disk, internal } = require('./disk.js')
-const { inspectCustom, inspectAs } = require('./protocol.js')
+const { Disk, internal, kInit, kLife, kOptions, kOpenNative, kBat, kClose, kRead, kWrite } = require('./disk.js')
+const { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs } = require('./protocol.js')
 
-const { summary, kInit, kLife, kOptions, kOpenNative, kBat, kClose, kRead, kWrite, kReadInto, kWriteFrom, kWhenOpen } = internal
+const { summary } = internal
 
 const kDisk = Symbol('disk')
 const kRelease = Symbol('release')
@@ -52,13 +52,13 @@ const O_SYNC = fs.constants.O_SYNC ?? 0
 const O_NONBLOCK = fs.constants.O_NONBLOCK ?? 0
 
 const STRING_FLAGS = new Map()
-for (const [names, readOnly, sync, exclusive] of [
+for (const [names, readOnly, sync, exclusive] of /** @type {[string[], boolean, boolean, boolean][]} */ ([
   [['r'], true, false, false],
   [['rs', 'sr'], true, true, false],
   [['r+', 'w', 'w+', 'a', 'a+'], false, false, false],
   [['rs+', 'sr+', 'as', 'sa', 'as+', 'sa+'], false, true, false],
   [['wx', 'xw', 'wx+', 'xw+', 'ax', 'xa', 'ax+', 'xa+'], false, false, true],
-]) {
+])) {
   for (const name of names) STRING_FLAGS.set(name, { readOnly, sync, exclusive })
 }
 
@@ -158,6 +158,7 @@ function toIo(buffer, offset, length, position) {
   return [bytes, offset, length, toIndex(position, 'position')]
 }
 
+/** @type {Set<number | null>} */
 const SPARSE = new Set([TYPE.DYNAMIC, TYPE.DIFF])
 
 /** A position that is not used (a fixed image's header): any Number or BigInt, or nothing. */
@@ -316,7 +317,10 @@ class Image {
     return structuresOf(this[kDisk][kFile])?.header ?? null
   }
 
-  /** `TYPE.FIXED`, `TYPE.DYNAMIC` or `TYPE.DIFF`; `null` before `open`. */
+  /**
+   * `TYPE.FIXED`, `TYPE.DYNAMIC` or `TYPE.DIFF`; `null` before `open`.
+   * @returns {number | null}
+   */
   get type() {
     const footer = this.footer
     return footer ? footer.diskType : null
