@@ -679,36 +679,20 @@ function scenarios(ctx) {
       lower: true,
       extra: memOf,
       variants: [
-        {
-          id: 'ours',
-          label: 'vhd open + read (in-process time)',
+        ...[
+          ['ours', 'vhd open + read (in-process time)', 'ours'],
+          ['vhdjs', 'vhd@0.5.0 Image open + read (in-process time)', 'vhd-js'],
+          ['image', 'vhd VHD.Image open + read (0.5.0 API, in-process time)', 'image'],
+        ].map(([id, label, which]) => ({
+          id,
+          label,
           async trial() {
-            const r = await probeRun('ours')
-            ;(memOf.ours ||= []).push(r.rssDeltaBytes)
-            ;(memOf.oursWarmMs ||= []).push(r.warmMs)
+            const r = await probeRun(which)
+            ;(memOf[id] ||= []).push(r.rssDeltaBytes)
+            ;(memOf[`${id}WarmMs`] ||= []).push(r.warmMs)
             return r.ms
           },
-        },
-        {
-          id: 'vhdjs',
-          label: 'vhd@0.5.0 Image open + read (in-process time)',
-          async trial() {
-            const r = await probeRun('vhd-js')
-            ;(memOf.vhdjs ||= []).push(r.rssDeltaBytes)
-            ;(memOf.vhdjsWarmMs ||= []).push(r.warmMs)
-            return r.ms
-          },
-        },
-        {
-          id: 'image',
-          label: 'vhd VHD.Image open + read (0.5.0 API, in-process time)',
-          async trial() {
-            const r = await probeRun('image')
-            ;(memOf.image ||= []).push(r.rssDeltaBytes)
-            ;(memOf.imageWarmMs ||= []).push(r.warmMs)
-            return r.ms
-          },
-        },
+        })),
         {
           id: 'qemu',
           label: "qemu-io -r -c 'read 0 1M' (wall, whole process)",

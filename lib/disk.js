@@ -17,6 +17,7 @@ const {
   toCreateOptions,
   overNamedParent,
   call,
+  callIo,
   none,
   noArgs,
 } = require('./args.js')
@@ -242,11 +243,12 @@ class Disk {
    * @param {number} length
    * @param {number} position
    * @param {(bytesRead: number) => T} map
+   * @param {(error: Error | null, bytesRead?: number) => void} [done] instead of a promise (see lib/io.js)
    * @returns {Promise<T>}
    */
-  [kRead](buffer, offset, length, position, map) {
+  [kRead](buffer, offset, length, position, map, done) {
     const life = this[kLife]
-    return io.read(life, life.io(), buffer, offset, length, position, map)
+    return io.read(life, life.io(), buffer, offset, length, position, map, done)
   }
 
   /**
@@ -258,11 +260,12 @@ class Disk {
    * @param {number} length
    * @param {number} position
    * @param {(bytesWritten: number) => T} map
+   * @param {(error: Error | null, bytesWritten?: number) => void} [done] instead of a promise (see lib/io.js)
    * @returns {Promise<T>}
    */
-  [kWrite](buffer, offset, length, position, map) {
+  [kWrite](buffer, offset, length, position, map, done) {
     const life = this[kLife]
-    return io.write(life, life.io(), buffer, offset, length, position, map)
+    return io.write(life, life.io(), buffer, offset, length, position, map, done)
   }
 
   /**
@@ -300,11 +303,12 @@ class Disk {
   }
 
   write(buffer, offset, callback) {
-    return call(
+    return callIo(
       callback,
-      () => [toBytes(buffer), toIndex(offset, 'offset')],
-      ([bytes, position]) => this[kWrite](bytes, 0, bytes.length, position, (bytesWritten) => ({ bytesWritten, buffer })),
-      (result) => [result.bytesWritten, result.buffer],
+      () => /** @type {[Uint8Array, number]} */ ([toBytes(buffer), toIndex(offset, 'offset')]),
+      ([bytes, position], map, done) => this[kWrite](bytes, 0, bytes.length, position, map, done),
+      (bytesWritten) => [bytesWritten, buffer],
+      (bytesWritten) => ({ bytesWritten, buffer }),
     )
   }
 
@@ -315,11 +319,12 @@ class Disk {
    * left as it was.
    */
   readInto(buffer, bufferOffset, length, position, callback) {
-    return call(
+    return callIo(
       callback,
       () => readIntoArgs(buffer, bufferOffset, length, position),
-      ([bytes, start, count, at]) => this[kRead](bytes, start, count, at, (bytesRead) => ({ bytesRead, buffer })),
-      (result) => [result.bytesRead, result.buffer],
+      ([bytes, start, count, at], map, done) => this[kRead](bytes, start, count, at, map, done),
+      (bytesRead) => [bytesRead, buffer],
+      (bytesRead) => ({ bytesRead, buffer }),
     )
   }
 

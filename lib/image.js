@@ -24,6 +24,7 @@ const {
   toBytes,
   toOpenOptions,
   call,
+  callIo,
   none,
   noArgs,
 } = require('./args.js')
@@ -181,7 +182,7 @@ const kFile = Symbol('file')
  * @property {number | string} mode
  * @property {{ footer: Buffer, header: Buffer | null } | null} opened
  *   what the last open read of the footer and header, until `structuresOf` parses it
- * @property {{ footer: Footer, header: Header | null } | null} structures
+ * @property {{ footer: Footer | null, header: Header | null } | null} structures
  *   `image.footer` and `image.header` of the last open, kept after `close`
  */
 
@@ -312,9 +313,21 @@ class Image {
     return structuresOf(this[kDisk][kFile])?.footer ?? null
   }
 
+  // 0.5.0's `footer` and `header` are plain properties: what is assigned reads back (until
+  // the next open).
+  set footer(footer) {
+    const file = this[kDisk][kFile]
+    file.structures = { footer, header: structuresOf(file)?.header ?? null }
+  }
+
   /** The dynamic disk header (a `VHD.Header`) of dynamic and differencing images, once open. */
   get header() {
     return structuresOf(this[kDisk][kFile])?.header ?? null
+  }
+
+  set header(header) {
+    const file = this[kDisk][kFile]
+    file.structures = { footer: structuresOf(file)?.footer ?? null, header }
   }
 
   /**
@@ -395,12 +408,12 @@ class Image {
    * that runs past the end of the disk is short, like `fs.read`.
    */
   read(buffer, offset, length, position, callback) {
-    return call(
+    return callIo(
       bound(this, callback),
       () => toIo(buffer, offset, length, position),
-      ([bytes, offset, length, position]) =>
-        this[kDisk][kRead](bytes, offset, length, position, (bytesRead) => ({ bytesRead, buffer })),
-      (result) => [result.bytesRead, result.buffer],
+      ([bytes, offset, length, position], map, done) => this[kDisk][kRead](bytes, offset, length, position, map, done),
+      (bytesRead) => [bytesRead, buffer],
+      (bytesRead) => ({ bytesRead, buffer }),
     )
   }
 
@@ -410,12 +423,12 @@ class Image {
    * write past the end of the disk fails with ERR_VHD_OUT_OF_RANGE and writes nothing.
    */
   write(buffer, offset, length, position, callback) {
-    return call(
+    return callIo(
       bound(this, callback),
       () => toIo(buffer, offset, length, position),
-      ([bytes, offset, length, position]) =>
-        this[kDisk][kWrite](bytes, offset, length, position, (bytesWritten) => ({ bytesWritten, buffer })),
-      (result) => [result.bytesWritten, result.buffer],
+      ([bytes, offset, length, position], map, done) => this[kDisk][kWrite](bytes, offset, length, position, map, done),
+      (bytesWritten) => [bytesWritten, buffer],
+      (bytesWritten) => ({ bytesWritten, buffer }),
     )
   }
 
