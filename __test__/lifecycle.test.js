@@ -112,6 +112,12 @@ describe('util.inspect shows a short summary', () => {
     assert.equal(shown, `Image { path: ${util.inspect(file)}, type: 'fixed', size: 2097152, readOnly: true, fd: ${image.fd} }`)
     await image.close()
     assert.equal(inspect(image), `Image { path: ${util.inspect(file)}, state: 'closed', fd: null }`)
+    // Opened from a descriptor alone: no path.
+    const fd = fs.openSync(file, 'r')
+    const byFd = new VHD.Image({ fd, flags: 'r' })
+    await byFd.open()
+    assert.equal(inspect(byFd), `Image { path: null, type: 'fixed', size: 2097152, readOnly: true, fd: ${fd} }`)
+    await byFd.close()
   })
 })
 

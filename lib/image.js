@@ -571,7 +571,7 @@ class Image {
 
   /** What `console.log(image)` and `util.inspect` show: the disk's summary and the descriptor. */
   [inspectCustom](depth, options, inspect) {
-    return inspectAs(this, { ...summary(this[kDisk]), fd: this.fd }, depth, options, inspect)
+    return inspectAs(this, { ...summary(this[kDisk]), path: this.path, fd: this.fd }, depth, options, inspect)
   }
 }
 
