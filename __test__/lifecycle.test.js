@@ -77,6 +77,18 @@ describe('flush covers the writes started before it', () => {
   })
 })
 
+test('VHD.Image: bat after close is the table as it was last, writes included', async () => {
+  const file = tmp.file('bat-after-close')
+  await (await VHD.create(file, { type: 'dynamic', size: 8 * MiB })).close()
+  const image = new VHD.Image({ path: file })
+  await image.open()
+  await image.write(pattern(512, 3), 0, 512, 0)
+  // Not read while open: close reads it a last time.
+  await image.close()
+  assert.ok(Buffer.isBuffer(image.bat))
+  assert.notEqual(image.bat.readUInt32BE(0), 0xffffffff, 'block 0, allocated by the write, is in the table')
+})
+
 describe('util.inspect shows a short summary', () => {
   const inspect = (value, options) => util.inspect(value, { breakLength: Infinity, ...options })
 

@@ -198,8 +198,9 @@ class Disk {
   [kBat]() {
     const life = this[kLife]
     const cached = this[kBatCopy]
-    if (life.state !== 'open' || (cached !== null && cached.changes === life.changes)) return cached?.bytes ?? null
-    const bytes = /** @type {NativeImage} */ (life.native).batBytes()
+    // Read while the native image is there: open, or closing (`close`'s last read).
+    if (life.native === null || (cached !== null && cached.changes === life.changes)) return cached?.bytes ?? null
+    const bytes = life.native.batBytes()
     this[kBatCopy] = { bytes, changes: life.changes }
     return bytes
   }
