@@ -87,6 +87,13 @@ test('VHD.Image: bat after close is the table as it was last, writes included', 
   await image.close()
   assert.ok(Buffer.isBuffer(image.bat))
   assert.notEqual(image.bat.readUInt32BE(0), 0xffffffff, 'block 0, allocated by the write, is in the table')
+  // Changed by another open meanwhile: a reopen reads the table again.
+  const other = await VHD.open(file)
+  await other.write(pattern(512, 4), 2 * MiB)
+  await other.close()
+  await image.open()
+  assert.notEqual(image.bat.readUInt32BE(4), 0xffffffff, 'block 1, allocated between the opens, is in the table')
+  await image.close()
 })
 
 describe('util.inspect shows a short summary', () => {

@@ -97,6 +97,8 @@ class Lifecycle {
     this.info = native.info
     this.release = release
     this.state = 'open'
+    // A copy of the BAT from an earlier open is stale now (the file may have changed since).
+    this.changes++
   }
 
   /** Resolves once the image is open (now, or when the `open` in progress succeeds). */
