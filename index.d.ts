@@ -430,6 +430,11 @@ export interface ParentInfo {
  * Before `open` and after `close`, every accessor except `path` and `isOpen` is `undefined`.
  * `footer` and `header` are fresh copies on every access.
  */
+/**
+ * `util.inspect` (and so `console.log`) of a disk or a `VHD.Image` shows a summary:
+ * `Dynamic { path, type, size, readOnly, parent }` (`readOnlyReason` when read-only without
+ * being asked; an `Image` adds `fd`), or `{ path, state }` when it is not open.
+ */
 export declare abstract class Disk {
   protected constructor(path: PathLike, options?: OpenOptions)
 
@@ -494,7 +499,11 @@ export declare abstract class Disk {
   /** `write` on the calling thread. */
   writeSync<T extends Bytes>(buffer: T, offset: Integer): WriteResult<T>
 
-  /** Makes every write so far durable. */
+  /**
+   * Makes every write started before this call durable, metadata included: it waits for
+   * the reads, writes and discards in flight, then flushes (operations started after it do
+   * not delay it).
+   */
   flush(): Promise<void>
   flush(callback: Callback): void
 
@@ -934,7 +943,7 @@ export declare class Image {
   /** `write` on the calling thread, like `fs.writeSync`: returns the number of bytes written (not in vhd@0.5.0). */
   writeSync(buffer: Bytes, offset: Integer | null | undefined, length: Integer | null | undefined, position: Integer): number
 
-  /** Makes every write so far durable (not in vhd@0.5.0). */
+  /** As `Disk.flush`: every write started before this call made durable (not in vhd@0.5.0). */
   flush(): Promise<void>
   flush(callback: ImageCallback): void
 
@@ -1205,8 +1214,11 @@ export interface VhdStreamOptions extends ConversionOptions {
   highWaterMark?: Integer
 }
 
-/** The bytes of a VHD file, computed as they are read. */
-export declare class VhdStream extends Readable {
+/**
+ * The bytes of a VHD file, computed as they are read: what `createVhdStream` resolves to
+ * (a Readable; the class itself is not exported).
+ */
+export interface VhdStream extends Readable {
   /** The total number of bytes the stream gives, known before the first one. */
   readonly length: number
   /** How the source is read, and why (as `ConvertReport.detected`). */

@@ -188,10 +188,11 @@ function nativeIo(image) {
   const io = require('../lib/io.js')
   const owner = {
     inFlight: 0,
-    [io.kStarted]() {
+    // The owner protocol of lib/io.js (an image's Lifecycle implements it in lib/lifecycle.js).
+    started() {
       this.inFlight++
     },
-    [io.kSettled]() {
+    settled() {
       this.inFlight--
     },
   }

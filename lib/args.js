@@ -143,14 +143,15 @@ function overNamedParent(parent, open) {
   return { ...open, parents: [{ path: parent, raw: false }, ...open.parents] }
 }
 
-const CREATE_TYPES = new Map([
+/** @type {Map<unknown, 'fixed' | 'dynamic' | 'differencing'>} */
+const CREATE_TYPES = new Map(/** @type {[unknown, 'fixed' | 'dynamic' | 'differencing'][]} */ ([
   ['fixed', 'fixed'],
   ['dynamic', 'dynamic'],
   ['differencing', 'differencing'],
   [TYPE.FIXED, 'fixed'],
   [TYPE.DYNAMIC, 'dynamic'],
   [TYPE.DIFF, 'differencing'],
-])
+]))
 
 function toCreateOptions(options) {
   if (options === null || typeof options !== 'object') {
@@ -223,8 +224,43 @@ function call(callback, prepare, perform, toArgs) {
   return undefined
 }
 
+/**
+ * `call` for the reads and writes of lib/io.js: `start(args, map, done)` starts the request.
+ * Without a callback, a promise of `toResult(count)` (`start` gets `toResult` as `map`, no
+ * `done`, and returns the promise). With one, no promise at all: `start` gets a `done` that
+ * the request calls with `(error, count)` later (a throw of `start` fails it the same way,
+ * from a microtask too), and `callback` gets `(null, ...toArgs(count))` or `(error)`.
+ * `prepare` checks the arguments, as in `call`.
+ * @template A, R
+ * @param {Function | undefined} callback
+ * @param {() => A} prepare
+ * @param {(args: A, map: (count: number) => any, done?: (error: Error | null, count?: number) => void) => Promise<any> | undefined} start
+ * @param {(count: number) => unknown[]} toArgs
+ * @param {(count: number) => R} toResult
+ */
+function callIo(callback, prepare, start, toArgs, toResult) {
+  if (callback === undefined) {
+    // `call`'s promise form, without a closure per call (small reads are counted in ns).
+    try {
+      return start(prepare(), toResult)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+  if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+  const args = prepare()
+  const done = (error, count) => (error ? callback(error) : callback(null, ...toArgs(count)))
+  try {
+    start(args, identity, done)
+  } catch (error) {
+    queueMicrotask(() => done(error))
+  }
+  return undefined
+}
+
 const none = () => []
 const noArgs = () => undefined
+const identity = (value) => value
 
 module.exports = {
   withCode,
@@ -246,6 +282,7 @@ module.exports = {
   toCreateOptions,
   attempt,
   call,
+  callIo,
   none,
   noArgs,
 }

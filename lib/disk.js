@@ -16,44 +16,46 @@ const {
   toOpenOptions,
   toCreateOptions,
   overNamedParent,
-  toOptionsObject,
   call,
+  callIo,
   none,
   noArgs,
 } = require('./args.js')
 const { shapeParent } = require('./metadata.js')
 const { footerFrom, headerFrom } = require('./structures.js')
 const io = require('./io.js')
-
-const { kStarted, kSettled } = io // what lib/io.js tells a disk about its reads and writes
+const { Lifecycle } = require('./lifecycle.js')
+const { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs } = require('./protocol.js')
 
 const kPath = Symbol('path')
 const kOptions = Symbol('options')
-const kState = Symbol('state') // 'new' | 'opening' | 'open' | 'closing' | 'closed'
-const kNative = Symbol('native')
-const kHandle = Symbol('handle') // the native image's handle: what reads and writes go through
-const kIo = Symbol('io')
-const kInfo = Symbol('info')
-const kInFlight = Symbol('inFlight') // native operations started and not settled yet
-const kIdle = Symbol('idle') // called when kInFlight drops to 0 (close waits for it)
-const kAttach = Symbol('attach')
-const kImage = Symbol('image')
-const kTrack = Symbol('track')
-const kWhenIdle = Symbol('whenIdle')
+const kLife = Symbol('life') // the image's Lifecycle (lib/lifecycle.js)
 const kExpectedType = Symbol('expectedType')
-const kOpening = Symbol('opening')
+const kBat = Symbol('bat')
+const kBatCopy = Symbol('batCopy')
+const kOpenNative = Symbol('openNative')
+const kInit = Symbol('init')
+const kClose = Symbol('close')
+const kLastBat = Symbol('lastBat')
+const kRead = Symbol('read')
+const kWrite = Symbol('write')
 
 const identity = (value) => value
+/** @type {Map<number, string>} */
+const TYPE_NAMES = new Map([
+  [TYPE.FIXED, 'fixed'],
+  [TYPE.DYNAMIC, 'dynamic'],
+  [TYPE.DIFF, 'differencing'],
+])
 
 /** An allocated range as JavaScript sees it: `fileOffset` `null` rather than absent. */
 const shapeRange = ({ offset, length, depth, fileOffset }) => ({ offset, length, depth, fileOffset: fileOffset ?? null })
 
-// What the streams (lib/streams.js) and `VHD.Image` (lib/image.js) use of a disk: a read into
-// or a write from part of the caller's buffer (tracked, so that `close` waits for it), and
-// a promise that settles when the disk is open (waiting for an `open` in progress).
-const kReadInto = Symbol('readInto')
-const kWriteFrom = Symbol('writeFrom')
-const kWhenOpen = Symbol('whenOpen')
+/**
+ * @typedef {import('../binding.js').NativeImage} NativeImage
+ * @typedef {import('../binding.js').ImageInfo} ImageInfo
+ * @typedef {ReturnType<typeof toOpenOptions>} OpenOptions
+ */
 
 /**
  * The buffer for a read of `length` bytes at `position` of a disk of `size` bytes. A read
@@ -70,7 +72,10 @@ function zeroRest(buffer, bytesRead, position, size) {
   if (bytesRead < buffer.length && position + buffer.length <= size) buffer.fill(0, bytesRead)
 }
 
-/** The checked arguments of `readInto`: the bytes, where in them, how many, from where. */
+/**
+ * The checked arguments of `readInto`: the bytes, where in them, how many, from where.
+ * @returns {[Uint8Array, number, number, number]}
+ */
 function readIntoArgs(buffer, bufferOffset, length, position) {
   const bytes = toBytes(buffer)
   const start = toIndex(bufferOffset, 'bufferOffset')
@@ -87,6 +92,10 @@ function readIntoArgs(buffer, bufferOffset, length, position) {
  * use a subclass, `VHD.open` or `VHD.create`.
  */
 class Disk {
+  /**
+   * @param {string | URL} path
+   * @param {object} [options] the open options (see `toOpenOptions`)
+   */
   constructor(path, options) {
     if (new.target === Disk) {
       throw withCode(
@@ -94,15 +103,22 @@ class Disk {
         'ERR_ILLEGAL_CONSTRUCTOR',
       )
     }
-    this[kPath] = toPath(path)
-    this[kOptions] = toOpenOptions(options)
-    this[kState] = 'new'
-    this[kNative] = null
-    this[kHandle] = null
-    this[kInfo] = null
-    this[kInFlight] = 0
-    this[kIdle] = null
-    this[kOpening] = null
+    this[kInit](toPath(path), toOpenOptions(options))
+  }
+
+  /**
+   * Sets up a disk whose arguments were checked already (also for `wrap`, which makes disks
+   * without the constructor's checks).
+   * @param {string} path
+   * @param {OpenOptions} options
+   * @param {string} [name] how messages name it (default: the path)
+   */
+  [kInit](path, options, name = path) {
+    this[kPath] = path
+    this[kOptions] = options
+    this[kLife] = new Lifecycle(name)
+    /** @type {{ bytes: Buffer | null, changes: number } | null} the last copy of the BAT read (`VHD.Image`'s `bat`) */
+    this[kBatCopy] = null
   }
 
   /** The path given to the constructor. */
@@ -112,202 +128,163 @@ class Disk {
 
   /** True between a successful `open` and `close`. */
   get isOpen() {
-    return this[kState] === 'open'
+    return this[kLife].state === 'open'
   }
 
   // Every accessor below is `undefined` unless the image is open.
 
   get type() {
-    return this[kInfo]?.diskType
+    return this[kLife].info?.diskType
   }
 
   get size() {
-    return this[kInfo]?.size
+    return this[kLife].info?.size
   }
 
   get blockSize() {
-    return this[kInfo]?.blockSize ?? undefined
+    return this[kLife].info?.blockSize ?? undefined
   }
 
   get geometrySize() {
-    return this[kInfo]?.geometrySize
+    return this[kLife].info?.geometrySize
   }
 
   get readOnly() {
-    return this[kInfo]?.readOnly
+    return this[kLife].info?.readOnly
   }
 
   get readOnlyReason() {
-    const info = this[kInfo]
+    const info = this[kLife].info
     return info ? info.readOnlyReason ?? null : undefined
   }
 
   get footerSource() {
-    return this[kInfo]?.footerSource
+    return this[kLife].info?.footerSource
   }
 
   /** A `VHD.Footer`, a fresh copy on every access: changing it changes nothing. */
   get footer() {
-    const info = this[kInfo]
+    const info = this[kLife].info
     return info ? footerFrom(info.footer) : undefined
   }
 
   /** A `VHD.Header` (all 8 parent locator entries, with `text`), a fresh copy on every access. */
   get header() {
-    const info = this[kInfo]
+    const info = this[kLife].info
     return info && info.header ? headerFrom(info.header, info.locatorTexts) : undefined
   }
 
   /** Blocks allocated so far (dynamic and differencing images). */
   get allocatedBlocks() {
-    if (this[kState] !== 'open') return undefined
-    return this[kNative].allocatedBlocks() ?? undefined
-  }
-
-  [kAttach](image) {
-    this[kNative] = image
-    this[kHandle] = image.handle
-    this[kInfo] = image.info
-    this[kState] = 'open'
-  }
-
-  /** The native image, or throws ERR_VHD_CLOSED. */
-  [kImage]() {
-    switch (this[kState]) {
-      case 'open':
-        return this[kNative]
-      case 'new':
-      case 'opening':
-        throw stateError('ERR_VHD_CLOSED', `${this[kPath]}: the image is not open (call open() first)`)
-      default:
-        throw stateError('ERR_VHD_CLOSED', `${this[kPath]}: the image is closed`)
-    }
+    const life = this[kLife]
+    if (life.state !== 'open') return undefined
+    return /** @type {NativeImage} */ (life.native).allocatedBlocks() ?? undefined
   }
 
   /**
-   * The handle that reads and writes go through (lib/io.js and `native.handleReadSync` and
-   * friends: as plain functions of a handle they cost napi-rs less per call than methods of
-   * the native image would), or throws ERR_VHD_CLOSED.
+   * The native image this disk opens (`native.open` by path; `VHD.Image`'s disk opens a
+   * descriptor instead).
+   * @returns {Promise<import('./lifecycle.js').Opened>}
    */
-  [kIo]() {
-    this[kImage]()
-    return this[kHandle]
+  [kOpenNative]() {
+    const options = { ...this[kOptions], expectedType: /** @type {typeof Disk} */ (this.constructor)[kExpectedType] }
+    return native.open(this[kPath], options).then((image) => ({ native: image }))
   }
 
   /**
-   * Counts a native operation (other than a read or a write: lib/io.js counts those through
-   * `io.kStarted` and `io.kSettled`) as in flight until it settles, so that `close` can wait
-   * for it, and resolves to `map(value)`.
+   * The block allocation table as big-endian entries, as it is now (`null` for a fixed
+   * image); the same Buffer until a write or a discard may have changed it. After `close`,
+   * the last table read (see `close`'s `keepBat`).
+   * @returns {Buffer | null}
    */
-  [kTrack](result, map = identity) {
-    this[kInFlight]++
-    return result.then(
-      (value) => {
-        this[kSettled]()
-        return map(value)
-      },
-      (error) => {
-        this[kSettled]()
-        throw error
-      },
-    )
+  [kBat]() {
+    const life = this[kLife]
+    const cached = this[kBatCopy]
+    // Read while the native image is there: open, or closing (`close`'s last read).
+    if (life.native === null || (cached !== null && cached.changes === life.changes)) return cached?.bytes ?? null
+    const bytes = life.native.batBytes()
+    this[kBatCopy] = { bytes, changes: life.changes }
+    return bytes
   }
 
-  [kStarted]() {
-    this[kInFlight]++
-  }
-
-  [kSettled]() {
-    if (--this[kInFlight] === 0 && this[kIdle] !== null) {
-      const idle = this[kIdle]
-      this[kIdle] = null
-      idle()
-    }
-  }
-
-  /** Resolves once no native operation is in flight (only `close` waits, and only once). */
-  [kWhenIdle]() {
-    if (this[kInFlight] === 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      this[kIdle] = resolve
-    })
-  }
-
+  /**
+   * Opens the image; resolves to the disk itself.
+   * @param {(error: Error | null, disk?: Disk) => void} [callback]
+   */
   open(callback) {
-    return call(callback, noArgs, () => {
-      const state = this[kState]
-      if (state !== 'new' && state !== 'closed') {
-        throw stateError('ERR_VHD_ALREADY_OPEN', `${this[kPath]}: the image is already ${state === 'open' ? 'open' : state}`)
-      }
-      this[kState] = 'opening'
-      const options = { ...this[kOptions], expectedType: this.constructor[kExpectedType] }
-      const opening = native.open(this[kPath], options).then(
-        (image) => {
-          this[kAttach](image)
-          return this
-        },
-        (error) => {
-          this[kState] = state
-          throw error
-        },
-      )
-      this[kOpening] = opening
-      const done = () => {
-        if (this[kOpening] === opening) this[kOpening] = null
-      }
-      opening.then(done, done)
-      return opening
-    }, none)
+    return call(callback, noArgs, () => this[kLife].open(() => this[kOpenNative]()).then(() => this), none)
   }
 
   /** Resolves once the disk is open (now, or when the `open` in progress succeeds). */
   [kWhenOpen]() {
-    if (this[kState] === 'opening' && this[kOpening]) {
-      return this[kOpening].then(() => this[kWhenOpen]())
-    }
-    try {
-      this[kImage]()
-      return Promise.resolve()
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return this[kLife].whenOpen()
   }
 
-  /** The native read into `buffer[offset..offset + length]`, tracked; resolves to bytesRead. */
+  /**
+   * The native read into `buffer[offset..offset + length]`, tracked; resolves to bytesRead.
+   * @param {Uint8Array} buffer
+   * @param {number} offset
+   * @param {number} length
+   * @param {number} position
+   * @returns {Promise<number>}
+   */
   [kReadInto](buffer, offset, length, position) {
     try {
-      return io.read(this, this[kIo](), buffer, offset, length, position, identity)
+      return this[kRead](buffer, offset, length, position, identity)
     } catch (error) {
       return Promise.reject(error)
     }
   }
 
-  /** The native write of `buffer[offset..offset + length]`, tracked; resolves to bytesWritten. */
+  /**
+   * The native read into `buffer[offset..offset + length]` of checked arguments, tracked;
+   * resolves to `map(bytesRead)`. Throws ERR_VHD_CLOSED unless open. What every
+   * asynchronous read of a disk or a `VHD.Image` goes through.
+   * @template T
+   * @param {Uint8Array} buffer
+   * @param {number} offset
+   * @param {number} length
+   * @param {number} position
+   * @param {(bytesRead: number) => T} map
+   * @param {(error: Error | null, bytesRead?: number) => void} [done] instead of a promise (see lib/io.js)
+   * @returns {Promise<T>}
+   */
+  [kRead](buffer, offset, length, position, map, done) {
+    const life = this[kLife]
+    return io.read(life, life.io(), buffer, offset, length, position, map, done)
+  }
+
+  /**
+   * The native write of `buffer[offset..offset + length]` of checked arguments, tracked;
+   * resolves to `map(bytesWritten)`. Throws ERR_VHD_CLOSED unless open.
+   * @template T
+   * @param {Uint8Array} buffer
+   * @param {number} offset
+   * @param {number} length
+   * @param {number} position
+   * @param {(bytesWritten: number) => T} map
+   * @param {(error: Error | null, bytesWritten?: number) => void} [done] instead of a promise (see lib/io.js)
+   * @returns {Promise<T>}
+   */
+  [kWrite](buffer, offset, length, position, map, done) {
+    const life = this[kLife]
+    return io.write(life, life.io(), buffer, offset, length, position, map, done)
+  }
+
+  /**
+   * The native write of `buffer[offset..offset + length]`, tracked; resolves to bytesWritten.
+   * @param {Uint8Array} buffer
+   * @param {number} offset
+   * @param {number} length
+   * @param {number} position
+   * @returns {Promise<number>}
+   */
   [kWriteFrom](buffer, offset, length, position) {
     try {
-      return io.write(this, this[kIo](), buffer, offset, length, position, identity)
+      return this[kWrite](buffer, offset, length, position, identity)
     } catch (error) {
       return Promise.reject(error)
     }
-  }
-
-  /**
-   * A readable stream of the virtual disk (see `VHD.ReadStream`), from `start` up to `end`
-   * (exclusive, as in vhd@0.5.0). The disk stays open when the stream ends, unless
-   * `autoClose` is true.
-   */
-  createReadStream(options) {
-    const { ReadStream } = require('./streams.js')
-    return new ReadStream({ ...toOptionsObject(options), image: this })
-  }
-
-  /**
-   * A writable stream into the virtual disk from `start` (see `VHD.WriteStream`). The disk
-   * stays open when the stream finishes, unless `autoClose` is true.
-   */
-  createWriteStream(options) {
-    const { WriteStream } = require('./streams.js')
-    return new WriteStream({ ...toOptionsObject(options), image: this })
   }
 
   read(offset, length, callback) {
@@ -315,10 +292,11 @@ class Disk {
       callback,
       () => [toIndex(offset, 'offset'), toIndex(length, 'length', bufferConstants.MAX_LENGTH)],
       ([position, length]) => {
-        const handle = this[kIo]()
-        const size = this[kInfo].size
+        const life = this[kLife]
+        life.current()
+        const size = /** @type {ImageInfo} */ (life.info).size
         const buffer = readBuffer(length, position, size)
-        return io.read(this, handle, buffer, 0, length, position, (bytesRead) => {
+        return this[kRead](buffer, 0, length, position, (bytesRead) => {
           zeroRest(buffer, bytesRead, position, size)
           return { bytesRead, buffer }
         })
@@ -328,15 +306,12 @@ class Disk {
   }
 
   write(buffer, offset, callback) {
-    return call(
+    return callIo(
       callback,
-      () => [toBytes(buffer), toIndex(offset, 'offset')],
-      ([bytes, position]) =>
-        io.write(this, this[kIo](), bytes, 0, bytes.length, position, (bytesWritten) => ({
-          bytesWritten,
-          buffer,
-        })),
-      (result) => [result.bytesWritten, result.buffer],
+      () => /** @type {[Uint8Array, number]} */ ([toBytes(buffer), toIndex(offset, 'offset')]),
+      ([bytes, position], map, done) => this[kWrite](bytes, 0, bytes.length, position, map, done),
+      (bytesWritten) => [bytesWritten, buffer],
+      (bytesWritten) => ({ bytesWritten, buffer }),
     )
   }
 
@@ -347,71 +322,91 @@ class Disk {
    * left as it was.
    */
   readInto(buffer, bufferOffset, length, position, callback) {
-    return call(
+    return callIo(
       callback,
       () => readIntoArgs(buffer, bufferOffset, length, position),
-      ([bytes, start, count, at]) =>
-        io.read(this, this[kIo](), bytes, start, count, at, (bytesRead) => ({ bytesRead, buffer })),
-      (result) => [result.bytesRead, result.buffer],
+      ([bytes, start, count, at], map, done) => this[kRead](bytes, start, count, at, map, done),
+      (bytesRead) => [bytesRead, buffer],
+      (bytesRead) => ({ bytesRead, buffer }),
     )
   }
 
   /** `readInto` on the calling thread; returns the number of bytes read. */
   readIntoSync(buffer, bufferOffset, length, position) {
     const [bytes, start, count, at] = readIntoArgs(buffer, bufferOffset, length, position)
-    return native.handleReadSync(this[kIo](), bytes, start, count, at)
+    return native.handleReadSync(this[kLife].io(), bytes, start, count, at)
   }
 
   readSync(offset, length) {
     const position = toIndex(offset, 'offset')
     length = toIndex(length, 'length', bufferConstants.MAX_LENGTH)
-    const handle = this[kIo]()
-    const buffer = readBuffer(length, position, this[kInfo].size)
+    const life = this[kLife]
+    const handle = life.io()
+    const size = /** @type {ImageInfo} */ (life.info).size
+    const buffer = readBuffer(length, position, size)
     const bytesRead = native.handleReadSync(handle, buffer, 0, length, position)
-    zeroRest(buffer, bytesRead, position, this[kInfo].size)
+    zeroRest(buffer, bytesRead, position, size)
     return { bytesRead, buffer }
   }
 
   writeSync(buffer, offset) {
     const bytes = toBytes(buffer)
     const position = toIndex(offset, 'offset')
-    const bytesWritten = native.handleWriteSync(this[kIo](), bytes, 0, bytes.length, position)
+    const life = this[kLife]
+    const handle = life.io()
+    life.changes++
+    const bytesWritten = native.handleWriteSync(handle, bytes, 0, bytes.length, position)
     return { bytesWritten, buffer }
   }
 
+  /**
+   * Makes every write started before this call durable, metadata included: it waits for
+   * the operations in flight, then flushes.
+   */
   flush(callback) {
-    return call(callback, noArgs, () => this[kTrack](this[kImage]().flush(), noArgs), none)
+    return call(callback, noArgs, () => this[kLife].flush(), none)
   }
 
+  /**
+   * Waits for the operations already started (later ones fail with ERR_VHD_CLOSED),
+   * flushes and closes. Closed even when the final flush fails; the error is still reported.
+   */
   close(callback) {
-    return call(callback, noArgs, () => {
-      const image = this[kImage]()
-      this[kState] = 'closing'
-      // Operations already started finish first; new ones fail with ERR_VHD_CLOSED.
-      return this[kWhenIdle]()
-        .then(() => image.close())
-        .finally(() => {
-          // Closed even when the final flush failed: the error is still reported.
-          this[kState] = 'closed'
-          this[kNative] = null
-          this[kHandle] = null
-          this[kInfo] = null
-        })
-        .then(noArgs)
-    }, none)
+    return call(callback, noArgs, () => this[kClose](false), none)
+  }
+
+  /**
+   * `close`, keeping the block allocation table as it is last (`[kBat]()` then returns it:
+   * `VHD.Image`'s `bat` after `close`).
+   * @param {boolean} keepBat
+   */
+  [kClose](keepBat) {
+    const life = this[kLife]
+    return life.close(keepBat ? () => this[kLastBat]() : undefined)
+  }
+
+  /** Reads the table a last time before `close` (a failure keeps the last copy read). */
+  [kLastBat]() {
+    try {
+      this[kBat]()
+    } catch {
+      // The table stays as it was last read.
+    }
   }
 
   /**
    * Says that `length` bytes at `offset` are no longer needed. Dynamic images unallocate
    * whole blocks and zero the rest (it all reads as zeros); differencing images mark whole
-   * sectors absent (the parent shows through again) and zero parts of sectors; fixed images
-   * write zeros.
+   * sectors absent (the parent shows through again); fixed images write zeros.
    */
   discard(offset, length, callback) {
     return call(
       callback,
       () => [toIndex(offset, 'offset'), toIndex(length, 'length')],
-      ([position, count]) => this[kTrack](this[kImage]().discard(position, count)).then(noArgs),
+      ([position, count]) => {
+        const life = this[kLife]
+        return life.track(life.current().discard(position, count), noArgs, true)
+      },
       none,
     )
   }
@@ -426,7 +421,10 @@ class Disk {
     return call(
       callback,
       noArgs,
-      () => this[kTrack](this[kImage]().allocatedRanges()).then((ranges) => ranges.map(shapeRange)),
+      () => {
+        const life = this[kLife]
+        return life.track(life.current().allocatedRanges(), (ranges) => ranges.map(shapeRange))
+      },
       (ranges) => [ranges],
     )
   }
@@ -439,12 +437,21 @@ class Disk {
    * after a write reflects it. Closing the disk ends the iteration with ERR_VHD_CLOSED.
    */
   async *allocatedRanges() {
-    const walk = this[kImage]().walkAllocatedRanges()
+    const life = this[kLife]
+    const walk = life.current().walkAllocatedRanges()
     for (;;) {
-      const batch = await this[kTrack](walk.next())
+      const batch = await life.track(walk.next(), identity)
       if (batch.length === 0) return
       for (const range of batch) yield shapeRange(range)
     }
+  }
+
+  /**
+   * What `console.log(disk)` and `util.inspect` show: the path, and while open the type,
+   * size, whether it is read-only and (differencing) the parent's path; else the state.
+   */
+  [inspectCustom](depth, options, inspect) {
+    return inspectAs(this, summary(this), depth, options, inspect)
   }
 }
 
@@ -472,24 +479,47 @@ class Differencing extends Disk {
    * A fresh copy on every access.
    */
   get parent() {
-    const info = this[kInfo]
+    const info = this[kLife].info
     return info ? shapeParent(info.parents) : undefined
   }
 
   /** The paths of this image and of every image below it, this one first, the base last. */
   get chain() {
-    const info = this[kInfo]
+    const info = this[kLife].info
     return info ? [this[kPath], ...info.parents.map((p) => p.path)] : undefined
   }
 }
 
+/** @type {Map<number, typeof Fixed | typeof Dynamic | typeof Differencing>} */
 const CLASSES = new Map([
   [TYPE.FIXED, Fixed],
   [TYPE.DYNAMIC, Dynamic],
   [TYPE.DIFF, Differencing],
 ])
 
-/** Wraps a freshly opened native image in the class of its type. */
+/**
+ * What `inspect` shows of a disk: its path, and while open its type, size, whether it is
+ * read-only and its parent's path; otherwise its state.
+ * @param {Disk} disk
+ */
+function summary(disk) {
+  const life = disk[kLife]
+  const info = life.info
+  if (life.state !== 'open' || info === null) return { path: disk[kPath], state: life.state === 'new' ? 'not open' : life.state }
+  /** @type {Record<string, unknown>} */
+  const shown = { path: disk[kPath], type: TYPE_NAMES.get(info.diskType), size: info.size, readOnly: info.readOnly }
+  // Why it is read-only, unless that is what was asked for.
+  if (info.readOnlyReason && !disk[kOptions].readOnly) shown.readOnlyReason = info.readOnlyReason
+  if (info.parents.length > 0) shown.parent = info.parents[0].path
+  return shown
+}
+
+/**
+ * Wraps a freshly opened native image in the class of its type.
+ * @param {NativeImage} image
+ * @param {string} path
+ * @param {OpenOptions} options
+ */
 function wrap(image, path, options) {
   const type = image.info.diskType
   const Class = CLASSES.get(type)
@@ -498,9 +528,10 @@ function wrap(image, path, options) {
     image.close().catch(() => {})
     throw stateError('ERR_VHD_INTERNAL', `${path}: the native addon opened an image of type ${type}`)
   }
-  const disk = new Class(path)
-  disk[kOptions] = options
-  disk[kAttach](image)
+  /** @type {Disk} */
+  const disk = Object.create(Class.prototype)
+  disk[kInit](path, options)
+  disk[kLife].attach(image)
   return disk
 }
 
@@ -536,6 +567,9 @@ function create(path, options, callback) {
   )
 }
 
+/** For lib/ops.js (and the tests): wrap a native image opened elsewhere. */
+const internal = { wrap, summary, kReadInto, kWriteFrom, kWhenOpen }
+
 module.exports = {
   Disk,
   Fixed,
@@ -543,6 +577,16 @@ module.exports = {
   Differencing,
   open,
   create,
-  // For lib/image.js and lib/streams.js only (index.js does not export these).
-  internal: { wrap, kReadInto, kWriteFrom, kWhenOpen },
+  internal,
+  // For lib/image.js only (index.js does not export these). Top-level properties, so that
+  // the type checker keeps each symbol's own type (an object literal nested in this one
+  // would make it widen every symbol here to \`symbol\`).
+  kInit,
+  kLife,
+  kOptions,
+  kOpenNative,
+  kBat,
+  kClose,
+  kRead,
+  kWrite,
 }

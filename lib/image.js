@@ -1,8 +1,8 @@
 'use strict'
 
 // `VHD.Image`: vhd@0.5.0's image class, with its constructor options, methods, callback
-// shapes and properties, on top of the native image of lib/disk.js. It reads and writes
-// fixed, dynamic and differencing images alike.
+// shapes and properties: an adapter over a `Disk` of lib/disk.js (which holds its state and
+// lifecycle). It reads and writes fixed, dynamic and differencing images alike.
 //
 // The file is opened with `fs.open` (so that `fd`, `flags` and `mode` mean what they mean to
 // fs, and `image.fd` is a real descriptor, as in 0.5.0); the native image works on a
@@ -19,33 +19,22 @@ const {
   invalidArgType,
   invalidArgValue,
   outOfRange,
-  stateError,
   toIndex,
   toPath,
   toBytes,
   toOpenOptions,
-  toOptionsObject,
   call,
+  callIo,
   none,
   noArgs,
 } = require('./args.js')
-const { internal } = require('./disk.js')
+const { Disk, internal, kInit, kLife, kOptions, kOpenNative, kBat, kClose, kRead, kWrite } = require('./disk.js')
+const { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs } = require('./protocol.js')
 
-const { wrap, kReadInto, kWriteFrom, kWhenOpen } = internal
+const { summary } = internal
 
-const kState = Symbol('state') // 'new' | 'opening' | 'open' | 'closing' | 'closed'
-const kOpening = Symbol('opening')
-const kGivenFd = Symbol('givenFd')
-const kAccess = Symbol('access')
-const kOpenOptions = Symbol('openOptions')
-const kNative = Symbol('native')
 const kDisk = Symbol('disk')
-const kWrites = Symbol('writes')
-const kBat = Symbol('bat')
-const kBatStale = Symbol('batStale')
-const kOpen = Symbol('open')
-const kName = Symbol('name')
-const kOpenDisk = Symbol('openDisk')
+const kRelease = Symbol('release')
 const kReadFile = Symbol('readFile')
 
 // ---------------------------------------------------------------------------------------
@@ -64,13 +53,13 @@ const O_SYNC = fs.constants.O_SYNC ?? 0
 const O_NONBLOCK = fs.constants.O_NONBLOCK ?? 0
 
 const STRING_FLAGS = new Map()
-for (const [names, readOnly, sync, exclusive] of [
+for (const [names, readOnly, sync, exclusive] of /** @type {[string[], boolean, boolean, boolean][]} */ ([
   [['r'], true, false, false],
   [['rs', 'sr'], true, true, false],
   [['r+', 'w', 'w+', 'a', 'a+'], false, false, false],
   [['rs+', 'sr+', 'as', 'sa', 'as+', 'sa+'], false, true, false],
   [['wx', 'xw', 'wx+', 'xw+', 'ax', 'xa', 'ax+', 'xa+'], false, false, true],
-]) {
+])) {
   for (const name of names) STRING_FLAGS.set(name, { readOnly, sync, exclusive })
 }
 
@@ -170,6 +159,7 @@ function toIo(buffer, offset, length, position) {
   return [bytes, offset, length, toIndex(position, 'position')]
 }
 
+/** @type {Set<number | null>} */
 const SPARSE = new Set([TYPE.DYNAMIC, TYPE.DIFF])
 
 /** A position that is not used (a fixed image's header): any Number or BigInt, or nothing. */
@@ -180,10 +170,92 @@ function anyPosition(position) {
 
 // ---------------------------------------------------------------------------------------
 
+/** The record of the file behind a `VHD.Image`, kept on its disk. */
+const kFile = Symbol('file')
+
+/**
+ * @typedef {object} ImageFile
+ * @property {string | null} path the path given, or null
+ * @property {number | null} givenFd the descriptor given, or null
+ * @property {number | null} fd the descriptor open now: the given one, or the one `open` opened
+ * @property {{ readOnly: boolean, fsFlags: number }} access
+ * @property {number | string} mode
+ * @property {{ footer: Buffer, header: Buffer | null } | null} opened
+ *   what the last open read of the footer and header, until `structuresOf` parses it
+ * @property {{ footer: Footer | null, header: Header | null } | null} structures
+ *   `image.footer` and `image.header` of the last open, kept after `close`
+ */
+
+/**
+ * The disk behind a `VHD.Image`: of any type, opened from a descriptor that `fs.open` opened
+ * with the image's flags (or the one given), which is closed after the image.
+ */
+class ImageDisk extends Disk {
+  /**
+   * @param {ImageFile} file
+   * @param {import('./disk.js').OpenOptions} openOptions
+   */
+  static of(file, openOptions) {
+    /** @type {ImageDisk} */
+    const disk = Object.create(ImageDisk.prototype)
+    disk[kInit](file.path ?? '', openOptions, file.path ?? `fd ${file.givenFd}`)
+    disk[kFile] = file
+    return disk
+  }
+
+  async [kOpenNative]() {
+    const file = this[kFile]
+    const given = file.givenFd
+    const fd = given ?? (await fsOpen(/** @type {string} */ (file.path), file.access.fsFlags, file.mode))
+    /** @type {import('../binding.js').NativeImage | null} */
+    let image = null
+    try {
+      image = await native.openFd(fd, file.path, this[kOptions])
+      // Parsed when first asked for: most users of VHD.Image read and write without them.
+      file.opened = { footer: image.footerBytes(), header: image.headerBytes() }
+      file.structures = null
+      file.fd = fd
+      return { native: image, release: () => this[kRelease]() }
+    } catch (error) {
+      // Opened natively but failed afterwards: release it (and its lock) now, not at GC.
+      if (image !== null && image.isOpen) await image.close().catch(() => {})
+      // A descriptor the caller gave stays theirs when the open fails.
+      if (given === null) await fsClose(fd).catch(() => {})
+      throw error
+    }
+  }
+
+  /** After the native image closed: closes the descriptor (a given one too, as 0.5.0 does). */
+  [kRelease]() {
+    const file = this[kFile]
+    const fd = file.fd
+    file.fd = null
+    return fd === null ? Promise.resolve() : fsClose(fd)
+  }
+}
+
+/**
+ * `image.footer` and `image.header`: vhd@0.5.0's `Footer` and `Header` instances of the
+ * image last opened, made once per open when first asked for (parsing them at every open
+ * made VHD.Image's open half again as slow as VHD.open's). The one place they are made.
+ * @param {ImageFile} file
+ */
+function structuresOf(file) {
+  const opened = file.opened
+  if (opened !== null) {
+    file.structures = { footer: Footer.parse(opened.footer), header: opened.header ? Header.parse(opened.header) : null }
+    file.opened = null
+  }
+  return file.structures
+}
+
 /**
  * vhd@0.5.0's `VHD.Image`: `new Image({ path, fd, flags, mode })`, then `open`, `read`,
  * `write`, `close`. Every method takes a callback (called with the image as `this`) or,
  * without one, returns a promise.
+ *
+ * An adapter over a `Disk` (lib/disk.js), whose lifecycle it has: it keeps no state of its
+ * own besides its constructor's options.
  *
  * `fd` takes precedence over `path` (0.5.0 ignored `fd`); `path` then only names the file in
  * messages and is where a differencing image's relative parent locators start from. With
@@ -202,6 +274,7 @@ function anyPosition(position) {
  * whose duplicates share one OS lock). `close` releases the lock.
  */
 class Image {
+  /** @param {any} options */
   constructor(options) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
     const path = options.path === undefined || options.path === null ? null : toPath(options.path, 'options.path')
@@ -214,34 +287,56 @@ class Image {
     const openOptions = toOpenOptions(options)
     openOptions.readOnly = openOptions.readOnly || access.readOnly
 
-    /** The file descriptor: the one given, or the one `open` opened; `null` when closed. */
-    this.fd = fd
     /** The path given (a URL as a path); `null` when only `fd` was given. */
     this.path = path
     /** As given (default 'r+'): 'r' opens read-only, 'r+', 'w+'… read-write. */
     this.flags = options.flags ?? 'r+'
     /** As given (default 0o666); the file is never created, so it is not used. */
     this.mode = options.mode ?? 0o666
-    /** The hard disk footer (a `VHD.Footer`), once open. */
-    this.footer = null
-    /** The dynamic disk header (a `VHD.Header`) of dynamic and differencing images, once open. */
-    this.header = null
-
-    this[kGivenFd] = fd
-    this[kAccess] = access
-    this[kOpenOptions] = openOptions
-    this[kState] = 'new'
-    this[kOpening] = null
-    this[kNative] = null
-    this[kDisk] = null
-    this[kWrites] = new Set()
-    this[kBat] = null
-    this[kBatStale] = false
+    /** @type {ImageFile} */
+    const file = { path, givenFd: fd, fd, access, mode: this.mode, opened: null, structures: null }
+    this[kDisk] = ImageDisk.of(file, openOptions)
   }
 
-  /** `TYPE.FIXED`, `TYPE.DYNAMIC` or `TYPE.DIFF`; `null` before `open`. */
+  /** The file descriptor: the one given, or the one `open` opened; `null` when closed. */
+  get fd() {
+    return this[kDisk][kFile].fd
+  }
+
+  set fd(fd) {
+    // 0.5.0's `fd` is a plain property: `close` closes whatever it holds then.
+    this[kDisk][kFile].fd = fd
+  }
+
+  /** The hard disk footer (a `VHD.Footer`), once open; kept after `close`. */
+  get footer() {
+    return structuresOf(this[kDisk][kFile])?.footer ?? null
+  }
+
+  // 0.5.0's `footer` and `header` are plain properties: what is assigned reads back (until
+  // the next open).
+  set footer(footer) {
+    const file = this[kDisk][kFile]
+    file.structures = { footer, header: structuresOf(file)?.header ?? null }
+  }
+
+  /** The dynamic disk header (a `VHD.Header`) of dynamic and differencing images, once open. */
+  get header() {
+    return structuresOf(this[kDisk][kFile])?.header ?? null
+  }
+
+  set header(header) {
+    const file = this[kDisk][kFile]
+    file.structures = { footer: structuresOf(file)?.footer ?? null, header }
+  }
+
+  /**
+   * `TYPE.FIXED`, `TYPE.DYNAMIC` or `TYPE.DIFF`; `null` before `open`.
+   * @returns {number | null}
+   */
   get type() {
-    return this.footer ? this.footer.diskType : null
+    const footer = this.footer
+    return footer ? footer.diskType : null
   }
 
   /**
@@ -250,13 +345,15 @@ class Image {
    * for dynamic and differencing ones; `null` before `open`.
    */
   get size() {
-    if (!this.footer) return null
-    return this.header ? Number(this.footer.currentSize) : this.footer.currentSize
+    const footer = this.footer
+    if (!footer) return null
+    return this.header ? Number(footer.currentSize) : footer.currentSize
   }
 
   /** The block size of dynamic and differencing images (0.5.0's name); 2 MiB for fixed ones. */
   get sectorSize() {
-    return this.header ? this.header.sectorSize : SECTOR_SIZE
+    const header = this.header
+    return header ? header.sectorSize : SECTOR_SIZE
   }
 
   /** 512-byte sectors per block. */
@@ -276,106 +373,33 @@ class Image {
    * The same Buffer is returned until a write may have changed the table.
    */
   get bat() {
-    if (this[kBatStale] && this[kState] === 'open') {
-      this[kBat] = this[kNative].batBytes()
-      this[kBatStale] = false
-    }
-    return this[kBat]
+    return this[kDisk][kBat]()
   }
 
   /** Opens the file and the image (the whole parent chain of a differencing image). */
   open(callback) {
-    return call(bound(this, callback), noArgs, () => {
-      const state = this[kState]
-      if (state !== 'new' && state !== 'closed') {
-        throw stateError('ERR_VHD_ALREADY_OPEN', `${this[kName]()}: the image is already ${state === 'open' ? 'open' : state}`)
-      }
-      this[kState] = 'opening'
-      const opening = this[kOpen]().then(
-        () => this,
-        (error) => {
-          this[kState] = state
-          throw error
-        },
-      )
-      this[kOpening] = opening
-      const done = () => {
-        if (this[kOpening] === opening) this[kOpening] = null
-      }
-      opening.then(done, done)
-      return opening
-    }, none)
+    return call(
+      bound(this, callback),
+      noArgs,
+      () => {
+        const disk = this[kDisk]
+        return disk[kLife].open(() => disk[kOpenNative]()).then(() => this)
+      },
+      none,
+    )
   }
 
-  async [kOpen]() {
-    const given = this[kGivenFd]
-    const fd = given ?? (await fsOpen(this.path, this[kAccess].fsFlags, this.mode))
-    let image = null
-    try {
-      image = await native.openFd(fd, this.path, this[kOpenOptions])
-      const disk = wrap(image, this.path ?? `fd ${fd}`, this[kOpenOptions])
-      const headerBytes = image.headerBytes()
-      this.footer = Footer.parse(image.footerBytes())
-      this.header = headerBytes ? Header.parse(headerBytes) : null
-      this.fd = fd
-      this[kNative] = image
-      this[kDisk] = disk
-      this[kBat] = null
-      this[kBatStale] = SPARSE.has(this.footer.diskType)
-      this[kState] = 'open'
-    } catch (error) {
-      // Opened natively but failed afterwards: release it (and its lock) now, not at GC.
-      if (image !== null && image.isOpen) await image.close().catch(() => {})
-      // A descriptor the caller gave stays theirs when the open fails.
-      if (given === null) await fsClose(fd).catch(() => {})
-      throw error
-    }
-  }
-
-  [kName]() {
-    return this.path ?? `fd ${this[kGivenFd]}`
-  }
-
-  /** The disk, or throws ERR_VHD_CLOSED. */
-  [kOpenDisk]() {
-    if (this[kState] === 'open') return this[kDisk]
-    const never = this[kState] === 'new' || this[kState] === 'opening'
-    throw stateError('ERR_VHD_CLOSED', `${this[kName]()}: the image is ${never ? 'not open (call open() first)' : 'closed'}`)
-  }
-
+  /** Resolves once the image is open (now, or when the `open` in progress succeeds). */
   [kWhenOpen]() {
-    if (this[kState] === 'opening' && this[kOpening]) return this[kOpening].then(() => this[kWhenOpen]())
-    try {
-      this[kOpenDisk]()
-      return Promise.resolve()
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return this[kDisk][kWhenOpen]()
   }
 
   [kReadInto](bytes, offset, length, position) {
-    try {
-      return this[kOpenDisk]()[kReadInto](bytes, offset, length, position)
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return this[kDisk][kReadInto](bytes, offset, length, position)
   }
 
   [kWriteFrom](bytes, offset, length, position) {
-    let write
-    try {
-      write = this[kOpenDisk]()[kWriteFrom](bytes, offset, length, position)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    const writes = this[kWrites]
-    writes.add(write)
-    const done = () => {
-      writes.delete(write)
-      if (this[kState] === 'open' || this[kState] === 'closing') this[kBatStale] = SPARSE.has(this.type)
-    }
-    write.then(done, done)
-    return write
+    return this[kDisk][kWriteFrom](bytes, offset, length, position)
   }
 
   /**
@@ -384,12 +408,12 @@ class Image {
    * that runs past the end of the disk is short, like `fs.read`.
    */
   read(buffer, offset, length, position, callback) {
-    return call(
+    return callIo(
       bound(this, callback),
       () => toIo(buffer, offset, length, position),
-      ([bytes, offset, length, position]) =>
-        this[kReadInto](bytes, offset, length, position).then((bytesRead) => ({ bytesRead, buffer })),
-      (result) => [result.bytesRead, result.buffer],
+      ([bytes, offset, length, position], map, done) => this[kDisk][kRead](bytes, offset, length, position, map, done),
+      (bytesRead) => [bytesRead, buffer],
+      (bytesRead) => ({ bytesRead, buffer }),
     )
   }
 
@@ -399,12 +423,12 @@ class Image {
    * write past the end of the disk fails with ERR_VHD_OUT_OF_RANGE and writes nothing.
    */
   write(buffer, offset, length, position, callback) {
-    return call(
+    return callIo(
       bound(this, callback),
       () => toIo(buffer, offset, length, position),
-      ([bytes, offset, length, position]) =>
-        this[kWriteFrom](bytes, offset, length, position).then((bytesWritten) => ({ bytesWritten, buffer })),
-      (result) => [result.bytesWritten, result.buffer],
+      ([bytes, offset, length, position], map, done) => this[kDisk][kWrite](bytes, offset, length, position, map, done),
+      (bytesWritten) => [bytesWritten, buffer],
+      (bytesWritten) => ({ bytesWritten, buffer }),
     )
   }
 
@@ -414,24 +438,18 @@ class Image {
    */
   readSync(buffer, offset, length, position) {
     const [bytes, start, count, at] = toIo(buffer, offset, length, position)
-    return this[kOpenDisk]().readIntoSync(bytes, start, count, at)
+    return this[kDisk].readIntoSync(bytes, start, count, at)
   }
 
   /** `write` on the calling thread, like `fs.writeSync`: returns the number of bytes written (not in 0.5.0). */
   writeSync(buffer, offset, length, position) {
     const [bytes, start, count, at] = toIo(buffer, offset, length, position)
-    const disk = this[kOpenDisk]()
-    const { bytesWritten } = disk.writeSync(bytes.subarray(start, start + count), at)
-    this[kBatStale] = SPARSE.has(this.type)
-    return bytesWritten
+    return this[kDisk].writeSync(bytes.subarray(start, start + count), at).bytesWritten
   }
 
-  /** Makes every write so far durable (not in 0.5.0). */
+  /** Makes every write started before this call durable (not in 0.5.0). */
   flush(callback) {
-    return call(bound(this, callback), noArgs, () => {
-      const disk = this[kOpenDisk]()
-      return Promise.allSettled([...this[kWrites]]).then(() => disk.flush())
-    }, none)
+    return call(bound(this, callback), noArgs, () => this[kDisk].flush(), none)
   }
 
   /**
@@ -440,32 +458,7 @@ class Image {
    * `bat` keep their last values.
    */
   close(callback) {
-    return call(bound(this, callback), noArgs, async () => {
-      const disk = this[kOpenDisk]()
-      this[kState] = 'closing'
-      let failure = null
-      try {
-        await Promise.allSettled([...this[kWrites]])
-        try {
-          if (this[kBatStale]) this[kBat] = this[kNative].batBytes()
-        } catch {
-          // The table stays as it was last read.
-        }
-        this[kBatStale] = false
-        await disk.close().catch((error) => {
-          failure = error
-        })
-        await fsClose(this.fd).catch((error) => {
-          failure = failure ?? error
-        })
-      } finally {
-        this.fd = null
-        this[kNative] = null
-        this[kDisk] = null
-        this[kState] = 'closed'
-      }
-      if (failure) throw failure
-    }, none)
+    return call(bound(this, callback), noArgs, () => this[kDisk][kClose](true), none)
   }
 
   /**
@@ -504,7 +497,7 @@ class Image {
       () => [this.type === TYPE.FIXED ? anyPosition(position) : toIndex(position, 'position')],
       async ([position]) => {
         if (!SPARSE.has(this.type)) {
-          this[kOpenDisk]()
+          this[kDisk][kLife].current()
           return { header: null, checksum: null }
         }
         const bytes = await this[kReadFile](Header.SIZE, position)
@@ -530,10 +523,10 @@ class Image {
 
   /** Exactly `length` bytes of the file at `position`, or ERR_VHD_TRUNCATED. */
   async [kReadFile](length, position) {
-    this[kOpenDisk]()
+    this[kDisk][kLife].current()
     const truncated = (bytesRead) =>
       withCode(
-        new Error(`${this[kName]()}: expected ${length} bytes at offset ${position}, read ${bytesRead} (the file ends first)`),
+        new Error(`${this[kDisk][kLife].name}: expected ${length} bytes at offset ${position}, read ${bytesRead} (the file ends first)`),
         'ERR_VHD_TRUNCATED',
       )
     // Nothing is allocated for bytes the file does not have (a huge length is refused here,
@@ -576,16 +569,9 @@ class Image {
     return this.getSectorAddress(sectorNumber) === SECTOR.FREE
   }
 
-  /** A readable stream of the virtual disk (see `VHD.ReadStream`); the image stays open when it ends. */
-  createReadStream(options) {
-    const { ReadStream } = require('./streams.js')
-    return new ReadStream({ ...toOptionsObject(options), image: this })
-  }
-
-  /** A writable stream into the virtual disk (see `VHD.WriteStream`); the image stays open when it finishes. */
-  createWriteStream(options) {
-    const { WriteStream } = require('./streams.js')
-    return new WriteStream({ ...toOptionsObject(options), image: this })
+  /** What `console.log(image)` and `util.inspect` show: the disk's summary and the descriptor. */
+  [inspectCustom](depth, options, inspect) {
+    return inspectAs(this, { ...summary(this[kDisk]), path: this.path, fd: this.fd }, depth, options, inspect)
   }
 }
 

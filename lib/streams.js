@@ -24,9 +24,9 @@ const {
   toIndex,
   toOptionsObject,
 } = require('./args.js')
-const { Disk, internal } = require('./disk.js')
-
-const { kReadInto, kWriteFrom, kWhenOpen } = internal
+const { kReadInto, kWriteFrom, kWhenOpen } = require('./protocol.js')
+const { Disk } = require('./disk.js')
+const { Image } = require('./image.js')
 
 /** Bytes per chunk unless `highWaterMark` says otherwise. */
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024
@@ -49,17 +49,11 @@ const kSize = Symbol('size')
 const kFlush = Symbol('flush')
 const kWriteChunks = Symbol('writeChunks')
 
-function imageClass() {
-  // Required here: lib/image.js requires this module.
-  return require('./image.js').Image
-}
-
 /**
  * What both streams take: the image (given, or a `VHD.Image` made from `path`/`fd`/`flags`/
  * `mode`), `start`, `highWaterMark` and `autoClose`.
  */
 function commonOptions(options, defaultFlags) {
-  const Image = imageClass()
   let image = options.image
   const owned = image === undefined || image === null
   if (owned) {
@@ -381,6 +375,37 @@ class WriteStream extends Writable {
 
   /** 0.5.0 had the stream opened by this call; the stream now opens by itself. */
   open() {}
+}
+
+// `createReadStream` and `createWriteStream` of both image classes: here, beside the streams
+// they make, because a stream that opens its own image makes a `VHD.Image`; were they
+// written in lib/disk.js and lib/image.js, those modules and this one would require each
+// other. index.js loads this module, so every image has them.
+const factories = {
+  /**
+   * A readable stream of the virtual disk (see `VHD.ReadStream`), from `start` up to `end`
+   * (exclusive, as in vhd@0.5.0). The image stays open when the stream ends, unless
+   * `autoClose` is true.
+   * @this {Disk | Image}
+   * @param {object} [options]
+   */
+  createReadStream(options) {
+    return new ReadStream({ ...toOptionsObject(options), image: this })
+  },
+  /**
+   * A writable stream into the virtual disk from `start` (see `VHD.WriteStream`). The image
+   * stays open when the stream finishes, unless `autoClose` is true.
+   * @this {Disk | Image}
+   * @param {object} [options]
+   */
+  createWriteStream(options) {
+    return new WriteStream({ ...toOptionsObject(options), image: this })
+  },
+}
+for (const Class of [Disk, Image]) {
+  for (const [name, method] of Object.entries(factories)) {
+    Object.defineProperty(Class.prototype, name, { value: method, writable: true, configurable: true, enumerable: false })
+  }
 }
 
 module.exports = { ReadStream, WriteStream, DEFAULT_HIGH_WATER_MARK }

@@ -1,0 +1,162 @@
+'use strict'
+
+// The open/close lifecycle that `VHD.Fixed`/`Dynamic`/`Differencing` and `VHD.Image` share
+// (lib/lifecycle.js): `flush` covers the writes started before it, for both (before issue 14
+// `Disk.flush` did not wait for them, while `Image.flush` did); what `util.inspect` (so
+// `console.log`) shows of an image; and the shape of lib/: no module requires itself back.
+
+const { test, describe, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const util = require('node:util')
+const VHD = require('..')
+const { MiB, tempDir, pattern } = require('./helpers.js')
+
+let tmp
+before(() => {
+  tmp = tempDir('vhd-lifecycle-')
+})
+after(() => tmp.cleanup())
+
+/**
+ * Starts `count` writes of 1 MiB (each allocating a block of a new dynamic image) without
+ * waiting for them, then `flush()`; returns how many writes had settled when the flush
+ * resolved, and the writes.
+ */
+async function writesSettledAtFlush(write, flush, count) {
+  let settled = 0
+  const writes = []
+  for (let i = 0; i < count; i++) {
+    writes.push(write(pattern(MiB, i + 1), i * 2 * MiB).then(() => settled++))
+  }
+  await flush()
+  const atFlush = settled
+  await Promise.all(writes)
+  return atFlush
+}
+
+describe('flush covers the writes started before it', () => {
+  const COUNT = 32
+
+  test('VHD.open / VHD.create classes', async () => {
+    const file = tmp.file('disk-flush')
+    const disk = await VHD.create(file, { type: 'dynamic', size: 2 * COUNT * MiB })
+    const atFlush = await writesSettledAtFlush((b, at) => disk.write(b, at), () => disk.flush(), COUNT)
+    assert.equal(atFlush, COUNT, 'every write started before flush() had settled when it resolved')
+    // And callbacks: flush(callback) is the same flush.
+    let settled = 0
+    for (let i = 0; i < 4; i++) disk.write(pattern(MiB, 50 + i), (COUNT + i) * MiB).then(() => settled++)
+    await new Promise((resolve, reject) => disk.flush((error) => (error ? reject(error) : resolve())))
+    assert.equal(settled, 4)
+    await disk.close()
+    const again = await VHD.open(file, { readOnly: true })
+    assert.ok((await again.read(2 * MiB, MiB)).buffer.equals(pattern(MiB, 2)))
+    await again.close()
+  })
+
+  test('VHD.Image', async () => {
+    const file = tmp.file('image-flush')
+    await (await VHD.create(file, { type: 'dynamic', size: 2 * COUNT * MiB })).close()
+    const image = new VHD.Image({ path: file })
+    await image.open()
+    const atFlush = await writesSettledAtFlush((b, at) => image.write(b, 0, b.length, at), () => image.flush(), COUNT)
+    assert.equal(atFlush, COUNT)
+    await image.close()
+  })
+
+  test('a write started after flush() does not hold it up, and close() still waits for it', async () => {
+    const file = tmp.file('flush-later')
+    const disk = await VHD.create(file, { type: 'dynamic', size: 64 * MiB })
+    await disk.write(pattern(MiB, 1), 0)
+    const flushed = disk.flush()
+    const later = disk.write(pattern(MiB, 2), 8 * MiB)
+    await flushed
+    await disk.close()
+    assert.equal((await later).bytesWritten, MiB)
+  })
+})
+
+test('VHD.Image: bat after close is the table as it was last, writes included', async () => {
+  const file = tmp.file('bat-after-close')
+  await (await VHD.create(file, { type: 'dynamic', size: 8 * MiB })).close()
+  const image = new VHD.Image({ path: file })
+  await image.open()
+  await image.write(pattern(512, 3), 0, 512, 0)
+  // Not read while open: close reads it a last time.
+  await image.close()
+  assert.ok(Buffer.isBuffer(image.bat))
+  assert.notEqual(image.bat.readUInt32BE(0), 0xffffffff, 'block 0, allocated by the write, is in the table')
+  // Changed by another open meanwhile: a reopen reads the table again.
+  const other = await VHD.open(file)
+  await other.write(pattern(512, 4), 2 * MiB)
+  await other.close()
+  await image.open()
+  assert.notEqual(image.bat.readUInt32BE(4), 0xffffffff, 'block 1, allocated between the opens, is in the table')
+  await image.close()
+})
+
+describe('util.inspect shows a short summary', () => {
+  const inspect = (value, options) => util.inspect(value, { breakLength: Infinity, ...options })
+
+  test('VHD.Dynamic and VHD.Differencing: open, then closed', async () => {
+    const base = tmp.file('inspect-base')
+    const disk = await VHD.create(base, { type: 'dynamic', size: 4 * MiB })
+    const shown = inspect(disk)
+    assert.equal(shown, `Dynamic { path: ${util.inspect(base)}, type: 'dynamic', size: 4194304, readOnly: false }`)
+    assert.ok(!shown.includes('Symbol('), 'no internal symbol is shown')
+    await disk.close()
+    assert.equal(inspect(disk), `Dynamic { path: ${util.inspect(base)}, state: 'closed' }`)
+
+    const child = tmp.file('inspect-child')
+    await (await VHD.create(child, { type: 'differencing', parent: base })).close()
+    const diff = await VHD.open(child, { readOnly: true })
+    assert.equal(
+      inspect(diff),
+      `Differencing { path: ${util.inspect(child)}, type: 'differencing', size: 4194304, readOnly: true, parent: ${util.inspect(base)} }`,
+    )
+    // Nested deeper than the depth asked: the class name only.
+    assert.equal(inspect({ a: { b: diff } }, { depth: 1 }), '{ a: { b: [Differencing] } }')
+    await diff.close()
+    assert.equal(inspect(new VHD.Fixed(base)), `Fixed { path: ${util.inspect(base)}, state: 'not open' }`)
+  })
+
+  test('VHD.Image: with its descriptor', async () => {
+    const file = tmp.file('inspect-image')
+    await (await VHD.create(file, { type: 'fixed', size: 2 * MiB })).close()
+    const image = new VHD.Image({ path: file, flags: 'r' })
+    assert.equal(inspect(image), `Image { path: ${util.inspect(file)}, state: 'not open', fd: null }`)
+    await image.open()
+    const shown = inspect(image)
+    assert.equal(shown, `Image { path: ${util.inspect(file)}, type: 'fixed', size: 2097152, readOnly: true, fd: ${image.fd} }`)
+    await image.close()
+    assert.equal(inspect(image), `Image { path: ${util.inspect(file)}, state: 'closed', fd: null }`)
+    // Opened from a descriptor alone: no path.
+    const fd = fs.openSync(file, 'r')
+    const byFd = new VHD.Image({ fd, flags: 'r' })
+    await byFd.open()
+    assert.equal(inspect(byFd), `Image { path: null, type: 'fixed', size: 2097152, readOnly: true, fd: ${fd} }`)
+    await byFd.close()
+  })
+})
+
+test('lib/ has no require cycle', () => {
+  const lib = path.join(__dirname, '..', 'lib')
+  /** The lib/ modules each module requires (any `require('./x.js')` in its text, lazy ones too). */
+  const edges = new Map()
+  for (const name of fs.readdirSync(lib).filter((f) => f.endsWith('.js'))) {
+    const text = fs.readFileSync(path.join(lib, name), 'utf8')
+    const targets = [...text.matchAll(/require\(\s*'\.\/([^']+)'\s*\)/g)].map((m) => path.basename(m[1]))
+    edges.set(name, targets)
+  }
+  assert.ok(edges.size >= 8 && edges.get('disk.js').length > 0, 'the module graph was read')
+  // Depth-first search; a module met again while on the path closes a cycle.
+  const done = new Set()
+  const walk = (name, trail) => {
+    if (trail.includes(name)) assert.fail(`require cycle: ${[...trail.slice(trail.indexOf(name)), name].join(' -> ')}`)
+    if (done.has(name)) return
+    for (const next of edges.get(name) ?? []) walk(next, [...trail, name])
+    done.add(name)
+  }
+  for (const name of edges.keys()) walk(name, [])
+})

@@ -1,0 +1,33 @@
+'use strict'
+
+// What the streams (lib/streams.js) use of an image, whichever class it is (`VHD.Fixed`,
+// `VHD.Dynamic`, `VHD.Differencing` of lib/disk.js, or `VHD.Image` of lib/image.js): a read
+// into or a write from part of the caller's buffer (tracked, so that `close` waits for it),
+// and a promise that settles when the image is open (waiting for an `open` in progress).
+// Here, below both, so that lib/streams.js needs neither class module for them.
+//
+// Also how both show themselves to `util.inspect` (and so `console.log`).
+
+const kReadInto = Symbol('readInto')
+const kWriteFrom = Symbol('writeFrom')
+const kWhenOpen = Symbol('whenOpen')
+
+const inspectCustom = Symbol.for('nodejs.util.inspect.custom')
+
+/**
+ * `ClassName { ...summary }`, formatted by Node's `inspect` with the caller's options (so
+ * colours, nesting depth and compactness follow theirs).
+ * @param {object} object
+ * @param {object} summary
+ * @param {number} depth
+ * @param {{ depth?: number | null, stylize: (text: string, style: string) => string }} options
+ * @param {(value: unknown, options?: object) => string} inspect
+ */
+function inspectAs(object, summary, depth, options, inspect) {
+  const name = object.constructor.name
+  if (depth < 0) return options.stylize(`[${name}]`, 'special')
+  const nested = { ...options, depth: options.depth == null ? options.depth : options.depth - 1 }
+  return `${name} ${inspect(summary, nested)}`
+}
+
+module.exports = { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs }
