@@ -29,6 +29,12 @@ export declare class NativeImage {
    * Waits for a write in progress.
    */
   allocatedBlocks(): number | null
+  /**
+   * The descriptor `openPath` opened with the caller's flags, handed over once (the
+   * caller closes it, after `close`); `null` for images opened otherwise, or when it was
+   * already taken.
+   */
+  takeFd(): number | null
   /** The footer's 512 bytes as they were when the image was opened. */
   footerBytes(): Buffer
   /**
@@ -511,6 +517,14 @@ export interface OpenArgs {
  * start from the current directory.
  */
 export declare function openFd(fd: number, path?: string | undefined | null, options?: OpenArgs | undefined | null): Promise<NativeImage>
+
+/**
+ * Opens `path` with `fs` open flags and mode (vhd@0.5.0's `VHD.Image`: `flags` decide
+ * read-only or read-write; the caller never passes flags that create or truncate) and
+ * resolves to the image; `takeFd()` then hands over the descriptor opened with those
+ * flags, which the caller closes after the image (Unix).
+ */
+export declare function openPath(path: string, flags: number, mode: number, options?: OpenArgs | undefined | null): Promise<NativeImage>
 
 /**
  * Opens `source` and plans the VHD file (`options.to`: `'fixed'` or `'dynamic'`); dynamic

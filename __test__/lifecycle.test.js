@@ -140,6 +140,27 @@ describe('util.inspect shows a short summary', () => {
   })
 })
 
+test("VHD.Image by path: image.fd is the image's file, opened with the image's flags, closed with it", async () => {
+  const file = path.join(tmp.dir, 'fd-by-path.vhd')
+  await (await VHD.create(file, { type: 'dynamic', size: 4 * MiB })).close()
+  const inode = fs.statSync(file).ino
+  for (const [flags, writable] of [['r', false], ['r+', true]]) {
+    const image = new VHD.Image({ path: file, flags })
+    await image.open()
+    const fd = image.fd
+    assert.equal(typeof fd, 'number')
+    assert.equal(fs.fstatSync(fd).ino, inode)
+    // The descriptor's access mode is the flags': a read-only one refuses writes (EBADF).
+    const probe = () => fs.writeSync(fd, Buffer.alloc(0), 0, 0, 0)
+    if (writable) probe()
+    else assert.throws(() => fs.writeSync(fd, Buffer.alloc(1), 0, 1, 1 << 30), { code: 'EBADF' })
+    await image.close()
+    assert.equal(image.fd, null)
+    assert.throws(() => fs.fstatSync(fd), { code: 'EBADF' })
+  }
+  await assert.rejects(new VHD.Image({ path: path.join(tmp.dir, 'missing.vhd') }).open(), { code: 'ENOENT' })
+})
+
 test('lib/ has no require cycle', () => {
   const lib = path.join(__dirname, '..', 'lib')
   /** The lib/ modules each module requires (any `require('./x.js')` in its text, lazy ones too). */

@@ -36,6 +36,7 @@ const { summary } = internal
 const kDisk = Symbol('disk')
 const kRelease = Symbol('release')
 const kReadFile = Symbol('readFile')
+const kOpenPath = Symbol('openPath')
 
 // ---------------------------------------------------------------------------------------
 // `flags`: fs's flags, mapped onto what an image can do. An image is opened read-only or
@@ -206,15 +207,13 @@ class ImageDisk extends Disk {
   async [kOpenNative]() {
     const file = this[kFile]
     const given = file.givenFd
+    if (given === null && process.platform !== 'win32') return this[kOpenPath](file)
     const fd = given ?? (await fsOpen(/** @type {string} */ (file.path), file.access.fsFlags, file.mode))
     /** @type {import('../binding.js').NativeImage | null} */
     let image = null
     try {
       image = await native.openFd(fd, file.path, this[kOptions])
-      // Parsed when first asked for: most users of VHD.Image read and write without them.
-      file.opened = { footer: image.footerBytes(), header: image.headerBytes() }
-      file.structures = null
-      file.fd = fd
+      recordOpen(file, image, fd)
       return { native: image, release: () => this[kRelease]() }
     } catch (error) {
       // Opened natively but failed afterwards: release it (and its lock) now, not at GC.
@@ -225,6 +224,26 @@ class ImageDisk extends Disk {
     }
   }
 
+  /**
+   * Opens the path with the image's fs flags and the image in one native task (`fs.open`
+   * then `openFd` took two trips to the thread pool, which made `VHD.Image#open` slower than
+   * `VHD.open`); the descriptor opened with those flags becomes `image.fd`.
+   * @param {ImageFile} file
+   */
+  async [kOpenPath](file) {
+    const path = /** @type {string} */ (file.path)
+    // `mode` only matters to a file being created, which an image never is; passed as fs.open would.
+    const mode = typeof file.mode === 'string' ? Number.parseInt(file.mode, 8) : file.mode
+    const image = await native.openPath(path, file.access.fsFlags, mode, this[kOptions])
+    try {
+      recordOpen(file, image, image.takeFd())
+    } catch (error) {
+      await image.close().catch(() => {})
+      throw error
+    }
+    return { native: image, release: () => this[kRelease]() }
+  }
+
   /** After the native image closed: closes the descriptor (a given one too, as 0.5.0 does). */
   [kRelease]() {
     const file = this[kFile]
@@ -232,6 +251,19 @@ class ImageDisk extends Disk {
     file.fd = null
     return fd === null ? Promise.resolve() : fsClose(fd)
   }
+}
+
+/**
+ * What an open leaves in the file record: the descriptor, and the structures' bytes (parsed
+ * when first asked for: most users of VHD.Image read and write without them).
+ * @param {ImageFile} file
+ * @param {import('../binding.js').NativeImage} image
+ * @param {number | null} fd
+ */
+function recordOpen(file, image, fd) {
+  file.opened = { footer: image.footerBytes(), header: image.headerBytes() }
+  file.structures = null
+  file.fd = fd
 }
 
 /**

@@ -27,6 +27,9 @@ pub(crate) type Shared = Arc<RwLock<Option<Image>>>;
 pub struct NativeImage {
     image: Shared,
     snapshot: Snapshot,
+    /// `openPath`'s descriptor for the caller (vhd@0.5.0's `image.fd`), until `takeFd`
+    /// hands it over; closed with this object if it never is.
+    caller_fd: Mutex<Option<std::fs::File>>,
 }
 
 impl NativeImage {
@@ -34,6 +37,7 @@ impl NativeImage {
         NativeImage {
             snapshot: Snapshot::of(&image),
             image: Arc::new(RwLock::new(Some(image))),
+            caller_fd: Mutex::new(None),
         }
     }
 }
@@ -99,6 +103,14 @@ pub struct OpenFdState {
     options: vhd_core::OpenOptions,
 }
 
+/// `openPath`: the file to open with the caller's `fs` flags, then read as an image.
+pub struct OpenPathState {
+    path: String,
+    flags: i32,
+    mode: u32,
+    options: vhd_core::OpenOptions,
+}
+
 pub struct CreateState {
     path: String,
     options: vhd_core::CreateOptions,
@@ -119,6 +131,41 @@ fn open_fd_work(state: &mut OpenFdState) -> Result<NativeImage, Failure> {
     )?))
 }
 
+/// Opens `path` with the caller's `fs` flags and mode (what `fs.open` would do, in the same
+/// task as the image: one trip to the thread pool instead of two), keeps that descriptor for
+/// the caller and reads the image through a duplicate of it, as `openFd` does.
+#[cfg(unix)]
+fn open_path_work(state: &mut OpenPathState) -> Result<NativeImage, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    const ACCESS_MODES: i32 = 0o3; // O_ACCMODE: std sets the access mode from read/write.
+    const O_RDONLY: i32 = 0;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(state.flags & ACCESS_MODES != O_RDONLY)
+        .custom_flags(state.flags & !ACCESS_MODES)
+        .mode(state.mode)
+        .open(&state.path)
+        .map_err(|source| vhd_core::Error::Io {
+            context: format!("opening {}", state.path),
+            source,
+        })?;
+    let duplicate = file.try_clone().map_err(|source| vhd_core::Error::Io {
+        context: format!("duplicating the descriptor of {}", state.path),
+        source,
+    })?;
+    let path = std::path::Path::new(&state.path);
+    let image = NativeImage::new(Image::open_file(duplicate, path, &state.options)?);
+    *image.caller_fd.lock().map_err(|_| poisoned())? = Some(file);
+    Ok(image)
+}
+
+#[cfg(not(unix))]
+fn open_path_work(_state: &mut OpenPathState) -> Result<NativeImage, Failure> {
+    Err(Failure::from(vhd_core::Error::Unsupported(
+        "opening an image with fs flags (only on Unix)".into(),
+    )))
+}
+
 /// A new descriptor for the same open file as `fd` (the caller keeps `fd`, and may close it
 /// at once: the duplicate stays valid).
 #[cfg(unix)]
@@ -137,13 +184,13 @@ fn duplicate_fd(fd: i32) -> Result<std::fs::File, Failure> {
     Ok(std::fs::File::from(owned))
 }
 
-/// A descriptor number: an integer from 0 to 2^31 - 1. Taken as a double and checked here,
-/// because napi's `i32` conversion wraps (2^32 would become descriptor 0).
-fn fd_number(fd: f64) -> Result<i32, Failure> {
-    if fd.is_finite() && fd.fract() == 0.0 && (0.0..=f64::from(i32::MAX)).contains(&fd) {
-        Ok(fd as i32)
+/// A descriptor number or open flags: an integer from 0 to 2^31 - 1, taken as a double and
+/// checked here.
+fn non_negative_i32(name: &str, value: f64) -> Result<i32, Failure> {
+    if value.is_finite() && value.fract() == 0.0 && (0.0..=f64::from(i32::MAX)).contains(&value) {
+        Ok(value as i32)
     } else {
-        Err(Failure::out_of_range("fd", ">= 0 && <= 2147483647", fd))
+        Err(Failure::out_of_range(name, ">= 0 && <= 2147483647", value))
     }
 }
 
@@ -228,6 +275,19 @@ impl NativeImage {
             })
         });
         to_napi(&env, result)
+    }
+
+    /// The descriptor `openPath` opened with the caller's flags, handed over once (the
+    /// caller closes it, after `close`); `null` for images opened otherwise, or when it was
+    /// already taken.
+    #[napi(catch_unwind)]
+    pub fn take_fd(&self, env: Env) -> napi::Result<Option<i32>> {
+        let taken = guard(|| Ok(self.caller_fd.lock().map_err(|_| poisoned())?.take()));
+        #[cfg(unix)]
+        let fd = to_napi(&env, taken)?.map(std::os::fd::IntoRawFd::into_raw_fd);
+        #[cfg(not(unix))]
+        let fd = to_napi(&env, taken)?.map(|_| unreachable!("openPath is Unix only"));
+        Ok(fd)
     }
 
     /// The footer's 512 bytes as they were when the image was opened.
@@ -346,7 +406,7 @@ pub fn open_fd(
     options: Option<OpenArgs>,
 ) -> napi::Result<AsyncTask<Job<OpenFdState, NativeImage>>> {
     let prepared = guard(|| {
-        let fd = fd_number(fd)?;
+        let fd = non_negative_i32("fd", fd)?;
         let options = options.unwrap_or_default().to_core()?;
         Ok((fd, duplicate_fd(fd)?, options))
     });
@@ -358,6 +418,40 @@ pub fn open_fd(
             options,
         },
         open_fd_work,
+    )))
+}
+
+/// Opens `path` with `fs` open flags and mode (vhd@0.5.0's `VHD.Image`: `flags` decide
+/// read-only or read-write; the caller never passes flags that create or truncate) and
+/// resolves to the image; `takeFd()` then hands over the descriptor opened with those
+/// flags, which the caller closes after the image (Unix).
+#[napi(
+    js_name = "openPath",
+    catch_unwind,
+    ts_return_type = "Promise<NativeImage>"
+)]
+pub fn open_path(
+    env: Env,
+    path: String,
+    flags: f64,
+    mode: f64,
+    options: Option<OpenArgs>,
+) -> napi::Result<AsyncTask<Job<OpenPathState, NativeImage>>> {
+    let prepared = guard(|| {
+        let flags = non_negative_i32("flags", flags)?;
+        let mode = u32::try_from(integer("mode", mode)?)
+            .map_err(|_| Failure::out_of_range("mode", ">= 0 && <= 4294967295", mode))?;
+        Ok((flags, mode, options.unwrap_or_default().to_core()?))
+    });
+    let (flags, mode, options) = to_napi(&env, prepared)?;
+    Ok(AsyncTask::new(Job::new(
+        OpenPathState {
+            path,
+            flags,
+            mode,
+            options,
+        },
+        open_path_work,
     )))
 }
 
