@@ -19,7 +19,7 @@ export declare class NativeImage {
    * The image as a handle: what reads and writes go through (`ioRead`, `ioWrite` in
    * src/io.rs, and the `handle*Sync` functions below).
    */
-  get handle(): ExternalObject<Shared>
+  get handle(): ExternalObject<'image'>
   /** Makes every write so far durable (data and metadata, fsync included). */
   flush(): Promise<void>
   /** Flushes, then closes the file. Later calls fail with `ERR_VHD_CLOSED`. */
@@ -174,7 +174,7 @@ export interface CheckResult {
 export declare function checksum(buffer: Uint8Array, offset: number, length: number): number
 
 /** Writes the sectors of a differencing image into its parent, then empties the child. */
-export declare function commit(path: string, options: InPlaceArgs | undefined | null, operation: Operation, onProgress?: ProgressFn | undefined | null): Promise<CommitResult>
+export declare function commit(path: string, options: InPlaceArgs | undefined | null, operation: Operation, onProgress?: ((report: ProgressReport) => void) | undefined | null): Promise<CommitResult>
 
 /** What `commit` did. */
 export interface CommitResult {
@@ -184,7 +184,7 @@ export interface CommitResult {
 }
 
 /** Rewrites a dynamic or differencing image without the blocks it does not need. */
-export declare function compact(path: string, options: InPlaceArgs | undefined | null, operation: Operation, onProgress?: ProgressFn | undefined | null): Promise<CompactResult>
+export declare function compact(path: string, options: InPlaceArgs | undefined | null, operation: Operation, onProgress?: ((report: ProgressReport) => void) | undefined | null): Promise<CompactResult>
 
 /** What `compact` did. */
 export interface CompactResult {
@@ -195,7 +195,7 @@ export interface CompactResult {
 }
 
 /** Converts `source` into a new image (or raw file) at `destination`. */
-export declare function convert(source: string, destination: string, options: ConvertArgs, operation: Operation, onProgress?: ProgressFn | undefined | null): Promise<ConvertResult>
+export declare function convert(source: string, destination: string, options: ConvertArgs, operation: Operation, onProgress?: ((report: ProgressReport) => void) | undefined | null): Promise<ConvertResult>
 
 /** How to convert (the checked form of `VHD.convert`'s options). */
 export interface ConvertArgs {
@@ -329,14 +329,14 @@ export interface FooterFields {
  * JavaScript thread; returns the number of bytes read (short at the end of the disk, 0
  * past it).
  */
-export declare function handleReadSync(handle: ExternalObject<Shared>, buffer: Uint8Array, bufferOffset: number, length: number, position: number): number
+export declare function handleReadSync(handle: ExternalObject<'image'>, buffer: Uint8Array, bufferOffset: number, length: number, position: number): number
 
 /**
  * Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`, on the
  * JavaScript thread; returns the number of bytes written (all of them). A write past the
  * end of the disk fails with `ERR_VHD_OUT_OF_RANGE` and writes nothing.
  */
-export declare function handleWriteSync(handle: ExternalObject<Shared>, buffer: Uint8Array, bufferOffset: number, length: number, position: number): number
+export declare function handleWriteSync(handle: ExternalObject<'image'>, buffer: Uint8Array, bufferOffset: number, length: number, position: number): number
 
 /** Every field of a dynamic disk header (vhd@0.5.0's `Header`). */
 export interface HeaderFields {
@@ -425,10 +425,10 @@ export interface InPlaceArgs {
  * most half of `results`' length, so a full answer means more may wait. The pieces of
  * reads are copied into their caller's buffers, `targets[id]`, on the way.
  */
-export declare function ioDrain(port: ExternalObject<IoPort>, results: Float64Array, targets: object): number
+export declare function ioDrain(port: ExternalObject<'io port'>, results: Float64Array, targets: object): number
 
 /** A new completion port that calls `wake` (with no arguments) when completions are ready. */
-export declare function ioPort(wake: () => void): ExternalObject<IoPort>
+export declare function ioPort(wake: () => void): ExternalObject<'io port'>
 
 /**
  * Reads `length` bytes at virtual offset `position` into `buffer[bufferOffset..]`, under
@@ -437,10 +437,10 @@ export declare function ioPort(wake: () => void): ExternalObject<IoPort>
  * (its completion comes through the port, and `ioDrain` copies the bytes into `buffer`,
  * which lib/io.js keeps for it). Bad arguments throw.
  */
-export declare function ioRead(port: ExternalObject<IoPort>, handle: ExternalObject<Shared>, id: number, buffer: Uint8Array, bufferOffset: number, length: number, position: number): number
+export declare function ioRead(port: ExternalObject<'io port'>, handle: ExternalObject<'image'>, id: number, buffer: Uint8Array, bufferOffset: number, length: number, position: number): number
 
 /** Throws the failure of request `id`, drained by `ioDrain` with a byte count of -1. */
-export declare function ioTakeFailure(port: ExternalObject<IoPort>, id: number): void
+export declare function ioTakeFailure(port: ExternalObject<'io port'>, id: number): void
 
 /**
  * Writes `buffer[bufferOffset..bufferOffset + length]` at virtual offset `position`, under
@@ -448,7 +448,7 @@ export declare function ioTakeFailure(port: ExternalObject<IoPort>, id: number):
  * copied before this returns: the caller may reuse, transfer or resize `buffer` at once.
  * Bad arguments throw.
  */
-export declare function ioWrite(port: ExternalObject<IoPort>, handle: ExternalObject<Shared>, id: number, buffer: Uint8Array, bufferOffset: number, length: number, position: number): void
+export declare function ioWrite(port: ExternalObject<'io port'>, handle: ExternalObject<'image'>, id: number, buffer: Uint8Array, bufferOffset: number, length: number, position: number): void
 
 /** One parent locator entry (vhd@0.5.0's `Locator`). */
 export interface LocatorFields {
@@ -530,7 +530,7 @@ export declare function openPath(path: string, flags: number, mode: number, opti
  * Opens `source` and plans the VHD file (`options.to`: `'fixed'` or `'dynamic'`); dynamic
  * output reads the whole source first (reported as progress) to leave out all-zero blocks.
  */
-export declare function openVhdStream(source: string, options: ConvertArgs, operation: Operation, onProgress?: ProgressFn | undefined | null): Promise<NativeVhdStream>
+export declare function openVhdStream(source: string, options: ConvertArgs, operation: Operation, onProgress?: ((report: ProgressReport) => void) | undefined | null): Promise<NativeVhdStream>
 
 /** A parent named by the caller. */
 export interface ParentArg {
@@ -606,7 +606,7 @@ export interface RepairResult {
 }
 
 /** Changes the virtual size of an image to `size` bytes. */
-export declare function resize(path: string, size: number, options: InPlaceArgs | undefined | null, operation: Operation, onProgress?: ProgressFn | undefined | null): Promise<ResizeResult>
+export declare function resize(path: string, size: number, options: InPlaceArgs | undefined | null, operation: Operation, onProgress?: ((report: ProgressReport) => void) | undefined | null): Promise<ResizeResult>
 
 /** What `resize` did. */
 export interface ResizeResult {

@@ -240,17 +240,18 @@ function convert(source, destination, options, callback) {
  * `onProgress` reports and `signal` stops).
  */
 function createVhdStream(source, options) {
-  let args
+  let src, convertArgs, control, highWaterMark
   try {
     const opts = toOptionsObject(options)
     const type = outputFormat(opts, 'type', STREAM_FORMATS)
-    args = [toPath(source, 'source'), toConvertArgs(opts, type), toControl(opts)]
+    src = toPath(source, 'source')
+    convertArgs = toConvertArgs(opts, type)
+    control = toControl(opts)
     if (opts.highWaterMark !== undefined) toIndex(opts.highWaterMark, 'options.highWaterMark')
-    args.push(opts.highWaterMark)
+    highWaterMark = opts.highWaterMark
   } catch (error) {
     return Promise.reject(error)
   }
-  const [src, convertArgs, control, highWaterMark] = args
   // A stream opened when onProgress threw is closed (its source released at once, not at
   // garbage collection): nothing was committed, so the throw cancels it.
   const close = (stream) => stream.close().then(noArgs, noArgs)
@@ -272,7 +273,9 @@ class VhdStream extends Readable {
     super(highWaterMark === undefined ? {} : { highWaterMark })
     this[kNative] = nativeStream
     this[kPosition] = 0
-    Object.defineProperty(this, 'length', { value: nativeStream.length, enumerable: true })
+    /** The VHD file's size in bytes, known before the first byte (read-only). */
+    this.length = nativeStream.length
+    Object.defineProperty(this, 'length', { writable: false })
     // How the source is read and why, and what the caller should know: as convert reports.
     Object.defineProperty(this, 'detected', { value: Object.freeze({ ...nativeStream.detected }), enumerable: true })
     Object.defineProperty(this, 'warnings', { value: Object.freeze([...nativeStream.warnings]), enumerable: true })
@@ -289,9 +292,8 @@ class VhdStream extends Readable {
       (buffer) => {
         if (this.destroyed) return
         if (buffer.length !== size) {
-          const error = new Error(`the VHD stream ended at byte ${position + buffer.length} of ${this.length}`)
-          error.code = 'ERR_VHD_INTERNAL'
-          this.destroy(error)
+          const message = `the VHD stream ended at byte ${position + buffer.length} of ${this.length}`
+          this.destroy(Object.assign(new Error(message), { code: 'ERR_VHD_INTERNAL' }))
           return
         }
         this[kPosition] = position + size

@@ -245,7 +245,7 @@ impl NativeImage {
 
     /// The image as a handle: what reads and writes go through (`ioRead`, `ioWrite` in
     /// src/io.rs, and the `handle*Sync` functions below).
-    #[napi(getter)]
+    #[napi(getter, ts_return_type = "ExternalObject<'image'>")]
     pub fn handle(&self) -> External<Shared> {
         External::new(self.image.clone())
     }
@@ -337,7 +337,7 @@ impl NativeImage {
 #[napi(js_name = "handleReadSync", catch_unwind)]
 pub fn handle_read_sync(
     env: Env,
-    handle: &External<Shared>,
+    #[napi(ts_arg_type = "ExternalObject<'image'>")] handle: &External<Shared>,
     mut buffer: Uint8ArraySlice,
     buffer_offset: f64,
     length: f64,
@@ -358,7 +358,7 @@ pub fn handle_read_sync(
 #[napi(js_name = "handleWriteSync", catch_unwind)]
 pub fn handle_write_sync(
     env: Env,
-    handle: &External<Shared>,
+    #[napi(ts_arg_type = "ExternalObject<'image'>")] handle: &External<Shared>,
     buffer: Uint8ArraySlice,
     buffer_offset: f64,
     length: f64,

@@ -341,7 +341,11 @@ impl IoPort {
 }
 
 /// A new completion port that calls `wake` (with no arguments) when completions are ready.
-#[napi(js_name = "ioPort", ts_args_type = "wake: () => void")]
+#[napi(
+    js_name = "ioPort",
+    ts_args_type = "wake: () => void",
+    ts_return_type = "ExternalObject<'io port'>"
+)]
 pub fn io_port(env: Env, wake: WakeFn) -> napi::Result<External<Arc<IoPort>>> {
     let port = Arc::new(IoPort {
         completions: Mutex::new(Completions::default()),
@@ -383,8 +387,8 @@ fn submit(
 #[napi(js_name = "ioRead", catch_unwind)]
 pub fn io_read(
     env: Env,
-    port: &External<Arc<IoPort>>,
-    handle: &External<Shared>,
+    #[napi(ts_arg_type = "ExternalObject<'io port'>")] port: &External<Arc<IoPort>>,
+    #[napi(ts_arg_type = "ExternalObject<'image'>")] handle: &External<Shared>,
     id: u32,
     mut buffer: Uint8ArraySlice,
     buffer_offset: f64,
@@ -419,8 +423,8 @@ pub fn io_read(
 #[napi(js_name = "ioWrite", catch_unwind)]
 pub fn io_write(
     env: Env,
-    port: &External<Arc<IoPort>>,
-    handle: &External<Shared>,
+    #[napi(ts_arg_type = "ExternalObject<'io port'>")] port: &External<Arc<IoPort>>,
+    #[napi(ts_arg_type = "ExternalObject<'image'>")] handle: &External<Shared>,
     id: u32,
     buffer: Uint8ArraySlice,
     buffer_offset: f64,
@@ -444,7 +448,7 @@ pub fn io_write(
 #[napi(js_name = "ioDrain", catch_unwind)]
 pub fn io_drain(
     env: Env,
-    port: &External<Arc<IoPort>>,
+    #[napi(ts_arg_type = "ExternalObject<'io port'>")] port: &External<Arc<IoPort>>,
     mut results: Float64ArraySlice,
     targets: Object,
 ) -> napi::Result<u32> {
@@ -594,7 +598,11 @@ fn buffer_detached() -> Failure {
 
 /// Throws the failure of request `id`, drained by `ioDrain` with a byte count of -1.
 #[napi(js_name = "ioTakeFailure")]
-pub fn io_take_failure(env: Env, port: &External<Arc<IoPort>>, id: u32) -> napi::Result<()> {
+pub fn io_take_failure(
+    env: Env,
+    #[napi(ts_arg_type = "ExternalObject<'io port'>")] port: &External<Arc<IoPort>>,
+    id: u32,
+) -> napi::Result<()> {
     let mut completions = lock(&port.completions);
     let failure = match completions.failures.iter().position(|(at, _)| *at == id) {
         Some(index) => completions.failures.swap_remove(index).1,

@@ -122,6 +122,7 @@ pub fn convert(
     destination: String,
     options: ConvertArgs,
     operation: &Operation,
+    #[napi(ts_arg_type = "((report: ProgressReport) => void) | undefined | null")]
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<ConvertJob>, ConvertResult>>> {
     let options = to_napi(&env, guard(|| options.to_core()))?;
@@ -172,6 +173,7 @@ pub fn open_vhd_stream(
     source: String,
     options: ConvertArgs,
     operation: &Operation,
+    #[napi(ts_arg_type = "((report: ProgressReport) => void) | undefined | null")]
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<StreamJob>, NativeVhdStream>>> {
     let options = to_napi(

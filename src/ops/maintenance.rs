@@ -61,6 +61,7 @@ pub fn compact(
     path: String,
     options: Option<InPlaceArgs>,
     operation: &Operation,
+    #[napi(ts_arg_type = "((report: ProgressReport) => void) | undefined | null")]
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<PathJob>, CompactResult>>> {
     in_place_task(&env, path, options, operation, on_progress, compact_work)
@@ -83,6 +84,7 @@ pub fn commit(
     path: String,
     options: Option<InPlaceArgs>,
     operation: &Operation,
+    #[napi(ts_arg_type = "((report: ProgressReport) => void) | undefined | null")]
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<PathJob>, CommitResult>>> {
     in_place_task(&env, path, options, operation, on_progress, commit_work)
@@ -112,6 +114,7 @@ pub fn resize(
     size: f64,
     options: Option<InPlaceArgs>,
     operation: &Operation,
+    #[napi(ts_arg_type = "((report: ProgressReport) => void) | undefined | null")]
     on_progress: Option<ProgressFn>,
 ) -> napi::Result<AsyncTask<Job<OpState<ResizeJob>, ResizeResult>>> {
     let options = options.unwrap_or_default();
