@@ -1119,6 +1119,10 @@ describe('bad arguments', () => {
       message: /must be 'auto', 'raw', 'vhd'\./,
     })
     await assert.rejects(VHD.createVhdStream(src, { type: 'raw' }), { message: /must be 'fixed', 'dynamic'\./ })
+    await assert.rejects(VHD.create(tmp.file('names-create'), { type: 'vhdx', size: MiB }), {
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: /must be 'fixed', 'dynamic', 'differencing' or a VHD\.TYPE\./,
+    })
   })
 
   test('the other operations', async () => {

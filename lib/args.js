@@ -5,6 +5,7 @@
 
 const { Buffer } = require('node:buffer')
 const { fileURLToPath } = require('node:url')
+const native = require('../binding.js')
 const { TYPE } = require('./constants.js')
 
 // ---------------------------------------------------------------------------------------
@@ -143,11 +144,12 @@ function overNamedParent(parent, open) {
   return { ...open, parents: [{ path: parent, raw: false }, ...open.parents] }
 }
 
-/** @type {Map<unknown, 'fixed' | 'dynamic' | 'differencing'>} */
-const CREATE_TYPES = new Map(/** @type {[unknown, 'fixed' | 'dynamic' | 'differencing'][]} */ ([
-  ['fixed', 'fixed'],
-  ['dynamic', 'dynamic'],
-  ['differencing', 'differencing'],
+// The type names are vhd-core's (one list, also the command line's); vhd@0.5.0's TYPE
+// numbers name them too.
+const DISK_TYPES = native.names().diskTypes
+/** @type {Map<unknown, string>} */
+const CREATE_TYPES = new Map(/** @type {[unknown, string][]} */ ([
+  ...DISK_TYPES.map((name) => [name, name]),
   [TYPE.FIXED, 'fixed'],
   [TYPE.DYNAMIC, 'dynamic'],
   [TYPE.DIFF, 'differencing'],
@@ -159,7 +161,7 @@ function toCreateOptions(options) {
   }
   const type = CREATE_TYPES.get(options.type)
   if (type === undefined) {
-    throw invalidArgValue('options.type', `must be 'fixed', 'dynamic' or 'differencing'.${describe(options.type)}`)
+    throw invalidArgValue('options.type', `must be ${DISK_TYPES.map((name) => `'${name}'`).join(', ')} or a VHD.TYPE.${describe(options.type)}`)
   }
   const result = { type }
   if (type === 'differencing') {
