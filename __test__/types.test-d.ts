@@ -353,3 +353,14 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
 }
 
 void operations
+
+// The public structure types (index.d.ts, written for users) and the native layer's
+// (binding.d.ts, generated from src/types.rs) describe the same objects: a field that one
+// changes and the other does not fails here.
+import type * as Native from '../binding'
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const footerFieldsAgree: Same<VHD.FooterFields, Native.FooterFields> = true
+const locatorFieldsAgree: Same<VHD.LocatorFields, Native.LocatorFields> = true
+const geometryAgrees: Same<VHD.DiskGeometry, Native.DiskGeometry> = true
+const versionAgrees: Same<VHD.Version, Native.Version> = true
+void [footerFieldsAgree, locatorFieldsAgree, geometryAgrees, versionAgrees]
