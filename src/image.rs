@@ -495,10 +495,14 @@ pub fn panic_for_tests(env: Env, in_task: bool) -> napi::Result<AsyncTask<Job<()
 
 #[cfg(test)]
 mod tests {
-    use super::fd_number;
+    use super::non_negative_i32;
+
+    fn fd_number(value: f64) -> Result<i32, crate::errors::Failure> {
+        non_negative_i32("fd", value)
+    }
 
     #[test]
-    fn descriptor_numbers_are_checked_not_wrapped() {
+    fn descriptor_numbers_and_flags_are_checked_not_wrapped() {
         assert_eq!(fd_number(0.0).unwrap(), 0);
         assert_eq!(fd_number(2_147_483_647.0).unwrap(), i32::MAX);
         for bad in [
@@ -514,6 +518,10 @@ mod tests {
                 "ERR_OUT_OF_RANGE",
                 "{bad}"
             );
+            assert!(non_negative_i32("flags", bad)
+                .unwrap_err()
+                .message
+                .contains("\"flags\""));
         }
     }
 }
