@@ -161,6 +161,28 @@ test("VHD.Image by path: image.fd is the image's file, opened with the image's f
   await assert.rejects(new VHD.Image({ path: path.join(tmp.dir, 'missing.vhd') }).open(), { code: 'ENOENT' })
 })
 
+test('a callback that throws is an uncaught exception, and the callbacks after it still run', async () => {
+  const file = path.join(tmp.dir, 'throwing-callbacks.vhd')
+  await (await VHD.create(file, { type: 'dynamic', size: 4 * MiB })).close()
+  const script = `
+    const VHD = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const seen = []
+    process.on('uncaughtException', (error) => seen.push(error.message))
+    const image = new VHD.Image({ path: ${JSON.stringify(file)}, flags: 'r' })
+    image.open((error) => {
+      if (error) { console.log('open failed', error.message); process.exit(1) }
+      image.read(Buffer.alloc(512), 0, 512, 0, () => { throw new Error('from read 1') })
+      image.read(Buffer.alloc(512), 0, 512, 4096, (error, n) => {
+        seen.push('read 2: ' + n)
+        setImmediate(() => image.close(() => { console.log(JSON.stringify(seen)) }))
+      })
+      throw new Error('from open')
+    })`
+  const { execFileSync } = require('node:child_process')
+  const seen = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }))
+  assert.deepEqual(seen.sort(), ['from open', 'from read 1', 'read 2: 512'])
+})
+
 test('lib/ has no require cycle', () => {
   const lib = path.join(__dirname, '..', 'lib')
   /** The lib/ modules each module requires (any `require('./x.js')` in its text, lazy ones too). */

@@ -6,6 +6,7 @@
 const { Buffer } = require('node:buffer')
 const { fileURLToPath } = require('node:url')
 const native = require('../binding.js')
+const { soon } = require('./soon.js')
 const { TYPE } = require('./constants.js')
 
 // ---------------------------------------------------------------------------------------
@@ -220,8 +221,8 @@ function call(callback, prepare, perform, toArgs) {
   if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
   const args = prepare()
   attempt(perform, args).then(
-    (value) => process.nextTick(callback, null, ...toArgs(value)),
-    (error) => process.nextTick(callback, error),
+    (value) => soon(callBack, callback, toArgs(value)),
+    (error) => soon(callback, error),
   )
   return undefined
 }
@@ -255,9 +256,14 @@ function callIo(callback, prepare, start, toArgs, toResult) {
   try {
     start(args, identity, done)
   } catch (error) {
-    queueMicrotask(() => done(error))
+    soon(done, error)
   }
   return undefined
+}
+
+/** `callback(null, ...results)`. */
+function callBack(callback, results) {
+  callback(null, ...results)
 }
 
 const none = () => []

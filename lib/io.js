@@ -7,11 +7,12 @@
 // promise per request: the JavaScript thread, not the disk, limits small I/O, and a libuv
 // task per request (what every other native call uses) cost about a third more.
 // A request made with a callback (`done`) instead gets no promise: `done(error, result)` is
-// called from a microtask (the callback forms of the API, vhd@0.5.0's above all, would
+// called from a microtask (lib/soon.js; the callback forms of the API, vhd@0.5.0's above all, would
 // otherwise pay for a promise, a reaction to it and a tick on top: 10 % of a 1 MiB read
 // from the page cache). A callback that throws is an uncaught exception, as from a tick.
 
 const native = require('../binding.js')
+const { soon } = require('./soon.js')
 
 /**
  * @typedef {{ started(change: boolean): unknown, settled(token: unknown, change: boolean): void }} Owner
@@ -98,7 +99,7 @@ function read(owner, handle, bytes, offset, length, position, map, done) {
   if (count >= 0) {
     freeSlots.push(slot)
     if (done === undefined) return Promise.resolve(map(count))
-    queueMicrotask(() => done(null, count))
+    soon(done, null, count)
     return undefined
   }
   return pending(slot, owner, bytes, map, done)
@@ -153,7 +154,7 @@ function settle(slot, result) {
   freeSlots.push(slot)
   owner.settled(token, change)
   if (resolve === null) {
-    queueMicrotask(() => done(failure ?? null, result))
+    soon(done, failure ?? null, result)
     return
   }
   if (failure !== undefined) {
