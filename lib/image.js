@@ -37,6 +37,7 @@ const kDisk = Symbol('disk')
 const kRelease = Symbol('release')
 const kReadFile = Symbol('readFile')
 const kOpenPath = Symbol('openPath')
+const kOpenFd = Symbol('openFd')
 
 // ---------------------------------------------------------------------------------------
 // `flags`: fs's flags, mapped onto what an image can do. An image is opened read-only or
@@ -204,10 +205,18 @@ class ImageDisk extends Disk {
     return disk
   }
 
-  async [kOpenNative]() {
+  [kOpenNative]() {
     const file = this[kFile]
+    return file.givenFd === null && process.platform !== 'win32' ? this[kOpenPath](file) : this[kOpenFd](file)
+  }
+
+  /**
+   * Opens the image from the descriptor given, or from one `fs.open` opens (where `openPath`
+   * is not available).
+   * @param {ImageFile} file
+   */
+  async [kOpenFd](file) {
     const given = file.givenFd
-    if (given === null && process.platform !== 'win32') return this[kOpenPath](file)
     const fd = given ?? (await fsOpen(/** @type {string} */ (file.path), file.access.fsFlags, file.mode))
     /** @type {import('../binding.js').NativeImage | null} */
     let image = null
@@ -230,18 +239,20 @@ class ImageDisk extends Disk {
    * `VHD.open`); the descriptor opened with those flags becomes `image.fd`.
    * @param {ImageFile} file
    */
-  async [kOpenPath](file) {
+  [kOpenPath](file) {
     const path = /** @type {string} */ (file.path)
     // `mode` only matters to a file being created, which an image never is; passed as fs.open would.
     const mode = typeof file.mode === 'string' ? Number.parseInt(file.mode, 8) : file.mode
-    const image = await native.openPath(path, file.access.fsFlags, mode, this[kOptions])
-    try {
-      recordOpen(file, image, image.takeFd())
-    } catch (error) {
-      await image.close().catch(() => {})
-      throw error
-    }
-    return { native: image, release: () => this[kRelease]() }
+    // Plain promises, not an async function: each await is a step of its own on a first open.
+    return native.openPath(path, file.access.fsFlags, mode, this[kOptions]).then((image) => {
+      try {
+        recordOpen(file, image, image.takeFd())
+      } catch (error) {
+        const fail = () => Promise.reject(error)
+        return image.close().then(fail, fail)
+      }
+      return { native: image, release: () => this[kRelease]() }
+    })
   }
 
   /** After the native image closed: closes the descriptor (a given one too, as 0.5.0 does). */
