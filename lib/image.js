@@ -62,22 +62,23 @@ for (const [names, readOnly, sync, exclusive] of /** @type {[string[], boolean, 
   [['rs+', 'sr+', 'as', 'sa', 'as+', 'sa+'], false, true, false],
   [['wx', 'xw', 'wx+', 'xw+', 'ax', 'xa', 'ax+', 'xa+'], false, false, true],
 ])) {
-  for (const name of names) STRING_FLAGS.set(name, { readOnly, sync, exclusive })
+  // What each name opens, worked out once (`null`: the name creates a file, refused).
+  const access = exclusive ? null : Object.freeze({ readOnly, fsFlags: (readOnly ? O_RDONLY : O_RDWR) | (sync ? O_SYNC : 0) | O_NONBLOCK })
+  for (const name of names) STRING_FLAGS.set(name, access)
 }
 
 /** `{ readOnly, fsFlags }` for the `flags` option (default 'r+', as in 0.5.0). */
 function toAccess(flags) {
   if (flags === undefined || flags === null) flags = 'r+'
   if (typeof flags === 'string') {
-    const entry = STRING_FLAGS.get(flags)
-    if (entry === undefined) {
+    const access = STRING_FLAGS.get(flags)
+    if (access === undefined) {
       throw invalidArgValue('options.flags', `must be one of fs's flags ('r', 'r+', 'rs+', 'w+'…). Received '${flags}'`)
     }
-    if (entry.exclusive) {
+    if (access === null) {
       throw invalidArgValue('options.flags', `'${flags}' creates a new file; an image opens an existing one (make new images with VHD.create)`)
     }
-    const fsFlags = (entry.readOnly ? O_RDONLY : O_RDWR) | (entry.sync ? O_SYNC : 0) | O_NONBLOCK
-    return { readOnly: entry.readOnly, fsFlags }
+    return access
   }
   if (typeof flags === 'number') {
     // fs takes flags as a 32-bit integer: anything else would be cut down to one silently.
@@ -325,8 +326,11 @@ class Image {
     if (path === null && fd === null) {
       throw invalidArgType('options.path', 'of type string or an instance of URL (or options.fd a file descriptor)', options.path)
     }
-    const access = toAccess(options.flags)
-    checkMode(options.mode)
+    // The common cases inline (a named flag, no mode): every function a first open calls
+    // costs it tens of µs to compile (see the README's Performance section).
+    const flags = options.flags ?? 'r+'
+    const access = (typeof flags === 'string' && STRING_FLAGS.get(flags)) || toAccess(flags)
+    if (options.mode !== undefined && options.mode !== null) checkMode(options.mode)
     const openOptions = toOpenOptions(options)
     openOptions.readOnly = openOptions.readOnly || access.readOnly
 
