@@ -157,6 +157,10 @@ test("VHD.Image by path: image.fd is the image's file, opened with the image's f
     await image.close()
     assert.equal(image.fd, null)
     assert.throws(() => fs.fstatSync(fd), { code: 'EBADF' })
+    // Footer and header are parsed when first asked for: also after close.
+    assert.ok(image.footer instanceof VHD.Footer)
+    assert.equal(image.footer.currentSize, BigInt(4 * MiB))
+    assert.ok(image.header instanceof VHD.Header)
   }
   await assert.rejects(new VHD.Image({ path: path.join(tmp.dir, 'missing.vhd') }).open(), { code: 'ENOENT' })
 })

@@ -183,8 +183,9 @@ const kFile = Symbol('file')
  * @property {number | null} fd the descriptor open now: the given one, or the one `open` opened
  * @property {{ readOnly: boolean, fsFlags: number }} access
  * @property {number | string} mode
- * @property {{ footer: Buffer, header: Buffer | null } | null} opened
- *   what the last open read of the footer and header, until `structuresOf` parses it
+ * @property {import('../binding.js').NativeImage | null} opened
+ *   the native image of the last open (it keeps the footer and header it read, also after
+ *   close), until `structuresOf` parses them
  * @property {{ footer: Footer | null, header: Header | null } | null} structures
  *   `image.footer` and `image.header` of the last open, kept after `close`
  */
@@ -266,14 +267,15 @@ class ImageDisk extends Disk {
 }
 
 /**
- * What an open leaves in the file record: the descriptor, and the structures' bytes (parsed
- * when first asked for: most users of VHD.Image read and write without them).
+ * What an open leaves in the file record: the descriptor, and the native image, whose
+ * footer and header are parsed when first asked for (most users of VHD.Image read and
+ * write without them).
  * @param {ImageFile} file
  * @param {import('../binding.js').NativeImage} image
  * @param {number | null} fd
  */
 function recordOpen(file, image, fd) {
-  file.opened = { footer: image.footerBytes(), header: image.headerBytes() }
+  file.opened = image
   file.structures = null
   file.fd = fd
 }
@@ -287,7 +289,8 @@ function recordOpen(file, image, fd) {
 function structuresOf(file) {
   const opened = file.opened
   if (opened !== null) {
-    file.structures = { footer: Footer.parse(opened.footer), header: opened.header ? Header.parse(opened.header) : null }
+    const header = opened.headerBytes()
+    file.structures = { footer: Footer.parse(opened.footerBytes()), header: header ? Header.parse(header) : null }
     file.opened = null
   }
   return file.structures
