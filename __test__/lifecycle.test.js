@@ -187,6 +187,28 @@ test('a callback that throws is an uncaught exception, and the callbacks after i
   assert.deepEqual(seen.sort(), ['from open', 'from read 1', 'read 2: 512'])
 })
 
+test("VHD.Image calls its callbacks with the image as `this`, as vhd@0.5.0 does", async () => {
+  const file = path.join(tmp.dir, 'callback-this.vhd')
+  await (await VHD.create(file, { type: 'dynamic', size: 4 * MiB })).close()
+  const image = new VHD.Image({ path: file })
+  const thisOf = (start) =>
+    new Promise((resolve, reject) =>
+      start(function (error) {
+        if (error) reject(error)
+        else resolve(this)
+      }),
+    )
+  assert.equal(await thisOf((cb) => image.open(cb)), image)
+  assert.equal(await thisOf((cb) => image.write(Buffer.alloc(512, 1), 0, 512, 0, cb)), image)
+  assert.equal(await thisOf((cb) => image.read(Buffer.alloc(512), 0, 512, 0, cb)), image)
+  assert.equal(await thisOf((cb) => image.readFooter(0, cb)), image)
+  assert.equal(await thisOf((cb) => image.flush(cb)), image)
+  assert.equal(await thisOf((cb) => image.close(cb)), image)
+  // Failures too.
+  const failed = await new Promise((resolve) => image.read(Buffer.alloc(512), 0, 512, 0, function (error) { resolve([this, error && error.code]) }))
+  assert.deepEqual(failed, [image, 'ERR_VHD_CLOSED'])
+})
+
 test('lib/ has no require cycle', () => {
   const lib = path.join(__dirname, '..', 'lib')
   /** The lib/ modules each module requires (any `require('./x.js')` in its text, lazy ones too). */

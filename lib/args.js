@@ -198,7 +198,8 @@ function toCreateOptions(options) {
 // Callback or promise: `prepare` checks the arguments (a TypeError/RangeError is thrown
 // synchronously when there is a callback, and rejects the promise otherwise); `perform`
 // does the work and returns a promise (whatever it throws rejects); `toArgs` spreads the
-// result into the callback's arguments.
+// result into the callback's arguments; the callback is called with `self` as `this`
+// (vhd@0.5.0 calls its callbacks on the image).
 
 function attempt(perform, args) {
   try {
@@ -208,7 +209,7 @@ function attempt(perform, args) {
   }
 }
 
-function call(callback, prepare, perform, toArgs) {
+function call(callback, prepare, perform, toArgs, self = undefined) {
   if (callback === undefined) {
     let args
     try {
@@ -221,8 +222,8 @@ function call(callback, prepare, perform, toArgs) {
   if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
   const args = prepare()
   attempt(perform, args).then(
-    (value) => soon(callBack, callback, toArgs(value)),
-    (error) => soon(callback, error),
+    (value) => soon(callBack, callback, self, toArgs(value)),
+    (error) => soon(callBackWith, callback, self, error),
   )
   return undefined
 }
@@ -240,8 +241,9 @@ function call(callback, prepare, perform, toArgs) {
  * @param {(args: A, map: (count: number) => any, done?: (error: Error | null, count?: number) => void) => Promise<any> | undefined} start
  * @param {(count: number) => unknown[]} toArgs
  * @param {(count: number) => R} toResult
+ * @param {unknown} [self] `this` of the callback
  */
-function callIo(callback, prepare, start, toArgs, toResult) {
+function callIo(callback, prepare, start, toArgs, toResult, self = undefined) {
   if (callback === undefined) {
     // `call`'s promise form, without a closure per call (small reads are counted in ns).
     try {
@@ -252,7 +254,7 @@ function callIo(callback, prepare, start, toArgs, toResult) {
   }
   if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
   const args = prepare()
-  const done = (error, count) => (error ? callback(error) : callback(null, ...toArgs(count)))
+  const done = (error, count) => (error ? callback.call(self, error) : callback.call(self, null, ...toArgs(count)))
   try {
     start(args, identity, done)
   } catch (error) {
@@ -261,9 +263,14 @@ function callIo(callback, prepare, start, toArgs, toResult) {
   return undefined
 }
 
-/** `callback(null, ...results)`. */
-function callBack(callback, results) {
-  callback(null, ...results)
+/** `callback(null, ...results)`, with `self` as `this`. */
+function callBack(callback, self, results) {
+  callback.call(self, null, ...results)
+}
+
+/** `callback(error)`, with `self` as `this`. */
+function callBackWith(callback, self, error) {
+  callback.call(self, error)
 }
 
 const none = () => []

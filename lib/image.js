@@ -128,10 +128,6 @@ function toFd(fd) {
 // ---------------------------------------------------------------------------------------
 // Small helpers
 
-/** `callback` called with the image as `this`, as 0.5.0 calls its callbacks. */
-function bound(image, callback) {
-  return typeof callback === 'function' ? (...results) => callback.apply(image, results) : callback
-}
 
 function fsOpen(path, flags, mode) {
   return new Promise((resolve, reject) => {
@@ -429,13 +425,14 @@ class Image {
   /** Opens the file and the image (the whole parent chain of a differencing image). */
   open(callback) {
     return call(
-      bound(this, callback),
+      callback,
       noArgs,
       () => {
         const disk = this[kDisk]
         return disk[kLife].open(() => disk[kOpenNative]()).then(() => this)
       },
       none,
+      this,
     )
   }
 
@@ -459,11 +456,12 @@ class Image {
    */
   read(buffer, offset, length, position, callback) {
     return callIo(
-      bound(this, callback),
+      callback,
       () => toIo(buffer, offset, length, position),
       ([bytes, offset, length, position], map, done) => this[kDisk][kRead](bytes, offset, length, position, map, done),
       (bytesRead) => [bytesRead, buffer],
       (bytesRead) => ({ bytesRead, buffer }),
+      this,
     )
   }
 
@@ -474,11 +472,12 @@ class Image {
    */
   write(buffer, offset, length, position, callback) {
     return callIo(
-      bound(this, callback),
+      callback,
       () => toIo(buffer, offset, length, position),
       ([bytes, offset, length, position], map, done) => this[kDisk][kWrite](bytes, offset, length, position, map, done),
       (bytesWritten) => [bytesWritten, buffer],
       (bytesWritten) => ({ bytesWritten, buffer }),
+      this,
     )
   }
 
@@ -499,7 +498,7 @@ class Image {
 
   /** Makes every write started before this call durable (not in 0.5.0). */
   flush(callback) {
-    return call(bound(this, callback), noArgs, () => this[kDisk].flush(), none)
+    return call(callback, noArgs, () => this[kDisk].flush(), none, this)
   }
 
   /**
@@ -508,7 +507,7 @@ class Image {
    * `bat` keep their last values.
    */
   close(callback) {
-    return call(bound(this, callback), noArgs, () => this[kDisk][kClose](true), none)
+    return call(callback, noArgs, () => this[kDisk][kClose](true), none, this)
   }
 
   /**
@@ -518,7 +517,7 @@ class Image {
    */
   readFooter(position, callback) {
     return call(
-      bound(this, callback),
+      callback,
       () => [toIndex(position, 'position')],
       async ([position]) => {
         const bytes = await this[kReadFile](Footer.SIZE, position)
@@ -530,6 +529,7 @@ class Image {
         return { footer, checksum: checksumWithout(structure, Footer.CHECKSUM_OFFSET) }
       },
       (result) => [result.footer, result.checksum],
+      this,
     )
   }
 
@@ -540,7 +540,7 @@ class Image {
    */
   readHeader(position, callback) {
     return call(
-      bound(this, callback),
+      callback,
       // A fixed image's footer has no header offset (all ones): 0.5.0 ignores the position,
       // so any Number or BigInt is taken (Number(footer.dataOffset) is 2^64); its type is
       // still checked.
@@ -555,6 +555,7 @@ class Image {
         return { header, checksum: checksumWithout(bytes, Header.CHECKSUM_OFFSET) }
       },
       (result) => (result.header === null ? [] : [result.header, result.checksum]),
+      this,
     )
   }
 
@@ -564,10 +565,11 @@ class Image {
    */
   readAllocationTable(position, length, callback) {
     return call(
-      bound(this, callback),
+      callback,
       () => [toIndex(position, 'position'), toIndex(length, 'length', Math.min(MAX_IO_LENGTH, bufferConstants.MAX_LENGTH))],
       ([position, length]) => this[kReadFile](length, position),
       (buffer) => [buffer],
+      this,
     )
   }
 
