@@ -36,7 +36,6 @@ const { summary } = internal
 const kDisk = Symbol('disk')
 const kRelease = Symbol('release')
 const kReadFile = Symbol('readFile')
-const kOpenPath = Symbol('openPath')
 const kOpenFd = Symbol('openFd')
 
 // ---------------------------------------------------------------------------------------
@@ -203,9 +202,27 @@ class ImageDisk extends Disk {
     return disk
   }
 
+  /**
+   * Opens the path with the image's fs flags and the image in one native task (`fs.open`
+   * then `openFd` took two trips to the thread pool, which made `VHD.Image#open` slower than
+   * `VHD.open`); the descriptor opened with those flags becomes `image.fd`. Plain promises,
+   * not an async function, and no more functions than needed: on the first open of a
+   * process each `await` is a step of its own and each function costs tens of µs to compile.
+   */
   [kOpenNative]() {
     const file = this[kFile]
-    return file.givenFd === null && process.platform !== 'win32' ? this[kOpenPath](file) : this[kOpenFd](file)
+    if (file.givenFd !== null || process.platform === 'win32') return this[kOpenFd](file)
+    // `mode` only matters to a file being created, which an image never is; passed as fs.open would.
+    const mode = typeof file.mode === 'string' ? Number.parseInt(file.mode, 8) : file.mode
+    return native.openPath(/** @type {string} */ (file.path), file.access.fsFlags, mode, this[kOptions]).then((image) => {
+      try {
+        recordOpen(file, image, image.takeFd())
+      } catch (error) {
+        const fail = () => Promise.reject(error)
+        return image.close().then(fail, fail)
+      }
+      return { native: image, release: () => this[kRelease]() }
+    })
   }
 
   /**
@@ -229,28 +246,6 @@ class ImageDisk extends Disk {
       if (given === null) await fsClose(fd).catch(() => {})
       throw error
     }
-  }
-
-  /**
-   * Opens the path with the image's fs flags and the image in one native task (`fs.open`
-   * then `openFd` took two trips to the thread pool, which made `VHD.Image#open` slower than
-   * `VHD.open`); the descriptor opened with those flags becomes `image.fd`.
-   * @param {ImageFile} file
-   */
-  [kOpenPath](file) {
-    const path = /** @type {string} */ (file.path)
-    // `mode` only matters to a file being created, which an image never is; passed as fs.open would.
-    const mode = typeof file.mode === 'string' ? Number.parseInt(file.mode, 8) : file.mode
-    // Plain promises, not an async function: each await is a step of its own on a first open.
-    return native.openPath(path, file.access.fsFlags, mode, this[kOptions]).then((image) => {
-      try {
-        recordOpen(file, image, image.takeFd())
-      } catch (error) {
-        const fail = () => Promise.reject(error)
-        return image.close().then(fail, fail)
-      }
-      return { native: image, release: () => this[kRelease]() }
-    })
   }
 
   /** After the native image closed: closes the descriptor (a given one too, as 0.5.0 does). */
