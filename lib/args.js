@@ -145,9 +145,11 @@ function overNamedParent(parent, open) {
   return { ...open, parents: [{ path: parent, raw: false }, ...open.parents] }
 }
 
-// The type names are vhd-core's (one list, also the command line's); vhd@0.5.0's TYPE
-// numbers name them too.
-const DISK_TYPES = native.names().diskTypes
+/** The names the options take, vhd-core's (the command line takes the same), asked once. */
+const NAMES = native.names()
+
+// vhd@0.5.0's TYPE numbers name the disk types too.
+const DISK_TYPES = NAMES.diskTypes
 /** @type {Map<unknown, string>} */
 const CREATE_TYPES = new Map(/** @type {[unknown, string][]} */ ([
   ...DISK_TYPES.map((name) => [name, name]),
@@ -278,6 +280,7 @@ const noArgs = () => undefined
 const identity = (value) => value
 
 module.exports = {
+  NAMES,
   withCode,
   describe,
   invalidArgType,

@@ -30,6 +30,7 @@ const {
   call,
   none,
   noArgs,
+  NAMES,
 } = require('./args.js')
 const { internal } = require('./disk.js')
 
@@ -71,8 +72,7 @@ function toNativeOpen(options) {
   return open
 }
 
-// The names come from vhd-core's tables (one list per kind, also what the CLI takes).
-const { outputFormats: OUTPUT_FORMATS, sourceFormats: SOURCE_FORMATS } = native.names()
+const { outputFormats: OUTPUT_FORMATS, sourceFormats: SOURCE_FORMATS } = NAMES
 /** A VHD stream makes a VHD: every output format but raw. */
 const STREAM_FORMATS = OUTPUT_FORMATS.filter((format) => format !== 'raw')
 
