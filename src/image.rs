@@ -8,7 +8,7 @@
 
 use crate::errors::{guard, Failure};
 use crate::info::Snapshot;
-use crate::options::{integer, io_range};
+use crate::options::{integer, io_range, non_negative_i32};
 use crate::task::Job;
 use crate::types::AllocatedRangeInfo;
 use crate::types::ImageInfo;
@@ -182,16 +182,6 @@ fn duplicate_fd(fd: i32) -> Result<std::fs::File, Failure> {
         })
     })?;
     Ok(std::fs::File::from(owned))
-}
-
-/// A descriptor number or open flags: an integer from 0 to 2^31 - 1, taken as a double and
-/// checked here.
-fn non_negative_i32(name: &str, value: f64) -> Result<i32, Failure> {
-    if value.is_finite() && value.fract() == 0.0 && (0.0..=f64::from(i32::MAX)).contains(&value) {
-        Ok(value as i32)
-    } else {
-        Err(Failure::out_of_range(name, ">= 0 && <= 2147483647", value))
-    }
 }
 
 #[cfg(not(unix))]
@@ -491,39 +481,6 @@ pub fn panic_for_tests(env: Env, in_task: bool) -> napi::Result<AsyncTask<Job<()
     }
     to_napi(&env, guard(|| boom(&mut ())))?;
     unreachable!("boom always panics")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::non_negative_i32;
-
-    fn fd_number(value: f64) -> Result<i32, crate::errors::Failure> {
-        non_negative_i32("fd", value)
-    }
-
-    #[test]
-    fn descriptor_numbers_and_flags_are_checked_not_wrapped() {
-        assert_eq!(fd_number(0.0).unwrap(), 0);
-        assert_eq!(fd_number(2_147_483_647.0).unwrap(), i32::MAX);
-        for bad in [
-            -1.0,
-            0.5,
-            f64::NAN,
-            f64::INFINITY,
-            2_147_483_648.0,
-            4_294_967_296.0,
-        ] {
-            assert_eq!(
-                fd_number(bad).unwrap_err().code,
-                "ERR_OUT_OF_RANGE",
-                "{bad}"
-            );
-            assert!(non_negative_i32("flags", bad)
-                .unwrap_err()
-                .message
-                .contains("\"flags\""));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -112,6 +112,14 @@ pub fn integer(name: &str, value: f64) -> Result<u64, Failure> {
     }
 }
 
+/// A descriptor number or open flags: an integer from 0 to 2^31 - 1.
+pub fn non_negative_i32(name: &str, value: f64) -> Result<i32, Failure> {
+    integer(name, value)
+        .ok()
+        .and_then(|value| i32::try_from(value).ok())
+        .ok_or_else(|| Failure::out_of_range(name, ">= 0 && <= 2147483647", value))
+}
+
 /// The checked arguments of a read or write: the part of a buffer of `buffer_length`
 /// bytes it names (see [`buffer_range`]), and its position on the disk.
 pub fn io_range(
@@ -159,6 +167,34 @@ pub fn buffer_range(
 mod tests {
     use super::*;
     use crate::types::ParentArg;
+
+    fn fd_number(value: f64) -> Result<i32, crate::errors::Failure> {
+        non_negative_i32("fd", value)
+    }
+
+    #[test]
+    fn descriptor_numbers_and_flags_are_checked_not_wrapped() {
+        assert_eq!(fd_number(0.0).unwrap(), 0);
+        assert_eq!(fd_number(2_147_483_647.0).unwrap(), i32::MAX);
+        for bad in [
+            -1.0,
+            0.5,
+            f64::NAN,
+            f64::INFINITY,
+            2_147_483_648.0,
+            4_294_967_296.0,
+        ] {
+            assert_eq!(
+                fd_number(bad).unwrap_err().code,
+                "ERR_OUT_OF_RANGE",
+                "{bad}"
+            );
+            assert!(non_negative_i32("flags", bad)
+                .unwrap_err()
+                .message
+                .contains("\"flags\""));
+        }
+    }
 
     #[test]
     fn integers_must_be_safe_and_non_negative() {
