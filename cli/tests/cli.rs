@@ -2,7 +2,7 @@
 //! the addon): exit codes, streams, and images checked with qemu-img.
 //! Without qemu-img the oracle test is skipped with a message, except under CI.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use vhd_testkit::{text, TempDir};
 
@@ -77,50 +77,6 @@ fn created_images_have_the_size_qemu_img_sees() {
     }
 }
 
-/// A differencing child of `blocks` 2 MiB blocks over an empty dynamic parent, each block's
-/// sector bitmap marking every other sector present (0xAA): 2048 ranges per block. Crafted
-/// (BAT and bitmaps written directly, the data left as holes) so that it costs nothing to
-/// make, as a hostile image would.
-#[cfg(target_os = "linux")]
-fn alternating_bitmaps(dir: &Path, blocks: u32) -> PathBuf {
-    use std::os::unix::fs::FileExt;
-    use vhd_core::{create, CreateOptions, DiskType};
-    const BLOCK: u64 = 2 << 20;
-    let base = dir.join("alternating-base.vhd");
-    let child = dir.join("alternating.vhd");
-    create(
-        &base,
-        &CreateOptions::new(DiskType::Dynamic, u64::from(blocks) * BLOCK),
-    )
-    .unwrap();
-    drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&child)
-        .unwrap();
-    let read = |offset: u64, length: usize| {
-        let mut bytes = vec![0; length];
-        file.read_exact_at(&mut bytes, offset).unwrap();
-        bytes
-    };
-    let be_u64 = |b: &[u8], at: usize| u64::from_be_bytes(b[at..at + 8].try_into().unwrap());
-    let footer_at = file.metadata().unwrap().len() - 512;
-    let footer = read(footer_at, 512);
-    let header = read(be_u64(&footer, 16), 1024);
-    let unit = 512 + BLOCK;
-    let mut table = Vec::new();
-    for block in 0..u64::from(blocks) {
-        let at = footer_at + block * unit;
-        table.extend_from_slice(&((at / 512) as u32).to_be_bytes());
-        file.write_all_at(&[0xAA; 512], at).unwrap();
-    }
-    file.write_all_at(&table, be_u64(&header, 16)).unwrap();
-    file.write_all_at(&footer, footer_at + u64::from(blocks) * unit)
-        .unwrap();
-    child
-}
-
 /// Runs `vhd args` with its stdout read line by line by `each_line`, and returns its exit
 /// code and its peak resident memory (bytes), from wait4(2).
 #[cfg(target_os = "linux")]
@@ -161,9 +117,9 @@ fn map_streams_millions_of_ranges_in_bounded_memory() {
     let dir = TempDir::new("map-stream");
     let blocks = 128;
     let ranges = u64::from(blocks) * 2048;
-    let path = alternating_bitmaps(dir.path(), blocks);
+    let path = vhd_testkit::alternating_bitmaps(dir.path(), blocks);
     let small_dir = TempDir::new("map-stream-small");
-    let small = alternating_bitmaps(small_dir.path(), 1);
+    let small = vhd_testkit::alternating_bitmaps(small_dir.path(), 1);
     let small = small.to_str().unwrap();
     let (code, baseline) = vhd_peak_memory(&["map", "--json", small], dir.path(), |_| {});
     assert_eq!(code, 0);

@@ -393,38 +393,6 @@ fn a_windows_child_maps_the_sectors_its_bitmap_holds() {
     assert_eq!(base, image.size() - 18 * 512, "the raw base holds the rest");
 }
 
-/// A differencing child of `blocks` 2 MiB blocks, each allocated with a sector bitmap that
-/// marks every other sector present (0xAA), over an empty dynamic parent: 2048 ranges per
-/// block. Crafted (the BAT and the bitmaps written directly, the data left as holes of a
-/// sparse file) so that a million ranges take a few MiB of disk and no time to make.
-fn alternating_bitmaps(dir: &TempDir, blocks: u32) -> PathBuf {
-    const BLOCK: u64 = 2 * MIB;
-    let base = dir.join("alternating-base.vhd");
-    let child = dir.join("alternating.vhd");
-    create(
-        &base,
-        &CreateOptions::new(DiskType::Dynamic, u64::from(blocks) * BLOCK),
-    )
-    .unwrap();
-    drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
-    let footer_at = file_len(&child) - 512;
-    let footer = file_bytes(&child, footer_at, 512);
-    let header_at = be_u64(&footer, 16);
-    let header = file_bytes(&child, header_at, 1024);
-    let table_at = be_u64(&header, 16);
-    assert_eq!(be_u32(&header, 32) as u64, BLOCK);
-    let unit = 512 + BLOCK;
-    let mut table = Vec::new();
-    for block in 0..u64::from(blocks) {
-        let at = footer_at + block * unit;
-        table.extend_from_slice(&((at / 512) as u32).to_be_bytes());
-        patch_file(&child, at, &[0xAA; 512]);
-    }
-    patch_file(&child, table_at, &table);
-    patch_file(&child, footer_at + u64::from(blocks) * unit, &footer);
-    child
-}
-
 /// A crafted image with millions of runs is mapped with bounded memory: the iterator holds
 /// at most a window's ranges, and the list form refuses past its bound, pointing at the
 /// iterator, rather than build them all.
@@ -433,7 +401,7 @@ fn millions_of_ranges_are_iterated_in_bounded_memory_and_refused_as_a_list() {
     let dir = TempDir::new("map-alternating");
     // 513 blocks of 2048 ranges: just past the list's bound of 2^20.
     let blocks = 513;
-    let path = alternating_bitmaps(&dir, blocks);
+    let path = alternating_bitmaps(dir.path(), blocks);
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

@@ -112,3 +112,37 @@ pub fn discard_both(image: &mut Image, model: &mut [u8], offset: u64, length: u6
     image.discard(offset, length).unwrap();
     model[offset as usize..(offset + length) as usize].fill(0);
 }
+
+/// A differencing child of `blocks` 2 MiB blocks, each allocated with a sector bitmap that
+/// marks every other sector present (0xAA), over an empty dynamic parent: 2048 ranges per
+/// block. Crafted (the BAT and the bitmaps written directly, the data left as holes of a
+/// sparse file) so that a million ranges take a few MiB of disk and no time to make, as a
+/// hostile image would. Made in `dir` as `alternating.vhd` over `alternating-base.vhd`.
+pub fn alternating_bitmaps(dir: &Path, blocks: u32) -> std::path::PathBuf {
+    use crate::{be_u32, be_u64, file_bytes, file_len, patch_file};
+    use vhd_core::{create, CreateOptions, DiskType};
+    const BLOCK: u64 = 2 << 20;
+    let base = dir.join("alternating-base.vhd");
+    let child = dir.join("alternating.vhd");
+    create(
+        &base,
+        &CreateOptions::new(DiskType::Dynamic, u64::from(blocks) * BLOCK),
+    )
+    .unwrap();
+    drop(create(&child, &CreateOptions::differencing(&base)).unwrap());
+    let footer_at = file_len(&child) - 512;
+    let footer = file_bytes(&child, footer_at, 512);
+    let header = file_bytes(&child, be_u64(&footer, 16), 1024);
+    let table_at = be_u64(&header, 16);
+    assert_eq!(u64::from(be_u32(&header, 32)), BLOCK);
+    let unit = 512 + BLOCK;
+    let mut table = Vec::new();
+    for block in 0..u64::from(blocks) {
+        let at = footer_at + block * unit;
+        table.extend_from_slice(&((at / 512) as u32).to_be_bytes());
+        patch_file(&child, at, &[0xAA; 512]);
+    }
+    patch_file(&child, table_at, &table);
+    patch_file(&child, footer_at + u64::from(blocks) * unit, &footer);
+    child
+}
