@@ -321,7 +321,7 @@ class Image {
       throw invalidArgType('options.path', 'of type string or an instance of URL (or options.fd a file descriptor)', options.path)
     }
     // The common cases inline (a named flag, no mode): every function a first open calls
-    // costs it tens of µs to compile (see the README's Performance section).
+    // costs it tens of µs to compile (see docs/performance.md).
     const flags = options.flags ?? 'r+'
     const access = (typeof flags === 'string' && STRING_FLAGS.get(flags)) || toAccess(flags)
     if (options.mode !== undefined && options.mode !== null) checkMode(options.mode)

@@ -10,7 +10,7 @@
 //! buffer when it settles the request, once it has checked that the buffer is still there
 //! (src/io.rs). Measured against reading into the caller's memory directly, the extra copy
 //! costs a few percent of a 4 KiB request and about a fifth of a 1 MiB one from the page
-//! cache (see README, Performance).
+//! cache (see docs/performance.md).
 //!
 //! Buffers are recycled: a fresh allocation of a large buffer costs a page fault per 4 KiB
 //! on first use, more than the copy itself. The cache is process-wide because the requests
