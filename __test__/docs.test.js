@@ -1,6 +1,7 @@
 'use strict'
 
 // The documentation, checked like code:
+// - the README's two developer commands come first, and its command-line lines run;
 // - the README's quick-start blocks run as pasted: each goes into the file its first line
 //   names (`// quick-start.js`), in a scratch project where `require('vhd')` / `import 'vhd'`
 //   is this checkout, and must exit 0 and print what its `console.log(...) // comment` says;
@@ -128,6 +129,32 @@ test("the README's quick start runs as pasted", () => {
       const promised = [...code.matchAll(/console\.log\(.*\) *\/\/ *(.+)$/gm)].map((m) => m[1].trim())
       assert.ok(promised.length > 0, `${name}: no console.log(...) // OUTPUT line to check`)
       for (const line of promised) assert.ok(run.stdout.includes(line), `${name} does not print "${line}"\n${output}`)
+    }
+  } finally {
+    scratch.cleanup()
+  }
+})
+
+test("the README's command-line lines run, in order, and exit 0", () => {
+  const section = read('README.md').split(/^## /m).find((s) => s.startsWith('Command line\n'))
+  assert.ok(section, 'no Command line section')
+  const block = section.match(/```sh\n([\s\S]*?)```/)
+  assert.ok(block, 'no sh block in the Command line section')
+  const commands = block[1]
+    .split('\n')
+    .map((line) => line.replace(/#.*$/, '').trim())
+    .filter(Boolean)
+  assert.ok(commands.length >= 3 && commands.every((c) => c.startsWith('npx vhd ')), commands.join('\n'))
+  const scratch = tempDir('vhd-readme-cli-')
+  try {
+    for (const command of commands) {
+      const args = command.split(/\s+/).slice(2) // after `npx vhd`; the block uses no quoting
+      const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vhd.js'), ...args], {
+        cwd: scratch.dir,
+        encoding: 'utf8',
+        timeout: 30_000,
+      })
+      assert.equal(run.status, 0, `${command}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`)
     }
   } finally {
     scratch.cleanup()
