@@ -7,6 +7,7 @@
 //   is this checkout, and must exit 0 and print what its `console.log(...) // comment` says;
 // - every relative link of the README, CONTRIBUTING.md, docs/ and examples/ resolves, and every
 //   `#anchor` names a heading of its target (GitHub's anchors);
+// - docs/api.md's error table and index.d.ts name the same codes;
 // - the API reference builds from index.d.ts with no TypeDoc warning (`npm run docs` builds it
 //   with `cargo doc` too; .ci/run runs that).
 
@@ -159,6 +160,21 @@ test("the README's command-line lines run, in order, and exit 0", () => {
   } finally {
     scratch.cleanup()
   }
+})
+
+test("the error table of docs/api.md has a row for every code index.d.ts names", () => {
+  const api = read('docs/api.md')
+  const section = api.split(/^## /m).find((s) => s.startsWith('Errors\n'))
+  assert.ok(section, 'no Errors section in docs/api.md')
+  const documented = new Set()
+  for (const [, cell] of section.matchAll(/^\| ([^|]+) \|/gm)) {
+    for (const [, code] of cell.matchAll(/`([A-Z_]+)`/g)) documented.add(code)
+  }
+  // Every string literal code of index.d.ts (the ErrorCode union and AbortError's code); the
+  // OS's own codes (E...) share one row.
+  const named = new Set([...read('index.d.ts').matchAll(/'((?:ERR|ABORT)_[A-Z_]+)'/g)].map((m) => m[1]))
+  assert.ok(named.size > 20, `only ${named.size} codes found in index.d.ts`)
+  assert.deepEqual([...named].filter((code) => !documented.has(code)).sort(), [])
 })
 
 test('the API reference builds from index.d.ts with no TypeDoc warning', () => {
