@@ -11,6 +11,15 @@ const { existsSync } = require('node:fs')
 const { join } = require('node:path')
 const { platformTriple, addonFileName, platformPackageName, noAddonAdvice } = require('./scripts/platform.js')
 
+/** vhd's package.json (which platform packages the release lists), or {} if unreadable. */
+function ownPackageJson() {
+  try {
+    return require('./package.json')
+  } catch {
+    return {}
+  }
+}
+
 function loadNative() {
   const triple = platformTriple()
   const localFile = join(__dirname, addonFileName(triple))
@@ -42,7 +51,7 @@ function loadNative() {
   const error = new Error(
     `vhd: cannot load the native addon for ${triple}.\n` +
       `Tried:\n${attempts.map((a) => `  - ${a}`).join('\n')}\n` +
-      `${noAddonAdvice(triple, require('./package.json'))} ` +
+      `${noAddonAdvice(triple, ownPackageJson())} ` +
       "If npm skipped vhd's install script, allow it first (`npm install-scripts approve vhd`).",
     { cause },
   )
