@@ -215,7 +215,8 @@ test(
     const command = npm.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
     const transcript = path.join(tmp, 'from-source.typescript')
     const res = run('script', ['-qefc', command, transcript], { cwd: project, env, timeout: BUILD_TIMEOUT })
-    const shown = fs.readFileSync(transcript, 'utf8')
+    // What the terminal got, without colours and cursor moves.
+    const shown = fs.readFileSync(transcript, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
     assert.equal(res.status, 0, `npm install failed:\n${shown.slice(-8000)}`)
     // What the user saw: our lines and cargo's own, though npm hid the script's output.
     assert.match(shown, /vhd: building the native addon from source/)
