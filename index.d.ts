@@ -243,7 +243,11 @@ export interface WriteResult<T extends Bytes = Buffer> {
 export type ParentSpec = PathLike | { path: PathLike; raw?: boolean }
 
 export interface OpenOptions {
-  /** Open the file read-only (default false: images open read-write). Parents are always read-only. */
+  /**
+   * Open the file read-only. **Default false: images open read-write, with an exclusive
+   * lock** (see `lock`), so that no other open of the file succeeds until `close`; pass
+   * `readOnly: true` to only read (a shared lock). Parents are always read-only.
+   */
   readOnly?: boolean
   /** Open images whose checksums are wrong; such an image is read-only. Default false. */
   ignoreChecksums?: boolean
