@@ -319,6 +319,29 @@ test('install.js without cargo says that no prebuilt package is published and to
   assert.ok(!listed.output.includes(NOT_PUBLISHED), listed.output)
 })
 
+test('install.js: where progress goes (stderr, the terminal when npm hides stderr, nowhere when silent)', { skip: NO_SCRIPT }, () => {
+  const probe = (env, onTerminal) => {
+    const script = `const o = require(${JSON.stringify(path.join(ROOT, 'scripts', 'install.js'))}).progressOutput(process.env)
+      const fs = require('node:fs')
+      const opened = o.fd > 2 ? fs.readlinkSync('/proc/self/fd/' + o.fd) : null
+      process.stdout.write(o.fd === 2 ? 'stderr' : o.fd < 0 ? 'nowhere' : opened === '/dev/tty' ? 'terminal' : String(opened))`
+    // stderr is a pipe, as npm makes it for an install script it runs in the background.
+    const args = [process.execPath, '-e', script]
+    const res = onTerminal
+      ? run('script', ['-qefc', `${args.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')} 2>/dev/null`, '/dev/null'], { env: cleanEnv(env) })
+      : run('setsid', ['-w', ...args], { env: cleanEnv(env) }) // no controlling terminal
+    assert.equal(res.status, 0, res.output)
+    return res.stdout.replace(/\r/g, '').trim()
+  }
+  const install = { npm_lifecycle_event: 'install' }
+  assert.equal(probe(install, true), 'terminal', 'npm hides stderr: write to the terminal')
+  assert.equal(probe({ ...install, npm_config_foreground_scripts: 'true' }, true), 'stderr', '--foreground-scripts shows stderr')
+  assert.equal(probe({ npm_lifecycle_event: 'pack:platform' }, true), 'stderr', 'npm run shows stderr')
+  assert.equal(probe({}, true), 'stderr', 'run by hand')
+  assert.equal(probe(install, false), 'stderr', 'no terminal: stderr, which npm prints on failure')
+  assert.equal(probe({ ...install, npm_config_loglevel: 'silent' }, true), 'nowhere')
+})
+
 test('every platform package: name, version, main, files, os/cpu/libc (the napi-rs set)', () => {
   const expected = {
     'linux-x64-gnu': ['linux', 'x64', 'glibc'],

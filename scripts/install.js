@@ -62,7 +62,9 @@ function truthy(value) {
 function progressOutput(env = process.env) {
   const stderr = { fd: 2, close() {} }
   if (env.npm_config_loglevel === 'silent') return { fd: -1, close() {} }
-  const hiddenByNpm = env.npm_lifecycle_event !== undefined && !truthy(env.npm_config_foreground_scripts)
+  // npm hides the output of a dependency's install scripts (not of `npm run`'s).
+  const installing = ['preinstall', 'install', 'postinstall'].includes(env.npm_lifecycle_event ?? '')
+  const hiddenByNpm = installing && !truthy(env.npm_config_foreground_scripts)
   if (!hiddenByNpm || process.stderr.isTTY || process.platform === 'win32') return stderr
   try {
     const fd = fs.openSync('/dev/tty', 'w')
