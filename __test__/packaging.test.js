@@ -342,6 +342,31 @@ test('install.js: where progress goes (stderr, the terminal when npm hides stder
   assert.equal(probe({ ...install, npm_config_loglevel: 'silent' }, true), 'nowhere')
 })
 
+test('install.js: a checkout builds in its own target/, an installed package in a temporary one, a chosen one is kept', () => {
+  const { buildTarget, isCheckout } = require('../scripts/install.js')
+  const env = cleanEnv()
+  delete env.CARGO_TARGET_DIR
+  // This repository (a clone or a worktree: .git is a folder or a file).
+  assert.ok(isCheckout(ROOT))
+  assert.deepEqual(buildTarget(ROOT, env), { dir: cargoTargetDir(ROOT, env), temporary: false })
+  // The same sources as the tarball unpacks them under node_modules: no .git.
+  const installed = path.join(tmp, 'target-choice', 'node_modules', 'vhd')
+  fs.mkdirSync(installed, { recursive: true })
+  for (const f of ['Cargo.toml', 'Cargo.lock']) fs.copyFileSync(path.join(ROOT, f), path.join(installed, f))
+  for (const dir of ['src', 'core', 'cli', 'testkit']) {
+    fs.cpSync(path.join(ROOT, dir), path.join(installed, dir), { recursive: true, filter: (f) => !f.includes(`${path.sep}tests${path.sep}`) })
+  }
+  assert.ok(!isCheckout(installed))
+  const temporary = buildTarget(installed, env)
+  assert.equal(temporary.temporary, true)
+  assert.equal(path.dirname(temporary.dir), os.tmpdir(), 'under the temporary folder')
+  assert.match(path.basename(temporary.dir), /^vhd-build-/)
+  fs.rmSync(temporary.dir, { recursive: true })
+  // A target directory the user chose is used and kept.
+  const chosen = path.join(tmp, 'chosen-target')
+  assert.deepEqual(buildTarget(installed, { ...env, CARGO_TARGET_DIR: chosen }), { dir: chosen, temporary: false })
+})
+
 test('every platform package: name, version, main, files, os/cpu/libc (the napi-rs set)', () => {
   const expected = {
     'linux-x64-gnu': ['linux', 'x64', 'glibc'],
