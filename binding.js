@@ -9,7 +9,16 @@
 
 const { existsSync } = require('node:fs')
 const { join } = require('node:path')
-const { platformTriple, addonFileName, platformPackageName } = require('./scripts/platform.js')
+const { platformTriple, addonFileName, platformPackageName, noAddonAdvice } = require('./scripts/platform.js')
+
+/** vhd's package.json (which platform packages the release lists), or {} if unreadable. */
+function ownPackageJson() {
+  try {
+    return require('./package.json')
+  } catch {
+    return {}
+  }
+}
 
 function loadNative() {
   const triple = platformTriple()
@@ -42,8 +51,7 @@ function loadNative() {
   const error = new Error(
     `vhd: cannot load the native addon for ${triple}.\n` +
       `Tried:\n${attempts.map((a) => `  - ${a}`).join('\n')}\n` +
-      'To fix it, install Rust (https://rustup.rs) and run `npm rebuild vhd` to build the addon ' +
-      `from source, or use a platform that has a prebuilt ${packageName} package. ` +
+      `${noAddonAdvice(triple, ownPackageJson())} ` +
       "If npm skipped vhd's install script, allow it first (`npm install-scripts approve vhd`).",
     { cause },
   )

@@ -67,6 +67,11 @@ export type VhdErrorCode =
   | 'ERR_VHD_WRONG_TYPE'
   /** A valid image or operation this version does not handle. */
   | 'ERR_VHD_UNSUPPORTED'
+  /**
+   * A long operation stopped at a clean point because it was asked to (the CLI's Ctrl-C).
+   * With an `AbortSignal`, operations reject with an `AbortError` (`ABORT_ERR`) instead.
+   */
+  | 'ERR_VHD_CANCELLED'
   /** A write that would run past the end of the virtual disk (a RangeError). */
   | 'ERR_VHD_OUT_OF_RANGE'
   /** A write on a read-only image. */
@@ -152,6 +157,8 @@ export type ArgumentErrorCode =
   | 'ERR_INVALID_ARG_VALUE'
   | 'ERR_OUT_OF_RANGE'
   | 'ERR_ILLEGAL_CONSTRUCTOR'
+  /** A structure parsed from a buffer too short for it (`Footer.parse`, `Header.parse`…). */
+  | 'ERR_BUFFER_OUT_OF_BOUNDS'
 
 /** OS error names, as Node reports them on `fs` errors. */
 export type SystemErrorCode =
@@ -181,7 +188,21 @@ export type SystemErrorCode =
   | 'ELOOP'
   | 'EDQUOT'
 
-export type ErrorCode = VhdErrorCode | ArgumentErrorCode | SystemErrorCode
+/** Codes of errors not about one call's image or arguments. */
+export type OtherErrorCode =
+  /** An operation given an `AbortSignal` was aborted (an `AbortError`, as Node's own). */
+  | 'ABORT_ERR'
+  /**
+   * `require('vhd')` found no native addon for this platform: the message lists what was
+   * tried and what to do (install Rust and `npm rebuild vhd`).
+   */
+  | 'ERR_VHD_NATIVE_NOT_FOUND'
+
+/**
+ * Every `code` an error of this package can have (`__test__/types.test.js` checks it against
+ * the codes the native layer and lib/ can produce).
+ */
+export type ErrorCode = VhdErrorCode | ArgumentErrorCode | SystemErrorCode | OtherErrorCode
 
 /**
  * Every error this package reports has a `code`. Errors of the OS also have `errno`
@@ -222,7 +243,11 @@ export interface WriteResult<T extends Bytes = Buffer> {
 export type ParentSpec = PathLike | { path: PathLike; raw?: boolean }
 
 export interface OpenOptions {
-  /** Open the file read-only (default false: images open read-write). Parents are always read-only. */
+  /**
+   * Open the file read-only. **Default false: images open read-write, with an exclusive
+   * lock** (see `lock`), so that no other open of the file succeeds until `close`; pass
+   * `readOnly: true` to only read (a shared lock). Parents are always read-only.
+   */
   readOnly?: boolean
   /** Open images whose checksums are wrong; such an image is read-only. Default false. */
   ignoreChecksums?: boolean
@@ -507,9 +532,16 @@ export declare abstract class Disk {
   flush(): Promise<void>
   flush(callback: Callback): void
 
-  /** Waits for operations in progress, flushes, and closes the file (even if the flush fails). */
+  /**
+   * Waits for operations in progress, flushes, and closes the file (even if the flush fails).
+   * As `FileHandle.close()`: a `close()` while one is in progress settles with that one, and
+   * closing a disk that is closed, never opened or failed to open resolves.
+   */
   close(): Promise<void>
   close(callback: Callback): void
+
+  /** `close()`, for `await using disk = await VHD.open(path)` (TypeScript 5.2+). */
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 /** A fixed image. Opening another type fails with `ERR_VHD_WRONG_TYPE`. */
@@ -538,32 +570,89 @@ export declare class Differencing extends Disk {
 /** An image of any type. */
 export type AnyDisk = Fixed | Dynamic | Differencing
 
-/** Opens an image of any type as a `Fixed`, `Dynamic` or `Differencing` (read-write by default). */
-export declare function open(path: PathLike, options?: OpenOptions): Promise<AnyDisk>
-export declare function open(path: PathLike, callback: DiskCallback<AnyDisk>): void
-export declare function open(path: PathLike, options: OpenOptions | undefined, callback: DiskCallback<AnyDisk>): void
+/**
+ * What every open disk has: the accessors that are `undefined` only before `open` and after
+ * `close`, with their values' types. `open` and `create` resolve to the `Open…` types, so that
+ * `tsc --strict` code reads `disk.size` with no `!`. (After `close` the values are
+ * `undefined` again: the types do not follow a `close`.)
+ */
+export interface OpenDiskFields {
+  readonly size: number
+  readonly geometrySize: number
+  readonly readOnly: boolean
+  readonly readOnlyReason: string | null
+  readonly footerSource: 'end' | 'end511' | 'copy'
+  readonly footer: Footer
+}
+
+/** A fixed image as `open` and `create` resolve it: `type` is `TYPE.FIXED` (2). */
+export type OpenFixed = Fixed &
+  OpenDiskFields & {
+    readonly type: 2
+    /** Fixed images have no blocks, no dynamic header. */
+    readonly blockSize: undefined
+    readonly header: undefined
+    readonly allocatedBlocks: undefined
+  }
+
+/** What an open dynamic or differencing image has besides `OpenDiskFields`. */
+export interface OpenSparseFields {
+  readonly blockSize: number
+  readonly header: DiskHeader
+  readonly allocatedBlocks: number
+}
+
+/** A dynamic image as `open` and `create` resolve it: `type` is `TYPE.DYNAMIC` (3). */
+export type OpenDynamic = Dynamic & OpenDiskFields & OpenSparseFields & { readonly type: 3 }
+
+/**
+ * A differencing image as `open` and `create` resolve it: `type` is `TYPE.DIFF` (4), and its
+ * parent chain is known.
+ */
+export type OpenDifferencing = Differencing &
+  OpenDiskFields &
+  OpenSparseFields & {
+    readonly type: 4
+    readonly parent: ParentInfo
+    readonly chain: string[]
+  }
+
+/**
+ * An open image of any type. `type` tells them apart:
+ * `if (disk.type === VHD.TYPE.DIFF) console.log(disk.parent.path)`.
+ */
+export type OpenDisk = OpenFixed | OpenDynamic | OpenDifferencing
+
+/**
+ * Opens an image of any type as a `Fixed`, `Dynamic` or `Differencing`. **Read-write, with an
+ * exclusive lock, unless `readOnly: true` is given**: another open of the same file (in this
+ * process or another) fails with `ERR_VHD_LOCKED` until this one is closed.
+ */
+export declare function open(path: PathLike, options?: OpenOptions): Promise<OpenDisk>
+export declare function open(path: PathLike, callback: DiskCallback<OpenDisk>): void
+export declare function open(path: PathLike, options: OpenOptions | undefined, callback: DiskCallback<OpenDisk>): void
 
 /** Creates an image and resolves to it, open read-write. */
-export declare function create(path: PathLike, options: BaseCreateOptions & { type: 'fixed' | 2 }): Promise<Fixed>
-export declare function create(path: PathLike, options: BaseCreateOptions & { type: 'dynamic' | 3 }): Promise<Dynamic>
-export declare function create(path: PathLike, options: DifferencingCreateOptions): Promise<Differencing>
-export declare function create(path: PathLike, options: CreateOptions): Promise<AnyDisk>
+export declare function create(path: PathLike, options: BaseCreateOptions & { type: 'fixed' | 2 }): Promise<OpenFixed>
+export declare function create(path: PathLike, options: BaseCreateOptions & { type: 'dynamic' | 3 }): Promise<OpenDynamic>
+export declare function create(path: PathLike, options: DifferencingCreateOptions): Promise<OpenDifferencing>
+export declare function create(path: PathLike, options: CreateOptions): Promise<OpenDisk>
 export declare function create(
   path: PathLike,
   options: BaseCreateOptions & { type: 'fixed' | 2 },
-  callback: DiskCallback<Fixed>,
+  callback: DiskCallback<OpenFixed>,
 ): void
 export declare function create(
   path: PathLike,
   options: BaseCreateOptions & { type: 'dynamic' | 3 },
-  callback: DiskCallback<Dynamic>,
+  callback: DiskCallback<OpenDynamic>,
 ): void
 export declare function create(
   path: PathLike,
   options: DifferencingCreateOptions,
-  callback: DiskCallback<Differencing>,
+  callback: DiskCallback<OpenDifferencing>,
 ): void
-export declare function create(path: PathLike, options: CreateOptions, callback: DiskCallback<AnyDisk>): void
+export declare function create(path: PathLike, options: CreateOptions, callback: DiskCallback<OpenDisk>): void
 
 // ---------------------------------------------------------------------------------------
 // vhd@0.5.0's structure classes, helpers and constants (lib/structures.js, lib/constants.js)
@@ -947,9 +1036,15 @@ export declare class Image {
   flush(): Promise<void>
   flush(callback: ImageCallback): void
 
-  /** Waits for operations in progress, flushes, closes the image and its descriptor. */
+  /**
+   * Waits for operations in progress, flushes, closes the image and its descriptor. Closing
+   * again, or an image that is not open, resolves (as `FileHandle.close()`; 0.5.0: EBADF).
+   */
   close(): Promise<void>
   close(callback: ImageCallback): void
+
+  /** `close()`, for `await using image = await new VHD.Image(options).open()`. */
+  [Symbol.asyncDispose](): Promise<void>
 
   /** Parses the footer at `position` of the file; `checksum` is the one its bytes call for. */
   readFooter(position: Integer): Promise<{ footer: FooterStructure; checksum: number }>

@@ -684,7 +684,7 @@ describe('the Image API', () => {
     await img.close()
     await assert.rejects(img.read(Buffer.alloc(1), 0, 1, 0), { code: 'ERR_VHD_CLOSED' })
     await assert.rejects(img.readFooter(0), { code: 'ERR_VHD_CLOSED' })
-    await assert.rejects(img.close(), { code: 'ERR_VHD_CLOSED' })
+    await img.close() // closing again resolves, as FileHandle.close() (0.5.0: EBADF)
     // The structures stay, as in 0.5.0.
     assert.equal(img.type, FIXED)
     // And it opens again.

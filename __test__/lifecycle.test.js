@@ -229,3 +229,114 @@ test('lib/ has no require cycle', () => {
   }
   for (const name of edges.keys()) walk(name, [])
 })
+
+// Closing, as `fs.promises.FileHandle#close`: a second `close()` resolves, concurrent ones
+// share one close, and `close()` of what is not open (never opened, failed to open) is not
+// an error. And `await using` (Symbol.asyncDispose) closes at the end of the block.
+describe('close() twice, concurrently, after a failed open; Symbol.asyncDispose', () => {
+  test('a second close() resolves, on a disk and on a VHD.Image (promise and callback)', async () => {
+    const file = tmp.file('close-twice')
+    const disk = await VHD.create(file, { type: 'dynamic', size: 4 * MiB })
+    await disk.close()
+    await disk.close()
+    await new Promise((resolve, reject) => disk.close((error) => (error ? reject(error) : resolve())))
+    const image = new VHD.Image({ path: file })
+    await image.open()
+    await image.close()
+    await image.close()
+    assert.equal(image.fd, null)
+  })
+
+  test('concurrent close() calls share one close and all resolve once it is done', async () => {
+    const file = tmp.file('close-concurrent')
+    const disk = await VHD.create(file, { type: 'dynamic', size: 8 * MiB })
+    const writing = disk.write(pattern(MiB, 3), 2 * MiB)
+    const first = disk.close()
+    const second = disk.close()
+    assert.equal(second, first, 'the close in progress')
+    await Promise.all([first, second, writing])
+    assert.equal(disk.isOpen, false)
+    // Closed once: the file opens (and locks) again at once.
+    const again = await VHD.open(file)
+    assert.ok((await again.read(2 * MiB, MiB)).buffer.equals(pattern(MiB, 3)))
+    await again.close()
+
+    const image = new VHD.Image({ path: file })
+    await image.open()
+    await Promise.all([image.close(), image.close(), image.close()])
+    assert.equal(image.fd, null)
+  })
+
+  test('close() of a disk never opened, or whose open failed, resolves; it opens later', async () => {
+    const fixed = tmp.file('close-failed-open.vhd')
+    await (await VHD.create(fixed, { type: 'fixed', size: MiB })).close()
+    const never = new VHD.Dynamic(fixed)
+    await never.close()
+    // A Dynamic over a fixed image fails to open: nothing to close.
+    const wrong = new VHD.Dynamic(fixed)
+    await assert.rejects(wrong.open(), { code: 'ERR_VHD_WRONG_TYPE' })
+    await wrong.close()
+    // close() during open waits for it: when the open fails, it resolves.
+    const during = new VHD.Dynamic(fixed)
+    const opening = during.open()
+    const closing = during.close()
+    await assert.rejects(opening, { code: 'ERR_VHD_WRONG_TYPE' })
+    await closing
+    // when it succeeds, it closes what was opened.
+    const right = new VHD.Fixed(fixed)
+    const opened = right.open()
+    const closed = right.close()
+    await opened
+    await closed
+    assert.equal(right.isOpen, false)
+    // A VHD.Image whose file is missing.
+    const missing = new VHD.Image({ path: tmp.file('no-such-image.vhd') })
+    await assert.rejects(missing.open(), { code: 'ENOENT' })
+    await missing.close()
+    // And the lock was released every time.
+    await (await VHD.open(fixed)).close()
+  })
+
+  test('Symbol.asyncDispose (also as Symbol.for("nodejs.asyncDispose")) closes a disk and a VHD.Image', async () => {
+    const symbol = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
+    const file = tmp.file('dispose')
+    const disk = await VHD.create(file, { type: 'dynamic', size: MiB })
+    assert.equal(typeof disk[symbol], 'function')
+    assert.equal(disk[Symbol.for('nodejs.asyncDispose')], disk[symbol])
+    assert.ok(!Object.keys(disk).length && !Object.keys(Object.getPrototypeOf(Object.getPrototypeOf(disk))).includes(symbol))
+    await disk[symbol]()
+    assert.equal(disk.isOpen, false)
+    await disk[symbol]() // disposing twice is fine too
+    const image = new VHD.Image({ path: file })
+    await image.open()
+    await image[symbol]()
+    assert.equal(image.fd, null)
+  })
+
+  test('`await using` (compiled by TypeScript) closes the disk when the block ends, even on a throw', async () => {
+    const ts = require('typescript')
+    const source = `
+      export async function use(VHD: any, file: string, fail: boolean) {
+        let seen: any
+        {
+          await using disk = await VHD.open(file)
+          seen = disk
+          if (fail) throw new Error('inside the block')
+          if (!disk.isOpen) throw new Error('not open inside the block')
+        }
+        return seen
+      }`
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.CommonJS, strict: true },
+    })
+    const mod = { exports: {} }
+    new Function('module', 'exports', 'require', outputText)(mod, mod.exports, require)
+    const file = tmp.file('await-using')
+    await (await VHD.create(file, { type: 'dynamic', size: MiB })).close()
+    const disk = await mod.exports.use(VHD, file, false)
+    assert.equal(disk.isOpen, false, 'closed at the end of the block')
+    await assert.rejects(mod.exports.use(VHD, file, true), /inside the block/)
+    // The throw closed it too: the exclusive lock is free.
+    await (await VHD.open(file)).close()
+  })
+})

@@ -12,8 +12,10 @@ const os = require('node:os')
 const path = require('node:path')
 const { cargoTargetDir } = require('../scripts/install.js')
 const { addonFileName, platformPackageName, platformTriple } = require('../scripts/platform.js')
+const { TARGETS, platformManifest, optionalDependencies } = require('../scripts/pack-platform.js')
 
 const ROOT = path.resolve(__dirname, '..')
+const MAIN = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 const MINUTE = 60 * 1000
 const BUILD_TIMEOUT = 15 * MINUTE // one npm install that may compile the addon
 const TRIPLE = platformTriple()
@@ -192,17 +194,48 @@ test('the packed tarball ships the loader and the Rust sources, and nothing else
   }
 })
 
+/** `script` (util-linux) runs a command on a pseudo-terminal, as a user's shell would. */
+const HAS_SCRIPT = run('sh', ['-c', 'command -v script && script --version']).status === 0
+const NO_SCRIPT = HAS_SCRIPT || process.env.CI ? false : 'SKIPPED: needs `script` (util-linux) for a terminal'
+if (NO_SCRIPT) process.stderr.write(`${NO_SCRIPT}\n`)
+
 test(
-  'npm install of the tarball builds the addon from source and loads it',
-  { timeout: BUILD_TIMEOUT + 5 * MINUTE },
+  'npm install of the tarball shows the build on the terminal, builds in a temporary target directory, keeps only the addon',
+  { timeout: BUILD_TIMEOUT + 5 * MINUTE, skip: NO_SCRIPT },
   () => {
     const project = scratchProject('from-source', packed.tarball)
-    // Reuse this repository's compiled dependencies: only vhd-core and vhd-node get rebuilt.
-    const env = cleanEnv({ CARGO_TARGET_DIR: cargoTargetDir(ROOT) })
-    mustRun('npm', ['install', ...NPM_FLAGS, packed.tarball], { cwd: project, env, timeout: BUILD_TIMEOUT })
+    // As a user runs it: on a terminal, without --foreground-scripts (npm then hides the
+    // install script's stdout and stderr), without CARGO_TARGET_DIR. TMPDIR is ours, to see
+    // that the temporary target directory goes away.
+    const tmpdir = path.join(tmp, 'from-source-tmpdir')
+    fs.mkdirSync(tmpdir)
+    const env = cleanEnv({ TMPDIR: tmpdir })
+    delete env.CARGO_TARGET_DIR
+    const npm = ['npm', 'install', '--prefer-offline', '--no-audit', '--no-fund', packed.tarball]
+    const command = npm.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
+    const transcript = path.join(tmp, 'from-source.typescript')
+    const res = run('script', ['-qefc', command, transcript], { cwd: project, env, timeout: BUILD_TIMEOUT })
+    // What the terminal got, without colours and cursor moves.
+    const shown = fs.readFileSync(transcript, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    assert.equal(res.status, 0, `npm install failed:\n${shown.slice(-8000)}`)
+    // What the user saw: our lines and cargo's own, though npm hid the script's output.
+    assert.match(shown, /vhd: building the native addon from source/)
+    assert.match(shown, /\(removed afterwards\)/)
+    assert.match(shown, /Compiling vhd-core|Building \[/, 'cargo progress is shown')
+    assert.match(shown, /vhd: built vhd\.[\w-]+\.node in/)
 
     const pkgDir = path.join(project, 'node_modules', 'vhd')
     assert.ok(fs.existsSync(path.join(pkgDir, ADDON)), `the install script did not build ${ADDON}`)
+    assert.ok(!fs.existsSync(path.join(pkgDir, 'target')), 'no target/ inside node_modules/vhd')
+    // Every file of the package is one of the tarball's, but the addon.
+    const walk = (dir) =>
+      fs.readdirSync(path.join(pkgDir, dir), { withFileTypes: true }).flatMap((e) => {
+        const rel = dir ? `${dir}/${e.name}` : e.name
+        return e.isDirectory() ? walk(rel) : [rel]
+      })
+    const shipped = new Set(packed.files)
+    assert.deepEqual(walk('').filter((f) => !shipped.has(f)), [ADDON])
+    assert.deepEqual(fs.readdirSync(tmpdir).filter((f) => f.startsWith('vhd-build-')), [], 'the temporary target directory was removed')
     assert.ok(
       !fs.existsSync(path.join(project, 'node_modules', '@napi-rs')),
       'devDependencies must not be installed for users',
@@ -221,6 +254,9 @@ test(
     const platformTarball = packPlatform()
     const listing = mustRun('tar', ['-tzf', platformTarball]).stdout.split('\n').filter(Boolean)
     assert.deepEqual(listing.sort(), ['package/README.md', `package/${ADDON}`, 'package/package.json'].sort())
+    const manifest = JSON.parse(mustRun('tar', ['-xzOf', platformTarball, 'package/package.json']).stdout)
+    assert.deepEqual(manifest, platformManifest(TARGETS.find((t) => t.triple === TRIPLE)))
+    assert.equal(manifest.version, MAIN.version)
 
     const project = scratchProject('prebuilt', packed.tarball)
     const env = noRustEnv()
@@ -251,7 +287,147 @@ test('without a prebuilt package or cargo, install fails and says how to fix it'
   })
   assert.notEqual(res.status, 0, 'npm install should fail')
   assert.match(res.output, /cargo` was not found/)
+  assert.ok(res.output.includes(NOT_PUBLISHED), res.output)
   assert.match(res.output, /https:\/\/rustup\.rs/)
+})
+
+// What is true today: no platform package is published, and package.json lists none.
+const NOT_PUBLISHED = `No prebuilt package (${PLATFORM_PKG}) is published for ${TRIPLE} yet, so the addon must be built from source`
+
+test('install.js without cargo says that no prebuilt package is published and to install Rust', () => {
+  // A copy of what the tarball ships for the script, outside any checkout.
+  const dir = path.join(tmp, 'no-cargo-script')
+  fs.mkdirSync(path.join(dir, 'scripts'), { recursive: true })
+  for (const f of ['package.json', 'binding.js', 'scripts/install.js', 'scripts/platform.js', 'Cargo.toml']) {
+    fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
+  }
+  const res = run(process.execPath, [path.join(dir, 'scripts', 'install.js')], { cwd: dir, env: noRustEnv() })
+  assert.equal(res.status, 1, res.output)
+  assert.match(res.output, /^vhd: install failed: `cargo` was not found on PATH/m)
+  assert.ok(res.output.includes(NOT_PUBLISHED), res.output)
+  assert.match(res.output, /install Rust from https:\/\/rustup\.rs .*npm rebuild vhd/)
+  assert.doesNotMatch(res.output, /a platform that has a prebuilt/)
+
+  // Once the release lists the platform package (scripts/release.js), the advice is about
+  // the package npm did not install instead.
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'))
+  pkg.optionalDependencies = { [PLATFORM_PKG]: pkg.version }
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg))
+  const listed = run(process.execPath, [path.join(dir, 'scripts', 'install.js')], { cwd: dir, env: noRustEnv() })
+  assert.equal(listed.status, 1, listed.output)
+  assert.match(listed.output, new RegExp(`The prebuilt package ${PLATFORM_PKG} was not installed .*--omit=optional`))
+  assert.ok(!listed.output.includes(NOT_PUBLISHED), listed.output)
+})
+
+test('install.js: where progress goes (stderr, the terminal when npm hides stderr, nowhere when silent)', { skip: NO_SCRIPT }, () => {
+  const probe = (env, onTerminal) => {
+    const script = `const o = require(${JSON.stringify(path.join(ROOT, 'scripts', 'install.js'))}).progressOutput(process.env)
+      const fs = require('node:fs')
+      const opened = o.fd > 2 ? fs.readlinkSync('/proc/self/fd/' + o.fd) : null
+      process.stdout.write(o.fd === 2 ? 'stderr' : o.fd < 0 ? 'nowhere' : opened === '/dev/tty' ? 'terminal' : String(opened))`
+    // stderr is a pipe, as npm makes it for an install script it runs in the background.
+    const args = [process.execPath, '-e', script]
+    const res = onTerminal
+      ? run('script', ['-qefc', `${args.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')} 2>/dev/null`, '/dev/null'], { env: cleanEnv(env) })
+      : run('setsid', ['-w', ...args], { env: cleanEnv(env) }) // no controlling terminal
+    assert.equal(res.status, 0, res.output)
+    return res.stdout.replace(/\r/g, '').trim()
+  }
+  const install = { npm_lifecycle_event: 'install' }
+  assert.equal(probe(install, true), 'terminal', 'npm hides stderr: write to the terminal')
+  assert.equal(probe({ ...install, npm_config_foreground_scripts: 'true' }, true), 'stderr', '--foreground-scripts shows stderr')
+  assert.equal(probe({ npm_lifecycle_event: 'pack:platform' }, true), 'stderr', 'npm run shows stderr')
+  assert.equal(probe({}, true), 'stderr', 'run by hand')
+  assert.equal(probe(install, false), 'stderr', 'no terminal: stderr, which npm prints on failure')
+  assert.equal(probe({ ...install, npm_config_loglevel: 'silent' }, true), 'nowhere')
+})
+
+test('install.js: a checkout builds in its own target/, an installed package in a temporary one, a chosen one is kept', () => {
+  const { buildTarget, isCheckout } = require('../scripts/install.js')
+  const env = cleanEnv()
+  delete env.CARGO_TARGET_DIR
+  // This repository (a clone or a worktree: .git is a folder or a file).
+  assert.ok(isCheckout(ROOT))
+  assert.deepEqual(buildTarget(ROOT, env), { dir: cargoTargetDir(ROOT, env), temporary: false })
+  // The same sources as the tarball unpacks them under node_modules: no .git.
+  const installed = path.join(tmp, 'target-choice', 'node_modules', 'vhd')
+  fs.mkdirSync(installed, { recursive: true })
+  for (const f of ['Cargo.toml', 'Cargo.lock']) fs.copyFileSync(path.join(ROOT, f), path.join(installed, f))
+  for (const dir of ['src', 'core', 'cli', 'testkit']) {
+    fs.cpSync(path.join(ROOT, dir), path.join(installed, dir), { recursive: true, filter: (f) => !f.includes(`${path.sep}tests${path.sep}`) })
+  }
+  assert.ok(!isCheckout(installed))
+  const temporary = buildTarget(installed, env)
+  assert.equal(temporary.temporary, true)
+  assert.equal(path.dirname(temporary.dir), os.tmpdir(), 'under the temporary folder')
+  assert.match(path.basename(temporary.dir), /^vhd-build-/)
+  fs.rmSync(temporary.dir, { recursive: true })
+  // A target directory the user chose is used and kept.
+  const chosen = path.join(tmp, 'chosen-target')
+  assert.deepEqual(buildTarget(installed, { ...env, CARGO_TARGET_DIR: chosen }), { dir: chosen, temporary: false })
+})
+
+test('every platform package: name, version, main, files, os/cpu/libc (the napi-rs set)', () => {
+  const expected = {
+    'linux-x64-gnu': ['linux', 'x64', 'glibc'],
+    'linux-arm64-gnu': ['linux', 'arm64', 'glibc'],
+    'linux-x64-musl': ['linux', 'x64', 'musl'],
+    'linux-arm64-musl': ['linux', 'arm64', 'musl'],
+    'darwin-x64': ['darwin', 'x64', undefined],
+    'darwin-arm64': ['darwin', 'arm64', undefined],
+    'win32-x64-msvc': ['win32', 'x64', undefined],
+  }
+  assert.deepEqual(TARGETS.map((t) => t.triple).sort(), Object.keys(expected).sort())
+  for (const target of TARGETS) {
+    const [os, cpu, libc] = expected[target.triple]
+    const m = platformManifest(target)
+    const addon = `vhd.${target.triple}.node`
+    assert.equal(m.name, `vhd-${target.triple}`)
+    assert.equal(m.version, MAIN.version, `${m.name}: the version of vhd itself`)
+    assert.equal(m.main, addon)
+    assert.deepEqual(m.files, [addon])
+    assert.deepEqual(m.os, [os])
+    assert.deepEqual(m.cpu, [cpu])
+    assert.deepEqual(m.libc, libc && [libc])
+    for (const key of ['license', 'repository', 'engines']) assert.deepEqual(m[key], MAIN[key], `${m.name}: ${key}`)
+  }
+  // The published vhd lists each of them at its own version; the one in git lists none, so
+  // no install asks the registry for an unpublished package.
+  assert.deepEqual(optionalDependencies(MAIN), Object.fromEntries(TARGETS.map((t) => [`vhd-${t.triple}`, MAIN.version])))
+  assert.equal(MAIN.optionalDependencies, undefined)
+  // The release workflow builds exactly these targets, and napi's own list agrees.
+  const workflow = fs.readFileSync(path.join(ROOT, '.github', 'workflows', 'release.yml'), 'utf8')
+  const built = [...workflow.matchAll(/^\s+- target: ([\w-]+)$/gm)].map((m) => m[1])
+  assert.deepEqual(built.sort(), TARGETS.map((t) => t.rust).sort())
+  assert.deepEqual([...MAIN.napi.targets].sort(), TARGETS.map((t) => t.rust).sort())
+})
+
+test('package.json: LICENSE, repository, bugs, homepage; one repository URL in package.json and Cargo.toml', () => {
+  assert.equal(MAIN.license, 'MIT')
+  const license = fs.readFileSync(path.join(ROOT, 'LICENSE'), 'utf8')
+  assert.match(license, /^MIT License\n\nCopyright \(c\) /)
+  assert.match(license, /Permission is hereby granted, free of charge/)
+  assert.ok(packed.files.includes('LICENSE'), 'the tarball ships LICENSE')
+  const url = MAIN.repository.url.replace(/^git\+/, '').replace(/\.git$/, '')
+  assert.match(url, /^https:\/\/github\.com\/[\w.-]+\/[\w.-]+$/)
+  assert.equal(MAIN.homepage, `${url}#readme`)
+  assert.equal(MAIN.bugs.url, `${url}/issues`)
+  const cargo = fs.readFileSync(path.join(ROOT, 'Cargo.toml'), 'utf8')
+  assert.match(cargo, /^license = "MIT"$/m)
+  assert.ok(cargo.includes(`repository = "${url}"`), 'Cargo.toml [workspace.package] repository')
+})
+
+test('npm install in a fresh clone changes no tracked file and warns of no engine', { timeout: 5 * MINUTE }, () => {
+  const clone = path.join(tmp, 'clone')
+  mustRun('git', ['clone', '-q', ROOT, clone])
+  // Uncommitted changes of package.json and package-lock.json are what is being tested.
+  for (const f of ['package.json', 'package-lock.json']) fs.copyFileSync(path.join(ROOT, f), path.join(clone, f))
+  const before = mustRun('git', ['status', '--porcelain'], { cwd: clone }).stdout
+  // --ignore-scripts: the addon build is the other tests' business.
+  const res = mustRun('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: clone })
+  assert.doesNotMatch(res.output, /EBADENGINE|Unsupported engine/, res.output)
+  assert.doesNotMatch(res.output, /vhd-linux|404/, res.output)
+  assert.equal(mustRun('git', ['status', '--porcelain'], { cwd: clone }).stdout, before, 'npm install changed tracked files')
 })
 
 test('the loader names what it tried and keeps the load error as cause', () => {
@@ -271,6 +447,7 @@ test('the loader names what it tried and keeps the load error as cause', () => {
   assert.ok(got.message.includes(`package ${PLATFORM_PKG}: not installed`), got.message)
   assert.match(got.message, /npm rebuild vhd/)
   assert.match(got.message, /https:\/\/rustup\.rs/)
+  assert.match(got.message, /No prebuilt package .* is published/)
   assert.equal(got.cause, 'MODULE_NOT_FOUND')
 
   // A corrupt local addon is reported with its own error as the cause.

@@ -39,11 +39,12 @@ async function promises(): Promise<void> {
   expectType<VHD.ParentLocator[] | undefined>(locators)
 
   const fixed = await VHD.create('f.vhd', { type: 'fixed', size: 1 << 20 })
-  assertEqual<typeof fixed, VHD.Fixed>(true)
+  assertEqual<typeof fixed, VHD.OpenFixed>(true)
   const dynamic = await VHD.create('d.vhd', { type: VHD.TYPE.DYNAMIC, size: 1n << 30n, blockSize: 1 << 19, overwrite: true })
-  assertEqual<typeof dynamic, VHD.Dynamic>(true)
+  assertEqual<typeof dynamic, VHD.OpenDynamic>(true)
   const any = await VHD.open(new URL('file:///images/x.vhd'))
-  assertEqual<typeof any, VHD.Fixed | VHD.Dynamic | VHD.Differencing>(true)
+  assertEqual<typeof any, VHD.OpenDisk>(true)
+  assertEqual<VHD.OpenDisk, VHD.OpenFixed | VHD.OpenDynamic | VHD.OpenDifferencing>(true)
   assertEqual<VHD.AnyDisk, VHD.Fixed | VHD.Dynamic | VHD.Differencing>(true)
   if (any instanceof VHD.Differencing) expectType<string[] | undefined>(any.chain)
   expectType<2>(VHD.TYPE.FIXED)
@@ -67,14 +68,14 @@ function callbacks(): void {
   })
   disk.flush(() => {})
   disk.close(() => {})
-  VHD.open('x.vhd', (_error, opened) => expectType<VHD.AnyDisk>(opened))
+  VHD.open('x.vhd', (_error, opened) => expectType<VHD.OpenDisk>(opened))
   VHD.open('x.vhd', { readOnly: true }, () => {})
   VHD.create('y.vhd', { type: 'dynamic', size: 512 }, (_error, created) => expectType<VHD.Dynamic>(created))
 }
 
 async function differencing(unknown: VHD.CreateOptions): Promise<void> {
   const child = await VHD.create('c.vhd', { type: 'differencing', parent: 'base.vhd' })
-  assertEqual<typeof child, VHD.Differencing>(true)
+  assertEqual<typeof child, VHD.OpenDifferencing>(true)
   const bigger = await VHD.create(new URL('file:///c2.vhd'), {
     type: VHD.TYPE.DIFF,
     parent: new URL('file:///base.vhd'),
@@ -82,9 +83,9 @@ async function differencing(unknown: VHD.CreateOptions): Promise<void> {
     overwrite: true,
     creatorApplication: 'test',
   })
-  assertEqual<typeof bigger, VHD.Differencing>(true)
+  assertEqual<typeof bigger, VHD.OpenDifferencing>(true)
   const anyDisk = await VHD.create('u.vhd', unknown)
-  assertEqual<typeof anyDisk, VHD.AnyDisk>(true)
+  assertEqual<typeof anyDisk, VHD.OpenDisk>(true)
   VHD.create('c3.vhd', { type: 'differencing', parent: 'p.vhd' }, (_error, created) => expectType<VHD.Differencing>(created))
 
   const disk = new VHD.Differencing('c.vhd', {
@@ -364,3 +365,48 @@ const locatorFieldsAgree: Same<VHD.LocatorFields, Native.LocatorFields> = true
 const geometryAgrees: Same<VHD.DiskGeometry, Native.DiskGeometry> = true
 const versionAgrees: Same<VHD.Version, Native.Version> = true
 void [footerFieldsAgree, locatorFieldsAgree, geometryAgrees, versionAgrees]
+
+// What `open` and `create` resolve to is open: no `undefined` to rule out with `!` under
+// --strict, and `type` a literal that narrows the union.
+async function openTypes(): Promise<void> {
+  const disk = await VHD.open('x.vhd')
+  expectType<number>(disk.size)
+  expectType<number>(disk.geometrySize)
+  expectType<boolean>(disk.readOnly)
+  expectType<string | null>(disk.readOnlyReason)
+  expectType<'end' | 'end511' | 'copy'>(disk.footerSource)
+  expectType<bigint>(disk.footer.currentSize)
+  assertEqual<typeof disk.type, 2 | 3 | 4>(true)
+  if (disk.type === VHD.TYPE.DIFF) {
+    assertEqual<typeof disk, VHD.OpenDifferencing>(true)
+    expectType<string>(disk.parent.path)
+    expectType<string[]>(disk.chain)
+    expectType<number>(disk.blockSize)
+    expectType<VHD.ParentLocator[]>(disk.header.parentLocators)
+  } else if (disk.type === VHD.TYPE.DYNAMIC) {
+    assertEqual<typeof disk, VHD.OpenDynamic>(true)
+    expectType<number>(disk.allocatedBlocks)
+  } else {
+    assertEqual<typeof disk, VHD.OpenFixed>(true)
+    assertEqual<typeof disk.blockSize, undefined>(true)
+  }
+  // An open disk is still a disk of its class.
+  const asClass: VHD.Differencing = await VHD.create('c.vhd', { type: 'differencing', parent: 'x.vhd' })
+  expectType<ParentInfoOrUndefined>(asClass.parent)
+  const dyn = await VHD.create('d.vhd', { type: 'dynamic', size: 512 })
+  expectType<number>(dyn.blockSize)
+  expectType<VHD.DiskHeader>(dyn.header)
+  // `new` + `open()`: the class's own types (its accessors may be undefined).
+  const later = await new VHD.Dynamic('d.vhd').open()
+  expectType<number | undefined>(later.size)
+}
+type ParentInfoOrUndefined = VHD.ParentInfo | undefined
+
+// `await using` closes the disk at the end of the block (Symbol.asyncDispose).
+async function disposal(): Promise<void> {
+  expectType<() => Promise<void>>((await VHD.open('x.vhd'))[Symbol.asyncDispose])
+  expectType<() => Promise<void>>(new VHD.Image({ path: 'x.vhd' })[Symbol.asyncDispose])
+  const code: VHD.ErrorCode = 'ERR_VHD_CANCELLED'
+  const others: VHD.ErrorCode[] = ['ABORT_ERR', 'ERR_VHD_NATIVE_NOT_FOUND', 'ERR_BUFFER_OUT_OF_BOUNDS', code]
+  expectType<VHD.ErrorCode[]>(others)
+}

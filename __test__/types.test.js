@@ -51,7 +51,8 @@ function declaredApi() {
   const checker = program.getTypeChecker()
   const source = program.getSourceFile(file)
   const ours = (symbol) => (symbol.declarations ?? []).some((d) => d.getSourceFile() === source)
-  const names = (symbols) => new Set(symbols.filter(ours).map((s) => s.getName()))
+  // Symbol-keyed members (`[Symbol.asyncDispose]`, named `__@…` here) are left out, as at runtime.
+  const names = (symbols) => new Set(symbols.filter(ours).map((s) => s.getName()).filter((n) => !n.startsWith('__@')))
   const api = new Map()
   for (const symbol of checker.getExportsOfModule(checker.getSymbolAtLocation(source))) {
     if (!(symbol.flags & ts.SymbolFlags.Value)) continue
@@ -131,4 +132,59 @@ test('index.d.ts declares exactly what index.js exports, member for member', () 
     assert.ok(name in samples || name === 'Disk', `${name}: no sample instance (add one to sampleInstances)`)
     assert.deepEqual(difference(members.instance, runtimeInstance(Class, samples[name])), SAME, `${name}: instance members`)
   }
+})
+
+/** The string literals of the union type `name` of index.d.ts, as the TypeScript compiler reads it. */
+function declaredUnion(name) {
+  const ts = require('typescript')
+  const file = path.join(root, 'index.d.ts')
+  const program = ts.createProgram([file], { strict: true, types: ['node'], noEmit: true })
+  const checker = program.getTypeChecker()
+  const source = program.getSourceFile(file)
+  const symbol = checker.getExportsOfModule(checker.getSymbolAtLocation(source)).find((s) => s.getName() === name)
+  assert.ok(symbol, `index.d.ts exports no ${name}`)
+  const type = checker.getDeclaredTypeOfSymbol(symbol)
+  return new Set((type.isUnion() ? type.types : [type]).map((t) => t.value))
+}
+
+/** Every file under `dir` (relative to the root) whose name ends with `ext`. */
+function sources(dir, ext) {
+  const fs = require('node:fs')
+  return fs
+    .readdirSync(path.join(root, dir), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith(ext))
+    .map((e) => fs.readFileSync(path.join(e.parentPath ?? e.path, e.name), 'utf8'))
+}
+
+/**
+ * The codes the package can produce, from their sources of truth, so that a code added
+ * there (a new vhd_core::Error variant's `code()`, a Failure in src/, a code lib/ throws)
+ * fails this test until index.d.ts lists it:
+ * - every quoted `ERR_…` string of the native layer (src/, core/src/);
+ * - the OS error names src/errors.rs maps errors to (`=> "ENOENT"`);
+ * - every quoted `ERR_…`/`ABORT_ERR` string of lib/, index.js, binding.js.
+ * Codes only compared there, never given to an error, are listed in NOT_THROWN.
+ */
+function producedCodes() {
+  const codes = new Set()
+  const add = (text, re) => {
+    for (const m of text.matchAll(re)) codes.add(m[1])
+  }
+  for (const text of [...sources('src', '.rs'), ...sources('core/src', '.rs')]) add(text, /"(ERR_[A-Z0-9_]+)"/g)
+  add(require('node:fs').readFileSync(path.join(root, 'src', 'errors.rs'), 'utf8'), /=> "(E[A-Z0-9]+)"/g)
+  for (const text of [...sources('lib', '.js'), ...['index.js', 'binding.js'].map((f) => require('node:fs').readFileSync(path.join(root, f), 'utf8'))]) {
+    add(text, /['"`]((?:ERR_[A-Z0-9_]+)|ABORT_ERR)['"`]/g)
+  }
+  for (const code of NOT_THROWN) codes.delete(code)
+  return codes
+}
+
+/** Codes that appear in the sources without being any error's code (none today). */
+const NOT_THROWN = new Set([])
+
+test('ErrorCode lists exactly the codes the native layer and lib/ can produce', () => {
+  const declared = declaredUnion('ErrorCode')
+  const produced = producedCodes()
+  assert.ok(produced.has('ERR_VHD_CLOSED') && produced.has('ENOENT') && produced.has('ABORT_ERR'), 'the sources were read')
+  assert.deepEqual(difference(declared, produced), SAME)
 })

@@ -25,7 +25,7 @@ const { shapeParent } = require('./metadata.js')
 const { footerFrom, headerFrom } = require('./structures.js')
 const io = require('./io.js')
 const { Lifecycle } = require('./lifecycle.js')
-const { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs } = require('./protocol.js')
+const { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs, disposable } = require('./protocol.js')
 
 const kPath = Symbol('path')
 const kOptions = Symbol('options')
@@ -370,10 +370,12 @@ class Disk {
   /**
    * Waits for the operations already started (later ones fail with ERR_VHD_CLOSED),
    * flushes and closes. Closed even when the final flush fails; the error is still reported.
+   * Closing again, or a disk that is not open, resolves (as `FileHandle.close()` does).
    */
   close(callback) {
     return call(callback, noArgs, () => this[kClose](false), none)
   }
+
 
   /**
    * `close`, keeping the block allocation table as it is last (`[kBat]()` then returns it:
@@ -489,6 +491,9 @@ class Differencing extends Disk {
     return info ? [this[kPath], ...info.parents.map((p) => p.path)] : undefined
   }
 }
+
+// `await using disk = await VHD.open(...)` closes it when the block ends.
+disposable(Disk)
 
 /** @type {Map<number, typeof Fixed | typeof Dynamic | typeof Differencing>} */
 const CLASSES = new Map([

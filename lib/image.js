@@ -29,7 +29,7 @@ const {
   noArgs,
 } = require('./args.js')
 const { Disk, internal, kInit, kLife, kOptions, kOpenNative, kBat, kClose, kRead, kWrite } = require('./disk.js')
-const { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs } = require('./protocol.js')
+const { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs, disposable } = require('./protocol.js')
 
 const { summary } = internal
 
@@ -499,11 +499,13 @@ class Image {
   /**
    * Waits for the operations in progress, flushes, closes the image and the file
    * descriptor (a descriptor given as `fd` too, as 0.5.0 does). `footer`, `header` and
-   * `bat` keep their last values.
+   * `bat` keep their last values. Closing again, or an image that is not open, resolves
+   * (as `FileHandle.close()` does; 0.5.0 failed with EBADF).
    */
   close(callback) {
     return call(callback, noArgs, () => this[kDisk][kClose](true), none, this)
   }
+
 
   /**
    * Reads and parses a footer at `position` of the file: `callback(error, footer,
@@ -621,5 +623,8 @@ class Image {
     return inspectAs(this, { ...summary(this[kDisk]), path: this.path, fd: this.fd }, depth, options, inspect)
   }
 }
+
+// `await using image = await new VHD.Image(...).open()` closes it when the block ends.
+disposable(Image)
 
 module.exports = { Image }

@@ -41,6 +41,8 @@ class Lifecycle {
     this.state = 'new'
     /** @type {Promise<void> | null} the `open` in progress */
     this.opening = null
+    /** @type {Promise<void> | null} the `close` in progress, or the last one */
+    this.closing = null
     /** @type {NativeImage | null} */
     this.native = null
     /** @type {NativeImage['handle'] | null} what reads and writes go through (lib/io.js) */
@@ -209,13 +211,31 @@ class Lifecycle {
    * Waits for every operation already started (new ones fail with ERR_VHD_CLOSED), runs
    * `beforeClose`, closes the native image (which flushes), then releases what the opener
    * asked to. Closed even when one of these fails: the first failure is reported.
+   *
+   * Like `FileHandle.close()`, closing what is not open is not an error: a `close` while one
+   * is in progress returns that one's promise (so it settles the same way), and a `close`
+   * of an image that is closed, was never opened or failed to open resolves at once. A
+   * `close` during `open` waits for it, then closes what it opened.
    * @param {() => void} [beforeClose]
    * @returns {Promise<void>}
    */
   close(beforeClose) {
+    switch (this.state) {
+      case 'new':
+      case 'closed':
+        return Promise.resolve()
+      case 'closing':
+        return /** @type {Promise<void>} */ (this.closing)
+      case 'opening':
+        return /** @type {Promise<void>} */ (this.opening).then(
+          () => this.close(beforeClose),
+          () => undefined, // the open failed: nothing to close (its caller gets that error)
+        )
+      default:
+    }
     const native = this.current()
     this.state = 'closing'
-    return this.whenSettled().then(async () => {
+    const closing = this.whenSettled().then(async () => {
       const release = this.release
       /** @type {unknown} */
       let failure = null
@@ -238,6 +258,8 @@ class Lifecycle {
       }
       if (failure) throw failure
     })
+    this.closing = closing
+    return closing
   }
 }
 

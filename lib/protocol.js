@@ -15,6 +15,31 @@ const kWhenOpen = Symbol('whenOpen')
 const inspectCustom = Symbol.for('nodejs.util.inspect.custom')
 
 /**
+ * `Symbol.asyncDispose`, which `await using` calls; where the language lacks it (Node 20
+ * before 20.4 / 18.18), the symbol Node's own classes use, which TypeScript's `await using`
+ * helper looks up too.
+ */
+const asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
+
+/**
+ * Gives the instances of `Class` (whose `close()` returns a promise) `[asyncDispose]()`,
+ * so that `await using disk = await VHD.open(...)` closes the disk when the block ends.
+ * Defined on the prototype here (not as a class member), like a method: not enumerable.
+ * (A computed member keyed by this symbol would make the type checker widen every other
+ * symbol-keyed member of the class.)
+ * @param {{ prototype: { close(): Promise<void> } }} Class
+ */
+function disposable(Class) {
+  Object.defineProperty(Class.prototype, asyncDispose, {
+    value: function dispose() {
+      return this.close()
+    },
+    writable: true,
+    configurable: true,
+  })
+}
+
+/**
  * `ClassName { ...summary }`, formatted by Node's `inspect` with the caller's options (so
  * colours, nesting depth and compactness follow theirs).
  * @param {object} object
@@ -30,4 +55,4 @@ function inspectAs(object, summary, depth, options, inspect) {
   return `${name} ${inspect(summary, nested)}`
 }
 
-module.exports = { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs }
+module.exports = { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs, disposable }

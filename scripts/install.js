@@ -7,37 +7,82 @@
 //    `vhd.<triple>.node` next to package.json), there is nothing to do.
 // 2. Otherwise build it from the shipped Rust sources with plain
 //    `cargo build --release -p vhd-node` (a user's install has no devDependencies, so no napi
-//    CLI) and copy `<target dir>/release/libvhd_node.so` to `vhd.<triple>.node`.
-//    `CARGO_TARGET_DIR` (and any cargo config) is honoured through `cargo metadata`.
+//    CLI) and copy the library (`libvhd_node.so`, `.dylib`, `vhd_node.dll`) to
+//    `vhd.<triple>.node`.
 // Step 1 is skipped, and cargo always runs (it rebuilds only what changed):
 //  - in a git checkout of this repository when cargo is available, so that `npm install`
 //    after a pull never keeps a stale addon;
 //  - when VHD_BUILD_FROM_SOURCE=1 or `npm install --build-from-source` asks for it.
 //
-// About the optionalDependency `vhd-linux-x64-gnu`: npm 11 silently skips an optional
-// dependency that the registry does not have (404), so `npm install` works whether or not the
-// platform package was published. `npm ci` however refuses a package-lock.json that does not
-// list every dependency of package.json ("Missing: vhd-linux-x64-gnu@ from lock file"), and
-// `npm install` never writes an entry for a package it could not fetch. So our
-// package-lock.json carries a hand-added entry for it, marked `"optional": true` with its
-// os/cpu/libc: npm ci and npm install then try it, log "reify failed optional dependency"
-// and go on, and keep the entry. If you regenerate the lockfile from scratch, add it back
-// (the `node_modules/vhd-linux-x64-gnu` entry, as `napi prepublish` lockfiles have it).
+// Where cargo builds (`buildTarget`). A git checkout (a `.git` file or folder next to
+// package.json: a clone or a worktree; an installed package never has one) builds in the
+// workspace's own target directory, so that the developer's next build is incremental. An
+// installed package (under node_modules) builds in a temporary directory that is removed
+// afterwards, so that only `vhd.<triple>.node` (about 2 MB) stays, not ~100 MB of
+// intermediate files. A target directory the user chose (CARGO_TARGET_DIR, or
+// `build.target-dir` in a cargo config) is used as it is and kept.
+//
+// What the user sees. npm (7 and later) runs install scripts in the background and shows
+// their output only when they fail, or with `--foreground-scripts`; a build of a minute in
+// silence looks like a hang. So when npm hides our output and there is a terminal, the
+// progress (our lines and cargo's own, with its progress bar) goes to that terminal
+// (`/dev/tty`) directly; otherwise to stderr. Failures always go to stderr too, which npm
+// prints. `npm install --foreground-scripts` shows everything on every system (Windows
+// included, where we do not open the console ourselves); `--loglevel silent` shows nothing.
+//
+// About the prebuilt packages: the package.json in the repository lists no
+// optionalDependencies; the release (RELEASING.md, scripts/release.js) adds one per
+// platform to the package.json it publishes, together with those packages. So a clone or a
+// tarball packed from it never asks the registry for a package that does not exist, and
+// the messages below say whether a prebuilt package exists for this platform by looking at
+// that list.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
-const { platformTriple, addonFileName, platformPackageName } = require('./platform.js')
+const { platformTriple, addonFileName, cdylibFileName, noAddonAdvice } = require('./platform.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const CRATE = 'vhd-node'
-const LIB_NAME = 'vhd_node'
-
-function log(message) {
-  process.stderr.write(`vhd: ${message}\n`)
-}
 
 class InstallError extends Error {}
+
+function truthy(value) {
+  return value !== undefined && value !== '' && value !== '0' && value !== 'false'
+}
+
+/**
+ * Where progress goes: a file descriptor, and how to let it go. The terminal itself when
+ * npm runs us in the background (it would hide stderr until the end, and print it only on
+ * failure); stderr otherwise (run by hand, `--foreground-scripts`, no terminal, Windows).
+ * @param {NodeJS.ProcessEnv} env
+ * @returns {{ fd: number, close: () => void }}
+ */
+function progressOutput(env = process.env) {
+  const stderr = { fd: 2, close() {} }
+  if (env.npm_config_loglevel === 'silent') return { fd: -1, close() {} }
+  // npm hides the output of a dependency's install scripts (not of `npm run`'s).
+  const installing = ['preinstall', 'install', 'postinstall'].includes(env.npm_lifecycle_event ?? '')
+  const hiddenByNpm = installing && !truthy(env.npm_config_foreground_scripts)
+  if (!hiddenByNpm || process.stderr.isTTY || process.platform === 'win32') return stderr
+  try {
+    const fd = fs.openSync('/dev/tty', 'w')
+    return { fd, close: () => fs.closeSync(fd) }
+  } catch {
+    return stderr // no controlling terminal (CI, a service): npm shows stderr on failure
+  }
+}
+
+/** Writes `vhd: message` where progress goes (see `progressOutput`). */
+function logTo(output, message) {
+  if (output.fd < 0) return
+  try {
+    fs.writeSync(output.fd, `vhd: ${message}\n`)
+  } catch {
+    // A terminal that went away must not fail the install.
+  }
+}
 
 /** Does binding.js load in a fresh Node process? Returns { ok, message }. */
 function addonLoads(root = ROOT) {
@@ -55,7 +100,7 @@ function hasCargo(env = process.env) {
   return !res.error && res.status === 0 ? res.stdout.trim() : null
 }
 
-/** Cargo's target directory for the workspace at `root` (honours CARGO_TARGET_DIR). */
+/** Cargo's target directory for the workspace at `root` (honours CARGO_TARGET_DIR and cargo configs). */
 function cargoTargetDir(root = ROOT, env = process.env) {
   const res = spawnSync('cargo', ['metadata', '--format-version', '1', '--no-deps'], {
     cwd: root,
@@ -75,10 +120,24 @@ function cargoTargetDir(root = ROOT, env = process.env) {
   return env.CARGO_TARGET_DIR ? path.resolve(root, env.CARGO_TARGET_DIR) : path.join(root, 'target')
 }
 
-function cdylibFileName(platform = process.platform) {
-  if (platform === 'win32') return `${LIB_NAME}.dll`
-  if (platform === 'darwin') return `lib${LIB_NAME}.dylib`
-  return `lib${LIB_NAME}.so`
+/** A git checkout (clone or worktree) of the repository, rather than an installed package. */
+function isCheckout(root = ROOT) {
+  return fs.existsSync(path.join(root, '.git'))
+}
+
+/**
+ * The target directory to build in: `{ dir, temporary }`. A checkout, or a directory the
+ * user chose (CARGO_TARGET_DIR, a cargo config's `build.target-dir`), is used and kept; an
+ * installed package builds in a fresh temporary directory, removed afterwards (only the
+ * addon is kept). TMPDIR chooses where that one goes.
+ */
+function buildTarget(root = ROOT, env = process.env) {
+  const dir = cargoTargetDir(root, env)
+  const chosen = ![root, fs.realpathSync(root)].some((r) => path.resolve(dir) === path.join(r, 'target'))
+  if (isCheckout(root) || env.CARGO_TARGET_DIR || chosen) {
+    return { dir, temporary: false }
+  }
+  return { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'vhd-build-')), temporary: true }
 }
 
 /** Copy via a temporary file and rename, so a process that mapped the old addon is unaffected. */
@@ -88,68 +147,98 @@ function copyAtomic(from, to) {
   fs.renameSync(tmp, to)
 }
 
+function readPackageJson(root = ROOT) {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
+  } catch {
+    return {}
+  }
+}
+
+/** The error when cargo is missing: what is true for this platform, and what to do. */
+function noCargoMessage(root = ROOT) {
+  return (
+    '`cargo` was not found on PATH, so the native addon cannot be built from source.\n' +
+    noAddonAdvice(platformTriple(), readPackageJson(root))
+  )
+}
+
 /**
  * `cargo build --release -p vhd-node` in `root` and copy the library to `dest`
- * (default: `vhd.<triple>.node` in `root`). Returns the path written.
+ * (default: `vhd.<triple>.node` in `root`). Progress goes to `output` (cargo's own lines
+ * too). Returns the path written.
  */
-function buildFromSource({ root = ROOT, env = process.env, dest } = {}) {
+function buildFromSource({ root = ROOT, env = process.env, dest, output = progressOutput(env) } = {}) {
   const cargo = hasCargo(env)
-  if (!cargo) {
-    throw new InstallError(
-      '`cargo` was not found on PATH, so the addon cannot be built from source.\n' +
-        'Install Rust from https://rustup.rs and run `npm rebuild vhd`, or install vhd on a ' +
-        `platform that has a prebuilt ${platformPackageName()} package.`,
-    )
-  }
+  if (!cargo) throw new InstallError(noCargoMessage(root))
   if (!fs.existsSync(path.join(root, 'Cargo.toml'))) {
     throw new InstallError(`no Cargo.toml in ${root}: the Rust sources are missing`)
   }
-  const targetDir = cargoTargetDir(root, env)
-  const args = ['build', '--release', '-p', CRATE]
-  log(`building the native addon from source with ${cargo} (cargo ${args.join(' ')}); this can take a few minutes`)
-  const started = Date.now()
-  const res = spawnSync('cargo', args, { cwd: root, env, stdio: ['ignore', 2, 2] })
-  if (res.error || res.status !== 0) {
-    throw new InstallError(
-      `\`cargo ${args.join(' ')}\` failed (${res.error ? res.error.message : `exit code ${res.status}`})`,
+  const target = buildTarget(root, env)
+  try {
+    const args = ['build', '--release', '-p', CRATE]
+    logTo(
+      output,
+      `building the native addon from source with ${cargo} (cargo ${args.join(' ')}) in ` +
+        `${target.dir}${target.temporary ? ' (removed afterwards)' : ''}; this takes a minute or more`,
     )
+    const started = Date.now()
+    const stdio = output.fd < 0 ? ['ignore', 'ignore', 'pipe'] : ['ignore', output.fd, output.fd]
+    const res = spawnSync('cargo', args, {
+      cwd: root,
+      env: { ...env, CARGO_TARGET_DIR: target.dir },
+      stdio,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    })
+    if (res.error || res.status !== 0) {
+      // Cargo's errors went to `output`; with a silent log level, say them here.
+      const said = output.fd < 0 && res.stderr ? `\n${res.stderr.trim()}` : ''
+      throw new InstallError(
+        `\`cargo ${args.join(' ')}\` failed (${res.error ? res.error.message : `exit code ${res.status}`})${said}`,
+      )
+    }
+    // With CARGO_BUILD_TARGET set, cargo puts artifacts under <target dir>/<triple>/.
+    const profileDir = env.CARGO_BUILD_TARGET
+      ? path.join(target.dir, env.CARGO_BUILD_TARGET, 'release')
+      : path.join(target.dir, 'release')
+    const built = path.join(profileDir, cdylibFileName())
+    if (!fs.existsSync(built)) throw new InstallError(`cargo succeeded but ${built} does not exist`)
+    const out = dest || path.join(root, addonFileName(platformTriple()))
+    copyAtomic(built, out)
+    logTo(output, `built ${path.relative(root, out) || out} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    return out
+  } finally {
+    if (target.temporary) fs.rmSync(target.dir, { recursive: true, force: true })
   }
-  // With CARGO_BUILD_TARGET set, cargo puts artifacts under <target dir>/<triple>/.
-  const profileDir = env.CARGO_BUILD_TARGET
-    ? path.join(targetDir, env.CARGO_BUILD_TARGET, 'release')
-    : path.join(targetDir, 'release')
-  const built = path.join(profileDir, cdylibFileName())
-  if (!fs.existsSync(built)) throw new InstallError(`cargo succeeded but ${built} does not exist`)
-  const out = dest || path.join(root, addonFileName(platformTriple()))
-  copyAtomic(built, out)
-  log(`built ${path.relative(root, out) || out} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-  return out
-}
-
-function truthy(value) {
-  return value !== undefined && value !== '' && value !== '0' && value !== 'false'
 }
 
 function main() {
-  const force = truthy(process.env.VHD_BUILD_FROM_SOURCE) || truthy(process.env.npm_config_build_from_source)
-  const checkout = fs.existsSync(path.join(ROOT, '.git')) && hasCargo() !== null
-  let before = null
-  if (!force && !checkout) {
-    before = addonLoads()
-    if (before.ok) {
-      log('native addon found (prebuilt package or earlier build); nothing to build')
-      return
-    }
-  }
+  const env = process.env
+  const force = truthy(env.VHD_BUILD_FROM_SOURCE) || truthy(env.npm_config_build_from_source)
+  const checkout = isCheckout() && hasCargo() !== null
+  const output = progressOutput(env)
   try {
-    buildFromSource()
-  } catch (err) {
-    // Say why no prebuilt addon loaded, too (e.g. a platform package that is there but broken).
-    if (err instanceof InstallError && before) err.message += `\n\n${before.message}`
-    throw err
+    let before = null
+    if (!force && !checkout) {
+      before = addonLoads()
+      if (before.ok) {
+        logTo(output, 'native addon found (prebuilt package or earlier build); nothing to build')
+        return
+      }
+    }
+    try {
+      buildFromSource({ env, output })
+    } catch (err) {
+      // Say why no prebuilt addon loaded, too (e.g. a platform package that is there but broken).
+      if (err instanceof InstallError && before) err.message += `\n\n${before.message}`
+      throw err
+    }
+    const after = addonLoads()
+    if (!after.ok) throw new InstallError(`the addon was built but does not load:\n${after.message}`)
+  } finally {
+    output.close()
   }
-  const after = addonLoads()
-  if (!after.ok) throw new InstallError(`the addon was built but does not load:\n${after.message}`)
 }
 
 if (require.main === module) {
@@ -157,9 +246,20 @@ if (require.main === module) {
     main()
   } catch (err) {
     if (!(err instanceof InstallError)) throw err
-    log(`install failed: ${err.message}`)
+    // stderr, always: npm prints it when the install fails.
+    process.stderr.write(`vhd: install failed: ${err.message}\n`)
     process.exit(1)
   }
 }
 
-module.exports = { addonLoads, buildFromSource, cargoTargetDir, cdylibFileName, hasCargo }
+module.exports = {
+  addonLoads,
+  buildFromSource,
+  buildTarget,
+  cargoTargetDir,
+  cdylibFileName,
+  hasCargo,
+  isCheckout,
+  noCargoMessage,
+  progressOutput,
+}

@@ -51,4 +51,35 @@ function platformPackageName(triple = platformTriple()) {
   return `vhd-${triple}`
 }
 
-module.exports = { isMusl, platformTriple, addonFileName, platformPackageName }
+/** File name of the library `cargo build -p vhd-node` makes on `platform`. */
+function cdylibFileName(platform = process.platform) {
+  if (platform === 'win32') return 'vhd_node.dll'
+  if (platform === 'darwin') return 'libvhd_node.dylib'
+  return 'libvhd_node.so'
+}
+
+/**
+ * What to do when no addon loads (binding.js) or none can be built (scripts/install.js),
+ * true to what exists: the release adds one optionalDependency per published platform
+ * package to the package.json it publishes (RELEASING.md), so a platform package is
+ * published exactly when our own package.json lists it.
+ * @param {string} triple
+ * @param {{ optionalDependencies?: Record<string, string> }} pkg vhd's package.json
+ */
+function noAddonAdvice(triple, pkg) {
+  const name = platformPackageName(triple)
+  const rust = 'install Rust from https://rustup.rs (then open a new terminal, so that `cargo` is on PATH) and run `npm rebuild vhd`'
+  if (pkg.optionalDependencies && name in pkg.optionalDependencies) {
+    return (
+      `The prebuilt package ${name} was not installed (npm skips optional dependencies with ` +
+      `\`--omit=optional\`, and a lockfile made on another platform may lack it): reinstall vhd ` +
+      `without \`--omit=optional\`, or ${rust} to build the addon from source.`
+    )
+  }
+  return (
+    `No prebuilt package (${name}) is published for ${triple} yet, so the ` +
+    `addon must be built from source: ${rust}.`
+  )
+}
+
+module.exports = { isMusl, platformTriple, addonFileName, platformPackageName, cdylibFileName, noAddonAdvice }
