@@ -98,22 +98,28 @@ impl NewFile {
         &self.file
     }
 
-    /// What messages call the file: its temporary name, or the destination's.
-    pub(crate) fn shown_path(&self) -> &Path {
-        self.temp.0.as_deref().unwrap_or(&self.destination)
+    /// The error of the system call `syscall` on the new file, while doing `what`
+    /// ("writing the new image"): named by its destination, the name the caller gave,
+    /// never by its temporary name alone (which is told as a detail, when it has one).
+    pub(crate) fn io_error(&self, syscall: &'static str, what: &str, e: std::io::Error) -> Error {
+        let context = match &self.temp.0 {
+            Some(temp) => format!("{what} (in its temporary file {})", temp.display()),
+            None => what.to_string(),
+        };
+        Error::io_at(&self.destination, syscall, context, e)
     }
 
     /// Makes the file durable, gives it the destination's name (see [`Replace`]) and
     /// makes the folder durable. Returns the file, still locked.
     pub(crate) fn persist(mut self, replace: Replace) -> Result<LockedFile> {
-        let io = |what: &str, e| Error::io(format!("{what} {}", self.destination.display()), e);
+        let io = |what: &str, e| Error::io_at(&self.destination, "rename", what, e);
         self.file
             .sync_all()
-            .map_err(|e| Error::io(format!("flushing {}", self.shown_path().display()), e))?;
+            .map_err(|e| self.io_error("fsync", "flushing the new file to disk", e))?;
         match (self.temp.0.clone(), replace) {
             (Some(temp), Replace::Yes) => {
                 std::fs::rename(&temp, &self.destination)
-                    .map_err(|e| io("moving the new file to", e))?;
+                    .map_err(|e| io("giving the new file its name", e))?;
             }
             (Some(temp), Replace::No) => {
                 match std::fs::hard_link(&temp, &self.destination) {
@@ -127,7 +133,7 @@ impl NewFile {
                         return Err(Error::AlreadyExists(self.destination.clone()))
                     }
                     Err(_) => std::fs::rename(&temp, &self.destination)
-                        .map_err(|e| io("moving the new file to", e))?,
+                        .map_err(|e| io("giving the new file its name", e))?,
                 }
                 // The destination holds the file now; a hard link left the temporary name.
                 let _ = std::fs::remove_file(&temp);
@@ -137,7 +143,7 @@ impl NewFile {
                     if e.kind() == std::io::ErrorKind::AlreadyExists {
                         Error::AlreadyExists(self.destination.clone())
                     } else {
-                        io("linking the new file to", e)
+                        Error::io_at(&self.destination, "link", "giving the new file its name", e)
                     }
                 })?;
             }
@@ -145,7 +151,7 @@ impl NewFile {
                 let temp = link_under_temp_name(&self.file, &self.destination, self.operation)?;
                 if let Err(e) = std::fs::rename(&temp, &self.destination) {
                     let _ = std::fs::remove_file(&temp);
-                    return Err(io("moving the new file to", e));
+                    return Err(io("giving the new file its name", e));
                 }
             }
         }
@@ -317,11 +323,12 @@ fn named(destination: &Path, operation: &'static str) -> Result<(File, PathBuf)>
                 attempt += 1;
             }
             Err(e) => {
-                return Err(Error::io(
+                return Err(Error::io_at(
+                    destination,
+                    "open",
                     format!(
-                        "creating {} (the new file, before it is named {})",
-                        path.display(),
-                        destination.display()
+                        "creating the new file (under the temporary name {})",
+                        path.display()
                     ),
                     e,
                 ))
@@ -393,8 +400,10 @@ fn link_under_temp_name(file: &File, destination: &Path, operation: &str) -> Res
                 attempt += 1;
             }
             Err(e) => {
-                return Err(Error::io(
-                    format!("linking the new file to {}", path.display()),
+                return Err(Error::io_at(
+                    destination,
+                    "link",
+                    format!("giving the new file the temporary name {}", path.display()),
                     e,
                 ))
             }
@@ -408,9 +417,9 @@ pub(crate) fn sync_folder(path: &Path) -> Result<()> {
     {
         let folder = folder_of(path);
         let dir = File::open(folder)
-            .map_err(|e| Error::io(format!("opening the folder {}", folder.display()), e))?;
+            .map_err(|e| Error::io_at(folder, "open", "opening the folder", e))?;
         dir.sync_all()
-            .map_err(|e| Error::io(format!("flushing the folder {}", folder.display()), e))?;
+            .map_err(|e| Error::io_at(folder, "fsync", "flushing the folder", e))?;
     }
     #[cfg(not(unix))]
     let _ = path;

@@ -82,6 +82,11 @@ pub struct CommitReport {
 /// whose child still holds all its data. See the module documentation for the order of
 /// the writes and what a crash leaves. Other children of the parent become invalid.
 pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CommitReport> {
+    commit_unnamed(path, options, progress).map_err(|e| e.in_file(path))
+}
+
+/// [`commit`], whose I/O errors may not name the file yet.
+fn commit_unnamed(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CommitReport> {
     if options.read_only {
         return Err(Error::InvalidArgument {
             name: "options.read_only",

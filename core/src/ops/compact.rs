@@ -67,6 +67,15 @@ pub struct CompactReport {
 /// before anything is written. A symbolic link is followed (the file it names is
 /// replaced); other hard links to the file keep the old file.
 pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CompactReport> {
+    compact_unnamed(path, options, progress).map_err(|e| e.in_file(path))
+}
+
+/// [`compact`], whose I/O errors may not name the file yet.
+fn compact_unnamed(
+    path: &Path,
+    options: &OpenOptions,
+    progress: Progress,
+) -> Result<CompactReport> {
     if options.read_only {
         return Err(Error::InvalidArgument {
             name: "options.read_only",
@@ -102,15 +111,9 @@ pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result
     // Children of this image compare their parent's time stamp with it, and the contents
     // did not change.
     if let Ok(modified) = metadata.modified() {
-        new.file().set_modified(modified).map_err(|e| {
-            Error::io(
-                format!(
-                    "setting the modification time of {}",
-                    new.shown_path().display()
-                ),
-                e,
-            )
-        })?;
+        new.file()
+            .set_modified(modified)
+            .map_err(|e| new.io_error("futimens", "setting the modification time", e))?;
     }
     drop(new.persist(Replace::Yes)?);
     let report = CompactReport {

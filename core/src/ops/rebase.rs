@@ -49,6 +49,11 @@ use std::path::{Path, PathBuf};
 /// elsewhere ([`Error::Locked`]), a parent name longer than the header's 256 UTF-16 units
 /// ([`Error::InvalidArgument`]). `options.expected_type` is ignored.
 pub fn rebase(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<()> {
+    rebase_unnamed(path, new_parent, options).map_err(|e| e.in_file(path))
+}
+
+/// [`rebase`], whose I/O errors may not name the file yet.
+fn rebase_unnamed(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<()> {
     if options.read_only {
         return Err(Error::InvalidArgument {
             name: "options.read_only",

@@ -209,6 +209,16 @@ pub fn repair_with(
     repair: &RepairOptions,
 ) -> Result<RepairReport> {
     let path = path.as_ref();
+    repair_with_unnamed(path, options, repair).map_err(|e| e.in_file(path))
+}
+
+/// [`repair_with`], whose I/O errors may not name the file yet.
+fn repair_with_unnamed(
+    path: impl AsRef<Path>,
+    options: &CheckOptions,
+    repair: &RepairOptions,
+) -> Result<RepairReport> {
+    let path = path.as_ref();
     let file = open_for_repair(path, options)?;
     repair_through(file, path, options, repair)
 }

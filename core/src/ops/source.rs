@@ -51,6 +51,9 @@ impl SourceDetection {
 /// `conectix` cookie and a correct checksum (the cookie alone with `ignore_checksums`);
 /// raw otherwise. A valid footer copy of a dynamic or differencing image at offset 0 with
 /// no footer at the end is read as raw too, with a [`warning`](SourceDetection::warning).
+/// A file that [looks like](crate::sniff) another image format, a compressed file or an
+/// archive is refused with [`Error::ForeignFormat`] (a raw disk with a partition table is
+/// read as raw).
 pub fn detect_source_format(
     file: &dyn Storage,
     path: &Path,
@@ -79,6 +82,14 @@ pub fn detect_source_format(
                 return Ok(SourceDetection::new(SourceFormat::Vhd, reason));
             }
         }
+    }
+    // Another image format, a compressed file or an archive is no raw disk: wrapping its
+    // bytes would make a VHD of the container, not of the disk in it.
+    if let Some(format) = crate::sniff::sniff(file).filter(|f| f.is_container()) {
+        return Err(Error::ForeignFormat {
+            path: path.to_path_buf(),
+            format,
+        });
     }
     let copy = footer_copy(file, file_size).filter(|copy| valid(copy, 0));
     let Some(copy) = copy else {

@@ -183,6 +183,12 @@ impl CheckOptions {
 /// check cannot run: the file cannot be opened or read, or it is locked for writing.
 pub fn check(path: impl AsRef<Path>, options: &CheckOptions) -> Result<CheckReport> {
     let path = path.as_ref();
+    check_unnamed(path, options).map_err(|e| e.in_file(path))
+}
+
+/// [`check`], whose I/O errors may not name the file yet.
+fn check_unnamed(path: impl AsRef<Path>, options: &CheckOptions) -> Result<CheckReport> {
+    let path = path.as_ref();
     let (file, _) = crate::files::open(
         path,
         std::fs::File::options().read(true),
