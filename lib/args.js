@@ -212,6 +212,35 @@ function attempt(perform, args) {
 }
 
 function call(callback, prepare, perform, toArgs, self = undefined) {
+  // Where the caller is, for the stack of an error made later on a native thread (which
+  // has no JavaScript frames): captured now, formatted only if an error needs it.
+  const site = {}
+  Error.captureStackTrace(site, call)
+  if (callback === undefined) {
+    let args
+    try {
+      args = prepare()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return attempt(perform, args).catch((error) => {
+      throw withCallerStack(error, site)
+    })
+  }
+  if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+  const args = prepare()
+  attempt(perform, args).then(
+    (value) => soon(callBack, callback, self, toArgs(value)),
+    (error) => soon(callBackWith, callback, self, withCallerStack(error, site)),
+  )
+  return undefined
+}
+
+/**
+ * `call` without the capture of the caller's stack, for the allocating `read(offset,
+ * length)`, a fast path whose errors (rare: the disk failed) do without caller frames.
+ */
+function callUntraced(callback, prepare, perform, toArgs, self = undefined) {
   if (callback === undefined) {
     let args
     try {
@@ -228,6 +257,19 @@ function call(callback, prepare, perform, toArgs, self = undefined) {
     (error) => soon(callBackWith, callback, self, error),
   )
   return undefined
+}
+
+/**
+ * `error` with the frames of `site` (a call site `call` captured) as its stack, when it
+ * has none of its own: an error the native layer made when work finished on another
+ * thread. Errors thrown in JavaScript keep the stack they have.
+ */
+function withCallerStack(error, site) {
+  if (error instanceof Error && !/\n\s+at /.test(String(error.stack))) {
+    const frames = String(site.stack)
+    error.stack = `${error.name}: ${error.message}${frames.slice(frames.indexOf('\n'))}`
+  }
+  return error
 }
 
 /**
@@ -300,6 +342,7 @@ module.exports = {
   toCreateOptions,
   attempt,
   call,
+  callUntraced,
   callIo,
   none,
   noArgs,
