@@ -1183,6 +1183,9 @@ export interface ConversionOptions extends ChainOptions, ProgressOptions {
    * `'auto'` never takes the footer copy at offset 0 alone for proof of a VHD: the guest of
    * a raw disk writes that sector. A file with a valid copy there but no valid footer at
    * its end is read as raw, and `warnings` says so; pass `'vhd'` to read it as a damaged VHD.
+   * Another image format (qcow2, VMDK, VHDX, VDI…), an ISO 9660 image, a compressed file or
+   * an archive is refused by `'auto'` with `ERR_VHD_FOREIGN_FORMAT` (nothing is written):
+   * convert it with `qemu-img convert -O vpc`, or pass `'raw'` to wrap its bytes as they are.
    */
   sourceFormat?: 'auto' | 'raw' | 'vhd'
   /** The output's unique id: 16 bytes or a UUID string (default: random). */

@@ -216,6 +216,19 @@ function call(callback, prepare, perform, toArgs, self = undefined) {
   // has no JavaScript frames): captured now, formatted only if an error needs it.
   const site = {}
   Error.captureStackTrace(site, call)
+  return callFrom(site, callback, prepare, perform, toArgs, self)
+}
+
+/**
+ * `call` without the capture of the caller's stack, for the allocating `read(offset,
+ * length)`, a fast path whose errors (rare: the disk failed) do without caller frames.
+ */
+function callUntraced(callback, prepare, perform, toArgs, self = undefined) {
+  return callFrom(null, callback, prepare, perform, toArgs, self)
+}
+
+/** `call`, with the caller's `site` (or `null`) for the stack of errors made natively. */
+function callFrom(site, callback, prepare, perform, toArgs, self) {
   if (callback === undefined) {
     let args
     try {
@@ -223,9 +236,8 @@ function call(callback, prepare, perform, toArgs, self = undefined) {
     } catch (error) {
       return Promise.reject(error)
     }
-    return attempt(perform, args).catch((error) => {
-      throw withCallerStack(error, site)
-    })
+    const promise = attempt(perform, args)
+    return site === null ? promise : promise.catch((error) => Promise.reject(withCallerStack(error, site)))
   }
   if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
   const args = prepare()
@@ -237,35 +249,12 @@ function call(callback, prepare, perform, toArgs, self = undefined) {
 }
 
 /**
- * `call` without the capture of the caller's stack, for the allocating `read(offset,
- * length)`, a fast path whose errors (rare: the disk failed) do without caller frames.
- */
-function callUntraced(callback, prepare, perform, toArgs, self = undefined) {
-  if (callback === undefined) {
-    let args
-    try {
-      args = prepare()
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return attempt(perform, args)
-  }
-  if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
-  const args = prepare()
-  attempt(perform, args).then(
-    (value) => soon(callBack, callback, self, toArgs(value)),
-    (error) => soon(callBackWith, callback, self, error),
-  )
-  return undefined
-}
-
-/**
- * `error` with the frames of `site` (a call site `call` captured) as its stack, when it
+ * `error` with the frames of `site` (a call site `call` captured; `null`: none) as its stack, when it
  * has none of its own: an error the native layer made when work finished on another
  * thread. Errors thrown in JavaScript keep the stack they have.
  */
 function withCallerStack(error, site) {
-  if (error instanceof Error && !/\n\s+at /.test(String(error.stack))) {
+  if (site !== null && error instanceof Error && !/\n\s+at /.test(String(error.stack))) {
     const frames = String(site.stack)
     error.stack = `${error.name}: ${error.message}${frames.slice(frames.indexOf('\n'))}`
   }

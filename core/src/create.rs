@@ -216,10 +216,10 @@ fn destination(path: &Path, overwrite: bool) -> Result<Destination> {
     let file = LockedFile::new(file, path, false, true)?;
     let metadata = file
         .metadata()
-        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "stat", "reading the metadata", e))?;
     let target = path
         .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "realpath", "resolving", e))?;
     Ok(Destination {
         path: target,
         replaced: Some((file, metadata)),

@@ -317,8 +317,10 @@ pub enum Error {
     },
 
     /// An operation would write the very file it reads (an output that is the input,
-    /// spelled the same or not: a symbolic or hard link, `./`, another route to it).
-    /// Nothing was written.
+    /// spelled the same or not: a symbolic or hard link, `./`, another route to it): a
+    /// differencing image created (or a snapshot taken) over its own parent, a child rebased
+    /// onto itself. Nothing was written. (`convert` onto its own source keeps
+    /// [`Error::InvalidArgument`], as it always had.)
     #[error("{}: {what}", display_output_is_input(.output, .input))]
     OutputIsInput {
         /// The output as the caller named it.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use vhd_core::ops::ResizeOptions;
-use vhd_core::ops::{convert, resize, snapshot, ConvertOptions, OutputFormat, Progress};
+use vhd_core::ops::{convert, rebase, resize, snapshot, ConvertOptions, OutputFormat, Progress};
 use vhd_core::{create, CreateOptions, DiskType, Error, Hint, OpenOptions, VirtualDisk};
 use vhd_testkit::*;
 
@@ -92,6 +92,26 @@ fn a_snapshot_onto_its_own_image_says_the_output_is_the_input() {
     // Through the symbolic link as the image too.
     let e = snapshot(&link, &image, &OpenOptions::default()).unwrap_err();
     assert_eq!(e.code(), "ERR_VHD_OUTPUT_IS_INPUT", "{e}");
+}
+
+#[test]
+fn a_rebase_onto_itself_says_the_output_is_the_input() {
+    let dir = TempDir::new("errors-rebase-self");
+    let base = dir.join("base.vhd");
+    dynamic(&base);
+    let child = dir.join("child.vhd");
+    drop(snapshot(&base, &child, &OpenOptions::default()).unwrap());
+    let before = sha256_file(&child);
+    let e = rebase(&child, &child, &OpenOptions::default()).unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_OUTPUT_IS_INPUT", "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{} is both the input and the output: an image cannot be its own parent",
+            child.display()
+        )
+    );
+    assert_eq!(sha256_file(&child), before, "the child was touched");
 }
 
 #[test]

@@ -102,9 +102,9 @@ fn compact_unnamed(
     // A symbolic link is followed: the file it names is replaced, the link stays.
     let target = path
         .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "realpath", "resolving", e))?;
     let metadata = std::fs::metadata(&target)
-        .map_err(|e| Error::io(format!("reading the metadata of {}", target.display()), e))?;
+        .map_err(|e| Error::io_at(&target, "stat", "reading the metadata", e))?;
     let new = NewFile::create(&target, "compact")?;
     new.take_attributes_of(&target, &metadata)?;
     let blocks_after = write_compacted(sparse, child, new.file(), progress)?;

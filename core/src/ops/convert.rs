@@ -51,7 +51,8 @@ crate::names::named!(OutputFormat, OUTPUT_FORMAT_NAMES);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceFormat {
     /// A VHD if the file ends with a valid footer, raw otherwise (see
-    /// [`detect_source_format`](super::detect_source_format)).
+    /// [`detect_source_format`](super::detect_source_format)); another image format, an
+    /// ISO 9660 image or a compressed file is refused ([`Error::ForeignFormat`]).
     #[default]
     Auto,
     /// A raw disk: the file's bytes are the disk's.

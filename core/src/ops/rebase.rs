@@ -60,6 +60,17 @@ fn rebase_unnamed(path: &Path, new_parent: &Path, options: &OpenOptions) -> Resu
             reason: "rebase writes the child: open it read-write".into(),
         });
     }
+    // The child as its own new parent, however spelled: say so, rather than that it is
+    // "not its parent".
+    if let Some(child) = crate::files::FileId::of_path(path) {
+        if crate::files::FileId::of_path(new_parent).as_ref() == Some(&child) {
+            return Err(Error::OutputIsInput {
+                output: path.to_path_buf(),
+                input: new_parent.to_path_buf(),
+                what: "an image cannot be its own parent",
+            });
+        }
+    }
     // `rebase_through` opens the child locked, with the usual options; this second handle
     // takes no lock (locks keep other opens out, they do not stop writes through a handle).
     let file = open_locked(path, false)?;
@@ -127,7 +138,7 @@ pub fn rebase_through(
     // `child` holds the exclusive lock until the end.
     let footer_offset = file
         .file_size()
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+        .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?
         - FOOTER_SIZE as u64;
     let footer = child.footer().to_bytes();
     let entries = append_locator_data(file, path, footer_offset, &footer, &payloads)?;

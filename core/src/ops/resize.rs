@@ -88,7 +88,7 @@ fn resize_unnamed(
     let image = Image::open(path, &options.open)?;
     let old_size = resize_image(image, new_size, options, progress)?;
     let file_size = std::fs::metadata(path)
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+        .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?
         .len();
     Ok(ResizeReport {
         old_size,

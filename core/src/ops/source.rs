@@ -67,7 +67,7 @@ pub fn detect_source_format(
     }
     let file_size = file
         .file_size()
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?;
     let valid =
         |footer: &Footer, offset: u64| ignore_checksums || footer.verify_checksum(offset).is_ok();
     if file_size >= FOOTER_SIZE as u64 - 1 {
@@ -148,7 +148,7 @@ pub(super) fn open_source_chain(
         File::options().read(true),
         Use::Read,
         "the source",
-        |e| Error::io(format!("opening {}", path.display()), e),
+        |e| Error::io_at(path, "open", "opening the file", e),
     )?;
     let detection = detect_source_format(&file, path, format, open.ignore_checksums)?;
     if detection.format == SourceFormat::Raw {

@@ -194,7 +194,7 @@ fn check_unnamed(path: impl AsRef<Path>, options: &CheckOptions) -> Result<Check
         std::fs::File::options().read(true),
         crate::files::Use::Read,
         "an image",
-        |e| Error::io(format!("opening {}", path.display()), e),
+        |e| Error::io_at(path, "open", "opening the file", e),
     )?;
     let storage = crate::image::locked_storage(file, path, true, options.lock)?;
     let mut report = check_storage(storage, path, options)?;
@@ -224,7 +224,7 @@ pub(crate) fn check_layout(
 ) -> Result<CheckReport> {
     let file_size = file
         .file_size()
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?;
     let mut checker = Checker {
         file: file.as_ref(),
         file_size,
