@@ -142,6 +142,17 @@ test('hints name the JavaScript option', async () => {
       assert.equal(error.message, `${file}: file already exists (pass { overwrite: true } to replace it)`)
       return true
     })
+    const child = tmp.file('child')
+    await (await VHD.snapshot(file, child)).close()
+    const moved = `${file}.moved`
+    fs.renameSync(file, moved)
+    await assert.rejects(VHD.open(child), (error) => {
+      assert.equal(error.code, 'ERR_VHD_PARENT_NOT_FOUND')
+      assert.match(error.message, /; to name the parent yourself, pass \{ parent: path \}$/)
+      return true
+    })
+    fs.renameSync(moved, file)
+    fs.rmSync(child)
     const disk = await VHD.open(file)
     try {
       await disk.write(Buffer.alloc(512, 1), 3 * MiB)

@@ -170,6 +170,7 @@ fn js_option(hint: vhd_core::Hint) -> &'static str {
         Hint::IgnoreParentTimestamp => "{ ignoreParentTimestamp: true }",
         Hint::NoLock => "{ lock: false }",
         Hint::SourceRaw => "{ sourceFormat: 'raw' }",
+        Hint::Parent => "{ parent: path }",
         _ => hint.rust_option(),
     }
 }

@@ -103,6 +103,7 @@ fn cli_option(hint: vhd_core::Hint) -> &'static str {
         Hint::IgnoreParentTimestamp => "--ignore-parent-timestamp",
         Hint::NoLock => "--no-lock",
         Hint::SourceRaw => "--from raw",
+        Hint::Parent => "--parent PATH",
         _ => hint.rust_option(),
     }
 }

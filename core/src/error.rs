@@ -125,10 +125,8 @@ pub enum Error {
 
     /// No parent of a differencing image could be found: no candidate exists, or none is
     /// a VHD (see `tried` for what each was).
-    #[error(
-        "{child}: its parent {parent_name:?} was not found; tried: {}",
-        display_tried(.tried)
-    )]
+    /// ([`Hint::Parent`].)
+    #[error("{}", self.message_with(&Hint::rust_option))]
     ParentNotFound {
         child: PathBuf,
         /// The parent's name as the child records it (header name or a locator).
@@ -198,10 +196,8 @@ pub enum Error {
     /// A parent found through the child's locators or parent name lies outside the folder
     /// the caller restricted parents to ([`OpenOptions::parent_root`](crate::OpenOptions::parent_root)),
     /// and no other candidate was usable. The file was not opened.
-    #[error(
-        "{child}: its parent {parent} lies outside {root}, the only folder parents may come from; tried: {}",
-        display_tried(.tried)
-    )]
+    /// ([`Hint::Parent`].)
+    #[error("{}", self.message_with(&Hint::rust_option))]
     ParentOutsideRoot {
         child: PathBuf,
         /// The first candidate outside the root, as the child names it (where its symbolic
@@ -349,6 +345,8 @@ pub enum Hint {
     NoLock,
     /// Read a conversion's source as a raw disk, whatever it looks like.
     SourceRaw,
+    /// Name the parent of a differencing image (a parent the caller names is trusted).
+    Parent,
 }
 
 impl Hint {
@@ -360,6 +358,7 @@ impl Hint {
             Hint::IgnoreParentTimestamp => "OpenOptions::ignore_parent_timestamp",
             Hint::NoLock => "OpenOptions::lock = false",
             Hint::SourceRaw => "ConvertOptions::source_format = SourceFormat::Raw",
+            Hint::Parent => "OpenOptions::parents",
         }
     }
 
@@ -373,6 +372,7 @@ impl Hint {
             }
             Hint::NoLock => format!("close the other one first, or pass {option}"),
             Hint::SourceRaw => format!("to wrap its bytes as they are, pass {option}"),
+            Hint::Parent => format!("to name the parent yourself, pass {option}"),
         }
     }
 }
@@ -426,6 +426,7 @@ impl Error {
             Error::ParentModified { .. } => Some(Hint::IgnoreParentTimestamp),
             Error::Locked { .. } => Some(Hint::NoLock),
             Error::ForeignFormat { .. } => Some(Hint::SourceRaw),
+            Error::ParentNotFound { .. } | Error::ParentOutsideRoot { .. } => Some(Hint::Parent),
             Error::Parent { source, .. } => source.hint(),
             _ => None,
         }
@@ -470,6 +471,30 @@ impl Error {
                 path.display(),
                 risks.join("; "),
                 advice(Hint::Force)
+            ),
+            Error::ParentNotFound {
+                child,
+                parent_name,
+                tried,
+            } => format!(
+                "{}: its parent {parent_name:?} was not found; tried: {}; {}",
+                child.display(),
+                display_tried(tried),
+                advice(Hint::Parent)
+            ),
+            Error::ParentOutsideRoot {
+                child,
+                parent,
+                root,
+                tried,
+            } => format!(
+                "{}: its parent {} lies outside {}, the only folder parents may come from; \
+                 tried: {}; {}",
+                child.display(),
+                parent.display(),
+                root.display(),
+                display_tried(tried),
+                advice(Hint::Parent)
             ),
             Error::ForeignFormat { path, format } => format!(
                 "{} is {}, not a raw disk or a VHD: {}; {}",

@@ -130,6 +130,21 @@ fn hints_are_carried_and_spelled_by_the_caller() {
     );
     assert!(e.to_string().contains(Hint::Overwrite.rust_option()), "{e}");
 
+    // A differencing image whose parent is gone: name it yourself.
+    let child = dir.join("child.vhd");
+    drop(snapshot(&image, &child, &OpenOptions::default()).unwrap());
+    let moved = dir.join("moved.vhd");
+    std::fs::rename(&image, &moved).unwrap();
+    let e = vhd_core::Image::open(&child, &OpenOptions::default()).unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_PARENT_NOT_FOUND", "{e}");
+    assert_eq!(e.hint(), Some(Hint::Parent));
+    let message = e.message_with(&|_| "--parent PATH");
+    assert!(
+        message.ends_with("; to name the parent yourself, pass --parent PATH"),
+        "{message}"
+    );
+    std::fs::rename(&moved, &image).unwrap();
+
     // A shrink that would cut off data: the code it always had, and a hint.
     {
         let mut disk = vhd_core::Image::open(&image, &OpenOptions::default()).unwrap();
