@@ -543,6 +543,47 @@ fn process_runs(pid: u32) -> bool {
 mod tests {
     use super::*;
 
+    /// A new file under a temporary name (what file systems without `O_TMPFILE` get): its
+    /// errors name the destination the caller gave, the temporary name only as a detail.
+    #[test]
+    fn errors_of_a_named_temporary_file_name_the_destination() {
+        let folder = std::env::temp_dir().join(format!("vhd-new-file-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let destination = folder.join("out.vhd");
+        let (file, temp) = named(&destination, "test").unwrap();
+        let new = NewFile {
+            file: LockedFile::new(file, &destination, false, false).unwrap(),
+            temp: TempName(Some(temp.clone())),
+            destination: destination.clone(),
+            operation: "test",
+        };
+        let error = new.io_error(
+            "write",
+            "writing the new image",
+            std::io::Error::from_raw_os_error(28),
+        );
+        assert_eq!(error.os_code(), Some("ENOSPC"));
+        match &error {
+            Error::Io { path, syscall, .. } => {
+                assert_eq!(path.as_deref(), Some(destination.as_path()));
+                assert_eq!(*syscall, Some("write"));
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}: writing the new image (in its temporary file {})",
+                destination.display(),
+                temp.display()
+            )),
+            "{message}"
+        );
+        drop(new);
+        assert!(!temp.exists(), "the temporary name is removed");
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
     #[test]
     fn our_temporary_names_are_recognised_and_others_are_not() {
         let pid = |name: &str| temp_pid(name);
