@@ -506,11 +506,19 @@ export declare abstract class Disk {
   open(): Promise<this>
   open(callback: Callback): void
 
-  /** Reads `length` bytes at `offset` into a new Buffer. */
+  /**
+   * Reads `length` bytes at `offset` into a new Buffer. Not `fs.read`'s shape: a call with
+   * a buffer first (`disk.read(buffer, 0, 8, 4096)`) fails with `ERR_INVALID_ARG_TYPE`
+   * and says to use `readInto`.
+   */
   read(offset: Integer, length: Integer): Promise<ReadResult>
   read(offset: Integer, length: Integer, callback: ReadCallback): void
 
-  /** Writes all of `buffer` at `offset`; a write past the end fails and writes nothing. */
+  /**
+   * Writes all of `buffer` at `offset`; a write past the end fails and writes nothing. Not
+   * `fs.write`'s shape: `disk.write(buffer, 0, 8, 4096)` (and the same of `writeSync`)
+   * fails with `ERR_INVALID_ARG_TYPE` and writes nothing; pass `buffer.subarray(…)`.
+   */
   write<T extends Bytes>(buffer: T, offset: Integer): Promise<WriteResult<T>>
   write<T extends Bytes>(buffer: T, offset: Integer, callback: WriteCallback<T>): void
 

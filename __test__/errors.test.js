@@ -190,6 +190,12 @@ test('fs-style calls of read and write say which method to use', async () => {
         assert.match(error.message, /buffer\.subarray/)
         return true
       })
+      assert.throws(() => disk.readSync(buffer, 0, 8, 4096), (error) => error.code === 'ERR_INVALID_ARG_TYPE' && /readIntoSync/.test(error.message))
+      // fs.writeSync's shape would have written the whole buffer at 0, its offset in the buffer.
+      assert.throws(
+        () => disk.writeSync(Buffer.alloc(8, 1), 0, 8, 4096),
+        (error) => error.code === 'ERR_INVALID_ARG_TYPE' && /disk\.writeSync\(buffer, offset\)/.test(error.message),
+      )
       // Nothing was written.
       const { buffer: read } = await disk.read(0, 8192)
       assert.ok(read.every((b) => b === 0))

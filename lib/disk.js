@@ -100,13 +100,27 @@ const FS_STYLE_WRITE =
   'bufferOffset and length as fs.write(buffer, offset, length, position) does: pass ' +
   'buffer.subarray(start, start + length) and the position on the disk'
 
+const FS_STYLE_READ_SYNC =
+  'disk.readSync(offset, length) takes the position on the disk and a length, and returns a ' +
+  'new Buffer; to read into a buffer of yours as fs.readSync does, use ' +
+  'disk.readIntoSync(buffer, bufferOffset, length, position)'
+const FS_STYLE_WRITE_SYNC =
+  'disk.writeSync(buffer, offset) writes all of buffer at offset on the disk; it takes no ' +
+  'bufferOffset and length as fs.writeSync does: pass buffer.subarray(start, start + ' +
+  'length) and the position on the disk'
+
+/** The TypeError (ERR_INVALID_ARG_TYPE) of an fs-style call. */
+function fsStyleError(message) {
+  return withCode(new TypeError(message), 'ERR_INVALID_ARG_TYPE')
+}
+
 /**
- * The TypeError (ERR_INVALID_ARG_TYPE) of an fs-style call: thrown, as every argument error
- * of a call with something in the callback's place (here the fs-style `length`), a rejected
- * promise otherwise.
+ * `fsStyleError` of an asynchronous call: thrown, as every argument error of a call with
+ * something in the callback's place (here the fs-style `length`), a rejected promise
+ * otherwise.
  */
 function fsStyleCall(message, callbackSlot) {
-  const error = withCode(new TypeError(message), 'ERR_INVALID_ARG_TYPE')
+  const error = fsStyleError(message)
   if (callbackSlot !== undefined) throw error
   return Promise.reject(error)
 }
@@ -364,6 +378,7 @@ class Disk {
   }
 
   readSync(offset, length) {
+    if (ArrayBuffer.isView(offset)) throw fsStyleError(FS_STYLE_READ_SYNC)
     const position = toIndex(offset, 'offset')
     length = toIndex(length, 'length', bufferConstants.MAX_LENGTH)
     const life = this[kLife]
@@ -376,6 +391,9 @@ class Disk {
   }
 
   writeSync(buffer, offset) {
+    // fs.writeSync(fd, buffer, offset, length, position) would otherwise write the whole
+    // buffer at `offset`, its offset in the buffer: refused before anything is written.
+    if (arguments.length > 2) throw fsStyleError(FS_STYLE_WRITE_SYNC)
     const bytes = toBytes(buffer)
     const position = toIndex(offset, 'offset')
     const life = this[kLife]
