@@ -52,7 +52,11 @@ export type VhdErrorCode =
   | 'ERR_VHD_ALREADY_OPEN'
   /** A footer or dynamic header checksum does not match (see `ignoreChecksums`). */
   | 'ERR_VHD_CHECKSUM'
-  /** Not a VHD: no `conectix` footer (or no `cxsparse` header). */
+  /**
+   * A damaged VHD: a footer or dynamic header without its cookie (`conectix`, `cxsparse`)
+   * where the rest of the file says it is a VHD. A file with no sign of a VHD at all is
+   * `ERR_VHD_NOT_VHD`.
+   */
   | 'ERR_VHD_BAD_COOKIE'
   /** The file ends before a structure the image needs. */
   | 'ERR_VHD_TRUNCATED'
@@ -150,6 +154,25 @@ export type VhdErrorCode =
    * to repair anyway.
    */
   | 'ERR_VHD_REPAIR_REFUSED'
+  /**
+   * The file is not a VHD image: shorter than a footer, or with no VHD footer at its end
+   * nor any other sign of a VHD. The message says what it looks like when it is a known
+   * format: "disk.qcow2 is not a VHD image (it looks like a qcow2 image)" (qcow2, VMDK,
+   * VHDX, VDI, ISO 9660, compressed files…).
+   */
+  | 'ERR_VHD_NOT_VHD'
+  /**
+   * `VHD.convert` with `sourceFormat: 'auto'` (the default) found another image format, an
+   * ISO 9660 image, a compressed file or an archive: its bytes are not a raw disk, so it is
+   * refused rather than wrapped. Convert it with `qemu-img convert -O vpc`, or pass
+   * `sourceFormat: 'raw'` to wrap its bytes as they are. Nothing was written.
+   */
+  | 'ERR_VHD_FOREIGN_FORMAT'
+  /**
+   * The output is the input, however spelled (a symbolic or hard link, `./`): a snapshot,
+   * or a differencing image created over its own parent. Nothing was written.
+   */
+  | 'ERR_VHD_OUTPUT_IS_INPUT'
 
 /** The `code` of an argument error, as Node's own. */
 export type ArgumentErrorCode =
@@ -205,13 +228,26 @@ export type OtherErrorCode =
 export type ErrorCode = VhdErrorCode | ArgumentErrorCode | SystemErrorCode | OtherErrorCode
 
 /**
- * Every error this package reports has a `code`. Errors of the OS also have `errno`
- * (negative, as in Node, on Unix). Bad numbers and out-of-range writes are RangeErrors,
- * bad argument types TypeErrors, everything else Errors.
+ * Every error this package reports has a `code`. Errors of the OS have, like Node's own
+ * `fs` errors, the OS error's name as `code` (`ENOENT`, `ENOSPC`, `EROFS`…; `ERR_VHD_IO`
+ * when it has no well-known name), `errno` (negative, as in Node, on Unix), `syscall`
+ * (`open`, `read`, `write`, `fsync`…) and `path`: the file as the caller named it, never a
+ * temporary file. Bad numbers and out-of-range writes are RangeErrors, bad argument types
+ * TypeErrors, everything else Errors. Messages that suggest an option name it as a
+ * JavaScript caller passes it (`pass { overwrite: true } to replace it`).
+ *
+ * The `stack` of an error of an operation (`VHD.open`, `VHD.create`, `VHD.convert`,
+ * `check`, `close`…) shows where it was called, although the error was made when the work
+ * finished on another thread. Errors of `read`, `readInto` and `write` (the fast paths:
+ * capturing the caller costs more than a cached read) have no caller frames.
  */
 export interface VhdError extends Error {
   code: ErrorCode
   errno?: number
+  /** For OS errors: the system call that failed, as Node names it. */
+  syscall?: string
+  /** For OS errors: the file, as the caller named it. */
+  path?: string
 }
 
 export type Callback = (error: VhdError | null) => void
@@ -495,11 +531,19 @@ export declare abstract class Disk {
   open(): Promise<this>
   open(callback: Callback): void
 
-  /** Reads `length` bytes at `offset` into a new Buffer. */
+  /**
+   * Reads `length` bytes at `offset` into a new Buffer. Not `fs.read`'s shape: a call with
+   * a buffer first (`disk.read(buffer, 0, 8, 4096)`) fails with `ERR_INVALID_ARG_TYPE`
+   * and says to use `readInto`.
+   */
   read(offset: Integer, length: Integer): Promise<ReadResult>
   read(offset: Integer, length: Integer, callback: ReadCallback): void
 
-  /** Writes all of `buffer` at `offset`; a write past the end fails and writes nothing. */
+  /**
+   * Writes all of `buffer` at `offset`; a write past the end fails and writes nothing. Not
+   * `fs.write`'s shape: `disk.write(buffer, 0, 8, 4096)` (and the same of `writeSync`)
+   * fails with `ERR_INVALID_ARG_TYPE` and writes nothing; pass `buffer.subarray(…)`.
+   */
   write<T extends Bytes>(buffer: T, offset: Integer): Promise<WriteResult<T>>
   write<T extends Bytes>(buffer: T, offset: Integer, callback: WriteCallback<T>): void
 
@@ -1242,6 +1286,9 @@ export interface ConversionOptions extends ChainOptions, ProgressOptions {
    * `'auto'` never takes the footer copy at offset 0 alone for proof of a VHD: the guest of
    * a raw disk writes that sector. A file with a valid copy there but no valid footer at
    * its end is read as raw, and `warnings` says so; pass `'vhd'` to read it as a damaged VHD.
+   * Another image format (qcow2, VMDK, VHDX, VDI…), an ISO 9660 image, a compressed file or
+   * an archive is refused by `'auto'` with `ERR_VHD_FOREIGN_FORMAT` (nothing is written):
+   * convert it with `qemu-img convert -O vpc`, or pass `'raw'` to wrap its bytes as they are.
    */
   sourceFormat?: 'auto' | 'raw' | 'vhd'
   /** The output's unique id: 16 bytes or a UUID string (default: random). */

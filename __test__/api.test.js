@@ -263,13 +263,13 @@ describe('open', () => {
     assert.equal(error.code, 'ENOENT')
   })
 
-  test('not an image at all: ERR_VHD_BAD_COOKIE; too short: ERR_VHD_TRUNCATED', async () => {
+  test('not an image at all, or too short: ERR_VHD_NOT_VHD', async () => {
     const junk = tmp.file('junk')
     fs.writeFileSync(junk, Buffer.alloc(4096, 0x41))
-    await rejectsWith(VHD.open(junk), 'ERR_VHD_BAD_COOKIE')
+    await rejectsWith(VHD.open(junk), 'ERR_VHD_NOT_VHD')
     const tiny = tmp.file('tiny')
     fs.writeFileSync(tiny, 'x')
-    await rejectsWith(VHD.open(tiny), 'ERR_VHD_TRUNCATED')
+    await rejectsWith(VHD.open(tiny), 'ERR_VHD_NOT_VHD')
   })
 
   test('opening twice: ERR_VHD_ALREADY_OPEN', async () => {

@@ -586,7 +586,7 @@ describe('errors', () => {
     await rejectsWith(VHD.create(file, { type: 'differencing', parent: path.join(tmp.dir, 'nothing.vhd') }), 'ENOENT')
     const junk = path.join(tmp.dir, 'junk.bin')
     fs.writeFileSync(junk, Buffer.alloc(4096, 1))
-    await rejectsWith(VHD.create(file, { type: 'differencing', parent: junk }), 'ERR_VHD_BAD_COOKIE')
+    await rejectsWith(VHD.create(file, { type: 'differencing', parent: junk }), 'ERR_VHD_NOT_VHD')
     assert.equal(fs.existsSync(file), false)
     // An existing file is kept unless overwrite.
     const child = await makeChild('child', base)

@@ -212,6 +212,23 @@ function attempt(perform, args) {
 }
 
 function call(callback, prepare, perform, toArgs, self = undefined) {
+  // Where the caller is, for the stack of an error made later on a native thread (which
+  // has no JavaScript frames): captured now, formatted only if an error needs it.
+  const site = {}
+  Error.captureStackTrace(site, call)
+  return callFrom(site, callback, prepare, perform, toArgs, self)
+}
+
+/**
+ * `call` without the capture of the caller's stack, for the allocating `read(offset,
+ * length)`, a fast path whose errors (rare: the disk failed) do without caller frames.
+ */
+function callUntraced(callback, prepare, perform, toArgs, self = undefined) {
+  return callFrom(null, callback, prepare, perform, toArgs, self)
+}
+
+/** `call`, with the caller's `site` (or `null`) for the stack of errors made natively. */
+function callFrom(site, callback, prepare, perform, toArgs, self) {
   if (callback === undefined) {
     let args
     try {
@@ -219,15 +236,29 @@ function call(callback, prepare, perform, toArgs, self = undefined) {
     } catch (error) {
       return Promise.reject(error)
     }
-    return attempt(perform, args)
+    const promise = attempt(perform, args)
+    return site === null ? promise : promise.catch((error) => Promise.reject(withCallerStack(error, site)))
   }
   if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
   const args = prepare()
   attempt(perform, args).then(
     (value) => soon(callBack, callback, self, toArgs(value)),
-    (error) => soon(callBackWith, callback, self, error),
+    (error) => soon(callBackWith, callback, self, withCallerStack(error, site)),
   )
   return undefined
+}
+
+/**
+ * `error` with the frames of `site` (a call site `call` captured; `null`: none) as its stack, when it
+ * has none of its own: an error the native layer made when work finished on another
+ * thread. Errors thrown in JavaScript keep the stack they have.
+ */
+function withCallerStack(error, site) {
+  if (site !== null && error instanceof Error && !/\n\s+at /.test(String(error.stack))) {
+    const frames = String(site.stack)
+    error.stack = `${error.name}: ${error.message}${frames.slice(frames.indexOf('\n'))}`
+  }
+  return error
 }
 
 /**
@@ -300,6 +331,7 @@ module.exports = {
   toCreateOptions,
   attempt,
   call,
+  callUntraced,
   callIo,
   none,
   noArgs,

@@ -17,6 +17,7 @@ const {
   toCreateOptions,
   overNamedParent,
   call,
+  callUntraced,
   callIo,
   none,
   noArgs,
@@ -85,6 +86,43 @@ function readIntoArgs(buffer, bufferOffset, length, position) {
     throw outOfRange('length', `<= ${bytes.length - start} (the room in the buffer)`, count)
   }
   return [bytes, start, count, toIndex(position, 'position')]
+}
+
+// Calls shaped like `fs.read`/`fs.write` (buffer, offset, length, position), which ours are
+// not: said in the caller's terms, instead of "offset must be a number" or "callback must be
+// a function".
+const FS_STYLE_READ =
+  'disk.read(offset, length) takes the position on the disk and a length, and returns a new ' +
+  'Buffer; to read into a buffer of yours as fs.read(buffer, offset, length, position) ' +
+  'does, use disk.readInto(buffer, bufferOffset, length, position)'
+const FS_STYLE_WRITE =
+  'disk.write(buffer, offset) writes all of buffer at offset on the disk; it takes no ' +
+  'bufferOffset and length as fs.write(buffer, offset, length, position) does: pass ' +
+  'buffer.subarray(start, start + length) and the position on the disk'
+
+const FS_STYLE_READ_SYNC =
+  'disk.readSync(offset, length) takes the position on the disk and a length, and returns a ' +
+  'new Buffer; to read into a buffer of yours as fs.readSync does, use ' +
+  'disk.readIntoSync(buffer, bufferOffset, length, position)'
+const FS_STYLE_WRITE_SYNC =
+  'disk.writeSync(buffer, offset) writes all of buffer at offset on the disk; it takes no ' +
+  'bufferOffset and length as fs.writeSync does: pass buffer.subarray(start, start + ' +
+  'length) and the position on the disk'
+
+/** The TypeError (ERR_INVALID_ARG_TYPE) of an fs-style call. */
+function fsStyleError(message) {
+  return withCode(new TypeError(message), 'ERR_INVALID_ARG_TYPE')
+}
+
+/**
+ * `fsStyleError` of an asynchronous call: thrown, as every argument error of a call with
+ * something in the callback's place (here the fs-style `length`), a rejected promise
+ * otherwise.
+ */
+function fsStyleCall(message, callbackSlot) {
+  const error = fsStyleError(message)
+  if (callbackSlot !== undefined) throw error
+  return Promise.reject(error)
 }
 
 /**
@@ -288,7 +326,8 @@ class Disk {
   }
 
   read(offset, length, callback) {
-    return call(
+    if (ArrayBuffer.isView(offset)) return fsStyleCall(FS_STYLE_READ, callback)
+    return callUntraced(
       callback,
       () => [toIndex(offset, 'offset'), toIndex(length, 'length', bufferConstants.MAX_LENGTH)],
       ([position, length]) => {
@@ -306,6 +345,7 @@ class Disk {
   }
 
   write(buffer, offset, callback) {
+    if (typeof callback === 'number' || arguments.length > 3) return fsStyleCall(FS_STYLE_WRITE, callback)
     return callIo(
       callback,
       () => /** @type {[Uint8Array, number]} */ ([toBytes(buffer), toIndex(offset, 'offset')]),
@@ -338,6 +378,7 @@ class Disk {
   }
 
   readSync(offset, length) {
+    if (ArrayBuffer.isView(offset)) throw fsStyleError(FS_STYLE_READ_SYNC)
     const position = toIndex(offset, 'offset')
     length = toIndex(length, 'length', bufferConstants.MAX_LENGTH)
     const life = this[kLife]
@@ -350,6 +391,9 @@ class Disk {
   }
 
   writeSync(buffer, offset) {
+    // fs.writeSync(fd, buffer, offset, length, position) would otherwise write the whole
+    // buffer at `offset`, its offset in the buffer: refused before anything is written.
+    if (arguments.length > 2) throw fsStyleError(FS_STYLE_WRITE_SYNC)
     const bytes = toBytes(buffer)
     const position = toIndex(offset, 'offset')
     const life = this[kLife]

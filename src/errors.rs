@@ -25,6 +25,11 @@ pub struct Failure {
     pub message: String,
     /// The negated OS error number, as Node sets `errno` on its own I/O errors (Unix only).
     pub errno: Option<i32>,
+    /// For I/O errors: the file the caller named, as Node sets `path` on its fs errors.
+    pub path: Option<String>,
+    /// For I/O errors: the system call that failed (`open`, `read`, `write`…), as Node
+    /// sets `syscall`.
+    pub syscall: Option<&'static str>,
 }
 
 impl Failure {
@@ -34,6 +39,8 @@ impl Failure {
             code: code.to_string(),
             message: message.into(),
             errno: None,
+            path: None,
+            syscall: None,
         }
     }
 
@@ -88,18 +95,27 @@ impl Failure {
     /// Builds the JavaScript error object (on the JavaScript thread) and wraps it so that
     /// napi-rs throws or rejects with exactly that object, `code` included.
     pub fn into_napi(self, env: &Env) -> napi::Error {
-        let errno = self.errno;
+        let (errno, path, syscall) = (self.errno, self.path, self.syscall);
         let error = napi::Error::new(self.code, self.message);
         let value: Unknown = match self.class {
             ErrorClass::Error => JsError::from(error).into_unknown(*env),
             ErrorClass::TypeError => JsTypeError::from(error).into_unknown(*env),
             ErrorClass::RangeError => JsRangeError::from(error).into_unknown(*env),
         };
-        if let Some(errno) = errno {
-            // Best effort: an error without `errno` is still the right error.
-            let _ = value
-                .coerce_to_object()
-                .and_then(|mut object: Object| object.set("errno", errno));
+        if errno.is_some() || path.is_some() || syscall.is_some() {
+            // Best effort: an error without these properties is still the right error.
+            let _ = value.coerce_to_object().and_then(|mut object: Object| {
+                if let Some(errno) = errno {
+                    object.set("errno", errno)?;
+                }
+                if let Some(syscall) = syscall {
+                    object.set("syscall", syscall)?;
+                }
+                if let Some(path) = path {
+                    object.set("path", path)?;
+                }
+                Ok(())
+            });
         }
         napi::Error::from(value)
     }
@@ -108,101 +124,56 @@ impl Failure {
 impl From<vhd_core::Error> for Failure {
     fn from(error: vhd_core::Error) -> Failure {
         let class = match error {
-            vhd_core::Error::OutOfRange { .. } | vhd_core::Error::InvalidArgument { .. } => {
-                ErrorClass::RangeError
-            }
+            vhd_core::Error::OutOfRange { .. }
+            | vhd_core::Error::InvalidArgument { .. }
+            | vhd_core::Error::ShrinkRefused { .. } => ErrorClass::RangeError,
             _ => ErrorClass::Error,
         };
-        if let vhd_core::Error::Io { source, .. } = &error {
-            if let Some(name) = os_error_name(source) {
-                return Failure {
-                    class,
-                    code: name.to_string(),
-                    message: format!("{name}: {error}"),
-                    errno: errno_property(source),
-                };
-            }
-        }
+        // Hints name the option as a JavaScript caller passes it.
+        let message = error.message_with(&js_option);
+        let (path, syscall, errno) = match error.root() {
+            vhd_core::Error::Io {
+                path,
+                syscall,
+                source,
+                ..
+            } => (
+                path.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                *syscall,
+                errno_property(source),
+            ),
+            _ => (None, None, None),
+        };
+        // Like Node's fs errors: the OS error's name as `code` (and first in the message);
+        // I/O errors without a known name keep `ERR_VHD_IO`.
+        let (code, message) = match error.os_code() {
+            Some(name) => (name.to_string(), format!("{name}: {message}")),
+            None => (error.code().to_string(), message),
+        };
         Failure {
             class,
-            code: error.code().to_string(),
-            message: error.to_string(),
-            errno: None,
+            code,
+            message,
+            errno: errno.filter(|_| error.os_code().is_some()),
+            path,
+            syscall,
         }
     }
 }
 
-/// Node's name for an OS error (`ENOENT`, `EACCES`, …), or `None` for uncommon ones, which
-/// keep the core's `ERR_VHD_IO`.
-fn os_error_name(error: &std::io::Error) -> Option<&'static str> {
-    #[cfg(unix)]
-    if let Some(name) = error.raw_os_error().and_then(unix_errno_name) {
-        return Some(name);
+/// How a JavaScript caller passes the option a [`vhd_core::Hint`] suggests.
+fn js_option(hint: vhd_core::Hint) -> &'static str {
+    use vhd_core::Hint;
+    match hint {
+        Hint::Overwrite => "{ overwrite: true }",
+        Hint::Force => "{ force: true }",
+        Hint::IgnoreParentTimestamp => "{ ignoreParentTimestamp: true }",
+        Hint::NoLock => "{ lock: false }",
+        Hint::SourceRaw => "{ sourceFormat: 'raw' }",
+        Hint::Parent => "{ parent: path }",
+        _ => hint.rust_option(),
     }
-    use std::io::ErrorKind as K;
-    Some(match error.kind() {
-        K::NotFound => "ENOENT",
-        K::PermissionDenied => "EACCES",
-        K::AlreadyExists => "EEXIST",
-        K::StorageFull => "ENOSPC",
-        K::IsADirectory => "EISDIR",
-        K::NotADirectory => "ENOTDIR",
-        K::ReadOnlyFilesystem => "EROFS",
-        K::FileTooLarge => "EFBIG",
-        K::ResourceBusy => "EBUSY",
-        K::InvalidFilename => "ENAMETOOLONG",
-        K::QuotaExceeded => "EDQUOT",
-        K::Interrupted => "EINTR",
-        K::WouldBlock => "EAGAIN",
-        _ => return None,
-    })
 }
-
-/// Error numbers 1–34 are the same on Linux, macOS and the BSDs; the others differ.
-#[cfg(unix)]
-fn unix_errno_name(errno: i32) -> Option<&'static str> {
-    Some(match errno {
-        1 => "EPERM",
-        2 => "ENOENT",
-        4 => "EINTR",
-        5 => "EIO",
-        6 => "ENXIO",
-        9 => "EBADF",
-        12 => "ENOMEM",
-        13 => "EACCES",
-        16 => "EBUSY",
-        17 => "EEXIST",
-        18 => "EXDEV",
-        19 => "ENODEV",
-        20 => "ENOTDIR",
-        21 => "EISDIR",
-        22 => "EINVAL",
-        23 => "ENFILE",
-        24 => "EMFILE",
-        26 => "ETXTBSY",
-        27 => "EFBIG",
-        28 => "ENOSPC",
-        30 => "EROFS",
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        11 => "EAGAIN",
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        36 => "ENAMETOOLONG",
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        40 => "ELOOP",
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        122 => "EDQUOT",
-        #[cfg(target_os = "macos")]
-        35 => "EAGAIN",
-        #[cfg(target_os = "macos")]
-        62 => "ELOOP",
-        #[cfg(target_os = "macos")]
-        63 => "ENAMETOOLONG",
-        #[cfg(target_os = "macos")]
-        69 => "EDQUOT",
-        _ => return None,
-    })
-}
-
 /// Node reports `errno` negated on Unix (`-2` for `ENOENT`); Windows numbers are libuv's own,
 /// which we do not know, so no `errno` there.
 fn errno_property(error: &std::io::Error) -> Option<i32> {
@@ -226,27 +197,41 @@ mod tests {
     use std::io;
 
     #[test]
-    fn io_errors_take_the_os_error_name() {
-        let error = vhd_core::Error::Io {
-            context: "opening x.vhd".into(),
-            source: io::Error::from_raw_os_error(2),
-        };
+    fn io_errors_take_the_os_error_name_path_and_syscall() {
+        let error = vhd_core::Error::io_at(
+            std::path::Path::new("x.vhd"),
+            "open",
+            "opening the image",
+            io::Error::from_raw_os_error(2),
+        );
         let failure = Failure::from(error);
         assert_eq!(failure.code, "ENOENT");
-        assert!(failure.message.starts_with("ENOENT: opening x.vhd"));
+        assert!(failure
+            .message
+            .starts_with("ENOENT: x.vhd: opening the image"));
+        assert_eq!(failure.path.as_deref(), Some("x.vhd"));
+        assert_eq!(failure.syscall, Some("open"));
         #[cfg(unix)]
         assert_eq!(failure.errno, Some(-2));
     }
 
     #[test]
     fn io_errors_without_an_os_number_use_the_kind_or_err_vhd_io() {
-        let named = io::Error::new(io::ErrorKind::AlreadyExists, "x");
-        assert_eq!(os_error_name(&named), Some("EEXIST"));
-        let other = vhd_core::Error::Io {
-            context: "reading".into(),
-            source: io::Error::other("odd"),
-        };
+        let named = vhd_core::Error::io("x", io::Error::new(io::ErrorKind::AlreadyExists, "x"));
+        assert_eq!(Failure::from(named).code, "EEXIST");
+        let other = vhd_core::Error::io("reading", io::Error::other("odd"));
         assert_eq!(Failure::from(other).code, "ERR_VHD_IO");
+    }
+
+    #[test]
+    fn hints_name_the_javascript_option() {
+        let error = vhd_core::Error::AlreadyExists("out.vhd".into());
+        let failure = Failure::from(error);
+        assert_eq!(failure.code, "ERR_VHD_EXISTS");
+        assert_eq!(
+            failure.message,
+            "out.vhd: file already exists (pass { overwrite: true } to replace it)"
+        );
     }
 
     #[test]

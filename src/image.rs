@@ -145,15 +145,18 @@ fn open_path_work(state: &mut OpenPathState) -> Result<NativeImage, Failure> {
         .custom_flags(state.flags & !ACCESS_MODES)
         .mode(state.mode)
         .open(&state.path)
-        .map_err(|source| vhd_core::Error::Io {
-            context: format!("opening {}", state.path),
-            source,
+        .map_err(|source| {
+            vhd_core::Error::io_at(
+                std::path::Path::new(&state.path),
+                "open",
+                "opening the image",
+                source,
+            )
         })?;
-    let duplicate = file.try_clone().map_err(|source| vhd_core::Error::Io {
-        context: format!("duplicating the descriptor of {}", state.path),
-        source,
-    })?;
     let path = std::path::Path::new(&state.path);
+    let duplicate = file.try_clone().map_err(|source| {
+        vhd_core::Error::io_at(path, "dup", "duplicating the descriptor", source)
+    })?;
     let image = NativeImage::new(Image::open_file(duplicate, path, &state.options)?);
     *image.caller_fd.lock().map_err(|_| poisoned())? = Some(file);
     Ok(image)
@@ -176,10 +179,10 @@ fn duplicate_fd(fd: i32) -> Result<std::fs::File, Failure> {
     // duplication fail with EBADF.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let owned = borrowed.try_clone_to_owned().map_err(|e| {
-        Failure::from(vhd_core::Error::Io {
-            context: format!("duplicating file descriptor {fd}"),
-            source: e,
-        })
+        Failure::from(vhd_core::Error::io(
+            format!("duplicating file descriptor {fd}"),
+            e,
+        ))
     })?;
     Ok(std::fs::File::from(owned))
 }

@@ -71,14 +71,40 @@ impl CliError {
         }
     }
 
-    /// The stable code printed with the message: `vhd_core::Error::code()`, or
-    /// `ERR_VHD_USAGE` for a wrong command line.
+    /// The stable code printed with the message: for an I/O error the OS error's name
+    /// (`ENOENT`, `ENOSPC`, `EROFS`…, as `vhd_core::Error::os_code` gives it, else
+    /// `ERR_VHD_IO`); otherwise `vhd_core::Error::code()`, or `ERR_VHD_USAGE` for a wrong
+    /// command line.
     pub fn code(&self) -> &'static str {
         match self {
             CliError::Usage { .. } => "ERR_VHD_USAGE",
-            CliError::Vhd(e) => e.code(),
-            CliError::Output(_) => "ERR_VHD_IO",
+            CliError::Vhd(e) => e.os_code().unwrap_or(e.code()),
+            CliError::Output(e) => {
+                // The same error again (an `io::Error` is not `Clone`), to ask its name.
+                let same = match e.raw_os_error() {
+                    Some(n) => std::io::Error::from_raw_os_error(n),
+                    None => std::io::Error::from(e.kind()),
+                };
+                vhd_core::Error::io("writing the output", same)
+                    .os_code()
+                    .unwrap_or("ERR_VHD_IO")
+            }
         }
+    }
+}
+
+/// How the command line spells the option a `vhd_core::Hint` suggests: errors of the core
+/// say what to do in the caller's terms (`--overwrite`, not `CreateOptions::overwrite`).
+fn cli_option(hint: vhd_core::Hint) -> &'static str {
+    use vhd_core::Hint;
+    match hint {
+        Hint::Overwrite => "--overwrite",
+        Hint::Force => "--force",
+        Hint::IgnoreParentTimestamp => "--ignore-parent-timestamp",
+        Hint::NoLock => "--no-lock",
+        Hint::SourceRaw => "--from raw",
+        Hint::Parent => "--parent PATH",
+        _ => hint.rust_option(),
     }
 }
 
@@ -86,7 +112,7 @@ impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CliError::Usage { message, .. } => f.write_str(message),
-            CliError::Vhd(e) => write!(f, "{e}"),
+            CliError::Vhd(e) => f.write_str(&e.message_with(&cli_option)),
             CliError::Output(e) => write!(f, "writing the output: {e}"),
         }
     }

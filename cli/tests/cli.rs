@@ -44,7 +44,7 @@ fn help_goes_to_stdout_and_errors_to_stderr_with_exit_code_1() {
 
     let missing = vhd(&["info", "missing.vhd"], dir.path());
     assert_eq!(missing.status.code(), Some(1));
-    assert!(text(&missing.stderr).starts_with("vhd: ERR_VHD_IO: opening missing.vhd"));
+    assert!(text(&missing.stderr).starts_with("vhd: ENOENT: missing.vhd: opening the image"));
 }
 
 #[test]

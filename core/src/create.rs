@@ -112,6 +112,12 @@ impl CreateOptions {
 /// is replaced. Other hard links to a replaced file keep the old file.
 pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> {
     let path = path.as_ref();
+    create_unnamed(path, options).map_err(|e| e.in_file(path))
+}
+
+/// [`create`], whose I/O errors may not name the file yet.
+fn create_unnamed(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> {
+    let path = path.as_ref();
     // Everything is worked out (and the parent opened) before the file is touched.
     let contents = match options.disk_type {
         DiskType::Fixed => {
@@ -141,7 +147,7 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<Image> 
         // one keeps, as an overwrite in place did.
         new.take_attributes_of(&destination, metadata)?;
     }
-    let io = |e| Error::io(format!("writing the new image {}", path.display()), e);
+    let io = |e| new.io_error("write", "writing the new image", e);
     let file = new.file();
     match contents {
         // A fixed image is its data, then the footer; the data starts as a hole of zeros.
@@ -205,15 +211,15 @@ fn destination(path: &Path, overwrite: bool) -> Result<Destination> {
         std::fs::OpenOptions::new().read(true).write(true),
         Use::WriteFile,
         WHAT,
-        |e| Error::io(format!("opening {}", path.display()), e),
+        |e| Error::io_at(path, "open", "opening the file to replace", e),
     )?;
     let file = LockedFile::new(file, path, false, true)?;
     let metadata = file
         .metadata()
-        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "stat", "reading the metadata", e))?;
     let target = path
         .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "realpath", "resolving", e))?;
     Ok(Destination {
         path: target,
         replaced: Some((file, metadata)),
@@ -326,6 +332,14 @@ fn differencing_file(path: &Path, options: &CreateOptions) -> Result<Vec<u8>> {
     // path reaches it (a hard link too, which canonical paths do not see).
     if let Some(target) = FileId::of_path(path) {
         let chain = parent.chain();
+        // The parent itself (`snapshot a.vhd a.vhd`, or another spelling of it): say so.
+        if FileId::of_path(parent_path).as_ref() == Some(&target) {
+            return Err(Error::OutputIsInput {
+                output: path.to_path_buf(),
+                input: parent_path.to_path_buf(),
+                what: "a new differencing image cannot be its own parent",
+            });
+        }
         if chain
             .iter()
             .any(|p| FileId::of_path(p).as_ref() == Some(&target))

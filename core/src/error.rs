@@ -3,7 +3,8 @@
 //! Every variant says what is wrong and where (file offset, structure, field), so that a
 //! message read in a bug report is enough to find the bad bytes with a hex editor.
 
-use std::path::PathBuf;
+use crate::sniff::KnownFormat;
+use std::path::{Path, PathBuf};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -17,8 +18,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The operating system refused an I/O operation.
-    #[error("{context}: {source}")]
+    ///
+    /// The message starts with the file the caller named (never an internal temporary
+    /// file: a new image written beside its destination is named by its destination), then
+    /// says what was being done: `out.vhd: writing the new image: No space left on device
+    /// (os error 28)`. [`Error::os_code`] gives the OS error's name (`ENOSPC`).
+    #[error("{}{context}: {source}", display_path_prefix(.path.as_deref()))]
     Io {
+        /// The file the caller named, when the error concerns one (see [`Error::in_file`]).
+        path: Option<PathBuf>,
+        /// The system call that failed, named as Node.js names it on its own errors
+        /// (`open`, `read`, `write`, `fsync`, `rename`, `stat`, `ftruncate`, `link`,
+        /// `flock`…), when known.
+        syscall: Option<&'static str>,
         /// What the library was doing, e.g. "reading the footer at offset 1536".
         context: String,
         /// The underlying error, with the OS error code when there is one.
@@ -107,16 +119,14 @@ pub enum Error {
     #[error("the image is read-only: {reason}")]
     ReadOnly { reason: String },
 
-    /// `create` was asked to make a file that already exists.
-    #[error("{0}: file already exists (pass overwrite to replace it)")]
+    /// `create` was asked to make a file that already exists ([`Hint::Overwrite`]).
+    #[error("{}", self.message_with(&Hint::rust_option))]
     AlreadyExists(PathBuf),
 
     /// No parent of a differencing image could be found: no candidate exists, or none is
     /// a VHD (see `tried` for what each was).
-    #[error(
-        "{child}: its parent {parent_name:?} was not found; tried: {}",
-        display_tried(.tried)
-    )]
+    /// ([`Hint::Parent`].)
+    #[error("{}", self.message_with(&Hint::rust_option))]
     ParentNotFound {
         child: PathBuf,
         /// The parent's name as the child records it (header name or a locator).
@@ -142,10 +152,8 @@ pub enum Error {
 
     /// The parent changed after the child was made (its time stamp is not the recorded
     /// one), and no other candidate was usable. The time stamps are not part of the error.
-    #[error(
-        "{child}: its parent {parent} was modified since the child was made (open with the option to ignore the parent time stamp if the parent was only copied); tried: {}",
-        display_tried(.tried)
-    )]
+    /// ([`Hint::IgnoreParentTimestamp`].)
+    #[error("{}", self.message_with(&Hint::rust_option))]
     ParentModified {
         child: PathBuf,
         /// The first candidate with the right unique id but another time stamp.
@@ -177,10 +185,8 @@ pub enum Error {
 
     /// The file is locked by another open image, in this process or another one: a
     /// read-write open needs the only lock on the file, a read-only open a shared one.
-    #[error(
-        "{path}: the file is in use: another open image holds a lock that conflicts with opening it {} (close the other one first, or open without locking)",
-        if *.read_only { "read-only (someone has it open read-write)" } else { "read-write" }
-    )]
+    /// ([`Hint::NoLock`].)
+    #[error("{}", self.message_with(&Hint::rust_option))]
     Locked {
         path: PathBuf,
         /// The refused open was read-only (it wanted a shared lock).
@@ -190,10 +196,8 @@ pub enum Error {
     /// A parent found through the child's locators or parent name lies outside the folder
     /// the caller restricted parents to ([`OpenOptions::parent_root`](crate::OpenOptions::parent_root)),
     /// and no other candidate was usable. The file was not opened.
-    #[error(
-        "{child}: its parent {parent} lies outside {root}, the only folder parents may come from; tried: {}",
-        display_tried(.tried)
-    )]
+    /// ([`Hint::Parent`].)
+    #[error("{}", self.message_with(&Hint::rust_option))]
     ParentOutsideRoot {
         child: PathBuf,
         /// The first candidate outside the root, as the child names it (where its symbolic
@@ -247,11 +251,8 @@ pub enum Error {
     /// unreachable, or would believe a damaged structure that other fields contradict, and
     /// was not forced: nothing was written, the file is byte for byte as it was. `risks`
     /// says what the plan would lose or accept; `before` is the check of the image.
-    #[error(
-        "the repair of {} was refused, and nothing was written: {}. Keep a copy of the file; to carry out the repair anyway, pass force (vhd check --repair --force; force: true in JavaScript)",
-        path.display(),
-        risks.join("; ")
-    )]
+    /// ([`Hint::Force`].)
+    #[error("{}", self.message_with(&Hint::rust_option))]
     RepairRefused {
         path: PathBuf,
         /// What the plan would lose or accept, one sentence each.
@@ -273,13 +274,115 @@ pub enum Error {
          'vhd map' streams them)"
     )]
     TooManyRanges { path: PathBuf, limit: usize },
+
+    /// The file is not a VHD image: too short to hold a footer, or no VHD footer (cookie
+    /// `conectix`) at its end, nor a footer copy or dynamic header at its start, nor a footer
+    /// cookie out of place near its end. A VHD whose footer is damaged but whose copy is
+    /// good opens (read-only); one with any of those signs keeps the error that says what is
+    /// damaged ([`Error::BadCookie`], [`Error::Truncated`]…). `looks_like` says what the file
+    /// is when its signature is a known one ([`crate::sniff`]).
+    #[error(
+        "{} is not a VHD image ({})",
+        path.display(),
+        describe_not_vhd(*.file_size, *.looks_like)
+    )]
+    NotVhd {
+        path: PathBuf,
+        /// The file's size in bytes.
+        file_size: u64,
+        /// What it is instead, when its signature is a known one.
+        looks_like: Option<KnownFormat>,
+    },
+
+    /// A conversion whose source format was to be detected found another image format, a
+    /// compressed file or an archive ([`KnownFormat::is_container`]): its bytes are not a
+    /// raw disk, and a VHD of them would be a VHD of the container. Nothing was written
+    /// ([`Hint::SourceRaw`]).
+    #[error("{}", self.message_with(&Hint::rust_option))]
+    ForeignFormat { path: PathBuf, format: KnownFormat },
+
+    /// A shrink would cut off data that is not zero, and was not forced ([`Hint::Force`]).
+    /// Its code is `ERR_VHD_INVALID_ARGUMENT`, as before it had a variant of its own.
+    #[error("{}", self.message_with(&Hint::rust_option))]
+    ShrinkRefused {
+        path: PathBuf,
+        /// The size asked for.
+        new_size: u64,
+        /// The first byte past the new end that is not zero.
+        first_data: u64,
+    },
+
+    /// An operation would write the very file it reads (an output that is the input,
+    /// spelled the same or not: a symbolic or hard link, `./`, another route to it): a
+    /// differencing image created (or a snapshot taken) over its own parent, a child rebased
+    /// onto itself. Nothing was written. (`convert` onto its own source keeps
+    /// [`Error::InvalidArgument`], as it always had.)
+    #[error("{}: {what}", display_output_is_input(.output, .input))]
+    OutputIsInput {
+        /// The output as the caller named it.
+        output: PathBuf,
+        /// The input as the caller named it.
+        input: PathBuf,
+        /// Why that cannot be, e.g. "a snapshot cannot be its own parent".
+        what: &'static str,
+    },
+}
+
+/// Something the caller can do about an error by passing an option: carried by the error
+/// ([`Error::hint`]), and spelled by each front end in its own terms — `--overwrite` on
+/// the command line, `{ overwrite: true }` in JavaScript, `CreateOptions::overwrite` in
+/// Rust (the error's `Display`) — through [`Error::message_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hint {
+    /// Replace an existing output file.
+    Overwrite,
+    /// Carry out a refused repair, or a shrink that cuts off data, anyway.
+    Force,
+    /// Accept a parent whose time stamp changed (a copied parent).
+    IgnoreParentTimestamp,
+    /// Open without taking or checking locks.
+    NoLock,
+    /// Read a conversion's source as a raw disk, whatever it looks like.
+    SourceRaw,
+    /// Name the parent of a differencing image (a parent the caller names is trusted).
+    Parent,
+}
+
+impl Hint {
+    /// The option in this crate's Rust API.
+    pub fn rust_option(self) -> &'static str {
+        match self {
+            Hint::Overwrite => "CreateOptions::overwrite (ConvertOptions::overwrite)",
+            Hint::Force => "force",
+            Hint::IgnoreParentTimestamp => "OpenOptions::ignore_parent_timestamp",
+            Hint::NoLock => "OpenOptions::lock = false",
+            Hint::SourceRaw => "ConvertOptions::source_format = SourceFormat::Raw",
+            Hint::Parent => "OpenOptions::parents",
+        }
+    }
+
+    /// What to do, in a sentence that names the option as `option` spells it.
+    pub fn advice(self, option: &str) -> String {
+        match self {
+            Hint::Overwrite => format!("pass {option} to replace it"),
+            Hint::Force => format!("to do it anyway, pass {option}"),
+            Hint::IgnoreParentTimestamp => {
+                format!("if the parent was only copied, pass {option}")
+            }
+            Hint::NoLock => format!("close the other one first, or pass {option}"),
+            Hint::SourceRaw => format!("to wrap its bytes as they are, pass {option}"),
+            Hint::Parent => format!("to name the parent yourself, pass {option}"),
+        }
+    }
 }
 
 impl Error {
     /// A stable, machine-readable code for this error, e.g. `ERR_VHD_CHECKSUM`.
     ///
-    /// I/O errors report `ERR_VHD_IO`; bindings that know the OS error name (such as `ENOENT`)
-    /// should prefer it.
+    /// I/O errors report `ERR_VHD_IO`; front ends show the OS error's name instead when
+    /// there is one ([`Error::os_code`]: `ENOENT`, `ENOSPC`…), as the `vhd` command and the
+    /// Node.js binding do.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Io { .. } => "ERR_VHD_IO",
@@ -308,6 +411,119 @@ impl Error {
             Error::TooManyRanges { .. } => "ERR_VHD_TOO_MANY_RANGES",
             Error::RepairRefused { .. } => "ERR_VHD_REPAIR_REFUSED",
             Error::FileType { .. } => "ERR_VHD_FILE_TYPE",
+            Error::NotVhd { .. } => "ERR_VHD_NOT_VHD",
+            Error::ForeignFormat { .. } => "ERR_VHD_FOREIGN_FORMAT",
+            Error::ShrinkRefused { .. } => "ERR_VHD_INVALID_ARGUMENT",
+            Error::OutputIsInput { .. } => "ERR_VHD_OUTPUT_IS_INPUT",
+        }
+    }
+
+    /// What the caller can do about this error by passing an option, if anything.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Error::AlreadyExists(_) => Some(Hint::Overwrite),
+            Error::RepairRefused { .. } | Error::ShrinkRefused { .. } => Some(Hint::Force),
+            Error::ParentModified { .. } => Some(Hint::IgnoreParentTimestamp),
+            Error::Locked { .. } => Some(Hint::NoLock),
+            Error::ForeignFormat { .. } => Some(Hint::SourceRaw),
+            Error::ParentNotFound { .. } | Error::ParentOutsideRoot { .. } => Some(Hint::Parent),
+            Error::Parent { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+
+    /// The message, with the [hint](Error::hint) naming its option as `option` spells it
+    /// (the command line passes `--overwrite`, JavaScript `{ overwrite: true }`); the
+    /// `Display` of the error is this with [`Hint::rust_option`].
+    pub fn message_with(&self, option: &dyn Fn(Hint) -> &'static str) -> String {
+        let advice = |hint: Hint| hint.advice(option(hint));
+        match self {
+            Error::AlreadyExists(path) => format!(
+                "{}: file already exists ({})",
+                path.display(),
+                advice(Hint::Overwrite)
+            ),
+            Error::ParentModified {
+                child,
+                parent,
+                tried,
+            } => format!(
+                "{}: its parent {} was modified since the child was made ({}); tried: {}",
+                child.display(),
+                parent.display(),
+                advice(Hint::IgnoreParentTimestamp),
+                display_tried(tried)
+            ),
+            Error::Locked { path, read_only } => format!(
+                "{}: the file is in use: another open image holds a lock that conflicts with \
+                 opening it {} ({})",
+                path.display(),
+                if *read_only {
+                    "read-only (someone has it open read-write)"
+                } else {
+                    "read-write"
+                },
+                advice(Hint::NoLock)
+            ),
+            Error::RepairRefused { path, risks, .. } => format!(
+                "the repair of {} was refused, and nothing was written: {}. Keep a copy of the \
+                 file; {}",
+                path.display(),
+                risks.join("; "),
+                advice(Hint::Force)
+            ),
+            Error::ParentNotFound {
+                child,
+                parent_name,
+                tried,
+            } => format!(
+                "{}: its parent {parent_name:?} was not found; tried: {}; {}",
+                child.display(),
+                display_tried(tried),
+                advice(Hint::Parent)
+            ),
+            Error::ParentOutsideRoot {
+                child,
+                parent,
+                root,
+                tried,
+            } => format!(
+                "{}: its parent {} lies outside {}, the only folder parents may come from; \
+                 tried: {}; {}",
+                child.display(),
+                parent.display(),
+                root.display(),
+                display_tried(tried),
+                advice(Hint::Parent)
+            ),
+            Error::ForeignFormat { path, format } => format!(
+                "{} is {}, not a raw disk or a VHD: {}; {}",
+                path.display(),
+                format,
+                format.advice(),
+                advice(Hint::SourceRaw)
+            ),
+            Error::ShrinkRefused {
+                path,
+                new_size,
+                first_data,
+            } => format!(
+                "invalid argument size: shrinking {} to {new_size} bytes would cut off data \
+                 (byte {first_data} is not zero); {}",
+                path.display(),
+                advice(Hint::Force)
+            ),
+            Error::Parent {
+                child,
+                parent,
+                source,
+            } => format!(
+                "{}: its parent {} cannot be used: {}",
+                child.display(),
+                parent.display(),
+                source.message_with(option)
+            ),
+            other => other.to_string(),
         }
     }
 
@@ -320,13 +536,177 @@ impl Error {
         }
     }
 
-    /// Wraps an I/O error with a description of what was being done.
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    /// Wraps an I/O error with a description of what was being done; the file it concerns
+    /// may be added later with [`Error::in_file`].
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
+            path: None,
+            syscall: None,
             context: context.into(),
             source,
         }
     }
+
+    /// Wraps an I/O error of the system call `syscall`; the file it concerns is added
+    /// later with [`Error::in_file`].
+    pub(crate) fn io_op(
+        syscall: &'static str,
+        context: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            path: None,
+            syscall: Some(syscall),
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Wraps an I/O error of the system call `syscall` on the file `path` (as the caller
+    /// named it), with a description of what was being done (`context`, without the path:
+    /// the message puts the path first).
+    pub fn io_at(
+        path: &Path,
+        syscall: &'static str,
+        context: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            path: Some(path.to_path_buf()),
+            syscall: Some(syscall),
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Names `path` as the file an I/O error concerns, unless it already names one: the
+    /// entry points call this with the path their caller gave, so that an error from deep
+    /// inside (a read of the BAT, a write of a block) says which file it was about.
+    /// Other errors are returned unchanged.
+    pub fn in_file(self, path: &Path) -> Error {
+        match self {
+            Error::Io {
+                path: None,
+                syscall,
+                context,
+                source,
+            } => Error::Io {
+                path: Some(path.to_path_buf()),
+                syscall,
+                context,
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// For an I/O error (also inside a parent's error), the operating system's name of the
+    /// error as Node.js and the C library spell it (`ENOENT`, `EACCES`, `ENOSPC`, `EROFS`,
+    /// `EISDIR`…); `None` for other errors and for I/O errors without a known OS code.
+    pub fn os_code(&self) -> Option<&'static str> {
+        match self.root() {
+            Error::Io { source, .. } => os_error_name(source),
+            _ => None,
+        }
+    }
+}
+
+fn describe_not_vhd(file_size: u64, looks_like: Option<KnownFormat>) -> String {
+    match looks_like {
+        Some(format) => format!("it looks like {format}"),
+        None if file_size < crate::footer::FOOTER_SIZE as u64 => {
+            format!("it is {file_size} bytes long; a VHD has at least a 512-byte footer")
+        }
+        None => "it has no VHD footer (cookie \"conectix\") at its end or its start".into(),
+    }
+}
+
+fn display_output_is_input(output: &Path, input: &Path) -> String {
+    if output == input {
+        format!("{} is both the input and the output", output.display())
+    } else {
+        format!(
+            "the output {} is the input {} under another name",
+            output.display(),
+            input.display()
+        )
+    }
+}
+
+fn display_path_prefix(path: Option<&Path>) -> String {
+    path.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
+}
+
+/// The name of an OS error (`ENOENT`, `EACCES`, …), from its number where the number means
+/// the same on every Unix, else from its kind; `None` for uncommon ones.
+pub(crate) fn os_error_name(error: &std::io::Error) -> Option<&'static str> {
+    #[cfg(unix)]
+    if let Some(name) = error.raw_os_error().and_then(unix_errno_name) {
+        return Some(name);
+    }
+    use std::io::ErrorKind as K;
+    Some(match error.kind() {
+        K::NotFound => "ENOENT",
+        K::PermissionDenied => "EACCES",
+        K::AlreadyExists => "EEXIST",
+        K::StorageFull => "ENOSPC",
+        K::IsADirectory => "EISDIR",
+        K::NotADirectory => "ENOTDIR",
+        K::ReadOnlyFilesystem => "EROFS",
+        K::FileTooLarge => "EFBIG",
+        K::ResourceBusy => "EBUSY",
+        K::InvalidFilename => "ENAMETOOLONG",
+        K::QuotaExceeded => "EDQUOT",
+        K::Interrupted => "EINTR",
+        K::WouldBlock => "EAGAIN",
+        _ => return None,
+    })
+}
+
+/// Error numbers 1–34 are the same on Linux, macOS and the BSDs; the others differ.
+#[cfg(unix)]
+fn unix_errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        4 => "EINTR",
+        5 => "EIO",
+        6 => "ENXIO",
+        9 => "EBADF",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        18 => "EXDEV",
+        19 => "ENODEV",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        22 => "EINVAL",
+        23 => "ENFILE",
+        24 => "EMFILE",
+        26 => "ETXTBSY",
+        27 => "EFBIG",
+        28 => "ENOSPC",
+        30 => "EROFS",
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        11 => "EAGAIN",
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        36 => "ENAMETOOLONG",
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        40 => "ELOOP",
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        122 => "EDQUOT",
+        #[cfg(target_os = "macos")]
+        35 => "EAGAIN",
+        #[cfg(target_os = "macos")]
+        62 => "ELOOP",
+        #[cfg(target_os = "macos")]
+        63 => "ENAMETOOLONG",
+        #[cfg(target_os = "macos")]
+        69 => "EDQUOT",
+        _ => return None,
+    })
 }
 
 /// A place where a differencing image's parent was looked for, and why the file there (if

@@ -125,7 +125,7 @@ pub(crate) fn modification_timestamp(path: &Path) -> Result<u32> {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .map(crate::footer::vhd_timestamp)
-        .map_err(|e| Error::io(format!("reading the time stamp of {}", path.display()), e))
+        .map_err(|e| Error::io_at(path, "stat", "reading the time stamp", e))
 }
 
 /// Fails with [`Error::FileType`] unless a file of `kind` at `path` may serve as `what`
@@ -180,7 +180,7 @@ pub(crate) fn open(
 pub(crate) fn check(file: &File, path: &Path, usage: Use, what: &'static str) -> Result<FileKind> {
     let metadata = file
         .metadata()
-        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "stat", "reading the metadata", e))?;
     accept(FileKind::of(&metadata), path, usage, what)
 }
 
@@ -188,7 +188,7 @@ pub(crate) fn check(file: &File, path: &Path, usage: Use, what: &'static str) ->
 /// files and block devices ignore it, but a descriptor handed on (to JavaScript as
 /// `image.fd`) should not surprise anyone.
 fn blocking(file: &File, path: &Path) -> Result<()> {
-    clear_nonblocking(file).map_err(|e| Error::io(format!("setting up {}", path.display()), e))
+    clear_nonblocking(file).map_err(|e| Error::io_at(path, "fcntl", "setting up", e))
 }
 
 /// The flags of an open that must not wait: `O_NONBLOCK`, so that opening a FIFO with no

@@ -36,6 +36,7 @@ mod new_file;
 pub mod ops;
 pub mod parent_locator;
 pub mod sector_bitmap;
+pub mod sniff;
 pub mod storage;
 mod zeros;
 
@@ -46,7 +47,7 @@ pub use create::{
     MAX_CREATED_TABLE_ENTRIES, MAX_DYNAMIC_SIZE, MAX_FIXED_SIZE,
 };
 pub use dynamic_header::DynamicHeader;
-pub use error::{Error, ParentRejection, Result, TriedParent};
+pub use error::{Error, Hint, ParentRejection, Result, TriedParent};
 pub use footer::{DiskType, Footer};
 pub use geometry::Geometry;
 #[doc(hidden)]

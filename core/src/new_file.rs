@@ -98,22 +98,28 @@ impl NewFile {
         &self.file
     }
 
-    /// What messages call the file: its temporary name, or the destination's.
-    pub(crate) fn shown_path(&self) -> &Path {
-        self.temp.0.as_deref().unwrap_or(&self.destination)
+    /// The error of the system call `syscall` on the new file, while doing `what`
+    /// ("writing the new image"): named by its destination, the name the caller gave,
+    /// never by its temporary name alone (which is told as a detail, when it has one).
+    pub(crate) fn io_error(&self, syscall: &'static str, what: &str, e: std::io::Error) -> Error {
+        let context = match &self.temp.0 {
+            Some(temp) => format!("{what} (in its temporary file {})", temp.display()),
+            None => what.to_string(),
+        };
+        Error::io_at(&self.destination, syscall, context, e)
     }
 
     /// Makes the file durable, gives it the destination's name (see [`Replace`]) and
     /// makes the folder durable. Returns the file, still locked.
     pub(crate) fn persist(mut self, replace: Replace) -> Result<LockedFile> {
-        let io = |what: &str, e| Error::io(format!("{what} {}", self.destination.display()), e);
+        let io = |what: &str, e| Error::io_at(&self.destination, "rename", what, e);
         self.file
             .sync_all()
-            .map_err(|e| Error::io(format!("flushing {}", self.shown_path().display()), e))?;
+            .map_err(|e| self.io_error("fsync", "flushing the new file to disk", e))?;
         match (self.temp.0.clone(), replace) {
             (Some(temp), Replace::Yes) => {
                 std::fs::rename(&temp, &self.destination)
-                    .map_err(|e| io("moving the new file to", e))?;
+                    .map_err(|e| io("giving the new file its name", e))?;
             }
             (Some(temp), Replace::No) => {
                 match std::fs::hard_link(&temp, &self.destination) {
@@ -127,7 +133,7 @@ impl NewFile {
                         return Err(Error::AlreadyExists(self.destination.clone()))
                     }
                     Err(_) => std::fs::rename(&temp, &self.destination)
-                        .map_err(|e| io("moving the new file to", e))?,
+                        .map_err(|e| io("giving the new file its name", e))?,
                 }
                 // The destination holds the file now; a hard link left the temporary name.
                 let _ = std::fs::remove_file(&temp);
@@ -137,7 +143,7 @@ impl NewFile {
                     if e.kind() == std::io::ErrorKind::AlreadyExists {
                         Error::AlreadyExists(self.destination.clone())
                     } else {
-                        io("linking the new file to", e)
+                        Error::io_at(&self.destination, "link", "giving the new file its name", e)
                     }
                 })?;
             }
@@ -145,7 +151,7 @@ impl NewFile {
                 let temp = link_under_temp_name(&self.file, &self.destination, self.operation)?;
                 if let Err(e) = std::fs::rename(&temp, &self.destination) {
                     let _ = std::fs::remove_file(&temp);
-                    return Err(io("moving the new file to", e));
+                    return Err(io("giving the new file its name", e));
                 }
             }
         }
@@ -317,11 +323,12 @@ fn named(destination: &Path, operation: &'static str) -> Result<(File, PathBuf)>
                 attempt += 1;
             }
             Err(e) => {
-                return Err(Error::io(
+                return Err(Error::io_at(
+                    destination,
+                    "open",
                     format!(
-                        "creating {} (the new file, before it is named {})",
-                        path.display(),
-                        destination.display()
+                        "creating the new file (under the temporary name {})",
+                        path.display()
                     ),
                     e,
                 ))
@@ -393,8 +400,10 @@ fn link_under_temp_name(file: &File, destination: &Path, operation: &str) -> Res
                 attempt += 1;
             }
             Err(e) => {
-                return Err(Error::io(
-                    format!("linking the new file to {}", path.display()),
+                return Err(Error::io_at(
+                    destination,
+                    "link",
+                    format!("giving the new file the temporary name {}", path.display()),
                     e,
                 ))
             }
@@ -408,9 +417,9 @@ pub(crate) fn sync_folder(path: &Path) -> Result<()> {
     {
         let folder = folder_of(path);
         let dir = File::open(folder)
-            .map_err(|e| Error::io(format!("opening the folder {}", folder.display()), e))?;
+            .map_err(|e| Error::io_at(folder, "open", "opening the folder", e))?;
         dir.sync_all()
-            .map_err(|e| Error::io(format!("flushing the folder {}", folder.display()), e))?;
+            .map_err(|e| Error::io_at(folder, "fsync", "flushing the folder", e))?;
     }
     #[cfg(not(unix))]
     let _ = path;
@@ -533,6 +542,47 @@ fn process_runs(pid: u32) -> bool {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    /// A new file under a temporary name (what file systems without `O_TMPFILE` get): its
+    /// errors name the destination the caller gave, the temporary name only as a detail.
+    #[test]
+    fn errors_of_a_named_temporary_file_name_the_destination() {
+        let folder = std::env::temp_dir().join(format!("vhd-new-file-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let destination = folder.join("out.vhd");
+        let (file, temp) = named(&destination, "test").unwrap();
+        let new = NewFile {
+            file: LockedFile::new(file, &destination, false, false).unwrap(),
+            temp: TempName(Some(temp.clone())),
+            destination: destination.clone(),
+            operation: "test",
+        };
+        let error = new.io_error(
+            "write",
+            "writing the new image",
+            std::io::Error::from_raw_os_error(28),
+        );
+        assert_eq!(error.os_code(), Some("ENOSPC"));
+        match &error {
+            Error::Io { path, syscall, .. } => {
+                assert_eq!(path.as_deref(), Some(destination.as_path()));
+                assert_eq!(*syscall, Some("write"));
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}: writing the new image (in its temporary file {})",
+                destination.display(),
+                temp.display()
+            )),
+            "{message}"
+        );
+        drop(new);
+        assert!(!temp.exists(), "the temporary name is removed");
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
 
     #[test]
     fn our_temporary_names_are_recognised_and_others_are_not() {

@@ -795,7 +795,7 @@ fn source_format_detection() {
     let err = open_source(&raw, SourceFormat::Vhd, &OpenOptions::default())
         .err()
         .expect("a raw file is not a VHD");
-    assert_eq!(err.code(), "ERR_VHD_BAD_COOKIE", "{err}");
+    assert_eq!(err.code(), "ERR_VHD_NOT_VHD", "{err}");
 
     // The VHD file converted as raw is its own bytes; qemu agrees.
     let output = dir.join("bytes.raw");

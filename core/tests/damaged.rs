@@ -465,7 +465,8 @@ fn refusals(rng: &mut Rng) -> Vec<(String, Refusal)> {
             |_| strings(&[&"footer", &"488", &"conectix"]),
         ),
     ));
-    for len in [0, 100, 510] {
+    // Its first bytes are still the footer copy's: a VHD, cut.
+    for len in [100, 510] {
         rows.push((
             format!("dynamic cut to {len} bytes, shorter than a footer"),
             refusal(
@@ -477,10 +478,26 @@ fn refusals(rng: &mut Rng) -> Vec<(String, Refusal)> {
             ),
         ));
     }
+    // Nothing is left of it: an empty file, which is no VHD.
+    rows.push((
+        "dynamic cut to 0 bytes".into(),
+        refusal(
+            Dynamic,
+            move |path| truncate(path, 0),
+            |e, p| matches!(e, Error::NotVhd { file_size: 0, looks_like: None, path } if path == p),
+            Some("ERR_VHD_NOT_VHD"),
+            |path| {
+                vec![format!(
+                    "{} is not a VHD image (it is 0 bytes long",
+                    path.display()
+                )]
+            },
+        ),
+    ));
 
     // A fixed image cut in the footer or the data: the last 512 bytes are not a footer
     // (there is no copy).
-    for cut in [2, 100, 512, 5000] {
+    for cut in [2, 100] {
         let at = FIXED_LEN - cut - 512;
         rows.push((
             format!("fixed cut by {cut} bytes"),
@@ -492,6 +509,27 @@ fn refusals(rng: &mut Rng) -> Vec<(String, Refusal)> {
                 },
                 Some("ERR_VHD_BAD_COOKIE"),
                 move |_| strings(&[&"footer", &at]),
+            ),
+        ));
+    }
+    // Cut by a sector or more, a fixed image is its data alone: nothing in it says VHD.
+    for cut in [512, 5000] {
+        rows.push((
+            format!("fixed cut by {cut} bytes"),
+            refusal(
+                Fixed,
+                move |path| truncate(path, FIXED_LEN - cut),
+                |e, _| {
+                    matches!(
+                        e,
+                        Error::NotVhd {
+                            looks_like: None,
+                            ..
+                        }
+                    )
+                },
+                Some("ERR_VHD_NOT_VHD"),
+                |path| vec![format!("{} is not a VHD image", path.display())],
             ),
         ));
     }
@@ -681,23 +719,41 @@ fn refusals(rng: &mut Rng) -> Vec<(String, Refusal)> {
         refusal(
             Nothing,
             |path| std::fs::write(path, []).unwrap(),
-            |e, _| matches!(e, Error::Truncated { file_size: 0, .. }),
-            None,
-            |_| strings(&[&"footer", &"0 bytes"]),
+            |e, _| matches!(e, Error::NotVhd { file_size: 0, .. }),
+            Some("ERR_VHD_NOT_VHD"),
+            |path| {
+                vec![format!(
+                    "{} is not a VHD image (it is 0 bytes long; a VHD has at least a 512-byte footer)",
+                    path.display()
+                )]
+            },
         ),
     ));
+    // No footer anywhere: not a VHD (random bytes may look like some format by chance).
     for (what, bytes) in [
         ("random bytes", rng.bytes(10_000)),
         ("0xFF bytes", vec![0xFF; 4096]),
         ("zeros", vec![0; 4096]),
-        (
-            "text",
-            b"conectix is not enough to be a footer\n".repeat(40),
-        ),
+        ("300 random bytes", rng.bytes(300)),
     ] {
-        let at = bytes.len() as u64 - 512;
+        let size = bytes.len() as u64;
         rows.push((
             format!("a file of {what}"),
+            refusal(
+                Nothing,
+                move |path| std::fs::write(path, &bytes).unwrap(),
+                move |e, p| matches!(e, Error::NotVhd { file_size, path, .. } if *file_size == size && path == p),
+                Some("ERR_VHD_NOT_VHD"),
+                |path| vec![format!("{} is not a VHD image", path.display())],
+            ),
+        ));
+    }
+    // A footer's cookie out of place: a damaged VHD, told as such.
+    {
+        let bytes = b"conectix is not enough to be a footer\n".repeat(40);
+        let at = bytes.len() as u64 - 512;
+        rows.push((
+            "a file of text".into(),
             refusal(
                 Nothing,
                 move |path| std::fs::write(path, &bytes).unwrap(),
@@ -709,17 +765,6 @@ fn refusals(rng: &mut Rng) -> Vec<(String, Refusal)> {
             ),
         ));
     }
-    let short = rng.bytes(300);
-    rows.push((
-        "a file of 300 random bytes".into(),
-        refusal(
-            Nothing,
-            move |path| std::fs::write(path, &short).unwrap(),
-            |e, _| matches!(e, Error::Truncated { file_size: 300, .. }),
-            None,
-            |_| Vec::new(),
-        ),
-    ));
 
     // Impossible footer fields.
     for code in [0u32, 1, 5, 6, 0xFFFF_FFFF] {

@@ -23,7 +23,10 @@ differencing image is read through its whole chain) or a raw disk image: a file 
 ends with a valid VHD footer is taken as a VHD, any other as raw, unless --from says.
 A file whose first sector is a VHD footer copy but whose end holds no valid footer is
 read as raw, with a warning on stderr (a raw disk's guest writes its first sector):
---from vhd reads it as a VHD whose end footer is damaged, through that copy.
+--from vhd reads it as a VHD whose end footer is damaged, through that copy. Another
+image format (qcow2, VMDK, VHDX, VDI…), an ISO 9660 image or a compressed file is
+refused, nothing written: convert it with qemu-img convert -O vpc, or pass --from raw
+to wrap its bytes as they are.
 
 DST is a dynamic VHD (all-zero blocks left unallocated) unless --to says raw or fixed.
 --azure makes what Azure accepts: a fixed VHD whose size is rounded up to a whole MiB.

@@ -168,9 +168,7 @@ fn os_lock(file: &File, path: &Path, read_only: bool) -> Result<bool> {
         Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
             Ok(false)
         }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(Error::io(format!("locking {}", path.display()), e))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io_at(path, "flock", "locking", e)),
     }
 }
 
@@ -234,7 +232,7 @@ mod table {
     pub(super) fn enter(file: &File, path: &Path, read_only: bool) -> Result<Option<Entry>> {
         let metadata = file
             .metadata()
-            .map_err(|e| Error::io(format!("reading the identity of {}", path.display()), e))?;
+            .map_err(|e| Error::io_at(path, "fstat", "reading the identity", e))?;
         let id = FileId::of(&metadata);
         let mut table = open_files();
         if let Some(holders) = table.get_mut(&id) {

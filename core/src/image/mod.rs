@@ -251,7 +251,7 @@ impl Image {
                 .write(!options.read_only),
             usage,
             what,
-            |e| Error::io(format!("opening {}", path.display()), e),
+            |e| Error::io_at(path, "open", "opening the image", e),
         )?;
         open_checked_file(file, path, options)
     }
@@ -291,7 +291,20 @@ impl Image {
         options: &OpenOptions,
         search: &mut ChainSearch,
     ) -> Result<Image> {
-        let located = locate_footer(file.as_ref(), options)?;
+        Image::open_storage_in_chain_unnamed(file, path, id, options, search)
+            .map_err(|e| e.in_file(path))
+    }
+
+    /// [`Image::open_storage_in_chain`], whose I/O errors may not name the file yet.
+    fn open_storage_in_chain_unnamed(
+        file: Box<dyn Storage>,
+        path: &Path,
+        id: Option<FileId>,
+        options: &OpenOptions,
+        search: &mut ChainSearch,
+    ) -> Result<Image> {
+        let located =
+            locate_footer(file.as_ref(), options).map_err(|e| not_a_vhd(file.as_ref(), path, e))?;
         let disk_type = located
             .footer
             .disk_type()
@@ -451,20 +464,26 @@ impl VirtualDisk for Image {
     fn size(&self) -> u64 {
         self.as_disk().size()
     }
+    // I/O errors name the image's file (a parent's, when they happened in the parent).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        self.as_disk().read_at(buf, offset)
+        self.as_disk()
+            .read_at(buf, offset)
+            .map_err(|e| e.in_file(self.path()))
     }
     fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
         self.as_disk().read_at_now(buf, offset)
     }
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        self.as_disk_mut().write_at(buf, offset)
+        let result = self.as_disk_mut().write_at(buf, offset);
+        result.map_err(|e| e.in_file(self.path()))
     }
     fn flush(&mut self) -> Result<()> {
-        self.as_disk_mut().flush()
+        let result = self.as_disk_mut().flush();
+        result.map_err(|e| e.in_file(self.path()))
     }
     fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
-        self.as_disk_mut().discard(offset, length)
+        let result = self.as_disk_mut().discard(offset, length);
+        result.map_err(|e| e.in_file(self.path()))
     }
     fn reads_without_io(&self, offset: u64, length: u64) -> bool {
         match self {
@@ -602,6 +621,48 @@ pub(crate) struct LocatedFooter {
     pub file_size: u64,
     /// Set when the footer can only be trusted for reading.
     pub read_only_reason: Option<String>,
+}
+
+/// The error of an image whose footer was not found (`error`, a bad cookie or a file too
+/// short for a footer): [`Error::NotVhd`] when nothing says the file is a VHD — no footer
+/// copy's cookie at 0, no dynamic header's at 512, no footer cookie out of place in its
+/// last 1024 bytes; otherwise `error`, which says what is damaged in what is a VHD.
+fn not_a_vhd(file: &dyn Storage, path: &Path, error: Error) -> Error {
+    let Ok(file_size) = file.file_size() else {
+        return error;
+    };
+    let too_short =
+        matches!(error, Error::Truncated { offset: 0, .. }) && file_size < FOOTER_SIZE as u64;
+    if !too_short && !matches!(error, Error::BadCookie { .. }) {
+        return error;
+    }
+    let mut start = [0u8; 2 * FOOTER_SIZE];
+    let length = file_size.min(start.len() as u64) as usize;
+    if file.read_exact_at(&mut start[..length], 0).is_err() {
+        return error;
+    }
+    let vhd_cookie_at_start = start.starts_with(crate::footer::FOOTER_COOKIE)
+        || start[FOOTER_SIZE..].starts_with(crate::dynamic_header::DYNAMIC_HEADER_COOKIE);
+    if vhd_cookie_at_start || footer_cookie_near_end(file, file_size) {
+        return error;
+    }
+    Error::NotVhd {
+        path: path.to_path_buf(),
+        file_size,
+        looks_like: crate::sniff::sniff(file),
+    }
+}
+
+/// Whether a footer cookie lies in the last 1024 bytes of the file, out of place: a VHD
+/// cut (or grown) by less than a sector, whose damage is told as it is (a fixed image has
+/// no other copy of its footer).
+fn footer_cookie_near_end(file: &dyn Storage, file_size: u64) -> bool {
+    let length = file_size.min(2 * FOOTER_SIZE as u64);
+    let mut end = vec![0u8; length as usize];
+    file.read_exact_at(&mut end, file_size - length).is_ok()
+        && end
+            .windows(crate::footer::FOOTER_COOKIE.len())
+            .any(|w| w == crate::footer::FOOTER_COOKIE)
 }
 
 /// Finds the footer: the last 512 bytes, else a 511-byte footer, else (dynamic and
@@ -763,19 +824,19 @@ pub(crate) fn read_failure(
             end,
             file_size,
         },
-        _ => Error::io(format!("reading {what} at offset {offset}"), error),
+        _ => Error::io_op("read", format!("reading {what} at offset {offset}"), error),
     }
 }
 
 /// Writes all of `buf` at `offset`, naming `what` in errors.
 pub(crate) fn write_all(file: &dyn Storage, buf: &[u8], offset: u64, what: &str) -> Result<()> {
     file.write_all_at(buf, offset)
-        .map_err(|e| Error::io(format!("writing {what} at offset {offset}"), e))
+        .map_err(|e| Error::io_op("write", format!("writing {what} at offset {offset}"), e))
 }
 
 pub(crate) fn sync(file: &dyn Storage) -> Result<()> {
     file.sync()
-        .map_err(|e| Error::io("flushing to disk (fsync)", e))
+        .map_err(|e| Error::io_op("fsync", "flushing to disk (fsync)", e))
 }
 
 /// The part of a read of `length` bytes at `offset` that lies inside a disk of `size` bytes.

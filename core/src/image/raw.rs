@@ -31,7 +31,7 @@ impl RawDisk {
             File::options().read(true),
             crate::files::Use::Read,
             "a raw disk",
-            |e| Error::io(format!("opening {}", path.display()), e),
+            |e| Error::io_at(path, "open", "opening the file", e),
         )?;
         RawDisk::from_file(file, path, lock)
     }
@@ -41,7 +41,7 @@ impl RawDisk {
     pub(crate) fn from_file(file: File, path: &Path, lock: bool) -> Result<RawDisk> {
         let file = LockedFile::new(file, path, true, lock)?;
         let size = crate::files::size(&file)
-            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
+            .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?;
         Ok(RawDisk {
             file,
             path: path.to_path_buf(),

@@ -82,6 +82,11 @@ pub struct CommitReport {
 /// whose child still holds all its data. See the module documentation for the order of
 /// the writes and what a crash leaves. Other children of the parent become invalid.
 pub fn commit(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CommitReport> {
+    commit_unnamed(path, options, progress).map_err(|e| e.in_file(path))
+}
+
+/// [`commit`], whose I/O errors may not name the file yet.
+fn commit_unnamed(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CommitReport> {
     if options.read_only {
         return Err(Error::InvalidArgument {
             name: "options.read_only",
@@ -210,7 +215,7 @@ impl Child {
             });
         }
         let file_size = std::fs::metadata(path)
-            .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+            .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?
             .len();
         let footer_offset = file_size - FOOTER_SIZE as u64;
         Ok(Child {
@@ -287,15 +292,16 @@ impl Target {
             TargetDisk::Image(image) => image.write_at(data, offset),
             TargetDisk::Raw(file) => file
                 .write_all_at(data, offset)
-                .map_err(|e| Error::io(format!("writing {} at {offset}", self.path.display()), e)),
+                .map_err(|e| Error::io_at(&self.path, "write", format!("writing at {offset}"), e)),
         }
     }
 
     fn flush(&mut self) -> Result<()> {
         match &mut self.disk {
             TargetDisk::Image(image) => image.flush(),
-            TargetDisk::Raw(file) => Storage::sync(file)
-                .map_err(|e| Error::io(format!("flushing {}", self.path.display()), e)),
+            TargetDisk::Raw(file) => {
+                Storage::sync(file).map_err(|e| Error::io_at(&self.path, "fsync", "flushing", e))
+            }
         }
     }
 }
@@ -339,18 +345,18 @@ fn copy_runs(
 fn empty(file: &dyn Storage, path: &Path, child: &Child, header: DynamicHeader) -> Result<u64> {
     let table = vec![0xFF; header.max_table_entries as usize * 4];
     file.write_all_at(&table, header.table_offset)
-        .map_err(|e| Error::io(format!("writing the BAT of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "write", "writing the BAT", e))?;
     sync(file, path)?;
     let header = pack_locators(file, path, child, header)?;
     let end = metadata_end(&header, child);
     if end < child.footer_offset {
         file.write_all_at(&child.footer_bytes, end)
-            .map_err(|e| Error::io(format!("writing the footer of {}", path.display()), e))?;
+            .map_err(|e| Error::io_at(path, "write", "writing the footer", e))?;
         // The footer is durable before the file is cut after it: a power cut may keep the
         // cut and lose an unsynced write, and the file would then end without a footer.
         sync(file, path)?;
         file.set_len(end + FOOTER_SIZE as u64)
-            .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
+            .map_err(|e| Error::io_at(path, "ftruncate", "truncating", e))?;
         sync(file, path)?;
         return Ok(end + FOOTER_SIZE as u64);
     }
@@ -380,7 +386,7 @@ fn pack_locators(
         }
         let mut payload = vec![0u8; length as usize];
         file.read_exact_at(&mut payload, entry.platform_data_offset)
-            .map_err(|e| Error::io(format!("reading a parent locator of {}", path.display()), e))?;
+            .map_err(|e| Error::io_at(path, "read", "reading a parent locator", e))?;
         let space = payload.len().next_multiple_of(512);
         entry.platform_data_offset = start + data.len() as u64;
         entry.platform_data_space = space as u32;
@@ -396,7 +402,7 @@ fn pack_locators(
         return Ok(header);
     }
     file.write_all_at(&data, start)
-        .map_err(|e| Error::io(format!("writing parent locators of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "write", "writing parent locators", e))?;
     sync(file, path)?;
     header.parent_locators = entries;
     write_header(file, path, child.header_offset, &mut header)?;
@@ -446,7 +452,7 @@ pub(super) fn open_locked(path: &Path, lock: bool) -> Result<LockedFile> {
         std::fs::OpenOptions::new().read(true).write(true),
         crate::files::Use::WriteFile,
         "an image opened for writing",
-        |e| Error::io(format!("opening {}", path.display()), e),
+        |e| Error::io_at(path, "open", "opening the file", e),
     )?;
     LockedFile::new(file, path, false, lock)
 }
@@ -470,5 +476,5 @@ pub(super) fn write_header(
 
 pub(super) fn sync(file: &dyn Storage, path: &Path) -> Result<()> {
     file.sync()
-        .map_err(|e| Error::io(format!("flushing {} to disk (fsync)", path.display()), e))
+        .map_err(|e| Error::io_at(path, "fsync", "flushing to disk (fsync)", e))
 }

@@ -67,6 +67,15 @@ pub struct CompactReport {
 /// before anything is written. A symbolic link is followed (the file it names is
 /// replaced); other hard links to the file keep the old file.
 pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result<CompactReport> {
+    compact_unnamed(path, options, progress).map_err(|e| e.in_file(path))
+}
+
+/// [`compact`], whose I/O errors may not name the file yet.
+fn compact_unnamed(
+    path: &Path,
+    options: &OpenOptions,
+    progress: Progress,
+) -> Result<CompactReport> {
     if options.read_only {
         return Err(Error::InvalidArgument {
             name: "options.read_only",
@@ -93,24 +102,18 @@ pub fn compact(path: &Path, options: &OpenOptions, progress: Progress) -> Result
     // A symbolic link is followed: the file it names is replaced, the link stays.
     let target = path
         .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "realpath", "resolving", e))?;
     let metadata = std::fs::metadata(&target)
-        .map_err(|e| Error::io(format!("reading the metadata of {}", target.display()), e))?;
+        .map_err(|e| Error::io_at(&target, "stat", "reading the metadata", e))?;
     let new = NewFile::create(&target, "compact")?;
     new.take_attributes_of(&target, &metadata)?;
     let blocks_after = write_compacted(sparse, child, new.file(), progress)?;
     // Children of this image compare their parent's time stamp with it, and the contents
     // did not change.
     if let Ok(modified) = metadata.modified() {
-        new.file().set_modified(modified).map_err(|e| {
-            Error::io(
-                format!(
-                    "setting the modification time of {}",
-                    new.shown_path().display()
-                ),
-                e,
-            )
-        })?;
+        new.file()
+            .set_modified(modified)
+            .map_err(|e| new.io_error("futimens", "setting the modification time", e))?;
     }
     drop(new.persist(Replace::Yes)?);
     let report = CompactReport {

@@ -51,7 +51,8 @@ crate::names::named!(OutputFormat, OUTPUT_FORMAT_NAMES);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceFormat {
     /// A VHD if the file ends with a valid footer, raw otherwise (see
-    /// [`detect_source_format`](super::detect_source_format)).
+    /// [`detect_source_format`](super::detect_source_format)); another image format, an
+    /// ISO 9660 image or a compressed file is refused ([`Error::ForeignFormat`]).
     #[default]
     Auto,
     /// A raw disk: the file's bytes are the disk's.
@@ -381,14 +382,19 @@ impl Output {
             File::options().read(true).write(device),
             Use::WriteDevice,
             WHAT,
-            |e| Error::io(format!("opening {}", destination.display()), e),
+            |e| Error::io_at(destination, "open", "opening the destination", e),
         )?;
         // No open image may have it while it is replaced or overwritten.
         let file = LockedFile::new(file, destination, false, true)?;
         match kind {
             FileKind::BlockDevice if device => Ok(Output::Device {
                 size: files::size(&file).map_err(|e| {
-                    Error::io(format!("reading the size of {}", destination.display()), e)
+                    Error::io_at(
+                        destination,
+                        "fstat",
+                        "reading the size of the destination",
+                        e,
+                    )
                 })?,
                 file,
                 path: destination.to_path_buf(),
@@ -438,7 +444,7 @@ impl Output {
             Output::File { temp, .. } => temp
                 .file()
                 .set_len(len)
-                .map_err(|e| Error::io(format!("writing {}", temp.shown_path().display()), e)),
+                .map_err(|e| temp.io_error("ftruncate", "setting the size of the output", e)),
             Output::Device { .. } => self.reserve(len),
         }
     }
@@ -446,11 +452,12 @@ impl Output {
     fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
         match self {
             Output::File { temp, .. } => Storage::write_all_at(temp.file(), bytes, offset)
-                .map_err(|e| Error::io(format!("writing {}", temp.shown_path().display()), e)),
+                .map_err(|e| temp.io_error("write", &format!("writing at offset {offset}"), e)),
             Output::Device { file, path, .. } => {
                 self.reserve(offset + bytes.len() as u64)?;
-                file.write_all_at(bytes, offset)
-                    .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+                file.write_all_at(bytes, offset).map_err(|e| {
+                    Error::io_at(path, "write", format!("writing at offset {offset}"), e)
+                })
             }
         }
     }
@@ -467,12 +474,12 @@ impl Output {
             Output::File { temp, .. } => temp
                 .file()
                 .file_size()
-                .map_err(|e| Error::io(format!("writing {}", temp.shown_path().display()), e)),
+                .map_err(|e| temp.io_error("fstat", "reading the size of the output", e)),
             Output::Device {
                 file, path, end, ..
             } => {
                 file.sync_all()
-                    .map_err(|e| Error::io(format!("flushing {}", path.display()), e))?;
+                    .map_err(|e| Error::io_at(path, "fsync", "flushing to disk", e))?;
                 Ok(end.get())
             }
         }

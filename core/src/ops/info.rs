@@ -136,7 +136,7 @@ pub struct ImageInfo {
 pub fn info(image: &Image) -> Result<ImageInfo> {
     let path = image.path();
     let metadata = std::fs::metadata(path)
-        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "stat", "reading the metadata", e))?;
     let footer = image.footer().clone();
     let header = image.header().cloned();
     let bat = bat_of(image);

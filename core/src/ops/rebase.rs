@@ -49,11 +49,27 @@ use std::path::{Path, PathBuf};
 /// elsewhere ([`Error::Locked`]), a parent name longer than the header's 256 UTF-16 units
 /// ([`Error::InvalidArgument`]). `options.expected_type` is ignored.
 pub fn rebase(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<()> {
+    rebase_unnamed(path, new_parent, options).map_err(|e| e.in_file(path))
+}
+
+/// [`rebase`], whose I/O errors may not name the file yet.
+fn rebase_unnamed(path: &Path, new_parent: &Path, options: &OpenOptions) -> Result<()> {
     if options.read_only {
         return Err(Error::InvalidArgument {
             name: "options.read_only",
             reason: "rebase writes the child: open it read-write".into(),
         });
+    }
+    // The child as its own new parent, however spelled: say so, rather than that it is
+    // "not its parent".
+    if let Some(child) = crate::files::FileId::of_path(path) {
+        if crate::files::FileId::of_path(new_parent).as_ref() == Some(&child) {
+            return Err(Error::OutputIsInput {
+                output: path.to_path_buf(),
+                input: new_parent.to_path_buf(),
+                what: "an image cannot be its own parent",
+            });
+        }
     }
     // `rebase_through` opens the child locked, with the usual options; this second handle
     // takes no lock (locks keep other opens out, they do not stop writes through a handle).
@@ -122,7 +138,7 @@ pub fn rebase_through(
     // `child` holds the exclusive lock until the end.
     let footer_offset = file
         .file_size()
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+        .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?
         - FOOTER_SIZE as u64;
     let footer = child.footer().to_bytes();
     let entries = append_locator_data(file, path, footer_offset, &footer, &payloads)?;

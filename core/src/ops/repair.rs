@@ -209,6 +209,16 @@ pub fn repair_with(
     repair: &RepairOptions,
 ) -> Result<RepairReport> {
     let path = path.as_ref();
+    repair_with_unnamed(path, options, repair).map_err(|e| e.in_file(path))
+}
+
+/// [`repair_with`], whose I/O errors may not name the file yet.
+fn repair_with_unnamed(
+    path: impl AsRef<Path>,
+    options: &CheckOptions,
+    repair: &RepairOptions,
+) -> Result<RepairReport> {
+    let path = path.as_ref();
     let file = open_for_repair(path, options)?;
     repair_through(file, path, options, repair)
 }
@@ -278,7 +288,7 @@ fn report(before: CheckReport, plan: Plan, after: CheckReport) -> RepairReport {
 /// root): its owner said it is not to be changed.
 fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<LockedFile>> {
     let metadata = std::fs::metadata(path)
-        .map_err(|e| Error::io(format!("reading the metadata of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "stat", "reading the metadata", e))?;
     if metadata.permissions().readonly() {
         return Err(Error::ReadOnly {
             reason: format!(
@@ -296,7 +306,7 @@ fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<LockedFile
             io::ErrorKind::PermissionDenied => Error::ReadOnly {
                 reason: format!("{} cannot be opened for writing ({e})", path.display()),
             },
-            _ => Error::io(format!("opening {} for repair", path.display()), e),
+            _ => Error::io_at(path, "open", "opening for repair", e),
         },
     )?;
     Ok(Arc::new(LockedFile::new(file, path, false, options.lock)?))

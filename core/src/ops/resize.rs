@@ -69,6 +69,16 @@ pub fn resize(
     options: &ResizeOptions,
     progress: Progress,
 ) -> Result<ResizeReport> {
+    resize_unnamed(path, new_size, options, progress).map_err(|e| e.in_file(path))
+}
+
+/// [`resize`], whose I/O errors may not name the file yet.
+fn resize_unnamed(
+    path: &Path,
+    new_size: u64,
+    options: &ResizeOptions,
+    progress: Progress,
+) -> Result<ResizeReport> {
     if options.open.read_only {
         return Err(Error::InvalidArgument {
             name: "open.read_only",
@@ -78,7 +88,7 @@ pub fn resize(
     let image = Image::open(path, &options.open)?;
     let old_size = resize_image(image, new_size, options, progress)?;
     let file_size = std::fs::metadata(path)
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?
+        .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?
         .len();
     Ok(ResizeReport {
         old_size,
@@ -186,13 +196,10 @@ fn ensure_nothing_cut_off(image: &Image, new_size: u64, progress: Progress) -> R
         image.read_at(chunk, at)?;
         if !is_all_zero(chunk) {
             let first = at + chunk.iter().position(|&b| b != 0).unwrap_or(0) as u64;
-            return Err(Error::InvalidArgument {
-                name: "size",
-                reason: format!(
-                    "shrinking {} to {new_size} bytes would cut off data (byte {first} is not \
-                     zero); pass force to shrink anyway",
-                    image.path().display()
-                ),
+            return Err(Error::ShrinkRefused {
+                path: image.path().to_path_buf(),
+                new_size,
+                first_data: first,
             });
         }
         at += n;

@@ -51,6 +51,9 @@ impl SourceDetection {
 /// `conectix` cookie and a correct checksum (the cookie alone with `ignore_checksums`);
 /// raw otherwise. A valid footer copy of a dynamic or differencing image at offset 0 with
 /// no footer at the end is read as raw too, with a [`warning`](SourceDetection::warning).
+/// A file that [looks like](crate::sniff) another image format, a compressed file or an
+/// archive is refused with [`Error::ForeignFormat`] (a raw disk with a partition table is
+/// read as raw).
 pub fn detect_source_format(
     file: &dyn Storage,
     path: &Path,
@@ -64,7 +67,7 @@ pub fn detect_source_format(
     }
     let file_size = file
         .file_size()
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?;
     let valid =
         |footer: &Footer, offset: u64| ignore_checksums || footer.verify_checksum(offset).is_ok();
     if file_size >= FOOTER_SIZE as u64 - 1 {
@@ -79,6 +82,14 @@ pub fn detect_source_format(
                 return Ok(SourceDetection::new(SourceFormat::Vhd, reason));
             }
         }
+    }
+    // Another image format, a compressed file or an archive is no raw disk: wrapping its
+    // bytes would make a VHD of the container, not of the disk in it.
+    if let Some(format) = crate::sniff::sniff(file).filter(|f| f.is_container()) {
+        return Err(Error::ForeignFormat {
+            path: path.to_path_buf(),
+            format,
+        });
     }
     let copy = footer_copy(file, file_size).filter(|copy| valid(copy, 0));
     let Some(copy) = copy else {
@@ -137,7 +148,7 @@ pub(super) fn open_source_chain(
         File::options().read(true),
         Use::Read,
         "the source",
-        |e| Error::io(format!("opening {}", path.display()), e),
+        |e| Error::io_at(path, "open", "opening the file", e),
     )?;
     let detection = detect_source_format(&file, path, format, open.ignore_checksums)?;
     if detection.format == SourceFormat::Raw {

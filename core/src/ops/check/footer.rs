@@ -125,12 +125,19 @@ impl Checker<'_> {
                     Some((_, true)) => ", and the copy at offset 0 is a fixed disk's footer",
                     None => ", and there is no copy at offset 0",
                 };
+                // What it is instead, when its signature says (one home: `sniff`).
+                let verdict = match crate::sniff::sniff(self.file) {
+                    Some(format) if copy.is_none() => {
+                        format!("this is not a VHD image: it looks like {format}")
+                    }
+                    _ => "this is not a VHD image, or it was truncated".to_string(),
+                };
                 self.add(
                     Severity::Corrupt,
                     FindingKind::FooterMissing,
                     Some(size.saturating_sub(FOOTER_SIZE as u64)),
                     format!(
-                        "no footer (cookie \"conectix\") in the last 512 bytes of the {size}-byte file{copy_note}: this is not a VHD image, or it was truncated"
+                        "no footer (cookie \"conectix\") in the last 512 bytes of the {size}-byte file{copy_note}: {verdict}"
                     ),
                 );
                 return Ok(None);

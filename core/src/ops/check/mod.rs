@@ -183,12 +183,18 @@ impl CheckOptions {
 /// check cannot run: the file cannot be opened or read, or it is locked for writing.
 pub fn check(path: impl AsRef<Path>, options: &CheckOptions) -> Result<CheckReport> {
     let path = path.as_ref();
+    check_unnamed(path, options).map_err(|e| e.in_file(path))
+}
+
+/// [`check`], whose I/O errors may not name the file yet.
+fn check_unnamed(path: impl AsRef<Path>, options: &CheckOptions) -> Result<CheckReport> {
+    let path = path.as_ref();
     let (file, _) = crate::files::open(
         path,
         std::fs::File::options().read(true),
         crate::files::Use::Read,
         "an image",
-        |e| Error::io(format!("opening {}", path.display()), e),
+        |e| Error::io_at(path, "open", "opening the file", e),
     )?;
     let storage = crate::image::locked_storage(file, path, true, options.lock)?;
     let mut report = check_storage(storage, path, options)?;
@@ -218,7 +224,7 @@ pub(crate) fn check_layout(
 ) -> Result<CheckReport> {
     let file_size = file
         .file_size()
-        .map_err(|e| Error::io(format!("reading the size of {}", path.display()), e))?;
+        .map_err(|e| Error::io_at(path, "fstat", "reading the size", e))?;
     let mut checker = Checker {
         file: file.as_ref(),
         file_size,

@@ -1,0 +1,231 @@
+'use strict'
+
+// Errors a person can act on (issue 15): OS errors as Node's own fs errors (`code` the OS
+// error's name, `errno`, `syscall`, `path` as the caller gave it, never a temporary file);
+// a stack that shows the caller of an operation whose error was made on a native thread;
+// "is not a VHD image"; conversions that refuse other image formats; hints that name the
+// JavaScript option; fs-style calls told to use the right method; an output that is the
+// input.
+
+const { test } = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const VHD = require('..')
+const { tempDir, rejectsWith, sha256File } = require('./helpers.js')
+
+const MiB = 1024 * 1024
+
+function hasQemuImg() {
+  const found = spawnSync('qemu-img', ['--version']).status === 0
+  if (!found) {
+    if (process.env.CI) assert.fail('qemu-img is not installed, and CI requires the oracle tests')
+    console.log('SKIPPED: qemu-img is not installed')
+  }
+  return found
+}
+
+test('a missing image is ENOENT with errno, syscall and the path as given', async () => {
+  const tmp = tempDir()
+  try {
+    const missing = path.join(tmp.dir, 'missing.vhd')
+    await assert.rejects(VHD.open(missing), (error) => {
+      assert.equal(error.code, 'ENOENT')
+      assert.equal(error.errno, -2)
+      assert.equal(error.syscall, 'open')
+      assert.equal(error.path, missing)
+      assert.match(error.message, new RegExp(`^ENOENT: ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: opening the image`))
+      return true
+    })
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('a new image in a missing folder names the image, not a temporary file', async () => {
+  const tmp = tempDir()
+  try {
+    const target = path.join(tmp.dir, 'no-such-folder', 'out.vhd')
+    await assert.rejects(VHD.create(target, { type: VHD.TYPE.FIXED, size: MiB }), (error) => {
+      assert.equal(error.code, 'ENOENT')
+      assert.equal(error.path, target)
+      assert.ok(error.message.startsWith(`ENOENT: ${target}: `), error.message)
+      return true
+    })
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('the stack of an error made on a native thread shows the caller', async () => {
+  const tmp = tempDir()
+  try {
+    const missing = path.join(tmp.dir, 'missing.vhd')
+    async function theCallerOfOpen() {
+      return VHD.open(missing)
+    }
+    const error = await theCallerOfOpen().then(
+      () => assert.fail('opened a missing file'),
+      (e) => e,
+    )
+    assert.match(error.stack, /^Error: ENOENT: /)
+    assert.match(error.stack, /theCallerOfOpen/)
+    assert.match(error.stack, /errors\.test\.js/)
+    // The callback form too.
+    const viaCallback = await new Promise((resolve) => {
+      function theCallerWithACallback() {
+        VHD.open(missing, {}, (e) => resolve(e))
+      }
+      theCallerWithACallback()
+    })
+    assert.match(viaCallback.stack, /theCallerWithACallback/)
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('a file that is not a VHD says so, with its size when it is too short', async () => {
+  const tmp = tempDir()
+  try {
+    const small = path.join(tmp.dir, 'small.bin')
+    fs.writeFileSync(small, Buffer.alloc(100, 7))
+    await assert.rejects(VHD.open(small), (error) => {
+      assert.equal(error.code, 'ERR_VHD_NOT_VHD')
+      assert.equal(
+        error.message,
+        `${small} is not a VHD image (it is 100 bytes long; a VHD has at least a 512-byte footer)`,
+      )
+      return true
+    })
+    const zeros = path.join(tmp.dir, 'zeros.img')
+    fs.writeFileSync(zeros, Buffer.alloc(8192))
+    await rejectsWith(VHD.open(zeros), 'ERR_VHD_NOT_VHD')
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('VHD.open of a qcow2 image says what it is, and VHD.convert refuses it unless sourceFormat is raw', async () => {
+  if (!hasQemuImg()) return
+  const tmp = tempDir()
+  try {
+    const qcow2 = path.join(tmp.dir, 'img.qcow2')
+    assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '8M']).status, 0)
+    await assert.rejects(VHD.open(qcow2, { readOnly: true }), (error) => {
+      assert.equal(error.code, 'ERR_VHD_NOT_VHD')
+      assert.equal(error.message, `${qcow2} is not a VHD image (it looks like a qcow2 image)`)
+      return true
+    })
+    const out = path.join(tmp.dir, 'out.vhd')
+    await assert.rejects(VHD.convert(qcow2, out, { to: 'dynamic' }), (error) => {
+      assert.equal(error.code, 'ERR_VHD_FOREIGN_FORMAT')
+      assert.match(error.message, /is a qcow2 image, not a raw disk or a VHD: convert it with qemu-img convert -O vpc/)
+      assert.match(error.message, /pass \{ sourceFormat: 'raw' \}$/)
+      return true
+    })
+    assert.equal(fs.existsSync(out), false)
+    const report = await VHD.convert(qcow2, out, { to: 'dynamic', sourceFormat: 'raw' })
+    assert.equal(report.sourceSize, fs.statSync(qcow2).size)
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('hints name the JavaScript option', async () => {
+  const tmp = tempDir()
+  try {
+    const file = tmp.file('a')
+    await (await VHD.create(file, { type: VHD.TYPE.DYNAMIC, size: 4 * MiB })).close()
+    await assert.rejects(VHD.create(file, { type: VHD.TYPE.DYNAMIC, size: 4 * MiB }), (error) => {
+      assert.equal(error.code, 'ERR_VHD_EXISTS')
+      assert.equal(error.message, `${file}: file already exists (pass { overwrite: true } to replace it)`)
+      return true
+    })
+    const child = tmp.file('child')
+    await (await VHD.snapshot(file, child)).close()
+    const moved = `${file}.moved`
+    fs.renameSync(file, moved)
+    await assert.rejects(VHD.open(child), (error) => {
+      assert.equal(error.code, 'ERR_VHD_PARENT_NOT_FOUND')
+      assert.match(error.message, /; to name the parent yourself, pass \{ parent: path \}$/)
+      return true
+    })
+    fs.renameSync(moved, file)
+    fs.rmSync(child)
+    const disk = await VHD.open(file)
+    try {
+      await disk.write(Buffer.alloc(512, 1), 3 * MiB)
+    } finally {
+      await disk.close()
+    }
+    await assert.rejects(VHD.resize(file, MiB), (error) => {
+      assert.equal(error.code, 'ERR_VHD_INVALID_ARGUMENT')
+      assert.match(error.message, /; to do it anyway, pass \{ force: true \}$/)
+      return true
+    })
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('fs-style calls of read and write say which method to use', async () => {
+  const tmp = tempDir()
+  try {
+    const file = tmp.file('a')
+    const disk = await VHD.create(file, { type: VHD.TYPE.DYNAMIC, size: 4 * MiB })
+    try {
+      const buffer = Buffer.alloc(8)
+      // Something in the callback's place (fs's `length`): thrown, as argument errors are.
+      assert.throws(() => disk.read(buffer, 0, 8, 4096), (error) => {
+        assert.ok(error instanceof TypeError)
+        assert.equal(error.code, 'ERR_INVALID_ARG_TYPE')
+        assert.match(error.message, /use disk\.readInto\(buffer, bufferOffset, length, position\)/)
+        return true
+      })
+      await assert.rejects(disk.read(buffer), (error) => error.code === 'ERR_INVALID_ARG_TYPE' && /readInto/.test(error.message))
+      assert.throws(() => disk.write(buffer, 0, 8, 4096), (error) => {
+        assert.equal(error.code, 'ERR_INVALID_ARG_TYPE')
+        assert.match(error.message, /disk\.write\(buffer, offset\) writes all of buffer at offset/)
+        assert.match(error.message, /buffer\.subarray/)
+        return true
+      })
+      assert.throws(() => disk.readSync(buffer, 0, 8, 4096), (error) => error.code === 'ERR_INVALID_ARG_TYPE' && /readIntoSync/.test(error.message))
+      // fs.writeSync's shape would have written the whole buffer at 0, its offset in the buffer.
+      assert.throws(
+        () => disk.writeSync(Buffer.alloc(8, 1), 0, 8, 4096),
+        (error) => error.code === 'ERR_INVALID_ARG_TYPE' && /disk\.writeSync\(buffer, offset\)/.test(error.message),
+      )
+      // Nothing was written.
+      const { buffer: read } = await disk.read(0, 8192)
+      assert.ok(read.every((b) => b === 0))
+    } finally {
+      await disk.close()
+    }
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('a snapshot over its own image says the output is the input, and leaves it alone', async () => {
+  const tmp = tempDir()
+  try {
+    const file = path.join(tmp.dir, 'a.vhd')
+    await (await VHD.create(file, { type: VHD.TYPE.DYNAMIC, size: 4 * MiB })).close()
+    const before = sha256File(file)
+    const link = path.join(tmp.dir, 'link.vhd')
+    fs.symlinkSync(file, link)
+    for (const child of [file, link, path.join(tmp.dir, '.', 'sub', '..', 'a.vhd')]) {
+      if (child.includes('sub')) fs.mkdirSync(path.join(tmp.dir, 'sub'), { recursive: true })
+      await assert.rejects(VHD.snapshot(file, child), (error) => {
+        assert.equal(error.code, 'ERR_VHD_OUTPUT_IS_INPUT')
+        assert.doesNotMatch(error.message, /loop/)
+        return true
+      })
+    }
+    await rejectsWith(VHD.create(file, { type: VHD.TYPE.DIFF, parent: file, overwrite: true }), 'ERR_VHD_OUTPUT_IS_INPUT')
+    assert.equal(sha256File(file), before)
+  } finally {
+    tmp.cleanup()
+  }
+})
