@@ -161,7 +161,7 @@ function sources(dir, ext) {
  * there (a new vhd_core::Error variant's `code()`, a Failure in src/, a code lib/ throws)
  * fails this test until index.d.ts lists it:
  * - every quoted `ERR_…` string of the native layer (src/, core/src/);
- * - the OS error names src/errors.rs maps errors to (`=> "ENOENT"`);
+ * - the OS error names vhd_core::Error::os_code gives (`=> "ENOENT"`, core/src/error.rs);
  * - every quoted `ERR_…`/`ABORT_ERR` string of lib/, index.js, binding.js.
  * Codes only compared there, never given to an error, are listed in NOT_THROWN.
  */
@@ -171,7 +171,8 @@ function producedCodes() {
     for (const m of text.matchAll(re)) codes.add(m[1])
   }
   for (const text of [...sources('src', '.rs'), ...sources('core/src', '.rs')]) add(text, /"(ERR_[A-Z0-9_]+)"/g)
-  add(require('node:fs').readFileSync(path.join(root, 'src', 'errors.rs'), 'utf8'), /=> "(E[A-Z0-9]+)"/g)
+  // The OS error names (`K::NotFound => "ENOENT"`): vhd_core::Error::os_code's table.
+  add(require('node:fs').readFileSync(path.join(root, 'core', 'src', 'error.rs'), 'utf8'), /=> "(E[A-Z0-9]+)"/g)
   for (const text of [...sources('lib', '.js'), ...['index.js', 'binding.js'].map((f) => require('node:fs').readFileSync(path.join(root, f), 'utf8'))]) {
     add(text, /['"`]((?:ERR_[A-Z0-9_]+)|ABORT_ERR)['"`]/g)
   }
