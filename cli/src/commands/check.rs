@@ -1,19 +1,16 @@
 //! `vhd check`: structure checks (and repairs) with qemu-img check's output and exit codes.
 
-use super::{flag, open_options, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
-use crate::args::Parsed;
+use super::COMMAND_HELP;
+use crate::args::{ChainArgs, FormatArgs, OutputArgs};
 use crate::json::{Json, JsonText};
 use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::io::Write;
+use std::path::PathBuf;
 use vhd_core::ops::{repair_with, RepairOptions, RepairReport};
 use vhd_core::{check, CheckOptions, CheckReport, Finding, Severity};
 
-pub const COMMAND: Command = Command {
-    name: "check",
-    synopsis: "[--repair [--force]] [--json] [--parent-root DIR] FILE",
-    summary: "check an image for damage and leaked space (and repair it)",
-    description: "\
+const DESCRIPTION: &str = "\
 Checks the structure of the VHD image FILE, like 'qemu-img check': footer and its copy,
 dynamic header, block allocation table, overlapping or leaked blocks, parent locators and
 the parent link. The file is only read, unless --repair is given: then what can be
@@ -47,36 +44,70 @@ Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked s
 or another repairable state that harms no data, 1 the check could not run, or the repair
 was refused (nothing was written; with --json, 'refused' is true and 'risks' says what
 would be lost). With --repair, the code is the one of the check after repairing; with
---force, 'Forced:' lines (the JSON's 'forced') say what was lost or accepted.",
-    options: &[
-        flag("repair", "repair what can be repaired without losing data"),
-        flag(
-            "force",
-            "with --repair: carry out a repair that loses data (keep a copy first)",
-        ),
-        JSON,
-        PARENT_ROOT,
-        ALLOW_REMOTE_PARENTS,
-    ],
-    run,
-};
+--force, 'Forced:' lines (the JSON's 'forced') say what was lost or accepted.";
 
-fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
-    let [file] = parsed.positionals("check", &["FILE"], &[])? else {
-        unreachable!("exactly one positional was checked")
-    };
-    let json = parsed.flag("json");
-    let options = CheckOptions::from(&open_options(parsed));
-    let force = parsed.flag("force");
-    if force && !parsed.flag("repair") {
+/// `vhd check`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "check an image for damage and leaked space (and repair it)",
+    before_help = DESCRIPTION,
+    help_template = COMMAND_HELP
+)]
+pub struct CheckArgs {
+    /// The image
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Repair what can be repaired without losing data (--repair=leaks: only if the image
+    /// has nothing but leaks)
+    #[arg(
+        long = "repair",
+        value_name = "leaks|all",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all",
+        value_parser = ["leaks", "all"]
+    )]
+    repair: Option<String>,
+    /// qemu-img's -r leaks|all: the same as --repair=leaks|all
+    #[arg(short = 'r', value_name = "leaks|all", value_parser = ["leaks", "all"])]
+    repair_mode: Option<String>,
+    /// With --repair: carry out a repair that loses data (keep a copy first)
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    format: FormatArgs,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+pub fn run(args: &CheckArgs, io: &mut Io) -> Result<i32, CliError> {
+    let file = &args.file;
+    let json = args.output.json();
+    let options = CheckOptions::from(&args.chain.open_options());
+    let force = args.force;
+    let repair = args.repair.as_deref().or(args.repair_mode.as_deref());
+    if force && repair.is_none() {
         return Err(CliError::usage("check", "--force only applies to --repair"));
     }
-    if parsed.flag("repair") {
-        let report = match repair_with(
-            std::path::Path::new(file),
-            &options,
-            &RepairOptions { force },
-        ) {
+    if repair == Some("leaks") {
+        // qemu-img's -r leaks repairs leaks only: an image with damage is left alone.
+        let report = check(file, &options)?;
+        if report.has_corruption() {
+            return Err(CliError::usage(
+                "check",
+                format!(
+                    "{} has {} errors besides leaks: -r leaks repairs leaks only (see 'vhd check {}'; -r all repairs the rest)",
+                    file.display(),
+                    report.count(Severity::Corrupt),
+                    file.display()
+                ),
+            ));
+        }
+    }
+    if repair.is_some() {
+        let report = match repair_with(file, &options, &RepairOptions { force }) {
             Ok(report) => report,
             Err(error @ vhd_core::Error::RepairRefused { .. }) => {
                 write_refusal(io, &error, json)?;

@@ -1,13 +1,13 @@
 //! `vhd info`: every footer and header field, the parent chain, the allocated size.
 
-use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
-use crate::args::Parsed;
+use super::COMMAND_HELP;
+use crate::args::{ChainArgs, FormatArgs, OutputArgs};
 use crate::json::JsonText;
 use crate::size::{human_size, size_with_bytes};
 use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use vhd_core::dynamic_header::PARENT_TIMESTAMP_NOT_RECORDED;
 use vhd_core::footer::{
     format_unique_id, Footer, FEATURE_RESERVED, FEATURE_TEMPORARY, NO_DATA_OFFSET,
@@ -15,34 +15,46 @@ use vhd_core::footer::{
 use vhd_core::ops::{creator_version_text, host_os_name, iso_time, ChecksumInfo, ImageInfo};
 use vhd_core::{DiskType, DynamicHeader, FooterSource};
 
-pub const COMMAND: Command = Command {
-    name: "info",
-    synopsis: "[--json] [--parent-root DIR] FILE",
-    summary: "show every footer and header field, the parent chain and the space used",
-    description: "\
+const DESCRIPTION: &str = "\
 Shows what the VHD image FILE is, like 'qemu-img info': its type (subformat), virtual
 size, the space it uses, then every field of the hard disk footer and (dynamic and
 differencing images) of the dynamic disk header, the parent locators, and the chain of
 images below a differencing image. The image is opened read-only.
 
-With --json, prints one JSON object with, among others: type, virtualSize (bytes),
-geometry, blockSize (null for fixed images), allocatedBytes, fileSize, creator,
-uniqueId, timestamp, features, checksums, footerSource, footer, header, parent (null,
-or {name, uniqueId, timestamp, timestampRecorded, path, locators}) and chain: the
-object VHD.info() resolves to in JavaScript, key for key. A
-differencing image that records no parent time stamp (0, as Windows diskpart writes)
-says so: its parent is then bound by its unique id alone.",
-    options: &[JSON, PARENT_ROOT, ALLOW_REMOTE_PARENTS],
-    run,
-};
+With --json (--output=json), prints one JSON object with, among others: type,
+virtualSize (bytes), geometry, blockSize (null for fixed images), allocatedBytes,
+fileSize, creator, uniqueId, timestamp, features, checksums, footerSource, footer,
+header, parent (null, or {name, uniqueId, timestamp, timestampRecorded, path, locators})
+and chain: the object VHD.info() resolves to in JavaScript, key for key. A differencing
+image that records no parent time stamp (0, as Windows diskpart writes) says so: its
+parent is then bound by its unique id alone.";
 
-fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
-    let [file] = parsed.positionals("info", &["FILE"], &[])? else {
-        unreachable!("exactly one positional was checked")
-    };
-    let image = open_read_only(parsed, file)?;
+/// `vhd info`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "show every footer and header field, the parent chain and the space used",
+    before_help = DESCRIPTION,
+    help_template = COMMAND_HELP
+)]
+pub struct InfoArgs {
+    /// The image
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    format: FormatArgs,
+    /// qemu-img's --backing-chain: the chain is always shown
+    #[arg(short = 'b', long = "backing-chain")]
+    backing_chain: bool,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+pub fn run(args: &InfoArgs, io: &mut Io) -> Result<i32, CliError> {
+    let image = args.chain.open_read_only(&args.file)?;
     let info = vhd_core::ops::info(&image)?;
-    if parsed.flag("json") {
+    if args.output.json() {
         writeln!(io.stdout, "{}", info.to_json().pretty())?;
     } else {
         io.stdout.write_all(to_text(&info).as_bytes())?;
