@@ -68,7 +68,11 @@ pub fn draw(image: &Image, io: &mut Io) -> Result<(), CliError> {
         }
     }
     let colour = io.stdout_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let chain: Vec<String> = image.chain().iter().map(|p| p.display().to_string()).collect();
+    let chain: Vec<String> = image
+        .chain()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let text = render(&levels, &layout, &chain, image.size(), unit, colour);
     io.stdout.write_all(text.as_bytes())?;
     Ok(())

@@ -20,7 +20,8 @@ stops early ('vhd cat disk.vhd | head -c 512') ends it quietly.";
 #[command(
     about = "write the virtual disk's contents to stdout",
     before_help = DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd cat [-U] [--parent-root DIR] FILE"
 )]
 pub struct CatArgs {
     /// The image

@@ -19,7 +19,8 @@ or install it where the shell looks, such as
 #[command(
     about = "print a shell completion script (bash, zsh, fish…)",
     before_help = DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd completions bash|zsh|fish|elvish|powershell"
 )]
 pub struct CompletionsArgs {
     /// The shell

@@ -33,7 +33,8 @@ socket or character device (such as /dev/null) is refused.";
 #[command(
     about = "convert a raw disk or a VHD (a chain is flattened) into a new image",
     before_help = DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd convert [--to raw|fixed|dynamic | -O raw|vpc [-o subformat=fixed|dynamic]] [--from auto|raw|vhd | -f FMT] [--azure] [-p] [-q] [--parent-root DIR] SRC DST"
 )]
 pub struct ConvertArgs {
     /// The disk to read: a VHD (of any type) or a raw disk image
@@ -52,7 +53,12 @@ pub struct ConvertArgs {
     #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
     options: Vec<String>,
     /// How to read SRC: auto, raw or vhd (qemu-img's vpc; default: auto)
-    #[arg(short = 'f', long = "from", visible_alias = "source-format", value_name = "FORMAT")]
+    #[arg(
+        short = 'f',
+        long = "from",
+        visible_alias = "source-format",
+        value_name = "FORMAT"
+    )]
     from: Option<String>,
     /// A fixed VHD of a whole number of MiB, as Azure requires
     #[arg(long)]

@@ -25,7 +25,8 @@ socket or device is refused (write onto a block device with convert).";
 #[command(
     about = "create a new image",
     before_help = DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd create [--type fixed|dynamic|differencing | -o subformat=fixed|dynamic] [--block-size SIZE] [--parent FILE | -b FILE] [--parent-root DIR] [--overwrite] FILE [SIZE]"
 )]
 pub struct CreateArgs {
     /// The new image
@@ -99,11 +100,7 @@ pub fn run(args: &CreateArgs, io: &mut Io) -> Result<i32, CliError> {
         (Some(a), Some(b)) if a != b => {
             return Err(CliError::usage(
                 "create",
-                format!(
-                    "--type {} and -o subformat={} disagree",
-                    a.name(),
-                    b.name()
-                ),
+                format!("--type {} and -o subformat={} disagree", a.name(), b.name()),
             ))
         }
         (a, b) => a.or(b),
@@ -151,7 +148,9 @@ pub fn run(args: &CreateArgs, io: &mut Io) -> Result<i32, CliError> {
         options.block_size = block_size_argument("create", text)?;
     }
     options.overwrite = args.overwrite;
-    options.parent_open = args.chain.open_options_with(parents.get(1..).unwrap_or(&[]));
+    options.parent_open = args
+        .chain
+        .open_options_with(parents.get(1..).unwrap_or(&[]));
     let image = create(file, &options)?;
     if args.quiet {
         return Ok(0);

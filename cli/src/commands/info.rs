@@ -5,7 +5,7 @@ use crate::args::{ChainArgs, FormatArgs, OutputArgs};
 use crate::json::JsonText;
 use crate::size::{human_size, size_with_bytes};
 use crate::terminal::safe;
-use crate::{CliError, Io};
+use crate::{CliError, Io, PROGRAM};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use vhd_core::dynamic_header::PARENT_TIMESTAMP_NOT_RECORDED;
@@ -21,6 +21,13 @@ size, the space it uses, then every field of the hard disk footer and (dynamic a
 differencing images) of the dynamic disk header, the parent locators, and the chain of
 images below a differencing image. The image is opened read-only.
 
+A differencing image whose parent cannot be used (missing, another image, modified since
+the child was made, outside --parent-root) is still shown: its own fields, a 'parent
+chain: BROKEN' line saying what is wrong with the parent (in JSON, 'parentProblem':
+{code, message}; null otherwise) and a warning on stderr; the exit code is 0, as
+qemu-img info's for an image whose backing file is missing. --parent PATH names the
+parent; --ignore-parent-timestamp accepts a copied one.
+
 With --json (--output=json), prints one JSON object with, among others: type,
 virtualSize (bytes), geometry, blockSize (null for fixed images), allocatedBytes,
 fileSize, creator, uniqueId, timestamp, features, checksums, footerSource, footer,
@@ -34,7 +41,8 @@ parent is then bound by its unique id alone.";
 #[command(
     about = "show every footer and header field, the parent chain and the space used",
     before_help = DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd info [--json | --output=json] [-U] [--parent PATH]... [--parent-root DIR] FILE"
 )]
 pub struct InfoArgs {
     /// The image
@@ -52,8 +60,17 @@ pub struct InfoArgs {
 }
 
 pub fn run(args: &InfoArgs, io: &mut Io) -> Result<i32, CliError> {
-    let image = args.chain.open_read_only(&args.file)?;
-    let info = vhd_core::ops::info(&image)?;
+    let info = vhd_core::ops::info_at(&args.file, &args.chain.read_only())?;
+    if let Some(problem) = &info.parent_problem {
+        // Shown, and the exit code is 0 (as qemu-img info of an image whose backing file
+        // is missing): the image itself was read. On stderr too, for scripts.
+        writeln!(
+            io.stderr,
+            "{PROGRAM}: warning: {}: {}",
+            problem.code,
+            safe(&problem.message)
+        )?;
+    }
     if args.output.json() {
         writeln!(io.stdout, "{}", info.to_json().pretty())?;
     } else {
@@ -95,6 +112,15 @@ fn to_text(info: &ImageInfo) -> String {
     if let Some(parent) = &info.parent {
         line("backing file", display(&parent.path));
         line("backing file format", "vpc".into());
+    }
+    if let Some(problem) = &info.parent_problem {
+        line(
+            "parent chain",
+            format!(
+                "BROKEN ({}): {}; the image's own fields follow",
+                problem.code, problem.message
+            ),
+        );
     }
     out.push_str("Format specific information:\n");
     footer_text(&mut out, footer, info);

@@ -39,7 +39,8 @@ Compacting another user's file without being root is refused before anything is 
 #[command(
     about = "rewrite a dynamic or differencing image without its unneeded blocks",
     before_help = COMPACT_DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd compact [-p] [-q] [--parent-root DIR] FILE"
 )]
 pub struct CompactArgs {
     #[command(flatten)]
@@ -58,7 +59,8 @@ is refused unless --force (or qemu-img's --shrink) is given (that data is then l
 #[command(
     about = "change the virtual size of an image",
     before_help = RESIZE_DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd resize [--force | --shrink] [-p] [-q] [--parent-root DIR] FILE [+|-]SIZE"
 )]
 pub struct ResizeArgs {
     #[command(flatten)]
@@ -82,7 +84,8 @@ FILE, like 'qemu-img commit'. FILE must be a differencing image.";
 #[command(
     about = "merge a differencing image into its parent",
     before_help = COMMIT_DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd commit [-p] [-q] [--parent-root DIR] FILE"
 )]
 pub struct CommitArgs {
     #[command(flatten)]
@@ -104,7 +107,8 @@ locators) must lie inside DIR.";
 #[command(
     about = "point a differencing image at its parent's new location",
     before_help = REBASE_DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd rebase [--ignore-parent-timestamp] [--parent-root DIR] FILE NEW_PARENT (or -b NEW_PARENT FILE)"
 )]
 pub struct RebaseArgs {
     #[command(flatten)]
@@ -113,7 +117,12 @@ pub struct RebaseArgs {
     #[arg(value_name = "NEW_PARENT", required_unless_present = "backing")]
     new_parent: Option<PathBuf>,
     /// qemu-img's --backing: the new parent (instead of NEW_PARENT)
-    #[arg(short = 'b', long = "backing", value_name = "NEW_PARENT", conflicts_with = "new_parent")]
+    #[arg(
+        short = 'b',
+        long = "backing",
+        value_name = "NEW_PARENT",
+        conflicts_with = "new_parent"
+    )]
     backing: Option<PathBuf>,
     /// qemu-img's --backing-format: the new parent's format, vpc (the only one)
     #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = ["vpc", "vhd"])]
@@ -130,7 +139,8 @@ to NEW_CHILD from then on, and FILE keeps the disk as it was. FILE is trusted; w
 #[command(
     about = "create a differencing image over an image",
     before_help = SNAPSHOT_DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd snapshot [--parent-root DIR] FILE NEW_CHILD"
 )]
 pub struct SnapshotArgs {
     #[command(flatten)]

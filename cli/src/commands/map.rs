@@ -37,7 +37,8 @@ in plain characters otherwise.";
 #[command(
     about = "show which ranges of the disk hold data, and in which file",
     before_help = DESCRIPTION,
-    help_template = COMMAND_HELP
+    help_template = COMMAND_HELP,
+    override_usage = "vhd map [--json | --output=json | --picture] [-U] [--parent-root DIR] FILE"
 )]
 pub struct MapArgs {
     /// The image
