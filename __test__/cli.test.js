@@ -791,7 +791,12 @@ describe('compact, resize, commit, rebase, snapshot', () => {
     vhdOk(['create', '--parent', base, child])
     const moved = path.join(dir, 'moved', 'renamed-base.vhd')
     fs.renameSync(base, moved)
-    vhdFails(['info', child], 'ERR_VHD_PARENT_NOT_FOUND')
+    vhdFails(['cat', child], 'ERR_VHD_PARENT_NOT_FOUND')
+    // info still describes the child, and says what is wrong with its parent (issue 15).
+    const broken = vhd(['info', child])
+    assert.equal(broken.status, 0, broken.stderr)
+    assert.match(broken.stdout, /^parent chain: BROKEN \(ERR_VHD_PARENT_NOT_FOUND\)/m)
+    assert.match(broken.stderr, /^vhd: warning: ERR_VHD_PARENT_NOT_FOUND: /)
     vhdOk(['rebase', child, moved])
     const info = JSON.parse(vhdOk(['info', '--json', child]).stdout)
     assert.equal(info.parent.path, fs.realpathSync(moved))

@@ -193,6 +193,10 @@ pub fn usage_error(error: &clap::Error, args: &[String]) -> CliError {
             "unknown command '{}'",
             context(ContextKind::InvalidSubcommand).unwrap_or_default()
         ),
+        // As with qemu-img, a command's options (--parent-root…) follow the command.
+        ErrorKind::UnknownArgument if invalid.starts_with('-') && command.is_empty() => format!(
+            "unknown option '{invalid}' (a command's options go after it: vhd COMMAND [options] FILE)"
+        ),
         ErrorKind::UnknownArgument if invalid.starts_with('-') => {
             format!("unknown option '{invalid}'")
         }

@@ -116,7 +116,7 @@ impl<F: Formatter> Formatter for Terminal<F> {
     ) -> io::Result<()> {
         let mut rest = fragment;
         while let Some(at) = rest.find(crate::terminal::is_unsafe) {
-            w.write_all(rest[..at].as_bytes())?;
+            w.write_all(&rest.as_bytes()[..at])?;
             let c = rest[at..].chars().next().expect("found at a char boundary");
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {

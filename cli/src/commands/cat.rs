@@ -1,9 +1,7 @@
 //! `vhd cat`: the virtual disk's bytes on stdout.
 
-use super::COMMAND_HELP;
-use crate::args::{ChainArgs, FormatArgs};
+use super::{Target, COMMAND_HELP};
 use crate::{CliError, Io};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use vhd_core::VirtualDisk;
 
@@ -24,17 +22,12 @@ stops early ('vhd cat disk.vhd | head -c 512') ends it quietly.";
     override_usage = "vhd cat [-U] [--parent-root DIR] FILE"
 )]
 pub struct CatArgs {
-    /// The image
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
     #[command(flatten)]
-    format: FormatArgs,
-    #[command(flatten)]
-    chain: ChainArgs,
+    target: Target,
 }
 
 pub fn run(args: &CatArgs, io: &mut Io) -> Result<i32, CliError> {
-    let image = args.chain.open_read_only(&args.file)?;
+    let image = args.target.chain.open_read_only(&args.target.file)?;
     let size = image.size();
     let mut buf = vec![0u8; CHUNK.min(size as usize).max(1)];
     let mut offset = 0;

@@ -1,12 +1,11 @@
 //! `vhd check`: structure checks (and repairs) with qemu-img check's output and exit codes.
 
-use super::COMMAND_HELP;
-use crate::args::{ChainArgs, FormatArgs, OutputArgs};
+use super::{Target, COMMAND_HELP};
+use crate::args::OutputArgs;
 use crate::json::{Json, JsonText};
 use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::io::Write;
-use std::path::PathBuf;
 use vhd_core::ops::{repair_with, RepairOptions, RepairReport};
 use vhd_core::{check, CheckOptions, CheckReport, Finding, Severity};
 
@@ -63,9 +62,8 @@ would be lost). With --repair, the code is the one of the check after repairing;
     override_usage = "vhd check [--repair[=leaks|all] | -r leaks|all] [--force] [--json | --output=json] [-U] [--parent-root DIR] FILE"
 )]
 pub struct CheckArgs {
-    /// The image
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    #[command(flatten)]
+    target: Target,
     /// Repair what can be repaired without losing data (--repair=leaks: only if the image
     /// has nothing but leaks)
     #[arg(
@@ -85,16 +83,12 @@ pub struct CheckArgs {
     force: bool,
     #[command(flatten)]
     output: OutputArgs,
-    #[command(flatten)]
-    format: FormatArgs,
-    #[command(flatten)]
-    chain: ChainArgs,
 }
 
 pub fn run(args: &CheckArgs, io: &mut Io) -> Result<i32, CliError> {
-    let file = &args.file;
+    let file = &args.target.file;
     let json = args.output.json();
-    let options = CheckOptions::from(&args.chain.open_options());
+    let options = CheckOptions::from(&args.target.chain.open_options());
     let force = args.force;
     let repair = args.repair.as_deref().or(args.repair_mode.as_deref());
     if force && repair.is_none() {

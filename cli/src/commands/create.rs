@@ -33,7 +33,7 @@ pub struct CreateArgs {
     #[arg(value_name = "FILE")]
     file: String,
     /// Its virtual size (the parent's for a differencing image, if not given)
-    #[arg(value_name = "SIZE")]
+    #[arg(value_name = "SIZE", allow_hyphen_values = true)]
     size: Option<String>,
     /// fixed, dynamic or differencing (default: dynamic; differencing with --parent)
     #[arg(short = 't', long = "type", value_name = "TYPE")]

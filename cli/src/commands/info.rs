@@ -1,13 +1,13 @@
 //! `vhd info`: every footer and header field, the parent chain, the allocated size.
 
-use super::COMMAND_HELP;
-use crate::args::{ChainArgs, FormatArgs, OutputArgs};
+use super::{Target, COMMAND_HELP};
+use crate::args::OutputArgs;
 use crate::json::JsonText;
 use crate::size::{human_size, size_with_bytes};
 use crate::terminal::safe;
 use crate::{CliError, Io, PROGRAM};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use vhd_core::dynamic_header::PARENT_TIMESTAMP_NOT_RECORDED;
 use vhd_core::footer::{
     format_unique_id, Footer, FEATURE_RESERVED, FEATURE_TEMPORARY, NO_DATA_OFFSET,
@@ -22,7 +22,7 @@ differencing images) of the dynamic disk header, the parent locators, and the ch
 images below a differencing image. The image is opened read-only.
 
 A differencing image whose parent cannot be used (missing, another image, modified since
-the child was made, outside --parent-root) is still shown: its own fields, a 'parent
+the child was made) is still shown: its own fields, a 'parent
 chain: BROKEN' line saying what is wrong with the parent (in JSON, 'parentProblem':
 {code, message}; null otherwise) and a warning on stderr; the exit code is 0, as
 qemu-img info's for an image whose backing file is missing. --parent PATH names the
@@ -45,22 +45,17 @@ parent is then bound by its unique id alone.";
     override_usage = "vhd info [--json | --output=json] [-U] [--parent PATH]... [--parent-root DIR] FILE"
 )]
 pub struct InfoArgs {
-    /// The image
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    #[command(flatten)]
+    target: Target,
     #[command(flatten)]
     output: OutputArgs,
-    #[command(flatten)]
-    format: FormatArgs,
     /// qemu-img's --backing-chain: the chain is always shown
     #[arg(short = 'b', long = "backing-chain")]
     backing_chain: bool,
-    #[command(flatten)]
-    chain: ChainArgs,
 }
 
 pub fn run(args: &InfoArgs, io: &mut Io) -> Result<i32, CliError> {
-    let info = vhd_core::ops::info_at(&args.file, &args.chain.read_only())?;
+    let info = vhd_core::ops::info_at(&args.target.file, &args.target.chain.read_only())?;
     if let Some(problem) = &info.parent_problem {
         // Shown, and the exit code is 0 (as qemu-img info of an image whose backing file
         // is missing): the image itself was read. On stderr too, for scripts.

@@ -1,8 +1,8 @@
 //! Commands that change an existing image in place: compact, resize, commit, rebase,
 //! snapshot. Each is one call into `vhd_core::ops`, which opens (and locks) the files.
 
-use super::{size_argument, COMMAND_HELP};
-use crate::args::{ChainArgs, FormatArgs};
+use super::{size_argument, Target, COMMAND_HELP};
+use crate::args::ChainArgs;
 use crate::progress::{self, ProgressArgs};
 use crate::size::{human_size, size_with_bytes};
 use crate::terminal::safe;
@@ -10,18 +10,6 @@ use crate::{CliError, Io};
 use std::path::{Path, PathBuf};
 use vhd_core::ops::{self, ResizeOptions};
 use vhd_core::VirtualDisk;
-
-/// The image a command works on, and the options every such command takes.
-#[derive(clap::Args, Debug)]
-pub struct Target {
-    /// The image
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
-    #[command(flatten)]
-    format: FormatArgs,
-    #[command(flatten)]
-    chain: ChainArgs,
-}
 
 const COMPACT_DESCRIPTION: &str = "\
 Rewrites the dynamic or differencing image FILE without the blocks it does not need

@@ -1,12 +1,11 @@
 //! `vhd map`: which parts of the virtual disk hold data, and where, like `qemu-img map`.
 
-use super::COMMAND_HELP;
-use crate::args::{ChainArgs, FormatArgs, OutputArgs};
+use super::{Target, COMMAND_HELP};
+use crate::args::OutputArgs;
 use crate::json::{Json, JsonText};
 use crate::terminal::safe;
 use crate::{CliError, Io};
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
 use vhd_core::ops::{allocated_ranges_iter, AllocatedRange};
 use vhd_core::VirtualDisk;
 
@@ -41,22 +40,17 @@ in plain characters otherwise.";
     override_usage = "vhd map [--json | --output=json | --picture] [-U] [--parent-root DIR] FILE"
 )]
 pub struct MapArgs {
-    /// The image
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    #[command(flatten)]
+    target: Target,
     /// Draw the disk as a block map, shaded by the level of the chain holding each block
     #[arg(long, conflicts_with_all = ["json", "output"])]
     picture: bool,
     #[command(flatten)]
     output: OutputArgs,
-    #[command(flatten)]
-    format: FormatArgs,
-    #[command(flatten)]
-    chain: ChainArgs,
 }
 
 pub fn run(args: &MapArgs, io: &mut Io) -> Result<i32, CliError> {
-    let image = args.chain.open_read_only(&args.file)?;
+    let image = args.target.chain.open_read_only(&args.target.file)?;
     if args.picture {
         return crate::picture::draw(&image, io).map(|()| 0);
     }

@@ -9,10 +9,11 @@ mod info;
 mod maintenance;
 mod map;
 
-use crate::args::usage_error;
+use crate::args::{usage_error, ChainArgs, FormatArgs};
 use crate::{CliError, Io};
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
 /// The help of the program: qemu-img's layout (version line, usage, commands).
 const PROGRAM_HELP: &str = "\
@@ -83,6 +84,19 @@ enum Command {
     Snapshot(maintenance::SnapshotArgs),
     Cat(cat::CatArgs),
     Completions(completions::CompletionsArgs),
+}
+
+/// The image a command reads or changes, and the options every such command takes:
+/// qemu-img's `-f`, and how to find and lock the chain.
+#[derive(clap::Args, Debug)]
+pub struct Target {
+    /// The image
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub chain: ChainArgs,
 }
 
 /// Parses `args` and runs the command they name; help and version go to stdout.

@@ -171,11 +171,12 @@ pub fn info(image: &Image) -> Result<ImageInfo> {
 
 /// Describes the image at `path`, opened read-only as `options` say (the read-only flag is
 /// set here). A differencing image whose parent chain is broken (the parent missing,
-/// another image, modified since, outside `parent_root`, unusable) is still described:
+/// another image, modified since, unusable) is still described:
 /// its own footer, header, locators and allocation, with no parent and a chain of itself
 /// alone, and [`ImageInfo::parent_problem`] saying what is wrong with the parent (as `qemu-img
 /// info` shows an image whose backing file is missing). Any other failure to open is an
-/// error.
+/// error, a parent outside [`OpenOptions::parent_root`] included (a rule of the caller's,
+/// which the open keeps).
 pub fn info_at(path: &Path, options: &OpenOptions) -> Result<ImageInfo> {
     let options = OpenOptions {
         read_only: true,
@@ -183,6 +184,9 @@ pub fn info_at(path: &Path, options: &OpenOptions) -> Result<ImageInfo> {
     };
     let problem = match Image::open(path, &options) {
         Ok(image) => return info(&image),
+        // A chain that crosses the parent root the caller set is refused, not described:
+        // the root is a rule of the caller's, not a fault of the image.
+        Err(e) if matches!(e.root(), Error::ParentOutsideRoot { .. }) => return Err(e),
         Err(e) if crate::ops::check::is_parent_error(&e) => e,
         Err(e) => return Err(e),
     };
