@@ -76,6 +76,19 @@ pub struct FormatArgs {
     pub format: Option<String>,
 }
 
+/// qemu-img's `-b`/`--backing` and `-F`/`--backing-format`, of `create` (the parent of the
+/// new image, as `--parent`) and `rebase` (the new parent, as NEW_PARENT).
+#[derive(Args, Debug, Clone, Default)]
+pub struct BackingArgs {
+    /// qemu-img's --backing: the parent (create: of the new image, as --parent; rebase: the
+    /// new one, as NEW_PARENT)
+    #[arg(short = 'b', long = "backing", value_name = "PARENT")]
+    pub backing: Option<PathBuf>,
+    /// qemu-img's --backing-format: the parent's format, vpc (the only one)
+    #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = ["vpc", "vhd"])]
+    pub backing_format: Option<String>,
+}
+
 /// `--json`, and qemu-img's `--output=json` / `--output json`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OutputArgs {
@@ -106,7 +119,7 @@ pub struct VpcOptions {
 /// Parses qemu-img's `-o KEY=VALUE[,KEY=VALUE…]` (every `-o` given, in order) for the vpc
 /// driver: `subformat` (fixed or dynamic), `force_size` (on: the size is used exactly,
 /// which this program always does; off, qemu-img's rounding to a CHS geometry, is refused)
-/// and, where `size_allowed`, `size`. `-o help` lists them.
+/// and, where `size_allowed`, `size`.
 pub fn vpc_options(
     command: &'static str,
     lists: &[String],

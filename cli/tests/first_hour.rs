@@ -583,3 +583,18 @@ fn a_broken_chain_is_described_and_checked_as_such() {
         Some(0)
     );
 }
+
+#[test]
+fn rebase_takes_qemu_img_s_backing_option() {
+    let dir = TempDir::new("spell-rebase");
+    let d = dir.path();
+    dynamic(&d.join("base.vhd"), 4 * MIB, &[(0, 1)]);
+    child_of(&d.join("child.vhd"), &d.join("base.vhd"), &[]);
+    std::fs::rename(d.join("base.vhd"), d.join("moved.vhd")).unwrap();
+    vhd_ok(&["rebase", "-b", "moved.vhd", "-F", "vpc", "child.vhd"], d);
+    let info = info("child.vhd", d);
+    assert_eq!(info["parentProblem"], serde_json::Value::Null);
+    assert_eq!(info["parent"]["name"], "moved.vhd");
+    let stderr = usage_error(&["rebase", "-b", "moved.vhd", "child.vhd", "moved.vhd"], d);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}

@@ -1,7 +1,7 @@
 //! `vhd create`: new fixed, dynamic and differencing images.
 
 use super::{block_size_argument, size_argument, COMMAND_HELP};
-use crate::args::{vpc_options, ChainArgs, FormatArgs};
+use crate::args::{vpc_options, BackingArgs, ChainArgs, FormatArgs};
 use crate::{CliError, Io};
 use std::path::PathBuf;
 use vhd_core::{create, CreateOptions, DiskType, VirtualDisk};
@@ -44,12 +44,8 @@ pub struct CreateArgs {
     /// Block size of a dynamic image (default 2M)
     #[arg(long, value_name = "SIZE")]
     block_size: Option<String>,
-    /// qemu-img's --backing: the parent of a differencing image (as --parent)
-    #[arg(short = 'b', long = "backing", value_name = "PARENT")]
-    backing: Option<PathBuf>,
-    /// qemu-img's --backing-format: the parent's format, vpc (the only one)
-    #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = ["vpc", "vhd"])]
-    backing_format: Option<String>,
+    #[command(flatten)]
+    backing: BackingArgs,
     /// Replace FILE if it exists
     #[arg(long)]
     overwrite: bool,
@@ -79,6 +75,7 @@ pub fn run(args: &CreateArgs, io: &mut Io) -> Result<i32, CliError> {
         .transpose()?;
     // The first parent named (-b or --parent) is the new image's; the others its chain's.
     let parents: Vec<PathBuf> = args
+        .backing
         .backing
         .iter()
         .chain(&args.chain.parents)

@@ -2,7 +2,7 @@
 //! snapshot. Each is one call into `vhd_core::ops`, which opens (and locks) the files.
 
 use super::{size_argument, Target, COMMAND_HELP};
-use crate::args::ChainArgs;
+use crate::args::{BackingArgs, ChainArgs};
 use crate::progress::{self, ProgressArgs};
 use crate::size::{human_size, size_with_bytes};
 use crate::terminal::safe;
@@ -102,19 +102,14 @@ pub struct RebaseArgs {
     #[command(flatten)]
     target: Target,
     /// The parent's new location (or -b NEW_PARENT)
-    #[arg(value_name = "NEW_PARENT", required_unless_present = "backing")]
-    new_parent: Option<PathBuf>,
-    /// qemu-img's --backing: the new parent (instead of NEW_PARENT)
     #[arg(
-        short = 'b',
-        long = "backing",
         value_name = "NEW_PARENT",
-        conflicts_with = "new_parent"
+        required_unless_present = "backing",
+        conflicts_with = "backing"
     )]
-    backing: Option<PathBuf>,
-    /// qemu-img's --backing-format: the new parent's format, vpc (the only one)
-    #[arg(short = 'F', long = "backing-format", value_name = "FMT", value_parser = ["vpc", "vhd"])]
-    backing_format: Option<String>,
+    new_parent: Option<PathBuf>,
+    #[command(flatten)]
+    backing: BackingArgs,
 }
 
 const SNAPSHOT_DESCRIPTION: &str = "\
@@ -221,7 +216,7 @@ pub fn rebase(args: &RebaseArgs, io: &mut Io) -> Result<i32, CliError> {
     let new_parent = args
         .new_parent
         .as_ref()
-        .or(args.backing.as_ref())
+        .or(args.backing.backing.as_ref())
         .expect("clap requires NEW_PARENT or -b");
     ops::rebase(file, new_parent, &chain.open_options())?;
     writeln!(
