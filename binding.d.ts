@@ -127,7 +127,7 @@ export interface AllocatedRangeInfo {
 }
 
 /** Checks the image at `path` (and repairs it with `repair`). */
-export declare function check(path: string, options?: CheckArgs | undefined | null): Promise<CheckResult>
+export declare function check(path: string, options?: CheckArgs | undefined | null): Promise<import('./index').CheckReport>
 
 /** How to check. */
 export interface CheckArgs {
@@ -139,35 +139,6 @@ export interface CheckArgs {
   open?: OpenArgs
   /** Do not look for the parent of a differencing image. */
   skipParent?: boolean
-}
-
-/** What `check` (and `repair`) found. */
-export interface CheckResult {
-  path: string
-  clean: boolean
-  exitCode: number
-  corrupt: boolean
-  leaks: boolean
-  leakedBlocks: number
-  allocatedBlocks: number
-  fileSize: number
-  findings: Array<FindingResult>
-  /** With `repair`: the changes made, in order. */
-  repairs?: Array<RepairResult>
-  /** With `repair`: what the check after repairing still finds (damage or leaks). */
-  notRepaired?: Array<FindingResult>
-  /**
-   * With `repair`: ranges of the virtual disk that read differently now (as zeros, or
-   * from the parent) because the blocks their BAT entries pointed at were not there.
-   */
-  lost?: Array<RangeResult>
-  /** With `repair`: how many more such ranges were not listed. */
-  lostOmitted?: number
-  /**
-   * With `repair` and `force`: what the repair lost or accepted that it refuses without
-   * force, one sentence each.
-   */
-  forced?: Array<string>
 }
 
 /** The VHD checksum of `buffer[offset..offset + length]`. */
@@ -281,19 +252,6 @@ export interface DiskGeometry {
   heads: number
   /** Sectors per track. */
   sectors: number
-}
-
-/** One problem `check` found, or the summary of those of its kind that were not listed. */
-export interface FindingResult {
-  /** `'info'`, `'leak'` or `'corrupt'` (for a summary: the worst of those it stands for). */
-  severity: string
-  /** The stable code of its kind. */
-  code: string
-  message: string
-  /** Where in the file, when it is about one place. */
-  offset?: number
-  /** Only on a summary: how many findings of its kind were not listed. */
-  omitted?: number
 }
 
 /** Every field of a hard disk footer (vhd@0.5.0's `Footer`). */
@@ -585,25 +543,8 @@ export interface ProgressReport {
   bytesTotal: number
 }
 
-/** A range of the virtual disk. */
-export interface RangeResult {
-  offset: number
-  length: number
-}
-
 /** Points a differencing image at `parent` (after checking its unique id). */
 export declare function rebase(path: string, parent: string, options?: InPlaceArgs | undefined | null): Promise<void>
-
-/** One change `repair` made. */
-export interface RepairResult {
-  /** The code of the finding it repairs. */
-  code: string
-  /** Where in the file the change was made (for a cut: the new file size). */
-  offset: number
-  description: string
-  /** Only on a summary: how many changes of its kind were not listed. */
-  omitted?: number
-}
 
 /** Changes the virtual size of an image to `size` bytes. */
 export declare function resize(path: string, size: number, options: InPlaceArgs | undefined | null, operation: Operation, onProgress?: ((report: ProgressReport) => void) | undefined | null): Promise<ResizeResult>

@@ -1438,17 +1438,51 @@ export interface CheckOptions extends Omit<ChainOptions, 'ignoreChecksums'> {
   skipParent?: boolean
 }
 
+/**
+ * What `check` found: the same object `vhd check --json` prints, key for key (one shape,
+ * built once by the core). The keys follow `qemu-img check --output=json` where they mean
+ * the same (`corruptions`, `leaks`, `format`), in camelCase.
+ */
 export interface CheckReport {
+  /** The path checked. */
   path: string
-  /** No damage and no leaks (information does not count). */
-  clean: boolean
-  /** As `qemu-img check`: 0 clean, 2 corrupt, 3 leaks only. With `repair`: of the image after repairing. */
-  exitCode: 0 | 2 | 3
-  corrupt: boolean
-  leaks: boolean
-  leakedBlocks: number
-  allocatedBlocks: number
+  /** Always `'vpc'` (qemu's name for VHD). */
+  format: 'vpc'
+  /** The disk type, when the footer names one. */
+  type: 'fixed' | 'dynamic' | 'differencing' | null
+  /** The virtual size, from the footer used (null when no footer could be read). */
+  virtualSize: number | null
+  /** The block size of dynamic and differencing images (null for fixed images). */
+  blockSize: number | null
+  /** The file's size in bytes (qemu-img's `image-end-offset`). */
   fileSize: number
+  /** Entries of the block allocation table (0 for fixed images; qemu-img's `total-clusters`). */
+  tableEntries: number
+  /** BAT entries that point at a block (qemu-img's `allocated-clusters`). */
+  allocatedBlocks: number
+  /** Block-sized stretches of the file that no BAT entry refers to. */
+  leakedBlocks: number
+  /** No damage, no broken parent link and no leaks (information does not count). */
+  clean: boolean
+  /** Something is damaged (a broken parent link included): the disk may not read right. */
+  corrupt: boolean
+  /** How many findings are damage (`'corrupt'`), listed or not (qemu-img's `corruptions`). */
+  corruptions: number
+  /** How many findings are leaks (`'leak'`), listed or not (qemu-img's `leaks`). Was a boolean before 1.0: 0 is falsy. */
+  leaks: number
+  /**
+   * The link to the parent of a differencing image is broken: its parent is missing, another
+   * image, modified since the child was made, or unusable (findings `parent-not-found`,
+   * `parent-mismatch`, `parent-modified`, `parent-unusable`).
+   */
+  parentLinkBroken: boolean
+  /** The parent found for a differencing image (null otherwise, or when none was found). */
+  parent: string | null
+  /**
+   * As `qemu-img check`: 0 clean, 2 corrupt, 3 leaks only; 4 when the only damage is a broken
+   * parent link. With `repair`: of the image after repairing.
+   */
+  exitCode: 0 | 2 | 3 | 4
   /**
    * Everything found (with `repair`: before repairing), in the order found: at most 1000
    * findings of each kind, then, for each kind that had more, one summary (a finding with
@@ -1689,6 +1723,13 @@ export interface ImageInfo {
     path: string
     locators: LocatorInfo[]
   } | null
+  /**
+   * Always null here: `VHD.info` opens the whole chain, and rejects when a parent cannot be
+   * used. `vhd info` (the same object) describes such a differencing image anyway, with
+   * `parent` null, `chain` of the image alone, and here what is wrong with its parent: the
+   * error's code (`ERR_VHD_PARENT_NOT_FOUND`…) and message.
+   */
+  parentProblem: { code: ErrorCode; message: string } | null
   /** This image and every one below it, nearest first. */
   chain: Array<{ path: string; type: 'fixed' | 'dynamic' | 'differencing' | 'raw'; virtualSize: number }>
 }

@@ -598,6 +598,33 @@ describe('check', () => {
     assert.equal(json.exitCode, 0)
     assert.equal(json.corruptions, 0)
     assert.equal(json.type, 'dynamic')
+    // A fresh image has no findings at all (issue 15): its CHS geometry is in info.
+    assert.deepEqual(json.findings, [])
+    assert.equal(stdout.split('\n')[0], 'No errors were found on the image.')
+  })
+
+  test('check --json is what VHD.check() resolves to, key for key (one shape)', async () => {
+    const file = path.join(tmp.dir, 'check-shape.vhd')
+    vhdOk(['create', file, '8M'])
+    const bytes = fs.readFileSync(file)
+    bytes[bytes.length - 512 + 64] ^= 0xff // the footer's checksum: a finding with an offset
+    fs.writeFileSync(file, bytes)
+    const cli = JSON.parse(vhd(['check', '--json', file]).stdout)
+    const js = await VHD.check(file)
+    assert.deepEqual(cli, js)
+    assert.deepEqual(Object.keys(cli), Object.keys(js))
+    assert.equal(typeof cli.path, 'string')
+    assert.equal('filename' in cli, false)
+    assert.deepEqual([typeof cli.leaks, typeof cli.corruptions], ['number', 'number'])
+    assert.ok(cli.findings.some((f) => f.code === 'footer-checksum' && typeof f.offset === 'number'))
+
+    const repaired = JSON.parse(vhdOk(['check', '--repair', '--json', file]).stdout)
+    fs.writeFileSync(file, bytes)
+    const repairedJs = await VHD.check(file, { repair: true })
+    // The same keys and values, but for the time stamps of the messages, if any.
+    assert.deepEqual(Object.keys(repaired), Object.keys(repairedJs))
+    assert.deepEqual(repaired.repairs.map((r) => r.code), repairedJs.repairs.map((r) => r.code))
+    assert.deepEqual([repaired.exitCode, repaired.before.exitCode], [0, 2])
   })
 
   test('a corrupt image: exit code 2', () => {
@@ -612,7 +639,7 @@ describe('check', () => {
     assert.match(res.stdout, /\d+ errors were found on the image\.\nData may be corrupted, or further writes to the image may corrupt it\./)
     const json = JSON.parse(vhd(['check', '--json', file]).stdout)
     assert.equal(json.exitCode, 2)
-    assert.ok(json.findings.some((f) => f.kind === 'footer-checksum' && f.severity === 'corrupt'))
+    assert.ok(json.findings.some((f) => f.code === 'footer-checksum' && f.severity === 'corrupt'))
   })
 
   test('leaked space only: exit code 3', { skip: needs('qemu') }, () => {
@@ -637,7 +664,7 @@ describe('check', () => {
     assert.match(refused.stderr, /^vhd: ERR_VHD_REPAIR_REFUSED: the repair of .*check-repair\.vhd was refused, and nothing was written: .*Keep a copy of the file/)
     assert.ok(fs.readFileSync(file).equals(bytes), 'a refused repair wrote')
     const json = JSON.parse(vhd(['check', '--repair', '--json', file]).stdout)
-    assert.deepEqual([json.refused, json.code, json.exitCode, json.actions, json.before.leakedBlocks], [true, 'ERR_VHD_REPAIR_REFUSED', 1, [], 1])
+    assert.deepEqual([json.refused, json.code, json.exitCode, json.repairs, json.leakedBlocks], [true, 'ERR_VHD_REPAIR_REFUSED', 1, [], 1])
     assert.match(json.risks[0], /plausible block/)
     assert.ok(fs.readFileSync(file).equals(bytes), 'a refused repair wrote')
     vhdFails(['check', '--force', file], 'ERR_VHD_USAGE', /--force only applies to --repair/)
@@ -649,7 +676,7 @@ describe('check', () => {
     assert.match(res.stdout, /Double checking the fixed image now\.\.\.\n(Info .*\n\n)?No errors were found on the image\./)
     assert.equal(vhd(['check', file]).status, 0)
     const again = JSON.parse(vhdOk(['check', '--repair', '--json', file]).stdout)
-    assert.deepEqual([again.actions, again.exitCode, again.after.leakedBlocks], [[], 0, 0])
+    assert.deepEqual([again.repairs, again.exitCode, again.leakedBlocks], [[], 0, 0])
     assert.ok(qemuRaw(file).equals(before), 'the repair changed what the disk reads')
   })
 
@@ -684,10 +711,10 @@ describe('check', () => {
 
     const json = JSON.parse(vhd(['check', '--json', file]).stdout)
     assert.equal(json.corruptions, 2700)
-    const overlaps = json.findings.filter((f) => f.kind === 'overlap')
+    const overlaps = json.findings.filter((f) => f.code === 'overlap')
     assert.equal(overlaps.length, 1001)
-    assert.ok(overlaps.slice(0, 1000).every((f) => f.omitted === null && f.offset !== null))
-    assert.deepEqual([overlaps[1000].omitted, overlaps[1000].offset, overlaps[1000].severity], [500, null, 'corrupt'])
+    assert.ok(overlaps.slice(0, 1000).every((f) => !('omitted' in f) && typeof f.offset === 'number'))
+    assert.deepEqual([overlaps[1000].omitted, overlaps[1000].offset, overlaps[1000].severity], [500, undefined, 'corrupt'])
 
     // Dropping 1200 allocated blocks needs --force.
     const refused = JSON.parse(vhd(['check', '--repair', '--json', file]).stdout)
@@ -695,11 +722,11 @@ describe('check', () => {
     assert.match(refused.risks[0], /^1200 BAT entries point at blocks that are not in the file/)
     const repair = JSON.parse(vhd(['check', '--repair', '--force', '--json', file]).stdout)
     assert.match(repair.forced[0], /^1200 BAT entries point at blocks that are not in the file/)
-    const drops = repair.actions.filter((a) => a.fixes === 'bitmap-out-of-range')
+    const drops = repair.repairs.filter((a) => a.code === 'bitmap-out-of-range')
     assert.equal(drops.length, 1001)
-    assert.deepEqual([drops[999].omitted, drops[1000].omitted], [null, 200])
+    assert.deepEqual([drops[999].omitted, drops[1000].omitted], [undefined, 200])
     assert.deepEqual([repair.lost.length, repair.lostOmitted], [1000, 200])
-    assert.deepEqual([repair.before.corruptions, repair.after.corruptions, repair.exitCode], [2700, 1500, 2])
+    assert.deepEqual([repair.before.corruptions, repair.corruptions, repair.exitCode], [2700, 1500, 2])
   })
 
   test('check of a file that is not there: exit code 1', () => {
@@ -764,7 +791,12 @@ describe('compact, resize, commit, rebase, snapshot', () => {
     vhdOk(['create', '--parent', base, child])
     const moved = path.join(dir, 'moved', 'renamed-base.vhd')
     fs.renameSync(base, moved)
-    vhdFails(['info', child], 'ERR_VHD_PARENT_NOT_FOUND')
+    vhdFails(['cat', child], 'ERR_VHD_PARENT_NOT_FOUND')
+    // info still describes the child, and says what is wrong with its parent (issue 15).
+    const broken = vhd(['info', child])
+    assert.equal(broken.status, 0, broken.stderr)
+    assert.match(broken.stdout, /^parent chain: BROKEN \(ERR_VHD_PARENT_NOT_FOUND\)/m)
+    assert.match(broken.stderr, /^vhd: warning: ERR_VHD_PARENT_NOT_FOUND: /)
     vhdOk(['rebase', child, moved])
     const info = JSON.parse(vhdOk(['info', '--json', child]).stdout)
     assert.equal(info.parent.path, fs.realpathSync(moved))

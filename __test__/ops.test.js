@@ -463,14 +463,19 @@ describe('what the source and the destination are', () => {
 })
 
 describe('check', () => {
-  test('a clean image: exit code 0, only information', async () => {
+  test('a clean image: exit code 0, no findings at all (issue 15: not even the CHS geometry)', async () => {
     const { file } = await makeImage({ type: 'dynamic', size: 8 * MiB }, [[0, pattern(4096, 1)]])
     const report = await VHD.check(file)
     assert.equal(report.path, file)
+    assert.equal(report.format, 'vpc')
+    assert.equal(report.type, 'dynamic')
     assert.equal(report.clean, true)
     assert.equal(report.exitCode, 0)
     assert.equal(report.corrupt, false)
-    assert.ok(report.findings.every((f) => f.severity === 'info'))
+    assert.equal(report.corruptions, 0)
+    assert.equal(report.leaks, 0)
+    assert.equal(report.parentLinkBroken, false)
+    assert.deepEqual(report.findings, [])
     assert.equal('repairs' in report, false)
   })
 
@@ -506,14 +511,15 @@ describe('check', () => {
     assert.equal((await VHD.check(file)).exitCode, 0)
   })
 
-  test('a differencing image whose parent moved: corrupt, unless the parent is named or skipped', async () => {
+  test('a differencing image whose parent moved: a broken parent link (exit code 4), unless the parent is named or skipped', async () => {
     const { file: base } = await makeImage({ type: 'fixed', size: 4 * MiB })
     const childFile = tmp.file('child')
     await (await VHD.create(childFile, { type: 'differencing', parent: base })).close()
     const moved = `${base}.moved`
     fs.renameSync(base, moved)
     const lost = await VHD.check(childFile)
-    assert.equal(lost.exitCode, 2)
+    assert.equal(lost.exitCode, 4)
+    assert.equal(lost.parentLinkBroken, true)
     assert.ok(lost.findings.some((f) => f.severity === 'corrupt' && /parent/.test(f.code)), JSON.stringify(lost.findings))
     assert.equal((await VHD.check(childFile, { parents: [moved] })).exitCode, 0)
     assert.equal((await VHD.check(childFile, { parent: moved })).exitCode, 0)

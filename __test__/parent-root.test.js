@@ -316,12 +316,17 @@ function vhd(args) {
 function listedCommands() {
   const help = vhd(['--help']).stdout
   const section = help.split('Commands:\n')[1].split('\n\n')[0]
-  return section.split('\n').map((line) => line.trim().split(/\s+/)[0]).filter(Boolean)
+  // `help` and `completions` open no image.
+  const openNone = ['help', 'completions']
+  return section
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/)[0])
+    .filter((name) => name && !openNone.includes(name))
 }
 
 /**
  * One row per command: `args(chain, root)` is its command line; refused runs exit 1 with
- * the code on stderr unless `refusedStatus` says otherwise (check: 2, a corrupt parent link).
+ * the code on stderr unless `refusedStatus` says otherwise (check: 4, a broken parent link).
  * The rows place the option in each of the forms the parser takes.
  */
 const CLI = [
@@ -329,8 +334,8 @@ const CLI = [
   { command: 'map', args: (c, root) => ['map', c.child, '--parent-root', root] },
   { command: 'cat', args: (c, root) => ['cat', `--parent-root=${root}`, c.child] },
   { command: 'convert', args: (c, root) => ['convert', '--to', 'raw', '--parent-root', root, c.child, c.out('flat.raw')] },
-  { command: 'check', args: (c, root) => ['check', '--parent-root', root, c.child], refusedStatus: 2 },
-  { command: 'check', args: (c, root) => ['check', '--repair', '--parent-root', root, c.child], refusedStatus: 2 },
+  { command: 'check', args: (c, root) => ['check', '--parent-root', root, c.child], refusedStatus: 4 },
+  { command: 'check', args: (c, root) => ['check', '--repair', '--parent-root', root, c.child], refusedStatus: 4 },
   { command: 'compact', args: (c, root) => ['compact', '--parent-root', root, c.child] },
   { command: 'resize', args: (c, root) => ['resize', '--parent-root', root, c.child, '8M'] },
   { command: 'resize', args: (c, root) => ['resize', '--parent-root', root, c.child, '+1M'] },

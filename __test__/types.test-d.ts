@@ -313,7 +313,10 @@ async function operations(disk: VHD.Dynamic): Promise<void> {
   stream.pipe(process.stdout)
 
   const report = await VHD.check('disk.vhd', { repair: true, parents: ['base.vhd'] })
-  expectType<0 | 2 | 3>(report.exitCode)
+  expectType<0 | 2 | 3 | 4>(report.exitCode)
+  expectType<number>(report.leaks)
+  expectType<number>(report.corruptions)
+  expectType<boolean>(report.parentLinkBroken)
   expectType<'info' | 'leak' | 'corrupt'>(report.findings[0].severity)
   expectType<number | undefined>(report.findings[0].offset)
   expectType<number | undefined>(report.findings[0].omitted)

@@ -328,33 +328,10 @@ function check(path, options, callback) {
         { repair, force, skipParent: optionalBoolean(opts, 'skipParent'), open: toNativeOpen(opts) },
       ]
     },
-    ([file, args]) => native.check(file, args).then(shapeCheck),
+    // The core's one shape of the report (`vhd check --json` prints the same), unchanged.
+    ([file, args]) => native.check(file, args),
     (report) => [report],
   )
-}
-
-/** Drops the properties the native side leaves out (`offset`, `omitted`, the repair lists). */
-function shapeCheck(report) {
-  const finding = ({ severity, code, message, offset, omitted }) =>
-    withOmitted(offset == null ? { severity, code, message } : { severity, code, message, offset }, omitted)
-  const repair = ({ code, offset, description, omitted }) => withOmitted({ code, offset, description }, omitted)
-  const shaped = { ...report, findings: report.findings.map(finding) }
-  if (report.repairs == null) {
-    delete shaped.repairs
-    delete shaped.notRepaired
-    delete shaped.lost
-    delete shaped.lostOmitted
-    delete shaped.forced
-  } else {
-    shaped.repairs = report.repairs.map(repair)
-    shaped.notRepaired = report.notRepaired.map(finding)
-  }
-  return shaped
-}
-
-/** `entry`, with `omitted` when it is a summary of the entries of its kind not listed. */
-function withOmitted(entry, omitted) {
-  return omitted == null ? entry : { ...entry, omitted }
 }
 
 /** An operation on one image in place, with progress: `compact` and `commit`. */

@@ -128,65 +128,6 @@ pub struct CheckArgs {
     pub skip_parent: Option<bool>,
 }
 
-/// One problem `check` found, or the summary of those of its kind that were not listed.
-#[napi(object)]
-pub struct FindingResult {
-    /// `'info'`, `'leak'` or `'corrupt'` (for a summary: the worst of those it stands for).
-    pub severity: String,
-    /// The stable code of its kind.
-    pub code: String,
-    pub message: String,
-    /// Where in the file, when it is about one place.
-    pub offset: Option<f64>,
-    /// Only on a summary: how many findings of its kind were not listed.
-    pub omitted: Option<f64>,
-}
-
-/// What `check` (and `repair`) found.
-#[napi(object)]
-pub struct CheckResult {
-    pub path: String,
-    pub clean: bool,
-    pub exit_code: i32,
-    pub corrupt: bool,
-    pub leaks: bool,
-    pub leaked_blocks: f64,
-    pub allocated_blocks: f64,
-    pub file_size: f64,
-    pub findings: Vec<FindingResult>,
-    /// With `repair`: the changes made, in order.
-    pub repairs: Option<Vec<RepairResult>>,
-    /// With `repair`: what the check after repairing still finds (damage or leaks).
-    pub not_repaired: Option<Vec<FindingResult>>,
-    /// With `repair`: ranges of the virtual disk that read differently now (as zeros, or
-    /// from the parent) because the blocks their BAT entries pointed at were not there.
-    pub lost: Option<Vec<RangeResult>>,
-    /// With `repair`: how many more such ranges were not listed.
-    pub lost_omitted: Option<f64>,
-    /// With `repair` and `force`: what the repair lost or accepted that it refuses without
-    /// force, one sentence each.
-    pub forced: Option<Vec<String>>,
-}
-
-/// One change `repair` made.
-#[napi(object)]
-pub struct RepairResult {
-    /// The code of the finding it repairs.
-    pub code: String,
-    /// Where in the file the change was made (for a cut: the new file size).
-    pub offset: f64,
-    pub description: String,
-    /// Only on a summary: how many changes of its kind were not listed.
-    pub omitted: Option<f64>,
-}
-
-/// A range of the virtual disk.
-#[napi(object)]
-pub struct RangeResult {
-    pub offset: f64,
-    pub length: f64,
-}
-
 // ---------------------------------------------------------------------------------------
 // An open image's metadata (src/info.rs)
 

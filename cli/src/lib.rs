@@ -7,14 +7,15 @@
 //! and panics turned into an error exit.
 //!
 //! Conventions, as in qemu-img: results go to stdout, errors to stderr as
-//! `vhd: ERR_CODE: message` with exit code 1 (`check` also exits 2 for a corrupt image and
-//! 3 for leaked space only); `--help` after any command describes it.
+//! `vhd: ERR_CODE: message` with exit code 1 (`check` also exits 2 for a corrupt image,
+//! 3 for leaked space only and 4 for a broken parent chain); `--help` after any command describes it.
 
 #![warn(missing_docs)]
 
 mod args;
 mod commands;
 mod json;
+mod picture;
 mod progress;
 mod size;
 mod terminal;
@@ -35,6 +36,9 @@ pub struct Io<'a> {
     pub stderr: &'a mut (dyn Write + Send),
     /// Whether stderr is a terminal: the progress bar is shown by default only then.
     pub stderr_is_terminal: bool,
+    /// Whether stdout is a terminal: `map --picture` is then in colour (unless `NO_COLOR`)
+    /// and as wide as the terminal.
+    pub stdout_is_terminal: bool,
     /// Set by the caller (on Ctrl-C) to stop a long command (convert, compact, commit,
     /// resize, cat) at its next unit of work: it then fails with `ERR_VHD_CANCELLED`, exit code
     /// 130, leaving every file as it was before it started (but for a block device that
@@ -142,6 +146,7 @@ pub fn run(
         stdout,
         stderr,
         stderr_is_terminal,
+        stdout_is_terminal: false,
         cancel: None,
     };
     run_with_io(args, io)
@@ -200,11 +205,13 @@ pub fn run_with_std_streams(args: &[String], cancel: Option<&AtomicBool>) -> i32
         let stdout = std::io::stdout();
         let mut stdout = RetryWrites(stdout.lock());
         let stderr_is_terminal = std::io::stderr().is_terminal();
+        let stdout_is_terminal = std::io::stdout().is_terminal();
         let mut stderr = RetryWrites(std::io::stderr());
         let io = Io {
             stdout: &mut stdout,
             stderr: &mut stderr,
             stderr_is_terminal,
+            stdout_is_terminal,
             cancel,
         };
         run_with_io(args, io)

@@ -284,9 +284,20 @@ fn text_from_the_image_is_escaped_on_the_terminal() {
     assert_harmless(&text(&committed.stdout), "commit");
     assert!(text(&committed.stdout).contains("\\u{1b}[2J"));
 
-    // The parent gone: the error lists every place tried, the hostile paths escaped.
+    // The parent gone: `info` still describes the child and says what is wrong with the
+    // parent (issue 15); `cat` fails. Both list every place tried, the hostile paths escaped.
     std::fs::rename(&base, dir.path().join("moved.vhd")).unwrap();
-    let missing = vhd(&["info", "child.vhd"], dir.path());
+    let described = vhd(&["info", "child.vhd"], dir.path());
+    let stderr = text(&described.stderr);
+    assert_eq!(described.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.starts_with("vhd: warning: ERR_VHD_PARENT_NOT_FOUND: "),
+        "{stderr}"
+    );
+    assert_harmless(&stderr, "info's parent warning");
+    assert_harmless(&text(&described.stdout), "info of the broken chain");
+    assert!(text(&described.stdout).contains("\\u{1b}[2J\\u{1b}[H\\u{202e}dhv.vhd"));
+    let missing = vhd(&["cat", "child.vhd"], dir.path());
     let stderr = text(&missing.stderr);
     assert_eq!(missing.status.code(), Some(1), "{stderr}");
     assert!(

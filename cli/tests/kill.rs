@@ -775,24 +775,21 @@ fn corruptions(root: &Path, path: &Path) -> Result<BTreeSet<String>, String> {
     );
     match out.status.code() {
         Some(0) | Some(3) => Ok(BTreeSet::new()),
-        Some(2) => {
-            // One field a line: a corrupt finding's kind follows its severity.
-            let json = text(&out.stdout);
-            let mut lines = json.lines();
-            let mut kinds = BTreeSet::new();
-            while let Some(line) = lines.next() {
-                if line.trim() == r#""severity": "corrupt","# {
-                    let kind = lines.next().unwrap_or_default().trim();
-                    let kind = kind
-                        .trim_start_matches(r#""kind": ""#)
-                        .trim_end_matches("\",");
-                    kinds.insert(kind.to_string());
-                }
-            }
-            Ok(kinds)
-        }
+        // 2: damage; 4: a broken parent link.
+        Some(2) | Some(4) => Ok(finding_codes(&out.stdout, Some("corrupt"))),
         _ => Err(text(&out.stderr).trim().to_string()),
     }
+}
+
+/// The codes of the findings of `vhd check --json`'s output (of one severity, if given).
+fn finding_codes(stdout: &[u8], severity: Option<&str>) -> BTreeSet<String> {
+    let report: serde_json::Value = serde_json::from_slice(stdout).unwrap_or_default();
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    findings
+        .iter()
+        .filter(|f| severity.is_none_or(|s| f["severity"] == s))
+        .filter_map(|f| f["code"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Whether `vhd check --json` lists a finding of `kind`.
@@ -805,7 +802,7 @@ fn check_reports(root: &Path, path: &Path, kind: &str) -> bool {
             path.to_str().unwrap().into(),
         ],
     );
-    text(&out.stdout).contains(&format!(r#""kind": "{kind}""#))
+    finding_codes(&out.stdout, None).contains(kind)
 }
 
 fn parent_timestamp_recorded(root: &Path, path: &Path) -> bool {

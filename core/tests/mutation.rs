@@ -979,7 +979,8 @@ fn kept_locator_texts(image: &Image, bytes: &[u8]) -> Option<[Option<String>; 8]
     }
     let table = header.table_offset;
     let table_end = table + u64::from(header.max_table_entries) * 4;
-    let mut taken = vec![0..table_end.max(image.footer().data_offset + 1024)];
+    let metadata = 0..table_end.max(image.footer().data_offset + 1024);
+    let mut taken = Vec::from([metadata]);
     let block_bytes = u64::from(header.block_size)
         .div_ceil(512 * 8)
         .next_multiple_of(512)

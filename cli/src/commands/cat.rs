@@ -1,7 +1,6 @@
 //! `vhd cat`: the virtual disk's bytes on stdout.
 
-use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, PARENT_ROOT};
-use crate::args::Parsed;
+use super::{Target, COMMAND_HELP};
 use crate::{CliError, Io};
 use std::sync::atomic::Ordering;
 use vhd_core::VirtualDisk;
@@ -9,23 +8,26 @@ use vhd_core::VirtualDisk;
 /// Bytes read from the image and written to stdout at a time.
 const CHUNK: usize = 4 << 20;
 
-pub const COMMAND: Command = Command {
-    name: "cat",
-    synopsis: "[--parent-root DIR] FILE",
-    summary: "write the virtual disk's contents to stdout",
-    description: "\
+const DESCRIPTION: &str = "\
 Writes the whole virtual disk of the image FILE to stdout, as 'qemu-img convert -O raw'
 would write it to a file (a differencing image is read through its chain). A reader that
-stops early ('vhd cat disk.vhd | head -c 512') ends it quietly.",
-    options: &[PARENT_ROOT, ALLOW_REMOTE_PARENTS],
-    run,
-};
+stops early ('vhd cat disk.vhd | head -c 512') ends it quietly.";
 
-fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
-    let [file] = parsed.positionals("cat", &["FILE"], &[])? else {
-        unreachable!("exactly one positional was checked")
-    };
-    let image = open_read_only(parsed, file)?;
+/// `vhd cat`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "write the virtual disk's contents to stdout",
+    before_help = DESCRIPTION,
+    help_template = COMMAND_HELP,
+    override_usage = "vhd cat [-U] [--parent-root DIR] FILE"
+)]
+pub struct CatArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+pub fn run(args: &CatArgs, io: &mut Io) -> Result<i32, CliError> {
+    let image = args.target.chain.open_read_only(&args.target.file)?;
     let size = image.size();
     let mut buf = vec![0u8; CHUNK.min(size as usize).max(1)];
     let mut offset = 0;

@@ -1,7 +1,7 @@
 //! `vhd check`: structure checks (and repairs) with qemu-img check's output and exit codes.
 
-use super::{flag, open_options, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
-use crate::args::Parsed;
+use super::{Target, COMMAND_HELP};
+use crate::args::OutputArgs;
 use crate::json::{Json, JsonText};
 use crate::terminal::safe;
 use crate::{CliError, Io};
@@ -9,11 +9,7 @@ use std::io::Write;
 use vhd_core::ops::{repair_with, RepairOptions, RepairReport};
 use vhd_core::{check, CheckOptions, CheckReport, Finding, Severity};
 
-pub const COMMAND: Command = Command {
-    name: "check",
-    synopsis: "[--repair [--force]] [--json] [--parent-root DIR] FILE",
-    summary: "check an image for damage and leaked space (and repair it)",
-    description: "\
+const DESCRIPTION: &str = "\
 Checks the structure of the VHD image FILE, like 'qemu-img check': footer and its copy,
 dynamic header, block allocation table, overlapping or leaked blocks, parent locators and
 the parent link. The file is only read, unless --repair is given: then what can be
@@ -30,10 +26,11 @@ would be lost. Keep a copy of the file; --force then carries such a repair out.
 At most 1000 findings of each kind are listed (and 1000 changes of each kind, and 1000
 lost ranges, with --repair); the others are counted, and one last line of that kind says
 how many were not listed ('… and N more overlap findings'). The totals ('N errors were
-found', leaked blocks) count every finding. With --json, such a summary is a finding
-whose 'omitted' is the number not listed (null for the others); 'corruptions' and
-'leaks' count every finding; a repair's 'actions' end the same way, and 'lostOmitted'
-counts the lost ranges not listed.
+found', leaked blocks) count every finding. With --json (the object VHD.check()
+resolves to in JavaScript, key for key), such a summary is a finding with 'omitted',
+the number not listed; 'corruptions' and 'leaks' count every finding of those
+severities, as qemu-img's keys do; a repair's 'repairs' end the same way, and
+'lostOmitted' counts the lost ranges not listed.
 
 A resize killed between writing the footer and its copy leaves a copy that still gives
 the old size: 'footer-copy-stale', a leak (the image reads right; --repair rewrites the
@@ -43,40 +40,77 @@ without its parent's time stamp: 'commit-interrupted', a leak (the chain reads r
 create, compact or convert of FILE left beside it are listed as 'stale-temp-file'
 (information: the next create, compact or convert of FILE removes them, or remove them).
 
+A differencing image whose parent is missing, another image, modified since the child
+was made, or unusable has a broken parent chain: a finding of its own (parent-not-found,
+parent-mismatch, parent-modified, parent-unusable), 'parentLinkBroken' in the JSON, and
+exit code 4 when nothing else is damaged. --parent PATH names the parent where it is now;
+--ignore-parent-timestamp accepts a copied one.
+
 Exit codes, as qemu-img's: 0 no problem, 2 the image is corrupt, 3 only leaked space
-or another repairable state that harms no data, 1 the check could not run, or the repair
+or another repairable state that harms no data, 4 the parent chain is broken (and the
+image itself is not damaged), 1 the check could not run, or the repair
 was refused (nothing was written; with --json, 'refused' is true and 'risks' says what
 would be lost). With --repair, the code is the one of the check after repairing; with
---force, 'Forced:' lines (the JSON's 'forced') say what was lost or accepted.",
-    options: &[
-        flag("repair", "repair what can be repaired without losing data"),
-        flag(
-            "force",
-            "with --repair: carry out a repair that loses data (keep a copy first)",
-        ),
-        JSON,
-        PARENT_ROOT,
-        ALLOW_REMOTE_PARENTS,
-    ],
-    run,
-};
+--force, 'Forced:' lines (the JSON's 'forced') say what was lost or accepted.";
 
-fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
-    let [file] = parsed.positionals("check", &["FILE"], &[])? else {
-        unreachable!("exactly one positional was checked")
-    };
-    let json = parsed.flag("json");
-    let options = CheckOptions::from(&open_options(parsed));
-    let force = parsed.flag("force");
-    if force && !parsed.flag("repair") {
+/// `vhd check`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "check an image for damage and leaked space (and repair it)",
+    before_help = DESCRIPTION,
+    help_template = COMMAND_HELP,
+    override_usage = "vhd check [--repair[=leaks|all] | -r leaks|all] [--force] [--json | --output=json] [-U] [--parent-root DIR] FILE"
+)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Repair what can be repaired without losing data (--repair=leaks: only if the image
+    /// has nothing but leaks)
+    #[arg(
+        long = "repair",
+        value_name = "leaks|all",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all",
+        value_parser = ["leaks", "all"]
+    )]
+    repair: Option<String>,
+    /// qemu-img's -r leaks|all: the same as --repair=leaks|all
+    #[arg(short = 'r', value_name = "leaks|all", value_parser = ["leaks", "all"])]
+    repair_mode: Option<String>,
+    /// With --repair: carry out a repair that loses data (keep a copy first)
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn run(args: &CheckArgs, io: &mut Io) -> Result<i32, CliError> {
+    let file = &args.target.file;
+    let json = args.output.json();
+    let options = CheckOptions::from(&args.target.chain.open_options());
+    let force = args.force;
+    let repair = args.repair.as_deref().or(args.repair_mode.as_deref());
+    if force && repair.is_none() {
         return Err(CliError::usage("check", "--force only applies to --repair"));
     }
-    if parsed.flag("repair") {
-        let report = match repair_with(
-            std::path::Path::new(file),
-            &options,
-            &RepairOptions { force },
-        ) {
+    if repair == Some("leaks") {
+        // qemu-img's -r leaks repairs leaks only: an image with damage is left alone.
+        let report = check(file, &options)?;
+        if report.has_corruption() {
+            return Err(CliError::usage(
+                "check",
+                format!(
+                    "{} has {} errors besides leaks: -r leaks repairs leaks only (see 'vhd check {}'; -r all repairs the rest)",
+                    file.display(),
+                    report.count(Severity::Corrupt),
+                    file.display()
+                ),
+            ));
+        }
+    }
+    if repair.is_some() {
+        let report = match repair_with(file, &options, &RepairOptions { force }) {
             Ok(report) => report,
             Err(error @ vhd_core::Error::RepairRefused { .. }) => {
                 write_refusal(io, &error, json)?;
@@ -85,7 +119,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
             Err(error) => return Err(error.into()),
         };
         if json {
-            writeln!(io.stdout, "{}", repair_json(&report).pretty())?;
+            writeln!(io.stdout, "{}", report.to_json().pretty())?;
         } else {
             write_repair_text(io, &report)?;
         }
@@ -93,7 +127,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     }
     let report = check(file, &options)?;
     if json {
-        writeln!(io.stdout, "{}", report_json(&report).pretty())?;
+        writeln!(io.stdout, "{}", report.to_json().pretty())?;
     } else {
         write_text(io, &report)?;
     }
@@ -109,7 +143,7 @@ fn write_text(io: &mut Io, report: &CheckReport) -> std::io::Result<()> {
     if !report.findings().is_empty() {
         writeln!(out)?;
     }
-    let corrupt = report.count(Severity::Corrupt);
+    let corrupt = report.damage();
     if corrupt > 0 {
         writeln!(out, "{corrupt} errors were found on the image.")?;
         writeln!(
@@ -117,8 +151,17 @@ fn write_text(io: &mut Io, report: &CheckReport) -> std::io::Result<()> {
             "Data may be corrupted, or further writes to the image may corrupt it."
         )?;
     }
-    if report.has_leaks() {
+    if report.parent_link_broken() {
         if corrupt > 0 {
+            writeln!(out)?;
+        }
+        writeln!(
+            out,
+            "The parent chain is broken: the disk cannot be read until its parent is found (--parent PATH names it; see the findings above)."
+        )?;
+    }
+    if report.has_leaks() {
+        if corrupt > 0 || report.parent_link_broken() {
             writeln!(out)?;
         }
         writeln!(
@@ -223,15 +266,26 @@ fn write_refusal(io: &mut Io, error: &vhd_core::Error, json: bool) -> std::io::R
         return Ok(());
     };
     if json {
-        let object = Json::object([
-            ("before", report_json(before)),
-            ("refused", Json::Bool(true)),
-            ("risks", Json::Array(risks.iter().map(Json::str).collect())),
-            ("code", Json::str(error.code())),
-            ("message", Json::str(error.to_string())),
-            ("actions", Json::Array(Vec::new())),
-            ("exitCode", Json::Int(1)),
+        // The check's shape, and why nothing was repaired.
+        let Json::Object(mut members) = before.to_json() else {
+            unreachable!("a check report is a JSON object")
+        };
+        members.extend([
+            ("refused".to_string(), Json::Bool(true)),
+            (
+                "risks".to_string(),
+                Json::Array(risks.iter().map(Json::str).collect()),
+            ),
+            ("code".to_string(), Json::str(error.code())),
+            ("message".to_string(), Json::str(error.to_string())),
+            ("repairs".to_string(), Json::Array(Vec::new())),
         ]);
+        for (key, value) in &mut members {
+            if key == "exitCode" {
+                *value = Json::Int(1);
+            }
+        }
+        let object = Json::Object(members);
         return writeln!(io.stdout, "{}", object.pretty());
     }
     write_text(io, before)?;
@@ -246,70 +300,4 @@ fn write_refusal(io: &mut Io, error: &vhd_core::Error, json: bool) -> std::io::R
         "Keep a copy of {}, then run 'vhd check --repair --force' on it to repair anyway.",
         path.display()
     )
-}
-
-fn report_json(report: &CheckReport) -> Json {
-    let findings = report.findings().iter().map(|f| {
-        Json::object([
-            ("severity", Json::str(f.severity.name())),
-            ("kind", Json::str(f.kind.code())),
-            ("offset", Json::opt(f.offset, Json::UInt)),
-            ("message", Json::str(&f.message)),
-            ("omitted", Json::opt(f.omitted, Json::UInt)),
-        ])
-    });
-    Json::object([
-        ("filename", Json::str(report.path().display().to_string())),
-        ("format", Json::str("vpc")),
-        (
-            "type",
-            Json::opt(report.disk_type(), |t| Json::str(t.name())),
-        ),
-        ("virtualSize", Json::opt(report.virtual_size(), Json::UInt)),
-        (
-            "blockSize",
-            Json::opt(report.block_size(), |b| Json::UInt(b.into())),
-        ),
-        ("fileSize", Json::UInt(report.file_size())),
-        ("tableEntries", Json::UInt(report.table_entries())),
-        ("allocatedBlocks", Json::UInt(report.allocated_blocks())),
-        ("leakedBlocks", Json::UInt(report.leaked_blocks())),
-        ("corruptions", Json::UInt(report.count(Severity::Corrupt))),
-        ("leaks", Json::UInt(report.count(Severity::Leak))),
-        (
-            "parent",
-            Json::opt(report.parent(), |p| Json::str(p.display().to_string())),
-        ),
-        ("exitCode", Json::Int(report.exit_code().into())),
-        ("findings", Json::Array(findings.collect())),
-    ])
-}
-
-fn repair_json(report: &RepairReport) -> Json {
-    let actions = report.actions.iter().map(|a| {
-        Json::object([
-            ("fixes", Json::str(a.fixes.code())),
-            ("offset", Json::UInt(a.offset)),
-            ("description", Json::str(&a.description)),
-            ("omitted", Json::opt(a.omitted, Json::UInt)),
-        ])
-    });
-    let lost = report.lost.iter().map(|range| {
-        Json::object([
-            ("start", Json::UInt(range.start)),
-            ("length", Json::UInt(range.end - range.start)),
-        ])
-    });
-    Json::object([
-        ("before", report_json(&report.before)),
-        ("actions", Json::Array(actions.collect())),
-        ("lost", Json::Array(lost.collect())),
-        ("lostOmitted", Json::UInt(report.lost_omitted)),
-        (
-            "forced",
-            Json::Array(report.forced.iter().map(Json::str).collect()),
-        ),
-        ("after", report_json(&report.after)),
-        ("exitCode", Json::Int(report.after.exit_code().into())),
-    ])
 }

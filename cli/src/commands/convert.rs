@@ -1,26 +1,21 @@
 //! `vhd convert`: raw or any VHD (chains flattened) into raw, fixed or dynamic.
 
-use super::{
-    flag, open_options, size_argument, valued, Command, ALLOW_REMOTE_PARENTS, PARENT_ROOT,
-};
-use crate::args::Parsed;
-use crate::progress::{self, PROGRESS, QUIET};
+use super::{block_size_argument, COMMAND_HELP};
+use crate::args::{vpc_options, ChainArgs};
+use crate::progress::{self, ProgressArgs};
 use crate::size::size_with_bytes;
 use crate::terminal::safe;
 use crate::{CliError, Io, PROGRAM};
-use std::path::Path;
+use std::path::PathBuf;
 use vhd_core::dynamic_header::DEFAULT_BLOCK_SIZE;
 use vhd_core::names::UnknownName;
 use vhd_core::ops::{convert, ConvertOptions, OutputFormat, SourceFormat};
+use vhd_core::DiskType;
 
-pub const COMMAND: Command = Command {
-    name: "convert",
-    synopsis: "[--to raw|fixed|dynamic] [--azure] [--parent-root DIR] SRC DST",
-    summary: "convert a raw disk or a VHD (a chain is flattened) into a new image",
-    description: "\
+const DESCRIPTION: &str = "\
 Writes the virtual disk SRC into the new file DST. SRC is a VHD of any type (a
 differencing image is read through its whole chain) or a raw disk image: a file that
-ends with a valid VHD footer is taken as a VHD, any other as raw, unless --from says.
+ends with a valid VHD footer is taken as a VHD, any other as raw, unless --from (qemu-img's -f) says.
 A file whose first sector is a VHD footer copy but whose end holds no valid footer is
 read as raw, with a warning on stderr (a raw disk's guest writes its first sector):
 --from vhd reads it as a VHD whose end footer is damaged, through that copy. Another
@@ -28,53 +23,102 @@ image format (qcow2, VMDK, VHDX, VDI…), an ISO 9660 image or a compressed file
 refused, nothing written: convert it with qemu-img convert -O vpc, or pass --from raw
 to wrap its bytes as they are.
 
-DST is a dynamic VHD (all-zero blocks left unallocated) unless --to says raw or fixed.
+DST is a dynamic VHD (all-zero blocks left unallocated) unless --to says raw or fixed
+(qemu-img's spellings: -O raw, -O vpc -o subformat=fixed|dynamic).
 --azure makes what Azure accepts: a fixed VHD whose size is rounded up to a whole MiB.
 An existing DST is refused unless --overwrite is given. A file DST is written beside it
 and renamed into place at the end; a block device DST (/dev/sdX) is written in place
 from its start, as qemu-img does, and must hold the whole output. A directory, FIFO,
-socket or character device (such as /dev/null) is refused.",
-    options: &[
-        valued("to", "FORMAT", "raw, fixed or dynamic (default: dynamic)"),
-        valued(
-            "from",
-            "FORMAT",
-            "how to read SRC: auto, raw or vhd (default: auto)",
-        ),
-        flag(
-            "azure",
-            "a fixed VHD of a whole number of MiB, as Azure requires",
-        ),
-        valued(
-            "block-size",
-            "SIZE",
-            "block size of a dynamic DST (default 2M)",
-        ),
-        flag("overwrite", "replace DST if it exists"),
-        PARENT_ROOT,
-        ALLOW_REMOTE_PARENTS,
-        PROGRESS,
-        QUIET,
-    ],
-    run,
-};
+socket or character device (such as /dev/null) is refused.";
 
-fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
-    let positionals = parsed.positionals("convert", &["SRC", "DST"], &[])?;
-    let (source, destination) = (&positionals[0], &positionals[1]);
-    let azure = parsed.flag("azure");
-    let unknown = |what: &str, e: UnknownName| {
-        CliError::usage(
-            "convert",
-            format!("unknown {what} '{}': {}", e.received, e.expectation()),
-        )
-    };
-    let requested = parsed
-        .value("to")
+/// `vhd convert`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "convert a raw disk or a VHD (a chain is flattened) into a new image",
+    before_help = DESCRIPTION,
+    help_template = COMMAND_HELP,
+    override_usage = "vhd convert [--to raw|fixed|dynamic | -O raw|vpc [-o subformat=fixed|dynamic]] [--from auto|raw|vhd | -f FMT] [--azure] [-p] [-q] [--parent-root DIR] SRC DST"
+)]
+pub struct ConvertArgs {
+    /// The disk to read: a VHD (of any type) or a raw disk image
+    #[arg(value_name = "SRC")]
+    source: PathBuf,
+    /// The new file
+    #[arg(value_name = "DST")]
+    destination: PathBuf,
+    /// raw, fixed or dynamic (default: dynamic)
+    #[arg(long, value_name = "FORMAT")]
+    to: Option<String>,
+    /// qemu-img's target format: raw, or vpc (a dynamic VHD, or as -o subformat= says)
+    #[arg(short = 'O', long = "target-format", value_name = "FMT", value_parser = ["raw", "vpc", "vhd"])]
+    target_format: Option<String>,
+    /// qemu-img's vpc options of DST: subformat=fixed|dynamic, force_size=on
+    #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
+    options: Vec<String>,
+    /// How to read SRC: auto, raw or vhd (qemu-img's vpc; default: auto)
+    #[arg(
+        short = 'f',
+        long = "from",
+        visible_alias = "source-format",
+        value_name = "FORMAT"
+    )]
+    from: Option<String>,
+    /// A fixed VHD of a whole number of MiB, as Azure requires
+    #[arg(long)]
+    azure: bool,
+    /// Block size of a dynamic DST (default 2M)
+    #[arg(long, value_name = "SIZE")]
+    block_size: Option<String>,
+    /// Replace DST if it exists
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    progress: ProgressArgs,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+/// The output format `--to`, or qemu-img's `-O` and `-o subformat=`, say (`None`: not said).
+fn requested_format(args: &ConvertArgs) -> Result<Option<OutputFormat>, CliError> {
+    let to = args
+        .to
+        .as_deref()
         .map(str::parse::<OutputFormat>)
         .transpose()
         .map_err(|e| unknown("output format", e))?;
-    let to = match (requested, azure) {
+    let subformat = vpc_options("convert", &args.options, false)?.subformat;
+    let qemu = match (args.target_format.as_deref(), subformat) {
+        (None, None) => None,
+        (Some("raw"), Some(_)) => {
+            return Err(CliError::usage(
+                "convert",
+                "-o subformat= is for -O vpc, not -O raw",
+            ))
+        }
+        (Some("raw"), None) => Some(OutputFormat::Raw),
+        (_, Some(DiskType::Fixed)) => Some(OutputFormat::Fixed),
+        (_, _) => Some(OutputFormat::Dynamic),
+    };
+    match (to, qemu) {
+        (Some(a), Some(b)) if a != b => Err(CliError::usage(
+            "convert",
+            "--to and -O/-o subformat= name different output formats",
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+fn unknown(what: &str, e: UnknownName) -> CliError {
+    CliError::usage(
+        "convert",
+        format!("unknown {what} '{}': {}", e.received, e.expectation()),
+    )
+}
+
+pub fn run(args: &ConvertArgs, io: &mut Io) -> Result<i32, CliError> {
+    let (source, destination) = (&args.source, &args.destination);
+    let azure = args.azure;
+    let to = match (requested_format(args)?, azure) {
         (None, false) => OutputFormat::Dynamic,
         (None, true) | (Some(OutputFormat::Fixed), _) => OutputFormat::Fixed,
         (Some(format), false) => format,
@@ -85,11 +129,12 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
             ))
         }
     };
-    let source_format = parsed
-        .value("from")
+    let source_format = args
+        .from
+        .as_deref()
         .map_or(Ok(SourceFormat::Auto), str::parse)
         .map_err(|e| unknown("source format", e))?;
-    let block_size = match parsed.value("block-size") {
+    let block_size = match &args.block_size {
         None => DEFAULT_BLOCK_SIZE,
         Some(_) if to != OutputFormat::Dynamic => {
             return Err(CliError::usage(
@@ -97,36 +142,30 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
                 "--block-size is only for dynamic output",
             ))
         }
-        Some(text) => u32::try_from(size_argument("convert", text)?)
-            .map_err(|_| CliError::usage("convert", format!("block size {text} is too large")))?,
+        Some(text) => block_size_argument("convert", text)?,
     };
     let options = ConvertOptions {
         source_format,
         azure,
         block_size,
-        overwrite: parsed.flag("overwrite"),
-        open: open_options(parsed),
+        overwrite: args.overwrite,
+        open: args.chain.open_options(),
         ..ConvertOptions::new(to)
     };
-    let show = progress::wanted(parsed, io);
-    let report = progress::run_with(io, show, |progress| {
-        convert(
-            Path::new(source),
-            Path::new(destination),
-            &options,
-            progress,
-        )
+    let (source, destination) = (source.as_path(), destination.as_path());
+    let report = progress::run_with(io, &args.progress, |progress| {
+        convert(source, destination, &options, progress)
     })?;
     // Shown even with --quiet, like errors: the source was not read as it looked.
     if let Some(warning) = &report.detection.warning {
         writeln!(io.stderr, "{PROGRAM}: warning: {}", safe(warning))?;
     }
-    if !parsed.flag("quiet") {
+    if !args.progress.quiet {
         writeln!(
             io.stdout,
             "Converted '{}' to '{}': virtual size {}, file size {}",
-            safe(source),
-            safe(destination),
+            safe(&source.display().to_string()),
+            safe(&destination.display().to_string()),
             size_with_bytes(report.virtual_size),
             size_with_bytes(report.file_size)
         )?;

@@ -1,11 +1,11 @@
 //! `vhd info`: every footer and header field, the parent chain, the allocated size.
 
-use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
-use crate::args::Parsed;
+use super::{Target, COMMAND_HELP};
+use crate::args::OutputArgs;
 use crate::json::JsonText;
 use crate::size::{human_size, size_with_bytes};
 use crate::terminal::safe;
-use crate::{CliError, Io};
+use crate::{CliError, Io, PROGRAM};
 use std::fmt::Write as _;
 use std::path::Path;
 use vhd_core::dynamic_header::PARENT_TIMESTAMP_NOT_RECORDED;
@@ -15,34 +15,58 @@ use vhd_core::footer::{
 use vhd_core::ops::{creator_version_text, host_os_name, iso_time, ChecksumInfo, ImageInfo};
 use vhd_core::{DiskType, DynamicHeader, FooterSource};
 
-pub const COMMAND: Command = Command {
-    name: "info",
-    synopsis: "[--json] [--parent-root DIR] FILE",
-    summary: "show every footer and header field, the parent chain and the space used",
-    description: "\
+const DESCRIPTION: &str = "\
 Shows what the VHD image FILE is, like 'qemu-img info': its type (subformat), virtual
 size, the space it uses, then every field of the hard disk footer and (dynamic and
 differencing images) of the dynamic disk header, the parent locators, and the chain of
 images below a differencing image. The image is opened read-only.
 
-With --json, prints one JSON object with, among others: type, virtualSize (bytes),
-geometry, blockSize (null for fixed images), allocatedBytes, fileSize, creator,
-uniqueId, timestamp, features, checksums, footerSource, footer, header, parent (null,
-or {name, uniqueId, timestamp, timestampRecorded, path, locators}) and chain: the
-object VHD.info() resolves to in JavaScript, key for key. A
-differencing image that records no parent time stamp (0, as Windows diskpart writes)
-says so: its parent is then bound by its unique id alone.",
-    options: &[JSON, PARENT_ROOT, ALLOW_REMOTE_PARENTS],
-    run,
-};
+A differencing image whose parent cannot be used (missing, another image, modified since
+the child was made) is still shown: its own fields, a 'parent
+chain: BROKEN' line saying what is wrong with the parent (in JSON, 'parentProblem':
+{code, message}; null otherwise) and a warning on stderr; the exit code is 0, as
+qemu-img info's for an image whose backing file is missing. --parent PATH names the
+parent; --ignore-parent-timestamp accepts a copied one.
 
-fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
-    let [file] = parsed.positionals("info", &["FILE"], &[])? else {
-        unreachable!("exactly one positional was checked")
-    };
-    let image = open_read_only(parsed, file)?;
-    let info = vhd_core::ops::info(&image)?;
-    if parsed.flag("json") {
+With --json (--output=json), prints one JSON object with, among others: type,
+virtualSize (bytes), geometry, blockSize (null for fixed images), allocatedBytes,
+fileSize, creator, uniqueId, timestamp, features, checksums, footerSource, footer,
+header, parent (null, or {name, uniqueId, timestamp, timestampRecorded, path, locators})
+and chain: the object VHD.info() resolves to in JavaScript, key for key. A differencing
+image that records no parent time stamp (0, as Windows diskpart writes) says so: its
+parent is then bound by its unique id alone.";
+
+/// `vhd info`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "show every footer and header field, the parent chain and the space used",
+    before_help = DESCRIPTION,
+    help_template = COMMAND_HELP,
+    override_usage = "vhd info [--json | --output=json] [-U] [--parent PATH]... [--parent-root DIR] FILE"
+)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// qemu-img's --backing-chain: the chain is always shown
+    #[arg(short = 'b', long = "backing-chain")]
+    backing_chain: bool,
+}
+
+pub fn run(args: &InfoArgs, io: &mut Io) -> Result<i32, CliError> {
+    let info = vhd_core::ops::info_at(&args.target.file, &args.target.chain.read_only())?;
+    if let Some(problem) = &info.parent_problem {
+        // Shown, and the exit code is 0 (as qemu-img info of an image whose backing file
+        // is missing): the image itself was read. On stderr too, for scripts.
+        writeln!(
+            io.stderr,
+            "{PROGRAM}: warning: {}: {}",
+            problem.code,
+            safe(&problem.message)
+        )?;
+    }
+    if args.output.json() {
         writeln!(io.stdout, "{}", info.to_json().pretty())?;
     } else {
         io.stdout.write_all(to_text(&info).as_bytes())?;
@@ -83,6 +107,15 @@ fn to_text(info: &ImageInfo) -> String {
     if let Some(parent) = &info.parent {
         line("backing file", display(&parent.path));
         line("backing file format", "vpc".into());
+    }
+    if let Some(problem) = &info.parent_problem {
+        line(
+            "parent chain",
+            format!(
+                "BROKEN ({}): {}; the image's own fields follow",
+                problem.code, problem.message
+            ),
+        );
     }
     out.push_str("Format specific information:\n");
     footer_text(&mut out, footer, info);

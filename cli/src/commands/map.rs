@@ -1,7 +1,7 @@
 //! `vhd map`: which parts of the virtual disk hold data, and where, like `qemu-img map`.
 
-use super::{open_read_only, Command, ALLOW_REMOTE_PARENTS, JSON, PARENT_ROOT};
-use crate::args::Parsed;
+use super::{Target, COMMAND_HELP};
+use crate::args::OutputArgs;
 use crate::json::{Json, JsonText};
 use crate::terminal::safe;
 use crate::{CliError, Io};
@@ -9,11 +9,7 @@ use std::io::{BufWriter, Write};
 use vhd_core::ops::{allocated_ranges_iter, AllocatedRange};
 use vhd_core::VirtualDisk;
 
-pub const COMMAND: Command = Command {
-    name: "map",
-    synopsis: "[--json] [--parent-root DIR] FILE",
-    summary: "show which ranges of the disk hold data, and in which file",
-    description: "\
+const DESCRIPTION: &str = "\
 Lists the ranges of the virtual disk of FILE that hold data, like 'qemu-img map': where
 each range starts, its length, where its data lies in the file that holds it (when it
 is contiguous there) and which file of the parent chain that is. Ranges not listed read
@@ -26,16 +22,38 @@ included (data false, depth the last image of the chain).
 The ranges are printed as they are found, a part of the disk at a time: memory stays
 small however many there are (a crafted image can hold millions). If reading the image
 fails midway, what was printed is incomplete (with --json, not a valid document) and
-the exit code is not 0.",
-    options: &[JSON, PARENT_ROOT, ALLOW_REMOTE_PARENTS],
-    run,
-};
+the exit code is not 0.
 
-fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
-    let [file] = parsed.positionals("map", &["FILE"], &[])? else {
-        unreachable!("exactly one positional was checked")
-    };
-    let image = open_read_only(parsed, file)?;
+With --picture, draws the disk instead: one cell per block (or per group of blocks, so
+that the picture fits the terminal's width and at most 16 rows), shaded by the level of
+the chain that holds its data (the image itself, its parent, its grandparent...) or
+blank where the disk reads as zeros; a legend says how many bytes a cell stands for and
+what each shade means. In colour when stdout is a terminal (and NO_COLOR is not set),
+in plain characters otherwise.";
+
+/// `vhd map`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "show which ranges of the disk hold data, and in which file",
+    before_help = DESCRIPTION,
+    help_template = COMMAND_HELP,
+    override_usage = "vhd map [--json | --output=json | --picture] [-U] [--parent-root DIR] FILE"
+)]
+pub struct MapArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Draw the disk as a block map, shaded by the level of the chain holding each block
+    #[arg(long, conflicts_with_all = ["json", "output"])]
+    picture: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn run(args: &MapArgs, io: &mut Io) -> Result<i32, CliError> {
+    let image = args.target.chain.open_read_only(&args.target.file)?;
+    if args.picture {
+        return crate::picture::draw(&image, io).map(|()| 0);
+    }
     let chain: Vec<String> = image
         .chain()
         .iter()
@@ -45,7 +63,7 @@ fn run(parsed: &Parsed, io: &mut Io) -> Result<i32, CliError> {
     // hold millions of them, which are never all in memory (nor all of the output).
     let ranges = allocated_ranges_iter(&image);
     let mut out = BufWriter::new(&mut *io.stdout);
-    if parsed.flag("json") {
+    if args.output.json() {
         write_json(&mut out, covering(ranges, image.size()), chain.len())?;
     } else {
         write_text(&mut out, ranges, &chain)?;

@@ -532,6 +532,72 @@ fn open_file_in_chain(
     Image::open_storage_in_chain(storage, path, id, options, search)
 }
 
+/// A differencing image's own file, opened read-only by itself, its parent not looked
+/// for: the metadata [`crate::ops::info_at`] shows when the chain below it is broken (a
+/// parent missing, replaced or modified). It is not a disk: it has no parent to read from,
+/// so it offers only its structures.
+pub(crate) struct LoneChild(Box<SparseFile>);
+
+impl LoneChild {
+    /// Opens the differencing image at `path` alone, locked (shared) as `options.lock`
+    /// says, its structures verified as [`Image::open`] verifies them.
+    pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<LoneChild> {
+        let (usage, what) = image_use(true);
+        let (file, _) = crate::files::open(
+            path,
+            std::fs::OpenOptions::new().read(true),
+            usage,
+            what,
+            |e| Error::io_at(path, "open", "opening the image", e),
+        )?;
+        let storage = locked_storage(file, path, true, options.lock)?;
+        let located = locate_footer(storage.as_ref(), options)?;
+        if located.footer.disk_type() != Some(DiskType::Differencing) {
+            return Err(Error::WrongDiskType {
+                path: path.to_path_buf(),
+                expected: DiskType::Differencing.name(),
+                found: located.footer.disk_type().map_or("unknown", DiskType::name),
+            });
+        }
+        let access = Access::new(true, located.read_only_reason.clone());
+        Ok(LoneChild(SparseFile::open(
+            storage, path, located, access, options,
+        )?))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    pub(crate) fn footer(&self) -> &Footer {
+        self.0.footer()
+    }
+
+    pub(crate) fn header(&self) -> &DynamicHeader {
+        self.0.header()
+    }
+
+    pub(crate) fn bat(&self) -> &crate::BlockAllocationTable {
+        self.0.bat()
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    pub(crate) fn locator_texts(&self) -> [Option<String>; 8] {
+        self.0.locator_texts()
+    }
+
+    pub(crate) fn footer_source(&self) -> FooterSource {
+        self.0.footer_source()
+    }
+
+    pub(crate) fn read_only_reason(&self) -> Option<&str> {
+        self.0.access().read_only_reason()
+    }
+}
+
 /// `file` as storage, locked for a read-only or a read-write open when `lock` is set (see
 /// [`LockedFile`]).
 pub(crate) fn locked_storage(

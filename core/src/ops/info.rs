@@ -11,9 +11,10 @@ use crate::footer::{
     format_unique_id, DiskType, Footer, FEATURE_RESERVED, FEATURE_TEMPORARY, HOST_OS_MACINTOSH,
     HOST_OS_WINDOWS, NO_DATA_OFFSET, VHD_EPOCH_UNIX_SECONDS,
 };
+use crate::image::LoneChild;
 use crate::json::Json;
 use crate::parent_locator::ParentLocator;
-use crate::{DynamicHeader, FooterSource, Image, Parent, VirtualDisk};
+use crate::{DynamicHeader, FooterSource, Image, OpenOptions, Parent, VirtualDisk};
 use std::path::{Path, PathBuf};
 
 /// What one image of a parent chain is.
@@ -129,27 +130,121 @@ pub struct ImageInfo {
     pub chain: Vec<ChainEntry>,
     /// Why the image cannot be written (opened read-only, damaged footer…), if it cannot.
     pub read_only_reason: Option<String>,
+    /// What is wrong with the parent chain of a differencing image described by
+    /// [`info_at`] although its parent could not be opened (then `parent` is `None` and
+    /// `chain` holds the image alone); `None` when the chain opened.
+    pub parent_problem: Option<ParentProblem>,
+}
+
+/// Why the parent of a differencing image could not be opened (see [`info_at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentProblem {
+    /// The stable code of the error the open gave, e.g. `ERR_VHD_PARENT_NOT_FOUND`.
+    pub code: &'static str,
+    /// Its message: the parent looked for, and every place tried.
+    pub message: String,
 }
 
 /// Describes an open image. It reads only the file's metadata (size, host allocation):
 /// everything else was read when the image was opened.
 pub fn info(image: &Image) -> Result<ImageInfo> {
-    let path = image.path();
+    let bat = match image {
+        Image::Fixed(_) => None,
+        Image::Dynamic(i) => Some(i.bat()),
+        Image::Differencing(i) => Some(i.bat()),
+    };
+    describe(Parts {
+        path: image.path(),
+        disk_type: image.disk_type(),
+        size: image.size(),
+        footer: image.footer(),
+        header: image.header(),
+        bat,
+        locator_texts: image.parent_locator_texts(),
+        footer_source: image.footer_source(),
+        read_only_reason: image.read_only_reason(),
+        parent: parent_info(image),
+        chain: chain(image),
+        parent_problem: None,
+    })
+}
+
+/// Describes the image at `path`, opened read-only as `options` say (the read-only flag is
+/// set here). A differencing image whose parent chain is broken (the parent missing,
+/// another image, modified since, unusable) is still described:
+/// its own footer, header, locators and allocation, with no parent and a chain of itself
+/// alone, and [`ImageInfo::parent_problem`] saying what is wrong with the parent (as `qemu-img
+/// info` shows an image whose backing file is missing). Any other failure to open is an
+/// error, a parent outside [`OpenOptions::parent_root`] included (a rule of the caller's,
+/// which the open keeps).
+pub fn info_at(path: &Path, options: &OpenOptions) -> Result<ImageInfo> {
+    let options = OpenOptions {
+        read_only: true,
+        ..options.clone()
+    };
+    let problem = match Image::open(path, &options) {
+        Ok(image) => return info(&image),
+        // A chain that crosses the parent root the caller set is refused, not described:
+        // the root is a rule of the caller's, not a fault of the image.
+        Err(e) if matches!(e.root(), Error::ParentOutsideRoot { .. }) => return Err(e),
+        Err(e) if crate::ops::check::is_parent_error(&e) => e,
+        Err(e) => return Err(e),
+    };
+    let child = LoneChild::open(path, &options)?;
+    describe(Parts {
+        path: child.path(),
+        disk_type: DiskType::Differencing,
+        size: child.size(),
+        footer: child.footer(),
+        header: Some(child.header()),
+        bat: Some(child.bat()),
+        locator_texts: Some(child.locator_texts()),
+        footer_source: child.footer_source(),
+        read_only_reason: child.read_only_reason(),
+        parent: None,
+        chain: vec![ChainEntry {
+            path: child.path().to_path_buf(),
+            kind: ChainKind::Vhd(DiskType::Differencing),
+            virtual_size: child.size(),
+        }],
+        parent_problem: Some(ParentProblem {
+            code: problem.code(),
+            message: problem.to_string(),
+        }),
+    })
+}
+
+/// What [`describe`] needs of an image, from an open [`Image`] or a [`LoneChild`].
+struct Parts<'a> {
+    path: &'a Path,
+    disk_type: DiskType,
+    size: u64,
+    footer: &'a Footer,
+    header: Option<&'a DynamicHeader>,
+    bat: Option<&'a BlockAllocationTable>,
+    locator_texts: Option<[Option<String>; 8]>,
+    footer_source: FooterSource,
+    read_only_reason: Option<&'a str>,
+    parent: Option<ParentInfo>,
+    chain: Vec<ChainEntry>,
+    parent_problem: Option<ParentProblem>,
+}
+
+fn describe(parts: Parts) -> Result<ImageInfo> {
+    let path = parts.path;
     let metadata = std::fs::metadata(path)
         .map_err(|e| Error::io_at(path, "stat", "reading the metadata", e))?;
-    let footer = image.footer().clone();
-    let header = image.header().cloned();
-    let bat = bat_of(image);
-    let allocated_blocks = bat.map(|bat| bat.allocated().count() as u64);
+    let footer = parts.footer.clone();
+    let header = parts.header.cloned();
     Ok(ImageInfo {
         path: path.to_path_buf(),
-        disk_type: image.disk_type(),
-        virtual_size: image.size(),
+        disk_type: parts.disk_type,
+        virtual_size: parts.size,
         geometry_size: footer.geometry_size(),
         file_size: metadata.len(),
         disk_usage: disk_usage(&metadata),
-        allocated_bytes: allocated_bytes(image, bat),
-        allocated_blocks,
+        allocated_bytes: allocated_bytes(parts.size, parts.bat, parts.header),
+        allocated_blocks: parts.bat.map(|bat| bat.allocated().count() as u64),
         footer_checksum: ChecksumInfo {
             stored: footer.checksum,
             computed: footer.computed_checksum(),
@@ -158,35 +253,32 @@ pub fn info(image: &Image) -> Result<ImageInfo> {
             stored: h.checksum,
             computed: h.computed_checksum(),
         }),
-        parent_locators: locators(image),
-        parent: parent_info(image),
-        chain: chain(image),
-        footer_source: image.footer_source(),
-        read_only_reason: image.read_only_reason().map(str::to_string),
+        parent_locators: locators(parts.header, parts.locator_texts),
+        parent: parts.parent,
+        chain: parts.chain,
+        footer_source: parts.footer_source,
+        read_only_reason: parts.read_only_reason.map(str::to_string),
+        parent_problem: parts.parent_problem,
         footer,
         header,
     })
 }
 
-fn bat_of(image: &Image) -> Option<&BlockAllocationTable> {
-    match image {
-        Image::Fixed(_) => None,
-        Image::Dynamic(i) => Some(i.bat()),
-        Image::Differencing(i) => Some(i.bat()),
-    }
-}
-
 /// The virtual disk bytes stored in the file. Entries past the end of the disk hold no
 /// disk data, and the last block counts only up to the end of the disk.
-fn allocated_bytes(image: &Image, bat: Option<&BlockAllocationTable>) -> u64 {
-    let (Some(bat), Some(header)) = (bat, image.header()) else {
-        return image.size();
+fn allocated_bytes(
+    size: u64,
+    bat: Option<&BlockAllocationTable>,
+    header: Option<&DynamicHeader>,
+) -> u64 {
+    let (Some(bat), Some(header)) = (bat, header) else {
+        return size;
     };
     let block_size = u64::from(header.block_size);
     bat.allocated()
         .map(|(block, _)| {
             let start = u64::from(block) * block_size;
-            block_size.min(image.size().saturating_sub(start))
+            block_size.min(size.saturating_sub(start))
         })
         .sum()
 }
@@ -203,8 +295,11 @@ fn disk_usage(_metadata: &std::fs::Metadata) -> Option<u64> {
     None
 }
 
-fn locators(image: &Image) -> Vec<LocatorInfo> {
-    let (Some(header), Some(texts)) = (image.header(), image.parent_locator_texts()) else {
+fn locators(
+    header: Option<&DynamicHeader>,
+    texts: Option<[Option<String>; 8]>,
+) -> Vec<LocatorInfo> {
+    let (Some(header), Some(texts)) = (header, texts) else {
         return Vec::new();
     };
     header
@@ -340,6 +435,15 @@ fn to_json(info: &ImageInfo) -> Json {
         ("footer", footer_json(footer)),
         ("header", Json::opt(info.header.as_ref(), header_json)),
         ("parent", parent_json(info)),
+        (
+            "parentProblem",
+            Json::opt(info.parent_problem.as_ref(), |problem| {
+                Json::object([
+                    ("code", Json::str(problem.code)),
+                    ("message", Json::str(&problem.message)),
+                ])
+            }),
+        ),
         (
             "chain",
             Json::Array(

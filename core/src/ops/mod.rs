@@ -25,8 +25,8 @@ pub use commit::{commit, commit_through, CommitReport};
 pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat, SourceFormat};
 pub use info::{
-    creator_version_text, host_os_name, info, iso_time, ChainEntry, ChainKind, ChecksumInfo,
-    ImageInfo, LocatorInfo, ParentInfo,
+    creator_version_text, host_os_name, info, info_at, iso_time, ChainEntry, ChainKind,
+    ChecksumInfo, ImageInfo, LocatorInfo, ParentInfo, ParentProblem,
 };
 pub use map::{
     allocated_ranges, allocated_ranges_iter, AllocatedRange, AllocatedRanges, RangeCursor,

@@ -192,22 +192,9 @@ impl Checker<'_> {
                 ),
             );
         }
-        let geometry = footer.geometry;
-        if geometry.size() != footer.current_size {
-            self.add(
-                Severity::Info,
-                FindingKind::SizeGeometry,
-                Some(56),
-                format!(
-                    "the virtual size is {} bytes, the CHS geometry {}/{}/{} describes {} bytes (readers that size disks by their geometry see that)",
-                    footer.current_size,
-                    geometry.cylinders,
-                    geometry.heads,
-                    geometry.sectors_per_track,
-                    geometry.size()
-                ),
-            );
-        }
+        // A size that is not the CHS geometry's is not a finding: it is the rule for
+        // images made to an exact size (this library's, qemu-img's force_size, Hyper-V's),
+        // and `ImageInfo::geometry_size` (`vhd info`) shows what the geometry describes.
     }
 
     pub(super) fn check_fixed(&mut self, chosen: &ChosenFooter) {

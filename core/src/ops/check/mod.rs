@@ -83,13 +83,15 @@
 
 mod blocks;
 mod footer;
+mod json;
 mod open;
 mod report;
 mod space;
 mod sparse;
 
+pub(crate) use open::is_parent_error;
 pub(crate) use report::LayoutFacts;
-pub use report::{CheckReport, Finding, FindingKind, Severity};
+pub use report::{CheckReport, Finding, FindingKind, Severity, PARENT_LINK_EXIT_CODE};
 
 use crate::error::{Error, Result};
 use crate::footer::{DiskType, Footer, FOOTER_SIZE};

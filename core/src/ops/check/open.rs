@@ -70,7 +70,11 @@ pub(super) fn open_check(
     }
 }
 
-fn is_parent_error(e: &Error) -> bool {
+/// Whether `e` is about a differencing image's parent chain (the parent missing, another
+/// image, modified, outside the root, looping, too deep, unusable) rather than the image
+/// itself: the check reports it as a parent link finding, `ops::info_at` describes the
+/// image without its parent.
+pub(crate) fn is_parent_error(e: &Error) -> bool {
     matches!(
         e,
         Error::ParentNotFound { .. }

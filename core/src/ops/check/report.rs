@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The exit code of a check whose only damage is a broken link to the parent (see
+/// [`FindingKind::is_parent_link`]): not qemu-img's 2 (the image is corrupt), which a
+/// script would answer with a repair that cannot help, but its own.
+pub const PARENT_LINK_EXIT_CODE: i32 = 4;
+
 /// How bad a finding is. Ordered: `Info < Leak < Corrupt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -50,7 +55,9 @@ pub enum FindingKind {
     /// The footer copy differs from the footer (corrupt when the disk type, data offset,
     /// size or unique id differ; information for other fields).
     FooterCopyMismatch,
-    /// The virtual size and the CHS geometry describe different sizes (never an error).
+    /// The virtual size and the CHS geometry describe different sizes. No longer reported
+    /// (it is the rule for images made to an exact size, and no error): the size the
+    /// geometry describes is [`ImageInfo::geometry_size`](crate::ops::ImageInfo::geometry_size).
     SizeGeometry,
     /// No dynamic header (cookie `cxsparse`) at the footer's data offset.
     HeaderCookie,
@@ -118,6 +125,21 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// Whether the finding is about the link to the parent (a differencing image's parent
+    /// missing, replaced, modified since, or unusable) rather than the image's own
+    /// structures: the chain is broken, the image itself may be sound. Such findings are
+    /// [`Severity::Corrupt`] (the disk cannot be read), and give their own exit code
+    /// ([`PARENT_LINK_EXIT_CODE`]) when nothing else is damaged.
+    pub fn is_parent_link(self) -> bool {
+        matches!(
+            self,
+            FindingKind::ParentNotFound
+                | FindingKind::ParentMismatch
+                | FindingKind::ParentModified
+                | FindingKind::ParentUnusable
+        )
+    }
+
     /// A stable, machine-readable name, e.g. `"leaked-block"`.
     pub fn code(self) -> &'static str {
         match self {
@@ -299,10 +321,29 @@ impl CheckReport {
         self.count(Severity::Leak) > 0
     }
 
-    /// The exit code `qemu-img check` would give: 0 clean, 2 corrupt, 3 leaks only.
+    /// How many [`Severity::Corrupt`] findings are about the image's own structures (those
+    /// about the parent link, [`FindingKind::is_parent_link`], left out).
+    pub fn damage(&self) -> u64 {
+        self.tally
+            .iter()
+            .filter(|(kind, _)| !kind.is_parent_link())
+            .map(|(_, counts)| counts[Severity::Corrupt as usize])
+            .sum()
+    }
+
+    /// True when the link to the parent is broken (missing, replaced, modified or unusable
+    /// parent).
+    pub fn parent_link_broken(&self) -> bool {
+        self.tally.keys().any(|kind| kind.is_parent_link())
+    }
+
+    /// The exit code, as `qemu-img check` gives it: 0 clean, 2 corrupt, 3 leaks only; and
+    /// [`PARENT_LINK_EXIT_CODE`] (4) when the only damage is a broken link to the parent.
     pub fn exit_code(&self) -> i32 {
-        if self.has_corruption() {
+        if self.damage() > 0 {
             2
+        } else if self.parent_link_broken() {
+            PARENT_LINK_EXIT_CODE
         } else if self.has_leaks() {
             3
         } else {
@@ -437,9 +478,11 @@ impl fmt::Display for CheckReport {
         for finding in &self.findings {
             writeln!(f, "{finding}")?;
         }
-        let corrupt = self.count(Severity::Corrupt);
+        let corrupt = self.damage();
         if corrupt > 0 {
             writeln!(f, "{corrupt} errors were found on the image.")?;
+        } else if self.parent_link_broken() {
+            writeln!(f, "The parent chain is broken.")?;
         } else if self.has_leaks() {
             writeln!(
                 f,
