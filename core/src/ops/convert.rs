@@ -8,7 +8,7 @@
 
 use super::source::{open_source_chain, SourceDetection};
 use super::vhd_stream::{
-    output_size, read_disk, reads_as_zeros, scan_blocks, DynamicLayout, Layout, CHUNK,
+    output_size, read_disk, reads_as_zeros, scan_blocks, DataCursor, DynamicLayout, Layout, CHUNK,
 };
 use super::Progress;
 use crate::dynamic_header::DEFAULT_BLOCK_SIZE;
@@ -224,15 +224,25 @@ pub fn convert(
 }
 
 /// Copies `size` bytes of the disk (zeros past its end), leaving all-zero chunks as holes
-/// in a file (written as zeros on a device); unallocated ranges of a sparse source are not
-/// even read.
+/// in a file (written as zeros on a device); unallocated ranges of a sparse source, and
+/// the holes of a sparse raw file or fixed image, are not even read.
 fn write_raw(disk: &dyn VirtualDisk, size: u64, output: &Output, progress: Progress) -> Result<()> {
     output.set_len(size)?;
     let mut buf = vec![0u8; CHUNK.min(size) as usize];
+    let mut holes = DataCursor::new(disk);
     let mut offset = 0;
     while offset < size {
         let n = CHUNK.min(size - offset) as usize;
-        let zeros = reads_as_zeros(disk, offset, n as u64) || {
+        let next = holes.next_chunk(offset, n as u64, size)?;
+        let hole = next > offset;
+        if hole && output.holes_read_as_zeros() {
+            // Holes of the source stay holes of the file, all at once. A device gets
+            // zeros, a chunk at a time (so that progress and cancellation follow).
+            offset = next;
+            progress.report(OPERATION, offset, size)?;
+            continue;
+        }
+        let zeros = hole || reads_as_zeros(disk, offset, n as u64) || {
             read_disk(disk, &mut buf[..n], offset)?;
             is_all_zero(&buf[..n])
         };
