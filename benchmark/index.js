@@ -20,7 +20,8 @@
 // with vhd@0.5.0 (target ≥ 1.0x) and with the same scenario through our own API (≥ 0.9x). Nothing is dropped from the page cache: all reads are warm. No test asserts a
 // timing.
 //
-// Results go to bench-results/<timestamp>.json (git-ignored) and to --out FILE if given.
+// Results go to bench-results/<timestamp>.json (git-ignored) and to --out FILE if given,
+// each with an SVG chart of the ratios beside it (<same name>.svg: benchmark/chart.js).
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -32,6 +33,7 @@ const { pipeline } = require('node:stream/promises')
 
 const VHD = require('..')
 const VHDJS = require('vhd-js')
+const { writeChart } = require('./chart.js')
 
 const MiB = 1024 * 1024
 const KiB = 1024
@@ -956,7 +958,10 @@ async function main() {
   const outFiles = [path.join(dir, `${stamp}${opts.quick ? '-quick' : ''}.json`)]
   if (opts.out) outFiles.push(path.resolve(opts.out))
   for (const f of outFiles) fs.writeFileSync(f, JSON.stringify(report, null, 2) + '\n')
-  console.log(`\nresults saved to ${outFiles.map((f) => path.relative(process.cwd(), f) || f).join(', ')}`)
+  // The chart of the ratios, beside each JSON file.
+  const charts = outFiles.map((f) => f.replace(/\.json$/, '') + '.svg')
+  for (const f of charts) writeChart(report, f)
+  console.log(`\nresults saved to ${[...outFiles, ...charts].map((f) => path.relative(process.cwd(), f) || f).join(', ')}`)
   cleanup()
 }
 
