@@ -795,6 +795,7 @@ function convertScenario({ name, title, source, qemuSource = source, qemuFormat,
     unit: 's',
     lower: true,
     trials,
+    alternate: true,
     setup: make,
     teardown() {
       clean()
@@ -945,9 +946,12 @@ async function runScenario(sc, trials) {
   if (sc.trials) trials = Math.min(trials, sc.trials)
   if (sc.setup) await sc.setup()
   const samples = Object.fromEntries(sc.variants.map((v) => [v.id, []]))
-  // one warm-up round (not recorded), then interleaved trials
+  // one warm-up round (not recorded), then interleaved trials; with `alternate`, every
+  // other round runs the variants in reverse order, so that no variant always follows the
+  // same one (a conversion inherits the page cache and device state the one before left)
   for (let t = -1; t < trials; t++) {
-    for (const v of sc.variants) {
+    const order = sc.alternate && t % 2 !== 0 ? [...sc.variants].reverse() : sc.variants
+    for (const v of order) {
       if (v.before) await v.before()
       const value = await v.trial()
       if (t >= 0) samples[v.id].push(value)
