@@ -488,17 +488,32 @@ impl std::fmt::Debug for VhdStream {
 mod tests {
     use super::*;
 
-    /// A 32 MiB disk whose data is only in bytes 8–10 MiB; every other range says it reads
-    /// without I/O, and reading it is a failure of the test.
-    struct MostlyEmpty {
+    /// A disk of `size` bytes whose only data is `data`, which it tells as a VHD does
+    /// (range by range: `reads_without_io`) or, `like_a_file`, as a sparse file does
+    /// (`next_data`). It counts its reads (which fill 7s) and the questions of `next_data`.
+    struct TestDisk {
+        size: u64,
+        data: std::ops::Range<u64>,
+        like_a_file: bool,
         reads: std::sync::Mutex<Vec<(u64, usize)>>,
+        asked: std::sync::Mutex<Vec<u64>>,
     }
 
-    const DATA: std::ops::Range<u64> = (8 << 20)..(10 << 20);
+    impl TestDisk {
+        fn new(size: u64, data: std::ops::Range<u64>, like_a_file: bool) -> TestDisk {
+            TestDisk {
+                size,
+                data,
+                like_a_file,
+                reads: Default::default(),
+                asked: Default::default(),
+            }
+        }
+    }
 
-    impl VirtualDisk for MostlyEmpty {
+    impl VirtualDisk for TestDisk {
         fn size(&self) -> u64 {
-            32 << 20
+            self.size
         }
         fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
             self.reads.lock().unwrap().push((offset, buf.len()));
@@ -512,15 +527,21 @@ mod tests {
             Ok(())
         }
         fn reads_without_io(&self, offset: u64, length: u64) -> bool {
-            offset + length <= DATA.start || offset >= DATA.end
+            !self.like_a_file && (offset + length <= self.data.start || offset >= self.data.end)
+        }
+        fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
+            if !self.like_a_file {
+                return Ok((offset < self.size).then_some(offset..self.size));
+            }
+            self.asked.lock().unwrap().push(offset);
+            let data = &self.data;
+            Ok((offset < data.end).then(|| data.start.max(offset)..data.end))
         }
     }
 
-    #[test]
-    fn the_scan_reads_only_what_the_source_may_hold() {
-        let source = MostlyEmpty {
-            reads: Default::default(),
-        };
+    /// Scans `source` for dynamic output with default options: the layout, and the
+    /// (file offset, length) of each piece handed to the sink.
+    fn scan(source: &TestDisk) -> (DynamicLayout, Vec<(u64, usize)>) {
         let options = ConvertOptions::new(OutputFormat::Dynamic);
         let Layout::Dynamic(mut layout) = Layout::new(source.size(), &options).unwrap() else {
             panic!("a dynamic layout");
@@ -531,13 +552,21 @@ mod tests {
             Ok(())
         };
         scan_blocks(
-            &source,
+            source,
             &mut layout,
             Progress::default(),
             "test",
             Some(&mut sink),
         )
         .unwrap();
+        (layout, pieces)
+    }
+
+    #[test]
+    fn the_scan_reads_only_what_the_source_may_hold() {
+        // Data only in bytes 8–10 MiB of 32 MiB, told range by range.
+        let source = TestDisk::new(32 << 20, DATA, false);
+        let (layout, pieces) = scan(&source);
         assert_eq!(layout.allocated_blocks(), 1, "the one 2 MiB block of data");
         assert_eq!(*source.reads.lock().unwrap(), vec![(DATA.start, 2 << 20)]);
         assert_eq!(
@@ -547,55 +576,15 @@ mod tests {
         );
     }
 
-    /// A 2000 GiB disk that knows where its data is (as a sparse raw file does): 3 MiB at
-    /// 1 TiB + 1 MiB. Counts the questions and the reads.
-    struct SparseFile {
-        asked: std::sync::Mutex<Vec<u64>>,
-        reads: std::sync::Mutex<Vec<(u64, usize)>>,
-    }
+    const DATA: std::ops::Range<u64> = (8 << 20)..(10 << 20);
 
+    /// 3 MiB at 1 TiB + 1 MiB of a 2000 GiB disk.
     const SPARSE_DATA: std::ops::Range<u64> = (1 << 40) + (1 << 20)..(1 << 40) + (4 << 20);
-
-    impl VirtualDisk for SparseFile {
-        fn size(&self) -> u64 {
-            2000 << 30
-        }
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-            self.reads.lock().unwrap().push((offset, buf.len()));
-            buf.fill(7);
-            Ok(buf.len())
-        }
-        fn write_at(&mut self, _: &[u8], _: u64) -> Result<()> {
-            unreachable!("sources are only read")
-        }
-        fn flush(&mut self) -> Result<()> {
-            Ok(())
-        }
-        fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
-            self.asked.lock().unwrap().push(offset);
-            Ok((offset < SPARSE_DATA.end).then(|| SPARSE_DATA.start.max(offset)..SPARSE_DATA.end))
-        }
-    }
 
     #[test]
     fn the_scan_jumps_over_holes_asking_once_per_stretch() {
-        let source = SparseFile {
-            asked: Default::default(),
-            reads: Default::default(),
-        };
-        let options = ConvertOptions::new(OutputFormat::Dynamic);
-        let Layout::Dynamic(mut layout) = Layout::new(source.size(), &options).unwrap() else {
-            panic!("a dynamic layout");
-        };
-        let mut sink = |_: u64, _: &[u8]| Ok(());
-        scan_blocks(
-            &source,
-            &mut layout,
-            Progress::default(),
-            "test",
-            Some(&mut sink),
-        )
-        .unwrap();
+        let source = TestDisk::new(2000 << 30, SPARSE_DATA, true);
+        let (layout, _) = scan(&source);
         // The chunks at 1 TiB (1 MiB of data in its second half) and 1 TiB + 2 MiB.
         assert_eq!(
             *source.reads.lock().unwrap(),
