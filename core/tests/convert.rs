@@ -1344,3 +1344,27 @@ fn a_raw_disk_cut_while_it_is_read_fails_instead_of_reading_zeros() {
         other => panic!("a cut file must fail: {other:?}"),
     }
 }
+
+/// tmpfs (`/dev/shm`) knows its holes too: a raw disk there is read by its data.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sparse_raw_file_on_tmpfs_is_read_by_its_data() {
+    use std::os::unix::fs::FileExt;
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        skip("no /dev/shm");
+        return;
+    }
+    let raw = shm.join(format!("vhd-test-sparse-{}.raw", std::process::id()));
+    let file = std::fs::File::create(&raw).unwrap();
+    file.set_len(1 << 30).unwrap();
+    file.write_all_at(&[5; 4096], 700 * MIB).unwrap();
+    let disk = vhd_core::RawDisk::open(&raw).unwrap();
+    let next = disk.next_data(0).unwrap();
+    let _ = std::fs::remove_file(&raw);
+    let next = next.expect("data at 700 MiB");
+    assert!(
+        next.start > 600 * MIB && next.start <= 700 * MIB && next.end <= 701 * MIB,
+        "{next:?}"
+    );
+}

@@ -148,8 +148,13 @@ pub struct ConvertReport {
 /// The source is opened read-only as [`open_source`](super::open_source) does. A source
 /// whose size is not a multiple of 512 (a raw file) is rounded up to whole sectors with
 /// zeros, as qemu does; so is raw output. Unallocated parts of VHD sources read as zeros
-/// without I/O; chunks of 2 MiB that are all zeros become holes in raw and fixed output,
-/// and blocks that are all zeros stay unallocated in dynamic output. Fixed and dynamic
+/// without I/O, and so do the holes of a sparse raw file or fixed image, which are jumped
+/// over as the file system reports them (`SEEK_DATA`/`SEEK_HOLE`, see
+/// [`VirtualDisk::next_data`]); chunks of 2 MiB that are all zeros become holes in raw and
+/// fixed output, and blocks that are all zeros stay unallocated in dynamic output. A raw
+/// source found shorter than when it was opened fails with [`Error::Truncated`].
+/// The output is handed to the device as it is written (`sync_file_range` on Linux) and
+/// made durable before it is moved into place. Fixed and dynamic
 /// output are the exact bytes of a [`VhdStream`](super::VhdStream) with the same options.
 ///
 /// The source is chosen as [`SourceFormat`] says; with [`SourceFormat::Auto`] a file that
