@@ -253,11 +253,11 @@ describe('convert', () => {
   })
 
   test('a throwing onProgress cancels the conversion and rejects with what it threw', async () => {
-    // Large (2 GiB, sparse, so cheap to make) so that the conversion cannot finish before
-    // the cancel reaches it: a throw does not undo a conversion that completed.
+    // Large (2 GiB, sparse with data in every chunk, so cheap to make yet read whole) so
+    // that the conversion cannot finish before the cancel reaches it: a throw does not
+    // undo a conversion that completed.
     const raw = tmp.file('throws-source').replace(/\.vhd$/, '.raw')
-    fs.writeFileSync(raw, pattern(MiB, 5))
-    fs.truncateSync(raw, 2048 * MiB)
+    dataInEveryChunk(raw, 2048 * MiB)
     const out = tmp.file('throws')
     const thrown = new Error('progress bar broke')
     await assert.rejects(VHD.convert(raw, out, { to: 'fixed', onProgress: () => { throw thrown } }), (error) => error === thrown)
