@@ -277,7 +277,25 @@ function mknodNull(file) {
   return file
 }
 
+/**
+ * A raw disk that is slow to convert yet cheap to make: a sparse file of `size` bytes with
+ * 4 KiB of data at the start of every 2 MiB (conversion's unit). Conversion jumps over the
+ * holes of a sparse file, so one with a single stretch of data converts at once; here every
+ * chunk holds data and is read (and, in dynamic output, stored) whole.
+ */
+function dataInEveryChunk(file, size) {
+  const fd = fs.openSync(file, 'w')
+  try {
+    fs.ftruncateSync(fd, size)
+    const data = pattern(4 * KiB, 7)
+    for (let at = 0; at < size; at += 2 * MiB) fs.writeSync(fd, data, 0, data.length, at)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
 module.exports = {
+  dataInEveryChunk,
   evictFromPageCache,
   rawDiskStartingLikeAVhd,
   IS_ROOT,

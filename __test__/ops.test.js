@@ -29,6 +29,7 @@ const {
   NEEDS_ROOT,
   mkfifo,
   mknodNull,
+  dataInEveryChunk,
 } = require('./helpers.js')
 
 const qemuProbe = spawnSync('qemu-img', ['--version'], { encoding: 'utf8' })
@@ -252,11 +253,11 @@ describe('convert', () => {
   })
 
   test('a throwing onProgress cancels the conversion and rejects with what it threw', async () => {
-    // Large (2 GiB, sparse, so cheap to make) so that the conversion cannot finish before
-    // the cancel reaches it: a throw does not undo a conversion that completed.
+    // Large (2 GiB, sparse with data in every chunk, so cheap to make yet read whole) so
+    // that the conversion cannot finish before the cancel reaches it: a throw does not
+    // undo a conversion that completed.
     const raw = tmp.file('throws-source').replace(/\.vhd$/, '.raw')
-    fs.writeFileSync(raw, pattern(MiB, 5))
-    fs.truncateSync(raw, 2048 * MiB)
+    dataInEveryChunk(raw, 2048 * MiB)
     const out = tmp.file('throws')
     const thrown = new Error('progress bar broke')
     await assert.rejects(VHD.convert(raw, out, { to: 'fixed', onProgress: () => { throw thrown } }), (error) => error === thrown)
@@ -317,11 +318,11 @@ describe('createVhdStream', () => {
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i].bytesDone >= seen[i - 1].bytesDone)
     assert.equal(seen[seen.length - 1].bytesDone, seen[seen.length - 1].bytesTotal)
 
-    // Aborted at the first report: the source is large (2 GiB, sparse, so cheap to make) so
-    // that the scan cannot finish before the abort reaches it, however busy the machine.
+    // Aborted at the first report: the source is large (2 GiB, sparse with data in every
+    // chunk, so cheap to make yet read whole) so that the scan cannot finish before the
+    // abort reaches it, however busy the machine.
     const large = tmp.file('large').replace(/\.vhd$/, '.raw')
-    fs.writeFileSync(large, pattern(MiB, 5))
-    fs.truncateSync(large, 2048 * MiB)
+    dataInEveryChunk(large, 2048 * MiB)
     const controller = new AbortController()
     const onProgress = ({ bytesDone, bytesTotal }) => bytesDone < bytesTotal && controller.abort()
     await rejectsWith(VHD.createVhdStream(large, { type: 'dynamic', onProgress, signal: controller.signal }), 'ABORT_ERR')

@@ -20,7 +20,18 @@
 // with vhd@0.5.0 (target ≥ 1.0x) and with the same scenario through our own API (≥ 0.9x). Nothing is dropped from the page cache: all reads are warm. No test asserts a
 // timing.
 //
-// Results go to bench-results/<timestamp>.json (git-ignored) and to --out FILE if given.
+// The convert scenarios run `vhd convert` as a whole process (node bin/vhd.js, as users
+// run it) against `qemu-img convert` + an fsync of its output, in each direction: a dense
+// raw disk to fixed and dynamic; the dynamic image and the differencing chain to raw,
+// fixed and dynamic (qemu misreads differencing VHDs: its side converts the dynamic image
+// of the same contents); a sparse raw disk (200 GiB holding 512 MiB; --quick: 16 GiB
+// holding 64 MiB) to all three; and a 2 TiB sparse raw disk holding 1 GiB (--quick:
+// 64 MiB) to raw and fixed, which must take at most 5 s (qemu's VHD driver stops at
+// 2040 GiB: compared on raw only). Their sources are made in the scenario and removed
+// after it. At --quick sizes the start of a Node process (~0.05-0.1 s) weighs on them.
+//
+// Results go to bench-results/<timestamp>.json (git-ignored) and to --out FILE if given,
+// each with an SVG chart of the ratios beside it (<same name>.svg: benchmark/chart.js).
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -32,6 +43,7 @@ const { pipeline } = require('node:stream/promises')
 
 const VHD = require('..')
 const VHDJS = require('vhd-js')
+const { writeChart } = require('./chart.js')
 
 const MiB = 1024 * 1024
 const KiB = 1024
@@ -726,7 +738,157 @@ function scenarios(ctx) {
     })
   }
 
+  list.push(...convertScenarios(ctx))
   return list
+}
+
+// ---------------------------------------------------------------------------------------
+// convert: `vhd convert` as a whole process (what users run: node, the addon, the command
+// line) against `qemu-img convert` + an fsync of its output. qemu-img never flushes its
+// output by default (cache=unsafe); ours is durable when it exits: the same end state
+// only once qemu's output is fsynced, which is timed with it. Each output is removed
+// before the next trial (and is not timed).
+
+const VHD_CLI = path.join(__dirname, '..', 'bin', 'vhd.js')
+const QEMU_OUTPUT = {
+  raw: ['-O', 'raw'],
+  fixed: ['-O', 'vpc', '-o', 'subformat=fixed,force_size=on'],
+  dynamic: ['-O', 'vpc', '-o', 'subformat=dynamic,force_size=on'],
+}
+const QEMU_LIMIT = 2040 * 1024 * MiB // qemu's vpc driver refuses larger images
+
+function fsyncFile(file) {
+  const fd = fs.openSync(file, 'r')
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** Writes `dataMiB` MiB of random data into a new sparse raw file of `size` bytes, in 4 MiB stripes spread evenly. */
+function makeSparseRaw(file, size, dataMiB) {
+  const stripes = dataMiB / 4
+  const step = Math.floor(size / stripes / MiB) * MiB
+  const fd = fs.openSync(file, 'w')
+  try {
+    fs.ftruncateSync(fd, size)
+    for (let s = 0; s < stripes; s++) for (let j = 0; j < 4; j++) fs.writeSync(fd, POOL[(s * 4 + j) % POOL.length], 0, CHUNK, s * step + j * MiB)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/**
+ * One convert scenario: `source` (made by `make` in setup when given, removed in
+ * teardown) into each of `outputs`, by us and by qemu-img (which reads `qemuSource`, in
+ * `qemuFormat`: the same disk, or for a chain the equivalent dynamic image).
+ */
+function convertScenario({ name, title, source, qemuSource = source, qemuFormat, qemuNote = '', outputs, qemuOutputs = outputs, make, trials, absolute = [] }) {
+  const out = (who, to) => path.join(path.dirname(source), `convert-${name}-${who}.${to === 'raw' ? 'raw' : 'vhd'}`)
+  const clean = () => {
+    for (const to of outputs) for (const who of ['ours', 'qemu']) fs.rmSync(out(who, to), { force: true })
+  }
+  return {
+    name,
+    title,
+    unit: 's',
+    lower: true,
+    trials,
+    alternate: true,
+    setup: make,
+    teardown() {
+      clean()
+      if (make) fs.rmSync(source, { force: true })
+    },
+    variants: outputs.flatMap((to) => [
+      {
+        id: `ours-${to}`,
+        label: `vhd convert --to ${to}`,
+        before: clean,
+        trial: () => timeProcess(process.execPath, [VHD_CLI, 'convert', '-q', '--to', to, source, out('ours', to)]),
+      },
+      ...(qemuOutputs.includes(to)
+        ? [
+            {
+              id: `qemu-${to}`,
+              label: `qemu-img convert ${QEMU_OUTPUT[to].join(' ').replace(',force_size=on', '')}${qemuNote} + fsync`,
+              before: clean,
+              async trial() {
+                const t0 = now()
+                await run('qemu-img', ['convert', '-f', qemuFormat, ...QEMU_OUTPUT[to], qemuSource, out('qemu', to)])
+                fsyncFile(out('qemu', to))
+                return seconds(t0)
+              },
+            },
+          ]
+        : []),
+    ]),
+    comparisons: qemuOutputs.map((to) => ({ ours: `ours-${to}`, base: `qemu-${to}`, min: 1.0 })),
+    absolute,
+  }
+}
+
+function convertScenarios({ files, size, quick, work }) {
+  const trials = quick ? undefined : 5
+  const all = ['raw', 'fixed', 'dynamic']
+  const sparse = { size: (quick ? 16 : 200) * 1024 * MiB, dataMiB: quick ? 64 : 512 }
+  const huge = { size: 2 * 1024 * 1024 * MiB, dataMiB: quick ? 64 : 1024 }
+  const gib = (bytes) => `${bytes / 1024 / MiB} GiB`
+  const data = (mib) => (mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`)
+  return [
+    convertScenario({
+      name: 'convert-raw',
+      title: `convert a dense raw disk (${size / MiB} MiB, 2 MiB stripes of data and zeros, all written) to fixed and dynamic`,
+      source: files.raw,
+      qemuFormat: 'raw',
+      outputs: ['fixed', 'dynamic'],
+      trials,
+    }),
+    convertScenario({
+      name: 'convert-dynamic',
+      title: `convert the dynamic image (${size / MiB} MiB, half allocated) to raw, fixed and dynamic`,
+      source: files.dynamic,
+      qemuFormat: 'vpc',
+      outputs: all,
+      trials,
+    }),
+    convertScenario({
+      name: 'convert-chain',
+      title: `convert the depth-3 differencing chain (${size / MiB} MiB) to raw, fixed and dynamic`,
+      source: files.top,
+      // qemu misreads differencing VHDs: it converts the dynamic image of the same contents.
+      qemuSource: files.dynamic,
+      qemuFormat: 'vpc',
+      qemuNote: ' (of the equivalent dynamic image)',
+      outputs: all,
+      trials,
+    }),
+    convertScenario({
+      name: 'convert-sparse-raw',
+      title: `convert a sparse raw disk (${gib(sparse.size)} holding ${data(sparse.dataMiB)}) to raw, fixed and dynamic`,
+      source: path.join(work, 'sparse.raw'),
+      make: () => makeSparseRaw(path.join(work, 'sparse.raw'), sparse.size, sparse.dataMiB),
+      qemuFormat: 'raw',
+      outputs: all,
+      trials,
+    }),
+    convertScenario({
+      name: 'convert-sparse-2t',
+      title: `convert a 2 TiB sparse raw disk holding ${data(huge.dataMiB)} to raw and fixed`,
+      source: path.join(work, 'sparse-2t.raw'),
+      make: () => makeSparseRaw(path.join(work, 'sparse-2t.raw'), huge.size, huge.dataMiB),
+      qemuFormat: 'raw',
+      outputs: ['raw', 'fixed'],
+      // qemu's VHD driver stops at 2040 GiB: it is compared on raw output only.
+      qemuOutputs: huge.size > QEMU_LIMIT ? ['raw'] : ['raw', 'fixed'],
+      trials: quick ? undefined : 3,
+      absolute: [
+        { id: 'ours-raw', what: 'time', max: 5, unit: 's' },
+        { id: 'ours-fixed', what: 'time', max: 5, unit: 's' },
+      ],
+    }),
+  ]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -780,11 +942,16 @@ function table(rows, headers) {
 // Main
 
 async function runScenario(sc, trials) {
+  // Long scenarios (whole conversions) may ask for fewer trials than the run.
+  if (sc.trials) trials = Math.min(trials, sc.trials)
   if (sc.setup) await sc.setup()
   const samples = Object.fromEntries(sc.variants.map((v) => [v.id, []]))
-  // one warm-up round (not recorded), then interleaved trials
+  // one warm-up round (not recorded), then interleaved trials; with `alternate`, every
+  // other round runs the variants in reverse order, so that no variant always follows the
+  // same one (a conversion inherits the page cache and device state the one before left)
   for (let t = -1; t < trials; t++) {
-    for (const v of sc.variants) {
+    const order = sc.alternate && t % 2 !== 0 ? [...sc.variants].reverse() : sc.variants
+    for (const v of order) {
       if (v.before) await v.before()
       const value = await v.trial()
       if (t >= 0) samples[v.id].push(value)
@@ -803,7 +970,8 @@ async function runScenario(sc, trials) {
       return { ...c, ratio, met: ratio >= c.min }
     }),
   }
-  if (sc.absolute) {
+  result.trials = trials
+  if (sc.absolute && sc.extra) {
     const rssMiB = (arr) => (arr && arr.length ? median(arr) / MiB : NaN)
     result.memory = {
       oursRssDeltaMiB: rssMiB(sc.extra.ours),
@@ -815,6 +983,8 @@ async function runScenario(sc, trials) {
       imageMs: median(sc.extra.imageWarmMs),
       vhdjsMs: median(sc.extra.vhdjsWarmMs),
     }
+  }
+  if (sc.absolute && sc.absolute.length) {
     result.absolute = sc.absolute.map((a) => {
       const value = a.what === 'time' ? medians[a.id] : result.memory.oursRssDeltaMiB
       return { ...a, value, met: value <= a.max }
@@ -925,11 +1095,16 @@ async function main() {
     }
     for (const a of r.absolute || []) {
       const other =
-        a.what === 'time'
-          ? `vhd@0.5.0: ${fmt(byId.vhdjs.median)} ms; qemu-io: ${fmt(byId.qemu.median)} ms (wall)`
-          : `vhd@0.5.0: +${fmt(r.memory.vhdjsRssDeltaMiB)} MiB; qemu-io peak: ${fmt(r.memory.qemuIoPeakRssMiB)} MiB`
+        a.what === 'rss'
+          ? `vhd@0.5.0: +${fmt(r.memory.vhdjsRssDeltaMiB)} MiB; qemu-io peak: ${fmt(r.memory.qemuIoPeakRssMiB)} MiB`
+          : byId.vhdjs
+            ? `vhd@0.5.0: ${fmt(byId.vhdjs.median)} ms; qemu-io: ${fmt(byId.qemu.median)} ms (wall)`
+            : r.variants
+                .filter((v) => v.id.startsWith('qemu'))
+                .map((v) => `${v.label}: ${fmt(v.median)} ${r.unit}`)
+                .join('; ') || '—'
       rows.push([
-        r.title.replace(/ \(.*\)$/, '') + (a.what === 'time' ? ' — time' : ' — RSS growth'),
+        r.title.replace(/ \(.*\)$/, '') + (a.what === 'time' ? ` — time of ${byId[a.id].label}` : ' — RSS growth'),
         `vhd: ${a.what === 'rss' ? '+' : ''}${fmt(a.value)} ${a.unit}`,
         other,
         '—',
@@ -956,7 +1131,10 @@ async function main() {
   const outFiles = [path.join(dir, `${stamp}${opts.quick ? '-quick' : ''}.json`)]
   if (opts.out) outFiles.push(path.resolve(opts.out))
   for (const f of outFiles) fs.writeFileSync(f, JSON.stringify(report, null, 2) + '\n')
-  console.log(`\nresults saved to ${outFiles.map((f) => path.relative(process.cwd(), f) || f).join(', ')}`)
+  // The chart of the ratios, beside each JSON file.
+  const charts = outFiles.map((f) => f.replace(/\.json$/, '') + '.svg')
+  for (const f of charts) writeChart(report, f)
+  console.log(`\nresults saved to ${[...outFiles, ...charts].map((f) => path.relative(process.cwd(), f) || f).join(', ')}`)
   cleanup()
 }
 

@@ -62,6 +62,19 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         let _ = size;
         Err(io::ErrorKind::Unsupported.into())
     }
+    /// The next stretch of the file at or after `offset` that may hold data: `Some(start..end)`
+    /// with `start >= offset`, where every byte from `offset` to `start` is a hole (reads as
+    /// zeros without touching a device); `None` when nothing from `offset` to the end of the
+    /// file is data. `end` may lie past the end of the file (`u64::MAX`: "not known").
+    ///
+    /// What lets a conversion skip the holes of a sparse file instead of reading them. The
+    /// default knows of no holes: everything is data (`Some(offset..u64::MAX)`), which is
+    /// always a correct answer. A `File` asks the file system (`lseek` with `SEEK_DATA` and
+    /// `SEEK_HOLE` on Linux and FreeBSD), and answers as the default where it cannot tell
+    /// (a file system or file type without them, another system).
+    fn next_data(&self, offset: u64) -> io::Result<Option<std::ops::Range<u64>>> {
+        Ok(Some(offset..u64::MAX))
+    }
 }
 
 /// How many parts one gapped read gathers at most: a `File` reads them with one `preadv`
@@ -303,6 +316,59 @@ impl Storage for File {
     fn set_len(&self, size: u64) -> io::Result<()> {
         File::set_len(self, size)
     }
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    fn next_data(&self, offset: u64) -> io::Result<Option<std::ops::Range<u64>>> {
+        holes::next_data(self, offset)
+    }
+}
+
+/// The holes of a sparse file, from the file system: `lseek` with `SEEK_DATA` and
+/// `SEEK_HOLE`, which the standard library does not offer.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+mod holes {
+    use std::fs::File;
+    use std::io;
+    use std::ops::Range;
+    use std::os::fd::AsRawFd;
+
+    /// See [`Storage::next_data`](super::Storage::next_data).
+    ///
+    /// `lseek` moves the descriptor's file position, which nothing else uses: every read
+    /// and write names its offset. `ENXIO` means no data from `offset` to the end of the
+    /// file (or `offset` is past it). A file system that does not know the two (`EINVAL`
+    /// from old ones), a file type that cannot seek (`ESPIPE`) or any other refusal makes
+    /// the whole rest of the file data: reading it is slower, never wrong. (A block device
+    /// is all data: Linux answers as for a file without holes.)
+    pub(super) fn next_data(file: &File, offset: u64) -> io::Result<Option<Range<u64>>> {
+        let unknown = Ok(Some(offset..u64::MAX));
+        let Ok(at) = libc::off_t::try_from(offset) else {
+            return unknown;
+        };
+        let start = match seek(file, at, libc::SEEK_DATA) {
+            Ok(start) => start,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(None),
+            Err(_) => return unknown,
+        };
+        // The end of this stretch of data: the next hole (there is always one at the end of
+        // the file). Should the file change between the two calls, say "not known".
+        let end = match seek(file, start, libc::SEEK_HOLE) {
+            Ok(end) if end > start => end as u64,
+            _ => u64::MAX,
+        };
+        // SEEK_DATA never answers before `offset`; `max` guards against a file system that would.
+        Ok(Some((start as u64).max(offset)..end))
+    }
+
+    /// `lseek`: the new offset (never negative), or the error.
+    fn seek(file: &File, offset: libc::off_t, whence: libc::c_int) -> io::Result<libc::off_t> {
+        // SAFETY: lseek on a descriptor we own, with plain integer arguments.
+        let at = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
+        if at < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(at)
+    }
 }
 
 /// One `preadv2` for several parts: the standard library has no positioned vectored read,
@@ -457,5 +523,25 @@ mod tests {
         assert!(read_only.set_len(0).is_err());
         assert_eq!(read_only.refused_writes(), 2);
         assert_eq!(read_only.to_vec(), [7; 4]);
+    }
+
+    #[test]
+    fn storages_that_cannot_tell_take_everything_for_data() {
+        let memory = MemoryStorage::new(vec![0; 4096]);
+        assert_eq!(memory.next_data(100).unwrap(), Some(100..u64::MAX));
+    }
+
+    /// A descriptor that cannot seek (a pipe: `ESPIPE`) is all data, not an error; the same
+    /// path serves file systems that do not know `SEEK_DATA` (`EINVAL`).
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    #[test]
+    fn a_file_that_cannot_seek_is_all_data() {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills the two descriptors, which the Files below then own.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (read_end, _write_end) =
+            unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        assert_eq!(read_end.next_data(512).unwrap(), Some(512..u64::MAX));
     }
 }

@@ -1215,3 +1215,156 @@ fn a_large_mostly_empty_image_converts_by_its_allocated_blocks() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sparse raw sources
+
+/// Bytes this process has taken from read system calls so far, holes included (`rchar` of
+/// `/proc/self/io`, every thread of the process).
+#[cfg(target_os = "linux")]
+fn bytes_read_by_this_process() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .unwrap_or_else(|| panic!("no rchar in /proc/self/io: {io}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A sparse raw file of 16 GiB holding 4 MiB converts by its data: the holes the file
+/// system knows (`SEEK_DATA`/`SEEK_HOLE`) are jumped over, not read (before, all 16 GiB
+/// were read, for each output), so does a sparse fixed image made from it; the outputs
+/// hold the data where it was and zeros elsewhere, and raw and fixed outputs keep the
+/// holes (they take a few MiB of disk).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sparse_raw_file_converts_by_its_data_and_leaves_holes() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let dir = TempDir::new("convert-sparse-raw");
+    let raw = dir.join("sparse.raw");
+    let size = 16 << 30;
+    let mut rng = Rng::new("convert-sparse-raw");
+    // Data inside a chunk, across a chunk boundary, and at the very end.
+    let writes = [
+        (5 * MIB + 4096, rng.bytes(64 << 10)),
+        ((10 << 30) - MIB, rng.bytes(3 * MIB as usize)),
+        (size - 4096, rng.bytes(4096)),
+    ];
+    {
+        let file = std::fs::File::create(&raw).unwrap();
+        file.set_len(size).unwrap();
+        for (at, bytes) in &writes {
+            file.write_all_at(bytes, *at).unwrap();
+        }
+    }
+    let on_disk = |path: &Path| std::fs::metadata(path).unwrap().blocks() * 512;
+    if on_disk(&raw) > 64 * MIB {
+        skip("the temporary folder's file system keeps no holes in sparse files");
+        return;
+    }
+    let fixed = dir.join("out.fixed.vhd");
+    for (from, to) in [
+        (&raw, OutputFormat::Raw),
+        (&raw, OutputFormat::Fixed),
+        (&raw, OutputFormat::Dynamic),
+        // The sparse fixed image just made, as a source.
+        (&fixed, OutputFormat::Dynamic),
+    ] {
+        let out = if from == &raw {
+            dir.join(&format!("out.{}", extension(to)))
+        } else {
+            dir.join("from-fixed.dynamic.vhd")
+        };
+        let before = bytes_read_by_this_process();
+        let report = run_convert(from, &out, &options(to));
+        let read = bytes_read_by_this_process() - before;
+        let what = format!("{to:?} from {}", from.display());
+        // The data is 4 MiB, read in 2 MiB chunks (other tests of this binary read too).
+        assert!(read < 1 << 30, "{what}: read {read} bytes");
+        assert_eq!(report.virtual_size, size, "{what}");
+        if to != OutputFormat::Dynamic {
+            assert!(
+                on_disk(&out) < 64 * MIB,
+                "{what}: {} bytes on disk",
+                on_disk(&out)
+            );
+        }
+        let disk = open_source(&out, SourceFormat::Auto, &OpenOptions::default()).unwrap();
+        for (at, bytes) in &writes {
+            let mut back = vec![0u8; bytes.len()];
+            disk.read_at(&mut back, *at).unwrap();
+            assert_same_bytes(&back, bytes, &what);
+        }
+        for at in [0, 5 * MIB, 6 * MIB, 8 << 30, size - MIB] {
+            let mut back = vec![1u8; 4096];
+            disk.read_at(&mut back, at).unwrap();
+            let expected: Vec<u8> = (0..4096u64)
+                .map(|i| {
+                    writes
+                        .iter()
+                        .find(|(w, b)| (*w..*w + b.len() as u64).contains(&(at + i)))
+                        .map_or(0, |(w, b)| b[(at + i - w) as usize])
+                })
+                .collect();
+            assert_same_bytes(&back, &expected, &format!("{what}, at {at}"));
+        }
+        if to == OutputFormat::Dynamic {
+            // 5 MiB, 10 GiB - 1 MiB (two blocks), the last block.
+            assert_eq!(report.allocated_blocks, 4, "{what}");
+        }
+    }
+}
+
+/// A raw disk whose file is cut while it is read fails as a read past the end of the file
+/// would, instead of taking the missing part for holes (zeros).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_raw_disk_cut_while_it_is_read_fails_instead_of_reading_zeros() {
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new("convert-raw-cut");
+    let raw = dir.join("cut.raw");
+    let file = std::fs::File::create(&raw).unwrap();
+    file.set_len(64 * MIB).unwrap();
+    file.write_all_at(&[7; 4096], 0).unwrap();
+    file.write_all_at(&[9; 4096], 32 * MIB).unwrap();
+    let disk = vhd_core::RawDisk::open(&raw).unwrap();
+    let data = disk.next_data(0).unwrap().expect("data at 0");
+    assert_eq!(data.start, 0);
+    let next = disk.next_data(MIB).unwrap().expect("data at 32 MiB");
+    assert!(
+        next.start <= 32 * MIB && next.end > 32 * MIB && next.end <= 64 * MIB,
+        "{next:?}"
+    );
+    assert_eq!(disk.next_data(33 * MIB).unwrap(), None, "holes to the end");
+    assert_eq!(disk.next_data(64 * MIB).unwrap(), None, "the end");
+    file.set_len(2 * MIB).unwrap();
+    match disk.next_data(4 * MIB) {
+        Err(Error::Truncated { file_size, .. }) => assert_eq!(file_size, 2 * MIB),
+        other => panic!("a cut file must fail: {other:?}"),
+    }
+}
+
+/// tmpfs (`/dev/shm`) knows its holes too: a raw disk there is read by its data.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sparse_raw_file_on_tmpfs_is_read_by_its_data() {
+    use std::os::unix::fs::FileExt;
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        skip("no /dev/shm");
+        return;
+    }
+    let raw = shm.join(format!("vhd-test-sparse-{}.raw", std::process::id()));
+    let file = std::fs::File::create(&raw).unwrap();
+    file.set_len(1 << 30).unwrap();
+    file.write_all_at(&[5; 4096], 700 * MIB).unwrap();
+    let disk = vhd_core::RawDisk::open(&raw).unwrap();
+    let next = disk.next_data(0).unwrap();
+    let _ = std::fs::remove_file(&raw);
+    let next = next.expect("data at 700 MiB");
+    assert!(
+        next.start > 600 * MIB && next.start <= 700 * MIB && next.end <= 701 * MIB,
+        "{next:?}"
+    );
+}

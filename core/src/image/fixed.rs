@@ -1,8 +1,8 @@
 //! Fixed images: the virtual disk's bytes, then the footer.
 
 use super::{
-    check_write_range, read_exact_waiting, readable_length, sync, write_all, Access, FooterSource,
-    LocatedFooter, VirtualDisk,
+    check_write_range, file_next_data, read_exact_waiting, readable_length, sync, write_all,
+    Access, FooterSource, LocatedFooter, VirtualDisk,
 };
 use crate::error::{Error, Result};
 use crate::footer::{Footer, FOOTER_SIZE};
@@ -197,6 +197,12 @@ impl VirtualDisk for FixedImage {
 
     fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
         self.read_waiting(buf, offset, Wait::No).ok()
+    }
+
+    /// The holes of a sparse file (see [`crate::Storage::next_data`]): a fixed image made
+    /// by `create` or `convert` leaves its unwritten data as holes.
+    fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
+        file_next_data(self.file.as_ref(), offset, self.size(), "disk data")
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {

@@ -151,6 +151,9 @@ impl Storage for LockedFile {
     fn set_len(&self, size: u64) -> std::io::Result<()> {
         Storage::set_len(&self.file, size)
     }
+    fn next_data(&self, offset: u64) -> std::io::Result<Option<std::ops::Range<u64>>> {
+        self.file.next_data(offset)
+    }
 }
 
 /// Takes the OS lock that an open of `path` needs, without waiting: shared for a read-only

@@ -82,6 +82,20 @@ pub trait VirtualDisk {
         length == 0
     }
 
+    /// The next stretch of the disk at or after `offset` that may hold a non-zero byte:
+    /// `Some(start..end)` with `offset <= start < end <= size`, where every byte from
+    /// `offset` to `start` reads as zeros without touching a device; `None` when everything
+    /// from `offset` to the end of the disk does (or `offset` is at or past the end).
+    ///
+    /// What lets a conversion jump over the holes of a sparse source at once, instead of
+    /// asking [`reads_without_io`](VirtualDisk::reads_without_io) chunk by chunk. The
+    /// default knows of no holes (`Some(offset..size)`); a raw disk and a fixed image ask
+    /// their file system where their file's holes are (see [`Storage::next_data`]).
+    fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
+        let size = self.size();
+        Ok((offset < size).then_some(offset..size))
+    }
+
     /// Tells the image that `length` bytes at `offset` are no longer needed, so that it can
     /// free their space. What they read afterwards depends on the kind:
     ///
@@ -484,6 +498,11 @@ impl VirtualDisk for Image {
     fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
         let result = self.as_disk_mut().discard(offset, length);
         result.map_err(|e| e.in_file(self.path()))
+    }
+    fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
+        self.as_disk()
+            .next_data(offset)
+            .map_err(|e| e.in_file(self.path()))
     }
     fn reads_without_io(&self, offset: u64, length: u64) -> bool {
         match self {
@@ -891,6 +910,41 @@ pub(crate) fn read_failure(
             file_size,
         },
         _ => Error::io_op("read", format!("reading {what} at offset {offset}"), error),
+    }
+}
+
+/// [`VirtualDisk::next_data`] of a disk whose bytes are those of `file` from offset 0 to
+/// `size` (a raw disk; a fixed image's data): the holes the file system knows, cut at the
+/// end of the disk. A file found shorter than the disk (cut while it is read) fails as a
+/// read of the missing bytes would (naming `what`), rather than reading as zeros.
+pub(crate) fn file_next_data(
+    file: &dyn Storage,
+    offset: u64,
+    size: u64,
+    what: &str,
+) -> Result<Option<std::ops::Range<u64>>> {
+    if offset >= size {
+        return Ok(None);
+    }
+    let next = file.next_data(offset).map_err(|e| {
+        let context = format!("looking for the data of {what} from offset {offset}");
+        Error::io_op("lseek", context, e)
+    })?;
+    match next {
+        Some(data) if data.start < size => Ok(Some(data.start..data.end.min(size))),
+        // Nothing but holes to the end of the disk, if the file still reaches it.
+        _ => match file.file_size() {
+            Ok(file_size) if file_size >= size => Ok(None),
+            Ok(_) => {
+                let eof = std::io::ErrorKind::UnexpectedEof.into();
+                Err(read_failure(file, eof, offset, size - offset, what))
+            }
+            Err(e) => Err(Error::io_op(
+                "fstat",
+                format!("reading the size of {what}"),
+                e,
+            )),
+        },
     }
 }
 

@@ -1,7 +1,7 @@
 //! A raw disk file (no VHD structures) serving as the base of a differencing chain, when the
 //! caller names it explicitly. It is only ever read.
 
-use super::{read_exact_waiting, readable_length, LockedFile, VirtualDisk};
+use super::{file_next_data, read_exact_waiting, readable_length, LockedFile, VirtualDisk};
 use crate::error::{Error, Result};
 use crate::storage::Wait;
 use std::fs::File;
@@ -76,6 +76,11 @@ impl VirtualDisk for RawDisk {
 
     fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
         self.read_waiting(buf, offset, Wait::No).ok()
+    }
+
+    /// The holes of a sparse file (see [`crate::Storage::next_data`]).
+    fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
+        file_next_data(&*self.file, offset, self.size, "raw disk data")
     }
 
     fn write_at(&mut self, _buf: &[u8], _offset: u64) -> Result<()> {

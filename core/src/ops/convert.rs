@@ -8,7 +8,7 @@
 
 use super::source::{open_source_chain, SourceDetection};
 use super::vhd_stream::{
-    output_size, read_disk, reads_as_zeros, scan_blocks, DynamicLayout, Layout, CHUNK,
+    output_size, read_disk, reads_as_zeros, scan_blocks, DataCursor, DynamicLayout, Layout, CHUNK,
 };
 use super::Progress;
 use crate::dynamic_header::DEFAULT_BLOCK_SIZE;
@@ -149,8 +149,13 @@ pub struct ConvertReport {
 /// The source is opened read-only as [`open_source`](super::open_source) does. A source
 /// whose size is not a multiple of 512 (a raw file) is rounded up to whole sectors with
 /// zeros, as qemu does; so is raw output. Unallocated parts of VHD sources read as zeros
-/// without I/O; chunks of 2 MiB that are all zeros become holes in raw and fixed output,
-/// and blocks that are all zeros stay unallocated in dynamic output. Fixed and dynamic
+/// without I/O, and so do the holes of a sparse raw file or fixed image, which are jumped
+/// over as the file system reports them (`SEEK_DATA`/`SEEK_HOLE`, see
+/// [`VirtualDisk::next_data`]); chunks of 2 MiB that are all zeros become holes in raw and
+/// fixed output, and blocks that are all zeros stay unallocated in dynamic output. A raw
+/// source found shorter than when it was opened fails with [`Error::Truncated`].
+/// The output is handed to the device as it is written (`sync_file_range` on Linux) and
+/// made durable before it is moved into place. Fixed and dynamic
 /// output are the exact bytes of a [`VhdStream`](super::VhdStream) with the same options.
 ///
 /// The source is chosen as [`SourceFormat`] says; with [`SourceFormat::Auto`] a file that
@@ -225,15 +230,25 @@ pub fn convert(
 }
 
 /// Copies `size` bytes of the disk (zeros past its end), leaving all-zero chunks as holes
-/// in a file (written as zeros on a device); unallocated ranges of a sparse source are not
-/// even read.
+/// in a file (written as zeros on a device); unallocated ranges of a sparse source, and
+/// the holes of a sparse raw file or fixed image, are not even read.
 fn write_raw(disk: &dyn VirtualDisk, size: u64, output: &Output, progress: Progress) -> Result<()> {
     output.set_len(size)?;
     let mut buf = vec![0u8; CHUNK.min(size) as usize];
+    let mut holes = DataCursor::new(disk);
     let mut offset = 0;
     while offset < size {
         let n = CHUNK.min(size - offset) as usize;
-        let zeros = reads_as_zeros(disk, offset, n as u64) || {
+        let next = holes.next_chunk(offset, n as u64, size)?;
+        let hole = next > offset;
+        if hole && output.holes_read_as_zeros() {
+            // Holes of the source stay holes of the file, all at once. A device gets
+            // zeros, a chunk at a time (so that progress and cancellation follow).
+            offset = next;
+            progress.report(OPERATION, offset, size)?;
+            continue;
+        }
+        let zeros = hole || reads_as_zeros(disk, offset, n as u64) || {
             read_disk(disk, &mut buf[..n], offset)?;
             is_all_zero(&buf[..n])
         };
@@ -451,8 +466,13 @@ impl Output {
 
     fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
         match self {
-            Output::File { temp, .. } => Storage::write_all_at(temp.file(), bytes, offset)
-                .map_err(|e| temp.io_error("write", &format!("writing at offset {offset}"), e)),
+            Output::File { temp, .. } => {
+                Storage::write_all_at(temp.file(), bytes, offset).map_err(|e| {
+                    temp.io_error("write", &format!("writing at offset {offset}"), e)
+                })?;
+                start_writeback(temp.file(), offset, bytes.len());
+                Ok(())
+            }
             Output::Device { file, path, .. } => {
                 self.reserve(offset + bytes.len() as u64)?;
                 file.write_all_at(bytes, offset).map_err(|e| {
@@ -504,3 +524,27 @@ impl Output {
         }
     }
 }
+
+/// Asks the kernel to start writing `length` bytes at `offset` to the device now, without
+/// waiting: the output is made durable (fsync) at the end anyway, and writing it back
+/// while the conversion goes on, rather than all at that fsync, overlaps the device's work
+/// with the reading and copying. Only a hint: failures are ignored (Linux only).
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, length: usize) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {
+        return;
+    };
+    // SAFETY: a plain call on a descriptor we own, with integer arguments.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset,
+            length,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File, _: u64, _: usize) {}

@@ -70,6 +70,53 @@ pub(super) fn reads_as_zeros(source: &dyn VirtualDisk, offset: u64, length: u64)
     offset >= size || source.reads_without_io(offset, length.min(size - offset))
 }
 
+/// Walks a source chunk by chunk and says which chunks may hold data, asking the source
+/// ([`VirtualDisk::next_data`]) once per stretch of data or of holes rather than once per
+/// chunk: a 2 TiB sparse raw file holding 1 GiB costs a few thousand `lseek`s, not a
+/// million reads.
+pub(super) struct DataCursor<'s> {
+    source: &'s dyn VirtualDisk,
+    /// The last answer: asked at `.0`, the source said `.1`.
+    known: Option<(u64, Option<std::ops::Range<u64>>)>,
+}
+
+impl<'s> DataCursor<'s> {
+    pub(super) fn new(source: &'s dyn VirtualDisk) -> DataCursor<'s> {
+        DataCursor {
+            source,
+            known: None,
+        }
+    }
+
+    /// Where the source may hold data at or after `offset`; `None` when nowhere.
+    fn next_data(&mut self, offset: u64) -> Result<Option<u64>> {
+        match &self.known {
+            // Still true of any offset from where it was asked to the end of the data.
+            Some((asked, Some(data))) if *asked <= offset && offset < data.end => {
+                return Ok(Some(data.start.max(offset)))
+            }
+            Some((asked, None)) if *asked <= offset => return Ok(None),
+            _ => {}
+        }
+        let next = self.source.next_data(offset)?;
+        let start = next.as_ref().map(|data| data.start.max(offset));
+        self.known = Some((offset, next));
+        Ok(start)
+    }
+
+    /// Where the next chunk to read starts, for the chunk of `length` bytes at `offset`
+    /// ([`CHUNK`]-aligned, as are all chunks but the last before `end`): `offset` when it
+    /// may hold data; otherwise the start of the chunk that holds the next data, or `end`
+    /// when there is none. Everything from `offset` to the answer reads as zeros.
+    pub(super) fn next_chunk(&mut self, offset: u64, length: u64, end: u64) -> Result<u64> {
+        Ok(match self.next_data(offset)? {
+            Some(start) if start < offset + length => offset,
+            Some(start) => (start - start % CHUNK).clamp(offset + length, end),
+            None => end,
+        })
+    }
+}
+
 /// Which output byte comes from where.
 #[derive(Debug)]
 pub(super) enum Layout {
@@ -294,9 +341,17 @@ pub(super) fn scan_blocks(
     // holds whole chunks.
     let piece_size = layout.block_size.min(CHUNK) as usize;
     let mut buf = vec![0u8; CHUNK.min(padded) as usize];
+    let mut holes = DataCursor::new(source);
     let mut offset = 0;
     while offset < padded {
         let n = CHUNK.min(padded - offset) as usize;
+        let next = holes.next_chunk(offset, n as u64, padded)?;
+        if next > offset {
+            // Holes: no block there.
+            offset = next;
+            progress.report(operation, offset.min(total), total)?;
+            continue;
+        }
         // Without a sink only the block list matters: the rest of a block larger than a
         // chunk need not be read once it is known to be stored.
         let stored = layout.last_block() == Some((offset / layout.block_size) as u32);
@@ -433,17 +488,32 @@ impl std::fmt::Debug for VhdStream {
 mod tests {
     use super::*;
 
-    /// A 32 MiB disk whose data is only in bytes 8–10 MiB; every other range says it reads
-    /// without I/O, and reading it is a failure of the test.
-    struct MostlyEmpty {
+    /// A disk of `size` bytes whose only data is `data`, which it tells as a VHD does
+    /// (range by range: `reads_without_io`) or, `like_a_file`, as a sparse file does
+    /// (`next_data`). It counts its reads (which fill 7s) and the questions of `next_data`.
+    struct TestDisk {
+        size: u64,
+        data: std::ops::Range<u64>,
+        like_a_file: bool,
         reads: std::sync::Mutex<Vec<(u64, usize)>>,
+        asked: std::sync::Mutex<Vec<u64>>,
     }
 
-    const DATA: std::ops::Range<u64> = (8 << 20)..(10 << 20);
+    impl TestDisk {
+        fn new(size: u64, data: std::ops::Range<u64>, like_a_file: bool) -> TestDisk {
+            TestDisk {
+                size,
+                data,
+                like_a_file,
+                reads: Default::default(),
+                asked: Default::default(),
+            }
+        }
+    }
 
-    impl VirtualDisk for MostlyEmpty {
+    impl VirtualDisk for TestDisk {
         fn size(&self) -> u64 {
-            32 << 20
+            self.size
         }
         fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
             self.reads.lock().unwrap().push((offset, buf.len()));
@@ -457,15 +527,21 @@ mod tests {
             Ok(())
         }
         fn reads_without_io(&self, offset: u64, length: u64) -> bool {
-            offset + length <= DATA.start || offset >= DATA.end
+            !self.like_a_file && (offset + length <= self.data.start || offset >= self.data.end)
+        }
+        fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
+            if !self.like_a_file {
+                return Ok((offset < self.size).then_some(offset..self.size));
+            }
+            self.asked.lock().unwrap().push(offset);
+            let data = &self.data;
+            Ok((offset < data.end).then(|| data.start.max(offset)..data.end))
         }
     }
 
-    #[test]
-    fn the_scan_reads_only_what_the_source_may_hold() {
-        let source = MostlyEmpty {
-            reads: Default::default(),
-        };
+    /// Scans `source` for dynamic output with default options: the layout, and the
+    /// (file offset, length) of each piece handed to the sink.
+    fn scan(source: &TestDisk) -> (DynamicLayout, Vec<(u64, usize)>) {
         let options = ConvertOptions::new(OutputFormat::Dynamic);
         let Layout::Dynamic(mut layout) = Layout::new(source.size(), &options).unwrap() else {
             panic!("a dynamic layout");
@@ -476,19 +552,49 @@ mod tests {
             Ok(())
         };
         scan_blocks(
-            &source,
+            source,
             &mut layout,
             Progress::default(),
             "test",
             Some(&mut sink),
         )
         .unwrap();
+        (layout, pieces)
+    }
+
+    #[test]
+    fn the_scan_reads_only_what_the_source_may_hold() {
+        // Data only in bytes 8–10 MiB of 32 MiB, told range by range.
+        let source = TestDisk::new(32 << 20, DATA, false);
+        let (layout, pieces) = scan(&source);
         assert_eq!(layout.allocated_blocks(), 1, "the one 2 MiB block of data");
         assert_eq!(*source.reads.lock().unwrap(), vec![(DATA.start, 2 << 20)]);
         assert_eq!(
             pieces.len(),
             2,
             "the block's bitmap and its data: {pieces:?}"
+        );
+    }
+
+    const DATA: std::ops::Range<u64> = (8 << 20)..(10 << 20);
+
+    /// 3 MiB at 1 TiB + 1 MiB of a 2000 GiB disk.
+    const SPARSE_DATA: std::ops::Range<u64> = (1 << 40) + (1 << 20)..(1 << 40) + (4 << 20);
+
+    #[test]
+    fn the_scan_jumps_over_holes_asking_once_per_stretch() {
+        let source = TestDisk::new(2000 << 30, SPARSE_DATA, true);
+        let (layout, _) = scan(&source);
+        // The chunks at 1 TiB (1 MiB of data in its second half) and 1 TiB + 2 MiB.
+        assert_eq!(
+            *source.reads.lock().unwrap(),
+            vec![(1 << 40, 2 << 20), ((1 << 40) + (2 << 20), 2 << 20)]
+        );
+        assert_eq!(layout.allocated_blocks(), 2);
+        // Once at 0 (data at 1 TiB + 1 MiB, to its end), once past the data: holes to the end.
+        assert_eq!(
+            *source.asked.lock().unwrap(),
+            vec![0, (1 << 40) + (4 << 20)]
         );
     }
 
