@@ -363,7 +363,10 @@ export interface ImageInfo {
   parents: Array<ParentInfo>
 }
 
-/** Opens the image read-only and describes it: `vhd info --json`'s object. */
+/**
+ * Opens the image read-only and describes it: `vhd info --json`'s object, a differencing
+ * image whose parent chain is broken included (with `parentProblem`, as `vhd info`).
+ */
 export declare function info(path: string, open?: OpenArgs | undefined | null): Promise<import('./index').ImageInfo>
 
 /** Options of the operations on one image in place. */

@@ -1724,10 +1724,11 @@ export interface ImageInfo {
     locators: LocatorInfo[]
   } | null
   /**
-   * Always null here: `VHD.info` opens the whole chain, and rejects when a parent cannot be
-   * used. `vhd info` (the same object) describes such a differencing image anyway, with
-   * `parent` null, `chain` of the image alone, and here what is wrong with its parent: the
-   * error's code (`ERR_VHD_PARENT_NOT_FOUND`…) and message.
+   * `null`, unless this is a differencing image whose parent chain is broken (a parent
+   * missing, another disk, modified since, unusable): then it is still described, with
+   * `parent` null and `chain` of the image alone, and this says what is wrong with its
+   * parent: the error's code (`ERR_VHD_PARENT_NOT_FOUND`…) and message. A chain that crosses
+   * `parentRoot` is refused instead (`ERR_VHD_PARENT_OUTSIDE_ROOT`), as by `vhd info`.
    */
   parentProblem: { code: ErrorCode; message: string } | null
   /** This image and every one below it, nearest first. */

@@ -681,6 +681,34 @@ describe('info', () => {
     }
     assert.equal((await VHD.info(fixed)).footer.originalSize, 2 ** 60)
   })
+
+  // A child whose parent is missing is still described, as `vhd info` describes it (the
+  // same object), with what is wrong with the parent; a parent outside parentRoot is refused.
+  test('describes a child whose parent is missing, as vhd info does', async () => {
+    const { file: parent } = await makeImage({ type: 'dynamic', size: 4 * MiB })
+    const child = tmp.file('orphan')
+    await (await VHD.create(child, { type: 'differencing', parent })).close()
+    const whole = await VHD.info(child)
+    assert.equal(whole.parentProblem, null)
+    fs.renameSync(parent, `${parent}.moved`)
+    const info = await VHD.info(child)
+    assert.equal(info.type, 'differencing')
+    assert.equal(info.virtualSize, 4 * MiB)
+    assert.equal(info.parent, null)
+    assert.deepEqual(info.chain.map((c) => c.path), [child])
+    assert.equal(info.parentProblem.code, 'ERR_VHD_PARENT_NOT_FOUND')
+    assert.match(info.parentProblem.message, /parent/)
+    const cli = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'vhd.js'), 'info', '--json', child], { encoding: 'utf8' })
+    assert.equal(cli.status, 0, cli.stderr)
+    assert.deepStrictEqual(info, JSON.parse(cli.stdout))
+    fs.renameSync(`${parent}.moved`, parent)
+    const elsewhere = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'vhd-root-'))
+    try {
+      await assert.rejects(VHD.info(child, { parentRoot: elsewhere }), { code: 'ERR_VHD_PARENT_OUTSIDE_ROOT' })
+    } finally {
+      fs.rmSync(elsewhere, { recursive: true })
+    }
+  })
 })
 
 // ---------------------------------------------------------------------------------------

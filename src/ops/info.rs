@@ -64,11 +64,11 @@ impl ToNapiValue for JsonValue {
 }
 
 fn info_work(job: &mut PathJob) -> Result<JsonValue, Failure> {
-    let image = vhd_core::Image::open(&job.path, &job.open)?;
-    Ok(JsonValue(ops::info(&image)?.to_json()))
+    Ok(JsonValue(ops::info_at(&job.path, &job.open)?.to_json()))
 }
 
-/// Opens the image read-only and describes it: `vhd info --json`'s object.
+/// Opens the image read-only and describes it: `vhd info --json`'s object, a differencing
+/// image whose parent chain is broken included (with `parentProblem`, as `vhd info`).
 #[napi(catch_unwind, ts_return_type = "Promise<import('./index').ImageInfo>")]
 pub fn info(
     env: Env,
