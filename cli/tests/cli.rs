@@ -7,11 +7,7 @@ use std::process::{Command, Output};
 use vhd_testkit::{text, TempDir};
 
 fn vhd(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vhd"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("running vhd")
+    vhd_testkit::run_in(env!("CARGO_BIN_EXE_vhd"), args, cwd)
 }
 
 fn qemu_img_available() -> bool {

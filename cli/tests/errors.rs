@@ -8,11 +8,7 @@ use std::process::{Command, Output};
 use vhd_testkit::{require_qemu, sha256_file, text, TempDir};
 
 fn vhd(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vhd"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("running vhd")
+    vhd_testkit::run_in(env!("CARGO_BIN_EXE_vhd"), args, cwd)
 }
 
 /// Runs `vhd args`, expecting a failure with exit code 1; returns its stderr.

@@ -21,6 +21,16 @@ pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
+/// Runs `program` with `args` in the folder `cwd` and returns its output, whatever its exit
+/// status (the CLI's tests run `env!("CARGO_BIN_EXE_vhd")`, which only they can name).
+pub fn run_in(program: &str, args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
 /// Runs `cmd` and returns (exit code, stdout + stderr as text).
 pub fn run_status(cmd: &mut Command) -> (i32, String) {
     let out = cmd
