@@ -238,8 +238,9 @@ export type ErrorCode = VhdErrorCode | ArgumentErrorCode | SystemErrorCode | Oth
  *
  * The `stack` of an error of an operation (`VHD.open`, `VHD.create`, `VHD.convert`,
  * `check`, `close`…) shows where it was called, although the error was made when the work
- * finished on another thread. Errors of `read`, `readInto` and `write` (the fast paths:
- * capturing the caller costs more than a cached read) have no caller frames.
+ * finished on another thread. So does that of a `read`, `readInto` or `write` that went to
+ * the I/O threads (a read that waited for a disk, every write); a read done at once (from
+ * the page cache, the fast path) fails on the caller's stack anyway.
  */
 export interface VhdError extends Error {
   code: ErrorCode

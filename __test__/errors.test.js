@@ -85,6 +85,44 @@ test('the stack of an error made on a native thread shows the caller', async () 
   }
 })
 
+test('the stack of a read that failed on an I/O thread shows the caller', async () => {
+  const tmp = tempDir()
+  try {
+    const file = path.join(tmp.dir, 'cut.vhd')
+    const made = await VHD.create(file, { type: 'dynamic', size: 8 * MiB })
+    await made.write(Buffer.alloc(MiB, 7), 2 * MiB)
+    await made.close()
+    const disk = await VHD.open(file, { readOnly: true })
+    try {
+      // The block's data is cut away under the open image: the read cannot be done at once,
+      // goes to the I/O threads and fails there.
+      fs.truncateSync(file, 4096)
+      async function theReader() {
+        return disk.readInto(Buffer.alloc(4096), 0, 4096, 2 * MiB)
+      }
+      const error = await theReader().then(
+        () => assert.fail('read past the cut'),
+        (e) => e,
+      )
+      assert.equal(error.code, 'ERR_VHD_TRUNCATED')
+      assert.match(error.stack, /^Error: file is truncated/)
+      assert.match(error.stack, /theReader/)
+      assert.doesNotMatch(error.stack, /\bdrain\b/)
+      const viaCallback = await new Promise((resolve) => {
+        function theCallbackReader() {
+          disk.readInto(Buffer.alloc(4096), 0, 4096, 2 * MiB, (e) => resolve(e))
+        }
+        theCallbackReader()
+      })
+      assert.match(viaCallback.stack, /theCallbackReader/)
+    } finally {
+      await disk.close()
+    }
+  } finally {
+    tmp.cleanup()
+  }
+})
+
 test('a file that is not a VHD says so, with its size when it is too short', async () => {
   const tmp = tempDir()
   try {

@@ -221,7 +221,8 @@ function call(callback, prepare, perform, toArgs, self = undefined) {
 
 /**
  * `call` without the capture of the caller's stack, for the allocating `read(offset,
- * length)`, a fast path whose errors (rare: the disk failed) do without caller frames.
+ * length)`, a fast path: lib/io.js captures the call site of the requests that go to the
+ * I/O threads (the only ones whose errors are made off the caller's stack).
  */
 function callUntraced(callback, prepare, perform, toArgs, self = undefined) {
   return callFrom(null, callback, prepare, perform, toArgs, self)
@@ -254,10 +255,20 @@ function callFrom(site, callback, prepare, perform, toArgs, self) {
  * thread. Errors thrown in JavaScript keep the stack they have.
  */
 function withCallerStack(error, site) {
-  if (site !== null && error instanceof Error && !/\n\s+at /.test(String(error.stack))) {
-    const frames = String(site.stack)
-    error.stack = `${error.name}: ${error.message}${frames.slice(frames.indexOf('\n'))}`
-  }
+  if (site !== null && error instanceof Error && !/\n\s+at /.test(String(error.stack))) stackAt(error, site)
+  return error
+}
+
+/**
+ * `error` with the frames of `site` as its stack, in place of its own: lib/io.js's failures,
+ * which the native side hands over when the JavaScript thread drains the completions, so
+ * that their own frames are only the drain's.
+ * @param {Error} error
+ * @param {{ stack?: string }} site
+ */
+function stackAt(error, site) {
+  const frames = String(site.stack)
+  error.stack = `${error.name}: ${error.message}${frames.slice(frames.indexOf('\n'))}`
   return error
 }
 
@@ -332,6 +343,7 @@ module.exports = {
   attempt,
   call,
   callUntraced,
+  stackAt,
   callIo,
   none,
   noArgs,

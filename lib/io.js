@@ -13,6 +13,7 @@
 
 const native = require('../binding.js')
 const { soon } = require('./soon.js')
+const { stackAt } = require('./args.js')
 
 /**
  * @typedef {{ started(change: boolean): unknown, settled(token: unknown, change: boolean): void }} Owner
@@ -40,6 +41,11 @@ const tokens = []
 const changes = [] // whether the request changes the image (a write)
 const buffers = []
 const dones = [] // the callback of a request made with one (its `resolves` entry is null)
+// Where each request was made, for the stack of its error (made on a native thread, it has no
+// JavaScript frames). Captured only for requests that go to the native threads: those wait
+// for a disk (tens of µs at least), so the capture (1–2 µs) does not show; a read done at
+// once, the fast path counted in ns, throws on the caller's stack anyway.
+const sites = []
 const freeSlots = []
 const results = new Float64Array(2 * DRAIN_BATCH)
 let port = null
@@ -60,6 +66,9 @@ function pending(slot, owner, target, map, done) {
   // A write has no target: its bytes were copied when it was submitted.
   changes[slot] = target === undefined
   tokens[slot] = owner.started(changes[slot])
+  const site = {}
+  Error.captureStackTrace(site, pending)
+  sites[slot] = site
   if (done !== undefined) {
     dones[slot] = done
     resolves[slot] = null
@@ -149,8 +158,8 @@ function settle(slot, result) {
   const change = changes[slot]
   const done = dones[slot]
   // A failure is fetched before the slot is reused: the native side files it by slot.
-  const failure = result < 0 ? takeFailure(slot) : undefined
-  resolves[slot] = rejects[slot] = maps[slot] = owners[slot] = buffers[slot] = tokens[slot] = dones[slot] = undefined
+  const failure = result < 0 ? stackAt(takeFailure(slot), sites[slot]) : undefined
+  resolves[slot] = rejects[slot] = maps[slot] = owners[slot] = buffers[slot] = tokens[slot] = dones[slot] = sites[slot] = undefined
   freeSlots.push(slot)
   owner.settled(token, change)
   if (resolve === null) {
