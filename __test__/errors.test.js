@@ -105,7 +105,8 @@ test('the stack of a read that failed on an I/O thread shows the caller', async 
         (e) => e,
       )
       assert.equal(error.code, 'ERR_VHD_TRUNCATED')
-      assert.match(error.stack, /^Error: file is truncated/)
+      assert.equal(error.path, file)
+      assert.ok(error.stack.startsWith(`Error: ${file}: file is truncated`), error.stack)
       assert.match(error.stack, /theReader/)
       assert.doesNotMatch(error.stack, /\bdrain\b/)
       const viaCallback = await new Promise((resolve) => {
@@ -118,6 +119,28 @@ test('the stack of a read that failed on an I/O thread shows the caller', async 
     } finally {
       await disk.close()
     }
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('a damaged image names its file, in the message and as path', async () => {
+  const tmp = tempDir()
+  try {
+    const file = path.join(tmp.dir, 'damaged.vhd')
+    await (await VHD.create(file, { type: 'dynamic', size: 8 * MiB })).close()
+    const bytes = fs.readFileSync(file)
+    bytes[512 + 900] ^= 0x42 // inside the dynamic header: its checksum no longer matches
+    fs.writeFileSync(file, bytes)
+    await assert.rejects(VHD.open(file), (error) => {
+      assert.equal(error.code, 'ERR_VHD_CHECKSUM')
+      assert.equal(error.path, file)
+      assert.ok(error.message.startsWith(`${file}: dynamic header checksum mismatch`), error.message)
+      return true
+    })
+    const cli = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'vhd.js'), 'info', file], { encoding: 'utf8' })
+    assert.equal(cli.status, 1)
+    assert.ok(cli.stderr.startsWith(`vhd: ERR_VHD_CHECKSUM: ${file}: dynamic header checksum mismatch`), cli.stderr)
   } finally {
     tmp.cleanup()
   }

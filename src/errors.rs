@@ -25,7 +25,7 @@ pub struct Failure {
     pub message: String,
     /// The negated OS error number, as Node sets `errno` on its own I/O errors (Unix only).
     pub errno: Option<i32>,
-    /// For I/O errors: the file the caller named, as Node sets `path` on its fs errors.
+    /// For I/O errors and damaged structures: the file they concern, as Node sets `path` on its fs errors.
     pub path: Option<String>,
     /// For I/O errors: the system call that failed (`open`, `read`, `write`…), as Node
     /// sets `syscall`.
@@ -131,18 +131,13 @@ impl From<vhd_core::Error> for Failure {
         };
         // Hints name the option as a JavaScript caller passes it.
         let message = error.message_with(&js_option);
-        let (path, syscall, errno) = match error.root() {
+        // `path`: the file an I/O error or a damaged structure concerns, as Node's fs errors.
+        let path = error.file().map(|p| p.to_string_lossy().into_owned());
+        let (syscall, errno) = match error.root() {
             vhd_core::Error::Io {
-                path,
-                syscall,
-                source,
-                ..
-            } => (
-                path.as_ref().map(|p| p.to_string_lossy().into_owned()),
-                *syscall,
-                errno_property(source),
-            ),
-            _ => (None, None, None),
+                syscall, source, ..
+            } => (*syscall, errno_property(source)),
+            _ => (None, None),
         };
         // Like Node's fs errors: the OS error's name as `code` (and first in the message);
         // I/O errors without a known name keep `ERR_VHD_IO`.

@@ -28,6 +28,7 @@ pub(crate) fn verify(
         Ok(())
     } else {
         Err(Error::Checksum {
+            path: None,
             structure,
             offset,
             stored,

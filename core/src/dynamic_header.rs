@@ -88,6 +88,7 @@ impl DynamicHeader {
     pub fn parse(bytes: &[u8; DYNAMIC_HEADER_SIZE], offset: u64) -> Result<DynamicHeader> {
         if &bytes[0..8] != DYNAMIC_HEADER_COOKIE {
             return Err(Error::BadCookie {
+                path: None,
                 structure: "dynamic header",
                 offset,
                 expected: "cxsparse",

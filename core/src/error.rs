@@ -39,8 +39,14 @@ pub enum Error {
     },
 
     /// A structure does not start with the cookie the specification requires.
-    #[error("bad {structure} cookie at offset {offset}: expected {expected:?}, found {found:?}")]
+    #[error(
+        "{}bad {structure} cookie at offset {offset}: expected {expected:?}, found {found:?}",
+        display_path_prefix(.path.as_deref())
+    )]
     BadCookie {
+        /// The image file, once known ([`Error::in_file`] fills it in where the error
+        /// leaves the image that met it).
+        path: Option<PathBuf>,
         structure: &'static str,
         offset: u64,
         expected: &'static str,
@@ -49,9 +55,13 @@ pub enum Error {
 
     /// A structure's stored checksum does not match its contents.
     #[error(
-        "{structure} checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}"
+        "{}{structure} checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}",
+        display_path_prefix(.path.as_deref())
     )]
     Checksum {
+        /// The image file, once known ([`Error::in_file`] fills it in where the error
+        /// leaves the image that met it).
+        path: Option<PathBuf>,
         structure: &'static str,
         offset: u64,
         stored: u32,
@@ -60,9 +70,13 @@ pub enum Error {
 
     /// The file ends before a structure the image needs.
     #[error(
-        "file is truncated: {what} needs bytes {offset}..{end}, but the file has {file_size} bytes"
+        "{}file is truncated: {what} needs bytes {offset}..{end}, but the file has {file_size} bytes",
+        display_path_prefix(.path.as_deref())
     )]
     Truncated {
+        /// The image file, once known ([`Error::in_file`] fills it in where the error
+        /// leaves the image that met it).
+        path: Option<PathBuf>,
         what: String,
         offset: u64,
         end: u64,
@@ -70,8 +84,14 @@ pub enum Error {
     },
 
     /// A field holds a value the specification (or common sense) does not allow.
-    #[error("invalid {structure} field {field} at offset {offset}: {found} ({reason})")]
+    #[error(
+        "{}invalid {structure} field {field} at offset {offset}: {found} ({reason})",
+        display_path_prefix(.path.as_deref())
+    )]
     InvalidField {
+        /// The image file, once known ([`Error::in_file`] fills it in where the error
+        /// leaves the image that met it).
+        path: Option<PathBuf>,
         structure: &'static str,
         field: &'static str,
         offset: u64,
@@ -84,9 +104,13 @@ pub enum Error {
     /// front of the footer. Also a write that would leave its block's bytes, refused (a
     /// last line of defence: opening checks every block).
     #[error(
-        "BAT entry {index} points at sector {sector} (bytes {offset}..{end}), outside the block area of the file (which ends at {limit})"
+        "{}BAT entry {index} points at sector {sector} (bytes {offset}..{end}), outside the block area of the file (which ends at {limit})",
+        display_path_prefix(.path.as_deref())
     )]
     BatEntryOutOfRange {
+        /// The image file, once known ([`Error::in_file`] fills it in where the error
+        /// leaves the image that met it).
+        path: Option<PathBuf>,
         index: u32,
         sector: u32,
         offset: u64,
@@ -221,9 +245,13 @@ pub enum Error {
     /// (footer copy, dynamic header, BAT, a differencing image's parent locator data), claim
     /// the same bytes of the file.
     #[error(
-        "BAT entry {index} points at sector {sector} (bytes {offset}..{end}), which overlaps {other}"
+        "{}BAT entry {index} points at sector {sector} (bytes {offset}..{end}), which overlaps {other}",
+        display_path_prefix(.path.as_deref())
     )]
     BatEntryOverlap {
+        /// The image file, once known ([`Error::in_file`] fills it in where the error
+        /// leaves the image that met it).
+        path: Option<PathBuf>,
         index: u32,
         sector: u32,
         offset: u64,
@@ -579,24 +607,46 @@ impl Error {
         }
     }
 
-    /// Names `path` as the file an I/O error concerns, unless it already names one: the
-    /// entry points call this with the path their caller gave, so that an error from deep
-    /// inside (a read of the BAT, a write of a block) says which file it was about.
-    /// Other errors are returned unchanged.
-    pub fn in_file(self, path: &Path) -> Error {
+    /// Names `file` as the file an I/O error or a damaged structure (a bad cookie or
+    /// checksum, a truncated file, an invalid field, a BAT entry out of range or
+    /// overlapping) concerns, unless it already names one: the entry points call this with
+    /// the path their caller gave, so that an error from deep inside (a read of the BAT, a
+    /// write of a block, the parse of a parent's header) says which file it was about.
+    /// Other errors (which name their files themselves, or concern none) are returned
+    /// unchanged.
+    pub fn in_file(mut self, file: &Path) -> Error {
+        if let Some(slot @ None) = self.path_slot() {
+            *slot = Some(file.to_path_buf());
+        }
+        self
+    }
+
+    /// The file an I/O error or a damaged structure concerns, once known (also inside a
+    /// parent's error): what Node.js calls an error's `path`.
+    pub fn file(&self) -> Option<&Path> {
+        match self.root() {
+            Error::Io { path, .. }
+            | Error::BadCookie { path, .. }
+            | Error::Checksum { path, .. }
+            | Error::Truncated { path, .. }
+            | Error::InvalidField { path, .. }
+            | Error::BatEntryOutOfRange { path, .. }
+            | Error::BatEntryOverlap { path, .. } => path.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The `path` field of the errors whose message names their file only once it is known.
+    fn path_slot(&mut self) -> Option<&mut Option<PathBuf>> {
         match self {
-            Error::Io {
-                path: None,
-                syscall,
-                context,
-                source,
-            } => Error::Io {
-                path: Some(path.to_path_buf()),
-                syscall,
-                context,
-                source,
-            },
-            other => other,
+            Error::Io { path, .. }
+            | Error::BadCookie { path, .. }
+            | Error::Checksum { path, .. }
+            | Error::Truncated { path, .. }
+            | Error::InvalidField { path, .. }
+            | Error::BatEntryOutOfRange { path, .. }
+            | Error::BatEntryOverlap { path, .. } => Some(path),
+            _ => None,
         }
     }
 

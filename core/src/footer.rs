@@ -108,6 +108,7 @@ impl Footer {
     pub fn parse(bytes: &[u8; FOOTER_SIZE], offset: u64) -> Result<Footer> {
         if &bytes[0..8] != FOOTER_COOKIE {
             return Err(Error::BadCookie {
+                path: None,
                 structure: "footer",
                 offset,
                 expected: "conectix",

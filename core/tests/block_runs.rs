@@ -86,11 +86,14 @@ fn a_run_cut_short_by_a_file_truncated_under_it_says_where() {
     let mut buf = vec![0u8; (60 * BLOCK) as usize];
     match disk.read_at(&mut buf, 0) {
         Err(Error::Truncated {
+            path: named,
             what,
             offset,
             end,
             file_size,
         }) => {
+            // The error names the image it was met in.
+            assert_eq!(named.as_deref(), Some(path.as_path()));
             assert_eq!(what, "block data");
             assert_eq!(file_size, cut);
             assert!(

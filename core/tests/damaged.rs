@@ -594,8 +594,8 @@ fn refusals(rng: &mut Rng) -> Vec<(String, Refusal)> {
             |path| patch_file(path, HEADER + 900, &[0x42]),
             move |e, path| {
                 let (stored, computed) = header_checksums(path);
-                matches!(e, Error::Checksum { structure: "dynamic header", offset: HEADER, stored: s, computed: c }
-                    if *s == stored && *c == computed && stored != computed)
+                matches!(e, Error::Checksum { path: Some(p), structure: "dynamic header", offset: HEADER, stored: s, computed: c }
+                    if p == path && *s == stored && *c == computed && stored != computed)
             },
             Some("ERR_VHD_CHECKSUM"),
             move |path| {
@@ -697,8 +697,8 @@ fn refusals(rng: &mut Rng) -> Vec<(String, Refusal)> {
             |path| patch_file(path, FIXED_LEN - 512 + 200, &[7]),
             move |e, path| {
                 let (stored, computed) = footer_checksums(path);
-                matches!(e, Error::Checksum { structure: "footer", offset, stored: s, computed: c }
-                    if *offset == FIXED_LEN - 512 && *s == stored && *c == computed && stored != computed)
+                matches!(e, Error::Checksum { path: Some(p), structure: "footer", offset, stored: s, computed: c }
+                    if p == path && *offset == FIXED_LEN - 512 && *s == stored && *c == computed && stored != computed)
             },
             None,
             move |path| {

@@ -34,6 +34,7 @@ impl FixedImage {
         let size = located.footer.current_size;
         if size > located.offset {
             return Err(Error::Truncated {
+                path: None,
                 what: format!("the {size}-byte virtual disk of a fixed image"),
                 offset: 0,
                 // Saturating: a damaged footer may claim a size near u64::MAX.

@@ -323,6 +323,7 @@ impl Image {
             .footer
             .disk_type()
             .ok_or_else(|| Error::InvalidField {
+                path: None,
                 structure: "footer",
                 field: "disk type",
                 offset: located.offset + 60,
@@ -758,6 +759,7 @@ fn locate_footer(file: &dyn Storage, options: &OpenOptions) -> Result<LocatedFoo
         .map_err(|e| Error::io("reading the file size", e))?;
     if file_size < FOOTER_SIZE as u64 - 1 {
         return Err(Error::Truncated {
+            path: None,
             what: "the footer".into(),
             offset: 0,
             end: FOOTER_SIZE as u64,
@@ -904,6 +906,7 @@ pub(crate) fn read_failure(
     let end = offset.saturating_add(length);
     match (error.kind(), file.file_size()) {
         (std::io::ErrorKind::UnexpectedEof, Ok(file_size)) => Error::Truncated {
+            path: None,
             what: what.to_string(),
             offset,
             end,

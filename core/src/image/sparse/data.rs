@@ -65,6 +65,7 @@ impl SparseFile {
         let extent = block_extent(sector, block, self.header.block_size, virtual_size);
         if end > extent.end {
             return Err(Error::BatEntryOutOfRange {
+                path: None,
                 index: block,
                 sector,
                 offset: at,

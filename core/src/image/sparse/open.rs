@@ -111,6 +111,7 @@ impl SparseFile {
             let extent = geometry.extent(block, sector);
             if geometry.out_of_range(&extent).is_some() {
                 return Err(Error::BatEntryOutOfRange {
+                    path: None,
                     index: block,
                     sector,
                     offset: extent.start,
@@ -147,6 +148,7 @@ impl SparseFile {
             ),
         };
         Err(Error::BatEntryOverlap {
+            path: None,
             index: block,
             sector,
             offset: extent.start,
@@ -166,6 +168,7 @@ fn read_header(file: &dyn Storage, located: &LocatedFooter) -> Result<DynamicHea
     let cut = located.source == FooterSource::Copy && offset < file_size;
     if cut && end > file_size {
         return Err(Error::Truncated {
+            path: None,
             what: "the dynamic header".into(),
             offset,
             end,
@@ -175,6 +178,7 @@ fn read_header(file: &dyn Storage, located: &LocatedFooter) -> Result<DynamicHea
     let limit = if cut { file_size } else { located.end_offset };
     if !between_footers(&(offset..end), limit) {
         return Err(Error::InvalidField {
+            path: None,
             structure: "footer",
             field: "data offset",
             offset: 16,
@@ -193,6 +197,7 @@ fn validate_block_size(header: &DynamicHeader, header_offset: u64) -> Result<()>
     let size = header.block_size;
     if !(512..=MAX_BLOCK_SIZE).contains(&size) || !size.is_power_of_two() {
         return Err(Error::InvalidField {
+            path: None,
             structure: "dynamic header",
             field: "block size",
             offset: header_offset + 32,
@@ -221,6 +226,7 @@ fn read_bat(
     let needed = footer.current_size.div_ceil(u64::from(header.block_size));
     if entries < needed {
         return Err(Error::InvalidField {
+            path: None,
             structure: "dynamic header",
             field: "max table entries",
             offset: footer.data_offset + 28,
@@ -234,6 +240,7 @@ fn read_bat(
     let Range { start, end } = bat_extent(header);
     if end > file_size {
         return Err(Error::Truncated {
+            path: None,
             what: format!("the block allocation table ({entries} entries)"),
             offset: start,
             end,
@@ -249,6 +256,7 @@ fn read_bat(
     let clear_of_header = end <= header_start || header_end <= start;
     if !between_footers(&(start..end), limit) || !clear_of_header {
         return Err(Error::InvalidField {
+            path: None,
             structure: "dynamic header",
             field: "table offset",
             offset: header_start + 16,
