@@ -212,11 +212,7 @@ function attempt(perform, args) {
 }
 
 function call(callback, prepare, perform, toArgs, self = undefined) {
-  // Where the caller is, for the stack of an error made later on a native thread (which
-  // has no JavaScript frames): captured now, formatted only if an error needs it.
-  const site = {}
-  Error.captureStackTrace(site, call)
-  return callFrom(site, callback, prepare, perform, toArgs, self)
+  return callFrom(true, callback, prepare, perform, toArgs, self)
 }
 
 /**
@@ -225,11 +221,16 @@ function call(callback, prepare, perform, toArgs, self = undefined) {
  * I/O threads (the only ones whose errors are made off the caller's stack).
  */
 function callUntraced(callback, prepare, perform, toArgs, self = undefined) {
-  return callFrom(null, callback, prepare, perform, toArgs, self)
+  return callFrom(false, callback, prepare, perform, toArgs, self)
 }
 
-/** `call`, with the caller's `site` (or `null`) for the stack of errors made natively. */
-function callFrom(site, callback, prepare, perform, toArgs, self) {
+/**
+ * `call`; `traced`: whether to keep the caller's site for the stack of errors made
+ * natively. The site is captured once the work has started (the native call of an `open`
+ * is then on its way while this thread goes on), still inside `call`, so with the same
+ * frames.
+ */
+function callFrom(traced, callback, prepare, perform, toArgs, self) {
   if (callback === undefined) {
     let args
     try {
@@ -238,15 +239,30 @@ function callFrom(site, callback, prepare, perform, toArgs, self) {
       return Promise.reject(error)
     }
     const promise = attempt(perform, args)
-    return site === null ? promise : promise.catch((error) => Promise.reject(withCallerStack(error, site)))
+    if (!traced) return promise
+    const site = callerSite()
+    return promise.catch((error) => Promise.reject(withCallerStack(error, site)))
   }
   if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
   const args = prepare()
-  attempt(perform, args).then(
+  const work = attempt(perform, args)
+  const site = traced ? callerSite() : null
+  work.then(
     (value) => soon(callBack, callback, self, toArgs(value)),
     (error) => soon(callBackWith, callback, self, withCallerStack(error, site)),
   )
   return undefined
+}
+
+/**
+ * Where the caller of `call` is (`call` must be on the stack), for the stack of an error
+ * made later on a native thread, which has no JavaScript frames: captured now, formatted
+ * only if an error needs it.
+ */
+function callerSite() {
+  const site = {}
+  Error.captureStackTrace(site, call)
+  return site
 }
 
 /**
