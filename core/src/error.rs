@@ -405,6 +405,24 @@ impl Hint {
     }
 }
 
+/// The `path` field of the errors whose message names their file only once it is known
+/// (filled in by [`Error::in_file`]), borrowed as the error is (`&` or `&mut`): the one
+/// list of those variants.
+macro_rules! path_field {
+    ($error:expr) => {
+        match $error {
+            Error::Io { path, .. }
+            | Error::BadCookie { path, .. }
+            | Error::Checksum { path, .. }
+            | Error::Truncated { path, .. }
+            | Error::InvalidField { path, .. }
+            | Error::BatEntryOutOfRange { path, .. }
+            | Error::BatEntryOverlap { path, .. } => Some(path),
+            _ => None,
+        }
+    };
+}
+
 impl Error {
     /// A stable, machine-readable code for this error, e.g. `ERR_VHD_CHECKSUM`.
     ///
@@ -615,7 +633,7 @@ impl Error {
     /// Other errors (which name their files themselves, or concern none) are returned
     /// unchanged.
     pub fn in_file(mut self, file: &Path) -> Error {
-        if let Some(slot @ None) = self.path_slot() {
+        if let Some(slot @ None) = path_field!(&mut self) {
             *slot = Some(file.to_path_buf());
         }
         self
@@ -624,30 +642,7 @@ impl Error {
     /// The file an I/O error or a damaged structure concerns, once known (also inside a
     /// parent's error): what Node.js calls an error's `path`.
     pub fn file(&self) -> Option<&Path> {
-        match self.root() {
-            Error::Io { path, .. }
-            | Error::BadCookie { path, .. }
-            | Error::Checksum { path, .. }
-            | Error::Truncated { path, .. }
-            | Error::InvalidField { path, .. }
-            | Error::BatEntryOutOfRange { path, .. }
-            | Error::BatEntryOverlap { path, .. } => path.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// The `path` field of the errors whose message names their file only once it is known.
-    fn path_slot(&mut self) -> Option<&mut Option<PathBuf>> {
-        match self {
-            Error::Io { path, .. }
-            | Error::BadCookie { path, .. }
-            | Error::Checksum { path, .. }
-            | Error::Truncated { path, .. }
-            | Error::InvalidField { path, .. }
-            | Error::BatEntryOutOfRange { path, .. }
-            | Error::BatEntryOverlap { path, .. } => Some(path),
-            _ => None,
-        }
+        path_field!(self.root()).and_then(|path| path.as_deref())
     }
 
     /// For an I/O error (also inside a parent's error), the operating system's name of the
