@@ -795,7 +795,7 @@ function convertScenario({ name, title, source, qemuSource = source, qemuFormat,
     unit: 's',
     lower: true,
     trials,
-    alternate: true,
+    shuffle: true,
     setup: make,
     teardown() {
       clean()
@@ -941,18 +941,54 @@ function table(rows, headers) {
 // ---------------------------------------------------------------------------------------
 // Main
 
-async function runScenario(sc, trials) {
+/** A small seeded generator (mulberry32) of numbers in [0, 1), seeded by a string. */
+function seeded(text) {
+  let a = [...text].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 0x9e3779b1) >>> 0, 0x2545f491)
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** A copy of `items` in a random order (Fisher-Yates). */
+function shuffled(items, random) {
+  const copy = [...items]
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[copy[i], copy[j]] = [copy[j], copy[i]]
+  }
+  return copy
+}
+
+/**
+ * Waits, untimed, until the file system of the work folder has nothing left to write, so
+ * that no trial pays for the writes of the one before or for the removal of its outputs
+ * (this machine's ext4 is mounted with `discard`, which trims freed blocks when the
+ * journal commits).
+ */
+function settle(work) {
+  spawnSync('sync', ['-f', work], { stdio: 'ignore' })
+}
+
+async function runScenario(sc, trials, work) {
   // Long scenarios (whole conversions) may ask for fewer trials than the run.
   if (sc.trials) trials = Math.min(trials, sc.trials)
   if (sc.setup) await sc.setup()
   const samples = Object.fromEntries(sc.variants.map((v) => [v.id, []]))
-  // one warm-up round (not recorded), then interleaved trials; with `alternate`, every
-  // other round runs the variants in reverse order, so that no variant always follows the
-  // same one (a conversion inherits the page cache and device state the one before left)
+  // one warm-up round (not recorded), then interleaved trials; with `shuffle`, each round
+  // runs the variants in an order of its own (seeded: the same in every run), so that no
+  // variant always follows the same one (a conversion inherits the page cache and device
+  // state the one before left) or always has the same place in the round (this machine's
+  // disk slows down now and then in a rhythm: with forward/reverse alternation, whichever
+  // conversion came third in a round was 4x slower, ours or qemu-img's, measured)
+  const random = seeded(sc.name)
   for (let t = -1; t < trials; t++) {
-    const order = sc.alternate && t % 2 !== 0 ? [...sc.variants].reverse() : sc.variants
+    const order = sc.shuffle ? shuffled(sc.variants, random) : sc.variants
     for (const v of order) {
       if (v.before) await v.before()
+      settle(work)
       const value = await v.trial()
       if (t >= 0) samples[v.id].push(value)
     }
@@ -1012,7 +1048,7 @@ async function childMain(opts) {
   const sc = scenarios({ files: dataFiles(work), size, quick: opts.quick, work }).find((x) => x.name === opts.child)
   if (!sc) throw new Error(`no scenario ${opts.child}`)
   process.stdout.write(`${sc.name}: ${sc.title}\n`)
-  const result = await runScenario(sc, opts.trials)
+  const result = await runScenario(sc, opts.trials, work)
   printScenario(sc, result)
   fs.writeFileSync(opts.childOut, JSON.stringify(result))
 }

@@ -357,6 +357,8 @@ enum Output {
         temp: NewFile,
         /// The regular file it replaces, locked exclusively until then.
         existing: Option<LockedFile>,
+        /// The output's length, and how much longer the file is for now.
+        length: GrowAhead,
     },
     /// A block device, written in place and locked exclusively.
     Device {
@@ -383,6 +385,7 @@ impl Output {
             return Ok(Output::File {
                 temp: NewFile::create(destination, OPERATION)?,
                 existing: None,
+                length: GrowAhead::default(),
             });
         };
         let kind = files::accept(FileKind::of(&metadata), destination, Use::WriteDevice, WHAT)?;
@@ -418,6 +421,7 @@ impl Output {
             FileKind::Regular if !device => Ok(Output::File {
                 temp: NewFile::create(destination, OPERATION)?,
                 existing: Some(file),
+                length: GrowAhead::default(),
             }),
             _ => Err(Error::InvalidArgument {
                 name: "destination",
@@ -456,17 +460,21 @@ impl Output {
     /// Makes a file `len` bytes long; a device is never truncated, only checked.
     fn set_len(&self, len: u64) -> Result<()> {
         match self {
-            Output::File { temp, .. } => temp
-                .file()
-                .set_len(len)
-                .map_err(|e| temp.io_error("ftruncate", "setting the size of the output", e)),
+            Output::File { temp, length, .. } => {
+                temp.file()
+                    .set_len(len)
+                    .map_err(|e| temp.io_error("ftruncate", "setting the size of the output", e))?;
+                length.set(len);
+                Ok(())
+            }
             Output::Device { .. } => self.reserve(len),
         }
     }
 
     fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
         match self {
-            Output::File { temp, .. } => {
+            Output::File { temp, length, .. } => {
+                length.before_write(temp.file(), offset + bytes.len() as u64);
                 Storage::write_all_at(temp.file(), bytes, offset).map_err(|e| {
                     temp.io_error("write", &format!("writing at offset {offset}"), e)
                 })?;
@@ -491,10 +499,14 @@ impl Output {
     fn finish(&self) -> Result<u64> {
         match self {
             // Made durable when it is moved into place.
-            Output::File { temp, .. } => temp
-                .file()
-                .file_size()
-                .map_err(|e| temp.io_error("fstat", "reading the size of the output", e)),
+            Output::File { temp, length, .. } => {
+                length
+                    .trim(temp.file())
+                    .map_err(|e| temp.io_error("ftruncate", "setting the size of the output", e))?;
+                temp.file()
+                    .file_size()
+                    .map_err(|e| temp.io_error("fstat", "reading the size of the output", e))
+            }
             Output::Device {
                 file, path, end, ..
             } => {
@@ -508,7 +520,7 @@ impl Output {
     /// Puts a file in place at the destination (a device already is).
     fn persist(self, overwrite: bool) -> Result<()> {
         match self {
-            Output::File { temp, existing } => {
+            Output::File { temp, existing, .. } => {
                 // Windows cannot replace a file that is open (without delete sharing, as
                 // std opens files): let go of the old one just before. Unix keeps the lock
                 // to the end.
@@ -522,6 +534,56 @@ impl Output {
             }
             Output::Device { .. } => Ok(()),
         }
+    }
+}
+
+/// Keeps a file that grows with the writes [`GrowAhead::STEP`] longer than them (a hole,
+/// nothing allocated), so that the writes land inside the file. A write that lengthens a
+/// file changes its size on disk, which on ext4 takes a journal handle and may wait for a
+/// commit in progress. A dynamic output's length is known only at the end, and it grew
+/// with every block: converting a 1 GiB raw disk holding 512 MiB to dynamic took 0.30 s
+/// before and 0.24 s after (medians of interleaved runs here; a fixed output, whose length
+/// is set at the start, takes about the same). [`trim`](GrowAhead::trim) gives the file
+/// its exact length at the end.
+#[derive(Default)]
+struct GrowAhead {
+    /// The output's length: the last `set_len`, or the end of a write past it.
+    output: Cell<u64>,
+    /// The file's length, `output` or more; `u64::MAX` once the file system refused to
+    /// lengthen it (a size limit: the writes then lengthen it as before).
+    file: Cell<u64>,
+}
+
+impl GrowAhead {
+    const STEP: u64 = 256 << 20;
+
+    /// Notes that the file is now `len` bytes long.
+    fn set(&self, len: u64) {
+        self.output.set(len);
+        self.file.set(len);
+    }
+
+    /// Before a write that ends at `end`: lengthens the file ahead of it if needed. Only a
+    /// hint: a refusal is not an error.
+    fn before_write(&self, file: &File, end: u64) {
+        self.output.set(self.output.get().max(end));
+        if end > self.file.get() {
+            let ahead = end.saturating_add(Self::STEP);
+            self.file.set(if file.set_len(ahead).is_ok() {
+                ahead
+            } else {
+                u64::MAX
+            });
+        }
+    }
+
+    /// Gives the file the output's length (cuts the hole ahead of the writes).
+    fn trim(&self, file: &File) -> std::io::Result<()> {
+        if self.file.get() != self.output.get() {
+            file.set_len(self.output.get())?;
+            self.set(self.output.get());
+        }
+        Ok(())
     }
 }
 
