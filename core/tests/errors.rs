@@ -160,3 +160,24 @@ fn hints_are_carried_and_spelled_by_the_caller() {
     );
     assert!(message.contains(&format!("byte {}", 3 * MIB)), "{message}");
 }
+
+/// A raw disk's reads name its file: one cut short after it was opened says which file is
+/// truncated (a convert source, or the raw base of a chain).
+#[test]
+fn a_raw_disk_cut_short_names_its_file() {
+    let dir = TempDir::new("errors-raw");
+    let raw = dir.join("disk.raw");
+    std::fs::write(&raw, vec![7u8; 64 << 10]).unwrap();
+    let disk = vhd_core::RawDisk::open(&raw).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&raw)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let e = disk.read_at(&mut buf, 32 << 10).unwrap_err();
+    assert_eq!(e.code(), "ERR_VHD_TRUNCATED", "{e}");
+    assert_eq!(e.file(), Some(raw.as_path()), "{e:?}");
+    assert!(e.to_string().contains(&raw.display().to_string()), "{e}");
+}

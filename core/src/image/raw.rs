@@ -60,7 +60,8 @@ impl RawDisk {
     fn read_waiting(&self, buf: &mut [u8], offset: u64, wait: Wait) -> Result<usize> {
         let length = readable_length(offset, buf.len(), self.size);
         let data = &mut buf[..length];
-        read_exact_waiting(&*self.file, data, offset, "raw disk data", wait)?;
+        read_exact_waiting(&*self.file, data, offset, "raw disk data", wait)
+            .map_err(|e| e.in_file(&self.path))?;
         Ok(length)
     }
 }
@@ -81,6 +82,7 @@ impl VirtualDisk for RawDisk {
     /// The holes of a sparse file (see [`crate::Storage::next_data`]).
     fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
         file_next_data(&*self.file, offset, self.size, "raw disk data")
+            .map_err(|e| e.in_file(&self.path))
     }
 
     fn write_at(&mut self, _buf: &[u8], _offset: u64) -> Result<()> {
