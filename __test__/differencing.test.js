@@ -526,7 +526,9 @@ describe('explicit parents', () => {
           for (const shown of ['ircd', 'sbin', 'usr/', String(fs.statSync(target).size)]) {
             assert.ok(!error.message.includes(shown), `${error.message} shows ${shown}`)
           }
-          assert.deepEqual(Object.keys(error).filter((k) => k !== 'code'), [], 'no other properties')
+          // No other properties: only the child's own path, the file the caller named.
+          assert.deepEqual(Object.keys(error).filter((k) => k !== 'code'), ['path'], 'no other properties')
+          assert.equal(error.path, file)
           return true
         })
       }

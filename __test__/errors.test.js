@@ -124,7 +124,7 @@ test('the stack of a read that failed on an I/O thread shows the caller', async 
   }
 })
 
-test('a damaged image names its file, in the message and as path', async () => {
+test('a damaged image names its file, in the message and as path, and says to check it', async () => {
   const tmp = tempDir()
   try {
     const file = path.join(tmp.dir, 'damaged.vhd')
@@ -136,11 +136,54 @@ test('a damaged image names its file, in the message and as path', async () => {
       assert.equal(error.code, 'ERR_VHD_CHECKSUM')
       assert.equal(error.path, file)
       assert.ok(error.message.startsWith(`${file}: dynamic header checksum mismatch`), error.message)
+      // What to do, in the caller's terms.
+      assert.ok(error.message.endsWith('; to see what is damaged and what can be mended, run VHD.check(path)'), error.message)
       return true
     })
     const cli = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'vhd.js'), 'info', file], { encoding: 'utf8' })
     assert.equal(cli.status, 1)
     assert.ok(cli.stderr.startsWith(`vhd: ERR_VHD_CHECKSUM: ${file}: dynamic header checksum mismatch`), cli.stderr)
+    assert.ok(cli.stderr.includes("; to see what is damaged and what can be mended, run 'vhd check' on it"), cli.stderr)
+  } finally {
+    tmp.cleanup()
+  }
+})
+
+test('errors about a file carry its path: the image, a child whose parent is missing, an existing output, a locked image', async () => {
+  const tmp = tempDir()
+  try {
+    const base = path.join(tmp.dir, 'base.vhd')
+    const child = path.join(tmp.dir, 'child.vhd')
+    const disk = await VHD.create(base, { type: 'dynamic', size: 4 * MiB })
+    // Locked: the base is open read-write here.
+    await assert.rejects(VHD.open(base), (error) => {
+      assert.equal(error.code, 'ERR_VHD_LOCKED')
+      assert.equal(error.path, base)
+      return true
+    })
+    await disk.close()
+    await (await VHD.create(child, { type: 'differencing', parent: base })).close()
+    // Exists: the output is named.
+    await assert.rejects(VHD.create(child, { type: 'dynamic', size: MiB }), (error) => {
+      assert.equal(error.code, 'ERR_VHD_EXISTS')
+      assert.equal(error.path, child)
+      return true
+    })
+    // Parent not found: the child, the file the caller named.
+    fs.renameSync(base, path.join(tmp.dir, 'moved.vhd'))
+    await assert.rejects(VHD.open(child), (error) => {
+      assert.equal(error.code, 'ERR_VHD_PARENT_NOT_FOUND')
+      assert.equal(error.path, child)
+      return true
+    })
+    // Not a VHD.
+    const text = path.join(tmp.dir, 'notes.txt')
+    fs.writeFileSync(text, Buffer.alloc(4096, 0x41))
+    await assert.rejects(VHD.open(text), (error) => {
+      assert.equal(error.code, 'ERR_VHD_NOT_VHD')
+      assert.equal(error.path, text)
+      return true
+    })
   } finally {
     tmp.cleanup()
   }

@@ -166,6 +166,7 @@ fn js_option(hint: vhd_core::Hint) -> &'static str {
         Hint::NoLock => "{ lock: false }",
         Hint::SourceRaw => "{ sourceFormat: 'raw' }",
         Hint::Parent => "{ parent: path }",
+        Hint::Check => "VHD.check(path)",
         _ => hint.rust_option(),
     }
 }

@@ -108,6 +108,7 @@ fn cli_option(hint: vhd_core::Hint) -> &'static str {
         Hint::NoLock => "--no-lock",
         Hint::SourceRaw => "--from raw",
         Hint::Parent => "--parent PATH",
+        Hint::Check => "'vhd check' on it",
         _ => hint.rust_option(),
     }
 }

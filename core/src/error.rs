@@ -39,10 +39,7 @@ pub enum Error {
     },
 
     /// A structure does not start with the cookie the specification requires.
-    #[error(
-        "{}bad {structure} cookie at offset {offset}: expected {expected:?}, found {found:?}",
-        display_path_prefix(.path.as_deref())
-    )]
+    #[error("{}", self.message_with(&Hint::rust_option))]
     BadCookie {
         /// The image file, once known ([`Error::in_file`] fills it in where the error
         /// leaves the image that met it).
@@ -54,10 +51,7 @@ pub enum Error {
     },
 
     /// A structure's stored checksum does not match its contents.
-    #[error(
-        "{}{structure} checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}",
-        display_path_prefix(.path.as_deref())
-    )]
+    #[error("{}", self.message_with(&Hint::rust_option))]
     Checksum {
         /// The image file, once known ([`Error::in_file`] fills it in where the error
         /// leaves the image that met it).
@@ -69,10 +63,7 @@ pub enum Error {
     },
 
     /// The file ends before a structure the image needs.
-    #[error(
-        "{}file is truncated: {what} needs bytes {offset}..{end}, but the file has {file_size} bytes",
-        display_path_prefix(.path.as_deref())
-    )]
+    #[error("{}", self.message_with(&Hint::rust_option))]
     Truncated {
         /// The image file, once known ([`Error::in_file`] fills it in where the error
         /// leaves the image that met it).
@@ -84,10 +75,7 @@ pub enum Error {
     },
 
     /// A field holds a value the specification (or common sense) does not allow.
-    #[error(
-        "{}invalid {structure} field {field} at offset {offset}: {found} ({reason})",
-        display_path_prefix(.path.as_deref())
-    )]
+    #[error("{}", self.message_with(&Hint::rust_option))]
     InvalidField {
         /// The image file, once known ([`Error::in_file`] fills it in where the error
         /// leaves the image that met it).
@@ -103,10 +91,7 @@ pub enum Error {
     /// (sector bitmap, and data up to the end of the disk in whole sectors) does not lie in
     /// front of the footer. Also a write that would leave its block's bytes, refused (a
     /// last line of defence: opening checks every block).
-    #[error(
-        "{}BAT entry {index} points at sector {sector} (bytes {offset}..{end}), outside the block area of the file (which ends at {limit})",
-        display_path_prefix(.path.as_deref())
-    )]
+    #[error("{}", self.message_with(&Hint::rust_option))]
     BatEntryOutOfRange {
         /// The image file, once known ([`Error::in_file`] fills it in where the error
         /// leaves the image that met it).
@@ -244,10 +229,7 @@ pub enum Error {
     /// Two block allocation table entries, or an entry and the image's own structures
     /// (footer copy, dynamic header, BAT, a differencing image's parent locator data), claim
     /// the same bytes of the file.
-    #[error(
-        "{}BAT entry {index} points at sector {sector} (bytes {offset}..{end}), which overlaps {other}",
-        display_path_prefix(.path.as_deref())
-    )]
+    #[error("{}", self.message_with(&Hint::rust_option))]
     BatEntryOverlap {
         /// The image file, once known ([`Error::in_file`] fills it in where the error
         /// leaves the image that met it).
@@ -375,6 +357,8 @@ pub enum Hint {
     SourceRaw,
     /// Name the parent of a differencing image (a parent the caller names is trusted).
     Parent,
+    /// See what is damaged in an image, and what can be mended ([`crate::check()`]).
+    Check,
 }
 
 impl Hint {
@@ -387,6 +371,7 @@ impl Hint {
             Hint::NoLock => "OpenOptions::lock = false",
             Hint::SourceRaw => "ConvertOptions::source_format = SourceFormat::Raw",
             Hint::Parent => "OpenOptions::parents",
+            Hint::Check => "vhd_core::check()",
         }
     }
 
@@ -401,6 +386,7 @@ impl Hint {
             Hint::NoLock => format!("close the other one first, or pass {option}"),
             Hint::SourceRaw => format!("to wrap its bytes as they are, pass {option}"),
             Hint::Parent => format!("to name the parent yourself, pass {option}"),
+            Hint::Check => format!("to see what is damaged and what can be mended, run {option}"),
         }
     }
 }
@@ -473,6 +459,12 @@ impl Error {
             Error::Locked { .. } => Some(Hint::NoLock),
             Error::ForeignFormat { .. } => Some(Hint::SourceRaw),
             Error::ParentNotFound { .. } | Error::ParentOutsideRoot { .. } => Some(Hint::Parent),
+            Error::BadCookie { .. }
+            | Error::Checksum { .. }
+            | Error::Truncated { .. }
+            | Error::InvalidField { .. }
+            | Error::BatEntryOutOfRange { .. }
+            | Error::BatEntryOverlap { .. } => Some(Hint::Check),
             Error::Parent { source, .. } => source.hint(),
             _ => None,
         }
@@ -569,8 +561,37 @@ impl Error {
                 parent.display(),
                 source.message_with(option)
             ),
-            other => other.to_string(),
+            other => match other.damage() {
+                Some(damage) => format!("{damage}; {}", advice(Hint::Check)),
+                None => other.to_string(),
+            },
         }
+    }
+
+    /// The message of an error about a damaged image (without its advice), `None` for
+    /// other errors.
+    fn damage(&self) -> Option<String> {
+        Some(match self {
+            Error::BadCookie {
+                path, structure, offset, expected, found, ..
+            } => format!("{prefix}bad {structure} cookie at offset {offset}: expected {expected:?}, found {found:?}", prefix = display_path_prefix(path.as_deref())),
+            Error::Checksum {
+                path, structure, offset, stored, computed, ..
+            } => format!("{prefix}{structure} checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}", prefix = display_path_prefix(path.as_deref())),
+            Error::Truncated {
+                path, what, offset, end, file_size, ..
+            } => format!("{prefix}file is truncated: {what} needs bytes {offset}..{end}, but the file has {file_size} bytes", prefix = display_path_prefix(path.as_deref())),
+            Error::InvalidField {
+                path, structure, field, offset, found, reason, ..
+            } => format!("{prefix}invalid {structure} field {field} at offset {offset}: {found} ({reason})", prefix = display_path_prefix(path.as_deref())),
+            Error::BatEntryOutOfRange {
+                path, index, sector, offset, end, limit, ..
+            } => format!("{prefix}BAT entry {index} points at sector {sector} (bytes {offset}..{end}), outside the block area of the file (which ends at {limit})", prefix = display_path_prefix(path.as_deref())),
+            Error::BatEntryOverlap {
+                path, index, sector, offset, end, other, ..
+            } => format!("{prefix}BAT entry {index} points at sector {sector} (bytes {offset}..{end}), which overlaps {other}", prefix = display_path_prefix(path.as_deref())),
+            _ => return None,
+        })
     }
 
     /// The underlying error: for [`Error::Parent`], what went wrong in the parent (at any
@@ -639,10 +660,35 @@ impl Error {
         self
     }
 
-    /// The file an I/O error or a damaged structure concerns, once known (also inside a
-    /// parent's error): what Node.js calls an error's `path`.
+    /// The file the error concerns, once known (also inside a parent's error): what Node.js
+    /// calls an error's `path`. For an I/O error or a damaged structure, the file it
+    /// happened in; for an error about a child's parents, the child; for an output that
+    /// would overwrite its input, the output. `None` for errors about no file in particular
+    /// (an argument, a cancellation, a parent chain that loops).
     pub fn file(&self) -> Option<&Path> {
-        path_field!(self.root()).and_then(|path| path.as_deref())
+        let error = self.root();
+        if let Some(path) = path_field!(error) {
+            return path.as_deref();
+        }
+        match error {
+            Error::WrongDiskType { path, .. }
+            | Error::AlreadyExists(path)
+            | Error::ChainTooDeep { path, .. }
+            | Error::Locked { path, .. }
+            | Error::FileType { path, .. }
+            | Error::RepairRefused { path, .. }
+            | Error::TooManyRanges { path, .. }
+            | Error::NotVhd { path, .. }
+            | Error::ForeignFormat { path, .. }
+            | Error::ShrinkRefused { path, .. }
+            | Error::OutputIsInput { output: path, .. }
+            | Error::ParentNotFound { child: path, .. }
+            | Error::ParentMismatch { child: path, .. }
+            | Error::ParentModified { child: path, .. }
+            | Error::ParentOutsideRoot { child: path, .. }
+            | Error::ParentSearchLimit { child: path, .. } => Some(path),
+            _ => None,
+        }
     }
 
     /// For an I/O error (also inside a parent's error), the operating system's name of the
