@@ -689,6 +689,7 @@ function scenarios(ctx) {
       title: 'open a 2040 GiB dynamic image and read 1 MiB (fresh process per trial)',
       unit: 'ms',
       lower: true,
+      shuffle: true,
       extra: memOf,
       variants: [
         ...[
