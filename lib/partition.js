@@ -32,6 +32,15 @@ const kFits = Symbol('fits')
  */
 
 /**
+ * A GUID as partitioninfo gives it (through the gpt module), and sfdisk prints it: upper
+ * case. Numbers (an MBR type byte) are left as they are.
+ * @param {number | string} value
+ */
+function guidCase(value) {
+  return typeof value === 'string' ? value.toUpperCase() : value
+}
+
+/**
  * A partition as JavaScript sees it: partitioninfo's fields (`index`, `offset`, `size`,
  * `type`, and for GPT `guid` and `name`), then ours. Optional fields are left out when
  * absent, as partitioninfo leaves `guid` and `name` out of MBR partitions.
@@ -39,8 +48,8 @@ const kFits = Symbol('fits')
  */
 function shapePartition(p) {
   /** @type {Record<string, unknown>} */
-  const shaped = { index: p.index, offset: p.offset, size: p.size, type: p.type }
-  if (p.guid != null) shaped.guid = p.guid
+  const shaped = { index: p.index, offset: p.offset, size: p.size, type: guidCase(p.type) }
+  if (p.guid != null) shaped.guid = guidCase(p.guid)
   if (p.name != null) shaped.name = p.name
   if (p.typeName != null) shaped.typeName = p.typeName
   shaped.bootable = p.bootable
