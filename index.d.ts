@@ -1815,7 +1815,7 @@ export interface PartitionEntry {
   name?: string
   /** The type's well-known name, when it has one (`'EFI system'`, `'Linux filesystem'`…). */
   typeName?: string
-  /** MBR: the boot indicator (0x80). GPT: false. */
+  /** MBR: the boot indicator (0x80). GPT: attribute bit 2 (legacy BIOS bootable). */
   bootable: boolean
   /** GPT: the 64 attribute bits (bit 0 required, 2 legacy BIOS bootable, 48–63 the type's own). MBR: 0n. */
   attributes: bigint

@@ -223,14 +223,15 @@ test('gpt: the gpt and mbr modules parse what toBlockDevice() reads; blockdevice
       const { buffer, bytesRead } = await device.readBlocks(1, 34)
       assert.equal(bytesRead, 33 * 512)
       const gpt = GPT.parse(buffer)
-      const entries = gpt.partitions.map((p) => ({ guid: p.guid, type: p.type, name: p.name, firstLBA: p.firstLBA, lastLBA: p.lastLBA }))
+      // (The gpt module gives LBAs as BigInts.)
+      const entries = gpt.partitions.map((p) => ({ guid: p.guid, type: p.type, name: p.name, firstLBA: Number(p.firstLBA), lastLBA: Number(p.lastLBA) }))
       assert.deepEqual(
         entries,
         table.partitions.map((p) => ({ guid: p.uuid, type: p.type, name: p.name, firstLBA: p.start, lastLBA: p.start + p.size - 1 })),
         name,
       )
       // The backup GPT at the end, as gpt's README reads it.
-      const backupLBA = gpt.backupLBA
+      const backupLBA = Number(gpt.backupLBA)
       const { buffer: tail } = await new Promise((resolve, reject) =>
         device.readBlocks(backupLBA - 32, backupLBA + 1, function (error, buffer, bytesRead) {
           assert.equal(this, device, 'callbacks are called on the device, as blockdevice does')
