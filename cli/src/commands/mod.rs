@@ -8,6 +8,7 @@ mod create;
 mod info;
 mod maintenance;
 mod map;
+mod partitions;
 
 use crate::args::{usage_error, ChainArgs, FormatArgs};
 use crate::{CliError, Io};
@@ -76,6 +77,7 @@ enum Command {
     Create(create::CreateArgs),
     Convert(convert::ConvertArgs),
     Map(map::MapArgs),
+    Partitions(partitions::PartitionsArgs),
     Check(check::CheckArgs),
     Compact(maintenance::CompactArgs),
     Resize(maintenance::ResizeArgs),
@@ -118,6 +120,7 @@ pub fn dispatch(args: &[String], io: &mut Io) -> Result<i32, CliError> {
         Command::Create(args) => create::run(&args, io),
         Command::Convert(args) => convert::run(&args, io),
         Command::Map(args) => map::run(&args, io),
+        Command::Partitions(args) => partitions::run(&args, io),
         Command::Check(args) => check::run(&args, io),
         Command::Compact(args) => maintenance::compact(&args, io),
         Command::Resize(args) => maintenance::resize(&args, io),

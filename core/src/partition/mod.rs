@@ -364,12 +364,21 @@ impl PartitionTable {
     }
 
     /// The partition numbered `index`, or an [`Error::InvalidArgument`] naming the numbers
-    /// there are.
+    /// there are. An extended partition (a container of logical partitions) is refused:
+    /// its bytes are EBRs and the logical partitions, no file system.
     pub fn partition(&self, index: u32) -> Result<&Partition> {
-        self.partitions
-            .iter()
-            .find(|p| p.index == index)
-            .ok_or_else(|| {
+        let found = self.partitions.iter().find(|p| p.index == index);
+        if let Some(p) = found.filter(|p| p.is_extended()) {
+            return Err(Error::InvalidArgument {
+                name: "partition",
+                reason: format!(
+                    "partition {} is an extended partition (type {:#04x}), the container of the logical partitions 5 and up: name one of those",
+                    p.index,
+                    match p.kind { PartitionType::Mbr(byte) => byte, PartitionType::Gpt(_) => 0 }
+                ),
+            });
+        }
+        found.ok_or_else(|| {
                 let there: Vec<String> = self.partitions.iter().map(|p| p.index.to_string()).collect();
                 Error::InvalidArgument {
                     name: "partition",
@@ -387,6 +396,50 @@ impl PartitionTable {
                 }
             })
     }
+}
+
+/// The partition numbered `index` of `disk`, one that `--partition N` can read: it exists,
+/// is no extended partition, and lies inside the disk. `path` names the disk in messages.
+/// Fails with [`Error::InvalidArgument`] (argument `partition`) otherwise, the message
+/// listing the partitions there are.
+pub fn find_partition(
+    disk: &dyn VirtualDisk,
+    index: u32,
+    path: &std::path::Path,
+) -> Result<Partition> {
+    let in_file = |error: Error| match error {
+        Error::InvalidArgument { name, reason } => Error::InvalidArgument {
+            name,
+            reason: format!("{}: {reason}", path.display()),
+        },
+        other => other.in_file(path),
+    };
+    let table = read_partition_table(disk).map_err(in_file)?;
+    let partition = table.partition(index).map_err(in_file)?;
+    if partition.end() > disk.size() {
+        return Err(in_file(Error::InvalidArgument {
+            name: "partition",
+            reason: format!(
+                "partition {} (bytes {}..{}) runs past the end of the disk ({} bytes): its data is not all there",
+                partition.index,
+                partition.offset,
+                partition.end(),
+                disk.size()
+            ),
+        }));
+    }
+    Ok(partition.clone())
+}
+
+/// The partition numbered `index` of `disk` as a disk of its own, as [`find_partition`]
+/// finds it: what `--partition N` reads.
+pub fn partition_view<D: VirtualDisk>(
+    disk: D,
+    index: u32,
+    path: &std::path::Path,
+) -> Result<PartitionView<D>> {
+    let partition = find_partition(&disk, index, path)?;
+    PartitionView::new(disk, partition.offset, partition.size)
 }
 
 /// Reads the partition table of `disk`.

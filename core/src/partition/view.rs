@@ -1,6 +1,5 @@
 //! A partition as a disk of its own: a byte range of another [`VirtualDisk`].
 
-use super::Partition;
 use crate::error::{Error, Result};
 use crate::image::check_range;
 use crate::VirtualDisk;
@@ -37,21 +36,6 @@ impl<D: VirtualDisk> PartitionView<D> {
             });
         }
         Ok(PartitionView { disk, offset, size })
-    }
-
-    /// The view of `partition` of `disk`. A partition that runs past the end of the disk
-    /// is refused with [`Error::InvalidArgument`] saying so: its data is not all there.
-    pub fn of(disk: D, partition: &Partition) -> Result<PartitionView<D>> {
-        let disk_size = disk.size();
-        PartitionView::new(disk, partition.offset, partition.size).map_err(|_| Error::InvalidArgument {
-            name: "partition",
-            reason: format!(
-                "partition {} (bytes {}..{}) runs past the end of the disk ({disk_size} bytes): its data is not all there",
-                partition.index,
-                partition.offset,
-                partition.end()
-            ),
-        })
     }
 
     /// Where the view starts in the disk, in bytes.
