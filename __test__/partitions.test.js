@@ -25,7 +25,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const VHD = require('..')
 const { tempDir, sha256File } = require('./helpers.js')
-const { SECTOR, skipWithoutTools, run, sfdiskJson, gptDisk, mbrDisk } = require('./partition-disks.js')
+const { SECTOR, ENV, skipWithoutTools, run, gptDisk, mbrDisk } = require('./partition-disks.js')
 
 const skip = skipWithoutTools()
 const qemu = spawnSync('qemu-img', ['--version']).status === 0
@@ -290,13 +290,13 @@ test('mbr: the mbr module parses the MBR and the EBR chain through toBlockDevice
   }
 })
 
-/** The bytes of partition `index` of `image` (any kind), taken out by `vhd convert --to raw` and dd. */
-async function extractPartition(image, index, out) {
-  const raw = `${out}.whole.raw`
-  await VHD.convert(image, raw, { to: 'raw' })
-  const p = sfdiskJson(raw).partitions.find((q) => q.index === index)
-  run('dd', [`if=${raw}`, `of=${out}`, 'bs=512', `skip=${p.start}`, `count=${p.size}`, 'status=none'])
-  fs.rmSync(raw)
+/**
+ * The bytes of partition `index` of `image` (any kind, a chain read through), taken out by
+ * `vhd convert --partition N --to raw`: the command line's own extraction.
+ */
+function extractPartition(image, index, out) {
+  const res = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'vhd.js'), 'convert', '--partition', String(index), '--to', 'raw', '-q', image, out], { encoding: 'utf8' })
+  assert.equal(res.status, 0, `vhd convert --partition ${index}: ${res.stderr}`)
   return out
 }
 
@@ -324,15 +324,15 @@ for (const kind of ['gpt', 'mbr']) {
       await child.close()
     }
     assert.equal(sha256File(parent), before, 'the parent is byte-identical')
-    const extracted = await extractPartition(childFile, ext4Index, path.join(tmp.dir, `${kind}-part.ext4`))
-    const check = spawnSync('e2fsck', ['-fn', extracted], { encoding: 'utf8', env: require('./partition-disks.js').ENV })
+    const extracted = extractPartition(childFile, ext4Index, path.join(tmp.dir, `${kind}-part.ext4`))
+    const check = spawnSync('e2fsck', ['-fn', extracted], { encoding: 'utf8', env: ENV })
     assert.equal(check.status, 0, `e2fsck -fn: ${check.stdout}${check.stderr}`)
-    const cat = spawnSync('debugfs', ['-R', 'cat /made/written.txt', extracted], { env: require('./partition-disks.js').ENV, maxBuffer: 1 << 24 })
+    const cat = spawnSync('debugfs', ['-R', 'cat /made/written.txt', extracted], { env: ENV, maxBuffer: 1 << 24 })
     assert.equal(cat.status, 0, String(cat.stderr))
     assert.ok(Buffer.from(cat.stdout).equals(written), 'debugfs reads back what ext2fs wrote')
-    const data = spawnSync('debugfs', ['-R', 'cat /nested/deeper/data.bin', extracted], { env: require('./partition-disks.js').ENV, maxBuffer: 1 << 24 })
+    const data = spawnSync('debugfs', ['-R', 'cat /nested/deeper/data.bin', extracted], { env: ENV, maxBuffer: 1 << 24 })
     assert.ok(Buffer.from(data.stdout).equals(files.ext4['nested/deeper/data.bin']), 'the files mkfs put in are still there')
-    const gone = spawnSync('debugfs', ['-R', 'stat /hello.txt', extracted], { encoding: 'utf8', env: require('./partition-disks.js').ENV })
+    const gone = spawnSync('debugfs', ['-R', 'stat /hello.txt', extracted], { encoding: 'utf8', env: ENV })
     assert.match(gone.stderr, /File not found/, 'the file ext2fs removed is gone')
     fs.rmSync(extracted)
   })
