@@ -1813,7 +1813,7 @@ export interface PartitionEntry {
   guid?: string
   /** GPT only: its name (UTF-16 in the table; `''` when it has none). */
   name?: string
-  /** The type's well-known name, when it has one (`'EFI system'`, `'Linux filesystem'`…). */
+  /** The type's well-known name, when it has one (`'EFI System'`, `'Linux filesystem'`, `'W95 FAT32 (LBA)'`…). */
   typeName?: string
   /** MBR: the boot indicator (0x80). GPT: attribute bit 2 (legacy BIOS bootable). */
   bootable: boolean
