@@ -79,7 +79,8 @@ function makeExt4(dir, name, size, files, label = 'rootfs') {
   }
   const image = path.join(dir, `${name}.ext4`)
   zeroFile(image, size)
-  run('mkfs.ext4', ['-q', '-F', '-L', label, '-d', tree, image])
+  // 4 KiB blocks, as on real disks (mke2fs would pick 1 KiB for a file system this small).
+  run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-L', label, '-d', tree, image])
   fs.rmSync(tree, { recursive: true })
   return image
 }
