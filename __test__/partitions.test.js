@@ -375,3 +375,33 @@ test('a disk without a partition table: type none, no partitions; partition(1) i
 test('qemu-img made images are among those tested (or qemu-img is missing outside CI)', { skip: skipQemu }, () => {
   assert.ok(vhds('gpt').some(([name]) => name.startsWith('qemu-')))
 })
+
+test('mbr: an EBR that links to itself (partitioninfo loops forever on it) gives the partitions before the loop and an ebr-loop finding', { skip }, async () => {
+  const { table } = disks.mbr
+  const raw = path.join(tmp.dir, 'ebr-loop.raw')
+  fs.copyFileSync(disks.mbr.file, raw)
+  // The first EBR, at the start of the extended partition: its second entry (the link to the
+  // next EBR, at byte 446 + 16) made to point at the extended partition's start, itself.
+  const extended = table.partitions.find((p) => p.index === 2)
+  const fd = fs.openSync(raw, 'r+')
+  const link = Buffer.alloc(16)
+  link[4] = 0x05 // an extended entry
+  link.writeUInt32LE(0, 8) // relative to the extended partition: the EBR itself
+  link.writeUInt32LE(extended.size, 12)
+  fs.writeSync(fd, link, 0, 16, extended.start * SECTOR + 446 + 16)
+  fs.closeSync(fd)
+  const image = path.join(tmp.dir, 'ebr-loop.vhd')
+  await VHD.convert(raw, image, { to: 'dynamic' })
+  const disk = await VHD.open(image, { readOnly: true })
+  try {
+    const ours = await disk.getPartitions()
+    assert.equal(ours.type, 'mbr')
+    assert.deepEqual(ours.partitions.map((p) => p.index), [1, 2, 5], 'the logical partition before the loop is kept, once')
+    assert.ok(ours.findings.some((f) => f.code === 'ebr-loop'), JSON.stringify(ours.findings))
+    // partition(5) still works; partition(6) is not there.
+    assert.equal((await disk.partition(5)).size, table.partitions.find((p) => p.index === 5).size * SECTOR)
+    await assert.rejects(disk.partition(6), { code: 'ERR_OUT_OF_RANGE', message: /one of 1, 2, 5/ })
+  } finally {
+    await disk.close()
+  }
+})
