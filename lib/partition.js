@@ -308,7 +308,4 @@ for (const Class of [Disk, Partition]) {
   }
 }
 
-/** Whether `value` is a partition view (for lib/streams.js, lib/block-device.js...). */
-const isPartition = (value) => value instanceof Partition
-
-module.exports = { Partition, isPartition, shapeTable, makePartition }
+module.exports = { Partition }
