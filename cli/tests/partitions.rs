@@ -674,3 +674,35 @@ fn partition_numbers_that_cannot_be_read_are_refused_and_nothing_is_written() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn with_both_gpt_headers_damaged_the_protective_mbr_is_read_as_sfdisk_reads_it() {
+    if !oracles() {
+        return;
+    }
+    let dir = TempDir::new("partitions-gpt-both-damaged");
+    let raw = gpt_disk(&dir);
+    damage_primary_header(&raw);
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&raw).unwrap();
+        file.write_all_at(b"XFI PART", 64 * MIB - 512).unwrap();
+    }
+    let (expected, _) = sfdisk_table(&raw);
+    assert_eq!(expected["label"], "dos", "{expected:#}");
+    let images = images_of(&raw, &dir);
+    let ours = assert_same_as_sfdisk(&raw, &images, dir.path());
+    assert_eq!(ours["partitions"][0]["type"], 0xEE);
+    let codes: Vec<&Value> = ours["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["code"])
+        .collect();
+    assert_eq!(codes, ["gpt-unreadable"]);
+    let message = ours["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("header CRC32 mismatch") && message.contains("no signature"),
+        "{message}"
+    );
+}
