@@ -177,8 +177,12 @@ fn sfdisk_table(raw: &Path) -> (Value, String) {
     )
 }
 
+/// A partition in sfdisk's terms: number, start, sectors, type as sfdisk writes it, MBR
+/// boot flag, unique GUID, name.
+type SfdiskRow = (u64, u64, u64, String, bool, Option<String>, Option<String>);
+
 /// Our table in sfdisk's terms, to compare with [`sfdisk_table`]'s partitions.
-fn as_sfdisk(ours: &Value) -> Vec<(u64, u64, u64, String, bool, Option<String>, Option<String>)> {
+fn as_sfdisk(ours: &Value) -> Vec<SfdiskRow> {
     ours["partitions"]
         .as_array()
         .unwrap()
@@ -207,9 +211,7 @@ fn as_sfdisk(ours: &Value) -> Vec<(u64, u64, u64, String, bool, Option<String>, 
         .collect()
 }
 
-fn sfdisk_partitions(
-    table: &Value,
-) -> Vec<(u64, u64, u64, String, bool, Option<String>, Option<String>)> {
+fn sfdisk_partitions(table: &Value) -> Vec<SfdiskRow> {
     table["partitions"]
         .as_array()
         .unwrap()
