@@ -12,171 +12,13 @@ use vhd_core::partition::{
     find_partition, read_partition_table, PartitionTable, PartitionType, PartitionView, TableKind,
     MAX_EBRS, MAX_GPT_ENTRY_ARRAY,
 };
-use vhd_core::{Result, VirtualDisk};
-
-/// A disk of bytes in memory.
-struct Disk(Vec<u8>);
-
-impl VirtualDisk for Disk {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let start = (offset as usize).min(self.0.len());
-        let n = buf.len().min(self.0.len() - start);
-        buf[..n].copy_from_slice(&self.0[start..start + n]);
-        Ok(n)
-    }
-    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        assert!(offset as usize + buf.len() <= self.0.len());
-        self.0[offset as usize..][..buf.len()].copy_from_slice(buf);
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// CRC-32 (IEEE), bit by bit.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-const SECTOR: usize = 512;
-const LINUX: [u8; 16] = [
-    0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D, 0xE4,
-];
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn put64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-/// An MBR entry in the sector at `sector`.
-fn mbr_entry(disk: &mut [u8], sector: usize, slot: usize, kind: u8, start: u32, count: u32) {
-    let e = &mut disk[sector * SECTOR + 446 + slot * 16..][..16];
-    e[4] = kind;
-    put32(e, 8, start);
-    put32(e, 12, count);
-    disk[sector * SECTOR + 510] = 0x55;
-    disk[sector * SECTOR + 511] = 0xAA;
-}
-
-/// The fields of one GPT copy, before its CRCs are computed.
-#[derive(Clone)]
-struct Gpt {
-    entry_count: u32,
-    entry_size: u32,
-    /// (first, last) sectors of Linux partitions, in slots 0, 1, ...
-    partitions: Vec<(u64, u64)>,
-}
-
-impl Gpt {
-    fn usual(partitions: &[(u64, u64)]) -> Gpt {
-        Gpt {
-            entry_count: 128,
-            entry_size: 128,
-            partitions: partitions.to_vec(),
-        }
-    }
-}
-
-/// A disk of `sectors` sectors with a protective MBR and a GPT whose primary and backup both
-/// hold `gpt` (the backup's array just before the last sector).
-fn gpt_disk(sectors: u64, gpt: &Gpt) -> Vec<u8> {
-    let mut disk = vec![0u8; sectors as usize * SECTOR];
-    mbr_entry(
-        &mut disk,
-        0,
-        0,
-        0xEE,
-        1,
-        (sectors - 1).min(u32::MAX as u64) as u32,
-    );
-    let array_len = gpt.entry_count as usize * gpt.entry_size as usize;
-    let array_sectors = array_len.div_ceil(SECTOR) as u64;
-    let mut array = vec![0u8; array_len];
-    for (slot, &(first, last)) in gpt.partitions.iter().enumerate() {
-        let e = &mut array[slot * gpt.entry_size as usize..];
-        e[..16].copy_from_slice(&LINUX);
-        e[16] = slot as u8 + 1;
-        put64(e, 32, first);
-        put64(e, 40, last);
-        let name: Vec<u8> = format!("part{}", slot + 1)
-            .encode_utf16()
-            .flat_map(u16::to_le_bytes)
-            .collect();
-        e[56..56 + name.len()].copy_from_slice(&name);
-    }
-    let last = sectors - 1;
-    for (my, alternate, entries) in [(1, last, 2), (last, 1, last - array_sectors)] {
-        disk[entries as usize * SECTOR..][..array_len].copy_from_slice(&array);
-        write_header(
-            &mut disk,
-            my,
-            alternate,
-            entries,
-            sectors,
-            gpt,
-            crc32(&array),
-        );
-    }
-    disk
-}
-
-fn write_header(
-    disk: &mut [u8],
-    my: u64,
-    alternate: u64,
-    entries: u64,
-    sectors: u64,
-    gpt: &Gpt,
-    array_crc: u32,
-) {
-    let array_sectors = (gpt.entry_count as u64 * gpt.entry_size as u64).div_ceil(512);
-    let h = &mut disk[my as usize * SECTOR..][..SECTOR];
-    h.fill(0);
-    h[..8].copy_from_slice(b"EFI PART");
-    put32(h, 8, 0x0001_0000);
-    put32(h, 12, 92);
-    put64(h, 24, my);
-    put64(h, 32, alternate);
-    put64(h, 40, 2 + array_sectors.min(32));
-    put64(h, 48, sectors - 2 - array_sectors.min(32));
-    h[56..72].copy_from_slice(&[0x11; 16]);
-    put64(h, 72, entries);
-    put32(h, 80, gpt.entry_count);
-    put32(h, 84, gpt.entry_size);
-    put32(h, 88, array_crc);
-    let crc = crc32(&h[..92]);
-    put32(h, 16, crc);
-}
-
-/// Recomputes the header CRC of the header at `sector` (after a field was changed).
-fn fix_header_crc(disk: &mut [u8], sector: usize) {
-    let h = &mut disk[sector * SECTOR..][..SECTOR];
-    put32(h, 16, 0);
-    let crc = crc32(&h[..92]);
-    put32(h, 16, crc);
-}
+use vhd_core::VirtualDisk;
+use vhd_testkit::partition_tables::*;
 
 /// Reads the table, in bounded time.
 fn read(disk: &[u8]) -> PartitionTable {
     let started = Instant::now();
-    let table = read_partition_table(&Disk(disk.to_vec())).expect("a table in memory reads");
+    let table = read_partition_table(&MemoryDisk(disk.to_vec())).expect("a table in memory reads");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "reading the table took {:?}",
@@ -196,8 +38,6 @@ fn ranges(table: &PartitionTable) -> Vec<(u32, u64, u64)> {
         .map(|p| (p.index, p.first_lba, p.last_lba))
         .collect()
 }
-
-const SECTORS: u64 = 4096;
 
 #[test]
 fn a_good_gpt_reads_with_no_finding() {
@@ -357,7 +197,7 @@ fn doubtful_partitions_are_listed_with_findings() {
     );
     // The view of a partition past the end is refused, naming it.
     let error = find_partition(
-        &Disk(gpt_disk(SECTORS, &gpt)),
+        &MemoryDisk(gpt_disk(SECTORS, &gpt)),
         3,
         std::path::Path::new("disk.vhd"),
     )
@@ -368,25 +208,6 @@ fn doubtful_partitions_are_listed_with_findings() {
             && error.to_string().contains("runs past the end of the disk"),
         "{error}"
     );
-}
-
-/// An MBR: primary 1 Linux at 2048..4095, extended partition 2 from sector 8192 to the end.
-fn mbr_with_extended(sectors: u64) -> Vec<u8> {
-    let mut disk = vec![0u8; sectors as usize * SECTOR];
-    mbr_entry(&mut disk, 0, 0, 0x83, 2048, 2048);
-    disk[446] = 0x80;
-    mbr_entry(&mut disk, 0, 1, 0x05, 8192, (sectors - 8192) as u32);
-    disk
-}
-
-/// Links EBR `n` (at extended start + 16·n) to EBR `to`, with a logical partition of 8
-/// sectors after it.
-fn ebr(disk: &mut [u8], n: u32, to: Option<u32>) {
-    let sector = 8192 + 16 * n as usize;
-    mbr_entry(disk, sector, 0, 0x83, 2, 8);
-    if let Some(to) = to {
-        mbr_entry(disk, sector, 1, 0x05, 16 * to, 16);
-    }
 }
 
 #[test]
@@ -510,7 +331,7 @@ fn the_view_of_a_partition_keeps_reads_and_writes_inside_it() {
         *b = (i % 251) as u8;
     }
     let before = disk.clone();
-    let mut view = PartitionView::new(Disk(disk), 40 * 512, 60 * 512).unwrap();
+    let mut view = PartitionView::new(MemoryDisk(disk), 40 * 512, 60 * 512).unwrap();
     assert_eq!(view.size(), 60 * 512);
     let mut buf = vec![0u8; 1024];
     assert_eq!(view.read_at(&mut buf, 60 * 512 - 100).unwrap(), 100);
