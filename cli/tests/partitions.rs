@@ -521,6 +521,26 @@ fn file_systems_come_out_of_every_kind_of_image_with_convert_partition() {
     place(&raw, start(0), &fat);
 
     let (ext4_bytes, fat_bytes) = (std::fs::read(&ext4).unwrap(), std::fs::read(&fat).unwrap());
+    // From the raw disk itself (a raw source of convert), to a fixed VHD.
+    let fixed = dir.join("raw-source-ext4.vhd");
+    vhd_ok(
+        &[
+            "convert",
+            "-q",
+            "--partition",
+            "5",
+            "--to",
+            "fixed",
+            raw.to_str().unwrap(),
+            fixed.to_str().unwrap(),
+        ],
+        cwd,
+    );
+    let bytes = std::fs::read(&fixed).unwrap();
+    assert!(
+        bytes[..bytes.len() - 512] == ext4_bytes[..],
+        "fixed VHD of partition 5 of the raw disk"
+    );
     for (n, image) in images_of(&raw, &dir).iter().enumerate() {
         let image = image.to_str().unwrap();
         // ext4 in logical partition 5, to a raw file: byte for byte, and the tools read it.

@@ -269,10 +269,21 @@ pub fn check_table(disk: &dyn VirtualDisk, table: &vhd_core::partition::Partitio
         .count();
     assert_eq!(past_end, findings, "{:#?}", table);
     let path = std::path::Path::new("disk");
+    // Each `find_partition` reads the table again: a crafted table of thousands of
+    // partitions is checked through the views of its first and last few.
+    let count = table.partitions.len();
+    let sampled = table
+        .partitions
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i < 8 || i + 8 >= count)
+        .map(|(_, p)| p);
     for p in &table.partitions {
         assert!(p.last_lba >= p.first_lba);
         assert_eq!(p.offset, p.first_lba * 512);
         assert_eq!(p.size, p.sectors() * 512);
+    }
+    for p in sampled {
         match find_partition(disk, p.index, path) {
             Ok(found) => {
                 assert!(!p.is_extended() && p.end() <= size, "{p:?}");
