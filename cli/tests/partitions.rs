@@ -212,9 +212,11 @@ fn as_sfdisk(ours: &Value) -> Vec<SfdiskRow> {
 }
 
 fn sfdisk_partitions(table: &Value) -> Vec<SfdiskRow> {
+    // sfdisk leaves "partitions" out of a table that has none.
+    let none = Vec::new();
     table["partitions"]
         .as_array()
-        .unwrap()
+        .unwrap_or(&none)
         .iter()
         .map(|p| {
             let node = p["node"].as_str().unwrap();
@@ -727,4 +729,24 @@ fn with_both_gpt_headers_damaged_the_protective_mbr_is_read_as_sfdisk_reads_it()
         message.contains("header CRC32 mismatch") && message.contains("no signature"),
         "{message}"
     );
+}
+
+/// A file system over the whole disk (no partition table): its boot sector has the boot
+/// signature and empty entries, which sfdisk reads as a DOS label without partitions; so
+/// do we.
+#[test]
+fn a_whole_disk_fat_file_system_reads_as_sfdisk_reads_it() {
+    if !oracles() || !require_tools(&["mkfs.vfat"]) {
+        return;
+    }
+    let dir = TempDir::new("partitions-superfloppy");
+    let raw = dir.join("fat.raw");
+    tool(
+        "mkfs.vfat",
+        &["-C", raw.to_str().unwrap(), "16384"],
+        dir.path(),
+    );
+    let images = images_of(&raw, &dir);
+    let ours = assert_same_as_sfdisk(&raw, &images, dir.path());
+    assert_eq!(ours["partitions"], serde_json::json!([]));
 }
