@@ -750,3 +750,78 @@ fn a_whole_disk_fat_file_system_reads_as_sfdisk_reads_it() {
     let ours = assert_same_as_sfdisk(&raw, &images, dir.path());
     assert_eq!(ours["partitions"], serde_json::json!([]));
 }
+
+/// qemu-img without force_size rounds a VHD's size up to a CHS geometry: the GPT's backup
+/// is then no longer in the last sector. sfdisk and sgdisk say so and read the same table;
+/// so do we (gpt-backup-not-at-end). With the primary damaged too, sfdisk and sgdisk look
+/// for the backup in the last sector only, find none, and see no GPT (sfdisk shows the
+/// protective MBR); we also look where the damaged primary's alternate LBA says, and find
+/// the backup there (checked on its own: signature, CRCs, its own LBA): the table sfdisk
+/// read before the damage, with both findings.
+#[test]
+fn a_gpt_disk_grown_by_qemu_img_s_size_rounding_reads_with_its_backup_where_it_was() {
+    if !oracles() {
+        return;
+    }
+    let dir = TempDir::new("partitions-grown");
+    let cwd = dir.path();
+    let raw = gpt_disk(&dir);
+    let grow = |name: &str| {
+        let vhd_path = dir.join(&format!("{name}.vhd"));
+        run_ok(
+            Command::new("qemu-img")
+                .args(["convert", "-f", "raw", "-O", "vpc"])
+                .arg(&raw)
+                .arg(&vhd_path),
+        );
+        let grown = dir.join(&format!("{name}.raw"));
+        run_ok(
+            Command::new("qemu-img")
+                .args(["convert", "-f", "vpc", "-O", "raw"])
+                .arg(&vhd_path)
+                .arg(&grown),
+        );
+        assert!(
+            std::fs::metadata(&grown).unwrap().len() > 64 * MIB,
+            "qemu-img no longer rounds up"
+        );
+        (vhd_path, grown)
+    };
+    let codes = |table: &Value| -> Vec<String> {
+        table["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let (vhd_path, grown) = grow("rounded");
+    let (_, warnings) = vhd_testkit::run_status(Command::new("sfdisk").arg("--list").arg(&grown));
+    assert!(
+        warnings.contains("The backup GPT table is not on the end of the device"),
+        "{warnings}"
+    );
+    let (_, verify) = vhd_testkit::run_status(Command::new("sgdisk").arg("--verify").arg(&grown));
+    assert!(
+        verify.contains("doesn't reside\nat the end of the disk"),
+        "{verify}"
+    );
+    let ours = assert_same_as_sfdisk(&grown, &[vhd_path], cwd);
+    assert_eq!(codes(&ours), ["gpt-backup-not-at-end"]);
+    let (before, _) = sfdisk_table(&grown);
+
+    damage_primary_header(&raw);
+    let (vhd_path, grown) = grow("rounded-damaged");
+    let (after, _) = sfdisk_table(&grown);
+    assert_eq!(after["label"], "dos", "{after:#}");
+    let (rows, _) = sgdisk_rows(&grown);
+    assert!(rows.is_empty(), "sgdisk found {rows:?}");
+    let ours = our_table(&vhd_path, cwd);
+    assert_eq!(ours["type"], "gpt");
+    assert_eq!(as_sfdisk(&ours), sfdisk_partitions(&before));
+    assert_eq!(
+        codes(&ours),
+        ["gpt-primary-damaged", "gpt-backup-not-at-end"]
+    );
+}

@@ -153,13 +153,25 @@ fn crc_mismatches_use_the_other_copy_and_say_which() {
 fn the_backup_of_a_grown_disk_is_found_where_the_primary_says() {
     let mut disk = gpt_disk(SECTORS, &Gpt::usual(&[(40, 99)]));
     disk.resize(disk.len() + 64 * SECTOR, 0);
-    // Still good: the primary's alternate LBA is checked, no finding.
-    assert!(codes(&read(&disk)).is_empty());
+    // Still good: the backup is where the primary's alternate LBA says, not at the end.
+    assert_eq!(codes(&read(&disk)), ["gpt-backup-not-at-end"]);
     disk[SECTOR + 56] ^= 1;
     let table = read(&disk);
     assert_eq!(table.kind, TableKind::Gpt);
     assert_eq!(ranges(&table), [(1, 40, 99)]);
-    assert_eq!(codes(&table), ["gpt-primary-damaged"]);
+    assert_eq!(
+        codes(&table),
+        ["gpt-primary-damaged", "gpt-backup-not-at-end"]
+    );
+    assert!(
+        table.findings[1].message.contains(&format!(
+            "at sector {} (byte {})",
+            SECTORS - 1,
+            (SECTORS - 1) * 512
+        )),
+        "{}",
+        table.findings[1].message
+    );
 }
 
 #[test]

@@ -225,9 +225,10 @@ pub fn check_table(disk: &dyn VirtualDisk, table: &vhd_core::partition::Partitio
     use vhd_core::partition::{
         find_partition, PartitionView, TableKind, MAX_EBRS, MAX_GPT_ENTRY_ARRAY,
     };
-    const CODES: [&str; 12] = [
+    const CODES: [&str; 13] = [
         "gpt-primary-damaged",
         "gpt-backup-damaged",
+        "gpt-backup-not-at-end",
         "gpt-unreadable",
         "invalid-entry",
         "partition-past-end",
