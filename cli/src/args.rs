@@ -190,6 +190,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "create",
     "convert",
     "map",
+    "partitions",
     "check",
     "compact",
     "resize",

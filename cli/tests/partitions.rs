@@ -177,8 +177,12 @@ fn sfdisk_table(raw: &Path) -> (Value, String) {
     )
 }
 
+/// A partition in sfdisk's terms: number, start, sectors, type as sfdisk writes it, MBR
+/// boot flag, unique GUID, name.
+type SfdiskRow = (u64, u64, u64, String, bool, Option<String>, Option<String>);
+
 /// Our table in sfdisk's terms, to compare with [`sfdisk_table`]'s partitions.
-fn as_sfdisk(ours: &Value) -> Vec<(u64, u64, u64, String, bool, Option<String>, Option<String>)> {
+fn as_sfdisk(ours: &Value) -> Vec<SfdiskRow> {
     ours["partitions"]
         .as_array()
         .unwrap()
@@ -207,12 +211,12 @@ fn as_sfdisk(ours: &Value) -> Vec<(u64, u64, u64, String, bool, Option<String>, 
         .collect()
 }
 
-fn sfdisk_partitions(
-    table: &Value,
-) -> Vec<(u64, u64, u64, String, bool, Option<String>, Option<String>)> {
+fn sfdisk_partitions(table: &Value) -> Vec<SfdiskRow> {
+    // sfdisk leaves "partitions" out of a table that has none.
+    let none = Vec::new();
     table["partitions"]
         .as_array()
-        .unwrap()
+        .unwrap_or(&none)
         .iter()
         .map(|p| {
             let node = p["node"].as_str().unwrap();
@@ -519,6 +523,26 @@ fn file_systems_come_out_of_every_kind_of_image_with_convert_partition() {
     place(&raw, start(0), &fat);
 
     let (ext4_bytes, fat_bytes) = (std::fs::read(&ext4).unwrap(), std::fs::read(&fat).unwrap());
+    // From the raw disk itself (a raw source of convert), to a fixed VHD.
+    let fixed = dir.join("raw-source-ext4.vhd");
+    vhd_ok(
+        &[
+            "convert",
+            "-q",
+            "--partition",
+            "5",
+            "--to",
+            "fixed",
+            raw.to_str().unwrap(),
+            fixed.to_str().unwrap(),
+        ],
+        cwd,
+    );
+    let bytes = std::fs::read(&fixed).unwrap();
+    assert!(
+        bytes[..bytes.len() - 512] == ext4_bytes[..],
+        "fixed VHD of partition 5 of the raw disk"
+    );
     for (n, image) in images_of(&raw, &dir).iter().enumerate() {
         let image = image.to_str().unwrap();
         // ext4 in logical partition 5, to a raw file: byte for byte, and the tools read it.
@@ -672,5 +696,132 @@ fn partition_numbers_that_cannot_be_read_are_refused_and_nothing_is_written() {
         text(&out.stderr).contains("the disk has no partitions (partition table: none)"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn with_both_gpt_headers_damaged_the_protective_mbr_is_read_as_sfdisk_reads_it() {
+    if !oracles() {
+        return;
+    }
+    let dir = TempDir::new("partitions-gpt-both-damaged");
+    let raw = gpt_disk(&dir);
+    damage_primary_header(&raw);
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&raw).unwrap();
+        file.write_all_at(b"XFI PART", 64 * MIB - 512).unwrap();
+    }
+    let (expected, _) = sfdisk_table(&raw);
+    assert_eq!(expected["label"], "dos", "{expected:#}");
+    let images = images_of(&raw, &dir);
+    let ours = assert_same_as_sfdisk(&raw, &images, dir.path());
+    assert_eq!(ours["partitions"][0]["type"], 0xEE);
+    let codes: Vec<&Value> = ours["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["code"])
+        .collect();
+    assert_eq!(codes, ["gpt-unreadable"]);
+    let message = ours["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("header CRC32 mismatch") && message.contains("no signature"),
+        "{message}"
+    );
+}
+
+/// A file system over the whole disk (no partition table): its boot sector has the boot
+/// signature and empty entries, which sfdisk reads as a DOS label without partitions; so
+/// do we.
+#[test]
+fn a_whole_disk_fat_file_system_reads_as_sfdisk_reads_it() {
+    if !oracles() || !require_tools(&["mkfs.vfat"]) {
+        return;
+    }
+    let dir = TempDir::new("partitions-superfloppy");
+    let raw = dir.join("fat.raw");
+    tool(
+        "mkfs.vfat",
+        &["-C", raw.to_str().unwrap(), "16384"],
+        dir.path(),
+    );
+    let images = images_of(&raw, &dir);
+    let ours = assert_same_as_sfdisk(&raw, &images, dir.path());
+    assert_eq!(ours["partitions"], serde_json::json!([]));
+}
+
+/// qemu-img without force_size rounds a VHD's size up to a CHS geometry: the GPT's backup
+/// is then no longer in the last sector. sfdisk and sgdisk say so and read the same table;
+/// so do we (gpt-backup-not-at-end). With the primary damaged too, sfdisk and sgdisk look
+/// for the backup in the last sector only, find none, and see no GPT (sfdisk shows the
+/// protective MBR); we also look where the damaged primary's alternate LBA says, and find
+/// the backup there (checked on its own: signature, CRCs, its own LBA): the table sfdisk
+/// read before the damage, with both findings.
+#[test]
+fn a_gpt_disk_grown_by_qemu_img_s_size_rounding_reads_with_its_backup_where_it_was() {
+    if !oracles() {
+        return;
+    }
+    let dir = TempDir::new("partitions-grown");
+    let cwd = dir.path();
+    let raw = gpt_disk(&dir);
+    let grow = |name: &str| {
+        let vhd_path = dir.join(&format!("{name}.vhd"));
+        run_ok(
+            Command::new("qemu-img")
+                .args(["convert", "-f", "raw", "-O", "vpc"])
+                .arg(&raw)
+                .arg(&vhd_path),
+        );
+        let grown = dir.join(&format!("{name}.raw"));
+        run_ok(
+            Command::new("qemu-img")
+                .args(["convert", "-f", "vpc", "-O", "raw"])
+                .arg(&vhd_path)
+                .arg(&grown),
+        );
+        assert!(
+            std::fs::metadata(&grown).unwrap().len() > 64 * MIB,
+            "qemu-img no longer rounds up"
+        );
+        (vhd_path, grown)
+    };
+    let codes = |table: &Value| -> Vec<String> {
+        table["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let (vhd_path, grown) = grow("rounded");
+    let (_, warnings) = vhd_testkit::run_status(Command::new("sfdisk").arg("--list").arg(&grown));
+    assert!(
+        warnings.contains("The backup GPT table is not on the end of the device"),
+        "{warnings}"
+    );
+    let (_, verify) = vhd_testkit::run_status(Command::new("sgdisk").arg("--verify").arg(&grown));
+    assert!(
+        verify.contains("doesn't reside\nat the end of the disk"),
+        "{verify}"
+    );
+    let ours = assert_same_as_sfdisk(&grown, &[vhd_path], cwd);
+    assert_eq!(codes(&ours), ["gpt-backup-not-at-end"]);
+    let (before, _) = sfdisk_table(&grown);
+
+    damage_primary_header(&raw);
+    let (vhd_path, grown) = grow("rounded-damaged");
+    let (after, _) = sfdisk_table(&grown);
+    assert_eq!(after["label"], "dos", "{after:#}");
+    let (rows, _) = sgdisk_rows(&grown);
+    assert!(rows.is_empty(), "sgdisk found {rows:?}");
+    let ours = our_table(&vhd_path, cwd);
+    assert_eq!(ours["type"], "gpt");
+    assert_eq!(as_sfdisk(&ours), sfdisk_partitions(&before));
+    assert_eq!(
+        codes(&ours),
+        ["gpt-primary-damaged", "gpt-backup-not-at-end"]
     );
 }

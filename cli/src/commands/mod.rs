@@ -38,6 +38,9 @@ Command parameters:
   FILE, SRC, DST  image files; SRC may also be a raw disk image
   SIZE            a size in bytes, optionally with a suffix K, M, G or T (powers of 1024,
                   any case, an optional trailing B or iB: 64M, 10G, 512)
+  N               --partition N, taken by cat, map and convert: a partition's number as
+                  'vhd partitions FILE' lists it (MBR: 1-4 primary, 5 and up logical; GPT:
+                  the entry's slot); the command then reads that partition only
   DIR             --parent-root DIR, taken by every command that opens an image: a parent
                   that an image's locators (or parent name) point to, at any level of the
                   chain, is used only if it lies inside the folder DIR (links and .. resolved);

@@ -19,7 +19,7 @@ read; a damaged primary GPT is read from its backup at the end of the disk.
 
 What is damaged or doubtful about the table is listed after it, one finding a line, with
 a stable code: gpt-primary-damaged (the backup was used), gpt-backup-damaged,
-gpt-unreadable (neither GPT header usable: read as the protective MBR, as fdisk does),
+gpt-backup-not-at-end (the disk grew, as when qemu-img rounds a VHD's size), gpt-unreadable (neither GPT header usable: read as the protective MBR, as fdisk does),
 partition-past-end, partition-outside-usable, partitions-overlap, invalid-entry,
 extra-extended, ebr-invalid, ebr-loop, ebr-limit, logical-outside-extended. A disk
 without a table prints 'Disklabel type: none'. The exit code is 0 in every such case.

@@ -60,11 +60,13 @@ pub(super) fn read_gpt(disk: &dyn VirtualDisk) -> Result<Result<PartitionTable, 
                 .filter(|&lba| lba > 1 && lba < sectors)
                 .unwrap_or(last_lba);
             let mut findings = Vec::new();
-            if let Err(why) = read_copy(disk, backup_lba, sectors)? {
-                findings.push(TableFinding::new(
+            match read_copy(disk, backup_lba, sectors)? {
+                Err(why) => findings.push(TableFinding::new(
                     TableFindingKind::GptBackupDamaged,
                     format!("the backup GPT is damaged ({why}); the primary is used"),
-                ));
+                )),
+                Ok(_) if backup_lba != last_lba => findings.push(not_at_end(backup_lba, last_lba)),
+                Ok(_) => {}
             }
             (table.0, findings)
         }
@@ -73,23 +75,28 @@ pub(super) fn read_gpt(disk: &dyn VirtualDisk) -> Result<Result<PartitionTable, 
             // A disk that grew (or a converter that rounded its size up) keeps its backup
             // where the primary's alternate LBA says: look there too, the backup is then
             // checked on its own.
+            let mut found_at = last_lba;
             if found.is_err() {
                 if let Some(alternate) = alternate_lba_hint(disk, sectors)? {
                     if alternate != last_lba {
                         if let Ok(table) = read_copy(disk, alternate, sectors)? {
                             found = Ok(table);
+                            found_at = alternate;
                         }
                     }
                 }
             }
             match found {
-                Ok(table) => (
-                    table.0,
-                    vec![TableFinding::new(
+                Ok(table) => {
+                    let mut findings = vec![TableFinding::new(
                         TableFindingKind::GptPrimaryDamaged,
                         format!("the primary GPT is damaged ({primary_why}); the backup is used"),
-                    )],
-                ),
+                    )];
+                    if found_at != last_lba {
+                        findings.push(not_at_end(found_at, last_lba));
+                    }
+                    (table.0, findings)
+                }
                 Err(backup_why) => {
                     return Ok(Err(format!(
                         "the primary GPT is damaged ({primary_why}) and so is the backup ({backup_why})"
@@ -101,6 +108,16 @@ pub(super) fn read_gpt(disk: &dyn VirtualDisk) -> Result<Result<PartitionTable, 
     let mut table = table;
     table.findings.splice(0..0, findings);
     Ok(Ok(table))
+}
+
+fn not_at_end(backup_lba: u64, last_lba: u64) -> TableFinding {
+    TableFinding::new(
+        TableFindingKind::GptBackupNotAtEnd,
+        format!(
+            "the backup GPT header is at sector {backup_lba} (byte {}), not in the disk's last sector {last_lba}: the disk grew after it was partitioned",
+            backup_lba * SECTOR_SIZE
+        ),
+    )
 }
 
 /// The alternate LBA of the primary header, read without trusting the header (only its

@@ -30,7 +30,9 @@
 //!   what a header declares.
 //! - When the primary GPT is damaged, the backup (in the disk's last sector) is used and a
 //!   [`TableFindingKind::GptPrimaryDamaged`] finding says so; a damaged backup beside a good
-//!   primary is a finding too. When neither is usable, the table is read as the MBR it also
+//!   primary is a finding too, and so is a good backup that is not in the disk's last sector
+//!   (found where the primary's alternate LBA says: the disk grew, as when qemu-img rounds
+//!   a VHD's size up to a CHS geometry). When neither is usable, the table is read as the MBR it also
 //!   is (the protective partition, type `0xEE`, over the disk), with a
 //!   [`TableFindingKind::GptUnreadable`] finding that says why — what `sfdisk` and `fdisk`
 //!   (libfdisk) do, so their output and ours agree.
@@ -268,6 +270,10 @@ pub enum TableFindingKind {
     GptPrimaryDamaged,
     /// The primary GPT is good, the backup is damaged or missing.
     GptBackupDamaged,
+    /// The backup GPT is good but not in the disk's last sector (where the primary's
+    /// alternate LBA says): the disk grew after it was partitioned, as when a converter
+    /// rounds its size up to a CHS geometry.
+    GptBackupNotAtEnd,
     /// The protective MBR announces a GPT, but neither GPT header is usable: the table was
     /// read as an MBR.
     GptUnreadable,
@@ -299,6 +305,7 @@ impl TableFindingKind {
         match self {
             TableFindingKind::GptPrimaryDamaged => "gpt-primary-damaged",
             TableFindingKind::GptBackupDamaged => "gpt-backup-damaged",
+            TableFindingKind::GptBackupNotAtEnd => "gpt-backup-not-at-end",
             TableFindingKind::GptUnreadable => "gpt-unreadable",
             TableFindingKind::InvalidEntry => "invalid-entry",
             TableFindingKind::PartitionPastEnd => "partition-past-end",
