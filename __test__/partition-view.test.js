@@ -388,3 +388,21 @@ test('toFileDisk() without file-disk installed throws ERR_VHD_MISSING_PEER, sayi
     scratch.cleanup()
   }
 })
+
+test('partition(index) of an index the table lacks names the first 16 it has, then how many', { skip }, async () => {
+  const many = path.join(tmp.dir, 'many.raw')
+  zeroFile(many, 8 * MiB)
+  run('sgdisk', ['--clear', ...Array.from({ length: 20 }, () => '--new=0:0:+64K'), many])
+  const file = path.join(tmp.dir, 'many.vhd')
+  await VHD.convert(many, file, { to: 'dynamic' })
+  const disk = await VHD.open(file, { readOnly: true })
+  try {
+    assert.equal((await disk.getPartitions()).partitions.length, 20)
+    await assert.rejects(disk.partition(21), {
+      code: 'ERR_OUT_OF_RANGE',
+      message: /It must be one of 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16… \(20 in all\) \(the partitions of the gpt table\)\. Received 21$/,
+    })
+  } finally {
+    await disk.close()
+  }
+})

@@ -269,7 +269,9 @@ const methods = {
           const entry = table.partitions.find((p) => p.index === wanted)
           if (entry === undefined) {
             const have = table.partitions.map((p) => p.index)
-            const range = have.length === 0 ? `the index of a partition, but the disk has none (table: ${table.type})` : `one of ${have.join(', ')} (the partitions of the ${table.type} table)`
+            // A crafted GPT can list thousands: the message names the first ones.
+            const listed = have.length > 16 ? `${have.slice(0, 16).join(', ')}… (${have.length} in all)` : have.join(', ')
+            const range = have.length === 0 ? `the index of a partition, but the disk has none (table: ${table.type})` : `one of ${listed} (the partitions of the ${table.type} table)`
             throw outOfRange('index', range, wanted)
           }
           return makePartition(this, entry)
