@@ -58,6 +58,12 @@ export declare class NativeImage {
   /** The allocated ranges of the virtual disk, in disk order, adjacent runs merged. */
   allocatedRanges(): Promise<AllocatedRangeInfo[]>
   /**
+   * The partition table of the virtual disk (MBR with its logical partitions, or GPT),
+   * read on the thread pool under the read lock: what can be believed of a damaged
+   * table, with findings for the rest.
+   */
+  partitions(): Promise<PartitionTableInfo>
+  /**
    * A walk over the same ranges, fetched in batches (`RangeWalk::next`), with memory
    * bounded whatever their count.
    */
@@ -539,6 +545,46 @@ export declare function parseHeader(buffer: Uint8Array, offset: number): ParsedH
 
 /** The fields of the 24-byte parent locator entry at `offset` of `buffer`. */
 export declare function parseLocator(buffer: Uint8Array, offset: number): LocatorFields
+
+/** One partition, with the field names of `partitioninfo`'s `getPartitions()` and more. */
+export interface PartitionInfo {
+  /** Linux's number: MBR primaries 1–4, logical partitions from 5, GPT entry slot + 1. */
+  index: number
+  /** Start in the virtual disk, in bytes. */
+  offset: number
+  /** Length in bytes. */
+  size: number
+  /** The MBR type byte, or the GPT type GUID as a lower-case string. */
+  type: number | string
+  /** The type's well-known name ("Linux filesystem", "EFI System"...). */
+  typeName?: string
+  /** GPT: the partition's unique GUID, lower case. */
+  guid?: string
+  /** GPT: the partition's name. */
+  name?: string
+  /** MBR: boot indicator 0x80; GPT: attribute bit 2 (legacy BIOS bootable). */
+  bootable: boolean
+  /** GPT: the attribute bits (0n for MBR). */
+  attributes: bigint
+  /** First sector (512 bytes each). */
+  firstLBA: number
+  /** Last sector, inclusive. */
+  lastLBA: number
+}
+
+/** Something damaged or doubtful about a partition table, not fatal. */
+export interface PartitionTableFinding {
+  /** A stable code: 'gpt-primary-damaged', 'partition-past-end', 'ebr-loop'... */
+  code: string
+  message: string
+}
+
+/** The partition table of a disk. */
+export interface PartitionTableInfo {
+  type: 'gpt' | 'mbr' | 'none'
+  partitions: Array<PartitionInfo>
+  findings: Array<PartitionTableFinding>
+}
 
 /** How far an operation got. */
 export interface ProgressReport {

@@ -220,6 +220,12 @@ export type OtherErrorCode =
    * tried and what to do (install Rust and `npm rebuild vhd`).
    */
   | 'ERR_VHD_NATIVE_NOT_FOUND'
+  /**
+   * A method needs an optional peer dependency that is not installed: `toFileDisk()` needs
+   * `file-disk` (`npm install file-disk`). The message names the package; `cause` is the
+   * failed `require`'s error.
+   */
+  | 'ERR_VHD_MISSING_PEER'
 
 /**
  * Every `code` an error of this package can have (`__test__/types.test.js` checks it against
@@ -1120,7 +1126,7 @@ export declare class Image {
 /** What both streams take. */
 export interface StreamOptions extends OpenOptions {
   /** An open image (or one being opened). Without it, the stream opens a `VHD.Image` from `path`/`fd`. */
-  image?: Image | Disk | null
+  image?: Image | Disk | Partition | null
   path?: PathLike | null
   fd?: number | null
   flags?: OpenFlags
@@ -1168,7 +1174,7 @@ export interface WriteStreamOptions extends StreamOptions {
  */
 export declare class ReadStream extends Readable {
   constructor(options: ReadStreamOptions)
-  image: Image | Disk
+  image: Image | Disk | Partition
   path: string | null
   fd: number | null
   flags: OpenFlags
@@ -1194,7 +1200,7 @@ export declare class ReadStream extends Readable {
  */
 export declare class WriteStream extends Writable {
   constructor(options: WriteStreamOptions)
-  image: Image | Disk
+  image: Image | Disk | Partition
   path: string | null
   fd: number | null
   flags: OpenFlags
@@ -1780,4 +1786,223 @@ export interface Disk {
    * the disk ends the iteration with `ERR_VHD_CLOSED`.
    */
   allocatedRanges(): AsyncGenerator<AllocatedRange, void, undefined>
+}
+
+// ---------------------------------------------------------------------------------------
+// Partitions and file systems inside images (lib/partition.js, lib/block-device.js,
+// lib/file-disk.js; docs/partitions.md)
+
+/**
+ * A partition of the table, with the field names and meanings of `partitioninfo`'s
+ * `getPartitions()` (`index`, `offset`, `size`, `type`, and for GPT `guid` and `name`), then
+ * ours.
+ */
+export interface PartitionEntry {
+  /** Its number as Linux counts them: MBR primary 1–4, logical from 5; GPT in entry order from 1. */
+  index: number
+  /** Where it starts on the disk, in bytes. */
+  offset: number
+  /** Its size in bytes. */
+  size: number
+  /**
+   * MBR: the type byte (`0x83`, `0x0c`, `0x05` for an extended partition…). GPT: the type
+   * GUID, upper case as partitioninfo and sfdisk give it (`'0FC63DAF-8483-4772-8E79-3D69D8477DE4'`).
+   */
+  type: number | string
+  /** GPT only: the partition's unique GUID, upper case. */
+  guid?: string
+  /** GPT only: its name (UTF-16 in the table; `''` when it has none). */
+  name?: string
+  /** The type's well-known name, when it has one (`'EFI System'`, `'Linux filesystem'`, `'W95 FAT32 (LBA)'`…). */
+  typeName?: string
+  /** MBR: the boot indicator (0x80). GPT: attribute bit 2 (legacy BIOS bootable). */
+  bootable: boolean
+  /** GPT: the 64 attribute bits (bit 0 required, 2 legacy BIOS bootable, 48–63 the type's own). MBR: 0n. */
+  attributes: bigint
+  /** Its first 512-byte sector. */
+  firstLBA: number
+  /** Its last 512-byte sector (inclusive, as in the GPT). */
+  lastLBA: number
+}
+
+/** Something odd about a table that is still read: a backup GPT used, a partition past the end of the disk, overlaps… */
+export interface PartitionFinding {
+  /** A stable code, e.g. for a program to act on. */
+  code: string
+  message: string
+}
+
+/** What `disk.getPartitions()` resolves to. */
+export interface PartitionTable {
+  /** `'none'`: no MBR signature and no GPT (a file system on the whole disk, or nothing). */
+  type: 'gpt' | 'mbr' | 'none'
+  /** The partitions, by index (for MBR: the primary ones, the extended one among them, then the logical ones). */
+  partitions: PartitionEntry[]
+  findings: PartitionFinding[]
+}
+
+export interface Disk {
+  /**
+   * The partition table (MBR with its extended partition's logical ones, or GPT, whose
+   * checksums are checked, the backup used when the primary is damaged, which a finding
+   * then says). Read off the JavaScript thread; a hostile table gives findings or an error,
+   * never a hang.
+   */
+  getPartitions(): Promise<PartitionTable>
+  getPartitions(callback: (error: VhdError | null, table: PartitionTable) => void): void
+  /**
+   * The partition numbered `index` (as `getPartitions()` numbers them) as a
+   * `VHD.Partition`. An index the table does not have is a RangeError (`ERR_OUT_OF_RANGE`)
+   * that lists those it has.
+   */
+  partition(index: Integer): Promise<Partition>
+  partition(index: Integer, callback: (error: VhdError | null, partition: Partition) => void): void
+  /** The disk as a `blockdevice` module BlockDevice (see `BlockDevice`). */
+  toBlockDevice(): BlockDevice
+  /**
+   * The disk as an instance of the `file-disk` module's `Disk` class (see `FileDiskLike`).
+   * Throws `ERR_VHD_MISSING_PEER` when `file-disk` (an optional peer dependency) is not
+   * installed, and `ERR_VHD_CLOSED` unless the disk is open.
+   */
+  toFileDisk(): FileDiskLike
+}
+
+/**
+ * One partition of a disk (`await disk.partition(index)`): its bytes, with the I/O of a disk,
+ * positions counted from its start. A read past its end is short, as at the end of a disk; a
+ * write or discard past it is a RangeError (`ERR_VHD_OUT_OF_RANGE`) that writes nothing: no
+ * byte outside it changes. Its argument checks are the disk's own. It has no `open` or
+ * `close`: it works while its disk is open (the disk's `close` waits for its operations in
+ * flight; later ones fail with `ERR_VHD_CLOSED`, and work again once the disk is opened
+ * again), and it is read-only when its disk is. A stream of it with `autoClose` closes its
+ * disk. A table entry past the end of the disk gives a view cut at the end of the disk.
+ * `util.inspect` shows `Partition { disk, index, offset, size, type, typeName, name, readOnly }`.
+ */
+export declare class Partition {
+  /** Not constructible: `disk.partition(index)` makes them. */
+  private constructor()
+  /** The disk it is part of. */
+  get disk(): AnyDisk
+  /** Its number (see `PartitionEntry.index`). */
+  get index(): number
+  /** Where it starts on the disk, in bytes. */
+  get offset(): number
+  /** Its size in bytes. */
+  get size(): number
+  /** Its table entry, a fresh copy on every access. */
+  get entry(): PartitionEntry
+  /** Whether its disk is read-only (`undefined` while the disk is not open). */
+  get readOnly(): boolean | undefined
+  /** Whether its disk is open. */
+  get isOpen(): boolean
+
+  read(offset: Integer, length: Integer): Promise<ReadResult>
+  read(offset: Integer, length: Integer, callback: ReadCallback): void
+  write<T extends Bytes>(buffer: T, offset: Integer): Promise<WriteResult<T>>
+  write<T extends Bytes>(buffer: T, offset: Integer, callback: WriteCallback<T>): void
+  readInto<T extends Bytes>(buffer: T, bufferOffset: Integer, length: Integer, position: Integer): Promise<{ bytesRead: number; buffer: T }>
+  readInto<T extends Bytes>(
+    buffer: T,
+    bufferOffset: Integer,
+    length: Integer,
+    position: Integer,
+    callback: (error: VhdError | null, bytesRead: number, buffer: T) => void,
+  ): void
+  readIntoSync(buffer: Bytes, bufferOffset: Integer, length: Integer, position: Integer): number
+  readSync(offset: Integer, length: Integer): ReadResult
+  writeSync<T extends Bytes>(buffer: T, offset: Integer): WriteResult<T>
+  /** The disk's `discard` of a range of the partition (see `Disk.discard`). */
+  discard(offset: Integer, length: Integer): Promise<void>
+  discard(offset: Integer, length: Integer, callback: Callback): void
+  /** The disk's `flush`. */
+  flush(): Promise<void>
+  flush(callback: Callback): void
+  /** A read stream of the partition (`end` exclusive, at most its size). */
+  createReadStream(options?: ReadStreamOptions): ReadStream
+  /** A write stream into the partition; a chunk past its end fails the stream with `ERR_VHD_OUT_OF_RANGE`. */
+  createWriteStream(options?: WriteStreamOptions): WriteStream
+  /** The partition as a `blockdevice` BlockDevice (block 0 its first sector). */
+  toBlockDevice(): BlockDevice
+  /** The partition as a `file-disk` Disk (offset 0 its first byte); see `Disk.toFileDisk`. */
+  toFileDisk(): FileDiskLike
+}
+
+/**
+ * The API of the `blockdevice` npm module (v0.7), so that code written for it, `mbr` and
+ * `gpt` runs on a VHD unchanged. Every method also returns a promise without a callback;
+ * callbacks are called with the device as `this`, as there.
+ */
+export interface BlockDevice {
+  /** 512. */
+  blockSize: number
+  /** The size in bytes (`undefined` once the disk is closed). */
+  readonly size: number | undefined
+  /**
+   * Reads the blocks `[fromLBA, toLBA)` (`toLBA` exclusive) into `buffer` (zeroed first; a
+   * new one without it). As in blockdevice, `fromLBA` defaults to 0, `toLBA` to
+   * `fromLBA + 1`, and the two are swapped when `fromLBA > toLBA`. Short at the end of the
+   * disk (the rest zeros).
+   */
+  readBlocks(fromLBA: Integer, toLBA?: Integer, buffer?: Bytes | null): Promise<{ buffer: Buffer; bytesRead: number }>
+  readBlocks(fromLBA: Integer, toLBA: Integer | undefined, callback: (error: VhdError | null, buffer: Buffer, bytesRead: number) => void): void
+  readBlocks(
+    fromLBA: Integer,
+    toLBA: Integer | undefined,
+    buffer: Bytes | null | undefined,
+    callback: (error: VhdError | null, buffer: Buffer, bytesRead: number) => void,
+  ): void
+  /** Writes `buffer` (a whole number of blocks, else `ERR_INVALID_ARG_VALUE`) from block `fromLBA`. */
+  writeBlocks<T extends Bytes>(fromLBA: Integer, buffer: T): Promise<{ bytesWritten: number; buffer: T }>
+  writeBlocks(fromLBA: Integer, buffer: Bytes, callback: (error: VhdError | null, bytesWritten: number) => void): void
+  /**
+   * blockdevice's `Partition`: the blocks from `firstLBA` up to, not including, `lastLBA`
+   * (as there: `sectors` is `lastLBA - firstLBA`), numbered from `firstLBA`.
+   */
+  partition(options: { firstLBA?: Integer; lastLBA: Integer }): BlockDevicePartition
+}
+
+/** blockdevice's `Partition`: a range of a `BlockDevice`'s blocks. */
+export interface BlockDevicePartition {
+  readonly device: BlockDevice
+  readonly firstLBA: number
+  /** The block after its last one. */
+  readonly lastLBA: number
+  readonly blockSize: number
+  /** `lastLBA - firstLBA`. */
+  readonly sectors: number
+  readonly size: number
+  /** Blocks `[from, to)` counted from `firstLBA`; outside `[firstLBA, lastLBA]` an error (`ERR_VHD_OUT_OF_RANGE`). */
+  readBlocks(from: Integer, to?: Integer, buffer?: Bytes | null): Promise<{ buffer: Buffer; bytesRead: number }>
+  readBlocks(from: Integer, to: Integer | undefined, callback: (error: VhdError | null, buffer: Buffer, bytesRead: number) => void): void
+  readBlocks(
+    from: Integer,
+    to: Integer | undefined,
+    buffer: Bytes | null | undefined,
+    callback: (error: VhdError | null, buffer: Buffer, bytesRead: number) => void,
+  ): void
+  /** A write that does not fit before `lastLBA` is an error (`ERR_VHD_OUT_OF_RANGE`) and writes nothing. */
+  writeBlocks<T extends Bytes>(from: Integer, buffer: T): Promise<{ bytesWritten: number; buffer: T }>
+  writeBlocks(from: Integer, buffer: Bytes, callback: (error: VhdError | null, bytesWritten: number) => void): void
+}
+
+/**
+ * What `toFileDisk()` returns: an instance of `file-disk`'s `Disk` class (a subclass of it;
+ * declared here by its shape, so that these types need no `file-disk` installed). Reads and
+ * writes go through the image's own I/O, `flush` is the image's (durable). `discard` is
+ * file-disk's: recorded in memory, the image unchanged. On a read-only image, `readOnly` and
+ * `recordWrites` are true: writes are kept in memory and read back, never written to the
+ * image (ext2fs writes while it mounts).
+ */
+export interface FileDiskLike {
+  readOnly: boolean
+  recordWrites: boolean
+  recordReads: boolean
+  discardIsZero: boolean
+  capacity: number | null
+  read(buffer: Buffer, bufferOffset: number, length: number, fileOffset: number): Promise<{ bytesRead: number; buffer: Buffer }>
+  write(buffer: Buffer, bufferOffset: number, length: number, fileOffset: number): Promise<{ bytesWritten: number; buffer: Buffer }>
+  flush(): Promise<void>
+  discard(offset: number, length: number): Promise<void>
+  getCapacity(): Promise<number>
+  getStream(position?: number, length?: number | null, highWaterMark?: number): Promise<Readable>
 }

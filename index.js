@@ -19,6 +19,9 @@ const {
 // vhd@0.5.0's image class and streams (lib/image.js, lib/streams.js).
 const { Image } = require('./lib/image.js')
 const { ReadStream, WriteStream } = require('./lib/streams.js')
+// Partition tables, partition views, and the block-device and file-disk views (lib/partition.js
+// gives every disk getPartitions, partition, toBlockDevice and toFileDisk).
+const { Partition } = require('./lib/partition.js')
 // The maintenance operations (lib/ops.js).
 const {
   AbortError, convert, createVhdStream, check, compact, commit, resize, rebase, snapshot, info,
@@ -47,6 +50,7 @@ module.exports = {
   Image,
   ReadStream,
   WriteStream,
+  Partition,
   // The maintenance operations.
   convert,
   createVhdStream,

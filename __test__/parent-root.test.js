@@ -226,6 +226,7 @@ const NOT_OPENING_A_CHAIN = {
   checksum: 'computes over bytes',
   getDiskGeometry: 'computes a geometry',
   AbortError: 'an error class',
+  Partition: 'not constructible: a view of a disk already open (disk.partition(index)), which opened its chain',
 }
 
 describe('parentRoot reaches every JavaScript entry point', () => {
@@ -333,6 +334,7 @@ const CLI = [
   { command: 'info', args: (c, root) => ['info', '--parent-root', root, c.child] },
   { command: 'map', args: (c, root) => ['map', c.child, '--parent-root', root] },
   { command: 'cat', args: (c, root) => ['cat', `--parent-root=${root}`, c.child] },
+  { command: 'partitions', args: (c, root) => ['partitions', '--parent-root', root, c.child] },
   { command: 'convert', args: (c, root) => ['convert', '--to', 'raw', '--parent-root', root, c.child, c.out('flat.raw')] },
   { command: 'check', args: (c, root) => ['check', '--parent-root', root, c.child], refusedStatus: 4 },
   { command: 'check', args: (c, root) => ['check', '--repair', '--parent-root', root, c.child], refusedStatus: 4 },

@@ -413,3 +413,65 @@ async function disposal(): Promise<void> {
   const others: VHD.ErrorCode[] = ['ABORT_ERR', 'ERR_VHD_NATIVE_NOT_FOUND', 'ERR_BUFFER_OUT_OF_BOUNDS', code]
   expectType<VHD.ErrorCode[]>(others)
 }
+
+// Partitions and the views the Node disk tools take (docs/partitions.md).
+async function partitions(): Promise<void> {
+  const disk = await VHD.open('disk.vhd', { readOnly: true })
+  const table = await disk.getPartitions()
+  assertEqual<typeof table.type, 'gpt' | 'mbr' | 'none'>(true)
+  for (const p of table.partitions) {
+    expectType<number>(p.index)
+    expectType<number>(p.offset)
+    expectType<number | string>(p.type)
+    expectType<string | undefined>(p.guid)
+    expectType<bigint>(p.attributes)
+    expectType<number>(p.lastLBA)
+  }
+  expectType<VHD.PartitionFinding[]>(table.findings)
+  disk.getPartitions((error, result) => {
+    expectType<VHD.VhdError | null>(error)
+    expectType<VHD.PartitionTable>(result)
+  })
+
+  const partition = await disk.partition(2)
+  assertEqual<typeof partition, VHD.Partition>(true)
+  disk.partition(1n, (error, p) => expectType<VHD.Partition>(p))
+  expectType<VHD.AnyDisk>(partition.disk)
+  expectType<number>(partition.size)
+  expectType<VHD.PartitionEntry>(partition.entry)
+  expectType<VHD.ReadResult>(await partition.read(0, 512))
+  expectType<number>(partition.readIntoSync(new Uint8Array(8), 0, 8, 0))
+  const bytes = new Uint8Array(4)
+  const written = await partition.write(bytes, 0)
+  assertEqual<typeof written.buffer, typeof bytes>(true)
+  await partition.discard(0, 4096)
+  await partition.flush()
+  expectType<VHD.ReadStream>(partition.createReadStream({ start: 0, end: 1024 }))
+  expectType<VHD.WriteStream>(partition.createWriteStream())
+  // @ts-expect-error: made by disk.partition(index), not constructed
+  new VHD.Partition()
+
+  const device = partition.toBlockDevice()
+  expectType<number>(device.blockSize)
+  const { buffer, bytesRead } = await device.readBlocks(0, 1)
+  expectType<Buffer>(buffer)
+  expectType<number>(bytesRead)
+  device.readBlocks(0, 1, function (error, block, count) {
+    expectType<Buffer>(block)
+    expectType<number>(count)
+  })
+  device.readBlocks(0, 4, Buffer.alloc(2048), (error, block) => expectType<Buffer>(block))
+  expectType<number>((await device.writeBlocks(0, Buffer.alloc(512))).bytesWritten)
+  device.writeBlocks(0, Buffer.alloc(512), (error, count) => expectType<number>(count))
+  const part = disk.toBlockDevice().partition({ firstLBA: 2048, lastLBA: 4096 })
+  expectType<number>(part.sectors)
+  expectType<VHD.BlockDevice>(part.device)
+  await part.readBlocks(0, 8)
+
+  const fileDisk = disk.toFileDisk()
+  expectType<number>(await fileDisk.getCapacity())
+  expectType<{ bytesRead: number; buffer: Buffer }>(await fileDisk.read(Buffer.alloc(512), 0, 512, 0))
+  expectType<boolean>(partition.toFileDisk().recordWrites)
+  const missing: VHD.ErrorCode = 'ERR_VHD_MISSING_PEER'
+  expectType<VHD.ErrorCode>(missing)
+}

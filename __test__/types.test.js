@@ -106,6 +106,8 @@ function sampleInstances(VHD) {
     Header: VHD.Header.parse(new VHD.Header().write()),
     Locator: new VHD.Locator(),
     AbortError: new VHD.AbortError(),
+    // Made by disk.partition(index) only; its fields are symbols, so a bare one has them all.
+    Partition: Object.create(VHD.Partition.prototype),
   }
 }
 

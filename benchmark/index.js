@@ -30,6 +30,11 @@
 // 2040 GiB: compared on raw only). Their sources are made in the scenario and removed
 // after it. At --quick sizes the start of a Node process (~0.05-0.1 s) weighs on them.
 //
+// The partition scenarios (benchmark/partitions.js): a 64 MiB file read by the ext2fs module
+// through partition.toFileDisk() of a dynamic image and of a depth-3 chain against file-disk's
+// FileDisk on the raw disk (≥ 0.8x), and the partition view's sequential and random reads
+// against the disk's own over the same bytes (≥ 0.95x). Left out without sgdisk and mkfs.ext4.
+//
 // Results go to bench-results/<timestamp>.json (git-ignored) and to --out FILE if given,
 // each with an SVG chart of the ratios beside it (<same name>.svg: benchmark/chart.js).
 
@@ -44,6 +49,7 @@ const { pipeline } = require('node:stream/promises')
 const VHD = require('..')
 const VHDJS = require('vhd-js')
 const { writeChart } = require('./chart.js')
+const { partitionScenarios } = require('./partitions.js')
 
 const MiB = 1024 * 1024
 const KiB = 1024
@@ -740,6 +746,8 @@ function scenarios(ctx) {
   }
 
   list.push(...convertScenarios(ctx))
+  // Partitions and file systems inside images (benchmark/partitions.js).
+  list.push(...partitionScenarios(ctx))
   return list
 }
 

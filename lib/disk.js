@@ -40,6 +40,12 @@ const kClose = Symbol('close')
 const kLastBat = Symbol('lastBat')
 const kRead = Symbol('read')
 const kWrite = Symbol('write')
+// What the I/O methods below use of `this`, so that a `VHD.Partition` (lib/partition.js),
+// which gives its own, shares the methods themselves and so their argument checks.
+const kSizeNow = Symbol('sizeNow')
+const kReadSync = Symbol('readSync')
+const kWriteSync = Symbol('writeSync')
+const kDiscard = Symbol('discard')
 
 const identity = (value) => value
 /** @type {Map<number, string>} */
@@ -331,9 +337,7 @@ class Disk {
       callback,
       () => [toIndex(offset, 'offset'), toIndex(length, 'length', bufferConstants.MAX_LENGTH)],
       ([position, length]) => {
-        const life = this[kLife]
-        life.current()
-        const size = /** @type {ImageInfo} */ (life.info).size
+        const size = this[kSizeNow]()
         const buffer = readBuffer(length, position, size)
         return this[kRead](buffer, 0, length, position, (bytesRead) => {
           zeroRest(buffer, bytesRead, position, size)
@@ -374,18 +378,16 @@ class Disk {
   /** `readInto` on the calling thread; returns the number of bytes read. */
   readIntoSync(buffer, bufferOffset, length, position) {
     const [bytes, start, count, at] = readIntoArgs(buffer, bufferOffset, length, position)
-    return native.handleReadSync(this[kLife].io(), bytes, start, count, at)
+    return this[kReadSync](bytes, start, count, at)
   }
 
   readSync(offset, length) {
     if (ArrayBuffer.isView(offset)) throw fsStyleError(FS_STYLE_READ_SYNC)
     const position = toIndex(offset, 'offset')
     length = toIndex(length, 'length', bufferConstants.MAX_LENGTH)
-    const life = this[kLife]
-    const handle = life.io()
-    const size = /** @type {ImageInfo} */ (life.info).size
+    const size = this[kSizeNow]()
     const buffer = readBuffer(length, position, size)
-    const bytesRead = native.handleReadSync(handle, buffer, 0, length, position)
+    const bytesRead = this[kReadSync](buffer, 0, length, position)
     zeroRest(buffer, bytesRead, position, size)
     return { bytesRead, buffer }
   }
@@ -396,11 +398,53 @@ class Disk {
     if (arguments.length > 2) throw fsStyleError(FS_STYLE_WRITE_SYNC)
     const bytes = toBytes(buffer)
     const position = toIndex(offset, 'offset')
+    const bytesWritten = this[kWriteSync](bytes, position)
+    return { bytesWritten, buffer }
+  }
+
+  /** The size of the virtual disk; throws ERR_VHD_CLOSED unless open. */
+  [kSizeNow]() {
+    const life = this[kLife]
+    life.current()
+    return /** @type {ImageInfo} */ (life.info).size
+  }
+
+  /**
+   * The native read into `bytes[start..start + count]` from `position` on the calling thread, of
+   * checked arguments; returns bytesRead. Throws ERR_VHD_CLOSED unless open.
+   * @param {Uint8Array} bytes
+   * @param {number} start
+   * @param {number} count
+   * @param {number} position
+   * @returns {number}
+   */
+  [kReadSync](bytes, start, count, position) {
+    return native.handleReadSync(this[kLife].io(), bytes, start, count, position)
+  }
+
+  /**
+   * The native write of all of `bytes` at `position` on the calling thread; returns
+   * bytesWritten. Throws ERR_VHD_CLOSED unless open.
+   * @param {Uint8Array} bytes
+   * @param {number} position
+   * @returns {number}
+   */
+  [kWriteSync](bytes, position) {
     const life = this[kLife]
     const handle = life.io()
     life.changes++
-    const bytesWritten = native.handleWriteSync(handle, bytes, 0, bytes.length, position)
-    return { bytesWritten, buffer }
+    return native.handleWriteSync(handle, bytes, 0, bytes.length, position)
+  }
+
+  /**
+   * The native discard of `count` bytes at `position`, tracked. Throws ERR_VHD_CLOSED unless open.
+   * @param {number} position
+   * @param {number} count
+   * @returns {Promise<void>}
+   */
+  [kDiscard](position, count) {
+    const life = this[kLife]
+    return life.track(life.current().discard(position, count), noArgs, true)
   }
 
   /**
@@ -449,10 +493,7 @@ class Disk {
     return call(
       callback,
       () => [toIndex(offset, 'offset'), toIndex(length, 'length')],
-      ([position, count]) => {
-        const life = this[kLife]
-        return life.track(life.current().discard(position, count), noArgs, true)
-      },
+      ([position, count]) => this[kDiscard](position, count),
       none,
     )
   }
@@ -617,7 +658,7 @@ function create(path, options, callback) {
 }
 
 /** For lib/ops.js (and the tests): wrap a native image opened elsewhere. */
-const internal = { wrap, summary, kReadInto, kWriteFrom, kWhenOpen }
+const internal = { wrap, summary, kReadInto, kWriteFrom, kWhenOpen, readBuffer, zeroRest }
 
 module.exports = {
   Disk,
@@ -638,4 +679,9 @@ module.exports = {
   kClose,
   kRead,
   kWrite,
+  // For lib/partition.js: what a partition gives the I/O methods it shares with the disk.
+  kSizeNow,
+  kReadSync,
+  kWriteSync,
+  kDiscard,
 }

@@ -11,6 +11,11 @@
 const kReadInto = Symbol('readInto')
 const kWriteFrom = Symbol('writeFrom')
 const kWhenOpen = Symbol('whenOpen')
+/**
+ * What a stream closes when it closes its image (`autoClose`, `stream.close()`): absent, the
+ * image itself; a `VHD.Partition` names its disk (it has no `close` of its own).
+ */
+const kCloser = Symbol('closer')
 
 const inspectCustom = Symbol.for('nodejs.util.inspect.custom')
 
@@ -55,4 +60,4 @@ function inspectAs(object, summary, depth, options, inspect) {
   return `${name} ${inspect(summary, nested)}`
 }
 
-module.exports = { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs, disposable }
+module.exports = { kReadInto, kWriteFrom, kWhenOpen, kCloser, inspectCustom, inspectAs, disposable }

@@ -24,7 +24,7 @@ const {
   toIndex,
   toOptionsObject,
 } = require('./args.js')
-const { kReadInto, kWriteFrom, kWhenOpen } = require('./protocol.js')
+const { kReadInto, kWriteFrom, kWhenOpen, kCloser } = require('./protocol.js')
 const { Disk } = require('./disk.js')
 const { Image } = require('./image.js')
 
@@ -59,8 +59,8 @@ function commonOptions(options, defaultFlags) {
   if (owned) {
     // `new VHD.Image` checks path, fd, flags, mode and the open options.
     image = new Image({ ...options, flags: options.flags ?? defaultFlags })
-  } else if (!(image instanceof Image) && !(image instanceof Disk)) {
-    throw invalidArgType('options.image', 'an instance of VHD.Image, VHD.Fixed, VHD.Dynamic or VHD.Differencing', image)
+  } else if (!(image instanceof Image) && !(image instanceof Disk) && !(typeof image === 'object' && image[kCloser] instanceof Disk)) {
+    throw invalidArgType('options.image', 'an instance of VHD.Image, VHD.Fixed, VHD.Dynamic, VHD.Differencing or VHD.Partition', image)
   }
   const start = options.start === undefined || options.start === null ? 0 : toIndex(options.start, 'options.start')
   let highWaterMark = DEFAULT_HIGH_WATER_MARK
@@ -89,11 +89,16 @@ function emitOpen(stream) {
   stream.emit('ready')
 }
 
+/** Closes what a stream reads or writes: the image, or a partition's disk. */
+function closeImage(image) {
+  return (image[kCloser] ?? image).close()
+}
+
 /** `_destroy`: closes the image when the stream should, then reports. */
 function destroyStream(stream, error, callback) {
   const close = stream[kCloseImage] || stream.autoClose
   if (!close) return callback(error)
-  stream.image.close().then(
+  closeImage(stream.image).then(
     () => callback(error),
     (closeError) => {
       // Already closed (or never opened): nothing to close.
@@ -120,7 +125,7 @@ function closeStream(stream, callback, end) {
   }
   // Destroyed already, the image left open: close it now.
   const done = (error) => callback && callback(error)
-  const closing = stream.image.close()
+  const closing = closeImage(stream.image)
   closing.then(
     () => done(null),
     (error) => done(error.code === 'ERR_VHD_CLOSED' ? null : error),
@@ -408,4 +413,4 @@ for (const Class of [Disk, Image]) {
   }
 }
 
-module.exports = { ReadStream, WriteStream, DEFAULT_HIGH_WATER_MARK }
+module.exports = { ReadStream, WriteStream, DEFAULT_HIGH_WATER_MARK, factories }

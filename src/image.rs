@@ -12,6 +12,7 @@ use crate::options::{integer, io_range, non_negative_i32};
 use crate::task::Job;
 use crate::types::AllocatedRangeInfo;
 use crate::types::ImageInfo;
+use crate::types::PartitionTableInfo;
 use crate::types::{CreateArgs, OpenArgs};
 use napi::bindgen_prelude::{AsyncTask, Buffer, External, Uint8ArraySlice};
 use napi::Env;
@@ -524,6 +525,13 @@ fn allocated_ranges_work(image: &mut Shared) -> Result<Vec<AllocatedRangeInfo>, 
     Ok(ranges.into_iter().map(AllocatedRangeInfo::from).collect())
 }
 
+fn partitions_work(image: &mut Shared) -> Result<PartitionTableInfo, Failure> {
+    let table = with_image(image, |image| {
+        Ok(vhd_core::partition::read_partition_table(image)?)
+    })?;
+    Ok(table.into())
+}
+
 /// Ranges a batch of [`RangeWalk::next`] holds at least (unless the disk ends first); at
 /// most this plus one window's ([`vhd_core::ops::RangeCursor::MAX_HELD`]).
 const RANGE_BATCH: usize = 4096;
@@ -601,6 +609,14 @@ impl NativeImage {
     #[napi(ts_return_type = "Promise<AllocatedRangeInfo[]>")]
     pub fn allocated_ranges(&self) -> AsyncTask<Job<Shared, Vec<AllocatedRangeInfo>>> {
         AsyncTask::new(Job::new(self.image.clone(), allocated_ranges_work))
+    }
+
+    /// The partition table of the virtual disk (MBR with its logical partitions, or GPT),
+    /// read on the thread pool under the read lock: what can be believed of a damaged
+    /// table, with findings for the rest.
+    #[napi(ts_return_type = "Promise<PartitionTableInfo>")]
+    pub fn partitions(&self) -> AsyncTask<Job<Shared, PartitionTableInfo>> {
+        AsyncTask::new(Job::new(self.image.clone(), partitions_work))
     }
 
     /// A walk over the same ranges, fetched in batches (`RangeWalk::next`), with memory

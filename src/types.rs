@@ -5,7 +5,7 @@
 //! 64-bit fields: see the crate documentation (`src/lib.rs`) for the one rule every
 //! object here follows.
 
-use napi::bindgen_prelude::{BigInt, Buffer, Utf16String};
+use napi::bindgen_prelude::{BigInt, Buffer, Either, Utf16String};
 use napi_derive::napi;
 
 // ---------------------------------------------------------------------------------------
@@ -362,4 +362,91 @@ pub struct AllocatedRangeInfo {
     pub depth: u32,
     /// Where the data starts in that image's file, when the run is contiguous there.
     pub file_offset: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Partition tables (src/image.rs)
+
+/// One partition, with the field names of `partitioninfo`'s `getPartitions()` and more.
+#[napi(object)]
+pub struct PartitionInfo {
+    /// Linux's number: MBR primaries 1–4, logical partitions from 5, GPT entry slot + 1.
+    pub index: u32,
+    /// Start in the virtual disk, in bytes.
+    pub offset: f64,
+    /// Length in bytes.
+    pub size: f64,
+    /// The MBR type byte, or the GPT type GUID as a lower-case string.
+    #[napi(js_name = "type")]
+    pub kind: Either<u32, String>,
+    /// The type's well-known name ("Linux filesystem", "EFI System"...).
+    pub type_name: Option<String>,
+    /// GPT: the partition's unique GUID, lower case.
+    pub guid: Option<String>,
+    /// GPT: the partition's name.
+    pub name: Option<String>,
+    /// MBR: boot indicator 0x80; GPT: attribute bit 2 (legacy BIOS bootable).
+    pub bootable: bool,
+    /// GPT: the attribute bits (0n for MBR).
+    pub attributes: BigInt,
+    /// First sector (512 bytes each).
+    #[napi(js_name = "firstLBA")]
+    pub first_lba: f64,
+    /// Last sector, inclusive.
+    #[napi(js_name = "lastLBA")]
+    pub last_lba: f64,
+}
+
+/// Something damaged or doubtful about a partition table, not fatal.
+#[napi(object)]
+pub struct PartitionTableFinding {
+    /// A stable code: 'gpt-primary-damaged', 'partition-past-end', 'ebr-loop'...
+    pub code: String,
+    pub message: String,
+}
+
+/// The partition table of a disk.
+#[napi(object)]
+pub struct PartitionTableInfo {
+    #[napi(js_name = "type", ts_type = "'gpt' | 'mbr' | 'none'")]
+    pub kind: String,
+    pub partitions: Vec<PartitionInfo>,
+    pub findings: Vec<PartitionTableFinding>,
+}
+
+impl From<vhd_core::partition::PartitionTable> for PartitionTableInfo {
+    fn from(table: vhd_core::partition::PartitionTable) -> PartitionTableInfo {
+        use vhd_core::partition::PartitionType;
+        PartitionTableInfo {
+            kind: table.kind.name().to_string(),
+            partitions: table
+                .partitions
+                .into_iter()
+                .map(|p| PartitionInfo {
+                    index: p.index,
+                    offset: p.offset as f64,
+                    size: p.size as f64,
+                    kind: match p.kind {
+                        PartitionType::Mbr(byte) => Either::A(u32::from(byte)),
+                        PartitionType::Gpt(guid) => Either::B(guid.to_string()),
+                    },
+                    type_name: p.type_name.map(str::to_string),
+                    guid: p.guid.map(|g| g.to_string()),
+                    name: p.name,
+                    bootable: p.bootable,
+                    attributes: BigInt::from(p.attributes),
+                    first_lba: p.first_lba as f64,
+                    last_lba: p.last_lba as f64,
+                })
+                .collect(),
+            findings: table
+                .findings
+                .into_iter()
+                .map(|f| PartitionTableFinding {
+                    code: f.code().to_string(),
+                    message: f.message,
+                })
+                .collect(),
+        }
+    }
 }

@@ -89,6 +89,16 @@ pub struct BackingArgs {
     pub backing_format: Option<String>,
 }
 
+/// `--partition N` of `cat`, `map` and `convert`: one partition of the disk instead of the
+/// whole disk.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PartitionArgs {
+    /// Only partition N of the disk, by its number in 'vhd partitions' (MBR: 1-4 primary,
+    /// 5 and up logical; GPT: the entry's slot)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub partition: Option<u32>,
+}
+
 /// `--json`, and qemu-img's `--output=json` / `--output json`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OutputArgs {
@@ -180,6 +190,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "create",
     "convert",
     "map",
+    "partitions",
     "check",
     "compact",
     "resize",

@@ -35,6 +35,7 @@ pub mod names;
 mod new_file;
 pub mod ops;
 pub mod parent_locator;
+pub mod partition;
 pub mod sector_bitmap;
 pub mod sniff;
 pub mod storage;

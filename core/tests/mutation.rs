@@ -11,6 +11,12 @@
 //! the last block, with the footer or a parent locator's data in the rest of its last
 //! sector) are also written: the footer and the locators survive every write.
 //!
+//! Partition tables inside the disk (GPT with 128- and 256-byte entries, an MBR with a
+//! chain of EBRs) get 7,500 seeded mutations of their own: bit flips, random bytes, fields
+//! set to edge values (with the CRCs fixed after the damage more often than not), EBR links
+//! pointed at each other, the disk cut or grown; every table reads in bounded time and
+//! memory, keeps its promises (`check_table`), and reads the same through a dynamic VHD.
+//!
 //! Also: [`OpenOptions::parent_root`] keeps parents that a child names outside a folder
 //! unopened, and the inputs the fuzzer (`fuzz/`) found stay fixed.
 //!
@@ -1573,4 +1579,271 @@ fn fuzz_regressions() -> Vec<(&'static str, Vec<u8>)> {
         ],
     );
     vec![("locator data past u64::MAX", locator_overflow)]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partition tables inside the disk (issue 16)
+
+/// A disk with a partition table, and the byte ranges and fields of its structures.
+struct TableBase {
+    label: &'static str,
+    disk: Vec<u8>,
+    regions: Vec<(&'static str, Range<usize>)>,
+    /// (offset, width in bytes) of little-endian fields worth setting to edge values.
+    fields: Vec<(usize, usize)>,
+    /// Sectors of GPT headers, whose CRCs a mutation may fix after the damage.
+    gpt_headers: Vec<usize>,
+    /// Sectors of EBRs, whose links a mutation may point at each other.
+    ebrs: Vec<usize>,
+}
+
+fn gpt_base(label: &'static str, gpt: &partition_tables::Gpt) -> TableBase {
+    use partition_tables::*;
+    let sectors = SECTORS;
+    let disk = gpt_disk(sectors, gpt);
+    let array = gpt.array_sectors() as usize * SECTOR;
+    let last = (sectors as usize - 1) * SECTOR;
+    let mut fields = Vec::new();
+    for header in [SECTOR, last] {
+        for (at, width) in [
+            (12, 4),
+            (24, 8),
+            (32, 8),
+            (40, 8),
+            (48, 8),
+            (72, 8),
+            (80, 4),
+            (84, 4),
+        ] {
+            fields.push((header + at, width));
+        }
+    }
+    for slot in 0..gpt.partitions.len() + 1 {
+        let entry = 2 * SECTOR + slot * gpt.entry_size as usize;
+        fields.extend([(entry + 32, 8), (entry + 40, 8), (entry, 4)]);
+    }
+    fields.extend([(446 + 8, 4), (446 + 12, 4)]);
+    TableBase {
+        label,
+        regions: vec![
+            ("protective MBR", 0..SECTOR),
+            ("primary header", SECTOR..2 * SECTOR),
+            ("primary array", 2 * SECTOR..2 * SECTOR + array),
+            ("backup array", last - array..last),
+            ("backup header", last..last + SECTOR),
+        ],
+        fields,
+        gpt_headers: vec![1, sectors as usize - 1],
+        ebrs: Vec::new(),
+        disk,
+    }
+}
+
+fn mbr_base() -> TableBase {
+    use partition_tables::*;
+    let links = 6u32;
+    let mut disk = mbr_with_extended(8192 + 16 * u64::from(links) + 64);
+    for n in 0..links {
+        ebr(&mut disk, n, (n + 1 < links).then_some(n + 1));
+    }
+    let ebrs: Vec<usize> = (0..links as usize).map(|n| 8192 + 16 * n).collect();
+    let mut regions = vec![("MBR", 0..SECTOR)];
+    let mut fields = Vec::new();
+    for sector in std::iter::once(0).chain(ebrs.iter().copied()) {
+        regions.push(("EBR", sector * SECTOR..(sector + 1) * SECTOR));
+        for slot in 0..4 {
+            let entry = sector * SECTOR + 446 + slot * 16;
+            fields.extend([(entry, 1), (entry + 4, 1), (entry + 8, 4), (entry + 12, 4)]);
+        }
+    }
+    TableBase {
+        label: "MBR with an EBR chain",
+        disk,
+        regions,
+        fields,
+        gpt_headers: Vec::new(),
+        ebrs,
+    }
+}
+
+fn table_edge_value(rng: &mut Rng, sectors: u64, old: u64) -> u64 {
+    match rng.below(12) {
+        0 => 0,
+        1 => 1,
+        2 => u64::from(u32::MAX),
+        3 => u64::MAX,
+        4 => sectors - 1,
+        5 => sectors,
+        6 => sectors + 1,
+        7 => 1 << rng.below(64),
+        8 => old.wrapping_add(1),
+        9 => old.wrapping_sub(1),
+        10 => 128 << rng.below(8),
+        _ => rng.next_u64() >> rng.below(64),
+    }
+}
+
+/// One damage to `disk`, described.
+fn mutate_table(base: &TableBase, disk: &mut Vec<u8>, rng: &mut Rng) -> String {
+    let sectors = disk.len() as u64 / 512;
+    if disk.len() < base.disk.len() {
+        // Cut short by an earlier mutation: the structures may be gone.
+        return "nothing more (the disk was cut short)".into();
+    }
+    match rng.below(10) {
+        0..=2 => {
+            let (name, range) = &base.regions[rng.below(base.regions.len() as u64) as usize];
+            let at = range.start + rng.below(range.len() as u64) as usize;
+            let bit = rng.below(8);
+            disk[at] ^= 1 << bit;
+            format!("flip bit {bit} of byte {at} ({name})")
+        }
+        3 => {
+            let (name, range) = &base.regions[rng.below(base.regions.len() as u64) as usize];
+            let len = rng.range(1, 16) as usize;
+            let at = range.start + rng.below(range.len() as u64) as usize;
+            let end = (at + len).min(disk.len());
+            rng.fill(&mut disk[at..end]);
+            format!("random bytes {at}..{end} ({name})")
+        }
+        4..=7 => {
+            let (at, width) = base.fields[rng.below(base.fields.len() as u64) as usize];
+            let mut old = [0u8; 8];
+            old[..width].copy_from_slice(&disk[at..at + width]);
+            let value = table_edge_value(rng, sectors, u64::from_le_bytes(old));
+            disk[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            format!("field at {at} ({width} bytes) = {value:#x}")
+        }
+        8 if !base.ebrs.is_empty() => {
+            let from = base.ebrs[rng.below(base.ebrs.len() as u64) as usize];
+            let to = base.ebrs[rng.below(base.ebrs.len() as u64) as usize];
+            let link = (to - 8192) as u32;
+            partition_tables::mbr_entry(disk, from, 1, 0x05, link, 16);
+            format!("EBR at sector {from} links to sector {to}")
+        }
+        _ => {
+            let new_sectors = rng.range(0, sectors + 64) as usize;
+            disk.resize(new_sectors * 512, 0);
+            format!("disk resized to {new_sectors} sectors")
+        }
+    }
+}
+
+#[test]
+fn mutated_partition_tables() {
+    use partition_tables::*;
+    use vhd_core::partition::read_partition_table;
+    let bases = [
+        gpt_base("GPT", &Gpt::usual(&[(40, 99), (100, 1999), (2000, 4000)])),
+        gpt_base(
+            "GPT with 16 entries of 256 bytes",
+            &Gpt {
+                entry_count: 16,
+                entry_size: 256,
+                partitions: vec![(40, 99), (100, 4000)],
+            },
+        ),
+        mbr_base(),
+    ];
+    // Some cases are read through a dynamic VHD as well: the same table must come out.
+    let folder = TempDir::new("mutated-partition-tables");
+    let mut failures = Vec::new();
+    for base in &bases {
+        let mut rng = Rng::new(base.label);
+        let vhd_path = folder.join("table.vhd");
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        for index in 0..2500u64 {
+            let case_seed = rng.next_u64();
+            let mut case_rng = Rng::from_seed(case_seed);
+            let mut disk = base.disk.clone();
+            let mut done = Vec::new();
+            for _ in 0..case_rng.range(1, 4) {
+                done.push(mutate_table(base, &mut disk, &mut case_rng));
+            }
+            if case_rng.chance(60) {
+                for &sector in &base.gpt_headers {
+                    if (sector + 1) * SECTOR <= disk.len() {
+                        fix_gpt_crcs(&mut disk, sector);
+                    }
+                }
+                done.push("GPT CRCs fixed".into());
+            }
+            let through_vhd = index % 100 == 0 && disk.len() >= 512;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let memory = MemoryDisk(disk.clone());
+                let started = Instant::now();
+                let (table, largest) = largest_allocation(|| read_partition_table(&memory));
+                let table = table.expect("a disk in memory reads");
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "took {:?}",
+                    started.elapsed()
+                );
+                assert!(
+                    largest <= disk.len() + 256 * KIB as usize,
+                    "an allocation of {largest} bytes for a {}-byte disk",
+                    disk.len()
+                );
+                check_table(&memory, &table);
+                if through_vhd {
+                    let size = disk.len() as u64;
+                    let mut image = create(
+                        &vhd_path,
+                        &CreateOptions {
+                            overwrite: true,
+                            block_size: 64 * KIB as u32,
+                            ..CreateOptions::new(DiskType::Dynamic, size)
+                        },
+                    )
+                    .unwrap();
+                    image.write_at(&disk, 0).unwrap();
+                    image.flush().unwrap();
+                    drop(image);
+                    let image = Image::open(&vhd_path, &read_only()).unwrap();
+                    assert_eq!(read_partition_table(&image).unwrap(), table);
+                }
+                table
+            }));
+            match outcome {
+                Ok(table) => {
+                    let key = format!(
+                        "{} {}",
+                        table.kind.name(),
+                        table.findings.first().map_or("clean", |f| f.code())
+                    );
+                    *kinds.entry(key).or_default() += 1;
+                }
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    failures.push(format!(
+                        "{} case {index} (case seed {case_seed:#x}): {message}\n    mutations: {}",
+                        base.label,
+                        done.join("; ")
+                    ));
+                }
+            }
+            if failures.len() >= 10 {
+                break;
+            }
+        }
+        eprintln!("{}: {kinds:?}", base.label);
+        // The damage must get past the checks often enough: tables still read, some
+        // with findings.
+        let read_as_base = kinds
+            .iter()
+            .filter(|(k, _)| !k.starts_with("none"))
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        assert!(read_as_base >= 1000, "{}: {kinds:?}", base.label);
+        assert!(
+            kinds.keys().filter(|k| !k.ends_with("clean")).count() >= 3,
+            "{}: {kinds:?}",
+            base.label
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

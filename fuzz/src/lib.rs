@@ -7,6 +7,8 @@
 mod parents;
 #[cfg(unix)]
 pub use parents::search_parents;
+/// Partition tables read from arbitrary disks: see [`read_partition_table`].
+pub mod partitions;
 /// The repair property: one home in the tests' kit, which `cargo test` runs bounded.
 pub use vhd_testkit::repair_property as repair;
 

@@ -51,6 +51,7 @@ impl ConvertArgs {
             unique_id,
             timestamp,
             open: open_options(&self.open)?,
+            partition: None,
         })
     }
 }

@@ -21,6 +21,7 @@ mod corpus;
 mod format;
 mod images;
 mod oracles;
+pub mod partition_tables;
 pub mod repair_property;
 mod rng;
 mod skip;

@@ -1,7 +1,7 @@
 //! `vhd convert`: raw or any VHD (chains flattened) into raw, fixed or dynamic.
 
 use super::{block_size_argument, COMMAND_HELP};
-use crate::args::{vpc_options, ChainArgs};
+use crate::args::{vpc_options, ChainArgs, PartitionArgs};
 use crate::progress::{self, ProgressArgs};
 use crate::size::size_with_bytes;
 use crate::terminal::safe;
@@ -29,7 +29,13 @@ DST is a dynamic VHD (all-zero blocks left unallocated) unless --to says raw or 
 An existing DST is refused unless --overwrite is given. A file DST is written beside it
 and renamed into place at the end; a block device DST (/dev/sdX) is written in place
 from its start, as qemu-img does, and must hold the whole output. A directory, FIFO,
-socket or character device (such as /dev/null) is refused.";
+socket or character device (such as /dev/null) is refused.
+
+--partition N converts only partition N of SRC's partition table (MBR or GPT, as 'vhd
+partitions' numbers them): the usual way to get a file-system image out of a disk image
+('vhd convert --partition 2 --to raw disk.vhd root.ext4'). An extended partition, a
+partition that runs past the end of the disk, or a number the table does not have is
+refused, nothing written.";
 
 /// `vhd convert`.
 #[derive(clap::Args, Debug)]
@@ -37,7 +43,7 @@ socket or character device (such as /dev/null) is refused.";
     about = "convert a raw disk or a VHD (a chain is flattened) into a new image",
     before_help = DESCRIPTION,
     help_template = COMMAND_HELP,
-    override_usage = "vhd convert [--to raw|fixed|dynamic | -O raw|vpc [-o subformat=fixed|dynamic]] [--from auto|raw|vhd | -f FMT] [--azure] [-p] [-q] [--parent-root DIR] SRC DST"
+    override_usage = "vhd convert [--to raw|fixed|dynamic | -O raw|vpc [-o subformat=fixed|dynamic]] [--from auto|raw|vhd | -f FMT] [--azure] [--partition N] [-p] [-q] [--parent-root DIR] SRC DST"
 )]
 pub struct ConvertArgs {
     /// The disk to read: a VHD (of any type) or a raw disk image
@@ -72,6 +78,8 @@ pub struct ConvertArgs {
     /// Replace DST if it exists
     #[arg(long)]
     overwrite: bool,
+    #[command(flatten)]
+    partition: PartitionArgs,
     #[command(flatten)]
     progress: ProgressArgs,
     #[command(flatten)]
@@ -150,6 +158,7 @@ pub fn run(args: &ConvertArgs, io: &mut Io) -> Result<i32, CliError> {
         block_size,
         overwrite: args.overwrite,
         open: args.chain.open_options(),
+        partition: args.partition.partition,
         ..ConvertOptions::new(to)
     };
     let (source, destination) = (source.as_path(), destination.as_path());

@@ -1,7 +1,7 @@
 //! `vhd map`: which parts of the virtual disk hold data, and where, like `qemu-img map`.
 
 use super::{Target, COMMAND_HELP};
-use crate::args::OutputArgs;
+use crate::args::{OutputArgs, PartitionArgs};
 use crate::json::{Json, JsonText};
 use crate::terminal::safe;
 use crate::{CliError, Io};
@@ -29,7 +29,12 @@ that the picture fits the terminal's width and at most 16 rows), shaded by the l
 the chain that holds its data (the image itself, its parent, its grandparent...) or
 blank where the disk reads as zeros; a legend says how many bytes a cell stands for and
 what each shade means. In colour when stdout is a terminal (and NO_COLOR is not set),
-in plain characters otherwise.";
+in plain characters otherwise.
+
+--partition N maps only partition N of the disk's partition table (as 'vhd partitions'
+numbers them), with offsets from the partition's start: the map of the file that
+'vhd convert --partition N' would write (file offsets still say where the data lies in
+the image's files).";
 
 /// `vhd map`.
 #[derive(clap::Args, Debug)]
@@ -37,14 +42,16 @@ in plain characters otherwise.";
     about = "show which ranges of the disk hold data, and in which file",
     before_help = DESCRIPTION,
     help_template = COMMAND_HELP,
-    override_usage = "vhd map [--json | --output=json | --picture] [-U] [--parent-root DIR] FILE"
+    override_usage = "vhd map [--json | --output=json | --picture] [--partition N] [-U] [--parent-root DIR] FILE"
 )]
 pub struct MapArgs {
     #[command(flatten)]
     target: Target,
     /// Draw the disk as a block map, shaded by the level of the chain holding each block
-    #[arg(long, conflicts_with_all = ["json", "output"])]
+    #[arg(long, conflicts_with_all = ["json", "output", "partition"])]
     picture: bool,
+    #[command(flatten)]
+    partition: PartitionArgs,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -59,17 +66,53 @@ pub fn run(args: &MapArgs, io: &mut Io) -> Result<i32, CliError> {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    // The part of the disk mapped: the whole of it, or one partition.
+    let (start, size) = match args.partition.partition {
+        None => (0, image.size()),
+        Some(index) => {
+            let p = vhd_core::partition::find_partition(&image, index, &args.target.file)?;
+            (p.offset, p.size)
+        }
+    };
     // Written as the ranges are found, a window of the disk at a time: a crafted image can
     // hold millions of them, which are never all in memory (nor all of the output).
-    let ranges = allocated_ranges_iter(&image);
+    let ranges = within(allocated_ranges_iter(&image), start, size);
     let mut out = BufWriter::new(&mut *io.stdout);
     if args.output.json() {
-        write_json(&mut out, covering(ranges, image.size()), chain.len())?;
+        write_json(&mut out, covering(ranges, size), chain.len())?;
     } else {
         write_text(&mut out, ranges, &chain)?;
     }
     out.flush()?;
     Ok(0)
+}
+
+/// The parts of `ranges` inside the `size` bytes at `start`, with offsets from `start`
+/// (file offsets moved along); the walk stops at the end of that part.
+fn within(
+    ranges: impl Iterator<Item = vhd_core::Result<AllocatedRange>>,
+    start: u64,
+    size: u64,
+) -> impl Iterator<Item = vhd_core::Result<AllocatedRange>> {
+    let end = start + size;
+    ranges
+        .take_while(move |range| range.as_ref().map_or(true, |r| r.offset < end))
+        .filter_map(move |range| {
+            let range = match range {
+                Ok(range) => range,
+                Err(error) => return Some(Err(error)),
+            };
+            let from = range.offset.max(start);
+            let to = (range.offset + range.length).min(end);
+            (from < to).then(|| {
+                Ok(AllocatedRange {
+                    offset: from - start,
+                    length: to - from,
+                    depth: range.depth,
+                    file_offset: range.file_offset.map(|f| f + (from - range.offset)),
+                })
+            })
+        })
 }
 
 /// `qemu-img map`'s table: `%#-16x` columns, 0 printed as `0`.

@@ -8,6 +8,7 @@ mod create;
 mod info;
 mod maintenance;
 mod map;
+mod partitions;
 
 use crate::args::{usage_error, ChainArgs, FormatArgs};
 use crate::{CliError, Io};
@@ -37,6 +38,9 @@ Command parameters:
   FILE, SRC, DST  image files; SRC may also be a raw disk image
   SIZE            a size in bytes, optionally with a suffix K, M, G or T (powers of 1024,
                   any case, an optional trailing B or iB: 64M, 10G, 512)
+  N               --partition N, taken by cat, map and convert: a partition's number as
+                  'vhd partitions FILE' lists it (MBR: 1-4 primary, 5 and up logical; GPT:
+                  the entry's slot); the command then reads that partition only
   DIR             --parent-root DIR, taken by every command that opens an image: a parent
                   that an image's locators (or parent name) point to, at any level of the
                   chain, is used only if it lies inside the folder DIR (links and .. resolved);
@@ -76,6 +80,7 @@ enum Command {
     Create(create::CreateArgs),
     Convert(convert::ConvertArgs),
     Map(map::MapArgs),
+    Partitions(partitions::PartitionsArgs),
     Check(check::CheckArgs),
     Compact(maintenance::CompactArgs),
     Resize(maintenance::ResizeArgs),
@@ -118,6 +123,7 @@ pub fn dispatch(args: &[String], io: &mut Io) -> Result<i32, CliError> {
         Command::Create(args) => create::run(&args, io),
         Command::Convert(args) => convert::run(&args, io),
         Command::Map(args) => map::run(&args, io),
+        Command::Partitions(args) => partitions::run(&args, io),
         Command::Check(args) => check::run(&args, io),
         Command::Compact(args) => maintenance::compact(&args, io),
         Command::Resize(args) => maintenance::resize(&args, io),

@@ -120,6 +120,35 @@ pub trait VirtualDisk {
     }
 }
 
+/// A boxed disk is a disk (a conversion's [`Source`](crate::ops::Source), say): every call
+/// goes to the disk in the box, so what it knows of its holes is kept.
+impl<T: VirtualDisk + ?Sized> VirtualDisk for Box<T> {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        (**self).read_at(buf, offset)
+    }
+    fn read_at_now(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
+        (**self).read_at_now(buf, offset)
+    }
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
+        (**self).write_at(buf, offset)
+    }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
+    }
+    fn reads_without_io(&self, offset: u64, length: u64) -> bool {
+        (**self).reads_without_io(offset, length)
+    }
+    fn next_data(&self, offset: u64) -> Result<Option<std::ops::Range<u64>>> {
+        (**self).next_data(offset)
+    }
+    fn discard(&mut self, offset: u64, length: u64) -> Result<()> {
+        (**self).discard(offset, length)
+    }
+}
+
 /// How to open an image.
 ///
 /// `OpenOptions::default()` opens read-write, verifies checksums, finds parents through the

@@ -6,7 +6,7 @@
 //! conversion leaves no partial output and never touches an existing destination. The one exception is a
 //! destination that is a block device, which is written in place (see [`Output`]).
 
-use super::source::{open_source_chain, SourceDetection};
+use super::source::{open_source_chain, restrict_to_partition, SourceDetection};
 use super::vhd_stream::{
     output_size, read_disk, reads_as_zeros, scan_blocks, DataCursor, DynamicLayout, Layout, CHUNK,
 };
@@ -94,6 +94,10 @@ pub struct ConvertOptions {
     /// How to open a VHD source (its parents, checksums, locking); it is always opened
     /// read-only.
     pub open: OpenOptions,
+    /// Convert only this partition of the source (its number in the source's partition
+    /// table, as [`crate::partition`] reads it): the usual way to get a file-system image
+    /// out of a disk image. `None`: the whole disk.
+    pub partition: Option<u32>,
 }
 
 impl ConvertOptions {
@@ -108,6 +112,7 @@ impl ConvertOptions {
             unique_id: None,
             timestamp: None,
             open: OpenOptions::default(),
+            partition: None,
         }
     }
 
@@ -191,6 +196,7 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     options.validate()?;
     let (disk, detection, chain) = open_source_chain(source, options.source_format, &options.open)?;
+    let disk = restrict_to_partition(disk, options.partition, source)?;
     refuse_chain_member(destination, &chain)?;
     let source_size = disk.size();
     let virtual_size = output_size(source_size, options)?;

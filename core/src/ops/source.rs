@@ -163,3 +163,21 @@ pub(super) fn open_source_chain(
     let chain = image.chain().into_iter().map(Path::to_path_buf).collect();
     Ok((Box::new(image), detection, chain))
 }
+
+/// The source restricted to its partition numbered `partition` (Linux's numbering, as
+/// [`crate::partition`] reads the table), or the whole source for `None`: what
+/// `convert --partition N` reads. The restriction keeps what the source knows of its holes
+/// (see [`PartitionView`](crate::partition::PartitionView)). `path` names the source in
+/// messages.
+pub(super) fn restrict_to_partition(
+    source: Source,
+    partition: Option<u32>,
+    path: &Path,
+) -> Result<Source> {
+    match partition {
+        None => Ok(source),
+        Some(index) => Ok(Box::new(crate::partition::partition_view(
+            source, index, path,
+        )?)),
+    }
+}

@@ -408,13 +408,19 @@ pub struct VhdStream {
 impl VhdStream {
     /// Plans the output for `options.to` ([`OutputFormat::Fixed`] or
     /// [`OutputFormat::Dynamic`]; raw is refused with [`Error::InvalidArgument`]), with the
-    /// size, `azure`, block size, unique id and time stamp rules of `convert`. Dynamic
+    /// size, `azure`, block size, unique id, time stamp and partition rules of `convert`. Dynamic
     /// output reads the whole source once here, to leave all-zero blocks out, so that the
     /// length is known before the first byte; that scan reports to `progress` and stops
     /// with [`Error::Cancelled`] when asked. A unique id or time stamp left `None` is drawn
     /// here, once.
     pub fn new(source: Source, options: &ConvertOptions, progress: Progress) -> Result<VhdStream> {
         options.validate()?;
+        // `partition` as `convert` takes it (the source has no path here to name).
+        let source = super::source::restrict_to_partition(
+            source,
+            options.partition,
+            std::path::Path::new("the source"),
+        )?;
         let size = output_size(source.size(), options)?;
         let mut layout = Layout::new(size, options)?;
         if let Layout::Dynamic(dynamic) = &mut layout {
