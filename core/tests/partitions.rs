@@ -358,3 +358,33 @@ fn the_view_of_a_partition_keeps_reads_and_writes_inside_it() {
     assert_eq!(after[..100 * SECTOR - 100], before[..100 * SECTOR - 100]);
     assert_eq!(after[100 * SECTOR..], before[100 * SECTOR..]);
 }
+
+/// A number the table does not have: the message lists the numbers there are, the first
+/// 16 of a table of thousands and how many more.
+#[test]
+fn a_missing_partition_number_names_a_bounded_list_of_those_there_are() {
+    let partitions: Vec<(u64, u64)> = (0..3000).map(|i| (100 + i, 100 + i)).collect();
+    let gpt = Gpt {
+        entry_count: 4096,
+        entry_size: 128,
+        partitions,
+    };
+    let disk = MemoryDisk(gpt_disk(8192, &gpt));
+    let error = find_partition(&disk, 4000, std::path::Path::new("big.vhd")).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "big.vhd: there is no partition 4000: the disk's partitions are 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 and 2984 more"
+        ),
+        "{message}"
+    );
+    assert!(message.len() < 300, "{message}");
+    let small = MemoryDisk(gpt_disk(SECTORS, &Gpt::usual(&[(40, 99), (100, 199)])));
+    let error = find_partition(&small, 3, std::path::Path::new("small.vhd")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("small.vhd: there is no partition 3: the disk's partitions are 1, 2"),
+        "{error}"
+    );
+}

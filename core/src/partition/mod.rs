@@ -385,25 +385,42 @@ impl PartitionTable {
                 ),
             });
         }
-        found.ok_or_else(|| {
-                let there: Vec<String> = self.partitions.iter().map(|p| p.index.to_string()).collect();
-                Error::InvalidArgument {
-                    name: "partition",
-                    reason: if there.is_empty() {
-                        format!(
-                            "there is no partition {index}: the disk has no partitions (partition table: {})",
-                            self.kind.name()
-                        )
-                    } else {
-                        format!(
-                            "there is no partition {index}: the disk's partitions are {}",
-                            there.join(", ")
-                        )
-                    },
-                }
-            })
+        found.ok_or_else(|| Error::InvalidArgument {
+            name: "partition",
+            reason: format!(
+                "there is no partition {index}: {}",
+                self.numbers(LISTED_NUMBERS)
+            ),
+        })
+    }
+
+    /// "the disk's partitions are 1, 2, 5", the first `most` numbers and how many more (a
+    /// crafted GPT may list thousands), or that there are none.
+    fn numbers(&self, most: usize) -> String {
+        if self.partitions.is_empty() {
+            return format!(
+                "the disk has no partitions (partition table: {})",
+                self.kind.name()
+            );
+        }
+        let listed: Vec<String> = self
+            .partitions
+            .iter()
+            .take(most)
+            .map(|p| p.index.to_string())
+            .collect();
+        let more = self.partitions.len().saturating_sub(most);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        format!("the disk's partitions are {}{more}", listed.join(", "))
     }
 }
+
+/// How many partition numbers an error lists at most.
+const LISTED_NUMBERS: usize = 16;
 
 /// The partition numbered `index` of `disk`, one that `--partition N` can read: it exists,
 /// is no extended partition, and lies inside the disk. `path` names the disk in messages.
