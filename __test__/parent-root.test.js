@@ -333,6 +333,7 @@ const CLI = [
   { command: 'info', args: (c, root) => ['info', '--parent-root', root, c.child] },
   { command: 'map', args: (c, root) => ['map', c.child, '--parent-root', root] },
   { command: 'cat', args: (c, root) => ['cat', `--parent-root=${root}`, c.child] },
+  { command: 'partitions', args: (c, root) => ['partitions', '--parent-root', root, c.child] },
   { command: 'convert', args: (c, root) => ['convert', '--to', 'raw', '--parent-root', root, c.child, c.out('flat.raw')] },
   { command: 'check', args: (c, root) => ['check', '--parent-root', root, c.child], refusedStatus: 4 },
   { command: 'check', args: (c, root) => ['check', '--repair', '--parent-root', root, c.child], refusedStatus: 4 },
