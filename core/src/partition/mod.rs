@@ -8,6 +8,30 @@
 //! name), and for GPT the unique GUID, name and attribute bits. Sectors are 512 bytes, the
 //! only sector size of a VHD.
 //!
+//! ```no_run
+//! use vhd_core::partition::{partition_view, read_partition_table};
+//! use vhd_core::{Image, OpenOptions, VirtualDisk};
+//!
+//! let read_only = OpenOptions { read_only: true, ..OpenOptions::default() };
+//! let image = Image::open("disk.vhd", &read_only)?;
+//! let table = read_partition_table(&image)?;
+//! println!("{} table", table.kind.name());
+//! for p in &table.partitions {
+//!     println!("{} {}..{} {:?} {:?}", p.index, p.first_lba, p.last_lba, p.type_name, p.name);
+//! }
+//! for finding in &table.findings {
+//!     eprintln!("{finding}"); // e.g. "gpt-primary-damaged: the primary GPT is damaged (...)"
+//! }
+//! // Partition 2 as a disk of its own (reads confined to it, holes kept).
+//! let root = partition_view(image, 2, "disk.vhd".as_ref())?;
+//! let mut superblock = [0u8; 1024];
+//! root.read_at(&mut superblock, 1024)?;
+//! # Ok::<(), vhd_core::Error>(())
+//! ```
+//!
+//! [`ConvertOptions::partition`](crate::ops::ConvertOptions::partition) converts one
+//! partition out of a disk (`vhd convert --partition N`).
+//!
 //! # Why our own parser
 //!
 //! The `gpt` and `mbrman` crates read through `Read + Seek` of a whole device (and `gpt`
