@@ -6,6 +6,8 @@
 //! GPT is read from its backup, as both tools do. File systems made by `mkfs.ext4 -d` and
 //! `mkfs.vfat` + `mcopy` come back out with `vhd convert --partition N` (and `vhd cat
 //! --partition N`) byte for byte, and `e2fsck -fn`, `debugfs` and `mtools` read them.
+//! (Unix only: the tools are.)
+#![cfg(unix)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -388,3 +388,81 @@ fn a_missing_partition_number_names_a_bounded_list_of_those_there_are() {
         "{error}"
     );
 }
+
+/// Converting one partition of a sparse image jumps over its holes as converting the whole
+/// disk does (the view passes on what the image knows of them): a 1 GiB partition of a
+/// dynamic image holding 1 MiB of data becomes a raw file of 1 GiB with about 1 MiB of
+/// blocks, the data where it belongs.
+#[cfg(unix)]
+#[test]
+fn converting_a_partition_of_a_sparse_image_keeps_its_holes() {
+    use std::os::unix::fs::MetadataExt;
+    use vhd_core::ops::{convert, ConvertOptions, OutputFormat, Progress};
+    use vhd_core::{create, CreateOptions, DiskType};
+    let dir = vhd_testkit::TempDir::new("partition-sparse");
+    let sectors = (1u64 << 30) / 512 + 4096;
+    let table = gpt_disk(2 * 2048, &Gpt::usual(&[(2048, sectors - 2048)]));
+    let image_path = dir.join("disk.vhd");
+    let mut image = create(
+        &image_path,
+        &CreateOptions::new(DiskType::Dynamic, sectors * 512),
+    )
+    .unwrap();
+    // The GPT: its head, its backup (the builder's disk is shorter: move the backup to
+    // the end of this one and fix its fields).
+    let last = sectors - 1;
+    let mut head = table[..34 * SECTOR].to_vec();
+    put64(&mut head[SECTOR..], 32, last);
+    put64(&mut head[SECTOR..], 48, last - 33);
+    fix_header_crc(&mut head, 1);
+    image.write_at(&head, 0).unwrap();
+    let mut tail = vec![0u8; 33 * SECTOR];
+    tail[..32 * SECTOR].copy_from_slice(&head[2 * SECTOR..34 * SECTOR]);
+    tail[32 * SECTOR..].copy_from_slice(&head[SECTOR..2 * SECTOR]);
+    put64(&mut tail[32 * SECTOR..], 24, last);
+    put64(&mut tail[32 * SECTOR..], 32, 1);
+    put64(&mut tail[32 * SECTOR..], 72, last - 32);
+    fix_header_crc(&mut tail, 32);
+    image.write_at(&tail, (last - 32) * 512).unwrap();
+    let data: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 249) as u8 | 1).collect();
+    image.write_at(&data, 2048 * 512 + (300 << 20)).unwrap();
+    image.flush().unwrap();
+    drop(image);
+
+    let image = vhd_core::Image::open(&image_path, &vhd_testkit::read_only()).unwrap();
+    let checked = read_partition_table(&image).unwrap();
+    assert!(codes(&checked).is_empty(), "{:?}", checked.findings);
+    // The view passes on what the image knows of its holes (a dynamic image answers
+    // reads_without_io; next_data, clipped to the partition, is its default).
+    let view = vhd_core::partition::partition_view(image, 1, &image_path).unwrap();
+    // Partition bytes 1..299 MiB are disk bytes 2..300 MiB: blocks never written.
+    assert!(view.reads_without_io(1 << 20, 298 << 20));
+    assert!(!view.reads_without_io(0, 4096));
+    assert!(!view.reads_without_io(300 << 20, 4096));
+    assert_eq!(view.next_data(0).unwrap(), Some(0..view.size()));
+    assert_eq!(view.next_data(view.size()).unwrap(), None);
+    drop(view);
+    let out = dir.join("part.raw");
+    let options = ConvertOptions {
+        partition: Some(1),
+        ..ConvertOptions::new(OutputFormat::Raw)
+    };
+    let started = Instant::now();
+    let report = convert(&image_path, &out, &options, Progress::default()).unwrap();
+    assert_eq!(report.source_size, (sectors - 4096 + 1) * 512);
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!(meta.len(), (sectors - 4096 + 1) * 512);
+    assert!(
+        meta.blocks() * 512 <= 8 << 20,
+        "{} bytes allocated",
+        meta.blocks() * 512
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes[300 << 20..(300 << 20) + (1 << 20)] == data[..]);
+    assert!(bytes[..300 << 20].iter().all(|&b| b == 0));
+}
