@@ -381,6 +381,25 @@ fn mbr_with_logical_partitions_matches_sfdisk_in_every_kind_of_image() {
     }
 }
 
+/// The other extended types (W95 LBA 0x0F, Linux 0x85), the extended partition in the
+/// first slot, and logical partitions with gaps between them: as sfdisk reads them.
+#[test]
+fn other_extended_partition_types_match_sfdisk() {
+    if !oracles() {
+        return;
+    }
+    for (n, extended) in ["f", "85"].into_iter().enumerate() {
+        let dir = TempDir::new("partitions-extended");
+        let script =
+            format!("label: dos\n2048,,{extended}\n,2048,b\n10240,4096,83\n30000,2048,c\n,,e\n");
+        let raw = sfdisk_disk(&dir, &format!("ext{n}.raw"), 32 * MIB, &script);
+        let images = images_of(&raw, &dir);
+        let ours = assert_same_as_sfdisk(&raw, &images, dir.path());
+        assert_eq!(ours["partitions"].as_array().unwrap().len(), 5, "{ours:#}");
+        assert_eq!(ours["findings"], serde_json::json!([]));
+    }
+}
+
 #[test]
 fn gpt_matches_sfdisk_and_sgdisk_in_every_kind_of_image() {
     if !oracles() {

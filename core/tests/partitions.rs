@@ -466,3 +466,48 @@ fn converting_a_partition_of_a_sparse_image_keeps_its_holes() {
     assert!(bytes[300 << 20..(300 << 20) + (1 << 20)] == data[..]);
     assert!(bytes[..300 << 20].iter().all(|&b| b == 0));
 }
+
+/// A child repartitioned over its parent: the child's table is the one read through the
+/// chain, with the parent's sectors where the child wrote none; the parent keeps its own.
+#[test]
+fn a_child_repartitioned_over_its_parent_reads_its_own_table() {
+    use vhd_core::{create, CreateOptions, DiskType, Image};
+    let dir = vhd_testkit::TempDir::new("partition-chain");
+    let parent_path = dir.join("parent.vhd");
+    let child_path = dir.join("child.vhd");
+    // The parent: an MBR with an extended partition and a chain of EBRs.
+    let mut bytes = mbr_with_extended(16384);
+    ebr(&mut bytes, 0, Some(1));
+    ebr(&mut bytes, 1, None);
+    let mut parent = create(
+        &parent_path,
+        &CreateOptions::new(DiskType::Dynamic, bytes.len() as u64),
+    )
+    .unwrap();
+    parent.write_at(&bytes, 0).unwrap();
+    parent.flush().unwrap();
+    drop(parent);
+    // The child: only its first sector changes, the second EBR's link now loops to the
+    // first (read from the child), the first EBR still comes from the parent.
+    let mut child = create(&child_path, &CreateOptions::differencing(&parent_path)).unwrap();
+    let mut first = bytes[..SECTOR].to_vec();
+    first[446] = 0; // partition 1 no longer bootable
+    child.write_at(&first, 0).unwrap();
+    let mut second_ebr = bytes[(8192 + 16) * SECTOR..(8192 + 17) * SECTOR].to_vec();
+    mbr_entry(&mut second_ebr, 0, 1, 0x05, 0, 16);
+    child.write_at(&second_ebr, (8192 + 16) * 512).unwrap();
+    child.flush().unwrap();
+    drop(child);
+
+    let parent = Image::open(&parent_path, &vhd_testkit::read_only()).unwrap();
+    let table = read_partition_table(&parent).unwrap();
+    assert!(table.partitions[0].bootable);
+    assert_eq!(table.partitions.len(), 4);
+    assert!(codes(&table).is_empty());
+    drop(parent);
+    let child = Image::open(&child_path, &vhd_testkit::read_only()).unwrap();
+    let table = read_partition_table(&child).unwrap();
+    assert!(!table.partitions[0].bootable);
+    assert_eq!(ranges(&table)[2..], [(5, 8194, 8201), (6, 8210, 8217)]);
+    assert_eq!(codes(&table), ["ebr-loop"]);
+}
