@@ -6,6 +6,8 @@
 //! GPT is read from its backup, as both tools do. File systems made by `mkfs.ext4 -d` and
 //! `mkfs.vfat` + `mcopy` come back out with `vhd convert --partition N` (and `vhd cat
 //! --partition N`) byte for byte, and `e2fsck -fn`, `debugfs` and `mtools` read them.
+//! (Unix only: the tools are.)
+#![cfg(unix)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -376,6 +378,25 @@ fn mbr_with_logical_partitions_matches_sfdisk_in_every_kind_of_image() {
         "6           38912  43007    4096 2 MiB  82 Linux swap / Solaris",
     ] {
         assert!(listing.contains(row), "{row:?} not in {listing}");
+    }
+}
+
+/// The other extended types (W95 LBA 0x0F, Linux 0x85), the extended partition in the
+/// first slot, and logical partitions with gaps between them: as sfdisk reads them.
+#[test]
+fn other_extended_partition_types_match_sfdisk() {
+    if !oracles() {
+        return;
+    }
+    for (n, extended) in ["f", "85"].into_iter().enumerate() {
+        let dir = TempDir::new("partitions-extended");
+        let script =
+            format!("label: dos\n2048,,{extended}\n,2048,b\n10240,4096,83\n30000,2048,c\n,,e\n");
+        let raw = sfdisk_disk(&dir, &format!("ext{n}.raw"), 32 * MIB, &script);
+        let images = images_of(&raw, &dir);
+        let ours = assert_same_as_sfdisk(&raw, &images, dir.path());
+        assert_eq!(ours["partitions"].as_array().unwrap().len(), 5, "{ours:#}");
+        assert_eq!(ours["findings"], serde_json::json!([]));
     }
 }
 

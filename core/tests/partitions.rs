@@ -358,3 +358,156 @@ fn the_view_of_a_partition_keeps_reads_and_writes_inside_it() {
     assert_eq!(after[..100 * SECTOR - 100], before[..100 * SECTOR - 100]);
     assert_eq!(after[100 * SECTOR..], before[100 * SECTOR..]);
 }
+
+/// A number the table does not have: the message lists the numbers there are, the first
+/// 16 of a table of thousands and how many more.
+#[test]
+fn a_missing_partition_number_names_a_bounded_list_of_those_there_are() {
+    let partitions: Vec<(u64, u64)> = (0..3000).map(|i| (100 + i, 100 + i)).collect();
+    let gpt = Gpt {
+        entry_count: 4096,
+        entry_size: 128,
+        partitions,
+    };
+    let disk = MemoryDisk(gpt_disk(8192, &gpt));
+    let error = find_partition(&disk, 4000, std::path::Path::new("big.vhd")).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "big.vhd: there is no partition 4000: the disk's partitions are 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 and 2984 more"
+        ),
+        "{message}"
+    );
+    assert!(message.len() < 300, "{message}");
+    let small = MemoryDisk(gpt_disk(SECTORS, &Gpt::usual(&[(40, 99), (100, 199)])));
+    let error = find_partition(&small, 3, std::path::Path::new("small.vhd")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("small.vhd: there is no partition 3: the disk's partitions are 1, 2"),
+        "{error}"
+    );
+}
+
+/// Converting one partition of a sparse image jumps over its holes as converting the whole
+/// disk does (the view passes on what the image knows of them): a 1 GiB partition of a
+/// dynamic image holding 1 MiB of data becomes a raw file of 1 GiB with about 1 MiB of
+/// blocks, the data where it belongs.
+#[cfg(unix)]
+#[test]
+fn converting_a_partition_of_a_sparse_image_keeps_its_holes() {
+    use std::os::unix::fs::MetadataExt;
+    use vhd_core::ops::{convert, ConvertOptions, OutputFormat, Progress};
+    use vhd_core::{create, CreateOptions, DiskType};
+    let dir = vhd_testkit::TempDir::new("partition-sparse");
+    let sectors = (1u64 << 30) / 512 + 4096;
+    let table = gpt_disk(2 * 2048, &Gpt::usual(&[(2048, sectors - 2048)]));
+    let image_path = dir.join("disk.vhd");
+    let mut image = create(
+        &image_path,
+        &CreateOptions::new(DiskType::Dynamic, sectors * 512),
+    )
+    .unwrap();
+    // The GPT: its head, its backup (the builder's disk is shorter: move the backup to
+    // the end of this one and fix its fields).
+    let last = sectors - 1;
+    let mut head = table[..34 * SECTOR].to_vec();
+    put64(&mut head[SECTOR..], 32, last);
+    put64(&mut head[SECTOR..], 48, last - 33);
+    fix_header_crc(&mut head, 1);
+    image.write_at(&head, 0).unwrap();
+    let mut tail = vec![0u8; 33 * SECTOR];
+    tail[..32 * SECTOR].copy_from_slice(&head[2 * SECTOR..34 * SECTOR]);
+    tail[32 * SECTOR..].copy_from_slice(&head[SECTOR..2 * SECTOR]);
+    put64(&mut tail[32 * SECTOR..], 24, last);
+    put64(&mut tail[32 * SECTOR..], 32, 1);
+    put64(&mut tail[32 * SECTOR..], 72, last - 32);
+    fix_header_crc(&mut tail, 32);
+    image.write_at(&tail, (last - 32) * 512).unwrap();
+    let data: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 249) as u8 | 1).collect();
+    image.write_at(&data, 2048 * 512 + (300 << 20)).unwrap();
+    image.flush().unwrap();
+    drop(image);
+
+    let image = vhd_core::Image::open(&image_path, &vhd_testkit::read_only()).unwrap();
+    let checked = read_partition_table(&image).unwrap();
+    assert!(codes(&checked).is_empty(), "{:?}", checked.findings);
+    // The view passes on what the image knows of its holes (a dynamic image answers
+    // reads_without_io; next_data, clipped to the partition, is its default).
+    let view = vhd_core::partition::partition_view(image, 1, &image_path).unwrap();
+    // Partition bytes 1..299 MiB are disk bytes 2..300 MiB: blocks never written.
+    assert!(view.reads_without_io(1 << 20, 298 << 20));
+    assert!(!view.reads_without_io(0, 4096));
+    assert!(!view.reads_without_io(300 << 20, 4096));
+    assert_eq!(view.next_data(0).unwrap(), Some(0..view.size()));
+    assert_eq!(view.next_data(view.size()).unwrap(), None);
+    drop(view);
+    let out = dir.join("part.raw");
+    let options = ConvertOptions {
+        partition: Some(1),
+        ..ConvertOptions::new(OutputFormat::Raw)
+    };
+    let started = Instant::now();
+    let report = convert(&image_path, &out, &options, Progress::default()).unwrap();
+    assert_eq!(report.source_size, (sectors - 4096 + 1) * 512);
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!(meta.len(), (sectors - 4096 + 1) * 512);
+    assert!(
+        meta.blocks() * 512 <= 8 << 20,
+        "{} bytes allocated",
+        meta.blocks() * 512
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes[300 << 20..(300 << 20) + (1 << 20)] == data[..]);
+    assert!(bytes[..300 << 20].iter().all(|&b| b == 0));
+}
+
+/// A child repartitioned over its parent: the child's table is the one read through the
+/// chain, with the parent's sectors where the child wrote none; the parent keeps its own.
+#[test]
+fn a_child_repartitioned_over_its_parent_reads_its_own_table() {
+    use vhd_core::{create, CreateOptions, DiskType, Image};
+    let dir = vhd_testkit::TempDir::new("partition-chain");
+    let parent_path = dir.join("parent.vhd");
+    let child_path = dir.join("child.vhd");
+    // The parent: an MBR with an extended partition and a chain of EBRs.
+    let mut bytes = mbr_with_extended(16384);
+    ebr(&mut bytes, 0, Some(1));
+    ebr(&mut bytes, 1, None);
+    let mut parent = create(
+        &parent_path,
+        &CreateOptions::new(DiskType::Dynamic, bytes.len() as u64),
+    )
+    .unwrap();
+    parent.write_at(&bytes, 0).unwrap();
+    parent.flush().unwrap();
+    drop(parent);
+    // The child: only its first sector changes, the second EBR's link now loops to the
+    // first (read from the child), the first EBR still comes from the parent.
+    let mut child = create(&child_path, &CreateOptions::differencing(&parent_path)).unwrap();
+    let mut first = bytes[..SECTOR].to_vec();
+    first[446] = 0; // partition 1 no longer bootable
+    child.write_at(&first, 0).unwrap();
+    let mut second_ebr = bytes[(8192 + 16) * SECTOR..(8192 + 17) * SECTOR].to_vec();
+    mbr_entry(&mut second_ebr, 0, 1, 0x05, 0, 16);
+    child.write_at(&second_ebr, (8192 + 16) * 512).unwrap();
+    child.flush().unwrap();
+    drop(child);
+
+    let parent = Image::open(&parent_path, &vhd_testkit::read_only()).unwrap();
+    let table = read_partition_table(&parent).unwrap();
+    assert!(table.partitions[0].bootable);
+    assert_eq!(table.partitions.len(), 4);
+    assert!(codes(&table).is_empty());
+    drop(parent);
+    let child = Image::open(&child_path, &vhd_testkit::read_only()).unwrap();
+    let table = read_partition_table(&child).unwrap();
+    assert!(!table.partitions[0].bootable);
+    assert_eq!(ranges(&table)[2..], [(5, 8194, 8201), (6, 8210, 8217)]);
+    assert_eq!(codes(&table), ["ebr-loop"]);
+}

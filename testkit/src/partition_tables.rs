@@ -116,7 +116,7 @@ pub fn gpt_disk(sectors: u64, gpt: &Gpt) -> Vec<u8> {
     for (slot, &(first, last)) in gpt.partitions.iter().enumerate() {
         let e = &mut array[slot * gpt.entry_size as usize..];
         e[..16].copy_from_slice(&LINUX);
-        e[16] = slot as u8 + 1;
+        e[16..18].copy_from_slice(&(slot as u16 + 1).to_le_bytes());
         put64(e, 32, first);
         put64(e, 40, last);
         let name: Vec<u8> = format!("part{}", slot + 1)

@@ -8,6 +8,30 @@
 //! name), and for GPT the unique GUID, name and attribute bits. Sectors are 512 bytes, the
 //! only sector size of a VHD.
 //!
+//! ```no_run
+//! use vhd_core::partition::{partition_view, read_partition_table};
+//! use vhd_core::{Image, OpenOptions, VirtualDisk};
+//!
+//! let read_only = OpenOptions { read_only: true, ..OpenOptions::default() };
+//! let image = Image::open("disk.vhd", &read_only)?;
+//! let table = read_partition_table(&image)?;
+//! println!("{} table", table.kind.name());
+//! for p in &table.partitions {
+//!     println!("{} {}..{} {:?} {:?}", p.index, p.first_lba, p.last_lba, p.type_name, p.name);
+//! }
+//! for finding in &table.findings {
+//!     eprintln!("{finding}"); // e.g. "gpt-primary-damaged: the primary GPT is damaged (...)"
+//! }
+//! // Partition 2 as a disk of its own (reads confined to it, holes kept).
+//! let root = partition_view(image, 2, "disk.vhd".as_ref())?;
+//! let mut superblock = [0u8; 1024];
+//! root.read_at(&mut superblock, 1024)?;
+//! # Ok::<(), vhd_core::Error>(())
+//! ```
+//!
+//! [`ConvertOptions::partition`](crate::ops::ConvertOptions::partition) converts one
+//! partition out of a disk (`vhd convert --partition N`).
+//!
 //! # Why our own parser
 //!
 //! The `gpt` and `mbrman` crates read through `Read + Seek` of a whole device (and `gpt`
@@ -385,25 +409,42 @@ impl PartitionTable {
                 ),
             });
         }
-        found.ok_or_else(|| {
-                let there: Vec<String> = self.partitions.iter().map(|p| p.index.to_string()).collect();
-                Error::InvalidArgument {
-                    name: "partition",
-                    reason: if there.is_empty() {
-                        format!(
-                            "there is no partition {index}: the disk has no partitions (partition table: {})",
-                            self.kind.name()
-                        )
-                    } else {
-                        format!(
-                            "there is no partition {index}: the disk's partitions are {}",
-                            there.join(", ")
-                        )
-                    },
-                }
-            })
+        found.ok_or_else(|| Error::InvalidArgument {
+            name: "partition",
+            reason: format!(
+                "there is no partition {index}: {}",
+                self.numbers(LISTED_NUMBERS)
+            ),
+        })
+    }
+
+    /// "the disk's partitions are 1, 2, 5", the first `most` numbers and how many more (a
+    /// crafted GPT may list thousands), or that there are none.
+    fn numbers(&self, most: usize) -> String {
+        if self.partitions.is_empty() {
+            return format!(
+                "the disk has no partitions (partition table: {})",
+                self.kind.name()
+            );
+        }
+        let listed: Vec<String> = self
+            .partitions
+            .iter()
+            .take(most)
+            .map(|p| p.index.to_string())
+            .collect();
+        let more = self.partitions.len().saturating_sub(most);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        format!("the disk's partitions are {}{more}", listed.join(", "))
     }
 }
+
+/// How many partition numbers an error lists at most.
+const LISTED_NUMBERS: usize = 16;
 
 /// The partition numbered `index` of `disk`, one that `--partition N` can read: it exists,
 /// is no extended partition, and lies inside the disk. `path` names the disk in messages.
