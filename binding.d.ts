@@ -64,6 +64,12 @@ export declare class NativeImage {
    */
   partitions(): Promise<PartitionTableInfo>
   /**
+   * The partition numbered `index` that a `VHD.Partition` may view: it exists, is no
+   * extended partition, and lies inside the disk (a RangeError,
+   * `ERR_VHD_INVALID_ARGUMENT`, that lists the partitions there are, otherwise).
+   */
+  partition(index: number): Promise<PartitionInfo>
+  /**
    * A walk over the same ranges, fetched in batches (`RangeWalk::next`), with memory
    * bounded whatever their count.
    */
@@ -554,11 +560,11 @@ export interface PartitionInfo {
   offset: number
   /** Length in bytes. */
   size: number
-  /** The MBR type byte, or the GPT type GUID as a lower-case string. */
+  /** The MBR type byte, or the GPT type GUID as an upper-case string. */
   type: number | string
   /** The type's well-known name ("Linux filesystem", "EFI System"...). */
   typeName?: string
-  /** GPT: the partition's unique GUID, lower case. */
+  /** GPT: the partition's unique GUID, upper case. */
   guid?: string
   /** GPT: the partition's name. */
   name?: string

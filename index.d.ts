@@ -1852,8 +1852,11 @@ export interface Disk {
   getPartitions(callback: (error: VhdError | null, table: PartitionTable) => void): void
   /**
    * The partition numbered `index` (as `getPartitions()` numbers them) as a
-   * `VHD.Partition`. An index the table does not have is a RangeError (`ERR_OUT_OF_RANGE`)
-   * that lists those it has.
+   * `VHD.Partition`. A number the table does not have, an extended partition (the
+   * container of the logical ones) or a partition that runs past the end of the disk is a
+   * RangeError (`ERR_VHD_INVALID_ARGUMENT`) that says which and lists the partitions there
+   * are: the rule of the CLI's `--partition N`. An index that is no integer from 0 to
+   * 2³²−1 is `ERR_INVALID_ARG_TYPE` or `ERR_OUT_OF_RANGE`, as elsewhere.
    */
   partition(index: Integer): Promise<Partition>
   partition(index: Integer, callback: (error: VhdError | null, partition: Partition) => void): void
@@ -1875,7 +1878,7 @@ export interface Disk {
  * `close`: it works while its disk is open (the disk's `close` waits for its operations in
  * flight; later ones fail with `ERR_VHD_CLOSED`, and work again once the disk is opened
  * again), and it is read-only when its disk is. A stream of it with `autoClose` closes its
- * disk. A table entry past the end of the disk gives a view cut at the end of the disk.
+ * disk. `disk.partition()` refuses a table entry that runs past the end of the disk.
  * `util.inspect` shows `Partition { disk, index, offset, size, type, typeName, name, readOnly }`.
  */
 export declare class Partition {

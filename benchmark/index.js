@@ -50,6 +50,7 @@ const VHD = require('..')
 const VHDJS = require('vhd-js')
 const { writeChart } = require('./chart.js')
 const { partitionScenarios } = require('./partitions.js')
+const { randomOffsets, atDepth } = require('./workload.js')
 
 const MiB = 1024 * 1024
 const KiB = 1024
@@ -203,31 +204,6 @@ async function openJs(file, api = VHDJS) {
   const img = new api.Image({ path: file, flags: 'r' })
   await cb((done) => img.open(done))
   return img
-}
-
-/** Deterministic pseudo-random 4 KiB-aligned offsets in [0, size). */
-function randomOffsets(count, size, seed) {
-  let x = seed >>> 0 || 1
-  const slots = size / SMALL
-  const out = new Array(count)
-  for (let i = 0; i < count; i++) {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    out[i] = (x % slots) * SMALL
-  }
-  return out
-}
-
-/** Runs `op(offset)` for every offset with `depth` operations in flight. */
-async function atDepth(offsets, depth, op) {
-  let next = 0
-  const worker = async () => {
-    while (next < offsets.length) await op(offsets[next++])
-  }
-  await Promise.all(Array.from({ length: Math.min(depth, offsets.length) }, worker))
 }
 
 function run(cmd, args) {

@@ -20,6 +20,7 @@ const path = require('node:path')
 const crypto = require('node:crypto')
 const VHD = require('..')
 const { missingTools, gptDisk } = require('../__test__/partition-disks.js')
+const { randomOffsets, atDepth } = require('./workload.js')
 
 const MiB = 1024 * 1024
 const KiB = 1024
@@ -89,30 +90,6 @@ async function readWhole(fsys, file, buffer) {
     await handle.close()
   }
   return total
-}
-
-/** Deterministic pseudo-random 4 KiB-aligned offsets in [0, size). */
-function randomOffsets(count, size, seed) {
-  let x = seed >>> 0 || 1
-  const out = new Array(count)
-  for (let i = 0; i < count; i++) {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    out[i] = (x % (size / SMALL)) * SMALL
-  }
-  return out
-}
-
-/** Runs `op(offset)` for every offset with `depth` operations in flight. */
-async function atDepth(offsets, depth, op) {
-  let next = 0
-  const worker = async () => {
-    while (next < offsets.length) await op(offsets[next++])
-  }
-  await Promise.all(Array.from({ length: Math.min(depth, offsets.length) }, worker))
 }
 
 /** The scenarios, in benchmark/index.js's shape; none without the tools. */

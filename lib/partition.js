@@ -13,7 +13,7 @@
 // disk's exactly.
 
 const { Disk, kLife, kRead, kWrite, kSizeNow, kReadSync, kWriteSync, kDiscard } = require('./disk.js')
-const { withCode, toIndex, outOfRange, call, noArgs } = require('./args.js')
+const { withCode, toIndex, call, noArgs } = require('./args.js')
 const { kReadInto, kWriteFrom, kWhenOpen, kCloser, inspectCustom, inspectAs } = require('./protocol.js')
 const { factories } = require('./streams.js')
 const { toBlockDevice } = require('./block-device.js')
@@ -32,15 +32,6 @@ const kFits = Symbol('fits')
  */
 
 /**
- * A GUID as partitioninfo gives it (through the gpt module), and sfdisk prints it: upper
- * case. Numbers (an MBR type byte) are left as they are.
- * @param {number | string} value
- */
-function guidCase(value) {
-  return typeof value === 'string' ? value.toUpperCase() : value
-}
-
-/**
  * A partition as JavaScript sees it: partitioninfo's fields (`index`, `offset`, `size`,
  * `type`, and for GPT `guid` and `name`), then ours. Optional fields are left out when
  * absent, as partitioninfo leaves `guid` and `name` out of MBR partitions.
@@ -48,8 +39,8 @@ function guidCase(value) {
  */
 function shapePartition(p) {
   /** @type {Record<string, unknown>} */
-  const shaped = { index: p.index, offset: p.offset, size: p.size, type: guidCase(p.type) }
-  if (p.guid != null) shaped.guid = guidCase(p.guid)
+  const shaped = { index: p.index, offset: p.offset, size: p.size, type: p.type }
+  if (p.guid != null) shaped.guid = p.guid
   if (p.name != null) shaped.name = p.name
   if (p.typeName != null) shaped.typeName = p.typeName
   shaped.bootable = p.bootable
@@ -216,21 +207,22 @@ for (const [name, method] of Object.entries(factories)) {
   Object.defineProperty(Partition.prototype, name, { value: method, writable: true, configurable: true })
 }
 
+// Partition numbers are 32-bit in the core (GPT slot + 1, or a logical partition's place).
+const MAX_INDEX = 0xffff_ffff
+
 /**
- * A partition of `disk`, of the table entry `entry` (shaped): cut at the end of the disk, so
- * that a table that says more (a finding) gives no view past it.
+ * A partition of `disk`, of the table entry `entry` (shaped), which the core found to lie
+ * inside the disk (`find_partition`, the rule of the CLI's `--partition N` too).
  * @param {Disk} disk
  * @param {ReturnType<typeof shapePartition>} entry
  */
 function makePartition(disk, entry) {
-  const diskSize = disk[kSizeNow]()
   /** @type {Partition} */
   const partition = Object.create(Partition.prototype)
-  const offset = Math.min(/** @type {number} */ (entry.offset), diskSize)
   partition[kDisk] = disk
   partition[kEntry] = entry
-  partition[kOffset] = offset
-  partition[kSize] = Math.min(/** @type {number} */ (entry.size), diskSize - offset)
+  partition[kOffset] = entry.offset
+  partition[kSize] = entry.size
   return partition
 }
 
@@ -257,25 +249,19 @@ const methods = {
 
   /**
    * The partition numbered `index` (as `getPartitions()` numbers them) as a `VHD.Partition`.
-   * An index the table does not have is a RangeError (ERR_OUT_OF_RANGE) that lists those it has.
+   * A partition the table lacks, an extended partition (the container of the logical ones)
+   * or one that runs past the end of the disk is a RangeError (ERR_VHD_INVALID_ARGUMENT)
+   * that says which and lists the partitions there are, as the CLI's `--partition N`.
    * @this {Disk}
    */
   partition(index, callback) {
     return call(
       callback,
-      () => toIndex(index, 'index'),
-      (wanted) =>
-        methods.getPartitions.call(this).then((table) => {
-          const entry = table.partitions.find((p) => p.index === wanted)
-          if (entry === undefined) {
-            const have = table.partitions.map((p) => p.index)
-            // A crafted GPT can list thousands: the message names the first ones.
-            const listed = have.length > 16 ? `${have.slice(0, 16).join(', ')}… (${have.length} in all)` : have.join(', ')
-            const range = have.length === 0 ? `the index of a partition, but the disk has none (table: ${table.type})` : `one of ${listed} (the partitions of the ${table.type} table)`
-            throw outOfRange('index', range, wanted)
-          }
-          return makePartition(this, entry)
-        }),
+      () => toIndex(index, 'index', MAX_INDEX),
+      (wanted) => {
+        const life = this[kLife]
+        return life.track(life.current().partition(wanted), (entry) => makePartition(this, shapePartition(entry)))
+      },
       (partition) => [partition],
     )
   },

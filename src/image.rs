@@ -12,8 +12,8 @@ use crate::options::{integer, io_range, non_negative_i32};
 use crate::task::Job;
 use crate::types::AllocatedRangeInfo;
 use crate::types::ImageInfo;
-use crate::types::PartitionTableInfo;
 use crate::types::{CreateArgs, OpenArgs};
+use crate::types::{PartitionInfo, PartitionTableInfo};
 use napi::bindgen_prelude::{AsyncTask, Buffer, External, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
@@ -532,6 +532,25 @@ fn partitions_work(image: &mut Shared) -> Result<PartitionTableInfo, Failure> {
     Ok(table.into())
 }
 
+/// The partition numbered `index`, as `--partition N` of the CLI finds it (one rule:
+/// [`vhd_core::partition::find_partition`]): it exists, is no extended partition, and lies
+/// inside the disk.
+fn partition_work(state: &mut PartitionState) -> Result<PartitionInfo, Failure> {
+    let partition = with_image(&state.image, |image| {
+        Ok(vhd_core::partition::find_partition(
+            image,
+            state.index,
+            image.path(),
+        )?)
+    })?;
+    Ok(partition.into())
+}
+
+pub struct PartitionState {
+    image: Shared,
+    index: u32,
+}
+
 /// Ranges a batch of [`RangeWalk::next`] holds at least (unless the disk ends first); at
 /// most this plus one window's ([`vhd_core::ops::RangeCursor::MAX_HELD`]).
 const RANGE_BATCH: usize = 4096;
@@ -617,6 +636,20 @@ impl NativeImage {
     #[napi(ts_return_type = "Promise<PartitionTableInfo>")]
     pub fn partitions(&self) -> AsyncTask<Job<Shared, PartitionTableInfo>> {
         AsyncTask::new(Job::new(self.image.clone(), partitions_work))
+    }
+
+    /// The partition numbered `index` that a `VHD.Partition` may view: it exists, is no
+    /// extended partition, and lies inside the disk (a RangeError,
+    /// `ERR_VHD_INVALID_ARGUMENT`, that lists the partitions there are, otherwise).
+    #[napi(ts_return_type = "Promise<PartitionInfo>")]
+    pub fn partition(&self, index: u32) -> AsyncTask<Job<PartitionState, PartitionInfo>> {
+        AsyncTask::new(Job::new(
+            PartitionState {
+                image: self.image.clone(),
+                index,
+            },
+            partition_work,
+        ))
     }
 
     /// A walk over the same ranges, fetched in batches (`RangeWalk::next`), with memory

@@ -376,12 +376,12 @@ pub struct PartitionInfo {
     pub offset: f64,
     /// Length in bytes.
     pub size: f64,
-    /// The MBR type byte, or the GPT type GUID as a lower-case string.
+    /// The MBR type byte, or the GPT type GUID as an upper-case string.
     #[napi(js_name = "type")]
     pub kind: Either<u32, String>,
     /// The type's well-known name ("Linux filesystem", "EFI System"...).
     pub type_name: Option<String>,
-    /// GPT: the partition's unique GUID, lower case.
+    /// GPT: the partition's unique GUID, upper case.
     pub guid: Option<String>,
     /// GPT: the partition's name.
     pub name: Option<String>,
@@ -414,30 +414,36 @@ pub struct PartitionTableInfo {
     pub findings: Vec<PartitionTableFinding>,
 }
 
+impl From<vhd_core::partition::Partition> for PartitionInfo {
+    fn from(p: vhd_core::partition::Partition) -> PartitionInfo {
+        use vhd_core::partition::PartitionType;
+        PartitionInfo {
+            index: p.index,
+            offset: p.offset as f64,
+            size: p.size as f64,
+            kind: match p.kind {
+                PartitionType::Mbr(byte) => Either::A(u32::from(byte)),
+                PartitionType::Gpt(guid) => Either::B(guid.to_string()),
+            },
+            type_name: p.type_name.map(str::to_string),
+            guid: p.guid.map(|g| g.to_string()),
+            name: p.name,
+            bootable: p.bootable,
+            attributes: BigInt::from(p.attributes),
+            first_lba: p.first_lba as f64,
+            last_lba: p.last_lba as f64,
+        }
+    }
+}
+
 impl From<vhd_core::partition::PartitionTable> for PartitionTableInfo {
     fn from(table: vhd_core::partition::PartitionTable) -> PartitionTableInfo {
-        use vhd_core::partition::PartitionType;
         PartitionTableInfo {
             kind: table.kind.name().to_string(),
             partitions: table
                 .partitions
                 .into_iter()
-                .map(|p| PartitionInfo {
-                    index: p.index,
-                    offset: p.offset as f64,
-                    size: p.size as f64,
-                    kind: match p.kind {
-                        PartitionType::Mbr(byte) => Either::A(u32::from(byte)),
-                        PartitionType::Gpt(guid) => Either::B(guid.to_string()),
-                    },
-                    type_name: p.type_name.map(str::to_string),
-                    guid: p.guid.map(|g| g.to_string()),
-                    name: p.name,
-                    bootable: p.bootable,
-                    attributes: BigInt::from(p.attributes),
-                    first_lba: p.first_lba as f64,
-                    last_lba: p.last_lba as f64,
-                })
+                .map(PartitionInfo::from)
                 .collect(),
             findings: table
                 .findings

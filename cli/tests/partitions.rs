@@ -25,17 +25,10 @@ fn vhd(args: &[&str], cwd: &Path) -> Output {
         .expect("running vhd")
 }
 
+/// Runs `vhd` and returns what it printed; it must succeed.
 #[track_caller]
 fn vhd_ok(args: &[&str], cwd: &Path) -> String {
-    let out = vhd(args, cwd);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "vhd {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    text(&run_ok(Command::new(VHD).args(args).current_dir(cwd)))
 }
 
 fn tool(program: &str, args: &[&str], cwd: &Path) -> String {
@@ -192,7 +185,7 @@ fn as_sfdisk(ours: &Value) -> Vec<SfdiskRow> {
         .map(|p| {
             let kind = match &p["type"] {
                 Value::Number(byte) => format!("{:x}", byte.as_u64().unwrap()),
-                Value::String(guid) => guid.to_uppercase(),
+                Value::String(guid) => guid.clone(),
                 other => panic!("type {other}"),
             };
             let gpt = p["type"].is_string();
@@ -203,7 +196,7 @@ fn as_sfdisk(ours: &Value) -> Vec<SfdiskRow> {
                 kind,
                 // sfdisk's "bootable" is the MBR boot flag; GPT's shows in attrs.
                 !gpt && p["bootable"].as_bool().unwrap(),
-                p["guid"].as_str().map(str::to_uppercase),
+                p["guid"].as_str().map(str::to_string),
                 p["name"]
                     .as_str()
                     .filter(|n| !n.is_empty())
@@ -255,7 +248,7 @@ fn assert_same_as_sfdisk(raw: &Path, images: &[PathBuf], cwd: &Path) -> Value {
         );
         if label == "gpt" {
             assert_eq!(
-                ours["diskGuid"].as_str().unwrap().to_uppercase(),
+                ours["diskGuid"].as_str().unwrap(),
                 expected["id"].as_str().unwrap(),
                 "{}",
                 image.display()
@@ -341,8 +334,8 @@ fn assert_same_as_sgdisk(raw: &Path, ours: &Value) {
     assert_eq!(mine, rows, "sgdisk --print");
     for p in partitions {
         let (type_guid, unique, attributes, name) = sgdisk_info(raw, p["index"].as_u64().unwrap());
-        assert_eq!(p["type"].as_str().unwrap().to_uppercase(), type_guid);
-        assert_eq!(p["guid"].as_str().unwrap().to_uppercase(), unique);
+        assert_eq!(p["type"].as_str().unwrap(), type_guid);
+        assert_eq!(p["guid"].as_str().unwrap(), unique);
         assert_eq!(p["attributes"].as_u64().unwrap(), attributes);
         assert_eq!(p["name"].as_str().unwrap(), name);
         assert_eq!(p["bootable"].as_bool().unwrap(), attributes & 4 != 0);

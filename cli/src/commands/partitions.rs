@@ -27,8 +27,8 @@ without a table prints 'Disklabel type: none'. The exit code is 0 in every such 
 With --json, prints {type, diskSize, diskGuid, partitions: [{index, offset, size,
 firstLBA, lastLBA, sectors, type, typeName, guid, name, bootable, attributes}],
 findings: [{code, message}]}: offsets and sizes in bytes, type the MBR type byte as a
-number or the GPT type GUID as a lower-case string, as disk.getPartitions() gives them in
-JavaScript.
+number or the GPT type GUID as an upper-case string (as sfdisk and sgdisk print it), as
+disk.getPartitions() gives them in JavaScript.
 
 Use a partition's number with --partition N of 'vhd cat', 'vhd map' and 'vhd convert'.";
 
@@ -129,10 +129,7 @@ fn to_text(table: &PartitionTable, disk_size: u64, file: &Path) -> String {
         }
     );
     if let Some(guid) = table.disk_guid {
-        out.push_str(&format!(
-            "Disk identifier: {}\n",
-            guid.to_string().to_uppercase()
-        ));
+        out.push_str(&format!("Disk identifier: {guid}\n"));
     }
     if !table.partitions.is_empty() {
         let gpt = table.disk_guid.is_some();

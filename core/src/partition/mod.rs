@@ -86,7 +86,8 @@ use std::fmt;
 pub const SECTOR_SIZE: u64 = 512;
 
 /// A GUID as GPT stores it: 16 bytes, the first three fields little-endian ("mixed
-/// endian"). Displayed in the usual lower-case form, `c12a7328-f81f-11d2-ba4b-00a0c93ec93b`.
+/// endian"). Displayed in upper case, `C12A7328-F81F-11D2-BA4B-00A0C93EC93B`, as partitioning tools
+/// print it; parsed in either case.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Guid(pub [u8; 16]);
 
@@ -110,18 +111,20 @@ impl Guid {
 }
 
 impl fmt::Display for Guid {
+    /// The registry form in upper case, as `sfdisk`, `sgdisk` and the `gpt` npm module
+    /// write it, so that a GUID we print can be compared with theirs as text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = &self.0;
         write!(
             f,
-            "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-",
+            "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-",
             u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             u16::from_le_bytes([b[4], b[5]]),
             u16::from_le_bytes([b[6], b[7]]),
             b[8],
             b[9]
         )?;
-        b[10..].iter().try_for_each(|x| write!(f, "{x:02x}"))
+        b[10..].iter().try_for_each(|x| write!(f, "{x:02X}"))
     }
 }
 
@@ -139,7 +142,7 @@ impl std::str::FromStr for Guid {
         let invalid = || Error::InvalidArgument {
             name: "guid",
             reason: format!(
-                "{text:?} is not a GUID (expected the form c12a7328-f81f-11d2-ba4b-00a0c93ec93b)"
+                "{text:?} is not a GUID (expected the form C12A7328-F81F-11D2-BA4B-00A0C93EC93B)"
             ),
         };
         let groups: Vec<&str> = text.split('-').collect();
@@ -199,7 +202,7 @@ impl fmt::Display for PartitionType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PartitionType::Mbr(byte) => write!(f, "{byte:x}"),
-            PartitionType::Gpt(guid) => write!(f, "{}", guid.to_string().to_uppercase()),
+            PartitionType::Gpt(guid) => write!(f, "{guid}"),
         }
     }
 }
@@ -597,10 +600,11 @@ pub(crate) mod tests {
 
     #[test]
     fn guid_text_round_trip() {
-        let text = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
+        let text = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
         let guid: Guid = text.parse().unwrap();
         assert_eq!(guid, types::EFI_SYSTEM);
         assert_eq!(guid.to_string(), text);
+        assert_eq!(text.to_lowercase().parse::<Guid>().unwrap(), guid);
         assert!("c12a7328-f81f-11d2-ba4b".parse::<Guid>().is_err());
         assert!("g12a7328-f81f-11d2-ba4b-00a0c93ec93b"
             .parse::<Guid>()

@@ -280,7 +280,7 @@ mod tests {
     fn names_of_known_types() {
         assert_eq!(
             EFI_SYSTEM.to_string(),
-            "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
+            "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
         );
         assert_eq!(gpt_type_name(&LINUX_FILESYSTEM), Some("Linux filesystem"));
         let bios: Guid = "21686148-6449-6e6f-744e-656564454649".parse().unwrap();
