@@ -80,6 +80,8 @@ pub struct RangeCursor {
     pending: Option<AllocatedRange>,
     /// How deep into the chain the walk looks (0: the image's own sectors only).
     max_depth: usize,
+    /// Where the walk ends (the disk's end, or the end of [`RangeCursor::range`]).
+    end: u64,
     finished: bool,
 }
 
@@ -100,7 +102,20 @@ impl RangeCursor {
             position: 0,
             pending: None,
             max_depth: usize::MAX,
+            end: u64::MAX,
             finished: false,
+        }
+    }
+
+    /// A walk over virtual bytes `start..end` only (through the whole chain): the ranges
+    /// it finds are those of [`RangeCursor::new`] clipped to `start..end`. What a server
+    /// answering a question about one range asks (NBD's block status), without mapping
+    /// the disk before `start` nor after `end`.
+    pub fn range(start: u64, end: u64) -> RangeCursor {
+        RangeCursor {
+            position: start,
+            end,
+            ..RangeCursor::new()
         }
     }
 
@@ -120,7 +135,7 @@ impl RangeCursor {
     /// the disk ends), and appends the complete ones to `out` (at most
     /// [`RangeCursor::MAX_HELD`]). Appends nothing once [`RangeCursor::is_finished`].
     pub fn next_ranges(&mut self, image: &Image, out: &mut Vec<AllocatedRange>) -> Result<()> {
-        let size = image.size();
+        let size = image.size().min(self.end);
         while !self.finished {
             if self.position >= size {
                 out.extend(self.pending.take());
