@@ -35,12 +35,20 @@ fn images(dir: &TempDir) -> Vec<(&'static str, PathBuf)> {
 
     let dynamic = dir.join("dynamic.vhd");
     let mut image = create(&dynamic, &CreateOptions::new(DiskType::Dynamic, size)).unwrap();
-    fill(&mut image, &[(MIB, 3 * MIB as usize), (20 * MIB + 512, 512)], 0x22);
+    fill(
+        &mut image,
+        &[(MIB, 3 * MIB as usize), (20 * MIB + 512, 512)],
+        0x22,
+    );
     drop(image);
 
     let base = dir.join("base.vhd");
     let mut image = create(&base, &CreateOptions::new(DiskType::Dynamic, size)).unwrap();
-    fill(&mut image, &[(0, 6 * MIB as usize), (16 * MIB, 2 * MIB as usize)], 0x33);
+    fill(
+        &mut image,
+        &[(0, 6 * MIB as usize), (16 * MIB, 2 * MIB as usize)],
+        0x33,
+    );
     drop(image);
     let middle = dir.join("middle.vhd");
     let mut image = create(&middle, &CreateOptions::differencing(&base)).unwrap();
@@ -143,7 +151,13 @@ fn nbdinfo_sees_size_flags_and_the_allocation_map() {
         let export = &info["exports"][0];
         assert_eq!(export["export-size"].as_u64(), Some(size), "{name}");
         assert_eq!(export["is_read_only"].as_bool(), Some(false), "{name}");
-        for flag in ["can_flush", "can_fua", "can_trim", "can_zero", "can_multi_conn"] {
+        for flag in [
+            "can_flush",
+            "can_fua",
+            "can_trim",
+            "can_zero",
+            "can_multi_conn",
+        ] {
             assert_eq!(export[flag].as_bool(), Some(true), "{name}: {flag}");
         }
         assert!(
@@ -272,7 +286,12 @@ fn qemu_io_writes_land_in_the_image_and_nowhere_else() {
         drop(image);
         assert_clean(&path);
         for (parent, hash) in parents.iter().zip(&parent_hashes) {
-            assert_eq!(&sha256_file(parent), hash, "{name}: {} changed", parent.display());
+            assert_eq!(
+                &sha256_file(parent),
+                hash,
+                "{name}: {} changed",
+                parent.display()
+            );
         }
     }
 }
