@@ -152,7 +152,7 @@ function nbdScenarios({ files, size, quick, work }) {
     })
     list.push({
       name: 'nbd-fio-randread',
-      title: `fio (nbd engine) random 4 KiB reads of the served dynamic image, iodepth 32 (${reads} reads)`,
+      title: `fio nbd engine, random 4 KiB reads of the served dynamic image at iodepth 32 (${reads} reads)`,
       unit: 'kIOPS',
       async setup() {
         fs.mkdirSync(dir, { recursive: true })
