@@ -325,7 +325,7 @@ fn bad_requests_get_errors_and_write_nothing() {
     let (server, socket, _) = serve(&path, &dir, false);
     for structured in [false, true] {
         let mut client = Client::ready(&socket, structured);
-        let mut expect_error = |client: &mut Client, cookie: u64, expected: u32| {
+        let expect_error = |client: &mut Client, cookie: u64, expected: u32| {
             if structured {
                 let (flags, kind, got, payload) = client.chunk();
                 assert_eq!(
@@ -441,7 +441,7 @@ fn pipelined_requests_are_all_answered_with_their_cookies() {
     for i in 0..100u64 {
         client.request(cmd::READ, 0, i, 2 * MIB + i * 4096, 4096);
     }
-    let mut seen = vec![false; 100];
+    let mut seen = [false; 100];
     for _ in 0..100 {
         let (flags, kind, cookie, payload) = client.chunk();
         assert_eq!((flags, kind), (reply::FLAG_DONE, reply::TYPE_OFFSET_DATA));
