@@ -843,9 +843,76 @@ fn read_requests(
                 request.refused = Some(errno::EPERM);
             }
         }
+        if command == cmd::READ
+            && request.buffer.len() >= length as usize
+            && read_now(connection, &mut request)
+        {
+            connection.release(request.budget);
+            connection.give_buffer(std::mem::take(&mut request.buffer));
+            continue;
+        }
         if sender.send(request).is_err() {
             return Err(io::Error::other("the workers stopped"));
         }
+    }
+}
+
+/// Answers a valid read from the reader thread itself when every byte of it is at hand (in
+/// the page cache, or a hole: [`VirtualDisk::read_at_now`], which never waits for a
+/// device); `false` (nothing done) otherwise, and for reads a worker must judge. Handing a
+/// read to a worker costs two thread switches, more than the read of cached data itself:
+/// this is what makes random 4 KiB reads as fast as a single-threaded server's, while reads
+/// that wait for the disk still run several at a time on the workers.
+fn read_now(connection: &Connection, request: &mut Request) -> bool {
+    let export = &connection.shared.export;
+    let structured = connection.session.structured;
+    let length = u64::from(request.length);
+    let offset = request.offset;
+    let valid = request.flags & !allowed_flags(cmd::READ, structured) == 0
+        && length > 0
+        && offset
+            .checked_add(length)
+            .is_some_and(|end| end <= export.size);
+    if !valid {
+        return false;
+    }
+    let data = &mut request.buffer[..length as usize];
+    let mut done = false;
+    let _ = export.image.with_read(&mut |image| {
+        done = image.read_at_now(data, offset) == Some(data.len());
+        Ok(())
+    });
+    if !done {
+        return false;
+    }
+    connection
+        .tally
+        .bytes_read
+        .fetch_add(length, Ordering::Relaxed);
+    send_read_reply(
+        connection,
+        request.cookie,
+        offset,
+        &request.buffer[..length as usize],
+    );
+    true
+}
+
+/// The reply to a successful read: the data after a simple reply, or in one
+/// `NBD_REPLY_TYPE_OFFSET_DATA` chunk.
+fn send_read_reply(connection: &Connection, cookie: u64, offset: u64, data: &[u8]) {
+    if !connection.session.structured {
+        connection.simple_reply(cookie, 0, data);
+    } else if data.is_empty() {
+        connection.done_reply(cookie);
+    } else {
+        connection.chunk(
+            cookie,
+            reply::FLAG_DONE,
+            reply::TYPE_OFFSET_DATA,
+            &offset.to_be_bytes(),
+            data,
+        );
     }
 }
 
@@ -947,22 +1014,12 @@ fn handle(
                 .tally
                 .bytes_read
                 .fetch_add(length, Ordering::Relaxed);
-            let data = &request.buffer[..length as usize];
-            if structured {
-                if data.is_empty() {
-                    connection.done_reply(request.cookie);
-                } else {
-                    connection.chunk(
-                        request.cookie,
-                        reply::FLAG_DONE,
-                        reply::TYPE_OFFSET_DATA,
-                        &offset.to_be_bytes(),
-                        data,
-                    );
-                }
-            } else {
-                connection.simple_reply(request.cookie, 0, data);
-            }
+            send_read_reply(
+                connection,
+                request.cookie,
+                offset,
+                &request.buffer[..length as usize],
+            );
             return;
         }
         cmd::WRITE => {
