@@ -37,9 +37,11 @@ const MAX_OPTION: u32 = 64 << 10;
 /// The most extents one `NBD_CMD_BLOCK_STATUS` reply describes (the client asks again for
 /// the rest).
 const MAX_EXTENTS: usize = 8192;
-/// Buffers kept for reuse per connection, and the largest one kept.
+/// Buffers kept for reuse per connection: how many, the largest one kept, and the most
+/// bytes kept in all.
 const POOL_BUFFERS: usize = 16;
 const POOL_LARGEST: usize = 8 << 20;
+const POOL_BYTES: usize = 32 << 20;
 
 /// What is served: the image and what clients are told of it.
 pub(crate) struct Export {
@@ -603,8 +605,8 @@ struct Connection<'a> {
     session: Session,
     tally: &'a Tally,
     writer: Mutex<Stream>,
-    /// Buffers for reuse.
-    pool: Mutex<Vec<Vec<u8>>>,
+    /// Buffers for reuse, and the bytes they hold.
+    pool: Mutex<(Vec<Vec<u8>>, usize)>,
     /// Bytes of payload held now, and the condition the reader waits on when it is over
     /// [`BYTES_IN_FLIGHT`].
     budget: Mutex<u64>,
@@ -615,12 +617,12 @@ struct Connection<'a> {
 
 impl Connection<'_> {
     fn take_buffer(&self, length: usize) -> Vec<u8> {
-        let mut buffer = self
-            .pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default();
+        let mut buffer = {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            let buffer = pool.0.pop().unwrap_or_default();
+            pool.1 -= buffer.capacity();
+            buffer
+        };
         // Buffers keep their length, so that a reused one is not filled with zeros again.
         if buffer.len() < length {
             buffer.resize(length, 0);
@@ -633,8 +635,9 @@ impl Connection<'_> {
             return;
         }
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < POOL_BUFFERS {
-            pool.push(buffer);
+        if pool.0.len() < POOL_BUFFERS && pool.1 + buffer.capacity() <= POOL_BYTES {
+            pool.1 += buffer.capacity();
+            pool.0.push(buffer);
         }
     }
 
@@ -754,7 +757,7 @@ fn transmission(
         session,
         tally,
         writer: Mutex::new(writer),
-        pool: Mutex::new(Vec::new()),
+        pool: Mutex::new((Vec::new(), 0)),
         budget: Mutex::new(0),
         budget_freed: Condvar::new(),
         broken: AtomicBool::new(false),
