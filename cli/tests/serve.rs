@@ -144,7 +144,7 @@ fn nbdcopy_of_a_served_chain_is_vhd_convert_to_raw() {
     served.signal(libc::SIGTERM);
     let (code, rest) = served.finish();
     assert_eq!(code, Some(0), "{rest}");
-    assert!(rest.contains("flushed and closed"), "{rest}");
+    assert!(rest.contains("stopped; the image is closed"), "{rest}");
     assert!(!dir.join("s.sock").exists());
 }
 
