@@ -31,6 +31,8 @@ const QUEUE: usize = 64;
 const WORKERS: usize = 4;
 /// The most connections open at once; more are closed at once (and logged).
 const MAX_CONNECTIONS: usize = 256;
+/// How long the handshake may take by default (qemu-nbd's `--handshake-limit` is 10 s too).
+const HANDSHAKE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The longest option data accepted in the handshake (names and queries are at most 4 KiB
 /// each); longer options are read, dropped and answered `NBD_REP_ERR_TOO_BIG`.
 const MAX_OPTION: u32 = 64 << 10;
@@ -244,11 +246,26 @@ struct Tally {
 
 /// Serves one connection to its end; returns the log line's text.
 fn serve(mut stream: Stream, shared: &Shared) -> String {
-    let session = match handshake(&mut stream, shared) {
+    // A client that connects and then says nothing would hold one of the
+    // MAX_CONNECTIONS places (and a thread) for ever: the handshake has a time limit.
+    let limit = match shared.options.handshake_limit {
+        std::time::Duration::ZERO => HANDSHAKE_LIMIT,
+        limit => limit,
+    };
+    let session = match stream
+        .set_read_timeout(Some(limit))
+        .and_then(|()| handshake(&mut stream, shared))
+    {
         Ok(Some(session)) => session,
         Ok(None) => return "closed during the handshake".into(),
+        Err(e) if is_timeout(&e) => {
+            return format!("handshake failed: the client took more than {:?}", limit)
+        }
         Err(e) => return format!("handshake failed: {e}"),
     };
+    if let Err(e) = stream.set_read_timeout(None) {
+        return format!("handshake failed: {e}");
+    }
     let tally = Tally::default();
     let outcome = transmission(stream, shared, session, &tally);
     let counts = format!(
@@ -265,6 +282,14 @@ fn serve(mut stream: Stream, shared: &Shared) -> String {
 }
 
 // ---- handshake ----
+
+/// A read that ran out of time (`WouldBlock` on Unix, `TimedOut` on Windows).
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
 
 fn invalid(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())

@@ -173,6 +173,10 @@ pub struct ServeOptions {
     /// Workers per connection: requests of one connection run this many at a time
     /// (0: the default, 4).
     pub workers: usize,
+    /// How long a client may take over the handshake before it is disconnected, so that
+    /// clients that connect and say nothing cannot hold every connection place (zero: the
+    /// default, 10 s, as qemu-nbd's `--handshake-limit`).
+    pub handshake_limit: std::time::Duration,
 }
 
 impl fmt::Debug for ServeOptions {
@@ -183,6 +187,7 @@ impl fmt::Debug for ServeOptions {
             .field("allow_remote", &self.allow_remote)
             .field("log", &self.log.as_ref().map(|_| "Fn(&str)"))
             .field("workers", &self.workers)
+            .field("handshake_limit", &self.handshake_limit)
             .finish()
     }
 }

@@ -152,6 +152,15 @@ impl Stream {
         })
     }
 
+    /// Limits how long a read may wait (`None`: for ever).
+    pub(crate) fn set_read_timeout(&self, limit: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(limit),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.set_read_timeout(limit),
+        }
+    }
+
     /// Shuts down one or both directions (wakes a thread blocked on the socket).
     pub(crate) fn shutdown(&self, how: Shutdown) {
         let _ = match self {

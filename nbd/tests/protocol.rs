@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use vhd_core::{create, CreateOptions, DiskType, Image, OpenOptions, VirtualDisk};
 use vhd_nbd::proto::{self, cmd, cmd_flag, errno, opt, rep, reply};
 use vhd_nbd::{Address, ServeOptions, Server};
@@ -253,6 +254,53 @@ fn garbage_in_the_handshake_closes_only_that_connection() {
     // The server is still there, the disk as it was.
     assert_same_bytes(&read_disk(&socket), &model(), "disk");
     server.shutdown().unwrap();
+}
+
+#[test]
+fn a_client_that_says_nothing_is_disconnected_after_the_handshake_limit() {
+    let dir = TempDir::new("nbd-proto-silent");
+    let path = image(&dir);
+    let socket = dir.join("silent.sock");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let log_lines = Arc::clone(&lines);
+    let server = Server::start(
+        Arc::new(RwLock::new(
+            Image::open(&path, &OpenOptions::default()).unwrap(),
+        )),
+        &Address::Unix(socket.clone()),
+        ServeOptions {
+            export_name: "disk".into(),
+            handshake_limit: Duration::from_millis(200),
+            log: Some(Arc::new(move |line: &str| {
+                log_lines.lock().unwrap().push(line.to_string())
+            })),
+            ..ServeOptions::default()
+        },
+    )
+    .unwrap();
+    // Connects, reads the greeting, then says nothing (nor the client flags).
+    let mut silent = Client::connect(&socket);
+    // A guard against a hang: far longer than the limit. A timeout here is a failure.
+    silent
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match silent.stream.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the silent client was not disconnected: {other:?}"),
+    }
+    // The place it held is free, and a client that speaks is served as before.
+    assert_same_bytes(&read_disk(&socket), &model(), "disk");
+    server.shutdown().unwrap();
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("handshake failed: the client took more than 200ms")),
+        "{lines:?}"
+    );
 }
 
 #[test]
