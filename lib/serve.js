@@ -201,6 +201,7 @@ class NbdServer {
   }
 
   [inspectCustom](depth, options, inspect) {
+    /** @type {Record<string, unknown>} */
     const shown = { ...this.address, uri: this.uri, connections: this.connections }
     if (this[kClosing] !== null) shown.state = 'closed'
     return inspectAs(this, shown, depth, options, inspect)
