@@ -35,6 +35,12 @@
 // FileDisk on the raw disk (≥ 0.8x), and the partition view's sequential and random reads
 // against the disk's own over the same bytes (≥ 0.95x). Left out without sgdisk and mkfs.ext4.
 //
+// The NBD scenarios (benchmark/nbd.js): `vhd serve` against qemu-nbd: nbdcopy of the served
+// dynamic image to null: (≥ 1.0x qemu-nbd -f vpc, ≥ 0.8x qemu-nbd -f raw on the raw file),
+// fio's nbd engine with random 4 KiB reads at iodepth 32 (≥ 1.0x qemu-nbd -f vpc), and
+// nbdcopy --flush of the raw file into a served new dynamic image (≥ 1.0x qemu-nbd -f vpc).
+// Left out without nbdcopy, qemu-nbd, qemu-img and fio.
+//
 // Results go to bench-results/<timestamp>.json (git-ignored) and to --out FILE if given,
 // each with an SVG chart of the ratios beside it (<same name>.svg: benchmark/chart.js).
 
@@ -50,6 +56,7 @@ const VHD = require('..')
 const VHDJS = require('vhd-js')
 const { writeChart } = require('./chart.js')
 const { partitionScenarios } = require('./partitions.js')
+const { nbdScenarios } = require('./nbd.js')
 const { randomOffsets, atDepth } = require('./workload.js')
 
 const MiB = 1024 * 1024
@@ -724,6 +731,8 @@ function scenarios(ctx) {
   list.push(...convertScenarios(ctx))
   // Partitions and file systems inside images (benchmark/partitions.js).
   list.push(...partitionScenarios(ctx))
+  // vhd serve against qemu-nbd, through nbdcopy and fio (benchmark/nbd.js).
+  list.push(...nbdScenarios(ctx))
   return list
 }
 

@@ -198,6 +198,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "rebase",
     "snapshot",
     "cat",
+    "serve",
     "completions",
 ];
 

@@ -918,6 +918,13 @@ fn handle(
     if writes && !export.writable {
         return connection.error_reply(request, errno::EPERM, "the export is read-only");
     }
+    if request.command == cmd::READ && request.length > MAX_PAYLOAD {
+        return connection.error_reply(
+            request,
+            errno::EOVERFLOW,
+            "the read is larger than the maximum payload (32 MiB)",
+        );
+    }
     let offset = request.offset;
     let length = u64::from(request.length);
     let in_range = offset
@@ -931,13 +938,6 @@ fn handle(
     let image = &export.image;
     let result = match request.command {
         cmd::READ => {
-            if request.length > MAX_PAYLOAD {
-                return connection.error_reply(
-                    request,
-                    errno::EOVERFLOW,
-                    "the read is larger than the maximum payload (32 MiB)",
-                );
-            }
             let data = &mut request.buffer[..length as usize];
             let result = image.with_read(&mut |image| read_fully(image, data, offset));
             if let Err(e) = result {

@@ -9,6 +9,7 @@ mod info;
 mod maintenance;
 mod map;
 mod partitions;
+mod serve;
 
 use crate::args::{usage_error, ChainArgs, FormatArgs};
 use crate::{CliError, Io};
@@ -88,6 +89,7 @@ enum Command {
     Rebase(maintenance::RebaseArgs),
     Snapshot(maintenance::SnapshotArgs),
     Cat(cat::CatArgs),
+    Serve(serve::ServeArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -131,6 +133,7 @@ pub fn dispatch(args: &[String], io: &mut Io) -> Result<i32, CliError> {
         Command::Rebase(args) => maintenance::rebase(&args, io),
         Command::Snapshot(args) => maintenance::snapshot(&args, io),
         Command::Cat(args) => cat::run(&args, io),
+        Command::Serve(args) => serve::run(&args, io),
         Command::Completions(args) => completions::run(&args, io),
     }
 }
