@@ -335,6 +335,35 @@ test('the event loop runs while a client copies the export', { skip }, async () 
   }
 })
 
+test('a running server keeps the process alive until close(), as a listening net.Server does', { skip }, async () => {
+  const file = await dynamicImage('alive')
+  const socket = socketPath()
+  // The child's script ends as soon as the server listens; the process must stay, serving.
+  const script = `
+    const VHD = require(${JSON.stringify(path.join(__dirname, '..'))})
+    VHD.serve(${JSON.stringify(file)}, { socket: ${JSON.stringify(socket)}, readOnly: true }).then((server) => {
+      console.log(server.uri)
+      process.once('SIGTERM', () => server.close().then(() => console.log('closed')))
+    })
+  `
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+  let output = ''
+  const uri = await new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      output += chunk
+      if (output.includes('\n')) resolve(output.split('\n')[0])
+    })
+    child.on('exit', () => reject(new Error(`the child exited: ${output}`)))
+  })
+  assert.equal(uri, `nbd+unix:///?socket=${socket}`)
+  assert.equal(Number((await ok('nbdinfo', ['--size', uri])).toString().trim()), SIZE)
+  child.kill('SIGTERM')
+  assert.equal(await exited, 0, 'after close() the process ends by itself')
+  assert.match(output, /^closed$/m)
+  assert.equal(fs.existsSync(socket), false)
+})
+
 test('a taken socket or port is EADDRINUSE, naming it; the image opened for it is closed again', { skip }, async () => {
   const file = await dynamicImage('taken')
   const socket = socketPath()

@@ -190,6 +190,9 @@ fn an_address_in_use_is_eaddrinuse() {
     let source = std::net::TcpListener::bind(taken.local_addr().unwrap()).unwrap_err();
     let e = Error::io("binding", source);
     assert_eq!(e.os_code(), Some("EADDRINUSE"), "{e}");
-    let e = Error::io("binding", std::io::Error::from(std::io::ErrorKind::AddrInUse));
+    let e = Error::io(
+        "binding",
+        std::io::Error::from(std::io::ErrorKind::AddrInUse),
+    );
     assert_eq!(e.os_code(), Some("EADDRINUSE"), "{e}");
 }
