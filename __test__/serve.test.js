@@ -364,7 +364,7 @@ test('a running server keeps the process alive until close(), as a listening net
   assert.equal(fs.existsSync(socket), false)
 })
 
-test('a taken socket or port is EADDRINUSE, naming it; the image opened for it is closed again', { skip }, async () => {
+test('a taken socket or port is EADDRINUSE, naming it, a foreign address EADDRNOTAVAIL; the image opened for it is closed again', { skip }, async () => {
   const file = await dynamicImage('taken')
   const socket = socketPath()
   const first = await VHD.serve(file, { socket, readOnly: true })
@@ -387,6 +387,11 @@ test('a taken socket or port is EADDRINUSE, naming it; the image opened for it i
     await first.close()
     await tcp.close()
   }
+  // An address of no interface here (TEST-NET-1, RFC 5737): EADDRNOTAVAIL.
+  await assert.rejects(VHD.serve(file, { port: 0, host: '192.0.2.1', allowRemote: true, readOnly: true }), {
+    code: 'EADDRNOTAVAIL',
+    address: '192.0.2.1',
+  })
   // A file that is not a socket is never replaced.
   const plain = path.join(tmp.dir, 'plain-file')
   fs.writeFileSync(plain, 'keep me')

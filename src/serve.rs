@@ -231,3 +231,71 @@ fn to_address(args: &ServeArgs) -> Result<Address, Failure> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::RwLock;
+
+    fn image(dir: &std::path::Path) -> Image {
+        let path = dir.join("served.vhd");
+        let options = vhd_core::CreateOptions::new(vhd_core::DiskType::Dynamic, 1 << 20);
+        vhd_core::create(&path, &options).unwrap()
+    }
+
+    #[test]
+    fn a_closed_image_fails_every_request_and_an_open_one_is_served() {
+        let dir = std::env::temp_dir().join(format!("vhd-serve-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shared: Shared = Arc::new(RwLock::new(Some(image(&dir))));
+        let served = Served(shared.clone());
+        let mut size = 0;
+        served
+            .with_read(&mut |image| {
+                size = vhd_core::VirtualDisk::size(image);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(size, 1 << 20);
+        served
+            .with_write(&mut |image| vhd_core::VirtualDisk::write_at(image, b"x", 0))
+            .unwrap();
+        // JavaScript closed it (lib/serve.js closes the servers first; this is the fallback).
+        drop(shared.write().unwrap().take());
+        let error = served.with_read(&mut |_| Ok(())).unwrap_err();
+        assert!(error.to_string().contains("the image is closed"), "{error}");
+        assert!(served.with_write(&mut |_| Ok(())).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn addresses_are_a_socket_or_an_ip_and_a_port() {
+        let unix = ServeArgs {
+            socket: Some("x.sock".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(to_address(&unix).unwrap(), Address::Unix("x.sock".into()));
+        let tcp = ServeArgs {
+            host: Some("::1".into()),
+            port: Some(10809),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            to_address(&tcp).unwrap(),
+            Address::Tcp("[::1]:10809".parse().unwrap())
+        );
+        let name = ServeArgs {
+            host: Some("example.org".into()),
+            port: Some(1),
+            ..ServeArgs::default()
+        };
+        assert_eq!(to_address(&name).unwrap_err().code, "ERR_INVALID_ARG_VALUE");
+        let port = ServeArgs {
+            host: Some("127.0.0.1".into()),
+            port: Some(70000),
+            ..ServeArgs::default()
+        };
+        assert_eq!(to_address(&port).unwrap_err().code, "ERR_OUT_OF_RANGE");
+        assert!(to_address(&ServeArgs::default()).is_err());
+    }
+}
