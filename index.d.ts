@@ -2052,7 +2052,8 @@ export interface ServeCommonOptions {
   exportName?: string
   /**
    * Called with one line per connection as it closes (who, what it did, why it ended), on
-   * the JavaScript thread; without it, the lines are dropped.
+   * the JavaScript thread; without it, the lines are dropped. An exception it throws is an
+   * uncaught exception, as an event listener's.
    */
   log?: (line: string) => void
 }

@@ -286,6 +286,22 @@ test('an open disk served and used from JavaScript at once: each sees the other\
   assert.equal((await VHD.check(file)).clean, true)
 })
 
+test('disk.close() during a serve of it waits for the start, then closes the new server first', { skip }, async () => {
+  const file = await dynamicImage('close-during-start')
+  const disk = await VHD.open(file)
+  const socket = socketPath()
+  const starting = VHD.serve(disk, { socket })
+  const closing = disk.close()
+  const server = await starting
+  await closing
+  assert.equal(server.listening, false)
+  assert.equal(server.connections, 0)
+  assert.equal(fs.existsSync(socket), false)
+  assert.equal(disk.isOpen, false)
+  // Nothing holds the image: it opens read-write again.
+  await (await VHD.open(file)).close()
+})
+
 test('close() with a client connected ends its connection, then resolves; the server serves while the JavaScript thread is blocked', { skip }, async () => {
   const file = await dynamicImage('connected')
   const server = await VHD.serve(file, { socket: socketPath() })
