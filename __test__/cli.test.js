@@ -841,7 +841,7 @@ test('npm install of the packed tarball gives a working `npx vhd`', { timeout: 2
   fs.mkdirSync(dest)
   const [packed] = JSON.parse(sh('npm', ['pack', '--json', '--pack-destination', dest], ROOT).stdout)
   const files = packed.files.map((f) => f.path)
-  for (const f of ['bin/vhd.js', 'cli/Cargo.toml', 'cli/src/lib.rs', 'cli/src/main.rs', 'src/cli.rs']) {
+  for (const f of ['bin/vhd.js', 'cli/Cargo.toml', 'cli/src/lib.rs', 'cli/src/main.rs', 'src/cli.rs', 'nbd/Cargo.toml', 'nbd/src/lib.rs']) {
     assert.ok(files.includes(f), `${f} is missing from the tarball`)
   }
   const tarball = path.join(dest, packed.filename)

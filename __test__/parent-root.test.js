@@ -10,7 +10,7 @@
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawnSync } = require('node:child_process')
+const { spawn, spawnSync } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -358,7 +358,30 @@ const CLI = [
   { command: 'rebase', args: (c, root) => ['rebase', '--parent-root', root, c.child, c.mid] },
   { command: 'snapshot', args: (c, root) => ['snapshot', '--parent-root', root, c.mid, c.out('snap.vhd')] },
   { command: 'create', args: (c, root) => ['create', '--parent', c.mid, '--parent-root', root, c.out('new.vhd')] },
+  // Runs until stopped: once it serves, SIGTERM must stop it cleanly (exit 0).
+  { command: 'serve', args: (c, root) => ['serve', '--socket', c.out('s.sock'), '--parent-root', root, c.child], serves: true },
 ]
+
+/** Runs `vhd serve …` until it says it serves, then stops it with SIGTERM; resolves to its exit. */
+function serveThenStop(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    let stopped = false
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => {
+      stderr += d
+      // Once: a second signal ends the npm command at once (exit 143).
+      if (!stopped && /serving .* on nbd\+unix:/.test(stderr)) {
+        stopped = true
+        child.kill('SIGTERM')
+      }
+    })
+    child.on('error', reject)
+    child.on('close', (status) => resolve({ status, stdout, stderr }))
+  })
+}
 
 describe('--parent-root reaches every command of the CLI', () => {
   test('every command has a row, and its --help shows --parent-root DIR', () => {
@@ -391,7 +414,7 @@ describe('--parent-root reaches every command of the CLI', () => {
       }
       assert.deepEqual(tree(c.dir), before)
 
-      const worked = vhd(row.args(c, c.dir))
+      const worked = row.serves ? await serveThenStop(row.args(c, c.dir)) : vhd(row.args(c, c.dir))
       assert.equal(worked.status, 0, worked.stdout + worked.stderr)
     })
   }

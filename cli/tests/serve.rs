@@ -144,7 +144,7 @@ fn nbdcopy_of_a_served_chain_is_vhd_convert_to_raw() {
     served.signal(libc::SIGTERM);
     let (code, rest) = served.finish();
     assert_eq!(code, Some(0), "{rest}");
-    assert!(rest.contains("flushed and closed"), "{rest}");
+    assert!(rest.contains("stopped; the image is closed"), "{rest}");
     assert!(!dir.join("s.sock").exists());
 }
 
@@ -250,10 +250,38 @@ fn nbd_write(socket: &Path, offset: u64, data: &[u8]) -> UnixStream {
 fn stops_cleanly(served: Served, signal: i32, top: &Path) {
     let socket = served.socket.clone();
     let mut stream = nbd_write(&socket, 9 * MIB + 3, &[0x6b; 70_000]);
+    // A second write sent just before the signal: in flight, or not read yet.
+    let mut request = Vec::new();
+    request.extend_from_slice(&0x2560_9513u32.to_be_bytes());
+    request.extend_from_slice(&0u16.to_be_bytes());
+    request.extend_from_slice(&1u16.to_be_bytes()); // NBD_CMD_WRITE
+    request.extend_from_slice(&10u64.to_be_bytes());
+    request.extend_from_slice(&(12 * MIB).to_be_bytes());
+    request.extend_from_slice(&(4 * MIB as u32).to_be_bytes());
+    request.extend_from_slice(&vec![0x3c; 4 * MIB as usize]);
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = stream.write_all(&request);
+        })
+    };
     served.signal(signal);
     let mut rest = Vec::new();
-    // The server closes the connection.
-    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+    // The server closes the connection, after the reply to the second write if it took it.
+    stream.read_to_end(&mut rest).unwrap();
+    let _ = writer.join();
+    let second_acknowledged = match rest.len() {
+        0 => false,
+        16 => {
+            assert_eq!(
+                &rest[4..],
+                &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10],
+                "{rest:?}"
+            );
+            true
+        }
+        n => panic!("{n} bytes after the signal: {rest:?}"),
+    };
     let (code, text) = served.finish();
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("flushed and closed"), "{text}");
@@ -262,6 +290,14 @@ fn stops_cleanly(served: Served, signal: i32, top: &Path) {
     let mut data = vec![0u8; 70_000];
     image.read_at(&mut data, 9 * MIB + 3).unwrap();
     assert!(data.iter().all(|&b| b == 0x6b));
+    if second_acknowledged {
+        let mut data = vec![0u8; 4 * MIB as usize];
+        image.read_at(&mut data, 12 * MIB).unwrap();
+        assert!(
+            data.iter().all(|&b| b == 0x3c),
+            "an acknowledged write is missing"
+        );
+    }
     drop(image);
     assert_clean(top);
 }

@@ -37,9 +37,11 @@ const MAX_OPTION: u32 = 64 << 10;
 /// The most extents one `NBD_CMD_BLOCK_STATUS` reply describes (the client asks again for
 /// the rest).
 const MAX_EXTENTS: usize = 8192;
-/// Buffers kept for reuse per connection, and the largest one kept.
+/// Buffers kept for reuse per connection: how many, the largest one kept, and the most
+/// bytes kept in all.
 const POOL_BUFFERS: usize = 16;
 const POOL_LARGEST: usize = 8 << 20;
+const POOL_BYTES: usize = 32 << 20;
 
 /// What is served: the image and what clients are told of it.
 pub(crate) struct Export {
@@ -603,8 +605,8 @@ struct Connection<'a> {
     session: Session,
     tally: &'a Tally,
     writer: Mutex<Stream>,
-    /// Buffers for reuse.
-    pool: Mutex<Vec<Vec<u8>>>,
+    /// Buffers for reuse, and the bytes they hold.
+    pool: Mutex<(Vec<Vec<u8>>, usize)>,
     /// Bytes of payload held now, and the condition the reader waits on when it is over
     /// [`BYTES_IN_FLIGHT`].
     budget: Mutex<u64>,
@@ -615,12 +617,12 @@ struct Connection<'a> {
 
 impl Connection<'_> {
     fn take_buffer(&self, length: usize) -> Vec<u8> {
-        let mut buffer = self
-            .pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default();
+        let mut buffer = {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            let buffer = pool.0.pop().unwrap_or_default();
+            pool.1 -= buffer.capacity();
+            buffer
+        };
         // Buffers keep their length, so that a reused one is not filled with zeros again.
         if buffer.len() < length {
             buffer.resize(length, 0);
@@ -633,8 +635,9 @@ impl Connection<'_> {
             return;
         }
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < POOL_BUFFERS {
-            pool.push(buffer);
+        if pool.0.len() < POOL_BUFFERS && pool.1 + buffer.capacity() <= POOL_BYTES {
+            pool.1 += buffer.capacity();
+            pool.0.push(buffer);
         }
     }
 
@@ -754,7 +757,7 @@ fn transmission(
         session,
         tally,
         writer: Mutex::new(writer),
-        pool: Mutex::new(Vec::new()),
+        pool: Mutex::new((Vec::new(), 0)),
         budget: Mutex::new(0),
         budget_freed: Condvar::new(),
         broken: AtomicBool::new(false),
@@ -843,9 +846,76 @@ fn read_requests(
                 request.refused = Some(errno::EPERM);
             }
         }
+        if command == cmd::READ
+            && request.buffer.len() >= length as usize
+            && read_now(connection, &mut request)
+        {
+            connection.release(request.budget);
+            connection.give_buffer(std::mem::take(&mut request.buffer));
+            continue;
+        }
         if sender.send(request).is_err() {
             return Err(io::Error::other("the workers stopped"));
         }
+    }
+}
+
+/// Answers a valid read from the reader thread itself when every byte of it is at hand (in
+/// the page cache, or a hole: [`VirtualDisk::read_at_now`], which never waits for a
+/// device); `false` (nothing done) otherwise, and for reads a worker must judge. Handing a
+/// read to a worker costs two thread switches, more than the read of cached data itself:
+/// this is what makes random 4 KiB reads as fast as a single-threaded server's, while reads
+/// that wait for the disk still run several at a time on the workers.
+fn read_now(connection: &Connection, request: &mut Request) -> bool {
+    let export = &connection.shared.export;
+    let structured = connection.session.structured;
+    let length = u64::from(request.length);
+    let offset = request.offset;
+    let valid = request.flags & !allowed_flags(cmd::READ, structured) == 0
+        && length > 0
+        && offset
+            .checked_add(length)
+            .is_some_and(|end| end <= export.size);
+    if !valid {
+        return false;
+    }
+    let data = &mut request.buffer[..length as usize];
+    let mut done = false;
+    let _ = export.image.with_read(&mut |image| {
+        done = image.read_at_now(data, offset) == Some(data.len());
+        Ok(())
+    });
+    if !done {
+        return false;
+    }
+    connection
+        .tally
+        .bytes_read
+        .fetch_add(length, Ordering::Relaxed);
+    send_read_reply(
+        connection,
+        request.cookie,
+        offset,
+        &request.buffer[..length as usize],
+    );
+    true
+}
+
+/// The reply to a successful read: the data after a simple reply, or in one
+/// `NBD_REPLY_TYPE_OFFSET_DATA` chunk.
+fn send_read_reply(connection: &Connection, cookie: u64, offset: u64, data: &[u8]) {
+    if !connection.session.structured {
+        connection.simple_reply(cookie, 0, data);
+    } else if data.is_empty() {
+        connection.done_reply(cookie);
+    } else {
+        connection.chunk(
+            cookie,
+            reply::FLAG_DONE,
+            reply::TYPE_OFFSET_DATA,
+            &offset.to_be_bytes(),
+            data,
+        );
     }
 }
 
@@ -947,22 +1017,12 @@ fn handle(
                 .tally
                 .bytes_read
                 .fetch_add(length, Ordering::Relaxed);
-            let data = &request.buffer[..length as usize];
-            if structured {
-                if data.is_empty() {
-                    connection.done_reply(request.cookie);
-                } else {
-                    connection.chunk(
-                        request.cookie,
-                        reply::FLAG_DONE,
-                        reply::TYPE_OFFSET_DATA,
-                        &offset.to_be_bytes(),
-                        data,
-                    );
-                }
-            } else {
-                connection.simple_reply(request.cookie, 0, data);
-            }
+            send_read_reply(
+                connection,
+                request.cookie,
+                offset,
+                &request.buffer[..length as usize],
+            );
             return;
         }
         cmd::WRITE => {

@@ -45,9 +45,12 @@
 //!   dynamic images; the parent's data for a differencing image).
 //! - `WRITE_ZEROES` allocates nothing where the range already reads as zeros without I/O
 //!   ([`reads_without_io`](vhd_core::VirtualDisk::reads_without_io)); with `NO_HOLE` it
-//!   writes zeros; otherwise a dynamic image discards (whole blocks are unallocated, which
-//!   read as zeros) and other images write zeros (discarding in a differencing image would
-//!   reveal the parent).
+//!   writes zeros (blocks holding data keep their allocation; a dynamic image never
+//!   allocates a block only to hold zeros); otherwise a dynamic image discards (whole blocks
+//!   are unallocated, which read as zeros) and other images write zeros, skipping the blocks
+//!   that read as zeros already (discarding in a differencing image would reveal the
+//!   parent). With `FAST_ZERO`, a write zeroes that would have to write zeros fails with
+//!   `ENOTSUP` and does nothing.
 //! - `BLOCK_STATUS` (`base:allocation`) is the chain's allocation map (what `vhd map` and
 //!   `qemu-img map` show): ranges no image of the chain holds are `NBD_STATE_HOLE |
 //!   NBD_STATE_ZERO`, the others 0 (data).

@@ -325,7 +325,7 @@ fn bad_requests_get_errors_and_write_nothing() {
     let (server, socket, _) = serve(&path, &dir, false);
     for structured in [false, true] {
         let mut client = Client::ready(&socket, structured);
-        let mut expect_error = |client: &mut Client, cookie: u64, expected: u32| {
+        let expect_error = |client: &mut Client, cookie: u64, expected: u32| {
             if structured {
                 let (flags, kind, got, payload) = client.chunk();
                 assert_eq!(
@@ -441,7 +441,7 @@ fn pipelined_requests_are_all_answered_with_their_cookies() {
     for i in 0..100u64 {
         client.request(cmd::READ, 0, i, 2 * MIB + i * 4096, 4096);
     }
-    let mut seen = vec![false; 100];
+    let mut seen = [false; 100];
     for _ in 0..100 {
         let (flags, kind, cookie, payload) = client.chunk();
         assert_eq!((flags, kind), (reply::FLAG_DONE, reply::TYPE_OFFSET_DATA));
@@ -597,5 +597,45 @@ fn tcp_on_loopback_with_a_port_picked() {
     let mut greeting = [0u8; 18];
     stream.read_exact(&mut greeting).unwrap();
     assert_eq!(&greeting[..8], b"NBDMAGIC");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn reads_that_must_wait_for_the_disk_read_the_same() {
+    use std::os::unix::io::AsRawFd;
+    let dir = TempDir::new("nbd-proto-cold");
+    let path = image(&dir);
+    let (server, socket, _) = serve(&path, &dir, false);
+    let mut client = Client::ready(&socket, true);
+    let mut rng = Rng::new("nbd-cold");
+    let data = rng.bytes(3 * MIB as usize);
+    client.request(
+        cmd::WRITE,
+        cmd_flag::FUA,
+        1,
+        2 * MIB + 100,
+        data.len() as u32,
+    );
+    client.send(&data);
+    assert_eq!(client.chunk().1, reply::TYPE_NONE);
+    // Out of the page cache (the pages are clean after the flush): these reads cannot be
+    // answered at once and go to the workers, several at a time.
+    let file = std::fs::File::open(&path).unwrap();
+    // SAFETY: posix_fadvise on a descriptor we own; it only drops cached pages.
+    let advised = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(advised, 0);
+    for i in 0..8u64 {
+        client.request(cmd::READ, 0, 10 + i, 2 * MIB + 100 + i * 300_000, 300_000);
+    }
+    for _ in 0..8 {
+        let (flags, kind, cookie, payload) = client.chunk();
+        assert_eq!((flags, kind), (reply::FLAG_DONE, reply::TYPE_OFFSET_DATA));
+        let i = (cookie - 10) as usize;
+        assert_eq!(
+            &payload[8..],
+            &data[i * 300_000..(i + 1) * 300_000],
+            "read {i}"
+        );
+    }
     server.shutdown().unwrap();
 }

@@ -141,15 +141,17 @@ pub fn run(args: &ServeArgs, io: &mut Io) -> Result<i32, CliError> {
             break;
         }
     }
-    writeln!(
-        io.stderr,
-        "{PROGRAM}: stopping: finishing requests, flushing the image"
-    )?;
+    let (stopping, stopped) = if read_only {
+        ("finishing requests", "the image is closed")
+    } else {
+        (
+            "finishing requests, flushing the image",
+            "the image is flushed and closed",
+        )
+    };
+    writeln!(io.stderr, "{PROGRAM}: stopping: {stopping}")?;
     server.shutdown()?;
-    writeln!(
-        io.stderr,
-        "{PROGRAM}: stopped; the image is flushed and closed"
-    )?;
+    writeln!(io.stderr, "{PROGRAM}: stopped; {stopped}")?;
     Ok(0)
 }
 
