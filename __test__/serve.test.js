@@ -222,7 +222,9 @@ test('qemu-io writes into a served chain: our API reads them back, the parents s
     await server.close()
   }
   assert.equal(status.status, 0, status.stderr)
-  assert.equal(logged.length, 1, `one log line per connection: ${logged}`)
+  // The log: lines about qemu-io's one connection, with what it did.
+  assert.ok(logged.length >= 1 && logged.every((line) => /^connection 1\b/.test(line)), `${logged}`)
+  assert.match(logged.join('\n'), /bytes written/)
   const expected = Buffer.from(before)
   expected.fill(0xab, 1001, 1001 + 3000)
   expected.fill(0x5c, 4194303, 4194303 + 70001)
