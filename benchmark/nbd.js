@@ -44,10 +44,18 @@ async function listening(socket, child) {
   }
 }
 
+/** Every server started, stopped when this process exits however it exits (a trial that throws skips the teardown). */
+const running = new Set()
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGTERM')
+})
+
 /** Starts a server process serving on `socket`; resolves once it answers. */
 async function startServer(program, args, socket) {
   fs.rmSync(socket, { force: true })
   const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
   let stderr = ''
   child.stderr.on('data', (d) => {
     stderr += d

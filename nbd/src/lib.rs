@@ -59,7 +59,8 @@
 //!
 //! Each connection has a reader thread and a few workers: requests are answered as they
 //! complete, in any order (replies carry the client's handle), one reply at a time on the
-//! socket. The buffers requests use are kept and reused: no allocation per request once the
+//! socket. A read whose bytes are at hand (page cache, holes) is answered by the reader
+//! itself; the others go to the workers, several at a time. The buffers requests use are kept and reused: no allocation per request once the
 //! connection has warmed up. Any number of connections may share the image: reads and block
 //! status run concurrently, writes, trims and flushes one at a time
 //! ([`SharedImage`]). Writable exports advertise `NBD_FLAG_CAN_MULTI_CONN` (clients may spread
