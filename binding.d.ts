@@ -76,6 +76,21 @@ export declare class NativeImage {
   walkAllocatedRanges(): RangeWalk
 }
 
+/** A running NBD server. Made by `serve`; not constructible from JavaScript. */
+export declare class NativeNbdServer {
+  /** Where the server listens (with the port picked when port 0 was asked for). */
+  get address(): ServerAddress
+  /** The NBD URI of the export, as nbdinfo, nbdcopy, nbdfuse and qemu take it. */
+  get uri(): string
+  /** Connections open now. */
+  get connections(): number
+  /**
+   * Stops accepting, finishes the requests in flight, flushes, closes the connections
+   * (and removes the Unix socket); resolves once done. Again: resolves once stopped.
+   */
+  close(): Promise<void>
+}
+
 /** The bytes of the VHD file `convert` would write, computed while they are read. */
 export declare class NativeVhdStream {
   /** Total length of the VHD file in bytes. */
@@ -618,6 +633,38 @@ export interface ResizeResult {
  * code 130, `ERR_VHD_CANCELLED`, files as they were). Panics are reported as an error exit.
  */
 export declare function runCli(args: Array<string>, operation: Operation): Promise<number>
+
+/**
+ * Starts an NBD server for the image behind `handle`; resolves once it listens. `log` is
+ * called with each log line when `args.log` is set (and keeps the event loop alive while
+ * the server runs, whether or not).
+ */
+export declare function serve(handle: ExternalObject<'image'>, args: ServeArgs, log: (line: string) => void): Promise<NativeNbdServer>
+
+/** Where `VHD.serve` listens and how it serves (checked by lib/serve.js). */
+export interface ServeArgs {
+  /** The Unix socket to create, its path as the caller gave it (or `host` and `port`). */
+  socket?: string
+  /** The IP address to listen on for TCP (`'localhost'` already made `127.0.0.1`). */
+  host?: string
+  /** The TCP port (0: any free port). */
+  port?: number
+  /** The export's name (default: the empty name, the default export). */
+  exportName?: string
+  /** Serve read-only (also the case for an image opened read-only). */
+  readOnly?: boolean
+  /** Accept a host that is not a loopback address. */
+  allowRemote?: boolean
+  /** Pass the server's log lines (one per connection) to `log`. */
+  log?: boolean
+}
+
+/** Where a server listens, as `server.address` gives it: `{ socket }` or `{ host, port }`. */
+export interface ServerAddress {
+  socket?: string
+  host?: string
+  port?: number
+}
 
 /**
  * Creates `child`, a differencing image over `path` (opened as `open` says), and

@@ -210,6 +210,10 @@ export type SystemErrorCode =
   | 'ENAMETOOLONG'
   | 'ELOOP'
   | 'EDQUOT'
+  /** `VHD.serve`: the socket path or TCP port is taken (another server listens there). */
+  | 'EADDRINUSE'
+  /** `VHD.serve`: the host is no address of this machine. */
+  | 'EADDRNOTAVAIL'
 
 /** Codes of errors not about one call's image or arguments. */
 export type OtherErrorCode =
@@ -2009,3 +2013,99 @@ export interface FileDiskLike {
   getCapacity(): Promise<number>
   getStream(position?: number, length?: number | null, highWaterMark?: number): Promise<Readable>
 }
+
+// ---------------------------------------------------------------------------------------
+// NBD: serving an image or a chain (docs/nbd.md)
+
+/** Where `serve` listens: a Unix socket (`socket`), or TCP (`port`, with `host`). */
+export type ServeAddressOptions =
+  | {
+      /** The Unix socket to create (a stale one, no server answering, is replaced). */
+      socket: PathLike
+      port?: undefined
+      host?: undefined
+      allowRemote?: undefined
+    }
+  | {
+      /** The TCP port; 0 picks a free one (`server.address.port` tells which). */
+      port: number
+      /**
+       * An IP address of this machine, or `'localhost'`. Default `'127.0.0.1'`. NBD is
+       * cleartext and unauthenticated: anyone who reaches the port reads and writes the
+       * image, so an address other than a loopback one needs `allowRemote: true`.
+       */
+      host?: string
+      /** Accept a `host` that is not a loopback address (default false). */
+      allowRemote?: boolean
+      socket?: undefined
+    }
+
+/** How `serve` serves. */
+export interface ServeCommonOptions {
+  /**
+   * Serve read-only: clients' writes, trims and write-zeroes fail (`EPERM`). A read-only
+   * disk (or an image opened read-only) is always served read-only. Given a path, the image
+   * is then opened read-only (a shared lock). Default false.
+   */
+  readOnly?: boolean
+  /** The export's name (clients asking for it, or for the default export, get the image). Default `''`. */
+  exportName?: string
+  /**
+   * Called with one line per connection as it closes (who, what it did, why it ended), on
+   * the JavaScript thread; without it, the lines are dropped. An exception it throws is an
+   * uncaught exception, as an event listener's.
+   */
+  log?: (line: string) => void
+}
+
+/** `serve`'s options for an open disk (the disk is open already: no open options). */
+export type ServeDiskOptions = ServeCommonOptions & ServeAddressOptions
+
+/** `serve`'s options for a path: how to serve, and how to open the image (`VHD.open`'s). */
+export type ServePathOptions = ServeCommonOptions & ServeAddressOptions & Omit<OpenOptions, 'readOnly'>
+
+/** Where an `NbdServer` listens. */
+export type NbdAddress = { socket: string } | { host: string; port: number }
+
+/**
+ * A running NBD server (`serve`). It runs on native threads: the event loop is never
+ * blocked by its clients, and it keeps the process alive until `close()`.
+ */
+export declare class NbdServer {
+  /** Not constructible: `VHD.serve` makes them. */
+  private constructor()
+  /** Where it listens: `{ socket }` (the path as given), or `{ host, port }` (the port bound). */
+  get address(): NbdAddress
+  /**
+   * The export's NBD URI, as `nbdinfo`, `nbdcopy`, `nbdfuse`, `qemu-img` and `qemu-io` take
+   * it: `nbd+unix:///?socket=/run/disk.sock`, `nbd://127.0.0.1:10809/`.
+   */
+  get uri(): string
+  /** Clients connected now. */
+  get connections(): number
+  /** True until `close()` is called. */
+  get listening(): boolean
+  /**
+   * Stops accepting, lets the clients' requests in flight finish, flushes, closes the
+   * connections and removes the Unix socket; then, when the server opened the image itself
+   * (`serve` of a path), closes it. Closing again returns the same promise.
+   */
+  close(): Promise<void>
+  close(callback: Callback): void
+  /** `close()`, for `await using server = await VHD.serve(...)`. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+/**
+ * Serves an image or a chain over NBD (the Network Block Device protocol), read-write
+ * unless `readOnly`, so that NBD clients (`nbd-client`, `nbdcopy`, `nbdfuse`, qemu) can
+ * use it; resolves once the server listens. Given a path, the image is opened (as
+ * `VHD.open` opens it) and closed with the server. Given an open disk, the server serves
+ * that very image: the disk and the clients see each other's writes, and `disk.close()`
+ * closes the server first (its clients' requests in flight finish and are flushed). See
+ * docs/nbd.md.
+ */
+export declare function serve(image: AnyDisk, options: ServeDiskOptions): Promise<NbdServer>
+export declare function serve(image: PathLike, options: ServePathOptions): Promise<NbdServer>
+export declare function serve(image: AnyDisk, options: ServeDiskOptions, callback: (error: VhdError | null, server: NbdServer) => void): void
+export declare function serve(image: PathLike, options: ServePathOptions, callback: (error: VhdError | null, server: NbdServer) => void): void

@@ -26,6 +26,8 @@ const { Partition } = require('./lib/partition.js')
 const {
   AbortError, convert, createVhdStream, check, compact, commit, resize, rebase, snapshot, info,
 } = require('./lib/ops.js')
+// NBD: serving an image or a chain to NBD clients (lib/serve.js).
+const { serve, NbdServer } = require('./lib/serve.js')
 
 module.exports = {
   Disk,
@@ -62,6 +64,9 @@ module.exports = {
   snapshot,
   info,
   AbortError,
+  // NBD.
+  serve,
+  NbdServer,
 }
 
 // `new VHD.Footer()` takes VHD.CREATOR_APPLICATION and VHD.CREATOR_VERSION as they are then,

@@ -210,6 +210,18 @@ const API = [
     export: 'resize',
     run: (c, parentRoot) => VHD.resize(c.child, 8 * MiB, { parentRoot }),
   },
+  {
+    name: 'VHD.serve (a path: the server opens the chain)',
+    export: 'serve',
+    run: async (c, parentRoot) => {
+      // The socket beside the chain's folder, not in it (the tree must stay as it was).
+      const server = await VHD.serve(c.child, { socket: `${c.dir}.sock`, parentRoot, readOnly: true })
+      const uri = server.uri
+      await server.close()
+      return uri
+    },
+    worked: (uri, c) => assert.equal(uri, `nbd+unix:///?socket=${c.dir}.sock`),
+  },
 ]
 
 /**
@@ -227,6 +239,7 @@ const NOT_OPENING_A_CHAIN = {
   getDiskGeometry: 'computes a geometry',
   AbortError: 'an error class',
   Partition: 'not constructible: a view of a disk already open (disk.partition(index)), which opened its chain',
+  NbdServer: 'not constructible: made by VHD.serve (which has its row)',
 }
 
 describe('parentRoot reaches every JavaScript entry point', () => {

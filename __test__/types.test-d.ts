@@ -475,3 +475,24 @@ async function partitions(): Promise<void> {
   const missing: VHD.ErrorCode = 'ERR_VHD_MISSING_PEER'
   expectType<VHD.ErrorCode>(missing)
 }
+
+// NBD (docs/nbd.md).
+async function nbd(disk: VHD.Dynamic): Promise<void> {
+  const server = await VHD.serve('chain.vhd', { socket: '/tmp/x.sock', parentRoot: '/images', readOnly: true })
+  expectType<string>(server.uri)
+  expectType<number>(server.connections)
+  expectType<boolean>(server.listening)
+  const address = server.address
+  if ('socket' in address) expectType<string>(address.socket)
+  else expectType<number>(address.port)
+  await server.close()
+  const tcp = await VHD.serve(disk, { port: 0, host: '::1', exportName: 'disk', log: (line) => expectType<string>(line) })
+  tcp.close((error) => expectType<VHD.VhdError | null>(error))
+  VHD.serve(disk, { port: 10809 }, (error, server) => expectType<VHD.NbdServer>(server))
+  const taken: VHD.ErrorCode = 'EADDRINUSE'
+  expectType<VHD.ErrorCode>(taken)
+  // @ts-expect-error: a socket or a port, not both
+  await VHD.serve(disk, { socket: 'x.sock', port: 1 })
+  // @ts-expect-error: an open disk takes no open options
+  await VHD.serve(disk, { port: 0, parentRoot: '/images' })
+}

@@ -108,6 +108,8 @@ function sampleInstances(VHD) {
     AbortError: new VHD.AbortError(),
     // Made by disk.partition(index) only; its fields are symbols, so a bare one has them all.
     Partition: Object.create(VHD.Partition.prototype),
+    // Made by VHD.serve only; its fields are symbols, so a bare one has them all.
+    NbdServer: Object.create(VHD.NbdServer.prototype),
   }
 }
 

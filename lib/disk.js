@@ -245,7 +245,10 @@ class Disk {
     const life = this[kLife]
     const cached = this[kBatCopy]
     // Read while the native image is there: open, or closing (`close`'s last read).
-    if (life.native === null || (cached !== null && cached.changes === life.changes)) return cached?.bytes ?? null
+    // A server's clients write without telling `changes`: while one serves the image, every
+    // copy may be stale.
+    const fresh = cached !== null && cached.changes === life.changes && life.servers.size === 0
+    if (life.native === null || fresh) return cached?.bytes ?? null
     const bytes = life.native.batBytes()
     this[kBatCopy] = { bytes, changes: life.changes }
     return bytes

@@ -60,6 +60,13 @@ class Lifecycle {
      * of the block allocation table was read at tells whether it may be stale.
      */
     this.changes = 0
+    /**
+     * The NBD servers serving this image (lib/serve.js), each with a `close()`: `close`
+     * closes them first (their clients' requests in flight finish and are flushed), so that
+     * no client is left writing into an image that is gone.
+     * @type {Set<{ close(): Promise<void> }>}
+     */
+    this.servers = new Set()
   }
 
   /**
@@ -208,9 +215,9 @@ class Lifecycle {
   }
 
   /**
-   * Waits for every operation already started (new ones fail with ERR_VHD_CLOSED), runs
-   * `beforeClose`, closes the native image (which flushes), then releases what the opener
-   * asked to. Closed even when one of these fails: the first failure is reported.
+   * Waits for every operation already started (new ones fail with ERR_VHD_CLOSED), closes
+   * the NBD servers serving the image (`servers`), runs `beforeClose`, closes the native
+   * image (which flushes), then releases what the opener asked to. Closed even when one of these fails: the first failure is reported.
    *
    * Like `FileHandle.close()`, closing what is not open is not an error: a `close` while one
    * is in progress returns that one's promise (so it settles the same way), and a `close`
@@ -240,9 +247,15 @@ class Lifecycle {
       /** @type {unknown} */
       let failure = null
       try {
+        // The servers stop before the image goes: each finishes its clients' requests in
+        // flight and flushes. A failure (the flush) is reported; the image still closes.
+        const servers = [...this.servers]
+        for (const result of await Promise.allSettled(servers.map((server) => server.close()))) {
+          if (result.status === 'rejected') failure = failure ?? result.reason
+        }
         if (beforeClose) beforeClose()
         await native.close().catch((error) => {
-          failure = error
+          failure = failure ?? error
         })
         if (release) {
           await release().catch((error) => {

@@ -7,6 +7,7 @@
 //! - [`info`]: the image's metadata as JavaScript objects;
 //! - [`ops`]: the maintenance operations (convert, check, compact…) with progress and cancel,
 //!   one module per family;
+//! - [`serve`]: `VHD.serve`, an NBD server (crate `vhd-nbd`) for an open image;
 //! - [`errors`]: Rust errors and panics → JavaScript errors with a stable `code`;
 //! - [`types`]: every object passed to or returned from JavaScript (`#[napi(object)]`).
 //!
@@ -31,6 +32,7 @@ mod info;
 mod io;
 mod ops;
 mod options;
+mod serve;
 mod structures;
 mod task;
 mod types;

@@ -456,3 +456,35 @@ impl From<vhd_core::partition::PartitionTable> for PartitionTableInfo {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// NBD (src/serve.rs `serve`)
+
+/// Where `VHD.serve` listens and how it serves (checked by lib/serve.js).
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// The Unix socket to create, its path as the caller gave it (or `host` and `port`).
+    pub socket: Option<String>,
+    /// The IP address to listen on for TCP (`'localhost'` already made `127.0.0.1`).
+    pub host: Option<String>,
+    /// The TCP port (0: any free port).
+    pub port: Option<u32>,
+    /// The export's name (default: the empty name, the default export).
+    pub export_name: Option<String>,
+    /// Serve read-only (also the case for an image opened read-only).
+    pub read_only: Option<bool>,
+    /// Accept a host that is not a loopback address.
+    pub allow_remote: Option<bool>,
+    /// Pass the server's log lines (one per connection) to `log`.
+    pub log: Option<bool>,
+}
+
+/// Where a server listens, as `server.address` gives it: `{ socket }` or `{ host, port }`.
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct ServerAddress {
+    pub socket: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u32>,
+}

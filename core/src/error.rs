@@ -751,6 +751,9 @@ pub(crate) fn os_error_name(error: &std::io::Error) -> Option<&'static str> {
         K::QuotaExceeded => "EDQUOT",
         K::Interrupted => "EINTR",
         K::WouldBlock => "EAGAIN",
+        // Sockets (the NBD server's): their numbers differ between systems, their kinds not.
+        K::AddrInUse => "EADDRINUSE",
+        K::AddrNotAvailable => "EADDRNOTAVAIL",
         _ => return None,
     })
 }

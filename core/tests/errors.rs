@@ -181,3 +181,18 @@ fn a_raw_disk_cut_short_names_its_file() {
     assert_eq!(e.file(), Some(raw.as_path()), "{e:?}");
     assert!(e.to_string().contains(&raw.display().to_string()), "{e}");
 }
+
+/// A socket address in use (the NBD server's bind) is `EADDRINUSE`, whichever number the
+/// system gives it, as Node names it.
+#[test]
+fn an_address_in_use_is_eaddrinuse() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let source = std::net::TcpListener::bind(taken.local_addr().unwrap()).unwrap_err();
+    let e = Error::io("binding", source);
+    assert_eq!(e.os_code(), Some("EADDRINUSE"), "{e}");
+    let e = Error::io(
+        "binding",
+        std::io::Error::from(std::io::ErrorKind::AddrInUse),
+    );
+    assert_eq!(e.os_code(), Some("EADDRINUSE"), "{e}");
+}
