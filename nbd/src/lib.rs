@@ -243,19 +243,28 @@ impl Server {
                 });
             }
         }
+        // Everything that may fail before binding, so that a failure leaves no socket file.
+        let export = connection::Export::new(image, &options)?;
         let (listener, bound) = socket::Listener::bind(address)?;
         let socket_file = match &bound {
             Address::Unix(path) => Some(path.clone()),
             Address::Tcp(_) => None,
         };
-        let export = connection::Export::new(image, &options)?;
         let shared = Arc::new(connection::Shared::new(export, options));
         let accept = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("nbd-accept".into())
                 .spawn(move || connection::accept_loop(listener, shared))
-                .map_err(|e| Error::io("starting the NBD accept thread", e))?
+        };
+        let accept = match accept {
+            Ok(accept) => accept,
+            Err(e) => {
+                if let Some(path) = &socket_file {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(Error::io("starting the NBD accept thread", e));
+            }
         };
         Ok(Server {
             address: bound,

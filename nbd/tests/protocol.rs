@@ -304,6 +304,38 @@ fn a_client_that_says_nothing_is_disconnected_after_the_handshake_limit() {
 }
 
 #[test]
+fn a_start_that_fails_leaves_no_socket_file() {
+    let dir = TempDir::new("nbd-proto-failed-start");
+    let path = image(&dir);
+    let socket = dir.join("never.sock");
+    let image = Image::open(&path, &OpenOptions::default()).unwrap();
+    let refused = Server::start(
+        Arc::new(RwLock::new(image)),
+        &Address::Unix(socket.clone()),
+        ServeOptions {
+            export_name: "x".repeat(proto::MAX_STRING + 1),
+            ..ServeOptions::default()
+        },
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(vhd_core::Error::InvalidArgument {
+                name: "export_name",
+                ..
+            })
+        ),
+        "{:?}",
+        refused.err()
+    );
+    assert!(
+        !socket.exists(),
+        "the failed start left {}",
+        socket.display()
+    );
+}
+
+#[test]
 fn options_get_their_replies() {
     let dir = TempDir::new("nbd-proto-options");
     let path = image(&dir);
