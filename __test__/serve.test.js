@@ -419,6 +419,37 @@ test('a taken socket or port is EADDRINUSE, naming it, a foreign address EADDRNO
   await (await VHD.open(file)).close()
 })
 
+test('what the server refuses (the rules of vhd-nbd, shared with the CLI): a host other than a loopback one without allowRemote, an export name longer than NBD carries', async () => {
+  const file = path.join(tmp.dir, 'refused.vhd')
+  await (await VHD.create(file, { type: 'dynamic', size: MiB })).close()
+  const before = fs.readFileSync(file)
+  const remote = { name: 'RangeError', code: 'ERR_VHD_INVALID_ARGUMENT', message: /^0\.0\.0\.0 is not a loopback address: NBD is cleartext .*pass \{ allowRemote: true \}$/ }
+  await assert.rejects(VHD.serve(file, { port: 0, host: '0.0.0.0' }), remote)
+  const viaCallback = await new Promise((resolve) => VHD.serve(file, { port: 0, host: '0.0.0.0' }, resolve))
+  assert.equal(viaCallback.code, 'ERR_VHD_INVALID_ARGUMENT')
+  // An open disk: the same, and the disk stays open.
+  const disk = await VHD.open(file, { readOnly: true })
+  try {
+    await assert.rejects(VHD.serve(disk, { port: 0, host: '::' }), { code: 'ERR_VHD_INVALID_ARGUMENT', message: /^:: is not a loopback address/ })
+    assert.equal(disk.isOpen, true)
+    // Loopback addresses, IPv4 loopback mapped into IPv6 among them, need no allowRemote.
+    for (const host of ['127.0.0.2', '::ffff:127.0.0.1']) {
+      const server = await VHD.serve(disk, { port: 0, host })
+      assert.equal(server.address.host, host)
+      await server.close()
+    }
+    await assert.rejects(VHD.serve(disk, { socket: socketPath(), exportName: 'x'.repeat(4097) }), {
+      name: 'RangeError',
+      code: 'ERR_VHD_INVALID_ARGUMENT',
+      message: /export name: longer than 4096 bytes/,
+    })
+  } finally {
+    await disk.close()
+  }
+  assert.deepEqual(fs.readFileSync(file), before, 'the image changed')
+  assert.deepEqual(fs.readdirSync(tmp.dir).filter((f) => f.endsWith('.sock')), [], 'a socket was left behind')
+})
+
 test('argument errors: thrown with a callback, rejected without', async () => {
   const file = path.join(tmp.dir, 'args.vhd')
   await (await VHD.create(file, { type: 'dynamic', size: MiB })).close()
@@ -443,11 +474,9 @@ test('argument errors: thrown with a callback, rejected without', async () => {
     [file, { port: '80' }, TYPE],
     [file, { port: 0, host: 42 }, TYPE],
     [file, { port: 0, host: 'example.org' }, VALUE],
-    [file, { port: 0, host: '0.0.0.0' }, VALUE], // not loopback, no allowRemote
     [file, { port: 0, host: '::', allowRemote: 'yes' }, TYPE],
     [file, { socket: 'x.sock', readOnly: 1 }, TYPE],
     [file, { socket: 'x.sock', exportName: 7 }, TYPE],
-    [file, { socket: 'x.sock', exportName: 'x'.repeat(4097) }, VALUE],
     [file, { socket: 'x.sock', log: 'console' }, TYPE],
     [file, { socket: 'x.sock', parentRoot: 42 }, TYPE],
     [disk, { socket: 'x.sock', parentRoot: tmp.dir }, VALUE], // open options with an open disk

@@ -16,7 +16,6 @@
 
 const net = require('node:net')
 const native = require('../binding.js')
-const { Buffer } = require('node:buffer')
 const { Disk, open, kLife } = require('./disk.js')
 const {
   invalidArgType,
@@ -39,9 +38,6 @@ const kClosing = Symbol('closing')
 const kInit = Symbol('init')
 const kClose = Symbol('close')
 
-/** The longest export name NBD carries (its strings are at most 4096 bytes). */
-const MAX_EXPORT_NAME = 4096
-
 /**
  * The servers not closed yet: a running server is never garbage-collected (its clients
  * would be cut off) even when the caller keeps no reference to it.
@@ -51,15 +47,6 @@ const running = new Set()
 
 /** The options of `VHD.open`, meaningless for a disk that is open already. */
 const OPEN_OPTIONS = ['parent', 'parents', 'parentRoot', 'lock', 'ignoreChecksums', 'ignoreParentTimestamp', 'allowRemoteParents']
-
-/** A loopback address: 127.0.0.0/8, ::1, and IPv4 loopback mapped into IPv6. */
-function isLoopback(ip) {
-  if (net.isIPv4(ip)) return ip.startsWith('127.')
-  const lower = ip.toLowerCase()
-  if (lower === '::1' || /^(0{1,4}:){7}0{0,3}1$/.test(lower)) return true
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
-  return mapped !== null && mapped[1].startsWith('127.')
-}
 
 /**
  * The checked options: the native server's arguments, `log`, and (for a path) the open
@@ -88,21 +75,13 @@ function toServeArgs(options, forDisk) {
     if (net.isIP(host) === 0) {
       throw invalidArgValue('options.host', `must be an IP address (or 'localhost'). Received '${host}'`)
     }
+    // Whether the host may be other than a loopback address is the native layer's rule
+    // (vhd-nbd's check_address, also the CLI's): a RangeError, ERR_VHD_INVALID_ARGUMENT.
     args.allowRemote = optionalBoolean(options, 'allowRemote')
-    if (!args.allowRemote && !isLoopback(host)) {
-      throw invalidArgValue(
-        'options.host',
-        `'${host}' is not a loopback address: NBD is cleartext and unauthenticated, so anyone who can ` +
-          'reach the port can read and write the image. Pass { allowRemote: true } to serve beyond this machine',
-      )
-    }
     args.host = host
   }
   if (options.exportName !== undefined) {
     if (typeof options.exportName !== 'string') throw invalidArgType('options.exportName', 'of type string', options.exportName)
-    if (Buffer.byteLength(options.exportName) > MAX_EXPORT_NAME) {
-      throw invalidArgValue('options.exportName', `must be at most ${MAX_EXPORT_NAME} bytes long (UTF-8), as NBD's strings are`)
-    }
     if (options.exportName.includes('\u0000')) throw invalidArgValue('options.exportName', 'must be a string without null bytes')
     args.exportName = options.exportName
   }

@@ -126,7 +126,8 @@ impl From<vhd_core::Error> for Failure {
         let class = match error {
             vhd_core::Error::OutOfRange { .. }
             | vhd_core::Error::InvalidArgument { .. }
-            | vhd_core::Error::ShrinkRefused { .. } => ErrorClass::RangeError,
+            | vhd_core::Error::ShrinkRefused { .. }
+            | vhd_core::Error::RemoteAddressRefused { .. } => ErrorClass::RangeError,
             _ => ErrorClass::Error,
         };
         // Hints name the option as a JavaScript caller passes it.
@@ -167,6 +168,7 @@ fn js_option(hint: vhd_core::Hint) -> &'static str {
         Hint::SourceRaw => "{ sourceFormat: 'raw' }",
         Hint::Parent => "{ parent: path }",
         Hint::Check => "VHD.check(path)",
+        Hint::AllowRemote => "{ allowRemote: true }",
         _ => hint.rust_option(),
     }
 }

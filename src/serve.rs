@@ -185,7 +185,13 @@ pub fn serve(
     args: ServeArgs,
     #[napi(ts_arg_type = "(line: string) => void")] log: LogFn,
 ) -> napi::Result<AsyncTask<Job<StartState, NativeNbdServer>>> {
-    let address = crate::errors::guard(|| to_address(&args)).map_err(|f| f.into_napi(&env))?;
+    let address = crate::errors::guard(|| {
+        let address = to_address(&args)?;
+        // The one rule (vhd-nbd's), before anything starts.
+        vhd_nbd::check_address(&address, args.allow_remote.unwrap_or(false))?;
+        Ok(address)
+    })
+    .map_err(|f| f.into_napi(&env))?;
     let log = Arc::new(Mutex::new(Some(log)));
     let options = ServeOptions {
         export_name: args.export_name.clone().unwrap_or_default(),

@@ -109,6 +109,7 @@ fn cli_option(hint: vhd_core::Hint) -> &'static str {
         Hint::SourceRaw => "--from raw",
         Hint::Parent => "--parent PATH",
         Hint::Check => "'vhd check' on it",
+        Hint::AllowRemote => "--allow-remote",
         _ => hint.rust_option(),
     }
 }

@@ -342,7 +342,15 @@ fn serve_refuses_what_it_must() {
             .arg(&top),
     );
     assert_eq!(code, 1);
-    assert_mentions(&text, &["ERR_VHD_USAGE", "--allow-remote", "cleartext"]);
+    assert_mentions(
+        &text,
+        &[
+            "ERR_VHD_INVALID_ARGUMENT",
+            "0.0.0.0 is not a loopback address",
+            "--allow-remote",
+            "cleartext",
+        ],
+    );
     let (code, text) = run_status(Command::new(VHD).arg("serve").arg(&top));
     assert_eq!(code, 1);
     assert_mentions(&text, &["--socket PATH or --port N"]);

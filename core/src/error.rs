@@ -311,6 +311,15 @@ pub enum Error {
     #[error("{}", self.message_with(&Hint::rust_option))]
     ForeignFormat { path: PathBuf, format: KnownFormat },
 
+    /// An NBD server was asked to listen on an address other than a loopback one without
+    /// being allowed to ([`Hint::AllowRemote`]): NBD is cleartext and unauthenticated.
+    /// Its code is `ERR_VHD_INVALID_ARGUMENT`.
+    #[error("{}", self.message_with(&Hint::rust_option))]
+    RemoteAddressRefused {
+        /// The address, as given.
+        address: String,
+    },
+
     /// A shrink would cut off data that is not zero, and was not forced ([`Hint::Force`]).
     /// Its code is `ERR_VHD_INVALID_ARGUMENT`, as before it had a variant of its own.
     #[error("{}", self.message_with(&Hint::rust_option))]
@@ -359,6 +368,8 @@ pub enum Hint {
     Parent,
     /// See what is damaged in an image, and what can be mended ([`crate::check()`]).
     Check,
+    /// Serve over NBD on an address other than a loopback one (NBD is cleartext).
+    AllowRemote,
 }
 
 impl Hint {
@@ -372,6 +383,7 @@ impl Hint {
             Hint::SourceRaw => "ConvertOptions::source_format = SourceFormat::Raw",
             Hint::Parent => "OpenOptions::parents",
             Hint::Check => "vhd_core::check()",
+            Hint::AllowRemote => "ServeOptions::allow_remote (vhd-nbd)",
         }
     }
 
@@ -387,6 +399,7 @@ impl Hint {
             Hint::SourceRaw => format!("to wrap its bytes as they are, pass {option}"),
             Hint::Parent => format!("to name the parent yourself, pass {option}"),
             Hint::Check => format!("to see what is damaged and what can be mended, run {option}"),
+            Hint::AllowRemote => format!("to serve beyond this machine anyway, pass {option}"),
         }
     }
 }
@@ -445,7 +458,9 @@ impl Error {
             Error::FileType { .. } => "ERR_VHD_FILE_TYPE",
             Error::NotVhd { .. } => "ERR_VHD_NOT_VHD",
             Error::ForeignFormat { .. } => "ERR_VHD_FOREIGN_FORMAT",
-            Error::ShrinkRefused { .. } => "ERR_VHD_INVALID_ARGUMENT",
+            Error::ShrinkRefused { .. } | Error::RemoteAddressRefused { .. } => {
+                "ERR_VHD_INVALID_ARGUMENT"
+            }
             Error::OutputIsInput { .. } => "ERR_VHD_OUTPUT_IS_INPUT",
         }
     }
@@ -455,6 +470,7 @@ impl Error {
         match self {
             Error::AlreadyExists(_) => Some(Hint::Overwrite),
             Error::RepairRefused { .. } | Error::ShrinkRefused { .. } => Some(Hint::Force),
+            Error::RemoteAddressRefused { .. } => Some(Hint::AllowRemote),
             Error::ParentModified { .. } => Some(Hint::IgnoreParentTimestamp),
             Error::Locked { .. } => Some(Hint::NoLock),
             Error::ForeignFormat { .. } => Some(Hint::SourceRaw),
@@ -540,6 +556,11 @@ impl Error {
                 format,
                 format.advice(),
                 advice(Hint::SourceRaw)
+            ),
+            Error::RemoteAddressRefused { address } => format!(
+                "{address} is not a loopback address: NBD is cleartext and unauthenticated, so \
+                 anyone who can reach it could read and write the disk; {}",
+                advice(Hint::AllowRemote)
             ),
             Error::ShrinkRefused {
                 path,

@@ -72,8 +72,11 @@ impl Export {
             facts.expect("with_read runs the closure or fails");
         if options.export_name.len() > proto::MAX_STRING {
             return Err(Error::InvalidArgument {
-                name: "export_name",
-                reason: format!("longer than {} bytes", proto::MAX_STRING),
+                name: "export name",
+                reason: format!(
+                    "longer than {} bytes (UTF-8), the longest string NBD carries",
+                    proto::MAX_STRING
+                ),
             });
         }
         Ok(Export {

@@ -192,6 +192,21 @@ impl fmt::Debug for ServeOptions {
     }
 }
 
+/// Fails with [`Error::RemoteAddressRefused`] for a TCP address that is not a loopback one
+/// (127.0.0.0/8, `::1`, or a loopback IPv4 address mapped into IPv6) unless `allow_remote`:
+/// NBD is cleartext and unauthenticated. The one rule of [`Server::start`], the CLI and
+/// JavaScript, which check it before opening the image.
+pub fn check_address(address: &Address, allow_remote: bool) -> Result<()> {
+    match address {
+        Address::Tcp(socket) if !allow_remote && !socket.ip().to_canonical().is_loopback() => {
+            Err(Error::RemoteAddressRefused {
+                address: socket.ip().to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A running NBD server: an accept thread, and the threads of each connection.
 pub struct Server {
     address: Address,
@@ -232,17 +247,7 @@ impl Server {
         address: &Address,
         options: ServeOptions,
     ) -> Result<Server> {
-        if let Address::Tcp(socket) = address {
-            if !socket.ip().is_loopback() && !options.allow_remote {
-                return Err(Error::InvalidArgument {
-                    name: "address",
-                    reason: format!(
-                        "{socket} is not a loopback address: NBD is cleartext and unauthenticated, \
-                         so serving beyond this machine must be asked for (allow_remote)"
-                    ),
-                });
-            }
-        }
+        check_address(address, options.allow_remote)?;
         // Everything that may fail before binding, so that a failure leaves no socket file.
         let export = connection::Export::new(image, &options)?;
         let (listener, bound) = socket::Listener::bind(address)?;

@@ -304,6 +304,37 @@ fn a_client_that_says_nothing_is_disconnected_after_the_handshake_limit() {
 }
 
 #[test]
+fn only_loopback_addresses_unless_remote_clients_are_allowed() {
+    use std::net::SocketAddr;
+    let tcp = |text: &str| Address::Tcp(text.parse::<SocketAddr>().unwrap());
+    for near in [
+        "127.0.0.1:0",
+        "127.9.9.9:10809",
+        "[::1]:0",
+        "[::ffff:127.0.0.1]:0",
+    ] {
+        assert!(vhd_nbd::check_address(&tcp(near), false).is_ok(), "{near}");
+    }
+    for far in [
+        "0.0.0.0:0",
+        "192.0.2.1:10809",
+        "[::]:0",
+        "[::ffff:192.0.2.1]:0",
+    ] {
+        let refused = vhd_nbd::check_address(&tcp(far), false).unwrap_err();
+        assert_eq!(refused.code(), "ERR_VHD_INVALID_ARGUMENT");
+        assert!(
+            refused
+                .to_string()
+                .contains("is not a loopback address: NBD is cleartext"),
+            "{refused}"
+        );
+        assert!(vhd_nbd::check_address(&tcp(far), true).is_ok(), "{far}");
+    }
+    assert!(vhd_nbd::check_address(&Address::Unix("any.sock".into()), false).is_ok());
+}
+
+#[test]
 fn a_start_that_fails_leaves_no_socket_file() {
     let dir = TempDir::new("nbd-proto-failed-start");
     let path = image(&dir);
@@ -321,7 +352,7 @@ fn a_start_that_fails_leaves_no_socket_file() {
         matches!(
             refused,
             Err(vhd_core::Error::InvalidArgument {
-                name: "export_name",
+                name: "export name",
                 ..
             })
         ),

@@ -91,19 +91,8 @@ pub fn run(args: &ServeArgs, io: &mut Io) -> Result<i32, CliError> {
             ))
         }
     };
-    if let Address::Tcp(socket) = &address {
-        if !socket.ip().is_loopback() && !args.allow_remote {
-            return Err(CliError::usage(
-                "serve",
-                format!(
-                    "--bind {}: not a loopback address; NBD is cleartext and unauthenticated \
-                     (anyone reaching the port reads and writes the disk): add --allow-remote \
-                     to serve beyond this machine",
-                    socket.ip()
-                ),
-            ));
-        }
-    }
+    // Before the image is opened (Server::start checks it again).
+    vhd_nbd::check_address(&address, args.allow_remote)?;
     let open = OpenOptions {
         read_only: args.read_only,
         ..args.target.chain.open_options()
