@@ -91,6 +91,7 @@ function parseArgs(argv) {
     } else throw new Error(`unknown argument ${a}`)
   }
   if (opts.sizeMiB === null) opts.sizeMiB = opts.quick ? 64 : 1024
+  opts.trialsGiven = opts.trials !== null
   if (opts.trials === null) opts.trials = opts.quick ? 2 : 7
   if (!(opts.sizeMiB >= 8) || opts.sizeMiB % 4 !== 0) throw new Error('--size must be a multiple of 4 MiB, at least 8')
   if (!(opts.trials >= 1)) throw new Error('--trials must be at least 1')
@@ -824,7 +825,12 @@ function convertScenario({ name, title, source, qemuSource = source, qemuFormat,
 }
 
 function convertScenarios({ files, size, quick, work }) {
-  const trials = quick ? undefined : 5
+  // Whole conversions write 0.5-1 GiB each, back to back, and this machine's disk has slow
+  // spells: about one write-heavy run in three takes 2-3x as long, whoever runs it (measured:
+  // 20 runs in a row of ours and of qemu-img's, each tool alone, show the same slow runs in
+  // its pwrite calls, the kernel waiting for the device). With 5 trials a median could land
+  // on a slow run for one side only; 11 make it the typical run.
+  const trials = quick ? undefined : 11
   const all = ['raw', 'fixed', 'dynamic']
   const sparse = { size: (quick ? 16 : 200) * 1024 * MiB, dataMiB: quick ? 64 : 512 }
   const huge = { size: 2 * 1024 * 1024 * MiB, dataMiB: quick ? 64 : 1024 }
@@ -876,7 +882,7 @@ function convertScenarios({ files, size, quick, work }) {
       outputs: ['raw', 'fixed'],
       // qemu's VHD driver stops at 2040 GiB: it is compared on raw output only.
       qemuOutputs: huge.size > QEMU_LIMIT ? ['raw'] : ['raw', 'fixed'],
-      trials: quick ? undefined : 3,
+      trials,
       absolute: [
         { id: 'ours-raw', what: 'time', max: 5, unit: 's' },
         { id: 'ours-fixed', what: 'time', max: 5, unit: 's' },
@@ -966,9 +972,10 @@ function settle(work) {
   spawnSync('sync', ['-f', work], { stdio: 'ignore' })
 }
 
-async function runScenario(sc, trials, work) {
-  // Long scenarios (whole conversions) may ask for fewer trials than the run.
-  if (sc.trials) trials = Math.min(trials, sc.trials)
+async function runScenario(sc, trials, work, trialsGiven = false) {
+  // A scenario may have a trial count of its own (the conversions: more, see
+  // convertScenarios); --trials on the command line wins.
+  if (sc.trials && !trialsGiven) trials = sc.trials
   if (sc.setup) await sc.setup()
   const samples = Object.fromEntries(sc.variants.map((v) => [v.id, []]))
   // one warm-up round (not recorded), then interleaved trials; with `shuffle`, each round
@@ -1042,7 +1049,7 @@ async function childMain(opts) {
   const sc = scenarios({ files: dataFiles(work), size, quick: opts.quick, work }).find((x) => x.name === opts.child)
   if (!sc) throw new Error(`no scenario ${opts.child}`)
   process.stdout.write(`${sc.name}: ${sc.title}\n`)
-  const result = await runScenario(sc, opts.trials, work)
+  const result = await runScenario(sc, opts.trials, work, opts.trialsGiven)
   printScenario(sc, result)
   fs.writeFileSync(opts.childOut, JSON.stringify(result))
 }
@@ -1053,7 +1060,7 @@ async function main() {
   const size = opts.sizeMiB * MiB
   const info = machine()
   const started = new Date()
-  console.log(`vhd benchmark — ${opts.quick ? 'quick' : 'full'} run, ${opts.sizeMiB} MiB virtual disks, ${opts.trials} trial(s) per variant, interleaved`)
+  console.log(`vhd benchmark — ${opts.quick ? 'quick' : 'full'} run, ${opts.sizeMiB} MiB virtual disks, ${opts.trials} trial(s) per variant (the conversions: their own count), interleaved`)
   console.log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB RAM, ${info.os}`)
   console.log(`node ${info.node} (UV_THREADPOOL_SIZE ${info.uvThreadpoolSize}), ${info.qemuImg}, vhd ${info.vhd}, vhd@${info.vhdJs} (vhd-js)`)
   console.log('page cache: warm (nothing is dropped; all files are read once before timing)')
@@ -1101,7 +1108,9 @@ async function main() {
     // Each scenario runs in a fresh Node process, so that one scenario's garbage (heap,
     // external memory, thread-pool state) does not slow the next.
     const out = path.join(work, `result-${name}.json`)
-    const args = [__filename, '--child', name, '--child-out', out, '--dir', work, '--size', String(opts.sizeMiB), '--trials', String(opts.trials)]
+    const args = [__filename, '--child', name, '--child-out', out, '--dir', work, '--size', String(opts.sizeMiB)]
+    // Only a count given on the command line is passed on (a scenario may have its own).
+    if (opts.trialsGiven) args.push('--trials', String(opts.trials))
     if (opts.quick) args.push('--quick')
     const r = spawnSync(process.execPath, args, { stdio: 'inherit' })
     if (r.status !== 0) throw new Error(`scenario ${name} failed (exit ${r.status})`)
