@@ -399,8 +399,8 @@ export interface BaseCreateOptions extends CommonCreateOptions {
 
 /** Options of a new differencing image. */
 export interface DifferencingCreateOptions extends CommonCreateOptions {
-  /** `'differencing'` (or `TYPE.DIFF`). */
-  type: 'differencing' | 4
+  /** `'differencing'` (or `TYPE.DIFF`); may be left out, as `parent` says it. */
+  type?: 'differencing' | 4
   /**
    * The parent image (fixed, dynamic or differencing; its whole chain must open). The child
    * records its unique id, modification time and name, and its absolute path, its path

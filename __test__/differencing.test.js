@@ -236,6 +236,21 @@ describe('create and use', () => {
     assert.equal(sha256File(base.path), baseHash)
   })
 
+  test('a parent without a type makes a differencing image (as vhd create --parent); a parent with another type is refused', async () => {
+    const base = await makeBase()
+    const child = await VHD.create(tmp.file(), { parent: base.path })
+    try {
+      assert.equal(child.type, VHD.TYPE.DIFF)
+      assert.equal(child.parent.path, base.path)
+    } finally {
+      await child.close()
+    }
+    await assert.rejects(VHD.create(tmp.file(), { type: 'dynamic', parent: base.path, size: MiB }), {
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: /is only for differencing images, not dynamic ones/,
+    })
+  })
+
   test('block size: a dynamic parent\'s is kept; over a fixed parent, blockSize is used and checked', async () => {
     const dynamic = await makeBase()
     const overDynamic = await VHD.create(tmp.file(), { type: 'differencing', parent: dynamic.path, blockSize: MiB })

@@ -76,6 +76,9 @@ function callbacks(): void {
 async function differencing(unknown: VHD.CreateOptions): Promise<void> {
   const child = await VHD.create('c.vhd', { type: 'differencing', parent: 'base.vhd' })
   assertEqual<typeof child, VHD.OpenDifferencing>(true)
+  // A parent says the type.
+  const implied = await VHD.create('c3.vhd', { parent: 'base.vhd' })
+  assertEqual<typeof implied, VHD.OpenDifferencing>(true)
   const bigger = await VHD.create(new URL('file:///c2.vhd'), {
     type: VHD.TYPE.DIFF,
     parent: new URL('file:///base.vhd'),

@@ -162,7 +162,8 @@ function toCreateOptions(options) {
   if (options === null || typeof options !== 'object') {
     throw invalidArgType('options', 'of type object', options)
   }
-  const type = CREATE_TYPES.get(options.type)
+  // A parent without a type means a differencing image, as `vhd create --parent` does.
+  const type = options.type === undefined && options.parent !== undefined ? 'differencing' : CREATE_TYPES.get(options.type)
   if (type === undefined) {
     throw invalidArgValue('options.type', `must be ${DISK_TYPES.map((name) => `'${name}'`).join(', ')} or a VHD.TYPE.${describe(options.type)}`)
   }
