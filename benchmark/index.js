@@ -57,7 +57,7 @@ const VHDJS = require('vhd-js')
 const { writeChart } = require('./chart.js')
 const { partitionScenarios } = require('./partitions.js')
 const { nbdScenarios } = require('./nbd.js')
-const { randomOffsets, atDepth } = require('./workload.js')
+const { now, seconds, randomOffsets, atDepth } = require('./workload.js')
 
 const MiB = 1024 * 1024
 const KiB = 1024
@@ -191,8 +191,6 @@ function hashRaw(file) {
 // ---------------------------------------------------------------------------------------
 // Small helpers
 
-const now = () => process.hrtime.bigint()
-const seconds = (t0) => Number(process.hrtime.bigint() - t0) / 1e9
 
 function fsRead(fd, buffer, offset, length, position) {
   return new Promise((resolve, reject) =>

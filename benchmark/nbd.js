@@ -21,13 +21,12 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawn, spawnSync } = require('node:child_process')
+const { now, seconds } = require('./workload.js')
 
 const MiB = 1024 * 1024
 const ROOT = path.join(__dirname, '..')
 const VHD_JS = path.join(ROOT, 'bin', 'vhd.js')
 
-const now = () => process.hrtime.bigint()
-const seconds = (t0) => Number(process.hrtime.bigint() - t0) / 1e9
 
 function missingTools() {
   return ['nbdcopy', 'qemu-nbd', 'qemu-img', 'fio'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)

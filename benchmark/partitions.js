@@ -20,7 +20,7 @@ const path = require('node:path')
 const crypto = require('node:crypto')
 const VHD = require('..')
 const { missingTools, gptDisk } = require('../__test__/partition-disks.js')
-const { randomOffsets, atDepth } = require('./workload.js')
+const { now, seconds, randomOffsets, atDepth } = require('./workload.js')
 
 const MiB = 1024 * 1024
 const KiB = 1024
@@ -31,8 +31,6 @@ const BIG_FILE = 64 * MiB
 /** The ext4 partition: room for the file and the file system's own structures. */
 const EXT4_SIZE = 96 * MiB
 
-const now = () => process.hrtime.bigint()
-const seconds = (t0) => Number(process.hrtime.bigint() - t0) / 1e9
 
 /** The disk's files in `work`, made on the first call of the run (the scenarios' processes share them). */
 async function partitionData(work) {

@@ -1,8 +1,12 @@
 'use strict'
 
-// The access patterns the benchmark's scenarios share (benchmark/index.js and
+// The clock and the access patterns the benchmark's scenarios share (benchmark/index.js and
 // benchmark/partitions.js): the same random offsets and the same queue depth mean the same
 // work for every reader compared.
+
+/** A monotonic clock reading, and the seconds since one. */
+const now = () => process.hrtime.bigint()
+const seconds = (t0) => Number(process.hrtime.bigint() - t0) / 1e9
 
 /** Offsets are multiples of this: the 4 KiB of a random read. */
 const ALIGN = 4 * 1024
@@ -32,4 +36,4 @@ async function atDepth(offsets, depth, op) {
   await Promise.all(Array.from({ length: Math.min(depth, offsets.length) }, worker))
 }
 
-module.exports = { randomOffsets, atDepth }
+module.exports = { now, seconds, randomOffsets, atDepth }

@@ -206,8 +206,7 @@ const noop = () => {}
 function startOn(disk, owned, args, log) {
   const life = disk[kLife]
   life.current()
-  // A read-only disk gives a read-only export (the server would refuse writes anyway).
-  if (life.info?.readOnly) args.readOnly = true
+  // A read-only disk gives a read-only export: the server's own rule (vhd-nbd's Export).
   const deliver = log === undefined ? noop : (line) => log(line)
   return life.track(native.serve(/** @type {any} */ (life.handle), args, deliver), (nativeServer) => {
     /** @type {NbdServer} */

@@ -237,7 +237,7 @@ pub fn run_with_std_streams(args: &[String], cancel: Option<&AtomicBool>) -> i32
 ///
 /// Inside Node.js, stdout and stderr may be pipes that libuv switched to non-blocking
 /// mode; a write then fails with `WouldBlock` instead of waiting for the reader.
-struct RetryWrites<W>(W);
+pub(crate) struct RetryWrites<W>(pub(crate) W);
 
 impl<W: Write> Write for RetryWrites<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -53,6 +53,7 @@ pub use footer::{DiskType, Footer};
 pub use geometry::Geometry;
 #[doc(hidden)]
 pub use image::candidates_opened;
+pub use image::write_zeros;
 pub use image::{
     DifferencingImage, DynamicImage, FixedImage, FooterSource, Image, OpenOptions, Parent,
     ParentPath, RawDisk, VirtualDisk, MAX_CHAIN_DEPTH, MAX_PARENT_CANDIDATES,

@@ -485,6 +485,41 @@ fn handshake(stream: &mut Stream, shared: &Shared) -> io::Result<Option<Session>
     }
 }
 
+/// The data of `NBD_OPT_INFO`/`NBD_OPT_GO` and of the meta-context options: an export name,
+/// a count (read by `count`) and that many items (each read by `item`). A malformed one is
+/// answered `NBD_REP_ERR_INVALID` with the message `malformed`, one naming another export `NBD_REP_ERR_UNKNOWN`, and
+/// gives `None`; otherwise the items. The count cannot make it loop past the data: each
+/// item read consumes some of it, and a missing one ends the parse.
+fn export_query<'a, T>(
+    stream: &mut Stream,
+    option: u32,
+    malformed: &[u8],
+    data: &'a [u8],
+    export: &Export,
+    count: impl Fn(&mut Fields<'a>) -> Option<u32>,
+    item: impl Fn(&mut Fields<'a>) -> Option<T>,
+) -> io::Result<Option<Vec<T>>> {
+    let mut fields = Fields(data);
+    let parsed = (|| {
+        let name = fields.string()?;
+        let count = count(&mut fields)?;
+        let mut items = Vec::new();
+        for _ in 0..count {
+            items.push(item(&mut fields)?);
+        }
+        fields.0.is_empty().then_some((name, items))
+    })();
+    let Some((name, items)) = parsed else {
+        option_reply(stream, option, rep::ERR_INVALID, malformed)?;
+        return Ok(None);
+    };
+    if !export.is_named(name) {
+        option_reply(stream, option, rep::ERR_UNKNOWN, b"no export of that name")?;
+        return Ok(None);
+    }
+    Ok(Some(items))
+}
+
 /// `NBD_OPT_INFO` and `NBD_OPT_GO`: describes the export; `true` when it was found (and,
 /// for GO, the transmission phase begins).
 fn go_or_info(
@@ -494,29 +529,12 @@ fn go_or_info(
     export: &Export,
     session: Session,
 ) -> io::Result<bool> {
-    let mut fields = Fields(data);
-    let parsed = (|| {
-        let name = fields.string()?;
-        let count = fields.u16()?;
-        let mut requests = Vec::new();
-        for _ in 0..count {
-            requests.push(fields.u16()?);
-        }
-        fields.0.is_empty().then_some((name, requests))
-    })();
-    let Some((name, requests)) = parsed else {
-        option_reply(
-            stream,
-            option,
-            rep::ERR_INVALID,
-            b"malformed NBD_OPT_INFO/NBD_OPT_GO",
-        )?;
+    let count = |fields: &mut Fields| fields.u16().map(u32::from);
+    let malformed = b"malformed NBD_OPT_INFO/NBD_OPT_GO";
+    let Some(requests) = export_query(stream, option, malformed, data, export, count, Fields::u16)?
+    else {
         return Ok(false);
     };
-    if !export.is_named(name) {
-        option_reply(stream, option, rep::ERR_UNKNOWN, b"no export of that name")?;
-        return Ok(false);
-    }
     let mut item = Vec::with_capacity(64);
     item.extend_from_slice(&info::EXPORT.to_be_bytes());
     item.extend_from_slice(&export.size.to_be_bytes());
@@ -563,29 +581,19 @@ fn meta_context(
         )?;
         return Ok(());
     }
-    let mut fields = Fields(data);
-    let parsed = (|| {
-        let name = fields.string()?;
-        let count = fields.u32()?;
-        let mut queries = Vec::new();
-        for _ in 0..count {
-            queries.push(fields.string()?);
-        }
-        fields.0.is_empty().then_some((name, queries))
-    })();
-    let Some((name, queries)) = parsed else {
-        option_reply(
-            stream,
-            option,
-            rep::ERR_INVALID,
-            b"malformed meta context option",
-        )?;
+    let malformed = b"malformed meta context option";
+    let Some(queries) = export_query(
+        stream,
+        option,
+        malformed,
+        data,
+        export,
+        Fields::u32,
+        Fields::string,
+    )?
+    else {
         return Ok(());
     };
-    if !export.is_named(name) {
-        option_reply(stream, option, rep::ERR_UNKNOWN, b"no export of that name")?;
-        return Ok(());
-    }
     let base = proto::BASE_ALLOCATION.as_bytes();
     let selected = if option == opt::LIST_META_CONTEXT {
         queries.is_empty() || queries.iter().any(|q| *q == base || *q == b"base:")
@@ -1152,20 +1160,16 @@ fn handle(
     }
 }
 
-/// Fills `data` from `offset` (inside the disk).
+/// Fills `data` from `offset`, a range inside the disk (checked before): `read_at` is short
+/// only past the end, so one call fills it, and a short one means the disk shrank.
 fn read_fully(image: &Image, data: &mut [u8], offset: u64) -> Result<()> {
-    let mut done = 0;
-    while done < data.len() {
-        let n = image.read_at(&mut data[done..], offset + done as u64)?;
-        if n == 0 {
-            return Err(Error::OutOfRange {
-                operation: "read",
-                offset,
-                length: data.len() as u64,
-                size: image.size(),
-            });
-        }
-        done += n;
+    if image.read_at(data, offset)? < data.len() {
+        return Err(Error::OutOfRange {
+            operation: "read",
+            offset,
+            length: data.len() as u64,
+            size: image.size(),
+        });
     }
     Ok(())
 }
@@ -1176,9 +1180,6 @@ enum Zeroed {
     /// `NBD_CMD_FLAG_FAST_ZERO` was set and zeroing would mean writing zeros: nothing done.
     NotFast,
 }
-
-/// Zeros written from here (a write zeroes that must write writes this much at a time).
-static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// `NBD_CMD_WRITE_ZEROES`: nothing where the range already reads as zeros without I/O
 /// (unless `NO_HOLE`); a discard on a dynamic image (blocks wholly inside the range are
@@ -1209,12 +1210,9 @@ fn write_zeroes(
     while at < end {
         let piece_end = end.min((at / step + 1) * step);
         if no_hole || !image.reads_without_io(at, piece_end - at) {
-            let mut position = at;
-            while position < piece_end {
-                let n = (piece_end - position).min(ZEROS.len() as u64) as usize;
-                image.write_at(&ZEROS[..n], position)?;
-                position += n as u64;
-            }
+            vhd_core::write_zeros(at, piece_end - at, |zeros, position| {
+                image.write_at(zeros, position)
+            })?;
         }
         at = piece_end;
     }

@@ -286,6 +286,12 @@ impl Server {
         &self.address
     }
 
+    /// Whether clients may write: the image may be written and
+    /// [`ServeOptions::read_only`] was not set.
+    pub fn writable(&self) -> bool {
+        self.shared.export.writable
+    }
+
     /// How many connections are open now.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)

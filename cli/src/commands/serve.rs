@@ -2,7 +2,7 @@
 
 use super::{Target, COMMAND_HELP};
 use crate::terminal::safe;
-use crate::{CliError, Io, PROGRAM};
+use crate::{CliError, Io, RetryWrites, PROGRAM};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -98,7 +98,6 @@ pub fn run(args: &ServeArgs, io: &mut Io) -> Result<i32, CliError> {
         ..args.target.chain.open_options()
     };
     let image = Image::open(&args.target.file, &open)?;
-    let read_only = args.read_only || image.read_only_reason().is_some();
     if let (false, Some(reason)) = (args.read_only, image.read_only_reason()) {
         writeln!(
             io.stderr,
@@ -108,12 +107,15 @@ pub fn run(args: &ServeArgs, io: &mut Io) -> Result<i32, CliError> {
     }
     let options = ServeOptions {
         export_name: args.export_name.clone().unwrap_or_default(),
-        read_only,
+        read_only: args.read_only,
         allow_remote: args.allow_remote,
         log: Some(Arc::new(|line: &str| log_line(line))),
         ..ServeOptions::default()
     };
     let server = Server::start(Arc::new(RwLock::new(image)), &address, options)?;
+    // Whether clients may write is the server's rule (the option, or an image that may
+    // not be written).
+    let read_only = !server.writable();
     writeln!(
         io.stderr,
         "{PROGRAM}: serving {} ({}) on {}; Ctrl-C to stop",
@@ -165,17 +167,6 @@ fn signal_flag(io: &Io) -> Result<Arc<AtomicBool>, CliError> {
 /// non-blocking pipe that is full, as inside Node.js).
 fn log_line(line: &str) {
     let text = format!("{PROGRAM}: {}\n", safe(line));
-    let mut stderr = std::io::stderr().lock();
-    let mut rest = text.as_bytes();
-    while !rest.is_empty() {
-        match stderr.write(rest) {
-            Ok(0) => return,
-            Ok(n) => rest = &rest[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
+    // A line that cannot be written is dropped: the server goes on.
+    let _ = RetryWrites(std::io::stderr().lock()).write_all(text.as_bytes());
 }

@@ -881,20 +881,22 @@ fn copy_reason(error: &Error) -> String {
     format!("the footer at the end of the file is damaged ({error}); it was opened from the footer copy at offset 0")
 }
 
+/// Zeros to write from: static, so that writing zeros allocates nothing.
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+
 /// Writes `length` zeros at `offset` through `write` (called with a slice of zeros and where
-/// it goes), 1 MiB at a time: where zeros must really be written (a fixed image's discard, a
-/// block device that has no holes).
-pub(crate) fn write_zeros(
+/// it goes), 1 MiB at a time, allocating nothing: where zeros must really be written (a
+/// fixed image's discard, a block device that has no holes, an NBD write zeroes that must
+/// allocate).
+pub fn write_zeros(
     offset: u64,
     length: u64,
     mut write: impl FnMut(&[u8], u64) -> Result<()>,
 ) -> Result<()> {
-    const CHUNK: u64 = 1 << 20;
-    let zeros = vec![0u8; CHUNK.min(length) as usize];
     let mut done = 0;
     while done < length {
-        let n = CHUNK.min(length - done);
-        write(&zeros[..n as usize], offset + done)?;
+        let n = (ZEROS.len() as u64).min(length - done);
+        write(&ZEROS[..n as usize], offset + done)?;
         done += n;
     }
     Ok(())
