@@ -1,8 +1,9 @@
 //! `vhd serve` (issue 17) as a process, with real clients: `nbdcopy` of a served chain is
 //! `vhd convert --to raw` of it byte for byte; a server killed with SIGKILL while `qemu-io`
 //! writes and flushes leaves an image that opens with every write flushed before the kill;
-//! SIGTERM (and, through the npm `vhd` command, SIGINT) finishes, flushes and closes. (Unix
-//! only: Unix sockets and signals.)
+//! SIGTERM (and, through the npm `vhd` command, SIGINT) finishes, flushes and closes; a chain
+//! mounted through nbdfuse and a loop device reads and takes writes. (Unix only: Unix
+//! sockets and signals.)
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -300,6 +301,143 @@ fn stops_cleanly(served: Served, signal: i32, top: &Path) {
     }
     drop(image);
     assert_clean(top);
+}
+
+/// Unmounts what a test mounted, also when it fails halfway (lazily: a mount still busy
+/// goes once released), innermost first.
+struct Mounts(Vec<PathBuf>);
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for point in self.0.iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(point).status();
+        }
+    }
+}
+
+/// Waits (up to 10 s) for `path` to exist.
+fn wait_for(path: &Path) -> bool {
+    for _ in 0..200 {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// docs/nbd.md's way to mount a differencing chain without the nbd kernel module: the
+/// served chain as a file through nbdfuse, its ext4 file system mounted from that file with
+/// a loop device. A file made by mkfs.ext4 -d reads back, a file written through the mount
+/// lands in the child (debugfs reads it from `vhd convert --to raw` of the child, e2fsck
+/// finds the file system clean), the parent is byte-identical. Needs root, /dev/fuse and
+/// loop devices: where the machine has none (a container without them), it says so and
+/// stops there.
+#[test]
+fn a_chain_mounted_through_nbdfuse_and_a_loop_device_reads_and_takes_writes() {
+    if !require_tools(&[
+        "nbdfuse",
+        "mkfs.ext4",
+        "e2fsck",
+        "debugfs",
+        "mount",
+        "umount",
+    ]) {
+        return;
+    }
+    // SAFETY: a plain query of this process's effective user id.
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: mounting needs root and /dev/fuse");
+        return;
+    }
+    let dir = TempDir::new("serve-mount");
+    let files = dir.join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("hello.txt"), "a file inside a chain\n").unwrap();
+    let raw = dir.join("fs.raw");
+    std::fs::File::create(&raw)
+        .unwrap()
+        .set_len(16 * MIB)
+        .unwrap();
+    run_ok(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-d"])
+            .arg(&files)
+            .arg(&raw),
+    );
+    let base = dir.join("base.vhd");
+    let child = dir.join("child.vhd");
+    run_ok(
+        Command::new(VHD)
+            .args(["convert", "-q", "--to", "dynamic"])
+            .arg(&raw)
+            .arg(&base),
+    );
+    run_ok(Command::new(VHD).arg("snapshot").arg(&base).arg(&child));
+    let base_sum = sha256_file(&base);
+
+    let served = Served::vhd(&child, &dir.join("m.sock"), &[]);
+    let fuse_dir = dir.join("fuse");
+    let fs_dir = dir.join("fs");
+    std::fs::create_dir(&fuse_dir).unwrap();
+    std::fs::create_dir(&fs_dir).unwrap();
+    let mut mounts = Mounts(vec![fuse_dir.clone()]);
+    let mut fuse = Command::new("nbdfuse")
+        .arg(&fuse_dir)
+        .arg(served.uri())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting nbdfuse");
+    let disk_file = fuse_dir.join("nbd");
+    assert!(wait_for(&disk_file), "nbdfuse did not mount");
+    let mounted = Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&disk_file)
+        .arg(&fs_dir)
+        .output()
+        .unwrap();
+    if !mounted.status.success() {
+        let why = text_of(&mounted.stderr);
+        // A machine without loop devices, or one that refuses mounts: not our failure.
+        let capability = ["loop device", "permission denied", "not permitted"]
+            .iter()
+            .any(|c| why.to_lowercase().contains(c));
+        assert!(capability, "mount -o loop failed: {why}");
+        eprintln!("skipped: mount -o loop failed here: {why}");
+        drop(mounts);
+        let _ = fuse.wait();
+        return;
+    }
+    mounts.0.push(fs_dir.clone());
+    assert_eq!(
+        std::fs::read_to_string(fs_dir.join("hello.txt")).unwrap(),
+        "a file inside a chain\n"
+    );
+    std::fs::write(fs_dir.join("new.txt"), "written through the mount\n").unwrap();
+    run_ok(Command::new("umount").arg(&fs_dir));
+    run_ok(Command::new("umount").arg(&fuse_dir));
+    mounts.0.clear();
+    assert!(fuse.wait().unwrap().success());
+    served.signal(libc::SIGTERM);
+    let (code, text) = served.finish();
+    assert_eq!(code, Some(0), "{text}");
+
+    assert_eq!(sha256_file(&base), base_sum, "the parent changed");
+    assert_clean(&child);
+    let out = dir.join("child.raw");
+    run_ok(
+        Command::new(VHD)
+            .args(["convert", "-q", "--to", "raw"])
+            .arg(&child)
+            .arg(&out),
+    );
+    run_ok(Command::new("e2fsck").arg("-fn").arg(&out));
+    let cat = run_ok(
+        Command::new("debugfs")
+            .args(["-R", "cat /new.txt"])
+            .arg(&out),
+    );
+    assert_eq!(text_of(&cat), "written through the mount\n");
 }
 
 #[test]
