@@ -386,10 +386,27 @@ fn a_chain_mounted_through_nbdfuse_and_a_loop_device_reads_and_takes_writes() {
         .arg(&fuse_dir)
         .arg(served.uri())
         .stdin(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("starting nbdfuse");
     let disk_file = fuse_dir.join("nbd");
-    assert!(wait_for(&disk_file), "nbdfuse did not mount");
+    if !wait_for(&disk_file) {
+        let _ = fuse.kill();
+        let output = fuse.wait_with_output().unwrap();
+        let why = text_of(&output.stderr);
+        // A machine where FUSE mounts are refused: not our failure.
+        let capability = [
+            "/dev/fuse",
+            "fusermount",
+            "permission denied",
+            "not permitted",
+        ]
+        .iter()
+        .any(|c| why.to_lowercase().contains(c));
+        assert!(capability, "nbdfuse did not mount: {why}");
+        eprintln!("skipped: nbdfuse could not mount here: {why}");
+        return;
+    }
     let mounted = Command::new("mount")
         .args(["-o", "loop"])
         .arg(&disk_file)
