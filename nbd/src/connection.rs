@@ -924,10 +924,6 @@ fn read_now(connection: &Connection, request: &mut Request) -> bool {
     if !done {
         return false;
     }
-    connection
-        .tally
-        .bytes_read
-        .fetch_add(length, Ordering::Relaxed);
     send_read_reply(
         connection,
         request.cookie,
@@ -937,9 +933,13 @@ fn read_now(connection: &Connection, request: &mut Request) -> bool {
     true
 }
 
-/// The reply to a successful read: the data after a simple reply, or in one
-/// `NBD_REPLY_TYPE_OFFSET_DATA` chunk.
+/// The reply to a successful read (counted in the connection's tally): the data after a
+/// simple reply, or in one `NBD_REPLY_TYPE_OFFSET_DATA` chunk.
 fn send_read_reply(connection: &Connection, cookie: u64, offset: u64, data: &[u8]) {
+    connection
+        .tally
+        .bytes_read
+        .fetch_add(data.len() as u64, Ordering::Relaxed);
     if !connection.session.structured {
         connection.simple_reply(cookie, 0, data);
     } else if data.is_empty() {
@@ -1049,10 +1049,6 @@ fn handle(
             if let Err(e) = result {
                 return connection.error_reply(request, errno_of(&e), &e.to_string());
             }
-            connection
-                .tally
-                .bytes_read
-                .fetch_add(length, Ordering::Relaxed);
             send_read_reply(
                 connection,
                 request.cookie,
