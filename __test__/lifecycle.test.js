@@ -346,3 +346,26 @@ describe('close() twice, concurrently, after a failed open; Symbol.asyncDispose'
     await (await VHD.open(file)).close()
   })
 })
+
+test('an opener that throws before it has a promise fails the open and leaves the state as it was', async () => {
+  const { Lifecycle } = require('../lib/lifecycle.js')
+  const life = new Lifecycle('thrown.vhd')
+  const self = {}
+  assert.throws(
+    () =>
+      life.open(function () {
+        assert.equal(this, self)
+        throw new TypeError('a bad argument')
+      }, self, 'unused'),
+    /a bad argument/,
+  )
+  assert.equal(life.state, 'new')
+  assert.equal(life.opening, null)
+  // A later open goes ahead (it was not left 'opening') and resolves to what it was given.
+  const native = /** @type {any} */ ({ handle: {}, info: { diskType: 3 } })
+  const result = await life.open(() => Promise.resolve({ native, release: null }), self, 'opened')
+  assert.equal(result, 'opened')
+  assert.equal(life.state, 'open')
+  assert.equal(life.opening, null)
+  assert.throws(() => life.open(() => Promise.resolve({ native, release: null }), self, null), { code: 'ERR_VHD_ALREADY_OPEN' })
+})

@@ -678,6 +678,10 @@ function scenarios(ctx) {
       unit: 'ms',
       lower: true,
       shuffle: true,
+      // A trial is ~2 ms inside a process just started, which varies by ±10 % from one
+      // process to the next (thread-pool wake-ups, page faults): medians of 7 trials
+      // moved by ±0.03 between runs, medians of 31 by about ±0.01. A trial costs ~0.1 s.
+      trials: quick ? undefined : 31,
       extra: memOf,
       variants: [
         ...[

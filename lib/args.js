@@ -198,72 +198,55 @@ function toCreateOptions(options) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Callback or promise: `prepare` checks the arguments (a TypeError/RangeError is thrown
-// synchronously when there is a callback, and rejects the promise otherwise); `perform`
-// does the work and returns a promise (whatever it throws rejects); `toArgs` spreads the
-// result into the callback's arguments; the callback is called with `self` as `this`
-// (vhd@0.5.0 calls its callbacks on the image).
+// ---------------------------------------------------------------------------------------
+// Callback or promise, for every method: `call(callback, prepare, perform, toArgs, self,
+// traced)`.
+// - `prepare` checks the arguments: a TypeError/RangeError is thrown synchronously when
+//   there is a callback, and rejects the promise otherwise (`null`: there are none).
+// - `perform(args)` does the work and returns a promise (whatever it throws rejects).
+// - `toArgs` spreads the result into the callback's arguments (`null`: the callback gets
+//   none); the callback is called with `self` as `this` (vhd@0.5.0 calls its callbacks on
+//   the image), from the promise reaction; one that throws is an uncaught exception, as
+//   from a tick.
+// - `traced` (default true): keep the caller's site for the stack of errors made natively,
+//   on another thread, which have no JavaScript frames. It is captured once the work has
+//   started (the native call of an `open` is then on its way while this thread goes on),
+//   inside `call`, so with the same frames. The allocating `read(offset, length)` turns it
+//   off: lib/io.js captures the site of the requests that go to the I/O threads.
+// One function, with `null` rather than functions that return nothing: the first open of
+// a process compiles every function it runs, at 5-50 µs each (docs/performance.md).
 
-function attempt(perform, args) {
-  try {
-    return Promise.resolve(perform(args))
-  } catch (error) {
-    return Promise.reject(error)
-  }
-}
-
-function call(callback, prepare, perform, toArgs, self = undefined) {
-  return callFrom(true, callback, prepare, perform, toArgs, self)
-}
-
-/**
- * `call` without the capture of the caller's stack, for the allocating `read(offset,
- * length)`, a fast path: lib/io.js captures the call site of the requests that go to the
- * I/O threads (the only ones whose errors are made off the caller's stack).
- */
-function callUntraced(callback, prepare, perform, toArgs, self = undefined) {
-  return callFrom(false, callback, prepare, perform, toArgs, self)
-}
-
-/**
- * `call`; `traced`: whether to keep the caller's site for the stack of errors made
- * natively. The site is captured once the work has started (the native call of an `open`
- * is then on its way while this thread goes on), still inside `call`, so with the same
- * frames.
- */
-function callFrom(traced, callback, prepare, perform, toArgs, self) {
+function call(callback, prepare, perform, toArgs, self = undefined, traced = true) {
+  let work
   if (callback === undefined) {
-    let args
     try {
-      args = prepare()
+      work = Promise.resolve(perform(prepare === null ? undefined : prepare()))
     } catch (error) {
       return Promise.reject(error)
     }
-    const promise = attempt(perform, args)
-    if (!traced) return promise
-    const site = callerSite()
-    return promise.catch((error) => Promise.reject(withCallerStack(error, site)))
+    if (!traced) return work
+    const site = {}
+    Error.captureStackTrace(site, call)
+    return work.catch((error) => Promise.reject(withCallerStack(error, site)))
   }
   if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
-  const args = prepare()
-  const work = attempt(perform, args)
-  const site = traced ? callerSite() : null
+  const args = prepare === null ? undefined : prepare()
+  try {
+    work = Promise.resolve(perform(args))
+  } catch (error) {
+    work = Promise.reject(error)
+  }
+  /** @type {object | null} */
+  let site = null
+  if (traced) {
+    site = {}
+    Error.captureStackTrace(site, call)
+  }
   work.then(
-    (value) => soon(callBack, callback, self, toArgs(value)),
-    (error) => soon(callBackWith, callback, self, withCallerStack(error, site)),
+    (value) => callBack(callback, self, null, toArgs === null ? NO_RESULTS : toArgs(value)),
+    (error) => callBack(callback, self, withCallerStack(error, site), NO_RESULTS),
   )
   return undefined
-}
-
-/**
- * Where the caller of `call` is (`call` must be on the stack), for the stack of an error
- * made later on a native thread, which has no JavaScript frames: captured now, formatted
- * only if an error needs it.
- */
-function callerSite() {
-  const site = {}
-  Error.captureStackTrace(site, call)
-  return site
 }
 
 /**
@@ -324,17 +307,25 @@ function callIo(callback, prepare, start, toArgs, toResult, self = undefined) {
   return undefined
 }
 
-/** `callback(null, ...results)`, with `self` as `this`. */
-function callBack(callback, self, results) {
-  callback.call(self, null, ...results)
+/**
+ * `callback(error)` or `callback(null, ...results)`, with `self` as `this`; a throw is an
+ * uncaught exception (not a rejection of the reaction's promise, which nobody sees).
+ */
+function callBack(callback, self, error, results) {
+  try {
+    if (error === null) callback.call(self, null, ...results)
+    else callback.call(self, error)
+  } catch (thrown) {
+    process.nextTick(rethrow, thrown)
+  }
 }
 
-/** `callback(error)`, with `self` as `this`. */
-function callBackWith(callback, self, error) {
-  callback.call(self, error)
+function rethrow(error) {
+  throw error
 }
 
-const none = () => []
+/** What a callback gets after `null` (an `open`, a `close`): nothing. */
+const NO_RESULTS = Object.freeze([])
 const noArgs = () => undefined
 const identity = (value) => value
 
@@ -357,11 +348,8 @@ module.exports = {
   toOpenOptions,
   overNamedParent,
   toCreateOptions,
-  attempt,
   call,
-  callUntraced,
   stackAt,
   callIo,
-  none,
   noArgs,
 }

@@ -17,9 +17,7 @@ const {
   toCreateOptions,
   overNamedParent,
   call,
-  callUntraced,
   callIo,
-  none,
   noArgs,
 } = require('./args.js')
 const { shapeParent } = require('./metadata.js')
@@ -259,7 +257,7 @@ class Disk {
    * @param {(error: Error | null, disk?: Disk) => void} [callback]
    */
   open(callback) {
-    return call(callback, noArgs, () => this[kLife].open(() => this[kOpenNative]()).then(() => this), none)
+    return call(callback, null, () => this[kLife].open(this[kOpenNative], this, this), null)
   }
 
   /** Resolves once the disk is open (now, or when the `open` in progress succeeds). */
@@ -336,7 +334,7 @@ class Disk {
 
   read(offset, length, callback) {
     if (ArrayBuffer.isView(offset)) return fsStyleCall(FS_STYLE_READ, callback)
-    return callUntraced(
+    return call(
       callback,
       () => [toIndex(offset, 'offset'), toIndex(length, 'length', bufferConstants.MAX_LENGTH)],
       ([position, length]) => {
@@ -348,6 +346,9 @@ class Disk {
         })
       },
       (result) => [result.bytesRead, result.buffer],
+      undefined,
+      // Untraced: lib/io.js captures the site of the requests that go to the I/O threads.
+      false,
     )
   }
 
@@ -455,7 +456,7 @@ class Disk {
    * the operations in flight, then flushes.
    */
   flush(callback) {
-    return call(callback, noArgs, () => this[kLife].flush(), none)
+    return call(callback, null, () => this[kLife].flush(), null)
   }
 
   /**
@@ -464,7 +465,7 @@ class Disk {
    * Closing again, or a disk that is not open, resolves (as `FileHandle.close()` does).
    */
   close(callback) {
-    return call(callback, noArgs, () => this[kClose](false), none)
+    return call(callback, null, () => this[kClose](false), null)
   }
 
 
@@ -497,7 +498,7 @@ class Disk {
       callback,
       () => [toIndex(offset, 'offset'), toIndex(length, 'length')],
       ([position, count]) => this[kDiscard](position, count),
-      none,
+      null,
     )
   }
 
@@ -510,7 +511,7 @@ class Disk {
   getAllocatedRanges(callback) {
     return call(
       callback,
-      noArgs,
+      null,
       () => {
         const life = this[kLife]
         return life.track(life.current().allocatedRanges(), (ranges) => ranges.map(shapeRange))

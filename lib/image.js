@@ -25,8 +25,6 @@ const {
   toOpenOptions,
   call,
   callIo,
-  none,
-  noArgs,
 } = require('./args.js')
 const { Disk, internal, kInit, kLife, kOptions, kOpenNative, kBat, kClose, kRead, kWrite } = require('./disk.js')
 const { kReadInto, kWriteFrom, kWhenOpen, inspectCustom, inspectAs, disposable } = require('./protocol.js')
@@ -191,18 +189,6 @@ const kFile = Symbol('file')
  */
 class ImageDisk extends Disk {
   /**
-   * @param {ImageFile} file
-   * @param {import('./disk.js').OpenOptions} openOptions
-   */
-  static of(file, openOptions) {
-    /** @type {ImageDisk} */
-    const disk = Object.create(ImageDisk.prototype)
-    disk[kInit](file.path ?? '', openOptions, file.path ?? `fd ${file.givenFd}`)
-    disk[kFile] = file
-    return disk
-  }
-
-  /**
    * Opens the path with the image's fs flags and the image in one native task (`fs.open`
    * then `openFd` took two trips to the thread pool, which made `VHD.Image#open` slower than
    * `VHD.open`); the descriptor opened with those flags becomes `image.fd`. Plain promises,
@@ -336,7 +322,12 @@ class Image {
     this.mode = options.mode ?? 0o666
     /** @type {ImageFile} */
     const file = { path, givenFd: fd, fd, access, mode: this.mode, opened: null, structures: null }
-    this[kDisk] = ImageDisk.of(file, openOptions)
+    // Made as `wrap` makes disks, without the public constructor's checks (done above).
+    /** @type {ImageDisk} */
+    const disk = Object.create(ImageDisk.prototype)
+    disk[kInit](path ?? '', openOptions, path ?? `fd ${fd}`)
+    disk[kFile] = file
+    this[kDisk] = disk
   }
 
   /** The file descriptor: the one given, or the one `open` opened; `null` when closed. */
@@ -421,12 +412,12 @@ class Image {
   open(callback) {
     return call(
       callback,
-      noArgs,
+      null,
       () => {
         const disk = this[kDisk]
-        return disk[kLife].open(() => disk[kOpenNative]()).then(() => this)
+        return disk[kLife].open(disk[kOpenNative], disk, this)
       },
-      none,
+      null,
       this,
     )
   }
@@ -493,7 +484,7 @@ class Image {
 
   /** Makes every write started before this call durable (not in 0.5.0). */
   flush(callback) {
-    return call(callback, noArgs, () => this[kDisk].flush(), none, this)
+    return call(callback, null, () => this[kDisk].flush(), null, this)
   }
 
   /**
@@ -503,7 +494,7 @@ class Image {
    * (as `FileHandle.close()` does; 0.5.0 failed with EBADF).
    */
   close(callback) {
-    return call(callback, noArgs, () => this[kDisk][kClose](true), none, this)
+    return call(callback, null, () => this[kDisk][kClose](true), null, this)
   }
 
 

@@ -28,7 +28,6 @@ const {
   toOpenOptions,
   overNamedParent,
   call,
-  none,
   noArgs,
   NAMES,
 } = require('./args.js')
@@ -387,7 +386,7 @@ function rebase(path, parent, options, callback) {
       return [toPath(path), toPath(parent, 'parent'), { open: toNativeOpen(opts) }]
     },
     ([file, newParent, args]) => native.rebase(file, newParent, args),
-    none,
+    null,
   )
 }
 

@@ -13,7 +13,7 @@
 // disk's exactly.
 
 const { Disk, kLife, kRead, kWrite, kSizeNow, kReadSync, kWriteSync, kDiscard } = require('./disk.js')
-const { withCode, toIndex, call, noArgs } = require('./args.js')
+const { withCode, toIndex, call } = require('./args.js')
 const { kReadInto, kWriteFrom, kWhenOpen, kCloser, inspectCustom, inspectAs } = require('./protocol.js')
 const { factories } = require('./streams.js')
 const { toBlockDevice } = require('./block-device.js')
@@ -238,7 +238,7 @@ const methods = {
   getPartitions(callback) {
     return call(
       callback,
-      noArgs,
+      null,
       () => {
         const life = this[kLife]
         return life.track(life.current().partitions(), shapeTable)

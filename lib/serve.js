@@ -26,8 +26,6 @@ const {
   toOpenOptions,
   withCode,
   call,
-  none,
-  noArgs,
 } = require('./args.js')
 const { inspectCustom, inspectAs, disposable } = require('./protocol.js')
 
@@ -141,7 +139,7 @@ class NbdServer {
    * @param {(error: Error | null) => void} [callback]
    */
   close(callback) {
-    return call(callback, noArgs, () => this[kClose](), none)
+    return call(callback, null, () => this[kClose](), null)
   }
 
   /**
