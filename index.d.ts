@@ -1890,6 +1890,8 @@ export declare class Partition {
   private constructor()
   /** The disk it is part of. */
   get disk(): AnyDisk
+  /** The disk's file (`disk.path`): what its errors name, as the disk's own do. */
+  get path(): string
   /** Its number (see `PartitionEntry.index`). */
   get index(): number
   /** Where it starts on the disk, in bytes. */

@@ -189,6 +189,43 @@ test('errors about a file carry its path: the image, a child whose parent is mis
   }
 })
 
+test('a write past the end, and a write to a read-only image, name the image (message and path), in every form', async () => {
+  const tmp = tempDir()
+  try {
+    const file = path.join(tmp.dir, 'named.vhd')
+    const disk = await VHD.create(file, { type: 'dynamic', size: MiB })
+    /** @param {any} error @param {string} code @param {string} name */
+    const named = (error, code, name) => {
+      assert.equal(error.code, code)
+      assert.equal(error.name, name)
+      assert.equal(error.path, file)
+      assert.ok(error.message.startsWith(`${file}: `), error.message)
+      return true
+    }
+    const past = (error) => named(error, 'ERR_VHD_OUT_OF_RANGE', 'RangeError')
+    await assert.rejects(disk.write(Buffer.alloc(512), MiB), past)
+    assert.throws(() => disk.writeSync(Buffer.alloc(512), MiB), past)
+    await assert.rejects(disk.discard(MiB - 512, 1024), past)
+    const stream = disk.createWriteStream({ start: MiB - 100 })
+    const failed = new Promise((resolve) => stream.on('error', resolve))
+    stream.end(Buffer.alloc(200))
+    past(await failed)
+    await disk.close()
+    const readOnly = (error) => named(error, 'ERR_VHD_READ_ONLY', 'Error')
+    const reader = await VHD.open(file, { readOnly: true })
+    await assert.rejects(reader.write(Buffer.alloc(512), 0), readOnly)
+    assert.throws(() => reader.writeSync(Buffer.alloc(512), 0), readOnly)
+    await reader.close()
+    // vhd@0.5.0's class, opened read-only by its flags.
+    const image = new VHD.Image({ path: file, flags: 'r' })
+    await image.open()
+    await assert.rejects(image.write(Buffer.alloc(512), 0, 512, 0), readOnly)
+    await image.close()
+  } finally {
+    tmp.cleanup()
+  }
+})
+
 test('a file that is not a VHD says so, with its size when it is too short', async () => {
   const tmp = tempDir()
   try {

@@ -142,7 +142,15 @@ test('random reads and writes across the partition edges match a model; no byte 
             assert.equal(bytesWritten, n)
             data.copy(model, offset + at)
           } else {
-            await assert.rejects(write(), { name: 'RangeError', code: 'ERR_VHD_OUT_OF_RANGE', message: /partition 2/ }, `write(${n} bytes at ${at})`)
+            // Named as the disk's own errors are: its path first, and as `path`.
+            await assert.rejects(write(), (error) => {
+              assert.equal(error.name, 'RangeError')
+              assert.equal(error.code, 'ERR_VHD_OUT_OF_RANGE')
+              assert.equal(error.path, disk.path)
+              assert.ok(error.message.startsWith(`${disk.path}: write of ${n} bytes`), error.message)
+              assert.match(error.message, /partition 2/)
+              return true
+            }, `write(${n} bytes at ${at})`)
           }
           break
         }
@@ -171,7 +179,7 @@ test('random reads and writes across the partition edges match a model; no byte 
             await device.writeBlocks(from, data)
             data.copy(model, offset + from * SECTOR)
           } else {
-            await assert.rejects(device.writeBlocks(from, Buffer.alloc((to - from) * SECTOR)), { code: 'ERR_VHD_OUT_OF_RANGE' })
+            await assert.rejects(device.writeBlocks(from, Buffer.alloc((to - from) * SECTOR)), { code: 'ERR_VHD_OUT_OF_RANGE', path: disk.path })
           }
         }
       }
@@ -207,7 +215,9 @@ test('streams of a partition: confined to it; a write stream past its end fails 
     const stream = partition.createWriteStream({ start: size - 100 })
     const failed = new Promise((resolve) => stream.on('error', resolve))
     stream.end(Buffer.alloc(200, 1))
-    assert.equal((await failed).code, 'ERR_VHD_OUT_OF_RANGE')
+    const error = /** @type {any} */ (await failed)
+    assert.equal(error.code, 'ERR_VHD_OUT_OF_RANGE')
+    assert.equal(error.path, disk.path)
     assert.ok((await disk.read(0, disk.size)).buffer.equals(before), 'nothing written')
     assert.equal(disk.isOpen, true, 'a stream of a partition leaves the disk open by default')
     // autoClose: closes the partition's disk, the image the stream is of.
@@ -354,7 +364,7 @@ test('blockdevice API: callbacks on the device, defaults and swap as blockdevice
     assert.equal(part.sectors, 2)
     assert.equal(part.size, 1024)
     assert.ok((await part.readBlocks(0, 2)).buffer.every((b) => b === 7))
-    await assert.rejects(part.writeBlocks(1, Buffer.alloc(1024)), { code: 'ERR_VHD_OUT_OF_RANGE' })
+    await assert.rejects(part.writeBlocks(1, Buffer.alloc(1024)), { code: 'ERR_VHD_OUT_OF_RANGE', path: disk.path })
     assert.ok((await disk.read(102 * 512, 512)).buffer.equals(whole.subarray(102 * 512, 103 * 512)), 'nothing written past it')
     assert.equal((await part.writeBlocks(1, Buffer.alloc(512, 9))).bytesWritten, 512)
     assert.throws(() => device.partition({ firstLBA: 5, lastLBA: 4 }), { code: 'ERR_OUT_OF_RANGE' })

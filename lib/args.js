@@ -53,6 +53,19 @@ function stateError(code, message) {
   return withCode(new Error(message), code)
 }
 
+/**
+ * ERR_VHD_OUT_OF_RANGE made in JavaScript (a write past the end of a partition or a stream's
+ * disk), as the native layer makes it: a RangeError whose message starts with the image's
+ * path, which is also its `path` (none for an image opened from a descriptor alone).
+ * @param {string | null | undefined} path
+ * @param {string} message
+ */
+function pastTheEndError(path, message) {
+  const error = withCode(new RangeError(path ? `${path}: ${message}` : message), 'ERR_VHD_OUT_OF_RANGE')
+  if (path) Object.assign(error, { path })
+  return error
+}
+
 /** A non-negative safe integer (Number, or BigInt in that range) as a Number. */
 function toIndex(value, name, max = Number.MAX_SAFE_INTEGER) {
   if (typeof value === 'bigint') {
@@ -337,6 +350,7 @@ module.exports = {
   invalidArgValue,
   outOfRange,
   stateError,
+  pastTheEndError,
   toIndex,
   toPath,
   toBytes,

@@ -20,7 +20,7 @@
 // the device (or partition) as `this`, as blockdevice does.
 
 const { Buffer, constants: bufferConstants } = require('node:buffer')
-const { withCode, toIndex, toBytes, toOptionsObject, invalidArgValue, outOfRange, call } = require('./args.js')
+const { toIndex, toBytes, toOptionsObject, invalidArgValue, outOfRange, call, pastTheEndError } = require('./args.js')
 const { kReadInto, kWriteFrom } = require('./protocol.js')
 
 /** The block size: VHD sectors, and what the `mbr` and `gpt` modules assume. */
@@ -66,12 +66,9 @@ function blockBytes(buffer) {
   return bytes
 }
 
-/** The error of blocks [from, to) outside [first, last] (blockdevice's "out of bounds"). */
-function outOfBounds(from, to, first, last) {
-  return withCode(
-    new RangeError(`Block address out of bounds: [${from},${to}] not in range [${first},${last}]`),
-    'ERR_VHD_OUT_OF_RANGE',
-  )
+/** The error of blocks [from, to) outside [first, last] (blockdevice's "out of bounds") of `device`'s image. */
+function outOfBounds(device, from, to, first, last) {
+  return pastTheEndError(device[kTarget].path, `Block address out of bounds: [${from},${to}] not in range [${first},${last}]`)
 }
 
 /**
@@ -157,7 +154,7 @@ class BlockDevicePartition {
         return { ...range, from: range.from + this.firstLBA, to: range.to + this.firstLBA }
       },
       ({ from, to, length, bytes }) => {
-        if (to > this.lastLBA) throw outOfBounds(from, to, this.firstLBA, this.lastLBA)
+        if (to > this.lastLBA) throw outOfBounds(this.device, from, to, this.firstLBA, this.lastLBA)
         return this.device.readBlocks(from, to, bytes).then(({ bytesRead }) => ({ buffer: bytes, bytesRead: Math.min(bytesRead, length) }))
       },
       ({ buffer, bytesRead }) => [buffer, bytesRead],
@@ -171,7 +168,7 @@ class BlockDevicePartition {
       () => [toIndex(from, 'from') + this.firstLBA, blockBytes(buffer)],
       ([at, bytes]) => {
         const end = at + bytes.length / BLOCK_SIZE
-        if (end > this.lastLBA) throw outOfBounds(at, end, this.firstLBA, this.lastLBA)
+        if (end > this.lastLBA) throw outOfBounds(this.device, at, end, this.firstLBA, this.lastLBA)
         return this.device.writeBlocks(at, bytes).then(({ bytesWritten }) => ({ bytesWritten, buffer }))
       },
       ({ bytesWritten }) => [bytesWritten],

@@ -13,7 +13,7 @@
 // disk's exactly.
 
 const { Disk, kLife, kRead, kWrite, kSizeNow, kReadSync, kWriteSync, kDiscard } = require('./disk.js')
-const { withCode, toIndex, call } = require('./args.js')
+const { withCode, toIndex, call, pastTheEndError } = require('./args.js')
 const { kReadInto, kWriteFrom, kWhenOpen, kCloser, inspectCustom, inspectAs } = require('./protocol.js')
 const { factories } = require('./streams.js')
 const { toBlockDevice } = require('./block-device.js')
@@ -59,16 +59,6 @@ function shapeTable(table) {
   }
 }
 
-/**
- * The RangeError of a write or discard of `length` bytes at `position` that does not fit in
- * `size` bytes (the code of the disk's own: ERR_VHD_OUT_OF_RANGE). Nothing was written.
- */
-function pastTheEnd(what, length, position, size, where) {
-  return withCode(
-    new RangeError(`${what} of ${length} bytes at offset ${position} runs past the end of ${where} (${size} bytes); nothing was written`),
-    'ERR_VHD_OUT_OF_RANGE',
-  )
-}
 
 /**
  * One partition of a disk, as `disk.partition(index)` gives it: the bytes from its `offset`
@@ -89,6 +79,11 @@ class Partition {
   /** The disk the partition is part of. */
   get disk() {
     return this[kDisk]
+  }
+
+  /** The disk's file (`disk.path`): what its errors name, as the disk's own do. */
+  get path() {
+    return this[kDisk].path
   }
 
   /** Its number, as Linux counts them (primary 1–4, logical from 5, GPT in entry order). */
@@ -145,7 +140,11 @@ class Partition {
   /** Throws the RangeError of a write or discard that does not fit (ERR_VHD_CLOSED first). */
   [kFits](what, length, position) {
     const size = this[kSizeNow]()
-    if (position > size || length > size - position) throw pastTheEnd(what, length, position, size, `partition ${this.index}`)
+    if (position > size || length > size - position) {
+      // The code of the disk's own: ERR_VHD_OUT_OF_RANGE.
+      const message = `${what} of ${length} bytes at offset ${position} runs past the end of partition ${this.index} (${size} bytes); nothing was written`
+      throw pastTheEndError(this.path, message)
+    }
   }
 
   [kRead](buffer, offset, length, position, map, done) {

@@ -18,11 +18,11 @@
 const { Readable, Writable } = require('node:stream')
 const { Buffer, constants: bufferConstants } = require('node:buffer')
 const {
-  withCode,
   invalidArgType,
   outOfRange,
   toIndex,
   toOptionsObject,
+  pastTheEndError,
 } = require('./args.js')
 const { kReadInto, kWriteFrom, kWhenOpen, kCloser } = require('./protocol.js')
 const { Disk } = require('./disk.js')
@@ -351,14 +351,8 @@ class WriteStream extends Writable {
         this.bytesWritten += bytesWritten
         if (fitting === chunks.length) return callback()
         const at = position + length
-        callback(
-          withCode(
-            new RangeError(
-              `write of ${chunks[fitting].length} bytes at offset ${at} runs past the end of the virtual disk (${size} bytes); nothing of it was written`,
-            ),
-            'ERR_VHD_OUT_OF_RANGE',
-          ),
-        )
+        const message = `write of ${chunks[fitting].length} bytes at offset ${at} runs past the end of the virtual disk (${size} bytes); nothing of it was written`
+        callback(pastTheEndError(this.image.path, message))
       },
       (error) => callback(error),
     )

@@ -235,6 +235,7 @@ mod tests {
     #[test]
     fn format_errors_keep_the_core_code_and_out_of_range_is_a_range_error() {
         let error = vhd_core::Error::OutOfRange {
+            path: None,
             operation: "write",
             offset: 10,
             length: 5,
@@ -244,6 +245,7 @@ mod tests {
         assert_eq!(failure.code, "ERR_VHD_OUT_OF_RANGE");
         assert_eq!(failure.class, ErrorClass::RangeError);
         let error = vhd_core::Error::ReadOnly {
+            path: None,
             reason: "why".into(),
         };
         assert_eq!(Failure::from(error).code, "ERR_VHD_READ_ONLY");

@@ -116,8 +116,11 @@ pub enum Error {
     Unsupported(String),
 
     /// A read or write reaches past the end of the virtual disk.
-    #[error("{operation} of {length} bytes at offset {offset} runs past the end of the virtual disk ({size} bytes)")]
+    #[error("{}{operation} of {length} bytes at offset {offset} runs past the end of the virtual disk ({size} bytes)", display_path_prefix(.path.as_deref()))]
     OutOfRange {
+        /// The image, once known ([`Error::in_file`] fills it in where the error leaves
+        /// the image that met it).
+        path: Option<PathBuf>,
         operation: &'static str,
         offset: u64,
         length: u64,
@@ -125,8 +128,13 @@ pub enum Error {
     },
 
     /// A write was attempted on an image that may not be written.
-    #[error("the image is read-only: {reason}")]
-    ReadOnly { reason: String },
+    #[error("{}the image is read-only: {reason}", display_path_prefix(.path.as_deref()))]
+    ReadOnly {
+        /// The image, once known ([`Error::in_file`] fills it in where the error leaves
+        /// the image that met it).
+        path: Option<PathBuf>,
+        reason: String,
+    },
 
     /// `create` was asked to make a file that already exists ([`Hint::Overwrite`]).
     #[error("{}", self.message_with(&Hint::rust_option))]
@@ -416,7 +424,9 @@ macro_rules! path_field {
             | Error::Truncated { path, .. }
             | Error::InvalidField { path, .. }
             | Error::BatEntryOutOfRange { path, .. }
-            | Error::BatEntryOverlap { path, .. } => Some(path),
+            | Error::BatEntryOverlap { path, .. }
+            | Error::OutOfRange { path, .. }
+            | Error::ReadOnly { path, .. } => Some(path),
             _ => None,
         }
     };

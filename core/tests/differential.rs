@@ -198,6 +198,7 @@ impl Harness {
         } else {
             match &e {
                 Error::OutOfRange {
+                    path: _,
                     operation,
                     offset: o,
                     length,

@@ -196,3 +196,35 @@ fn an_address_in_use_is_eaddrinuse() {
     );
     assert_eq!(e.os_code(), Some("EADDRINUSE"), "{e}");
 }
+
+/// A write past the end and a write to a read-only image name the image (as `file()`, and
+/// first in the message), as the other errors about one file do.
+#[test]
+fn a_write_past_the_end_or_to_a_read_only_image_names_the_image() {
+    let dir = TempDir::new("errors-named-writes");
+    let path = dir.join("named.vhd");
+    dynamic(&path);
+    let named = |e: &Error, code: &str| {
+        assert_eq!(e.code(), code, "{e}");
+        assert_eq!(e.file(), Some(path.as_path()), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("{}: ", path.display())),
+            "{e}"
+        );
+    };
+    let mut image = vhd_core::Image::open(&path, &OpenOptions::default()).unwrap();
+    let past = image.write_at(&[1; 512], 4 * MIB).unwrap_err();
+    named(&past, "ERR_VHD_OUT_OF_RANGE");
+    drop(image);
+    let read_only = OpenOptions {
+        read_only: true,
+        ..OpenOptions::default()
+    };
+    let mut image = vhd_core::Image::open(&path, &read_only).unwrap();
+    let refused = image.write_at(&[1; 512], 0).unwrap_err();
+    named(&refused, "ERR_VHD_READ_ONLY");
+    assert!(
+        refused.to_string().ends_with("it was opened read-only"),
+        "{refused}"
+    );
+}

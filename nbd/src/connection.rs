@@ -1161,6 +1161,7 @@ fn handle(
 fn read_fully(image: &Image, data: &mut [u8], offset: u64) -> Result<()> {
     if image.read_at(data, offset)? < data.len() {
         return Err(Error::OutOfRange {
+            path: None,
             operation: "read",
             offset,
             length: data.len() as u64,

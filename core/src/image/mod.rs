@@ -718,6 +718,7 @@ impl Access {
         match &self.read_only_reason {
             None => Ok(()),
             Some(reason) => Err(Error::ReadOnly {
+                path: None,
                 reason: reason.clone(),
             }),
         }
@@ -1013,6 +1014,7 @@ pub(crate) fn check_range(
     match offset.checked_add(length) {
         Some(end) if end <= size => Ok(()),
         _ => Err(Error::OutOfRange {
+            path: None,
             operation,
             offset,
             length,

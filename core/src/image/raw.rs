@@ -87,7 +87,8 @@ impl VirtualDisk for RawDisk {
 
     fn write_at(&mut self, _buf: &[u8], _offset: u64) -> Result<()> {
         Err(Error::ReadOnly {
-            reason: format!("{} is the raw base of a chain", self.path.display()),
+            path: Some(self.path.clone()),
+            reason: "it is the raw base of a chain".into(),
         })
     }
 

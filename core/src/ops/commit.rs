@@ -181,7 +181,8 @@ impl Child {
         )?;
         if let Some(reason) = image.read_only_reason() {
             return Err(Error::ReadOnly {
-                reason: format!("{}: {reason}", path.display()),
+                path: Some(path.to_path_buf()),
+                reason: reason.to_string(),
             });
         }
         if image.footer_source() != FooterSource::End {
@@ -267,7 +268,8 @@ impl Target {
         )?;
         if let Some(reason) = image.read_only_reason() {
             return Err(Error::ReadOnly {
-                reason: format!("{}: {reason}", path.display()),
+                path: Some(path.to_path_buf()),
+                reason: reason.to_string(),
             });
         }
         let found = image.footer().unique_id;

@@ -85,6 +85,7 @@ fn compact_unnamed(
     let image = Image::open(path, options)?;
     if let Some(reason) = image.read_only_reason() {
         return Err(Error::ReadOnly {
+            path: None,
             reason: reason.to_string(),
         });
     }

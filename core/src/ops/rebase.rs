@@ -110,7 +110,8 @@ pub fn rebase_through(
     )?;
     if let Some(reason) = child.read_only_reason() {
         return Err(Error::ReadOnly {
-            reason: format!("{}: {reason}", path.display()),
+            path: Some(path.to_path_buf()),
+            reason: reason.to_string(),
         });
     }
     if child.footer_source() != FooterSource::End {

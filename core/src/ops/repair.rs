@@ -291,10 +291,8 @@ fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<LockedFile
         .map_err(|e| Error::io_at(path, "stat", "reading the metadata", e))?;
     if metadata.permissions().readonly() {
         return Err(Error::ReadOnly {
-            reason: format!(
-                "{} has no write permission, and repairing writes it",
-                path.display()
-            ),
+            path: Some(path.to_path_buf()),
+            reason: "it has no write permission, and repairing writes it".into(),
         });
     }
     let (file, _) = crate::files::open(
@@ -304,7 +302,8 @@ fn open_for_repair(path: &Path, options: &CheckOptions) -> Result<Arc<LockedFile
         "an image being repaired",
         |e| match e.kind() {
             io::ErrorKind::PermissionDenied => Error::ReadOnly {
-                reason: format!("{} cannot be opened for writing ({e})", path.display()),
+                path: Some(path.to_path_buf()),
+                reason: format!("it cannot be opened for writing ({e})"),
             },
             _ => Error::io_at(path, "open", "opening for repair", e),
         },

@@ -121,6 +121,7 @@ fn resize_image(
 ) -> Result<u64> {
     if let Some(reason) = image.read_only_reason() {
         return Err(Error::ReadOnly {
+            path: None,
             reason: reason.to_string(),
         });
     }
