@@ -226,6 +226,63 @@ test('a write past the end, and a write to a read-only image, name the image (me
   }
 })
 
+test('a file the process may not open or create is EACCES with errno, syscall and path (API and CLI)', () => {
+  // Permissions do not stop root, which these tests often run as: then the checks run in a
+  // child process as the unprivileged user 65534 ("nobody"), over a copy of the package it
+  // can read (the checkout may be in a folder only root can enter).
+  const tmp = tempDir('vhd-eacces-')
+  try {
+    const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
+    const root = path.join(__dirname, '..')
+    const copy = path.join(tmp.dir, 'vhd')
+    fs.mkdirSync(copy)
+    for (const entry of ['index.js', 'binding.js', 'package.json', 'lib', 'scripts', 'bin']) fs.cpSync(path.join(root, entry), path.join(copy, entry), { recursive: true })
+    for (const entry of fs.readdirSync(root).filter((f) => f.endsWith('.node'))) fs.copyFileSync(path.join(root, entry), path.join(copy, entry))
+    const locked = path.join(tmp.dir, 'locked.vhd')
+    const closedDir = path.join(tmp.dir, 'no-write')
+    fs.mkdirSync(closedDir)
+    spawnSync(process.execPath, [path.join(copy, 'bin', 'vhd.js'), 'create', '--type', 'dynamic', locked, '1M'])
+    assert.ok(fs.existsSync(locked))
+    fs.chmodSync(locked, 0o000)
+    fs.chmodSync(closedDir, 0o555)
+    fs.chmodSync(tmp.dir, 0o755)
+    const created = path.join(closedDir, 'new.vhd')
+    const script = `
+      const VHD = require(${JSON.stringify(copy)})
+      const shape = (e) => ({ code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, message: e.message })
+      ;(async () => {
+        const out = {}
+        out.open = await VHD.open(${JSON.stringify(locked)}).then(() => null, shape)
+        out.readOnly = await VHD.open(${JSON.stringify(locked)}, { readOnly: true }).then(() => null, shape)
+        out.image = await new VHD.Image({ path: ${JSON.stringify(locked)}, flags: 'r' }).open().then(() => null, shape)
+        out.create = await VHD.create(${JSON.stringify(created)}, { type: 'dynamic', size: 1 << 20 }).then(() => null, shape)
+        console.log(JSON.stringify(out))
+      })()`
+    const as = asRoot ? { uid: 65534, gid: 65534 } : {}
+    const res = spawnSync(process.execPath, ['-e', script], { cwd: tmp.dir, encoding: 'utf8', ...as })
+    assert.equal(res.status, 0, res.stderr)
+    const out = JSON.parse(res.stdout)
+    for (const [what, file] of [['open', locked], ['readOnly', locked], ['image', locked], ['create', created]]) {
+      const error = out[what]
+      assert.ok(error, `${what}: no error`)
+      assert.equal(error.code, 'EACCES', `${what}: ${error.message}`)
+      assert.equal(error.errno, -13, what)
+      assert.equal(error.path, file, what)
+      assert.ok(error.message.startsWith(`EACCES: ${file}: `), `${what}: ${error.message}`)
+    }
+    assert.equal(out.open.syscall, 'open')
+    // Nothing was made in the folder it could not write (no temporary file either).
+    assert.deepEqual(fs.readdirSync(closedDir), [])
+    // The command line: the same code and path, exit status 1.
+    const cli = spawnSync(process.execPath, [path.join(copy, 'bin', 'vhd.js'), 'info', locked], { cwd: tmp.dir, encoding: 'utf8', ...as })
+    assert.equal(cli.status, 1, cli.stderr)
+    assert.match(cli.stderr, new RegExp(`^vhd: EACCES: ${locked.replace(/[.*+?^$()|[\]\\]/g, '\\$&')}: `))
+  } finally {
+    fs.chmodSync(tmp.dir, 0o700)
+    tmp.cleanup()
+  }
+})
+
 test('a file that is not a VHD says so, with its size when it is too short', async () => {
   const tmp = tempDir()
   try {
