@@ -830,9 +830,10 @@ function convertScenarios({ files, size, quick, work }) {
   // Whole conversions write 0.5-1 GiB each, back to back, and this machine's disk has slow
   // spells: about one write-heavy run in three takes 2-3x as long, whoever runs it (measured:
   // 20 runs in a row of ours and of qemu-img's, each tool alone, show the same slow runs in
-  // its pwrite calls, the kernel waiting for the device). With 5 trials a median could land
-  // on a slow run for one side only; 11 make it the typical run.
-  const trials = quick ? undefined : 11
+  // its pwrite calls, the kernel waiting for the device). A median lands on a slow run when
+  // half the trials are slow: with 5 trials that happened often, with 11 to about one
+  // comparison in eight (two or three of the 18 per full run), with 21 to about one in 25.
+  const trials = quick ? undefined : 21
   const all = ['raw', 'fixed', 'dynamic']
   const sparse = { size: (quick ? 16 : 200) * 1024 * MiB, dataMiB: quick ? 64 : 512 }
   const huge = { size: 2 * 1024 * 1024 * MiB, dataMiB: quick ? 64 : 1024 }

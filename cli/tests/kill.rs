@@ -16,8 +16,9 @@
 //! file system that does not check for a pending kill; under `--seccomp-bpf` strace does
 //! not deliver the signal at all, so it is not used.) The killed run's own log is checked:
 //! its k-th mutating call must be the last one, of system call S, and the process must have
-//! died of SIGKILL; the recording checks that one process made every mutating call (the
-//! count is per process). strace rather than an `LD_PRELOAD` shim: a shim sees only the
+//! died of SIGKILL; the recording checks that one thread made every mutating call (the
+//! count is per thread; `convert` reads its source on a second thread, which changes
+//! nothing). strace rather than an `LD_PRELOAD` shim: a shim sees only the
 //! libc functions it replaces (not a call made through `syscall()`, nor one it forgot to
 //! wrap) and would have to map descriptors to paths itself, while strace sees every system
 //! call whatever makes it, names each descriptor's file (`-y`), and its injection skips
@@ -647,6 +648,9 @@ struct Call {
 
 /// The lines of a strace log: the mutating calls on files of `dir_name` (the case folder's
 /// name, which appears in every path of the case), and whether the process died of SIGKILL.
+/// How strace ends the first part of a call that another thread's line interrupts.
+const UNFINISHED: &str = "<unfinished ...>";
+
 fn parse_log(log: &str, dir_name: &str) -> (Vec<Call>, bool) {
     let mut counts: BTreeMap<(u32, String), usize> = BTreeMap::new();
     let mut calls = Vec::new();
@@ -662,6 +666,20 @@ fn parse_log(log: &str, dir_name: &str) -> (Vec<Call>, bool) {
         let rest = rest.trim_start();
         if rest.starts_with("+++ killed by SIGKILL") {
             killed = true;
+        }
+        // With several threads (convert reads its source on a second one), a call that
+        // another thread's line interrupts is logged in two parts, "S(args <unfinished
+        // ...>" and later "<... S resumed>rest": the rest is joined to its call.
+        if let Some(resumed) = rest.strip_prefix("<... ") {
+            if let Some((syscall, tail)) = resumed.split_once(" resumed>") {
+                let call = calls.iter_mut().rev().find(|c: &&mut Call| {
+                    c.pid == pid && c.syscall == syscall && c.line.ends_with(UNFINISHED)
+                });
+                if let Some(call) = call {
+                    call.line = format!("{}{tail}", call.line.trim_end_matches(UNFINISHED));
+                }
+            }
+            continue;
         }
         let Some((syscall, args)) = rest.split_once('(') else {
             continue;
@@ -998,11 +1016,15 @@ fn kill_at(
         Some((&target.syscall, target.nth)),
     );
     // The kill landed where it was aimed: call `point` is the last mutating one and was not
-    // made (the log shows it with no result, or with the error injected in its place).
+    // made (the log shows it with no result, or with the error injected in its place; with
+    // several threads, possibly only its first part).
     let landed = run.killed
         && run.calls.len() == point
         && run.calls.last().is_some_and(|c| {
-            c.syscall == target.syscall && (c.line.contains("= ?") || c.line.contains("(INJECTED)"))
+            c.syscall == target.syscall
+                && (c.line.contains("= ?")
+                    || c.line.contains("(INJECTED)")
+                    || c.line.ends_with(UNFINISHED))
         });
     assert!(
         landed,

@@ -6,6 +6,7 @@
 //! conversion leaves no partial output and never touches an existing destination. The one exception is a
 //! destination that is a block device, which is written in place (see [`Output`]).
 
+use super::read_ahead::{read_ahead, Buffer, Pipe, Target, BUFFER};
 use super::source::{open_source_chain, restrict_to_partition, SourceDetection};
 use super::vhd_stream::{
     output_size, read_disk, reads_as_zeros, scan_blocks, DataCursor, DynamicLayout, Layout, CHUNK,
@@ -208,22 +209,26 @@ pub fn convert(
     // The whole output for raw and fixed; the metadata of a dynamic one (its blocks are
     // counted as they are written).
     output.reserve(layout.as_ref().map_or(virtual_size, Layout::len))?;
-    let allocated_blocks = match layout {
+    let holes = output.holes_read_as_zeros();
+    let source: &(dyn VirtualDisk + Sync) = disk.as_ref();
+    // The source is read on a thread of its own while the output is written here (see
+    // read_ahead); a failure or a cancellation drops the output (its temporary file goes).
+    let allocated_blocks = read_ahead(&output, |pipe| match layout {
         None => {
-            write_raw(disk.as_ref(), virtual_size, &output, progress)?;
-            0
+            write_raw(source, virtual_size, pipe, holes, progress)?;
+            Ok(0)
         }
         Some(Layout::Dynamic(mut layout)) => {
-            write_dynamic(disk.as_ref(), &mut layout, &output, progress)?;
-            layout.allocated_blocks()
+            write_dynamic(source, &mut layout, pipe, holes, progress)?;
+            Ok(layout.allocated_blocks())
         }
         Some(Layout::Fixed { size, footer }) => {
             // The disk's bytes, then the footer: what the stream of this layout gives.
-            write_raw(disk.as_ref(), size, &output, progress)?;
-            output.write_at(&footer, size)?;
-            0
+            write_raw(source, size, pipe, holes, progress)?;
+            pipe.write_copy(&footer, size)?;
+            Ok(0)
         }
-    };
+    })?;
     let file_size = output.finish()?;
     output.persist(options.overwrite)?;
     Ok(ConvertReport {
@@ -236,32 +241,52 @@ pub fn convert(
 }
 
 /// Copies `size` bytes of the disk (zeros past its end), leaving all-zero chunks as holes
-/// in a file (written as zeros on a device); unallocated ranges of a sparse source, and
-/// the holes of a sparse raw file or fixed image, are not even read.
-fn write_raw(disk: &dyn VirtualDisk, size: u64, output: &Output, progress: Progress) -> Result<()> {
+/// in a file (`holes`: holes read as zeros; written as zeros on a device); unallocated
+/// ranges of a sparse source, and the holes of a sparse raw file or fixed image, are not
+/// even read. Each chunk is read into a buffer of the pipe's pool and handed over, to be
+/// written while the next ones are read.
+fn write_raw(
+    disk: &dyn VirtualDisk,
+    size: u64,
+    output: &mut Pipe,
+    holes: bool,
+    progress: Progress,
+) -> Result<()> {
     output.set_len(size)?;
-    let mut buf = vec![0u8; CHUNK.min(size) as usize];
-    let mut holes = DataCursor::new(disk);
+    // A buffer read into but found all zeros is used again for the next chunk.
+    let mut spare: Option<Buffer> = None;
+    let mut data = DataCursor::new(disk);
     let mut offset = 0;
     while offset < size {
         let n = CHUNK.min(size - offset) as usize;
-        let next = holes.next_chunk(offset, n as u64, size)?;
+        let next = data.next_chunk(offset, n as u64, size)?;
         let hole = next > offset;
-        if hole && output.holes_read_as_zeros() {
+        if hole && holes {
             // Holes of the source stay holes of the file, all at once. A device gets
             // zeros, a chunk at a time (so that progress and cancellation follow).
             offset = next;
             progress.report(OPERATION, offset, size)?;
             continue;
         }
-        let zeros = hole || reads_as_zeros(disk, offset, n as u64) || {
-            read_disk(disk, &mut buf[..n], offset)?;
-            is_all_zero(&buf[..n])
-        };
+        let zeros = hole || reads_as_zeros(disk, offset, n as u64);
+        let mut read = None;
         if !zeros {
-            output.write_at(&buf[..n], offset)?;
-        } else if !output.holes_read_as_zeros() {
-            output.write_zeros(offset, n as u64)?;
+            let mut buffer = match spare.take() {
+                Some(buffer) => buffer,
+                None => output.buffer(CHUNK as usize)?,
+            };
+            read_disk(disk, &mut buffer.bytes[..n], offset)?;
+            buffer.len = n;
+            if is_all_zero(&buffer.bytes[..n]) {
+                spare = Some(buffer);
+            } else {
+                read = Some(buffer);
+            }
+        }
+        match read {
+            Some(buffer) => output.write(buffer, offset)?,
+            None if !holes => output.write_zeros(offset, n as u64)?,
+            None => {}
         }
         offset += n as u64;
         progress.report(OPERATION, offset, size)?;
@@ -275,58 +300,71 @@ fn write_raw(disk: &dyn VirtualDisk, size: u64, output: &Output, progress: Progr
 fn write_dynamic(
     disk: &dyn VirtualDisk,
     layout: &mut DynamicLayout,
-    output: &Output,
+    output: &mut Pipe,
+    holes: bool,
     progress: Progress,
 ) -> Result<()> {
     // Blocks follow the head, one after the other, in the order they are found.
-    let mut pending = PendingWrite::new(output, layout.head().len() as u64);
+    let mut pending = PendingWrite::new(output, holes, layout.head().len() as u64);
     let mut sink = |offset: u64, bytes: &[u8]| pending.write_at(bytes, offset);
     scan_blocks(disk, layout, progress, OPERATION, Some(&mut sink))?;
     let footer_offset = layout.len() - FOOTER_SIZE as u64;
     pending.fill_to(footer_offset)?;
     output.set_len(footer_offset)?;
-    output.write_at(layout.head(), 0)?;
-    output.write_at(layout.footer(), footer_offset)
+    output.write_copy(layout.head(), 0)?;
+    output.write_copy(layout.footer(), footer_offset)
 }
 
-/// Joins writes that follow each other in the file into writes of up to two chunks, so
-/// that small blocks (a 512-byte bitmap, then a few KiB of data) do not cost a system call
-/// each. The writes come in ascending order; the gaps between them (all-zero pieces of a
-/// block) stay holes in a file and are written as zeros on a device.
-struct PendingWrite<'o> {
-    output: &'o Output,
-    /// Where `bytes` go; everything before it has been written (or left as a hole).
+/// Joins writes that follow each other in the file into writes of up to a buffer of the
+/// pipe's pool (two chunks), so that small blocks (a 512-byte bitmap, then a few KiB of
+/// data) do not cost a system call each. The writes come in ascending order; the gaps
+/// between them (all-zero pieces of a block) stay holes in a file (`holes`) and are
+/// written as zeros on a device.
+struct PendingWrite<'w> {
+    output: &'w mut Pipe,
+    holes: bool,
+    /// Where the pending bytes go; everything before it has been handed over (or left as
+    /// a hole).
     offset: u64,
-    bytes: Vec<u8>,
+    /// The pending bytes (`bytes[..len]`), once there are some.
+    buffer: Option<Buffer>,
 }
 
-impl<'o> PendingWrite<'o> {
-    fn new(output: &'o Output, start: u64) -> Self {
+impl<'w> PendingWrite<'w> {
+    fn new(output: &'w mut Pipe, holes: bool, start: u64) -> Self {
         PendingWrite {
             output,
+            holes,
             offset: start,
-            bytes: Vec::with_capacity(2 * CHUNK as usize),
+            buffer: None,
         }
     }
 
     fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<()> {
-        let follows = offset == self.offset + self.bytes.len() as u64;
-        if !follows || self.bytes.len() + bytes.len() > self.bytes.capacity() {
+        let pending = self.buffer.as_ref().map_or(0, |buffer| buffer.len);
+        let follows = offset == self.offset + pending as u64;
+        if !follows || pending + bytes.len() > BUFFER {
             self.fill_to(offset)?;
         }
-        self.bytes.extend_from_slice(bytes);
+        let buffer = match &mut self.buffer {
+            Some(buffer) => buffer,
+            None => self.buffer.insert(self.output.buffer(0)?),
+        };
+        buffer.bytes.truncate(buffer.len);
+        buffer.bytes.extend_from_slice(bytes);
+        buffer.len = buffer.bytes.len();
         Ok(())
     }
 
-    /// Writes what is pending, then zeros (on a device) up to `end`, where the next
+    /// Hands over what is pending, then zeros (on a device) up to `end`, where the next
     /// bytes go.
     fn fill_to(&mut self, end: u64) -> Result<()> {
-        if !self.bytes.is_empty() {
-            self.output.write_at(&self.bytes, self.offset)?;
-            self.offset += self.bytes.len() as u64;
-            self.bytes.clear();
+        if let Some(buffer) = self.buffer.take() {
+            let len = buffer.len as u64;
+            self.output.write(buffer, self.offset)?;
+            self.offset += len;
         }
-        if end > self.offset && !self.output.holes_read_as_zeros() {
+        if end > self.offset && !self.holes {
             self.output.write_zeros(self.offset, end - self.offset)?;
         }
         self.offset = end;
@@ -540,6 +578,19 @@ impl Output {
             }
             Output::Device { .. } => Ok(()),
         }
+    }
+}
+
+/// What the writes handed over by the reading side go to (see read_ahead).
+impl Target for Output {
+    fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        Output::write_at(self, bytes, offset)
+    }
+    fn write_zeros(&self, offset: u64, length: u64) -> Result<()> {
+        Output::write_zeros(self, offset, length)
+    }
+    fn set_len(&self, len: u64) -> Result<()> {
+        Output::set_len(self, len)
     }
 }
 

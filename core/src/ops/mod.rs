@@ -14,6 +14,7 @@ mod convert;
 mod info;
 mod map;
 mod progress;
+mod read_ahead;
 mod rebase;
 mod repair;
 mod resize;
