@@ -235,6 +235,22 @@ function median(values) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
 }
 
+/** The lower quartile: the value a quarter of the way up the sorted values (interpolated). */
+function lowerQuartile(values) {
+  const v = [...values].sort((a, b) => a - b)
+  const at = (v.length - 1) / 4
+  const below = Math.floor(at)
+  return v[below] + (v[Math.min(below + 1, v.length - 1)] - v[below]) * (at - below)
+}
+
+/**
+ * What a scenario's targets are judged on: the median, or where the machine adds a
+ * disturbance to some trials that neither side causes (the conversions' disk, see
+ * convertScenarios), the lower quartile, which such trials do not reach until they are
+ * three in four.
+ */
+const STATISTICS = { median, 'lower quartile': lowerQuartile }
+
 // ---------------------------------------------------------------------------------------
 // Scenarios. Each is { name, title, unit, variants: [{ id, label, setup?, trial, teardown? }],
 // comparisons: [{ ours, base, target, min|max }] }. A trial returns the measured value
@@ -792,6 +808,8 @@ function convertScenario({ name, title, source, qemuSource = source, qemuFormat,
     unit: 's',
     lower: true,
     trials,
+    // See convertScenarios.
+    statistic: 'lower quartile',
     shuffle: true,
     setup: make,
     teardown() {
@@ -828,11 +846,18 @@ function convertScenario({ name, title, source, qemuSource = source, qemuFormat,
 
 function convertScenarios({ files, size, quick, work }) {
   // Whole conversions write 0.5-1 GiB each, back to back, and this machine's disk has slow
-  // spells: about one write-heavy run in three takes 2-3x as long, whoever runs it (measured:
-  // 20 runs in a row of ours and of qemu-img's, each tool alone, show the same slow runs in
-  // its pwrite calls, the kernel waiting for the device). A median lands on a slow run when
-  // half the trials are slow: with 5 trials that happened often, with 11 to about one
-  // comparison in eight (two or three of the 18 per full run), with 21 to about one in 25.
+  // spells: about one write-heavy run in three takes 2-4x as long, whoever runs it (20 runs
+  // in a row of ours and of qemu-img's, each tool alone, show the same slow runs, their
+  // time in pwrite, the kernel waiting for the device). What decides it is where the file
+  // system puts the new file: the same 512 MiB written by a small program, 16 times into
+  // newly allocated space, took 1.25-1.50 s every time; 16 times into the space the file
+  // before had just freed, 0.35-0.38 s in 13 (the virtual disk is thin-provisioned). So
+  // the trial times of every variant, ours and qemu-img's alike, are two clusters, and a
+  // median of 11 or even 21 trials fell in the slow one for one side now and then (two or
+  // three of the 18 comparisons of a full run, not the same ones from run to run). The
+  // targets are judged on the lower quartile instead, the typical run of the fast cluster
+  // (the slow runs reach it only when they are three in four); the medians are printed
+  // beside it.
   const trials = quick ? undefined : 21
   const all = ['raw', 'fixed', 'dynamic']
   const sparse = { size: (quick ? 16 : 200) * 1024 * MiB, dataMiB: quick ? 64 : 512 }
@@ -999,14 +1024,16 @@ async function runScenario(sc, trials, work, trialsGiven = false) {
   }
   if (sc.extra) for (const k of Object.keys(sc.extra)) sc.extra[k] = sc.extra[k].slice(-trials)
   if (sc.teardown) await sc.teardown()
-  const medians = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]))
+  const statistic = sc.statistic ?? 'median'
+  const judged = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, STATISTICS[statistic](v)]))
   const result = {
     name: sc.name,
     title: sc.title,
     unit: sc.unit,
-    variants: sc.variants.map((v) => ({ id: v.id, label: v.label, median: medians[v.id], samples: samples[v.id] })),
+    statistic,
+    variants: sc.variants.map((v) => ({ id: v.id, label: v.label, median: median(samples[v.id]), value: judged[v.id], samples: samples[v.id] })),
     comparisons: sc.comparisons.map((c) => {
-      const ratio = sc.lower ? medians[c.base] / medians[c.ours] : medians[c.ours] / medians[c.base]
+      const ratio = sc.lower ? judged[c.base] / judged[c.ours] : judged[c.ours] / judged[c.base]
       return { ...c, ratio, met: ratio >= c.min }
     }),
   }
@@ -1026,7 +1053,7 @@ async function runScenario(sc, trials, work, trialsGiven = false) {
   }
   if (sc.absolute && sc.absolute.length) {
     result.absolute = sc.absolute.map((a) => {
-      const value = a.what === 'time' ? medians[a.id] : result.memory.oursRssDeltaMiB
+      const value = a.what === 'time' ? judged[a.id] : result.memory.oursRssDeltaMiB
       return { ...a, value, met: value <= a.max }
     })
   }
@@ -1036,7 +1063,8 @@ async function runScenario(sc, trials, work, trialsGiven = false) {
 function printScenario(sc, result) {
   for (const v of result.variants) {
     const range = `(${fmt(Math.min(...v.samples))}–${fmt(Math.max(...v.samples))})`
-    process.stdout.write(`  ${v.label.padEnd(52)} ${fmt(v.median).padStart(8)} ${result.unit.padEnd(6)} ${range}\n`)
+    const judged = result.statistic === 'median' ? '' : `  ${result.statistic} ${fmt(v.value)}`
+    process.stdout.write(`  ${v.label.padEnd(52)} ${fmt(v.median).padStart(8)} ${result.unit.padEnd(6)} ${range}${judged}\n`)
   }
   if (result.memory) {
     const m = result.memory
@@ -1125,11 +1153,16 @@ async function main() {
   const rows = []
   for (const r of results) {
     const byId = Object.fromEntries(r.variants.map((v) => [v.id, v]))
+    // A value as the row judges it, saying which statistic it is when not the median.
+    const shown = (v) =>
+      r.statistic === 'median'
+        ? `${fmt(v.median)} ${r.unit}`
+        : `${fmt(v.value)} ${r.unit} (${r.statistic}; median ${fmt(v.median)} ${r.unit})`
     for (const c of r.comparisons) {
       rows.push([
         r.title.replace(/ \(.*\)$/, ''),
-        `${byId[c.ours].label}: ${fmt(byId[c.ours].median)} ${r.unit}`,
-        `${byId[c.base].label}: ${fmt(byId[c.base].median)} ${r.unit}`,
+        `${byId[c.ours].label}: ${shown(byId[c.ours])}`,
+        `${byId[c.base].label}: ${shown(byId[c.base])}`,
         `${c.ratio.toFixed(2)}×`,
         `≥ ${c.min}×`,
         c.met ? 'yes' : 'NO',
@@ -1143,11 +1176,11 @@ async function main() {
             ? `vhd@0.5.0: ${fmt(byId.vhdjs.median)} ms; qemu-io: ${fmt(byId.qemu.median)} ms (wall)`
             : r.variants
                 .filter((v) => v.id.startsWith('qemu'))
-                .map((v) => `${v.label}: ${fmt(v.median)} ${r.unit}`)
+                .map((v) => `${v.label}: ${shown(v)}`)
                 .join('; ') || '—'
       rows.push([
         r.title.replace(/ \(.*\)$/, '') + (a.what === 'time' ? ` — time of ${byId[a.id].label}` : ' — RSS growth'),
-        `vhd: ${a.what === 'rss' ? '+' : ''}${fmt(a.value)} ${a.unit}`,
+        `vhd: ${a.what === 'rss' ? '+' : ''}${fmt(a.value)} ${a.unit}${a.what === 'time' && r.statistic !== 'median' ? ` (${r.statistic})` : ''}`,
         other,
         '—',
         `≤ ${a.max} ${a.unit}`,
@@ -1155,7 +1188,7 @@ async function main() {
       ])
     }
   }
-  console.log('\nSummary (medians; ratio = our throughput / baseline throughput)\n')
+  console.log('\nSummary (medians, unless a row says otherwise; ratio = our throughput / baseline throughput)\n')
   console.log(table(rows, ['scenario', 'ours', 'baseline', 'ratio', 'target', 'met']))
 
   const report = {
