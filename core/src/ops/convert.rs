@@ -268,22 +268,25 @@ fn write_raw(
             progress.report(OPERATION, offset, size)?;
             continue;
         }
-        let zeros = hole || reads_as_zeros(disk, offset, n as u64);
-        let mut read = None;
-        if !zeros {
+        let data = if hole || reads_as_zeros(disk, offset, n as u64) {
+            None
+        } else {
             let mut buffer = match spare.take() {
                 Some(buffer) => buffer,
-                None => output.buffer(CHUNK as usize)?,
+                None => output.buffer()?,
             };
-            read_disk(disk, &mut buffer.bytes[..n], offset)?;
-            buffer.len = n;
-            if is_all_zero(&buffer.bytes[..n]) {
+            // Zero-filled only when new or after a shorter last chunk: buffers come back
+            // as long as they went.
+            buffer.resize(n, 0);
+            read_disk(disk, &mut buffer, offset)?;
+            if is_all_zero(&buffer) {
                 spare = Some(buffer);
+                None
             } else {
-                read = Some(buffer);
+                Some(buffer)
             }
-        }
-        match read {
+        };
+        match data {
             Some(buffer) => output.write(buffer, offset)?,
             None if !holes => output.write_zeros(offset, n as u64)?,
             None => {}
@@ -326,7 +329,7 @@ struct PendingWrite<'w> {
     /// Where the pending bytes go; everything before it has been handed over (or left as
     /// a hole).
     offset: u64,
-    /// The pending bytes (`bytes[..len]`), once there are some.
+    /// The pending bytes, once there are some.
     buffer: Option<Buffer>,
 }
 
@@ -341,18 +344,20 @@ impl<'w> PendingWrite<'w> {
     }
 
     fn write_at(&mut self, bytes: &[u8], offset: u64) -> Result<()> {
-        let pending = self.buffer.as_ref().map_or(0, |buffer| buffer.len);
+        let pending = self.buffer.as_ref().map_or(0, Vec::len);
         let follows = offset == self.offset + pending as u64;
         if !follows || pending + bytes.len() > BUFFER {
             self.fill_to(offset)?;
         }
         let buffer = match &mut self.buffer {
             Some(buffer) => buffer,
-            None => self.buffer.insert(self.output.buffer(0)?),
+            None => {
+                let mut fresh = self.output.buffer()?;
+                fresh.clear();
+                self.buffer.insert(fresh)
+            }
         };
-        buffer.bytes.truncate(buffer.len);
-        buffer.bytes.extend_from_slice(bytes);
-        buffer.len = buffer.bytes.len();
+        buffer.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -360,7 +365,7 @@ impl<'w> PendingWrite<'w> {
     /// bytes go.
     fn fill_to(&mut self, end: u64) -> Result<()> {
         if let Some(buffer) = self.buffer.take() {
-            let len = buffer.len as u64;
+            let len = buffer.len() as u64;
             self.output.write(buffer, self.offset)?;
             self.offset += len;
         }

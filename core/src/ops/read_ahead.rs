@@ -12,8 +12,8 @@
 //! change to the output is made by one thread, in one sequence (what the crash-point tests
 //! of the command line rely on: cli/tests/kill.rs).
 //!
-//! Memory is bounded: the reading side fills [`Buffer`]s taken from a pool of [`POOL`]
-//! (each of [`BUFFER`] bytes or more), which come back once written. The first failure of
+//! Memory is bounded: the reading side fills buffers taken from a pool of [`POOL`] (each
+//! of [`BUFFER`] bytes' capacity), which come back once written. The first failure of
 //! either side stops both; a failure to write (or to report progress) wins over what the
 //! reading side says once it is cut off.
 
@@ -37,11 +37,10 @@ pub(super) trait Target {
     fn set_len(&self, len: u64) -> Result<()>;
 }
 
-/// A buffer of the pool: `bytes[..len]` is what a write hands over.
-pub(super) struct Buffer {
-    pub bytes: Vec<u8>,
-    pub len: usize,
-}
+/// A buffer of the pool: all of it is what a write hands over. One comes back as it went
+/// (its length too), so a reader that fills buffers to the same length never has to clear
+/// or zero one.
+pub(super) type Buffer = Vec<u8>;
 
 enum Command {
     Write { buffer: Buffer, offset: u64 },
@@ -58,26 +57,17 @@ pub(super) struct Pipe {
 }
 
 impl Pipe {
-    /// A buffer to fill (`len` bytes or more long): a new one while fewer than [`POOL`]
-    /// exist, else the next one written, waiting for it if need be.
-    pub fn buffer(&mut self, len: usize) -> Result<Buffer> {
-        let mut buffer = if self.made < POOL {
+    /// A buffer to fill (its length is the caller's to set): a new, empty one while fewer
+    /// than [`POOL`] exist, else the next one written, as it was, waiting for it if need be.
+    pub fn buffer(&mut self) -> Result<Buffer> {
+        if self.made < POOL {
             self.made += 1;
-            Buffer {
-                bytes: Vec::with_capacity(BUFFER.max(len)),
-                len: 0,
-            }
-        } else {
-            self.returned.recv().map_err(|_| cut_off())?
-        };
-        if buffer.bytes.len() < len {
-            buffer.bytes.resize(len, 0);
+            return Ok(Vec::with_capacity(BUFFER));
         }
-        buffer.len = 0;
-        Ok(buffer)
+        self.returned.recv().map_err(|_| cut_off())
     }
 
-    /// Hands over `buffer.bytes[..buffer.len]`, to be written at `offset`.
+    /// Hands over `buffer`, to be written at `offset`.
     pub fn write(&mut self, buffer: Buffer, offset: u64) -> Result<()> {
         self.send(Command::Write { buffer, offset })
     }
@@ -85,11 +75,10 @@ impl Pipe {
     /// Hands over a copy of `bytes`, to be written at `offset` (the few small pieces not
     /// read into a buffer: a footer, a dynamic image's head).
     pub fn write_copy(&mut self, bytes: &[u8], offset: u64) -> Result<()> {
-        let buffer = Buffer {
-            bytes: bytes.to_vec(),
-            len: bytes.len(),
-        };
-        self.send(Command::Write { buffer, offset })
+        self.send(Command::Write {
+            buffer: bytes.to_vec(),
+            offset,
+        })
     }
 
     /// `length` zeros at `offset`.
@@ -163,7 +152,7 @@ fn write_all<T: Target>(
     for command in commands {
         match command {
             Command::Write { buffer, offset } => {
-                target.write_at(&buffer.bytes[..buffer.len], offset)?;
+                target.write_at(&buffer, offset)?;
                 // The reading side may have finished: nothing to give back to then.
                 let _ = give_back.send(buffer);
             }
@@ -221,9 +210,9 @@ mod tests {
 
     fn write_numbered(pipe: &mut Pipe, count: u64) -> Result<()> {
         for i in 0..count {
-            let mut buffer = pipe.buffer(2)?;
-            buffer.bytes[..2].copy_from_slice(&[i as u8, 7]);
-            buffer.len = 2;
+            let mut buffer = pipe.buffer()?;
+            buffer.clear();
+            buffer.extend_from_slice(&[i as u8, 7]);
             pipe.write(buffer, i * 10)?;
         }
         Ok(())
